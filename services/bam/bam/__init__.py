@@ -1,0 +1,1 @@
+"""BAM — badcase analysis & management."""

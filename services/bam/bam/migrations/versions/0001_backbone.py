@@ -1,0 +1,19 @@
+"""The backbone tables: outbox, inbox, dead letters.
+
+Revision ID: bam_0001
+Revises:
+"""
+from mlife_shared.migrations import create_backbone_tables, drop_backbone_tables
+
+revision = "bam_0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    create_backbone_tables()
+
+
+def downgrade() -> None:
+    drop_backbone_tables()

@@ -1,0 +1,1 @@
+"""MSM — model serving & management."""

@@ -1,0 +1,4 @@
+import msm.app  # noqa: F401 - registers the service's tables on the shared metadata
+from mlife_shared.migrations import run_env
+
+run_env()

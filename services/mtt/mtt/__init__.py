@@ -1,0 +1,1 @@
+"""MTT — model training & testing."""

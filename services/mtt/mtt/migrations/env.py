@@ -1,0 +1,4 @@
+import mtt.app  # noqa: F401 - registers the service's tables on the shared metadata
+from mlife_shared.migrations import run_env
+
+run_env()

@@ -1,0 +1,1 @@
+"""MLife's shared library: the only code the services have in common."""

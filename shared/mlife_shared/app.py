@@ -1,0 +1,189 @@
+"""The service skeleton: every service's API is built here from its ServiceSpec, so BAM, DAM, MTT and
+MSM share health, readiness, metrics, errors, sessions and dead-letter routes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated, Any
+
+import structlog
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.responses import JSONResponse, Response
+from nats.aio.client import Client as NATS
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mlife_shared.auth import Viewer
+from mlife_shared.db import Database
+from mlife_shared.errors import install_error_handlers
+from mlife_shared.logging import configure_logging
+from mlife_shared.messaging.bus import connect_with_retry
+from mlife_shared.messaging.consumer import Subscription, durable_name
+from mlife_shared.messaging.repository import DeadLetterRepository, OutboxRepository
+from mlife_shared.events import stream_for_subject
+from mlife_shared.metrics import RequestContextMiddleware, ServiceMetrics
+from mlife_shared.objectstore import ObjectStore, ScopedStore, make_store
+from mlife_shared.settings import ServiceSettings
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class ServiceSpec:
+    """What makes a service: its name, settings, routers, subscriptions and migrations."""
+
+    name: str
+    title: str
+    description: str
+    settings_cls: type[ServiceSettings]
+    migrations: str = field(default="", metadata={"doc": "package holding the service's alembic scripts"})
+    routers: Callable[[], list[APIRouter]] = lambda: []
+    subscriptions: Callable[[], list[Subscription]] = lambda: []
+    has_worker: bool = True
+    extra_readiness: Callable[[FastAPI], Any] | None = None
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's unit of work: committed after the route returns and before the response is sent."""
+    async with request.app.state.db.transaction() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+def get_store(request: Request) -> ScopedStore:
+    return request.app.state.store
+
+
+StoreDep = Annotated[ScopedStore, Depends(get_store)]
+
+
+class DeadLetterRead(BaseModel):
+    id: str
+    consumer: str
+    subject: str
+    event_id: str | None
+    reason: str
+    error: str
+    deliveries: int
+    created_at: datetime
+    payload: str
+
+
+def create_app(spec: ServiceSpec, settings: ServiceSettings | None = None) -> FastAPI:
+    settings = settings or spec.settings_cls()
+    configure_logging(spec.name, settings.log_level, settings.log_json)
+    metrics = ServiceMetrics(spec.name)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.db = Database(settings.database_url)
+        store: ObjectStore = make_store(settings)
+        app.state.raw_store = store
+        app.state.store = ScopedStore(store, spec.name)
+        app.state.nats = None
+        stop = asyncio.Event()
+
+        async def _connect() -> None:
+            app.state.nats = await connect_with_retry(settings.nats_url, name=f"{spec.name}-api", stop=stop)
+
+        connecting = asyncio.create_task(_connect())
+        try:
+            yield
+        finally:
+            stop.set()
+            connecting.cancel()
+            with suppress(BaseException):
+                await connecting
+            if app.state.nats is not None:
+                with suppress(Exception):
+                    await app.state.nats.close()
+            await app.state.db.dispose()
+
+    app = FastAPI(title=spec.title, description=spec.description, version="0.1.0", lifespan=lifespan,
+                  openapi_url="/openapi.json", docs_url="/docs", redoc_url=None)
+    app.state.settings = settings
+    app.state.spec = spec
+    app.state.metrics = metrics
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    app.include_router(ops_router(spec), include_in_schema=False)
+    app.include_router(ops_router(spec), prefix=f"/api/{spec.name}")
+    for router in spec.routers():
+        app.include_router(router, prefix=f"/api/{spec.name}")
+    return app
+
+
+async def readiness(app: FastAPI) -> dict[str, str]:
+    checks: dict[str, str] = {}
+
+    async def _check(name: str, fn: Callable[[], Any]) -> None:
+        try:
+            await asyncio.wait_for(fn(), 3.0)
+            checks[name] = "ok"
+        except Exception as exc:  # noqa: BLE001 - a failing dependency is reported, not raised
+            checks[name] = f"fail: {type(exc).__name__}: {str(exc)[:200]}"
+
+    nats: NATS | None = app.state.nats
+
+    async def _nats() -> None:
+        if nats is None or not nats.is_connected:
+            raise ConnectionError("not connected")
+        await nats.flush(timeout=2)
+
+    await asyncio.gather(_check("database", app.state.db.ping), _check("nats", _nats),
+                         _check("object_store", app.state.store.check))
+    return checks
+
+
+def ops_router(spec: ServiceSpec) -> APIRouter:
+    router = APIRouter(tags=["ops"])
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        """Alive: the process answers."""
+        return {"status": "ok", "service": spec.name}
+
+    @router.get("/readyz", responses={503: {"description": "a dependency is down"}})
+    async def readyz(request: Request) -> JSONResponse:
+        """Ready: the database, NATS and the object store answer."""
+        checks = await readiness(request.app)
+        ok = all(v == "ok" for v in checks.values())
+        return JSONResponse({"status": "ok" if ok else "fail", "service": spec.name, "checks": checks},
+                            status_code=200 if ok else 503)
+
+    @router.get("/metrics", response_class=Response)
+    async def metrics(request: Request) -> Response:
+        """Prometheus metrics: requests and latency per route, outbox backlog, consumer lag, dead letters."""
+        m: ServiceMetrics = request.app.state.metrics
+        with suppress(Exception):
+            async with request.app.state.db.transaction() as session:
+                m.outbox_backlog.labels(spec.name).set(await OutboxRepository(session).backlog())
+                m.dead_letters.labels(spec.name).set(await DeadLetterRepository(session).count())
+        nats: NATS | None = request.app.state.nats
+        if nats is not None and nats.is_connected:
+            js = nats.jetstream()
+            for sub in spec.subscriptions():
+                with suppress(Exception):
+                    info = await asyncio.wait_for(
+                        js.consumer_info(stream_for_subject(sub.subject), durable_name(spec.name, sub)), 2.0)
+                    m.consumer_lag.labels(spec.name, durable_name(spec.name, sub)).set(
+                        int(info.num_pending or 0) + int(info.num_ack_pending or 0))
+        return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @router.get("/dead-letters")
+    async def dead_letters(session: SessionDep, _: Viewer, consumer: str | None = None,
+                           limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[DeadLetterRead]:
+        """Messages that no handler could apply, newest first, with the reason."""
+        rows = await DeadLetterRepository(session).list(limit=limit, consumer=consumer)
+        return [DeadLetterRead(id=str(r.id), consumer=r.consumer, subject=r.subject, event_id=r.event_id,
+                               reason=r.reason, error=r.error, deliveries=r.deliveries, created_at=r.created_at,
+                               payload=r.payload) for r in rows]
+
+    return router

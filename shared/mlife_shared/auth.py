@@ -1,0 +1,78 @@
+"""Identity between the gateway and the services: the gateway authenticates the caller and forwards a
+short-lived signed identity (`X-MLife-Identity`, HS256 JWT); every service verifies it, so a service
+reached directly is not open."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+import jwt
+from fastapi import Depends, Request
+
+from mlife_shared.errors import Forbidden, Unauthorized
+
+IDENTITY_HEADER = "X-MLife-Identity"
+ISSUER = "mlife-gateway"
+AUDIENCE = "mlife-services"
+Role = Literal["viewer", "tester", "engineer", "maintainer"]
+ROLES: tuple[Role, ...] = ("viewer", "tester", "engineer", "maintainer")
+
+
+@dataclass(frozen=True)
+class Identity:
+    user_id: uuid.UUID
+    username: str
+    role: Role
+
+    def has(self, role: Role) -> bool:
+        return ROLES.index(self.role) >= ROLES.index(role)
+
+
+def sign_identity(identity: Identity, secret: str, *, ttl_seconds: int = 60) -> str:
+    now = int(time.time())
+    claims = {"sub": str(identity.user_id), "name": identity.username, "role": identity.role,
+              "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + ttl_seconds}
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def verify_identity(token: str, secret: str) -> Identity:
+    try:
+        claims = jwt.decode(token, secret, algorithms=["HS256"], audience=AUDIENCE, issuer=ISSUER,
+                            options={"require": ["exp", "iat", "sub", "role"]}, leeway=5)
+    except jwt.ExpiredSignatureError as exc:
+        raise Unauthorized("the forwarded identity has expired") from exc
+    except jwt.PyJWTError as exc:
+        raise Unauthorized("the forwarded identity is invalid") from exc
+    role = claims.get("role")
+    if role not in ROLES:
+        raise Unauthorized("the forwarded identity has an unknown role")
+    return Identity(user_id=uuid.UUID(claims["sub"]), username=str(claims.get("name", "")), role=role)
+
+
+def current_identity(request: Request) -> Identity:
+    token = request.headers.get(IDENTITY_HEADER)
+    if not token:
+        raise Unauthorized("authentication required: call MLife through the gateway with a token",
+                           headers={"WWW-Authenticate": "Bearer"})
+    secret: str = request.app.state.settings.identity_secret.get_secret_value()
+    return verify_identity(token, secret)
+
+
+def require_role(role: Role):  # type: ignore[no-untyped-def]
+    def _dependency(identity: Annotated[Identity, Depends(current_identity)]) -> Identity:
+        if not identity.has(role):
+            raise Forbidden(f"this needs the {role} role; you are {identity.role}")
+        return identity
+
+    _dependency.__name__ = f"require_{role}"
+    return _dependency
+
+
+CurrentUser = Annotated[Identity, Depends(current_identity)]
+Viewer = Annotated[Identity, Depends(require_role("viewer"))]
+Tester = Annotated[Identity, Depends(require_role("tester"))]
+Engineer = Annotated[Identity, Depends(require_role("engineer"))]
+Maintainer = Annotated[Identity, Depends(require_role("maintainer"))]

@@ -1,0 +1,102 @@
+"""The error hierarchy and its single renderer: every error is `{"error": <ClassName>, "detail": …}`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = structlog.get_logger(__name__)
+
+
+class MLifeError(Exception):
+    status_code = 500
+
+    def __init__(self, message: Any = None, *, headers: dict[str, str] | None = None) -> None:
+        self.message = message if message is not None else (self.__doc__ or type(self).__name__).strip()
+        self.headers = headers
+        super().__init__(str(self.message))
+
+
+class BadRequest(MLifeError):
+    """The request is malformed."""
+
+    status_code = 400
+
+
+class Unauthorized(MLifeError):
+    """Authentication is required: send `Authorization: Bearer <token>`."""
+
+    status_code = 401
+
+
+class Forbidden(MLifeError):
+    """Your role does not allow this."""
+
+    status_code = 403
+
+
+class NotFound(MLifeError):
+    """No such resource."""
+
+    status_code = 404
+
+
+class Conflict(MLifeError):
+    """The resource is in a state that does not allow this."""
+
+    status_code = 409
+
+
+class PayloadTooLarge(MLifeError):
+    """The request body is too large."""
+
+    status_code = 413
+
+
+class Unprocessable(MLifeError):
+    """The request is well-formed but its content is invalid."""
+
+    status_code = 422
+
+
+class ServiceUnavailable(MLifeError):
+    """A dependency is unavailable; retry later."""
+
+    status_code = 503
+
+
+_HTTP_NAMES = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 405: "MethodNotAllowed",
+               409: "Conflict", 413: "PayloadTooLarge", 415: "UnsupportedMediaType", 422: "Unprocessable"}
+
+
+def error_body(error: str, detail: Any) -> dict[str, Any]:
+    return {"error": error, "detail": detail}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(MLifeError)
+    async def _mlife(_: Request, exc: MLifeError) -> JSONResponse:
+        return JSONResponse(error_body(type(exc).__name__, exc.message), status_code=exc.status_code,
+                            headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")} for e in exc.errors()]
+        return JSONResponse(error_body("RequestValidationError", detail), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        name = _HTTP_NAMES.get(exc.status_code, "HTTPError")
+        return JSONResponse(error_body(name, exc.detail), status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled_error", path=request.url.path)
+        return JSONResponse(error_body("InternalServerError", "an unexpected error occurred; it was logged"),
+                            status_code=500)

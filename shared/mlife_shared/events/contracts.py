@@ -1,0 +1,270 @@
+"""The payload of every event of ARCHITECTURE §2. Feature issues extend these with new optional
+fields (a JSON-schema snapshot test shows every change in review); removing or retyping a field is a
+new `version`."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mlife_shared.events.envelope import EventData
+from mlife_shared.events.registry import register
+
+Id = uuid.UUID
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---- BAM ---------------------------------------------------------------------------------------
+
+@register
+class BadcaseCreated(EventData):
+    """Sent when a new badcase is recorded (a report that matched no existing badcase)."""
+
+    subject = "badcase.created"
+    producer = "bam"
+    badcase_id: Id
+    function: str = Field(description="ML system function the badcase belongs to")
+    source: Literal["manual", "import", "testing", "serving"]
+    model_name: str | None = None
+    model_version: str | None = None
+    priority: float | None = None
+
+
+@register
+class BadcaseMerged(EventData):
+    """Sent when a report matched an existing badcase: its occurrence was kept and frequency went up."""
+
+    subject = "badcase.merged"
+    producer = "bam"
+    badcase_id: Id
+    occurrence_id: Id
+    frequency: int = Field(ge=1)
+
+
+@register
+class BadcaseUpdated(EventData):
+    """Sent when triage changed a badcase's status, priority or owner."""
+
+    subject = "badcase.updated"
+    producer = "bam"
+    badcase_id: Id
+    changes: dict[str, Any] = Field(description="Field name → new value, for the fields that changed")
+
+
+class TestDataItem(_Part):
+    badcase_id: Id
+    data_refs: list[str] = Field(description="DAM file MD5s, object keys or URLs of the badcase's data")
+    ground_truth: Any = Field(description="The label or structured value the model should have produced")
+    function: str
+
+
+@register
+class BadcaseTestDataRequested(EventData):
+    """Sent when "add to test data" was applied to badcases; DAM appends them to the badcase test set."""
+
+    subject = "badcase.test_data_requested"
+    producer = "bam"
+    request_id: Id
+    items: list[TestDataItem]
+
+
+# ---- DAM ---------------------------------------------------------------------------------------
+
+@register
+class DocumentCreated(EventData):
+    """Sent when a document (a manifest of files + annotations) was imported or built, or got a new version."""
+
+    subject = "document.created"
+    producer = "dam"
+    document_id: Id
+    version: int = Field(ge=1)
+    name: str
+    row_count: int = Field(ge=0)
+
+
+@register
+class LabellingRequested(EventData):
+    """Sent when a labelling task was created, with its items and pre-labels (an object key)."""
+
+    subject = "labelling.requested"
+    producer = "dam"
+    labelling_task_id: Id
+    document_id: Id
+    document_version: int
+    items_key: str = Field(description="Object key of the task items with their pre-labels (JSON lines)")
+    label_config: str | None = None
+
+
+@register
+class LabellingCompleted(EventData):
+    """Sent when the annotations of a labelling task were ingested into a new document version."""
+
+    subject = "labelling.completed"
+    producer = "dam"
+    labelling_task_id: Id
+    document_id: Id
+    document_version: int
+    annotated_count: int = Field(ge=0)
+
+
+@register
+class DatasetGrouped(EventData):
+    """Sent when "group items" froze a train or test dataset version."""
+
+    subject = "dataset.grouped"
+    producer = "dam"
+    dataset_id: Id
+    version: int = Field(ge=1)
+    purpose: Literal["train", "test"]
+    manifest_key: str = Field(description="Object key of the immutable manifest")
+    item_count: int = Field(ge=0)
+    is_badcase_test_set: bool = False
+
+
+# ---- MTT ---------------------------------------------------------------------------------------
+
+@register
+class TaskCreated(EventData):
+    """Sent when a training or testing task was created."""
+
+    subject = "task.created"
+    producer = "mtt"
+    task_id: Id
+    kind: Literal["train", "test"]
+
+
+@register
+class TaskFinished(EventData):
+    """Sent when a task's run ended successfully."""
+
+    subject = "task.finished"
+    producer = "mtt"
+    task_id: Id
+    kind: Literal["train", "test"]
+    metrics: dict[str, float] = {}
+
+
+@register
+class TaskFailed(EventData):
+    """Sent when a task's run failed, timed out or was cancelled."""
+
+    subject = "task.failed"
+    producer = "mtt"
+    task_id: Id
+    kind: Literal["train", "test"]
+    reason: str
+
+
+@register
+class TestingCompleted(EventData):
+    """Sent when a testing task finished: metrics and the object key of the per-sample outcomes."""
+
+    subject = "testing.completed"
+    producer = "mtt"
+    task_id: Id
+    model_name: str
+    model_version: str
+    dataset_id: Id | None = None
+    metrics: dict[str, float] = {}
+    outcomes_key: str = Field(description="Object key of per-sample outcomes (JSON lines)")
+
+
+@register
+class ModelUploaded(EventData):
+    """Sent when a training task uploaded a model artifact."""
+
+    subject = "model.uploaded"
+    producer = "mtt"
+    task_id: Id
+    model_name: str
+    object_key: str
+    format: str = Field(description="onnx, or another format stored and tracked but not served")
+    md5: str
+    size: int = Field(ge=0)
+    metrics: dict[str, float] = {}
+
+
+# ---- MSM ---------------------------------------------------------------------------------------
+
+@register
+class ModelRegistered(EventData):
+    """Sent when the registry created a model version; MTT re-tests it on the badcase test set."""
+
+    subject = "model.registered"
+    producer = "msm"
+    model_version_id: Id
+    name: str
+    version: str
+    format: str
+    object_key: str
+    task_id: Id | None = None
+
+
+class DeployedVersion(_Part):
+    model_version_id: Id
+    weight: float = Field(1.0, ge=0)
+    role: Literal["primary", "shadow"] = "primary"
+
+
+@register
+class DeploymentRequested(EventData):
+    """Sent when a deployment passed its gate (or a maintainer overrode it) and was asked for."""
+
+    subject = "deployment.requested"
+    producer = "msm"
+    deployment_id: Id
+    versions: list[DeployedVersion]
+    target: str = Field(description="local, docker or edge")
+    overridden: bool = False
+    override_reason: str | None = None
+
+
+@register
+class DeploymentSucceeded(EventData):
+    """Sent when a deployment is live."""
+
+    subject = "deployment.succeeded"
+    producer = "msm"
+    deployment_id: Id
+
+
+@register
+class DeploymentFailed(EventData):
+    """Sent when a deployment could not be brought up."""
+
+    subject = "deployment.failed"
+    producer = "msm"
+    deployment_id: Id
+    reason: str
+
+
+@register
+class DeploymentRolledBack(EventData):
+    """Sent when a deployment was rolled back to the previous one."""
+
+    subject = "deployment.rolled_back"
+    producer = "msm"
+    deployment_id: Id
+    restored_deployment_id: Id | None = None
+
+
+@register
+class ServingFeedback(EventData):
+    """Sent when a client flagged a served prediction as wrong; BAM files or merges a badcase."""
+
+    subject = "serving.feedback"
+    producer = "msm"
+    deployment_id: Id
+    model_name: str
+    model_version: str
+    prediction_id: Id | None = None
+    input_ref: str | None = Field(None, description="Object key or MD5 of the served input")
+    prediction: Any = None
+    correct_label: Any = None
+    client_id: str | None = None
+    device_id: str | None = None

@@ -1,0 +1,51 @@
+"""The event envelope, with CloudEvents names. `id` is also the `Nats-Msg-Id` and the idempotency key."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class EventData(BaseModel):
+    """Base of every payload. Subclasses set `subject`, `producer` and `schema_version` and document
+    "Sent when …" in their docstring. Payloads carry ids and object keys, never blobs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    subject: ClassVar[str]
+    producer: ClassVar[str]
+    schema_version: ClassVar[int] = 1
+
+
+T = TypeVar("T", bound=EventData)
+
+
+class Envelope(BaseModel, Generic[T]):
+    model_config = ConfigDict(extra="forbid")
+
+    id: uuid.UUID = Field(description="Unique event id; the Nats-Msg-Id and the consumers' idempotency key")
+    type: str = Field(description="The subject, e.g. badcase.created")
+    version: int = Field(1, description="Version of the payload schema")
+    source: str = Field(description="Producing service")
+    time: datetime = Field(description="When the change happened (UTC)")
+    correlation_id: uuid.UUID | None = Field(None, description="The id shared by every event of one flow")
+    causation_id: uuid.UUID | None = Field(None, description="The id of the event that caused this one")
+    data: T
+
+
+def new_envelope(data: EventData, *, correlation_id: uuid.UUID | None = None,
+                 causation_id: uuid.UUID | None = None) -> Envelope[Any]:
+    event_id = uuid.uuid4()
+    return Envelope[type(data)](  # type: ignore[misc]
+        id=event_id,
+        type=data.subject,
+        version=data.schema_version,
+        source=data.producer,
+        time=datetime.now(timezone.utc),
+        correlation_id=correlation_id or event_id,
+        causation_id=causation_id,
+        data=data,
+    )

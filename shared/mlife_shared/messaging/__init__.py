@@ -1,0 +1,1 @@
+"""The event backbone: transactional outbox, relay, idempotent consumers, dead letters, streams."""

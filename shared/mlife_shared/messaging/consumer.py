@@ -1,0 +1,225 @@
+"""The consumer runner: durable pull consumers with explicit ack; the handler's effect and the inbox
+row commit together, so a redelivered event is acked without effect. A handler that keeps failing is
+dead-lettered after `max_deliver`; a malformed or unknown message is dead-lettered at once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import FetchTimeoutError
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mlife_shared.db import Database
+from mlife_shared.events import Envelope, EventData, event_model, stream_for_subject
+from mlife_shared.messaging.models import DeadLetter
+from mlife_shared.messaging.repository import DeadLetterRepository, InboxRepository
+
+log = structlog.get_logger(__name__)
+
+Handler = Callable[[Envelope[Any], AsyncSession], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """One durable consumer: `name` is unique within the service, `subject` is one registered subject."""
+
+    name: str
+    subject: str
+    handler: Handler
+    max_deliver: int | None = None
+    ack_wait_seconds: float = 30.0
+
+
+@dataclass
+class ConsumerStats:
+    handled: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    failures: int = 0
+    lag: dict[str, int] = field(default_factory=dict)
+
+
+def durable_name(service: str, sub: Subscription) -> str:
+    return f"{service}-{sub.name}".replace(".", "_")
+
+
+class ConsumerRunner:
+    def __init__(self, service: str, db: Database, js: JetStreamContext, subscriptions: list[Subscription], *,
+                 max_deliver: int = 5, backoff: list[float] | None = None, batch: int = 32) -> None:
+        self.service = service
+        self.db = db
+        self.js = js
+        self.subscriptions = subscriptions
+        self.max_deliver = max_deliver
+        self.backoff = backoff or [0.5, 2.0, 10.0, 30.0]
+        self.batch = batch
+        self.stats = ConsumerStats()
+
+    async def ensure_consumers(self) -> None:
+        for sub in self.subscriptions:
+            if event_model(sub.subject) is None:
+                raise ValueError(f"{sub.subject} is not a registered subject")
+            await self.js.add_consumer(stream_for_subject(sub.subject), self._config(sub))
+
+    def _config(self, sub: Subscription) -> ConsumerConfig:
+        return ConsumerConfig(
+            durable_name=durable_name(self.service, sub),
+            filter_subject=sub.subject,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=sub.ack_wait_seconds,
+            # One more than ours, so the runner always sees the last delivery and dead-letters it itself.
+            max_deliver=(sub.max_deliver or self.max_deliver) + 1,
+            max_ack_pending=1000,
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.ensure_consumers()
+        tasks = [asyncio.create_task(self._loop(sub, stop), name=f"consumer-{sub.name}")
+                 for sub in self.subscriptions]
+        try:
+            await stop.wait()
+        finally:
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with suppress(asyncio.CancelledError, Exception):
+                    await t
+
+    async def _loop(self, sub: Subscription, stop: asyncio.Event) -> None:
+        stream = stream_for_subject(sub.subject)
+        durable = durable_name(self.service, sub)
+        psub = None
+        while not stop.is_set():
+            try:
+                if psub is None:
+                    psub = await self.js.pull_subscribe_bind(durable, stream=stream)
+                msgs = await psub.fetch(self.batch, timeout=1.0)
+            except FetchTimeoutError:
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - NATS away: retry
+                log.warning("consumer_fetch_failed", consumer=durable, error=repr(exc))
+                psub = None
+                await asyncio.sleep(0.5)
+                continue
+            for msg in msgs:
+                await self.handle(sub, msg)
+
+    async def handle(self, sub: Subscription, msg: Msg) -> None:
+        consumer = durable_name(self.service, sub)
+        deliveries = msg.metadata.num_delivered
+        limit = sub.max_deliver or self.max_deliver
+        try:
+            envelope = parse(msg, expected=sub.subject)
+        except PoisonMessage as exc:
+            await self._dead_letter(consumer, msg, reason=exc.reason, error=str(exc), deliveries=deliveries)
+            return
+        bound = structlog.contextvars.bound_contextvars(event_id=str(envelope.id),
+                                                       correlation_id=str(envelope.correlation_id))
+        with bound:
+            heartbeat = asyncio.create_task(_keep_alive(msg, sub.ack_wait_seconds))
+            try:
+                applied = await self._apply(consumer, sub, envelope)
+            except Exception as exc:  # noqa: BLE001 - the handler's failure decides retry or dead letter
+                heartbeat.cancel()
+                self.stats.failures += 1
+                if deliveries >= limit:
+                    await self._dead_letter(consumer, msg, reason="failed", error=repr(exc), deliveries=deliveries,
+                                            event_id=str(envelope.id))
+                else:
+                    delay = self.backoff[min(deliveries - 1, len(self.backoff) - 1)]
+                    log.warning("handler_failed", consumer=consumer, deliveries=deliveries, retry_in=delay,
+                                error=repr(exc))
+                    await msg.nak(delay=delay)
+                return
+            finally:
+                heartbeat.cancel()
+            if applied:
+                self.stats.handled += 1
+            else:
+                self.stats.duplicates += 1
+            await msg.ack()
+
+    async def _apply(self, consumer: str, sub: Subscription, envelope: Envelope[Any]) -> bool:
+        async with self.db.transaction() as session:
+            # The inbox row goes first: a concurrent delivery of the same event waits on it, then skips.
+            if not await InboxRepository(session).record(consumer, envelope.id, envelope.type):
+                return False
+            await sub.handler(envelope, session)
+            return True
+
+    async def _dead_letter(self, consumer: str, msg: Msg, *, reason: str, error: str, deliveries: int,
+                           event_id: str | None = None) -> None:
+        letter = DeadLetter(consumer=consumer, subject=msg.subject, event_id=event_id,
+                            payload=msg.data.decode("utf-8", errors="replace")[:100_000], reason=reason,
+                            error=error[:10_000], deliveries=deliveries, stream_seq=msg.metadata.sequence.stream)
+        try:
+            async with self.db.transaction() as session:
+                await DeadLetterRepository(session).add(letter)
+        except Exception as exc:  # noqa: BLE001 - keep the message for a later try rather than lose it
+            log.error("dead_letter_write_failed", consumer=consumer, error=repr(exc))
+            await msg.nak(delay=self.backoff[-1])
+            return
+        self.stats.dead_lettered += 1
+        log.error("dead_lettered", consumer=consumer, reason=reason, error=error[:500])
+        await msg.term()
+
+    async def lag(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for sub in self.subscriptions:
+            with suppress(Exception):
+                info = await self.js.consumer_info(stream_for_subject(sub.subject), durable_name(self.service, sub))
+                out[durable_name(self.service, sub)] = int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+        self.stats.lag = out
+        return out
+
+
+class PoisonMessage(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def parse(msg: Msg, *, expected: str | None = None) -> Envelope[Any]:
+    """The envelope of a message, or PoisonMessage saying why it can never be handled."""
+    try:
+        raw = json.loads(msg.data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PoisonMessage("malformed", f"not JSON: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise PoisonMessage("malformed", "the envelope is not a JSON object")
+    subject = raw.get("type")
+    model = event_model(subject) if isinstance(subject, str) else None
+    if model is None:
+        raise PoisonMessage("unknown", f"unknown event type {subject!r}")
+    if expected is not None and subject != expected:
+        raise PoisonMessage("unknown", f"event type {subject!r} on a consumer of {expected!r}")
+    header_id = (msg.headers or {}).get("Nats-Msg-Id")
+    try:
+        envelope = Envelope[model].model_validate(raw)  # type: ignore[valid-type]
+    except ValidationError as exc:
+        raise PoisonMessage("malformed", f"invalid {subject} envelope: {exc}") from exc
+    if header_id is not None and header_id != str(envelope.id):
+        raise PoisonMessage("malformed", "Nats-Msg-Id does not match the envelope id")
+    return envelope
+
+
+async def _keep_alive(msg: Msg, ack_wait: float) -> None:
+    """Long handlers: tell JetStream we are still working so it does not redeliver meanwhile."""
+    with suppress(asyncio.CancelledError, Exception):
+        while True:
+            await asyncio.sleep(max(ack_wait / 3, 0.5))
+            await msg.in_progress()
+

@@ -1,0 +1,117 @@
+"""The relay: publishes committed outbox rows to JetStream with `Nats-Msg-Id` = event id, and marks
+them published after the PubAck. Safe to run twice: PostgreSQL rows are claimed with
+`FOR UPDATE SKIP LOCKED`, and JetStream drops a repeated id inside the duplicate window."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from contextlib import suppress
+from datetime import timedelta
+
+import asyncpg
+import structlog
+from nats.js import JetStreamContext
+
+from mlife_shared.db import Database, is_postgres
+from mlife_shared.messaging.outbox import NOTIFY_CHANNEL
+from mlife_shared.messaging.repository import OutboxRepository
+
+log = structlog.get_logger(__name__)
+
+
+class Relay:
+    def __init__(self, db: Database, js: JetStreamContext, *, batch_size: int = 256, poll_seconds: float = 0.5,
+                 publish_timeout: float = 5.0, retention: timedelta = timedelta(days=7)) -> None:
+        self.db = db
+        self.js = js
+        self.batch_size = batch_size
+        self.poll_seconds = poll_seconds
+        self.publish_timeout = publish_timeout
+        self.retention = retention
+        self.published = 0
+        self._wake = asyncio.Event()
+        self._listener: asyncpg.Connection | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def publish_batch(self) -> int:
+        """Publish at most one batch; returns how many rows were published."""
+        async with self.db.transaction() as session:
+            repo = OutboxRepository(session)
+            rows = await repo.claim_unpublished(self.batch_size)
+            if not rows:
+                return 0
+            futures = []
+            for row in rows:
+                payload = json.dumps(row.envelope, separators=(",", ":")).encode()
+                futures.append(await self.js.publish_async(row.subject, payload,
+                                                           headers={"Nats-Msg-Id": str(row.id)}))
+            results = await asyncio.gather(*(asyncio.wait_for(f, self.publish_timeout) for f in futures),
+                                           return_exceptions=True)
+            ok = [row.seq for row, r in zip(rows, results, strict=True) if not isinstance(r, BaseException)]
+            failed = [(row.seq, r) for row, r in zip(rows, results, strict=True) if isinstance(r, BaseException)]
+            await repo.mark_published(ok)
+            if failed:
+                await repo.record_failure([seq for seq, _ in failed], repr(failed[0][1]))
+                log.warning("relay_publish_failed", failed=len(failed), error=repr(failed[0][1]))
+            self.published += len(ok)
+            if failed and not ok:
+                raise ConnectionError(f"could not publish: {failed[0][1]!r}")
+            return len(ok)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self._listen()
+        purge_every, since_purge = 3600.0, 0.0
+        backoff = self.poll_seconds
+        try:
+            while not stop.is_set():
+                try:
+                    n = await self.publish_batch()
+                    backoff = self.poll_seconds
+                except Exception as exc:  # noqa: BLE001 - NATS or DB away: keep the rows, retry later
+                    log.warning("relay_error", error=repr(exc))
+                    n = 0
+                    await _sleep_or(stop, backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+                if n >= self.batch_size:
+                    continue
+                self._wake.clear()
+                with suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(_first(self._wake.wait(), stop.wait()), self.poll_seconds)
+                since_purge += self.poll_seconds
+                if since_purge > purge_every:
+                    since_purge = 0.0
+                    async with self.db.transaction() as session:
+                        await OutboxRepository(session).purge_published(self.retention)
+        finally:
+            if self._listener is not None:
+                with suppress(Exception):
+                    await self._listener.close()
+
+    async def _listen(self) -> None:
+        """On PostgreSQL, `NOTIFY` at commit wakes the relay at once; elsewhere it polls."""
+        if not is_postgres(self.db.url):
+            return
+        dsn = self.db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        try:
+            self._listener = await asyncpg.connect(dsn)
+            await self._listener.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
+        except Exception as exc:  # noqa: BLE001 - polling still works
+            log.warning("relay_listen_failed", error=repr(exc))
+
+
+async def _first(*aws: object) -> None:
+    tasks = [asyncio.ensure_future(a) for a in aws]  # type: ignore[arg-type]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()
+
+
+async def _sleep_or(stop: asyncio.Event, seconds: float) -> None:
+    with suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)

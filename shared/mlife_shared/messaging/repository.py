@@ -1,0 +1,104 @@
+"""Every query of the backbone tables."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mlife_shared.db import utcnow
+from mlife_shared.messaging.models import DeadLetter, InboxEvent, OutboxEvent
+
+
+class OutboxRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def claim_unpublished(self, limit: int) -> Sequence[OutboxEvent]:
+        stmt = (select(OutboxEvent).where(OutboxEvent.published_at.is_(None))
+                .order_by(OutboxEvent.seq).limit(limit))
+        if self.session.bind.dialect.name == "postgresql":
+            # Two relays never publish the same row at once; each takes what the other has not locked.
+            stmt = stmt.with_for_update(skip_locked=True)
+        return (await self.session.scalars(stmt)).all()
+
+    async def mark_published(self, seqs: Sequence[int]) -> None:
+        if seqs:
+            await self.session.execute(update(OutboxEvent).where(OutboxEvent.seq.in_(seqs))
+                                       .values(published_at=utcnow()))
+
+    async def record_failure(self, seqs: Sequence[int], error: str) -> None:
+        if seqs:
+            await self.session.execute(update(OutboxEvent).where(OutboxEvent.seq.in_(seqs))
+                                       .values(attempts=OutboxEvent.attempts + 1, last_error=error[:2000]))
+
+    async def backlog(self) -> int:
+        stmt = select(func.count()).select_from(OutboxEvent).where(OutboxEvent.published_at.is_(None))
+        return int(await self.session.scalar(stmt) or 0)
+
+    async def purge_published(self, older_than: timedelta) -> int:
+        cutoff: datetime = utcnow() - older_than
+        result = await self.session.execute(delete(OutboxEvent).where(OutboxEvent.published_at.is_not(None),
+                                                                      OutboxEvent.published_at < cutoff))
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+class InboxRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def record_failure(self, seqs: Sequence[int], error: str) -> None:
+        if seqs:
+            await self.session.execute(update(OutboxEvent).where(OutboxEvent.seq.in_(seqs))
+                                       .values(attempts=OutboxEvent.attempts + 1, last_error=error[:2000]))
+
+    async def backlog(self) -> int:
+        stmt = select(func.count()).select_from(OutboxEvent).where(OutboxEvent.published_at.is_(None))
+        return int(await self.session.scalar(stmt) or 0)
+
+    async def purge_published(self, older_than: timedelta) -> int:
+        cutoff: datetime = utcnow() - older_than
+        result = await self.session.execute(delete(OutboxEvent).where(OutboxEvent.published_at.is_not(None),
+                                                                      OutboxEvent.published_at < cutoff))
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+class InboxRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def seen(self, consumer: str, event_id: uuid.UUID) -> bool:
+        stmt = select(InboxEvent.event_id).where(InboxEvent.consumer == consumer, InboxEvent.event_id == event_id)
+        return (await self.session.scalar(stmt)) is not None
+
+    async def record(self, consumer: str, event_id: uuid.UUID, subject: str) -> bool:
+        """Insert the inbox row; False when a concurrent delivery already recorded it."""
+        values = {"consumer": consumer, "event_id": event_id, "subject": subject, "processed_at": utcnow()}
+        dialect = self.session.bind.dialect.name
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        stmt = insert(InboxEvent).values(**values).on_conflict_do_nothing()
+        result = await self.session.execute(stmt)
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+class DeadLetterRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, letter: DeadLetter) -> None:
+        self.session.add(letter)
+        await self.session.flush()
+
+    async def list(self, *, limit: int, consumer: str | None = None) -> Sequence[DeadLetter]:
+        stmt = select(DeadLetter).order_by(DeadLetter.created_at.desc()).limit(limit)
+        if consumer:
+            stmt = stmt.where(DeadLetter.consumer == consumer)
+        return (await self.session.scalars(stmt)).all()
+
+    async def count(self) -> int:
+        return int(await self.session.scalar(select(func.count()).select_from(DeadLetter)) or 0)

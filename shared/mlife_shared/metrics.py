@@ -1,0 +1,73 @@
+"""Prometheus metrics per app: requests and latency per route, outbox backlog, consumer lag, dead letters."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+REQUEST_ID_HEADER = "x-request-id"
+CORRELATION_HEADER = "x-correlation-id"
+
+
+class ServiceMetrics:
+    def __init__(self, service: str) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter("mlife_http_requests_total", "HTTP requests", ["service", "method", "route", "status"],
+                                registry=self.registry)
+        self.latency = Histogram("mlife_http_request_duration_seconds", "HTTP request latency",
+                                 ["service", "method", "route"], registry=self.registry,
+                                 buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        self.outbox_backlog = Gauge("mlife_outbox_backlog", "Committed events not yet published", ["service"],
+                                    registry=self.registry)
+        self.dead_letters = Gauge("mlife_dead_letters", "Dead-lettered messages", ["service"], registry=self.registry)
+        self.consumer_lag = Gauge("mlife_consumer_lag", "Messages pending or unacknowledged per consumer",
+                                  ["service", "consumer"], registry=self.registry)
+        self.service = service
+
+
+class RequestContextMiddleware:
+    """Request id and correlation id in the log context and the response; metrics per route template."""
+
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        request_id = _safe_id(headers.get(REQUEST_ID_HEADER)) or uuid.uuid4().hex
+        correlation_id = _safe_id(headers.get(CORRELATION_HEADER)) or request_id
+        scope.setdefault("state", {})["request_id"] = request_id
+        status = {"code": 500}
+        start = time.perf_counter()
+
+        async def _send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        with structlog.contextvars.bound_contextvars(request_id=request_id, correlation_id=correlation_id):
+            try:
+                await self.app(scope, receive, _send)
+            finally:
+                route: Any = scope.get("route")
+                template = getattr(route, "path", None) or "unmatched"
+                method = scope.get("method", "GET")
+                self.metrics.requests.labels(self.metrics.service, method, template, str(status["code"])).inc()
+                self.metrics.latency.labels(self.metrics.service, method, template).observe(
+                    time.perf_counter() - start)
+
+
+def _safe_id(value: str | None) -> str | None:
+    if value and len(value) <= 128 and all(c.isalnum() or c in "-_." for c in value):
+        return value
+    return None

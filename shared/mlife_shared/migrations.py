@@ -1,0 +1,120 @@
+"""Alembic, per service, programmatically: `<service> migrate` upgrades the service's own database."""
+
+from __future__ import annotations
+
+import asyncio
+from importlib import resources
+
+import sqlalchemy as sa
+from alembic import command, context, op
+from alembic.config import Config
+from sqlalchemy import pool
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import async_engine_from_config
+
+from mlife_shared.db import Base, UTCDateTime
+
+
+def alembic_config(migrations_package: str, database_url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(resources.files(migrations_package)))
+    cfg.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(migrations_package: str, database_url: str, revision: str = "head") -> None:
+    command.upgrade(alembic_config(migrations_package, database_url), revision)
+
+
+def run_env() -> None:
+    """The body of every service's `env.py`."""
+    cfg = context.config
+    if context.is_offline_mode():
+        context.configure(url=cfg.get_main_option("sqlalchemy.url"), target_metadata=Base.metadata,
+                          literal_binds=True, render_as_batch=True)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+
+    def _run(connection: Connection) -> None:
+        context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
+        with context.begin_transaction():
+            context.run_migrations()
+
+    async def _main() -> None:
+        engine = async_engine_from_config(cfg.get_section(cfg.config_ini_section, {}), prefix="sqlalchemy.",
+                                          poolclass=pool.NullPool)
+        async with engine.connect() as conn:
+            await conn.run_sync(_run)
+            await conn.commit()
+        await engine.dispose()
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(_main())
+    else:  # called from inside a running loop (tests): run on a fresh loop in a thread
+        import threading
+
+        errors: list[BaseException] = []
+
+        def _thread() -> None:
+            try:
+                asyncio.run(_main())
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+
+        t = threading.Thread(target=_thread)
+        t.start()
+        t.join()
+        if errors:
+            raise errors[0]
+
+
+def create_backbone_tables() -> None:
+    """The outbox, inbox and dead-letter tables every service has (its first migration calls this)."""
+    op.create_table(
+        "outbox",
+        sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+        sa.Column("id", sa.Uuid, nullable=False),
+        sa.Column("subject", sa.String(200), nullable=False),
+        sa.Column("envelope", sa.JSON, nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("published_at", UTCDateTime, nullable=True),
+        sa.Column("attempts", sa.Integer, nullable=False),
+        sa.Column("last_error", sa.Text, nullable=True),
+        sa.PrimaryKeyConstraint("seq", name="pk_outbox"),
+        sa.UniqueConstraint("id", name="uq_outbox_id"),
+    )
+    op.create_index("ix_outbox_unpublished", "outbox", ["seq"], postgresql_where=sa.text("published_at IS NULL"),
+                    sqlite_where=sa.text("published_at IS NULL"))
+    op.create_table(
+        "inbox",
+        sa.Column("consumer", sa.String(200), nullable=False),
+        sa.Column("event_id", sa.Uuid, nullable=False),
+        sa.Column("subject", sa.String(200), nullable=False),
+        sa.Column("processed_at", UTCDateTime, nullable=False),
+        sa.PrimaryKeyConstraint("consumer", "event_id", name="pk_inbox"),
+    )
+    op.create_table(
+        "dead_letter",
+        sa.Column("id", sa.Uuid, nullable=False),
+        sa.Column("consumer", sa.String(200), nullable=False),
+        sa.Column("subject", sa.String(200), nullable=False),
+        sa.Column("event_id", sa.String(200), nullable=True),
+        sa.Column("payload", sa.Text, nullable=False),
+        sa.Column("reason", sa.String(40), nullable=False),
+        sa.Column("error", sa.Text, nullable=False),
+        sa.Column("deliveries", sa.Integer, nullable=False),
+        sa.Column("stream_seq", sa.BigInteger, nullable=True),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_dead_letter"),
+    )
+    op.create_index("ix_dead_letter_consumer", "dead_letter", ["consumer"])
+    op.create_index("ix_dead_letter_created_at", "dead_letter", ["created_at"])
+
+
+def drop_backbone_tables() -> None:
+    op.drop_table("dead_letter")
+    op.drop_table("inbox")
+    op.drop_table("outbox")

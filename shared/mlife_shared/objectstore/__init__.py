@@ -1,0 +1,26 @@
+"""The ObjectStore protocol with two backends: S3 (the `minio` client) and a local folder."""
+
+from mlife_shared.objectstore.base import (
+    InvalidKey,
+    ObjectInfo,
+    ObjectNotFound,
+    ObjectStore,
+    ObjectTooLarge,
+    ScopedStore,
+    StoredObject,
+    validate_key,
+)
+from mlife_shared.objectstore.local import LocalObjectStore
+from mlife_shared.objectstore.s3 import S3ObjectStore
+
+__all__ = ["InvalidKey", "LocalObjectStore", "ObjectInfo", "ObjectNotFound", "ObjectStore", "ObjectTooLarge",
+           "S3ObjectStore", "ScopedStore", "StoredObject", "make_store", "validate_key"]
+
+
+def make_store(settings: "ServiceSettings") -> ObjectStore:  # noqa: F821
+    if settings.object_store == "s3":
+        return S3ObjectStore(endpoint=settings.s3_endpoint, access_key=settings.s3_access_key.get_secret_value(),
+                             secret_key=settings.s3_secret_key.get_secret_value(), bucket=settings.s3_bucket,
+                             secure=settings.s3_secure)
+    assert settings.object_store_path is not None
+    return LocalObjectStore(settings.object_store_path)

@@ -1,0 +1,155 @@
+"""What every backend offers, and the key rules: a key is a relative, normalised, `/`-separated path
+that can never climb out of its prefix, however it is encoded."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+from urllib.parse import unquote
+
+from mlife_shared.errors import NotFound, PayloadTooLarge, Unprocessable
+
+MAX_KEY_LENGTH = 1024
+_SEGMENT = re.compile(r"^[^\x00-\x1f\x7f\\]+$")
+
+
+class InvalidKey(Unprocessable):
+    """The object key is not a safe relative path."""
+
+
+class ObjectNotFound(NotFound):
+    """No object under this key."""
+
+
+class ObjectTooLarge(PayloadTooLarge):
+    """The object is larger than allowed."""
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    size: int
+    md5: str
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    content_type: str | None = None
+
+
+def validate_key(key: str) -> str:
+    """Return the key if it is safe, else raise InvalidKey saying what is wrong with it."""
+    if not isinstance(key, str) or not key:
+        raise InvalidKey("the key is empty")
+    if len(key) > MAX_KEY_LENGTH:
+        raise InvalidKey(f"the key is longer than {MAX_KEY_LENGTH} characters")
+    decoded = key
+    for _ in range(3):  # encoded and double-encoded traversal
+        decoded = unquote(decoded)
+    for form in (key, decoded):
+        if "\x00" in form:
+            raise InvalidKey("the key contains a NUL byte")
+        if "\\" in form:
+            raise InvalidKey("the key contains a backslash; use '/'")
+        if form.startswith("/") or re.match(r"^[A-Za-z]:", form):
+            raise InvalidKey("the key must be relative, not absolute")
+        for part in form.split("/"):
+            if part in ("", ".", ".."):
+                raise InvalidKey("the key has an empty, '.' or '..' segment")
+            if not _SEGMENT.match(part):
+                raise InvalidKey("the key contains control characters")
+    return key
+
+
+def join_key(prefix: str, key: str) -> str:
+    validate_key(key)
+    return f"{prefix.rstrip('/')}/{key}" if prefix else key
+
+
+class ObjectStore(Protocol):
+    async def put(self, key: str, data: AsyncIterable[bytes], *, content_type: str | None = None,
+                  max_size: int | None = None) -> StoredObject:
+        """Store a stream under `key`, computing its MD5 while it streams; nothing is left behind if
+        the stream fails or exceeds `max_size`."""
+
+    async def get(self, key: str, *, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
+        """Stream an object's bytes; ObjectNotFound if absent."""
+
+    async def stat(self, key: str) -> ObjectInfo | None: ...
+
+    async def delete(self, key: str) -> None: ...
+
+    async def copy(self, source: str, destination: str) -> None: ...
+
+    def list(self, prefix: str) -> AsyncIterator[str]: ...
+
+    async def check(self) -> None:
+        """Raise if the store cannot be used (readiness)."""
+
+
+class ScopedStore:
+    """A store seen through a prefix (`bam/`): every key is joined under it and validated first."""
+
+    def __init__(self, store: ObjectStore, prefix: str) -> None:
+        validate_key(prefix.rstrip("/"))
+        self.store = store
+        self.prefix = prefix.rstrip("/")
+
+    def full_key(self, key: str) -> str:
+        return join_key(self.prefix, key)
+
+    async def put(self, key: str, data: AsyncIterable[bytes], **kw: object) -> StoredObject:
+        stored = await self.store.put(self.full_key(key), data, **kw)  # type: ignore[arg-type]
+        return StoredObject(key=key, size=stored.size, md5=stored.md5)
+
+    async def get(self, key: str, **kw: int) -> AsyncIterator[bytes]:
+        return await self.store.get(self.full_key(key), **kw)
+
+    async def stat(self, key: str) -> ObjectInfo | None:
+        return await self.store.stat(self.full_key(key))
+
+    async def delete(self, key: str) -> None:
+        await self.store.delete(self.full_key(key))
+
+    async def copy(self, source: str, destination: str) -> None:
+        await self.store.copy(self.full_key(source), self.full_key(destination))
+
+    async def list(self, prefix: str = "") -> AsyncIterator[str]:
+        base = self.prefix + "/"
+        async for key in self.store.list(base + prefix):
+            yield key[len(base):]
+
+    async def check(self) -> None:
+        await self.store.check()
+
+
+class Hasher:
+    """MD5 and size of a stream as it passes; raises ObjectTooLarge past `max_size`."""
+
+    def __init__(self, max_size: int | None) -> None:
+        self.md5 = hashlib.md5(usedforsecurity=False)
+        self.size = 0
+        self.max_size = max_size
+
+    def update(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.max_size is not None and self.size > self.max_size:
+            raise ObjectTooLarge(f"the object is larger than the limit of {self.max_size} bytes")
+        self.md5.update(chunk)
+
+    def hexdigest(self) -> str:
+        return self.md5.hexdigest()
+
+
+async def read_all(stream: AsyncIterator[bytes]) -> bytes:
+    return b"".join([chunk async for chunk in stream])
+
+
+async def iterate(data: bytes, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
+    for i in range(0, len(data), chunk_size):
+        yield data[i:i + chunk_size]

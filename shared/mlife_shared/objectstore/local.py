@@ -1,0 +1,100 @@
+"""The embedded backend: a folder. Writes go to a temporary file beside the target and are renamed
+into place, so a failed or interrupted upload leaves nothing behind."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterable, AsyncIterator
+from pathlib import Path
+
+from mlife_shared.objectstore.base import Hasher, InvalidKey, ObjectInfo, ObjectNotFound, StoredObject, validate_key
+
+
+class LocalObjectStore:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        validate_key(key)
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root):
+            raise InvalidKey("the key escapes the store")
+        return path
+
+    async def put(self, key: str, data: AsyncIterable[bytes], *, content_type: str | None = None,
+                  max_size: int | None = None) -> StoredObject:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        hasher = Hasher(max_size)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                async for chunk in data:
+                    hasher.update(chunk)
+                    await asyncio.to_thread(fh.write, chunk) if len(chunk) > 1 << 20 else fh.write(chunk)
+            os.replace(tmp, path)
+        except BaseException:
+            with _suppress():
+                os.unlink(tmp)
+            raise
+        return StoredObject(key=key, size=hasher.size, md5=hasher.hexdigest())
+
+    async def get(self, key: str, *, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
+        path = self._path(key)
+        if not path.is_file():
+            raise ObjectNotFound(f"no object {key!r}")
+        return _read(path, chunk_size)
+
+    async def stat(self, key: str) -> ObjectInfo | None:
+        path = self._path(key)
+        if not path.is_file():
+            return None
+        return ObjectInfo(key=key, size=path.stat().st_size)
+
+    async def delete(self, key: str) -> None:
+        path = self._path(key)
+        with _suppress():
+            path.unlink()
+
+    async def copy(self, source: str, destination: str) -> None:
+        src, dst = self._path(source), self._path(destination)
+        if not src.is_file():
+            raise ObjectNotFound(f"no object {source!r}")
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=".copy-")
+        os.close(fd)
+        await asyncio.to_thread(shutil.copyfile, src, tmp)
+        os.replace(tmp, dst)
+
+    async def list(self, prefix: str) -> AsyncIterator[str]:
+        base = self.root
+        for dirpath, _, files in os.walk(base):
+            for name in sorted(files):
+                if name.startswith((".upload-", ".copy-")):
+                    continue
+                key = Path(dirpath, name).relative_to(base).as_posix()
+                if key.startswith(prefix):
+                    yield key
+
+    async def check(self) -> None:
+        probe = self.root / ".ready"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+
+
+async def _read(path: Path, chunk_size: int) -> AsyncIterator[bytes]:
+    with open(path, "rb") as fh:
+        while chunk := await asyncio.to_thread(fh.read, chunk_size):
+            yield chunk
+
+
+class _suppress:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> bool:
+        return exc[0] is not None and issubclass(exc[0], OSError)  # type: ignore[arg-type]

@@ -1,0 +1,157 @@
+"""The S3 backend through the `minio` client (MinIO in production; any S3 server works). The MD5 is
+computed here while streaming, never taken from the ETag (a multipart ETag is not an MD5)."""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+from collections.abc import AsyncIterable, AsyncIterator
+from typing import Any
+
+from minio import Minio
+from minio.commonconfig import CopySource
+from minio.error import S3Error
+
+from mlife_shared.objectstore.base import Hasher, ObjectInfo, ObjectNotFound, StoredObject, validate_key
+
+PART_SIZE = 16 * 1024 * 1024
+_END = object()
+
+
+class _QueueReader:
+    """A file-like `read()` over chunks that the event loop pushes into a bounded queue."""
+
+    def __init__(self) -> None:
+        self.q: queue.Queue[Any] = queue.Queue(maxsize=8)
+        self.buf = bytearray()
+        self.done = False
+
+    def read(self, n: int = -1) -> bytes:
+        while not self.done and (n < 0 or len(self.buf) < n):
+            item = self.q.get()
+            if item is _END:
+                self.done = True
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                self.buf += item
+        if n < 0:
+            n = len(self.buf)
+        out = bytes(self.buf[:n])
+        del self.buf[:n]
+        return out
+
+
+class S3ObjectStore:
+    def __init__(self, *, endpoint: str, access_key: str, secret_key: str, bucket: str, secure: bool = False,
+                 region: str | None = None) -> None:
+        self.client = Minio(endpoint, access_key=access_key, secret_key=secret_key, secure=secure, region=region)
+        self.bucket = bucket
+        self._bucket_ready = False
+
+    async def ensure_bucket(self) -> None:
+        if self._bucket_ready:
+            return
+
+        def _ensure() -> None:
+            if not self.client.bucket_exists(self.bucket):
+                try:
+                    self.client.make_bucket(self.bucket)
+                except S3Error as exc:
+                    if exc.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                        raise
+
+        await asyncio.to_thread(_ensure)
+        self._bucket_ready = True
+
+    async def put(self, key: str, data: AsyncIterable[bytes], *, content_type: str | None = None,
+                  max_size: int | None = None) -> StoredObject:
+        validate_key(key)
+        await self.ensure_bucket()
+        hasher = Hasher(max_size)
+        reader = _QueueReader()
+        loop = asyncio.get_running_loop()
+        upload = loop.run_in_executor(None, lambda: self.client.put_object(
+            self.bucket, key, reader, length=-1, part_size=PART_SIZE,
+            content_type=content_type or "application/octet-stream"))
+        try:
+            async for chunk in data:
+                hasher.update(chunk)
+                await _put(reader.q, chunk, upload)
+            await _put(reader.q, _END, upload)
+            await upload
+        except BaseException as exc:
+            # Abort the upload thread (an incomplete multipart upload is dropped by minio) and leave no object.
+            await _put(reader.q, exc if isinstance(exc, Exception) else RuntimeError("cancelled"), upload)
+            try:
+                await upload
+            except BaseException:  # noqa: BLE001 - the original error is the one that matters
+                pass
+            raise
+        return StoredObject(key=key, size=hasher.size, md5=hasher.hexdigest())
+
+    async def get(self, key: str, *, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
+        validate_key(key)
+        await self.ensure_bucket()
+        try:
+            response = await asyncio.to_thread(self.client.get_object, self.bucket, key)
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchObject"):
+                raise ObjectNotFound(f"no object {key!r}") from exc
+            raise
+        return _stream(response, chunk_size)
+
+    async def stat(self, key: str) -> ObjectInfo | None:
+        validate_key(key)
+        await self.ensure_bucket()
+        try:
+            st = await asyncio.to_thread(self.client.stat_object, self.bucket, key)
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchObject", "ResourceNotFound"):
+                return None
+            raise
+        return ObjectInfo(key=key, size=int(st.size or 0), content_type=st.content_type)
+
+    async def delete(self, key: str) -> None:
+        validate_key(key)
+        await self.ensure_bucket()
+        await asyncio.to_thread(self.client.remove_object, self.bucket, key)
+
+    async def copy(self, source: str, destination: str) -> None:
+        validate_key(source)
+        validate_key(destination)
+        if await self.stat(source) is None:
+            raise ObjectNotFound(f"no object {source!r}")
+        await asyncio.to_thread(self.client.copy_object, self.bucket, destination, CopySource(self.bucket, source))
+
+    async def list(self, prefix: str) -> AsyncIterator[str]:
+        await self.ensure_bucket()
+        objects = await asyncio.to_thread(lambda: [o.object_name for o in self.client.list_objects(
+            self.bucket, prefix=prefix, recursive=True)])
+        for name in objects:
+            yield name
+
+    async def check(self) -> None:
+        self._bucket_ready = False
+        await self.ensure_bucket()
+
+
+async def _put(q: "queue.Queue[Any]", item: Any, upload: "asyncio.Future[Any]") -> None:
+    while True:
+        if upload.done() and item is not _END:
+            upload.result()  # the upload thread failed: surface its error
+            return
+        try:
+            q.put_nowait(item)
+            return
+        except queue.Full:
+            await asyncio.sleep(0.001)
+
+
+async def _stream(response: Any, chunk_size: int) -> AsyncIterator[bytes]:
+    try:
+        while chunk := await asyncio.to_thread(response.read, chunk_size):
+            yield chunk
+    finally:
+        response.close()
+        response.release_conn()

@@ -1,0 +1,98 @@
+"""Settings base: one env prefix per service, common `MLIFE_*` values as the fallback.
+
+`MLIFE_BAM_DATABASE_URL` beats `MLIFE_DATABASE_URL`; a `{service}` placeholder in a URL or a path
+is replaced by the service name, so one template serves every service
+(`postgresql+asyncpg://mlife@db/mlife_{service}`).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+
+Environment = Literal["development", "test", "production"]
+
+
+def mlife_home() -> Path:
+    return Path(os.environ.get("MLIFE_HOME", ".mlife")).resolve()
+
+
+def development_secret(home: Path, name: str) -> str:
+    """A random secret kept in the home folder: development never runs on a well-known key."""
+    path = home / name
+    if path.exists():
+        return path.read_text().strip()
+    home.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value)
+    return value
+
+
+class ServiceSettings(BaseSettings):
+    """What every service reads; a service subclasses it and sets `service_name` and its prefix."""
+
+    service_name: ClassVar[str] = "service"
+    model_config = SettingsConfigDict(extra="ignore", env_prefix="MLIFE_SERVICE_")
+
+    environment: Environment = "development"
+    home: Path = Field(default_factory=mlife_home, description="Folder for embedded data (SQLite, objects, NATS)")
+    database_url: str = Field("", description="SQLAlchemy async URL; default: a SQLite file in home")
+    nats_url: str = "nats://127.0.0.1:4222"
+    stream_max_age_days: float = 30.0
+    object_store: Literal["local", "s3"] = "local"
+    object_store_path: Path | None = None
+    s3_endpoint: str = "127.0.0.1:9000"
+    s3_access_key: SecretStr = SecretStr("")
+    s3_secret_key: SecretStr = SecretStr("")
+    s3_bucket: str = "mlife"
+    s3_secure: bool = False
+    identity_secret: SecretStr = SecretStr("")
+    identity_ttl_seconds: int = 60
+    log_level: str = "INFO"
+    log_json: bool = True
+    consumer_max_deliver: int = 5
+    consumer_backoff_seconds: list[float] = [0.5, 2.0, 10.0, 30.0]
+    relay_batch_size: int = 256
+    relay_poll_seconds: float = 0.5
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        common = EnvSettingsSource(settings_cls, env_prefix="MLIFE_")
+        return (init_settings, env_settings, common, dotenv_settings, file_secret_settings)
+
+    @model_validator(mode="after")
+    def _resolve(self) -> "ServiceSettings":
+        name = self.service_name
+        if not self.database_url:
+            self.database_url = f"sqlite+aiosqlite:///{self.home / (name + '.db')}"
+        self.database_url = self.database_url.replace("{service}", name)
+        if self.object_store_path is None:
+            self.object_store_path = self.home / "objects"
+        if not self.identity_secret.get_secret_value():
+            if self.environment != "development":
+                raise ValueError(
+                    "MLIFE_IDENTITY_SECRET is required outside development: set it to a long random value "
+                    "shared by the gateway and the services"
+                )
+            self.identity_secret = SecretStr(development_secret(self.home, "identity.key"))
+        if self.object_store == "s3" and self.environment != "development":
+            if not self.s3_access_key.get_secret_value() or not self.s3_secret_key.get_secret_value():
+                raise ValueError("MLIFE_S3_ACCESS_KEY and MLIFE_S3_SECRET_KEY are required for the S3 store")
+        return self
+
+    def public_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")

@@ -1,0 +1,41 @@
+"""A service's worker: the outbox relay and the event consumers, until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from contextlib import suppress
+
+import structlog
+
+from mlife_shared.db import Database
+from mlife_shared.messaging.bus import connect_with_retry, provision_streams
+from mlife_shared.messaging.consumer import ConsumerRunner
+from mlife_shared.messaging.relay import Relay
+from mlife_shared.settings import ServiceSettings
+
+log = structlog.get_logger(__name__)
+
+
+async def run_worker(spec: "ServiceSpec", settings: ServiceSettings,  # noqa: F821
+                     stop: asyncio.Event | None = None) -> None:
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    db = Database(settings.database_url)
+    nc = await connect_with_retry(settings.nats_url, name=f"{spec.name}-worker", stop=stop)
+    try:
+        js = nc.jetstream()
+        await provision_streams(js, max_age_days=settings.stream_max_age_days)
+        relay = Relay(db, js, batch_size=settings.relay_batch_size, poll_seconds=settings.relay_poll_seconds)
+        runner = ConsumerRunner(spec.name, db, js, spec.subscriptions(), max_deliver=settings.consumer_max_deliver,
+                                backoff=settings.consumer_backoff_seconds)
+        log.info("worker_started", subscriptions=[s.subject for s in runner.subscriptions])
+        await asyncio.gather(relay.run(stop), runner.run(stop))
+    finally:
+        with suppress(Exception):
+            await nc.drain()
+        await db.dispose()
+        log.info("worker_stopped")
