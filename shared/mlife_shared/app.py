@@ -4,8 +4,8 @@ MSM share health, readiness, metrics, errors, sessions and dead-letter routes.""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, suppress
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
@@ -43,9 +43,14 @@ class ServiceSpec:
     settings_cls: type[ServiceSettings]
     migrations: str = field(default="", metadata={"doc": "package holding the service's alembic scripts"})
     routers: Callable[[], list[APIRouter]] = lambda: []
+    root_routers: Callable[[], list[APIRouter]] = lambda: []
     subscriptions: Callable[[], list[Subscription]] = lambda: []
     has_worker: bool = True
-    extra_readiness: Callable[[FastAPI], Any] | None = None
+    uses_object_store: bool = True
+    extra_readiness: Callable[[FastAPI], Awaitable[dict[str, str]]] | None = None
+    openapi_url: str = "/openapi.json"
+    extra_lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None
+    after_migrate: Callable[[ServiceSettings], Awaitable[None]] | None = None
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -84,9 +89,10 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings | None = None) -> Fa
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.db = Database(settings.database_url)
-        store: ObjectStore = make_store(settings)
-        app.state.raw_store = store
-        app.state.store = ScopedStore(store, spec.name)
+        if spec.uses_object_store:
+            store: ObjectStore = make_store(settings)
+            app.state.raw_store = store
+            app.state.store = ScopedStore(store, spec.name)
         app.state.nats = None
         stop = asyncio.Event()
 
@@ -95,7 +101,10 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings | None = None) -> Fa
 
         connecting = asyncio.create_task(_connect())
         try:
-            yield
+            async with AsyncExitStack() as stack:
+                if spec.extra_lifespan is not None:
+                    await stack.enter_async_context(spec.extra_lifespan(app))
+                yield
         finally:
             stop.set()
             connecting.cancel()
@@ -107,7 +116,8 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings | None = None) -> Fa
             await app.state.db.dispose()
 
     app = FastAPI(title=spec.title, description=spec.description, version="0.1.0", lifespan=lifespan,
-                  openapi_url="/openapi.json", docs_url="/docs", redoc_url=None)
+                  openapi_url=spec.openapi_url, docs_url="/docs" if spec.openapi_url == "/openapi.json" else None,
+                  redoc_url=None)
     app.state.settings = settings
     app.state.spec = spec
     app.state.metrics = metrics
@@ -117,6 +127,8 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings | None = None) -> Fa
     app.include_router(ops_router(spec), prefix=f"/api/{spec.name}")
     for router in spec.routers():
         app.include_router(router, prefix=f"/api/{spec.name}")
+    for router in spec.root_routers():
+        app.include_router(router)
     return app
 
 
@@ -137,8 +149,12 @@ async def readiness(app: FastAPI) -> dict[str, str]:
             raise ConnectionError("not connected")
         await nats.flush(timeout=2)
 
-    await asyncio.gather(_check("database", app.state.db.ping), _check("nats", _nats),
-                         _check("object_store", app.state.store.check))
+    probes = [_check("database", app.state.db.ping), _check("nats", _nats)]
+    if app.state.spec.uses_object_store:
+        probes.append(_check("object_store", app.state.store.check))
+    await asyncio.gather(*probes)
+    if app.state.spec.extra_readiness is not None:
+        checks.update(await app.state.spec.extra_readiness(app))
     return checks
 
 
@@ -152,7 +168,7 @@ def ops_router(spec: ServiceSpec) -> APIRouter:
 
     @router.get("/readyz", responses={503: {"description": "a dependency is down"}})
     async def readyz(request: Request) -> JSONResponse:
-        """Ready: the database, NATS and the object store answer."""
+        """Ready: the database, NATS and the object store (and, for the gateway, every service) answer."""
         checks = await readiness(request.app)
         ok = all(v == "ok" for v in checks.values())
         return JSONResponse({"status": "ok" if ok else "fail", "service": spec.name, "checks": checks},

@@ -41,3 +41,5 @@ def migrate(spec: ServiceSpec, settings: "ServiceSettings") -> None:  # noqa: F8
     if settings.database_url.startswith("sqlite"):
         settings.home.mkdir(parents=True, exist_ok=True)
     upgrade(spec.migrations, settings.database_url)
+    if spec.after_migrate is not None:
+        asyncio.run(spec.after_migrate(settings))

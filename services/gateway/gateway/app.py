@@ -1,0 +1,64 @@
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from gateway.config import Settings
+from gateway.proxy.router import router as proxy_router
+from gateway.proxy.service import Upstreams
+from gateway.user.router import router as user_router
+from gateway.user.service import ensure_admin
+from mlife_shared.app import ServiceSpec, create_app
+from mlife_shared.db import Database
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    app.state.upstreams = Upstreams(app.state.settings)
+    try:
+        yield
+    finally:
+        await app.state.upstreams.close()
+
+
+async def _readiness(app: FastAPI) -> dict[str, str]:
+    return await app.state.upstreams.readiness()
+
+
+async def _bootstrap_admin(settings: Settings) -> None:  # type: ignore[override]
+    db = Database(settings.database_url)
+    try:
+        async with db.transaction() as session:
+            token = settings.admin_token.get_secret_value() if settings.admin_token else None
+            password = settings.admin_password.get_secret_value() if settings.admin_password else None
+            result = await ensure_admin(session, token=token, password=password)
+    finally:
+        await db.dispose()
+    if result.created:
+        lines = ["", "MLife: the admin user was created (role maintainer). Keep these; they are shown once."]
+        if result.token:
+            lines.append(f"  admin API token: {result.token}")
+        if result.password:
+            lines.append(f"  admin password:  {result.password}")
+        print("\n".join(lines) + "\n", flush=True)
+
+
+SPEC = ServiceSpec(
+    name="gateway",
+    title="MLife gateway",
+    description="One API for BAM, DAM, MTT and MSM; authentication and roles.",
+    settings_cls=Settings,
+    migrations="gateway.migrations",
+    routers=lambda: [user_router],
+    root_routers=lambda: [proxy_router],
+    has_worker=False,
+    uses_object_store=False,
+    extra_readiness=_readiness,
+    openapi_url="/api/gateway/openapi.json",
+    extra_lifespan=_lifespan,
+    after_migrate=_bootstrap_admin,  # type: ignore[arg-type]
+)
+
+
+def create(settings: Settings | None = None) -> FastAPI:
+    return create_app(SPEC, settings)
