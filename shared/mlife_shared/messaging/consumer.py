@@ -65,11 +65,8 @@ class ConsumerRunner:
         self.batch = batch
         self.stats = ConsumerStats()
 
-    async def ensure_consumers(self) -> None:
-        for sub in self.subscriptions:
-            if event_model(sub.subject) is None:
-                raise ValueError(f"{sub.subject} is not a registered subject")
-            await self.js.add_consumer(stream_for_subject(sub.subject), self._config(sub))
+    async def ensure_consumer(self, sub: Subscription) -> None:
+        await self.js.add_consumer(stream_for_subject(sub.subject), self._config(sub))
 
     def _config(self, sub: Subscription) -> ConsumerConfig:
         return ConsumerConfig(
@@ -84,7 +81,9 @@ class ConsumerRunner:
         )
 
     async def run(self, stop: asyncio.Event) -> None:
-        await self.ensure_consumers()
+        for sub in self.subscriptions:
+            if event_model(sub.subject) is None:
+                raise ValueError(f"{sub.subject} is not a registered subject")
         tasks = [asyncio.create_task(self._loop(sub, stop), name=f"consumer-{sub.name}")
                  for sub in self.subscriptions]
         try:
@@ -103,6 +102,8 @@ class ConsumerRunner:
         while not stop.is_set():
             try:
                 if psub is None:
+                    # (Re)create the durable consumer each time we (re)bind: NATS may have been away.
+                    await self.ensure_consumer(sub)
                     psub = await self.js.pull_subscribe_bind(durable, stream=stream)
                 msgs = await psub.fetch(self.batch, timeout=1.0)
             except FetchTimeoutError:
@@ -111,6 +112,9 @@ class ConsumerRunner:
                 raise
             except Exception as exc:  # noqa: BLE001 - NATS away: retry
                 log.warning("consumer_fetch_failed", consumer=durable, error=repr(exc))
+                if psub is not None:
+                    with suppress(Exception):
+                        await psub.unsubscribe()
                 psub = None
                 await asyncio.sleep(0.5)
                 continue
