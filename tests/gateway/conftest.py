@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gateway.app import SPEC, _bootstrap_admin
+from gateway.config import Settings
+from mlife_shared.app import create_app
+from tests.backbone.conftest import wait_for
+from tests.conftest import free_port
+
+SECRET = "gateway-test-secret-" + uuid.uuid4().hex
+ADMIN_TOKEN = "mlf_test_admin_token_" + uuid.uuid4().hex
+
+
+class Service:
+    def __init__(self, name: str, port: int, proc: subprocess.Popen[bytes]) -> None:
+        self.name, self.port, self.proc = name, port, proc
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@pytest.fixture
+async def bam_service(make_database: Callable[[str], Awaitable[str]], nats_url: str,
+                      tmp_path: Path) -> AsyncIterator[Service]:
+    """The real BAM api process on a fresh PostgreSQL database."""
+    db = await make_database("bam.migrations")
+    port = free_port()
+    env = dict(os.environ, MLIFE_ENVIRONMENT="test", MLIFE_IDENTITY_SECRET=SECRET, MLIFE_BAM_DATABASE_URL=db,
+               MLIFE_NATS_URL=nats_url, MLIFE_HOME=str(tmp_path), MLIFE_OBJECT_STORE="local")
+    proc = subprocess.Popen([sys.executable, "-m", "bam", "api", "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    service = Service("bam", port, proc)
+
+    async def _ready() -> bool:
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:] if proc.stderr else "bam exited"
+        try:
+            async with httpx.AsyncClient() as c:
+                return (await c.get(f"{service.url}/readyz")).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    await wait_for(_ready, 30, "bam to be ready")
+    yield service
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture
+async def gateway(make_database: Callable[[str], Awaitable[str]], bam_service: Service, nats_url: str,
+                  tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """The gateway app (in process) with BAM up and DAM, MTT and MSM pointing at closed ports."""
+    db = await make_database("gateway.migrations")
+    closed = f"http://127.0.0.1:{free_port()}"
+    settings = Settings(environment="test", database_url=db, nats_url=nats_url, identity_secret=SECRET,
+                        home=tmp_path, bam_url=bam_service.url, dam_url=closed, mtt_url=closed, msm_url=closed,
+                        admin_token=ADMIN_TOKEN)
+    await _bootstrap_admin(settings)
+    app = create_app(SPEC, settings)
+    async with app.router.lifespan_context(app):
+
+        async def _nats_connected() -> bool:
+            return app.state.nats is not None and app.state.nats.is_connected
+
+        await wait_for(_nats_connected, 20, "the gateway's NATS connection")
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway") as client:
+            yield client
