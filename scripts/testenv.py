@@ -224,8 +224,8 @@ async def start_s3(env: dict[str, str]) -> None:
                for name, port in [*grpc.items(), ("admin", admin + 10000)]]
     CLEANUPS.append(lambda: remove_stale_sockets(sockets))
     argv = [str(BIN / "weed"), "mini", f"-dir={tmp / 'data'}", f"-ip={HOST}", f"-ip.bind={HOST}",
-            "-master.telemetry=false", "-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0",
-            "-s3.port.lance=0", f"-s3.config={tmp / 's3.json'}", f"-admin.port={admin}",
+            "-master.telemetry=false", "-webdav=false", "-admin.ui=false", "-volume.preStopSeconds=0",
+            "-s3.port.iceberg=0", "-s3.port.lance=0", f"-s3.config={tmp / 's3.json'}", f"-admin.port={admin}",
             f"-filer.localSocket={tmp / 'filer.sock'}", f"-s3.localSocket={tmp / 's3.sock'}",
             *(f"-{name}.port={port}" for name, port in ports.items()),
             *(f"-{name}.port.grpc={port}" for name, port in grpc.items())]

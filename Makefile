@@ -1,0 +1,30 @@
+# The only commands anyone needs: `make up` runs the platform, `make test` runs every test.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+PACKAGES := -e shared -e services/bam -e services/dam -e services/mtt -e services/msm -e services/gateway -e ".[test]"
+
+.PHONY: up test bench venv clean
+
+$(STAMP): pyproject.toml shared/pyproject.toml $(wildcard services/*/pyproject.toml)
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check $(PACKAGES)
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## make up: NATS, the four services and the gateway on http://127.0.0.1:8000 (data in ./.mlife)
+up: $(STAMP)
+	$(VENV)/bin/mlife up
+
+## make test: PostgreSQL, NATS and an S3 server (started if not running), then every test
+test: $(STAMP)
+	$(PY) scripts/testenv.py -- $(PY) -m pytest $(PYTEST_ARGS)
+
+## make bench: the side-by-side benchmarks (prints ratios; never a pass/fail)
+bench: $(STAMP)
+	$(PY) scripts/testenv.py -- $(PY) -m bench.events
+
+clean:
+	rm -rf $(VENV) .mlife test-artifacts
