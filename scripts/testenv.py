@@ -256,7 +256,10 @@ class Harness:
             loop.call_soon_threadsafe(task.cancel)
         elif self.child is not None and self.child.poll() is None and not self.forwarded:
             self.forwarded = True
-            tty_fg = os.isatty(0) and os.tcgetpgrp(0) == os.getpgrp()
+            try:
+                tty_fg = os.tcgetpgrp(0) == os.getpgrp()
+            except OSError:  # stdin is not our terminal
+                tty_fg = False
             if not (signum == signal.SIGINT and tty_fg):  # a terminal ^C reached the command already
                 self.child.send_signal(signum)
         else:
