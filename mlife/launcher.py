@@ -113,8 +113,7 @@ class Launcher:
             children.append(Child("nats", [nats_binary(), "-a", "127.0.0.1", "-p", str(self.config.nats_port), "-js",
                                            "-sd", str(store), "-n", "mlife-embedded"]))
         for s in SERVICES:
-            children.append(Child(f"{s}-worker", [py, "-m", s, "worker"]))
-            children.append(Child(f"{s}-api", [py, "-m", s, "api", "--port", str(self.config.service_ports[s])]))
+            children.append(Child(s, [py, "-m", s, "all", "--port", str(self.config.service_ports[s])]))
         children.append(Child("gateway", [py, "-m", "gateway", "api", "--port", str(self.config.port)]))
         return children
 

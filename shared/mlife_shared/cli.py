@@ -22,6 +22,9 @@ def main(spec: ServiceSpec, argv: list[str] | None = None) -> None:
     api.add_argument("--port", type=int, default=int(os.environ.get(f"MLIFE_{spec.name.upper()}_PORT", "8000")))
     if spec.has_worker:
         sub.add_parser("worker", help="run the outbox relay and the event consumers")
+        both = sub.add_parser("all", help="api and worker in one process (the embedded default)")
+        both.add_argument("--host", default=os.environ.get("MLIFE_HOST", "127.0.0.1"))
+        both.add_argument("--port", type=int, default=int(os.environ.get(f"MLIFE_{spec.name.upper()}_PORT", "8000")))
     sub.add_parser("migrate", help="upgrade the service's database to the latest schema")
     args = parser.parse_args(argv)
 
@@ -29,12 +32,28 @@ def main(spec: ServiceSpec, argv: list[str] | None = None) -> None:
     if args.command == "api":
         uvicorn.run(create_app(spec, settings), host=args.host, port=args.port, log_level="warning",
                     access_log=False, timeout_graceful_shutdown=10)
+    elif args.command == "all":
+        asyncio.run(run_api_and_worker(spec, settings, args.host, args.port))
     elif args.command == "worker":
         configure_logging(f"{spec.name}-worker", settings.log_level, settings.log_json)
         asyncio.run(run_worker(spec, settings))
     elif args.command == "migrate":
         configure_logging(spec.name, settings.log_level, settings.log_json)
         migrate(spec, settings)
+
+
+async def run_api_and_worker(spec: ServiceSpec, settings: "ServiceSettings", host: str,  # noqa: F821
+                             port: int) -> None:
+    """One process for both roles: half the memory of two, for the embedded platform on one machine."""
+    server = uvicorn.Server(uvicorn.Config(create_app(spec, settings), host=host, port=port, log_level="warning",
+                                           access_log=False, timeout_graceful_shutdown=10))
+    stop = asyncio.Event()
+    worker = asyncio.create_task(run_worker(spec, settings, stop, handle_signals=False))
+    try:
+        await server.serve()  # returns on SIGTERM / SIGINT after a graceful shutdown
+    finally:
+        stop.set()
+        await worker
 
 
 def migrate(spec: ServiceSpec, settings: "ServiceSettings") -> None:  # noqa: F821

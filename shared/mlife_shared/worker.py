@@ -18,12 +18,13 @@ log = structlog.get_logger(__name__)
 
 
 async def run_worker(spec: "ServiceSpec", settings: ServiceSettings,  # noqa: F821
-                     stop: asyncio.Event | None = None) -> None:
+                     stop: asyncio.Event | None = None, *, handle_signals: bool = True) -> None:
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+    if handle_signals:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
     db = Database(settings.database_url)
     nc = await connect_with_retry(settings.nats_url, name=f"{spec.name}-worker", stop=stop)
     try:
