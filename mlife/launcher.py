@@ -113,8 +113,8 @@ class Launcher:
             children.append(Child("nats", [nats_binary(), "-a", "127.0.0.1", "-p", str(self.config.nats_port), "-js",
                                            "-sd", str(store), "-n", "mlife-embedded"]))
         for s in SERVICES:
-            children.append(Child(s, [py, "-m", s, "all", "--port", str(self.config.service_ports[s])]))
-        children.append(Child("gateway", [py, "-m", "gateway", "api", "--port", str(self.config.port)]))
+            children.append(Child(s, [py, "-m", s, "all", "--migrate", "--port", str(self.config.service_ports[s])]))
+        children.append(Child("gateway", [py, "-m", "gateway", "api", "--migrate", "--port", str(self.config.port)]))
         return children
 
     async def run(self) -> int:
@@ -129,7 +129,6 @@ class Launcher:
         env = self.env()
         os.environ.update(env)
         print(f"mlife: home {c.home}", flush=True)
-        await asyncio.to_thread(self.migrate)
         self.children = self.plan()
         supervisors = []
         try:
@@ -151,15 +150,6 @@ class Launcher:
                 t.cancel()
             await self.shutdown()
         return 0
-
-    def migrate(self) -> None:
-        import importlib
-
-        from mlife_shared.cli import migrate
-
-        for name in (*SERVICES, "gateway"):
-            spec = importlib.import_module(f"{name}.app").SPEC
-            migrate(spec, spec.settings_cls())
 
     async def start(self, child: Child, env: dict[str, str]) -> None:
         child.process = await asyncio.create_subprocess_exec(

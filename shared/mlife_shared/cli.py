@@ -20,15 +20,20 @@ def main(spec: ServiceSpec, argv: list[str] | None = None) -> None:
     api = sub.add_parser("api", help="serve the HTTP API")
     api.add_argument("--host", default=os.environ.get("MLIFE_HOST", "127.0.0.1"))
     api.add_argument("--port", type=int, default=int(os.environ.get(f"MLIFE_{spec.name.upper()}_PORT", "8000")))
+    api.add_argument("--migrate", action="store_true", help="upgrade the database before serving")
     if spec.has_worker:
         sub.add_parser("worker", help="run the outbox relay and the event consumers")
         both = sub.add_parser("all", help="api and worker in one process (the embedded default)")
         both.add_argument("--host", default=os.environ.get("MLIFE_HOST", "127.0.0.1"))
         both.add_argument("--port", type=int, default=int(os.environ.get(f"MLIFE_{spec.name.upper()}_PORT", "8000")))
+        both.add_argument("--migrate", action="store_true", help="upgrade the database before serving")
     sub.add_parser("migrate", help="upgrade the service's database to the latest schema")
     args = parser.parse_args(argv)
 
     settings = spec.settings_cls()
+    if getattr(args, "migrate", False):
+        configure_logging(spec.name, settings.log_level, settings.log_json)
+        migrate(spec, settings)
     if args.command == "api":
         uvicorn.run(create_app(spec, settings), host=args.host, port=args.port, log_level="warning",
                     access_log=False, timeout_graceful_shutdown=10)
@@ -58,7 +63,9 @@ async def run_api_and_worker(spec: ServiceSpec, settings: "ServiceSettings", hos
 
 def migrate(spec: ServiceSpec, settings: "ServiceSettings") -> None:  # noqa: F821
     if settings.database_url.startswith("sqlite"):
-        settings.home.mkdir(parents=True, exist_ok=True)
+        path = settings.database_url.split(":///", 1)[-1].split("?", 1)[0]
+        if path and path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     upgrade(spec.migrations, settings.database_url)
     if spec.after_migrate is not None:
         asyncio.run(spec.after_migrate(settings))
