@@ -1,7 +1,9 @@
 from fastapi import FastAPI
 
-from mlife_shared.app import ServiceSpec, create_app
+from bam.badcase import models as _models  # noqa: F401 - the tables, for migrations
+from bam.badcase.router import router as badcase_router
 from bam.config import Settings
+from mlife_shared.app import ServiceSpec, create_app
 
 SPEC = ServiceSpec(
     name="bam",
@@ -9,6 +11,7 @@ SPEC = ServiceSpec(
     description="Record, dedupe, prioritise, retrieve, analyse and preview badcases; add them to test data.",
     settings_cls=Settings,
     migrations="bam.migrations",
+    routers=lambda: [badcase_router],
 )
 
 

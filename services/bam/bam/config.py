@@ -10,3 +10,8 @@ class Settings(ServiceSettings):
 
     service_name: ClassVar[str] = "bam"
     model_config = SettingsConfigDict(env_prefix="MLIFE_BAM_", extra="ignore")
+
+    function_weights: dict[str, float] = {}
+    priority_half_life_days: float = 14.0
+    max_data_bytes: int = 50 * 1024 * 1024
+    max_import_bytes: int = 512 * 1024 * 1024

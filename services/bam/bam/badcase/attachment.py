@@ -1,0 +1,49 @@
+"""Data uploaded with a report: streamed into BAM's objects under `data/<md5>`, its kind told from its
+content, and a perceptual hash taken for images (for near-duplicate matching and thumbnails)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+from fastapi import UploadFile
+
+from bam.badcase import dedup, media
+from bam.badcase.exceptions import DataTooLarge
+from bam.badcase.service import Attachment
+from mlife_shared.objectstore import ObjectTooLarge, ScopedStore
+from mlife_shared.objectstore.base import read_all
+
+CHUNK = 1 << 20
+MAX_HASHED_IMAGE_BYTES = 30 * 1024 * 1024
+
+
+def data_key(md5: str) -> str:
+    return f"data/{md5}"
+
+
+async def store_upload(store: ScopedStore, upload: UploadFile, *, max_bytes: int) -> Attachment:
+    head = bytearray()
+
+    async def chunks() -> AsyncIterator[bytes]:
+        while chunk := await upload.read(CHUNK):
+            if len(head) < 64:
+                head.extend(chunk[: 64 - len(head)])
+            yield chunk
+
+    temp = f"incoming/{uuid.uuid4().hex}"
+    try:
+        stored = await store.put(temp, chunks(), max_size=max_bytes)
+    except ObjectTooLarge as exc:
+        raise DataTooLarge(f"the data file is larger than {max_bytes} bytes") from exc
+    try:
+        key = data_key(stored.md5)
+        if await store.stat(key) is None:
+            await store.copy(temp, key)
+    finally:
+        await store.delete(temp)
+    kind = media.detect(bytes(head))
+    phash = None
+    if kind == "image" and stored.size <= MAX_HASHED_IMAGE_BYTES:
+        phash = dedup.dhash(await read_all(await store.get(key)))
+    return Attachment(md5=stored.md5, media_type=kind, phash=phash)

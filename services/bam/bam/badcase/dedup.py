@@ -1,0 +1,96 @@
+"""When two reports are the same badcase.
+
+Rule (also in services/bam/README.md):
+1. Exact: same ML system function (case- and space-insensitive) + same data content (the MD5 of the
+   data; for references without content, the normalised reference) + same ground truth + same
+   prediction (JSON compared canonically: key order and whitespace do not matter, a bare label equals
+   {"label": label}) → one badcase.
+2. Near-duplicate images: same function + ground truth + prediction, and the 64-bit difference hash
+   (dHash) of the images differs in at most NEAR_DUPLICATE_BITS bits (≈ 90 % of the bits equal:
+   re-encoded, resized or lightly edited copies of one picture) → the same badcase.
+3. The description never forks a badcase: every occurrence keeps its own wording; the badcase keeps
+   the first one, normalised (NFKC, lower case, collapsed whitespace) for search.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import unicodedata
+from typing import Any
+
+from PIL import Image
+
+NEAR_DUPLICATE_BITS = 6
+MAX_IMAGE_PIXELS = 50_000_000
+
+
+def normalise_text(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).casefold()
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def normalise_function(function: str) -> str:
+    return normalise_text(function)
+
+
+def canonical(value: Any) -> str:
+    """One string for equal JSON values; a bare label and {"label": label} are equal."""
+    if isinstance(value, dict) and set(value) == {"label"}:
+        value = value["label"]
+    if isinstance(value, str):
+        value = normalise_text(value)
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def label_of(value: Any) -> str | None:
+    """The class label of a ground truth or prediction, when it has one (for filters and confusion tables)."""
+    if isinstance(value, str):
+        return value[:200]
+    if isinstance(value, (int, float, bool)):
+        return str(value)
+    if isinstance(value, dict) and isinstance(value.get("label"), (str, int)):
+        return str(value["label"])[:200]
+    return None
+
+
+def _sha(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def data_key(md5: str | None, refs: list[dict[str, Any]]) -> str:
+    if md5:
+        return "md5:" + md5.lower()
+    return "refs:" + "|".join(sorted(f"{r['kind']}:{r['value']}" for r in refs))
+
+
+def fingerprint(function: str, md5: str | None, refs: list[dict[str, Any]], ground_truth: Any,
+                prediction: Any) -> str:
+    return _sha(normalise_function(function), data_key(md5, refs), canonical(ground_truth), canonical(prediction))
+
+
+def match_key(function: str, ground_truth: Any, prediction: Any) -> str:
+    """What near-duplicate candidates share: everything but the data."""
+    return _sha(normalise_function(function), canonical(ground_truth), canonical(prediction))
+
+
+def dhash(image_bytes: bytes) -> int | None:
+    """64-bit difference hash of an image, as a signed 64-bit integer (fits BIGINT); None if not an image."""
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+    try:
+        with Image.open(io.BytesIO(image_bytes)) as img:
+            small = img.convert("L").resize((9, 8), Image.Resampling.LANCZOS)
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+    px = list(small.getdata())
+    bits = 0
+    for row in range(8):
+        for col in range(8):
+            bits = (bits << 1) | (px[row * 9 + col] > px[row * 9 + col + 1])
+    return bits - (1 << 64) if bits >= 1 << 63 else bits
+
+
+def hamming(a: int, b: int) -> int:
+    return bin((a ^ b) & ((1 << 64) - 1)).count("1")

@@ -1,0 +1,21 @@
+from mlife_shared.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, Unprocessable
+
+
+class BadcaseNotFound(NotFound):
+    """No badcase with this id."""
+
+
+class InvalidCursor(BadRequest):
+    """The cursor is not one this API gave out; start again without it."""
+
+
+class InvalidTransition(Conflict):
+    """This status change is not allowed."""
+
+
+class InvalidReport(Unprocessable):
+    """The report cannot be recorded as it is."""
+
+
+class DataTooLarge(PayloadTooLarge):
+    """The attached data file is too large."""

@@ -1,0 +1,141 @@
+"""Every query of badcases, occurrences and triage changes. Full-text search uses the dialect's own
+index: PostgreSQL `to_tsvector('simple', search_text)` (GIN), SQLite FTS5 (`badcase_fts`)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, delete, func, or_, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bam.badcase.filters import BadcaseFilter
+from bam.badcase.models import Badcase, BadcaseTag, Occurrence, TriageChange
+
+SORT_COLUMNS = {"priority": Badcase.priority, "last_seen": Badcase.last_seen, "first_seen": Badcase.first_seen,
+                "frequency": Badcase.frequency, "created_at": Badcase.created_at}
+
+
+def fts5_query(q: str) -> str:
+    """User text as an FTS5 query that cannot be a syntax error: every word quoted, all required."""
+    words = re.findall(r"\w+", q, flags=re.UNICODE)
+    return " ".join('"' + w.replace('"', '""') + '"' for w in words[:32])
+
+
+class BadcaseRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    @property
+    def dialect(self) -> str:
+        return self.session.bind.dialect.name
+
+    async def get(self, badcase_id: uuid.UUID, *, for_update: bool = False) -> Badcase | None:
+        stmt = select(Badcase).where(Badcase.id == badcase_id)
+        if for_update and self.dialect == "postgresql":
+            stmt = stmt.with_for_update()
+        return await self.session.scalar(stmt)
+
+    async def get_by_fingerprint(self, fingerprint: str) -> Badcase | None:
+        stmt = select(Badcase).where(Badcase.fingerprint == fingerprint)
+        if self.dialect == "postgresql":
+            stmt = stmt.with_for_update()
+        return await self.session.scalar(stmt)
+
+    async def near_duplicate_candidates(self, match_key: str, limit: int = 5000) -> Sequence[tuple[uuid.UUID, int]]:
+        stmt = (select(Badcase.id, Badcase.phash).where(Badcase.match_key == match_key, Badcase.phash.is_not(None))
+                .order_by(Badcase.last_seen.desc()).limit(limit))
+        return [(r[0], r[1]) for r in (await self.session.execute(stmt)).all()]
+
+    async def add(self, badcase: Badcase) -> Badcase:
+        self.session.add(badcase)
+        await self.session.flush()
+        await self.set_tags(badcase.id, badcase.tags)
+        return badcase
+
+    async def set_tags(self, badcase_id: uuid.UUID, tags: list[str]) -> None:
+        await self.session.execute(delete(BadcaseTag).where(BadcaseTag.badcase_id == badcase_id))
+        for tag in tags:
+            self.session.add(BadcaseTag(badcase_id=badcase_id, tag=tag))
+        await self.session.flush()
+
+    async def add_occurrence(self, occurrence: Occurrence) -> Occurrence:
+        self.session.add(occurrence)
+        await self.session.flush()
+        return occurrence
+
+    async def add_changes(self, changes: list[TriageChange]) -> None:
+        self.session.add_all(changes)
+        await self.session.flush()
+
+    async def occurrences(self, badcase_id: uuid.UUID, limit: int = 100) -> Sequence[Occurrence]:
+        stmt = (select(Occurrence).where(Occurrence.badcase_id == badcase_id)
+                .order_by(Occurrence.reported_at.desc()).limit(limit))
+        return (await self.session.scalars(stmt)).all()
+
+    async def history(self, badcase_id: uuid.UUID) -> Sequence[TriageChange]:
+        stmt = (select(TriageChange).where(TriageChange.badcase_id == badcase_id)
+                .order_by(TriageChange.changed_at))
+        return (await self.session.scalars(stmt)).all()
+
+    def conditions(self, f: BadcaseFilter) -> list[ColumnElement[bool]]:
+        c: list[ColumnElement[bool]] = []
+        for name in ("function", "system_version", "model_name", "model_version", "status", "severity", "source",
+                     "owner", "media_type"):
+            value = getattr(f, name)
+            if value:
+                c.append(getattr(Badcase, name) == value)
+        if f.label:
+            c.append(Badcase.ground_truth_label == f.label)
+        if f.prediction:
+            c.append(Badcase.prediction_label == f.prediction)
+        if f.min_priority is not None:
+            c.append(Badcase.priority >= f.min_priority)
+        if f.seen_after:
+            c.append(Badcase.last_seen >= f.seen_after)
+        if f.seen_before:
+            c.append(Badcase.last_seen < f.seen_before)
+        if f.tag:
+            c.append(Badcase.id.in_(select(BadcaseTag.badcase_id).where(BadcaseTag.tag == f.tag)))
+        if f.q and f.q.strip():
+            c.append(self._search(f.q))
+        return c
+
+    def _search(self, q: str) -> ColumnElement[bool]:
+        if self.dialect == "postgresql":
+            return func.to_tsvector(text("'simple'"), Badcase.search_text).op("@@")(
+                func.websearch_to_tsquery(text("'simple'"), q))
+        query = fts5_query(q)
+        if not query:
+            return text("1 = 0")
+        return text("badcase.rowid IN (SELECT rowid FROM badcase_fts WHERE badcase_fts MATCH :fts)").bindparams(
+            fts=query)
+
+    def filtered(self, f: BadcaseFilter) -> Select[Any]:
+        return select(Badcase).where(*self.conditions(f))
+
+    async def page(self, f: BadcaseFilter, *, sort: str, limit: int,
+                   after: tuple[object, str] | None) -> Sequence[Badcase]:
+        column = SORT_COLUMNS[sort.lstrip("-")]
+        desc = sort.startswith("-")
+        stmt = self.filtered(f)
+        if after is not None:
+            value, last_id = after
+            last = uuid.UUID(last_id)
+            if desc:
+                stmt = stmt.where(or_(column < value, and_(column == value, Badcase.id < last)))
+            else:
+                stmt = stmt.where(or_(column > value, and_(column == value, Badcase.id > last)))
+        order = (column.desc(), Badcase.id.desc()) if desc else (column.asc(), Badcase.id.asc())
+        return (await self.session.scalars(stmt.order_by(*order).limit(limit))).all()
+
+    async def ids(self, f: BadcaseFilter, limit: int) -> Sequence[uuid.UUID]:
+        stmt = select(Badcase.id).where(*self.conditions(f)).order_by(Badcase.id).limit(limit)
+        return (await self.session.scalars(stmt)).all()
+
+    async def many(self, ids: Sequence[uuid.UUID]) -> Sequence[Badcase]:
+        if not ids:
+            return []
+        return (await self.session.scalars(select(Badcase).where(Badcase.id.in_(ids)))).all()

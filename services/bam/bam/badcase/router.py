@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
+from pydantic import ValidationError
+
+from bam.badcase.attachment import store_upload
+from bam.badcase.exceptions import InvalidReport
+from bam.badcase.filters import BadcaseFilter, SortKey, filter_query
+from bam.badcase.models import Badcase
+from bam.badcase.schemas import (
+    BadcaseCreate,
+    BadcasePage,
+    BadcaseRead,
+    BadcaseUpdate,
+    OccurrenceRead,
+    TriageChangeRead,
+)
+from bam.badcase.service import BadcaseService, Recorded, ReportContext
+from mlife_shared.app import SessionDep, StoreDep
+from mlife_shared.auth import Tester, Viewer
+
+router = APIRouter(prefix="/badcases", tags=["badcases"])
+Filter = Annotated[BadcaseFilter, Depends(filter_query)]
+
+
+def to_read(b: Badcase, merged_into: uuid.UUID | None = None) -> BadcaseRead:
+    return BadcaseRead(
+        id=b.id, function=b.function, system_version=b.system_version, model_name=b.model_name,
+        model_version=b.model_version, source=b.source, reporter=b.reporter, client_id=b.client_id,  # type: ignore[arg-type]
+        device_id=b.device_id, description=b.description, tags=b.tags, data=b.data_refs, data_md5=b.data_md5,
+        media_type=b.media_type, prediction=b.prediction, ground_truth=b.ground_truth, status=b.status,  # type: ignore[arg-type]
+        severity=b.severity, priority=b.priority, priority_score=b.priority_score,  # type: ignore[arg-type]
+        priority_is_manual=b.priority_override is not None, owner=b.owner, frequency=b.frequency,
+        first_seen=b.first_seen, last_seen=b.last_seen, created_at=b.created_at, updated_at=b.updated_at,
+        fixed_at=b.fixed_at, regressed_at=b.regressed_at, added_to_test_data_at=b.test_data_requested_at,
+        merged_into=merged_into)
+
+
+def _answer(recorded: Recorded, response: Response) -> BadcaseRead:
+    response.status_code = 200 if recorded.merged else 201
+    return to_read(recorded.badcase, merged_into=recorded.badcase.id if recorded.merged else None)
+
+
+@router.post("", status_code=201, responses={200: {"model": BadcaseRead, "description": "merged into an existing badcase"}})
+async def report_badcase(report: BadcaseCreate, session: SessionDep, identity: Tester, request: Request,
+                         response: Response) -> BadcaseRead:
+    """Record a badcase: 201 when new, 200 with `merged_into` when it matched an existing one."""
+    service = BadcaseService(session, request.app.state.settings)
+    return _answer(await service.record(report, ReportContext(identity.username, report.source)), response)
+
+
+@router.post("/with-data", status_code=201,
+             responses={200: {"model": BadcaseRead, "description": "merged into an existing badcase"}})
+async def report_badcase_with_data(
+    session: SessionDep, store: StoreDep, identity: Tester, request: Request, response: Response,
+    report: Annotated[str, Form(description="The report as JSON (the body of POST /badcases)")],
+    file: Annotated[UploadFile, File(description="The badcase's data: image, audio, video, text or JSON")],
+) -> BadcaseRead:
+    """Record a badcase with its data file: stored once by MD5, near-duplicate images matched."""
+    try:
+        parsed = BadcaseCreate.model_validate(json.loads(report))
+    except (ValueError, ValidationError) as exc:
+        detail = exc.errors(include_url=False) if isinstance(exc, ValidationError) else str(exc)
+        raise InvalidReport(detail) from exc
+    settings = request.app.state.settings
+    attachment = await store_upload(store, file, max_bytes=settings.max_data_bytes)
+    service = BadcaseService(session, settings)
+    return _answer(await service.record(parsed, ReportContext(identity.username, parsed.source), attachment), response)
+
+
+@router.get("")
+async def list_badcases(session: SessionDep, _: Viewer, request: Request, f: Filter, sort: SortKey = "-priority",
+                        cursor: Annotated[str | None, Query(max_length=500)] = None,
+                        limit: Annotated[int, Query(ge=1, le=500)] = 50) -> BadcasePage:
+    """Retrieve badcases: filters on every attribute, full-text `q`, `sort`, cursor pagination."""
+    rows, next_cursor = await BadcaseService(session, request.app.state.settings).page(
+        f, sort=sort, limit=limit, cursor=cursor)
+    return BadcasePage(items=[to_read(b) for b in rows], next_cursor=next_cursor)
+
+
+@router.get("/{badcase_id}")
+async def get_badcase(badcase_id: uuid.UUID, session: SessionDep, _: Viewer, request: Request) -> BadcaseRead:
+    """One badcase."""
+    return to_read(await BadcaseService(session, request.app.state.settings).get(badcase_id))
+
+
+@router.patch("/{badcase_id}")
+async def triage_badcase(badcase_id: uuid.UUID, update: BadcaseUpdate, session: SessionDep, identity: Tester,
+                         request: Request) -> BadcaseRead:
+    """Triage: status, manual priority (null clears it), severity, owner, tags, description."""
+    service = BadcaseService(session, request.app.state.settings)
+    return to_read(await service.triage(badcase_id, update, identity.username))
+
+
+@router.get("/{badcase_id}/occurrences")
+async def list_occurrences(badcase_id: uuid.UUID, session: SessionDep, _: Viewer, request: Request,
+                           limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[OccurrenceRead]:
+    """Every report of this badcase, newest first."""
+    rows = await BadcaseService(session, request.app.state.settings).occurrences(badcase_id, limit)
+    return [OccurrenceRead.model_validate(o, from_attributes=True) for o in rows]
+
+
+@router.get("/{badcase_id}/history")
+async def triage_history(badcase_id: uuid.UUID, session: SessionDep, _: Viewer,
+                         request: Request) -> list[TriageChangeRead]:
+    """Who changed what, and when."""
+    rows = await BadcaseService(session, request.app.state.settings).history(badcase_id)
+    return [TriageChangeRead.model_validate(c, from_attributes=True) for c in rows]

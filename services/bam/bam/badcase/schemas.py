@@ -1,0 +1,154 @@
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from mlife_shared.objectstore import validate_key
+
+Source = Literal["manual", "import", "testing", "serving"]
+Status = Literal["new", "triaged", "in_progress", "fixed", "wont_fix", "regressed"]
+Severity = Literal["low", "medium", "high", "critical"]
+MediaType = Literal["image", "audio", "video", "text", "json", "other"]
+MAX_JSON_BYTES = 64 * 1024
+_MD5 = re.compile(r"^[0-9a-fA-F]{32}$")
+
+
+def _bounded_json(value: Any) -> Any:
+    if len(json.dumps(value, ensure_ascii=False)) > MAX_JSON_BYTES:
+        raise ValueError(f"must serialise to at most {MAX_JSON_BYTES} bytes of JSON")
+    return value
+
+
+def _clean_text(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+BoundedJson = Annotated[Any, AfterValidator(_bounded_json)]
+ShortText = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_clean_text)]
+Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f<>]+$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataRef(Strict):
+    """Where the badcase's data is: a DAM file MD5, an object key, or a URL (never fetched by BAM)."""
+
+    kind: Literal["md5", "key", "url"]
+    value: str = Field(min_length=1, max_length=2048)
+    media_type: MediaType | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "DataRef":
+        if self.kind == "md5":
+            if not _MD5.match(self.value):
+                raise ValueError("an md5 reference must be 32 hexadecimal characters")
+            self.value = self.value.lower()
+        elif self.kind == "key":
+            validate_key(self.value)
+        elif not re.match(r"^https?://[^\s/]+", self.value):
+            raise ValueError("a url reference must be an http(s) URL")
+        return self
+
+
+class BadcaseCreate(Strict):
+    """A report of a badcase. A report equal to an existing badcase is merged into it."""
+
+    function: ShortText = Field(description="ML system function, e.g. 'expression recognition'")
+    system_version: Annotated[str, Field(max_length=100)] | None = None
+    model_name: Annotated[str, Field(max_length=200)] | None = None
+    model_version: Annotated[str, Field(max_length=100)] | None = None
+    data: list[DataRef] = Field(default_factory=list, max_length=20)
+    prediction: BoundedJson = Field(None, description="What the model produced: a label or a structured value")
+    ground_truth: BoundedJson = Field(None, description="What it should have produced")
+    description: Annotated[str, Field(max_length=10_000), AfterValidator(_clean_text)] = ""
+    tags: list[Tag] = Field(default_factory=list, max_length=50)
+    severity: Severity = "medium"
+    source: Literal["manual", "import"] = "manual"
+    client_id: Annotated[str, Field(max_length=200)] | None = None
+    device_id: Annotated[str, Field(max_length=200)] | None = None
+
+    @field_validator("tags")
+    @classmethod
+    def _dedupe_tags(cls, tags: list[str]) -> list[str]:
+        return list(dict.fromkeys(t.strip() for t in tags if t.strip()))
+
+
+class BadcaseUpdate(Strict):
+    """Triage: only the fields sent are changed; `priority: null` clears a manual priority."""
+
+    status: Status | None = None
+    priority: Annotated[float, Field(ge=0, le=1_000_000)] | None = None
+    severity: Severity | None = None
+    owner: Annotated[str, Field(max_length=100)] | None = None
+    tags: list[Tag] | None = Field(None, max_length=50)
+    description: Annotated[str, Field(max_length=10_000), AfterValidator(_clean_text)] | None = None
+
+
+class BadcaseRead(BaseModel):
+    id: uuid.UUID
+    function: str
+    system_version: str | None
+    model_name: str | None
+    model_version: str | None
+    source: Source
+    reporter: str | None
+    client_id: str | None
+    device_id: str | None
+    description: str
+    tags: list[str]
+    data: list[dict[str, Any]]
+    data_md5: str | None
+    media_type: str | None
+    prediction: Any
+    ground_truth: Any
+    status: Status
+    severity: Severity
+    priority: float = Field(description="The effective priority: the manual one when set, else the score")
+    priority_score: float
+    priority_is_manual: bool
+    owner: str | None
+    frequency: int
+    first_seen: datetime
+    last_seen: datetime
+    created_at: datetime
+    updated_at: datetime
+    fixed_at: datetime | None
+    regressed_at: datetime | None
+    added_to_test_data_at: datetime | None
+    merged_into: uuid.UUID | None = Field(None, description="Set when this report was merged into an existing badcase")
+
+
+class BadcasePage(BaseModel):
+    items: list[BadcaseRead]
+    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page; null at the end")
+
+
+class OccurrenceRead(BaseModel):
+    id: uuid.UUID
+    source: Source
+    reporter: str | None
+    client_id: str | None
+    device_id: str | None
+    deployment_id: str | None
+    model_name: str | None
+    model_version: str | None
+    description: str
+    prediction: Any
+    reported_at: datetime
+
+
+class TriageChangeRead(BaseModel):
+    actor: str
+    field: str
+    old: Any
+    new: Any
+    changed_at: datetime

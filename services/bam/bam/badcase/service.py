@@ -1,0 +1,221 @@
+"""Recording, deduplicating, triaging and retrieving badcases. Never commits: the edge does."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bam.badcase import dedup, priority
+from bam.badcase.exceptions import BadcaseNotFound, InvalidTransition
+from bam.badcase.filters import BadcaseFilter, decode_cursor, encode_cursor
+from bam.badcase.models import Badcase, Occurrence, TriageChange
+from bam.badcase.repository import BadcaseRepository
+from bam.badcase.schemas import BadcaseCreate, BadcaseUpdate
+from bam.config import Settings
+from mlife_shared.db import utcnow
+from mlife_shared.events.contracts import BadcaseCreated, BadcaseMerged, BadcaseUpdated
+from mlife_shared.messaging import outbox
+
+ALLOWED = {
+    "new": {"triaged", "in_progress", "fixed", "wont_fix"},
+    "triaged": {"new", "in_progress", "fixed", "wont_fix"},
+    "in_progress": {"triaged", "fixed", "wont_fix"},
+    "fixed": {"in_progress", "regressed"},
+    "wont_fix": {"triaged", "in_progress"},
+    "regressed": {"triaged", "in_progress", "fixed"},
+}
+
+
+TRIAGE_FIELDS = {"status": "status", "priority": "priority_override", "severity": "severity", "owner": "owner",
+                 "tags": "tags", "description": "description"}
+NULLABLE = {"priority", "owner"}
+
+
+@dataclass
+class Attachment:
+    """Data uploaded with a report, already stored in BAM's own objects."""
+
+    md5: str
+    media_type: str
+    phash: int | None
+
+
+@dataclass
+class ReportContext:
+    reporter: str | None
+    source: str
+    deployment_id: str | None = None
+    event_id: uuid.UUID | None = None
+    correlation: dict[str, Any] | None = None
+
+
+@dataclass
+class Recorded:
+    badcase: Badcase
+    merged: bool
+
+
+class BadcaseService:
+    def __init__(self, session: AsyncSession, settings: Settings) -> None:
+        self.session = session
+        self.settings = settings
+        self.repo = BadcaseRepository(session)
+
+    def _score(self, b: Badcase, now: datetime) -> None:
+        b.priority_score = priority.score(
+            frequency=b.frequency, severity=b.severity, last_seen=b.last_seen, now=now,
+            function_weight=self.settings.function_weights.get(b.function, 1.0),
+            half_life_days=self.settings.priority_half_life_days)
+        b.priority = b.priority_override if b.priority_override is not None else b.priority_score
+
+    async def record(self, report: BadcaseCreate, ctx: ReportContext,
+                     attachment: Attachment | None = None) -> Recorded:
+        refs = [r.model_dump(exclude_none=True) for r in report.data]
+        md5 = attachment.md5 if attachment else next((r["value"] for r in refs if r["kind"] == "md5"), None)
+        if attachment and not any(r["kind"] == "md5" and r["value"] == attachment.md5 for r in refs):
+            refs.insert(0, {"kind": "md5", "value": attachment.md5, "media_type": attachment.media_type})
+        media = attachment.media_type if attachment else next((r.get("media_type") for r in refs
+                                                               if r.get("media_type")), None)
+        fingerprint = dedup.fingerprint(report.function, md5, refs, report.ground_truth, report.prediction)
+        match_key = dedup.match_key(report.function, report.ground_truth, report.prediction)
+        phash = attachment.phash if attachment else None
+
+        existing = await self._find(fingerprint, match_key, phash)
+        if existing is None:
+            try:
+                async with self.session.begin_nested():
+                    created = await self._create(report, ctx, refs, md5, media, phash, fingerprint, match_key)
+                return Recorded(created, merged=False)
+            except IntegrityError:
+                # A concurrent report of the same badcase won the insert: merge into it instead.
+                existing = await self.repo.get_by_fingerprint(fingerprint)
+                if existing is None:
+                    raise
+        await self._merge(existing, report, ctx)
+        return Recorded(existing, merged=True)
+
+    async def _find(self, fingerprint: str, match_key: str, phash: int | None) -> Badcase | None:
+        found = await self.repo.get_by_fingerprint(fingerprint)
+        if found is not None or phash is None:
+            return found
+        best: tuple[int, uuid.UUID] | None = None
+        for candidate_id, candidate_hash in await self.repo.near_duplicate_candidates(match_key):
+            distance = dedup.hamming(phash, candidate_hash)
+            if distance <= dedup.NEAR_DUPLICATE_BITS and (best is None or distance < best[0]):
+                best = (distance, candidate_id)
+        return await self.repo.get(best[1], for_update=True) if best else None
+
+    async def _create(self, report: BadcaseCreate, ctx: ReportContext, refs: list[dict[str, Any]], md5: str | None,
+                      media: str | None, phash: int | None, fingerprint: str, match_key: str) -> Badcase:
+        now = utcnow()
+        b = Badcase(
+            id=uuid.uuid4(), function=report.function.strip(), system_version=report.system_version,
+            model_name=report.model_name, model_version=report.model_version, source=ctx.source,
+            reporter=ctx.reporter, client_id=report.client_id, device_id=report.device_id,
+            description=report.description, description_norm=dedup.normalise_text(report.description),
+            tags=report.tags, data_refs=refs, data_md5=md5, media_type=media, phash=phash,
+            prediction=report.prediction, ground_truth=report.ground_truth,
+            prediction_label=dedup.label_of(report.prediction), ground_truth_label=dedup.label_of(report.ground_truth),
+            fingerprint=fingerprint, match_key=match_key, status="new", severity=report.severity, frequency=1,
+            first_seen=now, last_seen=now, created_at=now, updated_at=now)
+        b.search_text = search_text(b.description_norm, b.tags)
+        self._score(b, now)
+        await self.repo.add(b)
+        await self.repo.add_occurrence(self._occurrence(b.id, report, ctx, now))
+        await outbox.add(self.session, BadcaseCreated(
+            badcase_id=b.id, function=b.function, source=ctx.source, model_name=b.model_name,  # type: ignore[arg-type]
+            model_version=b.model_version, priority=b.priority), **(ctx.correlation or {}))
+        return b
+
+    async def _merge(self, b: Badcase, report: BadcaseCreate, ctx: ReportContext) -> None:
+        now = utcnow()
+        b.frequency += 1
+        b.last_seen = now
+        b.updated_at = now
+        new_tags = [t for t in report.tags if t not in b.tags]
+        if new_tags:
+            b.tags = [*b.tags, *new_tags]
+            b.search_text = search_text(b.description_norm, b.tags)
+            await self.repo.set_tags(b.id, b.tags)
+        self._score(b, now)
+        occurrence = await self.repo.add_occurrence(self._occurrence(b.id, report, ctx, now))
+        await outbox.add(self.session, BadcaseMerged(badcase_id=b.id, occurrence_id=occurrence.id,
+                                                     frequency=b.frequency), **(ctx.correlation or {}))
+
+    @staticmethod
+    def _occurrence(badcase_id: uuid.UUID, report: BadcaseCreate, ctx: ReportContext, now: datetime) -> Occurrence:
+        return Occurrence(badcase_id=badcase_id, source=ctx.source, reporter=ctx.reporter, client_id=report.client_id,
+                          device_id=report.device_id, deployment_id=ctx.deployment_id, model_name=report.model_name,
+                          model_version=report.model_version, description=report.description,
+                          prediction=report.prediction, event_id=ctx.event_id, reported_at=now)
+
+    async def get(self, badcase_id: uuid.UUID, *, for_update: bool = False) -> Badcase:
+        b = await self.repo.get(badcase_id, for_update=for_update)
+        if b is None:
+            raise BadcaseNotFound(f"no badcase {badcase_id}")
+        return b
+
+    async def triage(self, badcase_id: uuid.UUID, update: BadcaseUpdate, actor: str) -> Badcase:
+        b = await self.get(badcase_id, for_update=True)
+        now = utcnow()
+        sent = update.model_dump(exclude_unset=True)
+        if sent.get("tags") is not None:
+            sent["tags"] = list(dict.fromkeys(sent["tags"]))
+        before = {field: getattr(b, column) for field, column in TRIAGE_FIELDS.items()}
+        changes = {k: v for k, v in sent.items() if v != before[k] and (v is not None or k in NULLABLE)}
+        if not changes:
+            return b
+        if "status" in changes:
+            self.transition(b, changes["status"], now)
+        for field, value in changes.items():
+            if field != "status":
+                setattr(b, TRIAGE_FIELDS[field], value)
+        if "tags" in changes:
+            await self.repo.set_tags(b.id, b.tags)
+        if "description" in changes:
+            b.description_norm = dedup.normalise_text(b.description)
+        b.search_text = search_text(b.description_norm, b.tags)
+        b.updated_at = now
+        self._score(b, now)
+        await self.repo.add_changes([TriageChange(badcase_id=b.id, actor=actor, field=k, old=before[k], new=v,
+                                                  changed_at=now) for k, v in changes.items()])
+        await outbox.add(self.session, BadcaseUpdated(badcase_id=b.id, changes=changes))
+        return b
+
+    @staticmethod
+    def transition(b: Badcase, status: str, now: datetime) -> None:
+        if status not in ALLOWED[b.status]:
+            allowed = ", ".join(sorted(ALLOWED[b.status]))
+            raise InvalidTransition(f"a {b.status} badcase cannot become {status}; it can become: {allowed}")
+        b.status = status
+        if status == "fixed":
+            b.fixed_at = now
+        elif status == "regressed":
+            b.regressed_at = now
+
+    async def occurrences(self, badcase_id: uuid.UUID, limit: int) -> Sequence[Occurrence]:
+        await self.get(badcase_id)
+        return await self.repo.occurrences(badcase_id, limit)
+
+    async def history(self, badcase_id: uuid.UUID) -> Sequence[TriageChange]:
+        await self.get(badcase_id)
+        return await self.repo.history(badcase_id)
+
+    async def page(self, f: BadcaseFilter, *, sort: str, limit: int,
+                   cursor: str | None) -> tuple[Sequence[Badcase], str | None]:
+        after = decode_cursor(cursor, sort) if cursor else None
+        rows = await self.repo.page(f, sort=sort, limit=limit + 1, after=after)
+        if len(rows) <= limit:
+            return rows, None
+        last = rows[limit - 1]
+        return rows[:limit], encode_cursor(sort, getattr(last, sort.lstrip("-")), str(last.id))
+
+
+def search_text(description_norm: str, tags: list[str]) -> str:
+    return " ".join([description_norm, *[dedup.normalise_text(t) for t in tags]])
