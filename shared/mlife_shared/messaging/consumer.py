@@ -118,22 +118,50 @@ class ConsumerRunner:
                 psub = None
                 await asyncio.sleep(0.5)
                 continue
-            for msg in msgs:
-                await self.handle(sub, msg)
+            await self.handle_batch(sub, msgs)
 
-    async def handle(self, sub: Subscription, msg: Msg) -> None:
+    async def handle_batch(self, sub: Subscription, msgs: list[Msg]) -> None:
+        """Apply a fetched batch in one transaction (the common case, one commit for many events); if any
+        handler fails, fall back to one transaction per message so the failure stays with its message."""
+        consumer = durable_name(self.service, sub)
+        parsed: list[tuple[Msg, Envelope[Any]]] = []
+        for msg in msgs:
+            try:
+                parsed.append((msg, parse(msg, expected=sub.subject)))
+            except PoisonMessage as exc:
+                await self._dead_letter(consumer, msg, reason=exc.reason, error=str(exc),
+                                        deliveries=msg.metadata.num_delivered)
+        if len(parsed) > 1:
+            heartbeat = asyncio.create_task(_keep_alive([m for m, _ in parsed], sub.ack_wait_seconds))
+            try:
+                async with self.db.transaction() as session:
+                    applied = [await self._apply_in(session, consumer, sub, env) for _, env in parsed]
+            except Exception as exc:  # noqa: BLE001 - isolate the failing message below
+                log.info("batch_fallback", consumer=consumer, size=len(parsed), error=repr(exc))
+            else:
+                for (msg, _), done in zip(parsed, applied, strict=True):
+                    self._count(done)
+                    await msg.ack()
+                return
+            finally:
+                heartbeat.cancel()
+        for msg, envelope in parsed:
+            await self.handle(sub, msg, envelope)
+
+    def _count(self, applied: bool) -> None:
+        if applied:
+            self.stats.handled += 1
+        else:
+            self.stats.duplicates += 1
+
+    async def handle(self, sub: Subscription, msg: Msg, envelope: Envelope[Any]) -> None:
         consumer = durable_name(self.service, sub)
         deliveries = msg.metadata.num_delivered
         limit = sub.max_deliver or self.max_deliver
-        try:
-            envelope = parse(msg, expected=sub.subject)
-        except PoisonMessage as exc:
-            await self._dead_letter(consumer, msg, reason=exc.reason, error=str(exc), deliveries=deliveries)
-            return
         bound = structlog.contextvars.bound_contextvars(event_id=str(envelope.id),
                                                        correlation_id=str(envelope.correlation_id))
         with bound:
-            heartbeat = asyncio.create_task(_keep_alive(msg, sub.ack_wait_seconds))
+            heartbeat = asyncio.create_task(_keep_alive([msg], sub.ack_wait_seconds))
             try:
                 applied = await self._apply(consumer, sub, envelope)
             except Exception as exc:  # noqa: BLE001 - the handler's failure decides retry or dead letter
@@ -150,19 +178,21 @@ class ConsumerRunner:
                 return
             finally:
                 heartbeat.cancel()
-            if applied:
-                self.stats.handled += 1
-            else:
-                self.stats.duplicates += 1
+            self._count(applied)
             await msg.ack()
 
     async def _apply(self, consumer: str, sub: Subscription, envelope: Envelope[Any]) -> bool:
         async with self.db.transaction() as session:
-            # The inbox row goes first: a concurrent delivery of the same event waits on it, then skips.
-            if not await InboxRepository(session).record(consumer, envelope.id, envelope.type):
-                return False
+            return await self._apply_in(session, consumer, sub, envelope)
+
+    @staticmethod
+    async def _apply_in(session: AsyncSession, consumer: str, sub: Subscription, envelope: Envelope[Any]) -> bool:
+        # The inbox row goes first: a concurrent delivery of the same event waits on it, then skips.
+        if not await InboxRepository(session).record(consumer, envelope.id, envelope.type):
+            return False
+        with structlog.contextvars.bound_contextvars(event_id=str(envelope.id)):
             await sub.handler(envelope, session)
-            return True
+        return True
 
     async def _dead_letter(self, consumer: str, msg: Msg, *, reason: str, error: str, deliveries: int,
                            event_id: str | None = None) -> None:
@@ -220,10 +250,11 @@ def parse(msg: Msg, *, expected: str | None = None) -> Envelope[Any]:
     return envelope
 
 
-async def _keep_alive(msg: Msg, ack_wait: float) -> None:
+async def _keep_alive(msgs: list[Msg], ack_wait: float) -> None:
     """Long handlers: tell JetStream we are still working so it does not redeliver meanwhile."""
     with suppress(asyncio.CancelledError, Exception):
         while True:
             await asyncio.sleep(max(ack_wait / 3, 0.5))
-            await msg.in_progress()
+            for msg in msgs:
+                await msg.in_progress()
 

@@ -48,8 +48,8 @@ class Relay:
                 payload = json.dumps(row.envelope, separators=(",", ":")).encode()
                 futures.append(await self.js.publish_async(row.subject, payload,
                                                            headers={"Nats-Msg-Id": str(row.id)}))
-            results = await asyncio.gather(*(asyncio.wait_for(f, self.publish_timeout) for f in futures),
-                                           return_exceptions=True)
+            await asyncio.wait(futures, timeout=self.publish_timeout)
+            results = [_outcome(f) for f in futures]
             ok = [row.seq for row, r in zip(rows, results, strict=True) if not isinstance(r, BaseException)]
             failed = [(row.seq, r) for row, r in zip(rows, results, strict=True) if isinstance(r, BaseException)]
             await repo.mark_published(ok)
@@ -63,10 +63,13 @@ class Relay:
 
     async def run(self, stop: asyncio.Event) -> None:
         await self._listen()
-        purge_every, since_purge = 3600.0, 0.0
+        loop = asyncio.get_running_loop()
+        purge_every, last_purge = 3600.0, loop.time()
         backoff = self.poll_seconds
         try:
             while not stop.is_set():
+                # Clear before reading: a NOTIFY that lands during the batch wakes the next wait at once.
+                self._wake.clear()
                 try:
                     n = await self.publish_batch()
                     backoff = self.poll_seconds
@@ -78,12 +81,10 @@ class Relay:
                     continue
                 if n >= self.batch_size:
                     continue
-                self._wake.clear()
                 with suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(_first(self._wake.wait(), stop.wait()), self.poll_seconds)
-                since_purge += self.poll_seconds
-                if since_purge > purge_every:
-                    since_purge = 0.0
+                if loop.time() - last_purge > purge_every:
+                    last_purge = loop.time()
                     async with self.db.transaction() as session:
                         await OutboxRepository(session).purge_published(self.retention)
         finally:
@@ -101,6 +102,13 @@ class Relay:
             await self._listener.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
         except Exception as exc:  # noqa: BLE001 - polling still works
             log.warning("relay_listen_failed", error=repr(exc))
+
+
+def _outcome(future: "asyncio.Future[object]") -> object:
+    if not future.done():
+        future.cancel()
+        return TimeoutError("no PubAck in time")
+    return future.exception() or future.result()
 
 
 async def _first(*aws: object) -> None:

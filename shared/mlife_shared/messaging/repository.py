@@ -48,41 +48,20 @@ class OutboxRepository:
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-class InboxRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def record_failure(self, seqs: Sequence[int], error: str) -> None:
-        if seqs:
-            await self.session.execute(update(OutboxEvent).where(OutboxEvent.seq.in_(seqs))
-                                       .values(attempts=OutboxEvent.attempts + 1, last_error=error[:2000]))
-
-    async def backlog(self) -> int:
-        stmt = select(func.count()).select_from(OutboxEvent).where(OutboxEvent.published_at.is_(None))
-        return int(await self.session.scalar(stmt) or 0)
-
-    async def purge_published(self, older_than: timedelta) -> int:
-        cutoff: datetime = utcnow() - older_than
-        result = await self.session.execute(delete(OutboxEvent).where(OutboxEvent.published_at.is_not(None),
-                                                                      OutboxEvent.published_at < cutoff))
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+# Built once: an insert that does nothing when the (consumer, event id) row exists.
+_INBOX_INSERT = {True: pg_insert(InboxEvent.__table__).on_conflict_do_nothing(),
+                 False: sqlite_insert(InboxEvent.__table__).on_conflict_do_nothing()}
 
 
 class InboxRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-
-    async def seen(self, consumer: str, event_id: uuid.UUID) -> bool:
-        stmt = select(InboxEvent.event_id).where(InboxEvent.consumer == consumer, InboxEvent.event_id == event_id)
-        return (await self.session.scalar(stmt)) is not None
 
     async def record(self, consumer: str, event_id: uuid.UUID, subject: str) -> bool:
         """Insert the inbox row; False when a concurrent delivery already recorded it."""
         values = {"consumer": consumer, "event_id": event_id, "subject": subject, "processed_at": utcnow()}
-        dialect = self.session.bind.dialect.name
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        stmt = insert(InboxEvent).values(**values).on_conflict_do_nothing()
-        result = await self.session.execute(stmt)
+        stmt = _INBOX_INSERT[self.session.bind.dialect.name == "postgresql"]
+        result = await self.session.execute(stmt, values)
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
 

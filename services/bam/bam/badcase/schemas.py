@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from mlife_shared.objectstore import validate_key
+from mlife_shared.objectstore import InvalidKey, validate_key
 
 Source = Literal["manual", "import", "testing", "serving"]
 Status = Literal["new", "triaged", "in_progress", "fixed", "wont_fix", "regressed"]
@@ -53,7 +53,10 @@ class DataRef(Strict):
                 raise ValueError("an md5 reference must be 32 hexadecimal characters")
             self.value = self.value.lower()
         elif self.kind == "key":
-            validate_key(self.value)
+            try:
+                validate_key(self.value)
+            except InvalidKey as exc:
+                raise ValueError(f"an object key must be a safe relative path: {exc.message}") from exc
         elif not re.match(r"^https?://[^\s/]+", self.value):
             raise ValueError("a url reference must be an http(s) URL")
         return self

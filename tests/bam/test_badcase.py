@@ -1,0 +1,211 @@
+"""Recording, dedup, priority, triage and retrieval, on real PostgreSQL."""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+from PIL import Image, ImageDraw
+
+from mlife_shared.db import make_engine
+from tests.bam.conftest import as_role
+
+MD5 = "0123456789abcdef0123456789abcdef"
+
+
+def report(**kw: Any) -> dict[str, Any]:
+    body = {"function": "emotion", "data": [{"kind": "md5", "value": MD5, "media_type": "image"}],
+            "prediction": "happy", "ground_truth": "sad", "description": "Driver wears a mask",
+            "model_name": "expr", "model_version": "1.0", "system_version": "dms-2.3"}
+    body.update(kw)
+    return body
+
+
+async def outbox_subjects(db_url: str) -> list[str]:
+    engine = make_engine(db_url)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(sa.text("SELECT subject FROM outbox ORDER BY seq"))).scalars().all()
+    await engine.dispose()
+    return list(rows)
+
+
+async def test_new_report_is_201_and_emits_badcase_created(bam: httpx.AsyncClient, bam_db: str) -> None:
+    r = await bam.post("/badcases", json=report(tags=["mask", "night"]))
+    assert r.status_code == 201, r.text
+    b = r.json()
+    assert b["status"] == "new" and b["frequency"] == 1 and b["merged_into"] is None
+    assert b["reporter"] == "tess" and b["source"] == "manual" and b["tags"] == ["mask", "night"]
+    assert await outbox_subjects(bam_db) == ["badcase.created"]
+
+
+async def test_same_report_merges_with_200(bam: httpx.AsyncClient, bam_db: str) -> None:
+    first = (await bam.post("/badcases", json=report())).json()
+    again = await bam.post("/badcases", json=report(description="  DRIVER wears   a mask!  ", tags=["x"],
+                                                    prediction={"label": "HAPPY"}))
+    assert again.status_code == 200
+    merged = again.json()
+    assert merged["merged_into"] == first["id"] == merged["id"]
+    assert merged["frequency"] == 2 and merged["description"] == "Driver wears a mask"
+    assert merged["priority"] > first["priority"]
+    occurrences = (await bam.get(f"/badcases/{first['id']}/occurrences")).json()
+    assert len(occurrences) == 2
+    assert await outbox_subjects(bam_db) == ["badcase.created", "badcase.merged"]
+
+
+async def test_different_ground_truth_or_data_is_a_new_badcase(bam: httpx.AsyncClient) -> None:
+    a = await bam.post("/badcases", json=report())
+    b = await bam.post("/badcases", json=report(ground_truth="angry"))
+    c = await bam.post("/badcases", json=report(data=[{"kind": "md5", "value": "f" * 32}]))
+    assert {a.status_code, b.status_code, c.status_code} == {201}
+    assert len({a.json()["id"], b.json()["id"], c.json()["id"]}) == 3
+
+
+def png(draw_offset: int = 0, size: int = 128, quality_noise: int = 0) -> bytes:
+    img = Image.new("RGB", (size, size), "white")
+    d = ImageDraw.Draw(img)
+    d.rectangle([20 + draw_offset, 30, 70 + draw_offset, 100], fill="black")
+    d.ellipse([80, 10, 120, 50], fill=(200, 30, 30))
+    if quality_noise:
+        img = img.resize((size // 2, size // 2)).resize((size, size))
+    out = io.BytesIO()
+    img.save(out, format="PNG")
+    return out.getvalue()
+
+
+async def post_with_data(bam: httpx.AsyncClient, data: bytes, **kw: Any) -> httpx.Response:
+    body = report(data=[], **kw)
+    return await bam.post("/badcases/with-data", data={"report": json.dumps(body)},
+                          files={"file": ("frame.png", data, "application/octet-stream")})
+
+
+async def test_near_duplicate_image_merges_but_a_different_picture_does_not(bam: httpx.AsyncClient) -> None:
+    first = await post_with_data(bam, png())
+    assert first.status_code == 201, first.text
+    assert first.json()["media_type"] == "image" and first.json()["data_md5"]
+    resized = await post_with_data(bam, png(quality_noise=1))  # other bytes, same picture
+    assert resized.status_code == 200 and resized.json()["merged_into"] == first.json()["id"]
+    other = Image.new("RGB", (128, 128), "black")
+    ImageDraw.Draw(other).rectangle([0, 0, 64, 128], fill="white")
+    buf = io.BytesIO()
+    other.save(buf, format="PNG")
+    different = await post_with_data(bam, buf.getvalue())
+    assert different.status_code == 201
+
+
+async def test_priority_follows_frequency_severity_and_function_weight(bam: httpx.AsyncClient) -> None:
+    low = (await bam.post("/badcases", json=report(function="ocr", severity="low"))).json()
+    crit = (await bam.post("/badcases", json=report(function="ocr", severity="critical",
+                                                    ground_truth="other"))).json()
+    weighted = (await bam.post("/badcases", json=report(severity="low"))).json()  # emotion weighs 2
+    assert low["priority"] == 5.0 and crit["priority"] == 40.0 and weighted["priority"] == 10.0
+    assert not low["priority_is_manual"]
+
+
+async def test_manual_priority_overrides_and_clears(bam: httpx.AsyncClient) -> None:
+    b = (await bam.post("/badcases", json=report())).json()
+    r = await bam.patch(f"/badcases/{b['id']}", json={"priority": 99})
+    assert r.json()["priority"] == 99 and r.json()["priority_is_manual"] and r.json()["priority_score"] == b["priority"]
+    r = await bam.patch(f"/badcases/{b['id']}", json={"priority": None})
+    assert r.json()["priority"] == b["priority"] and not r.json()["priority_is_manual"]
+
+
+async def test_triage_flow_history_and_event(bam: httpx.AsyncClient, bam_db: str) -> None:
+    b = (await bam.post("/badcases", json=report())).json()
+    r = await bam.patch(f"/badcases/{b['id']}", json={"status": "triaged", "owner": "ana"})
+    assert r.status_code == 200 and r.json()["status"] == "triaged" and r.json()["owner"] == "ana"
+    r = await bam.patch(f"/badcases/{b['id']}", json={"status": "fixed"})
+    assert r.json()["fixed_at"] is not None
+    bad = await bam.patch(f"/badcases/{b['id']}", json={"status": "new"})
+    assert bad.status_code == 409 and bad.json()["error"] == "InvalidTransition"
+    assert "can become" in bad.json()["detail"]
+    history = (await bam.get(f"/badcases/{b['id']}/history")).json()
+    assert [(h["field"], h["old"], h["new"]) for h in history] == [
+        ("status", "new", "triaged"), ("owner", None, "ana"), ("status", "triaged", "fixed")]
+    assert (await outbox_subjects(bam_db)).count("badcase.updated") == 2
+
+
+async def test_viewer_cannot_report_or_triage(bam: httpx.AsyncClient) -> None:
+    r = await bam.post("/badcases", json=report(), headers=as_role("viewer"))
+    assert r.status_code == 403 and r.json()["error"] == "Forbidden"
+    assert (await bam.get("/badcases", headers=as_role("viewer"))).status_code == 200
+
+
+async def test_filters_search_and_sort(bam: httpx.AsyncClient) -> None:
+    await bam.post("/badcases", json=report(description="half-wearing mask at night", tags=["mask"]))
+    await bam.post("/badcases", json=report(ground_truth="angry", description="sunglasses glare",
+                                            system_version="dms-2.4", severity="high"))
+    await bam.post("/badcases", json=report(function="ocr", ground_truth="7", prediction="1",
+                                            description="blurry digit"))
+    assert len((await bam.get("/badcases", params={"function": "emotion"})).json()["items"]) == 2
+    assert len((await bam.get("/badcases", params={"label": "angry"})).json()["items"]) == 1
+    assert len((await bam.get("/badcases", params={"system_version": "dms-2.4"})).json()["items"]) == 1
+    assert len((await bam.get("/badcases", params={"tag": "mask"})).json()["items"]) == 1
+    hits = (await bam.get("/badcases", params={"q": "mask night"})).json()["items"]
+    assert [h["description"] for h in hits] == ["half-wearing mask at night"]
+    assert (await bam.get("/badcases", params={"q": "MASK"})).json()["items"]
+    top = (await bam.get("/badcases", params={"sort": "-priority"})).json()["items"][0]
+    assert top["severity"] == "high"
+
+
+async def test_search_is_safe_with_sql_and_regex_metacharacters(bam: httpx.AsyncClient) -> None:
+    await bam.post("/badcases", json=report(description="normal text"))
+    for q in ["'; DROP TABLE badcase; --", ".*(", "\"unterminated", "a & | ! (b", "%_\\", "<script>alert(1)</script>"]:
+        r = await bam.get("/badcases", params={"q": q})
+        assert r.status_code == 200, (q, r.text)
+    assert (await bam.get("/badcases")).json()["items"]
+
+
+async def test_cursor_pagination_walks_every_badcase_once(bam: httpx.AsyncClient) -> None:
+    for i in range(23):
+        await bam.post("/badcases", json=report(ground_truth=f"label-{i}"))
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 5, "sort": "-created_at"}
+        if cursor:
+            params["cursor"] = cursor
+        page = (await bam.get("/badcases", params=params)).json()
+        seen += [b["id"] for b in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert len(seen) == 23 == len(set(seen))
+    bad = await bam.get("/badcases", params={"cursor": "garbage!!"})
+    assert bad.status_code == 400 and bad.json()["error"] == "InvalidCursor"
+
+
+async def test_bad_input_is_a_clear_4xx_and_writes_nothing(bam: httpx.AsyncClient, bam_db: str) -> None:
+    cases = [
+        report(unknown_field=1),
+        report(description="x" * 10_001),
+        report(data=[{"kind": "md5", "value": "not-an-md5"}]),
+        report(data=[{"kind": "key", "value": "../../etc/passwd"}]),
+        report(data=[{"kind": "url", "value": "file:///etc/passwd"}]),
+        report(function=""),
+        report(description="nul\x00byte"),
+        report(tags=["<script>"]),
+        report(prediction={"blob": "x" * 70_000}),
+    ]
+    for body in cases:
+        r = await bam.post("/badcases", json=body)
+        assert r.status_code == 422, (body, r.status_code, r.text)
+        assert r.json()["error"] == "RequestValidationError"
+    r = await bam.post("/badcases", content=b"\xff\xfe not json", headers={"content-type": "application/json"})
+    assert r.status_code in (400, 422) and r.json()["error"] in ("BadRequest", "RequestValidationError")
+    r = await bam.post("/badcases/with-data", data={"report": "{not json"}, files={"file": ("a", b"x")})
+    assert r.status_code == 422 and r.json()["error"] == "InvalidReport"
+    assert (await bam.get(f"/badcases/{uuid.uuid4()}")).status_code == 404
+    assert (await bam.get("/badcases")).json()["items"] == []
+    assert await outbox_subjects(bam_db) == []
+
+
+async def test_html_in_text_is_stored_as_inert_text(bam: httpx.AsyncClient) -> None:
+    r = await bam.post("/badcases", json=report(description="<img src=x onerror=alert(1)>"))
+    assert r.status_code == 201
+    got = await bam.get(f"/badcases/{r.json()['id']}")
+    assert got.headers["content-type"] == "application/json"
+    assert got.json()["description"] == "<img src=x onerror=alert(1)>"
