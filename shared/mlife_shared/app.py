@@ -34,6 +34,21 @@ log = structlog.get_logger(__name__)
 
 
 @dataclass
+class ServiceContext:
+    """What event handlers may use besides their session: settings and the object store (the whole
+    store, to read objects other services name in their events, and the service's own prefix)."""
+
+    settings: ServiceSettings
+    store: ObjectStore
+    scoped: ScopedStore
+
+
+def service_context(spec: "ServiceSpec", settings: ServiceSettings) -> ServiceContext:
+    store = make_store(settings)
+    return ServiceContext(settings=settings, store=store, scoped=ScopedStore(store, spec.name))
+
+
+@dataclass
 class ServiceSpec:
     """What makes a service: its name, settings, routers, subscriptions and migrations."""
 
@@ -44,7 +59,7 @@ class ServiceSpec:
     migrations: str = field(default="", metadata={"doc": "package holding the service's alembic scripts"})
     routers: Callable[[], list[APIRouter]] = lambda: []
     root_routers: Callable[[], list[APIRouter]] = lambda: []
-    subscriptions: Callable[[], list[Subscription]] = lambda: []
+    subscriptions: Callable[[ServiceContext], list[Subscription]] = lambda ctx: []
     has_worker: bool = True
     uses_object_store: bool = True
     extra_readiness: Callable[[FastAPI], Awaitable[dict[str, str]]] | None = None
@@ -183,9 +198,10 @@ def ops_router(spec: ServiceSpec) -> APIRouter:
                 m.outbox_backlog.labels(spec.name).set(await OutboxRepository(session).backlog())
                 m.dead_letters.labels(spec.name).set(await DeadLetterRepository(session).count())
         nats: NATS | None = request.app.state.nats
-        if nats is not None and nats.is_connected:
+        if nats is not None and nats.is_connected and spec.uses_object_store:
             js = nats.jetstream()
-            for sub in spec.subscriptions():
+            ctx = ServiceContext(request.app.state.settings, request.app.state.raw_store, request.app.state.store)
+            for sub in spec.subscriptions(ctx):
                 with suppress(Exception):
                     info = await asyncio.wait_for(
                         js.consumer_info(stream_for_subject(sub.subject), durable_name(spec.name, sub)), 2.0)

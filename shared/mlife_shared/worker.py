@@ -31,7 +31,10 @@ async def run_worker(spec: "ServiceSpec", settings: ServiceSettings,  # noqa: F8
         js = nc.jetstream()
         await provision_streams(js, max_age_days=settings.stream_max_age_days)
         relay = Relay(db, js, batch_size=settings.relay_batch_size, poll_seconds=settings.relay_poll_seconds)
-        runner = ConsumerRunner(spec.name, db, js, spec.subscriptions(), max_deliver=settings.consumer_max_deliver,
+        from mlife_shared.app import service_context
+
+        subscriptions = spec.subscriptions(service_context(spec, settings))
+        runner = ConsumerRunner(spec.name, db, js, subscriptions, max_deliver=settings.consumer_max_deliver,
                                 backoff=settings.consumer_backoff_seconds)
         log.info("worker_started", subscriptions=[s.subject for s in runner.subscriptions])
         await asyncio.gather(relay.run(stop), runner.run(stop))

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from mlife_shared.events import EVENTS, Envelope, streams
+from mlife_shared.events.contracts import TestingOutcomeLine
 
 SNAPSHOT = Path(__file__).with_name("events.schema.json")
 PRODUCERS = {"bam", "dam", "mtt", "msm"}
@@ -22,7 +23,8 @@ ARCHITECTURE_SUBJECTS = {
 
 
 def current() -> dict[str, object]:
-    out: dict[str, object] = {"envelope": Envelope.model_json_schema()}
+    out: dict[str, object] = {"envelope": Envelope.model_json_schema(),
+                              "testing.completed/outcomes-line": TestingOutcomeLine.model_json_schema()}
     for subject, model in sorted(EVENTS.items()):
         if model.producer in PRODUCERS:
             out[subject] = {"producer": model.producer, "schema_version": model.schema_version,

@@ -1,9 +1,24 @@
+from functools import partial
+
 from fastapi import FastAPI
 
 from bam.badcase import models as _models  # noqa: F401 - the tables, for migrations
+from bam.badcase.consumers import on_serving_feedback
 from bam.badcase.router import router as badcase_router
+from bam.outcome.consumers import on_testing_completed
+from bam.outcome.router import router as outcome_router
 from bam.config import Settings
-from mlife_shared.app import ServiceSpec, create_app
+from mlife_shared.app import ServiceContext, ServiceSpec, create_app
+from mlife_shared.messaging.consumer import Subscription
+
+
+def subscriptions(ctx: ServiceContext) -> list[Subscription]:
+    return [
+        Subscription("testing-completed", "testing.completed", partial(on_testing_completed, ctx=ctx),
+                     ack_wait_seconds=120),
+        Subscription("serving-feedback", "serving.feedback", partial(on_serving_feedback, ctx=ctx)),
+    ]
+
 
 SPEC = ServiceSpec(
     name="bam",
@@ -11,7 +26,8 @@ SPEC = ServiceSpec(
     description="Record, dedupe, prioritise, retrieve, analyse and preview badcases; add them to test data.",
     settings_cls=Settings,
     migrations="bam.migrations",
-    routers=lambda: [badcase_router],
+    subscriptions=subscriptions,
+    routers=lambda: [badcase_router, outcome_router],
 )
 
 

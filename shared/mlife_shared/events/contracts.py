@@ -160,6 +160,19 @@ class TaskFailed(EventData):
     reason: str
 
 
+class TestingOutcomeLine(_Part):
+    """One line of the per-sample outcomes file of `testing.completed` (JSON lines, in the object store)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    sample_id: str | None = None
+    data_ref: str | None = Field(None, description="The sample's data: a DAM file MD5 or an object key")
+    ground_truth: Any = None
+    prediction: Any = None
+    correct: bool
+    badcase_id: Id | None = Field(None, description="Set when the sample came from the badcase test set")
+
+
 @register
 class TestingCompleted(EventData):
     """Sent when a testing task finished: metrics and the object key of the per-sample outcomes."""
@@ -170,8 +183,9 @@ class TestingCompleted(EventData):
     model_name: str
     model_version: str
     dataset_id: Id | None = None
+    function: str | None = Field(None, description="ML system function the model serves (for new badcases)")
     metrics: dict[str, float] = {}
-    outcomes_key: str = Field(description="Object key of per-sample outcomes (JSON lines)")
+    outcomes_key: str = Field(description="Object key of per-sample outcomes: JSON lines of TestingOutcomeLine")
 
 
 @register
@@ -262,6 +276,7 @@ class ServingFeedback(EventData):
     deployment_id: Id
     model_name: str
     model_version: str
+    function: str | None = Field(None, description="ML system function of the deployment; model_name if absent")
     prediction_id: Id | None = None
     input_ref: str | None = Field(None, description="Object key or MD5 of the served input")
     prediction: Any = None

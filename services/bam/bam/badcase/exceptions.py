@@ -19,3 +19,11 @@ class InvalidReport(Unprocessable):
 
 class DataTooLarge(PayloadTooLarge):
     """The attached data file is too large."""
+
+
+class NoPreview(NotFound):
+    """There is no preview for this badcase's data."""
+
+
+class NothingToAdd(Unprocessable):
+    """None of the selected badcases can be added to test data."""

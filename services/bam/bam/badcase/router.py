@@ -5,21 +5,26 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 
-from bam.badcase.attachment import store_upload
-from bam.badcase.exceptions import InvalidReport
+from bam.badcase.attachment import data_key, store_upload
+from bam.badcase.exceptions import InvalidReport, NoPreview
 from bam.badcase.filters import BadcaseFilter, SortKey, filter_query
 from bam.badcase.models import Badcase
+from bam.badcase.preview import preview
 from bam.badcase.schemas import (
+    AddToTestData,
     BadcaseCreate,
     BadcasePage,
     BadcaseRead,
     BadcaseUpdate,
     OccurrenceRead,
+    TestDataResult,
     TriageChangeRead,
 )
 from bam.badcase.service import BadcaseService, Recorded, ReportContext
+from bam.badcase.test_data import add_to_test_data
 from mlife_shared.app import SessionDep, StoreDep
 from mlife_shared.auth import Tester, Viewer
 
@@ -72,6 +77,13 @@ async def report_badcase_with_data(
     return _answer(await service.record(parsed, ReportContext(identity.username, parsed.source), attachment), response)
 
 
+@router.post("/add-to-test-data")
+async def add_badcases_to_test_data(body: AddToTestData, session: SessionDep, store: StoreDep,
+                                    _: Tester) -> TestDataResult:
+    """Send the badcases (by `ids` or `filter`) to DAM's badcase test set; they show `added_to_test_data_at`."""
+    return await add_to_test_data(session, store, body)
+
+
 @router.get("")
 async def list_badcases(session: SessionDep, _: Viewer, request: Request, f: Filter, sort: SortKey = "-priority",
                         cursor: Annotated[str | None, Query(max_length=500)] = None,
@@ -110,3 +122,32 @@ async def triage_history(badcase_id: uuid.UUID, session: SessionDep, _: Viewer,
     """Who changed what, and when."""
     rows = await BadcaseService(session, request.app.state.settings).history(badcase_id)
     return [TriageChangeRead.model_validate(c, from_attributes=True) for c in rows]
+
+
+SAFE_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "default-src 'none'; sandbox",
+                "Cache-Control": "private, max-age=3600"}
+
+
+@router.get("/{badcase_id}/preview", responses={200: {"content": {"image/png": {}, "application/json": {}}}})
+async def preview_badcase(badcase_id: uuid.UUID, session: SessionDep, store: StoreDep, _: Viewer,
+                          request: Request) -> Response:
+    """A PNG thumbnail for image data, or a JSON text snippet; 404 when there is nothing to preview."""
+    b = await BadcaseService(session, request.app.state.settings).get(badcase_id)
+    p = await preview(b, store)
+    if p.kind == "thumbnail":
+        assert p.png is not None
+        return Response(p.png, media_type="image/png", headers={
+            **SAFE_HEADERS, "Content-Disposition": f'inline; filename="{b.id}-thumbnail.png"'})
+    return JSONResponse({"kind": "snippet", "media_type": b.media_type, "snippet": p.snippet,
+                         "truncated": p.truncated}, headers=SAFE_HEADERS)
+
+
+@router.get("/{badcase_id}/data", responses={200: {"content": {"application/octet-stream": {}}}})
+async def download_data(badcase_id: uuid.UUID, session: SessionDep, store: StoreDep, _: Viewer,
+                        request: Request) -> StreamingResponse:
+    """The badcase's original data file, always as a download (never rendered by the browser)."""
+    b = await BadcaseService(session, request.app.state.settings).get(badcase_id)
+    if not b.data_md5 or await store.stat(data_key(b.data_md5)) is None:
+        raise NoPreview("this badcase's data is not stored in BAM")
+    return StreamingResponse(await store.get(data_key(b.data_md5)), media_type="application/octet-stream",
+                             headers={**SAFE_HEADERS, "Content-Disposition": f'attachment; filename="{b.data_md5}"'})

@@ -155,3 +155,43 @@ class TriageChangeRead(BaseModel):
     old: Any
     new: Any
     changed_at: datetime
+
+
+class FilterBody(Strict):
+    """The same filters as `GET /badcases`, as a JSON object."""
+
+    q: Annotated[str, Field(max_length=500)] | None = None
+    function: str | None = None
+    system_version: str | None = None
+    model_name: str | None = None
+    model_version: str | None = None
+    status: Status | None = None
+    severity: Severity | None = None
+    source: Source | None = None
+    label: str | None = None
+    prediction: str | None = None
+    tag: str | None = None
+    owner: str | None = None
+    media_type: str | None = None
+    min_priority: float | None = None
+    seen_after: datetime | None = None
+    seen_before: datetime | None = None
+
+
+class AddToTestData(Strict):
+    """Either `ids` or `filter` (not both)."""
+
+    ids: list[uuid.UUID] | None = Field(None, min_length=1, max_length=10_000)
+    filter: FilterBody | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> "AddToTestData":
+        if (self.ids is None) == (self.filter is None):
+            raise ValueError("give either ids or filter")
+        return self
+
+
+class TestDataResult(BaseModel):
+    request_ids: list[uuid.UUID]
+    added: int
+    skipped: list[dict[str, str]]
