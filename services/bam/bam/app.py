@@ -7,6 +7,7 @@ from bam.badcase.consumers import on_serving_feedback
 from bam.badcase.router import router as badcase_router
 from bam.outcome.consumers import on_testing_completed
 from bam.outcome.router import router as outcome_router
+from bam.stats.router import router as stats_router
 from bam.config import Settings
 from mlife_shared.app import ServiceContext, ServiceSpec, create_app
 from mlife_shared.messaging.consumer import Subscription
@@ -27,7 +28,7 @@ SPEC = ServiceSpec(
     settings_cls=Settings,
     migrations="bam.migrations",
     subscriptions=subscriptions,
-    routers=lambda: [badcase_router, outcome_router],
+    routers=lambda: [badcase_router, outcome_router, stats_router],
 )
 
 

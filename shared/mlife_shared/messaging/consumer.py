@@ -15,6 +15,7 @@ import structlog
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.errors import FetchTimeoutError
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -99,26 +100,28 @@ class ConsumerRunner:
         stream = stream_for_subject(sub.subject)
         durable = durable_name(self.service, sub)
         psub = None
-        while not stop.is_set():
-            try:
-                if psub is None:
-                    # (Re)create the durable consumer each time we (re)bind: NATS may have been away.
-                    await self.ensure_consumer(sub)
-                    psub = await self.js.pull_subscribe_bind(durable, stream=stream)
-                msgs = await psub.fetch(self.batch, timeout=1.0)
-            except FetchTimeoutError:
-                continue
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - NATS away: retry
-                log.warning("consumer_fetch_failed", consumer=durable, error=repr(exc))
-                if psub is not None:
-                    with suppress(Exception):
-                        await psub.unsubscribe()
-                psub = None
-                await asyncio.sleep(0.5)
-                continue
-            await self.handle_batch(sub, msgs)
+        try:
+            while not stop.is_set():
+                try:
+                    if psub is None:
+                        # (Re)create the durable consumer each time we (re)bind: NATS may have been away.
+                        await self.ensure_consumer(sub)
+                        psub = await self.js.pull_subscribe_bind(durable, stream=stream)
+                    msgs = await psub.fetch(self.batch, timeout=1.0)
+                except (FetchTimeoutError, NatsTimeoutError):
+                    continue
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - NATS away: retry
+                    log.warning("consumer_fetch_failed", consumer=durable, error=repr(exc))
+                    await _unsubscribe(psub)
+                    psub = None
+                    await asyncio.sleep(0.5)
+                    continue
+                await self.handle_batch(sub, msgs)
+        finally:
+            # A pull request left open would take the next message to a subscription nobody reads.
+            await _unsubscribe(psub)
 
     async def handle_batch(self, sub: Subscription, msgs: list[Msg]) -> None:
         """Apply a fetched batch in one transaction (the common case, one commit for many events); if any
@@ -218,6 +221,12 @@ class ConsumerRunner:
                 out[durable_name(self.service, sub)] = int(info.num_pending or 0) + int(info.num_ack_pending or 0)
         self.stats.lag = out
         return out
+
+
+async def _unsubscribe(psub: Any) -> None:
+    if psub is not None:
+        with suppress(Exception):
+            await psub.unsubscribe()
 
 
 class PoisonMessage(Exception):

@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from bam.badcase.filters import BadcaseFilter, filter_query
+from bam.stats.schemas import ATTRIBUTES, BadcaseStats, WeeklyStats
+from bam.stats.service import StatsService
+from mlife_shared.app import SessionDep
+from mlife_shared.auth import Viewer
+
+router = APIRouter(prefix="/stats", tags=["stats"])
+Filter = Annotated[BadcaseFilter, Depends(filter_query)]
+GROUP_BY = f"One attribute, or two separated by a comma for a confusion table: {', '.join(ATTRIBUTES)}"
+
+
+@router.get("")
+async def badcase_stats(session: SessionDep, _: Viewer, f: Filter,
+                        group_by: Annotated[str, Query(max_length=100, description=GROUP_BY)],
+                        limit: Annotated[int, Query(ge=1, le=500)] = 50) -> BadcaseStats:
+    """Counts and shares of the filtered badcases per attribute value, or per pair as a confusion table."""
+    return await StatsService(session).group(f, group_by, limit)
+
+
+@router.get("/weekly")
+async def weekly_stats(session: SessionDep, _: Viewer, f: Filter,
+                       weeks: Annotated[int, Query(ge=1, le=104)] = 12) -> WeeklyStats:
+    """The burn-down of the filtered badcases: reported, fixed, regressed and open per ISO week (UTC)."""
+    return await StatsService(session).weekly(f, weeks)

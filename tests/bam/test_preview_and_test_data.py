@@ -1,0 +1,98 @@
+"""Preview, download and "add to test data", on real PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import httpx
+import sqlalchemy as sa
+
+from mlife_shared.db import make_engine
+from tests.bam.test_badcase import png, post_with_data, report
+
+
+async def outbox_events(db_url: str, subject: str) -> list[dict]:
+    engine = make_engine(db_url)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(sa.text("SELECT envelope FROM outbox WHERE subject = :s ORDER BY seq"),
+                                   {"s": subject})).scalars().all()
+    await engine.dispose()
+    return [r if isinstance(r, dict) else json.loads(r) for r in rows]
+
+
+async def test_image_preview_is_a_cached_png_thumbnail(bam: httpx.AsyncClient) -> None:
+    b = (await post_with_data(bam, png(size=600))).json()
+    r = await bam.get(f"/badcases/{b['id']}/preview")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["content-disposition"].startswith("inline")
+    assert r.content.startswith(b"\x89PNG")
+    from PIL import Image
+    import io
+
+    assert max(Image.open(io.BytesIO(r.content)).size) == 256
+    again = await bam.get(f"/badcases/{b['id']}/preview")
+    assert again.content == r.content
+    store = bam.app.state.store  # type: ignore[attr-defined]
+    assert await store.stat(f"thumbnails/{b['data_md5']}-256.png") is not None
+
+
+async def test_text_preview_is_a_json_snippet_and_html_is_never_rendered(bam: httpx.AsyncClient) -> None:
+    html = b"<html><script>alert(1)</script>" + b"x" * 5000
+    body = report(data=[])
+    r = await bam.post("/badcases/with-data", data={"report": json.dumps(body)},
+                       files={"file": ("page.html", html, "text/html")})
+    b = r.json()
+    assert b["media_type"] == "text"
+    p = await bam.get(f"/badcases/{b['id']}/preview")
+    assert p.headers["content-type"] == "application/json"
+    assert p.json()["snippet"].startswith("<html><script>") and p.json()["truncated"] is True
+    d = await bam.get(f"/badcases/{b['id']}/data")
+    assert d.headers["content-type"] == "application/octet-stream"
+    assert d.headers["content-disposition"].startswith("attachment")
+    assert d.headers["x-content-type-options"] == "nosniff" and d.content == html
+
+
+async def test_no_stored_data_means_404_that_says_why(bam: httpx.AsyncClient) -> None:
+    b = (await bam.post("/badcases", json=report())).json()
+    r = await bam.get(f"/badcases/{b['id']}/preview")
+    assert r.status_code == 404 and r.json()["error"] == "NoPreview" and "with-data" in r.json()["detail"]
+
+
+async def test_oversized_data_is_413_and_leaves_nothing(bam: httpx.AsyncClient) -> None:
+    bam.app.state.settings.max_data_bytes = 1000  # type: ignore[attr-defined]
+    r = await post_with_data(bam, b"x" * 5000)
+    assert r.status_code == 413 and r.json()["error"] == "DataTooLarge"
+    assert (await bam.get("/badcases")).json()["items"] == []
+    store = bam.app.state.store  # type: ignore[attr-defined]
+    assert [k async for k in store.list("")] == []
+
+
+async def test_add_to_test_data_by_ids_and_by_filter(bam: httpx.AsyncClient, bam_db: str) -> None:
+    with_file = (await post_with_data(bam, png())).json()
+    by_ref = (await bam.post("/badcases", json=report(ground_truth="angry"))).json()
+    no_data = (await bam.post("/badcases", json=report(data=[], ground_truth="calm", function="ocr"))).json()
+    r = await bam.post("/badcases/add-to-test-data", json={"ids": [with_file["id"], by_ref["id"], no_data["id"]]})
+    assert r.status_code == 200, r.text
+    result = r.json()
+    assert result["added"] == 2 and [s["id"] for s in result["skipped"]] == [no_data["id"]]
+    events = await outbox_events(bam_db, "badcase.test_data_requested")
+    assert len(events) == 1
+    items = {i["badcase_id"]: i for i in events[0]["data"]["items"]}
+    assert items[by_ref["id"]]["ground_truth"] == "angry" and items[by_ref["id"]]["function"] == "emotion"
+    assert f"key:bam/data/{with_file['data_md5']}" in items[with_file["id"]]["data_refs"]
+    assert (await bam.get(f"/badcases/{by_ref['id']}")).json()["added_to_test_data_at"] is not None
+    r = await bam.post("/badcases/add-to-test-data", json={"filter": {"label": "angry"}})
+    assert r.json()["added"] == 1
+    assert len(await outbox_events(bam_db, "badcase.test_data_requested")) == 2
+
+
+async def test_add_to_test_data_rejects_bad_requests(bam: httpx.AsyncClient, bam_db: str) -> None:
+    b = (await bam.post("/badcases", json=report(data=[]))).json()
+    assert (await bam.post("/badcases/add-to-test-data", json={})).status_code == 422
+    both = {"ids": [b["id"]], "filter": {"function": "x"}}
+    assert (await bam.post("/badcases/add-to-test-data", json=both)).status_code == 422
+    r = await bam.post("/badcases/add-to-test-data", json={"ids": [b["id"], str(uuid.uuid4())]})
+    assert r.status_code == 422 and r.json()["error"] == "NothingToAdd"
+    assert await outbox_events(bam_db, "badcase.test_data_requested") == []
