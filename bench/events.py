@@ -1,17 +1,23 @@
 """Event backbone benchmark: the MLife outbox pipeline against raw JetStream, in one run, on one server.
 
-MLife pipeline: producer transactions (one row + `outbox.add()`, committed through `Database.transaction()`),
-a `Relay` (poll 0.05 s, woken by LISTEN/NOTIFY) and a `ConsumerRunner` whose handler inserts an effect row
-(idempotent via the inbox). Latency = time the handler ran - time the producing commit returned (both
-`time.perf_counter()` in this process; commit times are kept in a dict keyed by event id).
-  steady:   `--rate` events/s for `--seconds`, open loop (sent on a fixed schedule, never waiting)
-  flat out: `--events` events from `--producers` concurrent producers; throughput = first commit -> last effect
-Raw peer: nats-py `publish_async` of payloads of the envelope's size to a separate stream, and a pull consumer
-fetching batches of 32 (timeout 1 s, like `ConsumerRunner`) and acking; same two modes.
-
-All in this one process and event loop, on a fresh nats-server from the wheel (JetStream in a temp dir) and
-fresh PostgreSQL databases (MLIFE_TEST_PG_HOST/PORT/USER), all removed at the end. Run (or `make bench`):
-  .venv/bin/python -m bench.events [--seconds 10] [--rate 300] [--events 5000] [--producers 8] [--json]
+Every stage runs in its own OS process, as deployed (the producer is an API process, the relay runs in
+the producing service's worker, the consumer in the consuming service's worker); each child is
+`python -m bench.events --role ...` started by this process, which only orchestrates and computes.
+MLife pipeline: `--producers` producer processes commit one row + `outbox.add()` per transaction through
+`Database.transaction()`; one `Relay` process (library defaults: batch 256, poll 0.5 s, LISTEN/NOTIFY) on
+the producer's database; one `ConsumerRunner` process (dam database) whose handler inserts an effect row.
+Raw peer, same split: `--producers` publisher processes (nats-py `publish_async`, payloads of the
+envelope's size, separate stream) and one consumer process (pull, batches of 32, timeout 1 s, ack each).
+Latency = handler ran (raw: message arrived) - producing commit returned (raw: publish called), both
+`time.time()` on this one machine, written by the children to JSON files keyed by event id.
+  steady:   `--rate` events/s for `--seconds`, open loop: event i is sent at t0 + i/rate, never waiting
+            (the producers take every `--producers`-th slot); the achieved send rate is reported
+  flat out: `--events` events, `--tasks` concurrent transactions in each producer process;
+            throughput = first commit -> last effect. Stage rates (commit, publish, handle) are printed too.
+Fresh nats-server from the wheel (JetStream in a temp dir), fresh PostgreSQL databases
+(MLIFE_TEST_PG_HOST/PORT/USER); all removed and every child killed at the end, also on error or Ctrl-C.
+Run (or `make bench`):
+  .venv/bin/python -m bench.events [--seconds 10] [--rate 300] [--events 5000] [--producers 2] [--tasks 4]
 It prints the ratios and whether the goals are met; it never exits non-zero on a miss.
 """
 
@@ -20,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import shutil
 import signal
@@ -41,7 +48,7 @@ import asyncpg
 import nats
 import sqlalchemy as sa
 import structlog
-from nats.js import JetStreamContext
+from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 from nats.js.errors import FetchTimeoutError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -56,6 +63,8 @@ from mlife_shared.migrations import upgrade
 
 GOAL_RATIO, GOAL_P99_MS = 0.25, 50.0
 RAW_STREAM, RAW_BATCH = "BENCH_RAW", 32
+ROOT = Path(__file__).resolve().parents[1]
+Proc = asyncio.subprocess.Process
 
 
 @register
@@ -76,34 +85,349 @@ bench_effects = sa.Table("bench_effect", bench_metadata, sa.Column("event_id", s
                          sa.Column("row_id", sa.Uuid), sa.Column("n", sa.Integer))
 
 
-class Tracker:
-    """Send and arrival times (perf_counter) keyed by message id; `done` once `expected` have arrived."""
+# ---------------------------------------------------------------- children (one role per process)
 
-    def __init__(self, expected: int) -> None:
-        self.expected = expected
-        self.sent: dict[Any, float] = {}
-        self.seen: dict[Any, float] = {}
-        self.done = asyncio.Event()
+class Control:
+    """A child's lifeline: stdin `go <t0>` starts producers at wall time t0; stdin EOF (parent gone or done),
+    SIGTERM/SIGINT or `--deadline` seconds set `stop`."""
 
-    def arrived(self, key: Any) -> None:
-        self.seen[key] = time.perf_counter()
-        if len(self.seen) >= self.expected:
-            self.done.set()
+    def __init__(self) -> None:
+        self.go, self.stop, self.t0 = asyncio.Event(), asyncio.Event(), 0.0
 
-    async def wait(self, timeout: float) -> None:
+    async def start(self, deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop.set)
+        loop.call_later(deadline, self.stop.set)
+        reader = asyncio.StreamReader()
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        self._watch = asyncio.create_task(self._read(reader))
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        while line := await reader.readline():
+            if line.startswith(b"go "):
+                self.t0 = float(line.split()[1])
+                self.go.set()
+        self.stop.set()
+
+    async def until(self, event: asyncio.Event) -> bool:
+        waits = [asyncio.create_task(event.wait()), asyncio.create_task(self.stop.wait())]
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for t in waits:
+            t.cancel()
+        return event.is_set() and not self.stop.is_set()
+
+
+def ready() -> None:
+    print("ready", flush=True)
+
+
+async def drive(a: argparse.Namespace, ctl: Control, send: Callable[[int], Awaitable[None]]) -> None:
+    """This producer's share (indices index, index+P, ...), from wall time t0: steady on the fixed schedule
+    t0 + i/rate without waiting for earlier sends; flat out from `tasks` workers back to back. Bounded."""
+    total = int(a.rate * a.seconds) if a.run == "steady" else a.events
+    mine, loop = range(a.index, total, a.producers), asyncio.get_running_loop()
+    start = loop.time() + (ctl.t0 - time.time())
+    await asyncio.sleep(max(0.0, start - loop.time()))
+    tasks: set[asyncio.Task[None]] = set()
+    if a.run == "steady":
+        for i in mine:
+            await asyncio.sleep(max(0.0, start + i / a.rate - loop.time()))
+            if ctl.stop.is_set():
+                break
+            tasks.add(asyncio.create_task(send(i)))
+    else:
+        todo = iter(mine)
+
+        async def worker() -> None:
+            for i in todo:
+                if ctl.stop.is_set():
+                    return
+                await send(i)
+
+        tasks = {asyncio.create_task(worker()) for _ in range(a.tasks)}
+    if tasks:
+        await asyncio.wait(tasks, timeout=a.deadline)
+
+
+class _Rollback(Exception):
+    pass
+
+
+async def role_producer(a: argparse.Namespace, ctl: Control) -> dict[str, Any]:
+    db, sent, errors = Database(a.db), {}, [0]
+
+    async def commit(i: int) -> uuid.UUID:
+        async with db.transaction() as session:
+            row_id = uuid.uuid4()
+            await session.execute(sa.insert(bench_rows).values(id=row_id, n=i))
+            return (await outbox.add(session, BenchPinged(row_id=row_id, n=i, run=a.run))).id
+
+    async def send(i: int) -> None:
+        try:
+            event_id = await commit(i)
+        except Exception:  # noqa: BLE001 - counted, reported
+            errors[0] += 1
+        else:
+            sent[str(event_id)] = time.time()  # the commit has returned
+
+    async def warm() -> None:  # opens the pool's connections and compiles the statements; nothing commits
+        with suppress(_Rollback):
+            async with db.transaction() as session:
+                await session.execute(sa.insert(bench_rows).values(id=uuid.uuid4(), n=-1))
+                raise _Rollback
+
+    try:
+        await asyncio.gather(*(warm() for _ in range(a.tasks)))
+        ready()
+        if await ctl.until(ctl.go):
+            await drive(a, ctl, send)
+        return {"sent": sent, "errors": errors[0]}
+    finally:
+        await db.dispose()
+
+
+class StampedRelay(Relay):
+    """The library relay, noting (time, rows) of each published batch."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.batches: list[tuple[float, int]] = []
+        self.started = asyncio.Event()  # set at the first batch, i.e. after LISTEN
+
+    async def publish_batch(self) -> int:
+        self.started.set()
+        n = await super().publish_batch()
+        if n:
+            self.batches.append((time.time(), n))
+        return n
+
+
+async def role_relay(a: argparse.Namespace, ctl: Control) -> dict[str, Any]:
+    nc = await nats.connect(a.nats)
+    relay = StampedRelay(Database(a.db), nc.jetstream())
+    try:
+        task = asyncio.create_task(relay.run(ctl.stop))
+        await asyncio.wait_for(relay.started.wait(), 30)
+        ready()
+        await task
+        return {"batches": relay.batches}
+    finally:
+        await relay.db.dispose()
+        await nc.close()
+
+
+class StampedRunner(ConsumerRunner):
+    """The library consumer runner, noting when each batch of this run committed and acked; stops at `expect`."""
+
+    def __init__(self, *args: Any, expect: int, ctl: Control, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.expect, self.ctl = expect, ctl
+        self.seen: dict[str, float] = {}
+        self.committed: dict[str, float] = {}
+        self.pending: list[str] = []
+        self.sizes: list[int] = []
+
+    async def handle_batch(self, sub: Subscription, msgs: list[Msg]) -> None:
+        self.sizes.append(len(msgs))
+        await super().handle_batch(sub, msgs)
+        now = time.time()
+        self.committed.update((k, now) for k in self.pending)
+        self.pending.clear()
+        if len(self.committed) >= self.expect:
+            self.ctl.stop.set()
+
+
+async def role_consumer(a: argparse.Namespace, ctl: Control) -> dict[str, Any]:
+    runner: StampedRunner
+
+    async def handler(event: Envelope[BenchPinged], session: AsyncSession) -> None:
+        await session.execute(sa.insert(bench_effects).values(event_id=event.id, row_id=event.data.row_id,
+                                                               n=event.data.n))
+        if event.data.run == a.run:
+            runner.seen[str(event.id)] = time.time()
+            runner.pending.append(str(event.id))
+
+    nc = await nats.connect(a.nats)
+    sub = Subscription(name="pings", subject=BenchPinged.subject, handler=handler)
+    runner = StampedRunner("benchsink", Database(a.db), nc.jetstream(), [sub], expect=a.expect, ctl=ctl)
+    try:
+        await runner.ensure_consumer(sub)
+        await runner.db.ping()
+        ready()
+        await runner.run(ctl.stop)
+        return {"seen": runner.seen, "committed": runner.committed, "sizes": runner.sizes}
+    finally:
+        await runner.db.dispose()
+        await nc.close()
+
+
+async def role_raw_publisher(a: argparse.Namespace, ctl: Control) -> dict[str, Any]:
+    nc = await nats.connect(a.nats)
+    js, sent, acks = nc.jetstream(), {}, []
+    pad = "x" * max(0, a.size - len(json.dumps({"i": 0, "pad": ""})))
+
+    async def send(i: int) -> None:
+        sent[str(i)] = time.time()
+        acks.append(await js.publish_async(f"bench.raw.{a.run}", json.dumps({"i": i, "pad": pad}).encode()))
+
+    try:
+        ready()
+        if await ctl.until(ctl.go):
+            await drive(a, ctl, send)
+        if acks:
+            await asyncio.wait(acks, timeout=60)
+        return {"sent": sent, "acked": time.time(), "errors": sum(not f.done() or f.exception() is not None
+                                                                   for f in acks)}
+    finally:
+        await nc.close()
+
+
+async def role_raw_consumer(a: argparse.Namespace, ctl: Control) -> dict[str, Any]:
+    nc = await nats.connect(a.nats)
+    js, durable, seen, sizes = nc.jetstream(), f"raw_{a.run}", {}, []
+    try:
+        await js.add_consumer(RAW_STREAM, ConsumerConfig(durable_name=durable, filter_subject=f"bench.raw.{a.run}",
+                                                         ack_policy=AckPolicy.EXPLICIT, max_ack_pending=1000))
+        psub = await js.pull_subscribe_bind(durable, stream=RAW_STREAM)
+        ready()
+        while not ctl.stop.is_set() and len(seen) < a.expect:
+            try:
+                msgs = await psub.fetch(RAW_BATCH, timeout=1.0)
+            except (FetchTimeoutError, asyncio.TimeoutError):
+                continue
+            sizes.append(len(msgs))
+            for msg in msgs:
+                seen[str(json.loads(msg.data)["i"])] = time.time()
+                await msg.ack()
+        return {"seen": seen, "sizes": sizes}
+    finally:
+        await nc.close()
+
+
+ROLES = {"producer": role_producer, "relay": role_relay, "consumer": role_consumer,
+         "raw-publisher": role_raw_publisher, "raw-consumer": role_raw_consumer}
+
+
+async def child(a: argparse.Namespace) -> None:
+    ctl, out = Control(), None
+    await ctl.start(a.deadline)
+    try:
+        out = await ROLES[a.role](a, ctl)
+    finally:
+        Path(a.out).write_text(json.dumps(out or {}))
+
+
+# ---------------------------------------------------------------- the orchestrating parent
+
+class Children:
+    """Child processes of this run; `kill_all()` ends whichever is still running."""
+
+    def __init__(self, tmp: Path, common: list[str]) -> None:
+        self.tmp, self.common, self.procs = tmp, common, []
+
+    async def spawn(self, role: str, name: str, *extra: str) -> tuple[Proc, Path]:
+        out = self.tmp / f"{name}.json"
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.events", "--role", role, "--out", str(out), *self.common, *extra,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=ROOT)
+        self.procs.append(proc)
+        line = await asyncio.wait_for(proc.stdout.readline(), 60)  # type: ignore[union-attr]
+        if line.strip() != b"ready":
+            raise RuntimeError(f"{name} did not start (exit code {await proc.wait()})")
+        return proc, out
+
+    @staticmethod
+    async def finish(proc: Proc, timeout: float, *, close: bool = False) -> None:
+        """Wait for the child to exit (after closing its stdin, which stops it, when `close`), else kill it."""
+        if close and proc.stdin is not None:
+            proc.stdin.close()
         with suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self.done.wait(), timeout)
+            await asyncio.wait_for(proc.wait(), timeout)
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
 
-    def result(self, mode: str) -> dict[str, Any]:
-        lat = sorted((self.seen[k] - t) * 1000 for k, t in self.sent.items() if k in self.seen)
-        first, last = min(self.sent.values(), default=0.0), max(self.seen.values(), default=0.0)
-        span = max(self.sent.values(), default=0.0) - first
-        out: dict[str, Any] = {"mode": mode, "sent": len(self.sent), "received": len(lat),
-                               "sent_rate": len(self.sent) / span if span > 0 else 0.0,
-                               "throughput": len(lat) / (last - first) if lat and last > first else 0.0}
-        for name, q in (("p50", 0.50), ("p95", 0.95), ("p99", 0.99), ("max", 1.0)):
-            out[name] = lat[min(len(lat) - 1, int(q * len(lat)))] if lat else float("nan")
-        return out
+    async def kill_all(self) -> None:
+        for proc in self.procs:
+            if proc.returncode is None:
+                with suppress(ProcessLookupError):
+                    proc.terminate()
+        for proc in self.procs:
+            await self.finish(proc, 5)
+
+
+def load(path: Path) -> dict[str, Any]:
+    with suppress(OSError, ValueError):
+        return json.loads(path.read_text()) or {}
+    return {}
+
+
+async def run_mode(kids: Children, a: argparse.Namespace, kind: str, run: str, dbs: list[str]) -> dict[str, Any]:
+    """One measurement: sinks first (listening before the first commit), then the producers, `go`, collect."""
+    expect = int(a.rate * a.seconds) if run == "steady" else a.events
+    bound = a.seconds + 60 if run == "steady" else max(120.0, a.events / 20)
+    args = ["--run", run, "--expect", str(expect)]
+    relay = None
+    if kind == "mlife":
+        relay, _ = await kids.spawn("relay", f"{kind}-{run}-relay", *args, "--db", dbs[0], "--deadline", str(bound + 90))
+        sink, sink_out = await kids.spawn("consumer", f"{kind}-{run}-consumer", *args, "--db", dbs[1],
+                                          "--deadline", str(bound + 60))
+    else:
+        sink, sink_out = await kids.spawn("raw-consumer", f"{kind}-{run}-consumer", *args,
+                                          "--deadline", str(bound + 60))
+    role = "producer" if kind == "mlife" else "raw-publisher"
+    producers = await asyncio.gather(*(kids.spawn(role, f"{kind}-{run}-producer{k}", *args, "--index", str(k),
+                                                  "--db", dbs[0], "--deadline", str(bound))
+                                       for k in range(a.producers)))
+    go = f"go {time.time() + 0.3}\n".encode()
+    for proc, _ in producers:
+        proc.stdin.write(go)  # type: ignore[union-attr]
+    for proc, _ in producers:
+        await kids.finish(proc, bound + 15)
+    await kids.finish(sink, bound + 75)
+    if relay is not None:
+        await kids.finish(relay, 15, close=True)
+    sent: dict[str, float] = {}
+    outs = [load(out) for _, out in producers]
+    for o in outs:
+        sent.update(o.get("sent", {}))
+    got = load(sink_out)
+    relay_out = load(kids.tmp / f"{kind}-{run}-relay.json")
+    mode = f"{kind} {run} {a.rate:g}/s" if run == "steady" else f"{kind} flat {a.producers}x{a.tasks}"
+    result = summarize(mode, sent, got.get("seen", {}))
+    result["errors"] = sum(o.get("errors", 0) for o in outs)
+    first = min(sent.values(), default=0.0)
+
+    def rate(n: int, last: float) -> float:
+        return n / (last - first) if n and last > first else 0.0
+
+    stages = {"commit" if kind == "mlife" else "publish": rate(len(sent), max(sent.values(), default=0.0))}
+    if kind == "raw":
+        stages["puback"] = rate(len(sent), max((o.get("acked", 0.0) for o in outs), default=0.0))
+    if relay_out.get("batches"):
+        n = sum(b[1] for b in relay_out["batches"])
+        stages["relay publish"] = rate(n, relay_out["batches"][-1][0])
+        result["relay_batch"] = n / len(relay_out["batches"])
+    stages["handle" if kind == "mlife" else "receive"] = result["throughput"]
+    if got.get("committed"):
+        stages["effect commit"] = rate(len(got["committed"]), max(got["committed"].values()))
+        result["p99_commit"] = summarize(mode, sent, got["committed"])["p99"]
+    result["consumer_batch"] = sum(got.get("sizes", [])) / max(1, len(got.get("sizes", [])))
+    result["stages"] = stages
+    return result
+
+
+def summarize(mode: str, sent: dict[str, float], seen: dict[str, float]) -> dict[str, Any]:
+    lat = sorted((seen[k] - t) * 1000 for k, t in sent.items() if k in seen)
+    first, last = min(sent.values(), default=0.0), max((seen[k] for k in sent if k in seen), default=0.0)
+    span = max(sent.values(), default=0.0) - first
+    out: dict[str, Any] = {"mode": mode, "sent": len(sent), "received": len(lat),
+                           "sent_rate": (len(sent) - 1) / span if span > 0 else 0.0,
+                           "throughput": len(lat) / (last - first) if lat and last > first else 0.0}
+    for name, q in (("p50", 0.50), ("p95", 0.95), ("p99", 0.99), ("max", 1.0)):
+        out[name] = lat[min(len(lat) - 1, int(q * len(lat)))] if lat else float("nan")
+    return out
 
 
 async def _quiet(_: Exception) -> None:
@@ -163,121 +487,13 @@ async def databases(*migrations: str) -> AsyncIterator[list[str]]:
         await admin.close()
 
 
-async def open_loop(rate: float, seconds: float, send: Callable[[int], Awaitable[None]]) -> None:
-    """Start `send(i)` every 1/rate s without waiting for the previous ones; then wait for all (bounded)."""
-    loop, tasks = asyncio.get_running_loop(), set()
-    start = loop.time()
-    for i in range(int(rate * seconds)):
-        await asyncio.sleep(max(0.0, start + i / rate - loop.time()))
-        tasks.add(asyncio.create_task(send(i)))
-    if tasks:
-        await asyncio.wait(tasks, timeout=60)
-
-
-async def flat_out(total: int, workers: int, send: Callable[[int], Awaitable[None]]) -> None:
-    counter = iter(range(total))
-
-    async def worker() -> None:
-        for i in counter:
-            await send(i)
-
-    with suppress(asyncio.TimeoutError):  # report what got through rather than fail
-        await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(workers))), timeout=max(120, total / 20))
-
-
-async def bench_pipeline(nats_url: str, args: argparse.Namespace) -> list[dict[str, Any]]:
-    results = []
-    async with databases("bam.migrations", "dam.migrations") as (producer_url, consumer_url):
-        producer = Database(producer_url)
-        trackers = {"steady": Tracker(int(args.rate * args.seconds)), "flat": Tracker(args.events)}
-
-        async def handler(event: Envelope[BenchPinged], session: AsyncSession) -> None:
-            await session.execute(sa.insert(bench_effects).values(event_id=event.id, row_id=event.data.row_id,
-                                                                   n=event.data.n))
-            trackers[event.data.run].arrived(event.id)
-
-        async def send(i: int, run: str) -> None:
-            async with producer.transaction() as session:
-                row_id = uuid.uuid4()
-                await session.execute(sa.insert(bench_rows).values(id=row_id, n=i))
-                envelope = await outbox.add(session, BenchPinged(row_id=row_id, n=i, run=run))
-            trackers[run].sent[envelope.id] = time.perf_counter()  # the commit has returned
-
-        conns = [await nats.connect(nats_url) for _ in range(2)]
-        await provision_streams(conns[0].jetstream())
-        relay = Relay(Database(producer_url), conns[0].jetstream(), poll_seconds=0.05)
-        runner = ConsumerRunner("benchsink", Database(consumer_url), conns[1].jetstream(),
-                                [Subscription(name="pings", subject=BenchPinged.subject, handler=handler)])
-        stop = asyncio.Event()
-        loops = [asyncio.create_task(relay.run(stop)), asyncio.create_task(runner.run(stop))]
-        try:
-            await open_loop(args.rate, args.seconds, lambda i: send(i, "steady"))
-            await trackers["steady"].wait(120)
-            results.append(trackers["steady"].result(f"mlife steady {args.rate:g}/s"))
-            await flat_out(args.events, args.producers, lambda i: send(i, "flat"))
-            await trackers["flat"].wait(max(60, args.events / 10))
-            results.append(trackers["flat"].result(f"mlife flat x{args.producers}"))
-        finally:
-            stop.set()
-            await asyncio.wait(loops, timeout=15)
-            for db in (producer, relay.db, runner.db):
-                await db.dispose()
-            for nc in conns:
-                await nc.close()
-    return results
-
-
-async def bench_raw(nats_url: str, args: argparse.Namespace, size: int) -> list[dict[str, Any]]:
-    pub, sub = await nats.connect(nats_url), await nats.connect(nats_url)  # like the relay's and the runner's
-    js, jsub = pub.jetstream(), sub.jetstream()
-    await js.add_stream(StreamConfig(name=RAW_STREAM, subjects=["bench.raw.>"]))
-    pad = "x" * max(0, size - len(json.dumps({"i": 0, "pad": ""})))
-    results = []
-    try:
-        for mode, subject in ((f"raw steady {args.rate:g}/s", "bench.raw.steady"), ("raw flat", "bench.raw.flat")):
-            steady = subject.endswith("steady")
-            tracker = Tracker(int(args.rate * args.seconds) if steady else args.events)
-            durable = subject.replace(".", "_")
-            await jsub.add_consumer(RAW_STREAM, ConsumerConfig(durable_name=durable, filter_subject=subject,
-                                                               ack_policy=AckPolicy.EXPLICIT, max_ack_pending=1000))
-            psub = await jsub.pull_subscribe_bind(durable, stream=RAW_STREAM)
-            consume = asyncio.create_task(raw_consume(psub, tracker))
-            acks: list[asyncio.Future[Any]] = []
-
-            async def send(i: int, subject: str = subject) -> None:
-                tracker.sent[i] = time.perf_counter()
-                acks.append(await js.publish_async(subject, json.dumps({"i": i, "pad": pad}).encode()))
-
-            await (open_loop(args.rate, args.seconds, send) if steady else flat_out(args.events, 1, send))
-            await asyncio.wait_for(asyncio.gather(*acks, return_exceptions=True), 60)
-            await tracker.wait(60)
-            consume.cancel()
-            await asyncio.wait([consume], timeout=5)
-            results.append(tracker.result(mode))
-    finally:
-        await pub.close()
-        await sub.close()
-    return results
-
-
-async def raw_consume(psub: JetStreamContext.PullSubscription, tracker: Tracker) -> None:
-    while not tracker.done.is_set():
-        try:
-            msgs = await psub.fetch(RAW_BATCH, timeout=1.0)
-        except (FetchTimeoutError, asyncio.TimeoutError):
-            continue
-        for msg in msgs:
-            tracker.arrived(json.loads(msg.data)["i"])
-            await msg.ack()
-
-
 def envelope_size() -> int:
     sample = new_envelope(BenchPinged(row_id=uuid.uuid4(), n=123456, run="steady"))
     return len(json.dumps(sample.model_dump(mode="json"), separators=(",", ":")))
 
 
 def report(results: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
-    by = {r["mode"].split()[0] + " " + r["mode"].split()[1]: r for r in results}
+    by = {" ".join(r["mode"].split()[:2]): r for r in results}
     ratio = by["mlife flat"]["throughput"] / by["raw flat"]["throughput"] if by["raw flat"]["throughput"] else 0.0
     p99 = by["mlife steady"]["p99"]
     summary = {"results": results, "throughput_ratio": ratio, "mlife_steady_p99_ms": p99,
@@ -287,13 +503,23 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> dict[str,
     if args.json:
         print(json.dumps(summary, indent=2))
         return summary
-    print(f"payload {summary['payload_bytes']} B; one process, nats-server from the wheel, fresh PostgreSQL DBs")
-    print("sent/s: commits (mlife) or publishes (raw) per second; recv/s: first send -> last arrival")
+    print(f"payload {summary['payload_bytes']} B; one OS process per stage: mlife {args.producers} producer processes"
+          f" -> relay -> consumer, raw {args.producers} publisher processes -> consumer; flat out {args.tasks}"
+          f" concurrent sends per producer ({args.producers}x{args.tasks}); nats-server from the wheel, fresh"
+          f" PostgreSQL DBs; {os.cpu_count()} CPUs")
+    print("sent/s: commits (mlife) or publishes (raw) per second; recv/s: first send -> last arrival; "
+          "latency: commit/publish -> handler ran/arrival (time.time() across processes)")
     print(f"{'mode':<20}{'sent':>6}{'recv':>6}{'sent/s':>8}{'recv/s':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
           f"{'max ms':>9}")
     for r in results:
         print(f"{r['mode']:<20}{r['sent']:>6}{r['received']:>6}{r['sent_rate']:>8.0f}{r['throughput']:>8.0f}"
-              f"{r['p50']:>9.1f}{r['p95']:>9.1f}{r['p99']:>9.1f}{r['max']:>9.1f}")
+              f"{r['p50']:>9.1f}{r['p95']:>9.1f}{r['p99']:>9.1f}{r['max']:>9.1f}"
+              + (f"  ({r['errors']} send errors)" if r["errors"] else ""))
+    print("info, events/s from the first send to the last of each stage; mean batch sizes:")
+    for r in results:
+        extra = "".join(f", {k} batch {r[k]:.1f}" for k in ("relay_batch", "consumer_batch") if k in r)
+        commit = f", p99 to effect commit {r['p99_commit']:.1f} ms" if "p99_commit" in r else ""
+        print(f"  {r['mode']:<18}" + ", ".join(f"{k} {v:.0f}" for k, v in r["stages"].items()) + extra + commit)
     print(f"throughput ratio mlife/raw = {ratio:.3f}  (goal >= {GOAL_RATIO}: "
           f"{'met' if summary['goal_ratio_met'] else 'MISSED'})")
     print(f"steady p99: mlife {p99:.1f} ms, raw {by['raw steady']['p99']:.1f} ms  "
@@ -301,11 +527,26 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> dict[str,
     return summary
 
 
-async def main(args: argparse.Namespace) -> dict[str, Any]:
-    async with own_nats() as url:
-        pipeline = await bench_pipeline(url, args)
-        raw = await bench_raw(url, args, envelope_size())
-    return report(pipeline + raw, args)
+async def main(a: argparse.Namespace) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="mlife-bench-"))
+    common = ["--seconds", str(a.seconds), "--rate", str(a.rate), "--events", str(a.events),
+              "--producers", str(a.producers), "--tasks", str(a.tasks), "--size", str(envelope_size())]
+    results = []
+    try:
+        async with own_nats() as url, databases("bam.migrations", "dam.migrations") as dbs:
+            nc = await nats.connect(url)
+            await provision_streams(nc.jetstream())
+            await nc.jetstream().add_stream(StreamConfig(name=RAW_STREAM, subjects=["bench.raw.>"]))
+            await nc.close()
+            kids = Children(tmp, ["--nats", url, *common])
+            try:
+                for kind, run in (("mlife", "steady"), ("mlife", "flat"), ("raw", "steady"), ("raw", "flat")):
+                    results.append(await run_mode(kids, a, kind, run, dbs))
+            finally:
+                await kids.kill_all()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return report(results, a)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -313,11 +554,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=10.0, help="duration of each steady run")
     p.add_argument("--rate", type=float, default=300.0, help="events/s of the steady runs")
     p.add_argument("--events", type=int, default=5000, help="events of each flat-out run")
-    p.add_argument("--producers", type=int, default=8, help="concurrent producers of the flat-out pipeline run")
+    p.add_argument("--producers", type=int, default=2, help="producer (raw: publisher) processes")
+    p.add_argument("--tasks", type=int, default=4, help="concurrent sends per producer process when flat out")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
+    for internal in ("--role", "--out", "--nats", "--db", "--run"):  # set by the parent for its children
+        p.add_argument(internal, help=argparse.SUPPRESS)
+    for internal, kind in (("--index", int), ("--expect", int), ("--size", int), ("--deadline", float)):
+        p.add_argument(internal, type=kind, default=0, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
 if __name__ == "__main__":
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
-    asyncio.run(main(parse_args()))
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+                        logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    args = parse_args()
+    asyncio.run(child(args) if args.role else main(args))

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from mlife_shared.events import EVENTS, Envelope, streams
-from mlife_shared.events.contracts import TestingOutcomeLine
+from mlife_shared.events.contracts import TestingOutcomeLine as OutcomeLine
 
 SNAPSHOT = Path(__file__).with_name("events.schema.json")
 PRODUCERS = {"bam", "dam", "mtt", "msm"}
@@ -24,7 +24,7 @@ ARCHITECTURE_SUBJECTS = {
 
 def current() -> dict[str, object]:
     out: dict[str, object] = {"envelope": Envelope.model_json_schema(),
-                              "testing.completed/outcomes-line": TestingOutcomeLine.model_json_schema()}
+                              "testing.completed/outcomes-line": OutcomeLine.model_json_schema()}
     for subject, model in sorted(EVENTS.items()):
         if model.producer in PRODUCERS:
             out[subject] = {"producer": model.producer, "schema_version": model.schema_version,

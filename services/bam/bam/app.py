@@ -5,6 +5,7 @@ from fastapi import FastAPI
 from bam.badcase import models as _models  # noqa: F401 - the tables, for migrations
 from bam.badcase.consumers import on_serving_feedback
 from bam.badcase.router import router as badcase_router
+from bam.importing.router import router as import_router
 from bam.outcome.consumers import on_testing_completed
 from bam.outcome.router import router as outcome_router
 from bam.stats.router import router as stats_router
@@ -28,7 +29,7 @@ SPEC = ServiceSpec(
     settings_cls=Settings,
     migrations="bam.migrations",
     subscriptions=subscriptions,
-    routers=lambda: [badcase_router, outcome_router, stats_router],
+    routers=lambda: [import_router, badcase_router, outcome_router, stats_router],
 )
 
 

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, String, case, func, literal, literal_column, null, or_, select
+from sqlalchemy import (ColumnElement, Select, SQLColumnExpression, String, case, func, literal, literal_column, join,
+                        null, or_, select)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bam.badcase.filters import BadcaseFilter
@@ -32,20 +33,17 @@ class StatsRepository:
         self.session = session
         self.badcases = BadcaseRepository(session)
 
-    @property
-    def dialect(self) -> str:
-        return self.session.bind.dialect.name
-
     def week_of(self, column: Any) -> ColumnElement[str]:
         # Literal SQL, not bound parameters: the same expression must match in SELECT and GROUP BY.
-        if self.dialect == "postgresql":
+        if self.badcases.dialect == "postgresql":
             utc = func.timezone(literal_column("'UTC'"), column)
             return func.to_char(func.date_trunc(literal_column("'week'"), utc), literal_column("'YYYY-MM-DD'"))
         return func.date(column, literal_column("'-6 days'"), literal_column("'weekday 1'"))
 
-    def attribute(self, name: str) -> ColumnElement[Any]:
-        special = {"label": Badcase.ground_truth_label, "prediction": Badcase.prediction_label, "tag": BadcaseTag.tag,
-                   "week": self.week_of(Badcase.first_seen)}
+    def attribute(self, name: str) -> SQLColumnExpression[Any]:
+        special: dict[str, SQLColumnExpression[Any]] = {
+            "label": Badcase.ground_truth_label, "prediction": Badcase.prediction_label, "tag": BadcaseTag.tag,
+            "week": self.week_of(Badcase.first_seen)}
         return special[name] if name in special else getattr(Badcase, name)
 
     def _grouped(self, f: BadcaseFilter, attributes: Sequence[str], *extra: Any) -> tuple[Select[Any], list[Any]]:
@@ -94,19 +92,18 @@ class StatsRepository:
         closed = [*conditions, Badcase.status.in_(CLOSED)]
         closed_at = self.closed_at()
 
-        def per_week(kind: str, column: Any, where: list[Any], *join: Any) -> Select[Any]:
+        def per_week(kind: str, column: Any, where: list[Any], source: Any = Badcase) -> Select[Any, Any, Any]:
             week = self.week_of(column)
-            stmt = select(literal(kind, String).label("kind"), week.label("week"), func.count().label("n"))
-            if join:
-                stmt = stmt.select_from(Occurrence).join(*join)
-            return stmt.where(*where, column >= start, column < end).group_by(week)
+            return (select(literal(kind, String).label("kind"), week.label("week"), func.count().label("n"))
+                    .select_from(source).where(*where, column >= start, column < end).group_by(week))
 
-        def before(kind: str, column: Any, where: list[Any]) -> Select[Any]:
+        def before(kind: str, column: Any, where: list[Any]) -> Select[Any, Any, Any]:
             return select(literal(kind, String), null(), func.count()).where(*where, column < start)
 
         parts = [
             per_week("reported", Badcase.first_seen, conditions),
-            per_week("occurrences", Occurrence.reported_at, conditions, Badcase, Badcase.id == Occurrence.badcase_id),
+            per_week("occurrences", Occurrence.reported_at, conditions,
+                     join(Occurrence, Badcase, Badcase.id == Occurrence.badcase_id)),
             per_week("fixed", Badcase.fixed_at, conditions),
             per_week("regressed", Badcase.regressed_at, conditions),
             per_week("closed", closed_at, closed),
@@ -117,7 +114,7 @@ class StatsRepository:
         return {(kind, week): int(n) for kind, week, n in (await self.session.execute(stmt)).all()}
 
 
-def _one_of(column: ColumnElement[Any], values: Sequence[str | None]) -> ColumnElement[bool]:
+def _one_of(column: SQLColumnExpression[Any], values: Sequence[str | None]) -> ColumnElement[bool]:
     present = [v for v in values if v is not None]
     condition = column.in_(present)
     return or_(condition, column.is_(None)) if None in values else condition

@@ -1,0 +1,242 @@
+"""Bulk import: every valid row is recorded as `BadcaseService.record` records one report (same fingerprint;
+a match is merged: frequency + 1, the occurrence kept, new tags added, `badcase.merged`; otherwise a new badcase
+and `badcase.created`; the same priority score), a chunk of rows at a time: one query finds the chunk's stored
+badcases, then the new badcases, tags, occurrences and merges are written with executemany.
+
+Rows of one file that are the same badcase are merged too, in file order. Near-duplicate images do not apply:
+an import carries no image bytes. Never commits: the request does, so an import is all of its valid rows or
+nothing; invalid rows are skipped and reported, and any other failure (database, body too large, client gone)
+rolls back every chunk already written."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bam.badcase import dedup, priority
+from bam.badcase.schemas import BadcaseCreate
+from bam.badcase.service import search_text
+from bam.config import Settings
+from bam.importing.parser import RawRow
+from bam.importing.repository import ExistingBadcase, ImportRepository
+from bam.importing.schemas import MAX_ERRORS_SHOWN, ImportResult, RowError
+from mlife_shared.db import utcnow
+from mlife_shared.events import EventData
+from mlife_shared.events.contracts import BadcaseCreated, BadcaseMerged
+from mlife_shared.messaging import outbox
+
+CHUNK_ROWS = 2000
+ATTEMPTS = 3
+MAX_ERROR_CHARS = 1000
+
+
+@dataclass
+class _Valid:
+    row: int
+    report: BadcaseCreate
+    refs: list[dict[str, Any]]
+    md5: str | None
+    media: str | None
+    fingerprint: str
+    match_key: str
+
+
+@dataclass
+class _Target:
+    """A badcase that rows of the chunk are recorded into: a stored one (locked), or one the chunk creates."""
+
+    id: uuid.UUID
+    function: str
+    severity: str
+    priority_override: float | None
+    description_norm: str
+    tags: list[str]
+    frequency: int
+    insert: dict[str, Any] | None = None  # the new badcase's row; None for a stored one
+    new_tags: list[str] = field(default_factory=list)
+
+    def add_tags(self, tags: list[str]) -> None:
+        new = [t for t in tags if t not in self.tags]
+        self.tags = [*self.tags, *new]
+        self.new_tags += new
+
+
+@dataclass
+class _Plan:
+    badcases: list[dict[str, Any]] = field(default_factory=list)
+    tags: list[dict[str, Any]] = field(default_factory=list)
+    merges: list[dict[str, Any]] = field(default_factory=list)
+    occurrences: list[dict[str, Any]] = field(default_factory=list)
+    events: list[EventData] = field(default_factory=list)
+    created: int = 0
+    merged: int = 0
+
+
+@dataclass
+class _Tally:
+    rows: int = 0
+    created: int = 0
+    merged: int = 0
+    errors: list[RowError] = field(default_factory=list)
+    failed: int = 0
+
+    def fail(self, error: RowError) -> None:
+        self.failed += 1
+        if len(self.errors) < MAX_ERRORS_SHOWN:
+            self.errors.append(error)
+
+    def result(self) -> ImportResult:
+        return ImportResult(rows=self.rows, created=self.created, merged=self.merged, failed=self.failed,
+                            errors=self.errors, errors_not_shown=self.failed - len(self.errors))
+
+
+class ImportService:
+    def __init__(self, session: AsyncSession, settings: Settings, *, chunk_rows: int = CHUNK_ROWS) -> None:
+        self.session = session
+        self.settings = settings
+        self.repo = ImportRepository(session)
+        self.chunk_rows = chunk_rows
+
+    async def run(self, rows: AsyncIterator[RawRow], reporter: str) -> ImportResult:
+        tally = _Tally()
+        chunk: list[_Valid] = []
+        async for raw in rows:
+            tally.rows += 1
+            valid = validate(raw)
+            if isinstance(valid, RowError):
+                tally.fail(valid)
+                continue
+            chunk.append(valid)
+            if len(chunk) >= self.chunk_rows:
+                await self._record(chunk, reporter, tally)
+                chunk = []
+        if chunk:
+            await self._record(chunk, reporter, tally)
+        return tally.result()
+
+    async def _record(self, chunk: list[_Valid], reporter: str, tally: _Tally) -> None:
+        for attempt in range(ATTEMPTS):
+            try:
+                async with self.session.begin_nested():
+                    stored = await self.repo.lock_by_fingerprint({v.fingerprint for v in chunk})
+                    plan = self._plan(chunk, stored, reporter, utcnow())
+                    await self.repo.add_badcases(plan.badcases)
+                    await self.repo.add_tags(plan.tags)
+                    await self.repo.update_merged(plan.merges)
+                    await self.repo.add_occurrences(plan.occurrences)
+                break
+            except IntegrityError:
+                # A concurrent report created one of these badcases after our lookup: plan again, merging into it.
+                if attempt == ATTEMPTS - 1:
+                    raise
+        for event in plan.events:
+            await outbox.add(self.session, event)
+        await self.session.flush()
+        tally.created += plan.created
+        tally.merged += plan.merged
+
+    def _plan(self, chunk: list[_Valid], stored: dict[str, ExistingBadcase], reporter: str, now: datetime) -> _Plan:
+        plan = _Plan()
+        targets: dict[str, _Target] = {}
+        for v in chunk:
+            target = targets.get(v.fingerprint)
+            if target is None and (found := stored.get(v.fingerprint)) is not None:
+                target = targets[v.fingerprint] = _Target(
+                    id=found.id, function=found.function, severity=found.severity,
+                    priority_override=found.priority_override, description_norm=found.description_norm,
+                    tags=list(found.tags), frequency=found.frequency)
+            if target is None:
+                target = targets[v.fingerprint] = self._new(v, reporter, now)
+                plan.occurrences.append(_occurrence(uuid.uuid4(), target.id, v.report, reporter, now))
+                plan.events.append(BadcaseCreated(
+                    badcase_id=target.id, function=target.function, source="import", model_name=v.report.model_name,
+                    model_version=v.report.model_version, priority=self._priority(target, now)))
+                plan.created += 1
+                continue
+            target.frequency += 1
+            target.add_tags(v.report.tags)
+            occurrence_id = uuid.uuid4()
+            plan.occurrences.append(_occurrence(occurrence_id, target.id, v.report, reporter, now))
+            plan.events.append(BadcaseMerged(badcase_id=target.id, occurrence_id=occurrence_id,
+                                             frequency=target.frequency))
+            plan.merged += 1
+        for target in targets.values():
+            self._settle(target, plan, now)
+        return plan
+
+    def _new(self, v: _Valid, reporter: str, now: datetime) -> _Target:
+        r = v.report
+        description_norm = dedup.normalise_text(r.description)
+        row = dict(
+            id=uuid.uuid4(), function=r.function.strip(), system_version=r.system_version, model_name=r.model_name,
+            model_version=r.model_version, source="import", reporter=reporter, client_id=r.client_id,
+            device_id=r.device_id, description=r.description, description_norm=description_norm, data_refs=v.refs,
+            data_md5=v.md5, media_type=v.media, phash=None, prediction=r.prediction, ground_truth=r.ground_truth,
+            prediction_label=dedup.label_of(r.prediction), ground_truth_label=dedup.label_of(r.ground_truth),
+            fingerprint=v.fingerprint, match_key=v.match_key, status="new", severity=r.severity,
+            priority_override=None, owner=None, first_seen=now, last_seen=now, created_at=now, updated_at=now,
+            fixed_at=None, regressed_at=None, test_data_requested_at=None)
+        return _Target(id=row["id"], function=row["function"], severity=r.severity, priority_override=None,
+                       description_norm=description_norm, tags=list(r.tags), frequency=1, insert=row)
+
+    def _settle(self, target: _Target, plan: _Plan, now: datetime) -> None:
+        """The target's final state after the chunk: the new badcase's row, or the stored one's update."""
+        score = self._score(target, now)
+        values = dict(frequency=target.frequency, last_seen=now, updated_at=now, tags=target.tags,
+                      search_text=search_text(target.description_norm, target.tags), priority_score=score,
+                      priority=target.priority_override if target.priority_override is not None else score)
+        if target.insert is not None:
+            plan.badcases.append({**target.insert, **values})
+            plan.tags += [{"badcase_id": target.id, "tag": t} for t in target.tags]
+        else:
+            plan.merges.append({"merged_id": target.id, **values})
+            plan.tags += [{"badcase_id": target.id, "tag": t} for t in target.new_tags]
+
+    def _score(self, target: _Target, now: datetime) -> float:
+        return priority.score(frequency=target.frequency, severity=target.severity, last_seen=now, now=now,
+                              function_weight=self.settings.function_weights.get(target.function, 1.0),
+                              half_life_days=self.settings.priority_half_life_days)
+
+    def _priority(self, target: _Target, now: datetime) -> float:
+        return target.priority_override if target.priority_override is not None else self._score(target, now)
+
+
+def validate(raw: RawRow) -> _Valid | RowError:
+    """The row as a report `POST /badcases` would accept (source "import"), with its fingerprint."""
+    if raw.error is not None or raw.fields is None:
+        return RowError(row=raw.row, line=raw.line, error=raw.error or "the row cannot be read")
+    if raw.fields.get("source", "import") != "import":
+        return RowError(row=raw.row, line=raw.line, error="source: an imported row's source is always 'import'; "
+                                                          "leave the field out")
+    try:
+        report = BadcaseCreate.model_validate({**raw.fields, "source": "import"})
+        refs = [r.model_dump(exclude_none=True) for r in report.data]
+        md5 = next((r["value"] for r in refs if r["kind"] == "md5"), None)
+        return _Valid(row=raw.row, report=report, refs=refs, md5=md5,
+                      media=next((r["media_type"] for r in refs if r.get("media_type")), None),
+                      fingerprint=dedup.fingerprint(report.function, md5, refs, report.ground_truth, report.prediction),
+                      match_key=dedup.match_key(report.function, report.ground_truth, report.prediction))
+    except ValidationError as exc:
+        return RowError(row=raw.row, line=raw.line, error=describe(exc))
+    except RecursionError:
+        return RowError(row=raw.row, line=raw.line, error="a JSON value is nested too deeply")
+
+
+def describe(exc: ValidationError) -> str:
+    parts = [f"{'.'.join(str(p) for p in e['loc']) or 'row'}: {e['msg']}" for e in exc.errors(include_url=False)]
+    text = "; ".join(parts)
+    return text if len(text) <= MAX_ERROR_CHARS else text[:MAX_ERROR_CHARS - 1] + "…"
+
+
+def _occurrence(occurrence_id: uuid.UUID, badcase_id: uuid.UUID, r: BadcaseCreate, reporter: str,
+                now: datetime) -> dict[str, Any]:
+    return dict(id=occurrence_id, badcase_id=badcase_id, source="import", reporter=reporter, client_id=r.client_id,
+                device_id=r.device_id, deployment_id=None, model_name=r.model_name, model_version=r.model_version,
+                description=r.description, prediction=r.prediction, event_id=None, reported_at=now)
