@@ -118,7 +118,11 @@ class Control:
         return event.is_set() and not self.stop.is_set()
 
 
+CPU0 = [0.0]  # this child's CPU time when it became ready
+
+
 def ready() -> None:
+    CPU0[0] = time.process_time()
     print("ready", flush=True)
 
 
@@ -314,6 +318,7 @@ async def child(a: argparse.Namespace) -> None:
     await ctl.start(a.deadline)
     try:
         out = await ROLES[a.role](a, ctl)
+        out["cpu"] = time.process_time() - CPU0[0]
     finally:
         Path(a.out).write_text(json.dumps(out or {}))
 
@@ -415,6 +420,8 @@ async def run_mode(kids: Children, a: argparse.Namespace, kind: str, run: str, d
         result["p99_commit"] = summarize(mode, sent, got["committed"])["p99"]
     result["consumer_batch"] = sum(got.get("sizes", [])) / max(1, len(got.get("sizes", [])))
     result["stages"] = stages
+    cpu = {"producers": sum(o.get("cpu", 0.0) for o in outs), "relay": relay_out.get("cpu"), "consumer": got.get("cpu")}
+    result["cpu_ms_per_event"] = {k: 1000 * v / max(1, len(sent)) for k, v in cpu.items() if v is not None}
     return result
 
 
@@ -520,6 +527,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> dict[str,
         extra = "".join(f", {k} batch {r[k]:.1f}" for k in ("relay_batch", "consumer_batch") if k in r)
         commit = f", p99 to effect commit {r['p99_commit']:.1f} ms" if "p99_commit" in r else ""
         print(f"  {r['mode']:<18}" + ", ".join(f"{k} {v:.0f}" for k, v in r["stages"].items()) + extra + commit)
+        print(f"  {'':<18}CPU ms/event: " + ", ".join(f"{k} {v:.2f}" for k, v in r["cpu_ms_per_event"].items()))
     print(f"throughput ratio mlife/raw = {ratio:.3f}  (goal >= {GOAL_RATIO}: "
           f"{'met' if summary['goal_ratio_met'] else 'MISSED'})")
     print(f"steady p99: mlife {p99:.1f} ms, raw {by['raw steady']['p99']:.1f} ms  "

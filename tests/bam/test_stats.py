@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from pydantic import SecretStr
 
 from bam.app import SPEC
 from bam.badcase.models import Badcase, Occurrence
@@ -45,19 +46,18 @@ async def set_status(bam: httpx.AsyncClient, badcase_id: str, *statuses: str) ->
         assert r.status_code == 200, r.text
 
 
-async def move_back(db_url: str, badcase_id: str, weeks: int) -> None:
-    """Pretend the badcase (and its reports) were first seen `weeks` weeks earlier."""
+async def backdate(db_url: str, badcase_id: str, **weeks: int) -> None:
+    """Move the badcase's timestamps (`first_seen=2`: two weeks) back; its reports move with `first_seen`."""
     engine = make_engine(db_url)
     async with engine.begin() as conn:
         bid = uuid.UUID(badcase_id)
-        first_seen = await conn.scalar(sa.select(Badcase.first_seen).where(Badcase.id == bid))
-        assert first_seen is not None
-        await conn.execute(sa.update(Badcase).where(Badcase.id == bid)
-                           .values(first_seen=first_seen - timedelta(weeks=weeks)))
+        row = (await conn.execute(sa.select(*(getattr(Badcase, c) for c in weeks)).where(Badcase.id == bid))).one()
+        await conn.execute(sa.update(Badcase).where(Badcase.id == bid).values(
+            {c: value - timedelta(weeks=w) for (c, w), value in zip(weeks.items(), row, strict=True)}))
         for oid, reported_at in (await conn.execute(sa.select(Occurrence.id, Occurrence.reported_at)
                                                     .where(Occurrence.badcase_id == bid))).all():
             await conn.execute(sa.update(Occurrence).where(Occurrence.id == oid)
-                               .values(reported_at=reported_at - timedelta(weeks=weeks)))
+                               .values(reported_at=reported_at - timedelta(weeks=weeks.get("first_seen", 0))))
     await engine.dispose()
 
 
@@ -109,6 +109,8 @@ async def test_group_by_a_pair_is_a_confusion_table(bam: httpx.AsyncClient) -> N
     top = (await bam.get("/stats", params={"group_by": "label,prediction", "limit": 2})).json()
     assert len(top["groups"]) == 2 and top["other"] == 1 and top["other_groups"] == 1
     assert top["matrix"]["counts"] == [[3, 1], [0, 2]]
+    by_week = (await bam.get("/stats", params={"group_by": "week,label", "limit": 1})).json()
+    assert by_week["matrix"]["columns"] == ["sad"] and by_week["matrix"]["counts"] == [[4]]
 
 
 async def test_the_badcase_list_filters_apply(bam: httpx.AsyncClient) -> None:
@@ -150,7 +152,10 @@ async def test_bad_group_by_is_422_and_says_what_is_allowed(bam: httpx.AsyncClie
 
 async def test_weekly_series_counts_reported_fixed_regressed_and_open(bam: httpx.AsyncClient, bam_db: str) -> None:
     old = await new(bam)
-    await move_back(bam_db, old, weeks=2)
+    await backdate(bam_db, old, first_seen=2)
+    old_fixed = await new(bam)
+    await set_status(bam, old_fixed, "fixed")
+    await backdate(bam_db, old_fixed, first_seen=2, fixed_at=1, updated_at=1)
     fixed, regressed, wont_fix, still_open = [await new(bam) for _ in range(4)]
     await new(bam, function="ocr")
     assert (await bam.post("/badcases", json=report(data=[]))).status_code == 201
@@ -169,15 +174,17 @@ async def test_weekly_series_counts_reported_fixed_regressed_and_open(bam: httpx
     assert [b - a for a, b in pairwise(weeks)] == [timedelta(weeks=1)] * 3
     rows = [(p["reported"], p["occurrences"], p["fixed"], p["regressed"], p["open"]) for p in body["series"]]
     assert rows == [
-        (0, 0, 0, 0, 0),   # nothing yet: the week is still there
-        (1, 1, 0, 0, 1),   # the old badcase
-        (0, 0, 0, 0, 1),   # a quiet week
-        (5, 6, 2, 1, 4),   # 5 new (+1 repeat); fixed and regressed both have a fix this week; 2 closed
+        # reported, occurrences, fixed, regressed, open at the end of the week
+        (0, 0, 0, 0, 0),  # nothing yet: the week is still there
+        (2, 2, 0, 0, 2),  # the two old badcases
+        (0, 0, 1, 0, 1),  # one of them fixed
+        (5, 6, 2, 1, 4),  # 5 new (+1 repeat); both fixed and regressed were fixed this week; 2 closed
     ]
     everything = (await bam.get("/stats/weekly", params={"weeks": 1})).json()["series"]
     assert [(p["reported"], p["open"]) for p in everything] == [(6, 5)]
     default = (await bam.get("/stats/weekly")).json()
     assert default["weeks"] == 12 and len(default["series"]) == 12
+    assert default["series"][-1] == body["series"][-1] | {"reported": 6, "occurrences": 7, "open": 5}
 
 
 async def test_viewer_may_read_stats_and_anonymous_may_not(bam: httpx.AsyncClient) -> None:
@@ -193,7 +200,7 @@ async def bam_sqlite(nats_url: str, tmp_path: Path) -> AsyncIterator[tuple[httpx
     """BAM on a migrated SQLite file: the embedded default."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'bam.db'}"
     upgrade("bam.migrations", url)
-    settings = Settings(environment="test", database_url=url, nats_url=nats_url, identity_secret=SECRET,
+    settings = Settings(environment="test", database_url=url, nats_url=nats_url, identity_secret=SecretStr(SECRET),
                         home=tmp_path, object_store_path=tmp_path / "objects")
     app = create_app(SPEC, settings)
     async with app.router.lifespan_context(app):
@@ -206,24 +213,30 @@ async def bam_sqlite(nats_url: str, tmp_path: Path) -> AsyncIterator[tuple[httpx
 async def test_stats_on_sqlite(bam_sqlite: tuple[httpx.AsyncClient, str]) -> None:
     bam, url = bam_sqlite
     old = await new(bam, function="ocr", ground_truth="7", prediction="1")
-    await move_back(url, old, weeks=1)
+    await backdate(url, old, first_seen=1)
+    dropped = await new(bam, function="gaze")
+    await set_status(bam, dropped, "wont_fix")
+    await backdate(url, dropped, first_seen=2, updated_at=1)
     await new(bam)
     await new(bam, tags=["night"])
     await set_status(bam, await new(bam), "fixed", "regressed")
     await set_status(bam, await new(bam, function="ocr", ground_truth="7", prediction="1"), "fixed")
 
     stats = (await bam.get("/stats", params={"group_by": "function"})).json()
-    assert stats["total"] == 5
-    assert [(g["key"]["function"], g["count"]) for g in stats["groups"]] == [("emotion", 3), ("ocr", 2)]
+    assert stats["total"] == 6
+    assert [(g["key"]["function"], g["count"]) for g in stats["groups"]] == [("emotion", 3), ("ocr", 2), ("gaze", 1)]
     assert sum(g["share"] for g in stats["groups"]) == pytest.approx(1.0)
     table = (await bam.get("/stats", params={"group_by": "label,prediction"})).json()["matrix"]
-    assert table == {"rows": ["sad", "7"], "columns": ["happy", "1"], "counts": [[3, 0], [0, 2]]}
+    assert table == {"rows": ["sad", "7"], "columns": ["happy", "1"], "counts": [[4, 0], [0, 2]]}
     by_week = (await bam.get("/stats", params={"group_by": "week"})).json()["groups"]
-    assert [g["count"] for g in by_week] == [4, 1]
-    assert all(date.fromisoformat(g["key"]["week"]).weekday() == 0 for g in by_week)
+    assert [g["count"] for g in by_week] == [4, 1, 1]
+    weeks = [g["key"]["week"] for g in by_week]
+    assert all(date.fromisoformat(w).weekday() == 0 for w in weeks) and weeks[1] < weeks[2] < weeks[0]
+    limited = (await bam.get("/stats", params={"group_by": "week,function", "limit": 1})).json()
+    assert limited["matrix"] == {"rows": [weeks[0]], "columns": ["emotion"], "counts": [[3]]}
     assert (await bam.get("/stats", params={"group_by": "tag"})).json()["groups"][0]["key"] == {"tag": None}
 
     series = (await bam.get("/stats/weekly", params={"weeks": 3})).json()["series"]
+    assert [p["week"] for p in series] == [weeks[1], weeks[2], weeks[0]]
     assert [(p["reported"], p["occurrences"], p["fixed"], p["regressed"], p["open"]) for p in series] == [
-        (0, 0, 0, 0, 0), (1, 1, 0, 0, 1), (4, 4, 2, 1, 4)]
-    assert [p["week"] for p in series[1:]] == [by_week[1]["key"]["week"], by_week[0]["key"]["week"]]
+        (1, 1, 0, 0, 1), (1, 1, 0, 0, 1), (4, 4, 2, 1, 4)]

@@ -113,3 +113,23 @@ async def test_admin_bootstrap_rules(make_database) -> None:  # type: ignore[no-
             assert await ApiTokenRepository(s).get_active_by_hash(hash_token(first.token)) is not None
     finally:
         await db.dispose()
+
+
+async def test_badcases_through_the_gateway_json_and_streamed_multipart(gateway: httpx.AsyncClient) -> None:
+    body = {"function": "emotion", "data": [{"kind": "md5", "value": "a" * 32}], "prediction": "happy",
+            "ground_truth": "sad", "description": "through the gateway"}
+    r = await gateway.post("/api/bam/badcases", json=body, headers=AUTH)
+    assert r.status_code == 201, r.text
+    assert r.json()["reporter"] == "admin"
+    again = await gateway.post("/api/bam/badcases", json=body, headers=AUTH)
+    assert again.status_code == 200 and again.json()["merged_into"] == r.json()["id"]
+    import json as _json
+
+    upload = await gateway.post("/api/bam/badcases/with-data", headers=AUTH,
+                                data={"report": _json.dumps({**body, "data": []})},
+                                files={"file": ("note.txt", b"hello " * 50_000, "text/plain")})
+    assert upload.status_code == 201, upload.text
+    assert upload.json()["media_type"] == "text"
+    listed = await gateway.get("/api/bam/badcases", params={"q": "gateway"}, headers=AUTH)
+    assert len(listed.json()["items"]) == 2
+    assert (await gateway.post("/api/bam/badcases", json=body)).status_code == 401

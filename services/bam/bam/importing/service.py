@@ -10,8 +10,10 @@ rolls back every chunk already written."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -33,6 +35,7 @@ from mlife_shared.events.contracts import BadcaseCreated, BadcaseMerged
 from mlife_shared.messaging import outbox
 
 CHUNK_ROWS = 2000
+YIELD_EVERY = 50
 ATTEMPTS = 3
 MAX_ERROR_CHARS = 1000
 
@@ -106,20 +109,42 @@ class ImportService:
 
     async def run(self, rows: AsyncIterator[RawRow], reporter: str) -> ImportResult:
         tally = _Tally()
-        chunk: list[_Valid] = []
-        async for raw in rows:
-            tally.rows += 1
-            valid = validate(raw)
-            if isinstance(valid, RowError):
-                tally.fail(valid)
-                continue
-            chunk.append(valid)
-            if len(chunk) >= self.chunk_rows:
+        # Reading and validating the next chunk overlaps with the database writing this one: one chunk ahead.
+        chunks: asyncio.Queue[list[_Valid] | BaseException | None] = asyncio.Queue(maxsize=1)
+        reader = asyncio.create_task(self._read(rows, tally, chunks))
+        try:
+            while (chunk := await chunks.get()) is not None:
+                if isinstance(chunk, BaseException):
+                    raise chunk
                 await self._record(chunk, reporter, tally)
-                chunk = []
-        if chunk:
-            await self._record(chunk, reporter, tally)
+        finally:
+            reader.cancel()
+            with suppress(asyncio.CancelledError):
+                await reader
         return tally.result()
+
+    async def _read(self, rows: AsyncIterator[RawRow], tally: _Tally,
+                    chunks: asyncio.Queue[list[_Valid] | BaseException | None]) -> None:
+        chunk: list[_Valid] = []
+        try:
+            async for raw in rows:
+                tally.rows += 1
+                valid = validate(raw)
+                if isinstance(valid, RowError):
+                    tally.fail(valid)
+                    continue
+                chunk.append(valid)
+                if len(chunk) >= self.chunk_rows:
+                    await chunks.put(chunk)
+                    chunk = []
+                elif tally.rows % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)  # let the writer take its query results as soon as they arrive
+        except Exception as exc:  # noqa: BLE001 - handed to run(), which raises it in the request's task
+            await chunks.put(exc)
+            return
+        if chunk:
+            await chunks.put(chunk)
+        await chunks.put(None)
 
     async def _record(self, chunk: list[_Valid], reporter: str, tally: _Tally) -> None:
         for attempt in range(ATTEMPTS):

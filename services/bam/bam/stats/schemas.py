@@ -47,8 +47,8 @@ class WeeklyPoint(BaseModel):
     regressed: int = Field(description="Badcases whose latest regression was this week")
     open: int = Field(description=(
         "Badcases open at the end of the week: first seen by then and not yet in their current closed status "
-        "(fixed since `fixed_at`, wont_fix since their last status change). An approximation: a badcase that "
-        "was closed once and reopened since counts as open over the time it was closed"))
+        "(fixed since `fixed_at`, wont_fix since its last update). An approximation from the current state: a "
+        "badcase closed once and reopened since counts as open while it was closed"))
 
 
 class WeeklyStats(BaseModel):

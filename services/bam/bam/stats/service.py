@@ -63,16 +63,17 @@ class StatsService:
         current = week_start(now or utcnow())
         starts = [current - timedelta(weeks=weeks - 1 - i) for i in range(weeks)]
         counts = await self.repo.weekly(f, starts[0], current + timedelta(weeks=1))
-        open_ = counts.get(("seen", None), 0) - counts.get(("closed", None), 0)
+        # Walk back from the badcases open now: before week w ended, those first seen in w were not there
+        # yet and those closed in w were still open.
+        open_ = counts[("open", None)]
         series = []
-        for start in starts:
+        for start in reversed(starts):
             week = start.date().isoformat()
-            open_ += counts.get(("reported", week), 0) - counts.get(("closed", week), 0)
             series.append(WeeklyPoint(
-                week=start.date(), reported=counts.get(("reported", week), 0),
-                occurrences=counts.get(("occurrences", week), 0), fixed=counts.get(("fixed", week), 0),
-                regressed=counts.get(("regressed", week), 0), open=open_))
-        return WeeklyStats(weeks=weeks, series=series)
+                week=start.date(), reported=counts[("reported", week)], occurrences=counts[("occurrences", week)],
+                fixed=counts[("fixed", week)], regressed=counts[("regressed", week)], open=open_))
+            open_ += counts[("closed", week)] - counts[("reported", week)]
+        return WeeklyStats(weeks=weeks, series=series[::-1])
 
 
 def _by_size(cells: Sequence[tuple[Key, int]], axis: int) -> list[str | None]:
