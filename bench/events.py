@@ -1,22 +1,26 @@
 """Event backbone benchmark: the MLife outbox pipeline against raw JetStream, in one run, on one server.
 
-Every stage runs in its own OS process, as deployed (the producer is an API process, the relay runs in
-the producing service's worker, the consumer in the consuming service's worker); each child is
-`python -m bench.events --role ...` started by this process, which only orchestrates and computes.
-MLife pipeline: `--producers` producer processes commit one row + `outbox.add()` per transaction through
-`Database.transaction()`; one `Relay` process (library defaults: batch 256, poll 0.5 s, LISTEN/NOTIFY) on
-the producer's database; one `ConsumerRunner` process (dam database) whose handler inserts an effect row.
-Raw peer, same split: `--producers` publisher processes (nats-py `publish_async`, payloads of the
-envelope's size, separate stream) and one consumer process (pull, batches of 32, timeout 1 s, ack each).
+Each stage runs in its own OS process, as deployed (producer = an API process, relay = the producing
+service's worker, consumer = the consuming service's worker): this process starts the children as
+`python -m bench.events --role producer|relay|consumer|raw-publisher|raw-consumer ...`, tells the producers
+when to start, collects their JSON result files and computes; it does no pipeline work itself.
+  MLife: `--producers` producer processes, each committing one row + `outbox.add()` per
+    `Database.transaction()`; one `Relay` process (library defaults: batch 256, poll 0.5 s, LISTEN/NOTIFY)
+    on the producer's database; one `ConsumerRunner` process (another database) whose handler inserts an
+    effect row (idempotent via the inbox).
+  Raw peer, same split: `--producers` publisher processes (nats-py `publish_async` of payloads of the
+    envelope's size, own stream) and one consumer process (pull, batches of 32, timeout 1 s, ack each).
 Latency = handler ran (raw: message arrived) - producing commit returned (raw: publish called), both
-`time.time()` on this one machine, written by the children to JSON files keyed by event id.
+`time.time()` of this one machine, keyed by event id. The effect's commit time is reported too.
   steady:   `--rate` events/s for `--seconds`, open loop: event i is sent at t0 + i/rate, never waiting
-            (the producers take every `--producers`-th slot); the achieved send rate is reported
-  flat out: `--events` events, `--tasks` concurrent transactions in each producer process;
-            throughput = first commit -> last effect. Stage rates (commit, publish, handle) are printed too.
-Fresh nats-server from the wheel (JetStream in a temp dir), fresh PostgreSQL databases
-(MLIFE_TEST_PG_HOST/PORT/USER); all removed and every child killed at the end, also on error or Ctrl-C.
-Run (or `make bench`):
+            (the producers take turns); the achieved send rate (commits/s) is reported
+  flat out: `--events` events, `--tasks` concurrent sends per producer process;
+            throughput = first commit -> last effect
+For information: each stage's rate (events / (its last event - first commit)), mean batch sizes, and the
+CPU time per event of each process (time.process_time() of the children from ready to end).
+Fresh nats-server from the wheel (JetStream in a temp dir) and PostgreSQL databases
+(MLIFE_TEST_PG_HOST/PORT/USER), removed at the end; every child is killed at the end, also on error or
+Ctrl-C, and stops by itself when its stdin closes or its deadline passes. Run (or `make bench`):
   .venv/bin/python -m bench.events [--seconds 10] [--rate 300] [--events 5000] [--producers 2] [--tasks 4]
 It prints the ratios and whether the goals are met; it never exits non-zero on a miss.
 """
@@ -64,7 +68,7 @@ from mlife_shared.migrations import upgrade
 GOAL_RATIO, GOAL_P99_MS = 0.25, 50.0
 RAW_STREAM, RAW_BATCH = "BENCH_RAW", 32
 ROOT = Path(__file__).resolve().parents[1]
-Proc = asyncio.subprocess.Process
+Result = dict[str, Any]
 
 
 @register
@@ -85,14 +89,14 @@ bench_effects = sa.Table("bench_effect", bench_metadata, sa.Column("event_id", s
                          sa.Column("row_id", sa.Uuid), sa.Column("n", sa.Integer))
 
 
-# ---------------------------------------------------------------- children (one role per process)
+# ---------------------------------------------------------------- the children, one role per process
 
 class Control:
-    """A child's lifeline: stdin `go <t0>` starts producers at wall time t0; stdin EOF (parent gone or done),
-    SIGTERM/SIGINT or `--deadline` seconds set `stop`."""
+    """A child's lifeline: stdin `go <t0>` starts a producer at wall time t0; stdin EOF (the parent is done
+    or gone), SIGTERM/SIGINT or `--deadline` seconds set `stop`. `ready()` tells the parent it is set up."""
 
     def __init__(self) -> None:
-        self.go, self.stop, self.t0 = asyncio.Event(), asyncio.Event(), 0.0
+        self.go, self.stop, self.t0, self.cpu0 = asyncio.Event(), asyncio.Event(), 0.0, 0.0
 
     async def start(self, deadline: float) -> None:
         loop = asyncio.get_running_loop()
@@ -101,7 +105,7 @@ class Control:
         loop.call_later(deadline, self.stop.set)
         reader = asyncio.StreamReader()
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-        self._watch = asyncio.create_task(self._read(reader))
+        self._reading = asyncio.create_task(self._read(reader))
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
         while line := await reader.readline():
@@ -110,29 +114,25 @@ class Control:
                 self.go.set()
         self.stop.set()
 
-    async def until(self, event: asyncio.Event) -> bool:
-        waits = [asyncio.create_task(event.wait()), asyncio.create_task(self.stop.wait())]
+    def ready(self) -> None:
+        self.cpu0 = time.process_time()
+        print("ready", flush=True)
+
+    async def started(self) -> bool:
+        """Wait for `go` (or stop); True when it is time to send."""
+        waits = [asyncio.create_task(self.go.wait()), asyncio.create_task(self.stop.wait())]
         await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         for t in waits:
             t.cancel()
-        return event.is_set() and not self.stop.is_set()
-
-
-CPU0 = [0.0]  # this child's CPU time when it became ready
-
-
-def ready() -> None:
-    CPU0[0] = time.process_time()
-    print("ready", flush=True)
+        return not self.stop.is_set()
 
 
 async def drive(a: argparse.Namespace, ctl: Control, send: Callable[[int], Awaitable[None]]) -> None:
-    """This producer's share (indices index, index+P, ...), from wall time t0: steady on the fixed schedule
+    """This producer's share (event numbers index, index + producers, ...) from wall time t0: steady at
     t0 + i/rate without waiting for earlier sends; flat out from `tasks` workers back to back. Bounded."""
-    total = int(a.rate * a.seconds) if a.run == "steady" else a.events
-    mine, loop = range(a.index, total, a.producers), asyncio.get_running_loop()
+    mine = range(a.index, int(a.rate * a.seconds) if a.run == "steady" else a.events, a.producers)
+    loop = asyncio.get_running_loop()
     start = loop.time() + (ctl.t0 - time.time())
-    await asyncio.sleep(max(0.0, start - loop.time()))
     tasks: set[asyncio.Task[None]] = set()
     if a.run == "steady":
         for i in mine:
@@ -149,6 +149,7 @@ async def drive(a: argparse.Namespace, ctl: Control, send: Callable[[int], Await
                     return
                 await send(i)
 
+        await asyncio.sleep(max(0.0, start - loop.time()))
         tasks = {asyncio.create_task(worker()) for _ in range(a.tasks)}
     if tasks:
         await asyncio.wait(tasks, timeout=a.deadline)
@@ -158,37 +159,53 @@ class _Rollback(Exception):
     pass
 
 
-async def role_producer(a: argparse.Namespace, ctl: Control) -> dict[str, Any]:
+async def role_producer(a: argparse.Namespace, ctl: Control) -> Result:
+    """MLife producer: one row + `outbox.add()` per transaction; notes when each commit returned."""
     db, sent, errors = Database(a.db), {}, [0]
 
-    async def commit(i: int) -> uuid.UUID:
-        async with db.transaction() as session:
-            row_id = uuid.uuid4()
-            await session.execute(sa.insert(bench_rows).values(id=row_id, n=i))
-            return (await outbox.add(session, BenchPinged(row_id=row_id, n=i, run=a.run))).id
-
-    async def send(i: int) -> None:
+    async def send(i: int, *, warm: bool = False) -> None:
         try:
-            event_id = await commit(i)
-        except Exception:  # noqa: BLE001 - counted, reported
-            errors[0] += 1
-        else:
-            sent[str(event_id)] = time.time()  # the commit has returned
-
-    async def warm() -> None:  # opens the pool's connections and compiles the statements; nothing commits
-        with suppress(_Rollback):
             async with db.transaction() as session:
-                await session.execute(sa.insert(bench_rows).values(id=uuid.uuid4(), n=-1))
-                raise _Rollback
+                row_id = uuid.uuid4()
+                await session.execute(sa.insert(bench_rows).values(id=row_id, n=i))
+                envelope = await outbox.add(session, BenchPinged(row_id=row_id, n=i, run=a.run))
+                if warm:
+                    raise _Rollback
+            sent[str(envelope.id)] = time.time()  # the commit has returned
+        except _Rollback:
+            pass
+        except Exception:  # noqa: BLE001 - counted and reported
+            errors[0] += 1
 
-    try:
-        await asyncio.gather(*(warm() for _ in range(a.tasks)))
-        ready()
-        if await ctl.until(ctl.go):
+    try:  # warm up: open the pool's connections and compile the statements; rolled back, so no event
+        await asyncio.gather(*(send(-1, warm=True) for _ in range(a.tasks)))
+        ctl.ready()
+        if await ctl.started():
             await drive(a, ctl, send)
         return {"sent": sent, "errors": errors[0]}
     finally:
         await db.dispose()
+
+
+async def role_raw_publisher(a: argparse.Namespace, ctl: Control) -> Result:
+    """Raw peer of the producer and relay: `publish_async`, noting when each publish was called."""
+    nc = await nats.connect(a.nats)
+    js, sent, acks = nc.jetstream(), {}, []
+    pad = "x" * max(0, a.size - len(json.dumps({"i": 0, "pad": ""})))
+
+    async def send(i: int) -> None:
+        sent[str(i)] = time.time()
+        acks.append(await js.publish_async(f"bench.raw.{a.run}", json.dumps({"i": i, "pad": pad}).encode()))
+
+    try:
+        ctl.ready()
+        if await ctl.started():
+            await drive(a, ctl, send)
+        if acks:
+            await asyncio.wait(acks, timeout=60)
+        return {"sent": sent, "errors": sum(not f.done() or f.exception() is not None for f in acks)}
+    finally:
+        await nc.close()
 
 
 class StampedRelay(Relay):
@@ -197,24 +214,24 @@ class StampedRelay(Relay):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.batches: list[tuple[float, int]] = []
-        self.started = asyncio.Event()  # set at the first batch, i.e. after LISTEN
+        self.listening = asyncio.Event()  # the first batch runs after LISTEN
 
     async def publish_batch(self) -> int:
-        self.started.set()
+        self.listening.set()
         n = await super().publish_batch()
         if n:
             self.batches.append((time.time(), n))
         return n
 
 
-async def role_relay(a: argparse.Namespace, ctl: Control) -> dict[str, Any]:
+async def role_relay(a: argparse.Namespace, ctl: Control) -> Result:
     nc = await nats.connect(a.nats)
     relay = StampedRelay(Database(a.db), nc.jetstream())
     try:
-        task = asyncio.create_task(relay.run(ctl.stop))
-        await asyncio.wait_for(relay.started.wait(), 30)
-        ready()
-        await task
+        running = asyncio.create_task(relay.run(ctl.stop))
+        await asyncio.wait_for(relay.listening.wait(), 30)
+        ctl.ready()
+        await running
         return {"batches": relay.batches}
     finally:
         await relay.db.dispose()
@@ -222,7 +239,7 @@ async def role_relay(a: argparse.Namespace, ctl: Control) -> dict[str, Any]:
 
 
 class StampedRunner(ConsumerRunner):
-    """The library consumer runner, noting when each batch of this run committed and acked; stops at `expect`."""
+    """The library consumer runner, noting when each batch's effects committed; stops at `expect` effects."""
 
     def __init__(self, *args: Any, expect: int, ctl: Control, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -235,20 +252,17 @@ class StampedRunner(ConsumerRunner):
     async def handle_batch(self, sub: Subscription, msgs: list[Msg]) -> None:
         self.sizes.append(len(msgs))
         await super().handle_batch(sub, msgs)
-        now = time.time()
-        self.committed.update((k, now) for k in self.pending)
+        self.committed.update(dict.fromkeys(self.pending, time.time()))
         self.pending.clear()
         if len(self.committed) >= self.expect:
             self.ctl.stop.set()
 
 
-async def role_consumer(a: argparse.Namespace, ctl: Control) -> dict[str, Any]:
-    runner: StampedRunner
-
+async def role_consumer(a: argparse.Namespace, ctl: Control) -> Result:
     async def handler(event: Envelope[BenchPinged], session: AsyncSession) -> None:
         await session.execute(sa.insert(bench_effects).values(event_id=event.id, row_id=event.data.row_id,
                                                                n=event.data.n))
-        if event.data.run == a.run:
+        if event.data.run == a.run:  # a leftover of an earlier run is applied but not counted
             runner.seen[str(event.id)] = time.time()
             runner.pending.append(str(event.id))
 
@@ -258,7 +272,7 @@ async def role_consumer(a: argparse.Namespace, ctl: Control) -> dict[str, Any]:
     try:
         await runner.ensure_consumer(sub)
         await runner.db.ping()
-        ready()
+        ctl.ready()
         await runner.run(ctl.stop)
         return {"seen": runner.seen, "committed": runner.committed, "sizes": runner.sizes}
     finally:
@@ -266,35 +280,14 @@ async def role_consumer(a: argparse.Namespace, ctl: Control) -> dict[str, Any]:
         await nc.close()
 
 
-async def role_raw_publisher(a: argparse.Namespace, ctl: Control) -> dict[str, Any]:
-    nc = await nats.connect(a.nats)
-    js, sent, acks = nc.jetstream(), {}, []
-    pad = "x" * max(0, a.size - len(json.dumps({"i": 0, "pad": ""})))
-
-    async def send(i: int) -> None:
-        sent[str(i)] = time.time()
-        acks.append(await js.publish_async(f"bench.raw.{a.run}", json.dumps({"i": i, "pad": pad}).encode()))
-
-    try:
-        ready()
-        if await ctl.until(ctl.go):
-            await drive(a, ctl, send)
-        if acks:
-            await asyncio.wait(acks, timeout=60)
-        return {"sent": sent, "acked": time.time(), "errors": sum(not f.done() or f.exception() is not None
-                                                                   for f in acks)}
-    finally:
-        await nc.close()
-
-
-async def role_raw_consumer(a: argparse.Namespace, ctl: Control) -> dict[str, Any]:
+async def role_raw_consumer(a: argparse.Namespace, ctl: Control) -> Result:
     nc = await nats.connect(a.nats)
     js, durable, seen, sizes = nc.jetstream(), f"raw_{a.run}", {}, []
     try:
         await js.add_consumer(RAW_STREAM, ConsumerConfig(durable_name=durable, filter_subject=f"bench.raw.{a.run}",
                                                          ack_policy=AckPolicy.EXPLICIT, max_ack_pending=1000))
         psub = await js.pull_subscribe_bind(durable, stream=RAW_STREAM)
-        ready()
+        ctl.ready()
         while not ctl.stop.is_set() and len(seen) < a.expect:
             try:
                 msgs = await psub.fetch(RAW_BATCH, timeout=1.0)
@@ -314,24 +307,24 @@ ROLES = {"producer": role_producer, "relay": role_relay, "consumer": role_consum
 
 
 async def child(a: argparse.Namespace) -> None:
-    ctl, out = Control(), None
+    ctl, out = Control(), {}
     await ctl.start(a.deadline)
     try:
         out = await ROLES[a.role](a, ctl)
-        out["cpu"] = time.process_time() - CPU0[0]
+        out["cpu"] = time.process_time() - ctl.cpu0
     finally:
-        Path(a.out).write_text(json.dumps(out or {}))
+        Path(a.out).write_text(json.dumps(out))
 
 
-# ---------------------------------------------------------------- the orchestrating parent
+# ---------------------------------------------------------------- the parent: orchestrates and computes
 
 class Children:
-    """Child processes of this run; `kill_all()` ends whichever is still running."""
+    """The child processes of this run; `kill_all()` ends whichever is still running."""
 
     def __init__(self, tmp: Path, common: list[str]) -> None:
         self.tmp, self.common, self.procs = tmp, common, []
 
-    async def spawn(self, role: str, name: str, *extra: str) -> tuple[Proc, Path]:
+    async def spawn(self, role: str, name: str, *extra: str) -> tuple[asyncio.subprocess.Process, Path]:
         out = self.tmp / f"{name}.json"
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bench.events", "--role", role, "--out", str(out), *self.common, *extra,
@@ -343,8 +336,8 @@ class Children:
         return proc, out
 
     @staticmethod
-    async def finish(proc: Proc, timeout: float, *, close: bool = False) -> None:
-        """Wait for the child to exit (after closing its stdin, which stops it, when `close`), else kill it."""
+    async def finish(proc: asyncio.subprocess.Process, timeout: float, *, close: bool = False) -> None:
+        """Wait for the child to exit (first closing its stdin, which stops it, when `close`); else kill it."""
         if close and proc.stdin is not None:
             proc.stdin.close()
         with suppress(asyncio.TimeoutError):
@@ -362,76 +355,64 @@ class Children:
             await self.finish(proc, 5)
 
 
-def load(path: Path) -> dict[str, Any]:
+def load(path: Path) -> Result:
     with suppress(OSError, ValueError):
-        return json.loads(path.read_text()) or {}
+        return json.loads(path.read_text())
     return {}
 
 
-async def run_mode(kids: Children, a: argparse.Namespace, kind: str, run: str, dbs: list[str]) -> dict[str, Any]:
-    """One measurement: sinks first (listening before the first commit), then the producers, `go`, collect."""
+async def run_mode(kids: Children, a: argparse.Namespace, kind: str, run: str, dbs: list[str]) -> Result:
+    """One measurement: the sinks first (listening before the first commit), then the producers, `go`."""
     expect = int(a.rate * a.seconds) if run == "steady" else a.events
     bound = a.seconds + 60 if run == "steady" else max(120.0, a.events / 20)
-    args = ["--run", run, "--expect", str(expect)]
+    name, args = f"{kind}-{run}", ["--run", run, "--expect", str(expect)]
     relay = None
     if kind == "mlife":
-        relay, _ = await kids.spawn("relay", f"{kind}-{run}-relay", *args, "--db", dbs[0], "--deadline", str(bound + 90))
-        sink, sink_out = await kids.spawn("consumer", f"{kind}-{run}-consumer", *args, "--db", dbs[1],
-                                          "--deadline", str(bound + 60))
-    else:
-        sink, sink_out = await kids.spawn("raw-consumer", f"{kind}-{run}-consumer", *args,
-                                          "--deadline", str(bound + 60))
-    role = "producer" if kind == "mlife" else "raw-publisher"
-    producers = await asyncio.gather(*(kids.spawn(role, f"{kind}-{run}-producer{k}", *args, "--index", str(k),
-                                                  "--db", dbs[0], "--deadline", str(bound))
-                                       for k in range(a.producers)))
+        relay, relay_out = await kids.spawn("relay", f"{name}-relay", *args, "--db", dbs[0], "--deadline", str(bound + 90))
+    sink, sink_out = await kids.spawn("consumer" if kind == "mlife" else "raw-consumer", f"{name}-consumer", *args,
+                                      "--db", dbs[1], "--deadline", str(bound + 60))
+    producers = await asyncio.gather(*(
+        kids.spawn("producer" if kind == "mlife" else "raw-publisher", f"{name}-producer{k}", *args,
+                   "--index", str(k), "--db", dbs[0], "--deadline", str(bound)) for k in range(a.producers)))
     go = f"go {time.time() + 0.3}\n".encode()
     for proc, _ in producers:
         proc.stdin.write(go)  # type: ignore[union-attr]
     for proc, _ in producers:
         await kids.finish(proc, bound + 15)
     await kids.finish(sink, bound + 75)
-    if relay is not None:
-        await kids.finish(relay, 15, close=True)
-    sent: dict[str, float] = {}
-    outs = [load(out) for _, out in producers]
-    for o in outs:
-        sent.update(o.get("sent", {}))
-    got = load(sink_out)
-    relay_out = load(kids.tmp / f"{kind}-{run}-relay.json")
-    mode = f"{kind} {run} {a.rate:g}/s" if run == "steady" else f"{kind} flat {a.producers}x{a.tasks}"
+    outs, got = [load(out) for _, out in producers], load(sink_out)
+    sent = {k: t for o in outs for k, t in o.get("sent", {}).items()}
+    mode = f"{kind} steady {a.rate:g}/s" if run == "steady" else f"{kind} flat {a.producers}x{a.tasks}"
     result = summarize(mode, sent, got.get("seen", {}))
-    result["errors"] = sum(o.get("errors", 0) for o in outs)
-    first = min(sent.values(), default=0.0)
+    first, cpu = min(sent.values(), default=0.0), {"producers": sum(o.get("cpu", 0.0) for o in outs)}
 
     def rate(n: int, last: float) -> float:
         return n / (last - first) if n and last > first else 0.0
 
     stages = {"commit" if kind == "mlife" else "publish": rate(len(sent), max(sent.values(), default=0.0))}
-    if kind == "raw":
-        stages["puback"] = rate(len(sent), max((o.get("acked", 0.0) for o in outs), default=0.0))
-    if relay_out.get("batches"):
-        n = sum(b[1] for b in relay_out["batches"])
-        stages["relay publish"] = rate(n, relay_out["batches"][-1][0])
-        result["relay_batch"] = n / len(relay_out["batches"])
+    if relay is not None:
+        await kids.finish(relay, 15, close=True)
+        batches, cpu["relay"] = (r := load(relay_out)).get("batches", []), r.get("cpu", 0.0)
+        stages["relay"] = rate(sum(n for _, n in batches), max((t for t, _ in batches), default=0.0))
+        result["relay_batch"] = sum(n for _, n in batches) / max(1, len(batches))
     stages["handle" if kind == "mlife" else "receive"] = result["throughput"]
     if got.get("committed"):
         stages["effect commit"] = rate(len(got["committed"]), max(got["committed"].values()))
         result["p99_commit"] = summarize(mode, sent, got["committed"])["p99"]
-    result["consumer_batch"] = sum(got.get("sizes", [])) / max(1, len(got.get("sizes", [])))
-    result["stages"] = stages
-    cpu = {"producers": sum(o.get("cpu", 0.0) for o in outs), "relay": relay_out.get("cpu"), "consumer": got.get("cpu")}
-    result["cpu_ms_per_event"] = {k: 1000 * v / max(1, len(sent)) for k, v in cpu.items() if v is not None}
+    cpu["consumer"] = got.get("cpu", 0.0)
+    result.update(errors=sum(o.get("errors", 0) for o in outs), stages=stages,
+                  consumer_batch=sum(got.get("sizes", [])) / max(1, len(got.get("sizes", []))),
+                  cpu_ms_per_event={k: 1000 * v / max(1, len(sent)) for k, v in cpu.items()})
     return result
 
 
-def summarize(mode: str, sent: dict[str, float], seen: dict[str, float]) -> dict[str, Any]:
+def summarize(mode: str, sent: dict[str, float], seen: dict[str, float]) -> Result:
     lat = sorted((seen[k] - t) * 1000 for k, t in sent.items() if k in seen)
     first, last = min(sent.values(), default=0.0), max((seen[k] for k in sent if k in seen), default=0.0)
     span = max(sent.values(), default=0.0) - first
-    out: dict[str, Any] = {"mode": mode, "sent": len(sent), "received": len(lat),
-                           "sent_rate": (len(sent) - 1) / span if span > 0 else 0.0,
-                           "throughput": len(lat) / (last - first) if lat and last > first else 0.0}
+    out: Result = {"mode": mode, "sent": len(sent), "received": len(lat),
+                   "sent_rate": (len(sent) - 1) / span if span > 0 else 0.0,
+                   "throughput": len(lat) / (last - first) if lat and last > first else 0.0}
     for name, q in (("p50", 0.50), ("p95", 0.95), ("p99", 0.99), ("max", 1.0)):
         out[name] = lat[min(len(lat) - 1, int(q * len(lat)))] if lat else float("nan")
     return out
@@ -499,35 +480,35 @@ def envelope_size() -> int:
     return len(json.dumps(sample.model_dump(mode="json"), separators=(",", ":")))
 
 
-def report(results: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
+def report(results: list[Result], args: argparse.Namespace, load_avg: list[float]) -> Result:
     by = {" ".join(r["mode"].split()[:2]): r for r in results}
     ratio = by["mlife flat"]["throughput"] / by["raw flat"]["throughput"] if by["raw flat"]["throughput"] else 0.0
     p99 = by["mlife steady"]["p99"]
     summary = {"results": results, "throughput_ratio": ratio, "mlife_steady_p99_ms": p99,
                "raw_steady_p99_ms": by["raw steady"]["p99"], "goal_ratio_met": ratio >= GOAL_RATIO,
                "goal_p99_met": p99 <= GOAL_P99_MS and by["mlife steady"]["received"] == by["mlife steady"]["sent"],
-               "args": vars(args), "payload_bytes": envelope_size()}
+               "args": vars(args), "payload_bytes": envelope_size(), "load_average_before_after": load_avg}
     if args.json:
         print(json.dumps(summary, indent=2))
         return summary
-    print(f"payload {summary['payload_bytes']} B; one OS process per stage: mlife {args.producers} producer processes"
-          f" -> relay -> consumer, raw {args.producers} publisher processes -> consumer; flat out {args.tasks}"
-          f" concurrent sends per producer ({args.producers}x{args.tasks}); nats-server from the wheel, fresh"
-          f" PostgreSQL DBs; {os.cpu_count()} CPUs")
-    print("sent/s: commits (mlife) or publishes (raw) per second; recv/s: first send -> last arrival; "
-          "latency: commit/publish -> handler ran/arrival (time.time() across processes)")
+    print(f"payload {summary['payload_bytes']} B; one OS process per stage: mlife {args.producers} producers -> relay"
+          f" -> consumer, raw {args.producers} publishers -> consumer; flat out {args.tasks} concurrent sends per"
+          f" producer; nats-server from the wheel, fresh PostgreSQL DBs; {os.cpu_count()} CPUs, 1-min load average"
+          f" {load_avg[0]:.1f} before, {load_avg[1]:.1f} after")
+    print("sent/s: commits (mlife) or publishes (raw) per second; recv/s: first send -> last arrival;"
+          " latency: commit returned (raw: publish called) -> handler ran (raw: arrival)")
     print(f"{'mode':<20}{'sent':>6}{'recv':>6}{'sent/s':>8}{'recv/s':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
           f"{'max ms':>9}")
     for r in results:
         print(f"{r['mode']:<20}{r['sent']:>6}{r['received']:>6}{r['sent_rate']:>8.0f}{r['throughput']:>8.0f}"
               f"{r['p50']:>9.1f}{r['p95']:>9.1f}{r['p99']:>9.1f}{r['max']:>9.1f}"
               + (f"  ({r['errors']} send errors)" if r["errors"] else ""))
-    print("info, events/s from the first send to the last of each stage; mean batch sizes:")
+    print("info: stage rates (events/s, first send -> last of the stage), mean batches, CPU ms per event:")
     for r in results:
-        extra = "".join(f", {k} batch {r[k]:.1f}" for k in ("relay_batch", "consumer_batch") if k in r)
-        commit = f", p99 to effect commit {r['p99_commit']:.1f} ms" if "p99_commit" in r else ""
-        print(f"  {r['mode']:<18}" + ", ".join(f"{k} {v:.0f}" for k, v in r["stages"].items()) + extra + commit)
-        print(f"  {'':<18}CPU ms/event: " + ", ".join(f"{k} {v:.2f}" for k, v in r["cpu_ms_per_event"].items()))
+        batches = "".join(f", {k.split('_')[0]} batch {r[k]:.1f}" for k in ("relay_batch", "consumer_batch") if k in r)
+        effect = f"; p99 to effect commit {r['p99_commit']:.1f} ms" if "p99_commit" in r else ""
+        print(f"  {r['mode']:<18} " + ", ".join(f"{k} {v:.0f}" for k, v in r["stages"].items()) + batches + effect)
+        print(f"  {'':<18} CPU " + ", ".join(f"{k} {v:.2f}" for k, v in r["cpu_ms_per_event"].items()))
     print(f"throughput ratio mlife/raw = {ratio:.3f}  (goal >= {GOAL_RATIO}: "
           f"{'met' if summary['goal_ratio_met'] else 'MISSED'})")
     print(f"steady p99: mlife {p99:.1f} ms, raw {by['raw steady']['p99']:.1f} ms  "
@@ -535,11 +516,10 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> dict[str,
     return summary
 
 
-async def main(a: argparse.Namespace) -> dict[str, Any]:
-    tmp = Path(tempfile.mkdtemp(prefix="mlife-bench-"))
+async def main(a: argparse.Namespace) -> Result:
+    load_before, tmp, results = os.getloadavg()[0], Path(tempfile.mkdtemp(prefix="mlife-bench-")), []
     common = ["--seconds", str(a.seconds), "--rate", str(a.rate), "--events", str(a.events),
               "--producers", str(a.producers), "--tasks", str(a.tasks), "--size", str(envelope_size())]
-    results = []
     try:
         async with own_nats() as url, databases("bam.migrations", "dam.migrations") as dbs:
             nc = await nats.connect(url)
@@ -554,7 +534,7 @@ async def main(a: argparse.Namespace) -> dict[str, Any]:
                 await kids.kill_all()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return report(results, a)
+    return report(results, a, [load_before, os.getloadavg()[0]])
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -34,7 +34,7 @@ from mlife_shared.events import EventData
 from mlife_shared.events.contracts import BadcaseCreated, BadcaseMerged
 from mlife_shared.messaging import outbox
 
-CHUNK_ROWS = 2000
+CHUNK_ROWS = 1000
 YIELD_EVERY = 50
 ATTEMPTS = 3
 MAX_ERROR_CHARS = 1000
