@@ -216,3 +216,28 @@ async def test_unknown_and_malformed_messages_are_dead_lettered(pair: Pair) -> N
     assert "nobody.knows" in letters[1].error
     info = await js.consumer_info(STREAM, "ponger-pings")
     assert info.num_ack_pending == 0 and info.num_pending == 0
+
+
+async def test_the_embedded_default_sqlite_delivers_too(tmp_path: Path, nats_url: str) -> None:
+    from mlife_shared.migrations import upgrade
+    from tests.backbone.pinger import create_test_tables
+
+    producer, consumer = (f"sqlite+aiosqlite:///{tmp_path / 'pinger.db'}",
+                          f"sqlite+aiosqlite:///{tmp_path / 'ponger.db'}")
+    upgrade("bam.migrations", producer)
+    upgrade("dam.migrations", consumer)
+    await create_test_tables(producer)
+    await create_test_tables(consumer)
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    await reset_streams(js)
+    p = Pair(producer, consumer, nats_url, js, nc)
+    async with pinger_client(producer, nats_url, tmp_path) as client:
+        assert (await client.post("/api/pinger/pings", params={"fail_after_write": True})).status_code == 409
+        for i in range(20):
+            assert (await client.post("/api/pinger/pings", params={"n": i})).status_code == 201
+    relay, runner = p.relay(), p.runner()
+    async with running(relay.run, runner.run):
+        await wait_for(lambda: _eq_async(count(consumer, effects), 20), 30, "20 effects on SQLite")
+    assert await stream_messages(js) == 20 and await backlog(producer) == 0
+    await nc.close()

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mlife_shared.events import Envelope, EventData, event_model, new_envelope
-from mlife_shared.messaging.models import OutboxEvent
+from mlife_shared.messaging.repository import NOTIFY_CHANNEL, OutboxRepository
 
-NOTIFY_CHANNEL = "mlife_outbox"
+__all__ = ["NOTIFY_CHANNEL", "add", "caused_by"]
 
 
 async def add(session: AsyncSession, data: EventData, *, correlation_id: uuid.UUID | None = None,
@@ -19,10 +18,11 @@ async def add(session: AsyncSession, data: EventData, *, correlation_id: uuid.UU
     if event_model(data.subject) is not type(data):
         raise ValueError(f"{type(data).__name__} is not the registered contract of {data.subject}")
     envelope = new_envelope(data, correlation_id=correlation_id, causation_id=causation_id)
-    session.add(OutboxEvent(id=envelope.id, subject=envelope.type, envelope=envelope.model_dump(mode="json")))
-    if session.bind.dialect.name == "postgresql" and not session.info.get("outbox_notified"):
-        # Delivered at commit only, so the relay wakes for committed rows and never for rolled-back ones.
-        await session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+    # The first event of a PostgreSQL transaction also queues a NOTIFY, in the same statement: it is
+    # delivered at commit only, so the relay wakes for committed rows and never for rolled-back ones.
+    notify = session.bind.dialect.name == "postgresql" and not session.info.get("outbox_notified")
+    await OutboxRepository(session).add(envelope.id, envelope.type, envelope.model_dump_json(), notify=notify)
+    if notify:
         session.info["outbox_notified"] = True
     return envelope
 

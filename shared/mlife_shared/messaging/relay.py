@@ -5,7 +5,6 @@ them published after the PubAck. Safe to run twice: PostgreSQL rows are claimed 
 from __future__ import annotations
 
 import asyncio
-import json
 from contextlib import suppress
 from datetime import timedelta
 
@@ -14,8 +13,7 @@ import structlog
 from nats.js import JetStreamContext
 
 from mlife_shared.db import Database, is_postgres
-from mlife_shared.messaging.outbox import NOTIFY_CHANNEL
-from mlife_shared.messaging.repository import OutboxRepository
+from mlife_shared.messaging.repository import NOTIFY_CHANNEL, OutboxRepository
 
 log = structlog.get_logger(__name__)
 
@@ -45,8 +43,7 @@ class Relay:
                 return 0
             futures = []
             for row in rows:
-                payload = json.dumps(row.envelope, separators=(",", ":")).encode()
-                futures.append(await self.js.publish_async(row.subject, payload,
+                futures.append(await self.js.publish_async(row.subject, row.envelope_json.encode(),
                                                            headers={"Nats-Msg-Id": str(row.id)}))
             await asyncio.wait(futures, timeout=self.publish_timeout)
             results = [_outcome(f) for f in futures]
