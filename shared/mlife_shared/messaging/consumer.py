@@ -138,7 +138,15 @@ class ConsumerRunner:
             heartbeat = asyncio.create_task(_keep_alive([m for m, _ in parsed], sub.ack_wait_seconds))
             try:
                 async with self.db.transaction() as session:
-                    applied = [await self._apply_in(session, consumer, sub, env) for _, env in parsed]
+                    new = await InboxRepository(session).record_many(consumer, [(e.id, e.type) for _, e in parsed])
+                    applied = []
+                    for _, env in parsed:
+                        # A redelivered event (or one repeated within the batch) is applied once.
+                        applied.append(env.id in new)
+                        if applied[-1]:
+                            new.discard(env.id)
+                            with structlog.contextvars.bound_contextvars(event_id=str(env.id)):
+                                await sub.handler(env, session)
             except Exception as exc:  # noqa: BLE001 - isolate the failing message below
                 log.info("batch_fallback", consumer=consumer, size=len(parsed), error=repr(exc))
             else:

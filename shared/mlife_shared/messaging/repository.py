@@ -82,6 +82,16 @@ class InboxRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    async def record_many(self, consumer: str, events: Sequence[tuple[uuid.UUID, str]]) -> set[uuid.UUID]:
+        """Insert the inbox rows of a batch in one statement; returns the ids that were new."""
+        table = InboxEvent.__table__
+        insert = pg_insert if self.session.bind.dialect.name == "postgresql" else sqlite_insert
+        now = utcnow()
+        stmt = (insert(table).values([{"consumer": consumer, "event_id": i, "subject": s, "processed_at": now}
+                                      for i, s in events])
+                .on_conflict_do_nothing().returning(table.c.event_id))
+        return set((await self.session.execute(stmt)).scalars().all())
+
     async def record(self, consumer: str, event_id: uuid.UUID, subject: str) -> bool:
         """Insert the inbox row; False when a concurrent delivery already recorded it."""
         values = {"consumer": consumer, "event_id": event_id, "subject": subject, "processed_at": utcnow()}
