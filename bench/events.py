@@ -2,7 +2,7 @@
 
 Each stage runs in its own OS process, as deployed (producer = an API process, relay = the producing
 service's worker, consumer = the consuming service's worker): this process starts the children as
-`python -m bench.events --role producer|relay|consumer|raw-publisher|raw-consumer ...`, tells the producers
+`python -m bench.events --role producer|relay|consumer|raw-consumer ...`, tells the producers
 when to start, collects their JSON result files and computes; it does no pipeline work itself.
   MLife: `--producers` producer processes, each committing one row + `outbox.add()` per
     `Database.transaction()`; one `Relay` process (library defaults: batch 256, poll 0.5 s, LISTEN/NOTIFY)
@@ -160,52 +160,49 @@ class _Rollback(Exception):
 
 
 async def role_producer(a: argparse.Namespace, ctl: Control) -> Result:
-    """MLife producer: one row + `outbox.add()` per transaction; notes when each commit returned."""
-    db, sent, errors = Database(a.db), {}, [0]
+    """MLife (`--db` given): one row + `outbox.add()` per transaction, noting when each commit returned.
+    Raw: `publish_async`, noting when each publish was called; the PubAcks are awaited at the end."""
+    sent, errors, acks = {}, [0], []
+    if a.db:
+        db = Database(a.db)
+        close: Callable[[], Awaitable[None]] = db.dispose
 
-    async def send(i: int, *, warm: bool = False) -> None:
+        async def send(i: int, *, warm: bool = False) -> None:
+            with suppress(_Rollback):
+                async with db.transaction() as session:
+                    row_id = uuid.uuid4()
+                    await session.execute(sa.insert(bench_rows).values(id=row_id, n=i))
+                    envelope = await outbox.add(session, BenchPinged(row_id=row_id, n=i, run=a.run))
+                    if warm:  # opens a pooled connection and compiles the statements; commits nothing
+                        raise _Rollback
+                sent[str(envelope.id)] = time.time()  # the commit has returned
+    else:
+        nc = await nats.connect(a.nats)
+        js, close = nc.jetstream(), nc.close
+        pad = "x" * max(0, a.size - len(json.dumps({"i": 0, "pad": ""})))
+
+        async def send(i: int, *, warm: bool = False) -> None:
+            if not warm:
+                sent[str(i)] = time.time()
+                acks.append(await js.publish_async(f"bench.raw.{a.run}", json.dumps({"i": i, "pad": pad}).encode()))
+
+    async def counted(i: int) -> None:
         try:
-            async with db.transaction() as session:
-                row_id = uuid.uuid4()
-                await session.execute(sa.insert(bench_rows).values(id=row_id, n=i))
-                envelope = await outbox.add(session, BenchPinged(row_id=row_id, n=i, run=a.run))
-                if warm:
-                    raise _Rollback
-            sent[str(envelope.id)] = time.time()  # the commit has returned
-        except _Rollback:
-            pass
+            await send(i)
         except Exception:  # noqa: BLE001 - counted and reported
             errors[0] += 1
 
-    try:  # warm up: open the pool's connections and compile the statements; rolled back, so no event
+    try:
         await asyncio.gather(*(send(-1, warm=True) for _ in range(a.tasks)))
         ctl.ready()
         if await ctl.started():
-            await drive(a, ctl, send)
-        return {"sent": sent, "errors": errors[0]}
-    finally:
-        await db.dispose()
-
-
-async def role_raw_publisher(a: argparse.Namespace, ctl: Control) -> Result:
-    """Raw peer of the producer and relay: `publish_async`, noting when each publish was called."""
-    nc = await nats.connect(a.nats)
-    js, sent, acks = nc.jetstream(), {}, []
-    pad = "x" * max(0, a.size - len(json.dumps({"i": 0, "pad": ""})))
-
-    async def send(i: int) -> None:
-        sent[str(i)] = time.time()
-        acks.append(await js.publish_async(f"bench.raw.{a.run}", json.dumps({"i": i, "pad": pad}).encode()))
-
-    try:
-        ctl.ready()
-        if await ctl.started():
-            await drive(a, ctl, send)
+            await drive(a, ctl, counted)
         if acks:
             await asyncio.wait(acks, timeout=60)
-        return {"sent": sent, "errors": sum(not f.done() or f.exception() is not None for f in acks)}
+        errors[0] += sum(not f.done() or f.exception() is not None for f in acks)
+        return {"sent": sent, "errors": errors[0]}
     finally:
-        await nc.close()
+        await close()
 
 
 class StampedRelay(Relay):
@@ -302,8 +299,7 @@ async def role_raw_consumer(a: argparse.Namespace, ctl: Control) -> Result:
         await nc.close()
 
 
-ROLES = {"producer": role_producer, "relay": role_relay, "consumer": role_consumer,
-         "raw-publisher": role_raw_publisher, "raw-consumer": role_raw_consumer}
+ROLES = {"producer": role_producer, "relay": role_relay, "consumer": role_consumer, "raw-consumer": role_raw_consumer}
 
 
 async def child(a: argparse.Namespace) -> None:
@@ -371,9 +367,9 @@ async def run_mode(kids: Children, a: argparse.Namespace, kind: str, run: str, d
         relay, relay_out = await kids.spawn("relay", f"{name}-relay", *args, "--db", dbs[0], "--deadline", str(bound + 90))
     sink, sink_out = await kids.spawn("consumer" if kind == "mlife" else "raw-consumer", f"{name}-consumer", *args,
                                       "--db", dbs[1], "--deadline", str(bound + 60))
-    producers = await asyncio.gather(*(
-        kids.spawn("producer" if kind == "mlife" else "raw-publisher", f"{name}-producer{k}", *args,
-                   "--index", str(k), "--db", dbs[0], "--deadline", str(bound)) for k in range(a.producers)))
+    db = ["--db", dbs[0]] if kind == "mlife" else []
+    producers = await asyncio.gather(*(kids.spawn("producer", f"{name}-producer{k}", *args, *db, "--index", str(k),
+                                                  "--deadline", str(bound)) for k in range(a.producers)))
     go = f"go {time.time() + 0.3}\n".encode()
     for proc, _ in producers:
         proc.stdin.write(go)  # type: ignore[union-attr]
@@ -517,6 +513,7 @@ def report(results: list[Result], args: argparse.Namespace, load_avg: list[float
 
 
 async def main(a: argparse.Namespace) -> Result:
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)  # type: ignore[union-attr]
     load_before, tmp, results = os.getloadavg()[0], Path(tempfile.mkdtemp(prefix="mlife-bench-")), []
     common = ["--seconds", str(a.seconds), "--rate", str(a.rate), "--events", str(a.events),
               "--producers", str(a.producers), "--tasks", str(a.tasks), "--size", str(envelope_size())]
