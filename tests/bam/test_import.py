@@ -195,6 +195,23 @@ async def test_malformed_csv_quotes_fail_their_rows(bam: httpx.AsyncClient, bam_
     assert descriptions == {"a quoted\nmulti-line, description", "ok"}
 
 
+async def test_a_quote_never_closed_over_a_megabyte_fails_the_whole_file(bam: httpx.AsyncClient, bam_db: str) -> None:
+    good = b"".join(b"emotion,row %d,label-%d\n" % (i, i) for i in range(3000))  # more than a chunk of rows
+    rest = b"".join(b"ocr,swallowed %d,x\n" % i for i in range(60_000))      # > 1 MiB inside the open quote
+    r = await bam.post("/badcases/import", content=b"function,description,ground_truth\n" + good
+                       + b'ocr,"never closed,1\n' + rest, headers=CSV)
+    assert r.status_code == 400 and r.json()["error"] == "RowTooLong", r.text
+    assert "line 3002" in r.json()["detail"]
+    assert await scalar(bam_db, "SELECT count(*) FROM badcase") == 0 and await subjects(bam_db) == {}
+
+
+async def test_a_json_line_over_the_row_limit_fails_that_row_only(bam: httpx.AsyncClient) -> None:
+    body = jsonl(report(), report(description="x" * (1 << 20)), report(ground_truth="other"))
+    r = await bam.post("/badcases/import", content=body, headers=JSONL)
+    assert (r.json()["created"], r.json()["failed"]) == (2, 1)
+    assert r.json()["errors"][0]["row"] == 2 and "longer than" in r.json()["errors"][0]["error"]
+
+
 async def test_unknown_csv_columns_fail_the_whole_file(bam: httpx.AsyncClient, bam_db: str) -> None:
     body = b"Function,descripton,colour\nemotion,x,red\n"
     r = await bam.post("/badcases/import", content=body, headers=CSV)

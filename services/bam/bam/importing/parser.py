@@ -13,8 +13,9 @@ Both formats are UTF-8 (a leading BOM is skipped) and use the fields of `POST /b
   cell is a string label (so the label `7` stays "7", the same badcase as `"ground_truth": "7"` sent to
   `POST /badcases`). Cells other than `description` lose their surrounding spaces. Blank rows are skipped.
   A row with the wrong number of cells, a quote error or bytes that are not UTF-8 is a row error. A row
-  longer than MAX_ROW_BYTES fails the whole file (400, `RowTooLong`): a quote that is never closed swallows
-  the rows after it and cannot be told from a long row, so nothing after it can be trusted.
+  longer than MAX_ROW_BYTES, or a field longer than the csv module's limit (128 KiB; no valid report has
+  one), fails the whole file (400, `RowTooLong`): a quote that is never closed swallows the rows after it
+  and cannot be told from a long row, so nothing after it can be trusted.
 Everywhere: NaN/Infinity and NUL characters are row errors (PostgreSQL rejects them). Limits: the body
 (`max_import_bytes`, also checked against Content-Length) and MAX_ROWS rows → 413 `ImportTooLarge`.
 """
@@ -275,6 +276,11 @@ class _Feed:
                 cells, error = None, "unexpected end of data"
             size = sum(len(t[0].data or b"") for t in self.taken)
             first, last = self.taken[0][0].number, self.taken[-1][0].number
+            if error and error.startswith("field larger than field limit"):
+                # No valid report has such a field; the csv module resumes at the next line, which may be
+                # inside the runaway field, so the rows after it cannot be trusted either.
+                raise RowTooLong(f"the row starting on line {first} has a field longer than "
+                                 f"{csv.field_size_limit()} characters; is a quoted field not closed?")
             if size > max_row_bytes:
                 raise RowTooLong(f"the row starting on line {first} is longer than {max_row_bytes} bytes; "
                                  "is a quoted field not closed?")

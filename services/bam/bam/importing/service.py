@@ -34,7 +34,7 @@ from mlife_shared.events import EventData
 from mlife_shared.events.contracts import BadcaseCreated, BadcaseMerged
 from mlife_shared.messaging import outbox
 
-CHUNK_ROWS = 1000
+CHUNK_ROWS = 2000
 YIELD_EVERY = 50
 ATTEMPTS = 3
 MAX_ERROR_CHARS = 1000
@@ -163,7 +163,7 @@ class ImportService:
                     raise
         for event in plan.events:
             await outbox.add(self.session, event)
-        await self.session.flush()
+        await self.session.flush()  # anything outbox.add left pending is written and released chunk by chunk
         tally.created += plan.created
         tally.merged += plan.merged
 

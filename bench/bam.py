@@ -1,0 +1,481 @@
+"""BAM benchmark: bulk import through the API against COPY, and list, search and stats latency at 1M badcases
+against the same SQL run directly.
+
+(a) import: `--rows` distinct reports (realistic vocabulary, an MD5 data reference each) streamed as one
+    `POST /api/bam/badcases/import` (JSON lines, or CSV with `--format csv`) to `python -m bam api` running as
+    a subprocess on a fresh migrated database; it writes badcases, tags, occurrences and one outbox event per
+    badcase. Peer: asyncpg `copy_records_to_table` of the same rows, as complete `badcase` records (fingerprint,
+    labels, priority and search text computed beforehand, not timed), into the `badcase` table of another
+    fresh migrated database. rows/s of both and their ratio (goal >= 0.3).
+(b) queries: `--query-rows` badcases (and their tags) loaded with COPY into a third fresh database (indexes
+    dropped during the load and recreated as the migrations define them, then ANALYZE), with a realistic mix
+    of functions, labels, statuses, severities, tags, dates and descriptions. p50/p95 over `--runs` calls of
+    `GET /badcases?q=<word>` (a common and a rare word), `GET /badcases?function=&status=&sort=-priority`,
+    and `GET /stats?group_by=function` and `group_by=label,prediction` through the API; against the SQL those
+    calls run, captured by running BAM's own service code in this process (a SQLAlchemy cursor hook) and
+    replayed with asyncpg on the same database (goal: API p95 - SQL p95 <= 10 ms).
+Databases on MLIFE_TEST_PG_HOST/PORT/USER (127.0.0.1:5432 postgres), dropped at the end; the API subprocesses
+are stopped. Run: .venv/bin/python -m bench.bam [--rows 100000] [--query-rows 1000000] [--runs 50]
+[--format jsonl|csv] [--explain] [--json]. It prints the numbers and whether the goals are met; never exits
+non-zero on a miss.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import io
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, suppress
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import asyncpg
+import httpx
+from sqlalchemy import event
+
+from bam.badcase import dedup, priority
+from bam.badcase.filters import BadcaseFilter
+from bam.badcase.models import Badcase
+from bam.badcase.service import BadcaseService, search_text
+from bam.config import Settings
+from mlife_shared.auth import IDENTITY_HEADER, Identity, sign_identity
+from mlife_shared.db import Database
+from mlife_shared.migrations import upgrade
+
+GOAL_RATIO, GOAL_OVERHEAD_MS = 0.3, 10.0
+PG = dict(host=os.environ.get("MLIFE_TEST_PG_HOST", "127.0.0.1"), port=int(os.environ.get("MLIFE_TEST_PG_PORT", "5432")),
+          user=os.environ.get("MLIFE_TEST_PG_USER", "postgres"))
+COLUMNS = [c.name for c in Badcase.__table__.columns]
+JSON_COLUMNS = {"tags", "data_refs", "prediction", "ground_truth"}
+
+# ---- a small, skewed vocabulary ------------------------------------------------------------------------------
+
+FUNCTIONS = {  # function: (weight, labels)
+    "expression recognition": (22, ["happy", "sad", "angry", "neutral", "surprised", "disgusted", "afraid"]),
+    "drowsiness detection": (14, ["awake", "drowsy", "asleep", "yawning"]),
+    "ocr": (12, [str(d) for d in range(10)] + list("ABCDEFHKLMNPRTXYZ")),
+    "traffic sign recognition": (10, ["stop", "yield", "speed 30", "speed 50", "speed 80", "no entry", "priority"]),
+    "gesture recognition": (9, ["swipe left", "swipe right", "thumbs up", "palm", "fist", "point"]),
+    "seat occupancy": (8, ["empty", "adult", "child", "child seat", "object"]),
+    "speech command": (8, ["call", "navigate", "play", "stop", "volume up", "volume down", "cancel"]),
+    "pedestrian detection": (7, ["pedestrian", "cyclist", "none"]),
+    "face id": (6, ["match", "no match", "spoof"]),
+    "lane detection": (4, ["solid", "dashed", "double", "none"]),
+}
+WORDS = ("driver mask night glare sunglasses blurry rain partial occluded tunnel backlight hat scarf beard "
+         "profile tilted motion low light reflection window child passenger rear seat camera dirty lens "
+         "overexposed underexposed snow fog dusk dawn headlights shadow crop small far near edge rotated "
+         "mirror screen phone hand cigarette coffee yawning talking singing laughing crying frowning squint "
+         "eyes closed glasses tinted helmet hood bandana makeup tattoo scar wrinkles elderly teenager toddler "
+         "dog cat bag box jacket blanket sticker graffiti faded worn construction detour temporary handwritten "
+         "stamp watermark noise compression artefact flicker vibration bump accent whisper echo wind music "
+         "siren horn").split()
+COMMON_WORD, RARE_WORD, RARE_SHARE = "dusk", "aquaplaning", 1e-4  # in ~5 % of descriptions; in ~0.01 %
+TAGS = ["night", "glare", "occlusion", "rain", "tunnel", "child", "backlight", "motion-blur", "low-res", "fog",
+        "snow", "mask", "sunglasses", "profile", "far", "edge-case", "new-camera", "fleet-a", "fleet-b", "beta",
+        "regression-suite", "customer", "long-tail", "synthetic", "relabel", "dup-suspect", "hard", "easy",
+        "audio", "video"]
+STATUSES = (["new", "triaged", "in_progress", "fixed", "wont_fix", "regressed"], [40, 18, 10, 22, 5, 5])
+SEVERITIES = (["low", "medium", "high", "critical"], [20, 50, 25, 5])
+SOURCES = (["manual", "import", "testing", "serving"], [15, 25, 40, 20])
+OWNERS = ["ana", "bo", "chen", "dario", "eva", "femi", "gus", "hana"]
+QUERY_FUNCTION, QUERY_STATUS = "drowsiness detection", "new"
+
+
+class Vocabulary:
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.functions = list(FUNCTIONS)
+        self.function_weights = [FUNCTIONS[f][0] for f in self.functions]
+        self.word_weights = [1.0 / (rank + 1) ** 0.9 for rank in range(len(WORDS))]
+
+    def report(self, i: int) -> dict[str, Any]:
+        """One report as `POST /badcases` takes it; `i` makes its data (and so its fingerprint) unique."""
+        rng = self.rng
+        function = rng.choices(self.functions, self.function_weights)[0]
+        labels = FUNCTIONS[function][1]
+        truth, predicted = rng.sample(labels, 2)
+        if function in ("pedestrian detection", "lane detection") and rng.random() < 0.5:
+            truth = {"label": truth, "boxes": [[rng.randrange(640), rng.randrange(480), 32, 64]]}
+        md5 = uuid.UUID(int=rng.getrandbits(128)).hex
+        media = "audio" if function == "speech command" else "image"
+        return {"function": function, "system_version": rng.choice(["dms-2.3", "dms-2.4", "dms-3.0"]),
+                "model_name": function.split()[0] + "-net", "model_version": rng.choice(["1.0", "1.1", "2.0"]),
+                "data": [{"kind": "md5", "value": md5, "media_type": media}], "prediction": predicted,
+                "ground_truth": truth, "description": self.description(),
+                "tags": list(dict.fromkeys(rng.choices(TAGS, k=rng.choice([0, 1, 1, 2, 2, 3])))),
+                "severity": rng.choices(*SEVERITIES)[0], "device_id": f"car-{i % 5000}"}
+
+
+    def description(self) -> str:
+        words = self.rng.choices(WORDS, self.word_weights, k=self.rng.randint(4, 12))
+        if self.rng.random() < RARE_SHARE:
+            words.insert(self.rng.randrange(len(words)), RARE_WORD)
+        return " ".join(words)
+
+
+def badcase_record(report: dict[str, Any], *, now: datetime, reporter: str, source: str = "import",
+                   status: str = "new", frequency: int = 1, first_seen: datetime | None = None,
+                   last_seen: datetime | None = None, owner: str | None = None) -> dict[str, Any]:
+    """The `badcase` row BAM stores for this report, computed the way `BadcaseService` computes it."""
+    refs = report["data"]
+    md5 = next((r["value"] for r in refs if r["kind"] == "md5"), None)
+    first_seen, last_seen = first_seen or now, last_seen or now
+    norm = dedup.normalise_text(report["description"])
+    score = priority.score(frequency=frequency, severity=report["severity"], last_seen=last_seen, now=now)
+    return {
+        "id": uuid.uuid4(), "function": report["function"], "system_version": report["system_version"],
+        "model_name": report["model_name"], "model_version": report["model_version"], "source": source,
+        "reporter": reporter, "client_id": None, "device_id": report["device_id"],
+        "description": report["description"], "description_norm": norm, "tags": report["tags"], "data_refs": refs,
+        "data_md5": md5, "media_type": refs[0].get("media_type"), "phash": None, "prediction": report["prediction"],
+        "ground_truth": report["ground_truth"], "prediction_label": dedup.label_of(report["prediction"]),
+        "ground_truth_label": dedup.label_of(report["ground_truth"]),
+        "fingerprint": dedup.fingerprint(report["function"], md5, refs, report["ground_truth"], report["prediction"]),
+        "match_key": dedup.match_key(report["function"], report["ground_truth"], report["prediction"]),
+        "status": status, "severity": report["severity"], "priority": score, "priority_score": score,
+        "priority_override": None, "owner": owner, "frequency": frequency, "first_seen": first_seen,
+        "last_seen": last_seen, "created_at": first_seen, "updated_at": last_seen,
+        "fixed_at": last_seen if status == "fixed" else None,
+        "regressed_at": last_seen if status == "regressed" else None, "test_data_requested_at": None,
+        "search_text": search_text(norm, report["tags"])}
+
+
+def as_copy_tuple(record: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(json.dumps(record[c]) if c in JSON_COLUMNS else record[c] for c in COLUMNS)
+
+
+# ---- databases and the API process ---------------------------------------------------------------------------
+
+@asynccontextmanager
+async def databases(count: int) -> AsyncIterator[list[str]]:
+    """Fresh PostgreSQL databases migrated with BAM's migrations; dropped afterwards."""
+    names = [f"mlife_bench_bam_{uuid.uuid4().hex[:10]}" for _ in range(count)]
+    admin = await asyncpg.connect(database="postgres", **PG)
+    try:
+        urls = []
+        for name in names:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+            urls.append(f"postgresql+asyncpg://{PG['user']}@{PG['host']}:{PG['port']}/{name}")
+            await asyncio.to_thread(upgrade, "bam.migrations", urls[-1])
+        yield urls
+    finally:
+        for name in names:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+def connect(url: str) -> Awaitable[asyncpg.Connection]:
+    return asyncpg.connect(database=url.rsplit("/", 1)[1], **PG)
+
+
+@asynccontextmanager
+async def bam_api(database_url: str, secret: str) -> AsyncIterator[str]:
+    """`python -m bam api` on a free port; its base URL. Stopped (SIGTERM, then SIGKILL) afterwards."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    home = Path(tempfile.mkdtemp(prefix="mlife-bench-bam-"))
+    env = {**os.environ, "MLIFE_ENVIRONMENT": "test", "MLIFE_BAM_DATABASE_URL": database_url,
+           "MLIFE_IDENTITY_SECRET": secret, "MLIFE_HOME": str(home), "MLIFE_LOG_LEVEL": "WARNING",
+           "MLIFE_NATS_URL": os.environ.get("MLIFE_TEST_NATS_URL", "nats://127.0.0.1:4222")}
+    proc = subprocess.Popen([sys.executable, "-m", "bam", "api", "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}/api/bam"
+    try:
+        async with httpx.AsyncClient() as client:
+            for _ in range(300):
+                with suppress(httpx.HTTPError):
+                    if (await client.get(f"{base}/healthz")).status_code == 200:
+                        break
+                if proc.poll() is not None:
+                    raise RuntimeError(f"bam api exited with {proc.returncode}")
+                await asyncio.sleep(0.1)
+            else:
+                raise RuntimeError("bam api did not start")
+        yield base
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        with suppress(subprocess.TimeoutExpired):
+            proc.wait(15)
+        proc.kill()  # no-op once it has exited
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def identity(secret: str) -> dict[str, str]:
+    return {IDENTITY_HEADER: sign_identity(Identity(uuid.uuid4(), "bench", "tester"), secret, ttl_seconds=6 * 3600)}
+
+
+# ---- (a) import ------------------------------------------------------------------------------------------------
+
+def body_chunks(reports: list[dict[str, Any]], fmt: str, size: int = 64 * 1024) -> list[bytes]:
+    out, chunks = io.StringIO(), []
+    writer = csv.writer(out, lineterminator="\n")
+    if fmt == "csv":
+        writer.writerow(["function", "system_version", "model_name", "model_version", "data", "prediction",
+                         "ground_truth", "description", "tags", "severity", "device_id"])
+    for r in reports:
+        if fmt == "csv":
+            writer.writerow([r["function"], r["system_version"], r["model_name"], r["model_version"],
+                             ";".join(f"{d['kind']}:{d['value']}" for d in r["data"]), r["prediction"],
+                             r["ground_truth"] if isinstance(r["ground_truth"], str) else json.dumps(r["ground_truth"]),
+                             r["description"], ";".join(r["tags"]), r["severity"], r["device_id"]])
+        else:
+            out.write(json.dumps(r) + "\n")
+        if out.tell() >= size:
+            chunks.append(out.getvalue().encode())
+            out.seek(0)
+            out.truncate()
+    chunks.append(out.getvalue().encode())
+    return chunks
+
+
+async def bench_import(args: argparse.Namespace, secret: str) -> dict[str, Any]:
+    vocab = Vocabulary(seed=1)
+    if args.format == "csv":  # CSV carries no media_type: compare like with like
+        reports = [{**r, "data": [{"kind": "md5", "value": r["data"][0]["value"]}]}
+                   for r in (vocab.report(i) for i in range(args.rows))]
+    else:
+        reports = [vocab.report(i) for i in range(args.rows)]
+    chunks = body_chunks(reports, args.format)
+    now = datetime.now(timezone.utc)
+    records = [as_copy_tuple(badcase_record(r, now=now, reporter="bench")) for r in reports]
+    async with databases(2) as (api_url, copy_url):
+        async with bam_api(api_url, secret) as base:
+
+            async def body() -> AsyncIterator[bytes]:
+                for chunk in chunks:
+                    yield chunk
+
+            content_type = "text/csv" if args.format == "csv" else "application/x-ndjson"
+            async with httpx.AsyncClient(timeout=None) as client:
+                start = time.perf_counter()
+                r = await client.post(f"{base}/badcases/import", content=body(),
+                                      headers={**identity(secret), "content-type": content_type})
+                api_seconds = time.perf_counter() - start
+            if r.status_code != 200 or r.json()["created"] != args.rows:
+                raise RuntimeError(f"the import failed: {r.status_code} {r.text[:500]}")
+        conn = await connect(copy_url)
+        try:
+            start = time.perf_counter()
+            await conn.copy_records_to_table("badcase", records=records, columns=COLUMNS)
+            copy_seconds = time.perf_counter() - start
+        finally:
+            await conn.close()
+    api, copy = args.rows / api_seconds, args.rows / copy_seconds
+    return {"rows": args.rows, "format": args.format, "body_bytes": sum(map(len, chunks)),
+            "api_seconds": api_seconds, "api_rows_per_s": api, "copy_seconds": copy_seconds, "copy_rows_per_s": copy,
+            "ratio": api / copy, "goal_met": api / copy >= GOAL_RATIO}
+
+
+# ---- (b) queries at scale ---------------------------------------------------------------------------------------
+
+def population(n: int, now: datetime, batch: int = 50_000) -> Iterator[tuple[list[tuple[Any, ...]],
+                                                                             list[tuple[Any, ...]]]]:
+    """`n` badcases in batches: (badcase rows, tag rows) ready for COPY."""
+    vocab = Vocabulary(seed=2)
+    rng = vocab.rng
+    rows: list[tuple[Any, ...]] = []
+    tags: list[tuple[Any, ...]] = []
+    for i in range(n):
+        report = vocab.report(i)
+        first = now - timedelta(days=rng.uniform(0, 365))
+        last = first + (now - first) * rng.random() ** 3
+        status = rng.choices(*STATUSES)[0]
+        record = badcase_record(report, now=now, reporter=rng.choice(OWNERS), source=rng.choices(*SOURCES)[0],
+                                status=status, frequency=min(int(rng.paretovariate(1.3)), 500), first_seen=first,
+                                last_seen=last, owner=rng.choice(OWNERS) if status != "new" else None)
+        rows.append(as_copy_tuple(record))
+        tags += [(record["id"], t) for t in record["tags"]]
+        if len(rows) == batch:
+            yield rows, tags
+            rows, tags = [], []
+    if rows:
+        yield rows, tags
+
+
+async def load(url: str, n: int) -> float:
+    """COPY `n` badcases with their indexes dropped, then recreate the indexes and ANALYZE. Seconds taken."""
+    start = time.perf_counter()
+    conn = await connect(url)
+    try:
+        indexes = await conn.fetch(
+            "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.tablename IN ('badcase', 'badcase_tag') AND "
+            "NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)")
+        for index in indexes:
+            await conn.execute(f'DROP INDEX "{index["indexname"]}"')
+        now = datetime.now(timezone.utc)
+        for rows, tags in population(n, now):
+            await conn.copy_records_to_table("badcase", records=rows, columns=COLUMNS)
+            await conn.copy_records_to_table("badcase_tag", records=tags, columns=["badcase_id", "tag"])
+        await conn.execute("SET maintenance_work_mem = '256MB'")
+        for index in indexes:
+            await conn.execute(index["indexdef"])
+        await conn.execute("VACUUM ANALYZE badcase")
+        await conn.execute("VACUUM ANALYZE badcase_tag")
+    finally:
+        await conn.close()
+    return time.perf_counter() - start
+
+
+Call = Callable[[Any], Awaitable[Any]]
+
+
+def queries() -> list[tuple[str, str, dict[str, str], Call]]:
+    """(name, API path, query parameters, the same request as a call of BAM's service code with a session)."""
+    settings = Settings(environment="test", identity_secret="unused", database_url="postgresql+asyncpg://unused")
+
+    def page(**f: str) -> Call:
+        return lambda session: BadcaseService(session, settings).page(BadcaseFilter(**f), sort="-priority", limit=50,
+                                                                       cursor=None)
+
+    def stats(group_by: str) -> Call:
+        from bam.stats.service import StatsService  # present once the stats routes are
+
+        return lambda session: StatsService(session).group(BadcaseFilter(), group_by, 50)
+
+    both = {"function": QUERY_FUNCTION, "status": QUERY_STATUS}
+    return [(f"list q={COMMON_WORD}", "/badcases", {"q": COMMON_WORD}, page(q=COMMON_WORD)),
+            (f"list q={RARE_WORD}", "/badcases", {"q": RARE_WORD}, page(q=RARE_WORD)),
+            ("list function+status", "/badcases", {**both, "sort": "-priority"}, page(**both)),
+            ("stats by function", "/stats", {"group_by": "function"}, stats("function")),
+            ("stats by label,prediction", "/stats", {"group_by": "label,prediction"}, stats("label,prediction"))]
+
+
+async def captured_sql(url: str, call: Call) -> list[tuple[str, tuple[Any, ...]]]:
+    """The statements (as sent to asyncpg, with their parameters) that `call` runs."""
+    db = Database(url)
+    await db.ping()  # the dialect's first-connect queries are not the request's
+    statements: list[tuple[str, tuple[Any, ...]]] = []
+
+    def hook(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
+        statements.append((statement, tuple(parameters or ())))
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", hook)
+    try:
+        async with db.transaction() as session:
+            await call(session)
+    finally:
+        await db.dispose()
+    return statements
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    s = sorted(samples)
+    return s[len(s) // 2] * 1000, s[min(len(s) - 1, int(0.95 * len(s)))] * 1000
+
+
+async def timed(runs: int, once: Callable[[], Awaitable[None]]) -> tuple[float, float]:
+    for _ in range(max(3, runs // 10)):  # warm: connections, prepared statements, caches
+        await once()
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        await once()
+        samples.append(time.perf_counter() - start)
+    return percentiles(samples)
+
+
+async def bench_queries(args: argparse.Namespace, secret: str) -> dict[str, Any]:
+    results: list[dict[str, Any]] = []
+    async with databases(1) as (url,):
+        load_seconds = await load(url, args.query_rows)
+        conn = await connect(url)
+        async with bam_api(url, secret) as base, httpx.AsyncClient(headers=identity(secret), timeout=120) as client:
+            paths = (await client.get(base.removesuffix("/api/bam") + "/openapi.json")).json()["paths"]
+
+            async def healthz() -> None:
+                (await client.get(base + "/healthz")).raise_for_status()
+
+            floor = await timed(args.runs, healthz)  # HTTP, middleware and client: no auth, no database
+            for name, path, params, call in queries():
+                if f"/api/bam{path}" not in paths:
+                    print(f"skipped {name}: BAM has no {path} route", file=sys.stderr)
+                    continue
+                statements = await captured_sql(url, call)
+
+                async def api(path: str = path, params: dict[str, str] = params) -> None:
+                    (await client.get(base + path, params=params)).raise_for_status()
+
+                async def sql(statements: list[tuple[str, tuple[Any, ...]]] = statements) -> None:
+                    for statement, parameters in statements:
+                        await conn.fetch(statement, *parameters)
+
+                api_p50, api_p95 = await timed(args.runs, api)
+                sql_p50, sql_p95 = await timed(args.runs, sql)
+                results.append({"query": name, "path": path, "params": params, "statements": len(statements),
+                                "api_p50": api_p50, "api_p95": api_p95, "sql_p50": sql_p50, "sql_p95": sql_p95,
+                                "overhead_p95": api_p95 - sql_p95})
+                if args.explain:
+                    for statement, parameters in statements:
+                        plan = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + statement, *parameters)
+                        print(f"-- {name}\n{statement}\n" + "\n".join(r[0] for r in plan) + "\n", file=sys.stderr)
+        await conn.close()
+    return {"badcases": args.query_rows, "load_seconds": load_seconds, "runs": args.runs, "results": results,
+            "healthz_p50": floor[0], "healthz_p95": floor[1],
+            "goal_met": all(r["overhead_p95"] <= GOAL_OVERHEAD_MS for r in results)}
+
+
+def report(summary: dict[str, Any]) -> None:
+    if (a := summary.get("import")) is not None:
+        print(f"(a) import of {a['rows']} distinct reports ({a['format']}, {a['body_bytes'] / 1e6:.1f} MB) in one "
+              f"streamed POST /badcases/import: {a['api_seconds']:.1f} s, {a['api_rows_per_s']:.0f} rows/s")
+        print(f"    asyncpg COPY of the same {a['rows']} badcase rows: {a['copy_seconds']:.1f} s, "
+              f"{a['copy_rows_per_s']:.0f} rows/s")
+        print(f"    ratio API/COPY = {a['ratio']:.3f}  (goal >= {GOAL_RATIO}: {'met' if a['goal_met'] else 'MISSED'})")
+    if (q := summary.get("queries")) is not None:
+        print(f"(b) {q['badcases']} badcases (COPY + indexes + ANALYZE in {q['load_seconds']:.0f} s); {q['runs']} "
+              "sequential calls each; ms")
+        print(f"    {'query':<28}{'API p50':>9}{'API p95':>9}{'SQL p50':>9}{'SQL p95':>9}{'API-SQL p95':>13}")
+        print(f"    {'GET /healthz (no database)':<28}{q['healthz_p50']:>9.1f}{q['healthz_p95']:>9.1f}")
+        for r in q["results"]:
+            print(f"    {r['query']:<28}{r['api_p50']:>9.1f}{r['api_p95']:>9.1f}{r['sql_p50']:>9.1f}{r['sql_p95']:>9.1f}"
+                  f"{r['overhead_p95']:>13.1f}")
+        print(f"    API p95 - SQL p95 <= {GOAL_OVERHEAD_MS:g} ms for every query: "
+              f"{'met' if q['goal_met'] else 'MISSED'}")
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    secret = uuid.uuid4().hex + uuid.uuid4().hex
+    summary: dict[str, Any] = {"args": vars(args)}
+    if args.rows:
+        summary["import"] = await bench_import(args, secret)
+    if args.query_rows:
+        summary["queries"] = await bench_queries(args, secret)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        report(summary)
+    return summary
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rows", type=int, default=100_000, help="reports in the import run (0: skip it)")
+    p.add_argument("--query-rows", type=int, default=1_000_000, help="badcases for the query run (0: skip it)")
+    p.add_argument("--runs", type=int, default=50, help="timed calls of each query")
+    p.add_argument("--format", choices=["jsonl", "csv"], default="jsonl", help="the import body's format")
+    p.add_argument("--explain", action="store_true", help="print EXPLAIN ANALYZE of every query's SQL to stderr")
+    p.add_argument("--json", action="store_true", help="print one JSON document instead of the text")
+    return p.parse_args(argv)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(parse_args()))
