@@ -60,8 +60,8 @@ from mlife_shared.db import Database
 from mlife_shared.migrations import upgrade
 
 GOAL_RATIO, GOAL_OVERHEAD_MS = 0.3, 10.0
-PG = dict(host=os.environ.get("MLIFE_TEST_PG_HOST", "127.0.0.1"), port=int(os.environ.get("MLIFE_TEST_PG_PORT", "5432")),
-          user=os.environ.get("MLIFE_TEST_PG_USER", "postgres"))
+PG = dict(host=os.environ.get("MLIFE_TEST_PG_HOST", "127.0.0.1"),
+          port=int(os.environ.get("MLIFE_TEST_PG_PORT", "5432")), user=os.environ.get("MLIFE_TEST_PG_USER", "postgres"))
 COLUMNS = [c.name for c in Badcase.__table__.columns]
 JSON_COLUMNS = {"tags", "data_refs", "prediction", "ground_truth"}
 
@@ -448,11 +448,12 @@ def report(summary: dict[str, Any]) -> None:
     if (q := summary.get("queries")) is not None:
         print(f"(b) {q['badcases']} badcases (COPY + indexes + ANALYZE in {q['load_seconds']:.0f} s); up to "
               f"{q['runs']} sequential calls each (fewer when a query exceeds the time budget); ms")
-        print(f"    {'query':<28}{'API p50':>9}{'API p95':>9}{'SQL p50':>9}{'SQL p95':>9}{'API-SQL p95':>13}{'runs':>6}")
+        print(f"    {'query':<28}{'API p50':>9}{'API p95':>9}{'SQL p50':>9}{'SQL p95':>9}{'API-SQL p95':>13}"
+              f"{'runs':>6}")
         print(f"    {'GET /healthz (no database)':<28}{q['healthz_p50']:>9.1f}{q['healthz_p95']:>9.1f}")
         for r in q["results"]:
-            print(f"    {r['query']:<28}{r['api_p50']:>9.1f}{r['api_p95']:>9.1f}{r['sql_p50']:>9.1f}{r['sql_p95']:>9.1f}"
-                  f"{r['overhead_p95']:>13.1f}{r['runs']:>6}")
+            print(f"    {r['query']:<28}{r['api_p50']:>9.1f}{r['api_p95']:>9.1f}{r['sql_p50']:>9.1f}"
+                  f"{r['sql_p95']:>9.1f}{r['overhead_p95']:>13.1f}{r['runs']:>6}")
         print(f"    API p95 - SQL p95 <= {GOAL_OVERHEAD_MS:g} ms for every query: "
               f"{'met' if q['goal_met'] else 'MISSED'}")
 

@@ -189,6 +189,8 @@ async def test_bad_input_is_a_clear_4xx_and_writes_nothing(bam: httpx.AsyncClien
         report(description="nul\x00byte"),
         report(tags=["<script>"]),
         report(prediction={"blob": "x" * 70_000}),
+        report(model_name="nul\x00name"),
+        report(prediction="a\x00b"),
     ]
     for body in cases:
         r = await bam.post("/badcases", json=body)
@@ -196,6 +198,12 @@ async def test_bad_input_is_a_clear_4xx_and_writes_nothing(bam: httpx.AsyncClien
         assert r.json()["error"] == "RequestValidationError"
     r = await bam.post("/badcases", content=b"\xff\xfe not json", headers={"content-type": "application/json"})
     assert r.status_code in (400, 422) and r.json()["error"] in ("BadRequest", "RequestValidationError")
+    lone = json.dumps(report(prediction="PLACEHOLDER")).replace("PLACEHOLDER", "\\ud800").encode()
+    r = await bam.post("/badcases", content=lone, headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    nan = json.dumps(report(ground_truth="NAN_HERE")).replace('"NAN_HERE"', "NaN").encode()
+    r = await bam.post("/badcases", content=nan, headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text
     r = await bam.post("/badcases/with-data", data={"report": "{not json"}, files={"file": ("a", b"x")})
     assert r.status_code == 422 and r.json()["error"] == "InvalidReport"
     assert (await bam.get(f"/badcases/{uuid.uuid4()}")).status_code == 404

@@ -77,7 +77,8 @@ async def test_csv_rows_become_imported_badcases_reported_by_the_caller(bam: htt
     got = {b["function"]: b for b in await items(bam)}
     emotion = got["emotion"]
     assert emotion["source"] == "import" and emotion["reporter"] == "tess" and emotion["tags"] == ["mask", "night"]
-    assert emotion["data"] == [{"kind": "md5", "value": MD5}, {"kind": "url", "value": "https://cdn.example.com/a.jpg?x=1"}]
+    assert emotion["data"] == [{"kind": "md5", "value": MD5},
+                               {"kind": "url", "value": "https://cdn.example.com/a.jpg?x=1"}]
     assert emotion["data_md5"] == MD5 and emotion["description"] == "  Driver wears a mask"
     assert emotion["priority"] == 40.0  # 10 × weight 2 (settings) × high 2
     assert emotion["system_version"] == "dms-2.3" and emotion["client_id"] == "car-7"
@@ -223,7 +224,8 @@ async def test_unknown_csv_columns_fail_the_whole_file(bam: httpx.AsyncClient, b
     assert r.status_code == 400 and r.json()["error"] == "InvalidImport"
     r = await bam.post("/badcases/import", content=b"{}", headers={"content-type": "application/json"})
     assert r.status_code == 415 and r.json()["error"] == "UnsupportedImportFormat"
-    r = await bam.post("/badcases/import", content=b"function\nx\n", headers={"content-type": "text/csv; charset=latin-1"})
+    r = await bam.post("/badcases/import", content=b"function\nx\n",
+                       headers={"content-type": "text/csv; charset=latin-1"})
     assert r.status_code == 415
     r = await bam.post("/badcases/import", content=jsonl(report()), headers={**JSONL, **as_role("viewer")})
     assert r.status_code == 403

@@ -18,8 +18,31 @@ MAX_JSON_BYTES = 64 * 1024
 _MD5 = re.compile(r"^[0-9a-fA-F]{32}$")
 
 
+def _check_text(value: Any) -> None:
+    """No NUL and no lone surrogate anywhere: PostgreSQL cannot store them."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("text must not contain NUL characters")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError("text must be valid Unicode (no lone surrogates)") from exc
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_text(k)
+            _check_text(v)
+    elif isinstance(value, list):
+        for v in value:
+            _check_text(v)
+
+
 def _bounded_json(value: Any) -> Any:
-    if len(json.dumps(value, ensure_ascii=False)) > MAX_JSON_BYTES:
+    _check_text(value)
+    try:
+        size = len(json.dumps(value, ensure_ascii=False, allow_nan=False))
+    except ValueError as exc:
+        raise ValueError("must be JSON without NaN or Infinity") from exc
+    if size > MAX_JSON_BYTES:
         raise ValueError(f"must serialise to at most {MAX_JSON_BYTES} bytes of JSON")
     return value
 
@@ -78,6 +101,13 @@ class BadcaseCreate(Strict):
     source: Literal["manual", "import"] = "manual"
     client_id: Annotated[str, Field(max_length=200)] | None = None
     device_id: Annotated[str, Field(max_length=200)] | None = None
+
+    @model_validator(mode="after")
+    def _clean_strings(self) -> "BadcaseCreate":
+        for name in ("function", "system_version", "model_name", "model_version", "description", "client_id",
+                     "device_id"):
+            _check_text(getattr(self, name))
+        return self
 
     @field_validator("tags")
     @classmethod

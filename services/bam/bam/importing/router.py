@@ -29,7 +29,7 @@ async def import_badcases(
     request: Request, session: SessionDep, identity: Tester,
     format_: Annotated[ImportFormat | None, Query(alias="format", description="Overrides the Content-Type")] = None,
 ) -> ImportResult:
-    """Bulk import of CSV or JSON lines, streamed: valid rows recorded and deduplicated, invalid rows listed by number."""
+    """Bulk import of CSV or JSON lines, streamed: valid rows recorded (deduplicated), invalid ones listed by number."""
     settings = request.app.state.settings
     fmt = format_of(request.headers.get("content-type"), format_)
     limits = Limits(max_bytes=settings.max_import_bytes)
