@@ -241,3 +241,27 @@ async def test_the_embedded_default_sqlite_delivers_too(tmp_path: Path, nats_url
         await wait_for(lambda: _eq_async(count(consumer, effects), 20), 30, "20 effects on SQLite")
     assert await stream_messages(js) == 20 and await backlog(producer) == 0
     await nc.close()
+
+
+async def test_add_many_writes_a_batch_that_commits_or_rolls_back_whole(pair: Pair) -> None:
+    from mlife_shared.messaging import outbox
+
+    db = Database(pair.producer_url)
+    try:
+        events = [PingRecorded(ping_id=uuid.uuid4(), n=i) for i in range(5)]
+        with suppress(RuntimeError):
+            async with db.transaction() as session:
+                await outbox.add_many(session, events)
+                raise RuntimeError("the request failed after writing")
+        assert await backlog(pair.producer_url) == 0
+        async with db.transaction() as session:
+            envelopes = await outbox.add_many(session, events)
+            assert await outbox.add_many(session, []) == []
+        assert await backlog(pair.producer_url) == 5
+    finally:
+        await db.dispose()
+    assert await pair.relay().publish_batch() == 5
+    assert await stream_messages(pair.js) == 5
+    msg = await pair.js.get_last_msg(STREAM, "ping.recorded")  # type: ignore[attr-defined]
+    body = json.loads(msg.data)
+    assert body["id"] == str(envelopes[-1].id) and body["data"]["n"] == 4

@@ -27,6 +27,9 @@ _INSERT_AND_NOTIFY = text(
 _INSERT = text("INSERT INTO outbox (id, subject, envelope, created_at, attempts) "
                "VALUES (:id, :subject, :envelope, :created_at, 0)").bindparams(
     bindparam("id", type_=Uuid), bindparam("created_at", type_=UTCDateTime))
+_INSERT_PG = text("INSERT INTO outbox (id, subject, envelope, created_at, attempts) "
+                  "VALUES (:id, :subject, CAST(:envelope AS json), :created_at, 0)").bindparams(
+    bindparam("id", type_=Uuid), bindparam("created_at", type_=UTCDateTime))
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,16 @@ class OutboxRepository:
     async def add(self, event_id: uuid.UUID, subject: str, envelope_json: str, *, notify: bool) -> None:
         params = {"id": event_id, "subject": subject, "envelope": envelope_json, "created_at": utcnow()}
         await self.session.execute(_INSERT_AND_NOTIFY if notify else _INSERT, params)
+
+    async def add_many(self, rows: Sequence[tuple[uuid.UUID, str, str]]) -> None:
+        now = utcnow()
+        stmt = _INSERT_PG if self.session.bind.dialect.name == "postgresql" else _INSERT
+        await self.session.execute(stmt, [{"id": i, "subject": s, "envelope": e, "created_at": now}
+                                             for i, s, e in rows])
+
+    async def notify(self) -> None:
+        """Queue the relay's wake-up; PostgreSQL delivers it at commit, never for a rollback."""
+        await self.session.execute(text(f"SELECT pg_notify('{NOTIFY_CHANNEL}', '')"))
 
     async def claim_unpublished(self, limit: int) -> list[ClaimedEvent]:
         stmt = (select(_OUTBOX.c.seq, _OUTBOX.c.id, _OUTBOX.c.subject, cast(_OUTBOX.c.envelope, Text))

@@ -161,9 +161,7 @@ class ImportService:
                 # A concurrent report created one of these badcases after our lookup: plan again, merging into it.
                 if attempt == ATTEMPTS - 1:
                     raise
-        for event in plan.events:
-            await outbox.add(self.session, event)
-        await self.session.flush()  # anything outbox.add left pending is written and released chunk by chunk
+        await outbox.add_many(self.session, plan.events)
         tally.created += plan.created
         tally.merged += plan.merged
 
