@@ -217,6 +217,9 @@ class ModelRegistered(EventData):
     format: str
     object_key: str
     task_id: Id | None = None
+    evaluate_on_dataset_id: Id | None = Field(
+        None, description="Set for a derived version (e.g. compressed): MTT tests it on this dataset, so its "
+                          "accuracy can be compared with the version it was derived from")
 
 
 class DeployedVersion(_Part):
