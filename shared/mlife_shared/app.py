@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mlife_shared.auth import Viewer
 from mlife_shared.db import Database
 from mlife_shared.errors import install_error_handlers
+from mlife_shared.jobs import Job
 from mlife_shared.logging import configure_logging
 from mlife_shared.messaging.bus import connect_with_retry
 from mlife_shared.messaging.consumer import Subscription, durable_name
@@ -66,6 +67,7 @@ class ServiceSpec:
     openapi_url: str = "/openapi.json"
     extra_lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None
     after_migrate: Callable[[ServiceSettings], Awaitable[None]] | None = None
+    jobs: Callable[[ServiceContext], list[Job]] = lambda ctx: []  # periodic, run by the worker
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

@@ -9,6 +9,7 @@ from contextlib import suppress
 import structlog
 
 from mlife_shared.db import Database
+from mlife_shared.jobs import run_jobs
 from mlife_shared.messaging.bus import connect_with_retry, provision_streams
 from mlife_shared.messaging.consumer import ConsumerRunner
 from mlife_shared.messaging.relay import Relay
@@ -33,11 +34,12 @@ async def run_worker(spec: "ServiceSpec", settings: ServiceSettings,  # noqa: F8
         relay = Relay(db, js, batch_size=settings.relay_batch_size, poll_seconds=settings.relay_poll_seconds)
         from mlife_shared.app import service_context
 
-        subscriptions = spec.subscriptions(service_context(spec, settings))
+        ctx = service_context(spec, settings)
+        subscriptions = spec.subscriptions(ctx)
         runner = ConsumerRunner(spec.name, db, js, subscriptions, max_deliver=settings.consumer_max_deliver,
                                 backoff=settings.consumer_backoff_seconds)
         log.info("worker_started", subscriptions=[s.subject for s in runner.subscriptions])
-        await asyncio.gather(relay.run(stop), runner.run(stop))
+        await asyncio.gather(relay.run(stop), runner.run(stop), run_jobs(db, spec.jobs(ctx), stop))
     finally:
         with suppress(Exception):
             await nc.drain()

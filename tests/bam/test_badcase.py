@@ -217,3 +217,37 @@ async def test_html_in_text_is_stored_as_inert_text(bam: httpx.AsyncClient) -> N
     got = await bam.get(f"/badcases/{r.json()['id']}")
     assert got.headers["content-type"] == "application/json"
     assert got.json()["description"] == "<img src=x onerror=alert(1)>"
+
+
+async def test_periodic_rescore_decays_with_recency_and_follows_new_weights(bam: httpx.AsyncClient, bam_db: str) -> None:
+    from datetime import timedelta
+
+    from bam.badcase.rescore import rescore_all
+    from mlife_shared.db import Database, utcnow
+    from mlife_shared.jobs import Job, run_job
+
+    plain = (await bam.post("/badcases", json=report(function="ocr"))).json()
+    manual = (await bam.post("/badcases", json=report(function="ocr", ground_truth="other"))).json()
+    await bam.patch(f"/badcases/{manual['id']}", json={"priority": 77})
+    settings = bam.app.state.settings  # type: ignore[attr-defined]
+    db = Database(bam_db)
+    try:
+        async with db.transaction() as session:  # nothing moved: nothing written
+            assert await rescore_all(session, settings) == 0
+        later = utcnow() + timedelta(days=14)  # one half-life
+        async with db.transaction() as session:
+            assert await rescore_all(session, settings, now=later) == 2
+        got = (await bam.get(f"/badcases/{plain['id']}")).json()
+        assert got["priority"] == plain["priority"] / 2 and got["priority_score"] == plain["priority"] / 2
+        kept = (await bam.get(f"/badcases/{manual['id']}")).json()
+        assert kept["priority"] == 77 and kept["priority_is_manual"] and kept["priority_score"] == plain["priority"] / 2
+        # The worker's job with a new weight for the function (as after a configuration change).
+        reweighted = settings.model_copy(update={"function_weights": {"ocr": 3.0}})
+        job = Job("priority-rescore", 3600, lambda s: rescore_all(s, reweighted))
+        assert await run_job(db, job) == 2
+        got = (await bam.get(f"/badcases/{plain['id']}")).json()
+        assert got["priority"] == plain["priority"] * 3
+        listed = (await bam.get("/badcases", params={"function": "ocr", "sort": "-priority"})).json()["items"]
+        assert [b["id"] for b in listed] == [manual["id"], plain["id"]]
+    finally:
+        await db.dispose()

@@ -1,9 +1,11 @@
 from functools import partial
+from typing import cast
 
 from fastapi import FastAPI
 
 from bam.badcase import models as _models  # noqa: F401 - the tables, for migrations
 from bam.badcase.consumers import on_serving_feedback
+from bam.badcase.rescore import rescore_all
 from bam.badcase.router import router as badcase_router
 from bam.importing.router import router as import_router
 from bam.outcome.consumers import on_testing_completed
@@ -11,6 +13,7 @@ from bam.outcome.router import router as outcome_router
 from bam.stats.router import router as stats_router
 from bam.config import Settings
 from mlife_shared.app import ServiceContext, ServiceSpec, create_app
+from mlife_shared.jobs import Job
 from mlife_shared.messaging.consumer import Subscription
 
 
@@ -22,6 +25,11 @@ def subscriptions(ctx: ServiceContext) -> list[Subscription]:
     ]
 
 
+def jobs(ctx: ServiceContext) -> list[Job]:
+    settings = cast(Settings, ctx.settings)
+    return [Job("priority-rescore", settings.rescore_interval_seconds, partial(rescore_all, settings=settings))]
+
+
 SPEC = ServiceSpec(
     name="bam",
     title="BAM — badcase analysis & management",
@@ -29,6 +37,7 @@ SPEC = ServiceSpec(
     settings_cls=Settings,
     migrations="bam.migrations",
     subscriptions=subscriptions,
+    jobs=jobs,
     routers=lambda: [import_router, badcase_router, outcome_router, stats_router],
 )
 

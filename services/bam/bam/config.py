@@ -13,5 +13,6 @@ class Settings(ServiceSettings):
 
     function_weights: dict[str, float] = {}
     priority_half_life_days: float = 14.0
+    rescore_interval_seconds: float = 3600.0
     max_data_bytes: int = 50 * 1024 * 1024
     max_import_bytes: int = 512 * 1024 * 1024

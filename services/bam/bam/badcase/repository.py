@@ -8,12 +8,16 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, delete, func, or_, select, text
+from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import defer
 
 from bam.badcase.filters import BadcaseFilter
 from bam.badcase.models import Badcase, BadcaseTag, Occurrence, TriageChange
 
+# Columns a page of badcases never shows: not loaded (raise if touched, so a new use is noticed in tests).
+_NOT_LISTED = [defer(c, raiseload=True) for c in (Badcase.description_norm, Badcase.search_text, Badcase.fingerprint,
+                                                  Badcase.match_key, Badcase.phash)]
 SORT_COLUMNS = {"priority": Badcase.priority, "last_seen": Badcase.last_seen, "first_seen": Badcase.first_seen,
                 "frequency": Badcase.frequency, "created_at": Badcase.created_at}
 
@@ -129,11 +133,27 @@ class BadcaseRepository:
             else:
                 stmt = stmt.where(or_(column > value, and_(column == value, Badcase.id > last)))
         order = (column.desc(), Badcase.id.desc()) if desc else (column.asc(), Badcase.id.asc())
-        return (await self.session.scalars(stmt.order_by(*order).limit(limit))).all()
+        return (await self.session.scalars(stmt.options(*_NOT_LISTED).order_by(*order).limit(limit))).all()
 
     async def ids(self, f: BadcaseFilter, limit: int) -> Sequence[uuid.UUID]:
         stmt = select(Badcase.id).where(*self.conditions(f)).order_by(Badcase.id).limit(limit)
         return (await self.session.scalars(stmt)).all()
+
+    async def scoring_chunk(self, after: uuid.UUID | None, limit: int) -> Sequence[Any]:
+        """What the priority score needs, for `limit` badcases after `after` in id order."""
+        stmt = select(Badcase.id, Badcase.function, Badcase.severity, Badcase.frequency, Badcase.last_seen,
+                      Badcase.priority_score, Badcase.priority_override).order_by(Badcase.id).limit(limit)
+        if after is not None:
+            stmt = stmt.where(Badcase.id > after)
+        return (await self.session.execute(stmt)).all()
+
+    async def set_scores(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Rows of `rid`, `score` and `effective` (the priority in force: the manual one or the score)."""
+        if rows:
+            table = Badcase.__table__
+            stmt = (update(table).where(table.c.id == bindparam("rid"))  # type: ignore[attr-defined]
+                    .values(priority_score=bindparam("score"), priority=bindparam("effective")))
+            await self.session.execute(stmt, list(rows))
 
     async def many(self, ids: Sequence[uuid.UUID]) -> Sequence[Badcase]:
         if not ids:
