@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import Query
+from pydantic import BaseModel, ConfigDict, Field
 
 from bam.badcase.exceptions import InvalidCursor
 
@@ -16,52 +16,38 @@ SortKey = Literal["priority", "-priority", "last_seen", "-last_seen", "first_see
                   "frequency", "-frequency", "created_at", "-created_at"]
 
 
-@dataclass
-class BadcaseFilter:
-    q: str | None = None
-    function: str | None = None
-    system_version: str | None = None
-    model_name: str | None = None
-    model_version: str | None = None
-    status: str | None = None
-    severity: str | None = None
-    source: str | None = None
-    label: str | None = None
-    prediction: str | None = None
-    tag: str | None = None
-    owner: str | None = None
-    media_type: str | None = None
-    min_priority: float | None = None
+class BadcaseFilter(BaseModel):
+    """Every filter of `GET /badcases` (query parameters), `GET /stats` and "add to test data" (a JSON object)."""
+
+    q: str | None = Field(None, max_length=500, description="Full-text search over description and tags")
+    function: str | None = Field(None, max_length=200)
+    system_version: str | None = Field(None, max_length=100)
+    model_name: str | None = Field(None, max_length=200)
+    model_version: str | None = Field(None, max_length=100)
+    status: Literal["new", "triaged", "in_progress", "fixed", "wont_fix", "regressed"] | None = None
+    severity: Literal["low", "medium", "high", "critical"] | None = None
+    source: Literal["manual", "import", "testing", "serving"] | None = None
+    label: str | None = Field(None, max_length=200, description="Ground-truth label")
+    prediction: str | None = Field(None, max_length=200, description="Predicted label")
+    tag: str | None = Field(None, max_length=64)
+    owner: str | None = Field(None, max_length=100)
+    media_type: str | None = Field(None, max_length=20)
+    min_priority: float | None = Field(None, ge=0)
     seen_after: datetime | None = None
     seen_before: datetime | None = None
 
     def is_empty(self) -> bool:
-        return all(getattr(self, f.name) in (None, "") for f in fields(self))
+        return all(v in (None, "") for v in self.model_dump().values())
 
 
-def filter_query(
-    q: Annotated[str | None, Query(max_length=500, description="Full-text search over description and tags")] = None,
-    function: Annotated[str | None, Query(max_length=200)] = None,
-    system_version: Annotated[str | None, Query(max_length=100)] = None,
-    model_name: Annotated[str | None, Query(max_length=200)] = None,
-    model_version: Annotated[str | None, Query(max_length=100)] = None,
-    status: Annotated[Literal["new", "triaged", "in_progress", "fixed", "wont_fix", "regressed"] | None,
-                      Query()] = None,
-    severity: Annotated[Literal["low", "medium", "high", "critical"] | None, Query()] = None,
-    source: Annotated[Literal["manual", "import", "testing", "serving"] | None, Query()] = None,
-    label: Annotated[str | None, Query(max_length=200, description="Ground-truth label")] = None,
-    prediction: Annotated[str | None, Query(max_length=200, description="Predicted label")] = None,
-    tag: Annotated[str | None, Query(max_length=64)] = None,
-    owner: Annotated[str | None, Query(max_length=100)] = None,
-    media_type: Annotated[str | None, Query(max_length=20)] = None,
-    min_priority: Annotated[float | None, Query(ge=0)] = None,
-    seen_after: datetime | None = None,
-    seen_before: datetime | None = None,
-) -> BadcaseFilter:
-    return BadcaseFilter(q=q, function=function, system_version=system_version, model_name=model_name,
-                         model_version=model_version, status=status, severity=severity, source=source, label=label,
-                         prediction=prediction, tag=tag, owner=owner, media_type=media_type,
-                         min_priority=min_priority, seen_after=seen_after, seen_before=seen_before)
+class FilterBody(BadcaseFilter):
+    """The same filters as a JSON object; an unknown field is an error."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# As query parameters (FastAPI spreads the model's fields; other parameters such as `sort` stay beside it).
+FilterQuery = Annotated[BadcaseFilter, Query()]
 
 
 def encode_cursor(sort: str, value: object, id_: str) -> str:

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from bam.badcase.attachment import data_key, store_upload
 from bam.badcase.exceptions import InvalidReport, NoPreview
-from bam.badcase.filters import BadcaseFilter, SortKey, filter_query
+from bam.badcase.filters import FilterQuery, SortKey
 from bam.badcase.models import Badcase
 from bam.badcase.preview import preview
 from bam.badcase.schemas import (
@@ -29,7 +29,7 @@ from mlife_shared.app import SessionDep, StoreDep
 from mlife_shared.auth import Tester, Viewer
 
 router = APIRouter(prefix="/badcases", tags=["badcases"])
-Filter = Annotated[BadcaseFilter, Depends(filter_query)]
+Filter = FilterQuery
 
 
 def to_read(b: Badcase, merged_into: uuid.UUID | None = None) -> BadcaseRead:

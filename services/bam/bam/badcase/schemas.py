@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from bam.badcase.filters import FilterBody
 from mlife_shared.objectstore import InvalidKey, validate_key
 
 Source = Literal["manual", "import", "testing", "serving"]
@@ -185,27 +186,6 @@ class TriageChangeRead(BaseModel):
     old: Any
     new: Any
     changed_at: datetime
-
-
-class FilterBody(Strict):
-    """The same filters as `GET /badcases`, as a JSON object."""
-
-    q: Annotated[str, Field(max_length=500)] | None = None
-    function: str | None = None
-    system_version: str | None = None
-    model_name: str | None = None
-    model_version: str | None = None
-    status: Status | None = None
-    severity: Severity | None = None
-    source: Source | None = None
-    label: str | None = None
-    prediction: str | None = None
-    tag: str | None = None
-    owner: str | None = None
-    media_type: str | None = None
-    min_priority: float | None = None
-    seen_after: datetime | None = None
-    seen_before: datetime | None = None
 
 
 class AddToTestData(Strict):

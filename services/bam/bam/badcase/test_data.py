@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bam.badcase.attachment import data_key
 from bam.badcase.exceptions import InvalidReport, NothingToAdd
-from bam.badcase.filters import BadcaseFilter
 from bam.badcase.models import Badcase
 from bam.badcase.repository import BadcaseRepository
 from bam.badcase.schemas import AddToTestData, TestDataResult
@@ -39,7 +38,7 @@ async def add_to_test_data(session: AsyncSession, store: ScopedStore, request: A
         ids: Sequence[uuid.UUID] = list(dict.fromkeys(request.ids))
     else:
         assert request.filter is not None
-        ids = await repo.ids(BadcaseFilter(**request.filter.model_dump()), MAX_SELECTED + 1)
+        ids = await repo.ids(request.filter, MAX_SELECTED + 1)
         if len(ids) > MAX_SELECTED:
             raise InvalidReport(f"the filter selects more than {MAX_SELECTED} badcases; narrow it")
     badcases = {b.id: b for b in await repo.many(ids)}

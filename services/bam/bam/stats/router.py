@@ -4,14 +4,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from bam.badcase.filters import BadcaseFilter, filter_query
+from bam.badcase.filters import FilterQuery
 from bam.stats.schemas import ATTRIBUTES, BadcaseStats, WeeklyStats
 from bam.stats.service import StatsService
 from mlife_shared.app import SessionDep
 from mlife_shared.auth import Viewer
 
 router = APIRouter(prefix="/stats", tags=["stats"])
-Filter = Annotated[BadcaseFilter, Depends(filter_query)]
+Filter = FilterQuery
 GROUP_BY = f"One attribute, or two separated by a comma for a confusion table: {', '.join(ATTRIBUTES)}"
 
 
