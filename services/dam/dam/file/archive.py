@@ -1,0 +1,167 @@
+"""Archive upload (zip, tar, tar.gz) of a folder, extracted safely: every entry is checked before
+anything is stored (no absolute or escaping paths, no links, no devices, entry count and declared
+expanded size limited, zip compression ratio limited), and the real expanded bytes are counted while
+extracting. Any failure removes what this archive stored."""
+
+from __future__ import annotations
+
+import asyncio
+import stat
+import tarfile
+import tempfile
+import zipfile
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import IO
+
+from dam.file.exceptions import ArchiveTooLarge, InvalidUpload, UnsafeArchive, UploadTooLarge
+from dam.file.service import FileService, Uploaded, check_path
+from mlife_shared.errors import MLifeError
+
+CHUNK = 1 << 20
+
+
+@dataclass
+class Limits:
+    max_bytes: int
+    max_entries: int
+    max_expanded: int
+    max_ratio: float
+
+
+@dataclass
+class Entry:
+    path: str
+    size: int
+    open: Callable[[], IO[bytes]]
+
+
+async def spool(chunks: AsyncIterator[bytes], max_bytes: int) -> IO[bytes]:
+    """The archive body in a temporary file on disk (zip needs random access); never in memory."""
+    fh = tempfile.TemporaryFile(prefix="dam-archive-")
+    size = 0
+    try:
+        async for chunk in chunks:
+            size += len(chunk)
+            if size > max_bytes:
+                raise UploadTooLarge(f"the archive is larger than the limit of {max_bytes} bytes")
+            await asyncio.to_thread(fh.write, chunk)
+        fh.seek(0)
+        return fh
+    except BaseException:
+        fh.close()
+        raise
+
+
+def _entry_path(name: str, prefix: str | None) -> str:
+    path = name
+    if path.startswith("./"):
+        path = path[2:]
+    if not path or "\x00" in name:
+        raise UnsafeArchive(f"the entry {name[:200]!r} has an empty name or a NUL byte")
+    try:
+        check_path(path.rstrip("/"))
+    except MLifeError as exc:
+        raise UnsafeArchive(f"the entry {name[:200]!r} is unsafe: {exc.message}") from exc
+    return f"{prefix}/{path}" if prefix else path
+
+
+def zip_entries(fh: IO[bytes], prefix: str | None, limits: Limits) -> tuple[list[Entry], Callable[[], None]]:
+    try:
+        zf = zipfile.ZipFile(fh)
+    except zipfile.BadZipFile as exc:
+        raise InvalidUpload(f"the zip archive is malformed: {exc}") from exc
+    infos = zf.infolist()
+    if len(infos) > limits.max_entries:
+        raise ArchiveTooLarge(f"the archive has {len(infos)} entries; the limit is {limits.max_entries}")
+    entries, total = [], 0
+    for info in infos:
+        mode = info.external_attr >> 16
+        if stat.S_ISLNK(mode):
+            raise UnsafeArchive(f"the entry {info.filename[:200]!r} is a symbolic link")
+        path = _entry_path(info.filename, prefix)
+        if info.is_dir():
+            continue
+        if info.flag_bits & 0x1:
+            raise UnsafeArchive(f"the entry {info.filename[:200]!r} is encrypted")
+        total += info.file_size
+        if info.file_size > 1 << 20 and info.file_size > limits.max_ratio * max(info.compress_size, 1):
+            raise UnsafeArchive(f"the entry {info.filename[:200]!r} expands {info.file_size // max(info.compress_size, 1)}"
+                                f"-fold (a zip bomb); the limit is {limits.max_ratio:g}")
+        entries.append(Entry(path, info.file_size, lambda i=info: zf.open(i)))
+    if total > limits.max_expanded:
+        raise ArchiveTooLarge(f"the archive expands to {total} bytes; the limit is {limits.max_expanded}")
+    return entries, zf.close
+
+
+def tar_entries(fh: IO[bytes], prefix: str | None, limits: Limits) -> tuple[list[Entry], Callable[[], None]]:
+    try:
+        tf = tarfile.open(fileobj=fh, mode="r:*")
+        members = []
+        for m in tf:
+            members.append(m)
+            if len(members) > limits.max_entries:
+                raise ArchiveTooLarge(f"the archive has more than {limits.max_entries} entries")
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise InvalidUpload(f"the tar archive is malformed: {exc}") from exc
+    entries, total = [], 0
+    for m in members:
+        if m.issym() or m.islnk():
+            raise UnsafeArchive(f"the entry {m.name[:200]!r} is a link")
+        if not (m.isfile() or m.isdir()):
+            raise UnsafeArchive(f"the entry {m.name[:200]!r} is a device, FIFO or other special file")
+        path = _entry_path(m.name, prefix)
+        if m.isdir():
+            continue
+        total += m.size
+        entries.append(Entry(path, m.size, lambda m=m: tf.extractfile(m)))  # type: ignore[misc,return-value]
+    if total > limits.max_expanded:
+        raise ArchiveTooLarge(f"the archive expands to {total} bytes; the limit is {limits.max_expanded}")
+    return entries, tf.close
+
+
+async def _read(open_: Callable[[], IO[bytes]]) -> AsyncIterator[bytes]:
+    fh = open_()
+    try:
+        while chunk := await asyncio.to_thread(fh.read, CHUNK):
+            yield chunk
+    finally:
+        fh.close()
+
+
+async def extract(service: FileService, chunks: AsyncIterator[bytes], *, prefix: str | None, limits: Limits,
+                  uploader: str | None) -> list[Uploaded]:
+    if prefix:
+        check_path(prefix)
+    fh = await spool(chunks, limits.max_bytes)
+    try:
+        magic = fh.read(4)
+        fh.seek(0)
+        if magic in (b"PK\x03\x04", b"PK\x05\x06"):
+            entries, close = await asyncio.to_thread(zip_entries, fh, prefix, limits)
+        else:
+            entries, close = await asyncio.to_thread(tar_entries, fh, prefix, limits)
+        try:
+            paths = [e.path for e in entries]
+            if len(set(paths)) != len(paths):
+                raise UnsafeArchive("the archive has the same path twice")
+            out, budget = [], limits.max_expanded
+            try:
+                for e in entries:
+                    try:
+                        up = await service.store_stream(_read(e.open), name=e.path, max_bytes=budget,
+                                                        uploader=uploader)
+                    except UploadTooLarge as exc:
+                        raise ArchiveTooLarge(f"the archive expands past {limits.max_expanded} bytes") from exc
+                    except zipfile.BadZipFile as exc:
+                        raise InvalidUpload(f"the entry {e.path!r} is corrupt: {exc}") from exc
+                    budget -= up.file.size
+                    out.append(up)
+            except BaseException:
+                await service.discard_created()
+                raise
+            return out
+        finally:
+            close()
+    finally:
+        fh.close()

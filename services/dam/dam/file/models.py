@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from mlife_shared.db import Base, UTCDateTime, utcnow
+
+
+class File(Base):
+    """One stored content, once per MD5, at `dam/files/<md5>`."""
+
+    __tablename__ = "file"
+
+    md5: Mapped[str] = mapped_column(String(32), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger, index=True)
+    media_type: Mapped[str] = mapped_column(String(20), index=True)
+    content_type: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str | None] = mapped_column(String(1024))
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    uploaded_by: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class FilePath(Base):
+    """The path a file was uploaded under (a name or a folder path from an archive): the latest upload wins,
+    so a document may name its files by `path`."""
+
+    __tablename__ = "file_path"
+
+    path: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    md5: Mapped[str] = mapped_column(String(32), index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

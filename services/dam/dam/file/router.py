@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
+
+from dam.file.archive import Limits, extract
+from dam.file.exceptions import FileNotFound, UploadTooLarge
+from dam.file.models import File
+from dam.file.repository import FileRepository
+from dam.file.schemas import ArchiveRead, CheckRead, CheckRequest, FileRead, UploadRead
+from dam.file.service import FileService, Uploaded, check_md5, file_key
+from dam.file.upload import incoming
+from mlife_shared.app import SessionDep, StoreDep
+from mlife_shared.auth import Tester, Viewer
+
+router = APIRouter(prefix="/files", tags=["files"])
+
+
+def to_read(f: File, store: StoreDep) -> FileRead:
+    return FileRead(md5=f.md5, size=f.size, media_type=f.media_type, content_type=f.content_type, name=f.name,
+                    width=f.width, height=f.height, key=store.full_key(file_key(f.md5)), created_at=f.created_at)
+
+
+def upload_read(u: Uploaded, store: StoreDep) -> UploadRead:
+    return UploadRead(**to_read(u.file, store).model_dump(), duplicate=u.duplicate, path=u.path)
+
+
+def _check_length(request: Request, limit: int) -> None:
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit + 64 * 1024:
+        raise UploadTooLarge(f"the upload is larger than the limit of {limit} bytes")
+
+
+@router.post("", status_code=201, responses={200: {"model": UploadRead, "description": "already stored"},
+                                              413: {"description": "larger than the limit"}})
+async def upload_file(request: Request, session: SessionDep, store: StoreDep, identity: Tester, response: Response,
+                      name: Annotated[str | None, Query(max_length=1024, description="Path to record the file under")] = None,
+                      md5: Annotated[str | None, Query(description="Expected MD5: a mismatch stores nothing")] = None,
+                      ) -> UploadRead:
+    """Upload one file, streamed (raw body, or a multipart form's file part): 201 new, 200 `duplicate`."""
+    settings = request.app.state.settings
+    _check_length(request, settings.max_upload_bytes)
+    up = incoming(request, name)
+    service = FileService(session, store)
+    uploaded = await service.store_stream(up.chunks, name=name, max_bytes=settings.max_upload_bytes,
+                                          uploader=identity.username, expected_md5=md5,
+                                          late_name=lambda: up.filename)
+    response.status_code = 200 if uploaded.duplicate else 201
+    return upload_read(uploaded, store)
+
+
+@router.post("/archive", status_code=201)
+async def upload_archive(request: Request, session: SessionDep, store: StoreDep, identity: Tester,
+                         prefix: Annotated[str | None, Query(max_length=512, description="Folder to put the entries under")] = None,
+                         ) -> ArchiveRead:
+    """Upload a zip or tar(.gz) of a folder: each file stored once by MD5 under its path in the archive."""
+    s = request.app.state.settings
+    _check_length(request, s.max_upload_bytes)
+    service = FileService(session, store)
+    limits = Limits(s.max_upload_bytes, s.archive_max_entries, s.archive_max_expanded_bytes, s.archive_max_ratio)
+    up = incoming(request, None)
+    files = await extract(service, up.chunks, prefix=prefix, limits=limits, uploader=identity.username)
+    reads = [upload_read(u, store) for u in files]
+    dup = sum(1 for r in reads if r.duplicate)
+    return ArchiveRead(files=reads, count=len(reads), new=len(reads) - dup, duplicates=dup)
+
+
+@router.post("/check")
+async def check_files(body: CheckRequest, session: SessionDep, store: StoreDep, _: Viewer) -> CheckRead:
+    """Which of these MD5s are already stored (a client skips uploading them)."""
+    found = await FileService(session, store).check(body.md5s)
+    return CheckRead(existing=[m for m in body.md5s if m in found], missing=[m for m in body.md5s if m not in found])
+
+
+@router.get("")
+async def list_files(session: SessionDep, store: StoreDep, _: Viewer, media_type: str | None = None,
+                     min_size: Annotated[int | None, Query(ge=0)] = None,
+                     max_size: Annotated[int | None, Query(ge=0)] = None,
+                     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                     offset: Annotated[int, Query(ge=0)] = 0) -> list[FileRead]:
+    """Stored files, newest first, filtered by type and size."""
+    rows = await FileRepository(session).list(media_type=media_type, min_size=min_size, max_size=max_size,
+                                              limit=limit, offset=offset)
+    return [to_read(f, store) for f in rows]
+
+
+@router.get("/{md5}")
+async def get_file(md5: str, session: SessionDep, store: StoreDep, _: Viewer) -> FileRead:
+    """One stored file's metadata."""
+    f = await FileRepository(session).get(check_md5(md5))
+    if f is None:
+        raise FileNotFound(f"no file with MD5 {md5}")
+    return to_read(f, store)
+
+
+@router.get("/{md5}/content")
+async def get_content(md5: str, session: SessionDep, store: StoreDep, _: Viewer) -> StreamingResponse:
+    """The file's bytes, streamed."""
+    f = await FileRepository(session).get(check_md5(md5))
+    if f is None:
+        raise FileNotFound(f"no file with MD5 {md5}")
+    return StreamingResponse(await store.get(file_key(md5)), media_type=f.content_type,
+                             headers={"Content-Length": str(f.size), "ETag": f'"{md5}"'})

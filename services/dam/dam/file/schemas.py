@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class FileRead(BaseModel):
+    md5: str
+    size: int
+    media_type: str = Field(description="image, audio, video, text, json, document, archive or binary (from content)")
+    content_type: str
+    name: str | None
+    width: int | None
+    height: int | None
+    key: str = Field(description="Object key of the content")
+    created_at: datetime
+
+
+class UploadRead(FileRead):
+    duplicate: bool = Field(description="True when this content was already stored")
+    path: str | None = None
+
+
+class ArchiveRead(BaseModel):
+    files: list[UploadRead]
+    count: int
+    new: int
+    duplicates: int
+
+
+class CheckRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    md5s: list[str] = Field(max_length=100_000)
+
+
+class CheckRead(BaseModel):
+    existing: list[str]
+    missing: list[str]

@@ -1,0 +1,116 @@
+"""Upload: streamed into the store under a temporary key while the MD5 is computed, then stored once at
+`files/<md5>` (content-addressed); the unique MD5 row decides which of two concurrent uploads writes."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dam.file import media
+from dam.file.exceptions import InvalidMd5, InvalidPath, Md5Mismatch, UploadTooLarge
+from dam.file.models import File
+from dam.file.repository import FileRepository
+from mlife_shared.objectstore import InvalidKey, ObjectTooLarge, ScopedStore, validate_key
+
+MD5_RE = re.compile(r"^[0-9a-f]{32}$")
+
+
+def file_key(md5: str) -> str:
+    return f"files/{md5}"
+
+
+def check_md5(value: str) -> str:
+    if not isinstance(value, str) or not MD5_RE.match(value):
+        raise InvalidMd5(f"{str(value)[:64]!r} is not an MD5: use 32 lowercase hexadecimal characters")
+    return value
+
+
+def check_path(path: str) -> str:
+    try:
+        validate_key(path)
+    except InvalidKey as exc:
+        raise InvalidPath(f"the path {path[:200]!r} is unsafe: {exc.message}") from exc
+    return path
+
+
+@dataclass
+class Uploaded:
+    file: File
+    duplicate: bool
+    path: str | None
+
+
+class _Head:
+    """Keeps the first bytes of a stream for sniffing as it passes."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    async def wrap(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        async for chunk in chunks:
+            if len(self.data) < media.SNIFF_BYTES:
+                self.data.extend(chunk[: media.SNIFF_BYTES - len(self.data)])
+            yield chunk
+
+
+class FileService:
+    def __init__(self, session: AsyncSession, store: ScopedStore) -> None:
+        self.repo = FileRepository(session)
+        self.store = store
+        self.created_keys: list[str] = []
+
+    async def store_stream(self, chunks: AsyncIterator[bytes], *, name: str | None, max_bytes: int,
+                           uploader: str | None, expected_md5: str | None = None,
+                           record_path: bool = True, late_name: Callable[[], str | None] | None = None) -> Uploaded:
+        """`late_name` gives the name once the stream is read (a multipart part's filename)."""
+        if name is not None:
+            check_path(name)
+        if expected_md5 is not None:
+            check_md5(expected_md5)
+        head = _Head()
+        temp = f"incoming/{uuid.uuid4().hex}"
+        try:
+            stored = await self.store.put(temp, head.wrap(chunks), max_size=max_bytes)
+        except ObjectTooLarge as exc:
+            raise UploadTooLarge(f"the upload is larger than the limit of {max_bytes} bytes") from exc
+        try:
+            if name is None and late_name is not None:
+                name = late_name()
+                if name is not None:
+                    check_path(name)
+            if expected_md5 is not None and stored.md5 != expected_md5:
+                raise Md5Mismatch(f"the content's MD5 is {stored.md5}, not {expected_md5}; nothing was stored")
+            kind, ctype = media.sniff(bytes(head.data))
+            width = height = None
+            if kind == "image":
+                width, height = media.image_size(bytes(head.data))
+            inserted = await self.repo.insert_if_absent(dict(
+                md5=stored.md5, size=stored.size, media_type=kind, content_type=ctype, name=name,
+                width=width, height=height, uploaded_by=uploader))
+            key = file_key(stored.md5)
+            if inserted or await self.store.stat(key) is None:
+                await self.store.copy(temp, key)
+                if inserted:
+                    self.created_keys.append(key)
+        finally:
+            await self.store.delete(temp)
+        if name is not None and record_path:
+            await self.repo.set_path(name, stored.md5)
+        row = await self.repo.get(stored.md5)
+        assert row is not None
+        return Uploaded(file=row, duplicate=not inserted, path=name)
+
+    async def discard_created(self) -> None:
+        """Remove the objects this unit of work created (its rows roll back with the transaction)."""
+        for key in self.created_keys:
+            await self.store.delete(key)
+        self.created_keys.clear()
+
+    async def check(self, md5s: list[str]) -> set[str]:
+        for m in md5s:
+            check_md5(m)
+        return await self.repo.existing(md5s)
