@@ -52,16 +52,9 @@ class _Valid:
 
 
 @dataclass
-class _Target:
+class _Target(ExistingBadcase):
     """A badcase that rows of the chunk are recorded into: a stored one (locked), or one the chunk creates."""
 
-    id: uuid.UUID
-    function: str
-    severity: str
-    priority_override: float | None
-    description_norm: str
-    tags: list[str]
-    frequency: int
     insert: dict[str, Any] | None = None  # the new badcase's row; None for a stored one
     new_tags: list[str] = field(default_factory=list)
 
@@ -171,10 +164,7 @@ class ImportService:
         for v in chunk:
             target = targets.get(v.fingerprint)
             if target is None and (found := stored.get(v.fingerprint)) is not None:
-                target = targets[v.fingerprint] = _Target(
-                    id=found.id, function=found.function, severity=found.severity,
-                    priority_override=found.priority_override, description_norm=found.description_norm,
-                    tags=list(found.tags), frequency=found.frequency)
+                target = targets[v.fingerprint] = _Target(**{**vars(found), "tags": list(found.tags)})
             if target is None:
                 target = targets[v.fingerprint] = self._new(v, reporter, now)
                 plan.occurrences.append(_occurrence(uuid.uuid4(), target.id, v.report, reporter, now))
