@@ -1,0 +1,223 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from starlette.requests import ClientDisconnect
+
+from dam.document import analysis, export, parser
+from dam.document.exceptions import DocumentTooLarge, InvalidDocument
+from dam.document.models import Document, DocumentRow, DocumentVersion
+from dam.document.schemas import (
+    Comparison,
+    DocumentRead,
+    ExportFormat,
+    RowFilter,
+    RowPage,
+    RowRead,
+    SearchRequest,
+    VersionRead,
+)
+from dam.document.service import DocumentService, Version
+from dam.file.models import File
+from mlife_shared.app import SessionDep
+from mlife_shared.auth import Engineer, Viewer
+
+router = APIRouter(prefix="/documents", tags=["documents"])
+search_router = APIRouter(tags=["documents"])
+
+
+def service(request: Request, session: SessionDep) -> DocumentService:
+    return DocumentService(session, max_rows=request.app.state.settings.max_document_rows)
+
+
+Service = Annotated[DocumentService, Depends(service)]
+
+
+def filter_query(labels: Annotated[list[str] | None, Query()] = None, has_annotation: bool | None = None,
+                 media_types: Annotated[list[str] | None, Query()] = None,
+                 min_size: Annotated[int | None, Query(ge=0)] = None, max_size: Annotated[int | None, Query(ge=0)] = None,
+                 q: Annotated[str | None, Query(max_length=200)] = None,
+                 column: Annotated[list[str] | None, Query(description="name=value on an extra column")] = None,
+                 ) -> RowFilter:
+    columns: dict[str, list[str]] = {}
+    for c in column or []:
+        name, sep, value = c.partition("=")
+        if not sep:
+            raise InvalidDocument(f"column filter {c[:100]!r} must be name=value")
+        columns.setdefault(name, []).append(value)
+    return RowFilter(labels=labels, has_annotation=has_annotation, media_types=media_types, min_size=min_size,
+                     max_size=max_size, q=q, columns=columns or None)
+
+
+Filter = Annotated[RowFilter, Depends(filter_query)]
+
+
+async def read_body(request: Request) -> bytes:
+    limit = request.app.state.settings.max_document_bytes
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise DocumentTooLarge(f"the document is larger than the limit of {limit} bytes")
+    buf = bytearray()
+    try:
+        async for chunk in request.stream():
+            buf += chunk
+            if len(buf) > limit:
+                raise DocumentTooLarge(f"the document is larger than the limit of {limit} bytes")
+    except ClientDisconnect as exc:
+        raise InvalidDocument("the client disconnected before the document was sent") from exc
+    if not buf.strip():
+        raise InvalidDocument("the document is empty")
+    return bytes(buf)
+
+
+def doc_read(d: Document, row_count: int) -> DocumentRead:
+    return DocumentRead(id=d.id, name=d.name, description=d.description, kind=d.kind, columns=d.columns,
+                        current_version=d.current_version, row_count=row_count, created_at=d.created_at,
+                        updated_at=d.updated_at)
+
+
+def version_read(v: DocumentVersion) -> VersionRead:
+    return VersionRead(version=v.version, row_count=v.row_count, message=v.message, created_by=v.created_by,
+                       created_at=v.created_at)
+
+
+def row_read(r: DocumentRow, f: File | None, doc: tuple[uuid.UUID, int] | None = None) -> RowRead:
+    return RowRead(id=r.id, document_id=doc[0] if doc else None, document_version=doc[1] if doc else None,
+                   position=r.position, md5=r.md5, path=r.path, annotation=r.annotation, label=r.label, extra=r.extra,
+                   media_type=f.media_type if f else None, size=f.size if f else None,
+                   width=f.width if f else None, height=f.height if f else None)
+
+
+def _fmt(fmt: str | None, request: Request, data: bytes) -> str:
+    if fmt is None:
+        return parser.detect_format(request.headers.get("content-type"), data)
+    if fmt not in parser.FORMATS:
+        raise InvalidDocument(f"unknown format {fmt!r}; use one of {', '.join(parser.FORMATS)}")
+    return fmt
+
+
+@router.post("", status_code=201)
+async def import_document(request: Request, svc: Service, identity: Engineer,
+                          name: Annotated[str, Query(min_length=1, max_length=200)],
+                          description: Annotated[str, Query(max_length=2000)] = "",
+                          format: Annotated[str | None, Query(description="csv, json or xml; else from Content-Type")] = None,
+                          ) -> DocumentRead:
+    """Import a document (CSV, JSON or XML body): columns md5 or path, annotation, and extra columns."""
+    data = await read_body(request)
+    v = await svc.create(name=name, description=description, data=data, fmt=_fmt(format, request, data),
+                         user=identity.username)
+    return doc_read(v.document, v.version.row_count)
+
+
+@router.get("")
+async def list_documents(session: SessionDep, _: Viewer, q: Annotated[str | None, Query(max_length=200)] = None,
+                         kind: str | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 100,
+                         offset: Annotated[int, Query(ge=0)] = 0) -> list[DocumentRead]:
+    """Documents, most recently changed first; `q` matches name and description."""
+    from dam.document.repository import DocumentRepository
+
+    repo = DocumentRepository(session)
+    docs = await repo.list(q=q, kind=kind, limit=limit, offset=offset)
+    out = []
+    for d in docs:
+        v = await repo.version(d.id, d.current_version)
+        out.append(doc_read(d, v.row_count if v else 0))
+    return out
+
+
+@router.get("/compare")
+async def compare_documents(svc: Service, _: Viewer, a: uuid.UUID, b: uuid.UUID,
+                            a_version: Annotated[int | None, Query(ge=1)] = None,
+                            b_version: Annotated[int | None, Query(ge=1)] = None) -> Comparison:
+    """Compare two documents or two versions: class counts side by side, files added, removed, relabelled."""
+    va, vb = await svc.version(a, a_version), await svc.version(b, b_version)
+    ra, _ = await svc.rows([va.version.id], RowFilter())
+    rb, _ = await svc.rows([vb.version.id], RowFilter())
+    side = lambda v: {"document_id": str(v.document.id), "name": v.document.name,  # noqa: E731
+                      "version": v.version.version, "row_count": v.version.row_count}
+    return Comparison(a=side(va), b=side(vb), **analysis.compare(ra, rb))
+
+
+@router.get("/{document_id}")
+async def get_document(document_id: uuid.UUID, svc: Service, _: Viewer) -> DocumentRead:
+    """One document with its current version."""
+    v = await svc.version(document_id)
+    return doc_read(v.document, v.version.row_count)
+
+
+@router.get("/{document_id}/versions")
+async def list_versions(document_id: uuid.UUID, svc: Service, _: Viewer) -> list[VersionRead]:
+    """Every version of the document, oldest first (all stay readable)."""
+    await svc.get(document_id)
+    return [version_read(v) for v in await svc.repo.versions(document_id)]
+
+
+@router.post("/{document_id}/versions", status_code=201)
+async def add_version(document_id: uuid.UUID, request: Request, svc: Service, identity: Engineer,
+                      mode: Literal["replace", "append"] = "replace", format: str | None = None,
+                      allow_new_columns: bool = False) -> DocumentRead:
+    """Import a new version: `replace` the rows, or `append` to the current ones."""
+    data = await read_body(request)
+    v = await svc.import_version(document_id, data=data, fmt=_fmt(format, request, data), mode=mode,
+                                 user=identity.username, allow_new_columns=allow_new_columns)
+    return doc_read(v.document, v.version.row_count)
+
+
+@router.get("/{document_id}/rows")
+async def list_rows(document_id: uuid.UUID, svc: Service, _: Viewer, f: Filter,
+                    version: Annotated[int | None, Query(ge=1)] = None,
+                    limit: Annotated[int, Query(ge=1, le=5000)] = 100,
+                    offset: Annotated[int, Query(ge=0)] = 0) -> RowPage:
+    """Rows of a version (the current one by default), filtered by annotation, columns, type and size."""
+    v = await svc.version(document_id, version)
+    svc.check_filter(v.document.columns, f)
+    rows, total = await svc.rows([v.version.id], f, limit=limit, offset=offset)
+    return RowPage(items=[row_read(r, fl) for r, fl in rows], total=total)
+
+
+@router.get("/{document_id}/stats")
+async def document_stats(document_id: uuid.UUID, svc: Service, _: Viewer, f: Filter,
+                         version: Annotated[int | None, Query(ge=1)] = None) -> dict:  # type: ignore[type-arg]
+    """Distribution of a version or of a selection of its rows: class, type, size, dimensions, columns."""
+    v = await svc.version(document_id, version)
+    svc.check_filter(v.document.columns, f)
+    rows, _ = await svc.rows([v.version.id], f)
+    return {"document_id": str(v.document.id), "version": v.version.version,
+            **analysis.distribution(rows, v.document.columns)}
+
+
+@router.get("/{document_id}/export")
+async def export_document(document_id: uuid.UUID, request: Request, svc: Service, _: Viewer,
+                          format: ExportFormat = "csv", version: Annotated[int | None, Query(ge=1)] = None) -> Response:
+    """Export a version as CSV, JSON, XML, Label Studio tasks or COCO (detection boxes)."""
+    v: Version = await svc.version(document_id, version)
+    rows, _ = await svc.rows([v.version.id], RowFilter())
+    cols, name = v.document.columns, v.document.name
+    if format == "csv":
+        body = export.to_csv(cols, rows)
+    elif format == "json":
+        body = export.to_json(cols, rows)
+    elif format == "xml":
+        body = export.to_xml(name, v.version.version, cols, rows)
+    elif format == "labelstudio":
+        body = export.to_labelstudio(cols, rows, request.app.state.settings.public_url)
+    else:
+        body = export.to_coco(name, rows)
+    ext = "json" if format in ("labelstudio", "coco") else format
+    filename = f"{name}-v{v.version.version}.{ext}".replace('"', "")
+    return Response(body, media_type=export.MEDIA_TYPES[format],
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@search_router.post("/search")
+async def search_rows(body: SearchRequest, svc: Service, _: Viewer) -> RowPage:
+    """Keyword and advanced search across the current versions of documents."""
+    current = await svc.repo.current_version_ids(body.document_ids)
+    if body.columns:
+        known = set().union(*[set(d.columns) for d, _ in current.values()]) if current else set()
+        svc.check_filter(sorted(known), body)
+    rows, total = await svc.rows(list(current), body, limit=body.limit, offset=body.offset)
+    return RowPage(items=[row_read(r, fl, (current[r.version_id][0].id, current[r.version_id][1].version))
+                          for r, fl in rows], total=total)

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ExportFormat = Literal["csv", "json", "xml", "labelstudio", "coco"]
+
+
+class RowFilter(BaseModel):
+    """Which rows: by annotation (class label), extra columns, file type and size, or keywords."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    labels: list[str] | None = Field(None, description="Class labels to keep")
+    has_annotation: bool | None = None
+    media_types: list[str] | None = Field(None, description="image, audio, video, text, json, ...")
+    min_size: int | None = Field(None, ge=0)
+    max_size: int | None = Field(None, ge=0)
+    columns: dict[str, str | list[str]] | None = Field(None, description="Extra column → value or one of values")
+    q: str | None = Field(None, max_length=200, description="Keywords in path, annotation and extra columns")
+    md5s: list[str] | None = None
+
+
+class VersionRead(BaseModel):
+    version: int
+    row_count: int
+    message: str
+    created_by: str | None
+    created_at: datetime
+
+
+class DocumentRead(BaseModel):
+    id: uuid.UUID
+    name: str
+    description: str
+    kind: str
+    columns: list[str]
+    current_version: int
+    row_count: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class RowRead(BaseModel):
+    id: uuid.UUID
+    document_id: uuid.UUID | None = None
+    document_version: int | None = None
+    position: int
+    md5: str | None
+    path: str | None
+    annotation: Any
+    label: str | None
+    extra: dict[str, Any]
+    media_type: str | None
+    size: int | None
+    width: int | None
+    height: int | None
+
+
+class RowPage(BaseModel):
+    items: list[RowRead]
+    total: int
+
+
+class SearchRequest(RowFilter):
+    document_ids: list[uuid.UUID] | None = Field(None, description="Search these documents (default: all)")
+    limit: int = Field(100, ge=1, le=1000)
+    offset: int = Field(0, ge=0)
+
+
+class ClassCount(BaseModel):
+    label: str
+    a: int
+    b: int
+    delta: int
+
+
+class Comparison(BaseModel):
+    a: dict[str, Any]
+    b: dict[str, Any]
+    classes: list[ClassCount]
+    added_count: int
+    removed_count: int
+    changed_count: int = Field(description="Files in both whose annotation differs")
+    added: list[str] = Field(description="MD5s in b and not in a (first 1000)")
+    removed: list[str] = Field(description="MD5s in a and not in b (first 1000)")
+    changed: list[str]

@@ -1,0 +1,229 @@
+"""Documents: import (rows validated, each error reported with its row), versions (every change is a
+new version; old ones stay readable), retrieval with filters, and the badcase test set."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dam.document import parser
+from dam.document.exceptions import DocumentExists, DocumentNotFound, InvalidDocument, UnknownColumn
+from dam.document.models import Document, DocumentRow, DocumentVersion
+from dam.document.repository import DocumentRepository
+from dam.document.schemas import RowFilter
+from dam.file.models import File
+from dam.file.repository import FileRepository
+from dam.file.service import MD5_RE, check_path
+from mlife_shared.db import utcnow
+from mlife_shared.errors import MLifeError
+from mlife_shared.events.contracts import DocumentCreated
+from mlife_shared.messaging import outbox
+
+MAX_ERRORS = 100
+
+
+def label_of(annotation: Any) -> str | None:
+    """The class of a row: the annotation itself, its `label`, or the most frequent box label."""
+    if annotation is None:
+        return None
+    if isinstance(annotation, (str, int, float, bool)):
+        return str(annotation)[:200]
+    if isinstance(annotation, dict):
+        if isinstance(annotation.get("label"), (str, int)):
+            return str(annotation["label"])[:200]
+        boxes = annotation.get("boxes")
+        if isinstance(boxes, list):
+            labels = [str(b.get("label")) for b in boxes if isinstance(b, dict) and b.get("label") is not None]
+            if labels:
+                return max(sorted(set(labels)), key=labels.count)[:200]
+    return None
+
+
+def box_labels(annotation: Any) -> list[str]:
+    if isinstance(annotation, dict) and isinstance(annotation.get("boxes"), list):
+        return [str(b.get("label")) for b in annotation["boxes"] if isinstance(b, dict) and b.get("label") is not None]
+    return []
+
+
+def search_text(path: str | None, annotation: Any, extra: dict[str, Any]) -> str:
+    parts = [path or "", annotation if isinstance(annotation, str) else json.dumps(annotation, default=str)]
+    parts += [str(v) for v in extra.values() if v is not None]
+    return " ".join(parts).lower()[:4000]
+
+
+@dataclass
+class Version:
+    document: Document
+    version: DocumentVersion
+
+
+class DocumentService:
+    def __init__(self, session: AsyncSession, *, max_rows: int = 500_000) -> None:
+        self.session = session
+        self.repo = DocumentRepository(session)
+        self.files = FileRepository(session)
+        self.max_rows = max_rows
+
+    # ---- reading ------------------------------------------------------------------------------
+
+    async def get(self, document_id: uuid.UUID) -> Document:
+        doc = await self.repo.get(document_id)
+        if doc is None:
+            raise DocumentNotFound(f"no document {document_id}")
+        return doc
+
+    async def version(self, document_id: uuid.UUID, version: int | None = None) -> Version:
+        doc = await self.get(document_id)
+        v = await self.repo.version(doc.id, version or doc.current_version)
+        if v is None:
+            raise DocumentNotFound(f"document {doc.name!r} has no version {version}; it has 1..{doc.current_version}")
+        return Version(doc, v)
+
+    def check_filter(self, columns: Sequence[str], f: RowFilter) -> None:
+        for col in (f.columns or {}):
+            if col not in columns:
+                raise UnknownColumn(f"unknown column {col!r}; the columns are {', '.join(columns) or 'none'}")
+        for m in f.md5s or []:
+            if not MD5_RE.match(m):
+                raise InvalidDocument(f"{m[:64]!r} is not an MD5")
+
+    async def rows(self, version_ids: Sequence[uuid.UUID], f: RowFilter, *, limit: int | None = None,
+                   offset: int = 0) -> tuple[list[tuple[DocumentRow, File | None]], int]:
+        stmt = self.repo.rows_statement(version_ids, labels=f.labels, has_annotation=f.has_annotation,
+                                        media_types=f.media_types, min_size=f.min_size, max_size=f.max_size,
+                                        q=f.q, md5s=f.md5s)
+        if not f.columns:
+            from sqlalchemy import func, select
+
+            total = int(await self.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0)
+            return await self.repo.rows(stmt, limit=limit, offset=offset), total
+        wanted = {k: ({v} if isinstance(v, str) else set(v)) for k, v in f.columns.items()}
+        matched = [(r, fl) for r, fl in await self.repo.rows(stmt)
+                   if all(str(r.extra.get(k)) in vs for k, vs in wanted.items())]
+        end = None if limit is None else offset + limit
+        return matched[offset:end], len(matched)
+
+    # ---- writing ------------------------------------------------------------------------------
+
+    async def validate(self, columns: list[str], raw: list[dict[str, Any]], *, decode_annotation: bool,
+                       allowed_columns: Sequence[str] | None) -> tuple[list[str], list[dict[str, Any]]]:
+        """Rows ready to insert, or InvalidDocument listing every bad row (first 100)."""
+        errors: list[dict[str, Any]] = []
+        if len(raw) > self.max_rows:
+            raise InvalidDocument(f"the document has {len(raw)} rows; the limit is {self.max_rows}")
+        extras = [c for c in columns if c not in parser.RESERVED]
+        bad = [c for c in extras if not parser.COLUMN_RE.match(c)]
+        if bad:
+            raise InvalidDocument(f"invalid column names {bad[:10]}: use letters, digits, '_', '.', '-' "
+                                  "(up to 64, starting with a letter or '_')")
+        if allowed_columns is not None:
+            unknown = [c for c in extras if c not in allowed_columns]
+            if unknown:
+                raise UnknownColumn(f"unknown columns {unknown[:20]}; the document's columns are "
+                                    f"{list(allowed_columns)} (pass allow_new_columns=true to add them)")
+        if "md5" not in columns and "path" not in columns:
+            raise InvalidDocument("the document needs an 'md5' or a 'path' column naming each row's file")
+        md5s = [r.get("md5") for r in raw if isinstance(r.get("md5"), str) and r.get("md5")]
+        known = await self.files.existing([m.strip().lower() for m in md5s])
+        paths = await self.files.resolve_paths([r["path"] for r in raw if isinstance(r.get("path"), str) and r["path"]])
+        out = []
+        for n, r in enumerate(raw, start=1):
+            def err(column: str, message: str, n: int = n) -> None:
+                errors.append({"row": n, "column": column, "message": message})
+
+            md5 = r.get("md5") or None
+            path = r.get("path") or None
+            if md5 is not None:
+                md5 = str(md5).strip().lower()
+                if not MD5_RE.match(md5):
+                    err("md5", f"{str(r.get('md5'))[:64]!r} is not an MD5 (32 hexadecimal characters)")
+                    continue
+                if md5 not in known:
+                    err("md5", f"no uploaded file has MD5 {md5}; upload it first (POST /files)")
+                    continue
+            if path is not None:
+                if not isinstance(path, str):
+                    err("path", "the path must be a string")
+                    continue
+                try:
+                    check_path(path)
+                except MLifeError as exc:
+                    err("path", str(exc.message))
+                    continue
+                if md5 is None:
+                    md5 = paths.get(path)
+                    if md5 is None:
+                        err("path", f"no uploaded file has the path {path!r}")
+                        continue
+            if md5 is None:
+                err("md5", "the row names no file: give an md5 or a path")
+                continue
+            annotation = r.get("annotation")
+            if decode_annotation and isinstance(annotation, str):
+                try:
+                    annotation = parser.maybe_json(annotation)
+                except ValueError as exc:
+                    err("annotation", str(exc))
+                    continue
+            elif annotation == "":
+                annotation = None
+            extra = {c: r.get(c) for c in extras if c in r}
+            if any(isinstance(v, (dict, list)) for v in extra.values()):
+                err(next(c for c, v in extra.items() if isinstance(v, (dict, list))),
+                    "extra columns hold plain values (text, numbers), not objects")
+                continue
+            out.append(dict(md5=md5, path=path, annotation=annotation, label=label_of(annotation), extra=extra,
+                            search_text=search_text(path, annotation, extra)))
+        if errors:
+            raise InvalidDocument({"message": f"{len(errors)} invalid rows; nothing was imported",
+                                   "errors": errors[:MAX_ERRORS]})
+        return extras, out
+
+    async def create(self, *, name: str, description: str, data: bytes, fmt: str, user: str | None,
+                     kind: str = "standard") -> Version:
+        if await self.repo.by_name(name) is not None:
+            raise DocumentExists(f"a document named {name!r} exists; add a version to it instead")
+        columns, raw = parser.parse(data, fmt)
+        extras, rows = await self.validate(columns, raw, decode_annotation=fmt != "json", allowed_columns=None)
+        doc = await self.repo.add(Document(name=name, description=description, kind=kind, columns=extras,
+                                           current_version=0, created_by=user))
+        return await self.write_version(doc, rows, message=f"imported ({fmt})", user=user)
+
+    async def import_version(self, document_id: uuid.UUID, *, data: bytes, fmt: str, mode: str, user: str | None,
+                             allow_new_columns: bool) -> Version:
+        doc = await self.repo.get(document_id, lock=True)
+        if doc is None:
+            raise DocumentNotFound(f"no document {document_id}")
+        columns, raw = parser.parse(data, fmt)
+        extras, rows = await self.validate(columns, raw, decode_annotation=fmt != "json",
+                                           allowed_columns=None if allow_new_columns else doc.columns)
+        if mode == "append":
+            rows = await self.current_rows(doc) + rows
+        doc.columns = list(dict.fromkeys([*doc.columns, *extras]))
+        return await self.write_version(doc, rows, message=f"{mode} ({fmt})", user=user)
+
+    async def current_rows(self, doc: Document) -> list[dict[str, Any]]:
+        if doc.current_version == 0:
+            return []
+        v = await self.repo.version(doc.id, doc.current_version)
+        assert v is not None
+        found = await self.repo.rows(self.repo.rows_statement([v.id]))
+        return [dict(md5=r.md5, path=r.path, annotation=r.annotation, label=r.label, extra=r.extra,
+                     search_text=r.search_text) for r, _ in found]
+
+    async def write_version(self, doc: Document, rows: list[dict[str, Any]], *, message: str, user: str | None,
+                            correlation: dict[str, Any] | None = None) -> Version:
+        doc.current_version += 1
+        doc.updated_at = utcnow()
+        numbered = [dict(r, position=i) for i, r in enumerate(rows)]
+        version = await self.repo.add_version(DocumentVersion(document_id=doc.id, version=doc.current_version,
+                                                              row_count=len(rows), message=message,
+                                                              created_by=user), numbered)
+        await outbox.add(self.session, DocumentCreated(document_id=doc.id, version=version.version, name=doc.name,
+                                                       row_count=len(rows)), **(correlation or {}))
+        return Version(doc, version)
