@@ -47,3 +47,23 @@ def tar_bytes(entries: dict[str, bytes], *, links: dict[str, str] | None = None,
 
 def random_bytes(n: int) -> bytes:
     return os.urandom(n)
+
+
+async def outbox_events(db_url: str, subject: str | None = None) -> list[dict]:  # type: ignore[type-arg]
+    import json as _json
+
+    import sqlalchemy as sa
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(db_url)
+    try:
+        async with engine.connect() as conn:
+            rows = (await conn.execute(sa.text("SELECT subject, envelope FROM outbox ORDER BY seq"))).all()
+    finally:
+        await engine.dispose()
+    out = []
+    for subj, env in rows:
+        env = _json.loads(env) if isinstance(env, str) else env
+        if subject is None or subj == subject:
+            out.append(env)
+    return out
