@@ -1,7 +1,64 @@
-from fastapi import FastAPI
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from functools import partial
 
-from mlife_shared.app import ServiceSpec, create_app
+from fastapi import FastAPI
+from prometheus_client import Histogram
+
+from mlife_shared.app import ServiceContext, ServiceSpec, create_app
+from mlife_shared.messaging.consumer import Subscription
 from msm.config import Settings
+from msm.deployment import models as _deployment_models  # noqa: F401 - the tables, for migrations
+from msm.deployment.consumers import on_deployment_requested
+from msm.deployment.router import router as deployment_router
+from msm.notification import models as _notification_models  # noqa: F401
+from msm.notification.dispatcher import WebhookDispatcher
+from msm.notification.router import router as webhook_router
+from msm.registry import models as _registry_models  # noqa: F401
+from msm.registry.consumers import on_model_uploaded
+from msm.registry.docker import SdkDockerEngine
+from msm.registry.router import router as registry_router
+from msm.serving import models as _serving_models  # noqa: F401
+from msm.serving.router import router as serving_router
+from msm.serving.runtime import ServingRegistry
+from msm.testing import models as _testing_models  # noqa: F401
+from msm.testing.consumers import on_testing_completed
+
+
+def subscriptions(ctx: ServiceContext) -> list[Subscription]:
+    return [
+        Subscription("model-uploaded", "model.uploaded", partial(on_model_uploaded, ctx=ctx), ack_wait_seconds=300),
+        Subscription("testing-completed", "testing.completed", partial(on_testing_completed, ctx=ctx),
+                     ack_wait_seconds=120),
+        Subscription("deployment-requested", "deployment.requested", partial(on_deployment_requested, ctx=ctx),
+                     ack_wait_seconds=300),
+    ]
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    serving = ServingRegistry(app.state.db, settings, app.state.raw_store)
+    serving.histogram = Histogram("mlife_msm_predict_seconds", "Predict latency per deployment and version",
+                                  ["deployment", "version"], registry=app.state.metrics.registry,
+                                  buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0))
+    app.state.serving = serving
+    app.state.docker_engine = SdkDockerEngine(settings.docker_host) if settings.docker_host else None
+    dispatcher = WebhookDispatcher(app.state.db, settings)
+    app.state.webhooks = dispatcher
+    stop = asyncio.Event()
+    task = asyncio.create_task(dispatcher.run(stop)) if settings.webhook_dispatch else None
+    try:
+        yield
+    finally:
+        stop.set()
+        if task is not None:
+            with suppress(BaseException):
+                await asyncio.wait_for(task, 10)
+        await dispatcher.close()
+        await serving.close()
+
 
 SPEC = ServiceSpec(
     name="msm",
@@ -9,6 +66,9 @@ SPEC = ServiceSpec(
     description="Model registry, gated deployments, ONNX serving with feedback, Docker build contexts and compression.",
     settings_cls=Settings,
     migrations="msm.migrations",
+    subscriptions=subscriptions,
+    routers=lambda: [registry_router, deployment_router, serving_router, webhook_router],
+    extra_lifespan=lifespan,
 )
 
 

@@ -1,5 +1,6 @@
 from typing import ClassVar
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from mlife_shared.settings import ServiceSettings
@@ -10,3 +11,24 @@ class Settings(ServiceSettings):
 
     service_name: ClassVar[str] = "msm"
     model_config = SettingsConfigDict(env_prefix="MLIFE_MSM_", extra="ignore")
+
+    model_max_bytes: int = Field(2 << 30, description="Largest model accepted (upload or import)")
+    model_source_prefixes: list[str] = Field(["mtt/", "msm/"],
+                                             description="Object-key prefixes a model may be imported from")
+    # Serving
+    intra_op_threads: int = Field(0, description="onnxruntime intra-op threads; 0 = the machine's cores")
+    max_batch_size: int = Field(64, description="Most rows one micro-batch hands to session.run")
+    batch_wait_ms: float = Field(0.0, description="Extra wait for more requests before running a micro-batch")
+    max_request_bytes: int = Field(8 << 20, description="Largest predict/feedback body")
+    max_input_elements: int = Field(1_000_000, description="Most tensor elements in one predict request")
+    prediction_log_rate: float = Field(0.1, ge=0, le=1, description="Share of predictions written to the log")
+    serving_refresh_seconds: float = Field(1.0, description="How long a predict trusts its cached deployment state")
+    # Docker
+    docker_host: str = Field("", description="Docker engine URL (unix:///var/run/docker.sock); empty = no builds")
+    # Webhooks
+    webhook_allow_hosts: list[str] = Field([], description="Hosts or CIDRs webhooks may reach even if private")
+    webhook_max_attempts: int = 6
+    webhook_backoff_seconds: list[float] = [1.0, 5.0, 30.0, 120.0, 600.0]
+    webhook_timeout_seconds: float = 5.0
+    webhook_dispatch: bool = Field(True, description="Run the webhook dispatcher in the API process")
+    webhook_poll_seconds: float = 1.0

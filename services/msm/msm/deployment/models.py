@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from mlife_shared.db import Base, UTCDateTime, new_id, utcnow
+
+# blocked → (override) → requested → live | failed; live → superseded (a newer live one) | rolled_back
+STATUSES = ("blocked", "requested", "live", "failed", "superseded", "rolled_back")
+
+
+class Deployment(Base):
+    __tablename__ = "deployment"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(100), index=True)
+    function: Mapped[str | None] = mapped_column(String(200))
+    target: Mapped[str] = mapped_column(String(20))  # local | docker | edge
+    routing: Mapped[str] = mapped_column(String(20))  # single | ab | shadow
+    versions: Mapped[list[dict[str, Any]]] = mapped_column(JSON)  # [{model_version_id, weight, role}]
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    thresholds: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    gate: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    overridden: Mapped[bool] = mapped_column(Boolean, default=False)
+    override_reason: Mapped[str | None] = mapped_column(Text)
+    override_by: Mapped[str | None] = mapped_column(String(100))
+    metrics_schema: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    previous_deployment_id: Mapped[uuid.UUID | None] = mapped_column()
+    artifact_key: Mapped[str | None] = mapped_column(String(1024))
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DeploymentChange(Base):
+    """The status history of a deployment."""
+
+    __tablename__ = "deployment_change"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    deployment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("deployment.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(20))
+    actor: Mapped[str] = mapped_column(String(100))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DeploymentBadcase(Base):
+    __tablename__ = "deployment_badcase"
+    __table_args__ = (UniqueConstraint("deployment_id", "badcase_id", name="uq_deployment_badcase_deployment_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    deployment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("deployment.id", ondelete="CASCADE"), index=True)
+    badcase_id: Mapped[uuid.UUID] = mapped_column()
+    source: Mapped[str] = mapped_column(String(20))  # testing | manual
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DeploymentMetric(Base):
+    """One set of user-defined metric values (client id, device id, pending time, …) for a deployment."""
+
+    __tablename__ = "deployment_metric"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    deployment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("deployment.id", ondelete="CASCADE"), index=True)
+    values: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from msm.deployment.models import Deployment, DeploymentBadcase, DeploymentChange, DeploymentMetric
+
+
+class DeploymentRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, row: object) -> None:
+        self.session.add(row)
+        await self.session.flush()
+
+    async def get(self, deployment_id: uuid.UUID, *, for_update: bool = False) -> Deployment | None:
+        statement = select(Deployment).where(Deployment.id == deployment_id)
+        if for_update and self.session.bind.dialect.name == "postgresql":
+            statement = statement.with_for_update()
+        return await self.session.scalar(statement)
+
+    async def live_by_name(self, name: str) -> Deployment | None:
+        return await self.session.scalar(select(Deployment).where(Deployment.name == name, Deployment.status == "live")
+                                         .order_by(Deployment.updated_at.desc()).limit(1))
+
+    async def list(self, name: str | None, status: str | None, limit: int) -> Sequence[Deployment]:
+        statement = select(Deployment).order_by(Deployment.created_at.desc()).limit(limit)
+        if name:
+            statement = statement.where(Deployment.name == name)
+        if status:
+            statement = statement.where(Deployment.status == status)
+        return (await self.session.scalars(statement)).all()
+
+    async def changes(self, deployment_id: uuid.UUID) -> Sequence[DeploymentChange]:
+        return (await self.session.scalars(select(DeploymentChange).where(DeploymentChange.deployment_id ==
+                                                                          deployment_id)
+                                           .order_by(DeploymentChange.created_at))).all()
+
+    async def badcases(self, deployment_id: uuid.UUID) -> Sequence[DeploymentBadcase]:
+        return (await self.session.scalars(select(DeploymentBadcase).where(DeploymentBadcase.deployment_id ==
+                                                                           deployment_id)
+                                           .order_by(DeploymentBadcase.created_at))).all()
+
+    async def badcase_ids(self, deployment_id: uuid.UUID) -> set[uuid.UUID]:
+        rows = await self.session.scalars(select(DeploymentBadcase.badcase_id).where(
+            DeploymentBadcase.deployment_id == deployment_id))
+        return set(rows)
+
+    async def metrics(self, deployment_id: uuid.UUID, limit: int) -> Sequence[DeploymentMetric]:
+        return (await self.session.scalars(select(DeploymentMetric).where(DeploymentMetric.deployment_id ==
+                                                                          deployment_id)
+                                           .order_by(DeploymentMetric.created_at.desc()).limit(limit))).all()

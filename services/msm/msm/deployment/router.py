@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+
+from mlife_shared.app import SessionDep
+from mlife_shared.auth import Engineer, Maintainer, Viewer
+from mlife_shared.errors import error_body
+from msm.deployment import schemas as s
+from msm.deployment.models import Deployment
+from msm.deployment.repository import DeploymentRepository
+from msm.deployment.service import DeploymentService
+
+router = APIRouter(tags=["deployments"])
+
+
+async def _detail(session: SessionDep, deployment: Deployment) -> s.DeploymentDetail:
+    repo = DeploymentRepository(session)
+    return s.DeploymentDetail(**s.DeploymentRead.model_validate(deployment).model_dump(),
+                              history=[s.ChangeRead.model_validate(c) for c in await repo.changes(deployment.id)],
+                              badcases=[s.BadcaseRead.model_validate(b) for b in await repo.badcases(deployment.id)])
+
+
+@router.post("/deployments", status_code=201, responses={409: {"description": "blocked by the gate"}})
+async def create_deployment(body: s.DeploymentCreate, session: SessionDep, user: Engineer) -> s.DeploymentDetail:
+    """Request a deployment. The gate checks testing results, thresholds and badcase regressions against
+    production; a blocked request is kept (status `blocked`) and answered 409 with the regressed badcases."""
+    deployment = await DeploymentService(session).create(body, user)
+    if deployment.status == "blocked":
+        # Not raised: the blocked deployment and its gate result must be committed, for the record and an override.
+        detail = {"message": "the deployment gate blocked this request", "deployment_id": str(deployment.id),
+                  "reasons": deployment.gate["reasons"],
+                  "regressed_badcases": deployment.gate["regressed_badcases"],
+                  "override": f"POST /api/msm/deployments/{deployment.id}/override with a reason (maintainer)"}
+        return JSONResponse(error_body("GateBlocked", detail), status_code=409)  # type: ignore[return-value]
+    return await _detail(session, deployment)
+
+
+@router.get("/deployments")
+async def list_deployments(session: SessionDep, _: Viewer, name: str | None = None, status: str | None = None,
+                           limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[s.DeploymentRead]:
+    """Deployments, newest first."""
+    return [s.DeploymentRead.model_validate(d) for d in await DeploymentRepository(session).list(name, status, limit)]
+
+
+@router.get("/deployments/{deployment_id}")
+async def get_deployment(deployment_id: uuid.UUID, session: SessionDep, _: Viewer) -> s.DeploymentDetail:
+    """A deployment with its gate result, status history and attached badcases."""
+    return await _detail(session, await DeploymentService(session).get(deployment_id))
+
+
+@router.post("/deployments/{deployment_id}/override")
+async def override_gate(deployment_id: uuid.UUID, body: s.OverrideRequest, session: SessionDep,
+                        user: Maintainer) -> s.DeploymentDetail:
+    """Deploy a blocked request anyway; the reason and the maintainer are recorded."""
+    return await _detail(session, await DeploymentService(session).override(deployment_id, body.reason, user))
+
+
+@router.post("/deployments/{deployment_id}/rollback")
+async def rollback(deployment_id: uuid.UUID, body: s.RollbackRequest, session: SessionDep,
+                   user: Maintainer) -> s.DeploymentDetail:
+    """Roll a live deployment back to the one it replaced (which is live again, at once)."""
+    return await _detail(session, await DeploymentService(session).rollback(deployment_id, body.reason, user))
+
+
+@router.post("/deployments/{deployment_id}/badcases")
+async def attach_badcases(deployment_id: uuid.UUID, body: s.BadcaseAttach, session: SessionDep,
+                          _: Engineer) -> s.DeploymentDetail:
+    """Attach badcases to a deployment by hand."""
+    service = DeploymentService(session)
+    deployment = await service.get(deployment_id)
+    await service.attach(deployment, body.badcase_ids, body.note)
+    return await _detail(session, deployment)
+
+
+@router.post("/deployments/{deployment_id}/metrics", status_code=201)
+async def record_metrics(deployment_id: uuid.UUID, body: s.MetricValues, session: SessionDep,
+                         _: Engineer) -> s.MetricRead:
+    """Record values of the deployment's user-defined metrics (checked against its schema)."""
+    return s.MetricRead.model_validate(await DeploymentService(session).record_metrics(deployment_id, body.values))
+
+
+@router.get("/deployments/{deployment_id}/metrics")
+async def list_metrics(deployment_id: uuid.UUID, session: SessionDep, _: Viewer,
+                       limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[s.MetricRead]:
+    """Recorded user-metric values, newest first."""
+    await DeploymentService(session).get(deployment_id)
+    return [s.MetricRead.model_validate(m) for m in await DeploymentRepository(session).metrics(deployment_id, limit)]

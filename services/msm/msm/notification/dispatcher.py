@@ -1,0 +1,98 @@
+"""Sends pending webhook deliveries: signed, with a timeout, retried with backoff, each attempt logged.
+A delivery is leased (its next attempt pushed forward) before it is sent, so several API replicas or a
+crash never lose it; one may at worst be sent twice, which the `webhook-id` header lets receivers drop."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from contextlib import suppress
+from datetime import timedelta
+
+import httpx
+import structlog
+
+from mlife_shared.db import Database, utcnow
+from mlife_shared.errors import MLifeError
+from msm.config import Settings
+from msm.notification.models import WebhookDelivery, WebhookSubscription
+from msm.notification.repository import WebhookRepository
+from msm.notification.service import backoff, sign
+from msm.notification.ssrf import check_url
+
+log = structlog.get_logger(__name__)
+LEASE = timedelta(seconds=60)
+
+
+class WebhookDispatcher:
+    def __init__(self, db: Database, settings: Settings, *, client: httpx.AsyncClient | None = None) -> None:
+        self.db = db
+        self.settings = settings
+        self.client = client or httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False)
+
+    async def run_once(self, limit: int = 50) -> int:
+        """Send every due delivery once; returns how many were attempted."""
+        async with self.db.transaction() as session:
+            repo = WebhookRepository(session)
+            due = await repo.claim_due(utcnow(), limit)
+            jobs = []
+            for delivery in due:
+                sub = await repo.get(delivery.subscription_id)
+                delivery.next_attempt_at = utcnow() + LEASE
+                jobs.append((delivery.id, sub.url if sub else None, sub.secret if sub else None,
+                             delivery.body))
+        results = await asyncio.gather(*(self._send(*job) for job in jobs))
+        async with self.db.transaction() as session:
+            for (delivery_id, *_), (code, error) in zip(jobs, results, strict=True):
+                delivery = await session.get(WebhookDelivery, delivery_id)
+                if delivery is not None:
+                    self._record(delivery, code, error)
+        return len(jobs)
+
+    async def _send(self, delivery_id: object, url: str | None, secret: str | None,
+                    body: str) -> tuple[int | None, str | None]:
+        if url is None or secret is None:
+            return None, "the subscription was deleted"
+        try:
+            await check_url(url, self.settings.webhook_allow_hosts)  # DNS may have changed since it was saved
+        except MLifeError as exc:
+            return None, f"refused: {exc.message}"
+        timestamp = int(time.time())
+        headers = {"content-type": "application/json", "webhook-id": str(delivery_id),
+                   "webhook-timestamp": str(timestamp), "webhook-signature": sign(secret, str(delivery_id),
+                                                                                 timestamp, body)}
+        try:
+            response = await self.client.post(url, content=body.encode(), headers=headers)
+        except httpx.HTTPError as exc:
+            return None, f"{type(exc).__name__}: {exc}"[:500]
+        if 200 <= response.status_code < 300:
+            return response.status_code, None
+        return response.status_code, f"HTTP {response.status_code}"
+
+    def _record(self, delivery: WebhookDelivery, code: int | None, error: str | None) -> None:
+        delivery.attempts += 1
+        delivery.last_status_code = code
+        delivery.last_error = error
+        delivery.log = [*delivery.log, {"at": utcnow().isoformat(), "status_code": code, "error": error}]
+        if error is None:
+            delivery.status = "delivered"
+            delivery.delivered_at = utcnow()
+        elif delivery.attempts >= self.settings.webhook_max_attempts or (error or "").startswith("refused"):
+            delivery.status = "failed"
+        else:
+            delivery.next_attempt_at = utcnow() + backoff(self.settings, delivery.attempts)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.run_once()
+            except Exception as exc:  # noqa: BLE001 - the database may be away; try again next tick
+                log.warning("webhook_dispatch_failed", error=repr(exc))
+            with suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.settings.webhook_poll_seconds)
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+__all__ = ["WebhookDispatcher", "WebhookSubscription"]

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mlife_shared.db import is_postgres
+from msm.notification.models import WebhookDelivery, WebhookSubscription
+
+
+class WebhookRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, row: WebhookSubscription | WebhookDelivery) -> None:
+        self.session.add(row)
+        await self.session.flush()
+
+    async def get(self, subscription_id: uuid.UUID) -> WebhookSubscription | None:
+        return await self.session.get(WebhookSubscription, subscription_id)
+
+    async def list(self) -> Sequence[WebhookSubscription]:
+        return (await self.session.scalars(select(WebhookSubscription).order_by(WebhookSubscription.created_at))).all()
+
+    async def active(self) -> Sequence[WebhookSubscription]:
+        return (await self.session.scalars(select(WebhookSubscription).where(WebhookSubscription.active))).all()
+
+    async def delete(self, row: WebhookSubscription) -> None:
+        await self.session.delete(row)
+        await self.session.flush()
+
+    async def deliveries(self, subscription_id: uuid.UUID, limit: int) -> Sequence[WebhookDelivery]:
+        statement = (select(WebhookDelivery).where(WebhookDelivery.subscription_id == subscription_id)
+                     .order_by(WebhookDelivery.created_at.desc()).limit(limit))
+        return (await self.session.scalars(statement)).all()
+
+    async def claim_due(self, now: datetime, limit: int) -> Sequence[WebhookDelivery]:
+        """Pending deliveries whose time has come; rows locked so that replicas never send one twice."""
+        statement = (select(WebhookDelivery).where(WebhookDelivery.status == "pending",
+                                                   WebhookDelivery.next_attempt_at <= now)
+                     .order_by(WebhookDelivery.next_attempt_at).limit(limit))
+        if is_postgres(self.session):
+            statement = statement.with_for_update(skip_locked=True)
+        return (await self.session.scalars(statement)).all()

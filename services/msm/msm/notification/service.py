@@ -1,0 +1,88 @@
+"""Outbound webhooks on MSM's own events. `emit()` is how MSM sends an event: the outbox row and one
+delivery row per matching subscription are written in the caller's transaction, so a rolled-back
+change notifies nobody and a committed one is delivered even across restarts (the dispatcher retries)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mlife_shared.db import utcnow
+from mlife_shared.errors import NotFound
+from mlife_shared.events import Envelope, EventData
+from mlife_shared.messaging import outbox
+from msm.config import Settings
+from msm.notification.models import WebhookDelivery, WebhookSubscription
+from msm.notification.repository import WebhookRepository
+from msm.notification.ssrf import check_url
+
+SUBJECTS = ("model.registered", "deployment.requested", "deployment.succeeded", "deployment.failed",
+            "deployment.rolled_back", "deployment.blocked", "serving.feedback")
+
+
+async def emit(session: AsyncSession, data: EventData, *, correlation_id: uuid.UUID | None = None,
+               causation_id: uuid.UUID | None = None) -> Envelope[EventData]:
+    envelope = await outbox.add(session, data, correlation_id=correlation_id, causation_id=causation_id)
+    await fan_out(session, envelope.id, envelope.type, envelope.model_dump_json())
+    return envelope
+
+
+async def fan_out(session: AsyncSession, event_id: uuid.UUID, subject: str, body: str) -> int:
+    repo = WebhookRepository(session)
+    count = 0
+    for sub in await repo.active():
+        if subject in sub.events or "*" in sub.events:
+            await repo.add(WebhookDelivery(subscription_id=sub.id, event_id=event_id, subject=subject, body=body,
+                                           status="pending", attempts=0, next_attempt_at=utcnow(), log=[]))
+            count += 1
+    return count
+
+
+def sign(secret: str, delivery_id: str, timestamp: int, body: str) -> str:
+    """`v1,<base64 HMAC-SHA256 of "id.timestamp.body">` (the Standard Webhooks scheme)."""
+    mac = hmac.new(secret.encode(), f"{delivery_id}.{timestamp}.{body}".encode(), hashlib.sha256).digest()
+    return "v1," + base64.b64encode(mac).decode()
+
+
+def backoff(settings: Settings, attempts: int) -> timedelta:
+    steps = settings.webhook_backoff_seconds or [1.0]
+    return timedelta(seconds=steps[min(attempts - 1, len(steps) - 1)])
+
+
+class WebhookService:
+    def __init__(self, session: AsyncSession, settings: Settings) -> None:
+        self.repo = WebhookRepository(session)
+        self.settings = settings
+
+    async def create(self, url: str, events: list[str], secret: str | None, description: str,
+                     actor: str) -> WebhookSubscription:
+        await check_url(url, self.settings.webhook_allow_hosts)
+        sub = WebhookSubscription(url=url, events=sorted(set(events)), secret=secret or secrets.token_urlsafe(32),
+                                  active=True, description=description, created_by=actor)
+        await self.repo.add(sub)
+        return sub
+
+    async def get(self, subscription_id: uuid.UUID) -> WebhookSubscription:
+        sub = await self.repo.get(subscription_id)
+        if sub is None:
+            raise NotFound(f"no webhook subscription {subscription_id}")
+        return sub
+
+    async def update(self, subscription_id: uuid.UUID, changes: dict[str, Any]) -> WebhookSubscription:
+        sub = await self.get(subscription_id)
+        if "url" in changes:
+            await check_url(changes["url"], self.settings.webhook_allow_hosts)
+        for key, value in changes.items():
+            setattr(sub, key, sorted(set(value)) if key == "events" else value)
+        await self.repo.session.flush()
+        return sub
+
+    async def delete(self, subscription_id: uuid.UUID) -> None:
+        await self.repo.delete(await self.get(subscription_id))

@@ -1,0 +1,81 @@
+"""Dynamic INT8 quantization (onnxruntime.quantization) → a new version of the same model, with the
+size before and after. The accuracy delta is measured by MTT: the new version is registered with
+`evaluate_on_dataset_id`, and the delta is recorded when both versions' results on that dataset are in
+(see testing/service.py). A labelled sample given with the request gets a quick local delta too."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mlife_shared.errors import Unprocessable
+from mlife_shared.objectstore import ObjectStore, ScopedStore
+from msm.config import Settings
+from msm.registry.models import Compression, ModelVersion
+from msm.registry.repository import RegistryRepository
+from msm.registry.service import RegistryService, download, scratch_dir
+from msm.serving.validation import to_arrays
+
+
+def quantize(source: Path, target: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
+
+
+def sample_accuracy(original: Path, compressed: Path, signature: dict[str, Any], sample: dict[str, Any],
+                    max_elements: int) -> dict[str, Any]:
+    import onnxruntime as ort
+
+    if not isinstance(sample, dict) or "inputs" not in sample or "labels" not in sample:
+        raise Unprocessable("sample must be {'inputs': {name: rows}, 'labels': [class index per row]}")
+    arrays, _ = to_arrays(sample["inputs"], signature, max_elements=max_elements)
+    labels = np.asarray(sample["labels"])
+    rows = next(iter(arrays.values())).shape[0]
+    if labels.shape != (rows,):
+        raise Unprocessable(f"labels must hold one class index per sample row ({rows})")
+    out = {}
+    for name, path in (("original", original), ("compressed", compressed)):
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        scores = session.run(None, arrays)[0]
+        out[name] = float((np.argmax(scores, axis=-1) == labels).mean())
+    return {"samples": rows, "accuracy_original": out["original"], "accuracy_compressed": out["compressed"],
+            "accuracy_delta": out["compressed"] - out["original"]}
+
+
+async def compress(session: AsyncSession, settings: Settings, store: ScopedStore, raw_store: ObjectStore,
+                   version_id: uuid.UUID, *, actor: str, dataset_id: uuid.UUID | None,
+                   sample: dict[str, Any] | None) -> tuple[ModelVersion, Compression]:
+    registry = RegistryService(session, settings, store)
+    source = await registry.get_version(version_id)
+    if not source.servable:
+        raise Unprocessable("only ONNX versions can be quantized")
+    if (await RegistryRepository(session).compression_of(source.id)) is not None:
+        raise Unprocessable("this version is already quantized")
+    with scratch_dir() as tmp:
+        original = await download(raw_store, source.object_key, tmp / "original.onnx")
+        compressed = tmp / "int8.onnx"
+        try:
+            await asyncio.to_thread(quantize, original, compressed)
+        except Exception as exc:  # noqa: BLE001 - a model the quantizer cannot handle is the caller's 422
+            raise Unprocessable(f"quantization failed: {type(exc).__name__}: {str(exc)[:300]}") from exc
+        sample_delta = None
+        if sample is not None:
+            sample_delta = await asyncio.to_thread(sample_accuracy, original, compressed, source.signature, sample,
+                                                   settings.max_input_elements)
+        version = await registry.register(
+            source.name, compressed, source="compression", actor=actor, tags=[*source.tags, "int8"],
+            description=f"Dynamic INT8 quantization of version {source.version}", parent=source,
+            lineage={"compressed_from": str(source.id), "method": "dynamic_int8",
+                     **({"evaluate_on_dataset_id": str(dataset_id)} if dataset_id else {})},
+            evaluate_on=dataset_id)
+    comp = Compression(source_version_id=source.id, compressed_version_id=version.id, method="dynamic_int8",
+                       dataset_id=dataset_id, size_before=source.size, size_after=version.size,
+                       metric_delta=None, sample_delta=sample_delta)
+    await RegistryRepository(session).add(comp)
+    return version, comp

@@ -1,0 +1,218 @@
+"""The model registry: versions from MTT uploads, direct uploads and compression; aliases with their
+history; search. Every model file is inspected as ONNX (never unpickled) before it is stored."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mlife_shared.db import new_id, utcnow
+from mlife_shared.errors import PayloadTooLarge, Unprocessable
+from mlife_shared.events.contracts import ModelRegistered
+from mlife_shared.objectstore import ObjectStore, ScopedStore, validate_key
+from mlife_shared.onnx_safety import OnnxInfo, inspect_onnx
+from msm.config import Settings
+from msm.notification.service import emit
+from msm.registry.exceptions import AliasConflict, ModelNotFound, SourceNotAllowed
+from msm.registry.models import AliasChange, ModelAlias, ModelVersion, RegisteredModel
+from msm.registry.repository import RegistryRepository
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+ALIAS = re.compile(r"^[a-z][a-z0-9_-]{0,99}$")
+CHUNK = 1 << 20
+
+
+def check_name(name: str) -> str:
+    if not NAME.match(name or ""):
+        raise Unprocessable("a model name is 1-200 letters, digits, '.', '_' or '-', starting with a letter or digit")
+    return name
+
+
+@contextmanager
+def scratch_dir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="msm-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+async def file_chunks(path: Path) -> AsyncIterator[bytes]:
+    with path.open("rb") as fh:
+        while chunk := await asyncio.to_thread(fh.read, CHUNK):
+            yield chunk
+
+
+async def download(store: ObjectStore | ScopedStore, key: str, target: Path) -> Path:
+    with target.open("wb") as fh:
+        async for chunk in await store.get(key):
+            fh.write(chunk)
+    return target
+
+
+class RegistryService:
+    def __init__(self, session: AsyncSession, settings: Settings, store: ScopedStore) -> None:
+        self.session = session
+        self.repo = RegistryRepository(session)
+        self.settings = settings
+        self.store = store
+
+    # ---- versions ------------------------------------------------------------------------------
+
+    async def register(self, name: str, path: Path, *, source: str, actor: str, fmt: str = "onnx",
+                       task_id: uuid.UUID | None = None, metrics: dict[str, float] | None = None,
+                       tags: list[str] | None = None, description: str = "", lineage: dict[str, Any] | None = None,
+                       parent: ModelVersion | None = None, function: str | None = None,
+                       evaluate_on: uuid.UUID | None = None,
+                       correlation: dict[str, Any] | None = None) -> ModelVersion:
+        check_name(name)
+        info: OnnxInfo | None = None
+        if fmt == "onnx":
+            info = await asyncio.to_thread(inspect_onnx, path, max_bytes=self.settings.model_max_bytes)
+            if info.external_data:
+                raise Unprocessable("models with external data cannot be registered yet; embed the weights")
+        model = await self.repo.model_by_name(name, for_update=True)
+        if model is None:
+            model = RegisteredModel(name=name, function=function, description="", tags=[], next_version=1)
+            await self.repo.add(model)
+        version_id = new_id()
+        key = f"models/{version_id}/model.{'onnx' if fmt == 'onnx' else 'bin'}"
+        stored = await self.store.put(key, file_chunks(path), max_size=self.settings.model_max_bytes)
+        version = ModelVersion(
+            id=version_id, model_id=model.id, name=name, version=str(model.next_version), format=fmt,
+            object_key=self.store.full_key(key), size=stored.size, md5=stored.md5, servable=info is not None,
+            source=source, task_id=task_id, parent_version_id=parent.id if parent else None,
+            metrics=dict(metrics or {}), tags=sorted(set(tags or [])), description=description,
+            lineage=dict(lineage or {}), signature=info.as_dict() if info else {}, created_by=actor)
+        model.next_version += 1
+        model.updated_at = utcnow()
+        await self.repo.add(version)
+        await emit(self.session, ModelRegistered(
+            model_version_id=version.id, name=name, version=version.version, format=fmt,
+            object_key=version.object_key, task_id=task_id, evaluate_on_dataset_id=evaluate_on),
+            **(correlation or {}))
+        return version
+
+    def check_source(self, key: str) -> str:
+        if "://" in key or key.startswith(("//", "\\\\")):
+            raise SourceNotAllowed("models are imported from MLife's object store only, not from URLs")
+        validate_key(key)
+        if not any(key.startswith(prefix) for prefix in self.settings.model_source_prefixes):
+            raise SourceNotAllowed(f"the key must start with one of {self.settings.model_source_prefixes}")
+        return key
+
+    async def import_key(self, name: str, key: str, raw_store: ObjectStore, **kw: Any) -> ModelVersion:
+        self.check_source(key)
+        info = await raw_store.stat(key)
+        if info is None:
+            raise ModelNotFound(f"no object under {key!r}")
+        if info.size > self.settings.model_max_bytes:
+            raise PayloadTooLarge(f"the model is {info.size} bytes; the limit is {self.settings.model_max_bytes}")
+        with scratch_dir() as tmp:
+            path = await download(raw_store, key, tmp / "model.onnx")
+            kw.setdefault("lineage", {})["source_key"] = key
+            return await self.register(name, path, **kw)
+
+    async def get_version(self, version_id: uuid.UUID) -> ModelVersion:
+        version = await self.repo.version(version_id)
+        if version is None:
+            raise ModelNotFound(f"no model version {version_id}")
+        return version
+
+    async def get_model(self, name: str) -> RegisteredModel:
+        model = await self.repo.model_by_name(name)
+        if model is None:
+            raise ModelNotFound(f"no model named {name!r}")
+        return model
+
+    async def resolve(self, name: str, ref: str) -> ModelVersion:
+        """A version of `name` by its number, its id, or an alias."""
+        model = await self.get_model(name)
+        version = await self.repo.version_by_name(name, ref)
+        if version is None:
+            alias = await self.repo.alias(model.id, ref)
+            if alias is not None:
+                version = await self.repo.version(alias.version_id)
+        if version is None:
+            try:
+                version = await self.repo.version(uuid.UUID(ref))
+            except ValueError:
+                version = None
+        if version is None or version.model_id != model.id:
+            raise ModelNotFound(f"model {name!r} has no version or alias {ref!r}")
+        return version
+
+    async def update_version(self, version_id: uuid.UUID, changes: dict[str, Any]) -> ModelVersion:
+        version = await self.get_version(version_id)
+        for key, value in changes.items():
+            setattr(version, key, sorted(set(value)) if key == "tags" else value)
+        await self.session.flush()
+        return version
+
+    async def search(self, *, name: str | None, tag: str | None, metric: str | None, min_value: float | None,
+                     max_value: float | None, limit: int) -> list[ModelVersion]:
+        rows = await self.repo.search_versions(name, limit=5000)
+        out = []
+        for v in rows:
+            if tag and tag not in v.tags:
+                continue
+            if metric:
+                value = v.metrics.get(metric)
+                if value is None or (min_value is not None and value < min_value) or (
+                        max_value is not None and value > max_value):
+                    continue
+            out.append(v)
+        if metric:
+            out.sort(key=lambda v: v.metrics[metric], reverse=True)
+        return out[:limit]
+
+    # ---- aliases -------------------------------------------------------------------------------
+
+    async def move_alias(self, name: str, alias: str, ref: str, *, actor: str, reason: str) -> AliasChange:
+        if not ALIAS.match(alias):
+            raise Unprocessable("an alias is lowercase letters, digits, '_' or '-', starting with a letter")
+        version = await self.resolve(name, ref)
+        return await self._move(version.model_id, alias, version.id, actor=actor, reason=reason)
+
+    async def _move(self, model_id: uuid.UUID, alias: str, version_id: uuid.UUID | None, *, actor: str,
+                    reason: str) -> AliasChange:
+        row = await self.repo.alias(model_id, alias)
+        previous = row.version_id if row else None
+        if previous == version_id:
+            raise AliasConflict(f"alias {alias!r} already points at that version")
+        if version_id is None:
+            assert row is not None
+            await self.repo.delete(row)
+        elif row is None:
+            await self.repo.add(ModelAlias(model_id=model_id, alias=alias, version_id=version_id))
+        else:
+            row.version_id, row.updated_at = version_id, utcnow()
+        change = AliasChange(model_id=model_id, alias=alias, from_version_id=previous, to_version_id=version_id,
+                             actor=actor, reason=reason, created_at=utcnow())
+        await self.repo.add(change)
+        return change
+
+    async def revert_alias(self, name: str, alias: str, *, actor: str, reason: str) -> AliasChange:
+        model = await self.get_model(name)
+        history = await self.repo.alias_history(model.id, alias)
+        if not history:
+            raise AliasConflict(f"alias {alias!r} has never moved; nothing to revert")
+        last = history[0]
+        return await self._move(model.id, alias, last.from_version_id, actor=actor,
+                                reason=reason or f"revert of the move at {last.created_at.isoformat()}")
+
+    async def alias_version(self, name: str, alias: str) -> ModelVersion | None:
+        model = await self.repo.model_by_name(name)
+        if model is None:
+            return None
+        row = await self.repo.alias(model.id, alias)
+        return await self.repo.version(row.version_id) if row else None

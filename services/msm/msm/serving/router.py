@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import json
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from pydantic import ValidationError
+
+from mlife_shared.app import SessionDep, StoreDep
+from mlife_shared.auth import Tester, Viewer
+from mlife_shared.errors import PayloadTooLarge, Unprocessable
+from msm.serving import service
+from msm.serving.schemas import FeedbackRequest, FeedbackResponse, PredictRequest, PredictResponse
+
+router = APIRouter(tags=["serving"])
+
+
+async def _body(request: Request) -> bytes:
+    limit = request.app.state.settings.max_request_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the body is larger than {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the body is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse(raw: bytes, model: type) -> object:
+    try:
+        return model.model_validate(json.loads(raw))
+    except (ValueError, UnicodeDecodeError) as exc:
+        if isinstance(exc, ValidationError):
+            raise Unprocessable([{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]) from exc
+        raise Unprocessable(f"the body is not JSON: {exc}") from exc
+
+
+@router.post("/serve/{deployment}/predict", response_model=PredictResponse,
+             openapi_extra={"requestBody": {"content": {"application/json": {
+                 "schema": PredictRequest.model_json_schema()}}}})
+async def predict(deployment: str, request: Request, store: StoreDep, _: Viewer) -> Response:
+    """Predict with a live deployment (by name or id): one sample or a batch, validated against the model."""
+    body = _parse(await _body(request), PredictRequest)
+    result = await service.predict(request.app.state.serving, store, deployment,
+                                   body.model_dump())  # type: ignore[attr-defined]
+    return Response(json.dumps(result), media_type="application/json")
+
+
+@router.post("/serve/{deployment}/feedback", status_code=201,
+             openapi_extra={"requestBody": {"content": {"application/json": {
+                 "schema": FeedbackRequest.model_json_schema()}}}})
+async def feedback(deployment: str, request: Request, session: SessionDep, store: StoreDep,
+                   _: Tester) -> FeedbackResponse:
+    """Flag a served prediction as wrong: the input is kept and `serving.feedback` goes to BAM."""
+    body = _parse(await _body(request), FeedbackRequest)
+    row, version = await service.feedback(session, request.app.state.serving, store, request.app.state.settings,
+                                          deployment, body)  # type: ignore[arg-type]
+    return FeedbackResponse(id=row.id, deployment_id=row.deployment_id, model_name=version.name,
+                            model_version=version.version, input_ref=row.input_ref)
+
+
+@router.get("/serve/{deployment}/stats")
+async def stats(deployment: str, request: Request, _: Viewer) -> dict[str, object]:
+    """Latency per version served by this API process (p50/p90/p99 over the last 10 000 requests)."""
+    registry = request.app.state.serving
+    view = await registry.resolve(deployment, live_only=False)
+    out = {f"{name}:{version}": lat.summary() for (name, version), lat in registry.latency.items()
+           if name == view.name}
+    batches = {str(v.id): {"batches": m.batcher.batches, "rows": m.batcher.rows}
+               for v in view.primaries + view.shadows if (m := registry.models.get(v.id)) is not None}
+    return {"deployment_id": str(view.id), "latency": out, "batching": batches}

@@ -1,0 +1,267 @@
+"""Where predictions run: the API process. Deployments are read from the database (cached for
+`serving_refresh_seconds`), their ONNX versions loaded into onnxruntime on first use and kept per
+version; concurrent requests to one version are micro-batched into one `session.run`.
+
+In the embedded mode (`python -m msm all`) the deployer and the API share a process; when split, the
+worker's deployer only proves that every version loads and marks the deployment live, and each API
+replica loads the versions itself on the first request — so any number of API replicas serve, and a
+rollback is seen by all within the refresh time. Loaded versions stay until the process stops."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+import uuid
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlife_shared.db import Database
+from mlife_shared.errors import Conflict, NotFound
+from mlife_shared.objectstore import ObjectStore
+from msm.config import Settings
+from msm.deployment.models import Deployment
+from msm.deployment.repository import DeploymentRepository
+from msm.registry.models import ModelVersion
+from msm.registry.repository import RegistryRepository
+from msm.registry.service import download
+
+
+class DeploymentNotServing(NotFound):
+    """No live deployment by that name or id."""
+
+
+@dataclass(frozen=True)
+class VersionView:
+    id: uuid.UUID
+    name: str
+    version: str
+    object_key: str
+    signature: dict[str, Any]
+    weight: float
+    role: str
+
+
+@dataclass
+class DeploymentView:
+    id: uuid.UUID
+    name: str
+    function: str | None
+    target: str
+    status: str
+    primaries: list[VersionView]
+    shadows: list[VersionView]
+    loaded_at: float = field(default_factory=time.monotonic)
+
+    def pick(self) -> VersionView:
+        if len(self.primaries) == 1:
+            return self.primaries[0]
+        return random.choices(self.primaries, weights=[v.weight for v in self.primaries])[0]
+
+    def version(self, version_id: uuid.UUID) -> VersionView | None:
+        return next((v for v in self.primaries + self.shadows if v.id == version_id), None)
+
+
+class Batcher:
+    """Requests to one session queue here; one loop drains the queue into batches of up to `max_rows`
+    rows, concatenated along the batch axis, run once, and split back."""
+
+    def __init__(self, session: Any, batchable: bool, max_rows: int, wait_ms: float) -> None:
+        self.session = session
+        self.batchable = batchable
+        self.max_rows = max_rows
+        self.wait = wait_ms / 1000.0
+        self.queue: asyncio.Queue[tuple[dict[str, np.ndarray], int, asyncio.Future[list[np.ndarray]]]] = \
+            asyncio.Queue()
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ort")
+        self.task: asyncio.Task[None] | None = None
+        self.batches = 0
+        self.rows = 0
+
+    async def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        if self.task is None:
+            self.task = asyncio.create_task(self._loop())
+        future: asyncio.Future[list[np.ndarray]] = asyncio.get_running_loop().create_future()
+        self.queue.put_nowait((feeds, next(iter(feeds.values())).shape[0], future))
+        return await future
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            first = await self.queue.get()
+            items = [first]
+            rows = first[1]
+            if self.batchable:
+                if self.wait and self.queue.empty():
+                    await asyncio.sleep(self.wait)
+                while rows < self.max_rows and not self.queue.empty():
+                    nxt = self.queue.get_nowait()
+                    items.append(nxt)
+                    rows += nxt[1]
+            for group in _compatible(items) if len(items) > 1 else [items]:
+                await self._run_group(loop, group)
+
+    async def _run_group(self, loop: asyncio.AbstractEventLoop, group: list[Any]) -> None:
+        try:
+            if len(group) == 1:
+                feeds = group[0][0]
+            else:
+                feeds = {k: np.concatenate([g[0][k] for g in group]) for k in group[0][0]}
+            outputs = await loop.run_in_executor(self.executor, self.session.run, None, feeds)
+            self.batches += 1
+            self.rows += sum(g[1] for g in group)
+        except Exception as exc:  # noqa: BLE001 - every waiter gets the failure
+            for _, _, future in group:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        start = 0
+        for _, rows, future in group:
+            if not future.done():
+                future.set_result([o[start:start + rows] if len(group) > 1 else o for o in outputs])
+            start += rows
+
+    def close(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _compatible(items: list[Any]) -> list[list[Any]]:
+    """Group requests whose inputs agree on every axis but the first (symbolic dims may differ)."""
+    groups: dict[tuple[Any, ...], list[Any]] = {}
+    for item in items:
+        key = tuple((k, v.shape[1:]) for k, v in sorted(item[0].items()))
+        groups.setdefault(key, []).append(item)
+    return list(groups.values())
+
+
+@dataclass
+class LoadedModel:
+    version: VersionView
+    session: Any
+    batcher: Batcher
+    output_names: list[str]
+
+
+class Latency:
+    def __init__(self, size: int = 10_000) -> None:
+        self.samples: deque[float] = deque(maxlen=size)
+        self.count = 0
+
+    def add(self, seconds: float) -> None:
+        self.samples.append(seconds)
+        self.count += 1
+
+    def summary(self) -> dict[str, float | int]:
+        if not self.samples:
+            return {"count": self.count}
+        values = np.asarray(self.samples) * 1000
+        return {"count": self.count, "p50_ms": float(np.percentile(values, 50)),
+                "p90_ms": float(np.percentile(values, 90)), "p99_ms": float(np.percentile(values, 99)),
+                "mean_ms": float(values.mean())}
+
+
+class ServingRegistry:
+    def __init__(self, db: Database, settings: Settings, store: ObjectStore) -> None:
+        self.db = db
+        self.settings = settings
+        self.store = store
+        self.cache_dir = Path(settings.home) / "serving-cache"
+        self.views: dict[str, DeploymentView] = {}
+        self.models: dict[uuid.UUID, LoadedModel] = {}
+        self.locks: dict[uuid.UUID, asyncio.Lock] = {}
+        self.latency: dict[tuple[str, str], Latency] = {}
+        self.threads = settings.intra_op_threads or os.cpu_count() or 1
+        self.background: set[asyncio.Task[Any]] = set()
+        self.histogram: Any = None
+
+    async def resolve(self, ref: str, *, live_only: bool = True) -> DeploymentView:
+        view = self.views.get(ref)
+        if view is not None and time.monotonic() - view.loaded_at < self.settings.serving_refresh_seconds:
+            if view.status == "live" or not live_only:
+                return view
+        view = await self._read(ref)
+        if view is None:
+            self.views.pop(ref, None)
+            raise DeploymentNotServing(f"no live deployment {ref!r}")
+        self.views[ref] = view
+        if live_only and view.status != "live":
+            raise DeploymentNotServing(f"deployment {ref!r} is {view.status}, not live")
+        if view.target != "local":
+            raise Conflict(f"deployment {ref!r} targets {view.target}; only local deployments are served here")
+        return view
+
+    async def _read(self, ref: str) -> DeploymentView | None:
+        async with self.db.transaction() as session:
+            repo = DeploymentRepository(session)
+            try:
+                deployment: Deployment | None = await repo.get(uuid.UUID(ref))
+            except ValueError:
+                deployment = await repo.live_by_name(ref)
+            if deployment is None:
+                return None
+            ids = [uuid.UUID(v["model_version_id"]) for v in deployment.versions]
+            rows: dict[uuid.UUID, ModelVersion] = await RegistryRepository(session).versions(ids)
+            views = [VersionView(id=i, name=rows[i].name, version=rows[i].version, object_key=rows[i].object_key,
+                                 signature=rows[i].signature, weight=float(v["weight"]), role=v["role"])
+                     for i, v in zip(ids, deployment.versions, strict=True)]
+            return DeploymentView(id=deployment.id, name=deployment.name, function=deployment.function,
+                                  target=deployment.target, status=deployment.status,
+                                  primaries=[v for v in views if v.role == "primary"],
+                                  shadows=[v for v in views if v.role == "shadow"])
+
+    async def model(self, version: VersionView) -> LoadedModel:
+        loaded = self.models.get(version.id)
+        if loaded is not None:
+            return loaded
+        lock = self.locks.setdefault(version.id, asyncio.Lock())
+        async with lock:
+            if version.id not in self.models:
+                self.models[version.id] = await self._load(version)
+        return self.models[version.id]
+
+    async def _load(self, version: VersionView) -> LoadedModel:
+        import onnxruntime as ort
+
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        path = self.cache_dir / f"{version.id}.onnx"
+        if not path.exists():
+            partial = path.with_suffix(f".{uuid.uuid4().hex}.part")
+            await download(self.store, version.object_key, partial)
+            os.replace(partial, path)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        session = await asyncio.to_thread(ort.InferenceSession, str(path), sess_options=options,
+                                          providers=["CPUExecutionProvider"])
+        inputs = version.signature.get("inputs", [])
+        outputs = version.signature.get("outputs", [])
+        batchable = bool(inputs) and all(t["shape"] and not isinstance(t["shape"][0], int)
+                                         for t in inputs + outputs)
+        batcher = Batcher(session, batchable, self.settings.max_batch_size, self.settings.batch_wait_ms)
+        return LoadedModel(version, session, batcher, [o.name for o in session.get_outputs()])
+
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    def record(self, deployment: str, version: str, seconds: float) -> None:
+        self.latency.setdefault((deployment, version), Latency()).add(seconds)
+        if self.histogram is not None:
+            self.histogram.labels(deployment, version).observe(seconds)
+
+    async def close(self) -> None:
+        for task in list(self.background):
+            task.cancel()
+        for loaded in self.models.values():
+            loaded.batcher.close()
+        self.models.clear()

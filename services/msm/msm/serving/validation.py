@@ -1,0 +1,77 @@
+"""JSON inputs → NumPy arrays checked against the model's signature (names, rank, fixed dims, dtype)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from mlife_shared.errors import PayloadTooLarge, Unprocessable
+
+
+class InvalidInput(Unprocessable):
+    """The input does not match the model's signature."""
+
+
+def _count(value: Any, limit: int) -> int:
+    """Elements of a nested list, stopping early past `limit` (so a huge body is refused cheaply)."""
+    stack, total = [value], 0
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        else:
+            total += 1
+            if total > limit:
+                raise PayloadTooLarge(f"the input has more than {limit} elements")
+    return total
+
+
+def to_arrays(inputs: dict[str, Any], signature: dict[str, Any], *, max_elements: int) -> tuple[dict[str, np.ndarray], bool]:
+    """The model's inputs as arrays with a batch dimension, and whether the request was a batch."""
+    expected = {t["name"]: t for t in signature.get("inputs", [])}
+    if not isinstance(inputs, dict) or not inputs:
+        raise InvalidInput(f"`inputs` must be an object with the model's inputs: {sorted(expected)}")
+    missing, extra = sorted(set(expected) - set(inputs)), sorted(set(inputs) - set(expected))
+    if missing or extra:
+        raise InvalidInput({"missing": missing, "unexpected": extra, "expected": sorted(expected)})
+    budget = max_elements
+    arrays: dict[str, np.ndarray] = {}
+    batch_flags = set()
+    for name, spec in expected.items():
+        budget -= _count(inputs[name], budget)
+        dtype = spec["dtype"]
+        if dtype.startswith("onnx:"):
+            raise InvalidInput(f"input {name!r} has a type ({dtype}) the JSON API cannot carry")
+        try:
+            array = np.asarray(inputs[name], dtype=np.dtype(dtype))
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise InvalidInput(f"input {name!r} is not a rectangular array of {dtype}: {exc}") from exc
+        if array.dtype == object:
+            raise InvalidInput(f"input {name!r} is not a rectangular array of {dtype}")
+        if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
+            raise InvalidInput(f"input {name!r} contains NaN or infinity")
+        shape = spec["shape"]
+        batched = not isinstance(shape[0], int) if shape else False
+        if batched and array.ndim == len(shape) - 1:
+            array, is_batch = array[np.newaxis, ...], False
+        elif array.ndim == len(shape):
+            is_batch = True
+        else:
+            raise InvalidInput(f"input {name!r} has rank {array.ndim}; the model takes {len(shape)}"
+                               + (f" (or {len(shape) - 1} for one sample)" if batched else "") + f", shape {shape}")
+        for axis, (got, want) in enumerate(zip(array.shape, shape, strict=True)):
+            if isinstance(want, int) and got != want:
+                raise InvalidInput(f"input {name!r} has {got} at axis {axis}; the model takes {want} (shape {shape})")
+        if array.shape[0] == 0:
+            raise InvalidInput(f"input {name!r} is an empty batch")
+        arrays[name] = array
+        batch_flags.add(is_batch)
+    sizes = {a.shape[0] for a in arrays.values()}
+    if len(sizes) > 1 or len(batch_flags) > 1:
+        raise InvalidInput("all inputs must have the same batch size")
+    return arrays, batch_flags.pop()
+
+
+def to_json(value: np.ndarray) -> Any:
+    return value.tolist()

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mlife_shared.db import utcnow
+from msm.testing.models import BadcaseOutcome, TestingResult
+
+
+class TestingRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def by_task(self, task_id: uuid.UUID) -> TestingResult | None:
+        return await self.session.scalar(select(TestingResult).where(TestingResult.task_id == task_id))
+
+    async def add(self, row: TestingResult) -> None:
+        self.session.add(row)
+        await self.session.flush()
+
+    async def results(self, model_name: str, model_version: str) -> Sequence[TestingResult]:
+        return (await self.session.scalars(
+            select(TestingResult).where(TestingResult.model_name == model_name,
+                                        TestingResult.model_version == model_version)
+            .order_by(TestingResult.created_at.desc()))).all()
+
+    async def latest_on(self, model_name: str, model_version: str, dataset_id: uuid.UUID) -> TestingResult | None:
+        return await self.session.scalar(
+            select(TestingResult).where(TestingResult.model_name == model_name,
+                                        TestingResult.model_version == model_version,
+                                        TestingResult.dataset_id == dataset_id)
+            .order_by(TestingResult.created_at.desc()).limit(1))
+
+    async def replace_outcomes(self, model_name: str, model_version: str, task_id: uuid.UUID,
+                               outcomes: dict[uuid.UUID, bool]) -> None:
+        """Upsert the latest outcome of each badcase for this model version (delete + insert: portable)."""
+        if not outcomes:
+            return
+        ids = list(outcomes)
+        for i in range(0, len(ids), 500):
+            await self.session.execute(delete(BadcaseOutcome).where(
+                BadcaseOutcome.model_name == model_name, BadcaseOutcome.model_version == model_version,
+                BadcaseOutcome.badcase_id.in_(ids[i:i + 500])))
+        now = utcnow()
+        self.session.add_all([BadcaseOutcome(model_name=model_name, model_version=model_version, badcase_id=b,
+                                             correct=c, task_id=task_id, updated_at=now)
+                              for b, c in outcomes.items()])
+        await self.session.flush()
+
+    async def outcomes(self, model_name: str, model_version: str) -> dict[uuid.UUID, bool]:
+        rows = await self.session.execute(
+            select(BadcaseOutcome.badcase_id, BadcaseOutcome.correct).where(
+                BadcaseOutcome.model_name == model_name, BadcaseOutcome.model_version == model_version))
+        return {b: c for b, c in rows.all()}
