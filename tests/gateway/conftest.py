@@ -10,14 +10,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.app import SPEC, _bootstrap_admin
+from gateway.app import _bootstrap_admin, create
 from gateway.config import Settings
-from mlife_shared.app import create_app
 from tests.backbone.conftest import wait_for
 from tests.conftest import free_port
+from tests.gateway.upstream_stub import upstream_stub
 
 SECRET = "gateway-test-secret-" + uuid.uuid4().hex
 ADMIN_TOKEN = "mlf_test_admin_token_" + uuid.uuid4().hex
+ADMIN_PASSWORD = "admin-password-" + uuid.uuid4().hex[:8]
 
 
 class Service:
@@ -63,9 +64,10 @@ async def gateway(make_database: Callable[[str], Awaitable[str]], bam_service: S
     closed = f"http://127.0.0.1:{free_port()}"
     settings = Settings(environment="test", database_url=db, nats_url=nats_url, identity_secret=SECRET,
                         home=tmp_path, bam_url=bam_service.url, dam_url=closed, mtt_url=closed, msm_url=closed,
-                        admin_token=ADMIN_TOKEN)
+                        admin_token=ADMIN_TOKEN, admin_password=ADMIN_PASSWORD, allowed_hosts=["gateway"])
     await _bootstrap_admin(settings)
-    app = create_app(SPEC, settings)
+    app = create(settings)
+    app.state.test_settings = settings
     async with app.router.lifespan_context(app):
 
         async def _nats_connected() -> bool:
@@ -74,3 +76,21 @@ async def gateway(make_database: Callable[[str], Awaitable[str]], bam_service: S
         await wait_for(_nats_connected, 20, "the gateway's NATS connection")
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway") as client:
             yield client
+
+
+@pytest.fixture
+async def edge(make_database: Callable[[str], Awaitable[str]], nats_url: str,
+               tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """The gateway with MTT played by the stub upstream, tight limits and a short timeout."""
+    db = await make_database("gateway.migrations")
+    closed = f"http://127.0.0.1:{free_port()}"
+    with upstream_stub() as stub:
+        settings = Settings(environment="test", database_url=db, nats_url=nats_url, identity_secret=SECRET,
+                            home=tmp_path, bam_url=closed, dam_url=stub, mtt_url=stub, msm_url=closed,
+                            admin_token=ADMIN_TOKEN, allowed_hosts=["gateway", "*.example.org"],
+                            upstream_timeout_seconds=0.5, max_body_bytes=1000, max_upload_bytes=100_000)
+        await _bootstrap_admin(settings)
+        app = create(settings)
+        async with app.router.lifespan_context(app):
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://gateway") as c:
+                yield c

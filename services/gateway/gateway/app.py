@@ -2,10 +2,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.middleware import Middleware
 
 from gateway.config import Settings
+from gateway.edge.middleware import AuthMiddleware, BodyLimitMiddleware, HostAllowListMiddleware
 from gateway.proxy.router import router as proxy_router
 from gateway.proxy.service import Upstreams
+from gateway.session.router import router as session_router
+from gateway.ui.router import router as ui_router
 from gateway.user.router import router as user_router
 from gateway.user.service import ensure_admin
 from mlife_shared.app import ServiceSpec, create_app
@@ -49,8 +53,8 @@ SPEC = ServiceSpec(
     description="One API for BAM, DAM, MTT and MSM; authentication and roles.",
     settings_cls=Settings,
     migrations="gateway.migrations",
-    routers=lambda: [user_router],
-    root_routers=lambda: [proxy_router],
+    routers=lambda: [session_router, user_router],
+    root_routers=lambda: [proxy_router, ui_router],
     has_worker=False,
     uses_object_store=False,
     extra_readiness=_readiness,
@@ -61,4 +65,12 @@ SPEC = ServiceSpec(
 
 
 def create(settings: Settings | None = None) -> FastAPI:
-    return create_app(SPEC, settings)
+    """The gateway app: the common service skeleton plus the edge. The edge middleware sits inside the
+    request-context middleware (so its refusals carry X-Request-ID) and outside the routes."""
+    settings = settings or Settings()
+    app = create_app(SPEC, settings)
+    # user_middleware[0] is the outermost; create_app added the request-context middleware there.
+    app.user_middleware += [Middleware(HostAllowListMiddleware, settings=settings),
+                            Middleware(BodyLimitMiddleware, settings=settings),
+                            Middleware(AuthMiddleware, settings=settings)]
+    return app

@@ -1,4 +1,4 @@
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
@@ -6,6 +6,17 @@ from pydantic_settings import SettingsConfigDict
 from mlife_shared.settings import ServiceSettings
 
 SERVICES = ("bam", "dam", "mtt", "msm")
+
+# Routes whose bodies may be large (files, bulk imports, model artifacts): streamed, never buffered,
+# limited by `max_upload_bytes`; every other body is limited by `max_body_bytes`.
+UPLOAD_ROUTES = (
+    r"^/api/dam/files$",
+    r"^/api/dam/documents(/[^/]+)?(/import)?$",
+    r"^/api/bam/badcases/with-data$",
+    r"^/api/bam/badcases/import$",
+    r"^/api/mtt/tasks/[^/]+/(model|logs|results)$",
+    r"^/api/msm/models(/[^/]+)?/(versions|upload)$",
+)
 
 
 class Settings(ServiceSettings):
@@ -19,8 +30,28 @@ class Settings(ServiceSettings):
     mtt_url: str = "http://127.0.0.1:8003"
     msm_url: str = "http://127.0.0.1:8004"
     upstream_timeout_seconds: float = 60.0
+    upstream_connect_timeout_seconds: float = 3.0
     admin_token: SecretStr | None = None
     admin_password: SecretStr | None = None
+    # Host-header allow-list: exact names, `*.example.org` for subdomains, or `*` for any.
+    allowed_hosts: list[str] = ["localhost", "127.0.0.1", "::1"]
+    max_body_bytes: int = 10 * 1024 * 1024
+    max_upload_bytes: int = 50 * 1024 * 1024 * 1024
+    upload_routes: list[str] = list(UPLOAD_ROUTES)
+    session_cookie_name: str = "mlife_session"
+    session_ttl_hours: float = 12.0
+    # None: Secure cookies outside development (browsers accept them on http://localhost too).
+    session_cookie_secure: bool | None = None
+    session_cookie_samesite: Literal["lax", "strict"] = "strict"
+    login_window_minutes: float = 15.0
+    login_max_failures_per_account: int = 5
+    login_max_failures_per_ip: int = 30
 
     def upstream(self, service: str) -> str:
         return str(getattr(self, f"{service}_url")).rstrip("/")
+
+    @property
+    def cookie_secure(self) -> bool:
+        if self.session_cookie_secure is not None:
+            return self.session_cookie_secure
+        return self.environment != "development"

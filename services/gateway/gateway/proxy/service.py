@@ -10,16 +10,20 @@ from typing import Any
 import httpx
 from fastapi import Request
 from starlette.background import BackgroundTask
-from starlette.responses import StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from gateway.config import SERVICES, Settings
-from mlife_shared.auth import IDENTITY_HEADER, Identity, sign_identity
-from mlife_shared.errors import MLifeError, NotFound, ServiceUnavailable
+from mlife_shared.errors import MLifeError, NotFound, PayloadTooLarge, ServiceUnavailable
 
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-              "transfer-encoding", "upgrade", "host", "authorization", "cookie",
-              IDENTITY_HEADER.lower()}
-PUBLIC_PATHS = {"healthz", "readyz"}
+              "transfer-encoding", "upgrade", "host", "authorization", "cookie", "x-csrf-token",
+              "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-request-id"}
+# Upstream error bodies are read (up to this size) to make sure they carry {"error", "detail"}.
+MAX_ERROR_BODY = 256 * 1024
+_ERROR_NAMES = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
+                405: "MethodNotAllowed", 409: "Conflict", 413: "PayloadTooLarge", 415: "UnsupportedMediaType",
+                422: "Unprocessable", 429: "TooManyRequests", 500: "InternalServerError", 502: "BadGateway",
+                503: "ServiceUnavailable", 504: "GatewayTimeout"}
 
 
 class GatewayTimeout(MLifeError):
@@ -31,7 +35,10 @@ class GatewayTimeout(MLifeError):
 class Upstreams:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.client = httpx.AsyncClient(timeout=httpx.Timeout(settings.upstream_timeout_seconds, connect=3.0),
+        # `read` bounds the wait for each chunk (and for the response head), not the whole transfer:
+        # a long upload or download keeps going as long as bytes move.
+        timeout = httpx.Timeout(settings.upstream_timeout_seconds, connect=settings.upstream_connect_timeout_seconds)
+        self.client = httpx.AsyncClient(timeout=timeout,
                                         limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
                                         follow_redirects=False)
 
@@ -43,27 +50,34 @@ class Upstreams:
             raise NotFound(f"no service {service!r}; the services are {', '.join(SERVICES)}")
         return self.settings.upstream(service)
 
-    async def forward(self, request: Request, service: str, path: str, identity: Identity | None) -> StreamingResponse:
+    async def forward(self, request: Request, service: str, path: str) -> Response:
+        """Streams the body up and the answer down. The identity header was signed by the edge
+        middleware (any client-sent one was dropped there)."""
         url = f"{self.base(service)}/api/{service}/{path}"
         headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
-        if identity is not None:
-            token = sign_identity(identity, self.settings.identity_secret.get_secret_value(),
-                                  ttl_seconds=self.settings.identity_ttl_seconds)
-            headers.append((IDENTITY_HEADER, token))
-        client_host = request.client.host if request.client else ""
-        headers.append(("x-forwarded-for", client_host))
+        headers.append(("x-forwarded-for", request.client.host if request.client else ""))
+        headers.append(("x-forwarded-proto", request.url.scheme))
+        if host := request.headers.get("host"):
+            headers.append(("x-forwarded-host", host))
         if rid := request.scope.get("state", {}).get("request_id"):
-            headers = [(k, v) for k, v in headers if k.lower() != "x-request-id"] + [("x-request-id", rid)]
+            headers.append(("x-request-id", rid))
         has_body = "content-length" in request.headers or "transfer-encoding" in request.headers
         upstream = self.client.build_request(request.method, url, params=request.url.query or None,
                                              headers=headers, content=request.stream() if has_body else None)
         try:
             response = await self.client.send(upstream, stream=True)
-        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ConnectTimeout) as exc:
+        except PayloadTooLarge:
+            raise
+        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise ServiceUnavailable(f"the {service} service is unavailable; retry in a moment") from exc
         except httpx.TimeoutException as exc:
-            raise GatewayTimeout(f"the {service} service did not answer in time") from exc
+            raise GatewayTimeout(f"the {service} service did not answer within "
+                                 f"{self.settings.upstream_timeout_seconds:g} s") from exc
+        except httpx.HTTPError as exc:
+            raise BadGateway(f"the {service} service broke the connection ({type(exc).__name__})") from exc
         out_headers = {k: v for k, v in response.headers.items() if k.lower() not in HOP_BY_HOP}
+        if response.status_code >= 400:
+            return await _error_response(service, response, out_headers)
         return StreamingResponse(response.aiter_raw(), status_code=response.status_code, headers=out_headers,
                                  background=BackgroundTask(response.aclose))
 
@@ -113,6 +127,45 @@ class Upstreams:
         if unavailable:
             merged["info"]["x-mlife-unavailable"] = unavailable
         return merged
+
+
+class BadGateway(MLifeError):
+    """The service answered with something that is not HTTP."""
+
+    status_code = 502
+
+
+async def _error_response(service: str, response: httpx.Response, headers: dict[str, str]) -> Response:
+    """An upstream error in the `{"error", "detail"}` shape: passed through as is when it has it,
+    wrapped otherwise (a proxy's HTML 502, a plain-text 500, FastAPI's bare `{"detail"}`)."""
+    body = bytearray()
+    try:
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) > MAX_ERROR_BODY:
+                break
+    except httpx.HTTPError:
+        pass
+    finally:
+        await response.aclose()
+    for name in ("content-length", "content-encoding", "content-type"):
+        headers.pop(name, None)
+    status = response.status_code
+    try:
+        parsed = json.loads(bytes(body)) if len(body) <= MAX_ERROR_BODY else None
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict) and "error" in parsed and "detail" in parsed:
+        return JSONResponse(parsed, status_code=status, headers=headers)
+    if isinstance(parsed, dict) and set(parsed) == {"detail"}:
+        detail = parsed["detail"]
+    elif parsed is not None:
+        detail = parsed
+    else:
+        text = bytes(body[:2000]).decode("utf-8", "replace").strip()
+        detail = f"the {service} service answered {status}" + (f": {text}" if text else "")
+    return JSONResponse({"error": _ERROR_NAMES.get(status, "UpstreamError"), "detail": detail},
+                        status_code=status, headers=headers)
 
 
 def _rename_clashing(doc: dict[str, Any], existing: dict[str, Any], *, prefix: str) -> dict[str, Any]:

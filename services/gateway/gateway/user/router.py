@@ -1,12 +1,72 @@
-from fastapi import APIRouter
+import uuid
 
-from gateway.user.dependencies import Authenticated
-from gateway.user.schemas import Me
+from fastapi import APIRouter, Request, Response
+
+from gateway.user import service
+from gateway.user.exceptions import InvalidCredentials, UserNotFound
+from gateway.user.repository import UserRepository
+from gateway.user.schemas import Me, PasswordChange, TokenCreate, TokenCreated, TokenRead, UserCreate, UserRead, UserUpdate
+from mlife_shared.app import SessionDep
+from mlife_shared.auth import Maintainer, Viewer
 
 router = APIRouter(tags=["users"])
 
 
 @router.get("/me")
-async def me(identity: Authenticated) -> Me:
-    """Who the token belongs to, and its role."""
-    return Me(id=identity.user_id, username=identity.username, role=identity.role)
+async def me(identity: Viewer, request: Request) -> Me:
+    """Who is calling, their role, and (for a browser session) the CSRF token."""
+    return Me(id=identity.user_id, username=identity.username, role=identity.role,
+              csrf_token=request.scope.get("state", {}).get("csrf_token"))
+
+
+@router.post("/me/password", status_code=204, response_class=Response)
+async def change_password(body: PasswordChange, identity: Viewer, session: SessionDep) -> Response:
+    """Change your own password (closes your other browser sessions)."""
+    user = await UserRepository(session).get(identity.user_id)
+    if user is None:
+        raise UserNotFound()
+    if not await service.verify_password(user.password_hash, body.current_password):
+        raise InvalidCredentials("the current password is wrong")
+    await service.update_user(session, user.id, role=None, disabled=None, password=body.new_password)
+    return Response(status_code=204)
+
+
+@router.get("/tokens")
+async def list_tokens(identity: Viewer, session: SessionDep) -> list[TokenRead]:
+    """Your API tokens (never their secrets)."""
+    return [TokenRead.model_validate(t) for t in await service.list_tokens(session, identity.user_id)]
+
+
+@router.post("/tokens", status_code=201)
+async def create_token(body: TokenCreate, identity: Viewer, session: SessionDep) -> TokenCreated:
+    """A new API token for you; the secret is in this answer only."""
+    row, secret = await service.create_token(session, identity.user_id, body.name)
+    return TokenCreated(**TokenRead.model_validate(row).model_dump(), token=secret)
+
+
+@router.delete("/tokens/{token_id}", status_code=204, response_class=Response)
+async def revoke_token(token_id: uuid.UUID, identity: Viewer, session: SessionDep) -> Response:
+    """Revoke one of your API tokens; it stops working at once."""
+    await service.revoke_token(session, identity.user_id, token_id)
+    return Response(status_code=204)
+
+
+@router.get("/users")
+async def list_users(_: Maintainer, session: SessionDep) -> list[UserRead]:
+    """Every user with their role (maintainers)."""
+    return [UserRead.model_validate(u) for u in await service.list_users(session)]
+
+
+@router.post("/users", status_code=201)
+async def create_user(body: UserCreate, _: Maintainer, session: SessionDep) -> UserRead:
+    """Create a user with a role (maintainers)."""
+    user = await service.create_user(session, username=body.username, password=body.password, role=body.role)
+    return UserRead.model_validate(user)
+
+
+@router.patch("/users/{user_id}")
+async def update_user(user_id: uuid.UUID, body: UserUpdate, _: Maintainer, session: SessionDep) -> UserRead:
+    """Change a user's role, disable or re-enable them, or set a new password (maintainers)."""
+    user = await service.update_user(session, user_id, role=body.role, disabled=body.disabled,
+                                     password=body.password)
+    return UserRead.model_validate(user)

@@ -1,26 +1,35 @@
 """Users and API tokens. Tokens are random (256 bits) and stored as their SHA-256: a slow hash adds
-nothing to a secret that cannot be guessed, and the lookup stays one indexed read."""
+nothing to a secret that cannot be guessed, and the lookup stays one indexed read. Passwords are
+argon2id (argon2-cffi's defaults)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.user.exceptions import InvalidToken, WeakSecret
+from gateway.user.exceptions import (InvalidToken, LastMaintainer, TokenNotFound, UsernameTaken, UserNotFound,
+                                     WeakSecret)
 from gateway.user.models import ApiToken, User
-from gateway.user.repository import ApiTokenRepository, UserRepository
-from mlife_shared.auth import Identity
+from gateway.user.repository import ApiTokenRepository, UserRepository, UserSessionRepository
+from mlife_shared.auth import Identity, Role
 from mlife_shared.db import utcnow
 
 TOKEN_PREFIX = "mlf_"
 MIN_TOKEN_LENGTH = 24
 MIN_PASSWORD_LENGTH = 12
+MAX_PASSWORD_LENGTH = 1024
 ADMIN_USERNAME = "admin"
 _hasher = PasswordHasher()
+# Verified against when the user does not exist, so a wrong name costs the same time as a wrong password.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
 
 def hash_token(token: str) -> str:
@@ -29,6 +38,29 @@ def hash_token(token: str) -> str:
 
 def new_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def check_password_strength(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise WeakSecret(f"the password must be at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise WeakSecret(f"the password must be at most {MAX_PASSWORD_LENGTH} characters")
+
+
+async def hash_password(password: str) -> str:
+    return await asyncio.to_thread(_hasher.hash, password)
+
+
+async def verify_password(password_hash: str | None, password: str) -> bool:
+    """argon2 costs tens of milliseconds of CPU: run it off the event loop."""
+
+    def _verify() -> bool:
+        try:
+            return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        except (VerificationError, InvalidHashError):
+            return False
+
+    return await asyncio.to_thread(_verify)
 
 
 @dataclass
@@ -61,6 +93,10 @@ async def ensure_admin(session: AsyncSession, *, token: str | None, password: st
                           password=password if generated_password else None)
 
 
+def identity_of(user: User) -> Identity:
+    return Identity(user_id=user.id, username=user.username, role=user.role)  # type: ignore[arg-type]
+
+
 async def authenticate_token(session: AsyncSession, token: str) -> Identity:
     row = await ApiTokenRepository(session).get_active_by_hash(hash_token(token))
     if row is None or row.user.disabled_at is not None:
@@ -68,4 +104,64 @@ async def authenticate_token(session: AsyncSession, token: str) -> Identity:
     now = utcnow()
     if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
         row.last_used_at = now
-    return Identity(user_id=row.user.id, username=row.user.username, role=row.user.role)  # type: ignore[arg-type]
+    return identity_of(row.user)
+
+
+# --- users (maintainers) --------------------------------------------------------------------------
+
+async def list_users(session: AsyncSession) -> Sequence[User]:
+    return await UserRepository(session).list()
+
+
+async def create_user(session: AsyncSession, *, username: str, password: str, role: Role) -> User:
+    check_password_strength(password)
+    users = UserRepository(session)
+    if await users.get_by_username(username) is not None:
+        raise UsernameTaken(f"a user named {username!r} exists")
+    return await users.add(User(username=username, role=role, password_hash=await hash_password(password)))
+
+
+async def update_user(session: AsyncSession, user_id: uuid.UUID, *, role: Role | None, disabled: bool | None,
+                      password: str | None) -> User:
+    users = UserRepository(session)
+    user = await users.get(user_id)
+    if user is None:
+        raise UserNotFound(f"no user {user_id}")
+    losing_maintainer = user.role == "maintainer" and user.disabled_at is None and (
+        (role is not None and role != "maintainer") or disabled is True)
+    if losing_maintainer and await users.count_active_maintainers() <= 1:
+        raise LastMaintainer(f"{user.username} is the last active maintainer: promote another user first")
+    if role is not None:
+        user.role = role
+    if disabled is True and user.disabled_at is None:
+        user.disabled_at = utcnow()
+        await UserSessionRepository(session).delete_for_user(user.id)
+    elif disabled is False:
+        user.disabled_at = None
+    if password is not None:
+        check_password_strength(password)
+        user.password_hash = await hash_password(password)
+        await UserSessionRepository(session).delete_for_user(user.id)
+    await session.flush()
+    return user
+
+
+# --- API tokens (each user their own) -------------------------------------------------------------
+
+async def create_token(session: AsyncSession, user_id: uuid.UUID, name: str) -> tuple[ApiToken, str]:
+    secret = new_token()
+    row = await ApiTokenRepository(session).add(ApiToken(user_id=user_id, name=name, token_hash=hash_token(secret)))
+    return row, secret
+
+
+async def list_tokens(session: AsyncSession, user_id: uuid.UUID) -> Sequence[ApiToken]:
+    return await ApiTokenRepository(session).list_for_user(user_id)
+
+
+async def revoke_token(session: AsyncSession, user_id: uuid.UUID, token_id: uuid.UUID) -> None:
+    row = await ApiTokenRepository(session).get_for_user(token_id, user_id)
+    if row is None:
+        raise TokenNotFound(f"you have no API token {token_id}")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        await session.flush()

@@ -1,0 +1,182 @@
+"""The gateway's edge, as pure ASGI middleware (nothing here reads a body into memory):
+Host-header allow-list, request-size limits per route class, and authentication (API token or
+session cookie + CSRF) that replaces any client-sent identity with a freshly signed one."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.config import SERVICES, Settings
+from gateway.session.service import authenticate_session
+from gateway.user.service import authenticate_token
+from mlife_shared.auth import IDENTITY_HEADER, sign_identity
+from mlife_shared.errors import MLifeError, PayloadTooLarge, Unauthorized
+
+CSRF_HEADER = "x-csrf-token"
+_IDENTITY = IDENTITY_HEADER.lower().encode()
+_SVC = "|".join(("gateway", *SERVICES))
+# The short public allow-list: health, login, the UI's static files. Everything else needs a role.
+PUBLIC = [
+    ("GET", re.compile(rf"^(/api/({_SVC}))?/(healthz|readyz)$")),
+    ("HEAD", re.compile(rf"^(/api/({_SVC}))?/(healthz|readyz)$")),
+    ("POST", re.compile(r"^/api/gateway/login$")),
+    ("GET", re.compile(r"^/(ui/[A-Za-z0-9_./-]+)?$")),
+    ("GET", re.compile(r"^/favicon\.ico$")),
+]
+
+
+def is_public(method: str, path: str) -> bool:
+    return any(m == method and rx.match(path) for m, rx in PUBLIC)
+
+
+async def send_error(send: Send, status: int, error: str, detail: Any, headers: dict[str, str] | None = None) -> None:
+    body = json.dumps({"error": error, "detail": detail}).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for k, v in scope.get("headers", []):
+        if k.lower() == name:
+            return v.decode("latin-1")
+    return None
+
+
+class HostAllowListMiddleware:
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.any = "*" in settings.allowed_hosts
+        self.exact = {h.lower().strip("[]") for h in settings.allowed_hosts if not h.startswith("*")}
+        self.suffixes = tuple(h[1:].lower() for h in settings.allowed_hosts if h.startswith("*."))
+
+    def allowed(self, host: str) -> bool:
+        host = host.strip().lower()
+        name = host[1:].split("]", 1)[0] if host.startswith("[") else host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+        return self.any or name in self.exact or (bool(self.suffixes) and name.endswith(self.suffixes))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            host = _header(scope, b"host")
+            if not host or not self.allowed(host):
+                await send_error(send, 400, "InvalidHost", "this Host header is not served here: add it to "
+                                 "MLIFE_GATEWAY_ALLOWED_HOSTS")
+                return
+        await self.app(scope, receive, send)
+
+
+class BodyTooLarge(PayloadTooLarge):
+    """The request body is larger than this route accepts."""
+
+
+class BodyLimitMiddleware:
+    """Refuses a declared Content-Length over the limit at once; counts streamed (chunked) bodies and
+    stops them the moment they pass it. Upload routes have their own, larger, limit."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+        self.upload_routes = [re.compile(p) for p in settings.upload_routes]
+
+    def limit(self, path: str) -> int:
+        if any(rx.match(path) for rx in self.upload_routes):
+            return self.settings.max_upload_bytes
+        return self.settings.max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit(scope["path"])
+        declared = _header(scope, b"content-length")
+        if declared is not None:
+            if not declared.strip().isdigit():
+                await send_error(send, 400, "BadRequest", "Content-Length must be a non-negative integer")
+                return
+            if int(declared) > limit:
+                await send_error(send, 413, "PayloadTooLarge", f"the body is {int(declared)} bytes; this route "
+                                 f"accepts at most {limit}")
+                return
+        received = 0
+
+        async def _receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(f"the body passed {limit} bytes, the most this route accepts")
+            return message
+
+        await self.app(scope, _receive, send)
+
+
+class AuthMiddleware:
+    """Every non-public request is authenticated here, before routing: `Authorization: Bearer <API
+    token>` or the session cookie (with `X-CSRF-Token` on mutating methods). The caller's identity is
+    then signed into `X-MLife-Identity` for the gateway's own routes and for the proxied service."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+        self.cookie = settings.session_cookie_name
+
+    def _cookie(self, scope: Scope) -> str | None:
+        raw = _header(scope, b"cookie")
+        if not raw:
+            return None
+        for part in raw.split(";"):
+            name, _, value = part.strip().partition("=")
+            if name == self.cookie and value:
+                return value
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() != _IDENTITY]
+        scope = dict(scope, headers=headers)
+        state = scope.setdefault("state", {})
+        method = scope.get("method", "GET")
+        if is_public(method, scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        try:
+            found = await self._authenticate(scope, method)
+        except MLifeError as exc:
+            await send_error(send, exc.status_code, type(exc).__name__, exc.message, exc.headers)
+            return
+        if found is None:
+            await send_error(send, 401, "Unauthorized", "authentication required: send 'Authorization: Bearer "
+                             "<API token>' or log in", {"WWW-Authenticate": "Bearer"})
+            return
+        identity, csrf = found
+        state["identity"], state["csrf_token"] = identity, csrf
+        signed = sign_identity(identity, self.settings.identity_secret.get_secret_value(),
+                               ttl_seconds=self.settings.identity_ttl_seconds)
+        headers.append((_IDENTITY, signed.encode()))
+        await self.app(scope, receive, send)
+
+    async def _authenticate(self, scope: Scope, method: str) -> tuple[Any, str | None] | None:
+        authorization = _header(scope, b"authorization")
+        cookie = self._cookie(scope)
+        if not authorization and not cookie:
+            return None
+        db = scope["app"].state.db
+        # A short transaction of its own: no session stays open while a body streams through.
+        async with db.transaction() as session:
+            if authorization:
+                scheme, _, token = authorization.partition(" ")
+                if scheme.lower() != "bearer" or not token.strip():
+                    raise Unauthorized("send 'Authorization: Bearer <API token>'",
+                                       headers={"WWW-Authenticate": "Bearer"})
+                return await authenticate_token(session, token.strip()), None
+            assert cookie is not None
+            return await authenticate_session(session, cookie, method=method,
+                                              csrf_header=_header(scope, CSRF_HEADER.encode()))

@@ -1,0 +1,39 @@
+from fastapi import APIRouter, Request, Response
+
+from gateway.config import Settings
+from gateway.session import service
+from gateway.session.schemas import LoginRequest, LoginResponse
+from mlife_shared.app import SessionDep
+from mlife_shared.auth import Viewer
+
+router = APIRouter(tags=["session"])
+
+
+def _client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+@router.post("/login", responses={401: {"description": "wrong user name or password"},
+                                  429: {"description": "too many failed logins"}})
+async def login(body: LoginRequest, request: Request, response: Response) -> LoginResponse:
+    """Log in with user name and password: sets the HttpOnly session cookie and returns the CSRF token
+    to send as `X-CSRF-Token` on mutating requests."""
+    settings: Settings = request.app.state.settings
+    result = await service.login(request.app.state.db, settings, username=body.username, password=body.password,
+                                 ip=_client_ip(request))
+    response.set_cookie(settings.session_cookie_name, result.cookie_value, max_age=result.max_age, path="/",
+                        httponly=True, secure=settings.cookie_secure, samesite=settings.session_cookie_samesite)
+    i = result.identity
+    return LoginResponse(id=i.user_id, username=i.username, role=i.role, csrf_token=result.csrf_token)
+
+
+@router.post("/logout", status_code=204, response_class=Response)
+async def logout(_: Viewer, request: Request, session: SessionDep) -> Response:
+    """Close this browser session (API tokens are revoked under /tokens)."""
+    settings: Settings = request.app.state.settings
+    if cookie := request.cookies.get(settings.session_cookie_name):
+        await service.logout(session, cookie)
+    response = Response(status_code=204)
+    response.delete_cookie(settings.session_cookie_name, path="/", httponly=True, secure=settings.cookie_secure,
+                           samesite=settings.session_cookie_samesite)
+    return response

@@ -1,0 +1,16 @@
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.user.schemas import Me
+
+
+class LoginRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: Annotated[str, Field(min_length=1, max_length=100)]
+    password: Annotated[str, Field(min_length=1, max_length=1024)]
+
+
+class LoginResponse(Me):
+    pass

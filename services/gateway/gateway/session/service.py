@@ -1,0 +1,87 @@
+"""Browser sessions: login (rate-limited), the session cookie, CSRF tokens, logout.
+
+The rate limit lives in the database (`login_failure` rows): it holds across gateway replicas and
+restarts. A login is refused with 429 once an account has `login_max_failures_per_account` failures,
+or a client address `login_max_failures_per_ip`, inside `login_window_minutes`. A success clears the
+account's failures."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.config import Settings
+from gateway.user.exceptions import CsrfFailed, InvalidCredentials, InvalidSession, TooManyLoginAttempts
+from gateway.user.models import UserSession
+from gateway.user.repository import LoginFailureRepository, UserRepository, UserSessionRepository
+from gateway.user.service import hash_token, identity_of, verify_password
+from mlife_shared.auth import Identity
+from mlife_shared.db import Database, utcnow
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass
+class LoginResult:
+    identity: Identity
+    cookie_value: str
+    csrf_token: str
+    max_age: int
+
+
+async def _check_rate(session: AsyncSession, settings: Settings, username: str, ip: str) -> None:
+    since = utcnow() - timedelta(minutes=settings.login_window_minutes)
+    failures = LoginFailureRepository(session)
+    retry = {"Retry-After": str(int(settings.login_window_minutes * 60))}
+    if await failures.count_since(since, username=username) >= settings.login_max_failures_per_account:
+        raise TooManyLoginAttempts(f"too many failed logins for {username!r}; try again in "
+                                   f"{settings.login_window_minutes:g} minutes", headers=retry)
+    if await failures.count_since(since, ip=ip) >= settings.login_max_failures_per_ip:
+        raise TooManyLoginAttempts(f"too many failed logins from your address; try again in "
+                                   f"{settings.login_window_minutes:g} minutes", headers=retry)
+
+
+async def login(db: Database, settings: Settings, *, username: str, password: str, ip: str) -> LoginResult:
+    """Three short transactions: the rate check, then either the recorded failure (which must
+    survive the 401) or the new session."""
+    async with db.transaction() as session:
+        await _check_rate(session, settings, username, ip)
+        user = await UserRepository(session).get_by_username(username)
+        password_hash = user.password_hash if user is not None else None
+    ok = await verify_password(password_hash, password) and user is not None and user.disabled_at is None
+    if not ok:
+        async with db.transaction() as session:
+            failures = LoginFailureRepository(session)
+            await failures.prune(utcnow() - timedelta(minutes=settings.login_window_minutes))
+            await failures.add(username[:100], ip[:64])
+        raise InvalidCredentials()
+    assert user is not None
+    cookie_value, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    ttl = timedelta(hours=settings.session_ttl_hours)
+    async with db.transaction() as session:
+        await LoginFailureRepository(session).clear_account(username)
+        sessions = UserSessionRepository(session)
+        await sessions.delete_expired(utcnow())
+        await sessions.add(UserSession(user_id=user.id, token_hash=hash_token(cookie_value), csrf_token=csrf,
+                                       expires_at=utcnow() + ttl))
+    return LoginResult(identity=identity_of(user), cookie_value=cookie_value, csrf_token=csrf,
+                       max_age=int(ttl.total_seconds()))
+
+
+async def authenticate_session(session: AsyncSession, cookie_value: str, *, method: str,
+                               csrf_header: str | None) -> tuple[Identity, str]:
+    row = await UserSessionRepository(session).get_live_by_hash(hash_token(cookie_value), utcnow())
+    if row is None or row.user.disabled_at is not None:
+        raise InvalidSession()
+    if method.upper() not in SAFE_METHODS:
+        if not csrf_header or not hmac.compare_digest(csrf_header.encode(), row.csrf_token.encode()):
+            raise CsrfFailed()
+    return identity_of(row.user), row.csrf_token
+
+
+async def logout(session: AsyncSession, cookie_value: str) -> None:
+    await UserSessionRepository(session).delete_by_hash(hash_token(cookie_value))

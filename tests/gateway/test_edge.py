@@ -1,0 +1,91 @@
+"""The gateway's edge: request ids forwarded, timeouts, upstream errors in the error shape, the Host
+allow-list, request-size limits (streamed bodies included), identity headers never trusted."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+
+from tests.gateway.conftest import ADMIN_TOKEN
+
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+async def test_request_id_is_forwarded_and_returned(edge: httpx.AsyncClient) -> None:
+    r = await edge.get("/api/mtt/echo", headers={**AUTH, "X-Request-ID": "rid-42"})
+    assert r.status_code == 200 and r.headers["x-request-id"] == "rid-42"
+    seen = r.json()["headers"]
+    assert seen["x-request-id"] == "rid-42"
+    assert "authorization" not in seen and "cookie" not in seen, "credentials never reach a service"
+    assert seen["x-mlife-identity"], "the signed identity is forwarded"
+    generated = await edge.get("/api/mtt/echo", headers=AUTH)
+    assert generated.headers["x-request-id"] == generated.json()["headers"]["x-request-id"]
+
+
+async def test_a_refused_request_still_has_a_request_id(edge: httpx.AsyncClient) -> None:
+    r = await edge.get("/api/mtt/echo", headers={"X-Request-ID": "rid-401"})
+    assert r.status_code == 401 and r.headers["x-request-id"] == "rid-401"
+
+
+async def test_a_slow_service_is_a_504_naming_it(edge: httpx.AsyncClient) -> None:
+    r = await edge.get("/api/mtt/slow", headers=AUTH)
+    assert r.status_code == 504
+    assert r.json()["error"] == "GatewayTimeout" and "mtt" in r.json()["detail"]
+
+
+async def test_upstream_errors_come_back_in_the_error_shape(edge: httpx.AsyncClient) -> None:
+    text = await edge.get("/api/mtt/text-error", headers=AUTH)
+    assert text.status_code == 500
+    assert text.json() == {"error": "InternalServerError", "detail": "the mtt service answered 500: upstream exploded"}
+    bare = await edge.get("/api/mtt/bare-error", headers=AUTH)
+    assert bare.status_code == 409 and bare.json() == {"error": "Conflict", "detail": "bare detail"}
+
+
+async def test_a_down_service_is_named(edge: httpx.AsyncClient) -> None:
+    r = await edge.post("/api/bam/badcases", json={}, headers=AUTH)
+    assert r.status_code == 503 and r.json()["detail"] == "the bam service is unavailable; retry in a moment"
+
+
+async def test_hosts_outside_the_allow_list_are_refused(edge: httpx.AsyncClient) -> None:
+    r = await edge.get("/healthz", headers={"Host": "evil.test"})
+    assert r.status_code == 400 and r.json()["error"] == "InvalidHost"
+    assert (await edge.get("/healthz", headers={"Host": "gateway:8000"})).status_code == 200
+    assert (await edge.get("/healthz", headers={"Host": "ui.example.org"})).status_code == 200
+    assert (await edge.get("/healthz", headers={"Host": "example.org.evil.test"})).status_code == 400
+
+
+async def test_declared_body_over_the_limit_is_413(edge: httpx.AsyncClient) -> None:
+    r = await edge.post("/api/mtt/tasks", content=b"x" * 1001, headers=AUTH)
+    assert r.status_code == 413 and r.json()["error"] == "PayloadTooLarge" and "1000" in r.json()["detail"]
+    ok = await edge.post("/api/mtt/tasks", content=b"x" * 1000, headers=AUTH)
+    assert ok.status_code == 200 and ok.json()["size"] == 1000
+
+
+async def test_upload_routes_take_larger_bodies_streamed(edge: httpx.AsyncClient) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(50):
+            yield b"y" * 1000  # 50 kB, chunked: no Content-Length
+
+    r = await edge.post("/api/dam/files", content=chunks(), headers=AUTH)
+    assert r.status_code == 200 and r.json()["size"] == 50_000
+
+    async def too_many() -> AsyncIterator[bytes]:
+        for _ in range(200):
+            yield b"z" * 1000
+
+    big = await edge.post("/api/dam/files", content=too_many(), headers=AUTH)
+    assert big.status_code == 413 and "100000" in big.json()["detail"]
+    streamed_small_route = await edge.post("/api/mtt/tasks", content=chunks(), headers=AUTH)
+    assert streamed_small_route.status_code == 413
+
+
+async def test_a_client_sent_identity_header_is_replaced(edge: httpx.AsyncClient) -> None:
+    r = await edge.get("/api/mtt/echo", headers={**AUTH, "X-MLife-Identity": "forged"})
+    assert r.json()["headers"]["x-mlife-identity"] != "forged"
+    assert (await edge.get("/api/mtt/echo", headers={"X-MLife-Identity": "forged"})).status_code == 401
+
+
+async def test_invalid_content_length_is_400(edge: httpx.AsyncClient) -> None:
+    r = await edge.post("/api/mtt/tasks", content=b"{}", headers={**AUTH, "Content-Length": "abc"})
+    assert r.status_code == 400
