@@ -86,7 +86,7 @@ async def upload(client: httpx.AsyncClient, name: str, data: bytes, **params: An
                              headers={"content-type": "application/octet-stream"})
 
 
-async def testing_completed(client: httpx.AsyncClient, name: str, version: str, outcomes: dict[str, bool],
+async def record_testing(client: httpx.AsyncClient, name: str, version: str, outcomes: dict[str, bool],
                             metrics: dict[str, float], dataset_id: uuid.UUID | None = None) -> None:
     from msm.testing.consumers import on_testing_completed
 
