@@ -1,3 +1,5 @@
+from functools import partial
+
 from fastapi import FastAPI
 
 from dam.config import Settings
@@ -7,7 +9,15 @@ from dam.document import models as _document_models  # noqa: F401 - the tables, 
 from dam.document.router import router as document_router, search_router
 from dam.file import models as _file_models  # noqa: F401
 from dam.file.router import router as file_router
-from mlife_shared.app import ServiceSpec, create_app
+from dam.testset.consumers import on_test_data_requested
+from mlife_shared.app import ServiceContext, ServiceSpec, create_app
+from mlife_shared.messaging.consumer import Subscription
+
+
+def subscriptions(ctx: ServiceContext) -> list[Subscription]:
+    return [Subscription("test-data-requested", "badcase.test_data_requested",
+                         partial(on_test_data_requested, ctx=ctx), ack_wait_seconds=120)]
+
 
 SPEC = ServiceSpec(
     name="dam",
@@ -15,6 +25,7 @@ SPEC = ServiceSpec(
     description="Upload with MD5 dedup, documents, labelling tasks, distribution analysis and group items into datasets.",
     settings_cls=Settings,
     migrations="dam.migrations",
+    subscriptions=subscriptions,
     routers=lambda: [file_router, document_router, search_router, dataset_router],
 )
 
