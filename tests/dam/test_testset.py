@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from contextlib import suppress
 from functools import partial
 
 import httpx
@@ -31,7 +32,10 @@ async def js(nats_url: str):  # type: ignore[no-untyped-def]
     js = nc.jetstream()
     await provision_streams(js)
     await js.purge_stream("MLIFE_BAM", subject="badcase.test_data_requested")
+    js.durable = f"tdr-{uuid.uuid4().hex[:8]}"
     yield js
+    with suppress(Exception):
+        await js.delete_consumer("MLIFE_BAM", f"dam-{js.durable}")
     await nc.close()
 
 
@@ -44,7 +48,7 @@ async def publish(js, data) -> uuid.UUID:  # type: ignore[no-untyped-def]
 async def run_until(dam: httpx.AsyncClient, dam_db: str, js, until) -> None:  # type: ignore[no-untyped-def]
     app = dam.app  # type: ignore[attr-defined]
     ctx = ServiceContext(app.state.settings, app.state.raw_store, app.state.store)
-    sub = Subscription(f"tdr-{uuid.uuid4().hex[:8]}", "badcase.test_data_requested",
+    sub = Subscription(js.durable, "badcase.test_data_requested",
                        partial(on_test_data_requested, ctx=ctx))
     db = Database(dam_db)
     runner = ConsumerRunner("dam", db, js, [sub], max_deliver=2, backoff=[0.1])
@@ -55,7 +59,6 @@ async def run_until(dam: httpx.AsyncClient, dam_db: str, js, until) -> None:  # 
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
-        await js.delete_consumer("MLIFE_BAM", f"dam-{sub.name}")
         await db.dispose()
 
 
