@@ -15,7 +15,8 @@ from nats.js.errors import NotFoundError
 
 from mlife_shared.db import Database
 from mlife_shared.events import new_envelope, stream_for_subject
-from mlife_shared.events.contracts import ModelUploaded, TestingCompleted
+from mlife_shared.events.contracts import ModelUploaded
+from mlife_shared.events.contracts import TestingCompleted as TestingDone
 from mlife_shared.messaging.bus import provision_streams
 from mlife_shared.messaging.consumer import ConsumerRunner, Subscription, durable_name
 from mlife_shared.messaging.relay import Relay
@@ -69,7 +70,7 @@ async def test_upload_test_gate_deploy_and_serve_over_nats(msm: httpx.AsyncClien
         version = (await msm.get("/model-versions", params={"name": "e2e"})).json()[0]
         outcomes = f"mtt/outcomes/{uuid.uuid4()}.jsonl"
         await store.put(outcomes, iterate(json.dumps({"badcase_id": str(uuid.uuid4()), "correct": True}).encode()))
-        await publish(js, TestingCompleted(task_id=uuid.uuid4(), model_name="e2e", model_version="1",
+        await publish(js, TestingDone(task_id=uuid.uuid4(), model_name="e2e", model_version="1",
                                            metrics={"accuracy": 0.95}, outcomes_key=outcomes))
 
         async def tested() -> bool:

@@ -1,0 +1,320 @@
+"""MSM serving benchmark: throughput and p50/p99 latency of `POST /serve/{deployment}/predict` at
+concurrency 1 and 16, against `mlflow models serve --env-manager local` of the same ONNX model and
+against bare onnxruntime in this process.
+
+- MSM: `python -m msm all` (the embedded mode: API + deployer in one process, SQLite, local objects,
+  NATS from MLIFE_TEST_NATS_URL) as a subprocess; the model is uploaded through the API, deployed (the
+  gate overridden by a maintainer: there are no testing results here), brought up by the deployer over
+  NATS, then called with one sample per request.
+- MLflow: the same ONNX bytes saved with `mlflow.onnx.save_model` and served by `mlflow models serve
+  --env-manager local` (mlflow==3.17.2 in `.venv-mlflow`, created by this script if missing, since
+  MLflow's pins conflict with the main venv); requests `POST /invocations {"inputs": {"x": [[…]]}}`.
+- onnxruntime: `session.run` of one row in a loop (c=1), and of 16 rows at once (what micro-batching
+  hands to onnxruntime under c=16), with the session options MSM uses.
+The load generator (httpx, keep-alive, the same for both servers) runs in this process for `--seconds`
+per scenario after a warm-up; servers and client share this machine's cores, so absolute numbers are
+low and the ratios are what to read. Goal: MSM >= 3x MLflow's throughput. Never exits non-zero on a miss.
+Run: .venv/bin/python scripts/testenv.py -- .venv/bin/python -m bench.msm [--seconds 5] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import httpx
+import numpy as np
+
+from mlife_shared.auth import IDENTITY_HEADER, Identity, sign_identity
+
+ROOT = Path(__file__).resolve().parents[1]
+MLFLOW_VENV = ROOT / ".venv-mlflow"
+MLFLOW_PINS = ["mlflow==3.17.2", "onnx==1.23.2", "onnxruntime==1.31.1"]
+FEATURES, HIDDEN, CLASSES = 64, 128, 16
+GOAL = 3.0
+QUIET = {"MLFLOW_DISABLE_TELEMETRY": "true", "ORT_DISABLE_TELEMETRY": "1", "LATEST_VERSION_CHECK": "false",
+         "COLLECT_ANALYTICS": "false", "DO_NOT_TRACK": "1"}
+
+
+def model_bytes() -> bytes:
+    """A small MLP classifier: x[N,64] → relu(x·W1+b1)·W2+b2 → softmax → probs[N,16]."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.normal(0, 0.1, (FEATURES, HIDDEN)).astype(np.float32), "W1"),
+             numpy_helper.from_array(np.zeros(HIDDEN, np.float32), "b1"),
+             numpy_helper.from_array(rng.normal(0, 0.1, (HIDDEN, CLASSES)).astype(np.float32), "W2"),
+             numpy_helper.from_array(np.zeros(CLASSES, np.float32), "b2")]
+    nodes = [helper.make_node("MatMul", ["x", "W1"], ["h0"]), helper.make_node("Add", ["h0", "b1"], ["h1"]),
+             helper.make_node("Relu", ["h1"], ["h"]), helper.make_node("MatMul", ["h", "W2"], ["l0"]),
+             helper.make_node("Add", ["l0", "b2"], ["logits"]),
+             helper.make_node("Softmax", ["logits"], ["probs"], axis=-1)]
+    graph = helper.make_graph(nodes, "bench_mlp",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", FEATURES])],
+                              [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["N", CLASSES])],
+                              initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def summary(latencies: list[float], seconds: float) -> dict[str, float]:
+    ms = np.asarray(latencies) * 1000
+    return {"requests": len(latencies), "rps": len(latencies) / seconds, "p50_ms": float(np.percentile(ms, 50)),
+            "p99_ms": float(np.percentile(ms, 99))}
+
+
+async def load(url: str, body: bytes, headers: dict[str, str], concurrency: int, seconds: float,
+               check: Any) -> dict[str, float]:
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=30, headers={"content-type": "application/json",
+                                                                      **headers}) as client:
+        first = await client.post(url, content=body)
+        if first.status_code != 200:
+            raise RuntimeError(f"{url} answered {first.status_code}: {first.text[:300]}")
+        check(first.json())
+        warm_until = time.perf_counter() + 1.0
+        while time.perf_counter() < warm_until:
+            await client.post(url, content=body)
+        latencies: list[float] = []
+        errors = 0
+        deadline = time.perf_counter() + seconds
+
+        async def worker() -> None:
+            nonlocal errors
+            while time.perf_counter() < deadline:
+                start = time.perf_counter()
+                response = await client.post(url, content=body)
+                if response.status_code == 200:
+                    latencies.append(time.perf_counter() - start)
+                else:
+                    errors += 1
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - start
+    result = summary(latencies, elapsed)
+    result["errors"] = errors
+    return result
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float, log: Path) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{url} exited: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up in {timeout} s: {log.read_text()[-2000:]}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+# ---- MSM -----------------------------------------------------------------------------------------
+
+async def msm_scenarios(work: Path, model: bytes, sample: list[float], seconds: float) -> dict[str, Any]:
+    secret = uuid.uuid4().hex * 2
+    port = free_port()
+    env = {**os.environ, **QUIET, "MLIFE_HOME": str(work / "msm"), "MLIFE_IDENTITY_SECRET": secret,
+           "MLIFE_ENVIRONMENT": "test", "MLIFE_NATS_URL": os.environ.get("MLIFE_TEST_NATS_URL",
+                                                                         "nats://127.0.0.1:4222"),
+           "MLIFE_MSM_PREDICTION_LOG_RATE": "0.01", "MLIFE_LOG_LEVEL": "WARNING"}
+    log = work / "msm.log"
+    subprocess.run([sys.executable, "-m", "msm", "migrate"], env=env, check=True, capture_output=True)
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "msm", "all", "--host", "127.0.0.1", "--port", str(port)],
+                                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        base = f"http://127.0.0.1:{port}/api/msm"
+        wait_http(f"{base}/healthz", proc, 60, log)
+
+        def auth(role: str) -> dict[str, str]:
+            return {IDENTITY_HEADER: sign_identity(Identity(uuid.uuid4(), "bench", role), secret,  # type: ignore[arg-type]
+                                                   ttl_seconds=3600)}
+
+        name = f"bench-{uuid.uuid4().hex[:6]}"
+        async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+            version = await client.post(f"/models/{name}/versions", content=model,
+                                        headers={**auth("engineer"), "content-type": "application/octet-stream"})
+            version.raise_for_status()
+            dep = await client.post("/deployments", headers=auth("maintainer"), json={
+                "name": name, "versions": [{"model_version_id": version.json()["id"]}],
+                "override_reason": "benchmark: no testing results"})
+            dep.raise_for_status()
+            deadline = time.time() + 60
+            while (status := (await client.get(f"/deployments/{dep.json()['id']}", headers=auth("viewer"))
+                              ).json()["status"]) != "live":
+                if status == "failed" or time.time() > deadline:
+                    raise RuntimeError(f"the deployment is {status}: {log.read_text()[-2000:]}")
+                await asyncio.sleep(0.2)
+        body = json.dumps({"inputs": {"x": sample}}).encode()
+
+        def check(answer: dict[str, Any]) -> None:
+            assert len(answer["outputs"]["probs"]) == CLASSES
+
+        out = {}
+        for c in (1, 16):
+            out[f"c{c}"] = await load(f"{base}/serve/{name}/predict", body, auth("viewer"), c, seconds, check)
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            out["batching"] = (await client.get(f"/serve/{name}/stats", headers=auth("viewer"))).json()["batching"]
+        return out
+    finally:
+        stop(proc)
+
+
+# ---- MLflow --------------------------------------------------------------------------------------
+
+def ensure_mlflow_venv() -> Path:
+    mlflow = MLFLOW_VENV / "bin" / "mlflow"
+    if not mlflow.exists():
+        print(f"creating {MLFLOW_VENV} with {' '.join(MLFLOW_PINS)} (MLflow's pins conflict with the main venv)",
+              file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(MLFLOW_VENV)], check=True)
+        subprocess.run([str(MLFLOW_VENV / "bin" / "pip"), "install", "-q", "--disable-pip-version-check",
+                        *MLFLOW_PINS], check=True)
+    return MLFLOW_VENV
+
+
+async def mlflow_scenarios(work: Path, model: bytes, sample: list[float], seconds: float) -> dict[str, Any]:
+    venv = ensure_mlflow_venv()
+    onnx_path, model_dir = work / "model.onnx", work / "mlflow-model"
+    onnx_path.write_bytes(model)
+    env = {**os.environ, **QUIET, "MLFLOW_TRACKING_URI": f"file://{work / 'mlruns'}"}
+    subprocess.run([str(venv / "bin" / "python"), "-c",
+                    "import sys, onnx, mlflow.onnx; "
+                    "mlflow.onnx.save_model(onnx.load(sys.argv[1]), sys.argv[2])", str(onnx_path), str(model_dir)],
+                   env=env, check=True, capture_output=True)
+    port = free_port()
+    log = work / "mlflow.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([str(venv / "bin" / "mlflow"), "models", "serve", "-m", str(model_dir),
+                                 "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
+                                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/ping", proc, 120, log)
+        body = json.dumps({"inputs": {"x": [sample]}}).encode()
+
+        def check(answer: dict[str, Any]) -> None:
+            predictions = answer["predictions"]
+            probs = predictions["probs"] if isinstance(predictions, dict) else predictions[0]["probs"]
+            assert len(np.asarray(probs).reshape(-1)) == CLASSES
+
+        return {f"c{c}": await load(f"http://127.0.0.1:{port}/invocations", body, {}, c, seconds, check)
+                for c in (1, 16)}
+    finally:
+        stop(proc)
+
+
+# ---- bare onnxruntime ----------------------------------------------------------------------------
+
+def ort_scenarios(model: bytes, sample: list[float], seconds: float) -> dict[str, Any]:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = os.cpu_count() or 1
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
+    out = {}
+    for rows in (1, 16):
+        feeds = {"x": np.asarray([sample] * rows, dtype=np.float32)}
+        for _ in range(200):
+            session.run(None, feeds)
+        latencies = []
+        deadline = time.perf_counter() + min(seconds, 3.0)
+        start = time.perf_counter()
+        while time.perf_counter() < deadline:
+            t = time.perf_counter()
+            session.run(None, feeds)
+            latencies.append(time.perf_counter() - t)
+        elapsed = time.perf_counter() - start
+        result = summary(latencies, elapsed)
+        result["rows_per_s"] = result["rps"] * rows
+        out[f"rows{rows}"] = result
+    return out
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    model = model_bytes()
+    sample = np.random.default_rng(1).normal(0, 1, FEATURES).astype(np.float32).round(4).tolist()
+    work = Path(tempfile.mkdtemp(prefix="bench-msm-"))
+    try:
+        results: dict[str, Any] = {"model_bytes": len(model), "seconds": args.seconds,
+                                   "ort": ort_scenarios(model, sample, args.seconds)}
+        results["msm"] = await msm_scenarios(work, model, sample, args.seconds)
+        try:
+            results["mlflow"] = await mlflow_scenarios(work, model, sample, args.seconds)
+        except Exception as exc:  # noqa: BLE001 - report the peer's failure instead of hiding the MSM figures
+            results["mlflow_error"] = f"{type(exc).__name__}: {exc}"[:2000]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    report(results) if not args.json else print(json.dumps(results, indent=2))
+    return results
+
+
+def report(r: dict[str, Any]) -> None:
+    print(f"ONNX MLP {FEATURES}->{HIDDEN}->{CLASSES} ({r['model_bytes']} bytes), one sample per request, "
+          f"{r['seconds']:g} s per scenario, {os.cpu_count()} cores shared by servers and client")
+    print(f"  {'server':<34}{'conc':>5}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
+    for c in ("c1", "c16"):
+        for server in ("msm", "mlflow"):
+            if server in r:
+                x = r[server][c]
+                print(f"  {server:<34}{c[1:]:>5}{x['rps']:>10.0f}{x['p50_ms']:>9.2f}{x['p99_ms']:>9.2f}"
+                      f"{x['errors']:>8}")
+    for rows in ("rows1", "rows16"):
+        x = r["ort"][rows]
+        print(f"  {'onnxruntime in-process, ' + rows[4:] + ' row(s)/run':<34}{'-':>5}{x['rps']:>10.0f}"
+              f"{x['p50_ms']:>9.3f}{x['p99_ms']:>9.3f}   ({x['rows_per_s']:.0f} rows/s)")
+    print(f"  MSM micro-batching: {r['msm'].get('batching')}")
+    if "mlflow" in r:
+        for c in ("c1", "c16"):
+            ratio = r["msm"][c]["rps"] / r["mlflow"][c]["rps"]
+            print(f"  MSM / MLflow throughput at concurrency {c[1:]}: {ratio:.2f}x "
+                  f"(goal >= {GOAL:g}x: {'met' if ratio >= GOAL else 'MISSED'})")
+    else:
+        print(f"  MLflow peer failed: {r['mlflow_error']}")
+    print(f"  MSM c1 / onnxruntime 1-row runs: {r['msm']['c1']['rps'] / r['ort']['rows1']['rps']:.3f} "
+          f"(HTTP + validation + JSON overhead); MSM c16 rows/s / onnxruntime 16-row rows/s: "
+          f"{r['msm']['c16']['rps'] / r['ort']['rows16']['rows_per_s']:.3f}")
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--seconds", type=float, default=5.0, help="measured seconds per scenario")
+    p.add_argument("--json", action="store_true", help="print one JSON document instead of the text")
+    asyncio.run(main(p.parse_args()))
