@@ -63,3 +63,52 @@ async def dam_s3(dam_db: str, nats_url: str, tmp_path: Path) -> AsyncIterator[ht
     """DAM on PostgreSQL and the S3 server."""
     async for c in _client(dam_settings(dam_db, nats_url, tmp_path, **s3_settings())):
         yield c
+
+
+def _labelstudio_module():  # type: ignore[no-untyped-def]
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "labelstudio.py"
+    spec = importlib.util.spec_from_file_location("mlife_labelstudio_script", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    import sys
+
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def labelstudio():  # type: ignore[no-untyped-def]
+    """A real Label Studio (installed into .venv-labelstudio on first use), stopped after the session."""
+    ls = _labelstudio_module().start()
+    yield ls
+    ls.stop()
+
+
+WEBHOOK_SECRET = "webhook-secret-" + uuid.uuid4().hex
+
+
+async def serve_dam(settings: Settings, port: int) -> AsyncIterator[httpx.AsyncClient]:
+    """DAM served over real HTTP (uvicorn on 127.0.0.1), so Label Studio can call its webhook."""
+    import asyncio
+
+    import uvicorn
+
+    app = create_app(SPEC, settings)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    for _ in range(200):
+        if server.started:
+            break
+        await asyncio.sleep(0.05)
+    assert server.started, "DAM did not start"
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}/api/dam", headers=as_role("engineer", "erin"),
+                                     timeout=60) as client:
+            client.app = app  # type: ignore[attr-defined]
+            yield client
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 20)

@@ -9,6 +9,9 @@ from dam.document import models as _document_models  # noqa: F401 - the tables, 
 from dam.document.router import router as document_router, search_router
 from dam.file import models as _file_models  # noqa: F401
 from dam.file.router import router as file_router
+from dam.labelling import models as _labelling_models  # noqa: F401
+from dam.labelling.reconcile import reconcile_lifespan
+from dam.labelling.router import router as labelling_router, webhook_router
 from dam.testset.consumers import on_test_data_requested
 from mlife_shared.app import ServiceContext, ServiceSpec, create_app
 from mlife_shared.messaging.consumer import Subscription
@@ -26,7 +29,8 @@ SPEC = ServiceSpec(
     settings_cls=Settings,
     migrations="dam.migrations",
     subscriptions=subscriptions,
-    routers=lambda: [file_router, document_router, search_router, dataset_router],
+    routers=lambda: [file_router, document_router, search_router, dataset_router, labelling_router, webhook_router],
+    extra_lifespan=reconcile_lifespan,
 )
 
 

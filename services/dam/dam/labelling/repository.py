@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dam.labelling.models import LabellingItem, LabellingTask
+
+
+class LabellingRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, task_id: uuid.UUID, *, lock: bool = False) -> LabellingTask | None:
+        stmt = select(LabellingTask).where(LabellingTask.id == task_id)
+        if lock:
+            stmt = stmt.with_for_update()
+        return (await self.session.scalars(stmt)).one_or_none()
+
+    async def add(self, task: LabellingTask, items: Sequence[dict[str, Any]]) -> LabellingTask:
+        self.session.add(task)
+        await self.session.flush()
+        for start in range(0, len(items), 2000):
+            await self.session.execute(insert(LabellingItem), [dict(i, task_id=task.id) for i in items[start:start + 2000]])
+        return task
+
+    async def items(self, task_id: uuid.UUID) -> list[LabellingItem]:
+        return list(await self.session.scalars(select(LabellingItem).where(LabellingItem.task_id == task_id)
+                                                .order_by(LabellingItem.position)))
+
+    async def counts(self, task_id: uuid.UUID) -> tuple[int, int]:
+        total, done = (await self.session.execute(
+            select(func.count(), func.count(LabellingItem.annotated_at)).where(LabellingItem.task_id == task_id))).one()
+        return int(total), int(done)
+
+    async def by_project_task(self, project_id: int, ls_task_id: int) -> tuple[LabellingTask, LabellingItem] | None:
+        row = (await self.session.execute(
+            select(LabellingTask, LabellingItem).join(LabellingItem, LabellingItem.task_id == LabellingTask.id)
+            .where(LabellingTask.ls_project_id == project_id, LabellingItem.ls_task_id == ls_task_id))).first()
+        return (row[0], row[1]) if row else None
+
+    async def list(self, *, status: str | None, document_id: uuid.UUID | None, limit: int, offset: int) -> list[LabellingTask]:
+        stmt = select(LabellingTask)
+        if status:
+            stmt = stmt.where(LabellingTask.status == status)
+        if document_id:
+            stmt = stmt.where(LabellingTask.document_id == document_id)
+        return list(await self.session.scalars(stmt.order_by(LabellingTask.created_at.desc()).limit(limit).offset(offset)))
+
+    async def open_in_label_studio(self) -> list[uuid.UUID]:
+        return list(await self.session.scalars(select(LabellingTask.id).where(
+            LabellingTask.status == "open", LabellingTask.ls_project_id.is_not(None))))

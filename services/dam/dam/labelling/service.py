@@ -1,0 +1,237 @@
+"""Labelling tasks: rows of a document version with pre-labels (a column, or a serving endpoint), the
+items as JSON lines in the store, `labelling.requested`, an optional Label Studio project; annotations
+arrive by webhook, by reconciliation or by API, and a complete task becomes a new document version and
+`labelling.completed`."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dam.config import Settings
+from dam.document.export import data_field, file_url, prediction
+from dam.document.service import DocumentService, label_of, search_text
+from dam.file.service import MD5_RE, file_key
+from dam.labelling import connector
+from dam.labelling.exceptions import (
+    InvalidLabellingTask,
+    LabellingTaskClosed,
+    LabellingTaskNotFound,
+    LabelStudioUnavailable,
+)
+from dam.labelling.models import LabellingItem, LabellingTask
+from dam.labelling.repository import LabellingRepository
+from dam.labelling.schemas import AnnotationsIn, LabellingTaskCreate
+from mlife_shared.db import utcnow
+from mlife_shared.events.contracts import LabellingCompleted, LabellingRequested
+from mlife_shared.messaging import outbox
+from mlife_shared.objectstore import ScopedStore
+from mlife_shared.objectstore.base import iterate
+
+
+def items_key(task_id: uuid.UUID) -> str:
+    return f"labelling/{task_id}/items.jsonl"
+
+
+def make_connector(settings: Settings) -> connector.LabelStudio | None:
+    if not settings.labelstudio_url or not settings.labelstudio_token.get_secret_value():
+        return None
+    return connector.LabelStudio(settings.labelstudio_url, settings.labelstudio_token.get_secret_value())
+
+
+async def endpoint_prelabels(endpoint: str, items: list[dict[str, Any]]) -> list[Any]:
+    """Ask a serving endpoint for predictions: `{"inputs": [{"md5", "data_ref"}]}` → `{"predictions": [...]}`."""
+    try:
+        async with httpx.AsyncClient(timeout=60) as client:
+            r = await client.post(endpoint, json={"inputs": [{"md5": i["md5"], "data_ref": i["key"]} for i in items]})
+    except httpx.HTTPError as exc:
+        raise InvalidLabellingTask(f"the serving endpoint is unreachable: {type(exc).__name__}") from exc
+    if r.status_code != 200:
+        raise InvalidLabellingTask(f"the serving endpoint answered {r.status_code}: {r.text[:200]}")
+    try:
+        preds = r.json()["predictions"]
+        assert isinstance(preds, list) and len(preds) == len(items)
+    except (ValueError, KeyError, TypeError, AssertionError) as exc:
+        raise InvalidLabellingTask("the serving endpoint must answer {\"predictions\": [...]}, one per input") from exc
+    return preds
+
+
+class LabellingService:
+    def __init__(self, session: AsyncSession, store: ScopedStore, settings: Settings) -> None:
+        self.session = session
+        self.store = store
+        self.settings = settings
+        self.repo = LabellingRepository(session)
+        self.docs = DocumentService(session)
+
+    async def get(self, task_id: uuid.UUID, *, lock: bool = False) -> LabellingTask:
+        task = await self.repo.get(task_id, lock=lock)
+        if task is None:
+            raise LabellingTaskNotFound(f"no labelling task {task_id}")
+        return task
+
+    async def create(self, req: LabellingTaskCreate, user: str | None) -> LabellingTask:
+        v = await self.docs.version(req.document_id, req.version)
+        self.docs.check_filter(v.document.columns, req.filter)
+        if req.prelabel and req.prelabel.column and req.prelabel.column != "annotation" \
+                and req.prelabel.column not in v.document.columns:
+            raise InvalidLabellingTask(f"unknown pre-label column {req.prelabel.column!r}")
+        rows, total = await self.docs.rows([v.version.id], req.filter)
+        if not rows:
+            raise InvalidLabellingTask("the filter selects no rows to label")
+        if total > req.max_items:
+            raise InvalidLabellingTask(f"the filter selects {total} rows; the limit is {req.max_items}")
+        task_id = uuid.uuid4()
+        field = data_field(rows[0][1])
+        items = []
+        for r, f in rows:
+            items.append(dict(id=uuid.uuid4(), row_id=r.id, position=r.position, md5=r.md5,
+                              key=self.store.full_key(file_key(r.md5)) if r.md5 else None, file=f,
+                              prelabel=None if req.prelabel is None or req.prelabel.column is None else (
+                                  r.annotation if req.prelabel.column == "annotation" else r.extra.get(req.prelabel.column))))
+        if req.prelabel and req.prelabel.endpoint:
+            for it, pred in zip(items, await endpoint_prelabels(req.prelabel.endpoint, items), strict=True):
+                it["prelabel"] = pred
+        source = None if req.prelabel is None else (req.prelabel.column and f"column:{req.prelabel.column}"
+                                                     or f"endpoint:{req.prelabel.endpoint}")
+        config = connector.label_config(req.kind, req.labels, field)
+        lines = "".join(json.dumps({"item_id": str(i["id"]), "row_id": str(i["row_id"]), "md5": i["md5"], "key": i["key"],
+                                    "url": file_url(self.settings.public_url, i["md5"]), "prelabel": i["prelabel"]},
+                                   default=str) + "\n" for i in items)
+        await self.store.put(items_key(task_id), iterate(lines.encode()), content_type="application/x-ndjson")
+        task = LabellingTask(id=task_id, document_id=v.document.id, document_version=v.version.version, kind=req.kind,
+                             labels=req.labels, label_config=config, prelabel_source=source, status="open",
+                             items_key=self.store.full_key(items_key(task_id)), created_by=user)
+        ls = make_connector(self.settings) if req.label_studio else None
+        if ls is not None:
+            try:
+                await self._push(ls, task, items, req.title or f"{v.document.name} v{v.version.version}", field)
+            finally:
+                await ls.aclose()
+        await self.repo.add(task, [{k: i[k] for k in ("id", "row_id", "position", "md5", "prelabel", "ls_task_id")}
+                                   for i in [dict(i, ls_task_id=i.get("ls_task_id")) for i in items]])
+        await outbox.add(self.session, LabellingRequested(
+            labelling_task_id=task.id, document_id=task.document_id, document_version=task.document_version,
+            items_key=task.items_key, label_config=config))
+        return task
+
+    async def _push(self, ls: connector.LabelStudio, task: LabellingTask, items: list[dict[str, Any]], title: str,
+                    field: str) -> None:
+        project = await ls.create_project(title, task.label_config, f"MLife DAM labelling task {task.id}")
+        if self.settings.labelstudio_webhook_url:
+            await ls.add_webhook(project, self.settings.labelstudio_webhook_url,
+                                 self.settings.labelstudio_webhook_secret.get_secret_value())
+        tasks = []
+        for i in items:
+            t: dict[str, Any] = {"data": {field: file_url(self.settings.public_url, i["md5"]), "md5": i["md5"],
+                                          "item_id": str(i["id"])}}
+            result = prediction(i["prelabel"], i["file"], task.kind) if i["prelabel"] is not None else []
+            if result:
+                t["predictions"] = [{"model_version": task.prelabel_source or "dam", "result": result}]
+            tasks.append(t)
+        ids = await ls.import_tasks(project, tasks)
+        for i, ls_id in zip(items, ids, strict=True):
+            i["ls_task_id"] = ls_id
+        task.ls_project_id = project
+
+    # ---- annotations ---------------------------------------------------------------------------
+
+    async def record(self, task: LabellingTask, item: LabellingItem, annotation: Any) -> None:
+        item.annotation = annotation
+        item.annotated_at = utcnow()
+
+    async def add_annotations(self, task_id: uuid.UUID, body: AnnotationsIn) -> LabellingTask:
+        task = await self.get(task_id, lock=True)
+        if task.status != "open":
+            raise LabellingTaskClosed(f"labelling task {task_id} is {task.status}")
+        items = await self.repo.items(task.id)
+        by_id = {i.id: i for i in items}
+        by_md5 = {i.md5: i for i in items if i.md5}
+        errors = []
+        for n, a in enumerate(body.annotations):
+            item = by_id.get(a.item_id) if a.item_id else by_md5.get(a.md5 or "")
+            if item is None:
+                bad = "not an MD5" if a.md5 and not MD5_RE.match(a.md5) else "not an item of this task"
+                errors.append({"index": n, "message": f"{a.item_id or a.md5}: {bad}"})
+                continue
+            await self.record(task, item, a.annotation)
+        if errors:
+            raise InvalidLabellingTask({"message": "some annotations name no item; nothing was recorded",
+                                        "errors": errors[:100]})
+        await self.session.flush()
+        await self.maybe_complete(task, force=body.complete)
+        return task
+
+    async def on_webhook(self, payload: dict[str, Any]) -> uuid.UUID | None:
+        """Record the annotation a Label Studio webhook carries; the task id when it is now complete."""
+        if payload.get("action") not in connector.ACTIONS:
+            return None
+        ls_task = payload.get("task") or {}
+        annotation = payload.get("annotation") or {}
+        project = ls_task.get("project") or (payload.get("project") or {}).get("id")
+        if not isinstance(ls_task.get("id"), int) or not isinstance(project, int):
+            return None
+        found = await self.repo.by_project_task(project, ls_task["id"])
+        if found is None or found[0].status != "open" or annotation.get("was_cancelled"):
+            return None
+        task, item = found
+        await self.record(task, item, connector.annotation_from_result(annotation.get("result") or [], task.kind))
+        await self.session.flush()
+        total, done = await self.repo.counts(task.id)
+        return task.id if done == total else None
+
+    async def reconcile(self, task_id: uuid.UUID) -> LabellingTask:
+        """Pull the annotations from Label Studio (a webhook may have been lost) and complete when all are in."""
+        task = await self.get(task_id, lock=True)
+        if task.status != "open" or task.ls_project_id is None:
+            return task
+        ls = make_connector(self.settings)
+        if ls is None:
+            raise LabelStudioUnavailable("no Label Studio connector is configured (MLIFE_DAM_LABELSTUDIO_URL/_TOKEN)")
+        try:
+            exported = await ls.annotated_tasks(task.ls_project_id)
+        finally:
+            await ls.aclose()
+        items = {i.ls_task_id: i for i in await self.repo.items(task.id) if i.ls_task_id is not None}
+        for t in exported:
+            item = items.get(t.get("id"))
+            ann = connector.latest_annotation(t)
+            if item is None or ann is None:
+                continue
+            value = connector.annotation_from_result(ann.get("result") or [], task.kind)
+            if item.annotated_at is None or item.annotation != value:
+                await self.record(task, item, value)
+        await self.session.flush()
+        await self.maybe_complete(task)
+        return task
+
+    async def maybe_complete(self, task: LabellingTask, *, force: bool = False) -> bool:
+        if task.status != "open":
+            return False
+        total, done = await self.repo.counts(task.id)
+        if done == 0 or (done < total and not force):
+            return False
+        items = [i for i in await self.repo.items(task.id) if i.annotated_at is not None]
+        by_md5 = {i.md5: i.annotation for i in items}
+        doc = await self.docs.repo.get(task.document_id, lock=True)
+        if doc is None:
+            raise LabellingTaskNotFound(f"the document of labelling task {task.id} is gone")
+        rows = await self.docs.current_rows(doc)
+        for r in rows:
+            if r["md5"] in by_md5:
+                r["annotation"] = by_md5[r["md5"]]
+                r["label"] = label_of(r["annotation"])
+                r["search_text"] = search_text(r["path"], r["annotation"], r["extra"])
+        v = await self.docs.write_version(doc, rows, user="labelling",
+                                          message=f"annotations of labelling task {task.id} ({len(items)} items)")
+        task.status = "completed"
+        task.completed_version = v.version.version
+        task.completed_at = utcnow()
+        await outbox.add(self.session, LabellingCompleted(labelling_task_id=task.id, document_id=doc.id,
+                                                          document_version=v.version.version,
+                                                          annotated_count=len(items)))
+        return True
