@@ -112,3 +112,14 @@ async def serve_dam(settings: Settings, port: int) -> AsyncIterator[httpx.AsyncC
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 20)
+
+
+@pytest.fixture
+async def dam_sqlite(tmp_path: Path, nats_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """DAM in the embedded mode: a migrated SQLite file and a local object folder."""
+    from mlife_shared.migrations import upgrade
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'dam.db'}"
+    upgrade("dam.migrations", url)
+    async for c in _client(dam_settings(url, nats_url, tmp_path)):
+        yield c

@@ -52,7 +52,7 @@ class DocumentRow(Base):
     position: Mapped[int] = mapped_column(Integer)
     md5: Mapped[str | None] = mapped_column(String(32), index=True)
     path: Mapped[str | None] = mapped_column(String(1024))
-    annotation: Mapped[Any] = mapped_column(JSON, nullable=True)
+    annotation: Mapped[Any] = mapped_column(JSON(none_as_null=True), nullable=True)
     label: Mapped[str | None] = mapped_column(String(200), index=True)
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     search_text: Mapped[str] = mapped_column(Text, default="")

@@ -41,5 +41,5 @@ class LabellingItem(Base):
     md5: Mapped[str | None] = mapped_column(String(32))
     prelabel: Mapped[Any] = mapped_column(JSON, nullable=True)
     ls_task_id: Mapped[int | None] = mapped_column(Integer, index=True)
-    annotation: Mapped[Any] = mapped_column(JSON, nullable=True)
+    annotation: Mapped[Any] = mapped_column(JSON(none_as_null=True), nullable=True)
     annotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
