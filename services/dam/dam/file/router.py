@@ -38,9 +38,14 @@ def _check_length(request: Request, limit: int) -> None:
 async def upload_file(request: Request, session: SessionDep, store: StoreDep, identity: Tester, response: Response,
                       name: Annotated[str | None, Query(max_length=1024, description="Path to record the file under")] = None,
                       md5: Annotated[str | None, Query(description="Expected MD5: a mismatch stores nothing")] = None,
-                      ) -> UploadRead:
+                      extract: Annotated[bool, Query(description="The body is a zip/tar of a folder: extract it "
+                                                                 "(the answer is then an ArchiveRead)")] = False,
+                      prefix: Annotated[str | None, Query(max_length=512)] = None,
+                      ) -> UploadRead | ArchiveRead:
     """Upload one file, streamed (raw body, or a multipart form's file part): 201 new, 200 `duplicate`."""
     settings = request.app.state.settings
+    if extract:
+        return await upload_archive(request, session, store, identity, prefix)
     _check_length(request, settings.max_upload_bytes)
     up = incoming(request, name)
     service = FileService(session, store)
