@@ -54,14 +54,15 @@ async def _client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 async def dam(dam_db: str, nats_url: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     """DAM on a fresh PostgreSQL database and a local object folder, called as an engineer."""
     async for c in _client(dam_settings(dam_db, nats_url, tmp_path, max_upload_bytes=4 * 1024 * 1024,
-                                        archive_max_expanded_bytes=8 * 1024 * 1024, archive_max_entries=50)):
+                                        archive_max_expanded_bytes=8 * 1024 * 1024, archive_max_entries=50,
+                                        small_upload_bytes=1024 * 1024)):
         yield c
 
 
 @pytest.fixture
 async def dam_s3(dam_db: str, nats_url: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     """DAM on PostgreSQL and the S3 server."""
-    async for c in _client(dam_settings(dam_db, nats_url, tmp_path, **s3_settings())):
+    async for c in _client(dam_settings(dam_db, nats_url, tmp_path, small_upload_bytes=1024 * 1024, **s3_settings())):
         yield c
 
 

@@ -80,9 +80,10 @@ async def test_wrong_md5_and_unsafe_names_write_nothing(dam: httpx.AsyncClient) 
         assert (await dam.get(f"/files/{bad}")).status_code in (404, 422)
 
 
-async def test_interrupted_upload_leaves_nothing(dam_s3: httpx.AsyncClient) -> None:
+@pytest.mark.parametrize("sent", [100_000, 2 * 1024 * 1024])
+async def test_interrupted_upload_leaves_nothing(dam_s3: httpx.AsyncClient, sent: int) -> None:
     async def broken():
-        yield random_bytes(100_000)
+        yield random_bytes(sent)
         raise ConnectionResetError("client went away")
 
     try:
@@ -93,8 +94,10 @@ async def test_interrupted_upload_leaves_nothing(dam_s3: httpx.AsyncClient) -> N
     assert await keys(dam_s3, "incoming/") == []
 
 
-async def test_concurrent_uploads_of_one_content_on_s3_make_one_object(dam_s3: httpx.AsyncClient) -> None:
-    data = random_bytes(3 * 1024 * 1024)
+@pytest.mark.parametrize("size", [pytest.param(200_000, id="small-hashed-first"),
+                                  pytest.param(3 * 1024 * 1024, id="large-streamed")])
+async def test_concurrent_uploads_of_one_content_on_s3_make_one_object(dam_s3: httpx.AsyncClient, size: int) -> None:
+    data = random_bytes(size)
     results = await asyncio.gather(*[dam_s3.post("/files", content=data) for _ in range(5)])
     codes = sorted(r.status_code for r in results)
     assert codes == [200, 200, 200, 200, 201], [r.text for r in results]

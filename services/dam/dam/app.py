@@ -1,3 +1,7 @@
+import asyncio
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from functools import partial
 
 from fastapi import FastAPI
@@ -22,6 +26,18 @@ def subscriptions(ctx: ServiceContext) -> list[Subscription]:
                          partial(on_test_data_requested, ctx=ctx), ack_wait_seconds=120)]
 
 
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # Object-store calls run in the default executor (the minio client blocks): size it for concurrent
+    # uploads rather than asyncio's cpu+4 default.
+    loop = asyncio.get_running_loop()
+    if not getattr(loop, "_dam_io_executor", False):
+        loop.set_default_executor(ThreadPoolExecutor(app.state.settings.io_threads, thread_name_prefix="dam-io"))
+        loop._dam_io_executor = True  # type: ignore[attr-defined]
+    async with reconcile_lifespan(app):
+        yield
+
+
 SPEC = ServiceSpec(
     name="dam",
     title="DAM — data analysis & management",
@@ -30,7 +46,7 @@ SPEC = ServiceSpec(
     migrations="dam.migrations",
     subscriptions=subscriptions,
     routers=lambda: [file_router, document_router, search_router, dataset_router, labelling_router, webhook_router],
-    extra_lifespan=reconcile_lifespan,
+    extra_lifespan=lifespan,
 )
 
 

@@ -13,6 +13,8 @@ class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="MLIFE_DAM_", extra="ignore")
 
     max_upload_bytes: int = 2 * 1024 * 1024 * 1024
+    io_threads: int = 32
+    small_upload_bytes: int = 8 * 1024 * 1024
     max_document_bytes: int = 64 * 1024 * 1024
     max_document_rows: int = 500_000
     archive_max_entries: int = 10_000

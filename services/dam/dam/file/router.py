@@ -48,7 +48,7 @@ async def upload_file(request: Request, session: SessionDep, store: StoreDep, id
         return await upload_archive(request, session, store, identity, prefix)
     _check_length(request, settings.max_upload_bytes)
     up = incoming(request, name)
-    service = FileService(session, store)
+    service = FileService(session, store, small_bytes=settings.small_upload_bytes)
     uploaded = await service.store_stream(up.chunks, name=name, max_bytes=settings.max_upload_bytes,
                                           uploader=identity.username, expected_md5=md5,
                                           late_name=lambda: up.filename)
@@ -63,7 +63,7 @@ async def upload_archive(request: Request, session: SessionDep, store: StoreDep,
     """Upload a zip or tar(.gz) of a folder: each file stored once by MD5 under its path in the archive."""
     s = request.app.state.settings
     _check_length(request, s.max_upload_bytes)
-    service = FileService(session, store)
+    service = FileService(session, store, small_bytes=s.small_upload_bytes)
     limits = Limits(s.max_upload_bytes, s.archive_max_entries, s.archive_max_expanded_bytes, s.archive_max_ratio)
     up = incoming(request, None)
     files = await extract(service, up.chunks, prefix=prefix, limits=limits, uploader=identity.username)

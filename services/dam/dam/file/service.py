@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import re
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -15,8 +17,10 @@ from dam.file.exceptions import InvalidMd5, InvalidPath, Md5Mismatch, UploadTooL
 from dam.file.models import File
 from dam.file.repository import FileRepository
 from mlife_shared.objectstore import InvalidKey, ObjectTooLarge, ScopedStore, validate_key
+from mlife_shared.objectstore.base import iterate
 
 MD5_RE = re.compile(r"^[0-9a-f]{32}$")
+SMALL_UPLOAD = 8 * 1024 * 1024
 
 
 def file_key(md5: str) -> str:
@@ -58,7 +62,8 @@ class _Head:
 
 
 class FileService:
-    def __init__(self, session: AsyncSession, store: ScopedStore) -> None:
+    def __init__(self, session: AsyncSession, store: ScopedStore, *, small_bytes: int = SMALL_UPLOAD) -> None:
+        self.small_bytes = small_bytes
         self.repo = FileRepository(session)
         self.store = store
         self.created_keys: list[str] = []
@@ -66,11 +71,72 @@ class FileService:
     async def store_stream(self, chunks: AsyncIterator[bytes], *, name: str | None, max_bytes: int,
                            uploader: str | None, expected_md5: str | None = None,
                            record_path: bool = True, late_name: Callable[[], str | None] | None = None) -> Uploaded:
-        """`late_name` gives the name once the stream is read (a multipart part's filename)."""
+        """Store a stream once by MD5. A small body (up to `small_bytes`) is hashed before anything is
+        written, so a duplicate costs no write and a new one is one write at its final key; a larger body
+        streams into a temporary key (the MD5 is known only at its end) and is then copied to `files/<md5>`.
+        `late_name` gives the name once the stream is read (a multipart part's filename)."""
         if name is not None:
             check_path(name)
         if expected_md5 is not None:
             check_md5(expected_md5)
+        it = chunks.__aiter__()
+        first: list[bytes] = []
+        size = 0
+        while size <= self.small_bytes:
+            try:
+                chunk = await it.__anext__()
+            except StopAsyncIteration:
+                break
+            first.append(chunk)
+            size += len(chunk)
+            if size > max_bytes:
+                raise UploadTooLarge(f"the upload is larger than the limit of {max_bytes} bytes")
+        else:
+            return await self._store_large(_chain(first, it), name=name, max_bytes=max_bytes, uploader=uploader,
+                                           expected_md5=expected_md5, record_path=record_path, late_name=late_name)
+        data = b"".join(first)
+        del first
+        md5 = (await asyncio.to_thread(_md5, data)) if len(data) > 1 << 20 else _md5(data)
+        name = self._late(name, late_name)
+        if expected_md5 is not None and md5 != expected_md5:
+            raise Md5Mismatch(f"the content's MD5 is {md5}, not {expected_md5}; nothing was stored")
+        row = await self.repo.get(md5)
+        inserted = False
+        if row is None:
+            key = file_key(md5)
+            await self.store.put(key, iterate(data))
+            inserted = await self.repo.insert_if_absent(self._values(md5, len(data), data[: media.SNIFF_BYTES],
+                                                                     name, uploader))
+            if inserted:
+                self.created_keys.append(key)
+        return await self._finish(md5, name, inserted, record_path)
+
+    def _late(self, name: str | None, late_name: Callable[[], str | None] | None) -> str | None:
+        if name is None and late_name is not None:
+            name = late_name()
+            if name is not None:
+                check_path(name)
+        return name
+
+    @staticmethod
+    def _values(md5: str, size: int, head: bytes, name: str | None, uploader: str | None) -> dict[str, object]:
+        kind, ctype = media.sniff(head)
+        width = height = None
+        if kind == "image":
+            width, height = media.image_size(head)
+        return dict(md5=md5, size=size, media_type=kind, content_type=ctype, name=name, width=width, height=height,
+                    uploaded_by=uploader)
+
+    async def _finish(self, md5: str, name: str | None, inserted: bool, record_path: bool) -> Uploaded:
+        if name is not None and record_path:
+            await self.repo.set_path(name, md5)
+        row = await self.repo.get(md5)
+        assert row is not None
+        return Uploaded(file=row, duplicate=not inserted, path=name)
+
+    async def _store_large(self, chunks: AsyncIterator[bytes], *, name: str | None, max_bytes: int,
+                           uploader: str | None, expected_md5: str | None, record_path: bool,
+                           late_name: Callable[[], str | None] | None) -> Uploaded:
         head = _Head()
         temp = f"incoming/{uuid.uuid4().hex}"
         try:
@@ -78,19 +144,11 @@ class FileService:
         except ObjectTooLarge as exc:
             raise UploadTooLarge(f"the upload is larger than the limit of {max_bytes} bytes") from exc
         try:
-            if name is None and late_name is not None:
-                name = late_name()
-                if name is not None:
-                    check_path(name)
+            name = self._late(name, late_name)
             if expected_md5 is not None and stored.md5 != expected_md5:
                 raise Md5Mismatch(f"the content's MD5 is {stored.md5}, not {expected_md5}; nothing was stored")
-            kind, ctype = media.sniff(bytes(head.data))
-            width = height = None
-            if kind == "image":
-                width, height = media.image_size(bytes(head.data))
-            inserted = await self.repo.insert_if_absent(dict(
-                md5=stored.md5, size=stored.size, media_type=kind, content_type=ctype, name=name,
-                width=width, height=height, uploaded_by=uploader))
+            inserted = await self.repo.insert_if_absent(self._values(stored.md5, stored.size, bytes(head.data),
+                                                                     name, uploader))
             key = file_key(stored.md5)
             if inserted or await self.store.stat(key) is None:
                 await self.store.copy(temp, key)
@@ -98,11 +156,7 @@ class FileService:
                     self.created_keys.append(key)
         finally:
             await self.store.delete(temp)
-        if name is not None and record_path:
-            await self.repo.set_path(name, stored.md5)
-        row = await self.repo.get(stored.md5)
-        assert row is not None
-        return Uploaded(file=row, duplicate=not inserted, path=name)
+        return await self._finish(stored.md5, name, inserted, record_path)
 
     async def discard_created(self) -> None:
         """Remove the objects this unit of work created (its rows roll back with the transaction)."""
@@ -114,3 +168,14 @@ class FileService:
         for m in md5s:
             check_md5(m)
         return await self.repo.existing(md5s)
+
+
+def _md5(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+async def _chain(first: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    while first:
+        yield first.pop(0)
+    async for chunk in rest:
+        yield chunk

@@ -1,0 +1,243 @@
+"""DAM benchmark: uploads through the API to the S3 backend against the `minio` client writing straight to
+the same S3 server, dedup re-upload against the first upload, and the server's MD5 against hashlib.
+
+(a) `--images` files of ~`--image-kb` KB (a small PNG padded with random bytes), `--concurrency` at a time,
+    as raw `POST /api/dam/files` to `python -m dam api` (a subprocess on a fresh migrated PostgreSQL
+    database, object store = the S3 server of scripts/testenv.py). Peer: `Minio.put_object` of the same
+    bytes with the same concurrency (threads) into the same bucket. objects/s and ratio (goal >= 0.7).
+(b) one file of `--big-mb` MB (random, from a temporary file) streamed as one `POST /files` vs
+    `Minio.fput_object` of the same file (16 MiB parts). MB/s and ratio (goal >= 0.8). DAM streams into a
+    temporary key, then copies server-side to `dam/files/<md5>` (the content address is known only at the
+    end), which the peer does not do.
+(c) dedup: the same image set again, the client's way (`POST /files/check` with every MD5, upload the
+    missing: none), and naively (every file re-sent; the server answers `duplicate`), against (a)
+    (goal: check-based re-upload >= 10x faster than the first upload).
+(d) MD5: the store's streaming hasher (`mlife_shared.objectstore.base.Hasher`, 64 KiB chunks as the
+    server receives them) vs `hashlib.md5` over the same bytes in one call; MB/s and ratio.
+Run: .venv/bin/python scripts/testenv.py -- .venv/bin/python -m bench.dam [--images 2000] [--image-kb 100]
+[--big-mb 1024] [--concurrency 8]. It prints the numbers and whether the goals are met; never exits non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import io
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import asyncpg
+import httpx
+from minio import Minio
+from PIL import Image
+
+from mlife_shared.auth import IDENTITY_HEADER, Identity, sign_identity
+from mlife_shared.migrations import upgrade
+from mlife_shared.objectstore.base import Hasher
+
+PG = dict(host=os.environ.get("MLIFE_TEST_PG_HOST", "127.0.0.1"),
+          port=int(os.environ.get("MLIFE_TEST_PG_PORT", "5432")), user=os.environ.get("MLIFE_TEST_PG_USER", "postgres"))
+S3 = dict(endpoint=os.environ.get("MLIFE_TEST_S3_ENDPOINT", ""), access_key=os.environ.get("MLIFE_TEST_S3_ACCESS_KEY", ""),
+          secret_key=os.environ.get("MLIFE_TEST_S3_SECRET_KEY", ""), bucket=os.environ.get("MLIFE_TEST_S3_BUCKET", "mlife-test"))
+
+
+def images(n: int, kb: int) -> list[bytes]:
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), (10, 20, 30)).save(buf, format="PNG")
+    head = buf.getvalue()
+    return [head + os.urandom(max(kb * 1024 - len(head), 0)) for _ in range(n)]
+
+
+@asynccontextmanager
+async def database() -> AsyncIterator[str]:
+    name = f"mlife_bench_dam_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(database="postgres", **PG)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        url = f"postgresql+asyncpg://{PG['user']}@{PG['host']}:{PG['port']}/{name}"
+        await asyncio.to_thread(upgrade, "dam.migrations", url)
+        yield url
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@asynccontextmanager
+async def dam_api(database_url: str, secret: str) -> AsyncIterator[str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    home = Path(tempfile.mkdtemp(prefix="mlife-bench-dam-"))
+    env = {**os.environ, "MLIFE_ENVIRONMENT": "test", "MLIFE_DAM_DATABASE_URL": database_url,
+           "MLIFE_IDENTITY_SECRET": secret, "MLIFE_HOME": str(home), "MLIFE_LOG_LEVEL": "WARNING",
+           "MLIFE_OBJECT_STORE": "s3", "MLIFE_S3_ENDPOINT": S3["endpoint"], "MLIFE_S3_ACCESS_KEY": S3["access_key"],
+           "MLIFE_S3_SECRET_KEY": S3["secret_key"], "MLIFE_S3_BUCKET": S3["bucket"],
+           "MLIFE_DAM_MAX_UPLOAD_BYTES": str(8 * 1024 ** 3),
+           "MLIFE_NATS_URL": os.environ.get("MLIFE_TEST_NATS_URL", "nats://127.0.0.1:4222")}
+    proc = subprocess.Popen([sys.executable, "-m", "dam", "api", "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}/api/dam"
+    try:
+        async with httpx.AsyncClient() as client:
+            for _ in range(300):
+                with suppress(httpx.HTTPError):
+                    if (await client.get(f"{base}/healthz")).status_code == 200:
+                        break
+                if proc.poll() is not None:
+                    raise RuntimeError(f"dam api exited with {proc.returncode}")
+                await asyncio.sleep(0.1)
+            else:
+                raise RuntimeError("dam api did not start")
+        yield base
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        with suppress(subprocess.TimeoutExpired):
+            proc.wait(15)
+        proc.kill()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+async def upload_all(client: httpx.AsyncClient, blobs: list[bytes], concurrency: int) -> tuple[float, list[int]]:
+    sem = asyncio.Semaphore(concurrency)
+    codes: list[int] = []
+
+    async def one(b: bytes) -> None:
+        async with sem:
+            r = await client.post("/files", content=b, headers={"content-type": "application/octet-stream"})
+            codes.append(r.status_code)
+
+    start = time.perf_counter()
+    await asyncio.gather(*[one(b) for b in blobs])
+    return time.perf_counter() - start, codes
+
+
+def minio_client() -> Minio:
+    return Minio(S3["endpoint"], access_key=S3["access_key"], secret_key=S3["secret_key"], secure=False)
+
+
+def peer_put_all(blobs: list[bytes], concurrency: int, prefix: str) -> float:
+    mc = minio_client()
+    if not mc.bucket_exists(S3["bucket"]):
+        mc.make_bucket(S3["bucket"])
+    start = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(lambda ib: mc.put_object(S3["bucket"], f"{prefix}/{ib[0]}", io.BytesIO(ib[1]), len(ib[1])),
+                      enumerate(blobs)))
+    return time.perf_counter() - start
+
+
+def peer_cleanup(prefix: str) -> None:
+    mc = minio_client()
+    for o in mc.list_objects(S3["bucket"], prefix=prefix + "/", recursive=True):
+        mc.remove_object(S3["bucket"], o.object_name)
+
+
+async def stream_file(path: Path, chunk: int = 1 << 20) -> AsyncIterator[bytes]:
+    with open(path, "rb") as fh:
+        while data := await asyncio.to_thread(fh.read, chunk):
+            yield data
+
+
+async def run(args: argparse.Namespace) -> None:
+    assert S3["endpoint"], "MLIFE_TEST_S3_* is not set: run through scripts/testenv.py"
+    secret = uuid.uuid4().hex
+    headers = {IDENTITY_HEADER: sign_identity(Identity(uuid.uuid4(), "bench", "tester"), secret, ttl_seconds=6 * 3600)}
+    blobs = images(args.images, args.image_kb)
+    total_mb = sum(map(len, blobs)) / 1e6
+    prefix = f"bench-peer/{uuid.uuid4().hex}"
+    tmp = Path(tempfile.mkdtemp(prefix="mlife-bench-dam-big-"))
+    big = tmp / "big.bin"
+    with open(big, "wb") as fh:
+        for _ in range(args.big_mb):
+            fh.write(os.urandom(1 << 20))
+    big_mb = big.stat().st_size / 1e6
+    try:
+        async with database() as url, dam_api(url, secret) as base, \
+                httpx.AsyncClient(base_url=base, headers=headers, timeout=600,
+                                  limits=httpx.Limits(max_connections=args.concurrency * 2)) as client:
+            # (a) many images
+            peer_s = await asyncio.to_thread(peer_put_all, blobs, args.concurrency, prefix)
+            api_s, codes = await upload_all(client, blobs, args.concurrency)
+            assert codes.count(201) == len(blobs), f"unexpected answers: {set(codes)}"
+            a_api, a_peer = len(blobs) / api_s, len(blobs) / peer_s
+            print(f"(a) {len(blobs)} files of ~{args.image_kb} KB ({total_mb:.0f} MB), {args.concurrency} at a time")
+            print(f"    DAM API -> S3 : {api_s:6.2f} s  {a_api:8.1f} objects/s  {total_mb / api_s:7.1f} MB/s")
+            print(f"    minio -> S3   : {peer_s:6.2f} s  {a_peer:8.1f} objects/s  {total_mb / peer_s:7.1f} MB/s")
+            print(f"    ratio {a_api / a_peer:.2f}  (goal >= 0.7: {'met' if a_api / a_peer >= 0.7 else 'MISSED'})")
+            # (c) dedup
+            md5s = [hashlib.md5(b).hexdigest() for b in blobs]
+            start = time.perf_counter()
+            check = (await client.post("/files/check", json={"md5s": md5s})).json()
+            missing = set(check["missing"])
+            _, recodes = await upload_all(client, [b for b, m in zip(blobs, md5s) if m in missing], args.concurrency)
+            check_s = time.perf_counter() - start
+            naive_s, ncodes = await upload_all(client, blobs, args.concurrency)
+            assert not missing and ncodes.count(200) == len(blobs)
+            print(f"(c) re-upload of the same {len(blobs)} files")
+            print(f"    check first (POST /files/check, {len(missing)} to send): {check_s:6.3f} s  "
+                  f"{api_s / check_s:7.1f}x faster than the first upload (goal >= 10x: "
+                  f"{'met' if api_s / check_s >= 10 else 'MISSED'})")
+            print(f"    naive (every file re-sent, server answers duplicate): {naive_s:6.2f} s  "
+                  f"{api_s / naive_s:5.2f}x faster than the first upload")
+            # (b) one big file
+            mc = minio_client()
+            start = time.perf_counter()
+            await asyncio.to_thread(mc.fput_object, S3["bucket"], f"{prefix}/big.bin", str(big), part_size=16 * 1024 * 1024)
+            peer_big = time.perf_counter() - start
+            start = time.perf_counter()
+            r = await client.post("/files", content=stream_file(big), headers={"content-type": "application/octet-stream"})
+            api_big = time.perf_counter() - start
+            assert r.status_code == 201, r.text
+            print(f"(b) one file of {big_mb:.0f} MB")
+            print(f"    DAM API -> S3 : {api_big:6.2f} s  {big_mb / api_big:7.1f} MB/s  (stream to a temporary key, "
+                  "server-side copy to files/<md5>, delete)")
+            print(f"    minio -> S3   : {peer_big:6.2f} s  {big_mb / peer_big:7.1f} MB/s")
+            ratio = peer_big / api_big
+            print(f"    ratio {ratio:.2f}  (goal >= 0.8: {'met' if ratio >= 0.8 else 'MISSED'})")
+        # (d) MD5
+        data = big.read_bytes()[: 512 * 1024 * 1024]
+        start = time.perf_counter()
+        h = Hasher(None)
+        view = memoryview(data)
+        for i in range(0, len(data), 64 * 1024):
+            h.update(view[i:i + 64 * 1024])  # type: ignore[arg-type]
+        server_s = time.perf_counter() - start
+        start = time.perf_counter()
+        ref = hashlib.md5(data).hexdigest()
+        lib_s = time.perf_counter() - start
+        assert ref == h.hexdigest()
+        mb = len(data) / 1e6
+        print(f"(d) MD5 of {mb:.0f} MB: server hasher (64 KiB chunks) {mb / server_s:7.1f} MB/s, "
+              f"hashlib one call {mb / lib_s:7.1f} MB/s, ratio {lib_s / server_s:.2f}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        with suppress(Exception):
+            await asyncio.to_thread(peer_cleanup, prefix)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--images", type=int, default=2000)
+    p.add_argument("--image-kb", type=int, default=100)
+    p.add_argument("--big-mb", type=int, default=1024)
+    p.add_argument("--concurrency", type=int, default=8)
+    asyncio.run(run(p.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
