@@ -11,7 +11,7 @@ against bare onnxruntime in this process.
   MLflow's pins conflict with the main venv); requests `POST /invocations {"inputs": {"x": [[…]]}}`.
 - onnxruntime: `session.run` of one row in a loop (c=1), and of 16 rows at once (what micro-batching
   hands to onnxruntime under c=16), with the session options MSM uses.
-The load generator (httpx, keep-alive, the same for both servers) runs in this process for `--seconds`
+The load generator (a minimal keep-alive HTTP/1.1 client, the same for both servers) runs in this process for `--seconds`
 per scenario after a warm-up; servers and client share this machine's cores, so absolute numbers are
 low and the ratios are what to read. Goal: MSM >= 3x MLflow's throughput. Never exits non-zero on a miss.
 Run: .venv/bin/python scripts/testenv.py -- .venv/bin/python -m bench.msm [--seconds 5] [--json]
@@ -87,35 +87,71 @@ def summary(latencies: list[float], seconds: float) -> dict[str, float]:
             "p99_ms": float(np.percentile(ms, 99))}
 
 
+class Connection:
+    """A minimal HTTP/1.1 keep-alive client (pre-built request bytes, Content-Length responses): the
+    load generator shares the machine with the servers, so it must cost far less than they do."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+
+    async def open(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+
+    async def call(self, request: bytes) -> tuple[int, bytes]:
+        self.writer.write(request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        return status, await self.reader.readexactly(length)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def build_request(url: str, body: bytes, headers: dict[str, str]) -> tuple[str, int, bytes]:
+    parts = httpx.URL(url)
+    lines = [f"POST {parts.raw_path.decode()} HTTP/1.1", f"Host: {parts.host}:{parts.port}",
+             "Content-Type: application/json", f"Content-Length: {len(body)}",
+             *(f"{k}: {v}" for k, v in headers.items())]
+    return parts.host, int(parts.port or 80), ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
 async def load(url: str, body: bytes, headers: dict[str, str], concurrency: int, seconds: float,
                check: Any) -> dict[str, float]:
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=30, headers={"content-type": "application/json",
-                                                                      **headers}) as client:
-        first = await client.post(url, content=body)
-        if first.status_code != 200:
-            raise RuntimeError(f"{url} answered {first.status_code}: {first.text[:300]}")
-        check(first.json())
+    host, port, request = build_request(url, body, headers)
+    connections = [Connection(host, port) for _ in range(concurrency)]
+    await asyncio.gather(*(c.open() for c in connections))
+    try:
+        status, answer = await connections[0].call(request)
+        if status != 200:
+            raise RuntimeError(f"{url} answered {status}: {answer[:300]!r}")
+        check(json.loads(answer))
         warm_until = time.perf_counter() + 1.0
         while time.perf_counter() < warm_until:
-            await client.post(url, content=body)
+            await connections[0].call(request)
         latencies: list[float] = []
         errors = 0
         deadline = time.perf_counter() + seconds
 
-        async def worker() -> None:
+        async def worker(conn: Connection) -> None:
             nonlocal errors
             while time.perf_counter() < deadline:
                 start = time.perf_counter()
-                response = await client.post(url, content=body)
-                if response.status_code == 200:
+                status, _ = await conn.call(request)
+                if status == 200:
                     latencies.append(time.perf_counter() - start)
                 else:
                     errors += 1
 
         start = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(worker(c) for c in connections))
         elapsed = time.perf_counter() - start
+    finally:
+        for c in connections:
+            c.close()
     result = summary(latencies, elapsed)
     result["errors"] = errors
     return result
@@ -214,7 +250,9 @@ async def mlflow_scenarios(work: Path, model: bytes, sample: list[float], second
     venv = ensure_mlflow_venv()
     onnx_path, model_dir = work / "model.onnx", work / "mlflow-model"
     onnx_path.write_bytes(model)
-    env = {**os.environ, **QUIET, "MLFLOW_TRACKING_URI": f"file://{work / 'mlruns'}"}
+    # `mlflow models serve` runs `uvicorn` from PATH: the peer's own venv goes first.
+    env = {**os.environ, **QUIET, "MLFLOW_TRACKING_URI": f"file://{work / 'mlruns'}",
+           "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
     subprocess.run([str(venv / "bin" / "python"), "-c",
                     "import sys, onnx, mlflow.onnx; "
                     "mlflow.onnx.save_model(onnx.load(sys.argv[1]), sys.argv[2])", str(onnx_path), str(model_dir)],

@@ -67,7 +67,8 @@ SPEC = ServiceSpec(
     settings_cls=Settings,
     migrations="msm.migrations",
     subscriptions=subscriptions,
-    routers=lambda: [registry_router, deployment_router, serving_router, webhook_router],
+    # The serving routes first: FastAPI matches routes in order, and predict is the hot path.
+    routers=lambda: [serving_router, registry_router, deployment_router, webhook_router],
     extra_lifespan=lifespan,
 )
 

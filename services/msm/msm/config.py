@@ -17,10 +17,12 @@ class Settings(ServiceSettings):
                                              description="Object-key prefixes a model may be imported from")
     # Serving
     intra_op_threads: int = Field(0, description="onnxruntime intra-op threads; 0 = the machine's cores")
+    ort_allow_spinning: bool = Field(False, description="Let idle onnxruntime threads spin (faster runs, busy cores)")
     max_batch_size: int = Field(64, description="Most rows one micro-batch hands to session.run")
     batch_wait_ms: float = Field(0.0, description="Extra wait for more requests before running a micro-batch")
     max_request_bytes: int = Field(8 << 20, description="Largest predict/feedback body")
     max_input_elements: int = Field(1_000_000, description="Most tensor elements in one predict request")
+    inline_run_us: float = Field(300.0, description="Models whose one-row run takes less are run on the event loop")
     prediction_log_rate: float = Field(0.1, ge=0, le=1, description="Share of predictions written to the log")
     serving_refresh_seconds: float = Field(1.0, description="How long a predict trusts its cached deployment state")
     # Docker

@@ -72,9 +72,11 @@ class Batcher:
     """Requests to one session queue here; one loop drains the queue into batches of up to `max_rows`
     rows, concatenated along the batch axis, run once, and split back."""
 
-    def __init__(self, session: Any, batchable: bool, max_rows: int, wait_ms: float) -> None:
+    def __init__(self, session: Any, batchable: bool, max_rows: int, wait_ms: float, *, inline: bool = False) -> None:
         self.session = session
         self.batchable = batchable
+        # A model that runs in microseconds is run on the event loop: handing it to a thread costs more.
+        self.inline = inline
         self.max_rows = max_rows
         self.wait = wait_ms / 1000.0
         self.queue: asyncio.Queue[tuple[dict[str, np.ndarray], int, asyncio.Future[list[np.ndarray]]]] = \
@@ -113,7 +115,10 @@ class Batcher:
                 feeds = group[0][0]
             else:
                 feeds = {k: np.concatenate([g[0][k] for g in group]) for k in group[0][0]}
-            outputs = await loop.run_in_executor(self.executor, self.session.run, None, feeds)
+            if self.inline:
+                outputs = self.session.run(None, feeds)
+            else:
+                outputs = await loop.run_in_executor(self.executor, self.session.run, None, feeds)
             self.batches += 1
             self.rows += sum(g[1] for g in group)
         except Exception as exc:  # noqa: BLE001 - every waiter gets the failure
@@ -131,6 +136,25 @@ class Batcher:
         if self.task is not None:
             self.task.cancel()
         self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _run_time_us(session: Any, signature: dict[str, Any]) -> float:
+    """Median time of a one-row run on zeros (inf when the signature has no fixed feature shape)."""
+    feeds = {}
+    for spec in signature.get("inputs", []):
+        shape = [d if isinstance(d, int) else 1 for d in spec["shape"]]
+        if spec["dtype"].startswith("onnx:") or any(not isinstance(d, int) for d in spec["shape"][1:]):
+            return float("inf")
+        feeds[spec["name"]] = np.zeros(shape, dtype=np.dtype(spec["dtype"]))
+    try:
+        times = []
+        for _ in range(7):
+            start = time.perf_counter()
+            session.run(None, feeds)
+            times.append(time.perf_counter() - start)
+    except Exception:  # noqa: BLE001 - a model that needs real data is simply not run inline
+        return float("inf")
+    return float(np.median(times) * 1e6)
 
 
 def _compatible(items: list[Any]) -> list[list[Any]]:
@@ -175,27 +199,46 @@ class ServingRegistry:
         self.store = store
         self.cache_dir = Path(settings.home) / "serving-cache"
         self.views: dict[str, DeploymentView] = {}
+        self.refreshing: set[str] = set()
         self.models: dict[uuid.UUID, LoadedModel] = {}
         self.locks: dict[uuid.UUID, asyncio.Lock] = {}
         self.latency: dict[tuple[str, str], Latency] = {}
         self.threads = settings.intra_op_threads or os.cpu_count() or 1
         self.background: set[asyncio.Task[Any]] = set()
         self.histogram: Any = None
+        self.identities: dict[str, tuple[float, Any]] = {}  # verified identity tokens until they expire
 
     async def resolve(self, ref: str, *, live_only: bool = True) -> DeploymentView:
         view = self.views.get(ref)
-        if view is not None and time.monotonic() - view.loaded_at < self.settings.serving_refresh_seconds:
-            if view.status == "live" or not live_only:
-                return view
-        view = await self._read(ref)
         if view is None:
-            self.views.pop(ref, None)
+            view = await self._refresh(ref)
+        elif time.monotonic() - view.loaded_at >= self.settings.serving_refresh_seconds:
+            # Stale: answer from it while one background read refreshes it, so that a burst of
+            # requests never queues on the database (SQLite serialises them) when the cache expires.
+            if ref not in self.refreshing:
+                self.refreshing.add(ref)
+                self.spawn(self._refresh(ref, quiet=True))
+        if view is None:
             raise DeploymentNotServing(f"no live deployment {ref!r}")
-        self.views[ref] = view
         if live_only and view.status != "live":
             raise DeploymentNotServing(f"deployment {ref!r} is {view.status}, not live")
         if view.target != "local":
             raise Conflict(f"deployment {ref!r} targets {view.target}; only local deployments are served here")
+        return view
+
+    async def _refresh(self, ref: str, *, quiet: bool = False) -> DeploymentView | None:
+        try:
+            view = await self._read(ref)
+        except Exception:
+            if quiet:  # keep serving the last known state; the next request tries again
+                return None
+            raise
+        finally:
+            self.refreshing.discard(ref)
+        if view is None:
+            self.views.pop(ref, None)
+        else:
+            self.views[ref] = view
         return view
 
     async def _read(self, ref: str) -> DeploymentView | None:
@@ -240,13 +283,19 @@ class ServingRegistry:
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        if not self.settings.ort_allow_spinning:
+            # Idle intra-op threads otherwise busy-wait for work and take the cores the event loop
+            # (HTTP parsing, JSON, validation) needs between runs.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session = await asyncio.to_thread(ort.InferenceSession, str(path), sess_options=options,
                                           providers=["CPUExecutionProvider"])
         inputs = version.signature.get("inputs", [])
         outputs = version.signature.get("outputs", [])
         batchable = bool(inputs) and all(t["shape"] and not isinstance(t["shape"][0], int)
                                          for t in inputs + outputs)
-        batcher = Batcher(session, batchable, self.settings.max_batch_size, self.settings.batch_wait_ms)
+        inline = await asyncio.to_thread(_run_time_us, session, version.signature) <= self.settings.inline_run_us
+        batcher = Batcher(session, batchable, self.settings.max_batch_size, self.settings.batch_wait_ms,
+                          inline=inline)
         return LoadedModel(version, session, batcher, [o.name for o in session.get_outputs()])
 
     def spawn(self, coro: Any) -> None:
