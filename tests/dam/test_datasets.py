@@ -49,6 +49,7 @@ async def test_group_items_stratified_split_manifest_and_event(dam: httpx.AsyncC
     assert m2 == [x["md5"] for x in manifests["test"]]
     events = await outbox_events(dam_db, "dataset.grouped")
     assert len(events) == 4 and {e["data"]["purpose"] for e in events} == {"train", "test"}
+    assert {e["data"]["group_id"] for e in events[:2]} == {body["group_id"]} and events[0]["data"]["name"] == "shapes-ds"
     assert events[0]["data"]["manifest_key"] == by["train"]["manifest_key"] or \
         events[0]["data"]["manifest_key"] == by["test"]["manifest_key"]
     stats = (await dam.get(f"/datasets/{by['test']['id']}/stats")).json()

@@ -144,3 +144,17 @@ async def test_archive_expanding_past_the_limit_removes_what_it_stored(dam: http
     r = await dam.post("/files/archive", content=zip_bytes(entries, compression=zipfile.ZIP_STORED))
     assert r.status_code == 413, r.text
     assert await keys(dam) == []
+
+
+@pytest.mark.parametrize("size", [1000, 2 * 1024 * 1024])
+async def test_traversal_in_a_multipart_filename_or_an_archive_prefix_writes_nothing(dam: httpx.AsyncClient,
+                                                                                    size: int) -> None:
+    data = random_bytes(size)
+    for filename in ["../../etc/passwd", "..\\..\\evil", "/abs", "%2e%2e/x"]:
+        r = await dam.post("/files", files={"file": (filename, data, "application/octet-stream")})
+        assert r.status_code == 422, (filename, r.text)
+    for prefix in ["../up", "%252e%252e", "/root"]:
+        r = await dam.post("/files/archive", params={"prefix": prefix}, content=zip_bytes({"a.txt": b"a"}))
+        assert r.status_code == 422, (prefix, r.text)
+    assert await keys(dam) == []
+    assert (await dam.post("/files/check", json={"md5s": [md5(data)]})).json()["existing"] == []

@@ -98,6 +98,8 @@ class LabellingRequested(EventData):
     document_version: int
     items_key: str = Field(description="Object key of the task items with their pre-labels (JSON lines)")
     label_config: str | None = None
+    item_count: int | None = Field(None, ge=0)
+    labels: list[str] | None = Field(None, description="The classes to choose from")
 
 
 @register
@@ -124,6 +126,8 @@ class DatasetGrouped(EventData):
     manifest_key: str = Field(description="Object key of the immutable manifest")
     item_count: int = Field(ge=0)
     is_badcase_test_set: bool = False
+    name: str | None = Field(None, description="The dataset's name (its versions share it)")
+    group_id: Id | None = Field(None, description="Shared by the train and test datasets of one grouping")
 
 
 # ---- MTT ---------------------------------------------------------------------------------------

@@ -101,7 +101,7 @@ class DatasetService:
                 created_by=user), [(it["md5"], it["label"]) for it in part])
             await outbox.add(self.session, DatasetGrouped(
                 dataset_id=ds.id, version=ds.version, purpose=purpose, manifest_key=ds.manifest_key,  # type: ignore[arg-type]
-                item_count=ds.item_count, is_badcase_test_set=is_badcase))
+                item_count=ds.item_count, is_badcase_test_set=is_badcase, name=ds.name, group_id=group_id))
             out.append(ds)
         return group_id, out, dropped
 

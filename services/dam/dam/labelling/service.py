@@ -116,7 +116,7 @@ class LabellingService:
                                    for i in [dict(i, ls_task_id=i.get("ls_task_id")) for i in items]])
         await outbox.add(self.session, LabellingRequested(
             labelling_task_id=task.id, document_id=task.document_id, document_version=task.document_version,
-            items_key=task.items_key, label_config=config))
+            items_key=task.items_key, label_config=config, item_count=len(items), labels=req.labels))
         return task
 
     async def _push(self, ls: connector.LabelStudio, task: LabellingTask, items: list[dict[str, Any]], title: str,
