@@ -16,6 +16,10 @@ from tests.dam.conftest import WEBHOOK_SECRET, dam_settings, serve_dam
 from tests.dam.helpers import outbox_events, png
 
 
+# The first test also installs Label Studio into .venv-labelstudio on a fresh machine (a few minutes).
+pytestmark = pytest.mark.timeout(1800)
+
+
 def ls_client(labelstudio) -> httpx.AsyncClient:  # type: ignore[no-untyped-def]
     return httpx.AsyncClient(base_url=labelstudio.url, headers={"Authorization": f"Token {labelstudio.token}"},
                              timeout=60)
