@@ -243,6 +243,15 @@ async def test_feedback_becomes_serving_feedback_with_what_bam_needs(msm: httpx.
                                headers=as_role("tester"))).status_code == 422, bad
     assert (await msm.post("/serve/emotion/feedback", json={"correct_label": 1, "input_ref": "a" * 32},
                            headers=as_role("viewer"))).status_code == 403
+    nan = await msm.post("/serve/emotion/feedback", content=b'{"correct_label": NaN, "input_ref": "msm/x"}',
+                         headers={**as_role("tester"), "content-type": "application/json"})
+    assert nan.status_code == 422
+    nul = await msm.post("/serve/emotion/feedback", json={"correct_label": 1, "client_id": "a\x00b",
+                                                          "input_ref": "msm/x"}, headers=as_role("tester"))
+    assert nul.status_code == 422
+    assert (await msm.post("/serve/emo%00tion/predict", json={"inputs": {"x": [1, 0, 0, 0]}})).status_code == 422
+    assert (await msm.post("/serve/emotion/predict", json={"inputs": {"x": [1, 0, 0, 0]}},
+                           headers={"X-MLife-Identity": "garbage"})).status_code == 401
     assert len(await outbox(msm, "serving.feedback")) == 2
 
 

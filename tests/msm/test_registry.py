@@ -144,3 +144,31 @@ async def test_search_by_name_tag_and_metric(msm: httpx.AsyncClient) -> None:
     patched = await msm.patch(f"/model-versions/{by_name[0]['id']}", json={"tags": ["prod-ready"]})
     assert patched.json()["tags"] == ["prod-ready"]
     assert (await msm.patch(f"/model-versions/{by_name[0]['id']}", json={"bogus": 1})).status_code == 422
+
+
+async def test_nan_and_nul_are_422_not_500(msm: httpx.AsyncClient) -> None:
+    version = (await upload(msm, "emotion", identity_classifier(4))).json()
+    maintainer = as_role("maintainer")
+    raw = {"content-type": "application/json"}
+    cases = [
+        ("POST", "/models/emotion/versions/import", '{"source_key": "mtt/a\\u0000b"}'),
+        ("POST", "/models/emotion/versions/import", '{"source_key": "mtt/x.onnx", "metrics": {"a": NaN}}'),
+        ("PATCH", f"/model-versions/{version['id']}", '{"metrics": {"accuracy": Infinity}}'),
+        ("PATCH", f"/model-versions/{version['id']}", '{"description": "bad\\u0000text"}'),
+        ("POST", "/deployments", '{"name": "x", "versions": [{"model_version_id": "%s"}], '
+                                 '"thresholds": {"accuracy": {"min": NaN}}}' % version["id"]),
+        ("POST", "/models/emotion/aliases", '{"alias": "staging", "version": "1", "reason": "\\u0000"}'),
+    ]
+    for method, path, body in cases:
+        got = await msm.request(method, path, content=body, headers=raw)
+        assert got.status_code == 422, (path, body, got.text)
+    for path in ("/models/emo%00tion", "/model-versions?name=a%00b", "/models/emotion/aliases/history?alias=%00",
+                 "/deployments?name=%00"):
+        got = await msm.get(path)
+        assert got.status_code == 422, (path, got.text)
+    assert (await upload(msm, "emotion", identity_classifier(4), metrics='{"a": NaN}')).status_code == 422
+    assert (await upload(msm, "emotion", identity_classifier(4), description="a\x00b")).status_code == 422
+    hook = await msm.post("/webhooks", json={"url": "http://[::1", "events": ["*"]}, headers=maintainer)
+    assert hook.status_code == 422
+    hook = await msm.post("/webhooks", json={"url": "http://exa\x00mple.com/", "events": ["*"]}, headers=maintainer)
+    assert hook.status_code == 422

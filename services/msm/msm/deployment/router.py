@@ -3,18 +3,19 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 
 from mlife_shared.app import SessionDep
 from mlife_shared.auth import Engineer, Maintainer, Viewer
 from mlife_shared.errors import error_body
 from msm.deployment import schemas as s
+from msm.inputs import reject_nul
 from msm.deployment.models import Deployment
 from msm.deployment.repository import DeploymentRepository
 from msm.deployment.service import DeploymentService
 
-router = APIRouter(tags=["deployments"])
+router = APIRouter(tags=["deployments"], dependencies=[Depends(reject_nul)])
 
 
 async def _detail(session: SessionDep, deployment: Deployment) -> s.DeploymentDetail:

@@ -6,9 +6,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from msm.inputs import StrictIn
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+
+class _In(StrictIn):
+    pass
 
 
 class VersionRoute(_In):

@@ -4,15 +4,16 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mlife_shared.app import SessionDep
 from mlife_shared.auth import Maintainer
+from msm.inputs import StrictIn, reject_nul
 from msm.notification.repository import WebhookRepository
 from msm.notification.service import SUBJECTS, WebhookService
 
-router = APIRouter(tags=["webhooks"])
+router = APIRouter(tags=["webhooks"], dependencies=[Depends(reject_nul)])
 
 
 def _check_events(events: list[str]) -> list[str]:
@@ -22,8 +23,7 @@ def _check_events(events: list[str]) -> list[str]:
     return events
 
 
-class WebhookCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class WebhookCreate(StrictIn):
     url: str = Field(max_length=2000)
     events: list[str] = Field(min_length=1, max_length=20)
     secret: str | None = Field(None, min_length=16, max_length=200, description="Generated when omitted")
@@ -31,8 +31,7 @@ class WebhookCreate(BaseModel):
     _events = field_validator("events")(_check_events)
 
 
-class WebhookUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class WebhookUpdate(StrictIn):
     url: str | None = Field(None, max_length=2000)
     events: list[str] | None = Field(None, min_length=1, max_length=20)
     active: bool | None = None

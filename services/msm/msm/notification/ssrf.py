@@ -38,12 +38,15 @@ def _allowed(host: str, ips: list[ipaddress.IPv4Address | ipaddress.IPv6Address]
 
 async def check_url(url: str, allow: list[str]) -> list[str]:
     """The resolved addresses of an acceptable webhook URL, or UnsafeWebhookUrl saying why not."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError as exc:
+        raise UnsafeWebhookUrl(f"the webhook URL is malformed: {exc}") from exc
     if parts.scheme not in ("http", "https"):
         raise UnsafeWebhookUrl("the webhook URL must be http or https")
     if parts.username or parts.password:
         raise UnsafeWebhookUrl("the webhook URL must not carry credentials")
-    host = parts.hostname
     if not host:
         raise UnsafeWebhookUrl("the webhook URL has no host")
     try:
@@ -52,7 +55,7 @@ async def check_url(url: str, allow: list[str]) -> list[str]:
         raise UnsafeWebhookUrl("the webhook URL has an invalid port") from exc
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
+    except (OSError, UnicodeError, ValueError) as exc:
         raise UnsafeWebhookUrl(f"the webhook host {host!r} does not resolve") from exc
     ips = [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]
     if not ips:

@@ -5,12 +5,13 @@ import json
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from mlife_shared.app import SessionDep, StoreDep
 from mlife_shared.auth import Engineer, Maintainer, Viewer
 from mlife_shared.errors import Forbidden, PayloadTooLarge, Unprocessable
+from msm.inputs import reject_nul
 from msm.registry import schemas as s
 from msm.registry.compression import compress
 from msm.registry.docker import build_context
@@ -18,7 +19,7 @@ from msm.registry.repository import RegistryRepository
 from msm.registry.service import RegistryService, check_name, download, scratch_dir
 from msm.testing.repository import TestingRepository
 
-router = APIRouter(tags=["registry"])
+router = APIRouter(tags=["registry"], dependencies=[Depends(reject_nul)])
 
 
 def _service(request: Request, session: SessionDep, store: StoreDep) -> RegistryService:

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from mlife_shared.app import SessionDep, StoreDep
 from mlife_shared.auth import IDENTITY_HEADER, Identity, Tester, Viewer, current_identity
 from mlife_shared.errors import Forbidden, PayloadTooLarge, Unprocessable
+from msm.inputs import reject_nul
 from msm.serving import service
 from msm.serving.schemas import FeedbackRequest, FeedbackResponse, PredictRequest, PredictResponse
 
@@ -63,6 +64,7 @@ def _parse(raw: bytes, model: type) -> object:
 
 async def _predict(request: Request) -> Response:
     identity = await serving_viewer(request)
+    await reject_nul(request)
     body = _parse(await _body(request), PredictRequest)
     result = await service.predict(request.app.state.serving, request.app.state.store,
                                    request.path_params["deployment"], body.model_dump())  # type: ignore[attr-defined]
@@ -90,7 +92,7 @@ async def predict(deployment: str, request: Request,
              openapi_extra={"requestBody": {"content": {"application/json": {
                  "schema": FeedbackRequest.model_json_schema()}}}})
 async def feedback(deployment: str, request: Request, session: SessionDep, store: StoreDep,
-                   _: Tester) -> FeedbackResponse:
+                   _: Tester, __: Annotated[None, Depends(reject_nul)]) -> FeedbackResponse:
     """Flag a served prediction as wrong: the input is kept and `serving.feedback` goes to BAM."""
     body = _parse(await _body(request), FeedbackRequest)
     row, version = await service.feedback(session, request.app.state.serving, store, request.app.state.settings,
@@ -100,7 +102,8 @@ async def feedback(deployment: str, request: Request, session: SessionDep, store
 
 
 @router.get("/serve/{deployment}/stats")
-async def stats(deployment: str, request: Request, _: Viewer) -> dict[str, object]:
+async def stats(deployment: str, request: Request, _: Viewer,
+                __: Annotated[None, Depends(reject_nul)]) -> dict[str, object]:
     """Latency per version served by this API process (p50/p90/p99 over the last 10 000 requests)."""
     registry = request.app.state.serving
     view = await registry.resolve(deployment, live_only=False)

@@ -5,8 +5,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from msm.inputs import StrictIn
+
 
 class PredictRequest(BaseModel):
+    # Not StrictIn: the inputs are checked for finite numbers by the signature check, without a
+    # second walk over every element on the hot path; nothing of a predict body reaches the database.
     model_config = ConfigDict(extra="forbid")
     inputs: dict[str, Any] = Field(description="Input name → one sample, or a batch (one more leading axis)")
     client_id: str | None = Field(None, max_length=200)
@@ -25,8 +29,7 @@ class PredictResponse(BaseModel):
     latency_ms: float
 
 
-class FeedbackRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class FeedbackRequest(StrictIn):
     prediction_id: uuid.UUID | None = Field(None, description="From the predict answer")
     model_version_id: uuid.UUID | None = Field(None, description="Which version served (from the predict answer)")
     inputs: dict[str, Any] | None = Field(None, description="The served input (needed unless the prediction was logged)")
