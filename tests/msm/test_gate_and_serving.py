@@ -300,3 +300,23 @@ async def test_deployment_of_a_broken_model_fails(msm: httpx.AsyncClient) -> Non
     detail = (await msm.get(f"/deployments/{got.json()['id']}")).json()
     assert detail["status"] == "failed" and detail["failure_reason"]
     assert [e["data"]["deployment_id"] for e in await outbox(msm, "deployment.failed")] == [detail["id"]]
+
+
+async def test_docker_and_edge_targets_store_their_artifacts(msm: httpx.AsyncClient) -> None:
+    import io
+    import tarfile
+
+    v1 = await registered(msm, identity_classifier(4))
+    for target, name in (("docker", "docker-context.tar"), ("edge", "edge-package.tar.gz")):
+        got = await deploy(msm, name=f"emotion-{target}", target=target, override_reason="artifact test",
+                           versions=[{"model_version_id": v1["id"]}], headers=MAINTAINER)
+        assert got.status_code == 201, got.text
+        await bring_up(msm)
+        detail = (await msm.get(f"/deployments/{got.json()['id']}")).json()
+        assert detail["status"] == "live" and detail["artifact_key"].endswith(name)
+        data = b"".join([c async for c in await msm.app.state.raw_store.get(detail["artifact_key"])])  # type: ignore[attr-defined]
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            names = tar.getnames()
+        assert ("Dockerfile" in names) if target == "docker" else (f"models/{v1['id']}.onnx" in names)
+        served = await msm.post(f"/serve/emotion-{target}/predict", json={"inputs": {"x": [1, 0, 0, 0]}})
+        assert served.status_code == 409

@@ -141,3 +141,23 @@ async def test_subscription_crud(msm: httpx.AsyncClient, receiver: Receiver) -> 
     assert await msm.app.state.webhooks.run_once() == 0  # type: ignore[attr-defined] - paused: nothing queued
     assert (await msm.delete(f"/webhooks/{hook['id']}", headers=MAINTAINER)).status_code == 204
     assert (await msm.get(f"/webhooks/{hook['id']}", headers=MAINTAINER)).status_code == 404
+
+
+async def test_deployment_events_and_blocked_gates_are_delivered(msm: httpx.AsyncClient, receiver: Receiver) -> None:
+    msm.app.state.settings.webhook_allow_hosts = ["127.0.0.1"]  # type: ignore[attr-defined]
+    hook = (await msm.post("/webhooks", json={"url": receiver.url, "events": ["deployment.blocked",
+                                                                              "deployment.requested"]},
+                           headers=MAINTAINER)).json()
+    version = (await upload(msm, "emotion", identity_classifier(4))).json()
+    blocked = await msm.post("/deployments", json={"name": "emotion",
+                                                   "versions": [{"model_version_id": version["id"]}]})
+    assert blocked.status_code == 409
+    over = await msm.post(f"/deployments/{blocked.json()['detail']['deployment_id']}/override",
+                          json={"reason": "bootstrap"}, headers=MAINTAINER)
+    assert over.status_code == 200
+    assert await msm.app.state.webhooks.run_once() == 2  # type: ignore[attr-defined]
+    bodies = [json.loads(r["body"]) for r in receiver.requests]
+    assert sorted(b["type"] for b in bodies) == ["deployment.blocked", "deployment.requested"]
+    blocked_event = next(b for b in bodies if b["type"] == "deployment.blocked")
+    assert "no testing results" in blocked_event["data"]["reasons"][0]
+    assert all(verify(hook["secret"], r) for r in receiver.requests)

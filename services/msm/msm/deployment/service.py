@@ -3,6 +3,7 @@ deployer (consumers.py), rolled back to the previous deployment of the same name
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -17,7 +18,7 @@ from msm.deployment.exceptions import DeploymentConflict, DeploymentNotFound
 from msm.deployment.models import Deployment, DeploymentBadcase, DeploymentChange, DeploymentMetric
 from msm.deployment.repository import DeploymentRepository
 from msm.deployment.schemas import DeploymentCreate
-from msm.notification.service import emit
+from msm.notification.service import emit, fan_out
 from msm.registry.repository import RegistryRepository
 
 _TYPES: dict[str, tuple[type, ...]] = {"string": (str,), "number": (int, float), "integer": (int,),
@@ -78,7 +79,18 @@ class DeploymentService:
             await self._request(deployment)
         elif body.override_reason:
             await self._override(deployment, body.override_reason, user)
+        else:
+            await self._notify_blocked(deployment)
         return deployment
+
+    async def _notify_blocked(self, deployment: Deployment) -> None:
+        """Webhooks only (no consumer needs it on the bus): a request the gate blocked, and why."""
+        event_id = uuid.uuid4()
+        body = {"id": str(event_id), "type": "deployment.blocked", "source": "msm", "time": utcnow().isoformat(),
+                "data": {"deployment_id": str(deployment.id), "name": deployment.name,
+                         "reasons": deployment.gate["reasons"],
+                         "regressed_badcases": deployment.gate["regressed_badcases"]}}
+        await fan_out(self.session, event_id, "deployment.blocked", json.dumps(body))
 
     async def _request(self, deployment: Deployment) -> None:
         deployment.status = "requested"
