@@ -1,7 +1,22 @@
+from functools import partial
+
 from fastapi import FastAPI
 
-from mlife_shared.app import ServiceSpec, create_app
+from mlife_shared.app import ServiceContext, ServiceSpec, create_app
+from mlife_shared.messaging.consumer import Subscription
 from mtt.config import Settings
+from mtt.report.router import router as report_router
+from mtt.task import models as _models  # noqa: F401 - the tables, for migrations
+from mtt.task.consumers import on_dataset_grouped, on_model_registered
+from mtt.task.router import router as task_router
+
+
+def subscriptions(ctx: ServiceContext) -> list[Subscription]:
+    return [
+        Subscription("dataset-grouped", "dataset.grouped", partial(on_dataset_grouped, ctx=ctx)),
+        Subscription("model-registered", "model.registered", partial(on_model_registered, ctx=ctx)),
+    ]
+
 
 SPEC = ServiceSpec(
     name="mtt",
@@ -9,6 +24,8 @@ SPEC = ServiceSpec(
     description="Training and testing tasks with a Task ID, user code runners, the built-in ONNX evaluator and MLflow tracking.",
     settings_cls=Settings,
     migrations="mtt.migrations",
+    subscriptions=subscriptions,
+    routers=lambda: [task_router, report_router],
 )
 
 

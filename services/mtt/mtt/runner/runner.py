@@ -1,0 +1,562 @@
+"""`python -m mtt runner`: take run requests from the work queue, run each task in a work dir and report.
+
+One run: claim the task (queued → running), resolve its dataset manifests to local files, open its MLflow
+run, run the command (or the built-in evaluator) with logs streamed to the store, watch for cancellation and
+the timeout, collect what the SDK left in the output folder (metrics, models, results, outcomes), then
+write the end state and its events (task.finished/failed, model.uploaded, testing.completed) in one
+transaction and ack the message."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import shutil
+import socket
+import sys
+import threading
+import time
+import uuid
+from contextlib import suppress
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import structlog
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeout
+
+from mlife_shared.db import Database, utcnow
+from mlife_shared.errors import MLifeError
+from mlife_shared.events.contracts import ModelUploaded, TaskFailed, TaskFinished, TestingCompleted
+from mlife_shared.messaging import outbox
+from mlife_shared.messaging.bus import connect_with_retry
+from mlife_shared.objectstore import ObjectStore, ScopedStore, make_store
+from mlife_shared.objectstore.base import ObjectNotFound, iterate, read_all
+from mlife_shared.onnx_safety import inspect_onnx
+from mtt.config import Settings
+from mtt.evaluator.evaluate import EvaluationCancelled, evaluate
+from mtt.evaluator.preprocess import parse_preprocess
+from mtt.runner.backends import Backend, DockerBackend, ProcessSpec, SubprocessBackend
+from mtt.runner.logs import LogSink
+from mtt.runner.mlflow_rest import MlflowError, MlflowRest
+from mtt.runner.queue import RunMessage, dispatch_pending, durable, ensure_consumer, ensure_stream, subject
+from mtt.task.models import Task
+from mtt.task.repository import TaskRepository
+
+log = structlog.get_logger(__name__)
+
+SDK_DIR = Path(__file__).resolve().parents[4] / "mlife"  # repo/mlife (tracking.py); absent in an installed wheel
+ENV_PASSTHROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SYSTEMROOT", "ORT_DISABLE_TELEMETRY")
+
+
+class RunFailed(Exception):
+    pass
+
+
+@dataclass
+class RunResult:
+    status: str = "succeeded"
+    error: str | None = None
+    exit_code: int | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    evaluation: dict[str, Any] | None = None
+    outcomes_key: str | None = None
+    artifacts: list[dict[str, Any]] = field(default_factory=list)
+    models: list[ModelUploaded] = field(default_factory=list)
+    dataset_id: uuid.UUID | None = None
+
+
+def make_backend(settings: Settings) -> Backend:
+    if settings.runner_backend == "docker":
+        return DockerBackend(settings.docker_image, sdk_dir=SDK_DIR if SDK_DIR.is_dir() else None)
+    return SubprocessBackend()
+
+
+class Runner:
+    def __init__(self, settings: Settings, *, runner_id: str | None = None, queue: str | None = None,
+                 backend: Backend | None = None, concurrency: int = 1) -> None:
+        self.settings = settings
+        self.id = runner_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.queue = queue or settings.default_queue
+        self.backend = backend or make_backend(settings)
+        self.concurrency = concurrency
+        self.db = Database(settings.database_url)
+        self.raw_store: ObjectStore = make_store(settings)
+        self.store = ScopedStore(self.raw_store, "mtt")
+        self.nc: NATS | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self.nc = await connect_with_retry(self.settings.nats_url, name=f"mtt-runner-{self.id}", stop=stop)
+        js = self.nc.jetstream()
+        await ensure_stream(js, self.settings)
+        await ensure_consumer(js, self.settings, self.queue)
+        psub = await js.pull_subscribe(subject(self.settings, self.queue), durable=durable(self.queue),
+                                       stream=self.settings.runs_stream)
+        log.info("runner_started", runner=self.id, queue=self.queue, backend=self.backend.name)
+        slots = asyncio.Semaphore(self.concurrency)
+        running: set[asyncio.Task[None]] = set()
+        try:
+            while not stop.is_set():
+                with suppress(Exception):
+                    await dispatch_pending(self.db, js, self.settings)
+                await slots.acquire()
+                if stop.is_set():
+                    slots.release()
+                    break
+                try:
+                    msgs = await psub.fetch(1, timeout=self.settings.poll_seconds)
+                except (NatsTimeout, asyncio.TimeoutError):
+                    slots.release()
+                    continue
+                except Exception:  # noqa: BLE001 - NATS hiccup: retry
+                    slots.release()
+                    await asyncio.sleep(self.settings.poll_seconds)
+                    continue
+                for msg in msgs:
+                    t = asyncio.create_task(self._handle(msg, slots))
+                    running.add(t)
+                    t.add_done_callback(running.discard)
+        finally:
+            for t in list(running):
+                t.cancel()
+            for t in list(running):
+                with suppress(BaseException):
+                    await t
+            with suppress(Exception):
+                await self.nc.drain()
+            await self.db.dispose()
+            log.info("runner_stopped", runner=self.id)
+
+    async def _handle(self, msg: Msg, slots: asyncio.Semaphore) -> None:
+        try:
+            try:
+                req = RunMessage.decode(msg.data)
+            except (ValueError, KeyError):
+                await msg.term()
+                return
+            task = await self._claim(req)
+            if task is None:
+                await msg.ack()
+                return
+            await self.execute(task, msg)
+            await msg.ack()
+        except Exception:  # noqa: BLE001 - left unacked: redelivered after ack_wait, taken over when stale
+            log.exception("run_crashed", runner=self.id)
+        finally:
+            slots.release()
+
+    async def _claim(self, req: RunMessage) -> Task | None:
+        async with self.db.transaction() as session:
+            repo = TaskRepository(session)
+            task = await repo.get(req.task_id, for_update=True)
+            if task is None or task.attempt != req.attempt:
+                return None
+            if task.status == "running":
+                stale = task.heartbeat_at is None or (
+                    utcnow() - task.heartbeat_at > timedelta(seconds=self.settings.stale_after_seconds))
+                if not stale:
+                    return None
+            elif task.status != "queued":
+                return None
+            now = utcnow()
+            task.status, task.runner_id, task.started_at, task.heartbeat_at, task.updated_at = (
+                "running", self.id, now, now, now)
+            return task
+
+    # ---- one run ---------------------------------------------------------------------------------
+
+    async def execute(self, task: Task, msg: Msg | None = None) -> RunResult:
+        s = self.settings
+        work = s.work_dir() / f"{task.id}-{task.attempt}"
+        shutil.rmtree(work, ignore_errors=True)
+        (work / "data").mkdir(parents=True)
+        (work / "out").mkdir()
+        sink = LogSink(self.store, task.id, task.attempt, work / "run.log")
+        stop_flush = asyncio.Event()
+        flusher = asyncio.create_task(sink.run_flusher(s.log_flush_seconds, stop_flush))
+        cancel = threading.Event()
+        watch_stop = asyncio.Event()
+        watcher = asyncio.create_task(self._watch(task, cancel, watch_stop, msg))
+        result = RunResult()
+        mlflow = MlflowRest(s.mlflow_tracking_uri) if s.mlflow_tracking_uri else None
+        artifact_uri = None
+        try:
+            sink.line(f"task {task.id} attempt {task.attempt} on runner {self.id}")
+            manifests = await self._resolve(task, work, sink)
+            if mlflow is not None:
+                artifact_uri = await self._open_mlflow(mlflow, task, manifests)
+            if task.command:
+                await self._run_command(task, work, manifests, sink, cancel, result)
+            else:
+                await self._evaluate(task, work, manifests, sink, cancel, result)
+            await self._collect(task, work, sink, result)
+        except EvaluationCancelled:
+            result.status, result.error = "cancelled", "cancelled"
+        except (RunFailed, MLifeError, MlflowError) as exc:
+            result.status = "cancelled" if cancel.is_set() else "failed"
+            result.error = "cancelled" if cancel.is_set() else str(getattr(exc, "message", exc))
+        except Exception as exc:  # noqa: BLE001 - any crash of a run is the run's failure, with its reason
+            log.exception("run_failed", task_id=str(task.id))
+            result.status, result.error = "failed", f"{type(exc).__name__}: {exc}"
+        if result.status != "succeeded":
+            sink.line(f"{result.status}: {result.error}")
+        else:
+            sink.line("succeeded")
+        watch_stop.set()
+        with suppress(BaseException):
+            await watcher
+        stop_flush.set()
+        with suppress(BaseException):
+            await flusher
+        await sink.flush()
+        sink.close()
+        if mlflow is not None and task.mlflow_run_id:
+            await self._close_mlflow(mlflow, task, result, work, artifact_uri)
+        if mlflow is not None:
+            await mlflow.close()
+        await self._finish(task, result)
+        if not s.keep_work_dirs:
+            shutil.rmtree(work, ignore_errors=True)
+        return result
+
+    async def _watch(self, task: Task, cancel: threading.Event, stop: asyncio.Event, msg: Msg | None) -> None:
+        """Cancellation flag and heartbeat from the database; keep the queue message in progress."""
+        last_beat = last_progress = time.monotonic()
+        while not stop.is_set():
+            with suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.settings.poll_seconds)
+                return
+            now = time.monotonic()
+            with suppress(Exception):
+                async with self.db.transaction() as session:
+                    repo = TaskRepository(session)
+                    flags = await repo.refresh_flags(task.id)
+                    if flags is None or flags[1]:
+                        cancel.set()
+                    if now - last_beat > 5:
+                        await repo.heartbeat(task.id, task.attempt)
+                        last_beat = now
+            if msg is not None and now - last_progress > self.settings.ack_wait_seconds / 3:
+                with suppress(Exception):
+                    await msg.in_progress()
+                last_progress = now
+
+    async def _resolve(self, task: Task, work: Path, sink: LogSink) -> list[dict[str, Any]]:
+        """Each dataset's manifest → local files + a local manifest whose items carry `local_path`."""
+        out = []
+        for ds in task.datasets:
+            key = ds["manifest_key"]
+            try:
+                raw = await read_all(await self.raw_store.get(key))
+            except ObjectNotFound as exc:
+                raise RunFailed(f"the manifest {key!r} is missing from the store") from exc
+            items = parse_manifest(raw, key)
+            folder = work / "data" / ds["dataset_id"]
+            folder.mkdir(parents=True, exist_ok=True)
+            base = key.rsplit("/", 1)[0]
+            sem = asyncio.Semaphore(8)  # below the S3 client pool (10)
+
+            async def fetch(i: int, it: dict[str, Any]) -> None:
+                data_key = it.get("key") or it.get("data_key") or it.get("object_key")
+                md5 = it.get("md5")
+                if not data_key and md5:
+                    data_key = f"dam/files/{md5}"
+                if not data_key:
+                    raise RunFailed(f"manifest {key}: item {i} has neither key nor md5")
+                suffix = Path(str(it.get("path") or data_key)).suffix[:10]
+                dest = folder / f"{i:07d}-{md5 or 'item'}{suffix}"
+                async with sem:
+                    try:
+                        stream = await self.raw_store.get(data_key)
+                    except (ObjectNotFound, MLifeError):
+                        try:
+                            stream = await self.raw_store.get(f"{base}/{data_key}")
+                        except (ObjectNotFound, MLifeError) as exc:
+                            raise RunFailed(f"manifest {key}: the data of item {i} ({data_key!r}) is missing") from exc
+                    with dest.open("wb") as fh:
+                        async for chunk in stream:
+                            fh.write(chunk)
+                it["local_path"] = str(dest)
+
+            await asyncio.gather(*(fetch(i, it) for i, it in enumerate(items)))
+            local = work / "data" / f"{ds['dataset_id']}.jsonl"
+            local.write_text("".join(json.dumps(it, ensure_ascii=False) + "\n" for it in items))
+            sink.line(f"dataset {ds['dataset_id']} ({ds.get('purpose')}): {len(items)} items")
+            out.append({**ds, "local_manifest": str(local), "items": items,
+                        "digest": hashlib.md5(raw).hexdigest()})
+        return out
+
+    async def _open_mlflow(self, mlflow: MlflowRest, task: Task, manifests: list[dict[str, Any]]) -> str:
+        exp = await mlflow.experiment_id(f"{self.settings.mlflow_experiment}-{task.kind}")
+        info = await mlflow.create_run(exp, f"{task.name} #{task.attempt}"[:250], {
+            "mlife.task_id": str(task.id), "mlife.kind": task.kind, "mlife.attempt": str(task.attempt),
+            "mlflow.user": task.owner or "mlife"})
+        run_id = info["run_id"]
+        params = {f"param.{k}": json.dumps(v) if not isinstance(v, str) else v for k, v in task.params.items()}
+        params.update({"mlife.command": task.command or "(built-in evaluator)", "mlife.code_location":
+                       task.code_location or "", "mlife.runner": self.id})
+        if task.model:
+            params.update({"mlife.model": f"{task.model['name']}:{task.model['version']}"})
+        await mlflow.log_batch(run_id, params=params)
+        await mlflow.log_inputs(run_id, [{"name": f"dataset-{m['dataset_id']}", "digest": m["digest"],
+                                          "source": m["manifest_key"],
+                                          "context": "training" if m.get("purpose") == "train" else "testing"}
+                                         for m in manifests])
+        task.mlflow_experiment_id, task.mlflow_run_id = exp, run_id
+        async with self.db.transaction() as session:
+            row = await TaskRepository(session).get(task.id)
+            if row is not None:
+                row.mlflow_experiment_id, row.mlflow_run_id = exp, run_id
+        return str(info.get("artifact_uri", ""))
+
+    def _env(self, task: Task, work: Path, manifests: list[dict[str, Any]]) -> dict[str, str]:
+        env = {k: os.environ[k] for k in ENV_PASSTHROUGH if k in os.environ}
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "/usr/bin:/bin")])
+        if SDK_DIR.is_dir():
+            env["PYTHONPATH"] = str(SDK_DIR.parent)
+        env.update({
+            "MLIFE_TASK_ID": str(task.id), "MLIFE_TASK_KIND": task.kind, "MLIFE_TASK_ATTEMPT": str(task.attempt),
+            "MLIFE_TASK_PARAMS": json.dumps(task.params), "MLIFE_OUTPUT_DIR": str(work / "out"),
+            "MLIFE_WORK_DIR": str(work), "PYTHONUNBUFFERED": "1",
+            "MLIFE_DATASET_MANIFEST": manifests[0]["local_manifest"] if manifests else "",
+            "MLIFE_DATASET_MANIFESTS": json.dumps({m["dataset_id"]: {"purpose": m.get("purpose"),
+                                                                     "manifest": m["local_manifest"]}
+                                                   for m in manifests}),
+        })
+        if task.model:
+            env["MLIFE_MODEL_NAME"], env["MLIFE_MODEL_VERSION"] = task.model["name"], task.model["version"]
+        if self.settings.mlflow_tracking_uri and task.mlflow_run_id:
+            env["MLFLOW_TRACKING_URI"] = self.settings.mlflow_tracking_uri
+            env["MLFLOW_RUN_ID"] = task.mlflow_run_id
+            env["MLFLOW_EXPERIMENT_ID"] = task.mlflow_experiment_id or ""
+        return env
+
+    async def _run_command(self, task: Task, work: Path, manifests: list[dict[str, Any]], sink: LogSink,
+                           cancel: threading.Event, result: RunResult) -> None:
+        import shlex
+
+        code = work / "code"
+        src = Path(task.code_location or "")
+        if not src.is_dir():
+            raise RunFailed(f"the code location {task.code_location!r} is not a folder on runner {self.id}")
+        shutil.copytree(src, code, ignore=shutil.ignore_patterns(".git", "__pycache__", "*.pyc", "mlife-output"))
+        spec = ProcessSpec(task_id=str(task.id), argv=shlex.split(task.command or ""), workdir=work, cwd=code,
+                           env=self._env(task, work, manifests), kill_grace_seconds=self.settings.kill_grace_seconds)
+        sink.line(f"$ {task.command}")
+        proc = await self.backend.start(spec)
+
+        async def pump() -> None:
+            while True:
+                chunk = await proc.read()
+                if not chunk:
+                    return
+                sink.write(chunk)
+
+        reader = asyncio.create_task(pump())
+        waiter = asyncio.create_task(proc.wait())
+        timeout = task.timeout_seconds or self.settings.task_timeout_seconds
+        deadline = time.monotonic() + timeout
+        reason = None
+        while not waiter.done():
+            await asyncio.wait({waiter}, timeout=self.settings.poll_seconds)
+            if waiter.done():
+                break
+            if cancel.is_set():
+                reason = "cancelled"
+            elif time.monotonic() > deadline:
+                reason = f"timed out after {timeout:g} s"
+            if reason:
+                sink.line(f"{reason}: stopping the process group")
+                await proc.kill()
+                break
+        code_ = await waiter
+        await proc.cleanup()
+        with suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(reader, 5)
+        reader.cancel()
+        result.exit_code = code_
+        sink.line(f"exit code {code_}")
+        if reason == "cancelled":
+            result.status, result.error = "cancelled", "cancelled"
+            raise EvaluationCancelled()
+        if reason:
+            raise RunFailed(reason)
+        if code_ != 0:
+            raise RunFailed(f"the command exited with code {code_}")
+
+    async def _evaluate(self, task: Task, work: Path, manifests: list[dict[str, Any]], sink: LogSink,
+                        cancel: threading.Event, result: RunResult) -> None:
+        if not task.model:
+            raise RunFailed("a test task without a command needs a model")
+        model_dir = work / "model"
+        model_dir.mkdir()
+        path = model_dir / "model.onnx"
+        try:
+            stream = await self.raw_store.get(task.model["object_key"])
+        except ObjectNotFound as exc:
+            raise RunFailed(f"the model file {task.model['object_key']!r} is missing") from exc
+        with path.open("wb") as fh:
+            async for chunk in stream:
+                fh.write(chunk)
+        items = [it for m in manifests for it in m["items"]]
+        prep = parse_preprocess(task.params["preprocess"], where="params.preprocess") \
+            if "preprocess" in task.params else None
+        sink.line(f"evaluating {task.model['name']}:{task.model['version']} on {len(items)} samples")
+        ev = await asyncio.to_thread(evaluate, path, items, prep, batch_size=self.settings.eval_batch_size,
+                                     cancel=cancel)
+        sink.line("metrics " + json.dumps(ev.metrics))
+        key = f"tasks/{task.id}/outcomes/{task.attempt}.jsonl"
+        stored = await self.store.put(key, iterate(ev.outcomes_jsonl()), content_type="application/x-ndjson")
+        await self.store.put(f"tasks/{task.id}/evaluation/{task.attempt}.json",
+                             iterate(json.dumps(ev.report()).encode()), content_type="application/json")
+        result.metrics.update(ev.metrics)
+        result.evaluation = ev.report()
+        result.outcomes_key = self.store.full_key(key)
+        result.artifacts.append({"kind": "outcomes", "key": result.outcomes_key, "size": stored.size})
+        result.dataset_id = uuid.UUID(manifests[0]["dataset_id"]) if manifests else None
+
+    async def _collect(self, task: Task, work: Path, sink: LogSink, result: RunResult) -> None:
+        """What the SDK left in the output folder: metrics, models, results, outcomes."""
+        out = work / "out"
+        metrics_file = out / "metrics.jsonl"
+        if metrics_file.exists():
+            for line in metrics_file.read_text().splitlines():
+                with suppress(ValueError, KeyError, TypeError):
+                    rec = json.loads(line)
+                    result.metrics[str(rec["key"])] = float(rec["value"])
+        models = out / "models"
+        if models.is_dir():
+            for meta_file in sorted(models.glob("*/model.json")):
+                meta = json.loads(meta_file.read_text())
+                src = meta_file.parent / str(meta.get("file", ""))
+                if not src.is_file() or src.parent != meta_file.parent:
+                    raise RunFailed(f"model {meta.get('name')!r}: its file is missing")
+                fmt = str(meta.get("format") or "bin").lower()
+                if fmt == "onnx":
+                    try:
+                        await asyncio.to_thread(inspect_onnx, src, max_bytes=self.settings.max_model_bytes)
+                    except MLifeError as exc:
+                        raise RunFailed(f"model {meta.get('name')!r} rejected: {exc.message}") from exc
+                name = str(meta.get("name") or src.stem)[:200]
+                key = f"tasks/{task.id}/models/{task.attempt}/{_safe(name)}/{_safe(src.name)}"
+                stored = await self.store.put(key, _file_chunks(src), content_type="application/octet-stream",
+                                              max_size=self.settings.max_model_bytes)
+                model_metrics = {k: float(v) for k, v in (meta.get("metrics") or {}).items()} or dict(result.metrics)
+                result.models.append(ModelUploaded(task_id=task.id, model_name=name,
+                                                   object_key=self.store.full_key(key), format=fmt,
+                                                   md5=stored.md5, size=stored.size, metrics=model_metrics))
+                result.artifacts.append({"kind": "model", "name": name, "format": fmt,
+                                         "key": self.store.full_key(key), "size": stored.size, "md5": stored.md5})
+                sink.line(f"model {name} ({fmt}, {stored.size} bytes) uploaded")
+        results = out / "results"
+        if results.is_dir():
+            for f in sorted(p for p in results.iterdir() if p.is_file()):
+                key = f"tasks/{task.id}/results/{task.attempt}/{_safe(f.name)}"
+                stored = await self.store.put(key, _file_chunks(f), max_size=self.settings.max_upload_bytes)
+                result.artifacts.append({"kind": "result", "name": f.name, "key": self.store.full_key(key),
+                                         "size": stored.size})
+        outcomes = out / "outcomes.jsonl"
+        if outcomes.is_file() and result.outcomes_key is None:
+            key = f"tasks/{task.id}/outcomes/{task.attempt}.jsonl"
+            stored = await self.store.put(key, _file_chunks(outcomes), content_type="application/x-ndjson")
+            result.outcomes_key = self.store.full_key(key)
+            result.artifacts.append({"kind": "outcomes", "key": result.outcomes_key, "size": stored.size})
+            result.dataset_id = uuid.UUID(task.datasets[0]["dataset_id"]) if task.datasets else None
+
+    async def _close_mlflow(self, mlflow: MlflowRest, task: Task, result: RunResult, work: Path,
+                            artifact_uri: str | None) -> None:
+        assert task.mlflow_run_id
+        try:
+            if result.metrics:
+                await mlflow.log_batch(task.mlflow_run_id, metrics=result.metrics)
+            if artifact_uri:
+                await mlflow.upload_artifact(artifact_uri, work / "run.log", "logs/run.log")
+                for m in sorted((work / "out" / "models").glob("*/*")) if (work / "out" / "models").is_dir() else []:
+                    await mlflow.upload_artifact(artifact_uri, m, f"models/{m.parent.name}/{m.name}")
+                if result.evaluation is not None:
+                    ev = work / "evaluation.json"
+                    ev.write_text(json.dumps(result.evaluation))
+                    await mlflow.upload_artifact(artifact_uri, ev, "evaluation.json")
+            await mlflow.finish(task.mlflow_run_id, {"succeeded": "FINISHED", "cancelled": "KILLED"}
+                                .get(result.status, "FAILED"))
+        except (MlflowError, OSError, Exception) as exc:  # noqa: BLE001 - the run's result stands; say so
+            log.warning("mlflow_close_failed", task_id=str(task.id), error=str(exc))
+            if result.status == "succeeded":
+                result.status, result.error = "failed", f"MLflow: {exc}"
+
+    async def _finish(self, task: Task, result: RunResult) -> None:
+        async with self.db.transaction() as session:
+            row = await TaskRepository(session).get(task.id, for_update=True)
+            if row is None or row.attempt != task.attempt:
+                return
+            now = utcnow()
+            row.status, row.error, row.exit_code = result.status, result.error, result.exit_code
+            row.metrics = result.metrics
+            row.evaluation = result.evaluation
+            row.outcomes_key = result.outcomes_key
+            row.artifacts = result.artifacts
+            row.finished_at, row.updated_at, row.heartbeat_at = now, now, now
+            if result.status == "succeeded":
+                for m in result.models:
+                    await outbox.add(session, m)
+                if row.kind == "test" and result.outcomes_key and row.model:
+                    await outbox.add(session, TestingCompleted(
+                        task_id=row.id, model_name=row.model["name"], model_version=row.model["version"],
+                        dataset_id=result.dataset_id, function=row.function, metrics=result.metrics,
+                        outcomes_key=result.outcomes_key))
+                await outbox.add(session, TaskFinished(task_id=row.id, kind=row.kind,  # type: ignore[arg-type]
+                                                       metrics=result.metrics))
+            else:
+                await outbox.add(session, TaskFailed(task_id=row.id, kind=row.kind,  # type: ignore[arg-type]
+                                                     reason=(result.error or result.status)[:2000]))
+
+
+def parse_manifest(raw: bytes, key: str) -> list[dict[str, Any]]:
+    """JSON lines (DAM's format) or a JSON array / {"items": [...]}; unknown fields are kept."""
+    text = raw.decode("utf-8", errors="replace").strip()
+    if not text:
+        return []
+    if text.startswith("[") or (text.startswith("{") and "\n" not in text and '"items"' in text):
+        try:
+            doc = json.loads(text)
+        except ValueError as exc:
+            raise RunFailed(f"the manifest {key!r} is not JSON") from exc
+        items = doc.get("items", []) if isinstance(doc, dict) else doc
+    else:
+        items = []
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                items.append(json.loads(line))
+            except ValueError as exc:
+                raise RunFailed(f"the manifest {key!r}: line {n} is not JSON") from exc
+    if not all(isinstance(it, dict) for it in items):
+        raise RunFailed(f"the manifest {key!r}: every item must be a JSON object")
+    return items
+
+
+def _safe(name: str) -> str:
+    cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip(".") or "file"
+    return cleaned[:120]
+
+
+async def _file_chunks(path: Path, size: int = 1 << 20):  # type: ignore[no-untyped-def]
+    with path.open("rb") as fh:
+        while chunk := fh.read(size):
+            yield chunk
+
+
+async def main(settings: Settings, *, queue: str | None, concurrency: int, runner_id: str | None) -> None:
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    await Runner(settings, runner_id=runner_id, queue=queue, concurrency=concurrency).run(stop)

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mlife_shared.db import is_postgres, utcnow
+from mtt.task.models import GroupedDataset, RegisteredModel, RunRequest, Task
+
+
+class TaskRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, task: Task) -> Task:
+        self.session.add(task)
+        await self.session.flush()
+        return task
+
+    async def get(self, task_id: uuid.UUID, *, for_update: bool = False) -> Task | None:
+        stmt = select(Task).where(Task.id == task_id)
+        if for_update and is_postgres(self.session):
+            stmt = stmt.with_for_update()
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def by_dedup(self, key: str) -> Task | None:
+        return (await self.session.execute(select(Task).where(Task.dedup_key == key))).scalar_one_or_none()
+
+    async def list(self, *, kind: str | None, status: str | None, limit: int,
+                   before: uuid.UUID | None = None) -> Sequence[Task]:
+        stmt = select(Task).order_by(Task.created_at.desc(), Task.id.desc()).limit(limit)
+        if kind:
+            stmt = stmt.where(Task.kind == kind)
+        if status:
+            stmt = stmt.where(Task.status == status)
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def refresh_flags(self, task_id: uuid.UUID) -> tuple[str, bool] | None:
+        row = (await self.session.execute(select(Task.status, Task.cancel_requested).where(Task.id == task_id))).first()
+        return (row[0], row[1]) if row else None
+
+    async def heartbeat(self, task_id: uuid.UUID, attempt: int) -> None:
+        await self.session.execute(update(Task).where(Task.id == task_id, Task.attempt == attempt)
+                                   .values(heartbeat_at=utcnow()))
+
+    async def add_run_request(self, req: RunRequest) -> None:
+        self.session.add(req)
+        await self.session.flush()
+
+    async def pending_run_requests(self, limit: int = 100) -> Sequence[RunRequest]:
+        stmt = (select(RunRequest).where(RunRequest.published_at.is_(None))
+                .order_by(RunRequest.created_at).limit(limit))
+        if is_postgres(self.session):
+            stmt = stmt.with_for_update(skip_locked=True)
+        return (await self.session.execute(stmt)).scalars().all()
+
+    # projections
+    async def upsert_dataset(self, ds: GroupedDataset) -> GroupedDataset:
+        existing = await self.session.get(GroupedDataset, ds.dataset_id)
+        if existing is not None:
+            return existing
+        self.session.add(ds)
+        await self.session.flush()
+        return ds
+
+    async def dataset(self, dataset_id: uuid.UUID) -> GroupedDataset | None:
+        return await self.session.get(GroupedDataset, dataset_id)
+
+    async def latest_badcase_test_set(self) -> GroupedDataset | None:
+        stmt = (select(GroupedDataset).where(GroupedDataset.is_badcase_test_set.is_(True))
+                .order_by(GroupedDataset.grouped_at.desc(), GroupedDataset.version.desc()).limit(1))
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def upsert_model(self, m: RegisteredModel) -> RegisteredModel:
+        existing = await self.session.get(RegisteredModel, m.model_version_id)
+        if existing is not None:
+            return existing
+        self.session.add(m)
+        await self.session.flush()
+        return m
+
+    async def latest_model(self, name: str) -> RegisteredModel | None:
+        stmt = (select(RegisteredModel).where(RegisteredModel.name == name)
+                .order_by(RegisteredModel.registered_at.desc()).limit(1))
+        return (await self.session.execute(stmt)).scalar_one_or_none()
