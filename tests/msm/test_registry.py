@@ -172,3 +172,18 @@ async def test_nan_and_nul_are_422_not_500(msm: httpx.AsyncClient) -> None:
     assert hook.status_code == 422
     hook = await msm.post("/webhooks", json={"url": "http://exa\x00mple.com/", "events": ["*"]}, headers=maintainer)
     assert hook.status_code == 422
+
+
+async def test_other_formats_from_mtt_are_tracked_but_never_served(msm: httpx.AsyncClient) -> None:
+    store = msm.app.state.raw_store  # type: ignore[attr-defined]
+    await store.put("mtt/models/t9/model.pt", iterate(pickle.dumps({"state_dict": [1, 2]})))
+    await deliver(msm, on_model_uploaded, ModelUploaded(task_id=uuid.uuid4(), model_name="torchy",
+                                                        object_key="mtt/models/t9/model.pt", format="pytorch",
+                                                        md5="0" * 32, size=10))
+    version = (await msm.get("/model-versions", params={"name": "torchy"})).json()[0]
+    assert (version["format"], version["servable"], version["signature"]) == ("pytorch", False, {})
+    got = await msm.post("/deployments", json={"name": "torchy", "versions": [{"model_version_id": version["id"]}],
+                                               "override_reason": "try"}, headers=as_role("maintainer"))
+    assert got.status_code == 422 and "ONNX" in got.json()["detail"]
+    assert (await msm.post(f"/model-versions/{version['id']}/compress", json={})).status_code == 422
+    assert (await msm.get(f"/model-versions/{version['id']}/docker-context")).status_code == 422
