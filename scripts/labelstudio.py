@@ -119,6 +119,8 @@ def start(*, timeout: float = 600.0) -> LabelStudio:
 
 
 def main() -> None:
+    # Block the stop signals first so that sigwait receives them (else SIGTERM kills us before the cleanup).
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     started = time.monotonic()
     ls = start()
     print(f"Label Studio {VERSION} ready in {time.monotonic() - started:.0f} s at {ls.url}")
@@ -126,8 +128,6 @@ def main() -> None:
     print(f"  MLIFE_DAM_LABELSTUDIO_URL={ls.url} MLIFE_DAM_LABELSTUDIO_TOKEN={ls.token}")
     try:
         signal.sigwait({signal.SIGINT, signal.SIGTERM})
-    except KeyboardInterrupt:
-        pass
     finally:
         ls.stop()
 

@@ -165,7 +165,16 @@ async def test_annotations_by_api_and_bad_requests(dam: httpx.AsyncClient, dam_d
     assert [x["label"] for x in rows] == ["b", "a"]
     for body in [{"document_id": doc, "labels": []}, {"document_id": doc, "labels": ["a"], "prelabel": {"column": "nope"}},
                  {"document_id": doc, "labels": ["a"], "prelabel": {"endpoint": "file:///etc/passwd"}},
+                 {"document_id": doc, "labels": ["a"], "prelabel": {"endpoint": "http://127.0.0.1:9/predict"}},
+                 {"document_id": doc, "labels": ["a"], "prelabel": {"endpoint": "http://127.0.0.1:9/p", "input_column": "nope"}},
+                 {"document_id": doc, "labels": ["a"], "prelabel": {"endpoint": f"http://127.0.0.1:{free_port()}/predict",
+                                                                   "input_column": "site"}},
                  {"document_id": doc, "labels": ["a"], "filter": {"labels": ["zzz"]}},
                  {"document_id": "00000000-0000-0000-0000-000000000000", "labels": ["a"]}]:
         assert (await dam.post("/labelling-tasks", json=body)).status_code in (404, 422), body
+    feats = (await dam.post("/documents", params={"name": "feats"},
+                            json=[{"md5": md5s[0], "feat": "[0.1, 0.9]"}])).json()["id"]
+    unreachable = await dam.post("/labelling-tasks", json={"document_id": feats, "labels": ["a", "b"], "prelabel": {
+        "endpoint": f"http://127.0.0.1:{free_port()}/api/msm/serve/d/predict", "input_column": "feat"}})
+    assert unreachable.status_code == 422 and "unreachable" in unreachable.json()["detail"]
     assert len(await outbox_events(dam_db, "labelling.requested")) == 1

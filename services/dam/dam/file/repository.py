@@ -35,12 +35,12 @@ class FileRepository:
             found.update(await self.session.scalars(select(File.md5).where(File.md5.in_(md5s[start:start + 5000]))))
         return found
 
-    async def insert_if_absent(self, values: dict[str, object]) -> bool:
-        """Insert the file row unless its MD5 is there; True when this call inserted it. Two concurrent
+    async def insert_if_absent(self, values: dict[str, object]) -> File | None:
+        """Insert the file row unless its MD5 is there; the row when this call inserted it. Two concurrent
         uploads of one content both reach here: the unique key makes exactly one of them the writer."""
         stmt = _insert(self.session, File).values(**values, created_at=utcnow())
-        stmt = stmt.on_conflict_do_nothing(index_elements=["md5"]).returning(File.md5)
-        return (await self.session.execute(stmt)).scalar_one_or_none() is not None
+        stmt = stmt.on_conflict_do_nothing(index_elements=["md5"]).returning(File)
+        return (await self.session.scalars(stmt)).one_or_none()
 
     async def set_path(self, path: str, md5: str) -> None:
         stmt = _insert(self.session, FilePath).values(path=path, md5=md5, updated_at=utcnow())

@@ -101,15 +101,15 @@ class FileService:
         if expected_md5 is not None and md5 != expected_md5:
             raise Md5Mismatch(f"the content's MD5 is {md5}, not {expected_md5}; nothing was stored")
         row = await self.repo.get(md5)
-        inserted = False
+        inserted = None
         if row is None:
             key = file_key(md5)
             await self.store.put(key, iterate(data))
             inserted = await self.repo.insert_if_absent(self._values(md5, len(data), data[: media.SNIFF_BYTES],
                                                                      name, uploader))
-            if inserted:
+            if inserted is not None:
                 self.created_keys.append(key)
-        return await self._finish(md5, name, inserted, record_path)
+        return await self._finish(md5, name, inserted or row, inserted is not None, record_path)
 
     def _late(self, name: str | None, late_name: Callable[[], str | None] | None) -> str | None:
         if name is None and late_name is not None:
@@ -127,10 +127,11 @@ class FileService:
         return dict(md5=md5, size=size, media_type=kind, content_type=ctype, name=name, width=width, height=height,
                     uploaded_by=uploader)
 
-    async def _finish(self, md5: str, name: str | None, inserted: bool, record_path: bool) -> Uploaded:
+    async def _finish(self, md5: str, name: str | None, row: File | None, inserted: bool,
+                      record_path: bool) -> Uploaded:
         if name is not None and record_path:
             await self.repo.set_path(name, md5)
-        row = await self.repo.get(md5)
+        row = row or await self.repo.get(md5)
         assert row is not None
         return Uploaded(file=row, duplicate=not inserted, path=name)
 
@@ -150,13 +151,13 @@ class FileService:
             inserted = await self.repo.insert_if_absent(self._values(stored.md5, stored.size, bytes(head.data),
                                                                      name, uploader))
             key = file_key(stored.md5)
-            if inserted or await self.store.stat(key) is None:
+            if inserted is not None or await self.store.stat(key) is None:
                 await self.store.copy(temp, key)
-                if inserted:
+                if inserted is not None:
                     self.created_keys.append(key)
         finally:
             await self.store.delete(temp)
-        return await self._finish(stored.md5, name, inserted, record_path)
+        return await self._finish(stored.md5, name, inserted, inserted is not None, record_path)
 
     async def discard_created(self) -> None:
         """Remove the objects this unit of work created (its rows roll back with the transaction)."""

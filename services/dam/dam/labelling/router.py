@@ -40,7 +40,7 @@ async def create_task(body: LabellingTaskCreate, request: Request, session: Sess
                       identity: Engineer) -> LabellingTaskRead:
     """Create a labelling task over selected rows, with pre-labels; pushed to Label Studio when configured."""
     svc = service(request, session, store)
-    task = await svc.create(body, identity.username)
+    task = await svc.create(body, identity.username, identity)
     return await to_read(task, svc.repo)
 
 

@@ -15,7 +15,11 @@ class Prelabel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     column: str | None = Field(None, description="'annotation' or an extra column")
-    endpoint: str | None = Field(None, description="A serving endpoint URL (MSM's /serve/{deployment}/predict)")
+    endpoint: str | None = Field(None, description="A serving endpoint: MSM's .../api/msm/serve/{deployment}/predict")
+    input_column: str | None = Field(None, description="With endpoint: the extra column holding each row's model "
+                                                       "input (JSON numbers)")
+    input_name: str = Field("input", max_length=200, description="The model's input name")
+    output_name: str | None = Field(None, max_length=200, description="The output to read (default: the first)")
 
     @model_validator(mode="after")
     def _one(self) -> "Prelabel":
@@ -23,6 +27,8 @@ class Prelabel(BaseModel):
             raise ValueError("give exactly one of column or endpoint")
         if self.endpoint is not None and not self.endpoint.startswith(("http://", "https://")):
             raise ValueError("the endpoint must be an http(s) URL")
+        if self.endpoint is not None and self.input_column is None:
+            raise ValueError("a serving endpoint needs input_column: the column holding each row's model input")
         return self
 
 

@@ -25,7 +25,8 @@ from dam.labelling.exceptions import (
 )
 from dam.labelling.models import LabellingItem, LabellingTask
 from dam.labelling.repository import LabellingRepository
-from dam.labelling.schemas import AnnotationsIn, LabellingTaskCreate
+from dam.labelling.schemas import AnnotationsIn, LabellingTaskCreate, Prelabel
+from mlife_shared.auth import IDENTITY_HEADER, Identity, sign_identity
 from mlife_shared.db import utcnow
 from mlife_shared.events.contracts import LabellingCompleted, LabellingRequested
 from mlife_shared.messaging import outbox
@@ -43,21 +44,54 @@ def make_connector(settings: Settings) -> connector.LabelStudio | None:
     return connector.LabelStudio(settings.labelstudio_url, settings.labelstudio_token.get_secret_value())
 
 
-async def endpoint_prelabels(endpoint: str, items: list[dict[str, Any]]) -> list[Any]:
-    """Ask a serving endpoint for predictions: `{"inputs": [{"md5", "data_ref"}]}` → `{"predictions": [...]}`."""
-    try:
-        async with httpx.AsyncClient(timeout=60) as client:
-            r = await client.post(endpoint, json={"inputs": [{"md5": i["md5"], "data_ref": i["key"]} for i in items]})
-    except httpx.HTTPError as exc:
-        raise InvalidLabellingTask(f"the serving endpoint is unreachable: {type(exc).__name__}") from exc
-    if r.status_code != 200:
-        raise InvalidLabellingTask(f"the serving endpoint answered {r.status_code}: {r.text[:200]}")
-    try:
-        preds = r.json()["predictions"]
-        assert isinstance(preds, list) and len(preds) == len(items)
-    except (ValueError, KeyError, TypeError, AssertionError) as exc:
-        raise InvalidLabellingTask("the serving endpoint must answer {\"predictions\": [...]}, one per input") from exc
-    return preds
+def _to_label(value: Any, labels: list[str]) -> Any:
+    """A model output as a label: class scores → the label of the highest, an index → its label, text as is."""
+    if isinstance(value, list) and value and all(isinstance(v, (int, float)) for v in value):
+        if len(value) == len(labels):
+            return labels[max(range(len(value)), key=lambda i: value[i])]
+        if len(value) == 1:
+            value = value[0]
+    if isinstance(value, (int, float)) and float(value).is_integer() and 0 <= int(value) < len(labels):
+        return labels[int(value)]
+    return value
+
+
+async def endpoint_prelabels(pre: Prelabel, rows: list[Any], labels: list[str], identity: Identity | None,
+                             secret: str) -> list[Any]:
+    """Pre-labels from a deployed model: MSM's predict (`{"inputs": {name: batch}}` → `{"outputs": {...}}`),
+    called with the caller's identity signed as the gateway would, in batches of 64."""
+    inputs = []
+    for r in rows:
+        value = r.extra.get(pre.input_column)
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError as exc:
+                raise InvalidLabellingTask(f"row {r.position}: {pre.input_column} is not JSON") from exc
+        if value is None:
+            raise InvalidLabellingTask(f"row {r.position} has no {pre.input_column}")
+        inputs.append(value)
+    headers = {}
+    if identity is not None:
+        headers[IDENTITY_HEADER] = sign_identity(identity, secret, ttl_seconds=300)
+    out: list[Any] = []
+    async with httpx.AsyncClient(timeout=60, headers=headers) as client:
+        for start in range(0, len(inputs), 64):
+            batch = inputs[start:start + 64]
+            try:
+                r = await client.post(pre.endpoint, json={"inputs": {pre.input_name: batch}})  # type: ignore[arg-type]
+            except httpx.HTTPError as exc:
+                raise InvalidLabellingTask(f"the serving endpoint is unreachable: {type(exc).__name__}") from exc
+            if r.status_code != 200:
+                raise InvalidLabellingTask(f"the serving endpoint answered {r.status_code}: {r.text[:300]}")
+            try:
+                outputs = r.json()["outputs"]
+                values = outputs[pre.output_name] if pre.output_name else next(iter(outputs.values()))
+                assert isinstance(values, list) and len(values) == len(batch)
+            except (ValueError, KeyError, TypeError, StopIteration, AssertionError) as exc:
+                raise InvalidLabellingTask("the serving endpoint must answer {\"outputs\": {name: [one per input]}}") from exc
+            out.extend(_to_label(v, labels) for v in values)
+    return out
 
 
 class LabellingService:
@@ -74,7 +108,8 @@ class LabellingService:
             raise LabellingTaskNotFound(f"no labelling task {task_id}")
         return task
 
-    async def create(self, req: LabellingTaskCreate, user: str | None) -> LabellingTask:
+    async def create(self, req: LabellingTaskCreate, user: str | None,
+                     identity: Identity | None = None) -> LabellingTask:
         v = await self.docs.version(req.document_id, req.version)
         self.docs.check_filter(v.document.columns, req.filter)
         if req.prelabel and req.prelabel.column and req.prelabel.column != "annotation" \
@@ -94,7 +129,11 @@ class LabellingService:
                               prelabel=None if req.prelabel is None or req.prelabel.column is None else (
                                   r.annotation if req.prelabel.column == "annotation" else r.extra.get(req.prelabel.column))))
         if req.prelabel and req.prelabel.endpoint:
-            for it, pred in zip(items, await endpoint_prelabels(req.prelabel.endpoint, items), strict=True):
+            if req.prelabel.input_column not in v.document.columns:
+                raise InvalidLabellingTask(f"unknown input column {req.prelabel.input_column!r}")
+            preds = await endpoint_prelabels(req.prelabel, [r for r, _ in rows], req.labels, identity,
+                                             self.settings.identity_secret.get_secret_value())
+            for it, pred in zip(items, preds, strict=True):
                 it["prelabel"] = pred
         source = None if req.prelabel is None else (req.prelabel.column and f"column:{req.prelabel.column}"
                                                      or f"endpoint:{req.prelabel.endpoint}")
