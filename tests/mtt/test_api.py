@@ -1,0 +1,118 @@
+"""Tasks through the API: creation rules and bad input (clear 4xx, nothing written, nothing executed)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import httpx
+
+from mlife_shared.objectstore import make_store
+from mlife_shared.objectstore.base import iterate
+from mtt.config import Settings
+from tests.mtt.conftest import as_role, digits, outbox_events, put_dataset
+from tests.mtt.onnx_models import escaping_external_data, linear_classifier, malicious_pickle
+
+PREP = {"size": [8, 8], "mode": "L", "scale": 1 / 255, "layout": "flat"}
+
+
+async def put(settings: Settings, key: str, data: bytes) -> str:
+    await make_store(settings).put(key, iterate(data))
+    return key
+
+
+async def test_create_rules_and_bad_input(mtt: httpx.AsyncClient, settings: Settings, tmp_path: Path) -> None:
+    ds, key = await put_dataset(settings, digits(20))
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "train.py").write_text("print('hi')\n")
+    base = {"kind": "train", "datasets": [{"dataset_id": ds, "manifest_key": key}]}
+
+    async def bad(body: dict, status: int = 422, needle: str = "") -> None:
+        r = await mtt.post("/tasks", json=body)
+        assert r.status_code == status, r.text
+        assert needle.lower() in str(r.json()["detail"]).lower(), r.json()
+
+    await bad({**base, "command": "python train.py"}, 422, "code location")  # a command with no code location
+    await bad({**base, "command": "python train.py", "code_location": "relative/dir"}, 422, "absolute")
+    await bad({**base, "command": "python train.py", "code_location": str(tmp_path / "nope")}, 422, "not an existing")
+    await bad({**base, "command": "python 'unterminated", "code_location": str(code)}, 422, "does not parse")
+    await bad({**base, "datasets": [{"dataset_id": str(uuid.uuid4())}]}, 422, "manifest_key")
+    await bad({**base, "datasets": [{"dataset_id": ds, "manifest_key": "dam/datasets/none/manifest.jsonl"}]}, 422,
+              "does not exist")
+    await bad({**base, "datasets": [{"dataset_id": ds, "manifest_key": "../etc/passwd"}]}, 422, "object key")
+    await bad({**base, "params": {"preprocess": {"size": [8], "layout": "flat"}}}, 422, "preprocess")
+    await bad({**base, "run": True}, 422, "cannot run")
+    await bad({**base, "unknown": 1}, 422)
+    r = await mtt.post("/tasks", json=base, headers=as_role("viewer"))
+    assert r.status_code == 403
+    assert (await mtt.get("/tasks")).json() == []  # nothing partial was written
+    assert await outbox_events(settings) == []
+
+    # a draft until its code is set; then ready; runs queue a new attempt
+    draft = (await mtt.post("/tasks", json=base)).json()
+    assert draft["status"] == "draft"
+    r = await mtt.post(f"/tasks/{draft['id']}/run")
+    assert r.status_code == 409 and "code_location" in r.json()["detail"]
+    r = await mtt.patch(f"/tasks/{draft['id']}", json={"command": "python train.py"})
+    assert r.status_code == 422 and "code location" in r.json()["detail"]
+    r = await mtt.patch(f"/tasks/{draft['id']}", json={"code_location": str(code), "command": "python train.py"})
+    assert r.status_code == 200 and r.json()["status"] == "ready"
+    r = await mtt.post(f"/tasks/{draft['id']}/run")
+    assert r.status_code == 202 and r.json()["status"] == "queued" and r.json()["attempt"] == 1
+    assert (await mtt.post(f"/tasks/{draft['id']}/run")).status_code == 409
+    r = await mtt.post(f"/tasks/{draft['id']}/cancel")  # queued, no runner yet: cancelled at once
+    assert r.status_code == 202 and r.json()["status"] == "cancelled"
+    assert (await mtt.post(f"/tasks/{draft['id']}/cancel")).status_code == 409
+    assert [e["data"]["reason"] for e in await outbox_events(settings, "task.failed")] == ["cancelled by erin"]
+    assert len(await outbox_events(settings, "task.created")) == 1
+    assert (await mtt.get(f"/tasks/{uuid.uuid4()}")).status_code == 404
+
+
+async def test_models_are_inspected_never_executed(mtt: httpx.AsyncClient, settings: Settings) -> None:
+    ds, key = await put_dataset(settings, digits(20))
+    marker = Path("/tmp/mtt-pickle-was-executed")
+    marker.unlink(missing_ok=True)
+    good = await put(settings, "models/good/model.onnx", linear_classifier())
+    pickled = await put(settings, "models/pickle/model.onnx", malicious_pickle())
+    escaping = await put(settings, "models/escape/model.onnx", escaping_external_data())
+    test = {"kind": "test", "datasets": [{"dataset_id": ds, "manifest_key": key}], "params": {"preprocess": PREP}}
+
+    def model(k: str) -> dict:
+        return {"name": "m", "version": "1", "object_key": k}
+
+    r = await mtt.post("/tasks", json={**test, "model": model(pickled)})
+    assert r.status_code == 422 and "pickle" in r.json()["detail"], r.text
+    r = await mtt.post("/tasks", json={**test, "model": model(escaping)})
+    assert r.status_code == 422 and "external" in r.json()["detail"].lower(), r.text
+    r = await mtt.post("/tasks", json={**test, "model": model("models/none/model.onnx")})
+    assert r.status_code == 422 and "does not exist" in r.json()["detail"]
+    wrong_shape = {**test, "params": {"preprocess": {**PREP, "size": [16, 16]}}, "model": model(good)}
+    r = await mtt.post("/tasks", json=wrong_shape)
+    assert r.status_code == 422 and "shape" in r.json()["detail"], r.text
+    r = await mtt.post("/tasks", json={**test, "params": {}, "model": model(good)})  # no preprocessing declared
+    assert r.status_code == 201 and r.json()["status"] == "ready"  # (the run fails, saying so; see test_runners)
+    assert (await mtt.post("/tasks", json={**test, "model": model(good)})).status_code == 201
+    assert not marker.exists()
+
+    # uploads by a training task: ONNX checked, model.uploaded sent; a pickle is refused
+    train = (await mtt.post("/tasks", json={"kind": "train", "datasets": test["datasets"]})).json()
+    r = await mtt.post(f"/tasks/{train['id']}/model", params={"name": "digits"}, content=malicious_pickle())
+    assert r.status_code == 422 and "pickle" in r.json()["detail"]
+    r = await mtt.post(f"/tasks/{train['id']}/model", params={"name": "digits"}, content=escaping_external_data())
+    assert r.status_code == 422
+    r = await mtt.post(f"/tasks/{train['id']}/model", params={"name": "../x"}, content=linear_classifier())
+    assert r.status_code == 422
+    assert await outbox_events(settings, "model.uploaded") == []
+    r = await mtt.post(f"/tasks/{train['id']}/model", params={"name": "digits"}, content=linear_classifier())
+    assert r.status_code == 201, r.text
+    (ev,) = await outbox_events(settings, "model.uploaded")
+    assert ev["data"]["object_key"] == r.json()["key"] and ev["data"]["md5"] == r.json()["md5"]
+    r = await mtt.post(f"/tasks/{train['id']}/model", params={"name": "weights", "format": "pt"}, content=b"\x80\x04x")
+    assert r.status_code == 201  # other formats are stored and tracked, not loaded
+    r = await mtt.post(f"/tasks/{train['id']}/results", params={"name": "notes.txt"}, content=b"ok")
+    assert r.status_code == 201
+    task = (await mtt.get(f"/tasks/{train['id']}")).json()
+    assert [a["kind"] for a in task["artifacts"]] == ["model", "model", "result"]
+    assert not marker.exists() and os.path.exists("/tmp") 

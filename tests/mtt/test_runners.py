@@ -1,0 +1,134 @@
+"""Runners: two runner processes share the work queue; cancel kills the whole process group; timeouts,
+failures and a live log tail."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import httpx
+
+from mlife_shared.objectstore import make_store
+from mlife_shared.objectstore.base import iterate
+from mtt.config import Settings
+from tests.mtt.conftest import digits, outbox_events, put_dataset, task_in, wait_for
+from tests.mtt.onnx_models import linear_classifier
+
+WAIT = """
+import os, pathlib, sys, time
+gate = pathlib.Path(sys.argv[1])
+(gate / (os.environ["MLIFE_TASK_ID"] + ".started")).write_text(os.environ.get("MLIFE_DATASET_MANIFEST", ""))
+print("waiting for the gate", flush=True)
+while not (gate / "go").exists():
+    time.sleep(0.05)
+print("through", flush=True)
+"""
+
+SPAWN = """
+import os, pathlib, subprocess, sys, time
+child = subprocess.Popen(["sleep", "600"])
+pathlib.Path(sys.argv[1]).write_text(str(child.pid))
+print("child", child.pid, "started", flush=True)
+time.sleep(600)
+"""
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def code_dir(tmp_path: Path, name: str, script: str) -> Path:
+    d = tmp_path / name
+    d.mkdir()
+    (d / "main.py").write_text(textwrap.dedent(script))
+    return d
+
+
+async def test_two_runners_share_the_queue(mtt: httpx.AsyncClient, settings: Settings, start_runner,
+                                           tmp_path: Path) -> None:
+    ds, key = await put_dataset(settings, digits(10))
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    code = code_dir(tmp_path, "wait", WAIT)
+    body = {"kind": "train", "datasets": [{"dataset_id": ds, "manifest_key": key}], "code_location": str(code),
+            "command": f"python main.py {gate}", "run": True}
+    ids = [(await mtt.post("/tasks", json=body)).json()["id"] for _ in range(2)]
+    start_runner("runner-1")
+    start_runner("runner-2")
+    running = [await task_in(mtt, i, "running") for i in ids]
+    # each runner takes one message at a time: both tasks run at once, so each runner has one
+    assert sorted(t["runner_id"] for t in running) == ["runner-1", "runner-2"]
+    await wait_for(lambda: _all_exist([gate / f"{i}.started" for i in ids]), "both commands started")
+    manifest = Path((gate / f"{ids[0]}.started").read_text())
+    assert manifest.name == f"{ds}.jsonl"  # the manifest resolved to local files
+    # live tail while it runs
+    chunk = await wait_for(lambda: _log_has(mtt, ids[0], "waiting for the gate"), "live log")
+    assert chunk["complete"] is False
+    (gate / "go").write_text("")
+    for i in ids:
+        assert (await task_in(mtt, i, "succeeded", "failed"))["status"] == "succeeded"
+    tail = (await mtt.get(f"/tasks/{ids[0]}/logs", params={"offset": chunk["next_offset"]})).json()
+    assert "through" in tail["text"] and "waiting for the gate" not in tail["text"] and tail["complete"]
+    assert sorted(e["data"]["task_id"] for e in await outbox_events(settings, "task.finished")) == sorted(ids)
+
+
+async def _all_exist(paths: list[Path]) -> bool:
+    return all(p.exists() for p in paths)
+
+
+async def _log_has(mtt: httpx.AsyncClient, task_id: str, text: str) -> dict | None:
+    body = (await mtt.get(f"/tasks/{task_id}/logs")).json()
+    return body if text in body["text"] else None
+
+
+async def test_cancel_kills_the_process_group(mtt: httpx.AsyncClient, settings: Settings, start_runner,
+                                              tmp_path: Path) -> None:
+    ds, key = await put_dataset(settings, digits(5))
+    pid_file = tmp_path / "child.pid"
+    code = code_dir(tmp_path, "spawn", SPAWN)
+    task = (await mtt.post("/tasks", json={
+        "kind": "train", "datasets": [{"dataset_id": ds, "manifest_key": key}], "code_location": str(code),
+        "command": f"python main.py {pid_file}", "run": True})).json()
+    start_runner("runner-c")
+    await task_in(mtt, task["id"], "running")
+    await wait_for(lambda: _all_exist([pid_file]), "the child process")
+    child = int(pid_file.read_text())
+    assert alive(child)
+    r = await mtt.post(f"/tasks/{task['id']}/cancel")
+    assert r.status_code == 202 and r.json()["cancel_requested"] is True
+    done = await task_in(mtt, task["id"], "cancelled", "failed", "succeeded")
+    assert done["status"] == "cancelled"
+    assert not alive(child)  # the grandchild died with the group
+    failed = [e["data"] for e in await outbox_events(settings, "task.failed")]
+    assert failed == [{"task_id": task["id"], "kind": "train", "reason": "cancelled"}]
+    assert "stopping the process group" in (await mtt.get(f"/tasks/{task['id']}/logs")).json()["text"]
+
+
+async def test_timeouts_failures_and_undeclared_preprocessing(mtt: httpx.AsyncClient, settings: Settings,
+                                                              start_runner, tmp_path: Path) -> None:
+    ds, key = await put_dataset(settings, digits(5))
+    datasets = [{"dataset_id": ds, "manifest_key": key}]
+    slow = code_dir(tmp_path, "slow", "import time\ntime.sleep(600)\n")
+    bad = code_dir(tmp_path, "bad", "import sys\nprint('about to fail', flush=True)\nsys.exit(3)\n")
+    t1 = (await mtt.post("/tasks", json={"kind": "train", "datasets": datasets, "code_location": str(slow),
+                                         "command": "python main.py", "timeout_seconds": 1, "run": True})).json()
+    t2 = (await mtt.post("/tasks", json={"kind": "train", "datasets": datasets, "code_location": str(bad),
+                                         "command": "python main.py", "run": True})).json()
+    await make_store(settings).put("models/plain/model.onnx", iterate(linear_classifier()))
+    t3 = (await mtt.post("/tasks", json={"kind": "test", "datasets": datasets, "run": True, "model": {
+        "name": "plain", "version": "1", "object_key": "models/plain/model.onnx"}})).json()
+    start_runner("runner-t")
+    r1 = await task_in(mtt, t1["id"], "failed", "succeeded")
+    assert r1["status"] == "failed" and "timed out" in r1["error"]
+    r2 = await task_in(mtt, t2["id"], "failed", "succeeded")
+    assert r2["status"] == "failed" and r2["exit_code"] == 3 and "code 3" in r2["error"]
+    assert "about to fail" in (await mtt.get(f"/tasks/{t2['id']}/logs")).json()["text"]
+    r3 = await task_in(mtt, t3["id"], "failed", "succeeded")
+    assert r3["status"] == "failed" and "preprocessing" in r3["error"]
+    reasons = {e["data"]["task_id"]: e["data"]["reason"] for e in await outbox_events(settings, "task.failed")}
+    assert set(reasons) == {t1["id"], t2["id"], t3["id"]}
+    assert await outbox_events(settings, "testing.completed") == []
