@@ -187,3 +187,11 @@ async def test_other_formats_from_mtt_are_tracked_but_never_served(msm: httpx.As
     assert got.status_code == 422 and "ONNX" in got.json()["detail"]
     assert (await msm.post(f"/model-versions/{version['id']}/compress", json={})).status_code == 422
     assert (await msm.get(f"/model-versions/{version['id']}/docker-context")).status_code == 422
+
+
+async def test_concurrent_uploads_of_a_new_model_number_their_versions(msm: httpx.AsyncClient) -> None:
+    import asyncio
+
+    answers = await asyncio.gather(*(upload(msm, "fresh", identity_classifier(4, seed=i)) for i in range(4)))
+    assert [a.status_code for a in answers] == [201] * 4, [a.text for a in answers]
+    assert sorted(a.json()["version"] for a in answers) == ["1", "2", "3", "4"]

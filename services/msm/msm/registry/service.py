@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mlife_shared.db import new_id, utcnow
@@ -80,10 +81,7 @@ class RegistryService:
             info = await asyncio.to_thread(inspect_onnx, path, max_bytes=self.settings.model_max_bytes)
             if info.external_data:
                 raise Unprocessable("models with external data cannot be registered yet; embed the weights")
-        model = await self.repo.model_by_name(name, for_update=True)
-        if model is None:
-            model = RegisteredModel(name=name, function=function, description="", tags=[], next_version=1)
-            await self.repo.add(model)
+        model = await self._model_for_update(name, function)
         version_id = new_id()
         key = f"models/{version_id}/model.{'onnx' if fmt == 'onnx' else 'bin'}"
         stored = await self.store.put(key, file_chunks(path), max_size=self.settings.model_max_bytes)
@@ -101,6 +99,20 @@ class RegistryService:
             object_key=version.object_key, task_id=task_id, evaluate_on_dataset_id=evaluate_on),
             **(correlation or {}))
         return version
+
+    async def _model_for_update(self, name: str, function: str | None) -> RegisteredModel:
+        """The model row, locked (PostgreSQL) so that concurrent uploads number versions one after the
+        other; created if new — a concurrent creation of the same name loses the race in a savepoint."""
+        model = await self.repo.model_by_name(name, for_update=True)
+        if model is None:
+            try:
+                async with self.session.begin_nested():
+                    model = RegisteredModel(name=name, function=function, description="", tags=[], next_version=1)
+                    await self.repo.add(model)
+            except IntegrityError:
+                model = await self.repo.model_by_name(name, for_update=True)
+                assert model is not None
+        return model
 
     def check_source(self, key: str) -> str:
         if "://" in key or key.startswith(("//", "\\\\")):
@@ -181,6 +193,7 @@ class RegistryService:
         if not ALIAS.match(alias):
             raise Unprocessable("an alias is lowercase letters, digits, '_' or '-', starting with a letter")
         version = await self.resolve(name, ref)
+        await self.repo.model_by_name(name, for_update=True)  # one alias move per model at a time
         return await self._move(version.model_id, alias, version.id, actor=actor, reason=reason)
 
     async def _move(self, model_id: uuid.UUID, alias: str, version_id: uuid.UUID | None, *, actor: str,
@@ -203,6 +216,7 @@ class RegistryService:
 
     async def revert_alias(self, name: str, alias: str, *, actor: str, reason: str) -> AliasChange:
         model = await self.get_model(name)
+        await self.repo.model_by_name(name, for_update=True)
         history = await self.repo.alias_history(model.id, alias)
         if not history:
             raise AliasConflict(f"alias {alias!r} has never moved; nothing to revert")
