@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import uuid
 
 import httpx
 
@@ -59,6 +60,9 @@ async def test_csv_import_with_paths_extra_columns_and_structured_annotations(da
     assert bad.status_code == 422 and bad.json()["error"] == "UnknownColumn"
     dup = await dam.post("/documents", params={"name": "pets"}, content=body, headers={"content-type": "text/csv"})
     assert dup.status_code == 409
+    reserved = await dam.post("/documents", params={"name": "Badcase Test Set"}, content=body,
+                              headers={"content-type": "text/csv"})
+    assert reserved.status_code == 409
 
 
 async def test_invalid_rows_are_reported_each_and_nothing_is_written(dam: httpx.AsyncClient) -> None:
@@ -169,3 +173,20 @@ async def test_search_across_documents(dam: httpx.AsyncClient) -> None:
     assert (await dam.post("/search", json={"unknown_field": 1})).status_code == 422
     docs = (await dam.get("/documents", params={"q": "d2"})).json()
     assert [d["name"] for d in docs] == ["d2"]
+
+
+async def test_values_postgresql_cannot_store_are_422(dam: httpx.AsyncClient) -> None:
+    m = await three_images(dam)
+    for rows in ([{"md5": m[0], "annotation": "a\u0000b"}], [{"md5": m[0], "annotation": "x", "place": "\ud800"}],
+                 [{"md5": m[0], "annotation": {"score": float("nan")}}]):
+        body = json.dumps(rows).encode()  # NaN and lone surrogates are what a careless client sends
+        r = await dam.post("/documents", params={"name": "weird"}, content=body, headers={"content-type": "application/json"})
+        assert r.status_code == 422, (rows, r.text)
+    r = await dam.post("/documents", params={"name": "nul\u0000name"}, json=[{"md5": m[0]}])
+    assert r.status_code == 422
+    assert (await dam.post("/search", json={"q": "a\u0000"})).status_code == 422
+    for path, params in [("/documents", {"q": "\u0000"}), ("/datasets", {"name": "\u0000"}),
+                         ("/files", {"media_type": "\u0000"}), ("/labelling-tasks", {"status": "\u0000"})]:
+        assert (await dam.get(path, params=params)).status_code == 422, path
+    assert (await dam.post("/datasets", json={"name": "x\u0000", "documents": [{"id": str(uuid.uuid4())}]})).status_code == 422
+    assert (await dam.get("/documents")).json() == []

@@ -158,3 +158,17 @@ async def test_traversal_in_a_multipart_filename_or_an_archive_prefix_writes_not
         assert r.status_code == 422, (prefix, r.text)
     assert await keys(dam) == []
     assert (await dam.post("/files/check", json={"md5s": [md5(data)]})).json()["existing"] == []
+
+
+async def test_archive_entry_names_that_are_not_utf8_are_refused(dam: httpx.AsyncClient) -> None:
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT, encoding="latin-1") as tf:
+        info = tarfile.TarInfo("caf\xe9.txt")  # written as one latin-1 byte: not UTF-8
+        info.size = 2
+        tf.addfile(info, io.BytesIO(b"hi"))
+    r = await dam.post("/files/archive", content=buf.getvalue())
+    assert r.status_code == 422, r.text
+    assert await keys(dam) == []

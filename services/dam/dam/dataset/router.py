@@ -11,6 +11,7 @@ from dam.dataset.models import Dataset
 from dam.dataset.schemas import DatasetRead, GroupRead, GroupRequest, Leakage
 from dam.dataset.service import DatasetService
 from dam.document import analysis
+from dam.document.service import require_storable
 from mlife_shared.app import SessionDep, StoreDep
 from mlife_shared.auth import Engineer, Viewer
 
@@ -39,6 +40,7 @@ async def list_datasets(session: SessionDep, store: StoreDep, _: Viewer, name: s
                         limit: Annotated[int, Query(ge=1, le=500)] = 100,
                         offset: Annotated[int, Query(ge=0)] = 0) -> list[DatasetRead]:
     """Dataset versions, newest first."""
+    require_storable("the name", name)
     return [to_read(d) for d in await DatasetService(session, store).repo.list(name=name, limit=limit, offset=offset)]
 
 

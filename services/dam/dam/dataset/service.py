@@ -16,7 +16,7 @@ from dam.dataset.models import Dataset
 from dam.dataset.repository import DatasetRepository
 from dam.dataset.schemas import GroupRequest, Leakage
 from dam.document.models import BADCASE_TEST_SET
-from dam.document.service import DocumentService
+from dam.document.service import DocumentService, require_storable
 from dam.file.service import file_key
 from mlife_shared.events.contracts import DatasetGrouped
 from mlife_shared.messaging import outbox
@@ -61,6 +61,7 @@ class DatasetService:
         return ds
 
     async def group(self, req: GroupRequest, user: str | None) -> tuple[uuid.UUID, list[Dataset], int]:
+        require_storable("the name", req.name)
         items: dict[str, dict[str, Any]] = {}
         dropped = 0
         kinds = set()

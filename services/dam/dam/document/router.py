@@ -19,7 +19,7 @@ from dam.document.schemas import (
     SearchRequest,
     VersionRead,
 )
-from dam.document.service import DocumentService, Version
+from dam.document.service import DocumentService, Version, require_storable
 from dam.file.models import File
 from mlife_shared.app import SessionDep
 from mlife_shared.auth import Engineer, Viewer
@@ -116,6 +116,7 @@ async def list_documents(session: SessionDep, _: Viewer, q: Annotated[str | None
                          kind: str | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 100,
                          offset: Annotated[int, Query(ge=0)] = 0) -> list[DocumentRead]:
     """Documents, most recently changed first; `q` matches name and description."""
+    require_storable("the query", q, kind)
     from dam.document.repository import DocumentRepository
 
     repo = DocumentRepository(session)
@@ -216,9 +217,8 @@ async def export_document(document_id: uuid.UUID, request: Request, svc: Service
 async def search_rows(body: SearchRequest, svc: Service, _: Viewer) -> RowPage:
     """Keyword and advanced search across the current versions of documents."""
     current = await svc.repo.current_version_ids(body.document_ids)
-    if body.columns:
-        known = set().union(*[set(d.columns) for d, _ in current.values()]) if current else set()
-        svc.check_filter(sorted(known), body)
+    known = set().union(*[set(d.columns) for d, _ in current.values()]) if current else set()
+    svc.check_filter(sorted(known), body)
     rows, total = await svc.rows(list(current), body, limit=body.limit, offset=body.offset)
     return RowPage(items=[row_read(r, fl, (current[r.version_id][0].id, current[r.version_id][1].version))
                           for r, fl in rows], total=total)

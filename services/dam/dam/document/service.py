@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dam.document import parser
 from dam.document.exceptions import DocumentExists, DocumentNotFound, InvalidDocument, UnknownColumn
-from dam.document.models import Document, DocumentRow, DocumentVersion
+from dam.document.models import BADCASE_TEST_SET, Document, DocumentRow, DocumentVersion
 from dam.document.repository import DocumentRepository
 from dam.document.schemas import RowFilter
 from dam.file.models import File
@@ -25,6 +25,40 @@ from mlife_shared.events.contracts import DocumentCreated
 from mlife_shared.messaging import outbox
 
 MAX_ERRORS = 100
+
+
+def unstorable(value: Any, depth: int = 0) -> str | None:
+    """Why a value cannot be stored (PostgreSQL text and JSON refuse NUL, lone surrogates and NaN), or None."""
+    if depth > 32:
+        return "is nested too deeply"
+    if isinstance(value, str):
+        if "\x00" in value:
+            return "contains a NUL character"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "contains a lone surrogate (not valid Unicode)"
+    elif isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return "is NaN or infinite"
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            why = unstorable(k, depth + 1) or unstorable(v, depth + 1)
+            if why:
+                return why
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            why = unstorable(v, depth + 1)
+            if why:
+                return why
+    return None
+
+
+def require_storable(what: str, *values: Any) -> None:
+    for v in values:
+        why = unstorable(v)
+        if why:
+            raise InvalidDocument(f"{what} {why}")
 
 
 def label_of(annotation: Any) -> str | None:
@@ -85,6 +119,9 @@ class DocumentService:
         return Version(doc, v)
 
     def check_filter(self, columns: Sequence[str], f: RowFilter) -> None:
+        why = unstorable(f.model_dump(mode="json"))
+        if why:
+            raise InvalidDocument(f"a filter value {why}")
         for col in (f.columns or {}):
             if col not in columns:
                 raise UnknownColumn(f"unknown column {col!r}; the columns are {', '.join(columns) or 'none'}")
@@ -128,6 +165,15 @@ class DocumentService:
                                     f"{list(allowed_columns)} (pass allow_new_columns=true to add them)")
         if "md5" not in columns and "path" not in columns:
             raise InvalidDocument("the document needs an 'md5' or a 'path' column naming each row's file")
+        for n, r in enumerate(raw, start=1):
+            for col, value in r.items():
+                why = unstorable(col) or unstorable(value)
+                if why:
+                    errors.append({"row": n, "column": str(col)[:64].encode("utf-8", "replace").decode(),
+                                   "message": f"the value {why}"})
+        if errors:
+            raise InvalidDocument({"message": f"{len(errors)} invalid values; nothing was imported",
+                                   "errors": errors[:MAX_ERRORS]})
         md5s = [r.get("md5") for r in raw if isinstance(r.get("md5"), str) and r.get("md5")]
         known = await self.files.existing([m.strip().lower() for m in md5s])
         paths = await self.files.resolve_paths([r["path"] for r in raw if isinstance(r.get("path"), str) and r["path"]])
@@ -186,6 +232,12 @@ class DocumentService:
 
     async def create(self, *, name: str, description: str, data: bytes, fmt: str, user: str | None,
                      kind: str = "standard") -> Version:
+        why = unstorable(name) or unstorable(description)
+        if why or any(ord(c) < 32 for c in name):
+            raise InvalidDocument(f"the name or description {why or 'contains control characters'}")
+        if name.strip().lower() == BADCASE_TEST_SET and kind != BADCASE_TEST_SET:
+            raise DocumentExists(f"{BADCASE_TEST_SET!r} is the standing document BAM's badcases join; "
+                                 "add a version to it or choose another name")
         if await self.repo.by_name(name) is not None:
             raise DocumentExists(f"a document named {name!r} exists; add a version to it instead")
         columns, raw = parser.parse(data, fmt)

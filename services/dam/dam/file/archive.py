@@ -60,6 +60,10 @@ def _entry_path(name: str, prefix: str | None) -> str:
     if not path or "\x00" in name:
         raise UnsafeArchive(f"the entry {name[:200]!r} has an empty name or a NUL byte")
     try:
+        name.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise UnsafeArchive(f"the entry {name[:200]!r} has a name that is not valid UTF-8") from exc
+    try:
         check_path(path.rstrip("/"))
     except MLifeError as exc:
         raise UnsafeArchive(f"the entry {name[:200]!r} is unsafe: {exc.message}") from exc

@@ -12,6 +12,7 @@ from dam.file.repository import FileRepository
 from dam.file.schemas import ArchiveRead, CheckRead, CheckRequest, FileRead, UploadRead
 from dam.file.service import FileService, Uploaded, check_md5, file_key
 from dam.file.upload import incoming
+from dam.document.service import require_storable
 from mlife_shared.app import SessionDep, StoreDep
 from mlife_shared.auth import Tester, Viewer
 
@@ -86,6 +87,7 @@ async def list_files(session: SessionDep, store: StoreDep, _: Viewer, media_type
                      limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                      offset: Annotated[int, Query(ge=0)] = 0) -> list[FileRead]:
     """Stored files, newest first, filtered by type and size."""
+    require_storable("the media type", media_type)
     rows = await FileRepository(session).list(media_type=media_type, min_size=min_size, max_size=max_size,
                                               limit=limit, offset=offset)
     return [to_read(f, store) for f in rows]
@@ -94,7 +96,7 @@ async def list_files(session: SessionDep, store: StoreDep, _: Viewer, media_type
 @router.get("/{md5}")
 async def get_file(md5: str, session: SessionDep, store: StoreDep, _: Viewer) -> FileRead:
     """One stored file's metadata."""
-    f = await FileRepository(session).get(check_md5(md5))
+    f = await FileRepository(session).get(check_md5(md5.lower()))
     if f is None:
         raise FileNotFound(f"no file with MD5 {md5}")
     return to_read(f, store)
@@ -103,8 +105,8 @@ async def get_file(md5: str, session: SessionDep, store: StoreDep, _: Viewer) ->
 @router.get("/{md5}/content")
 async def get_content(md5: str, session: SessionDep, store: StoreDep, _: Viewer) -> StreamingResponse:
     """The file's bytes, streamed."""
-    f = await FileRepository(session).get(check_md5(md5))
+    f = await FileRepository(session).get(check_md5(md5.lower()))
     if f is None:
         raise FileNotFound(f"no file with MD5 {md5}")
-    return StreamingResponse(await store.get(file_key(md5)), media_type=f.content_type,
-                             headers={"Content-Length": str(f.size), "ETag": f'"{md5}"'})
+    return StreamingResponse(await store.get(file_key(f.md5)), media_type=f.content_type,
+                             headers={"Content-Length": str(f.size), "ETag": f'"{f.md5}"'})

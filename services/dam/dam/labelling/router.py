@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import structlog
 from fastapi import APIRouter, BackgroundTasks, Query, Request
 
+from dam.document.service import require_storable
 from dam.labelling.connector import WEBHOOK_SECRET_HEADER
 from dam.labelling.exceptions import InvalidLabellingTask, WebhookRejected
 from dam.labelling.models import LabellingTask
@@ -49,6 +50,7 @@ async def list_tasks(session: SessionDep, _: Viewer, status: str | None = None, 
                      limit: Annotated[int, Query(ge=1, le=500)] = 100,
                      offset: Annotated[int, Query(ge=0)] = 0) -> list[LabellingTaskRead]:
     """Labelling tasks, newest first."""
+    require_storable("the status", status)
     repo = LabellingRepository(session)
     return [await to_read(t, repo) for t in await repo.list(status=status, document_id=document_id, limit=limit,
                                                             offset=offset)]

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dam.config import Settings
 from dam.document.export import data_field, file_url, prediction
-from dam.document.service import DocumentService, label_of, search_text
+from dam.document.service import DocumentService, label_of, search_text, unstorable
 from dam.file.service import MD5_RE, file_key
 from dam.labelling import connector
 from dam.labelling.exceptions import (
@@ -110,6 +110,9 @@ class LabellingService:
 
     async def create(self, req: LabellingTaskCreate, user: str | None,
                      identity: Identity | None = None) -> LabellingTask:
+        why = unstorable(req.labels) or unstorable(req.title)
+        if why:
+            raise InvalidLabellingTask(f"a label or the title {why}")
         v = await self.docs.version(req.document_id, req.version)
         self.docs.check_filter(v.document.columns, req.filter)
         if req.prelabel and req.prelabel.column and req.prelabel.column != "annotation" \
@@ -192,6 +195,10 @@ class LabellingService:
         by_md5 = {i.md5: i for i in items if i.md5}
         errors = []
         for n, a in enumerate(body.annotations):
+            why = unstorable(a.annotation)
+            if why:
+                errors.append({"index": n, "message": f"the annotation {why}"})
+                continue
             item = by_id.get(a.item_id) if a.item_id else by_md5.get(a.md5 or "")
             if item is None:
                 bad = "not an MD5" if a.md5 and not MD5_RE.match(a.md5) else "not an item of this task"
@@ -218,7 +225,10 @@ class LabellingService:
         if found is None or found[0].status != "open" or annotation.get("was_cancelled"):
             return None
         task, item = found
-        await self.record(task, item, connector.annotation_from_result(annotation.get("result") or [], task.kind))
+        value = connector.annotation_from_result(annotation.get("result") or [], task.kind)
+        if unstorable(value):
+            raise InvalidLabellingTask(f"the annotation {unstorable(value)}")
+        await self.record(task, item, value)
         await self.session.flush()
         total, done = await self.repo.counts(task.id)
         return task.id if done == total else None
@@ -242,6 +252,8 @@ class LabellingService:
             if item is None or ann is None:
                 continue
             value = connector.annotation_from_result(ann.get("result") or [], task.kind)
+            if unstorable(value):
+                continue
             if item.annotated_at is None or item.annotation != value:
                 await self.record(task, item, value)
         await self.session.flush()
