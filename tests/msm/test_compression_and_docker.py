@@ -39,7 +39,7 @@ async def test_compress_registers_a_smaller_version_and_records_the_measured_del
     # MTT's evaluator reports both versions on that dataset (in either order); the delta follows.
     await record_testing(msm, "big", "2", {}, {"accuracy": 0.88}, dataset_id=dataset)
     pending = (await msm.get(f"/model-versions/{version['id']}")).json()["compression"]
-    assert pending["metric_delta"] is None
+    assert pending["metric_delta"] is None and pending["waiting_for"] == ["big v1"]
     await record_testing(msm, "big", "1", {}, {"accuracy": 0.90}, dataset_id=uuid.uuid4())  # another dataset
     assert (await msm.get(f"/model-versions/{version['id']}")).json()["compression"]["metric_delta"] is None
     await record_testing(msm, "big", "1", {}, {"accuracy": 0.91}, dataset_id=dataset)

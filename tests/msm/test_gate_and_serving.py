@@ -53,6 +53,10 @@ async def test_gate_blocks_a_regression_passes_a_better_version_and_records_over
     await record_testing(msm, "emotion", "3", {A: True, B: True, C: True}, {"accuracy": 0.95})
     await production(msm, "1")
 
+    preview = (await msm.get(f"/model-versions/{v2['id']}/gate", params={"metric": "accuracy", "min": 0.85})).json()
+    assert preview["passed"] is False and preview["regressed_badcases"] == [A]
+    assert (await msm.get(f"/model-versions/{v3['id']}/gate")).json()["passed"] is True
+    assert (await msm.get(f"/model-versions/{v3['id']}/gate", params={"metric": "accuracy"})).status_code == 422
     blocked = await deploy(msm, versions=[{"model_version_id": v2["id"]}], thresholds={"accuracy": {"min": 0.85}})
     assert blocked.status_code == 409, blocked.text
     detail = blocked.json()["detail"]

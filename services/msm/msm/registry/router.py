@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from mlife_shared.app import SessionDep, StoreDep
 from mlife_shared.auth import Engineer, Maintainer, Viewer
 from mlife_shared.errors import Forbidden, PayloadTooLarge, Unprocessable
+from msm.deployment import gate
 from msm.inputs import reject_nul
 from msm.registry import schemas as s
 from msm.registry.compression import compress
@@ -36,10 +37,17 @@ async def _detail(session: SessionDep, version_id: uuid.UUID) -> s.VersionDetail
                for r in await testing.results(version.name, version.version)]
     outcomes = await testing.outcomes(version.name, version.version)
     comp = await repo.compression_of(version.id)
+    compression = None
+    if comp is not None:
+        compression = s.CompressionRead.model_validate(comp)
+        if comp.dataset_id is not None and comp.metric_delta is None:
+            pair = await repo.versions([comp.source_version_id, comp.compressed_version_id])
+            compression.waiting_for = [f"{v.name} v{v.version}" for v in pair.values()
+                                       if await testing.latest_on(v.name, v.version, comp.dataset_id) is None]
     return s.VersionDetail(**s.VersionRead.model_validate(version).model_dump(), aliases=aliases, testing=results,
                            badcase_outcomes={"passed": sum(outcomes.values()),
                                              "failed": len(outcomes) - sum(outcomes.values())},
-                           compression=s.CompressionRead.model_validate(comp) if comp else None)
+                           compression=compression)
 
 
 @router.get("/models")
@@ -127,6 +135,19 @@ async def get_version(version_id: uuid.UUID, request: Request, session: SessionD
     """A version with its lineage: testing results, badcase outcomes, aliases, compression."""
     await _service(request, session, store).get_version(version_id)
     return await _detail(session, version_id)
+
+
+@router.get("/model-versions/{version_id}/gate")
+async def check_gate(version_id: uuid.UUID, request: Request, session: SessionDep, store: StoreDep, _: Viewer,
+                     metric: str | None = None, min: float | None = None,  # noqa: A002
+                     max: float | None = None) -> s.GateCheck:  # noqa: A002
+    """What the deployment gate would say about this version now (nothing is recorded)."""
+    version = await _service(request, session, store).get_version(version_id)
+    bound = {k: v for k, v in (("min", min), ("max", max)) if v is not None}
+    if metric and not bound:
+        raise Unprocessable("give min or max with metric")
+    result = await gate.evaluate(session, [version], {metric: bound} if metric else {})
+    return s.GateCheck(**{k: result[k] for k in s.GateCheck.model_fields})
 
 
 @router.patch("/model-versions/{version_id}")

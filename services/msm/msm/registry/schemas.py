@@ -99,6 +99,15 @@ class CompressionRead(_Out):
     metric_delta: dict[str, float] | None
     sample_delta: dict[str, Any] | None
     measured_at: datetime | None
+    waiting_for: list[str] = Field([], description="Versions whose MTT result on the dataset is still missing")
+
+
+class GateCheck(BaseModel):
+    passed: bool
+    reasons: list[str]
+    regressed_badcases: list[str]
+    failing_badcases: list[str]
+    versions: list[dict[str, Any]]
 
 
 class VersionDetail(VersionRead):
