@@ -156,7 +156,7 @@ async def list_versions(document_id: uuid.UUID, svc: Service, _: Viewer) -> list
 
 
 @router.post("/{document_id}/versions", status_code=201)
-@router.post("/{document_id}/import", status_code=201, include_in_schema=False)
+@router.post("/{document_id}/import", status_code=201)
 async def add_version(document_id: uuid.UUID, request: Request, svc: Service, identity: Engineer,
                       mode: Literal["replace", "append"] = "replace", format: str | None = None,
                       allow_new_columns: bool = False) -> DocumentRead:
