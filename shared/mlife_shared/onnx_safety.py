@@ -76,7 +76,11 @@ def _iter_tensors(graph: Any) -> Any:
     for sparse in graph.sparse_initializer:
         yield sparse.values
         yield sparse.indices
-    for node in graph.node:
+    yield from _iter_node_tensors(graph.node)
+
+
+def _iter_node_tensors(nodes: Any) -> Any:
+    for node in nodes:
         for attr in node.attribute:
             if attr.HasField("t"):
                 yield attr.t
@@ -171,7 +175,8 @@ def inspect_onnx(path: Path, *, max_bytes: int | None = None) -> OnnxInfo:
     external: list[str] = []
     extra_size = 0
     seen: set[Path] = set()
-    for tensor in _iter_tensors(model.graph):
+    tensors = [*_iter_tensors(model.graph), *(t for f in model.functions for t in _iter_node_tensors(f.node))]
+    for tensor in tensors:
         if tensor.data_location != onnx.TensorProto.EXTERNAL:
             continue
         entries = {e.key: e.value for e in tensor.external_data}
