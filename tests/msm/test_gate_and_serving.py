@@ -214,7 +214,7 @@ async def test_ab_and_shadow_deployments(msm: httpx.AsyncClient) -> None:
     await asyncio.gather(*registry.background)
     store = msm.app.state.store  # type: ignore[attr-defined]
     record = json.loads(b"".join([c async for c in await store.get(f"predictions/{shadow['id']}/"
-                                                                    f"{got['prediction_id']}.json")]))
+                                                                    f"{got['prediction_id']}.shadow.json")]))
     assert int(np.argmax(record["shadow_outputs"][v2["id"]]["probs"])) == 3
 
 

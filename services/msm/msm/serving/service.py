@@ -43,8 +43,12 @@ async def predict(registry: ServingRegistry, store: ScopedStore, ref: str, body:
     named = {n: (o if is_batch else o[0]).tolist() for n, o in zip(loaded.output_names, outputs, strict=True)}
     prediction_id = uuid.uuid4()
     logged = random.random() < settings.prediction_log_rate
-    if logged or view.shadows:
-        registry.spawn(_after(registry, store, view, version, prediction_id, body, arrays, named, logged))
+    if logged:
+        # Written before the answer, so that feedback on this prediction can always refer to it.
+        await _write(store, log_key(view.id, prediction_id),
+                     _record(view, version, prediction_id, body, named))
+    if view.shadows:
+        registry.spawn(_shadow(registry, store, view, version, prediction_id, body, arrays))
     elapsed = time.perf_counter() - start
     registry.record(view.name, version.version, elapsed)
     return {"prediction_id": str(prediction_id), "deployment_id": str(view.id), "model_version_id": str(version.id),
@@ -52,11 +56,23 @@ async def predict(registry: ServingRegistry, store: ScopedStore, ref: str, body:
             "logged": logged, "latency_ms": elapsed * 1000}
 
 
-async def _after(registry: ServingRegistry, store: ScopedStore, view: DeploymentView, version: VersionView,
-                 prediction_id: uuid.UUID, body: dict[str, Any], arrays: dict[str, Any], outputs: dict[str, Any],
-                 logged: bool) -> None:
-    """Off the request path: shadow versions see the same input; the sampled log is written."""
-    shadows = {}
+def _record(view: DeploymentView, version: VersionView, prediction_id: uuid.UUID, body: dict[str, Any],
+            outputs: dict[str, Any]) -> dict[str, Any]:
+    return {"prediction_id": str(prediction_id), "deployment_id": str(view.id), "model_version_id": str(version.id),
+            "model_name": version.name, "model_version": version.version,
+            "time": datetime.now(timezone.utc).isoformat(), "inputs": body["inputs"], "outputs": outputs,
+            "client_id": body.get("client_id"), "device_id": body.get("device_id")}
+
+
+async def _write(store: ScopedStore, key: str, record: dict[str, Any]) -> None:
+    await store.put(key, iterate(json.dumps(record).encode()), content_type="application/json")
+
+
+async def _shadow(registry: ServingRegistry, store: ScopedStore, view: DeploymentView, primary: VersionView,
+                  prediction_id: uuid.UUID, body: dict[str, Any], arrays: dict[str, Any]) -> None:
+    """Off the request path: every shadow version answers the same input; its outputs are logged next to
+    the prediction (`<prediction_id>.shadow.json`), never returned."""
+    shadows: dict[str, Any] = {}
     for shadow in view.shadows:
         try:
             loaded = await registry.model(shadow)
@@ -66,14 +82,9 @@ async def _after(registry: ServingRegistry, store: ScopedStore, view: Deployment
             shadows[str(shadow.id)] = {n: o.tolist() for n, o in zip(loaded.output_names, result, strict=True)}
         except Exception as exc:  # noqa: BLE001 - a failing shadow never affects the answer
             shadows[str(shadow.id)] = {"error": repr(exc)[:500]}
-    if logged or shadows:
-        record = {"prediction_id": str(prediction_id), "deployment_id": str(view.id),
-                  "model_version_id": str(version.id), "model_name": version.name,
-                  "model_version": version.version, "time": datetime.now(timezone.utc).isoformat(),
-                  "inputs": body["inputs"], "outputs": outputs, "shadow_outputs": shadows,
-                  "client_id": body.get("client_id"), "device_id": body.get("device_id")}
-        await store.put(log_key(view.id, prediction_id), iterate(json.dumps(record).encode()),
-                        content_type="application/json")
+    record = {**_record(view, primary, prediction_id, body, {}), "shadow_outputs": shadows}
+    del record["outputs"]
+    await _write(store, f"predictions/{view.id}/{prediction_id}.shadow.json", record)
 
 
 async def feedback(session: AsyncSession, registry: ServingRegistry, store: ScopedStore, settings: Settings,
