@@ -172,3 +172,22 @@ async def test_archive_entry_names_that_are_not_utf8_are_refused(dam: httpx.Asyn
     r = await dam.post("/files/archive", content=buf.getvalue())
     assert r.status_code == 422, r.text
     assert await keys(dam) == []
+
+
+async def test_a_browser_folder_upload_with_many_file_parts(dam: httpx.AsyncClient) -> None:
+    a, b, big = png(seed=5), png(seed=6), random_bytes(2 * 1024 * 1024)  # big: past the small-body size
+    files = [("files", ("trip/day1/a.png", a, "image/png")), ("files", ("trip/day1/b.png", b, "image/png")),
+             ("files", ("trip/raw.bin", big, "application/octet-stream")), ("files", ("trip/a-again.png", a, "image/png"))]
+    r = await dam.post("/files", params={"many": "true", "prefix": "u1"}, files=files, data={"note": "hello"})
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["count"] == 4 and body["new"] == 3 and body["duplicates"] == 1
+    assert [f["path"] for f in body["files"]] == ["u1/trip/day1/a.png", "u1/trip/day1/b.png", "u1/trip/raw.bin",
+                                                   "u1/trip/a-again.png"]
+    assert [f["md5"] for f in body["files"]] == [md5(a), md5(b), md5(big), md5(a)]
+    assert (await dam.get(f"/files/{md5(big)}/content")).content == big
+    # one unsafe name: nothing of the form is kept
+    bad = [("files", ("ok.bin", random_bytes(10), "x/y")), ("files", ("../evil", b"x", "x/y"))]
+    r = await dam.post("/files", params={"many": "true"}, files=bad)
+    assert r.status_code == 422
+    assert len(await keys(dam, "files/")) == 3

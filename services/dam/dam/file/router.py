@@ -6,12 +6,12 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from dam.file.archive import Limits, extract
-from dam.file.exceptions import FileNotFound, UploadTooLarge
+from dam.file.exceptions import FileNotFound, InvalidUpload, UploadTooLarge
 from dam.file.models import File
 from dam.file.repository import FileRepository
 from dam.file.schemas import ArchiveRead, CheckRead, CheckRequest, FileRead, UploadRead
-from dam.file.service import FileService, Uploaded, check_md5, file_key
-from dam.file.upload import incoming
+from dam.file.service import FileService, Uploaded, check_md5, check_path, file_key
+from dam.file.upload import incoming, multipart_parts
 from dam.document.service import require_storable
 from mlife_shared.app import SessionDep, StoreDep
 from mlife_shared.auth import Tester, Viewer
@@ -41,12 +41,16 @@ async def upload_file(request: Request, session: SessionDep, store: StoreDep, id
                       md5: Annotated[str | None, Query(description="Expected MD5: a mismatch stores nothing")] = None,
                       extract: Annotated[bool, Query(description="The body is a zip/tar of a folder: extract it "
                                                                  "(the answer is then an ArchiveRead)")] = False,
+                      many: Annotated[bool, Query(description="A multipart form with any number of file parts "
+                                                              "(a browser folder upload; the answer is an ArchiveRead)")] = False,
                       prefix: Annotated[str | None, Query(max_length=512)] = None,
                       ) -> UploadRead | ArchiveRead:
     """Upload one file, streamed (raw body, or a multipart form's file part): 201 new, 200 `duplicate`."""
     settings = request.app.state.settings
     if extract:
         return await upload_archive(request, session, store, identity, prefix)
+    if many:
+        return await upload_many(request, session, store, identity, prefix)
     _check_length(request, settings.max_upload_bytes)
     up = incoming(request, name)
     service = FileService(session, store, small_bytes=settings.small_upload_bytes)
@@ -69,6 +73,29 @@ async def upload_archive(request: Request, session: SessionDep, store: StoreDep,
     up = incoming(request, None)
     files = await extract(service, up.chunks, prefix=prefix, limits=limits, uploader=identity.username)
     reads = [upload_read(u, store) for u in files]
+    dup = sum(1 for r in reads if r.duplicate)
+    return ArchiveRead(files=reads, count=len(reads), new=len(reads) - dup, duplicates=dup)
+
+
+async def upload_many(request: Request, session: SessionDep, store: StoreDep, identity: Tester,
+                      prefix: str | None) -> ArchiveRead:
+    settings = request.app.state.settings
+    _check_length(request, settings.max_upload_bytes * 64)
+    if prefix:
+        check_path(prefix)
+    service = FileService(session, store, small_bytes=settings.small_upload_bytes)
+    out: list[Uploaded] = []
+    try:
+        async for filename, chunks in multipart_parts(request):
+            name = f"{prefix}/{filename}" if prefix else filename
+            out.append(await service.store_stream(chunks, name=name, max_bytes=settings.max_upload_bytes,
+                                                  uploader=identity.username))
+    except BaseException:
+        await service.discard_created()
+        raise
+    if not out:
+        raise InvalidUpload("the multipart form has no file part")
+    reads = [upload_read(u, store) for u in out]
     dup = sum(1 for r in reads if r.duplicate)
     return ArchiveRead(files=reads, count=len(reads), new=len(reads) - dup, duplicates=dup)
 
