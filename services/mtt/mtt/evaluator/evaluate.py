@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from json.encoder import encode_basestring
 
 from mlife_shared.onnx_safety import OnnxInfo, inspect_onnx
 from mtt.evaluator.preprocess import METADATA_KEY, InvalidPreprocess, Preprocess, check_input_shape, parse_preprocess
@@ -46,33 +47,81 @@ class Evaluation:
     per_class: dict[str, dict[str, float]]
     classes: list[str]
     confusion: list[list[int]]
-    outcomes: list[dict[str, Any]] = field(default_factory=list)
+    samples: "Samples | None" = None
     seconds: dict[str, float] = field(default_factory=dict)
 
     def report(self) -> dict[str, Any]:
         return {"metrics": self.metrics, "per_class": self.per_class, "classes": self.classes,
                 "confusion": self.confusion, "seconds": self.seconds}
 
+    @property
+    def outcomes(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.outcomes_jsonl().decode().splitlines()]
+
     def outcomes_jsonl(self) -> bytes:
-        return "".join(json.dumps(o, ensure_ascii=False, separators=(",", ":")) + "\n"
-                       for o in self.outcomes).encode()
+        return self.samples.jsonl() if self.samples is not None else b""
 
 
-def score(truth: list[str], pred: list[str]) -> tuple[dict[str, float], dict[str, dict[str, float]], list[str],
-                                                      list[list[int]]]:
-    classes = sorted(set(truth) | set(pred), key=_sort_key)
+@dataclass
+class Samples:
+    """Per-sample outcomes as columns; serialised to JSON lines of TestingOutcomeLine on demand."""
+
+    ids: list[str]
+    refs: list[str | None]
+    truth: list[Any]
+    pred_idx: np.ndarray
+    classes: list[str]
+    correct: np.ndarray
+    badcases: list[str | None]
+
+    def jsonl(self) -> bytes:
+        js = _js
+        cls = [js(c) for c in self.classes]
+        parts = [f'{{"sample_id":{js(sid)},"data_ref":{js(ref)},"ground_truth":{js(t)},"prediction":{cls[p]},'
+                 f'"correct":{"true" if ok else "false"},"badcase_id":{js(bc)}}}\n'
+                 for sid, ref, t, p, ok, bc in zip(self.ids, self.refs, self.truth, self.pred_idx.tolist(),
+                                                   self.correct.tolist(), self.badcases)]
+        return "".join(parts).encode()
+
+
+def _js(v: Any) -> str:
+    if v is None:
+        return "null"
+    if type(v) is str:
+        return encode_basestring(v)
+    return json.dumps(v, ensure_ascii=False)
+
+
+def _indices(truth: list[str], pred: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Class names (numeric order when they are numbers) and the index of each truth / prediction."""
+    pred_vals, pred_inv = np.unique(pred, return_inverse=True)
+    pred_names = [str(v) for v in pred_vals.tolist()]
+    classes = sorted(set(truth) | set(pred_names), key=_sort_key)
     index = {c: i for i, c in enumerate(classes)}
+    t = np.fromiter(map(index.__getitem__, truth), dtype=np.int64, count=len(truth))
+    p = np.asarray([index[n] for n in pred_names], dtype=np.int64)[pred_inv.reshape(-1)] if len(pred) else \
+        np.zeros(0, np.int64)
+    return classes, t, p
+
+
+def score(truth: list[str] | np.ndarray, pred: list[str] | np.ndarray) -> tuple[
+        dict[str, float], dict[str, dict[str, float]], list[str], list[list[int]]]:
+    metrics, per_class, classes, cm, _, _ = _score([str(t) for t in truth], np.asarray(pred, dtype=str))
+    return metrics, per_class, classes, cm
+
+
+def _score(truth: list[str], pred: np.ndarray) -> tuple[dict[str, float], dict[str, dict[str, float]], list[str],
+                                                         list[list[int]], np.ndarray, np.ndarray]:
+    classes, t, p = _indices(truth, pred) if len(truth) else ([], np.zeros(0, np.int64), np.zeros(0, np.int64))
     n = len(classes)
-    t = np.fromiter((index[x] for x in truth), dtype=np.int64, count=len(truth))
-    p = np.fromiter((index[x] for x in pred), dtype=np.int64, count=len(pred))
     cm = np.bincount(t * n + p, minlength=n * n).reshape(n, n) if n else np.zeros((0, 0), dtype=np.int64)
     tp = np.diag(cm).astype(np.float64)
     support = cm.sum(axis=1).astype(np.float64)
     predicted = cm.sum(axis=0).astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        precision = np.where(predicted > 0, tp / predicted, 0.0)
-        recall = np.where(support > 0, tp / support, 0.0)
-        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+        precision = np.where(predicted > 0, tp / np.maximum(predicted, 1), 0.0)
+        recall = np.where(support > 0, tp / np.maximum(support, 1), 0.0)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0)
     per_class = {c: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
                      "support": int(support[i])} for i, c in enumerate(classes)}
     present = support > 0
@@ -85,7 +134,7 @@ def score(truth: list[str], pred: list[str]) -> tuple[dict[str, float], dict[str
         "samples": float(total),
         "errors": float(total - tp.sum()),
     }
-    return metrics, per_class, classes, cm.tolist()
+    return metrics, per_class, classes, cm.tolist(), p, t == p
 
 
 class OnnxClassifier:
@@ -128,15 +177,17 @@ class OnnxClassifier:
         self.label_output = label_out
         self.score_output = None if label_out else outs[0].name
 
-    def predict(self, x: np.ndarray) -> list[str]:
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Labels of a batch (as the model gives them, or class names for a scores-only model)."""
         x = x.astype(self.input_dtype, copy=False)
         if self.label_output:
             (labels,) = self.session.run([self.label_output], {self.input_name: x})
-            return [str(v) for v in np.asarray(labels).reshape(len(x), -1)[:, 0].tolist()]
+            return np.asarray(labels).reshape(len(x), -1)[:, 0]
         (scores,) = self.session.run([self.score_output], {self.input_name: x})
         idx = np.asarray(scores).reshape(len(x), -1).argmax(axis=1)
-        classes = self.prep.classes or []
-        return [classes[i] if i < len(classes) else str(i) for i in idx.tolist()]
+        classes = np.asarray((self.prep.classes or []) + [str(i) for i in range(len(self.prep.classes or []),
+                                                                                  int(idx.max(initial=0)) + 1)])
+        return classes[idx]
 
 
 def declared_in_model(model_path: Path) -> Preprocess | None:
@@ -168,23 +219,22 @@ def load_arrays(items: list[dict[str, Any]], prep: Preprocess) -> np.ndarray:
 def evaluate_arrays(clf: OnnxClassifier, x: np.ndarray, truth: list[Any], items: list[dict[str, Any]], *,
                     batch_size: int = 1024, cancel: threading.Event | None = None) -> Evaluation:
     t0 = time.perf_counter()
-    pred: list[str] = []
+    parts: list[np.ndarray] = []
     for start in range(0, len(x), batch_size):
         if cancel is not None and cancel.is_set():
             raise EvaluationCancelled()
-        pred.extend(clf.predict(x[start:start + batch_size]))
+        parts.append(clf.predict(x[start:start + batch_size]))
     t1 = time.perf_counter()
-    truth_s = ["" if v is None else str(v) for v in truth]
-    metrics, per_class, classes, cm = score(truth_s, pred)
-    outcomes = []
-    for i, (it, gt, gts, pr) in enumerate(zip(items, truth, truth_s, pred)):
-        extra = it.get("extra") if isinstance(it.get("extra"), dict) else {}
-        badcase = it.get("badcase_id") or extra.get("badcase_id")
-        outcomes.append({"sample_id": it.get("md5") or it.get("id") or str(i),
-                         "data_ref": it.get("md5") or it.get("key"), "ground_truth": gt, "prediction": pr,
-                         "correct": gts == pr, "badcase_id": badcase or None})
+    pred = np.concatenate(parts) if parts else np.zeros(0, dtype=str)
+    truth_s = ["" if v is None else v if type(v) is str else str(v) for v in truth]
+    metrics, per_class, classes, cm, pred_idx, correct = _score(truth_s, pred)
+    ids = [it.get("md5") or it.get("id") or str(i) for i, it in enumerate(items)]
+    refs = [it.get("md5") or it.get("key") for it in items]
+    badcases = [it.get("badcase_id") or ((it.get("extra") or {}).get("badcase_id")
+                                         if isinstance(it.get("extra"), dict) else None) or None for it in items]
+    samples = Samples(ids, refs, list(truth), pred_idx, classes, correct, badcases)
     t2 = time.perf_counter()
-    return Evaluation(metrics, per_class, classes, cm, outcomes, {"inference": t1 - t0, "scoring": t2 - t1})
+    return Evaluation(metrics, per_class, classes, cm, samples, {"inference": t1 - t0, "scoring": t2 - t1})
 
 
 def evaluate(model_path: Path, items: list[dict[str, Any]], prep: Preprocess | None, *, batch_size: int = 1024,
