@@ -117,7 +117,6 @@ async def labelstudio_webhook(request: Request, session: SessionDep, store: Stor
         raise InvalidLabellingTask("the webhook payload is not JSON") from exc
     if not isinstance(payload, dict):
         raise InvalidLabellingTask("the webhook payload must be a JSON object")
-    complete = await service(request, session, store).on_webhook(payload)
-    if complete is not None:
-        background.add_task(_complete, request.app, complete)
+    for task_id in await service(request, session, store).on_webhook(payload):
+        background.add_task(_complete, request.app, task_id)
     return {"status": "ok"}

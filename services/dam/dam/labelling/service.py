@@ -212,26 +212,42 @@ class LabellingService:
         await self.maybe_complete(task, force=body.complete)
         return task
 
-    async def on_webhook(self, payload: dict[str, Any]) -> uuid.UUID | None:
-        """Record the annotation a Label Studio webhook carries; the task id when it is now complete."""
+    async def on_webhook(self, payload: dict[str, Any]) -> set[uuid.UUID]:
+        """Record the annotations a Label Studio webhook carries (one, or a list for ANNOTATIONS_CREATED);
+        the ids of the tasks that are now fully annotated."""
         if payload.get("action") not in connector.ACTIONS:
-            return None
-        ls_task = payload.get("task") or {}
-        annotation = payload.get("annotation") or {}
-        project = ls_task.get("project") or (payload.get("project") or {}).get("id")
-        if not isinstance(ls_task.get("id"), int) or not isinstance(project, int):
-            return None
-        found = await self.repo.by_project_task(project, ls_task["id"])
-        if found is None or found[0].status != "open" or annotation.get("was_cancelled"):
-            return None
-        task, item = found
-        value = connector.annotation_from_result(annotation.get("result") or [], task.kind)
-        if unstorable(value):
-            raise InvalidLabellingTask(f"the annotation {unstorable(value)}")
-        await self.record(task, item, value)
+            return set()
+        raw = payload.get("annotation")
+        annotations = raw if isinstance(raw, list) else [raw]
+        ls_task = payload.get("task") if isinstance(payload.get("task"), dict) else {}
+        project_default = ls_task.get("project") or (payload.get("project") or {}).get("id")
+        touched: set[uuid.UUID] = set()
+        for annotation in annotations:
+            if not isinstance(annotation, dict) or annotation.get("was_cancelled"):
+                continue
+            task_ref = annotation.get("task")
+            ls_task_id = task_ref.get("id") if isinstance(task_ref, dict) else task_ref
+            if not isinstance(raw, list) and ls_task.get("id") is not None:
+                ls_task_id = ls_task["id"]
+            project = annotation.get("project") or project_default
+            if not isinstance(ls_task_id, int) or not isinstance(project, int):
+                continue
+            found = await self.repo.by_project_task(project, ls_task_id)
+            if found is None or found[0].status != "open":
+                continue
+            task, item = found
+            value = connector.annotation_from_result(annotation.get("result") or [], task.kind)
+            if unstorable(value):
+                raise InvalidLabellingTask(f"the annotation {unstorable(value)}")
+            await self.record(task, item, value)
+            touched.add(task.id)
         await self.session.flush()
-        total, done = await self.repo.counts(task.id)
-        return task.id if done == total else None
+        complete = set()
+        for task_id in touched:
+            total, done = await self.repo.counts(task_id)
+            if done == total:
+                complete.add(task_id)
+        return complete
 
     async def reconcile(self, task_id: uuid.UUID) -> LabellingTask:
         """Pull the annotations from Label Studio (a webhook may have been lost) and complete when all are in."""
