@@ -9,12 +9,13 @@ against bare onnxruntime in this process.
 - MLflow: the same ONNX bytes saved with `mlflow.onnx.save_model` and served by `mlflow models serve
   --env-manager local` (mlflow==3.17.2 in `.venv-mlflow`, created by this script if missing, since
   MLflow's pins conflict with the main venv); requests `POST /invocations {"inputs": {"x": [[…]]}}`.
-- onnxruntime: `session.run` of one row in a loop (c=1), and of 16 rows at once (what micro-batching
-  hands to onnxruntime under c=16), with the session options MSM uses.
-The load generator (a minimal keep-alive HTTP/1.1 client, the same for both servers) runs in this process for `--seconds`
-per scenario after a warm-up; servers and client share this machine's cores, so absolute numbers are
-low and the ratios are what to read. Goal: MSM >= 3x MLflow's throughput. Never exits non-zero on a miss.
-Run: .venv/bin/python scripts/testenv.py -- .venv/bin/python -m bench.msm [--seconds 5] [--json]
+- onnxruntime: `session.run` of one row in a loop, and of 16 rows at once (what micro-batching hands to
+  onnxruntime under c=16), intra-op threads = cores: the limit without HTTP.
+The load generator (a minimal keep-alive HTTP/1.1 client, the same for both servers) runs in this process;
+both servers stay up and are measured in `--rounds` alternating rounds of `--seconds` per scenario (after
+a warm-up), since the machine is shared and its load drifts; the median round's req/s is reported, with
+p50/p99 over all rounds. Goal: MSM >= 3x MLflow's throughput. Never exits non-zero on a miss.
+Run: .venv/bin/python scripts/testenv.py -- .venv/bin/python -m bench.msm [--seconds 4] [--rounds 3] [--json]
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -152,8 +156,9 @@ async def load(url: str, body: bytes, headers: dict[str, str], concurrency: int,
     finally:
         for c in connections:
             c.close()
-    result = summary(latencies, elapsed)
+    result: dict[str, Any] = summary(latencies, elapsed)
     result["errors"] = errors
+    result["latencies"] = latencies
     return result
 
 
@@ -181,9 +186,19 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
+@dataclass
+class Target:
+    url: str
+    body: bytes
+    headers: dict[str, str]
+    check: Callable[[dict[str, Any]], None]
+    stats: Callable[[], Awaitable[Any]] | None = None
+
+
 # ---- MSM -----------------------------------------------------------------------------------------
 
-async def msm_scenarios(work: Path, model: bytes, sample: list[float], seconds: float) -> dict[str, Any]:
+@asynccontextmanager
+async def msm_target(work: Path, model: bytes, sample: list[float]) -> AsyncIterator[Target]:
     secret = uuid.uuid4().hex * 2
     port = free_port()
     env = {**os.environ, **QUIET, "MLIFE_HOME": str(work / "msm"), "MLIFE_IDENTITY_SECRET": secret,
@@ -218,17 +233,16 @@ async def msm_scenarios(work: Path, model: bytes, sample: list[float], seconds: 
                 if status == "failed" or time.time() > deadline:
                     raise RuntimeError(f"the deployment is {status}: {log.read_text()[-2000:]}")
                 await asyncio.sleep(0.2)
-        body = json.dumps({"inputs": {"x": sample}}).encode()
 
         def check(answer: dict[str, Any]) -> None:
             assert len(answer["outputs"]["probs"]) == CLASSES
 
-        out = {}
-        for c in (1, 16):
-            out[f"c{c}"] = await load(f"{base}/serve/{name}/predict", body, auth("viewer"), c, seconds, check)
-        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
-            out["batching"] = (await client.get(f"/serve/{name}/stats", headers=auth("viewer"))).json()["batching"]
-        return out
+        async def stats() -> Any:
+            async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+                return (await client.get(f"/serve/{name}/stats", headers=auth("viewer"))).json()["batching"]
+
+        yield Target(f"{base}/serve/{name}/predict", json.dumps({"inputs": {"x": sample}}).encode(),
+                     auth("viewer"), check, stats)
     finally:
         stop(proc)
 
@@ -246,7 +260,8 @@ def ensure_mlflow_venv() -> Path:
     return MLFLOW_VENV
 
 
-async def mlflow_scenarios(work: Path, model: bytes, sample: list[float], seconds: float) -> dict[str, Any]:
+@asynccontextmanager
+async def mlflow_target(work: Path, model: bytes, sample: list[float]) -> AsyncIterator[Target]:
     venv = ensure_mlflow_venv()
     onnx_path, model_dir = work / "model.onnx", work / "mlflow-model"
     onnx_path.write_bytes(model)
@@ -265,17 +280,38 @@ async def mlflow_scenarios(work: Path, model: bytes, sample: list[float], second
                                 env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_http(f"http://127.0.0.1:{port}/ping", proc, 120, log)
-        body = json.dumps({"inputs": {"x": [sample]}}).encode()
 
         def check(answer: dict[str, Any]) -> None:
             predictions = answer["predictions"]
             probs = predictions["probs"] if isinstance(predictions, dict) else predictions[0]["probs"]
             assert len(np.asarray(probs).reshape(-1)) == CLASSES
 
-        return {f"c{c}": await load(f"http://127.0.0.1:{port}/invocations", body, {}, c, seconds, check)
-                for c in (1, 16)}
+        yield Target(f"http://127.0.0.1:{port}/invocations", json.dumps({"inputs": {"x": [sample]}}).encode(), {},
+                     check)
     finally:
         stop(proc)
+
+
+async def rounds(targets: dict[str, Target], rounds_: int, seconds: float) -> dict[str, Any]:
+    """Both servers stay up; each round measures every (server, concurrency) once, in alternating order, so
+    that load from elsewhere on the machine falls on both alike. Per cell: the median round's req/s, and
+    p50/p99 over every round's latencies."""
+    runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    names = list(targets)
+    for r in range(rounds_):
+        for c in (1, 16):
+            for name in (names if r % 2 == 0 else names[::-1]):
+                t = targets[name]
+                runs.setdefault((name, c), []).append(await load(t.url, t.body, t.headers, c, seconds, t.check))
+    out: dict[str, Any] = {name: {} for name in names}
+    for (name, c), results in runs.items():
+        latencies = [x for res in results for x in res.pop("latencies")]
+        cell = summary(latencies, 1.0)
+        cell["rps"] = float(np.median([res["rps"] for res in results]))
+        cell["rps_rounds"] = [round(res["rps"]) for res in results]
+        cell["errors"] = sum(res["errors"] for res in results)
+        out[name][f"c{c}"] = cell
+    return out
 
 
 # ---- bare onnxruntime ----------------------------------------------------------------------------
@@ -310,14 +346,18 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     model = model_bytes()
     sample = np.random.default_rng(1).normal(0, 1, FEATURES).astype(np.float32).round(4).tolist()
     work = Path(tempfile.mkdtemp(prefix="bench-msm-"))
+    results: dict[str, Any] = {"model_bytes": len(model), "seconds": args.seconds, "rounds": args.rounds}
     try:
-        results: dict[str, Any] = {"model_bytes": len(model), "seconds": args.seconds,
-                                   "ort": ort_scenarios(model, sample, args.seconds)}
-        results["msm"] = await msm_scenarios(work, model, sample, args.seconds)
-        try:
-            results["mlflow"] = await mlflow_scenarios(work, model, sample, args.seconds)
-        except Exception as exc:  # noqa: BLE001 - report the peer's failure instead of hiding the MSM figures
-            results["mlflow_error"] = f"{type(exc).__name__}: {exc}"[:2000]
+        results["ort"] = ort_scenarios(model, sample, args.seconds)
+        async with AsyncExitStack() as stack:
+            targets = {"msm": await stack.enter_async_context(msm_target(work, model, sample))}
+            try:
+                targets["mlflow"] = await stack.enter_async_context(mlflow_target(work, model, sample))
+            except Exception as exc:  # noqa: BLE001 - report the peer's failure instead of hiding the MSM figures
+                results["mlflow_error"] = f"{type(exc).__name__}: {exc}"[:2000]
+            results.update(await rounds(targets, args.rounds, args.seconds))
+            assert targets["msm"].stats is not None
+            results["msm"]["batching"] = await targets["msm"].stats()
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report(results) if not args.json else print(json.dumps(results, indent=2))
@@ -326,14 +366,15 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
 def report(r: dict[str, Any]) -> None:
     print(f"ONNX MLP {FEATURES}->{HIDDEN}->{CLASSES} ({r['model_bytes']} bytes), one sample per request, "
-          f"{r['seconds']:g} s per scenario, {os.cpu_count()} cores shared by servers and client")
-    print(f"  {'server':<34}{'conc':>5}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
+          f"{r['rounds']} alternating rounds of {r['seconds']:g} s per scenario, {os.cpu_count()} cores shared by "
+          "servers and client")
+    print(f"  {'server':<34}{'conc':>5}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}  req/s per round")
     for c in ("c1", "c16"):
         for server in ("msm", "mlflow"):
             if server in r:
                 x = r[server][c]
                 print(f"  {server:<34}{c[1:]:>5}{x['rps']:>10.0f}{x['p50_ms']:>9.2f}{x['p99_ms']:>9.2f}"
-                      f"{x['errors']:>8}")
+                      f"{x['errors']:>8}  {x['rps_rounds']}")
     for rows in ("rows1", "rows16"):
         x = r["ort"][rows]
         print(f"  {'onnxruntime in-process, ' + rows[4:] + ' row(s)/run':<34}{'-':>5}{x['rps']:>10.0f}"
@@ -353,6 +394,7 @@ def report(r: dict[str, Any]) -> None:
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--seconds", type=float, default=5.0, help="measured seconds per scenario")
+    p.add_argument("--seconds", type=float, default=4.0, help="measured seconds per scenario and round")
+    p.add_argument("--rounds", type=int, default=3, help="alternating rounds (median req/s is reported)")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of the text")
     asyncio.run(main(p.parse_args()))
