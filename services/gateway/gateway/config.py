@@ -10,12 +10,12 @@ SERVICES = ("bam", "dam", "mtt", "msm")
 # Routes whose bodies may be large (files, bulk imports, model artifacts): streamed, never buffered,
 # limited by `max_upload_bytes`; every other body is limited by `max_body_bytes`.
 UPLOAD_ROUTES = (
-    r"^/api/dam/files$",
-    r"^/api/dam/documents(/[^/]+)?(/import)?$",
+    r"^/api/dam/files(/archive)?$",
+    r"^/api/dam/documents(/[^/]+/versions)?$",
     r"^/api/bam/badcases/with-data$",
     r"^/api/bam/badcases/import$",
     r"^/api/mtt/tasks/[^/]+/(model|logs|results)$",
-    r"^/api/msm/models(/[^/]+)?/(versions|upload)$",
+    r"^/api/msm/models/[^/]+/versions$",
 )
 
 

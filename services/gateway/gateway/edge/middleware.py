@@ -24,6 +24,7 @@ PUBLIC = [
     ("GET", re.compile(rf"^(/api/({_SVC}))?/(healthz|readyz)$")),
     ("HEAD", re.compile(rf"^(/api/({_SVC}))?/(healthz|readyz)$")),
     ("POST", re.compile(r"^/api/gateway/login$")),
+    ("GET", re.compile(r"^/api/gateway/session$")),
     ("GET", re.compile(r"^/(ui/[A-Za-z0-9_./-]+)?$")),
     ("GET", re.compile(r"^/favicon\.ico$")),
 ]
@@ -66,6 +67,10 @@ class HostAllowListMiddleware:
             if not host or not self.allowed(host):
                 await send_error(send, 400, "InvalidHost", "this Host header is not served here: add it to "
                                  "MLIFE_GATEWAY_ALLOWED_HOSTS")
+                return
+            # No service stores NUL characters (PostgreSQL text cannot): refuse them at the door.
+            if b"%00" in scope.get("query_string", b"") or "\x00" in scope["path"]:
+                await send_error(send, 400, "BadRequest", "NUL characters (%00) are not accepted in the URL")
                 return
         await self.app(scope, receive, send)
 

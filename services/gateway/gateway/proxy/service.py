@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import time
+from urllib.parse import quote
 from typing import Any
 
 import httpx
@@ -18,6 +21,7 @@ from mlife_shared.errors import MLifeError, NotFound, PayloadTooLarge, ServiceUn
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
               "transfer-encoding", "upgrade", "host", "authorization", "cookie", "x-csrf-token",
               "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-request-id"}
+_PATH_SAFE = "/%:@!$&'()*+,;=-._~"
 # Upstream error bodies are read (up to this size) to make sure they carry {"error", "detail"}.
 MAX_ERROR_BODY = 256 * 1024
 _ERROR_NAMES = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
@@ -32,9 +36,35 @@ class GatewayTimeout(MLifeError):
     status_code = 504
 
 
+class SpecIndex:
+    """Which methods each path of the merged OpenAPI takes, so the gateway answers 405 with `Allow`
+    itself (a service would often answer 422 or 404 when another of its routes' templates matches)."""
+
+    def __init__(self, doc: dict[str, Any]) -> None:
+        self.unavailable = set(doc.get("info", {}).get("x-mlife-unavailable", []))
+        self.templates: list[tuple[int, re.Pattern[str], set[str]]] = []
+        for template, operations in doc.get("paths", {}).items():
+            rx = re.compile(re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template)) + "$")
+            methods = {m.upper() for m in operations if m.lower() in ("get", "post", "put", "patch", "delete")}
+            self.templates.append((template.count("{"), rx, methods))
+        self.templates.sort(key=lambda t: t[0])  # literal segments first, as the services route them
+
+    def allowed(self, service: str, path: str) -> set[str] | None:
+        """The methods of the most specific template matching `path`; None when unknown."""
+        if service in self.unavailable:
+            return None
+        for _, rx, methods in self.templates:
+            if rx.match(path):
+                return methods | ({"HEAD"} if "GET" in methods else set())
+        return None
+
+
 class Upstreams:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._index: SpecIndex | None = None
+        self._index_at = 0.0
+        self._index_lock = asyncio.Lock()
         # `read` bounds the wait for each chunk (and for the response head), not the whole transfer:
         # a long upload or download keeps going as long as bytes move.
         timeout = httpx.Timeout(settings.upstream_timeout_seconds, connect=settings.upstream_connect_timeout_seconds)
@@ -50,10 +80,22 @@ class Upstreams:
             raise NotFound(f"no service {service!r}; the services are {', '.join(SERVICES)}")
         return self.settings.upstream(service)
 
+    async def spec_index(self, own: dict[str, Any]) -> SpecIndex:
+        """The merged OpenAPI's paths, refreshed every 30 s (services come and go)."""
+        now = time.monotonic()
+        if self._index is None or now - self._index_at > 30:
+            async with self._index_lock:
+                if self._index is None or time.monotonic() - self._index_at > 30:
+                    self._index = SpecIndex(await self.merged_openapi(own))
+                    self._index_at = time.monotonic()
+        return self._index
+
     async def forward(self, request: Request, service: str, path: str) -> Response:
         """Streams the body up and the answer down. The identity header was signed by the edge
         middleware (any client-sent one was dropped there)."""
-        url = f"{self.base(service)}/api/{service}/{path}"
+        # The path as the client encoded it (a decoded one may hold control characters no URL can carry).
+        raw_path = request.scope.get("raw_path") or request.url.path.encode()
+        url = self.base(service) + quote(raw_path.decode("latin-1"), safe=_PATH_SAFE)
         headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
         headers.append(("x-forwarded-for", request.client.host if request.client else ""))
         headers.append(("x-forwarded-proto", request.url.scheme))
@@ -126,6 +168,7 @@ class Upstreams:
             merged["components"]["schemas"].update(doc.get("components", {}).get("schemas", {}))
         if unavailable:
             merged["info"]["x-mlife-unavailable"] = unavailable
+        _document_gateway_behaviour(merged)
         return merged
 
 
@@ -166,6 +209,50 @@ async def _error_response(service: str, response: httpx.Response, headers: dict[
         detail = f"the {service} service answered {status}" + (f": {text}" if text else "")
     return JSONResponse({"error": _ERROR_NAMES.get(status, "UpstreamError"), "detail": detail},
                         status_code=status, headers=headers)
+
+
+ERROR_SCHEMA = {"type": "object", "required": ["error", "detail"], "title": "MLifeError",
+                "properties": {"error": {"type": "string", "description": "the error's class name"},
+                               "detail": {"description": "what went wrong and what to fix"}}}
+_GATEWAY_ANSWERS = {
+    "400": "malformed request (Host header, Content-Length, NUL characters, bad cursor…)",
+    "401": "no or invalid API token / session",
+    "403": "your role does not allow this, or the CSRF token is missing",
+    "404": "no such resource",
+    "409": "the resource's state does not allow this",
+    "413": "the body is larger than this route accepts",
+    "422": "the request's content is invalid",
+    "503": "the service is down",
+    "504": "the service did not answer in time",
+}
+
+
+def _document_gateway_behaviour(doc: dict[str, Any]) -> None:
+    """What the gateway adds to every operation: the public ones need no credentials; every other may
+    answer 401/403; any may meet a down or slow service; every error has the `{"error", "detail"}`
+    shape (FastAPI's default 422 schema is not what MLife sends)."""
+    from gateway.edge.middleware import is_public
+
+    doc["components"]["schemas"]["MLifeError"] = ERROR_SCHEMA
+    error_content = {"application/json": {"schema": {"$ref": "#/components/schemas/MLifeError"}}}
+    for path, operations in doc["paths"].items():
+        for method, op in operations.items():
+            if method.lower() not in ("get", "post", "put", "patch", "delete", "head"):
+                continue
+            public = is_public(method.upper(), path)
+            if public:
+                op["security"] = []
+            responses = op.setdefault("responses", {})
+            codes = {"400", "404", "413", "503", "504"} if not public else {"400", "503"}
+            if not public:
+                codes |= {"401", "403", "422"}
+            if method.lower() in ("post", "put", "patch", "delete"):
+                codes.add("409")
+            for code in codes:
+                responses.setdefault(code, {"description": _GATEWAY_ANSWERS[code]})
+            for code, response in responses.items():
+                if code[:1] in ("4", "5") and isinstance(response, dict):
+                    response["content"] = error_content
 
 
 def _rename_clashing(doc: dict[str, Any], existing: dict[str, Any], *, prefix: str) -> dict[str, Any]:

@@ -2,9 +2,10 @@ from fastapi import APIRouter, Request, Response
 
 from gateway.config import Settings
 from gateway.session import service
-from gateway.session.schemas import LoginRequest, LoginResponse
+from gateway.session.schemas import LoginRequest, LoginResponse, SessionState
 from mlife_shared.app import SessionDep
 from mlife_shared.auth import Viewer
+from mlife_shared.errors import MLifeError
 
 router = APIRouter(tags=["session"])
 
@@ -25,6 +26,22 @@ async def login(body: LoginRequest, request: Request, response: Response) -> Log
                         httponly=True, secure=settings.cookie_secure, samesite=settings.session_cookie_samesite)
     i = result.identity
     return LoginResponse(id=i.user_id, username=i.username, role=i.role, csrf_token=result.csrf_token)
+
+
+@router.get("/session")
+async def current_session(request: Request, session: SessionDep) -> SessionState:
+    """Public: whether this browser is logged in (and as whom, with its CSRF token). Lets the UI decide
+    between the login page and the app without a 401."""
+    settings: Settings = request.app.state.settings
+    cookie = request.cookies.get(settings.session_cookie_name)
+    if not cookie:
+        return SessionState(authenticated=False)
+    try:
+        identity, csrf = await service.authenticate_session(session, cookie, method="GET", csrf_header=None)
+    except MLifeError:
+        return SessionState(authenticated=False)
+    return SessionState(authenticated=True, user=LoginResponse(id=identity.user_id, username=identity.username,
+                                                               role=identity.role, csrf_token=csrf))
 
 
 @router.post("/logout", status_code=204, response_class=Response)

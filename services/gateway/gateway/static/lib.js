@@ -1,0 +1,154 @@
+// Shared helpers: the API client (session cookie + CSRF header), DOM building that only ever sets
+// text (never innerHTML with data), charts, and "service not available" handling.
+
+export const state = { me: null, csrf: null, api: null };
+const ROLES = ["viewer", "tester", "engineer", "maintainer"];
+
+export class ApiError extends Error {
+  constructor(status, error, detail) {
+    super(typeof detail === "string" ? detail : JSON.stringify(detail));
+    this.status = status; this.error = error; this.detail = detail;
+  }
+}
+
+export function can(role) {
+  return state.me && ROLES.indexOf(state.me.role) >= ROLES.indexOf(role);
+}
+
+function url(path, query) {
+  const u = new URL(path, location.origin);
+  for (const [k, v] of Object.entries(query || {})) {
+    if (v === undefined || v === null || v === "") continue;
+    if (Array.isArray(v)) v.forEach((x) => u.searchParams.append(k, x)); else u.searchParams.set(k, v);
+  }
+  return u;
+}
+
+export async function api(method, path, { json, body, query, headers } = {}) {
+  const h = { ...(headers || {}) };
+  if (json !== undefined) { h["Content-Type"] = "application/json"; body = JSON.stringify(json); }
+  if (method !== "GET" && state.csrf) h["X-CSRF-Token"] = state.csrf;
+  const r = await fetch(url(path, query), { method, headers: h, body, credentials: "same-origin" });
+  if (r.status === 204) return null;
+  const type = r.headers.get("content-type") || "";
+  const data = type.includes("json") ? await r.json() : await r.text();
+  if (!r.ok) {
+    if (r.status === 401 && !path.endsWith("/login")) window.dispatchEvent(new Event("mlife:logged-out"));
+    throw new ApiError(r.status, (data && data.error) || "Error", (data && data.detail) ?? data);
+  }
+  return data;
+}
+
+// Upload with progress (fetch has no upload progress): XMLHttpRequest, CSRF header, raw body.
+export function upload(path, query, file, onProgress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", url(path, query));
+    if (state.csrf) xhr.setRequestHeader("X-CSRF-Token", state.csrf);
+    xhr.setRequestHeader("Content-Type", file.type || "application/octet-stream");
+    xhr.upload.onprogress = (e) => { if (e.lengthComputable) onProgress(e.loaded, e.total); };
+    xhr.onload = () => {
+      let data = null;
+      try { data = JSON.parse(xhr.responseText); } catch { data = xhr.responseText; }
+      if (xhr.status >= 200 && xhr.status < 300) resolve(data);
+      else reject(new ApiError(xhr.status, data && data.error, data && data.detail));
+    };
+    xhr.onerror = () => reject(new ApiError(0, "NetworkError", "the upload was interrupted"));
+    xhr.send(file);
+  });
+}
+
+// The merged OpenAPI tells which services are up and which routes exist: pages never call a route
+// that is not there (no 404/503 noise), and say "service not available" instead.
+export async function loadApi() {
+  try { state.api = await api("GET", "/openapi.json"); } catch { state.api = { paths: {} }; }
+}
+export function has(method, path) {
+  const op = state.api && state.api.paths && state.api.paths[path];
+  return !!(op && op[method.toLowerCase()]);
+}
+
+export function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on") && typeof v === "function") el.addEventListener(k.slice(2), v);
+    else if (k === "class") el.className = v;
+    else if (k === "value") el.value = v;
+    else if (k === "checked" || k === "disabled" || k === "hidden" || k === "selected" || k === "multiple") el[k] = !!v;
+    else el.setAttribute(k, v === true ? "" : String(v));
+  }
+  append(el, children);
+  return el;
+}
+function append(el, children) {
+  for (const c of children.flat(Infinity)) {
+    if (c === undefined || c === null || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+}
+
+export function text(v) {
+  if (v === null || v === undefined) return "";
+  return typeof v === "string" ? v : JSON.stringify(v);
+}
+export function fmtDate(s) { return s ? new Date(s).toLocaleString() : ""; }
+export function fmtNum(n, d = 2) { return typeof n === "number" ? (Number.isInteger(n) ? String(n) : n.toFixed(d)) : text(n); }
+export function badge(v) { return h("span", { class: `badge ${text(v)}` }, text(v)); }
+
+export function card(title, ...children) { return h("section", { class: "card" }, h("h2", {}, title), ...children); }
+
+export function table(columns, rows, { empty = "Nothing yet." } = {}) {
+  if (!rows.length) return h("p", { class: "muted" }, empty);
+  return h("table", {},
+    h("thead", {}, h("tr", {}, columns.map((c) => h("th", { class: c.num ? "num" : null, scope: "col" }, c.label)))),
+    h("tbody", {}, rows.map((r) => h("tr", {}, columns.map((c) => h("td", { class: c.num ? "num" : null },
+      c.render ? c.render(r) : text(r[c.key])))))));
+}
+
+export function field(label, input) { return h("label", {}, label, input); }
+export function select(name, options, value) {
+  return h("select", { name }, options.map((o) => {
+    const [v, l] = Array.isArray(o) ? o : [o, o === "" ? "any" : o];
+    return h("option", { value: v, selected: v === value }, l);
+  }));
+}
+
+export function unavailable(what) { return h("p", { class: "unavailable" }, `${what}: service not available`); }
+export function errorText(err) {
+  if (err instanceof ApiError) return `${err.error}: ${typeof err.detail === "string" ? err.detail : JSON.stringify(err.detail)}`;
+  return String(err);
+}
+export function toast(message, isError = false) {
+  const box = document.getElementById("toast");
+  const el = h("div", { class: isError ? "error" : "" }, message);
+  box.append(el);
+  setTimeout(() => el.remove(), isError ? 8000 : 3500);
+}
+// Run an action from a button: errors are shown, never thrown to the console.
+export async function act(fn) {
+  try { return await fn(); } catch (err) { toast(errorText(err), true); return undefined; }
+}
+
+const charts = new Set();
+export function destroyCharts() { for (const c of charts) c.destroy(); charts.clear(); }
+export function chart(type, labels, datasets, options = {}) {
+  const canvas = h("canvas", { role: "img", "aria-label": options.label || "chart" });
+  const wrap = h("div", { class: "chart" }, canvas);
+  const palette = ["#1f5fbf", "#b3261e", "#1e7a3c", "#c77700", "#6b3fa0", "#00838f", "#8d6e63", "#546e7a"];
+  datasets.forEach((d, i) => { if (!d.backgroundColor) { d.backgroundColor = palette[i % palette.length]; d.borderColor = palette[i % palette.length]; } });
+  const c = new window.Chart(canvas, {
+    type, data: { labels, datasets },
+    options: { responsive: true, maintainAspectRatio: false, animation: false,
+      plugins: { legend: { display: datasets.length > 1 || type === "pie" } },
+      scales: type === "pie" || type === "doughnut" ? {} : { x: { stacked: !!options.stacked }, y: { stacked: !!options.stacked, beginAtZero: true } } },
+  });
+  canvas.dataset.points = String(datasets.reduce((n, d) => n + d.data.length, 0));
+  charts.add(c);
+  return wrap;
+}
+export function countBy(rows, key) {
+  const m = new Map();
+  for (const r of rows) { const k = text(typeof key === "function" ? key(r) : r[key]) || "(none)"; m.set(k, (m.get(k) || 0) + 1); }
+  return [...m.entries()].sort((a, b) => b[1] - a[1]);
+}

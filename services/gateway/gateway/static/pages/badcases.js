@@ -1,0 +1,175 @@
+import { act, api, badge, can, card, chart, countBy, field, fmtDate, fmtNum, h, has, select, table, text, toast, unavailable } from "/ui/lib.js";
+
+const STATUSES = ["", "new", "triaged", "in_progress", "fixed", "wont_fix", "regressed"];
+const SEVERITIES = ["", "low", "medium", "high", "critical"];
+const SOURCES = ["", "manual", "import", "testing", "serving"];
+const ATTRS = ["function", "status", "severity", "model_version", "source", "label", "prediction", "tag", "media_type"];
+const filters = { q: "", function: "", status: "", severity: "", source: "", model_version: "" };
+
+function thumb(b) {
+  if (b.media_type !== "image" || !b.data_md5) return h("span", { class: "thumb", "aria-hidden": "true" });
+  return h("img", { class: "thumb", alt: `preview of ${b.function}`, loading: "lazy", src: `/api/bam/badcases/${b.id}/preview` });
+}
+
+function reportForm(onDone) {
+  const out = h("p", { role: "status" });
+  const form = h("form", { class: "stack", "aria-label": "Report a badcase" },
+    field("Function *", h("input", { name: "function", required: true, maxlength: 200 })),
+    field("Model name", h("input", { name: "model_name" })), field("Model version", h("input", { name: "model_version" })),
+    field("Prediction", h("input", { name: "prediction" })), field("Ground truth", h("input", { name: "ground_truth" })),
+    field("Severity", select("severity", SEVERITIES.slice(1), "medium")),
+    field("Tags (comma separated)", h("input", { name: "tags" })),
+    field("Data file", h("input", { name: "file", type: "file" })),
+    field("Description", h("textarea", { name: "description" })),
+    h("div", {}, h("button", { type: "submit" }, "Report badcase")), out);
+  form.addEventListener("submit", (e) => { e.preventDefault(); act(async () => {
+    const f = new FormData(form);
+    const report = { function: f.get("function"), description: f.get("description") || "", severity: f.get("severity") };
+    for (const k of ["model_name", "model_version", "prediction", "ground_truth"]) if (f.get(k)) report[k] = f.get(k);
+    const tags = String(f.get("tags") || "").split(",").map((t) => t.trim()).filter(Boolean);
+    if (tags.length) report.tags = tags;
+    const file = f.get("file");
+    let b;
+    if (file && file.size) {
+      const body = new FormData(); body.append("report", JSON.stringify(report)); body.append("file", file, file.name);
+      b = await api("POST", "/api/bam/badcases/with-data", { body });
+    } else b = await api("POST", "/api/bam/badcases", { json: report });
+    out.replaceChildren(b.merged_into ? `Merged into an existing badcase (seen ${b.frequency} times). ` : "Recorded. ",
+      h("a", { href: `#/badcases/${b.id}` }, "Open it"));
+    form.reset(); toast(b.merged_into ? "Merged into an existing badcase" : "Badcase recorded"); onDone();
+  }); });
+  return form;
+}
+
+export async function badcases() {
+  if (!has("GET", "/api/bam/badcases")) return [h("h1", {}, "Badcases"), unavailable("BAM")];
+  const selected = new Set();
+  let rows = []; let next = null;
+  const listBox = h("div"); const selStats = h("div", { class: "grid" }); const groupBox = h("div");
+  const moreBtn = h("button", { type: "button", class: "secondary", hidden: true, onclick: () => load(true) }, "Load more");
+  const selInfo = h("span", { class: "muted" }, "0 selected");
+
+  const form = h("form", { class: "inline", role: "search", "aria-label": "Filter badcases" },
+    field("Search", h("input", { name: "q", type: "search", value: filters.q, placeholder: "description, tags" })),
+    field("Function", h("input", { name: "function", value: filters.function })),
+    field("Status", select("status", STATUSES, filters.status)), field("Severity", select("severity", SEVERITIES, filters.severity)),
+    field("Source", select("source", SOURCES, filters.source)), field("Model version", h("input", { name: "model_version", value: filters.model_version })),
+    h("button", { type: "submit" }, "Filter"));
+  form.addEventListener("submit", (e) => { e.preventDefault(); for (const k of Object.keys(filters)) filters[k] = new FormData(form).get(k) || ""; load(false); });
+
+  function renderSelectionStats() {
+    selInfo.textContent = `${selected.size} selected`;
+    const chosen = rows.filter((r) => selected.has(r.id));
+    const base = chosen.length ? chosen : rows;
+    const title = chosen.length ? `selected (${chosen.length})` : `listed (${rows.length})`;
+    selStats.replaceChildren(...["function", "status", "severity", "model_version"].map((attr) => {
+      const counts = countBy(base, attr);
+      return card(`By ${attr} — ${title}`, chart(attr === "status" ? "doughnut" : "bar", counts.map((c) => c[0]),
+        [{ label: "badcases", data: counts.map((c) => c[1]) }], { label: `badcases by ${attr}` }));
+    }));
+  }
+
+  async function load(more) {
+    await act(async () => {
+      const page = await api("GET", "/api/bam/badcases", { query: { ...filters, limit: 50, cursor: more ? next : null } });
+      rows = more ? rows.concat(page.items) : page.items; next = page.next_cursor;
+      if (!more) selected.clear();
+      moreBtn.hidden = !next;
+      listBox.replaceChildren(table([
+        { label: "", render: (b) => h("input", { type: "checkbox", "aria-label": `select ${b.function} ${b.id}`, checked: selected.has(b.id),
+          onchange: (e) => { if (e.target.checked) selected.add(b.id); else selected.delete(b.id); renderSelectionStats(); } }) },
+        { label: "Preview", render: thumb },
+        { label: "Function", render: (b) => h("a", { href: `#/badcases/${b.id}` }, b.function) },
+        { label: "Description", render: (b) => text(b.description).slice(0, 120) },
+        { label: "Prediction / truth", render: (b) => `${text(b.prediction)} / ${text(b.ground_truth)}` },
+        { label: "Status", render: (b) => badge(b.status) }, { label: "Severity", key: "severity" },
+        { label: "Priority", num: true, render: (b) => fmtNum(b.priority) }, { label: "Seen", num: true, key: "frequency" },
+        { label: "Last seen", render: (b) => fmtDate(b.last_seen) }], rows, { empty: "No badcase matches." }));
+      renderSelectionStats();
+    });
+  }
+
+  const groupSel = select("group_by", ATTRS, "function");
+  const pairSel = select("pair", [["", "(none)"], ...ATTRS.map((a) => [a, a])], "");
+  async function grouped() {
+    await act(async () => {
+      const group_by = pairSel.value ? `${groupSel.value},${pairSel.value}` : groupSel.value;
+      const s = await api("GET", "/api/bam/stats", { query: { ...filters, group_by, limit: 30 } });
+      if (!s.matrix) {
+        groupBox.replaceChildren(chart("bar", s.groups.map((g) => text(g.key[groupSel.value]) || "(none)"),
+          [{ label: `badcases (of ${s.total})`, data: s.groups.map((g) => g.count) }], { label: "grouped statistics" }));
+      } else {
+        groupBox.replaceChildren(chart("bar", s.matrix.rows.map((r) => text(r) || "(none)"),
+          s.matrix.columns.map((c, j) => ({ label: text(c) || "(none)", data: s.matrix.rows.map((_, i) => s.matrix.counts[i][j]) })),
+          { stacked: true, label: "confusion table" }));
+      }
+    });
+  }
+
+  const addBtn = h("button", { type: "button", class: "secondary", onclick: () => act(async () => {
+    if (!selected.size) { toast("Select badcases first", true); return; }
+    const r = await api("POST", "/api/bam/badcases/add-to-test-data", { json: { ids: [...selected] } });
+    toast(`Added to test data: ${r.added}`); load(false);
+  }) }, "Add selected to test data");
+
+  await load(false);
+  await grouped();
+  return [h("h1", {}, "Badcases"),
+    can("tester") ? card("Report a badcase", reportForm(() => load(false))) : null,
+    card("Find badcases", form),
+    card("Badcases", h("div", { class: "row" }, selInfo, can("tester") ? addBtn : null), listBox, moreBtn),
+    h("h2", {}, "Statistics of the selection (all listed when none is selected)"), selStats, h("div", { class: "spacer" }),
+    card("Grouped statistics over the filter", h("div", { class: "row" }, field("Group by", groupSel), field("and by", pairSel),
+      h("button", { type: "button", onclick: grouped }, "Draw")), groupBox)];
+}
+
+export async function badcaseDetail(id) {
+  const b = await api("GET", `/api/bam/badcases/${id}`);
+  const [occ, outcomes, history] = await Promise.all([
+    api("GET", `/api/bam/badcases/${id}/occurrences`).catch(() => null),
+    api("GET", `/api/bam/badcases/${id}/outcomes`).catch(() => null),
+    api("GET", `/api/bam/badcases/${id}/history`).catch(() => null)]);
+  let preview = h("p", { class: "muted" }, "No stored data to preview.");
+  if (b.data_md5 && b.media_type === "image") preview = h("img", { class: "preview", alt: `data of badcase ${b.function}`, src: `/api/bam/badcases/${id}/preview` });
+  else if (b.data_md5) {
+    const p = await api("GET", `/api/bam/badcases/${id}/preview`).catch(() => null);
+    if (p) preview = h("pre", {}, text(p.snippet ?? p.text ?? p));
+  }
+  const kv = h("dl", { class: "kv" }, ...[
+    ["Function", b.function], ["Status", badge(b.status)], ["Severity", b.severity], ["Priority", fmtNum(b.priority)],
+    ["Model", `${text(b.model_name)} ${text(b.model_version)}`], ["System version", b.system_version], ["Source", b.source],
+    ["Reporter", b.reporter], ["Owner", b.owner], ["Prediction", text(b.prediction)], ["Ground truth", text(b.ground_truth)],
+    ["Tags", b.tags.join(", ")], ["Seen", `${b.frequency} times, first ${fmtDate(b.first_seen)}, last ${fmtDate(b.last_seen)}`],
+    ["Added to test data", fmtDate(b.added_to_test_data_at) || "no"], ["Description", b.description]]
+    .flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+
+  const triage = h("form", { class: "stack", "aria-label": "Triage" },
+    field("Status", select("status", STATUSES.slice(1), b.status)), field("Severity", select("severity", SEVERITIES.slice(1), b.severity)),
+    field("Owner", h("input", { name: "owner", value: b.owner || "" })),
+    field("Manual priority", h("input", { name: "priority", type: "number", min: 0, step: "any", value: b.priority_is_manual ? b.priority : "" })),
+    h("div", {}, h("button", { type: "submit" }, "Save triage")));
+  triage.addEventListener("submit", (e) => { e.preventDefault(); act(async () => {
+    const f = new FormData(triage); const body = { status: f.get("status"), severity: f.get("severity") };
+    if (f.get("owner")) body.owner = f.get("owner");
+    if (f.get("priority") !== "") body.priority = Number(f.get("priority"));
+    await api("PATCH", `/api/bam/badcases/${id}`, { json: body }); toast("Triage saved"); location.hash = `#/badcases/${id}`;
+    window.dispatchEvent(new HashChangeEvent("hashchange"));
+  }); });
+  const addBtn = h("button", { type: "button", onclick: () => act(async () => {
+    await api("POST", "/api/bam/badcases/add-to-test-data", { json: { ids: [id] } }); toast("Added to test data");
+    window.dispatchEvent(new HashChangeEvent("hashchange"));
+  }) }, "Add to test data");
+
+  return [h("p", {}, h("a", { href: "#/badcases" }, "← Badcases")), h("h1", {}, `Badcase: ${b.function}`),
+    h("div", { class: "grid" }, card("Details", kv), card("Preview", preview)), h("div", { class: "spacer" }),
+    can("tester") ? card("Triage", triage, h("p", {}, addBtn)) : null,
+    card("Outcome per model version", outcomes ? table([{ label: "Model", key: "model_name" }, { label: "Version", key: "model_version" },
+      { label: "Latest", render: (o) => badge(o.passed ? "passed" : "failed") }, { label: "Tests", num: true, key: "tests" },
+      { label: "Last tested", render: (o) => fmtDate(o.last_tested_at) }], outcomes.by_model_version, { empty: "Not tested yet." }) : unavailable("Outcomes")),
+    card("Occurrences", occ ? table([{ label: "When", render: (o) => fmtDate(o.reported_at) }, { label: "Source", key: "source" },
+      { label: "Reporter", key: "reporter" }, { label: "Model", render: (o) => `${text(o.model_name)} ${text(o.model_version)}` },
+      { label: "Deployment", key: "deployment_id" }, { label: "Prediction", render: (o) => text(o.prediction) },
+      { label: "Description", key: "description" }], occ) : unavailable("Occurrences")),
+    card("Triage history", history ? table([{ label: "When", render: (c) => fmtDate(c.changed_at || c.created_at) }, { label: "Who", key: "actor" },
+      { label: "Field", key: "field" }, { label: "From", render: (c) => text(c.old) }, { label: "To", render: (c) => text(c.new) }], history, { empty: "No triage yet." }) : unavailable("History"))];
+}

@@ -1,0 +1,58 @@
+import { act, api, badge, can, card, chart, field, fmtDate, h, has, select, table, text, toast, unavailable } from "/ui/lib.js";
+
+const list = (r) => (Array.isArray(r) ? r : r.items || []);
+
+export async function tasks() {
+  if (!has("GET", "/api/mtt/tasks")) return [h("h1", {}, "Tasks"), unavailable("MTT")];
+  const items = list(await api("GET", "/api/mtt/tasks"));
+  let create = null;
+  if (can("engineer") && has("POST", "/api/mtt/tasks")) {
+    create = h("form", { class: "stack", "aria-label": "Create a task" },
+      field("Name", h("input", { name: "name", required: true })), field("Kind", select("kind", ["train", "test"], "test")),
+      field("Dataset id", h("input", { name: "dataset_id" })), field("Model version id (test)", h("input", { name: "model_version_id" })),
+      h("div", {}, h("button", { type: "submit" }, "Create task")));
+    create.addEventListener("submit", (e) => { e.preventDefault(); act(async () => {
+      const f = new FormData(create); const body = {};
+      for (const [k, v] of f.entries()) if (v) body[k] = v;
+      const t = await api("POST", "/api/mtt/tasks", { json: body }); toast("Task created"); location.hash = `#/tasks/${t.id}`;
+    }); });
+  }
+  return [h("h1", {}, "Tasks"), create ? card("Create a task", create) : null,
+    card("Tasks", table([{ label: "Task", render: (t) => h("a", { href: `#/tasks/${t.id}` }, text(t.name || t.id)) },
+      { label: "Kind", render: (t) => text(t.kind ?? t.type) }, { label: "Status", render: (t) => badge(t.status) },
+      { label: "Created", render: (t) => fmtDate(t.created_at) }], items, { empty: "No tasks yet." }))];
+}
+
+export async function taskDetail(id) {
+  const t = await api("GET", `/api/mtt/tasks/${id}`);
+  const report = has("GET", "/api/mtt/tasks/{task_id}/report") || has("GET", "/api/mtt/tasks/{id}/report")
+    ? await api("GET", `/api/mtt/tasks/${id}/report`).catch(() => null) : null;
+  const metrics = (report && report.metrics) || t.metrics || {};
+  const metricRows = Object.entries(metrics).filter(([, v]) => typeof v === "number");
+  const cm = (report && report.confusion_matrix) || t.confusion_matrix;
+  let cmView = h("p", { class: "muted" }, "No confusion matrix.");
+  if (cm && cm.labels && cm.counts) {
+    cmView = h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "truth \\ predicted"), cm.labels.map((l) => h("th", { class: "num" }, text(l))))),
+      h("tbody", {}, cm.counts.map((row, i) => h("tr", {}, h("th", { scope: "row" }, text(cm.labels[i])), row.map((c) => h("td", { class: "num" }, String(c)))))));
+  }
+  const logBox = h("pre", { "aria-live": "polite" }, "");
+  let timer = null;
+  async function tail() {
+    try {
+      const r = await api("GET", `/api/mtt/tasks/${id}/logs`, { query: { tail: 200 } });
+      logBox.textContent = typeof r === "string" ? r : text(r.lines ? r.lines.join("\n") : r.text ?? r);
+    } catch { logBox.textContent = "(no logs)"; }
+    if (document.body.contains(logBox) && ["running", "queued", "pending"].includes(t.status)) timer = setTimeout(tail, 3000);
+  }
+  if (has("GET", "/api/mtt/tasks/{task_id}/logs") || has("GET", "/api/mtt/tasks/{id}/logs")) tail(); else logBox.textContent = "(logs not available)";
+  const run = can("engineer") ? h("button", { type: "button", onclick: () => act(async () => {
+    await api("POST", `/api/mtt/tasks/${id}/run`); toast("Task started"); if (timer) clearTimeout(timer);
+    window.dispatchEvent(new HashChangeEvent("hashchange"));
+  }) }, "Run") : null;
+  return [h("p", {}, h("a", { href: "#/tasks" }, "← Tasks")), h("h1", {}, `Task: ${text(t.name || t.id)}`),
+    card("Task", h("dl", { class: "kv" }, ...Object.entries(t).filter(([, v]) => typeof v !== "object" || v === null)
+      .flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, text(v))])),
+      t.mlflow_url ? h("p", {}, h("a", { href: t.mlflow_url, rel: "noopener noreferrer", target: "_blank" }, "Open the MLflow run")) : null, run),
+    h("div", { class: "grid" }, card("Metrics", metricRows.length ? chart("bar", metricRows.map((m) => m[0]), [{ label: "value", data: metricRows.map((m) => m[1]) }], { label: "metrics" }) : h("p", { class: "muted" }, "No metrics yet.")),
+      card("Confusion matrix", cmView)), h("div", { class: "spacer" }), card("Log (live tail)", logBox)];
+}
