@@ -10,7 +10,7 @@ import uuid
 
 import httpx
 
-from tests.dam.helpers import md5, png
+from tests.dam.helpers import png
 
 
 async def upload(dam: httpx.AsyncClient, data: bytes, name: str | None = None) -> str:

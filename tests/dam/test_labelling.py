@@ -83,9 +83,9 @@ async def test_webhook_round_trip_with_prelabels(dam_hooked: httpx.AsyncClient, 
     async with ls_client(labelstudio) as ls:
         tasks = sorted(await ls_tasks(ls, task["ls_project_id"]), key=lambda t: t["id"])
         assert [t["data"]["md5"] for t in tasks] == md5s
-        preds = (await ls.get(f"/api/predictions", params={"task": tasks[1]["id"]})).json()
+        preds = (await ls.get("/api/predictions", params={"task": tasks[1]["id"]})).json()
         assert preds[0]["result"][0]["value"]["choices"] == ["dog"]
-        for t, label in zip(tasks, ["dog", "dog", "cat"]):
+        for t, label in zip(tasks, ["dog", "dog", "cat"], strict=True):
             r = await ls.post(f"/api/tasks/{t['id']}/annotations/", json={"result": [
                 {"from_name": "label", "to_name": "image", "type": "choices", "value": {"choices": [label]}}]})
             assert r.status_code == 201, r.text

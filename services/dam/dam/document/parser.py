@@ -84,7 +84,7 @@ def _csv(data: bytes) -> tuple[list[str], list[dict[str, Any]]]:
                 continue
             if len(values) != len(header):
                 raise InvalidDocument({"row": n, "message": f"{len(values)} values for {len(header)} columns"})
-            rows.append(dict(zip(header, values)))
+            rows.append(dict(zip(header, values, strict=True)))
     except csv.Error as exc:
         raise InvalidDocument(f"the CSV is malformed: {exc}") from exc
     return header, rows
