@@ -191,3 +191,28 @@ async def test_a_browser_folder_upload_with_many_file_parts(dam: httpx.AsyncClie
     r = await dam.post("/files", params={"many": "true"}, files=bad)
     assert r.status_code == 422
     assert len(await keys(dam, "files/")) == 3
+
+
+@pytest.mark.parametrize("small", [pytest.param(8 * 1024 * 1024, id="buffered"), pytest.param(64 * 1024, id="streamed")])
+async def test_a_client_that_disconnects_mid_upload_leaves_nothing(dam_db: str, nats_url: str, tmp_path,  # type: ignore[no-untyped-def]
+                                                                   small: int) -> None:
+    from tests.conftest import free_port
+    from tests.dam.conftest import as_role, dam_settings, s3_settings, serve_dam
+
+    port = free_port()
+    settings = dam_settings(dam_db, nats_url, tmp_path, small_upload_bytes=small, **s3_settings())
+    async for client in serve_dam(settings, port):
+        store = client.app.state.store  # type: ignore[attr-defined]
+        before = [k async for k in store.list("incoming/")]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        head = (f"POST /api/dam/files?name=cut.bin HTTP/1.1\r\nHost: dam\r\nContent-Length: {4 * 1024 * 1024}\r\n"
+                "Content-Type: application/octet-stream\r\n")
+        head += "".join(f"{k}: {v}\r\n" for k, v in as_role("tester").items()) + "\r\n"
+        writer.write(head.encode() + random_bytes(1024 * 1024))
+        await writer.drain()
+        await asyncio.sleep(0.5)
+        writer.close()  # the client goes away with 3 MiB unsent
+        await asyncio.sleep(1.0)
+        assert [k async for k in store.list("incoming/")] == before
+        page = (await client.get("/files", params={"limit": 10})).json()
+        assert page == []
