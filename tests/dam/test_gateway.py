@@ -64,6 +64,23 @@ async def test_dam_through_the_gateway(via_gateway: httpx.AsyncClient) -> None:
     ds = await gw.post("/datasets", json={"name": "shots", "documents": [{"id": doc_id}],
                                           "split": {"train": 0.5, "test": 0.5}})
     assert ds.status_code == 201, ds.text
+    by = {d["purpose"]: d for d in ds.json()["datasets"]}
+    leak = await gw.get("/datasets/leakage", params={"train": by["train"]["id"], "test": by["test"]["id"]})
+    assert leak.json()["shared_count"] == 0
+    manifest = await gw.get(f"/datasets/{by['test']['id']}/manifest")
+    assert len(manifest.text.splitlines()) == by["test"]["item_count"]
+    stats = (await gw.get(f"/documents/{doc_id}/stats")).json()
+    assert stats["by_class"] == {"ok": 3, "bad": 2}
+    csv_out = await gw.get(f"/documents/{doc_id}/export", params={"format": "csv"})
+    assert csv_out.status_code == 200 and csv_out.text.startswith("md5,path,annotation")
+    found = (await gw.post("/search", json={"q": "shots/1"})).json()
+    assert found["total"] == 1
+    task = await gw.post("/labelling-tasks", json={"document_id": doc_id, "labels": ["ok", "bad"],
+                                                   "filter": {"labels": ["bad"]}})
+    assert task.status_code == 201, task.text
+    done = await gw.post(f"/labelling-tasks/{task.json()['id']}/annotations", json={"annotations": [
+        {"md5": md5(imgs["shots/0.png"]), "annotation": "ok"}, {"md5": md5(imgs["shots/2.png"]), "annotation": "ok"}]})
+    assert done.json()["status"] == "completed" and done.json()["completed_version"] == 3
     got = await gw.get(f"/files/{md5(big)}/content")
     assert md5(got.content) == md5(big)
     assert (await gw.post("/files", params={"name": "../x"}, content=b"x")).status_code == 422
