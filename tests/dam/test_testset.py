@@ -116,3 +116,47 @@ async def test_items_join_the_badcase_test_set_and_unresolvable_data_is_dead_let
     assert sorted(r["label"] for r in rows) == ["angry", "happy"]
     v1 = (await dam.get(f"/documents/{doc['id']}/rows", params={"version": 1})).json()["items"]
     assert sorted(r["label"] for r in v1) == ["happy", "sad"]
+
+
+async def test_bam_add_to_test_data_reaches_the_badcase_test_set(make_database, dam: httpx.AsyncClient,  # type: ignore[no-untyped-def]
+                                                                 dam_db: str, js, nats_url: str, tmp_path) -> None:
+    """The real loop: BAM files a badcase with its image, "add to test data", BAM's relay publishes, DAM appends."""
+    import json
+
+    from bam.app import SPEC as BAM_SPEC
+    from bam.config import Settings as BamSettings
+    from mlife_shared.app import create_app
+    from mlife_shared.messaging.relay import Relay
+    from tests.dam.conftest import SECRET, as_role
+
+    bam_db = await make_database("bam.migrations")
+    settings = BamSettings(environment="test", database_url=bam_db, nats_url=nats_url, identity_secret=SECRET,
+                           home=tmp_path / "bam", object_store_path=tmp_path / "objects")
+    image = png(16, 12, seed=77)
+    app = create_app(BAM_SPEC, settings)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bam/api/bam",
+                                     headers=as_role("tester")) as bam:
+            report = {"function": "emotion", "data": [], "prediction": "happy", "ground_truth": "sad",
+                      "description": "Driver wears a mask", "model_name": "expr", "model_version": "1.0"}
+            r = await bam.post("/badcases/with-data", data={"report": json.dumps(report)},
+                               files={"file": ("face.png", image, "image/png")})
+            assert r.status_code == 201, r.text
+            badcase_id = r.json()["id"]
+            r = await bam.post("/badcases/add-to-test-data", json={"ids": [badcase_id]})
+            assert r.status_code in (200, 201), r.text
+    db = Database(bam_db)
+    try:
+        assert await Relay(db, js).publish_batch() >= 1
+    finally:
+        await db.dispose()
+
+    async def _joined() -> bool:
+        return bool((await dam.get("/documents", params={"kind": "badcase test set"})).json())
+
+    await run_until(dam, dam_db, js, _joined)
+    doc = (await dam.get("/documents", params={"kind": "badcase test set"})).json()[0]
+    rows = (await dam.get(f"/documents/{doc['id']}/rows")).json()["items"]
+    assert [(r["md5"], r["label"], r["extra"]["badcase_id"], r["extra"]["function"]) for r in rows] == [
+        (md5(image), "sad", badcase_id, "emotion")]
+    assert (await dam.get(f"/files/{md5(image)}/content")).content == image
