@@ -38,3 +38,20 @@ async def test_max_rows_splits_batches_and_a_failure_reaches_every_waiter() -> N
         assert all(isinstance(o, Exception) for o in outcomes)
     finally:
         batcher.close()
+
+
+async def test_retire_answers_queued_requests_and_a_late_request_still_works() -> None:
+    session = ort.InferenceSession(identity_classifier(4), providers=["CPUExecutionProvider"])
+    for inline in (True, False):
+        batcher = Batcher(session, batchable=True, max_rows=2, wait_ms=0, inline=inline)
+        one = np.eye(4, dtype=np.float32)[[1]]
+        pending = [asyncio.ensure_future(batcher.run({"x": one})) for _ in range(5)]
+        await asyncio.sleep(0)
+        batcher.retire()
+        results = await asyncio.gather(*pending)
+        assert all(int(np.argmax(r[0])) == 1 for r in results)
+        assert batcher.task is not None
+        await asyncio.wait_for(batcher.task, 5)  # the loop ended by itself
+        late = await batcher.run({"x": one})
+        assert int(np.argmax(late[0])) == 1
+        batcher.close()

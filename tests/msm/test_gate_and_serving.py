@@ -277,8 +277,14 @@ async def test_rollback_restores_the_previous_deployment(msm: httpx.AsyncClient)
     assert (await msm.get(f"/deployments/{second['id']}")).json()["status"] == "rolled_back"
     event = (await outbox(msm, "deployment.rolled_back"))[0]["data"]
     assert event == {"deployment_id": second["id"], "restored_deployment_id": first["id"]}
-    msm.app.state.serving.views.clear()  # type: ignore[attr-defined] - as after serving_refresh_seconds
+    registry = msm.app.state.serving  # type: ignore[attr-defined]
+    registry.views.clear()  # as after serving_refresh_seconds
     assert (await msm.post("/serve/emotion/predict", json={"inputs": {"x": [1, 0, 0, 0]}})).json()["model_version"] == "1"
+    # v2 is no longer used by a live deployment: unloaded once idle (0 s here), v1 stays.
+    assert uuid.UUID(v2["id"]) in registry.models
+    msm.app.state.settings.serving_unload_idle_seconds = 0  # type: ignore[attr-defined]
+    assert registry.prune() == [uuid.UUID(v2["id"])]
+    assert set(registry.models) == {uuid.UUID(v1["id"])}
     assert (await msm.post(f"/serve/{second['id']}/predict", json={"inputs": {"x": [1, 0, 0, 0]}})).status_code == 404
 
 

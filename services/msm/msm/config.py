@@ -24,6 +24,7 @@ class Settings(ServiceSettings):
     max_input_elements: int = Field(1_000_000, description="Most tensor elements in one predict request")
     inline_run_us: float = Field(300.0, description="Models whose one-row run takes less are run on the event loop")
     prediction_log_rate: float = Field(0.1, ge=0, le=1, description="Share of predictions written to the log")
+    serving_unload_idle_seconds: float = Field(300.0, description="Unload a version no live deployment uses after this")
     serving_refresh_seconds: float = Field(1.0, description="How long a predict trusts its cached deployment state")
     # Docker
     docker_host: str = Field("", description="Docker engine URL (unix:///var/run/docker.sock); empty = no builds")

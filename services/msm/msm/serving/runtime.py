@@ -5,7 +5,8 @@ version; concurrent requests to one version are micro-batched into one `session.
 In the embedded mode (`python -m msm all`) the deployer and the API share a process; when split, the
 worker's deployer only proves that every version loads and marks the deployment live, and each API
 replica loads the versions itself on the first request — so any number of API replicas serve, and a
-rollback is seen by all within the refresh time. Loaded versions stay until the process stops."""
+rollback is seen by all within the refresh time. A version that no live deployment uses any more is
+unloaded once it was idle for `serving_unload_idle_seconds`."""
 
 from __future__ import annotations
 
@@ -85,9 +86,10 @@ class Batcher:
         self.task: asyncio.Task[None] | None = None
         self.batches = 0
         self.rows = 0
+        self.retired = False
 
     async def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        if self.task is None:
+        if self.task is None or self.task.done():
             self.task = asyncio.create_task(self._loop())
         future: asyncio.Future[list[np.ndarray]] = asyncio.get_running_loop().create_future()
         self.queue.put_nowait((feeds, next(iter(feeds.values())).shape[0], future))
@@ -97,6 +99,10 @@ class Batcher:
         loop = asyncio.get_running_loop()
         while True:
             first = await self.queue.get()
+            if first is None:  # retire(): end once nothing is waiting
+                if self.queue.empty():
+                    return
+                continue
             items = [first]
             rows = first[1]
             if self.batchable:
@@ -104,10 +110,20 @@ class Batcher:
                     await asyncio.sleep(self.wait)
                 while rows < self.max_rows and not self.queue.empty():
                     nxt = self.queue.get_nowait()
-                    items.append(nxt)
-                    rows += nxt[1]
+                    if nxt is not None:
+                        items.append(nxt)
+                        rows += nxt[1]
             for group in _compatible(items) if len(items) > 1 else [items]:
                 await self._run_group(loop, group)
+            if self.retired and self.queue.empty():
+                return
+
+    def retire(self) -> None:
+        """Stop the loop once every queued request was answered; a late request starts it again. Never
+        cancels a run in flight (its waiters would never be answered)."""
+        self.retired = True
+        if self.task is not None and not self.task.done():
+            self.queue.put_nowait(None)  # type: ignore[arg-type]
 
     async def _run_group(self, loop: asyncio.AbstractEventLoop, group: list[Any]) -> None:
         try:
@@ -200,6 +216,7 @@ class ServingRegistry:
         self.cache_dir = Path(settings.home) / "serving-cache"
         self.views: dict[str, DeploymentView] = {}
         self.refreshing: set[str] = set()
+        self.last_used: dict[uuid.UUID, float] = {}
         self.models: dict[uuid.UUID, LoadedModel] = {}
         self.locks: dict[uuid.UUID, asyncio.Lock] = {}
         self.latency: dict[tuple[str, str], Latency] = {}
@@ -239,7 +256,19 @@ class ServingRegistry:
             self.views.pop(ref, None)
         else:
             self.views[ref] = view
+        self.prune()
         return view
+
+    def prune(self) -> list[uuid.UUID]:
+        """Unload versions that no cached live deployment uses and nobody asked for in a while."""
+        now, idle = time.monotonic(), self.settings.serving_unload_idle_seconds
+        used = {v.id for view in self.views.values() if view.status == "live" for v in view.primaries + view.shadows}
+        dropped = [vid for vid in self.models if vid not in used and now - self.last_used.get(vid, 0.0) >= idle]
+        for vid in dropped:
+            self.models.pop(vid).batcher.retire()
+            self.last_used.pop(vid, None)
+            (self.cache_dir / f"{vid}.onnx").unlink(missing_ok=True)
+        return dropped
 
     async def _read(self, ref: str) -> DeploymentView | None:
         async with self.db.transaction() as session:
@@ -261,6 +290,7 @@ class ServingRegistry:
                                   shadows=[v for v in views if v.role == "shadow"])
 
     async def model(self, version: VersionView) -> LoadedModel:
+        self.last_used[version.id] = time.monotonic()
         loaded = self.models.get(version.id)
         if loaded is not None:
             return loaded
