@@ -91,28 +91,33 @@ def labelstudio():  # type: ignore[no-untyped-def]
 WEBHOOK_SECRET = "webhook-secret-" + uuid.uuid4().hex
 
 
-async def serve_dam(settings: Settings, port: int) -> AsyncIterator[httpx.AsyncClient]:
-    """DAM served over real HTTP (uvicorn on 127.0.0.1), so Label Studio can call its webhook."""
+async def serve_app(app: object, port: int, service: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A service app served over real HTTP (uvicorn on 127.0.0.1, in this event loop), called as an engineer."""
     import asyncio
 
     import uvicorn
 
-    app = create_app(SPEC, settings)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     task = asyncio.create_task(server.serve())
-    for _ in range(200):
-        if server.started:
+    for _ in range(400):
+        if server.started or task.done():
             break
         await asyncio.sleep(0.05)
-    assert server.started, "DAM did not start"
+    assert server.started, f"{service} did not start"
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}/api/dam", headers=as_role("engineer", "erin"),
-                                     timeout=60) as client:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}/api/{service}",
+                                     headers=as_role("engineer", "erin"), timeout=60) as client:
             client.app = app  # type: ignore[attr-defined]
             yield client
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 20)
+
+
+async def serve_dam(settings: Settings, port: int) -> AsyncIterator[httpx.AsyncClient]:
+    """DAM served over real HTTP, so Label Studio can call its webhook."""
+    async for client in serve_app(create_app(SPEC, settings), port, "dam"):
+        yield client
 
 
 @pytest.fixture

@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import json
+
 import httpx
 import pytest
 
@@ -178,3 +180,45 @@ async def test_annotations_by_api_and_bad_requests(dam: httpx.AsyncClient, dam_d
         "endpoint": f"http://127.0.0.1:{free_port()}/api/msm/serve/d/predict", "input_column": "feat"}})
     assert unreachable.status_code == 422 and "unreachable" in unreachable.json()["detail"]
     assert len(await outbox_events(dam_db, "labelling.requested")) == 1
+
+
+async def test_prelabels_from_a_model_deployed_on_msm(make_database, dam: httpx.AsyncClient, nats_url: str,  # type: ignore[no-untyped-def]
+                                                      tmp_path: Path) -> None:
+    """MSM (the real service, over HTTP) serves a tiny ONNX classifier; DAM asks it for pre-labels."""
+    from mlife_shared.app import create_app
+    from msm.app import SPEC as MSM_SPEC
+    from msm.config import Settings as MsmSettings
+    from tests.dam.conftest import SECRET, serve_app
+    from tests.msm.conftest import record_testing
+    from tests.msm.onnx_models import identity_classifier
+    from tests.msm.test_gate_and_serving import bring_up
+
+    msm_db = await make_database("msm.migrations")
+    settings = MsmSettings(environment="test", database_url=msm_db, nats_url=nats_url, identity_secret=SECRET,
+                           home=tmp_path / "msm", object_store_path=tmp_path / "msm-objects", webhook_dispatch=False,
+                           webhook_backoff_seconds=[0.0])
+    port = free_port()
+    async for msm in serve_app(create_app(MSM_SPEC, settings), port, "msm"):
+        msm.db_url = msm_db  # type: ignore[attr-defined]
+        version = await msm.post("/models/emotion/versions", content=identity_classifier(4),
+                                 headers={"content-type": "application/octet-stream"})
+        assert version.status_code == 201, version.text
+        await record_testing(msm, "emotion", version.json()["version"], {}, {"accuracy": 0.9})
+        dep = await msm.post("/deployments", json={"name": "emotion",
+                                                   "versions": [{"model_version_id": version.json()["id"]}]})
+        assert dep.status_code == 201, dep.text
+        await bring_up(msm)
+        md5s = []
+        for i in range(3):
+            md5s.append((await dam.post("/files", content=png(4, 4, seed=300 + i))).json()["md5"])
+        rows = [{"md5": m, "feat": json.dumps([1.0 if j == k else 0.0 for j in range(4)])}
+                for m, k in zip(md5s, [1, 3, 0], strict=True)]
+        doc = (await dam.post("/documents", params={"name": "features"}, json=rows)).json()["id"]
+        r = await dam.post("/labelling-tasks", json={
+            "document_id": doc, "labels": ["angry", "happy", "sad", "neutral"], "label_studio": False,
+            "prelabel": {"endpoint": f"http://127.0.0.1:{port}/api/msm/serve/emotion/predict",
+                         "input_column": "feat", "input_name": "x"}})
+        assert r.status_code == 201, r.text
+        assert r.json()["prelabel_source"].startswith("endpoint:")
+        items = (await dam.get(f"/labelling-tasks/{r.json()['id']}/items")).json()
+        assert [i["prelabel"] for i in items] == ["happy", "neutral", "angry"]
