@@ -132,3 +132,53 @@ async def test_timeouts_failures_and_undeclared_preprocessing(mtt: httpx.AsyncCl
     reasons = {e["data"]["task_id"]: e["data"]["reason"] for e in await outbox_events(settings, "task.failed")}
     assert set(reasons) == {t1["id"], t2["id"], t3["id"]}
     assert await outbox_events(settings, "testing.completed") == []
+
+
+def _zip(files: dict[str, bytes]) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def _tar_with_symlink() -> bytes:
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        info = tarfile.TarInfo("link")
+        info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tf.addfile(info)
+    return buf.getvalue()
+
+
+async def test_code_uploaded_as_an_archive(mtt: httpx.AsyncClient, settings: Settings, start_runner,
+                                           tmp_path: Path) -> None:
+    ds, key = await put_dataset(settings, digits(5))
+    task = (await mtt.post("/tasks", json={"kind": "train", "datasets": [{"dataset_id": ds, "manifest_key": key}],
+                                           "command": "python pkg/main.py"}))
+    assert task.status_code == 422  # a command with no code location
+    task = (await mtt.post("/tasks", json={"kind": "train", "datasets": [{"dataset_id": ds, "manifest_key": key}]}))
+    tid = task.json()["id"]
+    for bad, needle in ((_zip({"../evil.py": b"x"}), "escaping"), (_zip({"/abs.py": b"x"}), "absolute"),
+                        (_tar_with_symlink(), "not a regular file"), (b"#!/bin/sh\necho hi\n", ".zip or .tar.gz")):
+        r = await mtt.post(f"/tasks/{tid}/code", content=bad)
+        assert r.status_code == 422 and needle in r.json()["detail"], r.text
+    assert (await mtt.get(f"/tasks/{tid}")).json()["code_location"] is None
+    r = await mtt.post(f"/tasks/{tid}/code", content=_zip({
+        "pkg/main.py": b"import helper\nhelper.hello()\n", "pkg/helper.py": b"def hello():\n    print('hello from the archive')\n"}))
+    assert r.status_code == 201 and r.json()["code_location"].startswith("store:mtt/tasks/")
+    assert r.json()["status"] == "draft"  # still needs its command
+    r = await mtt.patch(f"/tasks/{tid}", json={"command": "python pkg/main.py"})
+    assert r.json()["status"] == "ready"
+    assert (await mtt.post(f"/tasks/{tid}/run")).status_code == 202
+    start_runner("runner-z")
+    done = await task_in(mtt, tid, "succeeded", "failed")
+    log = (await mtt.get(f"/tasks/{tid}/logs")).json()["text"]
+    assert done["status"] == "succeeded", log
+    assert "hello from the archive" in log and "code: 2 files" in log

@@ -1,5 +1,6 @@
 import argparse
 import asyncio
+import os
 import sys
 
 from mlife_shared.cli import main as _main
@@ -26,6 +27,8 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "runner":
         runner(sys.argv[2:])
         return
+    if len(sys.argv) > 1 and sys.argv[1] == "all":  # the embedded platform: one process runs tasks too
+        os.environ.setdefault("MLIFE_MTT_EMBEDDED_RUNNERS", "1")
     _main(SPEC)
 
 

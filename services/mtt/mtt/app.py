@@ -1,3 +1,7 @@
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
 from functools import partial
 
 from fastapi import FastAPI
@@ -18,6 +22,27 @@ def subscriptions(ctx: ServiceContext) -> list[Subscription]:
     ]
 
 
+@asynccontextmanager
+async def embedded_runner(app: FastAPI) -> AsyncIterator[None]:
+    """`MLIFE_MTT_EMBEDDED_RUNNERS=N` (set by `python -m mtt all`, the embedded platform): N runner slots in
+    this process, so `mlife up` runs tasks with nothing else started. Distributed: `python -m mtt runner`."""
+    settings: Settings = app.state.settings
+    if settings.embedded_runners <= 0:
+        yield
+        return
+    from mtt.runner.runner import Runner
+
+    stop = asyncio.Event()
+    runner = Runner(settings, runner_id=f"embedded-{os.getpid()}", concurrency=settings.embedded_runners)
+    task = asyncio.create_task(runner.run(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        with suppress(BaseException):
+            await asyncio.wait_for(task, 30)
+
+
 SPEC = ServiceSpec(
     name="mtt",
     title="MTT — model training & testing",
@@ -26,6 +51,7 @@ SPEC = ServiceSpec(
     migrations="mtt.migrations",
     subscriptions=subscriptions,
     routers=lambda: [task_router, report_router],
+    extra_lifespan=embedded_runner,
 )
 
 

@@ -27,6 +27,7 @@ class Settings(ServiceSettings):
     auto_run: bool = True
 
     # Runners
+    embedded_runners: int = Field(0, ge=0, le=64, description="runner slots inside the API process (embedded mode)")
     runs_stream: str = "MLIFE_MTT_RUNS"
     runs_subject_prefix: str = "mtt.run"
     default_queue: str = "default"

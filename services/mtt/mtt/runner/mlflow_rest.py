@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,16 @@ class MlflowRest:
             {"tags": [{"key": "mlflow.data.context", "value": d["context"]}],
              "dataset": {"name": d["name"], "digest": d["digest"][:36], "source_type": "mlife-dam",
                          "source": d["source"]}} for d in datasets]}
-        await self._call("POST", "runs/log-inputs", json=body)
+        # Two runs logging the same dataset at once race on its insertion in the tracking store (HTTP 400
+        # for the loser); the retry finds the row the winner wrote.
+        for attempt in range(4):
+            try:
+                await self._call("POST", "runs/log-inputs", json=body)
+                return
+            except MlflowError:
+                if attempt == 3:
+                    raise
+                await asyncio.sleep(0.2 * (attempt + 1))
 
     async def finish(self, run_id: str, status: str) -> None:
         await self._call("POST", "runs/update", json={"run_id": run_id, "status": status, "end_time": now_ms()})

@@ -40,6 +40,7 @@ from mlife_shared.onnx_safety import inspect_onnx
 from mtt.config import Settings
 from mtt.evaluator.evaluate import EvaluationCancelled, evaluate
 from mtt.evaluator.preprocess import parse_preprocess
+from mtt.runner.code import extract
 from mtt.runner.backends import Backend, DockerBackend, ProcessSpec, SubprocessBackend
 from mtt.runner.logs import LogSink
 from mtt.runner.mlflow_rest import MlflowError, MlflowRest
@@ -340,10 +341,23 @@ class Runner:
         import shlex
 
         code = work / "code"
-        src = Path(task.code_location or "")
-        if not src.is_dir():
-            raise RunFailed(f"the code location {task.code_location!r} is not a folder on runner {self.id}")
-        shutil.copytree(src, code, ignore=shutil.ignore_patterns(".git", "__pycache__", "*.pyc", "mlife-output"))
+        location = task.code_location or ""
+        if location.startswith("store:"):
+            archive = work / "code-archive"
+            try:
+                stream = await self.raw_store.get(location[len("store:"):])
+            except ObjectNotFound as exc:
+                raise RunFailed(f"the code archive {location!r} is missing") from exc
+            with archive.open("wb") as fh:
+                async for chunk in stream:
+                    fh.write(chunk)
+            count = await asyncio.to_thread(extract, archive, code)
+            sink.line(f"code: {count} files from {location}")
+        else:
+            src = Path(location)
+            if not src.is_dir():
+                raise RunFailed(f"the code location {location!r} is not a folder on runner {self.id}")
+            shutil.copytree(src, code, ignore=shutil.ignore_patterns(".git", "__pycache__", "*.pyc", "mlife-output"))
         spec = ProcessSpec(task_id=str(task.id), argv=shlex.split(task.command or ""), workdir=work, cwd=code,
                            env=self._env(task, work, manifests), kill_grace_seconds=self.settings.kill_grace_seconds)
         sink.line(f"$ {task.command}")

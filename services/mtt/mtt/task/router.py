@@ -142,6 +142,29 @@ async def upload_model(task_id: uuid.UUID, request: Request, session: SessionDep
     return StoredFile(key=full, size=stored.size, md5=stored.md5)
 
 
+@router.post("/{task_id}/code", status_code=201)
+async def upload_code(task_id: uuid.UUID, request: Request, session: SessionDep, store: StoreDep,
+                      _: Engineer) -> TaskRead:
+    """Upload the task's code as a .zip or .tar.gz (raw body): checked (no absolute or `..` paths, no links,
+    bounded size), stored, and extracted by whichever runner takes the task (`code_location = store:<key>`)."""
+    from mtt.runner.code import kind_of, members
+
+    settings: Settings = request.app.state.settings
+    svc = _service(request, session)
+    task = await svc.get(task_id, for_update=True)
+    if task.status in ("queued", "running"):
+        raise TaskStateConflict(f"the task is {task.status}; cancel it before changing its code")
+    with tempfile.TemporaryDirectory(prefix="mtt-upload-") as tmp:
+        path = Path(tmp) / "code"
+        await _body_to_file(request, path, settings.max_upload_bytes)
+        with path.open("rb") as fh:
+            ext = kind_of(fh.read(4))
+        await asyncio.to_thread(members, path)
+        key = f"tasks/{task.id}/code/{utcnow().strftime('%Y%m%dT%H%M%S%f')}.{ext}"
+        await store.put(key, _file_stream(path), max_size=settings.max_upload_bytes)
+    return svc.read(svc.set_code_archive(task, store.full_key(key)))
+
+
 @router.post("/{task_id}/results", status_code=201)
 async def upload_result(task_id: uuid.UUID, request: Request, session: SessionDep, store: StoreDep, _: Engineer,
                         name: Annotated[str, Query(min_length=1, max_length=200)]) -> StoredFile:

@@ -36,7 +36,14 @@ def _key(value: str, what: str) -> str:
         raise InvalidTask(f"{what} {value[:200]!r} is not a valid object key: {exc.message}") from exc
 
 
+STORE_PREFIX = "store:"
+
+
 def check_code_location(location: str) -> str:
+    """An absolute folder (on the runners' machines too) or `store:<key>` of an uploaded archive."""
+    if location.startswith(STORE_PREFIX):
+        _key(location[len(STORE_PREFIX):], "code_location")
+        return location
     if "\x00" in location:
         raise InvalidTask("code_location contains a NUL byte")
     path = Path(location)
@@ -154,6 +161,8 @@ class TaskService:
             if not body.code_location:
                 raise InvalidTask("a command needs a code location: set code_location to the folder of your code")
         code = check_code_location(body.code_location) if body.code_location else None
+        if code and code.startswith(STORE_PREFIX) and await self.store.stat(code[len(STORE_PREFIX):]) is None:
+            raise InvalidTask(f"the code archive {code!r} does not exist")
         if "preprocess" in body.params:
             parse_preprocess(body.params["preprocess"], where="params.preprocess")
         datasets = await self._datasets(body.datasets, body.kind)
@@ -182,6 +191,9 @@ class TaskService:
             check_command(body.command)
         if "code_location" in fields:
             task.code_location = check_code_location(body.code_location) if body.code_location else None
+            if task.code_location and task.code_location.startswith(STORE_PREFIX) and \
+                    await self.store.stat(task.code_location[len(STORE_PREFIX):]) is None:
+                raise InvalidTask(f"the code archive {task.code_location!r} does not exist")
         if "command" in fields:
             task.command = body.command
         if task.command and not task.code_location:
@@ -198,6 +210,15 @@ class TaskService:
             task.model = await self._model(body.model, None)
         if task.model and task.kind == "test" and not task.command and ({"model", "params"} & fields):
             await self.check_model(task.model, task.params)
+        if task.status in ("draft", "ready"):
+            task.status = "ready" if runnable(task) is None else "draft"
+        task.updated_at = utcnow()
+        return task
+
+    def set_code_archive(self, task: Task, key: str) -> Task:
+        if task.status in ("queued", "running"):
+            raise TaskStateConflict(f"the task is {task.status}; cancel it before changing its code")
+        task.code_location = STORE_PREFIX + key
         if task.status in ("draft", "ready"):
             task.status = "ready" if runnable(task) is None else "draft"
         task.updated_at = utcnow()

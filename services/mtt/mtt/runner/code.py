@@ -1,0 +1,96 @@
+"""Code archives: a task's code uploaded as .zip or .tar.gz (`code_location = store:<key>`), checked at upload
+and extracted by the runner with the same rules: relative member names without `..`, regular files and
+folders only (no links, devices), bounded entry count and expanded size."""
+
+from __future__ import annotations
+
+import io
+import stat
+import tarfile
+import zipfile
+from pathlib import Path, PurePosixPath
+
+from mlife_shared.errors import Unprocessable
+
+MAX_ENTRIES = 10_000
+MAX_EXPANDED = 1024 * 1024 * 1024
+
+
+class InvalidCodeArchive(Unprocessable):
+    """The code archive is not a safe .zip or .tar.gz."""
+
+
+def _check_name(name: str) -> PurePosixPath:
+    p = PurePosixPath(name.replace("\\", "/"))
+    if not name or "\x00" in name or p.is_absolute() or ".." in p.parts or (p.parts and ":" in p.parts[0]):
+        raise InvalidCodeArchive(f"archive member {name[:200]!r} has an absolute or escaping path")
+    return p
+
+
+def kind_of(data_head: bytes) -> str:
+    if data_head.startswith(b"PK\x03\x04"):
+        return "zip"
+    if data_head.startswith(b"\x1f\x8b"):
+        return "tar.gz"
+    raise InvalidCodeArchive("the code must be a .zip or .tar.gz archive")
+
+
+def members(path: Path) -> list[tuple[PurePosixPath, int, bool]]:
+    """(name, size, is_dir) of every member; raises on anything unsafe."""
+    with path.open("rb") as fh:
+        kind = kind_of(fh.read(4))
+    out: list[tuple[PurePosixPath, int, bool]] = []
+    try:
+        if kind == "zip":
+            with zipfile.ZipFile(path) as zf:
+                for info in zf.infolist():
+                    mode = info.external_attr >> 16
+                    if mode and stat.S_ISLNK(mode):
+                        raise InvalidCodeArchive(f"archive member {info.filename!r} is a symbolic link")
+                    out.append((_check_name(info.filename), info.file_size, info.is_dir()))
+        else:
+            with tarfile.open(path, "r:gz") as tf:
+                for m in tf.getmembers():
+                    if not (m.isfile() or m.isdir()):
+                        raise InvalidCodeArchive(f"archive member {m.name!r} is not a regular file or folder")
+                    out.append((_check_name(m.name), m.size, m.isdir()))
+    except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError) as exc:
+        raise InvalidCodeArchive(f"the archive is damaged: {exc}") from exc
+    if len(out) > MAX_ENTRIES:
+        raise InvalidCodeArchive(f"the archive has {len(out)} entries; the limit is {MAX_ENTRIES}")
+    if sum(s for _, s, _ in out) > MAX_EXPANDED:
+        raise InvalidCodeArchive(f"the archive expands beyond {MAX_EXPANDED} bytes")
+    return out
+
+
+def extract(path: Path, dest: Path) -> int:
+    """Extract a checked archive into `dest`; returns the number of files."""
+    listing = members(path)
+    dest.mkdir(parents=True, exist_ok=True)
+    root = dest.resolve()
+    files = 0
+    with path.open("rb") as fh:
+        kind = kind_of(fh.read(4))
+    if kind == "zip":
+        with zipfile.ZipFile(path) as zf:
+            for info, (name, _, is_dir) in zip(zf.infolist(), listing):
+                files += _write(root, name, is_dir, lambda: zf.open(info))
+    else:
+        with tarfile.open(path, "r:gz") as tf:
+            for m, (name, _, is_dir) in zip(tf.getmembers(), listing):
+                files += _write(root, name, is_dir, lambda: tf.extractfile(m) or io.BytesIO())
+    return files
+
+
+def _write(root: Path, name: PurePosixPath, is_dir: bool, opener) -> int:  # type: ignore[no-untyped-def]
+    target = (root / Path(*name.parts)).resolve() if name.parts else root
+    if target != root and root not in target.parents:
+        raise InvalidCodeArchive(f"archive member {str(name)!r} resolves outside the code folder")
+    if is_dir:
+        target.mkdir(parents=True, exist_ok=True)
+        return 0
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with opener() as src, target.open("wb") as out:
+        while chunk := src.read(1 << 20):
+            out.write(chunk)
+    return 1
