@@ -182,6 +182,12 @@ async def test_values_postgresql_cannot_store_are_422(dam: httpx.AsyncClient) ->
         body = json.dumps(rows).encode()  # NaN and lone surrogates are what a careless client sends
         r = await dam.post("/documents", params={"name": "weird"}, content=body, headers={"content-type": "application/json"})
         assert r.status_code == 422, (rows, r.text)
+    deep = b"[" * 100_000 + b"]" * 100_000
+    r = await dam.post("/documents", params={"name": "deep"}, content=deep, headers={"content-type": "application/json"})
+    assert r.status_code == 422
+    deep_cell = b'md5,annotation\n' + m[0].encode() + b',"' + b"[" * 50_000 + b']"\n'
+    r = await dam.post("/documents", params={"name": "deep"}, content=deep_cell, headers={"content-type": "text/csv"})
+    assert r.status_code == 422
     r = await dam.post("/documents", params={"name": "nul\u0000name"}, json=[{"md5": m[0]}])
     assert r.status_code == 422
     assert (await dam.post("/search", json={"q": "a\u0000"})).status_code == 422

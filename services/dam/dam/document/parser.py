@@ -52,7 +52,7 @@ def maybe_json(value: str | None) -> Any:
     if s[0] in "{[":
         try:
             return json.loads(s)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise ValueError(f"the annotation looks like JSON but is not valid JSON: {exc}") from exc
     return value
 
@@ -94,13 +94,15 @@ def _json(data: bytes) -> tuple[list[str], list[dict[str, Any]]]:
     text = _text(data)
     try:
         parsed = json.loads(text)
+    except RecursionError as exc:
+        raise InvalidDocument("the JSON is nested too deeply") from exc
     except ValueError:
         parsed = []
         for n, line in enumerate(text.splitlines(), start=1):
             if line.strip():
                 try:
                     parsed.append(json.loads(line))
-                except ValueError as exc:
+                except (ValueError, RecursionError) as exc:
                     raise InvalidDocument({"row": n, "message": f"not JSON: {exc}"}) from exc
     if isinstance(parsed, dict) and isinstance(parsed.get("rows"), list):
         parsed = parsed["rows"]

@@ -113,7 +113,7 @@ async def labelstudio_webhook(request: Request, session: SessionDep, store: Stor
         raise InvalidLabellingTask("the webhook payload is too large")
     try:
         payload = json.loads(body)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise InvalidLabellingTask("the webhook payload is not JSON") from exc
     if not isinstance(payload, dict):
         raise InvalidLabellingTask("the webhook payload must be a JSON object")
