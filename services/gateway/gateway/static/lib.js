@@ -75,7 +75,8 @@ export function h(tag, attrs, ...children) {
     if (k.startsWith("on") && typeof v === "function") el.addEventListener(k.slice(2), v);
     else if (k === "class") el.className = v;
     else if (k === "value") el.value = v;
-    else if (k === "checked" || k === "disabled" || k === "hidden" || k === "selected" || k === "multiple") el[k] = !!v;
+    else if (k === "checked" || k === "selected") { el[k] = !!v; el.setAttribute(k, ""); } // also the default, for form.reset()
+    else if (k === "disabled" || k === "hidden" || k === "multiple") el[k] = !!v;
     else el.setAttribute(k, v === true ? "" : String(v));
   }
   append(el, children);

@@ -40,7 +40,7 @@ function tokensTable(tokens) {
 async function users() {
   const list = await api("GET", "/api/gateway/users");
   const form = h("form", { class: "inline", "aria-label": "Create a user" },
-    field("User name", h("input", { name: "username", required: true, pattern: "[A-Za-z0-9_.@-]+" })),
+    field("User name", h("input", { name: "username", required: true, pattern: "[A-Za-z0-9_.@\\-]+" })),
     field("Password (12+)", h("input", { name: "password", type: "password", required: true, minlength: 12, autocomplete: "new-password" })),
     field("Role", select("role", ROLES, "viewer")), h("button", { type: "submit" }, "Create user"));
   form.addEventListener("submit", (e) => { e.preventDefault(); act(async () => {

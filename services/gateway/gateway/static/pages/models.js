@@ -50,12 +50,12 @@ function gateView(d) {
 
 export async function deployments() {
   if (!has("GET", "/api/msm/deployments")) return [h("h1", {}, "Deployments"), unavailable("MSM")];
-  const items = list(await api("GET", "/api/msm/deployments"));
+  const listBox = h("div", {}, deploymentTable(list(await api("GET", "/api/msm/deployments"))));
   let form = null; const result = h("div", { role: "status" });
   if (has("POST", "/api/msm/deployments") && can("engineer")) {
     const versions = has("GET", "/api/msm/model-versions") ? list(await api("GET", "/api/msm/model-versions").catch(() => [])) : [];
     form = h("form", { class: "stack", "aria-label": "Request a deployment" },
-      field("Endpoint name *", h("input", { name: "name", required: true, pattern: "[a-z0-9][a-z0-9-]{0,99}" })),
+      field("Endpoint name *", h("input", { name: "name", required: true, pattern: "[a-z0-9][a-z0-9\\-]{0,99}" })),
       field("Model version *", select("version", versions.map((v) => [v.id, `${v.name} v${v.version}`]))),
       field("Function", h("input", { name: "function" })), field("Target", select("target", ["local", "docker", "edge"], "local")),
       can("maintainer") ? field("Override reason (maintainers)", h("input", { name: "override_reason" })) : null,
@@ -70,17 +70,41 @@ export async function deployments() {
         result.replaceChildren(h("p", { class: "okc" }, `Deployment ${d.name} requested: `, badge(d.status)), gateView(d),
           h("p", {}, h("a", { href: `#/deployments/${d.id}` }, "Open it")));
       } catch (err) {
-        if (err.status === 409) result.replaceChildren(h("p", { class: "error" }, "Blocked by the gate: ", text(typeof err.detail === "string" ? err.detail : err.detail.message ?? "")),
-          typeof err.detail === "object" ? h("pre", {}, JSON.stringify(err.detail, null, 2)) : null);
-        else throw err;
+        if (err.status !== 409 || typeof err.detail !== "object") throw err;
+        result.replaceChildren(blockedView(err.detail));
       }
+      listBox.replaceChildren(deploymentTable(list(await api("GET", "/api/msm/deployments"))));
     }); });
   }
   return [h("h1", {}, "Deployments"), form ? card("Request a deployment", form, result) : null,
-    card("Deployments", table([{ label: "Name", render: (d) => h("a", { href: `#/deployments/${d.id}` }, d.name) },
-      { label: "Status", render: (d) => badge(d.status) }, { label: "Target", key: "target" }, { label: "Routing", key: "routing" },
-      { label: "Gate", render: (d) => badge(d.gate && (d.gate.verdict ?? d.gate.status ?? (d.gate.passed ? "passed" : "blocked"))) },
-      { label: "Created", render: (d) => fmtDate(d.created_at) }], items, { empty: "No deployments yet." }))];
+    card("Deployments", listBox)];
+}
+
+function deploymentTable(items) {
+  return table([{ label: "Name", render: (d) => h("a", { href: `#/deployments/${d.id}` }, d.name) },
+    { label: "Status", render: (d) => badge(d.status) }, { label: "Target", key: "target" }, { label: "Routing", key: "routing" },
+    { label: "Gate", render: (d) => badge(d.gate && (d.gate.verdict ?? d.gate.status ?? (d.gate.passed ? "passed" : "blocked"))) },
+    { label: "Created", render: (d) => fmtDate(d.created_at) }], items, { empty: "No deployments yet." });
+}
+
+// The gate's refusal: its reasons, the regressed badcases, and (maintainers) an override with a reason.
+function blockedView(detail) {
+  const box = h("div", {}, h("p", { class: "error" }, "Blocked by the gate: ", text(detail.message)),
+    h("ul", { "aria-label": "reasons" }, (detail.reasons || []).map((r) => h("li", {}, text(r)))),
+    (detail.regressed_badcases || []).length ? h("p", {}, "Regressed badcases: ",
+      detail.regressed_badcases.map((id) => h("a", { href: `#/badcases/${text(id)}` }, `${text(id)} `))) : null);
+  if (detail.deployment_id) box.append(h("p", {}, h("a", { href: `#/deployments/${detail.deployment_id}` }, "Open the blocked deployment")));
+  if (detail.deployment_id && can("maintainer")) {
+    const f = h("form", { class: "inline", "aria-label": "Override the gate" },
+      field("Reason for the override", h("input", { name: "reason", required: true, minlength: 3 })), h("button", { type: "submit", class: "danger" }, "Override the gate"));
+    f.addEventListener("submit", (e) => { e.preventDefault(); act(async () => {
+      const d = await api("POST", `/api/msm/deployments/${detail.deployment_id}/override`, { json: { reason: new FormData(f).get("reason") } });
+      box.replaceChildren(h("p", { class: "okc" }, `Overridden: ${d.name} is `, badge(d.status)), gateView(d),
+        h("p", {}, h("a", { href: `#/deployments/${d.id}` }, "Open it")));
+    }); });
+    box.append(f);
+  }
+  return box;
 }
 
 export async function deploymentDetail(id) {
