@@ -100,16 +100,16 @@ class FileService:
         name = self._late(name, late_name)
         if expected_md5 is not None and md5 != expected_md5:
             raise Md5Mismatch(f"the content's MD5 is {md5}, not {expected_md5}; nothing was stored")
-        row = await self.repo.get(md5)
-        inserted = None
-        if row is None:
+        # The row first (invisible until the commit), then the object: a new content costs one statement and
+        # one write; a concurrent upload of the same content waits on the row and answers `duplicate`.
+        inserted = await self.repo.insert_if_absent(self._values(md5, len(data), data[: media.SNIFF_BYTES],
+                                                                 name, uploader))
+        if inserted is not None:
             key = file_key(md5)
             await self.store.put(key, iterate(data))
-            inserted = await self.repo.insert_if_absent(self._values(md5, len(data), data[: media.SNIFF_BYTES],
-                                                                     name, uploader))
-            if inserted is not None:
-                self.created_keys.append(key)
-        return await self._finish(md5, name, inserted or row, inserted is not None, record_path)
+            self.created_keys.append(key)
+        row = inserted
+        return await self._finish(md5, name, row, inserted is not None, record_path)
 
     def _late(self, name: str | None, late_name: Callable[[], str | None] | None) -> str | None:
         if name is None and late_name is not None:
