@@ -116,3 +116,38 @@ async def test_models_are_inspected_never_executed(mtt: httpx.AsyncClient, setti
     task = (await mtt.get(f"/tasks/{train['id']}")).json()
     assert [a["kind"] for a in task["artifacts"]] == ["model", "model", "result"]
     assert not marker.exists() and os.path.exists("/tmp") 
+
+
+async def test_grouping_order_and_idempotence(mtt: httpx.AsyncClient, settings: Settings, tmp_path: Path) -> None:
+    """Train set first, its test set later: the test set joins the (not yet started) training task; a
+    badcase test set gets a (draft) testing task like any test set; a non-ONNX model.registered makes none."""
+    import uuid as _uuid
+
+    from mlife_shared.events.contracts import DatasetGrouped, ModelRegistered
+    from mtt.task.consumers import on_dataset_grouped, on_model_registered
+    from tests.mtt.test_train_and_test import deliver
+
+    train_id, train_key = await put_dataset(settings, digits(10))
+    test_id, test_key = await put_dataset(settings, digits(4))
+    bad_id, bad_key = await put_dataset(settings, digits(2), badcase_ids=[str(_uuid.uuid4()), None])
+    group = _uuid.uuid4()
+    await deliver(settings, on_dataset_grouped, DatasetGrouped(
+        dataset_id=_uuid.UUID(train_id), version=2, purpose="train", manifest_key=train_key, item_count=10,
+        group_id=group))
+    (train,) = (await mtt.get("/tasks", params={"kind": "train"})).json()
+    assert train["status"] == "draft" and len(train["datasets"]) == 1  # no default code configured
+    for _ in range(2):
+        await deliver(settings, on_dataset_grouped, DatasetGrouped(
+            dataset_id=_uuid.UUID(test_id), version=2, purpose="test", manifest_key=test_key, item_count=4,
+            group_id=group))
+    train = (await mtt.get(f"/tasks/{train['id']}")).json()
+    assert [(d["dataset_id"], d["purpose"]) for d in train["datasets"]] == [(train_id, "train"), (test_id, "test")]
+    await deliver(settings, on_dataset_grouped, DatasetGrouped(
+        dataset_id=_uuid.UUID(bad_id), version=1, purpose="test", manifest_key=bad_key, item_count=2,
+        is_badcase_test_set=True))
+    await deliver(settings, on_model_registered, ModelRegistered(
+        model_version_id=_uuid.uuid4(), name="digits", version="7", format="pt", object_key="x/model.pt"))
+    tests = (await mtt.get("/tasks", params={"kind": "test"})).json()
+    assert sorted(t["datasets"][0]["dataset_id"] for t in tests) == sorted([test_id, bad_id])
+    assert all(t["origin"] == "dataset.grouped" and t["status"] == "draft" for t in tests)
+    assert len(await outbox_events(settings, "task.created")) == 3

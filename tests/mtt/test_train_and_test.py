@@ -39,28 +39,30 @@ async def test_train_on_grouped_dataset_then_test_and_regress(mtt: httpx.AsyncCl
     train_items, test_items = data[:1200], data[1200:]
     train_id, train_key = await put_dataset(settings, train_items)
     test_id, test_key = await put_dataset(settings, test_items)
-    # DAM grouped a train and a test dataset: MTT keeps a projection and makes a training task
+    # DAM grouped a train and a test dataset (one grouping; DAM's outbox sends test first): MTT keeps a
+    # projection and makes a training task that also gets the grouping's test set
     settings.default_train_code, settings.default_train_command = EXAMPLE, "python train.py"
     settings.default_train_params = {"model_name": "digits", "C": 0.5}
+    group = uuid.uuid4()
     await deliver(settings, on_dataset_grouped, DatasetGrouped(
-        dataset_id=uuid.UUID(train_id), version=1, purpose="train", manifest_key=train_key,
-        item_count=len(train_items)))
-    await deliver(settings, on_dataset_grouped, DatasetGrouped(  # redelivery: no second task
-        dataset_id=uuid.UUID(train_id), version=1, purpose="train", manifest_key=train_key,
-        item_count=len(train_items)))
-    await deliver(settings, on_dataset_grouped, DatasetGrouped(
-        dataset_id=uuid.UUID(test_id), version=1, purpose="test", manifest_key=test_key, item_count=len(test_items)))
+        dataset_id=uuid.UUID(test_id), version=1, purpose="test", manifest_key=test_key, item_count=len(test_items),
+        group_id=group, name="digits"))
     drafts = (await mtt.get("/tasks", params={"kind": "test"})).json()  # no default model: waits for one
     assert [(t["status"], t["datasets"][0]["dataset_id"]) for t in drafts] == [("draft", test_id)]
+    for _ in range(2):  # a redelivery makes no second task
+        await deliver(settings, on_dataset_grouped, DatasetGrouped(
+            dataset_id=uuid.UUID(train_id), version=1, purpose="train", manifest_key=train_key,
+            item_count=len(train_items), group_id=group, name="digits"))
     tasks = (await mtt.get("/tasks", params={"kind": "train"})).json()
     assert len(tasks) == 1 and tasks[0]["status"] == "queued" and tasks[0]["origin"] == "dataset.grouped"
     train = tasks[0]
+    assert [(d["dataset_id"], d["purpose"]) for d in train["datasets"]] == [(train_id, "train"), (test_id, "test")]
     start_runner("runner-a")
     done = await task_in(mtt, train["id"], "succeeded", "failed", "cancelled")
     logs = (await mtt.get(f"/tasks/{train['id']}/logs")).json()
     assert done["status"] == "succeeded", (done["error"], logs["text"][-2000:])
-    assert "training on 1200 items" in logs["text"] and logs["complete"]
-    assert done["metrics"]["train_accuracy"] > 0.9
+    assert f"training on 1200 items, testing on {len(test_items)}" in logs["text"] and logs["complete"]
+    assert done["metrics"]["train_accuracy"] > 0.9 and done["metrics"]["test_accuracy"] > 0.8
     # a real MLflow run: params, metrics (logged live by the SDK), dataset input with its digest, artifacts
     assert done["mlflow_run_id"] and done["mlflow_url"].endswith(f"/runs/{done['mlflow_run_id']}")
     run = httpx.get(f"{mlflow_server}/api/2.0/mlflow/runs/get", params={"run_id": done["mlflow_run_id"]}).json()["run"]
@@ -115,7 +117,7 @@ async def test_train_on_grouped_dataset_then_test_and_regress(mtt: httpx.AsyncCl
         is_badcase_test_set=True))
     await deliver(settings, on_model_registered, ModelRegistered(
         model_version_id=uuid.uuid4(), name="digits", version="2", format="onnx", object_key=mu["object_key"],
-        task_id=uuid.UUID(train["id"]), evaluate_on_dataset_id=uuid.UUID(test_id)))
+        task_id=uuid.UUID(train["id"])))
     regression = [t for t in (await mtt.get("/tasks", params={"kind": "test"})).json()
                   if t["origin"] == "model.registered"]
     assert sorted(t["datasets"][0]["dataset_id"] for t in regression) == sorted([bad_id, test_id])

@@ -29,12 +29,15 @@ async def on_dataset_grouped(event: Envelope[DatasetGrouped], session: AsyncSess
     repo = TaskRepository(session)
     await repo.upsert_dataset(GroupedDataset(dataset_id=d.dataset_id, version=d.version, purpose=d.purpose,
                                              manifest_key=d.manifest_key, item_count=d.item_count,
-                                             is_badcase_test_set=d.is_badcase_test_set, grouped_at=utcnow()))
+                                             is_badcase_test_set=d.is_badcase_test_set, group_id=d.group_id,
+                                             name=d.name, grouped_at=utcnow()))
     svc = TaskService(session, settings, ctx.store)
     dedup = f"grouped:{d.dataset_id}"
     if await repo.by_dedup(dedup) is not None:
         return
     ref = DatasetRef(dataset_id=d.dataset_id, manifest_key=d.manifest_key, purpose=d.purpose)
+    if d.purpose == "test" and d.group_id is not None and not d.is_badcase_test_set:
+        await _attach_to_training(repo, d)
     if d.purpose == "train":
         code = settings.default_train_code or None
         if code:
@@ -44,7 +47,11 @@ async def on_dataset_grouped(event: Envelope[DatasetGrouped], session: AsyncSess
                 log.warning("default_train_code_invalid", error=exc.message)
                 code = None
         command = settings.default_train_command or None if code else None
-        body = TaskCreate(kind="train", name=f"train on dataset v{d.version}", datasets=[ref], code_location=code,
+        siblings = await repo.group_siblings(d.group_id, "test") if d.group_id is not None else []
+        refs = [ref] + [DatasetRef(dataset_id=s.dataset_id, manifest_key=s.manifest_key, purpose="test")
+                        for s in siblings if not s.is_badcase_test_set]
+        body = TaskCreate(kind="train", name=f"train {d.name or 'dataset'} v{d.version}", datasets=refs,
+                          code_location=code,
                           command=command, params=dict(settings.default_train_params),
                           run=bool(settings.auto_run and code and command))
     else:
@@ -53,6 +60,19 @@ async def on_dataset_grouped(event: Envelope[DatasetGrouped], session: AsyncSess
                           model=_ref(model) if model else None, params=dict(settings.default_test_params),
                           run=bool(settings.auto_run and model))
     await svc.create(body, None, origin="dataset.grouped", dedup_key=dedup, inspect_model=False)
+
+
+async def _attach_to_training(repo: TaskRepository, d: DatasetGrouped) -> None:
+    """The test set of a grouping that arrives after its train set joins that training task (not yet started)."""
+    for train in await repo.group_siblings(d.group_id, "train"):  # type: ignore[arg-type]
+        task = await repo.by_dedup(f"grouped:{train.dataset_id}")
+        if task is None or task.status not in ("draft", "ready", "queued"):
+            continue
+        if any(ds["dataset_id"] == str(d.dataset_id) for ds in task.datasets):
+            continue
+        task.datasets = [*task.datasets, {"dataset_id": str(d.dataset_id), "manifest_key": d.manifest_key,
+                                          "purpose": "test", "version": d.version, "is_badcase_test_set": False}]
+        task.updated_at = utcnow()
 
 
 def _ref(m: RegisteredModel) -> ModelRef:
@@ -84,6 +104,11 @@ async def on_model_registered(event: Envelope[ModelRegistered], session: AsyncSe
                 params.setdefault("preprocess", source.params["preprocess"])
             targets += [(uuid.UUID(ds["dataset_id"]), ds["manifest_key"]) for ds in source.datasets
                         if ds.get("purpose") == "test"]
+            for ds in source.datasets:  # the test sets grouped with its train set
+                known = await repo.dataset(uuid.UUID(ds["dataset_id"]))
+                if known is not None and known.group_id is not None:
+                    targets += [(s.dataset_id, s.manifest_key) for s in await repo.group_siblings(known.group_id, "test")
+                                if not s.is_badcase_test_set]
     if d.evaluate_on_dataset_id is not None:
         known = await repo.dataset(d.evaluate_on_dataset_id)
         if known is not None:

@@ -77,6 +77,8 @@ class GroupedDataset(Base):
     manifest_key: Mapped[str] = mapped_column(Text)
     item_count: Mapped[int] = mapped_column(Integer, default=0)
     is_badcase_test_set: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    group_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
+    name: Mapped[str | None] = mapped_column(String(200))
     grouped_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 

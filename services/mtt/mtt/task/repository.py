@@ -68,6 +68,11 @@ class TaskRepository:
     async def dataset(self, dataset_id: uuid.UUID) -> GroupedDataset | None:
         return await self.session.get(GroupedDataset, dataset_id)
 
+    async def group_siblings(self, group_id: uuid.UUID, purpose: str) -> Sequence[GroupedDataset]:
+        stmt = (select(GroupedDataset).where(GroupedDataset.group_id == group_id, GroupedDataset.purpose == purpose)
+                .order_by(GroupedDataset.dataset_id))
+        return (await self.session.execute(stmt)).scalars().all()
+
     async def latest_badcase_test_set(self) -> GroupedDataset | None:
         stmt = (select(GroupedDataset).where(GroupedDataset.is_badcase_test_set.is_(True))
                 .order_by(GroupedDataset.grouped_at.desc(), GroupedDataset.version.desc()).limit(1))
