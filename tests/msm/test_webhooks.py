@@ -161,3 +161,19 @@ async def test_deployment_events_and_blocked_gates_are_delivered(msm: httpx.Asyn
     blocked_event = next(b for b in bodies if b["type"] == "deployment.blocked")
     assert "no testing results" in blocked_event["data"]["reasons"][0]
     assert all(verify(hook["secret"], r) for r in receiver.requests)
+
+
+async def test_alias_moves_are_delivered(msm: httpx.AsyncClient, receiver: Receiver) -> None:
+    msm.app.state.settings.webhook_allow_hosts = ["127.0.0.1"]  # type: ignore[attr-defined]
+    await msm.post("/webhooks", json={"url": receiver.url, "events": ["model.alias_moved"]}, headers=MAINTAINER)
+    await upload(msm, "emotion", identity_classifier(4))
+    await upload(msm, "emotion", identity_classifier(4, seed=1))
+    await msm.post("/models/emotion/aliases", json={"alias": "production", "version": "1", "reason": "go"},
+                   headers=MAINTAINER)
+    await msm.post("/models/emotion/aliases", json={"alias": "production", "version": "2", "reason": "better"},
+                   headers=MAINTAINER)
+    await msm.post("/models/emotion/aliases/production/revert", json={"reason": "oops"}, headers=MAINTAINER)
+    assert await msm.app.state.webhooks.run_once() == 3  # type: ignore[attr-defined]
+    moves = sorted((json.loads(r["body"])["data"] for r in receiver.requests), key=lambda d: d["reason"])
+    assert [(m["from_version"], m["to_version"], m["reason"], m["actor"]) for m in moves] == [
+        ("1", "2", "better", "mia"), (None, "1", "go", "mia"), ("2", "1", "oops", "mia")]

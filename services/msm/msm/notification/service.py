@@ -23,7 +23,7 @@ from msm.notification.models import WebhookDelivery, WebhookSubscription
 from msm.notification.repository import WebhookRepository
 from msm.notification.ssrf import check_url
 
-SUBJECTS = ("model.registered", "deployment.requested", "deployment.succeeded", "deployment.failed",
+SUBJECTS = ("model.registered", "model.alias_moved", "deployment.requested", "deployment.succeeded", "deployment.failed",
             "deployment.rolled_back", "deployment.blocked", "serving.feedback")
 
 

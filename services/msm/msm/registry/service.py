@@ -4,6 +4,7 @@ history; search. Every model file is inspected as ONNX (never unpickled) before 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import shutil
 import tempfile
@@ -22,7 +23,7 @@ from mlife_shared.events.contracts import ModelRegistered
 from mlife_shared.objectstore import ObjectStore, ScopedStore, validate_key
 from mlife_shared.onnx_safety import OnnxInfo, inspect_onnx
 from msm.config import Settings
-from msm.notification.service import emit
+from msm.notification.service import emit, fan_out
 from msm.registry.exceptions import AliasConflict, ModelNotFound, SourceNotAllowed
 from msm.registry.models import AliasChange, ModelAlias, ModelVersion, RegisteredModel
 from msm.registry.repository import RegistryRepository
@@ -212,7 +213,23 @@ class RegistryService:
         change = AliasChange(model_id=model_id, alias=alias, from_version_id=previous, to_version_id=version_id,
                              actor=actor, reason=reason, created_at=utcnow())
         await self.repo.add(change)
+        await self._notify_alias(change)
         return change
+
+    async def _notify_alias(self, change: AliasChange) -> None:
+        """Webhooks only (no consumer needs it on the bus): an alias moved, who moved it and why."""
+        model = await self.repo.model(change.model_id)
+        versions = await self.repo.versions([v for v in (change.from_version_id, change.to_version_id) if v])
+        number = {k: v.version for k, v in versions.items()}
+        event_id = new_id()
+        body = {"id": str(event_id), "type": "model.alias_moved", "source": "msm", "time": utcnow().isoformat(),
+                "data": {"model": model.name if model else None, "alias": change.alias,
+                         "from_version": number.get(change.from_version_id),  # type: ignore[arg-type]
+                         "to_version": number.get(change.to_version_id),  # type: ignore[arg-type]
+                         "from_version_id": str(change.from_version_id) if change.from_version_id else None,
+                         "to_version_id": str(change.to_version_id) if change.to_version_id else None,
+                         "actor": change.actor, "reason": change.reason}}
+        await fan_out(self.session, event_id, "model.alias_moved", json.dumps(body))
 
     async def revert_alias(self, name: str, alias: str, *, actor: str, reason: str) -> AliasChange:
         model = await self.get_model(name)
