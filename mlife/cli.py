@@ -1,23 +1,374 @@
-"""`mlife`: the command line. `mlife up` runs the whole platform on this machine."""
+"""`mlife`: the command line. `mlife up` runs the whole platform on this machine; the other commands
+talk to a running MLife through the gateway, as `MLIFE_URL` with `MLIFE_TOKEN` (or after
+`mlife login`, which keeps a token in ~/.config/mlife/config.json, mode 0600). `--json` prints the
+API's answer as JSON, for scripts."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
+import json
+import os
+import socket
 import sys
+from pathlib import Path
+from typing import Any
+
+FILTERS = ("q", "function", "system_version", "model_name", "model_version", "status", "severity", "source",
+           "label", "prediction", "tag", "owner")
 
 
-def main(argv: list[str] | None = None) -> None:
+def _client(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from mlife.client import Client
+
+    return Client.from_env(url=args.url, token=args.token)
+
+
+def _print(args: argparse.Namespace, data: Any, human: Any = None) -> None:
+    if args.json or human is None:
+        print(json.dumps(data, indent=None if args.json else 2, default=str))
+    else:
+        print(human(data) if callable(human) else human)
+
+
+def _table(rows: list[dict[str, Any]], cols: list[str]) -> str:
+    if not rows:
+        return "(none)"
+    cells = [[str(r.get(c, "") if r.get(c) is not None else "") for c in cols] for r in rows]
+    widths = [min(60, max(len(c), *(len(row[i]) for row in cells))) for i, c in enumerate(cols)]
+    line = lambda vals: "  ".join(v[:60].ljust(w) for v, w in zip(vals, widths))  # noqa: E731
+    return "\n".join([line(cols), line(["-" * w for w in widths]), *(line(r) for r in cells)])
+
+
+def _filters(args: argparse.Namespace) -> dict[str, Any]:
+    return {k: getattr(args, k) for k in FILTERS if getattr(args, k, None) is not None}
+
+
+def _add_filters(p: argparse.ArgumentParser) -> None:
+    for name in FILTERS:
+        p.add_argument(f"--{name.replace('_', '-')}", dest=name)
+
+
+def _progress(enabled: bool):  # type: ignore[no-untyped-def]
+    def show(summary: Any, done: int, total: int) -> None:
+        if not enabled:
+            return
+        width = 30
+        frac = done / total if total else 1.0
+        bar = "#" * int(frac * width) + "." * (width - int(frac * width))
+        sys.stderr.write(f"\r[{bar}] {frac:6.1%}  {summary.uploaded} uploaded, {summary.skipped} already "
+                         f"stored, {len(summary.failed)} failed ")
+        sys.stderr.flush()
+        if done >= total:
+            sys.stderr.write("\n")
+
+    return show
+
+
+# --- commands ---------------------------------------------------------------------------------------
+
+def cmd_login(args: argparse.Namespace) -> int:
+    from mlife.client import Client, load_config, save_config
+
+    url = args.url or os.environ.get("MLIFE_URL") or load_config().get("url") or "http://127.0.0.1:8000"
+    username = args.username or input("User name: ")
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("Password: ")
+    token = Client.login(url, username, password, token_name=f"mlife-cli@{socket.gethostname()}")
+    path = save_config(url, token)
+    _print(args, {"url": url, "username": username, "config": str(path)}, f"Logged in to {url}; token kept in {path}")
+    return 0
+
+
+def cmd_whoami(args: argparse.Namespace) -> int:
+    with _client(args) as c:
+        me = c.me()
+    _print(args, me, lambda m: f"{m['username']} ({m['role']})")
+    return 0
+
+
+def cmd_badcase(args: argparse.Namespace) -> int:
+    with _client(args) as c:
+        if args.action == "add":
+            report = {"function": args.function, "prediction": args.prediction, "ground_truth": args.ground_truth,
+                      "description": args.description, "severity": args.severity, "model_name": args.model_name,
+                      "model_version": args.model_version, "system_version": args.system_version,
+                      "tags": args.tag or None}
+            if args.data_md5:
+                report["data"] = [{"kind": "md5", "value": args.data_md5}]
+            b = c.report_badcase(file=Path(args.file) if args.file else None, **report)
+            _print(args, b, lambda b: (f"merged into {b['merged_into']} (seen {b['frequency']} times)"
+                                       if b.get("merged_into") else f"recorded {b['id']}"))
+        elif args.action == "import":
+            r = c.import_badcases(Path(args.path), format=args.format)
+            _print(args, r, lambda r: json.dumps(r, indent=2))
+        elif args.action == "list":
+            items = list(c.iter_badcases(**_filters(args))) if args.all else \
+                c.list_badcases(limit=args.limit, sort=args.sort, **_filters(args))["items"]
+            _print(args, items, lambda rows: _table(rows, ["id", "function", "status", "severity", "priority",
+                                                           "frequency", "description"]))
+        elif args.action == "stats":
+            if args.weekly:
+                w = c.weekly_stats(weeks=args.weeks, **_filters(args))
+                _print(args, w, lambda w: _table(w["series"], ["week", "reported", "fixed", "regressed", "open"]))
+            else:
+                s = c.badcase_stats(args.group_by, limit=args.limit, **_filters(args))
+                _print(args, s, lambda s: _table(
+                    [{**g["key"], "count": g["count"], "share": f"{g['share']:.1%}"} for g in s["groups"]],
+                    [*s["group_by"], "count", "share"]) + f"\ntotal {s['total']}")
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    with _client(args) as c:
+        s = c.upload_dir(Path(args.dir), workers=args.workers, prefix=args.prefix or "",
+                         progress=_progress(not args.no_progress and not args.json))
+    data = {"files": s.files, "uploaded": s.uploaded, "skipped": s.skipped, "bytes_uploaded": s.bytes_uploaded,
+            "failed": s.failed, "results": s.results}
+    _print(args, data, f"{s.files} files: {s.uploaded} uploaded, {s.skipped} already stored (MD5 precheck), "
+                       f"{len(s.failed)} failed")
+    return 1 if s.failed else 0
+
+
+def cmd_document(args: argparse.Namespace) -> int:
+    with _client(args) as c:
+        if args.action == "import":
+            d = c.import_document(Path(args.path), name=args.name, format=args.format, description=args.description)
+            _print(args, d, lambda d: f"imported document {d['id']} ({d.get('row_count', '?')} rows)")
+        elif args.action == "export":
+            out = open(args.output, "wb") if args.output else sys.stdout.buffer  # noqa: SIM115
+            try:
+                n = c.export_document(args.id, out, format=args.format, version=args.version)
+            finally:
+                if args.output:
+                    out.close()
+            if args.output:
+                _print(args, {"bytes": n, "output": args.output}, f"wrote {n} bytes to {args.output}")
+        elif args.action == "list":
+            _print(args, c.list_documents(q=args.q), lambda d: _table(d, ["id", "name", "row_count", "current_version"]))
+    return 0
+
+
+def cmd_dataset(args: argparse.Namespace) -> int:
+    split = dict((k, float(v)) for k, v in (p.split("=") for p in args.split.split(","))) if args.split else None
+    with _client(args) as c:
+        d = c.group_dataset(args.name, args.document, split=split, seed=args.seed)
+    _print(args, d, lambda d: json.dumps(d, indent=2))
+    return 0
+
+
+def cmd_task(args: argparse.Namespace) -> int:
+    with _client(args) as c:
+        if args.action == "create":
+            body = {"kind": args.kind, "name": args.name, "datasets": [{"dataset_id": d} for d in args.dataset],
+                    "model_name": args.model_name, "command": args.command, "code_location": args.code,
+                    "function": args.function, "run": args.run or None}
+            t = c.create_task(**body)
+            _print(args, t, lambda t: f"task {t['id']} ({t.get('status')})")
+        elif args.action == "run":
+            _print(args, c.run_task(args.id), lambda t: f"task {t['id']} {t.get('status')}")
+        elif args.action == "list":
+            r = c.list_tasks()
+            items = r if isinstance(r, list) else r.get("items", [])
+            _print(args, items, lambda rows: _table(rows, ["id", "kind", "name", "status", "created_at"]))
+        elif args.action == "logs":
+            offset = 0
+            while True:
+                chunk = c.task_logs(args.id, offset=offset)
+                if args.json:
+                    print(json.dumps(chunk))
+                else:
+                    sys.stdout.write(chunk.get("text", ""))
+                    sys.stdout.flush()
+                offset = chunk.get("next_offset", offset)
+                if not args.follow or chunk.get("complete"):
+                    break
+                import time
+
+                time.sleep(2)
+        elif args.action == "report":
+            _print(args, c.task_report(args.id), lambda r: json.dumps(r, indent=2))
+    return 0
+
+
+def cmd_model(args: argparse.Namespace) -> int:
+    with _client(args) as c:
+        if args.action == "list":
+            r = c.list_models()
+            items = r if isinstance(r, list) else r.get("items", [])
+            _print(args, items, lambda rows: _table(rows, ["name", "function", "updated_at", "description"]))
+        elif args.action == "alias":
+            _print(args, c.set_alias(args.name, args.alias, args.version, reason=args.reason or ""),
+                   lambda a: f"{args.name}@{args.alias} -> {args.version}")
+    return 0
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from mlife.client import MLifeAPIError
+
+    with _client(args) as c:
+        try:
+            d = c.deploy(args.name, args.version, function=args.function, target=args.target,
+                         override_reason=args.override_reason)
+        except MLifeAPIError as exc:
+            if exc.status == 409 and isinstance(exc.detail, dict):
+                _print(args, {"blocked": True, **exc.detail}, lambda d: "blocked by the gate:\n  " +
+                       "\n  ".join(map(str, d.get("reasons", []))))
+                return 3
+            raise
+    _print(args, d, lambda d: f"deployment {d['id']} {d['status']}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    raw = Path(args.input[1:]).read_text() if args.input.startswith("@") else args.input
+    with _client(args) as c:
+        _print(args, c.predict(args.deployment, json.loads(raw)), lambda r: json.dumps(r["outputs"]))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--url", help="gateway URL (default: $MLIFE_URL, then `mlife login`'s)")
+    common.add_argument("--token", help="API token (default: $MLIFE_TOKEN, then `mlife login`'s)")
+    common.add_argument("--json", action="store_true", help="print the API's answer as JSON")
     parser = argparse.ArgumentParser(prog="mlife", description="MLife command line")
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="run NATS, the four services and the gateway on this machine (embedded)")
     up.add_argument("--port", type=int, default=None, help="gateway port (default: $MLIFE_PORT or 8000)")
-    args = parser.parse_args(argv)
+
+    p = sub.add_parser("login", parents=[common], help="log in and keep an API token in ~/.config/mlife")
+    p.add_argument("--username")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    p.set_defaults(func=cmd_login)
+    sub.add_parser("whoami", parents=[common], help="who the token belongs to").set_defaults(func=cmd_whoami)
+
+    bc = sub.add_parser("badcase", help="report, import, list and count badcases").add_subparsers(dest="action", required=True)
+    p = bc.add_parser("add", parents=[common], help="report a badcase (merged when it is a duplicate)")
+    p.add_argument("--function", required=True)
+    for name in ("prediction", "ground-truth", "description", "model-name", "model-version", "system-version", "file",
+                 "data-md5"):
+        p.add_argument(f"--{name}")
+    p.add_argument("--severity", choices=["low", "medium", "high", "critical"])
+    p.add_argument("--tag", action="append")
+    p = bc.add_parser("import", parents=[common], help="bulk import a CSV or JSON-lines file")
+    p.add_argument("path")
+    p.add_argument("--format", choices=["csv", "jsonl"])
+    p = bc.add_parser("list", parents=[common], help="find badcases")
+    _add_filters(p)
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--sort")
+    p.add_argument("--all", action="store_true", help="every page")
+    p = bc.add_parser("stats", parents=[common], help="counts per attribute (or --weekly burn-down)")
+    _add_filters(p)
+    p.add_argument("--group-by", default="function", help="one attribute, or two separated by a comma")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--weekly", action="store_true")
+    p.add_argument("--weeks", type=int, default=12)
+    for parser_ in bc.choices.values():
+        parser_.set_defaults(func=cmd_badcase)
+
+    data = sub.add_parser("data", help="upload data to DAM").add_subparsers(dest="action", required=True)
+    p = data.add_parser("upload", parents=[common], help="upload a folder: MD5 precheck, parallel, progress bar")
+    p.add_argument("dir")
+    p.add_argument("--workers", type=int, default=4)
+    p.add_argument("--prefix", help="folder to record the files under")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_data)
+
+    doc = sub.add_parser("document", help="import / export DAM documents").add_subparsers(dest="action", required=True)
+    p = doc.add_parser("import", parents=[common])
+    p.add_argument("path")
+    p.add_argument("--name", required=True)
+    p.add_argument("--format", choices=["csv", "json", "xml"])
+    p.add_argument("--description", default="")
+    p = doc.add_parser("export", parents=[common])
+    p.add_argument("id")
+    p.add_argument("--format", default="csv")
+    p.add_argument("--version", type=int)
+    p.add_argument("--output", "-o")
+    p = doc.add_parser("list", parents=[common])
+    p.add_argument("--q")
+    for parser_ in doc.choices.values():
+        parser_.set_defaults(func=cmd_document)
+
+    ds = sub.add_parser("dataset", help="group items into datasets").add_subparsers(dest="action", required=True)
+    p = ds.add_parser("group", parents=[common])
+    p.add_argument("--name", required=True)
+    p.add_argument("--document", action="append", required=True, help="document id (repeat)")
+    p.add_argument("--split", help="e.g. train=0.8,test=0.2")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_dataset)
+
+    task = sub.add_parser("task", help="training and testing tasks").add_subparsers(dest="action", required=True)
+    p = task.add_parser("create", parents=[common])
+    p.add_argument("--kind", choices=["train", "test"], required=True)
+    p.add_argument("--name", default="")
+    p.add_argument("--dataset", action="append", required=True, help="dataset id (repeat)")
+    p.add_argument("--model-name")
+    p.add_argument("--command")
+    p.add_argument("--code", help="folder with the code")
+    p.add_argument("--function")
+    p.add_argument("--run", action="store_true", help="queue it at once")
+    for name in ("run", "logs", "report"):
+        p = task.add_parser(name, parents=[common])
+        p.add_argument("id")
+        if name == "logs":
+            p.add_argument("--follow", "-f", action="store_true")
+    task.add_parser("list", parents=[common])
+    for parser_ in task.choices.values():
+        parser_.set_defaults(func=cmd_task)
+
+    model = sub.add_parser("model", help="the model registry").add_subparsers(dest="action", required=True)
+    model.add_parser("list", parents=[common])
+    p = model.add_parser("alias", parents=[common], help="point an alias at a version")
+    p.add_argument("name")
+    p.add_argument("alias")
+    p.add_argument("version", help="version number, id, or another alias")
+    p.add_argument("--reason")
+    for parser_ in model.choices.values():
+        parser_.set_defaults(func=cmd_model)
+
+    p = sub.add_parser("deploy", parents=[common], help="request a deployment (the gate decides)")
+    p.add_argument("name", help="endpoint name")
+    p.add_argument("--version", action="append", required=True, help="model version id (repeat for A/B)")
+    p.add_argument("--function")
+    p.add_argument("--target", choices=["local", "docker", "edge"])
+    p.add_argument("--override-reason", help="maintainers: deploy even if the gate blocks")
+    p.set_defaults(func=cmd_deploy)
+
+    p = sub.add_parser("predict", parents=[common], help="call a deployment")
+    p.add_argument("deployment")
+    p.add_argument("--input", required=True, help='JSON inputs, e.g. {"x": [[1,0,0,0]]}, or @file.json')
+    p.set_defaults(func=cmd_predict)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     if args.command == "up":
         from mlife.launcher import Launcher, LauncherConfig
 
         config = LauncherConfig.from_env(port=args.port)
         sys.exit(asyncio.run(Launcher(config).run()))
+    from mlife.client import MLifeAPIError
+
+    try:
+        code = args.func(args)
+    except MLifeAPIError as exc:
+        if getattr(args, "json", False):
+            print(json.dumps({"status": exc.status, "error": exc.error, "detail": exc.detail}))
+        else:
+            print(f"error: {exc}", file=sys.stderr)
+        code = 2
+    except Exception as exc:  # noqa: BLE001 - a network failure is a message, not a traceback
+        import httpx
+
+        if not isinstance(exc, httpx.HTTPError):
+            raise
+        print(f"error: cannot reach MLife: {exc}", file=sys.stderr)
+        code = 2
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,317 @@
+"""The MLife Python SDK: one `Client` over the gateway's HTTP API (httpx).
+
+    from mlife.client import Client
+    c = Client("http://127.0.0.1:8000", token="mlf_…")      # or Client.from_env()
+    b = c.report_badcase(function="emotion", prediction="happy", ground_truth="sad")
+    for b in c.iter_badcases(status="new"): ...
+    c.upload_dir("photos/", workers=4)                        # MD5 precheck: known files are skipped
+
+Every error is an `MLifeAPIError` carrying the API's `{"error", "detail"}`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import stat
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import httpx
+
+CONFIG_PATH = Path(os.environ.get("MLIFE_CONFIG", Path.home() / ".config" / "mlife" / "config.json"))
+CHUNK = 1024 * 1024
+
+
+class MLifeAPIError(Exception):
+    def __init__(self, status: int, error: str, detail: Any) -> None:
+        self.status, self.error, self.detail = status, error, detail
+        text = detail if isinstance(detail, str) else json.dumps(detail)
+        super().__init__(f"{status} {error}: {text}")
+
+
+def load_config() -> dict[str, str]:
+    try:
+        return json.loads(CONFIG_PATH.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def save_config(url: str, token: str) -> Path:
+    """The token in ~/.config/mlife/config.json, readable by its owner only (0600 from creation)."""
+    CONFIG_PATH.parent.mkdir(parents=True, exist_ok=True)
+    tmp = CONFIG_PATH.with_name(f".config.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
+    with os.fdopen(fd, "w") as fh:
+        json.dump({"url": url, "token": token}, fh)
+    os.replace(tmp, CONFIG_PATH)
+    return CONFIG_PATH
+
+
+def md5_of(path: Path) -> str:
+    h = hashlib.md5()  # noqa: S324 - content addressing, as DAM does
+    with path.open("rb") as fh:
+        while chunk := fh.read(CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _file_chunks(fh: BinaryIO) -> Iterator[bytes]:
+    while chunk := fh.read(CHUNK):
+        yield chunk
+
+
+@dataclass
+class UploadSummary:
+    files: int = 0
+    uploaded: int = 0
+    skipped: int = 0
+    bytes_uploaded: int = 0
+    failed: list[dict[str, str]] = field(default_factory=list)
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Client:
+    def __init__(self, url: str, token: str | None = None, *, timeout: float = 60.0,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        self.url = url.rstrip("/")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.Client(base_url=self.url, headers=headers, timeout=httpx.Timeout(timeout, connect=10.0),
+                                 transport=transport)
+
+    @classmethod
+    def from_env(cls, url: str | None = None, token: str | None = None) -> "Client":
+        """Arguments, then MLIFE_URL / MLIFE_TOKEN, then the file `mlife login` wrote."""
+        config = load_config()
+        url = url or os.environ.get("MLIFE_URL") or config.get("url") or "http://127.0.0.1:8000"
+        token = token or os.environ.get("MLIFE_TOKEN") or config.get("token")
+        return cls(url, token)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- plumbing ---------------------------------------------------------------------------------
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        if "params" in kwargs and kwargs["params"]:
+            kwargs["params"] = {k: v for k, v in kwargs["params"].items() if v is not None}
+        r = self.http.request(method, path, **kwargs)
+        return self._answer(r)
+
+    @staticmethod
+    def _answer(r: httpx.Response) -> Any:
+        if r.status_code >= 400:
+            try:
+                body = r.json()
+                error, detail = body.get("error", "Error"), body.get("detail", body)
+            except ValueError:
+                error, detail = "Error", r.text
+            raise MLifeAPIError(r.status_code, error, detail)
+        if r.status_code == 204 or not r.content:
+            return None
+        if "json" in r.headers.get("content-type", ""):
+            return r.json()
+        return r.text
+
+    def me(self) -> dict[str, Any]:
+        return self.request("GET", "/api/gateway/me")
+
+    @staticmethod
+    def login(url: str, username: str, password: str, token_name: str = "mlife-cli") -> str:
+        """Log in with a password and create an API token for this machine; returns the token."""
+        with httpx.Client(base_url=url.rstrip("/"), timeout=30) as http:
+            r = http.post("/api/gateway/login", json={"username": username, "password": password})
+            me = Client._answer(r)
+            t = Client._answer(http.post("/api/gateway/tokens", json={"name": token_name},
+                                         headers={"X-CSRF-Token": me["csrf_token"]}))
+            http.post("/api/gateway/logout", headers={"X-CSRF-Token": me["csrf_token"]})
+            return str(t["token"])
+
+    # --- BAM ---------------------------------------------------------------------------------------
+
+    def report_badcase(self, file: Path | None = None, **report: Any) -> dict[str, Any]:
+        """201 new or 200 merged (`merged_into` set). With `file`, the data is stored by BAM."""
+        report = {k: v for k, v in report.items() if v is not None}
+        if file is None:
+            return self.request("POST", "/api/bam/badcases", json=report)
+        with Path(file).open("rb") as fh:
+            return self.request("POST", "/api/bam/badcases/with-data", data={"report": json.dumps(report)},
+                                files={"file": (Path(file).name, fh)})
+
+    def import_badcases(self, path: Path, format: str | None = None) -> dict[str, Any]:
+        """Bulk import of a CSV or JSON-lines file, streamed."""
+        path = Path(path)
+        fmt = format or ("csv" if path.suffix.lower() == ".csv" else "jsonl")
+        ctype = "text/csv" if fmt == "csv" else "application/x-ndjson"
+        with path.open("rb") as fh:
+            return self.request("POST", "/api/bam/badcases/import", content=_file_chunks(fh),
+                                headers={"Content-Type": ctype}, timeout=None)
+
+    def list_badcases(self, *, limit: int = 50, cursor: str | None = None, sort: str | None = None,
+                      **filters: Any) -> dict[str, Any]:
+        return self.request("GET", "/api/bam/badcases", params={**filters, "limit": limit, "cursor": cursor,
+                                                                "sort": sort})
+
+    def iter_badcases(self, **filters: Any) -> Iterator[dict[str, Any]]:
+        cursor = None
+        while True:
+            page = self.list_badcases(cursor=cursor, limit=500, **filters)
+            yield from page["items"]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return
+
+    def badcase(self, badcase_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/api/bam/badcases/{badcase_id}")
+
+    def triage(self, badcase_id: str, **changes: Any) -> dict[str, Any]:
+        return self.request("PATCH", f"/api/bam/badcases/{badcase_id}", json=changes)
+
+    def badcase_stats(self, group_by: str, limit: int = 50, **filters: Any) -> dict[str, Any]:
+        return self.request("GET", "/api/bam/stats", params={**filters, "group_by": group_by, "limit": limit})
+
+    def weekly_stats(self, weeks: int = 12, **filters: Any) -> dict[str, Any]:
+        return self.request("GET", "/api/bam/stats/weekly", params={**filters, "weeks": weeks})
+
+    def add_to_test_data(self, ids: list[str]) -> dict[str, Any]:
+        return self.request("POST", "/api/bam/badcases/add-to-test-data", json={"ids": ids})
+
+    # --- DAM ---------------------------------------------------------------------------------------
+
+    def check_files(self, md5s: list[str]) -> dict[str, list[str]]:
+        return self.request("POST", "/api/dam/files/check", json={"md5s": md5s})
+
+    def upload_file(self, path: Path, name: str | None = None, md5: str | None = None) -> dict[str, Any]:
+        """Streamed; with `md5`, DAM verifies the content and stores nothing on a mismatch."""
+        path = Path(path)
+        with path.open("rb") as fh:
+            return self.request("POST", "/api/dam/files", params={"name": name or path.name, "md5": md5},
+                                content=_file_chunks(fh), timeout=None,
+                                headers={"Content-Type": "application/octet-stream",
+                                         "Content-Length": str(path.stat().st_size)})
+
+    def upload_dir(self, folder: Path, *, workers: int = 4, prefix: str = "",
+                   progress: Callable[[UploadSummary, int, int], None] | None = None) -> UploadSummary:
+        """Every file under `folder`: MD5s first, then one check call per 1000 files, then only the
+        missing ones uploaded, `workers` at a time. `progress(summary, done_bytes, total_bytes)`."""
+        folder = Path(folder)
+        files = sorted(p for p in folder.rglob("*") if p.is_file())
+        summary = UploadSummary(files=len(files))
+        with ThreadPoolExecutor(max(1, workers)) as pool:
+            md5s = list(pool.map(md5_of, files))
+        known: set[str] = set()
+        for i in range(0, len(md5s), 1000):
+            known |= set(self.check_files(md5s[i:i + 1000])["existing"])
+        todo = []
+        for path, md5 in zip(files, md5s):
+            name = f"{prefix.rstrip('/')}/{path.relative_to(folder).as_posix()}" if prefix else \
+                path.relative_to(folder).as_posix()
+            if md5 in known:
+                summary.skipped += 1
+                summary.results.append({"path": name, "md5": md5, "status": "skipped"})
+            else:
+                known.add(md5)  # two equal files in the folder: upload one
+                todo.append((path, name, md5))
+        total = sum(p.stat().st_size for p, _, _ in todo)
+        done = 0
+        if progress:
+            progress(summary, 0, total)
+        with ThreadPoolExecutor(max(1, workers)) as pool:
+            futures = {pool.submit(self.upload_file, p, n, m): (p, n, m) for p, n, m in todo}
+            for future in as_completed(futures):
+                path, name, md5 = futures[future]
+                try:
+                    r = future.result()
+                    summary.uploaded += 1
+                    summary.bytes_uploaded += path.stat().st_size
+                    summary.results.append({"path": name, "md5": md5,
+                                            "status": "duplicate" if r.get("duplicate") else "uploaded"})
+                except (MLifeAPIError, httpx.HTTPError, OSError) as exc:
+                    summary.failed.append({"path": name, "error": str(exc)})
+                done += path.stat().st_size
+                if progress:
+                    progress(summary, done, total)
+        return summary
+
+    def import_document(self, path: Path, name: str, format: str | None = None, description: str = "") -> Any:
+        path = Path(path)
+        fmt = format or path.suffix.lstrip(".").lower()
+        with path.open("rb") as fh:
+            return self.request("POST", "/api/dam/documents", params={"name": name, "format": fmt,
+                                                                      "description": description},
+                                content=_file_chunks(fh), timeout=None,
+                                headers={"Content-Type": "application/octet-stream"})
+
+    def list_documents(self, q: str | None = None) -> Any:
+        return self.request("GET", "/api/dam/documents", params={"q": q})
+
+    def export_document(self, document_id: str, out: BinaryIO, format: str = "csv",
+                        version: int | None = None) -> int:
+        """Streams the export into `out`; returns the byte count."""
+        params = {k: v for k, v in {"format": format, "version": version}.items() if v is not None}
+        with self.http.stream("GET", f"/api/dam/documents/{document_id}/export", params=params) as r:
+            if r.status_code >= 400:
+                r.read()
+                self._answer(r)
+            n = 0
+            for chunk in r.iter_bytes():
+                out.write(chunk)
+                n += len(chunk)
+            return n
+
+    def group_dataset(self, name: str, documents: list[str], split: dict[str, float] | None = None,
+                      **extra: Any) -> Any:
+        body: dict[str, Any] = {"name": name, "documents": [{"id": d} for d in documents], **extra}
+        if split:
+            body["split"] = split
+        return self.request("POST", "/api/dam/datasets", json=body)
+
+    # --- MTT ---------------------------------------------------------------------------------------
+
+    def create_task(self, **body: Any) -> Any:
+        return self.request("POST", "/api/mtt/tasks", json={k: v for k, v in body.items() if v is not None})
+
+    def list_tasks(self, **params: Any) -> Any:
+        return self.request("GET", "/api/mtt/tasks", params=params)
+
+    def task(self, task_id: str) -> Any:
+        return self.request("GET", f"/api/mtt/tasks/{task_id}")
+
+    def run_task(self, task_id: str) -> Any:
+        return self.request("POST", f"/api/mtt/tasks/{task_id}/run")
+
+    def task_logs(self, task_id: str, offset: int = 0) -> Any:
+        return self.request("GET", f"/api/mtt/tasks/{task_id}/logs", params={"offset": offset})
+
+    def task_report(self, task_id: str) -> Any:
+        return self.request("GET", f"/api/mtt/tasks/{task_id}/report")
+
+    # --- MSM ---------------------------------------------------------------------------------------
+
+    def list_models(self, **params: Any) -> Any:
+        return self.request("GET", "/api/msm/models", params=params)
+
+    def model(self, name: str) -> Any:
+        return self.request("GET", f"/api/msm/models/{name}")
+
+    def set_alias(self, name: str, alias: str, version: str, reason: str = "") -> Any:
+        return self.request("POST", f"/api/msm/models/{name}/aliases",
+                            json={"alias": alias, "version": version, "reason": reason})
+
+    def deploy(self, name: str, version_ids: list[str], **extra: Any) -> Any:
+        body = {"name": name, "versions": [{"model_version_id": v} for v in version_ids],
+                **{k: v for k, v in extra.items() if v is not None}}
+        return self.request("POST", "/api/msm/deployments", json=body)
+
+    def predict(self, deployment: str, inputs: dict[str, Any], **extra: Any) -> Any:
+        return self.request("POST", f"/api/msm/serve/{deployment}/predict", json={"inputs": inputs, **extra})

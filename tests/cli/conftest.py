@@ -1,0 +1,1 @@
+from tests.gateway.conftest import stack  # noqa: F401 - the whole platform as processes

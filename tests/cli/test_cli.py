@@ -1,0 +1,207 @@
+"""The `mlife` command line and the SDK against the real platform (gateway + service processes):
+each command runs as its own process, reads MLIFE_URL / MLIFE_TOKEN or the config `mlife login`
+wrote, and prints JSON with --json."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import stat
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import httpx
+
+from mlife.client import Client, MLifeAPIError, md5_of
+from tests.gateway.stack import PASSWORD, Stack
+
+
+def mlife(stack: Stack, home: Path, *args: str, role: str | None = "tester", stdin: str | None = None,
+          token: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLIFE_")}
+    env.update(HOME=str(home), MLIFE_URL=stack.url)
+    if role is not None:
+        env["MLIFE_TOKEN"] = token or stack.tokens[role]
+    return subprocess.run([sys.executable, "-m", "mlife.cli", *args], env=env, input=stdin, capture_output=True,
+                          text=True, timeout=120)
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> object:
+    assert result.returncode == 0, result.stdout + result.stderr
+    return json.loads(result.stdout)
+
+
+async def test_login_keeps_a_private_token_and_whoami_uses_it(stack: Stack, tmp_path: Path) -> None:
+    r = mlife(stack, tmp_path, "login", "--username", "engineer-user", "--password-stdin", "--json",
+              role=None, stdin=PASSWORD + "\n")
+    out = ok(r)
+    config = Path(out["config"])
+    assert config == tmp_path / ".config" / "mlife" / "config.json"
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+    saved = json.loads(config.read_text())
+    assert saved["url"] == stack.url and saved["token"].startswith("mlf_")
+    me = ok(mlife(stack, tmp_path, "whoami", "--json", role=None))
+    assert me["username"] == "engineer-user" and me["role"] == "engineer"
+    bad = mlife(stack, tmp_path, "login", "--username", "engineer-user", "--password-stdin", role=None,
+                stdin="wrong password\n")
+    assert bad.returncode == 2 and "InvalidCredentials" in bad.stderr
+
+
+async def test_badcase_add_merge_list_stats(stack: Stack, tmp_path: Path) -> None:
+    fn = f"cli-{uuid.uuid4().hex[:6]}"
+    args = ("badcase", "add", "--function", fn, "--prediction", "cat", "--ground-truth", "dog",
+            "--description", "from the terminal", "--tag", "cli", "--severity", "high", "--json")
+    first = ok(mlife(stack, tmp_path, *args))
+    assert first["function"] == fn and first["reporter"] == "tester-user" and first["tags"] == ["cli"]
+    again = ok(mlife(stack, tmp_path, *args))
+    assert again["merged_into"] == first["id"] and again["frequency"] == 2
+    ok(mlife(stack, tmp_path, "badcase", "add", "--function", fn, "--prediction", "cow", "--json"))
+    listed = ok(mlife(stack, tmp_path, "badcase", "list", "--function", fn, "--json", role="viewer"))
+    assert {b["prediction"] for b in listed} == {"cat", "cow"}
+    filtered = ok(mlife(stack, tmp_path, "badcase", "list", "--function", fn, "--severity", "high", "--json"))
+    assert [b["id"] for b in filtered] == [first["id"]]
+    stats = ok(mlife(stack, tmp_path, "badcase", "stats", "--function", fn, "--group-by", "prediction", "--json"))
+    assert stats["total"] == 2 and {g["key"]["prediction"]: g["count"] for g in stats["groups"]} == {"cat": 1, "cow": 1}
+    weekly = ok(mlife(stack, tmp_path, "badcase", "stats", "--weekly", "--function", fn, "--json"))
+    assert sum(p["reported"] for p in weekly["series"]) == 2
+    human = mlife(stack, tmp_path, "badcase", "list", "--function", fn)
+    assert human.returncode == 0 and fn in human.stdout and "priority" in human.stdout
+
+
+async def test_badcase_add_with_a_file_and_import(stack: Stack, tmp_path: Path) -> None:
+    fn = f"cli-{uuid.uuid4().hex[:6]}"
+    note = tmp_path / "note.txt"
+    note.write_text("the model said cat " * 20)
+    b = ok(mlife(stack, tmp_path, "badcase", "add", "--function", fn, "--file", str(note), "--json"))
+    assert b["media_type"] == "text" and b["data_md5"] == md5_of(note)
+    rows = tmp_path / "batch.csv"
+    with rows.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["function", "prediction", "ground_truth", "tags"])
+        w.writerow([fn, "a", "b", "x;y"])
+        w.writerow([fn, "c", "d", ""])
+        w.writerow(["", "e", "f", ""])  # invalid: no function
+    result = ok(mlife(stack, tmp_path, "badcase", "import", str(rows), "--json"))
+    assert json.dumps(result)  # the per-row report
+    listed = ok(mlife(stack, tmp_path, "badcase", "list", "--function", fn, "--all", "--json"))
+    assert {b["prediction"] for b in listed} >= {"a", "c"}
+    assert len(listed) == 3
+
+
+async def test_errors_are_a_nonzero_exit_with_the_api_error(stack: Stack, tmp_path: Path) -> None:
+    r = mlife(stack, tmp_path, "badcase", "add", "--function", "x" * 300, "--json")
+    assert r.returncode == 2
+    err = json.loads(r.stdout)
+    assert err["status"] == 422 and err["error"] == "RequestValidationError"
+    forbidden = mlife(stack, tmp_path, "badcase", "add", "--function", "f", role="viewer")
+    assert forbidden.returncode == 2 and "403" in forbidden.stderr and "tester" in forbidden.stderr
+    nobody = mlife(stack, tmp_path, "badcase", "list", role=None)
+    assert nobody.returncode == 2 and "401" in nobody.stderr
+    unreachable = subprocess.run([sys.executable, "-m", "mlife.cli", "badcase", "list", "--url", "http://127.0.0.1:9",
+                                  "--token", "mlf_x"], capture_output=True, text=True, env={**os.environ, "HOME": str(tmp_path)})
+    assert unreachable.returncode == 2 and "cannot reach MLife" in unreachable.stderr
+
+
+async def test_data_upload_dir_skips_known_files(stack: Stack, tmp_path: Path) -> None:
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    marker = uuid.uuid4().hex
+    (folder / "a.txt").write_text(f"a {marker}")
+    (folder / "sub" / "b.txt").write_text(f"b {marker}")
+    (folder / "sub" / "a-copy.txt").write_text(f"a {marker}")  # same content as a.txt
+    if "dam" not in stack.up:
+        r = mlife(stack, tmp_path, "data", "upload", str(folder), "--json")
+        assert r.returncode == 2 and "503" in r.stdout
+        return
+    first = mlife(stack, tmp_path, "data", "upload", str(folder), "--workers", "3")
+    assert first.returncode == 0, first.stderr
+    assert "3 files: 2 uploaded, 1 already stored" in first.stdout
+    assert "[##############################] 100.0%" in first.stderr, "a progress bar"
+    again = ok(mlife(stack, tmp_path, "data", "upload", str(folder), "--json"))
+    assert again["uploaded"] == 0 and again["skipped"] == 3
+    async with httpx.AsyncClient(base_url=stack.url, headers=stack.auth("viewer")) as c:
+        check = (await c.post("/api/dam/files/check", json={"md5s": [md5_of(folder / "a.txt")]})).json()
+    assert check["existing"] == [md5_of(folder / "a.txt")]
+
+
+async def test_document_import_and_export(stack: Stack, tmp_path: Path) -> None:
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(4):
+        (folder / f"{i}.txt").write_text(f"item {i} {uuid.uuid4().hex}")
+    rows = tmp_path / "doc.csv"
+    rows.write_text("md5,annotation,camera\n" + "".join(f"{md5_of(folder / f'{i}.txt')},{'cat' if i % 2 else 'dog'},c{i}\n"
+                                                       for i in range(4)))
+    if "dam" not in stack.up:
+        r = mlife(stack, tmp_path, "document", "import", str(rows), "--name", "d", "--json", role="engineer")
+        assert r.returncode == 2
+        return
+    ok(mlife(stack, tmp_path, "data", "upload", str(folder), "--json"))  # DAM wants the files first
+    denied = mlife(stack, tmp_path, "document", "import", str(rows), "--name", "d", "--json", role="tester")
+    assert denied.returncode == 2 and json.loads(denied.stdout)["status"] == 403
+    d = ok(mlife(stack, tmp_path, "document", "import", str(rows), "--name", f"doc-{uuid.uuid4().hex[:6]}",
+                 "--json", role="engineer"))
+    out = tmp_path / "export.csv"
+    ok(mlife(stack, tmp_path, "document", "export", d["id"], "--format", "csv", "-o", str(out), "--json",
+             role="viewer"))
+    exported = list(csv.DictReader(io.StringIO(out.read_text())))
+    original = list(csv.DictReader(io.StringIO(rows.read_text())))
+    assert [r["md5"] for r in exported] == [r["md5"] for r in original]
+    assert [r["annotation"] for r in exported] == [r["annotation"] for r in original]
+    listed = ok(mlife(stack, tmp_path, "document", "list", "--json", role="viewer"))
+    assert d["id"] in [x["id"] for x in listed]
+
+
+async def test_model_alias_and_deploy_through_the_gate(stack: Stack, tmp_path: Path) -> None:
+    if "msm" not in stack.up:
+        r = mlife(stack, tmp_path, "model", "list", "--json", role="viewer")
+        assert r.returncode == 2
+        return
+    from tests.msm.onnx_models import identity_classifier
+
+    name = f"cli-model-{uuid.uuid4().hex[:6]}"
+    with Client(stack.url, stack.tokens["engineer"]) as c:
+        v = c.request("POST", f"/api/msm/models/{name}/versions", content=identity_classifier(4),
+                      headers={"content-type": "application/octet-stream"})
+    models = ok(mlife(stack, tmp_path, "model", "list", "--json", role="viewer"))
+    assert name in [m["name"] for m in models]
+    ok(mlife(stack, tmp_path, "model", "alias", name, "staging", v["version"], "--json", role="engineer"))
+    denied = mlife(stack, tmp_path, "model", "alias", name, "production", v["version"], "--json", role="engineer")
+    assert denied.returncode == 2 and json.loads(denied.stdout)["status"] == 403  # MSM: production is maintainers'
+    ok(mlife(stack, tmp_path, "model", "alias", name, "production", "staging", "--json", role="maintainer"))
+    with Client(stack.url, stack.tokens["viewer"]) as c:
+        detail = c.model(name)
+    assert sorted((a["alias"], a["version_id"]) for a in detail["aliases"]) == [("production", v["id"]),
+                                                                                ("staging", v["id"])]
+    endpoint = f"cli-{uuid.uuid4().hex[:6]}"
+    blocked = mlife(stack, tmp_path, "deploy", endpoint, "--version", v["id"], "--json", role="engineer")
+    assert blocked.returncode == 3, blocked.stdout + blocked.stderr
+    assert json.loads(blocked.stdout)["blocked"] is True
+    over = mlife(stack, tmp_path, "deploy", f"{endpoint}-2", "--version", v["id"], "--override-reason",
+                 "cli smoke test", "--json", role="maintainer")
+    out = ok(over)
+    assert out["overridden"] is True and out["override_by"] == "maintainer-user"
+
+
+async def test_task_list(stack: Stack, tmp_path: Path) -> None:
+    if "mtt" not in stack.up:
+        assert mlife(stack, tmp_path, "task", "list", "--json", role="viewer").returncode == 2
+        return
+    assert isinstance(ok(mlife(stack, tmp_path, "task", "list", "--json", role="viewer")), list)
+    bad = mlife(stack, tmp_path, "task", "create", "--kind", "test", "--dataset", "not-a-uuid", "--json",
+                role="engineer")
+    assert bad.returncode == 2 and json.loads(bad.stdout)["status"] == 422
+
+
+def test_sdk_error_type(stack: Stack) -> None:
+    with Client(stack.url, "mlf_wrong") as c:
+        try:
+            c.me()
+        except MLifeAPIError as exc:
+            assert exc.status == 401 and exc.error == "InvalidToken"
+        else:
+            raise AssertionError("a wrong token must raise")
