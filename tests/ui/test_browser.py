@@ -200,3 +200,47 @@ async def test_request_a_deployment_and_see_the_gate(page: Page, stack: Stack) -
     await p.click(f"{section} a:text('Open it')")
     await p.wait_for_selector(f"h1:text('Deployment: {endpoint}')")
     assert page.console_errors(expected_statuses=(409,)) == []
+
+
+async def test_documents_distributions_and_group_items(page: Page, stack: Stack, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    await login(page, stack, "engineer")
+    p = page.page
+    await p.click("nav a[href='#/data']")
+    if "dam" not in stack.up:
+        await p.wait_for_selector("text=DAM: service not available")
+        assert page.console_errors() == []
+        return
+    from mlife.client import Client
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(6):
+        (folder / f"{i}.png").write_bytes(png((40 * i, 100, 200 - 30 * i), size=32 + i))
+    with Client(stack.url, stack.tokens["tester"]) as c:
+        assert c.upload_dir(folder).failed == []
+    from mlife.client import md5_of
+
+    doc_csv = tmp_path / "faces.csv"
+    doc_csv.write_text("md5,annotation,camera\n" + "".join(
+        f"{md5_of(folder / f'{i}.png')},{['happy', 'sad', 'happy'][i % 3]},cam{i % 2}\n" for i in range(6)))
+    name = f"faces-{uuid.uuid4().hex[:6]}"
+    form = "form[aria-label='Import a document']"
+    await p.wait_for_selector(form)
+    await p.fill(f"{form} input[name=name]", name)
+    await p.set_input_files(f"{form} input[name=file]", str(doc_csv))
+    await p.click(f"{form} button[type=submit]")
+    await p.click(f"main a:text('{name}')")
+    await p.wait_for_selector(f"h1:text('Document: {name}')")
+    await p.wait_for_function("() => document.querySelectorAll('main table tbody tr').length >= 6")
+    await p.wait_for_function("() => [...document.querySelectorAll('img.thumb')].some(i => i.complete && i.naturalWidth > 0)")
+    titles = await p.eval_on_selector_all("main .grid h2", "hs => hs.map(h => h.textContent)")
+    assert "Distribution by class" in titles and "Distribution by column camera" in titles
+    assert all(n > 0 for n in await chart_points(p, "main .grid"))
+    await p.click("nav a[href='#/data']")
+    group = "form[aria-label='Group items']"
+    await p.wait_for_selector(group)
+    await p.fill(f"{group} input[name=name]", f"set-{name}")
+    await p.check(f"{group} label:has-text('{name}') input")
+    await p.click(f"{group} button[type=submit]")
+    await p.wait_for_selector("section:has(h2:text('Group items')) p.okc:text('Grouped')")
+    assert page.console_errors() == []

@@ -19,7 +19,8 @@ from mlife_shared.errors import MLifeError, PayloadTooLarge, Unauthorized
 CSRF_HEADER = "x-csrf-token"
 _IDENTITY = IDENTITY_HEADER.lower().encode()
 _SVC = "|".join(("gateway", *SERVICES))
-# The short public allow-list: health, login, the UI's static files. Everything else needs a role.
+# The short public allow-list: health, login, the UI's static files and the API's description (it holds
+# no data; scripts and the embedded smoke test read it). Everything else needs a role.
 PUBLIC = [
     ("GET", re.compile(rf"^(/api/({_SVC}))?/(healthz|readyz)$")),
     ("HEAD", re.compile(rf"^(/api/({_SVC}))?/(healthz|readyz)$")),
@@ -27,6 +28,7 @@ PUBLIC = [
     ("GET", re.compile(r"^/api/gateway/session$")),
     ("GET", re.compile(r"^/(ui/[A-Za-z0-9_./-]+)?$")),
     ("GET", re.compile(r"^/favicon\.ico$")),
+    ("GET", re.compile(r"^/(openapi\.json|docs)$")),
 ]
 
 

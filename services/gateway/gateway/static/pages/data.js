@@ -1,4 +1,4 @@
-import { act, api, can, card, chart, field, fmtDate, h, has, table, text, toast, unavailable, upload } from "/ui/lib.js";
+import { act, api, can, card, chart, field, fmtDate, h, has, select, table, text, toast, unavailable, upload } from "/ui/lib.js";
 
 function uploader() {
   const list = h("ul");
@@ -38,11 +38,49 @@ function importer(onDone) {
   return form;
 }
 
+function groupForm(docs, onDone) {
+  const out = h("div", { role: "status" });
+  const form = h("form", { class: "stack", "aria-label": "Group items" },
+    field("Dataset name *", h("input", { name: "name", required: true })),
+    h("fieldset", {}, h("legend", {}, "Documents"), docs.map((d) => h("label", { class: "check" },
+      h("input", { type: "checkbox", name: "documents", value: d.id }), d.name))),
+    field("Train share", h("input", { name: "train", type: "number", min: 0.05, max: 0.95, step: 0.05, value: 0.8 })),
+    field("Seed", h("input", { name: "seed", type: "number", value: 0 })),
+    h("div", {}, h("button", { type: "submit" }, "Group items")));
+  form.addEventListener("submit", (e) => { e.preventDefault(); act(async () => {
+    const f = new FormData(form); const ids = f.getAll("documents");
+    if (!ids.length) { toast("Choose at least one document", true); return; }
+    const train = Number(f.get("train"));
+    const r = await api("POST", "/api/dam/datasets", { json: { name: f.get("name"), documents: ids.map((id) => ({ id })),
+      split: { train, test: Math.round((1 - train) * 1000) / 1000 }, seed: Number(f.get("seed")) } });
+    out.replaceChildren(h("p", { class: "okc" }, "Grouped: ", (r.datasets || []).map((d) =>
+      `${text(d.purpose)} v${text(d.version)} (${text(d.item_count ?? d.items ?? "?")} items) `)));
+    toast("Dataset grouped"); onDone();
+  }); });
+  return h("div", {}, form, out);
+}
+
+function labellingForm(docs) {
+  const form = h("form", { class: "inline", "aria-label": "Create a labelling task" },
+    field("Document", select("document_id", docs.map((d) => [d.id, d.name]))),
+    field("Labels (comma separated)", h("input", { name: "labels", required: true })),
+    field("Kind", select("kind", ["classification", "detection"], "classification")),
+    h("button", { type: "submit" }, "Create labelling task"));
+  form.addEventListener("submit", (e) => { e.preventDefault(); act(async () => {
+    const f = new FormData(form);
+    await api("POST", "/api/dam/labelling-tasks", { json: { document_id: f.get("document_id"), kind: f.get("kind"),
+      labels: String(f.get("labels")).split(",").map((x) => x.trim()).filter(Boolean) } });
+    toast("Labelling task created"); window.dispatchEvent(new HashChangeEvent("hashchange"));
+  }); });
+  return form;
+}
+
 export async function data() {
   if (!has("GET", "/api/dam/documents")) return [h("h1", {}, "Data"), unavailable("DAM")];
   const docsBox = h("div"); const dsBox = h("div");
+  let docs = [];
   async function loadDocs() {
-    const docs = await api("GET", "/api/dam/documents");
+    docs = await api("GET", "/api/dam/documents");
     docsBox.replaceChildren(table([{ label: "Document", render: (d) => h("a", { href: `#/data/documents/${d.id}` }, d.name) },
       { label: "Kind", key: "kind" }, { label: "Rows", num: true, key: "row_count" }, { label: "Version", num: true, key: "current_version" },
       { label: "Description", key: "description" }, { label: "Updated", render: (d) => fmtDate(d.updated_at) }], docs, { empty: "No documents yet." }));
@@ -57,13 +95,25 @@ export async function data() {
   }
   await Promise.all([loadDocs(), loadDatasets()]);
   const labelling = has("GET", "/api/dam/labelling-tasks")
-    ? card("Labelling tasks", table([{ label: "Task", render: (t) => text(t.name ?? t.id) }, { label: "Status", key: "status" }],
-      await api("GET", "/api/dam/labelling-tasks").then((r) => (Array.isArray(r) ? r : r.items || [])).catch(() => [])))
+    ? card("Labelling tasks", can("engineer") ? labellingForm(docs) : null, table([{ label: "Task", render: (t) => text(t.title ?? t.name ?? t.id) },
+      { label: "Kind", key: "kind" }, { label: "Status", key: "status" }, { label: "Items", num: true, render: (t) => text(t.item_count ?? t.items) },
+      { label: "Created", render: (t) => fmtDate(t.created_at) }],
+      await api("GET", "/api/dam/labelling-tasks").then((r) => (Array.isArray(r) ? r : r.items || [])).catch(() => []), { empty: "No labelling tasks." }))
     : card("Labelling tasks", unavailable("Labelling tasks"));
   return [h("h1", {}, "Data"),
     can("tester") ? card("Upload files (MD5 dedup: a file already stored is not stored twice)", uploader()) : null,
     can("engineer") ? card("Import a document", importer(loadDocs)) : null,
-    card("Documents", docsBox), card("Datasets", dsBox), labelling];
+    card("Documents", docsBox),
+    can("engineer") && has("POST", "/api/dam/datasets") ? card("Group items into a dataset", groupForm(docs, loadDatasets)) : null,
+    card("Datasets", dsBox), labelling];
+}
+
+function distributionCharts(stats) {
+  const groups = [["class", stats.by_class], ["media type", stats.by_media_type], ["size", stats.by_size],
+    ["dimensions", stats.by_dimensions], ["box label", stats.by_box_label],
+    ...Object.entries(stats.by_column || {}).map(([c, d]) => [`column ${c}`, d])];
+  return groups.filter(([, d]) => d && Object.keys(d).length).map(([name, d]) =>
+    card(`Distribution by ${name}`, chart("bar", Object.keys(d), [{ label: "rows", data: Object.values(d) }], { label: `distribution by ${name}` })));
 }
 
 export async function documentDetail(id) {
@@ -72,30 +122,28 @@ export async function documentDetail(id) {
     api("GET", `/api/dam/documents/${id}/rows`, { query: { limit: 100 } }).catch(() => null),
     api("GET", `/api/dam/documents/${id}/stats`).catch(() => null),
     api("GET", `/api/dam/documents/${id}/versions`).catch(() => null)]);
-  const items = rows ? (Array.isArray(rows) ? rows : rows.items || rows.rows || []) : [];
-  const charts = [];
-  if (stats) {
-    for (const [name, dist] of Object.entries(stats.distributions || stats.columns || stats)) {
-      const pairs = Array.isArray(dist) ? dist.map((d) => [text(d.value ?? d.key), d.count]) : (dist && typeof dist === "object" ? Object.entries(dist) : []);
-      if (!pairs.length || typeof pairs[0][1] !== "number") continue;
-      charts.push(card(`Distribution: ${name}`, chart("bar", pairs.map((p) => p[0]), [{ label: name, data: pairs.map((p) => p[1]) }], { label: `distribution of ${name}` })));
-    }
-  }
+  const items = rows ? rows.items || [] : [];
+  const charts = stats ? distributionCharts(stats) : [];
   const compareBox = h("div");
   const vs = versions ? (Array.isArray(versions) ? versions : versions.items || []) : [];
+  const current = doc.current_version || 1;
   const cmp = h("form", { class: "inline", "aria-label": "Compare versions" },
-    field("Version A", h("input", { name: "a", type: "number", min: 1, value: Math.max(1, (doc.current_version || 1) - 1) })),
-    field("Version B", h("input", { name: "b", type: "number", min: 1, value: doc.current_version || 1 })),
+    field("Version A", h("input", { name: "a_version", type: "number", min: 1, value: Math.max(1, current - 1) })),
+    field("Version B", h("input", { name: "b_version", type: "number", min: 1, value: current })),
     h("button", { type: "submit" }, "Compare"));
   cmp.addEventListener("submit", (e) => { e.preventDefault(); act(async () => {
     const f = new FormData(cmp);
-    const r = await api("GET", "/api/dam/documents/compare", { query: { document_id: id, a: f.get("a"), b: f.get("b") } });
-    compareBox.replaceChildren(h("pre", {}, JSON.stringify(r, null, 2)));
+    const r = await api("GET", "/api/dam/documents/compare", { query: { a: id, b: id, a_version: f.get("a_version"), b_version: f.get("b_version") } });
+    compareBox.replaceChildren(h("p", {}, `${r.added_count} added, ${r.removed_count} removed, ${r.changed_count} relabelled`),
+      chart("bar", r.classes.map((c) => c.label), [{ label: `v${r.a.version}`, data: r.classes.map((c) => c.a) },
+        { label: `v${r.b.version}`, data: r.classes.map((c) => c.b) }], { label: "class counts per version" }));
   }); });
-  const thumb = (r) => (r.md5 && /^(image)/.test(text(r.media_type)) ? h("img", { class: "thumb", alt: text(r.path || r.md5), loading: "lazy", src: `/api/dam/files/${r.md5}/content` }) : "");
-  const cols = items.length ? Object.keys(items[0]).filter((k) => !["id", "extra"].includes(k)).slice(0, 8) : [];
+  const thumb = (r) => (r.md5 && r.media_type === "image" ? h("img", { class: "thumb", alt: text(r.path || r.md5), loading: "lazy", src: `/api/dam/files/${r.md5}/content` }) : "");
+  const extras = [...new Set(items.flatMap((r) => Object.keys(r.extra || {})))].slice(0, 5);
   return [h("p", {}, h("a", { href: "#/data" }, "← Data")), h("h1", {}, `Document: ${doc.name}`),
-    card("Rows (first 100)", table([{ label: "", render: thumb }, ...cols.map((c) => ({ label: c, render: (r) => text(r[c]) }))], items, { empty: "No rows." })),
+    card(`Rows (first 100 of ${rows ? rows.total : "?"})`, table([{ label: "", render: thumb }, { label: "#", key: "position", num: true },
+      { label: "Path", render: (r) => text(r.path) }, { label: "MD5", key: "md5" }, { label: "Label", key: "label" },
+      ...extras.map((c) => ({ label: c, render: (r) => text((r.extra || {})[c]) }))], items, { empty: "No rows." })),
     h("div", { class: "grid" }, charts.length ? charts : [card("Distributions", h("p", { class: "muted" }, "No distribution to draw."))]),
     h("div", { class: "spacer" }),
     card("Versions", table([{ label: "Version", key: "version" }, { label: "Rows", num: true, key: "row_count" }, { label: "By", render: (v) => text(v.created_by ?? v.user) },

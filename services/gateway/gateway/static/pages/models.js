@@ -18,11 +18,12 @@ export async function modelDetail(name) {
   if (can("engineer")) {
     aliasForm = h("form", { class: "inline", "aria-label": "Move an alias" },
       field("Alias", h("input", { name: "alias", required: true, value: "production" })),
-      field("Version", select("version_id", (m.versions || []).map((v) => [v.id, `v${v.version}`]))),
+      field("Version", select("version", (m.versions || []).map((v) => [v.version, `v${v.version}`]))),
+      field("Reason", h("input", { name: "reason" })),
       h("button", { type: "submit" }, "Move alias"));
     aliasForm.addEventListener("submit", (e) => { e.preventDefault(); act(async () => {
       const f = new FormData(aliasForm);
-      await api("POST", `/api/msm/models/${encodeURIComponent(name)}/aliases`, { json: { alias: f.get("alias"), version_id: f.get("version_id") } });
+      await api("POST", `/api/msm/models/${encodeURIComponent(name)}/aliases`, { json: { alias: f.get("alias"), version: f.get("version"), reason: f.get("reason") || "" } });
       toast("Alias moved"); window.dispatchEvent(new HashChangeEvent("hashchange"));
     }); });
   }

@@ -9,11 +9,13 @@ export async function tasks() {
   if (can("engineer") && has("POST", "/api/mtt/tasks")) {
     create = h("form", { class: "stack", "aria-label": "Create a task" },
       field("Name", h("input", { name: "name", required: true })), field("Kind", select("kind", ["train", "test"], "test")),
-      field("Dataset id", h("input", { name: "dataset_id" })), field("Model version id (test)", h("input", { name: "model_version_id" })),
+      field("Dataset id *", h("input", { name: "dataset_id", required: true })), field("Model name (test: its latest version)", h("input", { name: "model_name" })),
+      field("Command (empty: built-in evaluator)", h("input", { name: "command" })), h("label", { class: "check" }, h("input", { type: "checkbox", name: "run", value: "1" }), "Run at once"),
       h("div", {}, h("button", { type: "submit" }, "Create task")));
     create.addEventListener("submit", (e) => { e.preventDefault(); act(async () => {
-      const f = new FormData(create); const body = {};
-      for (const [k, v] of f.entries()) if (v) body[k] = v;
+      const f = new FormData(create);
+      const body = { kind: f.get("kind"), name: f.get("name"), datasets: [{ dataset_id: f.get("dataset_id") }], run: f.get("run") === "1" };
+      for (const k of ["model_name", "command"]) if (f.get(k)) body[k] = f.get(k);
       const t = await api("POST", "/api/mtt/tasks", { json: body }); toast("Task created"); location.hash = `#/tasks/${t.id}`;
     }); });
   }
@@ -36,13 +38,14 @@ export async function taskDetail(id) {
       h("tbody", {}, cm.counts.map((row, i) => h("tr", {}, h("th", { scope: "row" }, text(cm.labels[i])), row.map((c) => h("td", { class: "num" }, String(c)))))));
   }
   const logBox = h("pre", { "aria-live": "polite" }, "");
-  let timer = null;
+  let timer = null; let logOffset = 0;
   async function tail() {
     try {
-      const r = await api("GET", `/api/mtt/tasks/${id}/logs`, { query: { tail: 200 } });
-      logBox.textContent = typeof r === "string" ? r : text(r.lines ? r.lines.join("\n") : r.text ?? r);
+      const r = await api("GET", `/api/mtt/tasks/${id}/logs`, { query: { offset: logOffset } });
+      logBox.textContent += r.text || ""; logOffset = r.next_offset ?? logOffset;
+      if (r.complete) return;
     } catch { logBox.textContent = "(no logs)"; }
-    if (document.body.contains(logBox) && ["running", "queued", "pending"].includes(t.status)) timer = setTimeout(tail, 3000);
+    if (document.body.contains(logBox)) timer = setTimeout(tail, 3000);
   }
   if (has("GET", "/api/mtt/tasks/{task_id}/logs") || has("GET", "/api/mtt/tasks/{id}/logs")) tail(); else logBox.textContent = "(logs not available)";
   const run = can("engineer") ? h("button", { type: "button", onclick: () => act(async () => {
