@@ -129,7 +129,9 @@ async def start_runner(settings: Settings) -> AsyncIterator[Callable[..., Any]]:
     def _start(runner_id: str, **kw: Any) -> Runner:
         runner = Runner(settings, runner_id=runner_id, **kw)
         stop = asyncio.Event()
-        started.append((stop, asyncio.create_task(runner.run(stop))))
+        task = asyncio.create_task(runner.run(stop))
+        started.append((stop, task))
+        runner.stop_event, runner.task = stop, task  # type: ignore[attr-defined]
         return runner
 
     yield _start

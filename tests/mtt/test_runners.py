@@ -182,3 +182,34 @@ async def test_code_uploaded_as_an_archive(mtt: httpx.AsyncClient, settings: Set
     log = (await mtt.get(f"/tasks/{tid}/logs")).json()["text"]
     assert done["status"] == "succeeded", log
     assert "hello from the archive" in log and "code: 2 files" in log
+
+
+async def test_a_stopping_runner_hands_its_run_back(mtt: httpx.AsyncClient, settings: Settings, start_runner,
+                                                    tmp_path: Path) -> None:
+    ds, key = await put_dataset(settings, digits(5))
+    pid_file = tmp_path / "child.pid"
+    code = code_dir(tmp_path, "spawn", SPAWN.replace("time.sleep(600)", "time.sleep(600 if 'first' in sys.argv[2:] else 0)"))
+    marker = tmp_path / "first"
+    marker.write_text("")
+    task = (await mtt.post("/tasks", json={
+        "kind": "train", "datasets": [{"dataset_id": ds, "manifest_key": key}], "code_location": str(code),
+        "command": f"sh -c 'if [ -e {marker} ]; then rm {marker}; exec python main.py {pid_file} first; "
+                   f"else exec python main.py {pid_file}; fi'", "run": True})).json()
+    a = start_runner("runner-stopping")
+    first = await task_in(mtt, task["id"], "running")
+    assert first["runner_id"] == "runner-stopping"
+    await wait_for(lambda: _all_exist([pid_file]), "the first attempt's child")
+    child = int(pid_file.read_text())
+    pid_file.unlink()
+    a.stop_event.set()
+    await a.task
+    assert not alive(child)  # no orphan left by the stopped runner
+    requeued = (await mtt.get(f"/tasks/{task['id']}")).json()
+    assert requeued["status"] == "queued" and requeued["attempt"] == 2  # a new attempt, its own log
+    start_runner("runner-next")
+    done = await task_in(mtt, task["id"], "succeeded", "failed")
+    assert done["status"] == "succeeded" and done["runner_id"] == "runner-next" and done["attempt"] == 2
+    # the second attempt's command left `sleep 600` behind: it was killed with the group, not waited for
+    assert not alive(int(pid_file.read_text()))
+    first_log = (await mtt.get(f"/tasks/{task['id']}/logs", params={"attempt": 1})).json()
+    assert "runner-stopping" in first_log["text"] and "runner-next" not in first_log["text"] and first_log["complete"]

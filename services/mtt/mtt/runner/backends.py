@@ -30,6 +30,9 @@ class RunningProcess(Protocol):
 
     async def wait(self) -> int: ...
 
+    def exited(self) -> int | None:
+        """The exit code once the command itself ended (its children may live on), else None."""
+
     async def kill(self) -> None:
         """Stop the whole process tree (graceful first, then by force)."""
 
@@ -52,7 +55,10 @@ class _Subprocess:
         return await self.proc.stdout.read(65536)
 
     async def wait(self) -> int:
-        return await self.proc.wait()
+        return await self.proc.wait()  # asyncio returns once the pipes closed too
+
+    def exited(self) -> int | None:
+        return self.proc.returncode
 
     def _signal(self, sig: int) -> None:
         with suppress(ProcessLookupError, PermissionError):
@@ -104,6 +110,9 @@ class _Container:
 
     async def read(self) -> bytes:
         return await self.chunks.get()
+
+    def exited(self) -> int | None:
+        return None  # `wait()` returns when the container ends
 
     async def wait(self) -> int:
         result = await asyncio.to_thread(self.container.wait)

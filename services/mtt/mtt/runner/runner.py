@@ -45,7 +45,7 @@ from mtt.runner.backends import Backend, DockerBackend, ProcessSpec, SubprocessB
 from mtt.runner.logs import LogSink
 from mtt.runner.mlflow_rest import MlflowError, MlflowRest
 from mtt.runner.queue import RunMessage, dispatch_pending, durable, ensure_consumer, ensure_stream, subject
-from mtt.task.models import Task
+from mtt.task.models import RunRequest, Task
 from mtt.task.repository import TaskRepository
 
 log = structlog.get_logger(__name__)
@@ -104,9 +104,7 @@ class Runner:
             while not stop.is_set():
                 with suppress(Exception):
                     await dispatch_pending(self.db, js, self.settings)
-                await slots.acquire()
-                if stop.is_set():
-                    slots.release()
+                if not await _acquire_or_stop(slots, stop):
                     break
                 try:
                     msgs = await psub.fetch(1, timeout=self.settings.poll_seconds)
@@ -128,7 +126,9 @@ class Runner:
                 with suppress(BaseException):
                     await t
             with suppress(Exception):
-                await self.nc.drain()
+                await psub.unsubscribe()
+            with suppress(Exception):
+                await self.nc.close()  # not drain(): a pull subscription's drain waits out its 30 s timeout
             await self.db.dispose()
             log.info("runner_stopped", runner=self.id)
 
@@ -143,12 +143,32 @@ class Runner:
             if task is None:
                 await msg.ack()
                 return
-            await self.execute(task, msg)
+            try:
+                await self.execute(task, msg)
+            except asyncio.CancelledError:  # shutting down: hand the run back to the queue at once
+                await asyncio.shield(self._requeue(task, msg))
+                raise
             await msg.ack()
         except Exception:  # noqa: BLE001 - left unacked: redelivered after ack_wait, taken over when stale
             log.exception("run_crashed", runner=self.id)
         finally:
             slots.release()
+
+    async def _requeue(self, task: Task, msg: Msg) -> None:
+        """A new attempt (its own log and work dir) queued through a new run request; this message is done."""
+        with suppress(Exception):
+            async with self.db.transaction() as session:
+                repo = TaskRepository(session)
+                row = await repo.get(task.id, for_update=True)
+                if row is not None and row.attempt == task.attempt and row.status == "running":
+                    now = utcnow()
+                    row.attempt += 1
+                    row.status, row.runner_id, row.updated_at, row.queued_at = "queued", None, now, now
+                    row.error = f"attempt {task.attempt} stopped with runner {self.id}"
+                    await repo.add_run_request(RunRequest(id=uuid.uuid4(), task_id=row.id, attempt=row.attempt,
+                                                          queue=row.queue, created_at=now))
+            await msg.ack()
+            log.info("run_requeued", task_id=str(task.id), runner=self.id)
 
     async def _claim(self, req: RunMessage) -> Task | None:
         async with self.db.transaction() as session:
@@ -195,6 +215,13 @@ class Runner:
             else:
                 await self._evaluate(task, work, manifests, sink, cancel, result)
             await self._collect(task, work, sink, result)
+        except asyncio.CancelledError:  # the runner is stopping (see _requeue): stop this run's helpers
+            watch_stop.set()
+            stop_flush.set()
+            sink.line(f"runner {self.id} stopped; the task is queued again")
+            with suppress(BaseException):
+                await asyncio.shield(sink.flush())
+            raise
         except EvaluationCancelled:
             result.status, result.error = "cancelled", "cancelled"
         except (RunFailed, MLifeError, MlflowError) as exc:
@@ -375,18 +402,26 @@ class Runner:
         timeout = task.timeout_seconds or self.settings.task_timeout_seconds
         deadline = time.monotonic() + timeout
         reason = None
-        while not waiter.done():
-            await asyncio.wait({waiter}, timeout=self.settings.poll_seconds)
-            if waiter.done():
-                break
-            if cancel.is_set():
-                reason = "cancelled"
-            elif time.monotonic() > deadline:
-                reason = f"timed out after {timeout:g} s"
-            if reason:
-                sink.line(f"{reason}: stopping the process group")
-                await proc.kill()
-                break
+        try:
+            while not waiter.done():
+                await asyncio.wait({waiter}, timeout=self.settings.poll_seconds)
+                if waiter.done():
+                    break
+                if proc.exited() is not None:  # the command ended; what it started must not hold its output
+                    await proc.cleanup()
+                    continue
+                if cancel.is_set():
+                    reason = "cancelled"
+                elif time.monotonic() > deadline:
+                    reason = f"timed out after {timeout:g} s"
+                if reason:
+                    sink.line(f"{reason}: stopping the process group")
+                    await proc.kill()
+                    break
+        except asyncio.CancelledError:  # the runner is shutting down: no orphan; the queue redelivers the run
+            await asyncio.shield(proc.kill())
+            await proc.cleanup()
+            raise
         code_ = await waiter
         await proc.cleanup()
         with suppress(asyncio.TimeoutError):
@@ -527,6 +562,24 @@ class Runner:
             else:
                 await outbox.add(session, TaskFailed(task_id=row.id, kind=row.kind,  # type: ignore[arg-type]
                                                      reason=(result.error or result.status)[:2000]))
+
+
+async def _acquire_or_stop(slots: asyncio.Semaphore, stop: asyncio.Event) -> bool:
+    """Take a free slot (True), or see `stop` first (False, no slot held)."""
+    acquire = asyncio.create_task(slots.acquire())
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait({acquire, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if not acquire.done():
+        acquire.cancel()
+        with suppress(asyncio.CancelledError):
+            await acquire
+    if acquire.done() and not acquire.cancelled():
+        if stop.is_set():
+            slots.release()
+            return False
+        return True
+    return False
 
 
 def parse_manifest(raw: bytes, key: str) -> list[dict[str, Any]]:
