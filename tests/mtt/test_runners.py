@@ -213,3 +213,36 @@ async def test_a_stopping_runner_hands_its_run_back(mtt: httpx.AsyncClient, sett
     assert not alive(int(pid_file.read_text()))
     first_log = (await mtt.get(f"/tasks/{task['id']}/logs", params={"attempt": 1})).json()
     assert "runner-stopping" in first_log["text"] and "runner-next" not in first_log["text"] and first_log["complete"]
+
+
+OWN_TESTING = """
+from mlife.tracking import dataset_items, log_metric, save_outcomes
+items = dataset_items()
+lines = [{"sample_id": it["md5"], "data_ref": it["md5"], "ground_truth": it["label"],
+          "prediction": "7", "correct": it["label"] == "7"} for it in items]
+save_outcomes(lines)
+log_metric("my_score", 0.5)
+print("tested", len(lines), flush=True)
+"""
+
+
+async def test_own_testing_code_reports_outcomes(mtt: httpx.AsyncClient, settings: Settings, start_runner,
+                                                 tmp_path: Path) -> None:
+    items = digits(12)
+    ds, key = await put_dataset(settings, items)
+    await make_store(settings).put("models/plain/model.onnx", iterate(linear_classifier()))
+    code = code_dir(tmp_path, "own", OWN_TESTING)
+    task = (await mtt.post("/tasks", json={
+        "kind": "test", "datasets": [{"dataset_id": ds, "manifest_key": key}], "code_location": str(code),
+        "command": "python main.py", "function": "digits", "run": True,
+        "model": {"name": "plain", "version": "3", "object_key": "models/plain/model.onnx"}})).json()
+    start_runner("runner-own")
+    done = await task_in(mtt, task["id"], "succeeded", "failed")
+    assert done["status"] == "succeeded", done["error"]
+    sevens = sum(1 for _, label in items if label == "7")
+    assert done["metrics"]["my_score"] == 0.5 and done["metrics"]["accuracy"] == sevens / len(items)
+    (tc,) = [e["data"] for e in await outbox_events(settings, "testing.completed")]
+    assert tc["model_version"] == "3" and tc["metrics"]["errors"] == len(items) - sevens
+    report = (await mtt.get(f"/tasks/{task['id']}/report")).json()
+    assert sum(map(sum, report["confusion"])) == len(items)
+    assert all(p["predicted"] == "7" for p in report["most_confused"])

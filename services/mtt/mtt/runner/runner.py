@@ -31,14 +31,14 @@ from nats.errors import TimeoutError as NatsTimeout
 
 from mlife_shared.db import Database, utcnow
 from mlife_shared.errors import MLifeError
-from mlife_shared.events.contracts import ModelUploaded, TaskFailed, TaskFinished, TestingCompleted
+from mlife_shared.events.contracts import ModelUploaded, TaskFailed, TaskFinished, TestingCompleted, TestingOutcomeLine
 from mlife_shared.messaging import outbox
 from mlife_shared.messaging.bus import connect_with_retry
 from mlife_shared.objectstore import ObjectStore, ScopedStore, make_store
 from mlife_shared.objectstore.base import ObjectNotFound, iterate, read_all
 from mlife_shared.onnx_safety import inspect_onnx
 from mtt.config import Settings
-from mtt.evaluator.evaluate import EvaluationCancelled, evaluate
+from mtt.evaluator.evaluate import EvaluationCancelled, evaluate, score
 from mtt.evaluator.preprocess import parse_preprocess
 from mtt.runner.code import extract
 from mtt.runner.backends import Backend, DockerBackend, ProcessSpec, SubprocessBackend
@@ -511,6 +511,21 @@ class Runner:
         outcomes = out / "outcomes.jsonl"
         if outcomes.is_file() and result.outcomes_key is None:
             key = f"tasks/{task.id}/outcomes/{task.attempt}.jsonl"
+            truth, pred = [], []
+            for n, line in enumerate(outcomes.read_text().splitlines(), 1):
+                if not line.strip():
+                    continue
+                try:
+                    o = TestingOutcomeLine.model_validate_json(line)
+                except ValueError as exc:
+                    raise RunFailed(f"outcomes.jsonl line {n} is not a TestingOutcomeLine: {exc}") from exc
+                truth.append("" if o.ground_truth is None else str(o.ground_truth))
+                pred.append("" if o.prediction is None else str(o.prediction))
+            metrics, per_class, classes, cm = score(truth, pred)
+            result.evaluation = {"metrics": metrics, "per_class": per_class, "classes": classes, "confusion": cm,
+                                 "seconds": {}}
+            for k, v in metrics.items():
+                result.metrics.setdefault(k, v)
             stored = await self.store.put(key, _file_chunks(outcomes), content_type="application/x-ndjson")
             result.outcomes_key = self.store.full_key(key)
             result.artifacts.append({"kind": "outcomes", "key": result.outcomes_key, "size": stored.size})
