@@ -11,6 +11,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -185,6 +186,18 @@ async def test_model_alias_and_deploy_through_the_gate(stack: Stack, tmp_path: P
                  "cli smoke test", "--json", role="maintainer")
     out = ok(over)
     assert out["overridden"] is True and out["override_by"] == "maintainer-user"
+    # MSM's worker brings the deployment up; then `mlife predict` calls it.
+    with Client(stack.url, stack.tokens["viewer"]) as c:
+        for _ in range(120):
+            status = c.request("GET", f"/api/msm/deployments/{out['id']}")["status"]
+            if status not in ("requested", "deploying"):
+                break
+            time.sleep(0.5)
+    assert status == "live", status
+    pred = ok(mlife(stack, tmp_path, "predict", f"{endpoint}-2", "--input", '{"x": [0, 0, 1, 0]}', "--json",
+                    role="viewer"))
+    probs = pred["outputs"]["probs"]
+    assert max(range(4), key=lambda i: probs[i]) == 2, probs
 
 
 async def test_task_list(stack: Stack, tmp_path: Path) -> None:

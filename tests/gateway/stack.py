@@ -114,7 +114,8 @@ async def start_stack(home: Path, nats_url: str) -> Stack:
         port = free_port()
         (home / service).mkdir(parents=True, exist_ok=True)
         env = dict(base_env, MLIFE_HOME=str(home / service), **{f"MLIFE_{service.upper()}_DATABASE_URL": db})
-        proc = subprocess.Popen([sys.executable, "-m", service, "api", "--port", str(port)], env=env,
+        # api + worker in one process, as `mlife up` runs them: events flow (deployments come up, …)
+        proc = subprocess.Popen([sys.executable, "-m", service, "all", "--port", str(port)], env=env,
                                 stdout=subprocess.DEVNULL, stderr=_log(home, service))
         stack.procs.append(proc)
         started[service] = (f"http://127.0.0.1:{port}", proc)

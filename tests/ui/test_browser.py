@@ -244,3 +244,16 @@ async def test_documents_distributions_and_group_items(page: Page, stack: Stack,
     await p.click(f"{group} button[type=submit]")
     await p.wait_for_selector("section:has(h2:text('Group items')) p.okc:text('Grouped')")
     assert page.console_errors() == []
+
+
+async def test_every_page_renders_for_a_viewer_without_console_errors(page: Page, stack: Stack) -> None:
+    await login(page, stack, "viewer")
+    p = page.page
+    for href, title in (("#/badcases", "Badcases"), ("#/data", "Data"), ("#/tasks", "Tasks"), ("#/models", "Models"),
+                        ("#/deployments", "Deployments"), ("#/account", "Account"), ("#/dashboard", "Dashboard")):
+        await p.click(f"nav a[href='{href}']")
+        await p.wait_for_selector(f"main h1:text('{title}')")
+        await p.wait_for_load_state("networkidle")
+        assert await p.get_attribute(f"nav a[href='{href}']", "aria-current") == "page"
+    assert await p.query_selector("form[aria-label='Create a user']") is None, "users are for maintainers"
+    assert page.console_errors() == []
