@@ -155,6 +155,10 @@ async def test_document_import_and_export(stack: Stack, tmp_path: Path) -> None:
     assert [r["annotation"] for r in exported] == [r["annotation"] for r in original]
     listed = ok(mlife(stack, tmp_path, "document", "list", "--json", role="viewer"))
     assert d["id"] in [x["id"] for x in listed]
+    grouped = ok(mlife(stack, tmp_path, "dataset", "group", "--name", f"set-{d['id'][:6]}", "--document", d["id"],
+                       "--split", "train=0.5,test=0.5", "--json", role="engineer"))
+    sizes = {x["purpose"]: x.get("item_count") for x in grouped["datasets"]}
+    assert set(sizes) == {"train", "test"} and sum(sizes.values()) == 4, grouped
 
 
 async def test_model_alias_and_deploy_through_the_gate(stack: Stack, tmp_path: Path) -> None:

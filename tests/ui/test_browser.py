@@ -127,6 +127,10 @@ async def test_file_find_filter_triage_a_badcase(page: Page, stack: Stack, tmp_p
     async with httpx.AsyncClient(base_url=stack.url, headers=stack.auth("viewer")) as c:
         found = (await c.get("/api/bam/badcases", params={"function": f"emotion-{marker}"})).json()["items"]
     assert found[0]["status"] == "triaged" and found[0]["owner"] == "tess" and found[0]["tags"] == ["ui", "browser"]
+    await p.click("button:text('Add to test data')")
+    await p.wait_for_selector("#toast div:text('Added to test data')")
+    async with httpx.AsyncClient(base_url=stack.url, headers=stack.auth("viewer")) as c:
+        assert (await c.get(f"/api/bam/badcases/{found[0]['id']}")).json()["added_to_test_data_at"] is not None
     assert page.console_errors() == []
 
 
