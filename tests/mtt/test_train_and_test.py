@@ -33,8 +33,36 @@ async def deliver(settings: Settings, handler, data) -> None:  # type: ignore[no
         await db.dispose()
 
 
+async def bam_badcases_from(settings: Settings, envelope: dict, bam_db: str) -> int:
+    """Apply BAM's own testing.completed handler to MTT's event; → badcases BAM recorded from testing."""
+    from sqlalchemy import func, select
+
+    from bam.badcase.models import Badcase
+    from bam.config import Settings as BamSettings
+    from bam.outcome.service import apply_testing_completed
+    from mlife_shared.events import Envelope
+    from mlife_shared.events.contracts import TestingCompleted
+
+    bam_settings = BamSettings(environment="test", database_url=bam_db, identity_secret="x", home=settings.home,
+                               object_store=settings.object_store, s3_endpoint=settings.s3_endpoint,
+                               s3_access_key=settings.s3_access_key, s3_secret_key=settings.s3_secret_key,
+                               s3_bucket=settings.s3_bucket)
+    event = Envelope[TestingCompleted].model_validate(envelope)
+    db = Database(bam_db)
+    try:
+        async with db.transaction() as session:
+            await apply_testing_completed(session, bam_settings, make_store(bam_settings), event)
+        async with db.transaction() as session:
+            return int((await session.execute(select(func.count()).select_from(Badcase)
+                                              .where(Badcase.source == "testing"))).scalar_one())
+    finally:
+        await db.dispose()
+
+
 async def test_train_on_grouped_dataset_then_test_and_regress(mtt: httpx.AsyncClient, settings: Settings,
-                                                              start_runner, mlflow_server: str) -> None:
+                                                              start_runner, mlflow_server: str,
+                                                              make_database) -> None:  # type: ignore[no-untyped-def]
+    bam_db = await make_database("bam.migrations")
     data = digits()
     train_items, test_items = data[:1200], data[1200:]
     train_id, train_key = await put_dataset(settings, train_items)
@@ -101,6 +129,11 @@ async def test_train_on_grouped_dataset_then_test_and_regress(mtt: httpx.AsyncCl
     wrong = [x for x in lines if not x.correct]
     assert len(wrong) == round(tc["metrics"]["errors"]) > 0
     assert all(x.prediction != x.ground_truth and x.data_ref for x in wrong)
+    # BAM's consumer turns the mispredictions into badcases (its own database, the same store)
+    assert await bam_badcases_from(settings, tc_event := next(
+        e for e in await outbox_events(settings, "testing.completed") if e["data"]["task_id"] == test["id"]),
+        bam_db) == len(wrong)
+    assert tc_event["type"] == "testing.completed"
     # the report: confusion matrix, most-confused classes, per-class comparison
     rep = (await mtt.get(f"/tasks/{test['id']}/report")).json()
     assert len(rep["confusion"]) == len(rep["classes"]) == 10
