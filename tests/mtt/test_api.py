@@ -151,3 +151,47 @@ async def test_grouping_order_and_idempotence(mtt: httpx.AsyncClient, settings: 
     assert sorted(t["datasets"][0]["dataset_id"] for t in tests) == sorted([test_id, bad_id])
     assert all(t["origin"] == "dataset.grouped" and t["status"] == "draft" for t in tests)
     assert len(await outbox_events(settings, "task.created")) == 3
+
+
+async def test_runs_whose_runner_went_silent_are_queued_again(mtt: httpx.AsyncClient, settings: Settings,
+                                                              tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from mlife_shared.app import service_context
+    from mlife_shared.db import Database, utcnow
+    from mtt.app import SPEC
+    from mtt.task.models import RunRequest, Task
+
+    ds, key = await put_dataset(settings, digits(3))
+    code = tmp_path / "code"
+    code.mkdir()
+    base = {"kind": "train", "datasets": [{"dataset_id": ds, "manifest_key": key}], "code_location": str(code),
+            "command": "python x.py", "run": True}
+    ids = [(await mtt.post("/tasks", json=base)).json()["id"] for _ in range(3)]
+    db = Database(settings.database_url)
+    try:
+        async with db.transaction() as session:  # as if runners took them: one silent, one cancelled, one alive
+            for i, tid in enumerate(ids):
+                t = await session.get(Task, _uuid(tid))
+                t.status, t.runner_id = "running", f"r{i}"
+                t.heartbeat_at = utcnow() - timedelta(seconds=settings.stale_after_seconds * (2 if i < 2 else 0))
+                t.cancel_requested = i == 1
+        (job,) = SPEC.jobs(service_context(SPEC, settings))
+        async with db.transaction() as session:
+            assert await job.run(session) == 2
+        async with db.transaction() as session:
+            from sqlalchemy import select
+
+            requests = (await session.execute(select(RunRequest.task_id, RunRequest.attempt))).all()
+    finally:
+        await db.dispose()
+    silent, cancelled, alive = [(await mtt.get(f"/tasks/{i}")).json() for i in ids]
+    assert (silent["status"], silent["attempt"]) == ("queued", 2) and "lost its runner r0" in silent["error"]
+    assert cancelled["status"] == "cancelled" and alive["status"] == "running"
+    assert sorted((str(t), a) for t, a in requests) == sorted([(i, 1) for i in ids] + [(ids[0], 2)])
+
+
+def _uuid(value: str):  # type: ignore[no-untyped-def]
+    import uuid as _u
+
+    return _u.UUID(value)

@@ -3,16 +3,30 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from functools import partial
+from typing import cast
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from fastapi import FastAPI
 
 from mlife_shared.app import ServiceContext, ServiceSpec, create_app
+from mlife_shared.jobs import Job
 from mlife_shared.messaging.consumer import Subscription
 from mtt.config import Settings
 from mtt.report.router import router as report_router
 from mtt.task import models as _models  # noqa: F401 - the tables, for migrations
 from mtt.task.consumers import on_dataset_grouped, on_model_registered
 from mtt.task.router import router as task_router
+from mtt.task.service import TaskService
+
+
+def jobs(ctx: ServiceContext) -> list[Job]:
+    settings = cast(Settings, ctx.settings)
+
+    async def requeue_stale(session: AsyncSession) -> int:
+        return await TaskService(session, settings, ctx.store).requeue_stale()
+
+    return [Job("requeue-stale-runs", max(10.0, settings.stale_after_seconds / 2), requeue_stale)]
 
 
 def subscriptions(ctx: ServiceContext) -> list[Subscription]:
@@ -50,6 +64,7 @@ SPEC = ServiceSpec(
     settings_cls=Settings,
     migrations="mtt.migrations",
     subscriptions=subscriptions,
+    jobs=jobs,
     routers=lambda: [task_router, report_router],
     extra_lifespan=embedded_runner,
 )

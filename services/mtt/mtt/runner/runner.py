@@ -221,6 +221,9 @@ class Runner:
             sink.line(f"runner {self.id} stopped; the task is queued again")
             with suppress(BaseException):
                 await asyncio.shield(sink.flush())
+            if mlflow is not None and task.mlflow_run_id:
+                with suppress(BaseException):
+                    await asyncio.shield(mlflow.finish(task.mlflow_run_id, "KILLED"))
             raise
         except EvaluationCancelled:
             result.status, result.error = "cancelled", "cancelled"

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -40,6 +41,13 @@ class TaskRepository:
     async def refresh_flags(self, task_id: uuid.UUID) -> tuple[str, bool] | None:
         row = (await self.session.execute(select(Task.status, Task.cancel_requested).where(Task.id == task_id))).first()
         return (row[0], row[1]) if row else None
+
+    async def stale_running(self, before: "datetime", limit: int = 100) -> Sequence[Task]:
+        stmt = (select(Task).where(Task.status == "running", Task.heartbeat_at < before)
+                .order_by(Task.heartbeat_at).limit(limit))
+        if is_postgres(self.session):
+            stmt = stmt.with_for_update(skip_locked=True)
+        return (await self.session.execute(stmt)).scalars().all()
 
     async def heartbeat(self, task_id: uuid.UUID, attempt: int) -> None:
         await self.session.execute(update(Task).where(Task.id == task_id, Task.attempt == attempt)

@@ -239,6 +239,24 @@ class TaskService:
                                                    queue=task.queue, created_at=now))
         return task
 
+    async def requeue_stale(self) -> int:
+        """Runs whose runner went silent (no heartbeat for `stale_after_seconds`): a new attempt is queued."""
+        from datetime import timedelta
+
+        now = utcnow()
+        stale = await self.repo.stale_running(now - timedelta(seconds=self.settings.stale_after_seconds))
+        for task in stale:
+            old, runner = task.attempt, task.runner_id or "?"
+            task.status = "ready"
+            if task.cancel_requested:
+                task.status, task.finished_at, task.error = "cancelled", now, "cancelled (its runner went silent)"
+                await outbox.add(self.session, TaskFailed(task_id=task.id, kind=task.kind,  # type: ignore[arg-type]
+                                                          reason="cancelled"))
+                continue
+            await self.enqueue(task)
+            task.error = f"attempt {old} lost its runner {runner}"
+        return len(stale)
+
     async def cancel(self, task: Task, who: str) -> Task:
         if task.status in TERMINAL:
             raise TaskStateConflict(f"the task already ended ({task.status})")
