@@ -72,7 +72,8 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             with suppress(httpx.HTTPError):
                 if httpx.get(f"{url}/health", timeout=2).status_code == 200:
                     break
-            assert time.monotonic() < deadline, "mlflow server did not start: " + (folder / "server.log").read_text()[-3000:]
+            log = (folder / "server.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "mlflow server did not start: " + log
             time.sleep(0.5)
         yield url
     finally:
@@ -172,8 +173,8 @@ async def outbox_events(settings: Settings, subject: str | None = None) -> list[
         await db.dispose()
 
 
-async def put_dataset(settings: Settings, items: list[tuple[bytes, str]], *, badcase_ids: list[str | None] | None = None,
-                      ) -> tuple[str, str]:
+async def put_dataset(settings: Settings, items: list[tuple[bytes, str]], *,
+                      badcase_ids: list[str | None] | None = None) -> tuple[str, str]:
     """What DAM does for "group items": each file under dam/files/<md5>, a JSON-lines manifest. → (dataset id, key)"""
     store = make_store(settings)
     ds = str(uuid.uuid4())

@@ -171,7 +171,8 @@ async def test_code_uploaded_as_an_archive(mtt: httpx.AsyncClient, settings: Set
         assert r.status_code == 422 and needle in r.json()["detail"], r.text
     assert (await mtt.get(f"/tasks/{tid}")).json()["code_location"] is None
     r = await mtt.post(f"/tasks/{tid}/code", content=_zip({
-        "pkg/main.py": b"import helper\nhelper.hello()\n", "pkg/helper.py": b"def hello():\n    print('hello from the archive')\n"}))
+        "pkg/main.py": b"import helper\nhelper.hello()\n",
+        "pkg/helper.py": b"def hello():\n    print('hello from the archive')\n"}))
     assert r.status_code == 201 and r.json()["code_location"].startswith("store:mtt/tasks/")
     assert r.json()["status"] == "draft"  # still needs its command
     r = await mtt.patch(f"/tasks/{tid}", json={"command": "python pkg/main.py"})
@@ -188,7 +189,8 @@ async def test_a_stopping_runner_hands_its_run_back(mtt: httpx.AsyncClient, sett
                                                     tmp_path: Path) -> None:
     ds, key = await put_dataset(settings, digits(5))
     pid_file = tmp_path / "child.pid"
-    code = code_dir(tmp_path, "spawn", SPAWN.replace("time.sleep(600)", "time.sleep(600 if 'first' in sys.argv[2:] else 0)"))
+    script = SPAWN.replace("time.sleep(600)", "time.sleep(600 if 'first' in sys.argv[2:] else 0)")
+    code = code_dir(tmp_path, "spawn", script)
     marker = tmp_path / "first"
     marker.write_text("")
     task = (await mtt.post("/tasks", json={

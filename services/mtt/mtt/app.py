@@ -60,7 +60,8 @@ async def embedded_runner(app: FastAPI) -> AsyncIterator[None]:
 SPEC = ServiceSpec(
     name="mtt",
     title="MTT — model training & testing",
-    description="Training and testing tasks with a Task ID, user code runners, the built-in ONNX evaluator and MLflow tracking.",
+    description="Training and testing tasks with a Task ID, user code runners, the built-in ONNX evaluator and "
+                "MLflow tracking.",
     settings_cls=Settings,
     migrations="mtt.migrations",
     subscriptions=subscriptions,

@@ -65,7 +65,8 @@ class MlflowRest:
         while body["metrics"] or body["params"] or body["tags"]:
             chunk = {"run_id": run_id, "metrics": body["metrics"][:1000], "params": body["params"][:100],
                      "tags": body["tags"][:100]}
-            body["metrics"], body["params"], body["tags"] = body["metrics"][1000:], body["params"][100:], body["tags"][100:]
+            body["metrics"], body["params"] = body["metrics"][1000:], body["params"][100:]
+            body["tags"] = body["tags"][100:]
             await self._call("POST", "runs/log-batch", json=chunk)
 
     async def log_inputs(self, run_id: str, datasets: list[dict[str, str]]) -> None:

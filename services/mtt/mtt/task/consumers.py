@@ -107,8 +107,8 @@ async def on_model_registered(event: Envelope[ModelRegistered], session: AsyncSe
             for ds in source.datasets:  # the test sets grouped with its train set
                 known = await repo.dataset(uuid.UUID(ds["dataset_id"]))
                 if known is not None and known.group_id is not None:
-                    targets += [(s.dataset_id, s.manifest_key) for s in await repo.group_siblings(known.group_id, "test")
-                                if not s.is_badcase_test_set]
+                    siblings = await repo.group_siblings(known.group_id, "test")
+                    targets += [(s.dataset_id, s.manifest_key) for s in siblings if not s.is_badcase_test_set]
     if d.evaluate_on_dataset_id is not None:
         known = await repo.dataset(d.evaluate_on_dataset_id)
         if known is not None:
