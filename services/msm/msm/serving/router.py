@@ -29,7 +29,7 @@ async def serving_viewer(request: Request) -> Identity:
     if cached is not None and cached[0] > time.time():
         identity = cached[1]
     else:
-        identity = current_identity(request)
+        identity = await current_identity(request)
         if len(verified) > 10_000:
             verified.clear()
         claims = jwt.decode(token, options={"verify_signature": False})  # verified just above
