@@ -38,12 +38,13 @@ def build(task: Task) -> dict[str, Any]:
     classes: list[str] = ev.get("classes", [])
     cm: list[list[int]] = ev.get("confusion", [])
     per_class: dict[str, dict[str, float]] = ev.get("per_class", {})
+    square = len(cm) == len(classes) and all(len(row) == len(classes) for row in cm)  # none for detection
     pairs = [{"true": classes[i], "predicted": classes[j], "count": cm[i][j],
               "share_of_true": cm[i][j] / max(1, sum(cm[i]))}
-             for i in range(len(classes)) for j in range(len(classes)) if i != j and cm[i][j] > 0]
+             for i in range(len(classes)) for j in range(len(classes)) if square and i != j and cm[i][j] > 0]
     pairs.sort(key=lambda p: (-p["count"], p["true"], p["predicted"]))
     weakest = sorted(({"class": c, **v} for c, v in per_class.items() if v.get("support", 0) > 0),
-                     key=lambda r: (r["f1"], r["class"]))
+                     key=lambda r: (r.get("f1", r.get("ap", 0.0)), r["class"]))
     return {"classes": classes, "confusion": cm, "per_class": per_class, "most_confused": pairs[:10],
             "weakest_classes": weakest[:5]}
 
@@ -54,7 +55,9 @@ def compare(a: Task, b: Task) -> dict[str, Any]:
     for c in sorted(set(pa) | set(pb), key=lambda x: (len(x), x)):
         ra, rb = pa.get(c, {}), pb.get(c, {})
         row: dict[str, Any] = {"class": c}
-        for m in ("precision", "recall", "f1"):
+        for m in ("precision", "recall", "f1", "ap"):
+            if m not in ra and m not in rb:
+                continue
             va, vb = ra.get(m), rb.get(m)
             row[m] = va
             row[f"other_{m}"] = vb
@@ -63,8 +66,8 @@ def compare(a: Task, b: Task) -> dict[str, Any]:
     metrics = {k: {"this": v, "other": b.metrics.get(k), "delta": (v - b.metrics[k]) if k in b.metrics else None}
                for k, v in a.metrics.items()}
     return {"other_task_id": str(b.id), "other_model": b.model, "metrics": metrics, "per_class": rows,
-            "worse_classes": [r["class"] for r in rows if (r["delta_f1"] or 0) < 0],
-            "better_classes": [r["class"] for r in rows if (r["delta_f1"] or 0) > 0]}
+            "worse_classes": [r["class"] for r in rows if (r.get("delta_f1", r.get("delta_ap")) or 0) < 0],
+            "better_classes": [r["class"] for r in rows if (r.get("delta_f1", r.get("delta_ap")) or 0) > 0]}
 
 
 @router.get("/{task_id}/report")

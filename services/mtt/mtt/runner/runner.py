@@ -458,8 +458,19 @@ class Runner:
         prep = parse_preprocess(task.params["preprocess"], where="params.preprocess") \
             if "preprocess" in task.params else None
         sink.line(f"evaluating {task.model['name']}:{task.model['version']} on {len(items)} samples")
-        ev = await asyncio.to_thread(evaluate, path, items, prep, batch_size=self.settings.eval_batch_size,
-                                     cancel=cancel)
+        if task.params.get("evaluator") == "detection":
+            from mtt.evaluator.detection import DetectionParams, evaluate_detection
+
+            if prep is None:
+                raise RunFailed("object detection needs params.preprocess (declared, not guessed)")
+            try:
+                det = DetectionParams.model_validate(task.params.get("detection") or {})
+            except ValueError as exc:
+                raise RunFailed(f"params.detection is invalid: {exc}") from exc
+            ev = await asyncio.to_thread(evaluate_detection, path, items, prep, det, cancel=cancel)
+        else:
+            ev = await asyncio.to_thread(evaluate, path, items, prep, batch_size=self.settings.eval_batch_size,
+                                         cancel=cancel)
         sink.line("metrics " + json.dumps(ev.metrics))
         key = f"tasks/{task.id}/outcomes/{task.attempt}.jsonl"
         stored = await self.store.put(key, iterate(ev.outcomes_jsonl()), content_type="application/x-ndjson")
