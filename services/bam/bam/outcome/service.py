@@ -4,14 +4,11 @@ passes becomes `fixed`), and new mispredictions reported as badcases with source
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import structlog
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bam.badcase.models import Badcase, Outcome, TriageChange
@@ -23,7 +20,8 @@ from bam.outcome.repository import OutcomeRepository
 from bam.outcome.schemas import BadcaseOutcomes, ModelVersionOutcome, OutcomeRead
 from mlife_shared.db import utcnow
 from mlife_shared.events import Envelope
-from mlife_shared.events.contracts import BadcaseUpdated, TestingCompleted, TestingOutcomeLine
+from mlife_shared.events.outcomes import outcome_lines
+from mlife_shared.events.contracts import BadcaseUpdated, TestingCompleted
 from mlife_shared.messaging import outbox
 from mlife_shared.messaging.outbox import caused_by
 from mlife_shared.objectstore import ObjectStore
@@ -31,27 +29,6 @@ from mlife_shared.objectstore import ObjectStore
 log = structlog.get_logger(__name__)
 OPEN = {"new", "triaged", "in_progress", "regressed"}
 _MD5 = re.compile(r"^[0-9a-fA-F]{32}$")
-
-
-async def lines(store: ObjectStore, key: str) -> AsyncIterator[TestingOutcomeLine]:
-    buffer = b""
-    number = 0
-    async for chunk in await store.get(key):
-        buffer += chunk
-        *complete, buffer = buffer.split(b"\n")
-        for raw in complete:
-            number += 1
-            if raw.strip():
-                yield _parse(raw, number)
-    if buffer.strip():
-        yield _parse(buffer, number + 1)
-
-
-def _parse(raw: bytes, number: int) -> TestingOutcomeLine:
-    try:
-        return TestingOutcomeLine.model_validate(json.loads(raw))
-    except (ValueError, ValidationError) as exc:
-        raise ValueError(f"outcomes line {number} is invalid: {exc}") from exc
 
 
 def data_refs(ref: str | None) -> list[DataRef]:
@@ -71,7 +48,7 @@ async def apply_testing_completed(session: AsyncSession, settings: Settings, sto
     service = BadcaseService(session, settings)
     counts = {"passed": 0, "failed": 0, "fixed": 0, "regressed": 0, "reported": 0, "unknown": 0}
     actor = f"testing:{d.task_id}"
-    async for line in lines(store, d.outcomes_key):
+    async for line in outcome_lines(store, d.outcomes_key):
         if line.badcase_id is None:
             if not line.correct:
                 report = BadcaseCreate(

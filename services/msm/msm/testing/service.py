@@ -4,43 +4,20 @@ for its accuracy delta gets it when both of its versions were tested on its data
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator
 
 import structlog
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mlife_shared.db import utcnow
 from mlife_shared.events import Envelope
-from mlife_shared.events.contracts import TestingCompleted, TestingOutcomeLine
+from mlife_shared.events.outcomes import outcome_lines
+from mlife_shared.events.contracts import TestingCompleted
 from mlife_shared.objectstore import ObjectStore
 from msm.registry.repository import RegistryRepository
 from msm.testing.models import TestingResult
 from msm.testing.repository import TestingRepository
 
 log = structlog.get_logger(__name__)
-
-
-async def outcome_lines(store: ObjectStore, key: str) -> AsyncIterator[TestingOutcomeLine]:
-    buffer = b""
-    number = 0
-    async for chunk in await store.get(key):
-        buffer += chunk
-        *complete, buffer = buffer.split(b"\n")
-        for raw in complete:
-            number += 1
-            if raw.strip():
-                yield _parse(raw, number)
-    if buffer.strip():
-        yield _parse(buffer, number + 1)
-
-
-def _parse(raw: bytes, number: int) -> TestingOutcomeLine:
-    try:
-        return TestingOutcomeLine.model_validate(json.loads(raw))
-    except (ValueError, ValidationError) as exc:
-        raise ValueError(f"outcomes line {number} is invalid: {exc}") from exc
 
 
 async def apply_testing_completed(session: AsyncSession, store: ObjectStore,
