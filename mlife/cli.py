@@ -160,9 +160,10 @@ def cmd_dataset(args: argparse.Namespace) -> int:
 def cmd_task(args: argparse.Namespace) -> int:
     with _client(args) as c:
         if args.action == "create":
-            body = {"kind": args.kind, "name": args.name, "datasets": [{"dataset_id": d} for d in args.dataset],
+            body = {"kind": args.kind, "name": args.name, "datasets": [_dataset_ref(c, d) for d in args.dataset],
                     "model_name": args.model_name, "command": args.command, "code_location": args.code,
-                    "function": args.function, "run": args.run or None}
+                    "function": args.function, "run": args.run or None,
+                    "params": {k: json.loads(v) for k, v in (p.split("=", 1) for p in args.param)} or None}
             t = c.create_task(**body)
             _print(args, t, lambda t: f"task {t['id']} ({t.get('status')})")
         elif args.action == "run":
@@ -189,6 +190,20 @@ def cmd_task(args: argparse.Namespace) -> int:
         elif args.action == "report":
             _print(args, c.task_report(args.id), lambda r: json.dumps(r, indent=2))
     return 0
+
+
+def _dataset_ref(c: Any, dataset_id: str) -> dict[str, Any]:
+    """The dataset with its manifest key from DAM, so MTT can read it even before it saw `dataset.grouped`."""
+    from mlife.client import MLifeAPIError
+
+    ref: dict[str, Any] = {"dataset_id": dataset_id}
+    try:
+        found = c.request("GET", f"/api/dam/datasets/{dataset_id}")
+        if isinstance(found, dict) and found.get("manifest_key"):
+            ref["manifest_key"] = found["manifest_key"]
+    except MLifeAPIError:
+        pass  # MTT says what is wrong with the dataset
+    return ref
 
 
 def cmd_model(args: argparse.Namespace) -> int:
@@ -310,6 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--code", help="folder with the code")
     p.add_argument("--function")
     p.add_argument("--run", action="store_true", help="queue it at once")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=JSON",
+                   help='task parameter, e.g. preprocess=\'{"size": [8, 8], "mode": "L"}\' (repeat)')
     for name in ("run", "logs", "report"):
         p = task.add_parser(name, parents=[common])
         p.add_argument("id")

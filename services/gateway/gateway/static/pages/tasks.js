@@ -31,9 +31,10 @@ export async function taskDetail(id) {
     ? await api("GET", `/api/mtt/tasks/${id}/report`).catch(() => null) : null;
   const metrics = (report && report.metrics) || t.metrics || {};
   const metricRows = Object.entries(metrics).filter(([, v]) => typeof v === "number");
-  const cm = (report && report.confusion_matrix) || t.confusion_matrix;
+  const cm = report && report.classes && report.confusion && report.confusion.length
+    ? { labels: report.classes, counts: report.confusion } : null;
   let cmView = h("p", { class: "muted" }, "No confusion matrix.");
-  if (cm && cm.labels && cm.counts) {
+  if (cm) {
     cmView = h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "truth \\ predicted"), cm.labels.map((l) => h("th", { class: "num" }, text(l))))),
       h("tbody", {}, cm.counts.map((row, i) => h("tr", {}, h("th", { scope: "row" }, text(cm.labels[i])), row.map((c) => h("td", { class: "num" }, String(c)))))));
   }
@@ -55,7 +56,7 @@ export async function taskDetail(id) {
   return [h("p", {}, h("a", { href: "#/tasks" }, "← Tasks")), h("h1", {}, `Task: ${text(t.name || t.id)}`),
     card("Task", h("dl", { class: "kv" }, ...Object.entries(t).filter(([, v]) => typeof v !== "object" || v === null)
       .flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, text(v))])),
-      t.mlflow_url ? h("p", {}, h("a", { href: t.mlflow_url, rel: "noopener noreferrer", target: "_blank" }, "Open the MLflow run")) : null, run),
+      (report && report.mlflow_url) ? h("p", {}, h("a", { href: report.mlflow_url, rel: "noopener noreferrer", target: "_blank" }, "Open the MLflow run")) : null, run),
     h("div", { class: "grid" }, card("Metrics", metricRows.length ? chart("bar", metricRows.map((m) => m[0]), [{ label: "value", data: metricRows.map((m) => m[1]) }], { label: "metrics" }) : h("p", { class: "muted" }, "No metrics yet.")),
       card("Confusion matrix", cmView)), h("div", { class: "spacer" }), card("Log (live tail)", logBox)];
 }
