@@ -16,6 +16,7 @@ venv: $(STAMP)
 
 ## make up: NATS, the four services and the gateway on http://127.0.0.1:8000 (data in ./.mlife)
 up: $(STAMP)
+	sh services/mtt/scripts/mlflow-venv.sh >/dev/null
 	$(VENV)/bin/mlife up
 
 ## make test: PostgreSQL, NATS and an S3 server (started if not running), then every test

@@ -60,6 +60,8 @@ class LauncherConfig:
     nats_url: str | None
     nats_port: int
     service_ports: dict[str, int] = field(default_factory=dict)
+    mlflow_bin: Path | None = None  # MLflow's server (its own venv, `.venv-mlflow`), when tasks are tracked
+    mlflow_port: int = 0
 
     @classmethod
     def from_env(cls, port: int | None = None) -> "LauncherConfig":
@@ -70,7 +72,17 @@ class LauncherConfig:
         ports = {s: int(os.environ[f"MLIFE_{s.upper()}_PORT"]) if os.environ.get(f"MLIFE_{s.upper()}_PORT")
                  else free_port() for s in SERVICES}
         return cls(home=home, port=port or int(os.environ.get("MLIFE_PORT", "8000")),
-                   nats_url=os.environ.get("MLIFE_NATS_URL"), nats_port=nats_port, service_ports=ports)
+                   nats_url=os.environ.get("MLIFE_NATS_URL"), nats_port=nats_port, service_ports=ports,
+                   mlflow_bin=mlflow_binary(), mlflow_port=int(os.environ.get("MLIFE_MLFLOW_PORT") or free_port()))
+
+
+def mlflow_binary() -> Path | None:
+    """The MLflow server to start beside the services: `.venv-mlflow` of the project (`make up` creates it),
+    unless MLIFE_MLFLOW=0 or MTT is already pointed at a tracking server."""
+    if os.environ.get("MLIFE_MLFLOW", "1") == "0" or os.environ.get("MLIFE_MTT_MLFLOW_TRACKING_URI"):
+        return None
+    candidate = Path(os.environ.get("MLIFE_MLFLOW_BIN") or Path(__file__).resolve().parents[1] / ".venv-mlflow/bin/mlflow")
+    return candidate if candidate.is_file() else None
 
 
 @dataclass
@@ -103,6 +115,9 @@ class Launcher:
         })
         for s in SERVICES:
             env[f"MLIFE_GATEWAY_{s.upper()}_URL"] = f"http://127.0.0.1:{c.service_ports[s]}"
+        if c.mlflow_bin is not None:
+            env.update({"MLIFE_MTT_MLFLOW_TRACKING_URI": f"http://127.0.0.1:{c.mlflow_port}",
+                        "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
         return env
 
     def plan(self) -> list[Child]:
@@ -112,6 +127,13 @@ class Launcher:
             store = self.config.home / "nats"
             children.append(Child("nats", [nats_binary(), "-a", "127.0.0.1", "-p", str(self.config.nats_port), "-js",
                                            "-sd", str(store), "-n", "mlife-embedded"]))
+        if self.config.mlflow_bin is not None:
+            folder = self.config.home / "mlflow"
+            folder.mkdir(parents=True, exist_ok=True)
+            children.append(Child("mlflow", [str(self.config.mlflow_bin), "server", "--host", "127.0.0.1", "--port",
+                                             str(self.config.mlflow_port), "--workers", "1",
+                                             "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
+                                             "--artifacts-destination", str(folder / "artifacts")]))
         for s in SERVICES:
             children.append(Child(s, [py, "-m", s, "all", "--migrate", "--port", str(self.config.service_ports[s])]))
         children.append(Child("gateway", [py, "-m", "gateway", "api", "--migrate", "--port", str(self.config.port)]))
@@ -136,6 +158,8 @@ class Launcher:
                 await self.start(child, env)
                 if child.name == "nats":
                     await self.wait_port(c.nats_port, "nats")
+                if child.name == "mlflow":  # MTT opens a run per task from the start
+                    await self.wait_port(c.mlflow_port, "mlflow", timeout=120)
                 supervisors.append(asyncio.create_task(self.supervise(child, env)))
             ready = asyncio.create_task(self.wait_ready())
             await asyncio.wait([ready, asyncio.create_task(self.stop.wait())], return_when=asyncio.FIRST_COMPLETED)
@@ -219,7 +243,7 @@ class Launcher:
         return total / 1024
 
     async def shutdown(self) -> None:
-        order = [c for c in reversed(self.children)]  # gateway, apis/workers, then nats
+        order = [c for c in reversed(self.children)]  # gateway, apis/workers, mlflow, then nats
         for group in (order[:-1], order[-1:]) if order and order[-1].name == "nats" else (order,):
             for child in group:
                 if child.process and child.process.returncode is None:

@@ -108,7 +108,7 @@ class ConsumerRunner:
                         await self.ensure_consumer(sub)
                         psub = await self.js.pull_subscribe_bind(durable, stream=stream)
                     msgs = await psub.fetch(self.batch, timeout=1.0)
-                except (FetchTimeoutError, NatsTimeoutError):
+                except (FetchTimeoutError, NatsTimeoutError, TimeoutError):  # nothing to fetch (asyncio's own, too)
                     continue
                 except asyncio.CancelledError:
                     raise
