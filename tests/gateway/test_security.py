@@ -19,7 +19,7 @@ import pytest
 from tests.gateway.stack import ROLES, Stack, start_stack, stop_stack
 
 PUBLIC = re.compile(r"^/api/\w+/(healthz|readyz)$|^/api/gateway/(login|session)$")
-ARTIFACTS = Path(os.environ.get("MLIFE_TEST_ARTIFACTS", "test-artifacts"))
+ARTIFACTS = Path(os.environ.get("MLIFE_TEST_ARTIFACTS", "test-artifacts")).resolve()
 
 
 def expected_role(method: str, path: str) -> str:
@@ -176,7 +176,8 @@ async def test_schemathesis_finds_no_5xx_and_no_schema_violation(own_stack: Stac
            "--include-path-regex", include, "--exclude-path-regex", _EXCLUDED,
            "--phases", "examples,coverage,fuzzing", "--max-examples", "20", "--workers", "2",
            "--seed", "20261128"]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=850)
+    # Run inside the (git-ignored) artifacts folder: schemathesis keeps a cache in its working directory.
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=850, cwd=ARTIFACTS)
     out = result.stdout + result.stderr
     (ARTIFACTS / "schemathesis.txt").write_text(out)
     summary = out.rsplit("SUMMARY", 1)[-1]
