@@ -320,6 +320,11 @@ async def load(url: str, n: int) -> float:
         indexes = await conn.fetch(
             "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.tablename IN ('badcase', 'badcase_tag') AND "
             "NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)")
+        # Per-column statistics targets the migrations set on indexes (ix_badcase_search): kept across the rebuild.
+        targets = await conn.fetch(
+            "SELECT c.relname, a.attnum, a.attstattarget FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+            "JOIN pg_index x ON x.indexrelid = c.oid JOIN pg_class t ON t.oid = x.indrelid "
+            "WHERE t.relname IN ('badcase', 'badcase_tag') AND a.attstattarget > 0")
         for index in indexes:
             await conn.execute(f'DROP INDEX "{index["indexname"]}"')
         now = datetime.now(timezone.utc)
@@ -329,6 +334,8 @@ async def load(url: str, n: int) -> float:
         await conn.execute("SET maintenance_work_mem = '256MB'")
         for index in indexes:
             await conn.execute(index["indexdef"])
+        for t in targets:
+            await conn.execute(f'ALTER INDEX "{t["relname"]}" ALTER COLUMN {t["attnum"]} SET STATISTICS {t["attstattarget"]}')
         await conn.execute("VACUUM ANALYZE badcase")
         await conn.execute("VACUUM ANALYZE badcase_tag")
     finally:

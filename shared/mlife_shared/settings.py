@@ -41,26 +41,26 @@ class ServiceSettings(BaseSettings):
     service_name: ClassVar[str] = "service"
     model_config = SettingsConfigDict(extra="ignore", env_prefix="MLIFE_SERVICE_")
 
-    environment: Environment = "development"
+    environment: Environment = Field("development", description="`development`, `test` or `production` (production refuses to start without its secrets)")
     home: Path = Field(default_factory=mlife_home, description="Folder for embedded data (SQLite, objects, NATS)")
     database_url: str = Field("", description="SQLAlchemy async URL; default: a SQLite file in home")
-    nats_url: str = "nats://127.0.0.1:4222"
-    stream_max_age_days: float = 30.0
-    object_store: Literal["local", "s3"] = "local"
-    object_store_path: Path | None = None
-    s3_endpoint: str = "127.0.0.1:9000"
-    s3_access_key: SecretStr = SecretStr("")
-    s3_secret_key: SecretStr = SecretStr("")
-    s3_bucket: str = "mlife"
-    s3_secure: bool = False
-    identity_secret: SecretStr = SecretStr("")
-    identity_ttl_seconds: int = 60
-    log_level: str = "INFO"
-    log_json: bool = True
-    consumer_max_deliver: int = 5
-    consumer_backoff_seconds: list[float] = [0.5, 2.0, 10.0, 30.0]
-    relay_batch_size: int = 256
-    relay_poll_seconds: float = 0.5
+    nats_url: str = Field("nats://127.0.0.1:4222", description="NATS with JetStream (`mlife up`: its own server)")
+    stream_max_age_days: float = Field(30.0, description="JetStream retention: how far back a consumer can be rebuilt")
+    object_store: Literal["local", "s3"] = Field("local", description="`local` (a folder) or `s3` (MinIO or any S3 server)")
+    object_store_path: Path | None = Field(None, description="The local backend's folder; default: `objects` in home")
+    s3_endpoint: str = Field("127.0.0.1:9000", description="host:port of the S3 server")
+    s3_access_key: SecretStr = Field(SecretStr(""), description="S3 access key")
+    s3_secret_key: SecretStr = Field(SecretStr(""), description="S3 secret key")
+    s3_bucket: str = Field("mlife", description="The bucket every service writes under its own prefix")
+    s3_secure: bool = Field(False, description="HTTPS to the S3 server")
+    identity_secret: SecretStr = Field(SecretStr(""), description="Signs the identity the gateway forwards; development: generated into home/identity.key")
+    identity_ttl_seconds: int = Field(60, description="Lifetime of a forwarded identity")
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
+    log_json: bool = Field(True, description="JSON log lines (with request, correlation and event ids); false: console")
+    consumer_max_deliver: int = Field(5, description="Deliveries of a failing event before it is dead-lettered")
+    consumer_backoff_seconds: list[float] = Field([0.5, 2.0, 10.0, 30.0], description="Waits between redeliveries")
+    relay_batch_size: int = Field(256, description="Outbox rows the relay publishes per round")
+    relay_poll_seconds: float = Field(0.5, description="How often the relay looks for rows when not woken (SQLite; PostgreSQL uses NOTIFY)")
 
     @classmethod
     def settings_customise_sources(

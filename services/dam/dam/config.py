@@ -1,6 +1,6 @@
 from typing import ClassVar
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from mlife_shared.settings import ServiceSettings
@@ -12,17 +12,17 @@ class Settings(ServiceSettings):
     service_name: ClassVar[str] = "dam"
     model_config = SettingsConfigDict(env_prefix="MLIFE_DAM_", extra="ignore")
 
-    max_upload_bytes: int = 2 * 1024 * 1024 * 1024
-    io_threads: int = 32
-    small_upload_bytes: int = 8 * 1024 * 1024
-    max_document_bytes: int = 64 * 1024 * 1024
-    max_document_rows: int = 500_000
-    archive_max_entries: int = 10_000
-    archive_max_expanded_bytes: int = 4 * 1024 * 1024 * 1024
-    archive_max_ratio: float = 200.0
-    labelstudio_url: str = ""
-    labelstudio_token: SecretStr = SecretStr("")
-    labelstudio_webhook_url: str = ""
-    labelstudio_webhook_secret: SecretStr = SecretStr("")
-    labelstudio_reconcile_seconds: float = 60.0
-    public_url: str = "http://127.0.0.1:8000"
+    max_upload_bytes: int = Field(2 * 1024 * 1024 * 1024, description='Largest uploaded file (413 beyond)')
+    io_threads: int = Field(32, description='Threads for blocking object-store and archive I/O')
+    small_upload_bytes: int = Field(8 * 1024 * 1024, description='Bodies up to this size are hashed in memory before one write; larger ones stream through a temporary object')
+    max_document_bytes: int = Field(64 * 1024 * 1024, description='Largest document body (CSV, JSON, XML)')
+    max_document_rows: int = Field(500_000, description='Most rows in one document version')
+    archive_max_entries: int = Field(10_000, description='Most entries in an uploaded archive')
+    archive_max_expanded_bytes: int = Field(4 * 1024 * 1024 * 1024, description='Largest total expanded size of an archive')
+    archive_max_ratio: float = Field(200.0, description='Largest compression ratio of a zip entry (zip bombs)')
+    labelstudio_url: str = Field("", description='Label Studio base URL; empty: no connector')
+    labelstudio_token: SecretStr = Field(SecretStr(""), description='Label Studio API token')
+    labelstudio_webhook_url: str = Field("", description="URL Label Studio calls for its webhooks (DAM's /webhooks/labelstudio as Label Studio reaches it)")
+    labelstudio_webhook_secret: SecretStr = Field(SecretStr(""), description='Shared secret Label Studio sends in its webhook header')
+    labelstudio_reconcile_seconds: float = Field(60.0, description='How often annotations are pulled from Label Studio (it never retries a webhook)')
+    public_url: str = Field("http://127.0.0.1:8000", description="The gateway's URL, for links in labelling tasks")

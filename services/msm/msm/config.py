@@ -30,8 +30,8 @@ class Settings(ServiceSettings):
     docker_host: str = Field("", description="Docker engine URL (unix:///var/run/docker.sock); empty = no builds")
     # Webhooks
     webhook_allow_hosts: list[str] = Field([], description="Hosts or CIDRs webhooks may reach even if private")
-    webhook_max_attempts: int = 6
-    webhook_backoff_seconds: list[float] = [1.0, 5.0, 30.0, 120.0, 600.0]
-    webhook_timeout_seconds: float = 5.0
+    webhook_max_attempts: int = Field(6, description='Deliveries of a webhook before it is given up')
+    webhook_backoff_seconds: list[float] = Field([1.0, 5.0, 30.0, 120.0, 600.0], description='Waits between webhook retries')
+    webhook_timeout_seconds: float = Field(5.0, description='Timeout of one webhook delivery')
     webhook_dispatch: bool = Field(True, description="Run the webhook dispatcher in the API process")
-    webhook_poll_seconds: float = 1.0
+    webhook_poll_seconds: float = Field(1.0, description='How often the dispatcher looks for due deliveries')

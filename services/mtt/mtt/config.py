@@ -16,34 +16,34 @@ class Settings(ServiceSettings):
     # MLflow (REST only; the server runs from its own venv, see README)
     mlflow_tracking_uri: str = Field("", description="MLflow server, e.g. http://127.0.0.1:5000; empty: no MLflow")
     mlflow_ui_url: str = Field("", description="Base URL of the MLflow UI for links; default: the tracking URI")
-    mlflow_experiment: str = "mlife"
+    mlflow_experiment: str = Field("mlife", description="MLflow experiment every task's run goes into")
 
     # Automatic tasks
     default_train_code: str = Field("", description="Code location used for train tasks made from dataset.grouped")
-    default_train_command: str = ""
-    default_train_params: dict = {}
+    default_train_command: str = Field("", description='Command for train tasks made from dataset.grouped')
+    default_train_params: dict = Field({}, description='Params for those train tasks (JSON object)')
     default_test_model: str = Field("", description="Model name tested on new test datasets (latest registered)")
-    default_test_params: dict = {}
-    auto_run: bool = True
+    default_test_params: dict = Field({}, description='Params for automatic testing tasks (JSON object)')
+    auto_run: bool = Field(True, description='Queue automatic tasks at once when they are complete')
 
     # Runners
     embedded_runners: int = Field(0, ge=0, le=64, description="runner slots inside the API process (embedded mode)")
-    runs_stream: str = "MLIFE_MTT_RUNS"
-    runs_subject_prefix: str = "mtt.run"
-    default_queue: str = "default"
-    runner_backend: Literal["subprocess", "docker"] = "subprocess"
-    docker_image: str = "python:3.11-slim"
-    work_root: Path | None = None
-    keep_work_dirs: bool = False
-    task_timeout_seconds: float = 3600.0
-    ack_wait_seconds: float = 60.0
-    poll_seconds: float = 0.5
-    log_flush_seconds: float = 1.0
-    kill_grace_seconds: float = 5.0
-    stale_after_seconds: float = 120.0
-    max_model_bytes: int = 2 * 1024 * 1024 * 1024
-    max_upload_bytes: int = 512 * 1024 * 1024
-    eval_batch_size: int = 1024
+    runs_stream: str = Field("MLIFE_MTT_RUNS", description='JetStream work-queue stream of runs (internal to MTT)')
+    runs_subject_prefix: str = Field("mtt.run", description='Subject prefix of the run queue (`<prefix>.<queue>`)')
+    default_queue: str = Field("default", description='Queue of a task that names none')
+    runner_backend: Literal["subprocess", "docker"] = Field("subprocess", description='`subprocess` or `docker` (docker SDK)')
+    docker_image: str = Field("python:3.11-slim", description='Image for the docker backend')
+    work_root: Path | None = Field(None, description="Runners' work folders; default: home/mtt-work")
+    keep_work_dirs: bool = Field(False, description="Keep a run's work folder after it ends")
+    task_timeout_seconds: float = Field(3600.0, description='Default timeout of a run')
+    ack_wait_seconds: float = Field(60.0, description='Run-queue ack wait (runners heartbeat within it)')
+    poll_seconds: float = Field(0.5, description='Runner poll interval')
+    log_flush_seconds: float = Field(1.0, description="How often a run's log is flushed to the store")
+    kill_grace_seconds: float = Field(5.0, description='SIGTERM to SIGKILL grace on cancel/timeout')
+    stale_after_seconds: float = Field(120.0, description='A run whose runner is silent this long gets a new attempt')
+    max_model_bytes: int = Field(2 * 1024 * 1024 * 1024, description='Largest model a task may upload')
+    max_upload_bytes: int = Field(512 * 1024 * 1024, description='Largest code archive or result upload')
+    eval_batch_size: int = Field(1024, description='Rows per onnxruntime call in the built-in evaluator')
 
     def work_dir(self) -> Path:
         return self.work_root or (self.home / "mtt-work")
