@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PACKAGES := -e shared -e services/bam -e services/dam -e services/mtt -e services/msm -e services/gateway -e ".[test]"
 
-.PHONY: up test bench venv clean
+.PHONY: up test bench demo venv clean
 
 $(STAMP): pyproject.toml shared/pyproject.toml $(wildcard services/*/pyproject.toml)
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -18,6 +18,10 @@ venv: $(STAMP)
 up: $(STAMP)
 	sh services/mtt/scripts/mlflow-venv.sh >/dev/null
 	$(VENV)/bin/mlife up
+
+## make demo: the closed loop on the digits against a running MLife (MLIFE_URL, MLIFE_TOKEN)
+demo: $(STAMP)
+	$(VENV)/bin/python -m mlife.demo
 
 ## make test: PostgreSQL, NATS and an S3 server (started if not running), then every test
 test: $(STAMP)
