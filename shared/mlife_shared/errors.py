@@ -74,8 +74,21 @@ _HTTP_NAMES = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "N
                409: "Conflict", 413: "PayloadTooLarge", 415: "UnsupportedMediaType", 422: "Unprocessable"}
 
 
+def _json_safe(value: Any) -> Any:
+    """What a client sent can come back in a detail: NaN and ±Infinity are not JSON, so they become text."""
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
 def error_body(error: str, detail: Any) -> dict[str, Any]:
-    return {"error": error, "detail": detail}
+    return {"error": error, "detail": _json_safe(detail)}
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -87,6 +100,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")} for e in exc.errors()]
+        # (the offending input is left out: it may be huge, binary or not JSON at all)
         return JSONResponse(error_body("RequestValidationError", detail), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)

@@ -251,3 +251,11 @@ async def test_periodic_rescore_decays_with_recency_and_follows_new_weights(bam:
         assert [b["id"] for b in listed] == [manual["id"], plain["id"]]
     finally:
         await db.dispose()
+
+
+async def test_a_report_that_is_not_a_json_object_is_a_422_even_when_it_is_not_finite(bam: httpx.AsyncClient) -> None:
+    for text in ("-Infinity", "NaN", "[1, 2]", "{"):
+        r = await bam.post("/badcases/with-data", data={"report": text},
+                           files={"file": ("frame.png", b"x", "application/octet-stream")})
+        assert r.status_code == 422, (text, r.text)
+        assert r.json()["error"] == "InvalidReport"

@@ -95,4 +95,7 @@ async def test_add_to_test_data_rejects_bad_requests(bam: httpx.AsyncClient, bam
     assert (await bam.post("/badcases/add-to-test-data", json=both)).status_code == 422
     r = await bam.post("/badcases/add-to-test-data", json={"ids": [b["id"], str(uuid.uuid4())]})
     assert r.status_code == 422 and r.json()["error"] == "NothingToAdd"
+    nul = await bam.post("/badcases/add-to-test-data", json={"filter": {"q": "a\u0000b"}})
+    assert nul.status_code == 422 and "NUL" in nul.text
+    assert (await bam.get("/badcases", params={"q": "a\x00b"})).status_code == 422
     assert await outbox_events(bam_db, "badcase.test_data_requested") == []

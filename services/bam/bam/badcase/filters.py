@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bam.badcase.exceptions import InvalidCursor
 
@@ -35,6 +35,13 @@ class BadcaseFilter(BaseModel):
     min_priority: float | None = Field(None, ge=0)
     seen_after: datetime | None = None
     seen_before: datetime | None = None
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_control_zero(cls, value: object) -> object:
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain a NUL character")
+        return value
 
     def is_empty(self) -> bool:
         return all(v in (None, "") for v in self.model_dump().values())
