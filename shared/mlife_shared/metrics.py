@@ -41,6 +41,13 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if b"%00" in scope.get("query_string", b"") or "\x00" in scope.get("path", ""):
+            # No database stores a NUL in text: refuse it here, once, for every route.
+            body = b'{"error":"InvalidInput","detail":"a NUL character (%00) is not allowed in the URL"}'
+            await send({"type": "http.response.start", "status": 422,
+                        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+            return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         request_id = _safe_id(headers.get(REQUEST_ID_HEADER)) or uuid.uuid4().hex
         correlation_id = _safe_id(headers.get(CORRELATION_HEADER)) or request_id

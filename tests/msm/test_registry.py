@@ -195,3 +195,12 @@ async def test_concurrent_uploads_of_a_new_model_number_their_versions(msm: http
     answers = await asyncio.gather(*(upload(msm, "fresh", identity_classifier(4, seed=i)) for i in range(4)))
     assert [a.status_code for a in answers] == [201] * 4, [a.text for a in answers]
     assert sorted(a.json()["version"] for a in answers) == ["1", "2", "3", "4"]
+
+
+async def test_patching_a_model_with_nulls_clears_instead_of_failing(msm: httpx.AsyncClient) -> None:
+    assert (await upload(msm, "patchy", identity_classifier(4), tags=["a"])).status_code == 201
+    r = await msm.patch("/models/patchy", json={"description": "", "function": "", "tags": None})
+    assert r.status_code == 200, r.text
+    assert r.json()["tags"] == [] and r.json()["description"] == ""
+    r = await msm.patch("/models/patchy", json={"description": None, "tags": ["b", "b"]})
+    assert r.status_code == 200 and r.json()["tags"] == ["b"]

@@ -38,7 +38,7 @@ async def group_items(body: GroupRequest, session: SessionDep, store: StoreDep, 
 @router.get("")
 async def list_datasets(session: SessionDep, store: StoreDep, _: Viewer, name: str | None = None,
                         limit: Annotated[int, Query(ge=1, le=500)] = 100,
-                        offset: Annotated[int, Query(ge=0)] = 0) -> list[DatasetRead]:
+                        offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0) -> list[DatasetRead]:
     """Dataset versions, newest first."""
     require_storable("the name", name)
     return [to_read(d) for d in await DatasetService(session, store).repo.list(name=name, limit=limit, offset=offset)]

@@ -114,7 +114,7 @@ async def import_document(request: Request, svc: Service, identity: Engineer,
 @router.get("")
 async def list_documents(session: SessionDep, _: Viewer, q: Annotated[str | None, Query(max_length=200)] = None,
                          kind: str | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 100,
-                         offset: Annotated[int, Query(ge=0)] = 0) -> list[DocumentRead]:
+                         offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0) -> list[DocumentRead]:
     """Documents, most recently changed first; `q` matches name and description."""
     require_storable("the query", q, kind)
     from dam.document.repository import DocumentRepository
@@ -171,7 +171,7 @@ async def add_version(document_id: uuid.UUID, request: Request, svc: Service, id
 async def list_rows(document_id: uuid.UUID, svc: Service, _: Viewer, f: Filter,
                     version: Annotated[int | None, Query(ge=1)] = None,
                     limit: Annotated[int, Query(ge=1, le=5000)] = 100,
-                    offset: Annotated[int, Query(ge=0)] = 0) -> RowPage:
+                    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0) -> RowPage:
     """Rows of a version (the current one by default), filtered by annotation, columns, type and size."""
     v = await svc.version(document_id, version)
     svc.check_filter(v.document.columns, f)

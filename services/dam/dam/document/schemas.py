@@ -68,7 +68,7 @@ class RowPage(BaseModel):
 class SearchRequest(RowFilter):
     document_ids: list[uuid.UUID] | None = Field(None, description="Search these documents (default: all)")
     limit: int = Field(100, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=1_000_000_000)
 
 
 class ClassCount(BaseModel):

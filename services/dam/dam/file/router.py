@@ -112,7 +112,7 @@ async def list_files(session: SessionDep, store: StoreDep, _: Viewer, media_type
                      min_size: Annotated[int | None, Query(ge=0)] = None,
                      max_size: Annotated[int | None, Query(ge=0)] = None,
                      limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                     offset: Annotated[int, Query(ge=0)] = 0) -> list[FileRead]:
+                     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0) -> list[FileRead]:
     """Stored files, newest first, filtered by type and size."""
     require_storable("the media type", media_type)
     rows = await FileRepository(session).list(media_type=media_type, min_size=min_size, max_size=max_size,

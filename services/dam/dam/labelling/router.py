@@ -48,7 +48,7 @@ async def create_task(body: LabellingTaskCreate, request: Request, session: Sess
 @router.get("")
 async def list_tasks(session: SessionDep, _: Viewer, status: str | None = None, document_id: uuid.UUID | None = None,
                      limit: Annotated[int, Query(ge=1, le=500)] = 100,
-                     offset: Annotated[int, Query(ge=0)] = 0) -> list[LabellingTaskRead]:
+                     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0) -> list[LabellingTaskRead]:
     """Labelling tasks, newest first."""
     require_storable("the status", status)
     repo = LabellingRepository(session)

@@ -76,7 +76,11 @@ async def update_model(name: str, body: s.ModelUpdate, request: Request, session
     """Change a model's description, tags or function."""
     model = await _service(request, session, store).get_model(name)
     for key, value in body.model_dump(exclude_unset=True).items():
-        setattr(model, key, sorted(set(value)) if key == "tags" else value)
+        if key == "tags":
+            value = sorted(set(value or []))  # null clears the tags
+        elif key == "description":
+            value = value or ""
+        setattr(model, key, value)
     await session.flush()
     return s.ModelRead.model_validate(model)
 
