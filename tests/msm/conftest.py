@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Iterator, Mapping, AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,23 @@ SECRET = "msm-test-secret-" + uuid.uuid4().hex
 
 def as_role(role: Role, name: str | None = None) -> dict[str, str]:
     return {IDENTITY_HEADER: sign_identity(Identity(uuid.uuid4(), name or role, role), SECRET, ttl_seconds=600)}
+
+
+class FreshRole(Mapping[str, str]):
+    """Headers for a module-level constant: signed anew at each use, so they never expire however long the
+    run (a constant signed at collection had expired by the time a 25-minute `make test` reached it)."""
+
+    def __init__(self, role: Role, name: str | None = None) -> None:
+        self.role, self.name = role, name
+
+    def __getitem__(self, key: str) -> str:
+        return as_role(self.role, self.name)[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([IDENTITY_HEADER])
+
+    def __len__(self) -> int:
+        return 1
 
 
 @pytest.fixture

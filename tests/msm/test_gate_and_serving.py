@@ -14,10 +14,10 @@ import numpy as np
 
 from mlife_shared.events.contracts import DeploymentRequested
 from msm.deployment.consumers import on_deployment_requested
-from tests.msm.conftest import as_role, count, deliver, outbox, record_testing, upload
+from tests.msm.conftest import FreshRole, as_role, count, deliver, outbox, record_testing, upload
 from tests.msm.onnx_models import classifier, identity_classifier
 
-MAINTAINER = as_role("maintainer", "mia")
+MAINTAINER = FreshRole("maintainer", "mia")
 A, B, C = (str(uuid.uuid4()) for _ in range(3))
 
 

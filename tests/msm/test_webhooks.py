@@ -15,10 +15,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.msm.conftest import as_role, upload
+from tests.msm.conftest import FreshRole, upload
 from tests.msm.onnx_models import identity_classifier
 
-MAINTAINER = as_role("maintainer", "mia")
+MAINTAINER = FreshRole("maintainer", "mia")
 
 
 class Receiver:
