@@ -312,6 +312,13 @@ class Demo:
 
         d = self.wait(f"{m.label}: deployment {d['id']} going live (deployment.requested → MSM deployer)", live)
         r.deployments[m.label] = d
+        probe = next(iter(self.pngs))
+
+        # MSM's API processes re-read their deployments in the background (a stale one may answer meanwhile)
+        def serving() -> bool | None:
+            return True if str(self.predict(m, probe)[1]["model_version"]) == str(m.version["version"]) else None
+
+        self.wait(f"{m.label}: '{r.deployment}' answering with v{m.version['version']}", serving, interval=0.5)
         if production:
             self.c.set_alias(r.model, "production", str(m.version["version"]), reason=f"mlife demo: {m.label} is live")
             self.note(f"{r.model} v{m.version['version']} is live at /api/msm/serve/{r.deployment}/predict "
