@@ -227,9 +227,15 @@ class ServingRegistry:
 
     async def resolve(self, ref: str, *, live_only: bool = True) -> DeploymentView:
         view = self.views.get(ref)
+        age = time.monotonic() - view.loaded_at if view is not None else 0.0
         if view is None:
             view = await self._refresh(ref)
-        elif time.monotonic() - view.loaded_at >= self.settings.serving_refresh_seconds:
+        elif age >= 3 * self.settings.serving_refresh_seconds + 2:
+            # Too old to answer from (idle since): a deployment switched or rolled back meanwhile must not get
+            # one more request on the old version. Read it now; on a database error keep the last known state.
+            fresh = await self._refresh(ref, quiet=True)
+            view = fresh if fresh is not None or ref not in self.views else view
+        elif age >= self.settings.serving_refresh_seconds:
             # Stale: answer from it while one background read refreshes it, so that a burst of
             # requests never queues on the database (SQLite serialises them) when the cache expires.
             if ref not in self.refreshing:
