@@ -238,7 +238,8 @@ class Demo:
             return t if t["status"] == "succeeded" else None
 
         task = self.wait(f"{label}: training task {tid} finishing (is an MTT runner up?)", finished)
-        self.note(f"trained: {json.dumps(task.get('metrics', {}))}")
+        self.note(f"trained: {json.dumps(task.get('metrics', {}))}"
+                  + (f"; MLflow run: {task['mlflow_url']}" if task.get("mlflow_url") else ""))
         version = self.wait(f"{label}: MSM registering the model of task {tid} (model.uploaded)",
                             lambda: self._version_of_task(tid))
         self.say(f"{label}: model.uploaded → MSM registered {r.model} v{version['version']}", f"models/{r.model}")
