@@ -251,6 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="run NATS, the four services and the gateway on this machine (embedded)")
     up.add_argument("--port", type=int, default=None, help="gateway port (default: $MLIFE_PORT or 8000)")
+    sub.add_parser("demo", help="the closed loop on scikit-learn's digits against a running platform "
+                                "(`mlife demo --help`)")
 
     p = sub.add_parser("login", parents=[common], help="log in and keep an API token in ~/.config/mlife")
     p.add_argument("--username")
@@ -362,6 +364,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["demo"]:  # its own options: mlife/demo.py
+        from mlife.demo import main as demo
+
+        sys.exit(demo(argv[1:]))
     args = build_parser().parse_args(argv)
     if args.command == "up":
         from mlife.launcher import Launcher, LauncherConfig

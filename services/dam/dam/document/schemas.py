@@ -17,8 +17,8 @@ class RowFilter(BaseModel):
     labels: list[str] | None = Field(None, description="Class labels to keep")
     has_annotation: bool | None = None
     media_types: list[str] | None = Field(None, description="image, audio, video, text, json, ...")
-    min_size: int | None = Field(None, ge=0)
-    max_size: int | None = Field(None, ge=0)
+    min_size: int | None = Field(None, ge=0, le=2**62)
+    max_size: int | None = Field(None, ge=0, le=2**62)
     columns: dict[str, str | list[str]] | None = Field(None, description="Extra column → value or one of values")
     q: str | None = Field(None, max_length=200, description="Keywords in path, annotation and extra columns")
     md5s: list[str] | None = None

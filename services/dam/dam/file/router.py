@@ -109,8 +109,8 @@ async def check_files(body: CheckRequest, session: SessionDep, store: StoreDep, 
 
 @router.get("")
 async def list_files(session: SessionDep, store: StoreDep, _: Viewer, media_type: str | None = None,
-                     min_size: Annotated[int | None, Query(ge=0)] = None,
-                     max_size: Annotated[int | None, Query(ge=0)] = None,
+                     min_size: Annotated[int | None, Query(ge=0, le=2**62)] = None,
+                     max_size: Annotated[int | None, Query(ge=0, le=2**62)] = None,
                      limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                      offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0) -> list[FileRead]:
     """Stored files, newest first, filtered by type and size."""
@@ -129,11 +129,16 @@ async def get_file(md5: str, session: SessionDep, store: StoreDep, _: Viewer) ->
     return to_read(f, store)
 
 
-@router.get("/{md5}/content")
+@router.get("/{md5}/content", response_class=StreamingResponse,
+            responses={200: {"description": "The file's bytes, with the type detected at upload",
+                             "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}})
 async def get_content(md5: str, session: SessionDep, store: StoreDep, _: Viewer) -> StreamingResponse:
     """The file's bytes, streamed."""
     f = await FileRepository(session).get(check_md5(md5.lower()))
     if f is None:
         raise FileNotFound(f"no file with MD5 {md5}")
+    # User content: never sniffed or run as a page by the browser (an HTML or SVG upload stays inert).
     return StreamingResponse(await store.get(file_key(f.md5)), media_type=f.content_type,
-                             headers={"Content-Length": str(f.size), "ETag": f'"{f.md5}"'})
+                             headers={"Content-Length": str(f.size), "ETag": f'"{f.md5}"',
+                                      "X-Content-Type-Options": "nosniff",
+                                      "Content-Security-Policy": "default-src 'none'; sandbox"})

@@ -78,7 +78,7 @@ async def cancel_task(task_id: uuid.UUID, request: Request, session: SessionDep,
 
 @router.get("/{task_id}/logs")
 async def task_logs(task_id: uuid.UUID, request: Request, session: SessionDep, store: StoreDep, _: Viewer,
-                    offset: Annotated[int, Query(ge=0)] = 0,
+                    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
                     limit: Annotated[int, Query(ge=1, le=4 * 1024 * 1024)] = 1024 * 1024,
                     attempt: Annotated[int | None, Query(ge=1)] = None) -> LogChunk:
     """The log from `offset`: call again with `next_offset` for a live tail until `complete`."""
