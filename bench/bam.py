@@ -29,16 +29,11 @@ import io
 import json
 import os
 import random
-import shutil
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -50,6 +45,7 @@ import asyncpg
 import httpx
 from sqlalchemy import event
 
+from bench._support import service_api
 from bam.badcase import dedup, priority
 from bam.badcase.filters import BadcaseFilter
 from bam.badcase.models import Badcase
@@ -187,37 +183,9 @@ def connect(url: str) -> Awaitable[asyncpg.Connection]:
     return asyncpg.connect(database=url.rsplit("/", 1)[1], server_settings={"jit": "off"}, **PG)
 
 
-@asynccontextmanager
-async def bam_api(database_url: str, secret: str) -> AsyncIterator[str]:
-    """`python -m bam api` on a free port; its base URL. Stopped (SIGTERM, then SIGKILL) afterwards."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    home = Path(tempfile.mkdtemp(prefix="mlife-bench-bam-"))
-    env = {**os.environ, "MLIFE_ENVIRONMENT": "test", "MLIFE_BAM_DATABASE_URL": database_url,
-           "MLIFE_IDENTITY_SECRET": secret, "MLIFE_HOME": str(home), "MLIFE_LOG_LEVEL": "WARNING",
-           "MLIFE_NATS_URL": os.environ.get("MLIFE_TEST_NATS_URL", "nats://127.0.0.1:4222")}
-    proc = subprocess.Popen([sys.executable, "-m", "bam", "api", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}/api/bam"
-    try:
-        async with httpx.AsyncClient() as client:
-            for _ in range(300):
-                with suppress(httpx.HTTPError):
-                    if (await client.get(f"{base}/healthz")).status_code == 200:
-                        break
-                if proc.poll() is not None:
-                    raise RuntimeError(f"bam api exited with {proc.returncode}")
-                await asyncio.sleep(0.1)
-            else:
-                raise RuntimeError("bam api did not start")
-        yield base
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        with suppress(subprocess.TimeoutExpired):
-            proc.wait(15)
-        proc.kill()  # no-op once it has exited
-        shutil.rmtree(home, ignore_errors=True)
+def bam_api(database_url: str, secret: str) -> AbstractAsyncContextManager[str]:
+    """`python -m bam api` on a free port; its base URL."""
+    return service_api("bam", database_url, secret)
 
 
 def identity(secret: str) -> dict[str, str]:

@@ -26,16 +26,13 @@ import hashlib
 import io
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager, suppress
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from pathlib import Path
 
 if __package__ in (None, ""):
@@ -46,6 +43,7 @@ import httpx
 from minio import Minio
 from PIL import Image
 
+from bench._support import service_api
 from mlife_shared.auth import IDENTITY_HEADER, Identity, sign_identity
 from mlife_shared.migrations import upgrade
 from mlife_shared.objectstore.base import Hasher
@@ -77,39 +75,12 @@ async def database() -> AsyncIterator[str]:
         await admin.close()
 
 
-@asynccontextmanager
-async def dam_api(database_url: str, secret: str) -> AsyncIterator[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    home = Path(tempfile.mkdtemp(prefix="mlife-bench-dam-"))
-    env = {**os.environ, "MLIFE_ENVIRONMENT": "test", "MLIFE_DAM_DATABASE_URL": database_url,
-           "MLIFE_IDENTITY_SECRET": secret, "MLIFE_HOME": str(home), "MLIFE_LOG_LEVEL": "WARNING",
-           "MLIFE_OBJECT_STORE": "s3", "MLIFE_S3_ENDPOINT": S3["endpoint"], "MLIFE_S3_ACCESS_KEY": S3["access_key"],
-           "MLIFE_S3_SECRET_KEY": S3["secret_key"], "MLIFE_S3_BUCKET": S3["bucket"],
-           "MLIFE_DAM_MAX_UPLOAD_BYTES": str(8 * 1024 ** 3),
-           "MLIFE_NATS_URL": os.environ.get("MLIFE_TEST_NATS_URL", "nats://127.0.0.1:4222")}
-    proc = subprocess.Popen([sys.executable, "-m", "dam", "api", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}/api/dam"
-    try:
-        async with httpx.AsyncClient() as client:
-            for _ in range(300):
-                with suppress(httpx.HTTPError):
-                    if (await client.get(f"{base}/healthz")).status_code == 200:
-                        break
-                if proc.poll() is not None:
-                    raise RuntimeError(f"dam api exited with {proc.returncode}")
-                await asyncio.sleep(0.1)
-            else:
-                raise RuntimeError("dam api did not start")
-        yield base
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        with suppress(subprocess.TimeoutExpired):
-            proc.wait(15)
-        proc.kill()
-        shutil.rmtree(home, ignore_errors=True)
+def dam_api(database_url: str, secret: str) -> AbstractAsyncContextManager[str]:
+    """`python -m dam api` on a free port, on the S3 backend; its base URL."""
+    return service_api("dam", database_url, secret, {
+        "MLIFE_OBJECT_STORE": "s3", "MLIFE_S3_ENDPOINT": S3["endpoint"], "MLIFE_S3_ACCESS_KEY": S3["access_key"],
+        "MLIFE_S3_SECRET_KEY": S3["secret_key"], "MLIFE_S3_BUCKET": S3["bucket"],
+        "MLIFE_DAM_MAX_UPLOAD_BYTES": str(8 * 1024 ** 3)})
 
 
 async def upload_all(client: httpx.AsyncClient, blobs: list[bytes], concurrency: int) -> tuple[float, list[int]]:
