@@ -12,6 +12,7 @@ import signal
 import socket
 import sys
 import time
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -176,6 +177,8 @@ class Launcher:
         return 0
 
     async def start(self, child: Child, env: dict[str, str]) -> None:
+        # Each child leads a process group of its own (_die_with_parent): MLflow's server runs its app in a
+        # child process of its own, and a group signal stops the two together, so neither outlives `mlife up`.
         child.process = await asyncio.create_subprocess_exec(
             *child.argv, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
             preexec_fn=_die_with_parent)
@@ -242,12 +245,39 @@ class Launcher:
                 continue
         return total / 1024
 
+    @staticmethod
+    def signal(child: Child, sig: int) -> None:
+        assert child.process is not None
+        try:
+            if child.name == "mlflow":
+                os.killpg(child.process.pid, sig)
+            else:
+                child.process.send_signal(sig)
+        except ProcessLookupError:
+            pass
+
+    @staticmethod
+    async def reap_group(pgid: int, timeout: float = 15) -> None:
+        """Wait until no process of the group is left; SIGKILL what remains after `timeout`, then give up
+        5 s later (a zombie nobody reaps still counts as a member, and must not hang the stop)."""
+        start, killed = time.monotonic(), False
+        while time.monotonic() - start < timeout + 5:
+            try:
+                os.killpg(pgid, 0)
+            except ProcessLookupError:
+                return
+            if not killed and time.monotonic() - start > timeout:
+                with suppress(ProcessLookupError):
+                    os.killpg(pgid, signal.SIGKILL)
+                killed = True
+            await asyncio.sleep(0.1)
+
     async def shutdown(self) -> None:
         order = [c for c in reversed(self.children)]  # gateway, apis/workers, mlflow, then nats
         for group in (order[:-1], order[-1:]) if order and order[-1].name == "nats" else (order,):
             for child in group:
                 if child.process and child.process.returncode is None:
-                    child.process.terminate()
+                    self.signal(child, signal.SIGTERM)
             for child in group:
                 if child.process and child.process.returncode is None:
                     try:
@@ -255,4 +285,6 @@ class Launcher:
                     except asyncio.TimeoutError:
                         child.process.kill()
                         await child.process.wait()
+                if child.name == "mlflow" and child.process:
+                    await self.reap_group(child.process.pid)
         print("mlife: stopped", flush=True)
