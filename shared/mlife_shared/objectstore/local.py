@@ -4,6 +4,7 @@ into place, so a failed or interrupted upload leaves nothing behind."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 import os
 import shutil
 import tempfile
@@ -81,9 +82,10 @@ class LocalObjectStore:
                     yield key
 
     async def check(self) -> None:
-        probe = self.root / ".ready"
+        # One probe file per check: the embedded services share this folder and check it at the same time.
+        probe = self.root / f".ready-{os.getpid()}-{uuid.uuid4().hex}"
         probe.write_bytes(b"ok")
-        probe.unlink()
+        probe.unlink(missing_ok=True)
 
 
 async def _read(path: Path, chunk_size: int) -> AsyncIterator[bytes]:
