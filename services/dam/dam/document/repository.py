@@ -80,6 +80,10 @@ class DocumentRepository:
                 stmt = stmt.where(DocumentRow.search_text.like(f"%{word}%"))
         return stmt.order_by(DocumentRow.version_id, DocumentRow.position)
 
+    async def count(self, stmt: Select[Any]) -> int:
+        """How many rows a `rows_statement` selects."""
+        return int(await self.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0)
+
     async def rows(self, stmt: Select[tuple[DocumentRow, File | None]], *, limit: int | None = None,
                    offset: int = 0) -> list[tuple[DocumentRow, File | None]]:
         if limit is not None:

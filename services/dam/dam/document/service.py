@@ -135,9 +135,7 @@ class DocumentService:
                                         media_types=f.media_types, min_size=f.min_size, max_size=f.max_size,
                                         q=f.q, md5s=f.md5s)
         if not f.columns:
-            from sqlalchemy import func, select
-
-            total = int(await self.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0)
+            total = await self.repo.count(stmt)
             return await self.repo.rows(stmt, limit=limit, offset=offset), total
         wanted = {k: ({v} if isinstance(v, str) else set(v)) for k, v in f.columns.items()}
         matched = [(r, fl) for r, fl in await self.repo.rows(stmt)
