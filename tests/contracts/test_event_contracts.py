@@ -19,6 +19,9 @@ ARCHITECTURE_SUBJECTS = {
     "task.failed": "mtt", "testing.completed": "mtt", "model.uploaded": "mtt", "model.registered": "msm",
     "deployment.requested": "msm", "deployment.succeeded": "msm", "deployment.failed": "msm",
     "deployment.rolled_back": "msm", "serving.feedback": "msm",
+    # the function as the unit of the loop (issue 12): the gate asks for the evidence it lacks, MTT says when a
+    # test cannot give any, and BAM's statuses follow production
+    "testing.requested": "msm", "testing.failed": "mtt", "model.promoted": "msm",
 }
 
 

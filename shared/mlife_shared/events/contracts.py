@@ -33,6 +33,9 @@ class BadcaseCreated(EventData):
     model_name: str | None = None
     model_version: str | None = None
     priority: float | None = None
+    task_id: Id | None = Field(None, description="The testing task whose run found it (source=testing)")
+    deployment_id: Id | None = Field(None, description="The deployment whose prediction was flagged (source=serving)")
+    model_version_id: Id | None = Field(None, description="MSM's id of the model version it was found on")
 
 
 @register
@@ -58,9 +61,12 @@ class BadcaseUpdated(EventData):
 
 class TestDataItem(_Part):
     badcase_id: Id
-    data_refs: list[str] = Field(description="DAM file MD5s, object keys or URLs of the badcase's data")
+    data_refs: list[str] = Field([], description="DAM file MD5s, object keys or URLs of the badcase's data "
+                                                 "(an image, or a served input tensor as a .npy/.npz file)")
     ground_truth: Any = Field(description="The label or structured value the model should have produced")
-    function: str
+    function: str = Field(description="The function whose badcase test set the item joins")
+    features: dict[str, Any] | None = Field(None, description="A tabular badcase's row: feature column → value "
+                                                              "(instead of data files)")
 
 
 @register
@@ -128,6 +134,11 @@ class DatasetGrouped(EventData):
     is_badcase_test_set: bool = False
     name: str | None = Field(None, description="The dataset's name (its versions share it)")
     group_id: Id | None = Field(None, description="Shared by the train and test datasets of one grouping")
+    function: str | None = Field(None, description="The function the data is for; always set on a badcase test "
+                                                   "set (the function whose badcases it holds)")
+    modality: Literal["file", "table", "mixed"] | None = Field(
+        None, description="file: every item is a file (image, tensor, …); table: every item is a row of feature "
+                          "columns; mixed: both")
 
 
 # ---- MTT ---------------------------------------------------------------------------------------
@@ -164,6 +175,9 @@ class TaskFailed(EventData):
     reason: str
 
 
+SetKind = Literal["badcase_test_set", "test_split", "other"]
+
+
 class TestingOutcomeLine(_Part):
     """One line of the per-sample outcomes file of `testing.completed` (JSON lines, in the object store)."""
 
@@ -175,6 +189,8 @@ class TestingOutcomeLine(_Part):
     prediction: Any = None
     correct: bool
     badcase_id: Id | None = Field(None, description="Set when the sample came from the badcase test set")
+    features: dict[str, Any] | None = Field(None, description="A tabular sample's feature columns")
+    error: float | None = Field(None, description="Regression: |prediction - ground truth|")
 
 
 @register
@@ -190,6 +206,27 @@ class TestingCompleted(EventData):
     function: str | None = Field(None, description="ML system function the model serves (for new badcases)")
     metrics: dict[str, float] = {}
     outcomes_key: str = Field(description="Object key of per-sample outcomes: JSON lines of TestingOutcomeLine")
+    model_version_id: Id | None = Field(None, description="MSM's id of the tested version, when MTT knows it")
+    set_kind: SetKind = Field("other", description="Which set the result is on: the function's badcase test set, "
+                                                   "the test split of the model's training data, or another")
+
+
+@register
+class TestingFailed(EventData):
+    """Sent when a testing task of a model version could not give a result: the set is incompatible with the
+    model (modality, size, input shape; found before any run) or the run failed. The gate blocks on it."""
+
+    subject = "testing.failed"
+    producer = "mtt"
+    task_id: Id | None = None
+    model_name: str
+    model_version: str
+    model_version_id: Id | None = None
+    dataset_id: Id
+    function: str | None = None
+    set_kind: SetKind = "other"
+    incompatible: bool = Field(description="True: the model cannot take the set's items (no run was made)")
+    reason: str
 
 
 @register
@@ -205,6 +242,8 @@ class ModelUploaded(EventData):
     md5: str
     size: int = Field(ge=0)
     metrics: dict[str, float] = {}
+    function: str | None = Field(None, description="The function of the training task (the model declares it)")
+    test_dataset_ids: list[Id] = Field([], description="The test split(s) grouped with the training data")
 
 
 # ---- MSM ---------------------------------------------------------------------------------------
@@ -221,9 +260,43 @@ class ModelRegistered(EventData):
     format: str
     object_key: str
     task_id: Id | None = None
+    function: str | None = Field(None, description="The function the model serves, when declared")
+    test_dataset_ids: list[Id] = Field([], description="The test split(s) of the data it was trained on")
     evaluate_on_dataset_id: Id | None = Field(
         None, description="Set for a derived version (e.g. compressed): MTT tests it on this dataset, so its "
                           "accuracy can be compared with the version it was derived from")
+
+
+@register
+class TestingRequested(EventData):
+    """Sent when the gate needs evidence it lacks: a model version's result on a dataset (the function's current
+    badcase test set, or the version's test split). MTT creates the testing task once per version and dataset."""
+
+    subject = "testing.requested"
+    producer = "msm"
+    model_version_id: Id
+    model_name: str
+    model_version: str
+    format: str
+    object_key: str
+    function: str | None = None
+    dataset_id: Id
+    set_kind: SetKind = "other"
+    reason: str = ""
+
+
+@register
+class ModelPromoted(EventData):
+    """Sent when a version became `production` for its model (the alias moved to it, or back on a revert); BAM
+    moves its function's badcase statuses to follow production."""
+
+    subject = "model.promoted"
+    producer = "msm"
+    model_version_id: Id
+    model_name: str
+    model_version: str
+    function: str | None = None
+    previous_version: str | None = None
 
 
 class DeployedVersion(_Part):
@@ -283,7 +356,8 @@ class ServingFeedback(EventData):
     deployment_id: Id
     model_name: str
     model_version: str
-    function: str | None = Field(None, description="ML system function of the deployment; model_name if absent")
+    function: str | None = Field(None, description="ML system function of the deployment's model")
+    model_version_id: Id | None = Field(None, description="MSM's id of the version that answered")
     prediction_id: Id | None = None
     input_ref: str | None = Field(None, description="Object key or MD5 of the served input")
     prediction: Any = None
