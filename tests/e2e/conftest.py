@@ -126,7 +126,8 @@ async def distributed(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator
             if service == "mtt":
                 _start(platform, "mtt-api", ["-m", "mtt", "api", "--port", str(port)], env)
                 _start(platform, "mtt-worker", ["-m", "mtt", "worker"], env)
-                _start(platform, "mtt-runner", ["-m", "mtt", "runner", "--id", "e2e-runner"], env)
+                for n in (1, 2):  # two runners share the work queue, as two replicas would
+                    _start(platform, f"mtt-runner-{n}", ["-m", "mtt", "runner", "--id", f"e2e-runner-{n}"], env)
                 platform.procs["mtt"] = platform.procs["mtt-api"]
             else:
                 _start(platform, service, ["-m", service, "all", "--port", str(port)], env)

@@ -1,97 +1,154 @@
-"""The closed loop end to end (issue 8): `mlife.demo` drives the platform through the gateway, and the
-assertions read only public APIs — badcases from testing and from serving, the gate's refusal of the
-regressing version naming the badcases it regressed (and BAM's record of them), the fixed version live and
-answering. Once on PostgreSQL + NATS + S3 with MTT's runner as its own process, once on the embedded
+"""The closed loop end to end, for three functions side by side on one stack (issue 12): digits (8x8 PNGs),
+shapes (32x32 PNGs, another size) and wine (a plain table from scikit-learn). `mlife.demo` drives each
+function's loop in its own thread through the gateway; the assertions read only public APIs:
+
+- each function has its own badcases (from testing, with their task; from serving, with their deployment), its
+  own badcase test set, versions and production;
+- v1 requested again after v2 became production is blocked (the regression that once passed the gate);
+- v3, requested before it was ever tested, waits (`awaiting_tests`), is tested, and is blocked;
+- a threshold applies to the set it names; the better v4 passes and serves;
+- nothing of one function touches another's badcases, outcomes, sets or tasks;
+- a feedback badcase sent with the served input tensor is evaluated on that input.
+
+Once on PostgreSQL + NATS + S3 (MTT's api, worker and two runners as separate processes), once on the embedded
 default (`mlife up`: SQLite, local objects, NATS from the wheel)."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from mlife.client import Client
-from mlife.demo import Demo, LoopResult
+from mlife.demo import LoopResult
+from mlife.demo.cli import run_functions
+from tests.conftest import free_port
 from tests.e2e.conftest import Platform
 from tests.embedded.test_mlife_up import TOKEN as EMBEDDED_TOKEN
 from tests.embedded.test_mlife_up import start, stop, wait_until_up
-from tests.conftest import free_port
+
+FUNCTIONS = ["digits", "shapes", "wine"]
 
 
-def run_loop(url: str, token: str, workdir: Path, lines: list[str]) -> tuple[Client, LoopResult]:
-    client = Client(url, token)
-    return client, Demo(client, workdir=workdir, timeout=300, out=lines.append).run()
+def run_loops(url: str, token: str, workdir: Path, lines: list[str]) -> dict[str, LoopResult]:
+    return run_functions(url, token, FUNCTIONS, workdir, 600, out=lines.append)
 
 
-def check(c: Client, r: LoopResult) -> None:
-    # badcases born from testing (MTT → testing.completed → BAM) and from serving (MSM feedback → BAM)
-    testing = list(c.iter_badcases(source="testing", model_name=r.model))
-    serving = list(c.iter_badcases(source="serving", model_name=r.model))
-    assert testing and serving, (len(testing), len(serving))
-    assert {b["source"] for b in testing} == {"testing"} and {b["source"] for b in serving} == {"serving"}
-    assert set(r.serving_badcases) <= {b["id"] for b in serving}
+def ids(badcases: list[dict[str, Any]]) -> set[str]:
+    return {str(b["id"]) for b in badcases}
 
-    # the badcase test set DAM built from them, seen by MTT/MSM as such
+
+def check_function(c: Client, r: LoopResult) -> None:
+    f = r.function
+    mine = list(c.iter_badcases(function=f))
+    assert {b["function"] for b in mine} == {f}
+    assert {b["model_name"] for b in mine} == {r.model}
+
+    # badcases born from testing carry their task, those from serving their deployment
+    testing = [b for b in mine if b["source"] == "testing"]
+    serving = [b for b in mine if b["source"] == "serving"]
+    assert testing and serving, (f, len(testing), len(serving))
+    v1 = r.models["v1"].version
+    assert all(b["task_id"] and b["model_version_id"] == v1["id"] for b in testing), testing[:2]
+    assert all(b["deployment_id"] == r.deployments["v1"]["id"] for b in serving), serving[:2]
+    tasks = {str(b["task_id"]) for b in testing}
+    for task_id in tasks:
+        t = c.task(task_id)
+        assert t["function"] == f and t["model"]["name"] == r.model
+
+    # the function's own badcase test set: every testing and serving badcase, nothing of another function
     ds = c.request("GET", f"/api/dam/datasets/{r.badcase_dataset_id}")
-    assert ds["is_badcase_test_set"] and ds["item_count"] >= len(set(r.testing_badcases) | set(r.serving_badcases))
+    assert ds["is_badcase_test_set"] and ds["function"] == f and ds["name"] == f"badcase test set: {f}"
+    rows = [line for line in c.http.get(f"/api/dam/datasets/{r.badcase_dataset_id}/manifest").text.splitlines() if line]
+    assert len(rows) == ds["item_count"] >= len(set(r.testing_badcases) | set(r.serving_badcases))
 
-    # the gate: v3 was blocked, the refusal recorded with the badcases it regressed against production v2
-    v2, v3, v4 = (r.models[k].version for k in ("v2", "v3", "v4"))
-    blocked = c.request("GET", f"/api/msm/deployments/{r.blocked['deployment_id']}")
-    assert blocked["status"] == "blocked"
-    regressed = blocked["gate"]["regressed_badcases"]
-    assert regressed and sorted(regressed) == sorted(r.blocked["regressed_badcases"])
-    assert [v["model_version_id"] for v in blocked["versions"]] == [v3["id"]]
-    for badcase_id in regressed[:5]:
+    # v2, production, fixed what it passes; every serving badcase was evaluated on its real input
+    v2, v3 = r.models["v2"].version, r.models["v3"].version
+    assert r.fixed_badcases
+    for badcase_id in r.serving_badcases:
         outcomes = c.request("GET", f"/api/bam/badcases/{badcase_id}/outcomes")["by_model_version"]
-        by_version = {(o["model_name"], str(o["model_version"])): o["passed"] for o in outcomes}
-        assert by_version[(r.model, str(v2["version"]))] is True, outcomes
-        assert by_version[(r.model, str(v3["version"]))] is False, outcomes
-    history = [h for b in regressed for h in c.request("GET", f"/api/bam/badcases/{b}/history")]
-    assert any(h.get("new") == "regressed" for h in history), "BAM saw the fixed badcases regress"
-    gate_now = c.request("GET", f"/api/msm/model-versions/{v3['id']}/gate")
-    assert not gate_now["passed"] and set(regressed) <= set(gate_now["regressed_badcases"])
+        assert {o["model_name"] for o in outcomes} == {r.model}
+        assert any(str(o["model_version"]) == str(v2["version"]) for o in outcomes), (f, badcase_id, outcomes)
 
-    # the fixed version is live, `production`, and serves predictions; v2's deployment was superseded
+    # the gate: v1 again is blocked with the badcases production fixed; v3 waited, was tested and blocked
+    for blocked, version in ((r.blocked_v1, v1), (r.blocked, v3)):
+        d = c.request("GET", f"/api/msm/deployments/{blocked['deployment_id']}")
+        assert d["status"] == "blocked" and [v["model_version_id"] for v in d["versions"]] == [version["id"]]
+        regressed = d["gate"]["regressed_badcases"]
+        assert regressed and set(regressed) <= ids(mine), (f, d["gate"])
+        for badcase_id in regressed[:5]:
+            outcomes = c.request("GET", f"/api/bam/badcases/{badcase_id}/outcomes")["by_model_version"]
+            by_version = {str(o["model_version"]): o["passed"] for o in outcomes if o["model_name"] == r.model}
+            assert by_version[str(v2["version"])] is True and by_version[str(version["version"])] is False
+    assert r.blocked["first_status"] == "awaiting_tests", r.blocked
+    assert r.awaited and {e["state"] for e in r.awaited} <= {"pending", "done"}
+
+    # a threshold names its set, and its reason says which
+    assert r.threshold_block and any(r.threshold_block["set"] in reason for reason in r.threshold_block["reasons"])
+
+    # v4 is live, production, and answers
     final = c.request("GET", f"/api/msm/deployments/{r.deployments['v4']['id']}")
-    assert final["status"] == "live" and [v["model_version_id"] for v in final["versions"]] == [v4["id"]]
+    assert final["status"] == "live" and final["function"] == f
     assert c.request("GET", f"/api/msm/deployments/{r.deployments['v2']['id']}")["status"] == "superseded"
     model = c.model(r.model)
-    assert {a["alias"]: a["version"] for a in model["aliases"]}["production"] == str(v4["version"])
-    assert r.final_predictions and {p["model_version"] for p in r.final_predictions} == {str(v4["version"])}
+    assert model["function"] == f
+    assert {a["alias"]: a["version"] for a in model["aliases"]}["production"] == str(r.models["v4"].version["version"])
+    assert {p["model_version"] for p in r.final_predictions} == {str(r.models["v4"].version["version"])}
     right = sum(p["label"] == p["truth"] for p in r.final_predictions)
     assert right >= len(r.final_predictions) * 0.8, r.final_predictions
 
 
-@pytest.mark.timeout(1200)
-async def test_loop_on_postgresql_nats_s3(distributed: Platform, tmp_path: Path) -> None:
+def check_isolation(c: Client, results: dict[str, LoopResult]) -> None:
+    """Nothing of one function touches another's: tasks test a model only on its own function's sets, and
+    badcase outcomes are recorded only for versions of the badcase's own function."""
+    own_sets = {r.model: {r.train_dataset_id, r.test_dataset_id, r.badcase_dataset_id} for r in results.values()}
+    seen = 0
+    for t in c.list_tasks(kind="test", limit=500):
+        model = (t.get("model") or {}).get("name")
+        if model not in own_sets:
+            continue
+        seen += 1
+        datasets = {str(d["dataset_id"]) for d in t["datasets"]}
+        assert datasets <= own_sets[model], (model, t["name"], datasets)
+    assert seen >= 3 * len(results)
+    for r in results.values():
+        for badcase_id in r.fixed_badcases[:10] + r.serving_badcases[:5]:
+            outcomes = c.request("GET", f"/api/bam/badcases/{badcase_id}/outcomes")["history"]
+            assert {o["model_name"] for o in outcomes} == {r.model}, (r.function, outcomes)
+
+
+def check(url: str, token: str, results: dict[str, LoopResult]) -> None:
+    with Client(url, token) as c:
+        assert set(results) == set(FUNCTIONS)
+        for r in results.values():
+            check_function(c, r)
+        check_isolation(c, results)
+
+
+@pytest.mark.timeout(2400)
+async def test_three_functions_on_postgresql_nats_s3(distributed: Platform, tmp_path: Path) -> None:
     lines: list[str] = []
     try:
-        c, result = await asyncio.to_thread(run_loop, distributed.url, distributed.token, tmp_path, lines)
+        results = await asyncio.to_thread(run_loops, distributed.url, distributed.token, tmp_path, lines)
     except Exception as exc:
         raise AssertionError("\n".join(lines) + "\n" + distributed.logs()) from exc
-    try:
-        check(c, result)
-    finally:
-        c.close()
+    await asyncio.to_thread(check, distributed.url, distributed.token, results)
 
 
-@pytest.mark.timeout(1200)
-async def test_loop_on_the_embedded_default(tmp_path: Path) -> None:
+@pytest.mark.timeout(2400)
+async def test_three_functions_on_the_embedded_default(tmp_path: Path) -> None:
     port, log = free_port(), []
     proc = start(tmp_path / "home", port, log)
     lines: list[str] = []
     try:
         await asyncio.to_thread(wait_until_up, proc, log)
+        url = f"http://127.0.0.1:{port}"
         try:
-            c, result = await asyncio.to_thread(run_loop, f"http://127.0.0.1:{port}", EMBEDDED_TOKEN,
-                                                tmp_path / "work", lines)
+            results = await asyncio.to_thread(run_loops, url, EMBEDDED_TOKEN, tmp_path / "work", lines)
         except Exception as exc:
             raise AssertionError("\n".join(lines) + "\n" + "".join(log[-80:])) from exc
-        try:
-            check(c, result)
-        finally:
-            c.close()
+        await asyncio.to_thread(check, url, EMBEDDED_TOKEN, results)
     finally:
         assert await asyncio.to_thread(stop, proc) == 0

@@ -1,0 +1,5 @@
+import sys
+
+from mlife.demo.cli import main
+
+sys.exit(main())
