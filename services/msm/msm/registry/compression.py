@@ -21,11 +21,43 @@ from msm.registry.repository import RegistryRepository
 from msm.registry.service import RegistryService, download, scratch_dir
 from msm.serving.validation import to_arrays
 
+# What a model without any default-domain node gets imported: DynamicQuantizeLinear and MatMulInteger,
+# which dynamic quantization inserts, need opset 10+.
+_MIN_DEFAULT_OPSET = 11
+
 
 def quantize(source: Path, target: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    normalised = target.with_name(f"{target.stem}.opsets.onnx")
+    if normalise_opsets(source, normalised):
+        source = normalised
     quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
+
+
+def normalise_opsets(source: Path, target: Path) -> bool:
+    """Write the model with one opset import per domain (the highest version; `ai.onnx` is the default
+    domain `''`) and a default-domain import even when no node uses it; False when it had that already.
+    The quantizer needs exactly one default-domain import: skl2onnx lists it twice for a
+    LogisticRegression with `zipmap=False` (examples/digits/train.py), and an ai.onnx.ml-only model
+    lists none."""
+    import onnx
+    from onnx import helper
+
+    model = onnx.load(str(source))
+    versions: dict[str, int] = {}
+    for opset in model.opset_import:
+        domain = "" if opset.domain == "ai.onnx" else opset.domain
+        versions[domain] = max(versions.get(domain, 0), opset.version)
+    # No node of the default domain: any version the quantizer's own nodes run with will do.
+    versions.setdefault("", _MIN_DEFAULT_OPSET)
+    wanted = [helper.make_opsetid(domain, version) for domain, version in versions.items()]
+    if [(o.domain, o.version) for o in model.opset_import] == [(o.domain, o.version) for o in wanted]:
+        return False
+    del model.opset_import[:]
+    model.opset_import.extend(wanted)
+    onnx.save(model, str(target))
+    return True
 
 
 def sample_accuracy(original: Path, compressed: Path, signature: dict[str, Any], sample: dict[str, Any],
@@ -33,7 +65,7 @@ def sample_accuracy(original: Path, compressed: Path, signature: dict[str, Any],
     import onnxruntime as ort
 
     if not isinstance(sample, dict) or "inputs" not in sample or "labels" not in sample:
-        raise Unprocessable("sample must be {'inputs': {name: rows}, 'labels': [class index per row]}")
+        raise Unprocessable("sample must be {'inputs': {name: rows}, 'labels': [class (index or label) per row]}")
     arrays, _ = to_arrays(sample["inputs"], signature, max_elements=max_elements)
     labels = np.asarray(sample["labels"])
     rows = next(iter(arrays.values())).shape[0]
@@ -42,10 +74,18 @@ def sample_accuracy(original: Path, compressed: Path, signature: dict[str, Any],
     out = {}
     for name, path in (("original", original), ("compressed", compressed)):
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        scores = session.run(None, arrays)[0]
-        out[name] = float((np.argmax(scores, axis=-1) == labels).mean())
+        out[name] = float((_predicted(session.run(None, arrays)) == labels).mean())
     return {"samples": rows, "accuracy_original": out["original"], "accuracy_compressed": out["compressed"],
             "accuracy_delta": out["compressed"] - out["original"]}
+
+
+def _predicted(outputs: list[Any]) -> np.ndarray:
+    """The predicted class per row: a classifier's label output (one value per row, as scikit-learn
+    exports give first), else the argmax of its first output's scores."""
+    first = outputs[0]
+    if isinstance(first, np.ndarray) and first.ndim == 1:
+        return first
+    return np.argmax(np.asarray(first), axis=-1)
 
 
 async def compress(session: AsyncSession, settings: Settings, store: ScopedStore, raw_store: ObjectStore,

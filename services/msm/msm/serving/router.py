@@ -13,6 +13,7 @@ from mlife_shared.app import SessionDep, StoreDep
 from mlife_shared.auth import IDENTITY_HEADER, Identity, Tester, Viewer, current_identity
 from mlife_shared.errors import Forbidden, PayloadTooLarge, Unprocessable
 from msm.inputs import reject_nul
+from msm.serving import feedback as feedback_service
 from msm.serving import service
 from msm.serving.schemas import FeedbackRequest, FeedbackResponse, PredictRequest, PredictResponse
 
@@ -93,10 +94,11 @@ async def predict(deployment: str, request: Request,
                  "schema": FeedbackRequest.model_json_schema()}}}})
 async def feedback(deployment: str, request: Request, session: SessionDep, store: StoreDep,
                    _: Tester, __: Annotated[None, Depends(reject_nul)]) -> FeedbackResponse:
-    """Flag a served prediction as wrong: the input is kept and `serving.feedback` goes to BAM."""
+    """Flag a served prediction as wrong: the input is kept (one sample, as a typed .npy/.npz) and
+    `serving.feedback` goes to BAM."""
     body = _parse(await _body(request), FeedbackRequest)
-    row, version = await service.feedback(session, request.app.state.serving, store, request.app.state.settings,
-                                          deployment, body)  # type: ignore[arg-type]
+    row, version = await feedback_service.feedback(session, request.app.state.serving, store,
+                                                   request.app.state.settings, deployment, body)  # type: ignore[arg-type]
     return FeedbackResponse(id=row.id, deployment_id=row.deployment_id, model_name=version.name,
                             model_version=version.version, input_ref=row.input_ref)
 

@@ -61,5 +61,30 @@ def to_arrays(inputs: dict[str, Any], signature: dict[str, Any], *, max_elements
     return arrays, batch_flags.pop()
 
 
-def to_json(value: np.ndarray) -> Any:
-    return value.tolist()
+def one_sample(arrays: dict[str, np.ndarray], signature: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The arrays of `to_arrays` as one sample: the leading batch axis (symbolic, or fixed at 1) of size 1
+    dropped. A batch of several samples is refused: feedback is about one prediction."""
+    shapes = {t["name"]: t["shape"] for t in signature.get("inputs", [])}
+    out = {}
+    for name, array in arrays.items():
+        shape = shapes[name]
+        if not shape or (isinstance(shape[0], int) and shape[0] != 1):
+            out[name] = array  # no batch axis: the whole tensor is the sample
+        elif array.shape[0] != 1:
+            raise InvalidInput(f"feedback is about one prediction: input {name!r} holds a batch of "
+                               f"{array.shape[0]} samples; send the one sample that was answered wrong")
+        else:
+            out[name] = array[0]
+    return out
+
+
+def to_json(value: Any) -> Any:
+    """An onnxruntime output as JSON values: tensors (numbers, strings, bools) become nested lists, a
+    sequence of maps (scikit-learn classifiers' ZipMap output) a list of objects."""
+    if isinstance(value, (np.ndarray, np.generic)):
+        return value.tolist()  # onnxruntime's string tensors hold `str` objects: these are JSON already
+    if isinstance(value, dict):
+        return {to_json(k): to_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json(v) for v in value]
+    return value
