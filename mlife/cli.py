@@ -1,7 +1,11 @@
 """`mlife`: the command line. `mlife up` runs the whole platform on this machine; the other commands
 talk to a running MLife through the gateway, as `MLIFE_URL` with `MLIFE_TOKEN` (or after
 `mlife login`, which keeps a token in ~/.config/mlife/config.json, mode 0600). `--json` prints the
-API's answer as JSON, for scripts."""
+API's answer as JSON, for scripts.
+
+Exit codes: 0 done; 1 partly done (some files or rows failed: listed); 2 an error (the API's, a missing
+file, an unreachable MLife; a message, never a traceback); 3 the deployment gate blocks; 141 the reader of
+the output went away (`mlife badcase list | head -1`), quietly."""
 
 from __future__ import annotations
 
@@ -17,6 +21,10 @@ from typing import Any
 
 FILTERS = ("q", "function", "system_version", "model_name", "model_version", "status", "severity", "source",
            "label", "prediction", "tag", "owner")
+
+
+class CLIError(Exception):
+    """A mistake in the command's input: printed as `error: …`, exit 2."""
 
 
 def _client(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -50,7 +58,33 @@ def _add_filters(p: argparse.ArgumentParser) -> None:
         p.add_argument(f"--{name.replace('_', '-')}", dest=name)
 
 
+def _data_ref(text: str) -> dict[str, str]:
+    kind, sep, value = text.partition(":")
+    if not sep or kind.strip().lower() not in ("md5", "key", "url") or not value.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not md5:<hex>, key:<object key> or url:<http(s) URL>")
+    return {"kind": kind.strip().lower(), "value": value.strip()}
+
+
+def _json_text(text: str, what: str) -> Any:
+    """A JSON argument, or `@file` holding it (read when the command runs: a missing file is its error)."""
+    raw = Path(text[1:]).read_text() if text.startswith("@") else text
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise CLIError(f"{what} is not JSON: {exc}") from exc
+
+
+def _label(text: str | None) -> Any:
+    """A label as `badcase import` reads a cell: JSON when it starts with { or [, else the text itself ("7" stays "7")."""
+    if text is None or not text.strip()[:1] in ("{", "["):
+        return text
+    return _json_text(text, "the label")
+
+
 def _progress(enabled: bool):  # type: ignore[no-untyped-def]
+    """The upload progress bar, on standard error, and only when that is a terminal (never into a log or a pipe)."""
+    enabled = enabled and sys.stderr.isatty()
+
     def show(summary: Any, done: int, total: int) -> None:
         if not enabled:
             return
@@ -87,21 +121,40 @@ def cmd_whoami(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> dict[str, Any]:
+    """`badcase add`'s options as the fields of a report (the fields a row of `badcase import` has)."""
+    data = list(args.data or []) + ([{"kind": "md5", "value": args.data_md5}] if args.data_md5 else [])
+    return {"function": args.function, "prediction": args.prediction, "ground_truth": args.ground_truth,
+            "description": args.description, "severity": args.severity, "model_name": args.model_name,
+            "model_version": args.model_version, "system_version": args.system_version, "tags": args.tag or None,
+            "task_id": args.task_id, "deployment_id": args.deployment_id, "data": data or None,
+            "features": _json_text(args.features, "--features") if args.features else None}
+
+
+def _imported(args: argparse.Namespace, r: dict[str, Any]) -> int:
+    _print(args, r, lambda r: f"{r['rows']} rows: {r['created']} created, {r['merged']} merged, {r['failed']} failed")
+    if r["failed"] and not args.json:
+        for e in r["errors"]:
+            print(f"  row {e['row']} (line {e['line']}): {e['error']}", file=sys.stderr)
+        if r.get("errors_not_shown"):
+            print(f"  … and {r['errors_not_shown']} more failed rows", file=sys.stderr)
+    return 1 if r["failed"] else 0
+
+
 def cmd_badcase(args: argparse.Namespace) -> int:
     with _client(args) as c:
         if args.action == "add":
-            report = {"function": args.function, "prediction": args.prediction, "ground_truth": args.ground_truth,
-                      "description": args.description, "severity": args.severity, "model_name": args.model_name,
-                      "model_version": args.model_version, "system_version": args.system_version,
-                      "tags": args.tag or None}
-            if args.data_md5:
-                report["data"] = [{"kind": "md5", "value": args.data_md5}]
-            b = c.report_badcase(file=Path(args.file) if args.file else None, **report)
+            b = c.report_badcase(file=Path(args.file) if args.file else None, **_report(args))
             _print(args, b, lambda b: (f"merged into {b['merged_into']} (seen {b['frequency']} times)"
                                        if b.get("merged_into") else f"recorded {b['id']}"))
         elif args.action == "import":
-            r = c.import_badcases(Path(args.path), format=args.format)
-            _print(args, r, lambda r: json.dumps(r, indent=2))
+            return _imported(args, c.import_badcases(Path(args.path), format=args.format))
+        elif args.action == "add-to-test-data":
+            if bool(args.ids) == bool(_filters(args)):
+                raise CLIError("give badcase ids, or filters that select them (e.g. --function digits), not both")
+            r = c.add_to_test_data(args.ids or None, **_filters(args))
+            _print(args, r, lambda r: "\n".join([f"{r['added']} badcases sent to their function's badcase test set",
+                                                 *(f"  skipped {s['id']}: {s['reason']}" for s in r["skipped"])]))
         elif args.action == "list":
             items = list(c.iter_badcases(**_filters(args))) if args.all else \
                 c.list_badcases(limit=args.limit, sort=args.sort, **_filters(args))["items"]
@@ -160,11 +213,18 @@ def cmd_dataset(args: argparse.Namespace) -> int:
 def cmd_task(args: argparse.Namespace) -> int:
     with _client(args) as c:
         if args.action == "create":
-            body = {"kind": args.kind, "name": args.name, "datasets": [_dataset_ref(c, d) for d in args.dataset],
-                    "model_name": args.model_name, "command": args.command, "code_location": args.code,
-                    "function": args.function, "run": args.run or None,
-                    "params": {k: json.loads(v) for k, v in (p.split("=", 1) for p in args.param)} or None}
-            t = c.create_task(**body)
+            if args.code and not Path(args.code).is_dir():  # before any request
+                raise CLIError(f"--code {args.code}: " + ("not a folder" if Path(args.code).exists() else
+                                                          "no such folder"))
+            params = {}
+            for p in args.param:
+                key, sep, value = p.partition("=")
+                if not sep:
+                    raise CLIError(f"--param {p!r}: write KEY=JSON")
+                params[key] = _json_text(value, f"--param {key}")
+            t = c.create_task(args.kind, [_dataset_ref(c, d) for d in args.dataset], code_dir=args.code,
+                              command=args.command, params=params or None, function=args.function, name=args.name,
+                              model_name=args.model_name, code_location=args.code_location, run=args.run or None)
             _print(args, t, lambda t: f"task {t['id']} ({t.get('status')})")
         elif args.action == "run":
             _print(args, c.run_task(args.id), lambda t: f"task {t['id']} {t.get('status')}")
@@ -215,12 +275,44 @@ def cmd_model(args: argparse.Namespace) -> int:
         elif args.action == "alias":
             _print(args, c.set_alias(args.name, args.alias, args.version, reason=args.reason or ""),
                    lambda a: f"{args.name}@{args.alias} -> {args.version}")
+        elif args.action == "set-function":
+            _print(args, c.set_model_function(args.name, args.function),
+                   lambda m: f"{m['name']} serves the function {m['function']}")
     return 0
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    with _client(args) as c:
+        v = c.model_version(args.model, args.version)
+        g = c.gate_preview(v["id"], metric=args.metric, min=args.min, max=args.max)
+    g = {"model": args.model, "version": v["version"], "model_version_id": v["id"], **g}
+
+    def human(g: dict[str, Any]) -> str:
+        lines = [f"{g['model']} v{g['version']}: " + ("passes the gate" if g.get("passed") else "the gate would block it")]
+        lines += [f"  - {r}" for r in g.get("reasons", [])]
+        for key in ("regressed_badcases", "untested_badcases", "failing_badcases"):
+            if g.get(key):
+                lines.append(f"  {key.replace('_', ' ')}: {len(g[key])}")
+        return "\n".join(lines)
+
+    _print(args, g, human)
+    return 0 if g.get("passed") else 3
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
     from mlife.client import MLifeAPIError
 
+    if args.deployment is not None:
+        if args.name != "rollback":
+            raise CLIError(f"unexpected argument {args.deployment!r} (to roll back: mlife deploy rollback DEPLOYMENT)")
+        if not args.reason:
+            raise CLIError("give the --reason of the rollback")
+        with _client(args) as c:
+            restored = c.rollback(args.deployment, args.reason)
+        _print(args, restored, lambda d: f"rolled back: deployment {d['id']} ({d['name']}) is {d['status']} again")
+        return 0
+    if not args.version:
+        raise CLIError("give the model version(s) to deploy: --version ID")
     with _client(args) as c:
         try:
             d = c.deploy(args.name, args.version, function=args.function, target=args.target,
@@ -236,9 +328,41 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    raw = Path(args.input[1:]).read_text() if args.input.startswith("@") else args.input
+    inputs = _json_text(args.input, "--input")
     with _client(args) as c:
-        _print(args, c.predict(args.deployment, json.loads(raw)), lambda r: json.dumps(r["outputs"]))
+        _print(args, c.predict(args.deployment, inputs), lambda r: json.dumps(r["outputs"]))
+    return 0
+
+
+def _input_name(c: Any, deployment: str, version_id: str | None) -> str:
+    """The one input of the model a deployment serves (for a .npy file, which holds one unnamed array)."""
+    version_id = version_id or next(v["model_version_id"] for v in c.deployment(deployment)["versions"]
+                                    if v.get("role", "primary") == "primary")
+    names = [i["name"] for i in c.request("GET", f"/api/msm/model-versions/{version_id}")["signature"].get("inputs", [])]
+    if len(names) != 1:
+        raise CLIError(f"the model has the inputs {', '.join(names)}: give --input-name, or an .npz file with an "
+                       "array per input name")
+    return names[0]
+
+
+def cmd_feedback(args: argparse.Namespace) -> int:
+    from mlife.client import read_inputs
+
+    with _client(args) as c:
+        inputs = _json_text(args.inputs, "--inputs") if args.inputs else None
+        if args.input_file:
+            name = args.input_name
+            if not name and args.input_file.lower().endswith(".npy"):
+                name = _input_name(c, args.deployment, args.model_version_id)
+            try:
+                inputs = read_inputs(args.input_file, name)
+            except ValueError as exc:
+                raise CLIError(str(exc)) from exc
+        r = c.feedback(args.deployment, _label(args.correct_label), inputs=inputs, input_ref=args.input_ref,
+                       prediction_id=args.prediction_id, prediction=_label(args.prediction),
+                       model_version_id=args.model_version_id, client_id=args.client_id, device_id=args.device_id)
+    _print(args, r, lambda r: f"feedback {r['id']} on {r['model_name']} v{r['model_version']}: BAM files it as a "
+                              "badcase (source serving)")
     return 0
 
 
@@ -263,14 +387,24 @@ def build_parser() -> argparse.ArgumentParser:
     bc = sub.add_parser("badcase", help="report, import, list and count badcases").add_subparsers(dest="action", required=True)
     p = bc.add_parser("add", parents=[common], help="report a badcase (merged when it is a duplicate)")
     p.add_argument("--function", required=True)
-    for name in ("prediction", "ground-truth", "description", "model-name", "model-version", "system-version", "file",
-                 "data-md5"):
+    for name in ("prediction", "ground-truth", "description", "model-name", "model-version", "system-version",
+                 "task-id", "deployment-id"):
         p.add_argument(f"--{name}")
+    p.add_argument("--file", help="the data, stored by BAM (image, audio, video, text or JSON)")
+    p.add_argument("--data", action="append", type=_data_ref, metavar="KIND:VALUE",
+                   help="where the data is: md5:<DAM file MD5>, key:<object key> or url:<URL> (repeat)")
+    p.add_argument("--data-md5", help="the same as --data md5:<hex>")
+    p.add_argument("--features", metavar="JSON", help='a tabular badcase\'s row, e.g. \'{"alcohol": 13.2}\', or @file')
     p.add_argument("--severity", choices=["low", "medium", "high", "critical"])
     p.add_argument("--tag", action="append")
-    p = bc.add_parser("import", parents=[common], help="bulk import a CSV or JSON-lines file")
+    p = bc.add_parser("import", parents=[common], help="bulk import a CSV or JSON-lines file (the fields of "
+                      "`badcase add`); exits 1 listing the rows that failed")
     p.add_argument("path")
     p.add_argument("--format", choices=["csv", "jsonl"])
+    p = bc.add_parser("add-to-test-data", parents=[common], help="append badcases (by id, or the ones the filters "
+                      "select) to their function's badcase test set")
+    p.add_argument("ids", nargs="*", metavar="ID")
+    _add_filters(p)
     p = bc.add_parser("list", parents=[common], help="find badcases")
     _add_filters(p)
     p.add_argument("--limit", type=int, default=50)
@@ -323,9 +457,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="")
     p.add_argument("--dataset", action="append", required=True, help="dataset id (repeat)")
     p.add_argument("--model-name")
-    p.add_argument("--command")
-    p.add_argument("--code", help="folder with the code")
-    p.add_argument("--function")
+    p.add_argument("--command", help="run in the code folder, e.g. 'python train.py'")
+    p.add_argument("--code", metavar="DIR", help="folder with the code (relative or absolute): zipped and uploaded")
+    p.add_argument("--code-location", help="code MLife already has: store:<key>, or a folder on the server")
+    p.add_argument("--function", help="the function the model serves, e.g. digits")
     p.add_argument("--run", action="store_true", help="queue it at once")
     p.add_argument("--param", action="append", default=[], metavar="KEY=JSON",
                    help='task parameter, e.g. preprocess=\'{"size": [8, 8], "mode": "L"}\' (repeat)')
@@ -345,21 +480,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("alias")
     p.add_argument("version", help="version number, id, or another alias")
     p.add_argument("--reason")
+    p = model.add_parser("set-function", parents=[common], help="declare the function a model serves (needed to "
+                         "deploy it)")
+    p.add_argument("name")
+    p.add_argument("function")
     for parser_ in model.choices.values():
         parser_.set_defaults(func=cmd_model)
 
-    p = sub.add_parser("deploy", parents=[common], help="request a deployment (the gate decides)")
-    p.add_argument("name", help="endpoint name")
-    p.add_argument("--version", action="append", required=True, help="model version id (repeat for A/B)")
+    gate = sub.add_parser("gate", help="the deployment gate").add_subparsers(dest="action", required=True)
+    p = gate.add_parser("preview", parents=[common], help="what the gate would say about a version now (exit 3 if "
+                        "it would block)")
+    p.add_argument("model", help="model name")
+    p.add_argument("version", help="version number, id, or alias")
+    p.add_argument("--metric", help="with --min/--max: a threshold to check")
+    p.add_argument("--min", type=float)
+    p.add_argument("--max", type=float)
+    p.set_defaults(func=cmd_gate)
+
+    p = sub.add_parser("deploy", parents=[common], help="request a deployment (the gate decides), or roll one back",
+                       usage="mlife deploy NAME --version ID [--version ID ...] [options]\n"
+                             "       mlife deploy rollback DEPLOYMENT --reason REASON [options]")
+    p.add_argument("name", help="endpoint name; or `rollback`")
+    p.add_argument("deployment", nargs="?", help="after `rollback`: the live deployment (id or name) to roll back")
+    p.add_argument("--version", action="append", help="model version id (repeat for A/B)")
     p.add_argument("--function")
     p.add_argument("--target", choices=["local", "docker", "edge"])
     p.add_argument("--override-reason", help="maintainers: deploy even if the gate blocks")
+    p.add_argument("--reason", help="why it is rolled back (recorded)")
     p.set_defaults(func=cmd_deploy)
 
     p = sub.add_parser("predict", parents=[common], help="call a deployment")
     p.add_argument("deployment")
     p.add_argument("--input", required=True, help='JSON inputs, e.g. {"x": [[1,0,0,0]]}, or @file.json')
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("feedback", parents=[common], help="flag a served prediction as wrong (BAM files a badcase)")
+    p.add_argument("deployment", help="deployment name or id")
+    given = p.add_mutually_exclusive_group()
+    given.add_argument("--inputs", metavar="JSON", help='the served input, e.g. {"x": [0, 1, 0, 0]}, or @file.json')
+    given.add_argument("--input-file", metavar="FILE", help="the served input as .npy (one input), .npz or .json")
+    given.add_argument("--input-ref", help="the served input's MD5 (a DAM file) or object key")
+    p.add_argument("--input-name", help="the model input a .npy file is for (default: the model's only input)")
+    p.add_argument("--correct-label", required=True, help="what the model should have answered")
+    p.add_argument("--prediction", help="what it answered")
+    p.add_argument("--prediction-id", help="from the predict answer (its input was logged: no input needed)")
+    p.add_argument("--model-version-id", help="from the predict answer, when the deployment serves several")
+    p.add_argument("--client-id")
+    p.add_argument("--device-id")
+    p.set_defaults(func=cmd_feedback)
     return parser
 
 
@@ -375,24 +543,49 @@ def main(argv: list[str] | None = None) -> None:
 
         config = LauncherConfig.from_env(port=args.port)
         sys.exit(asyncio.run(Launcher(config).run()))
+    sys.exit(run(args))
+
+
+def run(args: argparse.Namespace) -> int:
+    """The command, with its failures as messages and exit codes (the module docstring lists them)."""
+    import httpx
+
     from mlife.client import MLifeAPIError
 
     try:
         code = args.func(args)
+        sys.stdout.flush()  # here, so that a closed pipe is met below and not at exit
+        return code
+    except BrokenPipeError:
+        return _output_closed()
+    except KeyboardInterrupt:
+        return 130
     except MLifeAPIError as exc:
         if getattr(args, "json", False):
             print(json.dumps({"status": exc.status, "error": exc.error, "detail": exc.detail}))
         else:
             print(f"error: {exc}", file=sys.stderr)
-        code = 2
-    except Exception as exc:  # noqa: BLE001 - a network failure is a message, not a traceback
-        import httpx
-
-        if not isinstance(exc, httpx.HTTPError):
+    except CLIError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+    except OSError as exc:
+        if exc.filename is None:
             raise
+        print(f"error: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
+    except httpx.HTTPError as exc:
         print(f"error: cannot reach MLife: {exc}", file=sys.stderr)
-        code = 2
-    sys.exit(code)
+    return 2
+
+
+def _output_closed() -> int:
+    """The reader went away (`| head`): stop quietly. What is still buffered goes to /dev/null, so that
+    Python's own flush at exit does not complain either."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            os.dup2(devnull, stream.fileno())
+        except (OSError, ValueError):
+            pass
+    return 128 + 13  # as a tool stopped by SIGPIPE
 
 
 if __name__ == "__main__":

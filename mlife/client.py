@@ -5,16 +5,21 @@
     b = c.report_badcase(function="emotion", prediction="happy", ground_truth="sad")
     for b in c.iter_badcases(status="new"): ...
     c.upload_dir("photos/", workers=4)                        # MD5 precheck: known files are skipped
+    t = c.create_task("train", [dataset_id], code_dir="src/", command="python train.py", function="digits")
 
 Every error is an `MLifeAPIError` carrying the API's `{"error", "detail"}`."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import re
 import secrets
 import stat
+import tempfile
+import zipfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -25,6 +30,10 @@ import httpx
 
 CONFIG_PATH = Path(os.environ.get("MLIFE_CONFIG", Path.home() / ".config" / "mlife" / "config.json"))
 CHUNK = 1024 * 1024
+# Never part of a task's code: caches and environments (a .venv alone can exceed MTT's upload limit).
+SKIPPED_IN_CODE = frozenset({"__pycache__", ".git", ".hg", ".svn", ".venv", "venv", ".mypy_cache", ".pytest_cache",
+                             ".ruff_cache", ".ipynb_checkpoints"})
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
 
 
 class MLifeAPIError(Exception):
@@ -63,6 +72,55 @@ def md5_of(path: Path) -> str:
 def _file_chunks(fh: BinaryIO) -> Iterator[bytes]:
     while chunk := fh.read(CHUNK):
         yield chunk
+
+
+def zip_folder(folder: str | Path) -> BinaryIO:
+    """`folder` (relative to the working directory, or absolute) as a .zip, paths relative to the folder;
+    caches and environments (SKIPPED_IN_CODE, *.pyc) left out. Kept in memory up to 16 MiB, then on disk."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(errno.ENOENT, "not a folder" if folder.exists() else "no such folder", str(folder))
+    archive = tempfile.SpooledTemporaryFile(max_size=16 * CHUNK)  # noqa: SIM115 - the caller closes it
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+        for root, dirs, files in os.walk(folder):
+            dirs[:] = sorted(d for d in dirs if d not in SKIPPED_IN_CODE)
+            for name in sorted(files):
+                path = Path(root) / name
+                if path.suffix != ".pyc" and path.is_file():
+                    z.write(path, path.relative_to(folder).as_posix())
+    archive.seek(0)
+    return archive  # type: ignore[return-value]
+
+
+def read_inputs(path: str | Path, input_name: str | None = None) -> dict[str, Any]:
+    """Model inputs from a file: `.npy` (one array: `input_name`'s), `.npz` (one array per input name) or `.json`
+    (`{name: array}`, or a predict body `{"inputs": {...}}`)."""
+    path = Path(path)
+    if path.suffix.lower() == ".json":
+        data = json.loads(path.read_text())
+        data = data.get("inputs", data) if isinstance(data, dict) else data
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: the JSON must be an object of input name → array")
+        return data
+    import numpy as np
+
+    with path.open("rb") as fh:
+        loaded = np.load(fh, allow_pickle=False)
+        if isinstance(loaded, np.ndarray):
+            if not input_name:
+                raise ValueError(f"{path}: a .npy file holds one array: name the model input it is for")
+            return {input_name: loaded.tolist()}
+        with loaded:
+            return {name: loaded[name].tolist() for name in loaded.files}
+
+
+def _expects_json(exc: MLifeAPIError) -> bool:
+    """The API refused a multipart body because it only takes JSON (an older service)."""
+    if exc.status == 415:
+        return True
+    return exc.status == 422 and isinstance(exc.detail, list) and any(
+        isinstance(e, dict) and list(e.get("loc", [])) == ["body"]
+        and e.get("type") in ("model_attributes_type", "dict_type", "json_invalid") for e in exc.detail)
 
 
 @dataclass
@@ -183,8 +241,14 @@ class Client:
     def weekly_stats(self, weeks: int = 12, **filters: Any) -> dict[str, Any]:
         return self.request("GET", "/api/bam/stats/weekly", params={**filters, "weeks": weeks})
 
-    def add_to_test_data(self, ids: list[str]) -> dict[str, Any]:
-        return self.request("POST", "/api/bam/badcases/add-to-test-data", json={"ids": ids})
+    def add_to_test_data(self, ids: list[str] | None = None, **filters: Any) -> dict[str, Any]:
+        """The badcases `ids`, or those the filters select (those of `GET /badcases`), appended to their
+        function's badcase test set in DAM. Answers `added` and the `skipped` ones with the reason."""
+        filters = {k: v for k, v in filters.items() if v is not None}
+        if bool(ids) == bool(filters):
+            raise ValueError("give badcase ids or filters (not both)")
+        body = {"ids": list(ids)} if ids else {"filter": filters}
+        return self.request("POST", "/api/bam/badcases/add-to-test-data", json=body)
 
     # --- DAM ---------------------------------------------------------------------------------------
 
@@ -205,6 +269,8 @@ class Client:
         """Every file under `folder`: MD5s first, then one check call per 1000 files, then only the
         missing ones uploaded, `workers` at a time. `progress(summary, done_bytes, total_bytes)`."""
         folder = Path(folder)
+        if not folder.is_dir():
+            raise FileNotFoundError(errno.ENOENT, "not a folder" if folder.exists() else "no such folder", str(folder))
         files = sorted(p for p in folder.rglob("*") if p.is_file())
         summary = UploadSummary(files=len(files))
         with ThreadPoolExecutor(max(1, workers)) as pool:
@@ -278,8 +344,38 @@ class Client:
 
     # --- MTT ---------------------------------------------------------------------------------------
 
-    def create_task(self, **body: Any) -> Any:
-        return self.request("POST", "/api/mtt/tasks", json={k: v for k, v in body.items() if v is not None})
+    def create_task(self, kind: str, datasets: list[str | dict[str, Any]], *, code_dir: str | Path | None = None,
+                    command: str | None = None, params: dict[str, Any] | None = None, function: str | None = None,
+                    **fields: Any) -> dict[str, Any]:
+        """A training or testing task in one call. `code_dir` (a local folder, relative or absolute) is zipped
+        and uploaded as the task's code with it; `datasets` are ids or `{"dataset_id", "manifest_key"}`; other
+        fields of MTT's TaskCreate (`name`, `model_name`, `code_location`, `run`, …) as keywords."""
+        body = {"kind": kind, "datasets": [{"dataset_id": d} if isinstance(d, str) else d for d in datasets],
+                "command": command, "params": params, "function": function, **fields}
+        body = {k: v for k, v in body.items() if v is not None}
+        if code_dir is None:
+            return self.request("POST", "/api/mtt/tasks", json=body)
+        with zip_folder(code_dir) as archive:
+            try:
+                return self.request("POST", "/api/mtt/tasks", timeout=None, files={
+                    "task": (None, json.dumps(body), "application/json"),
+                    "code": (f"{Path(code_dir).resolve().name or 'code'}.zip", archive, "application/zip")})
+            except MLifeAPIError as exc:
+                if not _expects_json(exc):
+                    raise
+            archive.seek(0)
+            return self._create_task_in_steps(body, archive)
+
+    def _create_task_in_steps(self, body: dict[str, Any], archive: BinaryIO) -> dict[str, Any]:
+        """For an MTT without the multipart create: a draft, its code, then the command (MTT refuses a command
+        without code), then the run."""
+        command, run = body.pop("command", None), body.pop("run", False)
+        task = self.request("POST", "/api/mtt/tasks", json=body)
+        task = self.request("POST", f"/api/mtt/tasks/{task['id']}/code", content=_file_chunks(archive),
+                            headers={"Content-Type": "application/zip"}, timeout=None)
+        if command is not None:
+            task = self.request("PATCH", f"/api/mtt/tasks/{task['id']}", json={"command": command})
+        return self.run_task(task["id"]) if run else task
 
     def list_tasks(self, **params: Any) -> Any:
         return self.request("GET", "/api/mtt/tasks", params=params)
@@ -315,3 +411,48 @@ class Client:
 
     def predict(self, deployment: str, inputs: dict[str, Any], **extra: Any) -> Any:
         return self.request("POST", f"/api/msm/serve/{deployment}/predict", json={"inputs": inputs, **extra})
+
+    def feedback(self, deployment: str, correct_label: Any, *, inputs: dict[str, Any] | None = None,
+                 input_ref: str | None = None, prediction_id: str | None = None, **extra: Any) -> dict[str, Any]:
+        """Flag a served prediction as wrong: MSM keeps the input and BAM files a badcase (source `serving`).
+        Give the served `inputs`, an `input_ref` (MD5 or object key), or the `prediction_id` of a logged
+        prediction; `extra`: `prediction`, `model_version_id`, `client_id`, `device_id`."""
+        body = {"correct_label": correct_label, "inputs": inputs, "input_ref": input_ref,
+                "prediction_id": prediction_id, **extra}
+        return self.request("POST", f"/api/msm/serve/{deployment}/feedback",
+                            json={k: v for k, v in body.items() if v is not None or k == "correct_label"})
+
+    def set_model_function(self, name: str, function: str) -> dict[str, Any]:
+        """Declare the function a model serves (needed before it can be deployed)."""
+        return self.request("PATCH", f"/api/msm/models/{name}", json={"function": function})
+
+    def model_version(self, name: str, version: str) -> dict[str, Any]:
+        """A version of the model `name` by its number, its id, or an alias (`production`, …)."""
+        model = self.model(name)
+        by_id = {str(v["id"]): v for v in model.get("versions", [])}
+        wanted = next((a["version_id"] for a in model.get("aliases", []) if a["alias"] == version), None) or \
+            next((i for i, v in by_id.items() if v["version"] == version), None) or version
+        if str(wanted) not in by_id:
+            raise MLifeAPIError(404, "VersionNotFound", f"model {name} has no version or alias {version!r}; "
+                                f"versions: {', '.join(v['version'] for v in by_id.values()) or 'none'}")
+        return by_id[str(wanted)]
+
+    def gate_preview(self, version_id: str, **params: Any) -> dict[str, Any]:
+        """What the deployment gate would say about this version now (nothing is recorded); `params`: MSM's
+        query parameters, e.g. `metric="accuracy", min=0.9`."""
+        return self.request("GET", f"/api/msm/model-versions/{version_id}/gate", params=params)
+
+    def deployment(self, ref: str) -> dict[str, Any]:
+        """A deployment by id, or by name: its live one, else its newest."""
+        if _UUID.match(ref):
+            return self.request("GET", f"/api/msm/deployments/{ref}")
+        found = self.request("GET", "/api/msm/deployments", params={"name": ref, "status": "live", "limit": 1}) or \
+            self.request("GET", "/api/msm/deployments", params={"name": ref, "limit": 1})
+        if not found:
+            raise MLifeAPIError(404, "DeploymentNotFound", f"no deployment named {ref!r}")
+        return found[0]
+
+    def rollback(self, deployment: str, reason: str = "") -> dict[str, Any]:
+        """Roll a live deployment (id or name) back to the one it replaced; returns the restored deployment."""
+        deployment_id = deployment if _UUID.match(deployment) else self.deployment(deployment)["id"]
+        return self.request("POST", f"/api/msm/deployments/{deployment_id}/rollback", json={"reason": reason})
