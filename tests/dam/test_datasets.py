@@ -30,7 +30,7 @@ async def test_group_items_stratified_split_manifest_and_event(dam: httpx.AsyncC
     body = r.json()
     by = {d["purpose"]: d for d in body["datasets"]}
     assert by["train"]["item_count"] == 32 and by["test"]["item_count"] == 8
-    assert body["leakage"]["shared_count"] == 0
+    assert body["split_overlap"]["shared_count"] == 0 and body["leakage"]["count"] == 0
     manifests = {}
     for purpose, d in by.items():
         m = await dam.get(f"/datasets/{d['id']}/manifest")

@@ -25,11 +25,15 @@ class Dataset(Base):
     manifest_key: Mapped[str] = mapped_column(String(1024))
     item_count: Mapped[int] = mapped_column(Integer)
     is_badcase_test_set: Mapped[bool] = mapped_column(Boolean, default=False)
+    function: Mapped[str | None] = mapped_column(String(100), index=True)
+    modality: Mapped[str | None] = mapped_column(String(10))
     created_by: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class DatasetItem(Base):
+    """One item of a dataset by its identity: a file's MD5, or the hash of a table row's features and label."""
+
     __tablename__ = "dataset_item"
 
     dataset_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("dataset.id", ondelete="CASCADE"),

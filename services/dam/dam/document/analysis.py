@@ -1,5 +1,6 @@
 """Distributions of a set of rows (a document version, a selection, a dataset): by class, file type,
-size, image dimensions and every extra column; and the comparison of two versions."""
+size, image dimensions, every extra column and every feature column of a table; and the comparison of
+two versions."""
 
 from __future__ import annotations
 
@@ -22,7 +23,20 @@ def size_bucket(size: int) -> str:
     return ">=100MB"
 
 
-def distribution(rows: Iterable[tuple[DocumentRow, File | None]], columns: list[str]) -> dict[str, Any]:
+def feature_summary(values: list[Any]) -> dict[str, Any]:
+    """A numeric feature: count, missing, min, max, mean; any other: count, missing and its top values."""
+    present = [v for v in values if v is not None and v != ""]
+    out: dict[str, Any] = {"count": len(present), "missing": len(values) - len(present)}
+    numbers = [v for v in present if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    if present and len(numbers) == len(present):
+        out.update(kind="number", min=min(numbers), max=max(numbers), mean=sum(numbers) / len(numbers))
+    else:
+        out.update(kind="text", top=dict(Counter(str(v) for v in present).most_common(TOP)))
+    return out
+
+
+def distribution(rows: Iterable[tuple[DocumentRow, File | None]], columns: list[str],
+                 features: list[str] | None = None) -> dict[str, Any]:
     from dam.document.service import box_labels
 
     by_class: Counter[str] = Counter()
@@ -33,8 +47,14 @@ def distribution(rows: Iterable[tuple[DocumentRow, File | None]], columns: list[
     extra: dict[str, Counter[str]] = {c: Counter() for c in columns}
     count = total_bytes = annotated = 0
     files: set[str] = set()
+    feature_values: dict[str, list[Any]] = {c: [] for c in features or []}
+    table_rows = 0
     for r, f in rows:
         count += 1
+        if r.features is not None:
+            table_rows += 1
+        for c, vs in feature_values.items():
+            vs.append((r.features or {}).get(c))
         by_class[r.label if r.label is not None else "(none)"] += 1
         annotated += r.annotation is not None
         boxes.update(box_labels(r.annotation))
@@ -50,13 +70,14 @@ def distribution(rows: Iterable[tuple[DocumentRow, File | None]], columns: list[
             v = r.extra.get(c)
             extra[c]["(none)" if v is None or v == "" else str(v)] += 1
     return {
-        "row_count": count, "annotated": annotated, "distinct_files": len(files), "total_bytes": total_bytes,
+        "row_count": count, "table_rows": table_rows, "annotated": annotated, "distinct_files": len(files), "total_bytes": total_bytes,
         "by_class": dict(by_class.most_common()), "by_box_label": dict(boxes.most_common()),
         "by_media_type": dict(types.most_common()),
         "by_size": {name: sizes[name] for _, name in SIZE_BUCKETS if sizes[name]} | (
             {">=100MB": sizes[">=100MB"]} if sizes[">=100MB"] else {}),
         "by_dimensions": dict(dims.most_common(TOP)),
         "by_column": {c: dict(cnt.most_common(TOP)) for c, cnt in extra.items()},
+        "by_feature": {c: feature_summary(vs) for c, vs in feature_values.items()},
     }
 
 
@@ -64,8 +85,14 @@ def compare(a: list[tuple[DocumentRow, File | None]], b: list[tuple[DocumentRow,
     ca = Counter(r.label or "(none)" for r, _ in a)
     cb = Counter(r.label or "(none)" for r, _ in b)
     classes = [{"label": k, "a": ca[k], "b": cb[k], "delta": cb[k] - ca[k]} for k in sorted(set(ca) | set(cb))]
-    ann_a = {r.md5: r.annotation for r, _ in a if r.md5}
-    ann_b = {r.md5: r.annotation for r, _ in b if r.md5}
+    from dam.document.table import row_id
+
+    # a file by its MD5, a table row by its features (so a new label shows as relabelled, not added + removed)
+    def key(r: DocumentRow) -> str | None:
+        return r.md5 or (row_id(r.features, None) if r.features is not None else None)
+
+    ann_a = {k: r.annotation for r, _ in a if (k := key(r))}
+    ann_b = {k: r.annotation for r, _ in b if (k := key(r))}
     added = sorted(set(ann_b) - set(ann_a))
     removed = sorted(set(ann_a) - set(ann_b))
     changed = sorted(m for m in set(ann_a) & set(ann_b) if ann_a[m] != ann_b[m])

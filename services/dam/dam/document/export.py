@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import dataclass
 from typing import Any
 from xml.etree import ElementTree as ET
 
@@ -22,27 +23,48 @@ def _cell(v: Any) -> str:
     return v if isinstance(v, str) else json.dumps(v)
 
 
-def to_csv(columns: list[str], rows: list[tuple[DocumentRow, File | None]]) -> bytes:
+@dataclass(frozen=True)
+class Shape:
+    """The columns of an export: a plain table is its features and its label column (it imports back as a
+    table); any other document is md5, path, annotation, its extra columns, then the features its rows have."""
+
+    columns: list[str]
+    features: list[str]
+    label_column: str | None = None
+
+    def header(self) -> list[str]:
+        if self.label_column is not None:
+            return [*self.features, self.label_column]
+        return ["md5", "path", "annotation", *self.columns, *[f for f in self.features if f not in self.columns]]
+
+    def values(self, r: DocumentRow) -> list[tuple[str, Any]]:
+        features = r.features or {}
+        if self.label_column is not None:
+            return [*[(c, features.get(c)) for c in self.features], (self.label_column, r.annotation)]
+        return [("md5", r.md5), ("path", r.path), ("annotation", r.annotation),
+                *[(c, r.extra.get(c)) for c in self.columns],
+                *[(c, features.get(c)) for c in self.features if c not in self.columns]]
+
+
+def to_csv(shape: Shape, rows: list[tuple[DocumentRow, File | None]]) -> bytes:
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["md5", "path", "annotation", *columns])
+    w.writerow(shape.header())
     for r, _ in rows:
-        w.writerow([r.md5 or "", r.path or "", _cell(r.annotation), *[_cell(r.extra.get(c)) for c in columns]])
+        w.writerow([_cell(v) for _, v in shape.values(r)])
     return buf.getvalue().encode()
 
 
-def to_json(columns: list[str], rows: list[tuple[DocumentRow, File | None]]) -> bytes:
-    out = [{"md5": r.md5, "path": r.path, "annotation": r.annotation, **{c: r.extra.get(c) for c in columns}}
-           for r, _ in rows]
+def to_json(shape: Shape, rows: list[tuple[DocumentRow, File | None]]) -> bytes:
+    out = [dict(shape.values(r)) for r, _ in rows]
     return json.dumps(out, ensure_ascii=False).encode()
 
 
-def to_xml(name: str, version: int, columns: list[str], rows: list[tuple[DocumentRow, File | None]]) -> bytes:
+def to_xml(name: str, version: int, shape: Shape, rows: list[tuple[DocumentRow, File | None]]) -> bytes:
     root = ET.Element("document", {"name": name, "version": str(version)})
     for r, _ in rows:
         el = ET.SubElement(root, "row")
-        for tag, value in (("md5", r.md5), ("path", r.path), ("annotation", r.annotation),
-                           *[(c, r.extra.get(c)) for c in columns]):
+        for tag, value in shape.values(r):
             if value is not None:
                 ET.SubElement(el, tag).text = _cell(value)
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)

@@ -10,6 +10,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 from mlife_shared.db import Base, UTCDateTime, utcnow
 
 BADCASE_TEST_SET = "badcase test set"
+TABLE = "table"
+
+
+def badcase_test_set_name(function: str) -> str:
+    """The standing document (and the datasets frozen from it) of one function's badcase test set."""
+    return f"{BADCASE_TEST_SET}: {function}"
 
 
 class Document(Base):
@@ -22,6 +28,9 @@ class Document(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     kind: Mapped[str] = mapped_column(String(30), default="standard")
     columns: Mapped[list[str]] = mapped_column(JSON, default=list)
+    function: Mapped[str | None] = mapped_column(String(100), index=True)
+    label_column: Mapped[str | None] = mapped_column(String(64))
+    feature_columns: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
     current_version: Mapped[int] = mapped_column(Integer, default=0)
     created_by: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -42,7 +51,8 @@ class DocumentVersion(Base):
 
 
 class DocumentRow(Base):
-    """One row of one version: a file (by MD5), its path, annotation and extra columns."""
+    """One row of one version: a file (by MD5) or a row of feature columns (a plain table), its annotation
+    and extra columns."""
 
     __tablename__ = "document_row"
 
@@ -55,4 +65,5 @@ class DocumentRow(Base):
     annotation: Mapped[Any] = mapped_column(JSON(none_as_null=True), nullable=True)
     label: Mapped[str | None] = mapped_column(String(200), index=True)
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    features: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
     search_text: Mapped[str] = mapped_column(Text, default="")

@@ -32,13 +32,16 @@ class DocumentRepository:
         await self.session.flush()
         return doc
 
-    async def list(self, *, q: str | None, kind: str | None, limit: int, offset: int) -> list[Document]:
+    async def list(self, *, q: str | None, kind: str | None, limit: int, offset: int,
+                   function: str | None = None) -> list[Document]:
         stmt = select(Document)
         if q:
             pattern = f"%{q.lower()}%"
             stmt = stmt.where(or_(func.lower(Document.name).like(pattern), func.lower(Document.description).like(pattern)))
         if kind:
             stmt = stmt.where(Document.kind == kind)
+        if function:
+            stmt = stmt.where(Document.function == function)
         return list(await self.session.scalars(stmt.order_by(Document.updated_at.desc()).limit(limit).offset(offset)))
 
     async def version(self, document_id: uuid.UUID, version: int) -> DocumentVersion | None:
@@ -53,7 +56,8 @@ class DocumentRepository:
         self.session.add(version)
         await self.session.flush()
         for start in range(0, len(rows), 2000):
-            chunk = [dict(r, id=uuid.uuid4(), version_id=version.id) for r in rows[start:start + 2000]]
+            chunk = [{"features": None, **r, "id": uuid.uuid4(), "version_id": version.id}
+                     for r in rows[start:start + 2000]]
             await self.session.execute(insert(DocumentRow), chunk)
         return version
 

@@ -8,7 +8,7 @@ from starlette.requests import ClientDisconnect
 
 from dam.document import analysis, export, parser
 from dam.document.exceptions import DocumentTooLarge, InvalidDocument
-from dam.document.models import Document, DocumentRow, DocumentVersion
+from dam.document.models import TABLE, Document, DocumentRow, DocumentVersion
 from dam.document.schemas import (
     Comparison,
     DocumentRead,
@@ -19,7 +19,7 @@ from dam.document.schemas import (
     SearchRequest,
     VersionRead,
 )
-from dam.document.service import DocumentService, Version, require_storable
+from dam.document.service import DocumentService, Version, filter_columns, require_storable
 from dam.file.models import File
 from mlife_shared.app import SessionDep
 from mlife_shared.auth import Engineer, Viewer
@@ -74,6 +74,7 @@ async def read_body(request: Request) -> bytes:
 
 def doc_read(d: Document, row_count: int) -> DocumentRead:
     return DocumentRead(id=d.id, name=d.name, description=d.description, kind=d.kind, columns=d.columns,
+                        function=d.function, label_column=d.label_column, feature_columns=d.feature_columns or [],
                         current_version=d.current_version, row_count=row_count, created_at=d.created_at,
                         updated_at=d.updated_at)
 
@@ -86,7 +87,7 @@ def version_read(v: DocumentVersion) -> VersionRead:
 def row_read(r: DocumentRow, f: File | None, doc: tuple[uuid.UUID, int] | None = None) -> RowRead:
     return RowRead(id=r.id, document_id=doc[0] if doc else None, document_version=doc[1] if doc else None,
                    position=r.position, md5=r.md5, path=r.path, annotation=r.annotation, label=r.label, extra=r.extra,
-                   media_type=f.media_type if f else None, size=f.size if f else None,
+                   features=r.features, media_type=f.media_type if f else None, size=f.size if f else None,
                    width=f.width if f else None, height=f.height if f else None)
 
 
@@ -103,24 +104,32 @@ async def import_document(request: Request, svc: Service, identity: Engineer,
                           name: Annotated[str, Query(min_length=1, max_length=200)],
                           description: Annotated[str, Query(max_length=2000)] = "",
                           format: Annotated[str | None, Query(description="csv, json or xml; else from Content-Type")] = None,
+                          kind: Annotated[Literal["standard", "table"] | None, Query(
+                              description="standard: rows name files (md5 or path); table: rows of feature columns "
+                                          "and a label, no files. Default: table when there is no md5/path column")] = None,
+                          label_column: Annotated[str | None, Query(
+                              max_length=64, description="A table's label column (default: label, else annotation)")] = None,
                           ) -> DocumentRead:
-    """Import a document (CSV, JSON or XML body): columns md5 or path, annotation, and extra columns."""
+    """Import a document (CSV, JSON or XML body): columns md5 or path, annotation and extra columns; or a plain
+    table: feature columns and a label column."""
     data = await read_body(request)
     v = await svc.create(name=name, description=description, data=data, fmt=_fmt(format, request, data),
-                         user=identity.username)
+                         user=identity.username, kind=kind, label_column=label_column)
     return doc_read(v.document, v.version.row_count)
 
 
 @router.get("")
 async def list_documents(session: SessionDep, _: Viewer, q: Annotated[str | None, Query(max_length=200)] = None,
-                         kind: str | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 100,
+                         kind: str | None = None, function: Annotated[str | None, Query(max_length=100)] = None,
+                         limit: Annotated[int, Query(ge=1, le=500)] = 100,
                          offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0) -> list[DocumentRead]:
-    """Documents, most recently changed first; `q` matches name and description."""
-    require_storable("the query", q, kind)
+    """Documents, most recently changed first; `q` matches name and description, `function` a badcase test set's
+    function."""
+    require_storable("the query", q, kind, function)
     from dam.document.repository import DocumentRepository
 
     repo = DocumentRepository(session)
-    docs = await repo.list(q=q, kind=kind, limit=limit, offset=offset)
+    docs = await repo.list(q=q, kind=kind, function=function, limit=limit, offset=offset)
     out = []
     for d in docs:
         v = await repo.version(d.id, d.current_version)
@@ -174,7 +183,7 @@ async def list_rows(document_id: uuid.UUID, svc: Service, _: Viewer, f: Filter,
                     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0) -> RowPage:
     """Rows of a version (the current one by default), filtered by annotation, columns, type and size."""
     v = await svc.version(document_id, version)
-    svc.check_filter(v.document.columns, f)
+    svc.check_filter(filter_columns(v.document), f)
     rows, total = await svc.rows([v.version.id], f, limit=limit, offset=offset)
     return RowPage(items=[row_read(r, fl) for r, fl in rows], total=total)
 
@@ -184,10 +193,10 @@ async def document_stats(document_id: uuid.UUID, svc: Service, _: Viewer, f: Fil
                          version: Annotated[int | None, Query(ge=1)] = None) -> dict:  # type: ignore[type-arg]
     """Distribution of a version or of a selection of its rows: class, type, size, dimensions, columns."""
     v = await svc.version(document_id, version)
-    svc.check_filter(v.document.columns, f)
+    svc.check_filter(filter_columns(v.document), f)
     rows, _ = await svc.rows([v.version.id], f)
     return {"document_id": str(v.document.id), "version": v.version.version,
-            **analysis.distribution(rows, v.document.columns)}
+            **analysis.distribution(rows, v.document.columns, v.document.feature_columns or [])}
 
 
 @router.get("/{document_id}/export")
@@ -195,14 +204,17 @@ async def export_document(document_id: uuid.UUID, request: Request, svc: Service
                           format: ExportFormat = "csv", version: Annotated[int | None, Query(ge=1)] = None) -> Response:
     """Export a version as CSV, JSON, XML, Label Studio tasks or COCO (detection boxes)."""
     v: Version = await svc.version(document_id, version)
+    if format in ("labelstudio", "coco") and v.document.kind == TABLE:
+        raise InvalidDocument(f"a plain table has no files to export as {format}; use csv, json or xml")
     rows, _ = await svc.rows([v.version.id], RowFilter())
     cols, name = v.document.columns, v.document.name
+    shape = export.Shape(cols, v.document.feature_columns or [], v.document.label_column)
     if format == "csv":
-        body = export.to_csv(cols, rows)
+        body = export.to_csv(shape, rows)
     elif format == "json":
-        body = export.to_json(cols, rows)
+        body = export.to_json(shape, rows)
     elif format == "xml":
-        body = export.to_xml(name, v.version.version, cols, rows)
+        body = export.to_xml(name, v.version.version, shape, rows)
     elif format == "labelstudio":
         body = export.to_labelstudio(cols, rows, request.app.state.settings.public_url)
     else:
@@ -217,7 +229,7 @@ async def export_document(document_id: uuid.UUID, request: Request, svc: Service
 async def search_rows(body: SearchRequest, svc: Service, _: Viewer) -> RowPage:
     """Keyword and advanced search across the current versions of documents."""
     current = await svc.repo.current_version_ids(body.document_ids)
-    known = set().union(*[set(d.columns) for d, _ in current.values()]) if current else set()
+    known = set().union(*[set(filter_columns(d)) for d, _ in current.values()]) if current else set()
     svc.check_filter(sorted(known), body)
     rows, total = await svc.rows(list(current), body, limit=body.limit, offset=body.offset)
     return RowPage(items=[row_read(r, fl, (current[r.version_id][0].id, current[r.version_id][1].version))

@@ -19,7 +19,8 @@ class RowFilter(BaseModel):
     media_types: list[str] | None = Field(None, description="image, audio, video, text, json, ...")
     min_size: int | None = Field(None, ge=0, le=2**62)
     max_size: int | None = Field(None, ge=0, le=2**62)
-    columns: dict[str, str | list[str]] | None = Field(None, description="Extra column → value or one of values")
+    columns: dict[str, str | list[str]] | None = Field(None, description="Extra or feature column → value or one of "
+                                                                           "values")
     q: str | None = Field(None, max_length=200, description="Keywords in path, annotation and extra columns")
     md5s: list[str] | None = None
 
@@ -36,8 +37,13 @@ class DocumentRead(BaseModel):
     id: uuid.UUID
     name: str
     description: str
-    kind: str
-    columns: list[str]
+    kind: str = Field(description="standard (rows name files), table (rows of features and a label) or "
+                                  "badcase test set")
+    columns: list[str] = Field(description="The extra columns")
+    function: str | None = Field(None, description="The function whose badcase test set this is")
+    label_column: str | None = Field(None, description="A plain table's label column")
+    feature_columns: list[str] = Field([], description="A plain table's feature columns (for a badcase test set: "
+                                                       "every feature its tabular badcases have)")
     current_version: int
     row_count: int
     created_at: datetime
@@ -54,6 +60,7 @@ class RowRead(BaseModel):
     annotation: Any
     label: str | None
     extra: dict[str, Any]
+    features: dict[str, Any] | None = Field(None, description="A table row's feature columns (no file)")
     media_type: str | None
     size: int | None
     width: int | None
@@ -85,6 +92,6 @@ class Comparison(BaseModel):
     added_count: int
     removed_count: int
     changed_count: int = Field(description="Files in both whose annotation differs")
-    added: list[str] = Field(description="MD5s in b and not in a (first 1000)")
+    added: list[str] = Field(description="MD5s (or table row hashes) in b and not in a (first 1000)")
     removed: list[str] = Field(description="MD5s in a and not in b (first 1000)")
     changed: list[str]

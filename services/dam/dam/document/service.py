@@ -1,5 +1,6 @@
 """Documents: import (rows validated, each error reported with its row), versions (every change is a
-new version; old ones stay readable), retrieval with filters, and the badcase test set."""
+new version; old ones stay readable), retrieval with filters. A document's rows name files, or, in a
+plain table (`kind=table`), hold feature columns and a label."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dam.document import parser
+from dam.document import parser, table
 from dam.document.exceptions import DocumentExists, DocumentNotFound, InvalidDocument, UnknownColumn
-from dam.document.models import BADCASE_TEST_SET, Document, DocumentRow, DocumentVersion
+from dam.document.models import BADCASE_TEST_SET, TABLE, Document, DocumentRow, DocumentVersion
 from dam.document.repository import DocumentRepository
 from dam.document.schemas import RowFilter
 from dam.file.models import File
@@ -84,6 +85,16 @@ def box_labels(annotation: Any) -> list[str]:
     return []
 
 
+def filter_columns(doc: Document) -> list[str]:
+    """The columns a row filter may name: the extra columns and the feature columns."""
+    return [*doc.columns, *(doc.feature_columns or [])]
+
+
+def reserved_name(name: str) -> bool:
+    n = name.strip().lower()
+    return n == BADCASE_TEST_SET or n.startswith(BADCASE_TEST_SET + ":")
+
+
 def search_text(path: str | None, annotation: Any, extra: dict[str, Any]) -> str:
     parts = [path or "", annotation if isinstance(annotation, str) else json.dumps(annotation, default=str)]
     parts += [str(v) for v in extra.values() if v is not None]
@@ -139,7 +150,8 @@ class DocumentService:
             return await self.repo.rows(stmt, limit=limit, offset=offset), total
         wanted = {k: ({v} if isinstance(v, str) else set(v)) for k, v in f.columns.items()}
         matched = [(r, fl) for r, fl in await self.repo.rows(stmt)
-                   if all(str(r.extra.get(k)) in vs for k, vs in wanted.items())]
+                   if all(str(r.extra[k] if k in r.extra else (r.features or {}).get(k)) in vs
+                          for k, vs in wanted.items())]
         end = None if limit is None else offset + limit
         return matched[offset:end], len(matched)
 
@@ -162,7 +174,8 @@ class DocumentService:
                 raise UnknownColumn(f"unknown columns {unknown[:20]}; the document's columns are "
                                     f"{list(allowed_columns)} (pass allow_new_columns=true to add them)")
         if "md5" not in columns and "path" not in columns:
-            raise InvalidDocument("the document needs an 'md5' or a 'path' column naming each row's file")
+            raise InvalidDocument("the document needs an 'md5' or a 'path' column naming each row's file, "
+                                  "or is a plain table of feature columns and a label (kind=table, label_column=)")
         for n, r in enumerate(raw, start=1):
             for col, value in r.items():
                 why = unstorable(col) or unstorable(value)
@@ -228,21 +241,52 @@ class DocumentService:
                                    "errors": errors[:MAX_ERRORS]})
         return extras, out
 
+    def validate_table(self, columns: list[str], raw: list[dict[str, Any]], *, label_column: str | None,
+                       allowed_features: list[str] | None) -> tuple[str, list[str], list[dict[str, Any]]]:
+        """(label column, feature columns, rows) of a plain table, or InvalidDocument listing every bad row."""
+        if len(raw) > self.max_rows:
+            raise InvalidDocument(f"the document has {len(raw)} rows; the limit is {self.max_rows}")
+        errors = [{"row": n, "column": str(col)[:64].encode("utf-8", "replace").decode(), "message": f"the value {why}"}
+                  for n, r in enumerate(raw, start=1) for col, value in r.items()
+                  if (why := unstorable(col) or unstorable(value))]
+        if errors:
+            raise InvalidDocument({"message": f"{len(errors)} invalid values; nothing was imported",
+                                   "errors": errors[:MAX_ERRORS]})
+        try:
+            label = table.pick_label_column(columns, label_column)
+            features, rows, errors = table.validate(columns, raw, label_column=label, allowed_features=allowed_features)
+        except ValueError as exc:
+            raise (UnknownColumn if "unknown feature" in str(exc) else InvalidDocument)(str(exc)) from exc
+        if errors:
+            raise InvalidDocument({"message": f"{len(errors)} invalid rows; nothing was imported",
+                                   "errors": errors[:MAX_ERRORS]})
+        return label, features, rows
+
     async def create(self, *, name: str, description: str, data: bytes, fmt: str, user: str | None,
-                     kind: str = "standard") -> Version:
-        why = unstorable(name) or unstorable(description)
+                     kind: str | None = None, label_column: str | None = None) -> Version:
+        why = unstorable(name) or unstorable(description) or unstorable(label_column)
         if why or any(ord(c) < 32 for c in name):
-            raise InvalidDocument(f"the name or description {why or 'contains control characters'}")
-        if name.strip().lower() == BADCASE_TEST_SET and kind != BADCASE_TEST_SET:
-            raise DocumentExists(f"{BADCASE_TEST_SET!r} is the standing document BAM's badcases join; "
-                                 "add a version to it or choose another name")
+            raise InvalidDocument(f"the name, description or label column {why or 'contains control characters'}")
+        if reserved_name(name):
+            raise DocumentExists(f"{name!r}: names starting with {BADCASE_TEST_SET!r} are the standing documents "
+                                 "BAM's badcases join (one per function); choose another name")
         if await self.repo.by_name(name) is not None:
             raise DocumentExists(f"a document named {name!r} exists; add a version to it instead")
         columns, raw = parser.parse(data, fmt)
-        extras, rows = await self.validate(columns, raw, decode_annotation=fmt != "json", allowed_columns=None)
-        doc = await self.repo.add(Document(name=name, description=description, kind=kind, columns=extras,
-                                           current_version=0, created_by=user))
-        return await self.write_version(doc, rows, message=f"imported ({fmt})", user=user)
+        if kind is None:
+            kind = "standard" if "md5" in columns or "path" in columns else TABLE
+        if kind == TABLE:
+            label, features, rows = self.validate_table(columns, raw, label_column=label_column, allowed_features=None)
+            doc = Document(name=name, description=description, kind=TABLE, columns=[], label_column=label,
+                           feature_columns=features, current_version=0, created_by=user)
+        else:
+            if label_column is not None:
+                raise InvalidDocument("label_column names the label of a plain table (kind=table); a document of "
+                                      "files has its label in the 'annotation' column")
+            extras, rows = await self.validate(columns, raw, decode_annotation=fmt != "json", allowed_columns=None)
+            doc = Document(name=name, description=description, kind=kind, columns=extras, current_version=0,
+                           created_by=user)
+        return await self.write_version(await self.repo.add(doc), rows, message=f"imported ({fmt})", user=user)
 
     async def import_version(self, document_id: uuid.UUID, *, data: bytes, fmt: str, mode: str, user: str | None,
                              allow_new_columns: bool) -> Version:
@@ -250,11 +294,17 @@ class DocumentService:
         if doc is None:
             raise DocumentNotFound(f"no document {document_id}")
         columns, raw = parser.parse(data, fmt)
-        extras, rows = await self.validate(columns, raw, decode_annotation=fmt != "json",
-                                           allowed_columns=None if allow_new_columns else doc.columns)
+        if doc.kind == TABLE:
+            _, features, rows = self.validate_table(
+                columns, raw, label_column=doc.label_column,
+                allowed_features=None if allow_new_columns else list(doc.feature_columns or []))
+            doc.feature_columns = list(dict.fromkeys([*(doc.feature_columns or []), *features]))
+        else:
+            extras, rows = await self.validate(columns, raw, decode_annotation=fmt != "json",
+                                               allowed_columns=None if allow_new_columns else doc.columns)
+            doc.columns = list(dict.fromkeys([*doc.columns, *extras]))
         if mode == "append":
             rows = await self.current_rows(doc) + rows
-        doc.columns = list(dict.fromkeys([*doc.columns, *extras]))
         return await self.write_version(doc, rows, message=f"{mode} ({fmt})", user=user)
 
     async def current_rows(self, doc: Document) -> list[dict[str, Any]]:
@@ -264,7 +314,7 @@ class DocumentService:
         assert v is not None
         found = await self.repo.rows(self.repo.rows_statement([v.id]))
         return [dict(md5=r.md5, path=r.path, annotation=r.annotation, label=r.label, extra=r.extra,
-                     search_text=r.search_text) for r, _ in found]
+                     features=r.features, search_text=r.search_text) for r, _ in found]
 
     async def write_version(self, doc: Document, rows: list[dict[str, Any]], *, message: str, user: str | None,
                             correlation: dict[str, Any] | None = None) -> Version:

@@ -1,4 +1,5 @@
-"""What a file is, told from its first bytes (never from its name), and an image's dimensions."""
+"""What a file is, told from its first bytes (never from its name), and an image's dimensions. A NumPy
+array file (`.npy`, or an `.npz` of them: a served model input) is a `tensor`."""
 
 from __future__ import annotations
 
@@ -40,6 +41,10 @@ def sniff(head: bytes) -> tuple[str, str]:
         return "video", "video/webm"
     if h[:5] == b"%PDF-":
         return "document", "application/pdf"
+    if h[:6] == b"\x93NUMPY":
+        return "tensor", "application/x-npy"
+    if h[:4] == b"PK\x03\x04" and _first_zip_entry(h).endswith(".npy"):
+        return "tensor", "application/x-npz"
     if h[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
         return "archive", "application/zip"
     if h[:2] == b"\x1f\x8b":
@@ -47,6 +52,14 @@ def sniff(head: bytes) -> tuple[str, str]:
     if len(h) >= 262 and h[257:262] == b"ustar":
         return "archive", "application/x-tar"
     return _text_kind(h)
+
+
+def _first_zip_entry(h: bytes) -> str:
+    """The name of a zip's first entry (its local header): an `.npz` holds `<name>.npy` arrays."""
+    if len(h) < 30:
+        return ""
+    n = int.from_bytes(h[26:28], "little")
+    return h[30:30 + n].decode("utf-8", "replace")
 
 
 def _text_kind(h: bytes) -> tuple[str, str]:

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dam.config import Settings
 from dam.document.export import data_field, file_url, prediction
-from dam.document.service import DocumentService, label_of, search_text, unstorable
+from dam.document.service import DocumentService, filter_columns, label_of, search_text, unstorable
 from dam.file.service import MD5_RE, file_key
 from dam.labelling import connector
 from dam.labelling.exceptions import (
@@ -114,13 +114,17 @@ class LabellingService:
         if why:
             raise InvalidLabellingTask(f"a label or the title {why}")
         v = await self.docs.version(req.document_id, req.version)
-        self.docs.check_filter(v.document.columns, req.filter)
+        self.docs.check_filter(filter_columns(v.document), req.filter)
         if req.prelabel and req.prelabel.column and req.prelabel.column != "annotation" \
                 and req.prelabel.column not in v.document.columns:
             raise InvalidLabellingTask(f"unknown pre-label column {req.prelabel.column!r}")
         rows, total = await self.docs.rows([v.version.id], req.filter)
         if not rows:
             raise InvalidLabellingTask("the filter selects no rows to label")
+        fileless = sum(1 for r, _ in rows if r.md5 is None)
+        if fileless:
+            raise InvalidLabellingTask(f"{fileless} of the selected rows are table rows with no file; a labelling task "
+                                       "labels files (select file rows with a filter)")
         if total > req.max_items:
             raise InvalidLabellingTask(f"the filter selects {total} rows; the limit is {req.max_items}")
         task_id = uuid.uuid4()

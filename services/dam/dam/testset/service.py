@@ -1,29 +1,38 @@
-"""The standing "badcase test set" document: BAM's "add to test data" items join it as a new version,
-with their ground truth as annotation. Data is named by DAM MD5s or by object keys in the shared store
-(BAM's `bam/data/<md5>`); keyed objects are copied into DAM's content-addressed store. When any item
-cannot be resolved the whole event fails with the reasons (retried, then dead-lettered), and nothing
-is copied or written."""
+"""The badcase test set, one per function: BAM's "add to test data" items join the standing document
+`badcase test set: <function>` of their own function as a new version (one per function an event
+touches), with their ground truth as annotation, and DAM freezes that version at once as the function's
+test dataset (`dataset.grouped`, `is_badcase_test_set`). An item's data is a file named by a DAM MD5 or
+an object key in the shared store (BAM's `bam/data/<md5>`, MSM's `msm/feedback/<id>/input.npy`; keyed
+objects are copied into DAM's content-addressed store), or, for a tabular badcase, its feature row. When
+any item cannot be resolved the whole event fails with the reasons (retried, then dead-lettered), and
+nothing is copied or written."""
 
 from __future__ import annotations
 
 import re
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dam.document.models import BADCASE_TEST_SET, Document
-from dam.document.service import DocumentService, Version, label_of, search_text
+from dam.dataset.schemas import DocumentRef, GroupRequest
+from dam.dataset.service import DatasetService
+from dam.document import parser
+from dam.document.models import BADCASE_TEST_SET, Document, badcase_test_set_name
+from dam.document.service import DocumentService, Version, label_of, search_text, unstorable
+from dam.document.table import nested
 from dam.file.repository import FileRepository
 from dam.file.service import FileService
 from dam.testset.exceptions import UnresolvableTestData
 from mlife_shared.events import Envelope
-from mlife_shared.events.contracts import BadcaseTestDataRequested
+from mlife_shared.events.contracts import BadcaseTestDataRequested, TestDataItem
 from mlife_shared.messaging.outbox import caused_by
 from mlife_shared.objectstore import InvalidKey, ObjectStore, ScopedStore, validate_key
 
 HEX32 = re.compile(r"^[0-9a-fA-F]{32}$")
 COLUMNS = ["badcase_id", "function", "request_id"]
+UNASSIGNED = "unassigned"
 
 
 @dataclass
@@ -43,6 +52,28 @@ def classify(ref: str) -> tuple[str, str]:
     return "key", ref
 
 
+def function_of(item: TestDataItem) -> str:
+    return item.function.strip() or UNASSIGNED
+
+
+def item_problem(item: TestDataItem) -> str | None:
+    """Why an item's function or features cannot be stored, or None."""
+    fn = function_of(item)
+    if len(fn) > 100 or unstorable(fn) or any(ord(c) < 32 for c in fn):
+        return f"the function {fn[:100]!r} is not a usable name (up to 100 printable characters)"
+    if item.features is not None:
+        if not item.features:
+            return "its features are empty"
+        bad = [k for k in item.features if not parser.COLUMN_RE.match(k)]
+        if bad:
+            return f"feature names {bad[:5]} are not column names (letters, digits, '_', '.', '-')"
+        deep = nested(item.features)
+        if deep is not None:
+            return f"feature {deep!r} holds nested JSON; features are plain numbers or text"
+    why = unstorable(item.features) or unstorable(item.ground_truth)
+    return f"its features or ground truth {why}" if why else None
+
+
 class TestSetService:
     def __init__(self, session: AsyncSession, raw_store: ObjectStore, store: ScopedStore, *, max_bytes: int) -> None:
         self.session = session
@@ -50,6 +81,7 @@ class TestSetService:
         self.files = FileService(session, store)
         self.file_repo = FileRepository(session)
         self.docs = DocumentService(session)
+        self.datasets = DatasetService(session, store)
         self.max_bytes = max_bytes
 
     async def _resolve(self, refs: list[str], problems: list[str]) -> Resolved:
@@ -81,37 +113,64 @@ class TestSetService:
                 problems.append(f"md5:{m}: no DAM file has this MD5")
         return out
 
-    async def append(self, event: Envelope[BadcaseTestDataRequested]) -> Version | None:
-        data = event.data
-        resolved: list[tuple[Any, Resolved]] = []
-        failures = []
+    async def _check(self, data: BadcaseTestDataRequested) -> list[tuple[TestDataItem, Resolved]]:
+        """Every item resolved, or UnresolvableTestData with every reason. An item with features is a table row:
+        its features are its data (its data refs are not copied)."""
+        resolved, failures = [], []
         for item in data.items:
-            problems: list[str] = []
-            r = await self._resolve(item.data_refs, problems)
-            if not r.md5s and not r.keys:
+            problem = item_problem(item)
+            problems: list[str] = [problem] if problem else []
+            r = Resolved() if item.features is not None else await self._resolve(item.data_refs, problems)
+            if problem or (item.features is None and not r.md5s and not r.keys):
                 failures.append(f"badcase {item.badcase_id}: " + "; ".join(problems or ["no data refs"]))
             resolved.append((item, r))
         if failures:
             raise UnresolvableTestData(f"{len(failures)} of {len(data.items)} items cannot be resolved: "
                                        + " | ".join(failures[:50]))
-        new_rows: list[dict[str, Any]] = []
-        for item, r in resolved:
-            md5s = list(r.md5s)
-            for key in r.keys:
-                up = await self.files.store_stream(await self.raw_store.get(key), name=None, max_bytes=self.max_bytes,
-                                                   uploader="bam")
-                md5s.append(up.file.md5)
-            for m in dict.fromkeys(md5s):
-                extra = {"badcase_id": str(item.badcase_id), "function": item.function,
-                         "request_id": str(data.request_id)}
-                new_rows.append(dict(md5=m, path=None, annotation=item.ground_truth, label=label_of(item.ground_truth),
-                                     extra=extra, search_text=search_text(None, item.ground_truth, extra)))
-        doc = await self.docs.repo.by_name(BADCASE_TEST_SET, lock=True)
+        return resolved
+
+    async def _rows(self, item: TestDataItem, r: Resolved, request_id: str) -> list[dict[str, Any]]:
+        extra = {"badcase_id": str(item.badcase_id), "function": function_of(item), "request_id": request_id}
+        row = dict(path=None, annotation=item.ground_truth, label=label_of(item.ground_truth), extra=extra)
+        if item.features is not None:
+            return [dict(row, md5=None, features=dict(item.features),
+                         search_text=search_text(None, item.ground_truth, {**extra, **item.features}))]
+        md5s = list(r.md5s)
+        for key in r.keys:
+            up = await self.files.store_stream(await self.raw_store.get(key), name=None, max_bytes=self.max_bytes,
+                                               uploader="bam")
+            md5s.append(up.file.md5)
+        return [dict(row, md5=m, features=None, search_text=search_text(None, item.ground_truth, extra))
+                for m in dict.fromkeys(md5s)]
+
+    async def standing_document(self, function: str) -> Document:
+        name = badcase_test_set_name(function)
+        doc = await self.docs.repo.by_name(name, lock=True)
         if doc is None:
-            doc = await self.docs.repo.add(Document(name=BADCASE_TEST_SET, kind=BADCASE_TEST_SET, columns=COLUMNS,
-                                                    current_version=0, created_by="bam",
-                                                    description="Badcases added to test data from BAM"))
-        replaced = {row["extra"]["badcase_id"] for row in new_rows}
-        rows = [r for r in await self.docs.current_rows(doc) if r["extra"].get("badcase_id") not in replaced]
-        return await self.docs.write_version(doc, rows + new_rows, user="bam", correlation=caused_by(event),
-                                             message=f"{len(data.items)} badcases added (request {data.request_id})")
+            doc = await self.docs.repo.add(Document(
+                name=name, kind=BADCASE_TEST_SET, function=function, columns=COLUMNS, feature_columns=[],
+                current_version=0, created_by="bam", description=f"Badcases of {function} added to test data from BAM"))
+        return doc
+
+    async def append(self, event: Envelope[BadcaseTestDataRequested]) -> list[Version]:
+        """One new version per function the event's items belong to, each frozen as that function's test set."""
+        data = event.data
+        by_function: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for item, r in await self._check(data):
+            by_function[function_of(item)] += await self._rows(item, r, str(data.request_id))
+        out = []
+        for function in sorted(by_function):
+            new_rows = by_function[function]
+            doc = await self.standing_document(function)
+            replaced = {row["extra"]["badcase_id"] for row in new_rows}
+            rows = [r for r in await self.docs.current_rows(doc) if r["extra"].get("badcase_id") not in replaced]
+            rows += new_rows
+            doc.feature_columns = list(dict.fromkeys(k for r in rows for k in (r["features"] or {})))
+            added = len(replaced)
+            v = await self.docs.write_version(doc, rows, user="bam", correlation=caused_by(event),
+                                              message=f"{added} badcases added (request {data.request_id})")
+            await self.datasets.group(GroupRequest(
+                name=doc.name, documents=[DocumentRef(id=doc.id, version=v.version.version)], split={"test": 1.0},
+                stratify=False, function=function), "bam", correlation=caused_by(event))
+            out.append(v)
+        return out
