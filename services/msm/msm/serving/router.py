@@ -97,8 +97,9 @@ async def feedback(deployment: str, request: Request, session: SessionDep, store
     """Flag a served prediction as wrong: the input is kept (one sample, as a typed .npy/.npz) and
     `serving.feedback` goes to BAM."""
     body = _parse(await _body(request), FeedbackRequest)
-    row, version = await feedback_service.feedback(session, request.app.state.serving, store,
-                                                   request.app.state.settings, deployment, body)  # type: ignore[arg-type]
+    settings = request.app.state.settings
+    row, version = await feedback_service.feedback(session, request.app.state.serving, store, settings,
+                                                   deployment, body)  # type: ignore[arg-type]
     return FeedbackResponse(id=row.id, deployment_id=row.deployment_id, model_name=version.name,
                             model_version=version.version, input_ref=row.input_ref)
 

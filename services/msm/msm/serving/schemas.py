@@ -32,8 +32,11 @@ class PredictResponse(BaseModel):
 class FeedbackRequest(StrictIn):
     prediction_id: uuid.UUID | None = Field(None, description="From the predict answer")
     model_version_id: uuid.UUID | None = Field(None, description="Which version served (from the predict answer)")
-    inputs: dict[str, Any] | None = Field(None, description="The served input (needed unless the prediction was logged)")
-    input_ref: str | None = Field(None, max_length=1024, description="An object key or MD5 of the served input")
+    inputs: dict[str, Any] | None = Field(
+        None, description="The served input, one sample (a batch of one is taken as that sample); kept as a typed "
+        "array file (.npy, .npz for several inputs). Needed unless `input_ref` is sent or the prediction was logged")
+    input_ref: str | None = Field(None, max_length=1024,
+                                  description="The served image's MD5 in DAM, or an object key of the served input")
     prediction: Any = None
     correct_label: Any = Field(description="What the model should have answered")
     client_id: str | None = Field(None, max_length=200)
