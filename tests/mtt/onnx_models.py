@@ -47,3 +47,27 @@ class _Boom:
 
 def malicious_pickle() -> bytes:
     return pickle.dumps(_Boom(), protocol=4)
+
+
+def two_input_classifier(seed: int = 1) -> bytes:
+    """A[N, 3] and B[N, 2] → label: argmax of concat(A, B) @ W (W random [5, 3]), and the weights."""
+    rng = np.random.default_rng(seed)
+    w = numpy_helper.from_array(rng.normal(size=(5, 3)).astype(np.float32), "W")
+    nodes = [helper.make_node("Concat", ["A", "B"], ["AB"], axis=1),
+             helper.make_node("MatMul", ["AB", "W"], ["scores"]),
+             helper.make_node("ArgMax", ["scores"], ["label"], axis=1, keepdims=0)]
+    graph = helper.make_graph(nodes, "two_inputs", [helper.make_tensor_value_info("A", TensorProto.FLOAT, ["N", 3]),
+                                                    helper.make_tensor_value_info("B", TensorProto.FLOAT, ["N", 2])],
+                              [helper.make_tensor_value_info("label", TensorProto.INT64, ["N"])], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def with_metadata(model_bytes: bytes, props: dict[str, str]) -> bytes:
+    """The model with metadata_props added (e.g. {"mlife.preprocess": "{...}"})."""
+    model = onnx.load_from_string(model_bytes)
+    for k, v in props.items():
+        model.metadata_props.add(key=k, value=v)
+    return model.SerializeToString()

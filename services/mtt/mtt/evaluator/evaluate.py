@@ -1,5 +1,6 @@
-"""The built-in evaluator: an ONNX classification model on a dataset manifest → accuracy, per-class
-precision / recall / F1, the confusion matrix and one outcome line per sample (TestingOutcomeLine)."""
+"""The built-in evaluator: an ONNX model on a dataset manifest (image files, tensor files, table rows) →
+classification (accuracy, per-class precision / recall / F1, the confusion matrix) or regression (MAE, RMSE,
+R²) metrics and one outcome line per sample (TestingOutcomeLine)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,17 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from json.encoder import encode_basestring
 
 from mlife_shared.onnx_safety import OnnxInfo, inspect_onnx
+from mtt.evaluator.inputs import Group, image_sample, load_inputs
 from mtt.evaluator.preprocess import METADATA_KEY, InvalidPreprocess, Preprocess, check_input_shape, parse_preprocess
+from mtt.evaluator.tensor import item_ref
+
+FLOATS = ("float16", "float32", "float64")
 
 
 class EvaluationCancelled(Exception):
@@ -41,13 +46,17 @@ def _sort_key(label: str) -> tuple[int, float | str]:
         return (1, label)
 
 
+class Outcomes(Protocol):
+    def jsonl(self) -> bytes: ...
+
+
 @dataclass
 class Evaluation:
     metrics: dict[str, float]
     per_class: dict[str, dict[str, float]]
     classes: list[str]
     confusion: list[list[int]]
-    samples: "Samples | None" = None
+    samples: Outcomes | None = None
     seconds: dict[str, float] = field(default_factory=dict)
 
     def report(self) -> dict[str, Any]:
@@ -73,15 +82,36 @@ class Samples:
     classes: list[str]
     correct: np.ndarray
     badcases: list[str | None]
+    features: list[dict[str, Any] | None] | None = None
 
     def jsonl(self) -> bytes:
         js = _js
         cls = [js(c) for c in self.classes]
         parts = [f'{{"sample_id":{js(sid)},"data_ref":{js(ref)},"ground_truth":{js(t)},"prediction":{cls[p]},'
-                 f'"correct":{"true" if ok else "false"},"badcase_id":{js(bc)}}}\n'
-                 for sid, ref, t, p, ok, bc in zip(self.ids, self.refs, self.truth, self.pred_idx.tolist(),
-                                                   self.correct.tolist(), self.badcases)]
+                 f'"correct":{"true" if ok else "false"},"badcase_id":{js(bc)}{_features(f)}}}\n'
+                 for sid, ref, t, p, ok, bc, f in zip(self.ids, self.refs, self.truth, self.pred_idx.tolist(),
+                                                      self.correct.tolist(), self.badcases,
+                                                      self.features or _nones(len(self.ids)))]
         return "".join(parts).encode()
+
+
+def _nones(n: int) -> list[None]:
+    return [None] * n
+
+
+def _features(f: dict[str, Any] | None) -> str:
+    return "" if f is None else ',"features":' + json.dumps(f, ensure_ascii=False, default=str)
+
+
+def item_columns(items: list[dict[str, Any]]) -> tuple[list[str], list[str | None], list[str | None],
+                                                       list[dict[str, Any]] | None]:
+    """Sample ids, data refs, badcase ids and (when any item has them) feature rows of the outcome lines."""
+    ids = [it.get("md5") or it.get("id") or str(i) for i, it in enumerate(items)]
+    refs = [it.get("md5") or it.get("key") for it in items]
+    badcases = [it.get("badcase_id") or ((it.get("extra") or {}).get("badcase_id")
+                                         if isinstance(it.get("extra"), dict) else None) or None for it in items]
+    features = [it["features"] if isinstance(it.get("features"), dict) else None for it in items]
+    return ids, refs, badcases, features if any(f is not None for f in features) else None
 
 
 def _js(v: Any) -> str:
@@ -138,56 +168,104 @@ def _score(truth: list[str], pred: np.ndarray) -> tuple[dict[str, float], dict[s
 
 
 class OnnxClassifier:
-    """An ONNX session with the declared preprocessing, checked against the model's input shape."""
+    """An ONNX session with the declared preprocessing, checked against the model's input shape. Without a
+    declaration (task params or model metadata) it takes tensor files only. `target` overrides the
+    declared one: classification (labels, or class names for a scores-only model) or regression (values)."""
 
     def __init__(self, model_path: Path, prep: Preprocess | None, *, info: OnnxInfo | None = None,
-                 threads: int = 0) -> None:
+                 threads: int = 0, target: str | None = None) -> None:
         import onnxruntime as ort
 
         self.info = info or inspect_onnx(model_path)  # rejects pickles & escaping external data; runs nothing
         if prep is None:
             prep = declared_in_model(model_path)
-        if prep is None:
-            raise InvalidPreprocess("no preprocessing declared: set params.preprocess on the task (or the model's "
-                                    f"{METADATA_KEY!r} metadata); see the MTT README")
         self.prep = prep
+        self.target = target or (prep.target if prep is not None else "classification")
         inputs = {t.name: t for t in self.info.inputs}
-        name = prep.input_name or (self.info.inputs[0].name if len(self.info.inputs) == 1 else None)
-        if name is None or name not in inputs:
+        if prep is not None and prep.input_name is not None and prep.input_name not in inputs:
             raise InvalidPreprocess(f"set preprocess.input_name to one of {sorted(inputs)}")
+        name = (prep.input_name if prep is not None else None) or \
+            (self.info.inputs[0].name if len(self.info.inputs) == 1 else None)
         self.input_name = name
-        check_input_shape(prep, inputs[name].shape, name)
-        if inputs[name].dtype not in ("float32", "float64"):
-            raise InvalidPreprocess(f"input {name!r} is {inputs[name].dtype}; the evaluator feeds float images")
-        self.input_dtype = np.dtype(inputs[name].dtype)
+        self.input_dtype = np.dtype(inputs[name].dtype) if name and inputs[name].dtype in FLOATS else None
+        if prep is not None and prep.kind != "tensor":
+            if name is None:
+                raise InvalidPreprocess(f"set preprocess.input_name to one of {sorted(inputs)}")
+            check_input_shape(prep, inputs[name].shape, name)
+            if inputs[name].dtype not in ("float32", "float64"):
+                raise InvalidPreprocess(f"input {name!r} is {inputs[name].dtype}; the evaluator feeds float "
+                                        f"{'rows' if prep.kind == 'table' else 'images'}")
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads
         self.session = ort.InferenceSession(str(model_path), sess_options=opts, providers=["CPUExecutionProvider"])
+        self._outputs(prep)
+
+    def _outputs(self, prep: Preprocess | None) -> None:
         outs = self.info.outputs
-        label_out = prep.label_output
+        label_out = prep.label_output if prep is not None else None
+        if self.target == "regression":
+            label_out = label_out or next((o.name for o in outs if o.dtype in FLOATS), None)
+            if label_out is None:
+                raise InvalidPreprocess("regression needs a float output with the predicted value; the model has "
+                                        f"{[(o.name, o.dtype) for o in outs]} (set preprocess.label_output)")
         if label_out is None:
             for o in outs:
-                if o.dtype.startswith("int") or o.dtype in ("object", "onnx:8", "<U0"):
+                if o.dtype.startswith(("int", "uint")) or o.dtype in ("object", "onnx:8", "<U0"):
                     label_out = o.name
                     break
-        if label_out is None and prep.classes is None:
+        if label_out is None and (prep is None or prep.classes is None):
             raise InvalidPreprocess("the model has no integer/string label output: set preprocess.classes "
                                     "(index → class) or preprocess.label_output")
         self.label_output = label_out
         self.score_output = None if label_out else outs[0].name
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """Labels of a batch (as the model gives them, or class names for a scores-only model)."""
-        x = x.astype(self.input_dtype, copy=False)
+        """Labels (or regression values) of a batch of samples for the main input."""
+        if self.input_name is None:
+            raise InvalidPreprocess("the model has several inputs: set preprocess.input_name")
+        return self.run({self.input_name: x.astype(self.input_dtype, copy=False) if self.input_dtype else x})
+
+    def run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        n = len(next(iter(feed.values())))
         if self.label_output:
-            (labels,) = self.session.run([self.label_output], {self.input_name: x})
-            return np.asarray(labels).reshape(len(x), -1)[:, 0]
-        (scores,) = self.session.run([self.score_output], {self.input_name: x})
-        idx = np.asarray(scores).reshape(len(x), -1).argmax(axis=1)
-        classes = np.asarray((self.prep.classes or []) + [str(i) for i in range(len(self.prep.classes or []),
-                                                                                  int(idx.max(initial=0)) + 1)])
+            (out,) = self.session.run([self.label_output], feed)
+            values = np.asarray(out).reshape(n, -1)
+            if self.target == "regression":
+                if values.shape[1] != 1:
+                    raise InvalidPreprocess(f"regression needs one value per sample; output {self.label_output!r} "
+                                            f"gives {values.shape[1]}")
+                return values[:, 0].astype(np.float64)
+            return values[:, 0]
+        (scores,) = self.session.run([self.score_output], feed)
+        idx = np.asarray(scores).reshape(n, -1).argmax(axis=1)
+        known = self.prep.classes if self.prep is not None and self.prep.classes else []
+        classes = np.asarray(known + [str(i) for i in range(len(known), int(idx.max(initial=0)) + 1)])
         return classes[idx]
+
+    def run_groups(self, groups: list[Group], n: int, *, batch_size: int = 1024,
+                   cancel: threading.Event | None = None) -> np.ndarray:
+        """Predictions for every item, in item order."""
+        parts: list[np.ndarray] = []
+        order: list[np.ndarray] = []
+        for g in groups:
+            for start in range(0, len(g.index), batch_size):
+                if cancel is not None and cancel.is_set():
+                    raise EvaluationCancelled()
+                feed = {k: v[start:start + batch_size] for k, v in g.feed.items()}
+                if self.input_name in feed and self.input_dtype is not None:
+                    feed[self.input_name] = feed[self.input_name].astype(self.input_dtype, copy=False)
+                parts.append(self.run(feed))
+                order.append(g.index[start:start + batch_size])
+        if not parts:
+            return np.zeros(0, dtype=np.float64 if self.target == "regression" else str)
+        flat = np.concatenate(parts)
+        idx = np.concatenate(order)
+        if len(groups) == 1 and np.array_equal(idx, np.arange(n)):
+            return flat
+        out = np.empty_like(flat)
+        out[idx] = flat
+        return out
 
 
 def declared_in_model(model_path: Path) -> Preprocess | None:
@@ -201,47 +279,65 @@ def declared_in_model(model_path: Path) -> Preprocess | None:
 
 
 def load_arrays(items: list[dict[str, Any]], prep: Preprocess) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
+    """Image items → one array (the bench's path; `evaluate` reads every kind of item)."""
     out = np.empty((len(items), *prep.sample_shape()), dtype=prep.dtype)
     for i, it in enumerate(items):
         path = it.get("local_path")
         if not path:
-            raise InvalidPreprocess(f"item {i} ({it.get('md5')}) has no data file")
-        try:
-            with Image.open(path) as img:
-                out[i] = prep.to_array(img)
-        except (UnidentifiedImageError, OSError) as exc:
-            raise InvalidPreprocess(f"item {i} ({it.get('md5')}) is not a readable image: {exc}") from exc
+            raise InvalidPreprocess(f"{item_ref(it, i)} has no data file")
+        out[i] = image_sample(prep, path, item_ref(it, i))
     return out
 
 
 def evaluate_arrays(clf: OnnxClassifier, x: np.ndarray, truth: list[Any], items: list[dict[str, Any]], *,
                     batch_size: int = 1024, cancel: threading.Event | None = None) -> Evaluation:
+    assert clf.input_name is not None
+    groups = [Group(np.arange(len(x)), {clf.input_name: x})]
+    return evaluate_groups(clf, groups, truth, items, batch_size=batch_size, cancel=cancel)
+
+
+def evaluate_groups(clf: OnnxClassifier, groups: list[Group], truth: list[Any], items: list[dict[str, Any]], *,
+                    batch_size: int = 1024, cancel: threading.Event | None = None,
+                    tolerance: float = 0.0) -> Evaluation:
     t0 = time.perf_counter()
-    parts: list[np.ndarray] = []
-    for start in range(0, len(x), batch_size):
-        if cancel is not None and cancel.is_set():
-            raise EvaluationCancelled()
-        parts.append(clf.predict(x[start:start + batch_size]))
+    pred = clf.run_groups(groups, len(items), batch_size=batch_size, cancel=cancel)
     t1 = time.perf_counter()
-    pred = np.concatenate(parts) if parts else np.zeros(0, dtype=str)
-    truth_s = ["" if v is None else v if type(v) is str else str(v) for v in truth]
-    metrics, per_class, classes, cm, pred_idx, correct = _score(truth_s, pred)
-    ids = [it.get("md5") or it.get("id") or str(i) for i, it in enumerate(items)]
-    refs = [it.get("md5") or it.get("key") for it in items]
-    badcases = [it.get("badcase_id") or ((it.get("extra") or {}).get("badcase_id")
-                                         if isinstance(it.get("extra"), dict) else None) or None for it in items]
-    samples = Samples(ids, refs, list(truth), pred_idx, classes, correct, badcases)
-    t2 = time.perf_counter()
-    return Evaluation(metrics, per_class, classes, cm, samples, {"inference": t1 - t0, "scoring": t2 - t1})
+    ids, refs, badcases, features = item_columns(items)
+    if clf.target == "regression":
+        from mtt.evaluator.regression import score_regression
+
+        ev = score_regression(pred, truth, items, tolerance, ids, refs, badcases, features)
+    else:
+        truth_s = ["" if v is None else v if type(v) is str else str(v) for v in truth]
+        metrics, per_class, classes, cm, pred_idx, correct = _score(truth_s, pred)
+        samples = Samples(ids, refs, list(truth), pred_idx, classes, correct, badcases, features)
+        ev = Evaluation(metrics, per_class, classes, cm, samples)
+    ev.seconds.update({"inference": t1 - t0, "scoring": time.perf_counter() - t1})
+    return ev
+
+
+def scoring(prep: Preprocess | None, params: dict[str, Any] | None) -> tuple[str | None, float]:
+    """Target and tolerance: task params override the declared preprocessing."""
+    params = params or {}
+    target = params.get("target")
+    if target not in (None, "classification", "regression"):
+        raise InvalidPreprocess(f"params.target is {target!r}: use classification or regression")
+    tolerance = params.get("tolerance", prep.tolerance if prep is not None else 0.0)
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not tolerance >= 0:
+        raise InvalidPreprocess(f"params.tolerance is {tolerance!r}: use a number >= 0")
+    return target, float(tolerance)
 
 
 def evaluate(model_path: Path, items: list[dict[str, Any]], prep: Preprocess | None, *, batch_size: int = 1024,
-             cancel: threading.Event | None = None) -> Evaluation:
-    clf = OnnxClassifier(model_path, prep)
+             cancel: threading.Event | None = None, params: dict[str, Any] | None = None) -> Evaluation:
+    """`params`: the task's params, for `target` and `tolerance` (they override the declared ones)."""
+    target, _ = scoring(None, params)
+    clf = OnnxClassifier(model_path, prep, target=target)
+    _, tolerance = scoring(clf.prep, params)
     t0 = time.perf_counter()
-    x = load_arrays(items, clf.prep)
-    ev = evaluate_arrays(clf, x, [ground_truth(it) for it in items], items, batch_size=batch_size, cancel=cancel)
-    ev.seconds["loading"] = time.perf_counter() - t0 - ev.seconds["inference"] - ev.seconds["scoring"]
+    groups = load_inputs(items, clf.prep, clf.info.inputs, clf.input_name)
+    loading = time.perf_counter() - t0
+    ev = evaluate_groups(clf, groups, [ground_truth(it) for it in items], items, batch_size=batch_size,
+                         cancel=cancel, tolerance=tolerance)
+    ev.seconds["loading"] = loading
     return ev

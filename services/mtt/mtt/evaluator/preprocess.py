@@ -1,6 +1,11 @@
 """Declared preprocessing: how a dataset item becomes a model input. It is never guessed from the model
 or the data: it comes from the task's `params.preprocess`, or from the model's own ONNX metadata
-(`mlife.preprocess`, a JSON object written by the training code)."""
+(`mlife.preprocess`, a JSON object written by the training code).
+
+Three kinds: `image` (files decoded with `size`, `mode`, `scale`/`offset`, `layout`; the default, so an image
+preprocess written before kinds existed keeps working), `table` (rows with `features`: the declared `columns`,
+in order, make the input vector) and `tensor` (only `.npy`/`.npz` files, fed as they are). Tensor files need no
+declaration and may sit next to images or rows in any set. `target` says how predictions are scored."""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ import json
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mlife_shared.errors import Unprocessable
 
@@ -20,11 +25,17 @@ class InvalidPreprocess(Unprocessable):
 
 
 class Preprocess(BaseModel):
-    """pixel → `pixel * scale + offset`, images `size` = [height, width] in `mode`, laid out as `layout`."""
+    """Images: pixel → `pixel * scale + offset`, `size` = [height, width] in `mode`, laid out as `layout`.
+    Tables: `columns` → one float vector per row."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    size: tuple[int, int] = Field(description="[height, width] of every image")
+    kind: Literal["image", "table", "tensor"] = "image"
+    size: tuple[int, int] | None = Field(None, description="[height, width] of every image (kind image)")
+    columns: list[str] | None = Field(None, description="feature columns, in the model's input order (kind table)")
+    target: Literal["classification", "regression"] = "classification"
+    tolerance: float = Field(0.0, ge=0, description="regression: a sample with |prediction - truth| > tolerance "
+                                                    "is a misprediction")
     mode: Literal["L", "RGB"] = "L"
     scale: float = 1.0 / 255.0
     offset: float = 0.0
@@ -36,11 +47,28 @@ class Preprocess(BaseModel):
                                                        "integer or string output")
     classes: list[str] | None = Field(None, description="index → class, for a model that outputs scores only")
 
+    @model_validator(mode="after")
+    def _complete(self) -> "Preprocess":
+        if self.kind == "image" and self.size is None:
+            raise ValueError("an image preprocess needs size [height, width]")
+        if self.kind == "table":
+            if not self.columns:
+                raise ValueError("a table preprocess needs columns (the model's input order)")
+            if len(set(self.columns)) != len(self.columns):
+                raise ValueError("columns are repeated")
+        elif self.columns is not None:
+            raise ValueError(f"columns are for kind table (this one is {self.kind})")
+        return self
+
     @property
     def channels(self) -> int:
         return 1 if self.mode == "L" else 3
 
     def sample_shape(self) -> tuple[int, ...]:
+        if self.kind == "table":
+            return (len(self.columns or ()),)
+        if self.size is None:
+            raise InvalidPreprocess("tensor files have no declared sample shape")
         h, w = self.size
         c = self.channels
         if self.layout == "flat":
@@ -49,12 +77,33 @@ class Preprocess(BaseModel):
             return (c, h, w)
         return (h, w, c)
 
+    def sample_size(self) -> tuple[int, int]:
+        if self.size is None:
+            raise InvalidPreprocess(f"preprocessing of kind {self.kind} takes no images")
+        return self.size
+
+    def row(self, features: dict[str, Any], where: str) -> np.ndarray:
+        """A table row → one float64 sample; an empty cell is NaN (the model's own imputer may handle it)."""
+        out = np.empty(len(self.columns or ()), dtype=np.float64)
+        for j, col in enumerate(self.columns or ()):
+            if col not in features:
+                raise InvalidPreprocess(f"{where} has no column {col!r} (declared columns: {self.columns})")
+            v = features[col]
+            if v is None or v == "":
+                out[j] = np.nan
+                continue
+            try:
+                out[j] = float(v)
+            except (TypeError, ValueError) as exc:
+                raise InvalidPreprocess(f"{where}: column {col!r} is {v!r}, not a number") from exc
+        return out
+
     def to_array(self, image: Any) -> np.ndarray:
         """A PIL image → one sample (without the batch dimension)."""
         from PIL import Image
 
         img = image.convert(self.mode)
-        h, w = self.size
+        h, w = self.sample_size()
         if img.size != (w, h):
             if not self.resize:
                 raise InvalidPreprocess(f"an image is {img.size[1]}x{img.size[0]} (h x w); the declared size is "
@@ -86,6 +135,8 @@ def parse_preprocess(value: Any, *, where: str) -> Preprocess:
 
 def check_input_shape(prep: Preprocess, model_shape: list[int | str | None], input_name: str) -> None:
     """The model's input (after its batch dimension) must accept the declared sample shape."""
+    if prep.kind == "tensor":
+        return
     sample = prep.sample_shape()
     if len(model_shape) != len(sample) + 1:
         raise InvalidPreprocess(f"the model input {input_name!r} has shape {model_shape}; the declared preprocessing "
