@@ -31,6 +31,31 @@ def mlife(stack: Stack, home: Path, *args: str, role: str | None = "tester", std
                           text=True, timeout=120)
 
 
+def on_a_terminal(stack: Stack, home: Path, *args: str, role: str = "tester") -> subprocess.CompletedProcess[str]:
+    """`mlife` with its standard error on a pseudo-terminal (standard output still a pipe)."""
+    import pty
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLIFE_")}
+    env.update(HOME=str(home), MLIFE_URL=stack.url, MLIFE_TOKEN=stack.tokens[role])
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "mlife.cli", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=follower, stdin=subprocess.DEVNULL)
+    os.close(follower)
+    err = b""
+    while True:  # drained while it runs: a full terminal buffer would block it
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # EIO: the process closed its end
+            break
+        if not chunk:
+            break
+        err += chunk
+    out = proc.stdout.read() if proc.stdout else b""
+    proc.wait(120)
+    os.close(leader)
+    return subprocess.CompletedProcess(args, proc.returncode, out.decode(), err.decode(errors="replace"))
+
+
 def ok(result: subprocess.CompletedProcess[str]) -> object:
     assert result.returncode == 0, result.stdout + result.stderr
     return json.loads(result.stdout)
@@ -86,8 +111,11 @@ async def test_badcase_add_with_a_file_and_import(stack: Stack, tmp_path: Path) 
         w.writerow([fn, "a", "b", "x;y"])
         w.writerow([fn, "c", "d", ""])
         w.writerow(["", "e", "f", ""])  # invalid: no function
-    result = ok(mlife(stack, tmp_path, "badcase", "import", str(rows), "--json"))
-    assert json.dumps(result)  # the per-row report
+    partly = mlife(stack, tmp_path, "badcase", "import", str(rows), "--json")
+    assert partly.returncode == 1, partly.stdout + partly.stderr  # some rows failed: not a success
+    result = json.loads(partly.stdout)
+    assert (result["rows"], result["created"], result["failed"]) == (3, 2, 1)
+    assert [e["row"] for e in result["errors"]] == [3] and "function" in result["errors"][0]["error"]
     listed = ok(mlife(stack, tmp_path, "badcase", "list", "--function", fn, "--all", "--json"))
     assert {b["prediction"] for b in listed} >= {"a", "c"}
     assert len(listed) == 3
@@ -118,12 +146,16 @@ async def test_data_upload_dir_skips_known_files(stack: Stack, tmp_path: Path) -
         r = mlife(stack, tmp_path, "data", "upload", str(folder), "--json")
         assert r.returncode == 2 and "503" in r.stdout
         return
-    first = mlife(stack, tmp_path, "data", "upload", str(folder), "--workers", "3")
+    first = on_a_terminal(stack, tmp_path, "data", "upload", str(folder), "--workers", "3")
     assert first.returncode == 0, first.stderr
     assert "3 files: 2 uploaded, 1 already stored" in first.stdout
-    assert "[##############################] 100.0%" in first.stderr, "a progress bar"
+    assert "[##############################] 100.0%" in first.stderr, "a progress bar on a terminal"
+    (folder / "c.txt").write_text(f"c {marker}")
+    piped = mlife(stack, tmp_path, "data", "upload", str(folder))
+    assert piped.returncode == 0 and "1 uploaded, 3 already stored" in piped.stdout, piped.stdout + piped.stderr
+    assert piped.stderr == "", "no progress bar into a pipe or a log"
     again = ok(mlife(stack, tmp_path, "data", "upload", str(folder), "--json"))
-    assert again["uploaded"] == 0 and again["skipped"] == 3
+    assert again["uploaded"] == 0 and again["skipped"] == 4
     async with httpx.AsyncClient(base_url=stack.url, headers=stack.auth("viewer")) as c:
         check = (await c.post("/api/dam/files/check", json={"md5s": [md5_of(folder / "a.txt")]})).json()
     assert check["existing"] == [md5_of(folder / "a.txt")]
@@ -174,6 +206,8 @@ async def test_model_alias_and_deploy_through_the_gate(stack: Stack, tmp_path: P
                       headers={"content-type": "application/octet-stream"})
     models = ok(mlife(stack, tmp_path, "model", "list", "--json", role="viewer"))
     assert name in [m["name"] for m in models]
+    declared = ok(mlife(stack, tmp_path, "model", "set-function", name, f"fn-{name}", "--json", role="engineer"))
+    assert declared["function"] == f"fn-{name}"  # a model declares its function before it is deployed
     ok(mlife(stack, tmp_path, "model", "alias", name, "staging", v["version"], "--json", role="engineer"))
     denied = mlife(stack, tmp_path, "model", "alias", name, "production", v["version"], "--json", role="engineer")
     assert denied.returncode == 2 and json.loads(denied.stdout)["status"] == 403  # MSM: production is maintainers'
