@@ -229,3 +229,51 @@ def test_preprocess_json_of_before_kinds_still_parses() -> None:
         parse_preprocess({"kind": "table"}, where="x")
     with pytest.raises(InvalidPreprocess, match="needs size"):
         parse_preprocess({"mode": "L"}, where="x")
+
+
+async def test_images_and_tensors_through_a_runner(mtt, settings, start_runner) -> None:  # type: ignore[no-untyped-def]
+    """Through the object store and a runner: DAM-style items, two PNGs and a served input kept as a .npy."""
+    import hashlib
+
+    from mlife_shared.objectstore import make_store
+    from mlife_shared.objectstore.base import iterate, read_all
+    from tests.mtt.conftest import outbox_events, task_in
+
+    store = make_store(settings)
+    w = np.random.default_rng(0).normal(size=(64, 10)).astype(np.float32)
+    rng = np.random.default_rng(11)
+    manifest, expected = [], []
+    for i in range(3):
+        if i < 2:
+            pixels = rng.integers(0, 256, (8, 8), dtype=np.uint8)
+            buf = io.BytesIO()
+            Image.fromarray(pixels, mode="L").save(buf, format="PNG")
+            x, path = pixels.reshape(-1).astype(np.float32) / 255, f"img/{i}.png"
+        else:
+            x = rng.normal(size=64).astype(np.float32)
+            buf = io.BytesIO()
+            np.save(buf, x)
+            path = "feedback/input.npy"
+        data = buf.getvalue()
+        md5 = hashlib.md5(data).hexdigest()
+        await store.put(f"dam/files/{md5}", iterate(data))
+        expected.append(str(int(np.argmax(x @ w))))
+        manifest.append(json.dumps({"md5": md5, "key": f"dam/files/{md5}", "path": path,
+                                    "label": expected[-1] if i != 1 else "none"}))
+    ds = str(uuid.uuid4())
+    key = f"dam/datasets/{ds}/manifest.jsonl"
+    await store.put(key, iterate(("\n".join(manifest) + "\n").encode()))
+    await store.put("models/lin/model.onnx", iterate(linear_classifier(64, 10, seed=0)))
+    r = await mtt.post("/tasks", json={
+        "kind": "test", "datasets": [{"dataset_id": ds, "manifest_key": key}], "run": True,
+        "model": {"name": "lin", "version": "1", "object_key": "models/lin/model.onnx"},
+        "params": {"preprocess": {"size": [8, 8]}}})
+    assert r.status_code == 201, r.text
+    start_runner("runner-tensors")
+    done = await task_in(mtt, r.json()["id"], "succeeded", "failed")
+    assert done["status"] == "succeeded", done["error"]
+    (tc,) = [e["data"] for e in await outbox_events(settings, "testing.completed")]
+    assert tc["metrics"]["samples"] == 3 and tc["metrics"]["errors"] == 1
+    out = [OutcomeLine.model_validate_json(x)
+           for x in (await read_all(await store.get(tc["outcomes_key"]))).decode().splitlines()]
+    assert [o.prediction for o in out] == expected and [o.correct for o in out] == [True, False, True]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from mlife_shared.onnx_safety import OnnxInfo, inspect_onnx
 from mtt.evaluator.evaluate import FLOATS, declared_in_model, ground_truth, scoring
@@ -20,10 +20,10 @@ Reader = Callable[[str], bytes]
 
 def incompatibility(items: list[dict[str, Any]], model_path: Path, params: dict[str, Any] | None = None, *,
                     read: Reader | None = None) -> str | None:
-    """None when the model can take every item; else the reason. `read(key)` → the bytes of an item's file
-    (the whole file for a `.npz`; the first KiB is enough for `.npy` and image headers): used only for items
-    whose metadata does not tell their kind, an image's size or a tensor's shape, and only when given (an
-    item with a `local_path` is read from there)."""
+    """None when the model can take every item; else the reason. An item's file is looked at only when its
+    metadata does not tell its kind, an image's size or a tensor's shape: its header from `local_path` when
+    the item has one, else from `read(key)` → the file's bytes (the whole file for a `.npz`; the first KiB is
+    enough for a `.npy` or an image) when given."""
     params = params or {}
     info = inspect_onnx(model_path)
     try:
@@ -76,21 +76,21 @@ def _file_kind(it: dict[str, Any], read: Reader | None) -> str | None:
         return "tensor"
     if media == "image" or (it.get("width") and it.get("height")) or suffix in IMAGE_SUFFIXES:
         return "image"
-    head = _bytes(it, read, 8)
-    if head is None:
+    fh = _open(it, read)
+    if fh is None:
         return None
-    return "tensor" if tensor_format(head) else "image"
+    with fh:
+        return "tensor" if tensor_format(fh.read(8)) else "image"
 
 
-def _bytes(it: dict[str, Any], read: Reader | None, n: int | None = None) -> bytes | None:
+def _open(it: dict[str, Any], read: Reader | None) -> IO[bytes] | None:
+    """The item's file: the local copy when there is one, else `read(key)` in memory, else None."""
     if it.get("local_path"):
-        with open(it["local_path"], "rb") as fh:
-            return fh.read(n) if n else fh.read()
+        return open(it["local_path"], "rb")
     key = data_key(it)
     if read is None or key is None:
         return None
-    data = read(key)
-    return data[:n] if n else data
+    return io.BytesIO(read(key))
 
 
 def _declared_for(kind: str, n: int, prep: Preprocess | None, info: OnnxInfo) -> None:
@@ -100,8 +100,8 @@ def _declared_for(kind: str, n: int, prep: Preprocess | None, info: OnnxInfo) ->
         raise InvalidPreprocess(f"the set has {what} and no preprocessing is declared: set params.preprocess "
                                 f"(or the model's {METADATA_KEY!r} metadata) to {example}")
     if prep.kind != kind:
-        takes = {"image": f"images ({_size(prep)})", "tensor": "tensor files only",
-                 "table": f"table rows (columns {', '.join(prep.columns or [])})"}[prep.kind]
+        takes = f"images ({_size(prep)})" if prep.kind == "image" else "tensor files only" \
+            if prep.kind == "tensor" else f"table rows ({_columns(prep.columns or [])})"
         raise InvalidPreprocess(f"the set has {what}; the model takes {takes}")
     inputs = {t.name: t for t in info.inputs}
     name = prep.input_name or (info.inputs[0].name if len(info.inputs) == 1 else None)
@@ -115,6 +115,11 @@ def _declared_for(kind: str, n: int, prep: Preprocess | None, info: OnnxInfo) ->
 def _size(prep: Preprocess) -> str:
     h, w = prep.sample_size()
     return f"{h}x{w} {prep.mode}"
+
+
+def _columns(columns: list[str]) -> str:
+    shown = ", ".join(columns[:8])
+    return f"columns {shown}" if len(columns) <= 8 else f"{len(columns)} columns: {shown}, …"
 
 
 def _check_rows(items: list[dict[str, Any]], rows: list[int], prep: Preprocess) -> None:
@@ -148,13 +153,13 @@ def _image_size(it: dict[str, Any], read: Reader | None) -> tuple[int, int] | No
     """(height, width) from DAM's metadata, else from the image header (when the file can be read)."""
     if it.get("width") and it.get("height"):
         return int(it["height"]), int(it["width"])
-    data = _bytes(it, read)
-    if data is None:
+    fh = _open(it, read)
+    if fh is None:
         return None
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(io.BytesIO(data)) as img:
+        with fh, Image.open(fh) as img:  # reads the header only
             return img.size[1], img.size[0]
     except (UnidentifiedImageError, OSError):
         return None  # not readable as an image: the run says so with its item
@@ -164,10 +169,11 @@ def _check_tensors(items: list[dict[str, Any]], tensors: list[int], info: OnnxIn
                    read: Reader | None) -> None:
     for i in tensors:
         where = item_ref(items[i], i)
-        data = _bytes(items[i], read)
-        if data is None:
+        fh = _open(items[i], read)
+        if fh is None:
             continue  # no way to see its shape before the run
-        shapes = tensor_shapes(data, where)
+        with fh:
+            shapes = tensor_shapes(fh, where)
         if shapes is None:
             raise InvalidPreprocess(f"{where} is named as a tensor file but is not a .npy/.npz file")
         for name, (_, dtype) in shapes.items():

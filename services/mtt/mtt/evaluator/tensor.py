@@ -6,7 +6,6 @@ shape is the model input's without the batch axis. A table row is an item with `
 
 from __future__ import annotations
 
-import io
 import zipfile
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -59,16 +58,17 @@ def load_tensors(fh: IO[bytes], fmt: TensorFormat, where: str) -> dict[str, np.n
         raise InvalidPreprocess(f"{where} is not a readable .{fmt} file: {exc}") from exc
 
 
-def tensor_shapes(data: bytes, where: str) -> dict[str, tuple[tuple[int, ...], np.dtype]] | None:
-    """Shape and dtype of each array of a tensor file from its headers (no array data is read), or None
-    when `data` is not a tensor file. For `.npy` the first KiB of the file is enough."""
-    fmt = tensor_format(data[:8])
+def tensor_shapes(fh: IO[bytes], where: str) -> dict[str, tuple[tuple[int, ...], np.dtype]] | None:
+    """Shape and dtype of each array of a tensor file (a seekable binary file) from its headers — no array
+    data is read — or None when it is not a tensor file."""
+    fmt = tensor_format(fh.read(8))
+    fh.seek(0)
     if fmt is None:
         return None
     try:
         if fmt == "npy":
-            return {"": _npy_header(io.BytesIO(data))}
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            return {"": _npy_header(fh)}
+        with zipfile.ZipFile(fh) as zf:
             out = {}
             for name in zf.namelist():
                 with zf.open(name) as member:
