@@ -1,10 +1,13 @@
 """The consumer of `badcase.test_data_requested` on real NATS JetStream and PostgreSQL: items join the
-standing badcase test set as a new version (BAM's keyed objects copied into DAM's content-addressed
-store); unresolvable data is dead-lettered with the reason."""
+standing badcase test set of their function as a new version (BAM's keyed objects copied into DAM's
+content-addressed store), frozen at once as that function's test dataset; unresolvable data is
+dead-lettered with the reason."""
 
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 import uuid
 from contextlib import suppress
 from functools import partial
@@ -89,7 +92,8 @@ async def test_items_join_the_badcase_test_set_and_unresolvable_data_is_dead_let
 
     await run_until(dam, dam_db, js, _done)
     doc = (await dam.get("/documents", params={"kind": "badcase test set"})).json()[0]
-    assert doc["name"] == "badcase test set" and doc["current_version"] == 1
+    assert doc["name"] == "badcase test set: emotion" and doc["current_version"] == 1
+    assert doc["function"] == "emotion"
     rows = (await dam.get(f"/documents/{doc['id']}/rows")).json()["items"]
     assert {(r["md5"], r["label"], r["extra"]["badcase_id"]) for r in rows} == {
         (md5(bam_image), "sad", str(b1)), (md5(own), "happy", str(b2))}
@@ -102,6 +106,11 @@ async def test_items_join_the_badcase_test_set_and_unresolvable_data_is_dead_let
     assert "no object under this key" in letter["error"] and "does not fetch URLs" in letter["error"]
     events = await outbox_events(dam_db, "document.created")
     assert [e["data"]["row_count"] for e in events] == [2]
+    grouped = await outbox_events(dam_db, "dataset.grouped")
+    assert [(e["data"]["name"], e["data"]["function"], e["data"]["purpose"], e["data"]["is_badcase_test_set"],
+             e["data"]["item_count"], e["data"]["modality"], e["data"]["version"]) for e in grouped] == [
+        ("badcase test set: emotion", "emotion", "test", True, 2, "file", 1)]
+    assert grouped[0]["correlation_id"] == events[0]["correlation_id"]
 
     # the same badcase again, with a new ground truth: a new version, its row replaced, old version kept
     again = BadcaseTestDataRequested(request_id=uuid.uuid4(), items=[
@@ -116,6 +125,11 @@ async def test_items_join_the_badcase_test_set_and_unresolvable_data_is_dead_let
     assert sorted(r["label"] for r in rows) == ["angry", "happy"]
     v1 = (await dam.get(f"/documents/{doc['id']}/rows", params={"version": 1})).json()["items"]
     assert sorted(r["label"] for r in v1) == ["happy", "sad"]
+    current = (await dam.get("/datasets", params={"function": "emotion", "is_badcase_test_set": True})).json()[0]
+    assert current["version"] == 2 and current["item_count"] == 2 and current["function"] == "emotion"
+    manifest = [json.loads(x) for x in (await dam.get(f"/datasets/{current['id']}/manifest")).text.splitlines()]
+    assert sorted((m["label"], m["media_type"], m["id"] == m["md5"]) for m in manifest) == [
+        ("angry", "image", True), ("happy", "image", True)]
 
 
 async def test_bam_add_to_test_data_reaches_the_badcase_test_set(make_database, dam: httpx.AsyncClient,  # type: ignore[no-untyped-def]
@@ -160,3 +174,168 @@ async def test_bam_add_to_test_data_reaches_the_badcase_test_set(make_database, 
     assert [(r["md5"], r["label"], r["extra"]["badcase_id"], r["extra"]["function"]) for r in rows] == [
         (md5(image), "sad", badcase_id, "emotion")]
     assert (await dam.get(f"/files/{md5(image)}/content")).content == image
+
+
+def npy(values: list[float]) -> bytes:
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.save(buf, np.asarray([values], dtype=np.float32))
+    return buf.getvalue()
+
+
+async def test_each_function_has_its_own_badcase_test_set_of_files_tensors_and_rows(
+        dam_s3: httpx.AsyncClient, dam_db: str, js) -> None:  # type: ignore[no-untyped-def]
+    """One event with items of three functions: an image (digits), a served input tensor copied from MSM's key
+    (shapes) and tabular rows (wine-quality) → three documents, three test datasets with the right function."""
+    dam = dam_s3
+    raw = dam.app.state.raw_store  # type: ignore[attr-defined]
+    image = png(8, 8, seed=5)
+    await raw.put(f"bam/data/{md5(image)}", iterate(image))
+    tensor = npy([0.5] * 12)
+    feedback_key = f"msm/feedback/{uuid.uuid4()}/input.npy"
+    await raw.put(feedback_key, iterate(tensor))
+    digit, shape, wine1, wine2 = (uuid.uuid4() for _ in range(4))
+    features = {"alcohol": 9.4, "acidity": 7, "colour": "red"}
+    event = BadcaseTestDataRequested(request_id=uuid.uuid4(), items=[
+        DataItem(badcase_id=digit, data_refs=[f"key:bam/data/{md5(image)}"], ground_truth="3", function="digits"),
+        DataItem(badcase_id=shape, data_refs=[f"key:{feedback_key}"], ground_truth="circle", function="shapes"),
+        DataItem(badcase_id=wine1, features=features, ground_truth=5, function="wine-quality"),
+        DataItem(badcase_id=wine2, features={**features, "alcohol": 12.5}, ground_truth=7, function="wine-quality"),
+    ])
+    await publish(js, event)
+
+    async def _three() -> bool:
+        return len((await dam.get("/datasets", params={"is_badcase_test_set": True})).json()) == 3
+
+    await run_until(dam, dam_db, js, _three)
+    docs = {d["function"]: d for d in (await dam.get("/documents", params={"kind": "badcase test set"})).json()}
+    assert {f: (d["name"], d["current_version"], d["row_count"]) for f, d in docs.items()} == {
+        "digits": ("badcase test set: digits", 1, 1), "shapes": ("badcase test set: shapes", 1, 1),
+        "wine-quality": ("badcase test set: wine-quality", 1, 2)}
+    assert docs["wine-quality"]["feature_columns"] == ["alcohol", "acidity", "colour"]
+    only = (await dam.get("/documents", params={"function": "shapes"})).json()
+    assert [d["name"] for d in only] == ["badcase test set: shapes"]
+
+    # the tensor was copied from MSM's key into DAM's store, as a tensor file
+    f = (await dam.get(f"/files/{md5(tensor)}")).json()
+    assert (f["media_type"], f["content_type"], f["key"]) == ("tensor", "application/x-npy", f"dam/files/{md5(tensor)}")
+    assert (await dam.get(f"/files/{md5(tensor)}/content")).content == tensor
+
+    sets = {d["function"]: d for d in (await dam.get("/datasets", params={"is_badcase_test_set": True})).json()}
+    assert {f: (d["name"], d["purpose"], d["modality"], d["item_count"]) for f, d in sets.items()} == {
+        "digits": ("badcase test set: digits", "test", "file", 1), "shapes": ("badcase test set: shapes", "test", "file", 1),
+        "wine-quality": ("badcase test set: wine-quality", "test", "table", 2)}
+    shapes = [json.loads(x) for x in (await dam.get(f"/datasets/{sets['shapes']['id']}/manifest")).text.splitlines()]
+    assert [(m["md5"], m["media_type"], m["content_type"], m["label"], m["extra"]["badcase_id"]) for m in shapes] == [
+        (md5(tensor), "tensor", "application/x-npy", "circle", str(shape))]
+    wine = [json.loads(x) for x in (await dam.get(f"/datasets/{sets['wine-quality']['id']}/manifest")).text.splitlines()]
+    assert sorted((m["features"]["alcohol"], m["annotation"], m["label"]) for m in wine) == [(9.4, 5, "5"), (12.5, 7, "7")]
+    assert all("md5" not in m and "key" not in m and len(m["id"]) == 32 for m in wine)
+    rows = (await dam.get(f"/documents/{docs['wine-quality']['id']}/rows")).json()["items"]
+    assert all(r["md5"] is None and r["features"]["colour"] == "red" for r in rows)
+    grouped = await outbox_events(dam_db, "dataset.grouped")
+    assert sorted((e["data"]["function"], e["data"]["modality"]) for e in grouped) == [
+        ("digits", "file"), ("shapes", "file"), ("wine-quality", "table")]
+
+    # a later request for one function: only its document and set get a new version
+    await publish(js, BadcaseTestDataRequested(request_id=uuid.uuid4(), items=[
+        DataItem(badcase_id=uuid.uuid4(), data_refs=[f"md5:{md5(image)}"], ground_truth="8", function="digits")]))
+
+    async def _digits_v2() -> bool:
+        return len((await dam.get("/datasets", params={"function": "digits"})).json()) == 2
+
+    await run_until(dam, dam_db, js, _digits_v2)
+    # the same image under two badcases is one item of the set (its first row wins)
+    digits = (await dam.get("/datasets", params={"function": "digits"})).json()[0]
+    assert (digits["version"], digits["item_count"]) == (2, 1)
+    assert (await dam.get(f"/documents/{docs['digits']['id']}")).json()["row_count"] == 2
+    assert len((await dam.get("/datasets", params={"function": "shapes"})).json()) == 1
+
+
+async def test_a_badcase_with_nested_features_is_dead_lettered_and_nothing_is_written(
+        dam: httpx.AsyncClient, dam_db: str, js) -> None:  # type: ignore[no-untyped-def]
+    event = BadcaseTestDataRequested(request_id=uuid.uuid4(), items=[
+        DataItem(badcase_id=uuid.uuid4(), features={"alcohol": 9.4}, ground_truth=5, function="wine-quality"),
+        DataItem(badcase_id=uuid.uuid4(), features={"alcohol": {"value": 9.4}}, ground_truth=5, function="wine-quality"),
+    ])
+    event_id = await publish(js, event)
+
+    async def _dead() -> bool:
+        return any(d["event_id"] == str(event_id) for d in (await dam.get("/dead-letters")).json())
+
+    await run_until(dam, dam_db, js, _dead)
+    letter = next(d for d in (await dam.get("/dead-letters")).json() if d["event_id"] == str(event_id))
+    assert "'alcohol' holds nested JSON" in letter["error"]
+    assert (await dam.get("/documents")).json() == [] and (await dam.get("/datasets")).json() == []
+
+
+async def test_leakage_train_items_in_the_functions_badcase_test_set_are_reported(
+        dam: httpx.AsyncClient, dam_db: str, js) -> None:  # type: ignore[no-untyped-def]
+    """Group items counts the train items (by MD5, or a table row's hash) that are in the current badcase test set
+    of their function, warns, and can leave them out; a badcase test set grouped by hand keeps its function."""
+    from tests.dam.test_tables import WINE_COLUMNS, to_csv
+
+    images = [png(8, 8, seed=100 + i) for i in range(10)]
+    md5s = [(await dam.post("/files", content=im)).json()["md5"] for im in images]
+    r = await dam.post("/documents", params={"name": "digits-train"},
+                       json=[{"md5": m, "annotation": str(i % 2)} for i, m in enumerate(md5s)])
+    train_doc = r.json()["id"]
+    wine_doc = (await dam.post("/documents", params={"name": "wine"}, headers={"content-type": "text/csv"},
+                               content=to_csv(WINE_COLUMNS, [[11.0, 1.5, 2, "red", 0], [12.0, 1.6, 3, "white", 1]]))).json()
+    await publish(js, BadcaseTestDataRequested(request_id=uuid.uuid4(), items=[
+        *[DataItem(badcase_id=uuid.uuid4(), data_refs=[f"md5:{m}"], ground_truth=str(i % 2), function="digits")
+          for i, m in enumerate(md5s[:3])],
+        DataItem(badcase_id=uuid.uuid4(), features={"alcohol": 11, "malic_acid": 1.5, "ash": 2.0, "colour": "red"},
+                 ground_truth=0, function="wine")]))
+
+    async def _sets() -> bool:
+        return len((await dam.get("/datasets", params={"is_badcase_test_set": True})).json()) == 2
+
+    await run_until(dam, dam_db, js, _sets)
+    r = await dam.post("/datasets", json={"name": "digits-ds", "documents": [{"id": train_doc}],
+                                          "split": {"train": 1.0}, "function": "digits"})
+    assert r.status_code == 201, r.text
+    leak = r.json()["leakage"]
+    assert leak["function"] == "digits" and leak["count"] == 3 and set(leak["examples"]) == set(md5s[:3])
+    assert [(s["name"], s["version"], s["count"]) for s in leak["badcase_test_sets"]] == [("badcase test set: digits", 1, 3)]
+    assert "3 of the 10 train items are also in the badcase test set" in leak["warning"]
+    train_id = r.json()["datasets"][0]["id"]
+    shown = (await dam.get(f"/datasets/{train_id}")).json()
+    assert shown["function"] == "digits" and shown["leakage"]["count"] == 3
+    # without a function: every function's current badcase test set is checked
+    r = await dam.post("/datasets", json={"name": "digits-any", "documents": [{"id": train_doc}], "split": {"train": 1.0}})
+    assert r.json()["leakage"]["count"] == 3 and r.json()["leakage"]["function"] is None
+    # left out on request
+    r = await dam.post("/datasets", json={"name": "digits-clean", "documents": [{"id": train_doc}],
+                                          "split": {"train": 0.8, "test": 0.2}, "function": "digits",
+                                          "exclude_badcase_test_set": True})
+    assert r.status_code == 201, r.text
+    assert (r.json()["leakage"]["count"], r.json()["leakage"]["excluded"], r.json()["leakage"]["warning"]) == (0, 3, None)
+    assert sum(d["item_count"] for d in r.json()["datasets"]) == 7
+    # a table row is the same item whatever the source wrote ("11.0" and 11)
+    r = await dam.post("/datasets", json={"name": "wine-ds", "documents": [{"id": wine_doc["id"]}],
+                                          "split": {"train": 1.0}, "function": "wine"})
+    assert r.json()["leakage"]["count"] == 1 and r.json()["modality"] == "table"
+    # another function's set does not count
+    r = await dam.post("/datasets", json={"name": "wine-other", "documents": [{"id": wine_doc["id"]}],
+                                          "split": {"train": 1.0}, "function": "digits"})
+    assert r.json()["leakage"]["count"] == 0
+
+    # group items by hand on a badcase test set document: it keeps its function
+    bts = (await dam.get("/documents", params={"function": "digits"})).json()[0]
+    r = await dam.post("/datasets", json={"name": "badcase test set: digits", "documents": [{"id": bts["id"]}],
+                                          "split": {"test": 1.0}})
+    assert r.status_code == 201, r.text
+    manual = r.json()["datasets"][0]
+    assert (manual["function"], manual["is_badcase_test_set"], manual["version"]) == ("digits", True, 2)
+    assert r.json()["leakage"] is None
+    grouped = (await outbox_events(dam_db, "dataset.grouped"))[-1]["data"]
+    assert (grouped["function"], grouped["is_badcase_test_set"], grouped["modality"]) == ("digits", True, "file")
+    wrong = await dam.post("/datasets", json={"name": "x", "documents": [{"id": bts["id"]}], "split": {"test": 1.0},
+                                              "function": "wine"})
+    assert wrong.status_code == 422 and "badcase test set of 'digits'" in wrong.json()["detail"]
+    wine_bts = (await dam.get("/documents", params={"function": "wine"})).json()[0]
+    both = await dam.post("/datasets", json={"name": "x", "documents": [{"id": bts["id"]}, {"id": wine_bts["id"]}],
+                                             "split": {"test": 1.0}})
+    assert both.status_code == 422 and "one function at a time" in both.json()["detail"]

@@ -106,6 +106,8 @@ def _json(data: bytes) -> tuple[list[str], list[dict[str, Any]]]:
                     raise InvalidDocument({"row": n, "message": f"not JSON: {exc}"}) from exc
     if isinstance(parsed, dict) and isinstance(parsed.get("rows"), list):
         parsed = parsed["rows"]
+    elif isinstance(parsed, dict) and "rows" not in parsed:
+        parsed = [parsed]  # JSON lines of one line
     if not isinstance(parsed, list):
         raise InvalidDocument('the JSON must be an array of rows, {"rows": [...]}, or JSON lines')
     columns: dict[str, None] = {}
