@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from mlife_shared.app import ServiceContext, create_app
 from mlife_shared.auth import IDENTITY_HEADER, Identity, Role, sign_identity
 from mlife_shared.events import EventData, new_envelope
-from mlife_shared.events.contracts import TestingCompleted
+from mlife_shared.events.contracts import DatasetGrouped, SetKind, TestingCompleted
 from mlife_shared.objectstore.base import iterate
 from msm.app import SPEC
 from msm.config import Settings
@@ -104,7 +104,10 @@ async def upload(client: httpx.AsyncClient, name: str, data: bytes, **params: An
 
 
 async def record_testing(client: httpx.AsyncClient, name: str, version: str, outcomes: dict[str, bool],
-                            metrics: dict[str, float], dataset_id: uuid.UUID | None = None) -> None:
+                         metrics: dict[str, float], dataset_id: uuid.UUID | None = None, *,
+                         set_kind: SetKind = "other", function: str | None = None,
+                         model_version_id: uuid.UUID | None = None) -> None:
+    """MTT's testing.completed, through MSM's consumer (the gate decides again on it)."""
     from msm.testing.consumers import on_testing_completed
 
     store = client.app.state.raw_store  # type: ignore[attr-defined]
@@ -113,4 +116,16 @@ async def record_testing(client: httpx.AsyncClient, name: str, version: str, out
     await store.put(key, iterate("\n".join(json.dumps(x) for x in lines).encode()))
     await deliver(client, on_testing_completed, TestingCompleted(
         task_id=uuid.uuid4(), model_name=name, model_version=version, dataset_id=dataset_id, metrics=metrics,
-        outcomes_key=key))
+        outcomes_key=key, set_kind=set_kind, function=function, model_version_id=model_version_id))
+
+
+async def badcase_test_set(client: httpx.AsyncClient, function: str, version: int = 1,
+                           dataset_id: uuid.UUID | None = None) -> uuid.UUID:
+    """DAM's dataset.grouped for a function's badcase test set, through MSM's consumer."""
+    from msm.testing.consumers import on_dataset_grouped
+
+    dataset_id = dataset_id or uuid.uuid4()
+    await deliver(client, on_dataset_grouped, DatasetGrouped(
+        dataset_id=dataset_id, version=version, purpose="test", manifest_key=f"dam/manifests/{dataset_id}.jsonl",
+        item_count=3, is_badcase_test_set=True, name=f"badcase test set: {function}", function=function))
+    return dataset_id

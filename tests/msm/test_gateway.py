@@ -100,6 +100,7 @@ async def test_registry_gate_serving_feedback_and_rollback_through_the_gateway(s
     assert v1.status_code == 201, v1.text
     v2 = await gw.post("/api/msm/models/emotion/versions",
                        content=classifier(np.fliplr(np.eye(4, dtype=np.float32)) * 10), headers=octet)
+    assert (await gw.patch("/api/msm/models/emotion", json={"function": "emotion"})).status_code == 200
     refused = await gw.post("/api/msm/models/emotion/versions", content=b"\x80\x04garbage", headers=octet)
     assert refused.status_code == 422 and refused.json()["error"] == "InvalidOnnxModel"
 

@@ -13,7 +13,7 @@ import pytest
 from mlife_shared.app import create_app
 from mlife_shared.migrations import upgrade
 from msm.app import SPEC
-from tests.msm.conftest import as_role, make_settings, outbox, record_testing, upload
+from tests.msm.conftest import as_role, badcase_test_set, make_settings, outbox, record_testing, upload
 from tests.msm.onnx_models import identity_classifier
 from tests.msm.test_gate_and_serving import bring_up
 
@@ -36,15 +36,22 @@ async def test_the_whole_flow_on_sqlite(msm_sqlite: httpx.AsyncClient) -> None:
     answers = await asyncio.gather(*(upload(msm, "emotion", identity_classifier(4, seed=i)) for i in range(3)))
     assert sorted(a.json()["version"] for a in answers) == ["1", "2", "3"]
     by_version = {a.json()["version"]: a.json() for a in answers}
+    assert (await msm.patch("/models/emotion", json={"function": "emotion"})).status_code == 200
+    bset = await badcase_test_set(msm, "emotion")
     bc = str(uuid.uuid4())
-    await record_testing(msm, "emotion", "1", {bc: True}, {"accuracy": 0.9})
-    await record_testing(msm, "emotion", "2", {bc: False}, {"accuracy": 0.95})
+    await record_testing(msm, "emotion", "1", {bc: True}, {"accuracy": 0.9}, bset, set_kind="badcase_test_set")
+    await record_testing(msm, "emotion", "2", {bc: False}, {"accuracy": 0.95}, bset, set_kind="badcase_test_set")
     maintainer = as_role("maintainer")
     assert (await msm.post("/models/emotion/aliases", json={"alias": "production", "version": "1"},
                            headers=maintainer)).status_code == 200
     blocked = await msm.post("/deployments", json={"name": "emotion",
                                                    "versions": [{"model_version_id": by_version["2"]["id"]}]})
     assert blocked.status_code == 409 and blocked.json()["detail"]["regressed_badcases"] == [bc]
+    waiting = await msm.post("/deployments", json={"name": "emotion",
+                                                   "versions": [{"model_version_id": by_version["3"]["id"]}]})
+    assert waiting.status_code == 202 and waiting.json()["status"] == "awaiting_tests"
+    await record_testing(msm, "emotion", "3", {bc: False}, {"accuracy": 0.97}, bset, set_kind="badcase_test_set")
+    assert (await msm.get(f"/deployments/{waiting.json()['id']}")).json()["status"] == "blocked"
     ok = await msm.post("/deployments", json={"name": "emotion",
                                               "versions": [{"model_version_id": by_version["1"]["id"]}]})
     assert ok.status_code == 201, ok.text

@@ -149,6 +149,7 @@ async def test_deployment_events_and_blocked_gates_are_delivered(msm: httpx.Asyn
                                                                               "deployment.requested"]},
                            headers=MAINTAINER)).json()
     version = (await upload(msm, "emotion", identity_classifier(4))).json()
+    assert (await msm.patch("/models/emotion", json={"function": "emotion"})).status_code == 200
     blocked = await msm.post("/deployments", json={"name": "emotion",
                                                    "versions": [{"model_version_id": version["id"]}]})
     assert blocked.status_code == 409
@@ -159,7 +160,7 @@ async def test_deployment_events_and_blocked_gates_are_delivered(msm: httpx.Asyn
     bodies = [json.loads(r["body"]) for r in receiver.requests]
     assert sorted(b["type"] for b in bodies) == ["deployment.blocked", "deployment.requested"]
     blocked_event = next(b for b in bodies if b["type"] == "deployment.blocked")
-    assert "no testing results" in blocked_event["data"]["reasons"][0]
+    assert "nothing to be tested on" in blocked_event["data"]["reasons"][0]
     assert all(verify(hook["secret"], r) for r in receiver.requests)
 
 

@@ -23,7 +23,7 @@ from msm.serving import models as _serving_models  # noqa: F401
 from msm.serving.router import router as serving_router
 from msm.serving.runtime import ServingRegistry
 from msm.testing import models as _testing_models  # noqa: F401
-from msm.testing.consumers import on_testing_completed
+from msm.testing.consumers import on_dataset_grouped, on_testing_completed, on_testing_failed
 
 
 def subscriptions(ctx: ServiceContext) -> list[Subscription]:
@@ -31,6 +31,8 @@ def subscriptions(ctx: ServiceContext) -> list[Subscription]:
         Subscription("model-uploaded", "model.uploaded", partial(on_model_uploaded, ctx=ctx), ack_wait_seconds=300),
         Subscription("testing-completed", "testing.completed", partial(on_testing_completed, ctx=ctx),
                      ack_wait_seconds=120),
+        Subscription("testing-failed", "testing.failed", partial(on_testing_failed, ctx=ctx)),
+        Subscription("dataset-grouped", "dataset.grouped", partial(on_dataset_grouped, ctx=ctx)),
         Subscription("deployment-requested", "deployment.requested", partial(on_deployment_requested, ctx=ctx),
                      ack_wait_seconds=300),
     ]

@@ -1,4 +1,4 @@
-from mlife_shared.errors import Conflict, NotFound
+from mlife_shared.errors import Conflict, NotFound, Unprocessable
 
 
 class DeploymentNotFound(NotFound):
@@ -7,3 +7,7 @@ class DeploymentNotFound(NotFound):
 
 class DeploymentConflict(Conflict):
     """The deployment is not in a state that allows this."""
+
+
+class FunctionMissing(Unprocessable):
+    """A model must declare its function before it is deployed."""

@@ -9,8 +9,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from mlife_shared.db import Base, UTCDateTime, new_id, utcnow
 
-# blocked → (override) → requested → live | failed; live → superseded (a newer live one) | rolled_back
-STATUSES = ("blocked", "requested", "live", "failed", "superseded", "rolled_back")
+# awaiting_tests → requested | blocked (the gate decides once the evidence is in); blocked → (override) →
+# requested → live | failed; live → superseded (a newer live one) | rolled_back
+STATUSES = ("awaiting_tests", "blocked", "requested", "live", "failed", "superseded", "rolled_back")
 
 
 class Deployment(Base):
@@ -71,3 +72,14 @@ class DeploymentMetric(Base):
     deployment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("deployment.id", ondelete="CASCADE"), index=True)
     values: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class FunctionThresholds(Base):
+    """The default gate thresholds of a function, used when a deployment request gives none."""
+
+    __tablename__ = "function_thresholds"
+
+    function: Mapped[str] = mapped_column(String(200), primary_key=True)
+    thresholds: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_by: Mapped[str] = mapped_column(String(100))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

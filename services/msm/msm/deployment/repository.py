@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from msm.deployment.models import Deployment, DeploymentBadcase, DeploymentChange, DeploymentMetric
+from msm.deployment.models import (Deployment, DeploymentBadcase, DeploymentChange, DeploymentMetric,
+                                   FunctionThresholds)
 
 
 class DeploymentRepository:
@@ -20,8 +21,18 @@ class DeploymentRepository:
     async def get(self, deployment_id: uuid.UUID, *, for_update: bool = False) -> Deployment | None:
         statement = select(Deployment).where(Deployment.id == deployment_id)
         if for_update and self.session.bind.dialect.name == "postgresql":
-            statement = statement.with_for_update()
+            # populate_existing: a row this session read before the lock is refreshed, not served stale.
+            statement = statement.with_for_update().execution_options(populate_existing=True)
         return await self.session.scalar(statement)
+
+    async def awaiting_tests(self, function: str | None = None) -> Sequence[Deployment]:
+        statement = select(Deployment).where(Deployment.status == "awaiting_tests").order_by(Deployment.created_at)
+        if function is not None:
+            statement = statement.where(Deployment.function == function)
+        return (await self.session.scalars(statement)).all()
+
+    async def function_thresholds(self, function: str) -> FunctionThresholds | None:
+        return await self.session.get(FunctionThresholds, function)
 
     async def live_by_name(self, name: str) -> Deployment | None:
         return await self.session.scalar(select(Deployment).where(Deployment.name == name, Deployment.status == "live")

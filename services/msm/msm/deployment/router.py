@@ -25,16 +25,23 @@ async def _detail(session: SessionDep, deployment: Deployment) -> s.DeploymentDe
                               badcases=[s.BadcaseRead.model_validate(b) for b in await repo.badcases(deployment.id)])
 
 
-@router.post("/deployments", status_code=201, responses={409: {"description": "blocked by the gate"}})
+@router.post("/deployments", status_code=201, responses={202: {"description": "awaiting tests (see gate.evidence)"},
+                                                         409: {"description": "blocked by the gate"}})
 async def create_deployment(body: s.DeploymentCreate, session: SessionDep, user: Engineer) -> s.DeploymentDetail:
-    """Request a deployment. The gate checks testing results, thresholds and badcase regressions against
-    production; a blocked request is kept (status `blocked`) and answered 409 with the regressed badcases."""
+    """Request a deployment of a model whose function is set. The gate checks the candidates' results on the
+    function's badcase test set and their test splits (thresholds, badcases production passes); missing results
+    are asked of MTT and the request waits (202, `awaiting_tests`); a blocked request is kept (`blocked`) and
+    answered 409 with the reasons and the regressed / untested badcases."""
     deployment = await DeploymentService(session).create(body, user)
+    if deployment.status == "awaiting_tests":
+        detail = await _detail(session, deployment)
+        return JSONResponse(detail.model_dump(mode="json"), status_code=202)  # type: ignore[return-value]
     if deployment.status == "blocked":
         # Not raised: the blocked deployment and its gate result must be committed, for the record and an override.
         detail = {"message": "the deployment gate blocked this request", "deployment_id": str(deployment.id),
                   "reasons": deployment.gate["reasons"],
                   "regressed_badcases": deployment.gate["regressed_badcases"],
+                  "untested_badcases": deployment.gate["untested_badcases"],
                   "override": f"POST /api/msm/deployments/{deployment.id}/override with a reason (maintainer)"}
         return JSONResponse(error_body("GateBlocked", detail), status_code=409)  # type: ignore[return-value]
     return await _detail(session, deployment)
@@ -56,7 +63,7 @@ async def get_deployment(deployment_id: uuid.UUID, session: SessionDep, _: Viewe
 @router.post("/deployments/{deployment_id}/override")
 async def override_gate(deployment_id: uuid.UUID, body: s.OverrideRequest, session: SessionDep,
                         user: Maintainer) -> s.DeploymentDetail:
-    """Deploy a blocked request anyway; the reason and the maintainer are recorded."""
+    """Deploy a blocked request (or one awaiting tests) anyway; the reason and the maintainer are recorded."""
     return await _detail(session, await DeploymentService(session).override(deployment_id, body.reason, user))
 
 
@@ -90,3 +97,17 @@ async def list_metrics(deployment_id: uuid.UUID, session: SessionDep, _: Viewer,
     """Recorded user-metric values, newest first."""
     await DeploymentService(session).get(deployment_id)
     return [s.MetricRead.model_validate(m) for m in await DeploymentRepository(session).metrics(deployment_id, limit)]
+
+
+@router.get("/functions/{function}/thresholds")
+async def get_function_thresholds(function: str, session: SessionDep, _: Viewer) -> s.FunctionThresholdsRead:
+    """The function's default gate thresholds (used when a deployment request gives none)."""
+    return await DeploymentService(session).function_thresholds(function)
+
+
+@router.put("/functions/{function}/thresholds")
+async def put_function_thresholds(function: str, body: s.FunctionThresholdsUpdate, session: SessionDep,
+                                  user: Maintainer) -> s.FunctionThresholdsRead:
+    """Set the function's default gate thresholds, e.g. `{"test_split.accuracy": {"min": 0.95}}` (maintainer)."""
+    return await DeploymentService(session).set_function_thresholds(
+        function, {k: v.model_dump(exclude_none=True) for k, v in body.thresholds.items()}, user)

@@ -29,11 +29,15 @@ MetricType = Literal["string", "number", "integer", "boolean"]
 
 class DeploymentCreate(_In):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,99}$", description="Endpoint name: /serve/{name}/predict")
-    function: str | None = Field(None, max_length=200, description="ML system function (for badcases)")
+    function: str | None = Field(None, max_length=200,
+                                 description="Optional check: the function of the primary versions' model (which "
+                                             "the deployment serves); a different value is refused")
     target: Literal["local", "docker", "edge"] = "local"
     routing: Literal["single", "ab", "shadow"] = "single"
     versions: list[VersionRoute] = Field(min_length=1, max_length=10)
-    thresholds: dict[str, Bound] = Field({}, description="metric → {min, max} checked on the testing results")
+    thresholds: dict[str, Bound] = Field(
+        {}, max_length=50, description="`<set>.<metric>` → {min, max}, the set being `test_split` or `badcase_test_set` "
+                                       "(a bare metric means test_split); none given: the function's defaults")
     metrics_schema: dict[str, MetricType] = Field({}, max_length=50,
                                                   description="User metrics: name → type (client_id: string, …)")
     badcases: list[uuid.UUID] = Field([], max_length=10_000, description="Badcases attached by hand")
@@ -52,10 +56,41 @@ class DeploymentCreate(_In):
             raise ValueError("ab routing takes two or more primary versions with positive weights")
         if self.routing == "shadow" and (len(primaries) != 1 or not shadows):
             raise ValueError("shadow routing takes one primary version and one or more shadow versions")
-        for metric, bound in self.thresholds.items():
-            if bound.min is None and bound.max is None:
-                raise ValueError(f"threshold {metric!r} needs min or max")
+        check_thresholds(self.thresholds)
         return self
+
+
+def check_thresholds(thresholds: dict[str, Bound]) -> None:
+    for metric, bound in thresholds.items():
+        if not metric.strip():
+            raise ValueError("a threshold needs a metric name")
+        if bound.min is None and bound.max is None:
+            raise ValueError(f"threshold {metric!r} needs min or max")
+
+
+class FunctionThresholdsUpdate(_In):
+    """`{"thresholds": {"test_split.accuracy": {"min": 0.95}}}`, or the mapping itself."""
+
+    thresholds: dict[str, Bound] = Field(max_length=50)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "thresholds" not in data:
+            return {"thresholds": data}
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> "FunctionThresholdsUpdate":
+        check_thresholds(self.thresholds)
+        return self
+
+
+class FunctionThresholdsRead(BaseModel):
+    function: str
+    thresholds: dict[str, Any]
+    updated_by: str | None = None
+    updated_at: datetime | None = None
 
 
 class OverrideRequest(_In):

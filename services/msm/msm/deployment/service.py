@@ -1,4 +1,5 @@
-"""Deployments: created through the gate, overridden by a maintainer with a reason, brought up by the
+"""Deployments: created through the gate (waiting for the tests it asked for, then decided again when their
+results arrive), overridden by a maintainer with a reason, brought up by the
 deployer (consumers.py), rolled back to the previous deployment of the same name in one call."""
 
 from __future__ import annotations
@@ -14,15 +15,34 @@ from mlife_shared.db import utcnow
 from mlife_shared.errors import Forbidden, Unprocessable
 from mlife_shared.events.contracts import DeployedVersion, DeploymentRequested, DeploymentRolledBack
 from msm.deployment import gate
-from msm.deployment.exceptions import DeploymentConflict, DeploymentNotFound
-from msm.deployment.models import Deployment, DeploymentBadcase, DeploymentChange, DeploymentMetric
+from msm.deployment.exceptions import DeploymentConflict, DeploymentNotFound, FunctionMissing
+from msm.deployment.models import (Deployment, DeploymentBadcase, DeploymentChange, DeploymentMetric,
+                                   FunctionThresholds)
 from msm.deployment.repository import DeploymentRepository
-from msm.deployment.schemas import DeploymentCreate
+from msm.deployment.schemas import DeploymentCreate, FunctionThresholdsRead
 from msm.notification.service import emit, fan_out
+from msm.registry.models import ModelVersion
 from msm.registry.repository import RegistryRepository
+from msm.testing.service import request_testing
 
 _TYPES: dict[str, tuple[type, ...]] = {"string": (str,), "number": (int, float), "integer": (int,),
                                        "boolean": (bool,)}
+
+
+async def function_of(session: AsyncSession, primaries: list[ModelVersion]) -> str:
+    """The function the primary versions' model(s) declare: required, and one for all."""
+    registry = RegistryRepository(session)
+    functions = {}
+    for version in primaries:
+        model = await registry.model(version.model_id)
+        if model is None or not model.function:
+            raise FunctionMissing(
+                f"set the function of model {version.name!r} first: PATCH /api/msm/models/{version.name} with "
+                f'{{"function": "<the function it serves>"}} (the gate, badcases and test sets are per function)')
+        functions[model.function] = version.name
+    if len(functions) > 1:
+        raise Unprocessable(f"the primary versions serve different functions: {sorted(functions)}")
+    return next(iter(functions))
 
 
 class DeploymentService:
@@ -52,36 +72,96 @@ class DeploymentService:
         if body.target in ("local", "docker") and not all(v.servable for v in found.values()):
             raise Unprocessable("only ONNX versions can be served")
         primaries = [found[v.model_version_id] for v in body.versions if v.role == "primary"]
-        function = body.function
-        if function is None:
-            model = await registry.model(primaries[0].model_id)
-            function = model.function if model else None
-        result = await gate.evaluate(self.session, primaries,
-                                     {k: v.model_dump(exclude_none=True) for k, v in body.thresholds.items()})
+        function = await function_of(self.session, primaries)
+        if body.function is not None and body.function != function:
+            raise Unprocessable(f"the deployment serves function {function!r} (its model's), not {body.function!r}")
+        thresholds = {k: v.model_dump(exclude_none=True) for k, v in body.thresholds.items()}
+        if not thresholds:
+            defaults = await self.repo.function_thresholds(function)
+            thresholds = dict(defaults.thresholds) if defaults else {}
         deployment = Deployment(
             name=body.name, function=function, target=body.target, routing=body.routing,
             versions=[{"model_version_id": str(v.model_version_id), "weight": v.weight, "role": v.role,
                        "name": found[v.model_version_id].name, "version": found[v.model_version_id].version}
                       for v in body.versions],
-            status="blocked", thresholds={k: v.model_dump(exclude_none=True) for k, v in body.thresholds.items()},
-            gate=result, overridden=False, metrics_schema=dict(body.metrics_schema), created_by=user.username,
-            created_at=utcnow(), updated_at=utcnow())
+            status="new", thresholds=thresholds, gate={}, overridden=False, metrics_schema=dict(body.metrics_schema),
+            created_by=user.username, created_at=utcnow(), updated_at=utcnow())
         await self.repo.add(deployment)
-        await self.change(deployment, "blocked" if not result["passed"] else "requested", user.username,
-                           "; ".join(result["reasons"]) or "gate passed")
-        for badcase in result["regressed_badcases"] + [b for b in result["failing_badcases"]
-                                                       if b not in result["regressed_badcases"]]:
-            note = "regressed" if badcase in result["regressed_badcases"] else "failing"
-            await self.repo.add(DeploymentBadcase(deployment_id=deployment.id, badcase_id=uuid.UUID(badcase),
-                                                  source="testing", note=note))
-        await self.attach(deployment, body.badcases, "attached at creation")
-        if result["passed"]:
-            await self._request(deployment)
-        elif body.override_reason:
+        result = await self._evaluate(deployment)
+        if not result["passed"] and body.override_reason:
+            deployment.gate = result
+            await self._attach_gate_badcases(deployment, result)
+            await self.change(deployment, "awaiting_tests" if result["awaiting"] else "blocked", user.username,
+                              "; ".join(result["reasons"]))
             await self._override(deployment, body.override_reason, user)
         else:
-            await self._notify_blocked(deployment)
+            await self._settle(deployment, result, user.username)
+        await self.attach(deployment, body.badcases, "attached at creation")
         return deployment
+
+    async def reevaluate(self, *, version_id: uuid.UUID | None = None, function: str | None = None,
+                         correlation: dict[str, Any] | None = None) -> list[Deployment]:
+        """Decide again every deployment awaiting tests that involves `version_id` (as a candidate or as the
+        production it is compared with) or serves `function`: it stays, becomes requested, or blocked."""
+        decided = []
+        for row in await self.repo.awaiting_tests(function):
+            involved = {v["model_version_id"] for v in row.versions} | {
+                e["model_version_id"] for e in row.gate.get("evidence", [])}
+            if version_id is not None and str(version_id) not in involved:
+                continue
+            deployment = await self.get(row.id, for_update=True)  # one decision per deployment at a time
+            if deployment.status != "awaiting_tests":
+                continue
+            await self._settle(deployment, await self._evaluate(deployment), "gate", correlation)
+            decided.append(deployment)
+        return decided
+
+    async def _evaluate(self, deployment: Deployment) -> dict[str, Any]:
+        ids = [uuid.UUID(v["model_version_id"]) for v in deployment.versions if v["role"] == "primary"]
+        found = await RegistryRepository(self.session).versions(ids)
+        assert deployment.function is not None
+        result = await gate.evaluate(self.session, [found[i] for i in ids if i in found], deployment.thresholds,
+                                     function=deployment.function)
+        result["requested"] = list(deployment.gate.get("requested", []))
+        return result
+
+    async def _settle(self, deployment: Deployment, result: dict[str, Any], actor: str,
+                      correlation: dict[str, Any] | None = None) -> None:
+        deployment.gate = result
+        if result["awaiting"]:
+            if deployment.status != "awaiting_tests":
+                await self.change(deployment, "awaiting_tests", actor, "; ".join(result["reasons"]))
+            await self._ask_for_tests(deployment, correlation)
+            return
+        await self._attach_gate_badcases(deployment, result)
+        if result["passed"]:
+            await self.change(deployment, "requested", actor, "gate passed")
+            await self._request(deployment, correlation)
+        else:
+            await self.change(deployment, "blocked", actor, "; ".join(result["reasons"]))
+            await self._notify_blocked(deployment)
+
+    async def _attach_gate_badcases(self, deployment: Deployment, result: dict[str, Any]) -> None:
+        regressed = result["regressed_badcases"]
+        for badcase in regressed + [b for b in result["failing_badcases"] if b not in regressed]:
+            await self.attach(deployment, [uuid.UUID(badcase)], "regressed" if badcase in regressed else "failing",
+                              source="testing")
+
+    async def _ask_for_tests(self, deployment: Deployment, correlation: dict[str, Any] | None) -> None:
+        """testing.requested for each missing (version, dataset) not asked for yet by this deployment."""
+        asked = {(r["model_version_id"], r["dataset_id"]) for r in deployment.gate.get("requested", [])}
+        pending = [e for e in deployment.gate["evidence"] if e["state"] == "pending"
+                   and (e["model_version_id"], e["dataset_id"]) not in asked]
+        versions = await RegistryRepository(self.session).versions([uuid.UUID(e["model_version_id"])
+                                                                    for e in pending])
+        for e in pending:
+            version = versions[uuid.UUID(e["model_version_id"])]
+            await request_testing(self.session, version, deployment.function, uuid.UUID(e["dataset_id"]),
+                                  e["set_kind"], f"the gate of deployment {deployment.name} ({deployment.id}) "
+                                                 f"needs this result", correlation)
+            asked.add((e["model_version_id"], e["dataset_id"]))
+        deployment.gate = {**deployment.gate, "requested": [{"model_version_id": v, "dataset_id": d}
+                                                            for v, d in sorted(asked)]}
 
     async def _notify_blocked(self, deployment: Deployment) -> None:
         """Webhooks only (no consumer needs it on the bus): a request the gate blocked, and why."""
@@ -92,13 +172,13 @@ class DeploymentService:
                          "regressed_badcases": deployment.gate["regressed_badcases"]}}
         await fan_out(self.session, event_id, "deployment.blocked", json.dumps(body))
 
-    async def _request(self, deployment: Deployment) -> None:
+    async def _request(self, deployment: Deployment, correlation: dict[str, Any] | None = None) -> None:
         deployment.status = "requested"
         await emit(self.session, DeploymentRequested(
             deployment_id=deployment.id, target=deployment.target, overridden=deployment.overridden,
             override_reason=deployment.override_reason,
             versions=[DeployedVersion(model_version_id=uuid.UUID(v["model_version_id"]), weight=v["weight"],
-                                      role=v["role"]) for v in deployment.versions]))
+                                      role=v["role"]) for v in deployment.versions]), **(correlation or {}))
 
     async def _override(self, deployment: Deployment, reason: str, user: Identity) -> None:
         deployment.overridden, deployment.override_reason, deployment.override_by = True, reason, user.username
@@ -107,8 +187,9 @@ class DeploymentService:
 
     async def override(self, deployment_id: uuid.UUID, reason: str, user: Identity) -> Deployment:
         deployment = await self.get(deployment_id, for_update=True)
-        if deployment.status != "blocked":
-            raise DeploymentConflict(f"only a blocked deployment can be overridden; this one is {deployment.status}")
+        if deployment.status not in ("blocked", "awaiting_tests"):
+            raise DeploymentConflict("only a blocked deployment or one awaiting tests can be overridden; this one is "
+                                     f"{deployment.status}")
         await self._override(deployment, reason, user)
         return deployment
 
@@ -127,15 +208,36 @@ class DeploymentService:
         await emit(self.session, DeploymentRolledBack(deployment_id=current.id, restored_deployment_id=previous.id))
         return previous
 
-    async def attach(self, deployment: Deployment, badcase_ids: list[uuid.UUID], note: str) -> int:
+    async def attach(self, deployment: Deployment, badcase_ids: list[uuid.UUID], note: str,
+                     source: str = "manual") -> int:
         known = await self.repo.badcase_ids(deployment.id)
         added = 0
         for badcase_id in dict.fromkeys(badcase_ids):
             if badcase_id not in known:
                 await self.repo.add(DeploymentBadcase(deployment_id=deployment.id, badcase_id=badcase_id,
-                                                      source="manual", note=note))
+                                                      source=source, note=note))
                 added += 1
         return added
+
+    async def function_thresholds(self, function: str) -> FunctionThresholdsRead:
+        row = await self.repo.function_thresholds(function)
+        if row is None:
+            return FunctionThresholdsRead(function=function, thresholds={})
+        return FunctionThresholdsRead.model_validate(row, from_attributes=True)
+
+    async def set_function_thresholds(self, function: str, thresholds: dict[str, Any],
+                                      user: Identity) -> FunctionThresholdsRead:
+        if not function.strip() or len(function) > 200:
+            raise Unprocessable("a function name is 1-200 characters")
+        row = await self.repo.function_thresholds(function)
+        if row is None:
+            row = FunctionThresholds(function=function, thresholds=thresholds, updated_by=user.username,
+                                     updated_at=utcnow())
+            await self.repo.add(row)
+        else:
+            row.thresholds, row.updated_by, row.updated_at = thresholds, user.username, utcnow()
+            await self.session.flush()
+        return FunctionThresholdsRead.model_validate(row, from_attributes=True)
 
     async def record_metrics(self, deployment_id: uuid.UUID, values: dict[str, Any]) -> DeploymentMetric:
         deployment = await self.get(deployment_id)

@@ -23,8 +23,9 @@ from msm.notification.models import WebhookDelivery, WebhookSubscription
 from msm.notification.repository import WebhookRepository
 from msm.notification.ssrf import check_url
 
-SUBJECTS = ("model.registered", "model.alias_moved", "deployment.requested", "deployment.succeeded", "deployment.failed",
-            "deployment.rolled_back", "deployment.blocked", "serving.feedback")
+SUBJECTS = ("model.registered", "model.alias_moved", "model.promoted", "testing.requested", "deployment.requested",
+            "deployment.succeeded", "deployment.failed", "deployment.rolled_back", "deployment.blocked",
+            "serving.feedback")
 
 
 async def emit(session: AsyncSession, data: EventData, *, correlation_id: uuid.UUID | None = None,

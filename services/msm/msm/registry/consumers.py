@@ -24,6 +24,7 @@ async def on_model_uploaded(event: Envelope[ModelUploaded], session: AsyncSessio
         async with session.begin_nested():
             await service.import_key(d.model_name, d.object_key, ctx.store, source="mtt", actor="mtt",
                                      fmt="onnx" if fmt == "onnx" else fmt, task_id=d.task_id, metrics=d.metrics,
+                                     function=d.function, test_dataset_ids=list(d.test_dataset_ids),
                                      lineage={"task_id": str(d.task_id), "uploaded_md5": d.md5},
                                      correlation=caused_by(event))
     except MLifeError as exc:

@@ -44,6 +44,9 @@ class ModelVersion(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     lineage: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     signature: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The test split(s) grouped with its training data (model.uploaded): the gate's evidence besides the
+    # function's badcase test set. Strings: JSON has no UUID.
+    test_dataset_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

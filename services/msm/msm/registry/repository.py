@@ -66,6 +66,15 @@ class RegistryRepository:
         return await self.session.scalar(select(ModelAlias).where(ModelAlias.model_id == model_id,
                                                                   ModelAlias.alias == alias))
 
+    async def production_of_function(self, function: str) -> ModelVersion | None:
+        """The version in `production` for a function: the production alias of the model(s) declaring it
+        (when several models share the function, the alias that moved last)."""
+        return await self.session.scalar(
+            select(ModelVersion).join(ModelAlias, ModelAlias.version_id == ModelVersion.id)
+            .join(RegisteredModel, RegisteredModel.id == ModelAlias.model_id)
+            .where(RegisteredModel.function == function, ModelAlias.alias == "production")
+            .order_by(ModelAlias.updated_at.desc(), ModelAlias.id).limit(1))
+
     async def alias_history(self, model_id: uuid.UUID, alias: str | None = None) -> Sequence[AliasChange]:
         statement = select(AliasChange).where(AliasChange.model_id == model_id)
         if alias:

@@ -12,6 +12,7 @@ from mlife_shared.app import SessionDep, StoreDep
 from mlife_shared.auth import Engineer, Maintainer, Viewer
 from mlife_shared.errors import Forbidden, PayloadTooLarge, Unprocessable
 from msm.deployment import gate
+from msm.deployment.service import DeploymentService, function_of
 from msm.inputs import reject_nul
 from msm.registry import schemas as s
 from msm.registry.compression import compress
@@ -73,15 +74,8 @@ async def get_model(name: str, request: Request, session: SessionDep, store: Sto
 @router.patch("/models/{name}")
 async def update_model(name: str, body: s.ModelUpdate, request: Request, session: SessionDep, store: StoreDep,
                        _: Engineer) -> s.ModelRead:
-    """Change a model's description, tags or function."""
-    model = await _service(request, session, store).get_model(name)
-    for key, value in body.model_dump(exclude_unset=True).items():
-        if key == "tags":
-            value = sorted(set(value or []))  # null clears the tags
-        elif key == "description":
-            value = value or ""
-        setattr(model, key, value)
-    await session.flush()
+    """Change a model's description, tags or function (the function it serves: required before a deployment)."""
+    model = await _service(request, session, store).update_model(name, body.model_dump(exclude_unset=True))
     return s.ModelRead.model_validate(model)
 
 
@@ -90,7 +84,9 @@ async def update_model(name: str, body: s.ModelUpdate, request: Request, session
                                                                                               "format": "binary"}}}}})
 async def upload_version(name: str, request: Request, session: SessionDep, store: StoreDep, user: Engineer,
                          description: str = "", tags: Annotated[list[str], Query()] = [],  # noqa: B006
-                         metrics: str = Query("{}", description="JSON object of metric name → number")
+                         metrics: str = Query("{}", description="JSON object of metric name → number"),
+                         test_dataset_ids: Annotated[list[uuid.UUID], Query(
+                             description="The version's test split(s): the gate requires its results on them")] = [],  # noqa: B006
                          ) -> s.VersionRead:
     """Upload an ONNX model (the raw request body, streamed) as a new version of `name`."""
     check_name(name)
@@ -108,7 +104,8 @@ async def upload_version(name: str, request: Request, session: SessionDep, store
                     raise PayloadTooLarge(f"the model is larger than {settings.model_max_bytes} bytes")
                 await asyncio.to_thread(fh.write, chunk)
         version = await _service(request, session, store).register(
-            name, path, source="upload", actor=user.username, metrics=parsed, tags=tags, description=description)
+            name, path, source="upload", actor=user.username, metrics=parsed, tags=tags, description=description,
+            test_dataset_ids=test_dataset_ids)
     return s.VersionRead.model_validate(version)
 
 
@@ -145,12 +142,19 @@ async def get_version(version_id: uuid.UUID, request: Request, session: SessionD
 async def check_gate(version_id: uuid.UUID, request: Request, session: SessionDep, store: StoreDep, _: Viewer,
                      metric: str | None = None, min: float | None = None,  # noqa: A002
                      max: float | None = None) -> s.GateCheck:  # noqa: A002
-    """What the deployment gate would say about this version now (nothing is recorded)."""
+    """What the deployment gate would say about this version now, with the same evidence and rules as a
+    deployment request; missing evidence is reported (`awaiting`), not asked for: nothing is recorded or sent.
+    `metric` may name the set (`test_split.accuracy`); without it, the function's default thresholds apply."""
     version = await _service(request, session, store).get_version(version_id)
     bound = {k: v for k, v in (("min", min), ("max", max)) if v is not None}
     if metric and not bound:
         raise Unprocessable("give min or max with metric")
-    result = await gate.evaluate(session, [version], {metric: bound} if metric else {})
+    function = await function_of(session, [version])
+    if metric:
+        thresholds = {metric: bound}
+    else:
+        thresholds = (await DeploymentService(session).function_thresholds(function)).thresholds
+    result = await gate.evaluate(session, [version], thresholds, function=function)
     return s.GateCheck(**{k: result[k] for k in s.GateCheck.model_fields})
 
 

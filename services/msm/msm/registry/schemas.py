@@ -28,12 +28,15 @@ class VersionUpdate(_In):
     description: str | None = Field(None, max_length=10_000)
     tags: list[str] | None = Field(None, max_length=50)
     metrics: dict[str, float] | None = None
+    test_dataset_ids: list[uuid.UUID] | None = Field(None, max_length=20,
+                                                     description="The test split(s) the gate requires results on")
 
 
 class ModelUpdate(_In):
     description: str | None = Field(None, max_length=10_000)
     tags: list[str] | None = Field(None, max_length=50)
-    function: str | None = Field(None, max_length=200)
+    function: str | None = Field(None, min_length=1, max_length=200,
+                                 description="The function the model serves (required before a deployment)")
 
 
 class AliasMove(_In):
@@ -74,6 +77,7 @@ class VersionRead(_Out):
     description: str
     lineage: dict[str, Any]
     signature: dict[str, Any]
+    test_dataset_ids: list[uuid.UUID]
     created_by: str
     created_at: datetime
 
@@ -81,6 +85,8 @@ class VersionRead(_Out):
 class TestingSummary(BaseModel):
     task_id: uuid.UUID
     dataset_id: uuid.UUID | None
+    set_kind: str
+    model_version_id: uuid.UUID | None
     metrics: dict[str, float]
     samples: int
     passed: int
@@ -104,9 +110,16 @@ class CompressionRead(_Out):
 
 class GateCheck(BaseModel):
     passed: bool
+    awaiting: bool = Field(description="Evidence is missing (see `evidence`); a deployment request would wait for it")
+    function: str
     reasons: list[str]
     regressed_badcases: list[str]
+    untested_badcases: list[str]
     failing_badcases: list[str]
+    thresholds: dict[str, Any]
+    evidence: list[dict[str, Any]] = Field(description="Each (version, dataset) the gate needs: done | pending | failed")
+    badcase_test_set_id: uuid.UUID | None
+    production_version_id: uuid.UUID | None
     versions: list[dict[str, Any]]
 
 

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mlife_shared.db import new_id, utcnow
 from mlife_shared.errors import PayloadTooLarge, Unprocessable
-from mlife_shared.events.contracts import ModelRegistered
+from mlife_shared.events.contracts import ModelPromoted, ModelRegistered
 from mlife_shared.objectstore import ObjectStore, ScopedStore, validate_key
 from mlife_shared.onnx_safety import OnnxInfo, inspect_onnx
 from msm.config import Settings
@@ -27,6 +27,7 @@ from msm.notification.service import emit, fan_out
 from msm.registry.exceptions import AliasConflict, ModelNotFound, SourceNotAllowed
 from msm.registry.models import AliasChange, ModelAlias, ModelVersion, RegisteredModel
 from msm.registry.repository import RegistryRepository
+from msm.testing.service import test_production_on
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 ALIAS = re.compile(r"^[a-z][a-z0-9_-]{0,99}$")
@@ -74,7 +75,7 @@ class RegistryService:
                        task_id: uuid.UUID | None = None, metrics: dict[str, float] | None = None,
                        tags: list[str] | None = None, description: str = "", lineage: dict[str, Any] | None = None,
                        parent: ModelVersion | None = None, function: str | None = None,
-                       evaluate_on: uuid.UUID | None = None,
+                       test_dataset_ids: list[uuid.UUID] | None = None, evaluate_on: uuid.UUID | None = None,
                        correlation: dict[str, Any] | None = None) -> ModelVersion:
         check_name(name)
         info: OnnxInfo | None = None
@@ -83,6 +84,10 @@ class RegistryService:
             if info.external_data:
                 raise Unprocessable("models with external data cannot be registered yet; embed the weights")
         model = await self._model_for_update(name, function)
+        if function and not model.function:
+            model.function = function  # the first time it is known (e.g. the model was uploaded by hand before)
+        splits = [str(d) for d in test_dataset_ids] if test_dataset_ids is not None else (
+            list(parent.test_dataset_ids) if parent else [])
         version_id = new_id()
         key = f"models/{version_id}/model.{'onnx' if fmt == 'onnx' else 'bin'}"
         stored = await self.store.put(key, file_chunks(path), max_size=self.settings.model_max_bytes)
@@ -91,13 +96,15 @@ class RegistryService:
             object_key=self.store.full_key(key), size=stored.size, md5=stored.md5, servable=info is not None,
             source=source, task_id=task_id, parent_version_id=parent.id if parent else None,
             metrics=dict(metrics or {}), tags=sorted(set(tags or [])), description=description,
-            lineage=dict(lineage or {}), signature=info.as_dict() if info else {}, created_by=actor)
+            lineage=dict(lineage or {}), signature=info.as_dict() if info else {}, test_dataset_ids=splits,
+            created_by=actor)
         model.next_version += 1
         model.updated_at = utcnow()
         await self.repo.add(version)
         await emit(self.session, ModelRegistered(
             model_version_id=version.id, name=name, version=version.version, format=fmt,
-            object_key=version.object_key, task_id=task_id, evaluate_on_dataset_id=evaluate_on),
+            object_key=version.object_key, task_id=task_id, function=model.function,
+            test_dataset_ids=[uuid.UUID(d) for d in splits], evaluate_on_dataset_id=evaluate_on),
             **(correlation or {}))
         return version
 
@@ -164,10 +171,30 @@ class RegistryService:
             raise ModelNotFound(f"model {name!r} has no version or alias {ref!r}")
         return version
 
+    async def update_model(self, name: str, changes: dict[str, Any]) -> RegisteredModel:
+        model = await self.get_model(name)
+        for key, value in changes.items():
+            if key == "tags":
+                value = sorted(set(value or []))  # null clears the tags
+            elif key == "description":
+                value = value or ""
+            elif key == "function":
+                value = (value or "").strip()
+                if not value:
+                    raise Unprocessable("a model's function cannot be cleared; give the function it serves")
+            setattr(model, key, value)
+        model.updated_at = utcnow()
+        await self.session.flush()
+        return model
+
     async def update_version(self, version_id: uuid.UUID, changes: dict[str, Any]) -> ModelVersion:
         version = await self.get_version(version_id)
         for key, value in changes.items():
-            setattr(version, key, sorted(set(value)) if key == "tags" else value)
+            if key == "tags":
+                value = sorted(set(value))
+            elif key == "test_dataset_ids":
+                value = [str(d) for d in dict.fromkeys(value or [])]
+            setattr(version, key, value)
         await self.session.flush()
         return version
 
@@ -214,7 +241,24 @@ class RegistryService:
                              actor=actor, reason=reason, created_at=utcnow())
         await self.repo.add(change)
         await self._notify_alias(change)
+        if alias == "production" and version_id is not None:
+            await self._promoted(change)
         return change
+
+    async def _promoted(self, change: AliasChange) -> None:
+        """model.promoted (BAM moves its function's badcase statuses to follow production); and, when the new
+        production has no result on its function's current badcase test set, a request for one."""
+        model = await self.repo.model(change.model_id)
+        versions = await self.repo.versions([v for v in (change.from_version_id, change.to_version_id) if v])
+        assert model is not None and change.to_version_id is not None
+        version = versions[change.to_version_id]
+        previous = versions.get(change.from_version_id) if change.from_version_id else None
+        await emit(self.session, ModelPromoted(
+            model_version_id=version.id, model_name=model.name, model_version=version.version,
+            function=model.function, previous_version=previous.version if previous else None))
+        if model.function:
+            await test_production_on(self.session, model.function, reason=f"{model.name} v{version.version} became "
+                                                                          "production")
 
     async def _notify_alias(self, change: AliasChange) -> None:
         """Webhooks only (no consumer needs it on the bus): an alias moved, who moved it and why."""

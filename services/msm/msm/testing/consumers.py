@@ -1,11 +1,35 @@
+"""Testing evidence arriving: record it, then let every deployment waiting for it be decided again in the same
+transaction (so a result is never recorded without its deployments moving on)."""
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mlife_shared.app import ServiceContext
 from mlife_shared.events import Envelope
-from mlife_shared.events.contracts import TestingCompleted
-from msm.testing.service import apply_testing_completed
+from mlife_shared.events.contracts import DatasetGrouped, TestingCompleted, TestingFailed
+from mlife_shared.messaging.outbox import caused_by
+from msm.deployment.service import DeploymentService
+from msm.testing.service import apply_testing_completed, apply_testing_failed, record_test_set, test_production_on
 
 
 async def on_testing_completed(event: Envelope[TestingCompleted], session: AsyncSession,
                                ctx: ServiceContext) -> None:
-    await apply_testing_completed(session, ctx.store, event)
+    result = await apply_testing_completed(session, ctx.store, event)
+    if result is not None and result.model_version_id is not None:
+        await DeploymentService(session).reevaluate(version_id=result.model_version_id, correlation=caused_by(event))
+
+
+async def on_testing_failed(event: Envelope[TestingFailed], session: AsyncSession, ctx: ServiceContext) -> None:
+    failure = await apply_testing_failed(session, event)
+    if failure is not None:
+        await DeploymentService(session).reevaluate(version_id=failure.model_version_id, correlation=caused_by(event))
+
+
+async def on_dataset_grouped(event: Envelope[DatasetGrouped], session: AsyncSession, ctx: ServiceContext) -> None:
+    """A new badcase test set of a function: production is tested on it, and deployments of the function that
+    are waiting for tests now wait for results on this set instead."""
+    test_set = await record_test_set(session, event)
+    if test_set is None:
+        return
+    await test_production_on(session, test_set.function, correlation=caused_by(event),
+                             reason=f"new badcase test set of {test_set.function} (dataset {test_set.dataset_id})")
+    await DeploymentService(session).reevaluate(function=test_set.function, correlation=caused_by(event))

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mlife_shared.db import Base, UTCDateTime, new_id, utcnow
@@ -18,12 +18,46 @@ class TestingResult(Base):
     task_id: Mapped[uuid.UUID] = mapped_column(unique=True)
     model_name: Mapped[str] = mapped_column(String(200))
     model_version: Mapped[str] = mapped_column(String(50))
+    model_version_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
     dataset_id: Mapped[uuid.UUID | None] = mapped_column()
+    set_kind: Mapped[str] = mapped_column(String(20), default="other")  # badcase_test_set | test_split | other
+    function: Mapped[str | None] = mapped_column(String(200))
     metrics: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
     samples: Mapped[int] = mapped_column(Integer, default=0)
     passed: Mapped[int] = mapped_column(Integer, default=0)
     badcases: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class TestingFailure(Base):
+    """One `testing.failed`: a model version could not be tested on a dataset (incompatible, or the run
+    failed). The gate blocks on it unless a later result on the same dataset replaced it."""
+
+    __tablename__ = "testing_failure"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    task_id: Mapped[uuid.UUID | None] = mapped_column()
+    model_version_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    dataset_id: Mapped[uuid.UUID] = mapped_column()
+    set_kind: Mapped[str] = mapped_column(String(20), default="other")
+    incompatible: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class BadcaseTestSet(Base):
+    """A badcase test set version DAM froze (`dataset.grouped`, is_badcase_test_set): the latest one of a
+    function is that function's current badcase test set."""
+
+    __tablename__ = "badcase_test_set"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    dataset_id: Mapped[uuid.UUID] = mapped_column(unique=True)
+    function: Mapped[str] = mapped_column(String(200), index=True)
+    name: Mapped[str | None] = mapped_column(String(300))
+    version: Mapped[int] = mapped_column(Integer)
+    item_count: Mapped[int] = mapped_column(Integer, default=0)
+    grouped_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class BadcaseOutcome(Base):

@@ -7,7 +7,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mlife_shared.db import utcnow
-from msm.testing.models import BadcaseOutcome, TestingResult
+from msm.testing.models import BadcaseOutcome, BadcaseTestSet, TestingFailure, TestingResult
 
 
 class TestingRepository:
@@ -17,7 +17,7 @@ class TestingRepository:
     async def by_task(self, task_id: uuid.UUID) -> TestingResult | None:
         return await self.session.scalar(select(TestingResult).where(TestingResult.task_id == task_id))
 
-    async def add(self, row: TestingResult) -> None:
+    async def add(self, row: object) -> None:
         self.session.add(row)
         await self.session.flush()
 
@@ -33,6 +33,21 @@ class TestingRepository:
                                         TestingResult.model_version == model_version,
                                         TestingResult.dataset_id == dataset_id)
             .order_by(TestingResult.created_at.desc()).limit(1))
+
+    async def latest_result(self, version_id: uuid.UUID, dataset_id: uuid.UUID) -> TestingResult | None:
+        return await self.session.scalar(
+            select(TestingResult).where(TestingResult.model_version_id == version_id,
+                                        TestingResult.dataset_id == dataset_id)
+            .order_by(TestingResult.created_at.desc(), TestingResult.id).limit(1))
+
+    async def latest_failure(self, version_id: uuid.UUID, dataset_id: uuid.UUID) -> TestingFailure | None:
+        return await self.session.scalar(
+            select(TestingFailure).where(TestingFailure.model_version_id == version_id,
+                                         TestingFailure.dataset_id == dataset_id)
+            .order_by(TestingFailure.created_at.desc(), TestingFailure.id).limit(1))
+
+    async def failure_by_task(self, task_id: uuid.UUID) -> TestingFailure | None:
+        return await self.session.scalar(select(TestingFailure).where(TestingFailure.task_id == task_id).limit(1))
 
     async def replace_outcomes(self, model_name: str, model_version: str, task_id: uuid.UUID,
                                outcomes: dict[uuid.UUID, bool]) -> None:
@@ -50,8 +65,30 @@ class TestingRepository:
                               for b, c in outcomes.items()])
         await self.session.flush()
 
-    async def outcomes(self, model_name: str, model_version: str) -> dict[uuid.UUID, bool]:
-        rows = await self.session.execute(
-            select(BadcaseOutcome.badcase_id, BadcaseOutcome.correct).where(
-                BadcaseOutcome.model_name == model_name, BadcaseOutcome.model_version == model_version))
+    async def outcomes(self, model_name: str, model_version: str,
+                       function: str | None = None) -> dict[uuid.UUID, bool]:
+        """The latest outcome of each badcase for this version; with `function`, only outcomes from results
+        on that function's sets (a badcase of another function is none of its gate's business)."""
+        statement = select(BadcaseOutcome.badcase_id, BadcaseOutcome.correct).where(
+            BadcaseOutcome.model_name == model_name, BadcaseOutcome.model_version == model_version)
+        if function is not None:
+            statement = statement.join(TestingResult, TestingResult.task_id == BadcaseOutcome.task_id).where(
+                TestingResult.function == function)
+        rows = await self.session.execute(statement)
         return {b: c for b, c in rows.all()}
+
+    # ---- badcase test sets ---------------------------------------------------------------------
+
+    async def test_set(self, dataset_id: uuid.UUID) -> BadcaseTestSet | None:
+        return await self.session.scalar(select(BadcaseTestSet).where(BadcaseTestSet.dataset_id == dataset_id))
+
+    async def current_test_set(self, function: str) -> BadcaseTestSet | None:
+        return await self.session.scalar(
+            select(BadcaseTestSet).where(BadcaseTestSet.function == function)
+            .order_by(BadcaseTestSet.grouped_at.desc(), BadcaseTestSet.version.desc()).limit(1))
+
+    async def test_sets(self, function: str | None, limit: int) -> Sequence[BadcaseTestSet]:
+        statement = select(BadcaseTestSet).order_by(BadcaseTestSet.grouped_at.desc()).limit(limit)
+        if function is not None:
+            statement = statement.where(BadcaseTestSet.function == function)
+        return (await self.session.scalars(statement)).all()

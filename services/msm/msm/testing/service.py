@@ -1,23 +1,41 @@
-"""Testing results from MTT (`testing.completed`): the metrics of a model version on a dataset and the
-latest outcome of each badcase of the badcase test set. The gate reads them; a compression waiting
-for its accuracy delta gets it when both of its versions were tested on its dataset."""
+"""Testing evidence from MTT and DAM: `testing.completed` (the metrics of a model version on a dataset, the
+kind of set, and the latest outcome of each badcase), `testing.failed` (a version could not be tested on a
+dataset), and each function's badcase test sets (`dataset.grouped`). The gate reads them; MSM asks MTT for
+what it lacks with `testing.requested`. A compression waiting for its accuracy delta gets it when both of
+its versions were tested on its dataset."""
 
 from __future__ import annotations
 
+import uuid
+from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mlife_shared.db import utcnow
 from mlife_shared.events import Envelope
+from mlife_shared.events.contracts import DatasetGrouped, TestingCompleted, TestingFailed, TestingRequested
 from mlife_shared.events.outcomes import outcome_lines
-from mlife_shared.events.contracts import TestingCompleted
 from mlife_shared.objectstore import ObjectStore
+from msm.notification.service import emit
+from msm.registry.models import ModelVersion
 from msm.registry.repository import RegistryRepository
-from msm.testing.models import TestingResult
+from msm.testing.models import BadcaseTestSet, TestingFailure, TestingResult
 from msm.testing.repository import TestingRepository
 
 log = structlog.get_logger(__name__)
+
+
+async def _version_id(session: AsyncSession, known: uuid.UUID | None, name: str, number: str) -> uuid.UUID | None:
+    if known is not None:
+        return known
+    version = await RegistryRepository(session).version_by_name(name, number)
+    return version.id if version else None
+
+
+async def _function_of(session: AsyncSession, name: str) -> str | None:
+    model = await RegistryRepository(session).model_by_name(name)
+    return model.function if model else None
 
 
 async def apply_testing_completed(session: AsyncSession, store: ObjectStore,
@@ -26,26 +44,86 @@ async def apply_testing_completed(session: AsyncSession, store: ObjectStore,
     repo = TestingRepository(session)
     if await repo.by_task(d.task_id) is not None:
         return None  # the same task reported twice: keep the first
-    outcomes: dict = {}
+    outcomes: dict[uuid.UUID, bool] = {}
     samples = passed = 0
     async for line in outcome_lines(store, d.outcomes_key):
         samples += 1
         passed += int(line.correct)
         if line.badcase_id is not None:
             outcomes[line.badcase_id] = line.correct
-    result = TestingResult(task_id=d.task_id, model_name=d.model_name, model_version=d.model_version,
-                           dataset_id=d.dataset_id, metrics=dict(d.metrics), samples=samples, passed=passed,
-                           badcases=len(outcomes), created_at=utcnow())
+    result = TestingResult(
+        task_id=d.task_id, model_name=d.model_name, model_version=d.model_version,
+        model_version_id=await _version_id(session, d.model_version_id, d.model_name, d.model_version),
+        dataset_id=d.dataset_id, set_kind=d.set_kind, function=d.function or await _function_of(session, d.model_name),
+        metrics=dict(d.metrics), samples=samples, passed=passed, badcases=len(outcomes), created_at=utcnow())
     await repo.add(result)
     await repo.replace_outcomes(d.model_name, d.model_version, d.task_id, outcomes)
     if d.dataset_id is not None:
         await _measure_compressions(session, d.dataset_id)
     log.info("testing_recorded", model=d.model_name, version=d.model_version, samples=samples,
-             badcases=len(outcomes))
+             badcases=len(outcomes), set_kind=d.set_kind)
     return result
 
 
-async def _measure_compressions(session: AsyncSession, dataset_id) -> None:  # type: ignore[no-untyped-def]
+async def apply_testing_failed(session: AsyncSession, event: Envelope[TestingFailed]) -> TestingFailure | None:
+    d = event.data
+    repo = TestingRepository(session)
+    if d.task_id is not None and await repo.failure_by_task(d.task_id) is not None:
+        return None
+    version_id = await _version_id(session, d.model_version_id, d.model_name, d.model_version)
+    if version_id is None:
+        log.warning("testing_failed_unknown_version", model=d.model_name, version=d.model_version)
+        return None
+    failure = TestingFailure(task_id=d.task_id, model_version_id=version_id, dataset_id=d.dataset_id,
+                             set_kind=d.set_kind, incompatible=d.incompatible, reason=d.reason[:4000],
+                             created_at=utcnow())
+    await repo.add(failure)
+    log.info("testing_failed_recorded", model=d.model_name, version=d.model_version, dataset_id=str(d.dataset_id),
+             incompatible=d.incompatible)
+    return failure
+
+
+async def record_test_set(session: AsyncSession, event: Envelope[DatasetGrouped]) -> BadcaseTestSet | None:
+    """Keep a function's badcase test set (others are not MSM's concern); returns it when it is new."""
+    d = event.data
+    if not d.is_badcase_test_set or not d.function:
+        return None
+    repo = TestingRepository(session)
+    if await repo.test_set(d.dataset_id) is not None:
+        return None
+    row = BadcaseTestSet(dataset_id=d.dataset_id, function=d.function, name=d.name, version=d.version,
+                         item_count=d.item_count, grouped_at=event.time)
+    await repo.add(row)
+    return row
+
+
+async def test_production_on(session: AsyncSession, function: str, *, reason: str,
+                             correlation: dict[str, Any] | None = None) -> ModelVersion | None:
+    """Ask for production's result on the function's current badcase test set when it has none, so the
+    badcase statuses (which follow production) stay current. Returns the version asked about."""
+    testing = TestingRepository(session)
+    current = await testing.current_test_set(function)
+    production = await RegistryRepository(session).production_of_function(function)
+    if current is None or production is None:
+        return None
+    if await testing.latest_result(production.id, current.dataset_id) is not None:
+        return None
+    await request_testing(session, production, function, current.dataset_id, "badcase_test_set", reason,
+                          correlation)
+    return production
+
+
+async def request_testing(session: AsyncSession, version: ModelVersion, function: str | None,
+                          dataset_id: uuid.UUID, set_kind: str, reason: str,
+                          correlation: dict[str, Any] | None = None) -> None:
+    await emit(session, TestingRequested(
+        model_version_id=version.id, model_name=version.name, model_version=version.version, format=version.format,
+        object_key=version.object_key, function=function, dataset_id=dataset_id,
+        set_kind=set_kind, reason=reason),  # type: ignore[arg-type]
+        **(correlation or {}))
+
+
+async def _measure_compressions(session: AsyncSession, dataset_id: uuid.UUID) -> None:
     registry, testing = RegistryRepository(session), TestingRepository(session)
     for comp in await registry.compressions_on(dataset_id):
         versions = await registry.versions([comp.source_version_id, comp.compressed_version_id])
