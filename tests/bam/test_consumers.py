@@ -3,120 +3,67 @@ regression), mispredictions reported as badcases, and serving feedback."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import uuid
-from contextlib import suppress
-from pathlib import Path
 
 import httpx
-import nats
-import pytest
-from nats.js.errors import NotFoundError
 
-from bam.app import SPEC, subscriptions
-from mlife_shared.app import ServiceContext
-from mlife_shared.db import Database
-from mlife_shared.events import new_envelope
 from mlife_shared.events.contracts import ServingFeedback, TestingCompleted
-from mlife_shared.messaging.bus import provision_streams
-from mlife_shared.messaging.consumer import ConsumerRunner, durable_name
-from mlife_shared.objectstore import LocalObjectStore, ScopedStore
-from mlife_shared.objectstore.base import iterate
-from tests.backbone.conftest import wait_for
+from tests.bam.conftest import outcomes_recorded, publish, run_consumers, write_outcomes
 from tests.bam.test_badcase import report
+from tests.bam.test_preview_and_test_data import outbox_events
 
 
-@pytest.fixture
-async def bus(nats_url: str):  # type: ignore[no-untyped-def]
-    nc = await nats.connect(nats_url)
-    js = nc.jetstream()
-    await provision_streams(js)
-    ctx_subs = subscriptions(None)  # type: ignore[arg-type]
-    for stream in ("MLIFE_MTT", "MLIFE_MSM"):
-        await js.purge_stream(stream)
-    for sub in ctx_subs:
-        with suppress(NotFoundError):
-            await js.delete_consumer("MLIFE_MTT" if sub.subject.startswith("testing") else "MLIFE_MSM",
-                                     durable_name("bam", sub))
-    yield js
-    await nc.close()
-
-
-async def publish(js, data) -> None:  # type: ignore[no-untyped-def]
-    env = new_envelope(data)
-    await js.publish(env.type, env.model_dump_json().encode(), headers={"Nats-Msg-Id": str(env.id)})
-
-
-async def run_consumers(bam: httpx.AsyncClient, bam_db: str, js, until) -> ConsumerRunner:  # type: ignore[no-untyped-def]
-    app = bam.app  # type: ignore[attr-defined]
-    ctx = ServiceContext(app.state.settings, app.state.raw_store, app.state.store)
-    runner = ConsumerRunner("bam", Database(bam_db), js, subscriptions(ctx), max_deliver=2, backoff=[0.1])
-    stop = asyncio.Event()
-    task = asyncio.create_task(runner.run(stop))
-    try:
-        await wait_for(until, 30, "the consumers")
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 10)
-    return runner
-
-
-async def write_outcomes(bam: httpx.AsyncClient, lines: list[dict]) -> str:
-    store: LocalObjectStore = bam.app.state.raw_store  # type: ignore[attr-defined]
-    key = f"mtt/outcomes/{uuid.uuid4()}.jsonl"
-    await store.put(key, iterate("\n".join(json.dumps(x) for x in lines).encode() + b"\n"))
-    return key
-
-
-async def test_outcomes_fix_then_regress_and_mispredictions_become_badcases(bam: httpx.AsyncClient, bam_db: str,
-                                                                            bus) -> None:  # type: ignore[no-untyped-def]
+async def test_outcomes_are_kept_per_version_and_mispredictions_become_badcases_with_their_ids(
+        bam: httpx.AsyncClient, bam_db: str, bus) -> None:  # type: ignore[no-untyped-def]
     a = (await bam.post("/badcases", json=report())).json()
     b = (await bam.post("/badcases", json=report(ground_truth="angry"))).json()
+    task, version_id = uuid.uuid4(), uuid.uuid4()
     v1 = await write_outcomes(bam, [
         {"badcase_id": a["id"], "correct": True, "prediction": "sad", "ground_truth": "sad"},
         {"badcase_id": b["id"], "correct": False, "prediction": "happy", "ground_truth": "angry"},
         {"data_ref": "a" * 32, "correct": False, "prediction": "cat", "ground_truth": "dog"},
         {"data_ref": "b" * 32, "correct": True, "prediction": "dog", "ground_truth": "dog"},
     ])
-    await publish(bus, TestingCompleted(task_id=uuid.uuid4(), model_name="expr", model_version="2.0",
-                                        function="emotion", outcomes_key=v1))
-
-    async def _fixed() -> bool:
-        return (await bam.get(f"/badcases/{a['id']}")).json()["status"] == "fixed"
-
-    await run_consumers(bam, bam_db, bus, _fixed)
-    assert (await bam.get(f"/badcases/{b['id']}")).json()["status"] == "new"
+    await publish(bus, TestingCompleted(task_id=task, model_name="expr", model_version="2.0", function="emotion",
+                                        model_version_id=version_id, set_kind="badcase_test_set", outcomes_key=v1))
+    await run_consumers(bam, bam_db, bus, outcomes_recorded(bam, a["id"], 1))
+    assert (await bam.get(f"/badcases/{a['id']}")).json()["status"] == "new", "a candidate's pass fixes nothing"
     testing = (await bam.get("/badcases", params={"source": "testing"})).json()["items"]
     assert len(testing) == 1 and testing[0]["ground_truth"] == "dog" and testing[0]["model_version"] == "2.0"
-    assert testing[0]["data_md5"] == "a" * 32
+    assert testing[0]["data_md5"] == "a" * 32 and testing[0]["function"] == "emotion"
+    assert testing[0]["task_id"] == str(task) and testing[0]["model_version_id"] == str(version_id)
+    by_task = (await bam.get("/badcases", params={"task_id": str(task)})).json()["items"]
+    assert [x["id"] for x in by_task] == [testing[0]["id"]]
+    created = [e["data"] for e in await outbox_events(bam_db, "badcase.created") if e["data"]["source"] == "testing"]
+    assert created[0]["task_id"] == str(task) and created[0]["model_version_id"] == str(version_id)
 
     v2 = await write_outcomes(bam, [{"badcase_id": a["id"], "correct": False, "prediction": "happy"},
                                     {"data_ref": "a" * 32, "correct": False, "prediction": "cat",
                                      "ground_truth": "dog"}])
-    await publish(bus, TestingCompleted(task_id=uuid.uuid4(), model_name="expr", model_version="3.0",
+    task2 = uuid.uuid4()
+    await publish(bus, TestingCompleted(task_id=task2, model_name="expr", model_version="3.0",
                                         function="emotion", outcomes_key=v2))
-
-    async def _regressed() -> bool:
-        return (await bam.get(f"/badcases/{a['id']}")).json()["status"] == "regressed"
-
-    await run_consumers(bam, bam_db, bus, _regressed)
+    await run_consumers(bam, bam_db, bus, outcomes_recorded(bam, a["id"], 2))
     outcomes = (await bam.get(f"/badcases/{a['id']}/outcomes")).json()
     by_version = {o["model_version"]: o["passed"] for o in outcomes["by_model_version"]}
     assert by_version == {"2.0": True, "3.0": False}
-    assert len(outcomes["history"]) == 2
+    assert {o["model_version"]: o["model_version_id"] for o in outcomes["history"]} == {"2.0": str(version_id),
+                                                                                        "3.0": None}
     again = (await bam.get("/badcases", params={"source": "testing"})).json()["items"]
     assert len(again) == 1 and again[0]["frequency"] == 2, "the same misprediction merged"
-    history = (await bam.get(f"/badcases/{a['id']}/history")).json()
-    assert [h["new"] for h in history] == ["fixed", "regressed"] and history[0]["actor"].startswith("testing:")
+    assert again[0]["task_id"] == str(task), "a badcase names the task that found it first"
+    occurrences = (await bam.get(f"/badcases/{again[0]['id']}/occurrences")).json()
+    assert [o["task_id"] for o in occurrences] == [str(task2), str(task)]
+    assert (await bam.get(f"/badcases/{a['id']}/history")).json() == []
+    assert await outbox_events(bam_db, "badcase.updated") == []
 
 
 async def test_serving_feedback_becomes_a_badcase_with_its_deployment(bam: httpx.AsyncClient, bam_db: str,
                                                                       bus) -> None:  # type: ignore[no-untyped-def]
-    deployment = uuid.uuid4()
+    deployment, version_id = uuid.uuid4(), uuid.uuid4()
     await publish(bus, ServingFeedback(deployment_id=deployment, model_name="digits", model_version="4",
-                                       function="digit recognition", input_ref="c" * 32, prediction="3",
-                                       correct_label="8", client_id="shop-12", device_id="cam-3"))
+                                       function="digit recognition", model_version_id=version_id, input_ref="c" * 32,
+                                       prediction="3", correct_label="8", client_id="shop-12", device_id="cam-3"))
 
     async def _filed() -> bool:
         return bool((await bam.get("/badcases", params={"source": "serving"})).json()["items"])
@@ -125,8 +72,40 @@ async def test_serving_feedback_becomes_a_badcase_with_its_deployment(bam: httpx
     item = (await bam.get("/badcases", params={"source": "serving"})).json()["items"][0]
     assert item["function"] == "digit recognition" and item["ground_truth"] == "8" and item["prediction"] == "3"
     assert item["client_id"] == "shop-12" and item["device_id"] == "cam-3" and item["data_md5"] == "c" * 32
+    assert item["deployment_id"] == str(deployment) and item["model_version_id"] == str(version_id)
+    assert item["task_id"] is None
     occ = (await bam.get(f"/badcases/{item['id']}/occurrences")).json()
     assert occ[0]["deployment_id"] == str(deployment) and occ[0]["source"] == "serving"
+    assert occ[0]["model_version_id"] == str(version_id)
+    assert [i["id"] for i in (await bam.get("/badcases", params={"deployment_id": str(deployment)})).json()["items"]] \
+        == [item["id"]]
+    assert (await bam.get("/badcases", params={"deployment_id": str(uuid.uuid4())})).json()["items"] == []
+    created = (await outbox_events(bam_db, "badcase.created"))[0]["data"]
+    assert created["deployment_id"] == str(deployment) and created["model_version_id"] == str(version_id)
+
+
+async def test_events_without_a_function_file_badcases_under_unassigned_never_the_model_name(
+        bam: httpx.AsyncClient, bam_db: str, bus) -> None:  # type: ignore[no-untyped-def]
+    emotion = (await bam.post("/badcases", json=report())).json()
+    await publish(bus, ServingFeedback(deployment_id=uuid.uuid4(), model_name="digits", model_version="4",
+                                       input_ref="d" * 32, prediction="3", correct_label="8"))
+    key = await write_outcomes(bam, [
+        {"data_ref": "e" * 32, "correct": False, "prediction": "1", "ground_truth": "7"},
+        {"badcase_id": emotion["id"], "correct": True, "prediction": "sad"}])
+    await publish(bus, TestingCompleted(task_id=uuid.uuid4(), model_name="digits", model_version="4",
+                                        outcomes_key=key))
+
+    async def _both() -> bool:
+        return len((await bam.get("/badcases", params={"function": "unassigned"})).json()["items"]) == 2
+
+    await run_consumers(bam, bam_db, bus, _both)
+    items = (await bam.get("/badcases", params={"function": "unassigned"})).json()["items"]
+    assert {i["source"] for i in items} == {"serving", "testing"}
+    assert (await bam.get("/badcases", params={"function": "digits"})).json()["items"] == []
+    # The emotion badcase is not the function-less model's business: no outcome recorded on it.
+    assert (await bam.get(f"/badcases/{emotion['id']}/outcomes")).json()["history"] == []
+    stats = (await bam.get("/stats", params={"group_by": "function"})).json()
+    assert {g["key"]["function"]: g["count"] for g in stats["groups"]} == {"unassigned": 2, "emotion": 1}
 
 
 async def test_unreadable_outcomes_are_dead_lettered_not_dropped(bam: httpx.AsyncClient, bam_db: str,

@@ -10,6 +10,9 @@ from bam.badcase.router import router as badcase_router
 from bam.importing.router import router as import_router
 from bam.outcome.consumers import on_testing_completed
 from bam.outcome.router import router as outcome_router
+from bam.production import models as _production_models  # noqa: F401 - the tables, for migrations
+from bam.production.consumers import on_model_promoted
+from bam.production.router import router as production_router
 from bam.stats.router import router as stats_router
 from bam.config import Settings
 from mlife_shared.app import ServiceContext, ServiceSpec, create_app
@@ -22,6 +25,7 @@ def subscriptions(ctx: ServiceContext) -> list[Subscription]:
         Subscription("testing-completed", "testing.completed", partial(on_testing_completed, ctx=ctx),
                      ack_wait_seconds=120),
         Subscription("serving-feedback", "serving.feedback", partial(on_serving_feedback, ctx=ctx)),
+        Subscription("model-promoted", "model.promoted", partial(on_model_promoted, ctx=ctx), ack_wait_seconds=120),
     ]
 
 
@@ -38,7 +42,7 @@ SPEC = ServiceSpec(
     migrations="bam.migrations",
     subscriptions=subscriptions,
     jobs=jobs,
-    routers=lambda: [import_router, badcase_router, outcome_router, stats_router],
+    routers=lambda: [import_router, badcase_router, outcome_router, stats_router, production_router],
 )
 
 

@@ -2,7 +2,8 @@
 
 Rule (also in services/bam/README.md):
 1. Exact: same ML system function (case- and space-insensitive) + same data content (the MD5 of the
-   data; for references without content, the normalised reference) + same ground truth + same
+   data; for references without content, the normalised reference; a tabular badcase's feature row,
+   compared canonically) + same ground truth + same
    prediction (JSON compared canonically: key order and whitespace do not matter, a bare label equals
    {"label": label}) → one badcase.
 2. Near-duplicate images: same function + ground truth + prediction, and the 64-bit difference hash
@@ -60,15 +61,17 @@ def _sha(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
-def data_key(md5: str | None, refs: list[dict[str, Any]]) -> str:
-    if md5:
-        return "md5:" + md5.lower()
-    return "refs:" + "|".join(sorted(f"{r['kind']}:{r['value']}" for r in refs))
+def data_key(md5: str | None, refs: list[dict[str, Any]], features: dict[str, Any] | None = None) -> str:
+    key = "md5:" + md5.lower() if md5 else "refs:" + "|".join(sorted(f"{r['kind']}:{r['value']}" for r in refs))
+    if features is not None:  # appended, so the keys of badcases without features stay what they were
+        key += "|features:" + json.dumps(features, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return key
 
 
 def fingerprint(function: str, md5: str | None, refs: list[dict[str, Any]], ground_truth: Any,
-                prediction: Any) -> str:
-    return _sha(normalise_function(function), data_key(md5, refs), canonical(ground_truth), canonical(prediction))
+                prediction: Any, features: dict[str, Any] | None = None) -> str:
+    return _sha(normalise_function(function), data_key(md5, refs, features), canonical(ground_truth),
+                canonical(prediction))
 
 
 def match_key(function: str, ground_truth: Any, prediction: Any) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -20,7 +21,7 @@ class BadcaseFilter(BaseModel):
     """Every filter of `GET /badcases` (query parameters), `GET /stats` and "add to test data" (a JSON object)."""
 
     q: str | None = Field(None, max_length=500, description="Full-text search over description and tags")
-    function: str | None = Field(None, max_length=200)
+    function: str | None = Field(None, max_length=200, description="'unassigned': reported without a function")
     system_version: str | None = Field(None, max_length=100)
     model_name: str | None = Field(None, max_length=200)
     model_version: str | None = Field(None, max_length=100)
@@ -32,6 +33,9 @@ class BadcaseFilter(BaseModel):
     tag: str | None = Field(None, max_length=64)
     owner: str | None = Field(None, max_length=100)
     media_type: str | None = Field(None, max_length=20)
+    task_id: uuid.UUID | None = Field(None, description="Found by this testing task")
+    deployment_id: uuid.UUID | None = Field(None, description="Flagged on this deployment")
+    model_version_id: uuid.UUID | None = Field(None, description="Found on this model version (MSM's id)")
     min_priority: float | None = Field(None, ge=0)
     seen_after: datetime | None = None
     seen_before: datetime | None = None

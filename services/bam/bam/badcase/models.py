@@ -52,6 +52,11 @@ class Badcase(Base):
     regressed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     test_data_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     search_text: Mapped[str] = mapped_column(Text, default="")
+    # Where it was found (the first report's): the testing task, the deployment, the model version (MSM's id).
+    task_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
+    deployment_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
+    model_version_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
+    features: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # a tabular badcase's row
 
 
 class BadcaseTag(Base):
@@ -79,6 +84,8 @@ class Occurrence(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     prediction: Mapped[Any] = mapped_column(JSON, nullable=True)
     event_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    task_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    model_version_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
     reported_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
@@ -92,11 +99,13 @@ class Outcome(Base):
     model_name: Mapped[str] = mapped_column(String(200))
     model_version: Mapped[str] = mapped_column(String(100))
     task_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    model_version_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
     passed: Mapped[bool] = mapped_column(Boolean)
     prediction: Mapped[Any] = mapped_column(JSON, nullable=True)
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
-    __table_args__ = (Index("ix_outcome_model", "model_name", "model_version"),)
+    __table_args__ = (Index("ix_outcome_model", "model_name", "model_version"),
+                      Index("ix_outcome_model_version_id", "model_version_id"))
 
 
 class TriageChange(Base):

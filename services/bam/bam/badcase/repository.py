@@ -87,7 +87,7 @@ class BadcaseRepository:
     def conditions(self, f: BadcaseFilter) -> list[ColumnElement[bool]]:
         c: list[ColumnElement[bool]] = []
         for name in ("function", "system_version", "model_name", "model_version", "status", "severity", "source",
-                     "owner", "media_type"):
+                     "owner", "media_type", "task_id", "deployment_id", "model_version_id"):
             value = getattr(f, name)
             if value:
                 c.append(getattr(Badcase, name) == value)
@@ -159,3 +159,10 @@ class BadcaseRepository:
         if not ids:
             return []
         return (await self.session.scalars(select(Badcase).where(Badcase.id.in_(ids)))).all()
+
+    async def functions_of(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+        """The function of each of these badcases that exists."""
+        if not ids:
+            return {}
+        rows = await self.session.execute(select(Badcase.id, Badcase.function).where(Badcase.id.in_(ids)))
+        return {r[0]: r[1] for r in rows.all()}

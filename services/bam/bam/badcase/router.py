@@ -42,6 +42,7 @@ def to_read(b: Badcase, merged_into: uuid.UUID | None = None) -> BadcaseRead:
         priority_is_manual=b.priority_override is not None, owner=b.owner, frequency=b.frequency,
         first_seen=b.first_seen, last_seen=b.last_seen, created_at=b.created_at, updated_at=b.updated_at,
         fixed_at=b.fixed_at, regressed_at=b.regressed_at, added_to_test_data_at=b.test_data_requested_at,
+        features=b.features, task_id=b.task_id, deployment_id=b.deployment_id, model_version_id=b.model_version_id,
         merged_into=merged_into)
 
 

@@ -55,6 +55,9 @@ def _clean_text(value: str) -> str:
 
 
 BoundedJson = Annotated[Any, AfterValidator(_bounded_json)]
+FeatureValue = str | int | float | bool | None
+Features = Annotated[dict[Annotated[str, Field(min_length=1, max_length=200)], FeatureValue],
+                     Field(min_length=1, max_length=10_000), AfterValidator(_bounded_json)]
 ShortText = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_clean_text)]
 Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f<>]+$")]
 
@@ -102,6 +105,11 @@ class BadcaseCreate(Strict):
     source: Literal["manual", "import"] = "manual"
     client_id: Annotated[str, Field(max_length=200)] | None = None
     device_id: Annotated[str, Field(max_length=200)] | None = None
+    features: Features | None = Field(None, description="A tabular badcase's row: feature column → value (its data "
+                                                        "when it has no file); part of what makes it the same badcase")
+    task_id: uuid.UUID | None = Field(None, description="The testing task whose run found it")
+    deployment_id: uuid.UUID | None = Field(None, description="The deployment whose prediction was wrong")
+    model_version_id: uuid.UUID | None = Field(None, description="MSM's id of the model version it was found on")
 
     @model_validator(mode="after")
     def _clean_strings(self) -> "BadcaseCreate":
@@ -158,6 +166,10 @@ class BadcaseRead(BaseModel):
     fixed_at: datetime | None
     regressed_at: datetime | None
     added_to_test_data_at: datetime | None
+    features: dict[str, Any] | None = Field(None, description="A tabular badcase's feature row")
+    task_id: uuid.UUID | None = Field(None, description="The testing task whose run found it (the first report's)")
+    deployment_id: uuid.UUID | None = Field(None, description="The deployment that served it (the first report's)")
+    model_version_id: uuid.UUID | None = Field(None, description="MSM's id of the model version it was found on")
     merged_into: uuid.UUID | None = Field(None, description="Set when this report was merged into an existing badcase")
 
 
@@ -173,6 +185,8 @@ class OccurrenceRead(BaseModel):
     client_id: str | None
     device_id: str | None
     deployment_id: str | None
+    task_id: uuid.UUID | None = None
+    model_version_id: uuid.UUID | None = None
     model_name: str | None
     model_version: str | None
     description: str

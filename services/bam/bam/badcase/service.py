@@ -32,6 +32,14 @@ ALLOWED = {
 }
 
 
+UNASSIGNED = "unassigned"
+
+
+def function_of(declared: str | None) -> str:
+    """The function an event files its badcases under: the declared one, never a guess (`unassigned` when absent)."""
+    return declared.strip() if declared and declared.strip() else UNASSIGNED
+
+
 TRIAGE_FIELDS = {"status": "status", "priority": "priority_override", "severity": "severity", "owner": "owner",
                  "tags": "tags", "description": "description"}
 NULLABLE = {"priority", "owner"}
@@ -50,7 +58,6 @@ class Attachment:
 class ReportContext:
     reporter: str | None
     source: str
-    deployment_id: str | None = None
     event_id: uuid.UUID | None = None
     correlation: dict[str, Any] | None = None
 
@@ -82,7 +89,8 @@ class BadcaseService:
             refs.insert(0, {"kind": "md5", "value": attachment.md5, "media_type": attachment.media_type})
         media = attachment.media_type if attachment else next((r.get("media_type") for r in refs
                                                                if r.get("media_type")), None)
-        fingerprint = dedup.fingerprint(report.function, md5, refs, report.ground_truth, report.prediction)
+        fingerprint = dedup.fingerprint(report.function, md5, refs, report.ground_truth, report.prediction,
+                                        report.features)
         match_key = dedup.match_key(report.function, report.ground_truth, report.prediction)
         phash = attachment.phash if attachment else None
 
@@ -123,14 +131,16 @@ class BadcaseService:
             prediction=report.prediction, ground_truth=report.ground_truth,
             prediction_label=dedup.label_of(report.prediction), ground_truth_label=dedup.label_of(report.ground_truth),
             fingerprint=fingerprint, match_key=match_key, status="new", severity=report.severity, frequency=1,
-            first_seen=now, last_seen=now, created_at=now, updated_at=now)
+            first_seen=now, last_seen=now, created_at=now, updated_at=now, features=report.features,
+            task_id=report.task_id, deployment_id=report.deployment_id, model_version_id=report.model_version_id)
         b.search_text = search_text(b.description_norm, b.tags)
         self._score(b, now)
         await self.repo.add(b)
         await self.repo.add_occurrence(self._occurrence(b.id, report, ctx, now))
         await outbox.add(self.session, BadcaseCreated(
             badcase_id=b.id, function=b.function, source=ctx.source, model_name=b.model_name,  # type: ignore[arg-type]
-            model_version=b.model_version, priority=b.priority), **(ctx.correlation or {}))
+            model_version=b.model_version, priority=b.priority, task_id=b.task_id, deployment_id=b.deployment_id,
+            model_version_id=b.model_version_id), **(ctx.correlation or {}))
         return b
 
     async def _merge(self, b: Badcase, report: BadcaseCreate, ctx: ReportContext) -> None:
@@ -151,7 +161,9 @@ class BadcaseService:
     @staticmethod
     def _occurrence(badcase_id: uuid.UUID, report: BadcaseCreate, ctx: ReportContext, now: datetime) -> Occurrence:
         return Occurrence(badcase_id=badcase_id, source=ctx.source, reporter=ctx.reporter, client_id=report.client_id,
-                          device_id=report.device_id, deployment_id=ctx.deployment_id, model_name=report.model_name,
+                          device_id=report.device_id, model_name=report.model_name,
+                          deployment_id=str(report.deployment_id) if report.deployment_id else None,
+                          task_id=report.task_id, model_version_id=report.model_version_id,
                           model_version=report.model_version, description=report.description,
                           prediction=report.prediction, event_id=ctx.event_id, reported_at=now)
 
@@ -162,7 +174,12 @@ class BadcaseService:
         return b
 
     async def triage(self, badcase_id: uuid.UUID, update: BadcaseUpdate, actor: str) -> Badcase:
-        b = await self.get(badcase_id, for_update=True)
+        return await self.change(await self.get(badcase_id, for_update=True), update, actor)
+
+    async def change(self, b: Badcase, update: BadcaseUpdate, actor: str, *,
+                     correlation: dict[str, Any] | None = None) -> Badcase:
+        """Triage of a badcase already loaded (locked): the allowed transitions, the history, the priority and
+        `badcase.updated`. People triage through `triage`; testing and production decide through this."""
         now = utcnow()
         sent = update.model_dump(exclude_unset=True)
         if sent.get("tags") is not None:
@@ -185,7 +202,7 @@ class BadcaseService:
         self._score(b, now)
         await self.repo.add_changes([TriageChange(badcase_id=b.id, actor=actor, field=k, old=before[k], new=v,
                                                   changed_at=now) for k, v in changes.items()])
-        await outbox.add(self.session, BadcaseUpdated(badcase_id=b.id, changes=changes))
+        await outbox.add(self.session, BadcaseUpdated(badcase_id=b.id, changes=changes), **(correlation or {}))
         return b
 
     @staticmethod

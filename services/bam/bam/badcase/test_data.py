@@ -1,5 +1,6 @@
-""""Add to test data": the selected badcases' data, ground truth and function go to DAM, which appends
-them to the standing badcase test set (`badcase.test_data_requested`, in chunks that fit a message)."""
+""""Add to test data": the selected badcases' data (files, or a tabular badcase's features), ground truth and
+function go to DAM, which appends each to the standing badcase test set of its function
+(`badcase.test_data_requested`, in chunks that fit a message). A badcase DAM could not use is skipped, with why."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from bam.badcase.exceptions import InvalidReport, NothingToAdd
 from bam.badcase.models import Badcase
 from bam.badcase.repository import BadcaseRepository
 from bam.badcase.schemas import AddToTestData, TestDataResult
+from bam.badcase.service import UNASSIGNED
 from mlife_shared.db import utcnow
 from mlife_shared.events.contracts import BadcaseTestDataRequested, TestDataItem
 from mlife_shared.messaging import outbox
@@ -32,6 +34,16 @@ async def refs_for_dam(b: Badcase, store: ScopedStore) -> list[str]:
     return refs
 
 
+def not_addable(b: Badcase) -> str | None:
+    """Why DAM could not use the badcase as a test item, or None."""
+    if not b.data_refs and not b.features:
+        return "the badcase has no data to add: neither data references nor features"
+    if b.function == UNASSIGNED:
+        return (f"the badcase has no function ('{UNASSIGNED}'); a test set is per function: report it again "
+                "under its function")
+    return None
+
+
 async def add_to_test_data(session: AsyncSession, store: ScopedStore, request: AddToTestData) -> TestDataResult:
     repo = BadcaseRepository(session)
     if request.ids is not None:
@@ -46,10 +58,11 @@ async def add_to_test_data(session: AsyncSession, store: ScopedStore, request: A
     items: list[TestDataItem] = []
     now = utcnow()
     for b in badcases.values():
-        if not b.data_refs:
-            skipped.append({"id": str(b.id), "reason": "the badcase has no data to add"})
+        reason = not_addable(b)
+        if reason:
+            skipped.append({"id": str(b.id), "reason": reason})
             continue
-        items.append(TestDataItem(badcase_id=b.id, data_refs=await refs_for_dam(b, store),
+        items.append(TestDataItem(badcase_id=b.id, data_refs=await refs_for_dam(b, store), features=b.features,
                                   ground_truth=b.ground_truth, function=b.function))
         b.test_data_requested_at = now
     if not items:

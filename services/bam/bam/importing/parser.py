@@ -11,7 +11,9 @@ Both formats are UTF-8 (a leading BOM is skipped) and use the fields of `POST /b
   entries (`md5:<hex>`, `key:<object key>`, `url:<http(s) URL>`) separated by `;`; `tags` separated by `;`;
   a `prediction` or `ground_truth` cell that starts with `{` or `[` must be a JSON object or array, any other
   cell is a string label (so the label `7` stays "7", the same badcase as `"ground_truth": "7"` sent to
-  `POST /badcases`). Cells other than `description` lose their surrounding spaces. Blank rows are skipped.
+  `POST /badcases`); a `features` cell is a JSON object (a tabular badcase's row: column → value); `task_id`,
+  `deployment_id` and `model_version_id` are UUIDs. Cells other than `description` lose their surrounding
+  spaces. Blank rows are skipped.
   A row with the wrong number of cells, a quote error or bytes that are not UTF-8 is a row error. A row
   longer than MAX_ROW_BYTES, or a field longer than the csv module's limit (128 KiB; no valid report has
   one), fails the whole file (400, `RowTooLong`): a quote that is never closed swallows the rows after it
@@ -40,7 +42,8 @@ from bam.importing.exceptions import (
 from bam.importing.schemas import ImportFormat
 
 CSV_COLUMNS = ("function", "system_version", "model_name", "model_version", "data", "prediction", "ground_truth",
-               "description", "tags", "severity", "client_id", "device_id")
+               "description", "tags", "severity", "client_id", "device_id", "features", "task_id", "deployment_id",
+               "model_version_id")
 MAX_ROW_BYTES = 1 << 20
 MAX_ROWS = 1_000_000
 CONTENT_TYPES: dict[str, ImportFormat] = {
@@ -366,6 +369,8 @@ def _csv_fields(columns: list[str], cells: list[str]) -> dict[str, Any]:
             fields["tags"] = [t.strip() for t in value.split(";") if t.strip()]
         elif name in ("prediction", "ground_truth"):
             fields[name] = _json_or_label(name, value)
+        elif name == "features":
+            fields[name] = _json_object(name, value)
         else:
             fields[name] = cell if name == "description" else value
     return fields
@@ -376,6 +381,16 @@ def _data_ref(part: str) -> dict[str, str]:
     if not sep:
         raise ValueError(f"data: {part[:60]!r} is not kind:value (md5:<hex>, key:<object key> or url:<URL>)")
     return {"kind": kind.strip().lower(), "value": value.strip()}
+
+
+def _json_object(name: str, value: str) -> Any:
+    try:
+        parsed = _loads(value)
+    except ValueError as exc:
+        raise ValueError(f"{name}: must be a JSON object, e.g. {{\"alcohol\": 13.2}} ({exc})") from None
+    if not isinstance(parsed, dict):
+        raise ValueError(f"{name}: must be a JSON object of column → value, not {_json_kind(parsed)}")
+    return parsed
 
 
 def _json_or_label(name: str, value: str) -> Any:

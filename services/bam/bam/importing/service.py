@@ -170,7 +170,9 @@ class ImportService:
                 plan.occurrences.append(_occurrence(uuid.uuid4(), target.id, v.report, reporter, now))
                 plan.events.append(BadcaseCreated(
                     badcase_id=target.id, function=target.function, source="import", model_name=v.report.model_name,
-                    model_version=v.report.model_version, priority=self._priority(target, now)))
+                    model_version=v.report.model_version, priority=self._priority(target, now),
+                    task_id=v.report.task_id, deployment_id=v.report.deployment_id,
+                    model_version_id=v.report.model_version_id))
                 plan.created += 1
                 continue
             target.frequency += 1
@@ -195,7 +197,8 @@ class ImportService:
             prediction_label=dedup.label_of(r.prediction), ground_truth_label=dedup.label_of(r.ground_truth),
             fingerprint=v.fingerprint, match_key=v.match_key, status="new", severity=r.severity,
             priority_override=None, owner=None, first_seen=now, last_seen=now, created_at=now, updated_at=now,
-            fixed_at=None, regressed_at=None, test_data_requested_at=None)
+            fixed_at=None, regressed_at=None, test_data_requested_at=None, features=r.features, task_id=r.task_id,
+            deployment_id=r.deployment_id, model_version_id=r.model_version_id)
         return _Target(id=row["id"], function=row["function"], severity=r.severity, priority_override=None,
                        description_norm=description_norm, tags=list(r.tags), frequency=1, insert=row)
 
@@ -234,7 +237,8 @@ def validate(raw: RawRow) -> _Valid | RowError:
         md5 = next((r["value"] for r in refs if r["kind"] == "md5"), None)
         return _Valid(row=raw.row, report=report, refs=refs, md5=md5,
                       media=next((r["media_type"] for r in refs if r.get("media_type")), None),
-                      fingerprint=dedup.fingerprint(report.function, md5, refs, report.ground_truth, report.prediction),
+                      fingerprint=dedup.fingerprint(report.function, md5, refs, report.ground_truth, report.prediction,
+                                                    report.features),
                       match_key=dedup.match_key(report.function, report.ground_truth, report.prediction))
     except ValidationError as exc:
         return RowError(row=raw.row, line=raw.line, error=describe(exc))
@@ -251,5 +255,7 @@ def describe(exc: ValidationError) -> str:
 def _occurrence(occurrence_id: uuid.UUID, badcase_id: uuid.UUID, r: BadcaseCreate, reporter: str,
                 now: datetime) -> dict[str, Any]:
     return dict(id=occurrence_id, badcase_id=badcase_id, source="import", reporter=reporter, client_id=r.client_id,
-                device_id=r.device_id, deployment_id=None, model_name=r.model_name, model_version=r.model_version,
-                description=r.description, prediction=r.prediction, event_id=None, reported_at=now)
+                device_id=r.device_id, deployment_id=str(r.deployment_id) if r.deployment_id else None,
+                task_id=r.task_id, model_version_id=r.model_version_id, model_name=r.model_name,
+                model_version=r.model_version, description=r.description, prediction=r.prediction, event_id=None,
+                reported_at=now)

@@ -14,5 +14,5 @@ router = APIRouter(prefix="/badcases", tags=["badcases"])
 @router.get("/{badcase_id}/outcomes")
 async def badcase_outcomes(badcase_id: uuid.UUID, session: SessionDep, _: Viewer, request: Request) -> BadcaseOutcomes:
     """The outcome of this badcase for every tested model version (latest first), with the full history."""
-    await BadcaseService(session, request.app.state.settings).get(badcase_id)
-    return await outcomes_of(session, badcase_id)
+    b = await BadcaseService(session, request.app.state.settings).get(badcase_id)
+    return await outcomes_of(session, badcase_id, b.function)

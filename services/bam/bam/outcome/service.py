@@ -1,34 +1,36 @@
-"""Testing results → badcases: the outcome of each badcase of the badcase test set for the tested
-model version (kept as history; a fixed badcase that fails again becomes `regressed`, an open one that
-passes becomes `fixed`), and new mispredictions reported as badcases with source=testing."""
+"""Testing results → badcases, within the tested model's function: the outcome of each badcase of the badcase test
+set for the tested version (kept as history; a line about another function's badcase is counted `foreign` and
+ignored), and new mispredictions reported as badcases (source=testing) with their task and model version. A
+production version's results move statuses (`bam.production.service`); a candidate's never do."""
 
 from __future__ import annotations
 
 import re
 import uuid
-from typing import Any
+from collections import Counter
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bam.badcase.models import Badcase, Outcome, TriageChange
+from bam.badcase.models import Outcome
 from bam.badcase.repository import BadcaseRepository
 from bam.badcase.schemas import BadcaseCreate, DataRef
-from bam.badcase.service import BadcaseService, ReportContext
+from bam.badcase.service import BadcaseService, ReportContext, function_of
 from bam.config import Settings
-from bam.outcome.repository import OutcomeRepository
+from bam.outcome.repository import OutcomeRepository, VersionRef
 from bam.outcome.schemas import BadcaseOutcomes, ModelVersionOutcome, OutcomeRead
+from bam.production.repository import ProductionRepository
+from bam.production.service import follow_production, is_production, production_of
 from mlife_shared.db import utcnow
 from mlife_shared.events import Envelope
+from mlife_shared.events.contracts import TestingCompleted, TestingOutcomeLine
 from mlife_shared.events.outcomes import outcome_lines
-from mlife_shared.events.contracts import BadcaseUpdated, TestingCompleted
-from mlife_shared.messaging import outbox
 from mlife_shared.messaging.outbox import caused_by
 from mlife_shared.objectstore import ObjectStore
 
 log = structlog.get_logger(__name__)
-OPEN = {"new", "triaged", "in_progress", "regressed"}
 _MD5 = re.compile(r"^[0-9a-fA-F]{32}$")
+LINES_PER_BATCH = 1000
 
 
 def data_refs(ref: str | None) -> list[DataRef]:
@@ -41,63 +43,92 @@ def data_refs(ref: str | None) -> list[DataRef]:
     return [DataRef(kind="key", value=ref)]
 
 
+class TestingResults:
+    """One `testing.completed`, applied: never commits (the consumer runner does)."""
+
+    def __init__(self, session: AsyncSession, settings: Settings, event: Envelope[TestingCompleted]) -> None:
+        self.session, self.settings, self.event = session, settings, event
+        d = event.data
+        self.function = function_of(d.function)
+        self.version = VersionRef(d.model_name, d.model_version, d.model_version_id)
+        self.badcases = BadcaseService(session, settings)
+        self.counts: Counter[str] = Counter()
+
+    async def apply(self, store: ObjectStore) -> Counter[str]:
+        # The function's production row first, as a promotion does: one lock order, and a promotion waits for
+        # these outcomes (or went first, and this result is judged against its version).
+        production = await ProductionRepository(self.session).lock(self.function)
+        batch: list[TestingOutcomeLine] = []
+        async for line in outcome_lines(store, self.event.data.outcomes_key):
+            if line.badcase_id is None:
+                if not line.correct:
+                    await self._report(line)
+                continue
+            batch.append(line)
+            if len(batch) >= LINES_PER_BATCH:
+                await self._record(batch)
+                batch = []
+        await self._record(batch)
+        if is_production(production, self.version):
+            self.counts.update(await follow_production(
+                self.session, self.settings, production, actor=f"testing:{self.event.data.task_id}",
+                correlation=caused_by(self.event)))
+        return self.counts
+
+    async def _record(self, lines: list[TestingOutcomeLine]) -> None:
+        """The outcomes of a batch of lines: one query for their badcases' functions, one insert."""
+        if not lines:
+            return
+        functions = await BadcaseRepository(self.session).functions_of(list({ln.badcase_id for ln in lines
+                                                                             if ln.badcase_id}))
+        d, now, outcomes = self.event.data, utcnow(), []
+        for line in lines:
+            function = functions.get(line.badcase_id)  # type: ignore[arg-type]
+            if function is None:
+                self.counts["unknown"] += 1
+            elif function != self.function:
+                self.counts["foreign"] += 1
+            else:
+                outcomes.append(Outcome(badcase_id=line.badcase_id, model_name=d.model_name,
+                                        model_version=d.model_version, model_version_id=d.model_version_id,
+                                        task_id=d.task_id, passed=line.correct, prediction=line.prediction,
+                                        recorded_at=now))
+                self.counts["passed" if line.correct else "failed"] += 1
+        await OutcomeRepository(self.session).add_many(outcomes)
+
+    async def _report(self, line: TestingOutcomeLine) -> None:
+        d = self.event.data
+        report = BadcaseCreate(
+            function=self.function, model_name=d.model_name, model_version=d.model_version, task_id=d.task_id,
+            model_version_id=d.model_version_id, data=data_refs(line.data_ref), features=line.features,
+            prediction=line.prediction, ground_truth=line.ground_truth,
+            description=f"Misprediction in testing task {d.task_id}")
+        await self.badcases.record(report, ReportContext(reporter="mtt", source="testing", event_id=self.event.id,
+                                                         correlation=caused_by(self.event)))
+        self.counts["reported"] += 1
+
+
 async def apply_testing_completed(session: AsyncSession, settings: Settings, store: ObjectStore,
-                                  event: Envelope[TestingCompleted]) -> dict[str, int]:
-    d = event.data
-    repo, outcomes = BadcaseRepository(session), OutcomeRepository(session)
-    service = BadcaseService(session, settings)
-    counts = {"passed": 0, "failed": 0, "fixed": 0, "regressed": 0, "reported": 0, "unknown": 0}
-    actor = f"testing:{d.task_id}"
-    async for line in outcome_lines(store, d.outcomes_key):
-        if line.badcase_id is None:
-            if not line.correct:
-                report = BadcaseCreate(
-                    function=d.function or d.model_name, model_name=d.model_name, model_version=d.model_version,
-                    data=data_refs(line.data_ref), prediction=line.prediction, ground_truth=line.ground_truth,
-                    description=f"Misprediction in testing task {d.task_id}")
-                await service.record(report, ReportContext(reporter="mtt", source="testing", event_id=event.id,
-                                                           correlation=caused_by(event)))
-                counts["reported"] += 1
-            continue
-        b = await repo.get(line.badcase_id, for_update=True)
-        if b is None:
-            counts["unknown"] += 1
-            continue
-        await outcomes.add(Outcome(badcase_id=b.id, model_name=d.model_name, model_version=d.model_version,
-                                   task_id=d.task_id, passed=line.correct, prediction=line.prediction,
-                                   recorded_at=utcnow()))
-        counts["passed" if line.correct else "failed"] += 1
-        if line.correct and b.status in OPEN:
-            await _set_status(session, b, "fixed", actor, event)
-            counts["fixed"] += 1
-        elif not line.correct and b.status == "fixed":
-            await _set_status(session, b, "regressed", actor, event)
-            counts["regressed"] += 1
-    log.info("testing_outcomes_applied", task_id=str(d.task_id), **counts)
+                                  event: Envelope[TestingCompleted]) -> Counter[str]:
+    counts = await TestingResults(session, settings, event).apply(store)
+    log.info("testing_outcomes_applied", task_id=str(event.data.task_id), function=function_of(event.data.function),
+             **counts)
     return counts
 
 
-async def _set_status(session: AsyncSession, b: Badcase, status: str, actor: str, event: Envelope[Any]) -> None:
-    now = utcnow()
-    old = b.status
-    b.status, b.updated_at = status, now
-    if status == "fixed":
-        b.fixed_at = now
-    else:
-        b.regressed_at = now
-    session.add(TriageChange(badcase_id=b.id, actor=actor, field="status", old=old, new=status, changed_at=now))
-    await outbox.add(session, BadcaseUpdated(badcase_id=b.id, changes={"status": status}), **caused_by(event))
-
-
-async def outcomes_of(session: AsyncSession, badcase_id: uuid.UUID) -> BadcaseOutcomes:
+async def outcomes_of(session: AsyncSession, badcase_id: uuid.UUID, function: str) -> BadcaseOutcomes:
     rows = await OutcomeRepository(session).for_badcase(badcase_id)
+    production = await production_of(session, function)
     latest: dict[tuple[str, str], ModelVersionOutcome] = {}
     for o in rows:  # newest first
         key = (o.model_name, o.model_version)
         if key in latest:
             latest[key].tests += 1
         else:
-            latest[key] = ModelVersionOutcome(model_name=o.model_name, model_version=o.model_version,
-                                              passed=o.passed, tests=1, last_tested_at=o.recorded_at)
+            version = VersionRef(o.model_name, o.model_version, o.model_version_id)
+            latest[key] = ModelVersionOutcome(
+                model_name=o.model_name, model_version=o.model_version, model_version_id=o.model_version_id,
+                passed=o.passed, tests=1, last_tested_at=o.recorded_at,
+                production=production is not None and production.same_as(version))
     return BadcaseOutcomes(badcase_id=badcase_id, by_model_version=list(latest.values()),
                            history=[OutcomeRead.model_validate(o, from_attributes=True) for o in rows])
