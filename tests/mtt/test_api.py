@@ -34,7 +34,6 @@ async def test_create_rules_and_bad_input(mtt: httpx.AsyncClient, settings: Sett
         assert r.status_code == status, r.text
         assert needle.lower() in str(r.json()["detail"]).lower(), r.json()
 
-    await bad({**base, "command": "python train.py"}, 422, "code location")  # a command with no code location
     await bad({**base, "command": "python train.py", "code_location": "relative/dir"}, 422, "absolute")
     await bad({**base, "command": "python train.py", "code_location": str(tmp_path / "nope")}, 422, "not an existing")
     await bad({**base, "command": "python 'unterminated", "code_location": str(code)}, 422, "does not parse")
@@ -55,9 +54,12 @@ async def test_create_rules_and_bad_input(mtt: httpx.AsyncClient, settings: Sett
     assert draft["status"] == "draft"
     r = await mtt.post(f"/tasks/{draft['id']}/run")
     assert r.status_code == 409 and "code_location" in r.json()["detail"]
-    r = await mtt.patch(f"/tasks/{draft['id']}", json={"command": "python train.py"})
-    assert r.status_code == 422 and "code location" in r.json()["detail"]
-    r = await mtt.patch(f"/tasks/{draft['id']}", json={"code_location": str(code), "command": "python train.py"})
+    r = await mtt.patch(f"/tasks/{draft['id']}", json={"command": "python train.py", "function": "digits"})
+    assert r.status_code == 200 and r.json()["status"] == "draft"  # a command still waiting for its code
+    assert r.json()["function"] == "digits"
+    r = await mtt.post(f"/tasks/{draft['id']}/run")
+    assert r.status_code == 409 and "upload it" in r.json()["detail"]
+    r = await mtt.patch(f"/tasks/{draft['id']}", json={"code_location": str(code)})
     assert r.status_code == 200 and r.json()["status"] == "ready"
     r = await mtt.post(f"/tasks/{draft['id']}/run")
     assert r.status_code == 202 and r.json()["status"] == "queued" and r.json()["attempt"] == 1
@@ -67,6 +69,11 @@ async def test_create_rules_and_bad_input(mtt: httpx.AsyncClient, settings: Sett
     assert (await mtt.post(f"/tasks/{draft['id']}/cancel")).status_code == 409
     assert [e["data"]["reason"] for e in await outbox_events(settings, "task.failed")] == ["cancelled by erin"]
     assert len(await outbox_events(settings, "task.created")) == 1
+    # a command without its code is a draft (the code comes later, or in the same call: see test_functions)
+    r = await mtt.post("/tasks", json={**base, "command": "python train.py"})
+    assert r.status_code == 201 and r.json()["status"] == "draft"
+    r = await mtt.post("/tasks", json={**base, "command": "python train.py", "run": True})
+    assert r.status_code == 422 and "upload it" in r.json()["detail"]
     assert (await mtt.get(f"/tasks/{uuid.uuid4()}")).status_code == 404
 
 

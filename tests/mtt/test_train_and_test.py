@@ -74,15 +74,16 @@ async def test_train_on_grouped_dataset_then_test_and_regress(mtt: httpx.AsyncCl
     group = uuid.uuid4()
     await deliver(settings, on_dataset_grouped, DatasetGrouped(
         dataset_id=uuid.UUID(test_id), version=1, purpose="test", manifest_key=test_key, item_count=len(test_items),
-        group_id=group, name="digits"))
+        group_id=group, name="digits", function="digits"))
     drafts = (await mtt.get("/tasks", params={"kind": "test"})).json()  # no default model: waits for one
     assert [(t["status"], t["datasets"][0]["dataset_id"]) for t in drafts] == [("draft", test_id)]
     for _ in range(2):  # a redelivery makes no second task
         await deliver(settings, on_dataset_grouped, DatasetGrouped(
             dataset_id=uuid.UUID(train_id), version=1, purpose="train", manifest_key=train_key,
-            item_count=len(train_items), group_id=group, name="digits"))
+            item_count=len(train_items), group_id=group, name="digits", function="digits"))
     tasks = (await mtt.get("/tasks", params={"kind": "train"})).json()
     assert len(tasks) == 1 and tasks[0]["status"] == "queued" and tasks[0]["origin"] == "dataset.grouped"
+    assert tasks[0]["function"] == "digits"  # the train dataset's
     train = tasks[0]
     assert [(d["dataset_id"], d["purpose"]) for d in train["datasets"]] == [(train_id, "train"), (test_id, "test")]
     start_runner("runner-a")
@@ -107,6 +108,7 @@ async def test_train_on_grouped_dataset_then_test_and_regress(mtt: httpx.AsyncCl
     assert len(uploaded) == 1
     mu = uploaded[0]["data"]
     assert mu["model_name"] == "digits" and mu["format"] == "onnx" and mu["task_id"] == train["id"]
+    assert mu["function"] == "digits" and mu["test_dataset_ids"] == [test_id]
     store = make_store(settings)
     assert (await store.stat(mu["object_key"])).size == mu["size"]
     assert [e["data"]["task_id"] for e in await outbox_events(settings, "task.finished")] == [train["id"]]
@@ -147,18 +149,24 @@ async def test_train_on_grouped_dataset_then_test_and_regress(mtt: httpx.AsyncCl
     bad_id, bad_key = await put_dataset(settings, bad_items, badcase_ids=bad_ids)
     await deliver(settings, on_dataset_grouped, DatasetGrouped(
         dataset_id=uuid.UUID(bad_id), version=3, purpose="test", manifest_key=bad_key, item_count=5,
-        is_badcase_test_set=True))
+        is_badcase_test_set=True, name="badcase test set: digits", function="digits"))
+    version_id = uuid.uuid4()  # (the event names no function and no test split: its training task's)
     await deliver(settings, on_model_registered, ModelRegistered(
-        model_version_id=uuid.uuid4(), name="digits", version="2", format="onnx", object_key=mu["object_key"],
+        model_version_id=version_id, name="digits", version="2", format="onnx", object_key=mu["object_key"],
         task_id=uuid.UUID(train["id"])))
     regression = [t for t in (await mtt.get("/tasks", params={"kind": "test"})).json()
                   if t["origin"] == "model.registered"]
     assert sorted(t["datasets"][0]["dataset_id"] for t in regression) == sorted([bad_id, test_id])
+    assert sorted((t["name"], t["set_kind"], t["function"], t["model_version_id"]) for t in regression) == [
+        ("regression digits v2 on badcase test set: digits v3", "badcase_test_set", "digits", str(version_id)),
+        ("regression digits v2 on test split digits v1", "test_split", "digits", str(version_id))]
     for t in regression:
         assert (await task_in(mtt, t["id"], "succeeded", "failed"))["status"] == "succeeded"
     reg_bad = next(t for t in regression if t["datasets"][0]["dataset_id"] == bad_id)
     tc_bad = next(e["data"] for e in await outbox_events(settings, "testing.completed")
                   if e["data"]["task_id"] == reg_bad["id"])
+    assert (tc_bad["function"], tc_bad["set_kind"], tc_bad["model_version_id"]) == (
+        "digits", "badcase_test_set", str(version_id))
     lines = [json.loads(x) for x in (await read_all(await store.get(tc_bad["outcomes_key"]))).decode().splitlines()]
     assert sorted(x["badcase_id"] for x in lines) == sorted(bad_ids)  # the outcome of each badcase
     # compare two testing tasks class by class

@@ -15,7 +15,7 @@ from mlife_shared.messaging.consumer import Subscription
 from mtt.config import Settings
 from mtt.report.router import router as report_router
 from mtt.task import models as _models  # noqa: F401 - the tables, for migrations
-from mtt.task.consumers import on_dataset_grouped, on_model_registered
+from mtt.task.consumers import on_dataset_grouped, on_model_registered, on_testing_requested
 from mtt.task.router import router as task_router
 from mtt.task.service import TaskService
 
@@ -33,6 +33,7 @@ def subscriptions(ctx: ServiceContext) -> list[Subscription]:
     return [
         Subscription("dataset-grouped", "dataset.grouped", partial(on_dataset_grouped, ctx=ctx)),
         Subscription("model-registered", "model.registered", partial(on_model_registered, ctx=ctx)),
+        Subscription("testing-requested", "testing.requested", partial(on_testing_requested, ctx=ctx)),
     ]
 
 

@@ -47,6 +47,13 @@ from mtt.runner.mlflow_rest import MlflowError, MlflowRest
 from mtt.runner.queue import RunMessage, dispatch_pending, durable, ensure_consumer, ensure_stream, subject
 from mtt.task.models import RunRequest, Task
 from mtt.task.repository import TaskRepository
+from mtt.task.service import TaskService, announce_testing_failed
+
+try:
+    from mtt.evaluator.compat import incompatibility
+except ImportError:  # until the evaluator's compatibility pre-check lands (mtt/evaluator/compat.py)
+    def incompatibility(items: list[dict[str, Any]], model_path: Path, params: dict[str, Any]) -> str | None:
+        return None
 
 log = structlog.get_logger(__name__)
 
@@ -56,6 +63,10 @@ ENV_PASSTHROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SYSTEMROOT
 
 class RunFailed(Exception):
     pass
+
+
+class Incompatible(RunFailed):
+    """The model cannot take the set's items: found before any run."""
 
 
 @dataclass
@@ -69,6 +80,7 @@ class RunResult:
     artifacts: list[dict[str, Any]] = field(default_factory=list)
     models: list[ModelUploaded] = field(default_factory=list)
     dataset_id: uuid.UUID | None = None
+    incompatible: bool = False
 
 
 def make_backend(settings: Settings) -> Backend:
@@ -208,12 +220,15 @@ class Runner:
         try:
             sink.line(f"task {task.id} attempt {task.attempt} on runner {self.id}")
             manifests = await self._resolve(task, work, sink)
+            model_path = await self._fetch_model(task, work, sink)
+            if not task.command:
+                await self._check_compatible(task, manifests, model_path, sink)
             if mlflow is not None:
                 artifact_uri = await self._open_mlflow(mlflow, task, manifests)
             if task.command:
-                await self._run_command(task, work, manifests, sink, cancel, result)
+                await self._run_command(task, work, manifests, model_path, sink, cancel, result)
             else:
-                await self._evaluate(task, work, manifests, sink, cancel, result)
+                await self._evaluate(task, work, manifests, model_path, sink, cancel, result)
             await self._collect(task, work, sink, result)
         except asyncio.CancelledError:  # the runner is stopping (see _requeue): stop this run's helpers
             watch_stop.set()
@@ -227,6 +242,8 @@ class Runner:
             raise
         except EvaluationCancelled:
             result.status, result.error = "cancelled", "cancelled"
+        except Incompatible as exc:
+            result.status, result.error, result.incompatible = "failed", f"incompatible: {exc}", True
         except (RunFailed, MLifeError, MlflowError) as exc:
             result.status = "cancelled" if cancel.is_set() else "failed"
             result.error = "cancelled" if cancel.is_set() else str(getattr(exc, "message", exc))
@@ -296,8 +313,10 @@ class Runner:
                 md5 = it.get("md5")
                 if not data_key and md5:
                     data_key = f"dam/files/{md5}"
+                if not data_key and isinstance(it.get("features"), dict):
+                    return  # a table row: its features are the data
                 if not data_key:
-                    raise RunFailed(f"manifest {key}: item {i} has neither key nor md5")
+                    raise RunFailed(f"manifest {key}: item {i} has neither key nor md5 (nor features)")
                 suffix = Path(str(it.get("path") or data_key)).suffix[:10]
                 dest = folder / f"{i:07d}-{md5 or 'item'}{suffix}"
                 async with sem:
@@ -344,7 +363,39 @@ class Runner:
                 row.mlflow_experiment_id, row.mlflow_run_id = exp, run_id
         return str(info.get("artifact_uri", ""))
 
-    def _env(self, task: Task, work: Path, manifests: list[dict[str, Any]]) -> dict[str, str]:
+    async def _fetch_model(self, task: Task, work: Path, sink: LogSink) -> Path | None:
+        """The task's model into `<work>/model/` (a testing task's: the built-in evaluator runs it, your own code
+        gets its path as `MLIFE_MODEL_PATH`)."""
+        if not task.model:
+            if not task.command:
+                raise RunFailed("a test task without a command needs a model")
+            return None
+        key = task.model["object_key"]
+        name = "model.onnx" if not task.command else _safe(key.rsplit("/", 1)[-1])
+        path = work / "model" / name
+        path.parent.mkdir(exist_ok=True)
+        try:
+            stream = await self.raw_store.get(key)
+        except ObjectNotFound as exc:
+            raise RunFailed(f"the model file {key!r} is missing") from exc
+        with path.open("wb") as fh:
+            async for chunk in stream:
+                fh.write(chunk)
+        sink.line(f"model {task.model['name']} v{task.model['version']}: {path.stat().st_size} bytes")
+        return path
+
+    async def _check_compatible(self, task: Task, manifests: list[dict[str, Any]], model_path: Path | None,
+                                sink: LogSink) -> None:
+        """Before the built-in evaluator runs: can the model take every item (modality, size, input shape)?"""
+        assert model_path is not None
+        items = [it for m in manifests for it in m["items"]]
+        reason = await asyncio.to_thread(incompatibility, items, model_path, dict(task.params))
+        if reason is not None:
+            raise Incompatible(reason)
+        sink.line(f"the model can take the {len(items)} items")
+
+    def _env(self, task: Task, work: Path, manifests: list[dict[str, Any]],
+             model_path: Path | None = None) -> dict[str, str]:
         env = {k: os.environ[k] for k in ENV_PASSTHROUGH if k in os.environ}
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "/usr/bin:/bin")])
         if SDK_DIR.is_dir():
@@ -360,14 +411,16 @@ class Runner:
         })
         if task.model:
             env["MLIFE_MODEL_NAME"], env["MLIFE_MODEL_VERSION"] = task.model["name"], task.model["version"]
+        if model_path is not None:
+            env["MLIFE_MODEL_PATH"] = str(model_path)
         if self.settings.mlflow_tracking_uri and task.mlflow_run_id:
             env["MLFLOW_TRACKING_URI"] = self.settings.mlflow_tracking_uri
             env["MLFLOW_RUN_ID"] = task.mlflow_run_id
             env["MLFLOW_EXPERIMENT_ID"] = task.mlflow_experiment_id or ""
         return env
 
-    async def _run_command(self, task: Task, work: Path, manifests: list[dict[str, Any]], sink: LogSink,
-                           cancel: threading.Event, result: RunResult) -> None:
+    async def _run_command(self, task: Task, work: Path, manifests: list[dict[str, Any]], model_path: Path | None,
+                           sink: LogSink, cancel: threading.Event, result: RunResult) -> None:
         import shlex
 
         code = work / "code"
@@ -389,7 +442,7 @@ class Runner:
                 raise RunFailed(f"the code location {location!r} is not a folder on runner {self.id}")
             shutil.copytree(src, code, ignore=shutil.ignore_patterns(".git", "__pycache__", "*.pyc", "mlife-output"))
         spec = ProcessSpec(task_id=str(task.id), argv=shlex.split(task.command or ""), workdir=work, cwd=code,
-                           env=self._env(task, work, manifests), kill_grace_seconds=self.settings.kill_grace_seconds)
+                           env=self._env(task, work, manifests, model_path), kill_grace_seconds=self.settings.kill_grace_seconds)
         sink.line(f"$ {task.command}")
         proc = await self.backend.start(spec)
 
@@ -440,20 +493,9 @@ class Runner:
         if code_ != 0:
             raise RunFailed(f"the command exited with code {code_}")
 
-    async def _evaluate(self, task: Task, work: Path, manifests: list[dict[str, Any]], sink: LogSink,
-                        cancel: threading.Event, result: RunResult) -> None:
-        if not task.model:
-            raise RunFailed("a test task without a command needs a model")
-        model_dir = work / "model"
-        model_dir.mkdir()
-        path = model_dir / "model.onnx"
-        try:
-            stream = await self.raw_store.get(task.model["object_key"])
-        except ObjectNotFound as exc:
-            raise RunFailed(f"the model file {task.model['object_key']!r} is missing") from exc
-        with path.open("wb") as fh:
-            async for chunk in stream:
-                fh.write(chunk)
+    async def _evaluate(self, task: Task, work: Path, manifests: list[dict[str, Any]], path: Path | None,
+                        sink: LogSink, cancel: threading.Event, result: RunResult) -> None:
+        assert task.model and path is not None
         items = [it for m in manifests for it in m["items"]]
         prep = parse_preprocess(task.params["preprocess"], where="params.preprocess") \
             if "preprocess" in task.params else None
@@ -579,18 +621,24 @@ class Runner:
             row.artifacts = result.artifacts
             row.finished_at, row.updated_at, row.heartbeat_at = now, now, now
             if result.status == "succeeded":
-                for m in result.models:
-                    await outbox.add(session, m)
+                if result.models:
+                    splits = await TaskService(session, self.settings, self.raw_store).test_splits(row)
+                    for m in result.models:
+                        await outbox.add(session, m.model_copy(update={"function": row.function,
+                                                                       "test_dataset_ids": splits}))
                 if row.kind == "test" and result.outcomes_key and row.model:
                     await outbox.add(session, TestingCompleted(
                         task_id=row.id, model_name=row.model["name"], model_version=row.model["version"],
                         dataset_id=result.dataset_id, function=row.function, metrics=result.metrics,
-                        outcomes_key=result.outcomes_key))
+                        outcomes_key=result.outcomes_key, model_version_id=row.model_version_id,
+                        set_kind=row.set_kind or "other"))  # type: ignore[arg-type]
                 await outbox.add(session, TaskFinished(task_id=row.id, kind=row.kind,  # type: ignore[arg-type]
                                                        metrics=result.metrics))
             else:
+                reason = (result.error or result.status)[:2000]
                 await outbox.add(session, TaskFailed(task_id=row.id, kind=row.kind,  # type: ignore[arg-type]
-                                                     reason=(result.error or result.status)[:2000]))
+                                                     reason=reason))
+                await announce_testing_failed(session, row, reason, incompatible=result.incompatible)
 
 
 async def _acquire_or_stop(slots: asyncio.Semaphore, stop: asyncio.Event) -> bool:

@@ -28,7 +28,9 @@ class Task(Base):
     dedup_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     datasets: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     model: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    function: Mapped[str | None] = mapped_column(String(200))
+    function: Mapped[str | None] = mapped_column(String(200), index=True)
+    set_kind: Mapped[str | None] = mapped_column(String(20))  # badcase_test_set / test_split / other (tests)
+    model_version_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
     code_location: Mapped[str | None] = mapped_column(Text)
     command: Mapped[str | None] = mapped_column(Text)
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
@@ -67,7 +69,8 @@ class RunRequest(Base):
 
 
 class GroupedDataset(Base):
-    """Projection of DAM's `dataset.grouped`: which dataset versions exist and which is the badcase test set."""
+    """Projection of DAM's `dataset.grouped`: which dataset versions exist, their function, and which is a
+    function's badcase test set."""
 
     __tablename__ = "mtt_dataset"
 
@@ -79,6 +82,8 @@ class GroupedDataset(Base):
     is_badcase_test_set: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     group_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
     name: Mapped[str | None] = mapped_column(String(200))
+    function: Mapped[str | None] = mapped_column(String(200), index=True)
+    modality: Mapped[str | None] = mapped_column(String(10))
     grouped_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
@@ -93,4 +98,6 @@ class RegisteredModel(Base):
     format: Mapped[str] = mapped_column(String(40))
     object_key: Mapped[str] = mapped_column(Text)
     task_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    function: Mapped[str | None] = mapped_column(String(200))
+    test_dataset_ids: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     registered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

@@ -29,13 +29,17 @@ class TaskRepository:
     async def by_dedup(self, key: str) -> Task | None:
         return (await self.session.execute(select(Task).where(Task.dedup_key == key))).scalar_one_or_none()
 
-    async def list(self, *, kind: str | None, status: str | None, limit: int,
-                   before: uuid.UUID | None = None) -> Sequence[Task]:
+    async def list(self, *, kind: str | None, status: str | None, limit: int, function: str | None = None,
+                   model_version_id: uuid.UUID | None = None) -> Sequence[Task]:
         stmt = select(Task).order_by(Task.created_at.desc(), Task.id.desc()).limit(limit)
         if kind:
             stmt = stmt.where(Task.kind == kind)
         if status:
             stmt = stmt.where(Task.status == status)
+        if function:
+            stmt = stmt.where(Task.function == function)
+        if model_version_id:
+            stmt = stmt.where(Task.model_version_id == model_version_id)
         return (await self.session.execute(stmt)).scalars().all()
 
     async def refresh_flags(self, task_id: uuid.UUID) -> tuple[str, bool] | None:
@@ -81,18 +85,30 @@ class TaskRepository:
                 .order_by(GroupedDataset.dataset_id))
         return (await self.session.execute(stmt)).scalars().all()
 
-    async def latest_badcase_test_set(self) -> GroupedDataset | None:
-        stmt = (select(GroupedDataset).where(GroupedDataset.is_badcase_test_set.is_(True))
+    async def current_badcase_test_set(self, function: str) -> GroupedDataset | None:
+        """The latest badcase test set of `function` (each function has its own)."""
+        stmt = (select(GroupedDataset)
+                .where(GroupedDataset.is_badcase_test_set.is_(True), GroupedDataset.function == function)
                 .order_by(GroupedDataset.grouped_at.desc(), GroupedDataset.version.desc()).limit(1))
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
     async def upsert_model(self, m: RegisteredModel) -> RegisteredModel:
+        """Insert the version, or fill in what an earlier event of it did not say (function, test splits)."""
         existing = await self.session.get(RegisteredModel, m.model_version_id)
-        if existing is not None:
-            return existing
-        self.session.add(m)
-        await self.session.flush()
-        return m
+        if existing is None:
+            self.session.add(m)
+            await self.session.flush()
+            return m
+        if existing.function is None and m.function is not None:
+            existing.function = m.function
+        if not existing.test_dataset_ids and m.test_dataset_ids:
+            existing.test_dataset_ids = m.test_dataset_ids
+        if existing.task_id is None and m.task_id is not None:
+            existing.task_id = m.task_id
+        return existing
+
+    async def model(self, model_version_id: uuid.UUID) -> RegisteredModel | None:
+        return await self.session.get(RegisteredModel, model_version_id)
 
     async def latest_model(self, name: str) -> RegisteredModel | None:
         stmt = (select(RegisteredModel).where(RegisteredModel.name == name)

@@ -4,9 +4,12 @@ import asyncio
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
+from starlette.datastructures import UploadFile
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 
 from mlife_shared.app import SessionDep, StoreDep
 from mlife_shared.auth import Engineer, Viewer
@@ -20,7 +23,6 @@ from mtt.config import Settings
 from mtt.runner.logs import read_log
 from mtt.task.exceptions import InvalidTask, TaskStateConflict
 from mtt.task.models import TERMINAL
-from mtt.task.repository import TaskRepository
 from mtt.task.schemas import LogChunk, StoredFile, TaskCreate, TaskRead, TaskUpdate
 from mtt.task.service import TaskService
 
@@ -31,11 +33,62 @@ def _service(request: Request, session: SessionDep) -> TaskService:
     return TaskService(session, request.app.state.settings, request.app.state.raw_store)
 
 
-@router.post("", status_code=201)
-async def create_task(body: TaskCreate, request: Request, session: SessionDep, user: Engineer) -> TaskRead:
-    """Create a training or testing task (and queue it with `run: true`)."""
+def _inline(schema: dict[str, Any]) -> dict[str, Any]:
+    """A pydantic JSON schema with its `$defs` put in place (for a request body declared by hand)."""
+    defs = schema.pop("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return walk(defs[ref.removeprefix("#/$defs/")])
+            return {k: walk(v) for k, v in node.items()}
+        return [walk(v) for v in node] if isinstance(node, list) else node
+
+    return walk(schema)  # type: ignore[no-any-return]
+
+
+_TASK_SCHEMA = _inline(TaskCreate.model_json_schema())
+CREATE_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": _TASK_SCHEMA},
+    "multipart/form-data": {"schema": {
+        "type": "object", "required": ["task"],
+        "properties": {"task": {"type": "string", "description": "The TaskCreate, as JSON"},
+                       "code": {"type": "string", "format": "binary",
+                                "description": "The code as a .zip or .tar.gz (checked as by POST /tasks/{id}/code)"}}}},
+}}}
+
+
+def _task_body(raw: bytes | str, where: tuple[str, ...]) -> TaskCreate:
+    try:
+        return TaskCreate.model_validate_json(raw)
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": (*where, *e["loc"])} for e in exc.errors()]) from exc
+
+
+@router.post("", status_code=201, openapi_extra=CREATE_BODY)
+async def create_task(request: Request, session: SessionDep, user: Engineer) -> TaskRead:
+    """Create a training or testing task (and queue it with `run: true`): a TaskCreate as JSON, or
+    multipart/form-data with a `task` part (TaskCreate JSON) and a `code` part (.zip/.tar.gz) — code, command and
+    params in one call. A task with a command whose code is not there yet is a draft."""
     svc = _service(request, session)
-    return svc.read(await svc.create(body, user.username))
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return svc.read(await svc.create(_task_body(await request.body(), ("body",)), user.username))
+    settings: Settings = request.app.state.settings
+    async with request.form(max_files=1, max_fields=1, max_part_size=1024 * 1024) as form:
+        task_part, code_part = form.get("task"), form.get("code")
+        if task_part is None:
+            raise InvalidTask("multipart: send the task (TaskCreate JSON) as the `task` part")
+        raw = await task_part.read() if isinstance(task_part, UploadFile) else task_part
+        body = _task_body(raw, ("body", "task"))
+        if code_part is None:
+            return svc.read(await svc.create(body, user.username))
+        if not isinstance(code_part, UploadFile):
+            raise InvalidTask("multipart: send the code archive as a file in the `code` part")
+        with tempfile.TemporaryDirectory(prefix="mtt-upload-") as tmp:
+            path = Path(tmp) / "code"
+            await _part_to_file(code_part, path, settings.max_upload_bytes)
+            return svc.read(await svc.create_with_code(body, user.username, path))
 
 
 @router.get("")
@@ -43,9 +96,13 @@ async def list_tasks(request: Request, session: SessionDep, _: Viewer,
                      kind: Literal["train", "test"] | None = None,
                      status: Literal["draft", "ready", "queued", "running", "succeeded", "failed", "cancelled"]
                      | None = None,
+                     function: Annotated[str | None, Query(max_length=200)] = None,
+                     model_version_id: uuid.UUID | None = None,
                      limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[TaskRead]:
+    """Tasks, newest first; filter by kind, status, function or the tested model version."""
     svc = _service(request, session)
-    return [svc.read(t) for t in await TaskRepository(session).list(kind=kind, status=status, limit=limit)]
+    return [svc.read(t) for t in await svc.list(kind=kind, status=status, function=function,
+                                                model_version_id=model_version_id, limit=limit)]
 
 
 @router.get("/{task_id}")
@@ -57,7 +114,7 @@ async def get_task(task_id: uuid.UUID, request: Request, session: SessionDep, _:
 @router.patch("/{task_id}")
 async def update_task(task_id: uuid.UUID, body: TaskUpdate, request: Request, session: SessionDep,
                       _: Engineer) -> TaskRead:
-    """Set the code, command, parameters or model; a draft whose code is set becomes ready."""
+    """Set the code, command, parameters, model or function; a draft whose code is set becomes ready."""
     svc = _service(request, session)
     return svc.read(await svc.update(await svc.get(task_id, for_update=True), body))
 
@@ -102,6 +159,18 @@ async def _body_to_file(request: Request, path: Path, limit: int) -> None:
         raise InvalidTask("the request body is empty: send the file as the raw body")
 
 
+async def _part_to_file(part: UploadFile, path: Path, limit: int) -> None:
+    size = 0
+    with path.open("wb") as fh:
+        while chunk := await part.read(1 << 20):
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"the upload exceeds {limit} bytes")
+            fh.write(chunk)
+    if size == 0:
+        raise InvalidTask("the `code` part is empty: send a .zip or .tar.gz")
+
+
 async def _file_stream(path: Path):  # type: ignore[no-untyped-def]
     with path.open("rb") as fh:
         while chunk := fh.read(1 << 20):
@@ -138,17 +207,15 @@ async def upload_model(task_id: uuid.UUID, request: Request, session: SessionDep
                                         "size": stored.size, "md5": stored.md5}]
     task.updated_at = utcnow()
     await outbox.add(session, ModelUploaded(task_id=task.id, model_name=name, object_key=full, format=format,
-                                            md5=stored.md5, size=stored.size, metrics=dict(task.metrics)))
+                                            md5=stored.md5, size=stored.size, metrics=dict(task.metrics),
+                                            function=task.function, test_dataset_ids=await svc.test_splits(task)))
     return StoredFile(key=full, size=stored.size, md5=stored.md5)
 
 
 @router.post("/{task_id}/code", status_code=201)
-async def upload_code(task_id: uuid.UUID, request: Request, session: SessionDep, store: StoreDep,
-                      _: Engineer) -> TaskRead:
+async def upload_code(task_id: uuid.UUID, request: Request, session: SessionDep, _: Engineer) -> TaskRead:
     """Upload the task's code as a .zip or .tar.gz (raw body): checked (no absolute or `..` paths, no links,
     bounded size), stored, and extracted by whichever runner takes the task (`code_location = store:<key>`)."""
-    from mtt.runner.code import kind_of, members
-
     settings: Settings = request.app.state.settings
     svc = _service(request, session)
     task = await svc.get(task_id, for_update=True)
@@ -157,12 +224,7 @@ async def upload_code(task_id: uuid.UUID, request: Request, session: SessionDep,
     with tempfile.TemporaryDirectory(prefix="mtt-upload-") as tmp:
         path = Path(tmp) / "code"
         await _body_to_file(request, path, settings.max_upload_bytes)
-        with path.open("rb") as fh:
-            ext = kind_of(fh.read(4))
-        await asyncio.to_thread(members, path)
-        key = f"tasks/{task.id}/code/{utcnow().strftime('%Y%m%dT%H%M%S%f')}.{ext}"
-        await store.put(key, _file_stream(path), max_size=settings.max_upload_bytes)
-    return svc.read(svc.set_code_archive(task, store.full_key(key)))
+        return svc.read(await svc.store_code(task, path))
 
 
 @router.post("/{task_id}/results", status_code=201)

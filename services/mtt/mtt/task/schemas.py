@@ -31,10 +31,13 @@ class TaskCreate(_In):
     datasets: list[DatasetRef] = Field(min_length=1, max_length=20)
     model: ModelRef | None = Field(None, description="The model to test (test tasks)")
     model_name: str | None = Field(None, description="Test the latest registered version of this model")
-    function: str | None = Field(None, max_length=200)
-    code_location: str | None = Field(None, description="Absolute folder with the code (copied into the work dir)")
+    function: str | None = Field(None, min_length=1, max_length=200, description="The function the task is for; default: the train "
+                                 "dataset's (training) or the registered model's (testing)")
+    code_location: str | None = Field(None, description="Absolute folder with the code (copied into the work dir); "
+                                      "or upload the code (POST /tasks/{id}/code, or a `code` part here)")
     command: str | None = Field(None, max_length=4000, description="Run in the code folder, e.g. `python train.py`; "
-                                "a test task without one uses the built-in evaluator")
+                                "a test task without one uses the built-in evaluator; a task whose code is not "
+                                "there yet stays a draft")
     params: dict[str, Any] = {}
     timeout_seconds: float | None = Field(None, gt=0, le=7 * 86400)
     queue: str = Field("default", pattern=r"^[a-z0-9_-]{1,60}$")
@@ -43,6 +46,7 @@ class TaskCreate(_In):
 
 class TaskUpdate(_In):
     name: str | None = Field(None, max_length=200)
+    function: str | None = Field(None, min_length=1, max_length=200)
     code_location: str | None = None
     command: str | None = Field(None, max_length=4000)
     params: dict[str, Any] | None = None
@@ -60,6 +64,8 @@ class TaskRead(BaseModel):
     datasets: list[dict[str, Any]]
     model: dict[str, Any] | None
     function: str | None
+    set_kind: str | None = Field(None, description="A test task's set: badcase_test_set, test_split or other")
+    model_version_id: uuid.UUID | None = None
     code_location: str | None
     command: str | None
     params: dict[str, Any]

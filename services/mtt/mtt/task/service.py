@@ -13,7 +13,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mlife_shared.db import utcnow
-from mlife_shared.events.contracts import TaskCreated, TaskFailed
+from mlife_shared.events.contracts import SetKind, TaskCreated, TaskFailed, TestingFailed
 from mlife_shared.messaging import outbox
 from mlife_shared.objectstore import ObjectStore
 from mlife_shared.objectstore.base import InvalidKey, validate_key
@@ -67,12 +67,40 @@ def check_command(command: str) -> list[str]:
 def runnable(task: Task) -> str | None:
     """Why the task cannot run yet, or None."""
     if task.command and not task.code_location:
-        return "the command has no code location: set code_location"
+        return "the command has no code yet: upload it (POST /tasks/{id}/code) or set code_location"
     if task.kind == "train" and not task.command:
         return "set code_location and command (the training code to run)"
     if task.kind == "test" and not task.command and not task.model:
         return "set the model to test (or a command for your own testing code)"
     return None
+
+
+async def announce_testing_failed(session: AsyncSession, task: Task, reason: str, *,
+                                  incompatible: bool = False) -> None:
+    """`testing.failed` for a testing task of a model that gave no result (the gate waits for one)."""
+    if task.kind != "test" or not task.model or not task.datasets:
+        return
+    await outbox.add(session, TestingFailed(
+        task_id=task.id, model_name=task.model["name"], model_version=task.model["version"],
+        model_version_id=task.model_version_id, dataset_id=uuid.UUID(task.datasets[0]["dataset_id"]),
+        function=task.function, set_kind=task.set_kind or "other",  # type: ignore[arg-type]
+        incompatible=incompatible, reason=reason[:2000]))
+
+
+def _check_archive(path: Path) -> str:
+    """The archive's extension (zip / tar.gz) once its members are known to be safe."""
+    from mtt.runner.code import kind_of, members
+
+    with path.open("rb") as fh:
+        ext = kind_of(fh.read(4))
+    members(path)
+    return ext
+
+
+async def _file_chunks(path: Path):  # type: ignore[no-untyped-def]
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            yield chunk
 
 
 class TaskService:
@@ -88,6 +116,9 @@ class TaskService:
         if task is None:
             raise TaskNotFound(f"no task {task_id}")
         return task
+
+    async def list(self, **filters: Any) -> list[Task]:
+        return list(await self.repo.list(**filters))
 
     def read(self, task: Task) -> TaskRead:
         out = TaskRead.model_validate(task, from_attributes=True)
@@ -155,11 +186,10 @@ class TaskService:
             check_input_shape(declared, inputs[name].shape, name)
 
     async def create(self, body: TaskCreate, owner: str | None, *, origin: str = "api", dedup_key: str | None = None,
-                     inspect_model: bool = True) -> Task:
+                     inspect_model: bool = True, set_kind: SetKind | None = None) -> Task:
+        """A task with a command but no code yet is a draft: it becomes ready when its code arrives."""
         if body.command is not None:
             check_command(body.command)
-            if not body.code_location:
-                raise InvalidTask("a command needs a code location: set code_location to the folder of your code")
         code = check_code_location(body.code_location) if body.code_location else None
         if code and code.startswith(STORE_PREFIX) and await self.store.stat(code[len(STORE_PREFIX):]) is None:
             raise InvalidTask(f"the code archive {code!r} does not exist")
@@ -169,9 +199,14 @@ class TaskService:
         model = await self._model(body.model, body.model_name) if body.kind == "test" or body.model else None
         if model is not None and body.kind == "test" and not body.command and inspect_model:
             await self.check_model(model, body.params)
+        version_id = uuid.UUID(model["model_version_id"]) if model and model.get("model_version_id") else None
+        function = body.function or await self._function_of(body.kind, datasets, version_id)
+        if body.kind == "test" and set_kind is None:
+            set_kind = await self._set_kind(datasets[0], version_id)
         task = Task(id=uuid.uuid4(), kind=body.kind, name=body.name or f"{body.kind} {datasets[0]['dataset_id'][:8]}",
                     status="draft", owner=owner, origin=origin, dedup_key=dedup_key, datasets=datasets, model=model,
-                    function=body.function, code_location=code, command=body.command, params=dict(body.params),
+                    function=function, set_kind=set_kind if body.kind == "test" else None,
+                    model_version_id=version_id, code_location=code, command=body.command, params=dict(body.params),
                     queue=body.queue, timeout_seconds=body.timeout_seconds, attempt=0, cancel_requested=False,
                     metrics={}, artifacts=[], created_at=utcnow(), updated_at=utcnow())
         task.status = "ready" if runnable(task) is None else "draft"
@@ -182,6 +217,46 @@ class TaskService:
         if body.run:
             await self.enqueue(task)
         return task
+
+    async def _function_of(self, kind: str, datasets: list[dict[str, Any]], version_id: uuid.UUID | None) -> str | None:
+        """Training: the train dataset's function. Testing: the registered model's, else the test dataset's."""
+        if kind == "test" and version_id is not None:
+            registered = await self.repo.model(version_id)
+            if registered is not None and registered.function:
+                return registered.function
+        for ds in sorted(datasets, key=lambda d: d["purpose"] != kind):  # a train dataset first for training
+            known = await self.repo.dataset(uuid.UUID(ds["dataset_id"]))
+            if known is not None and known.function:
+                return known.function
+        return None
+
+    async def _set_kind(self, dataset: dict[str, Any], version_id: uuid.UUID | None) -> SetKind:
+        if dataset.get("is_badcase_test_set"):
+            return "badcase_test_set"
+        registered = await self.repo.model(version_id) if version_id is not None else None
+        if registered is not None and dataset["dataset_id"] in (registered.test_dataset_ids or []):
+            return "test_split"
+        return "other"
+
+    async def test_splits(self, task: Task) -> list[uuid.UUID]:
+        """A training task's test split(s): its test-purpose datasets and the test sets grouped with its data,
+        never a badcase test set."""
+        out: list[uuid.UUID] = []
+
+        def keep(dataset_id: uuid.UUID) -> None:
+            if dataset_id not in out:
+                out.append(dataset_id)
+
+        for ds in task.datasets:
+            known = await self.repo.dataset(uuid.UUID(ds["dataset_id"]))
+            badcase = known.is_badcase_test_set if known is not None else bool(ds.get("is_badcase_test_set"))
+            if ds.get("purpose") == "test" and not badcase:
+                keep(uuid.UUID(ds["dataset_id"]))
+            if known is not None and known.group_id is not None:
+                for sibling in await self.repo.group_siblings(known.group_id, "test"):
+                    if not sibling.is_badcase_test_set:
+                        keep(sibling.dataset_id)
+        return out
 
     async def update(self, task: Task, body: TaskUpdate) -> Task:
         if task.status in ("queued", "running"):
@@ -196,8 +271,8 @@ class TaskService:
                 raise InvalidTask(f"the code archive {task.code_location!r} does not exist")
         if "command" in fields:
             task.command = body.command
-        if task.command and not task.code_location:
-            raise InvalidTask("a command needs a code location: set code_location to the folder of your code")
+        if "function" in fields:
+            task.function = body.function
         if "params" in fields and body.params is not None:
             if "preprocess" in body.params:
                 parse_preprocess(body.params["preprocess"], where="params.preprocess")
@@ -208,12 +283,36 @@ class TaskService:
             task.timeout_seconds = body.timeout_seconds
         if "model" in fields:
             task.model = await self._model(body.model, None)
+            version = task.model.get("model_version_id") if task.model else None
+            task.model_version_id = uuid.UUID(version) if version else None
         if task.model and task.kind == "test" and not task.command and ({"model", "params"} & fields):
             await self.check_model(task.model, task.params)
         if task.status in ("draft", "ready"):
             task.status = "ready" if runnable(task) is None else "draft"
         task.updated_at = utcnow()
         return task
+
+    async def create_with_code(self, body: TaskCreate, owner: str | None, archive: Path) -> Task:
+        """One call: the task, its code archive (checked as by `store_code`), its command and params; queued at
+        once with `run: true`."""
+        await asyncio.to_thread(_check_archive, archive)
+        task = await self.create(body.model_copy(update={"run": False}), owner)
+        await self.store_code(task, archive)
+        if body.run:
+            why = runnable(task)
+            if why is not None:
+                raise InvalidTask(f"the task cannot run: {why}")
+            await self.enqueue(task)
+        return task
+
+    async def store_code(self, task: Task, archive: Path) -> Task:
+        """Check a .zip / .tar.gz (no absolute or `..` paths, no links, bounded), store it, point the task at it."""
+        if task.status in ("queued", "running"):
+            raise TaskStateConflict(f"the task is {task.status}; cancel it before changing its code")
+        ext = await asyncio.to_thread(_check_archive, archive)
+        key = f"{self.prefix}/tasks/{task.id}/code/{utcnow().strftime('%Y%m%dT%H%M%S%f')}.{ext}"
+        await self.store.put(key, _file_chunks(archive), max_size=self.settings.max_upload_bytes)
+        return self.set_code_archive(task, key)
 
     def set_code_archive(self, task: Task, key: str) -> Task:
         if task.status in ("queued", "running"):
@@ -252,6 +351,7 @@ class TaskService:
                 task.status, task.finished_at, task.error = "cancelled", now, "cancelled (its runner went silent)"
                 await outbox.add(self.session, TaskFailed(task_id=task.id, kind=task.kind,  # type: ignore[arg-type]
                                                           reason="cancelled"))
+                await announce_testing_failed(self.session, task, "cancelled")
                 continue
             await self.enqueue(task)
             task.error = f"attempt {old} lost its runner {runner}"
@@ -267,4 +367,5 @@ class TaskService:
         task.status, task.finished_at, task.updated_at, task.error = "cancelled", now, now, f"cancelled by {who}"
         await outbox.add(self.session, TaskFailed(task_id=task.id, kind=task.kind,  # type: ignore[arg-type]
                                                   reason=f"cancelled by {who}"))
+        await announce_testing_failed(self.session, task, f"cancelled by {who}")
         return task
