@@ -259,3 +259,45 @@ async def test_a_report_that_is_not_a_json_object_is_a_422_even_when_it_is_not_f
                            files={"file": ("frame.png", b"x", "application/octet-stream")})
         assert r.status_code == 422, (text, r.text)
         assert r.json()["error"] == "InvalidReport"
+
+
+async def test_a_tabular_badcase_keeps_its_feature_row_and_rows_tell_badcases_apart(bam: httpx.AsyncClient,
+                                                                                   bam_db: str) -> None:
+    row = {"alcohol": 13.2, "malic_acid": 1.78, "colour": "red", "organic": True, "note": None}
+    task, version = uuid.uuid4(), uuid.uuid4()
+    body = report(function="wine-quality", data=[], features=row, prediction="5", ground_truth="7",
+                  task_id=str(task), model_version_id=str(version))
+    r = await bam.post("/badcases", json=body)
+    assert r.status_code == 201, r.text
+    b = r.json()
+    assert b["features"] == row and b["task_id"] == str(task) and b["model_version_id"] == str(version)
+    assert b["deployment_id"] is None and b["data"] == []
+    assert (await bam.get(f"/badcases/{b['id']}")).json()["features"] == row
+    # The same row (keys in another order) is the same badcase; another row is another one.
+    again = await bam.post("/badcases", json={**body, "features": dict(reversed(list(row.items())))})
+    assert again.status_code == 200 and again.json()["merged_into"] == b["id"]
+    other = await bam.post("/badcases", json={**body, "features": {**row, "alcohol": 12.0}})
+    assert other.status_code == 201
+    assert [x["id"] for x in (await bam.get("/badcases", params={"task_id": str(task),
+                                                                  "sort": "created_at"})).json()["items"]] == [
+        b["id"], other.json()["id"]]
+    created = (await created_events(bam_db))[0]
+    assert created["task_id"] == str(task) and created["model_version_id"] == str(version)
+
+
+async def test_features_must_be_a_non_empty_object_of_plain_values(bam: httpx.AsyncClient) -> None:
+    for features in ({}, {"a": [1, 2]}, {"a": {"b": 1}}, [1, 2], "x", {"": 1}):
+        r = await bam.post("/badcases", json=report(features=features))
+        assert r.status_code == 422, features
+        assert "features" in r.text
+    r = await bam.post("/badcases", json=report(task_id="not-a-uuid"))
+    assert r.status_code == 422 and "task_id" in r.text
+
+
+async def created_events(db_url: str) -> list[dict[str, Any]]:
+    engine = make_engine(db_url)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(sa.text("SELECT envelope FROM outbox WHERE subject = 'badcase.created' "
+                                           "ORDER BY seq"))).scalars().all()
+    await engine.dispose()
+    return [(r if isinstance(r, dict) else json.loads(r))["data"] for r in rows]

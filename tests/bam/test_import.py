@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -304,3 +305,42 @@ async def test_errors_beyond_the_first_thousand_are_counted(bam: httpx.AsyncClie
     result = r.json()
     assert (result["rows"], result["created"], result["failed"]) == (1501, 1, 1500)
     assert len(result["errors"]) == 1000 and result["errors_not_shown"] == 500
+
+
+async def test_import_takes_the_same_data_fields_as_a_report_features_and_ids_included(bam: httpx.AsyncClient,
+                                                                                         bam_db: str) -> None:
+    task, deployment, version = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    row = {"alcohol": 13.2, "hue": 1.04}
+    body = jsonl(report(function="wine", data=[], features=row, ground_truth="7", prediction="5", task_id=str(task),
+                        model_version_id=str(version)),
+                 report(deployment_id=str(deployment)),
+                 report(function="wine", data=[], features={"alcohol": "x", "hue": [1]}))
+    r = await bam.post("/badcases/import", content=body, headers=JSONL)
+    assert r.status_code == 200, r.text
+    assert (r.json()["created"], r.json()["failed"]) == (2, 1) and r.json()["errors"][0]["row"] == 3
+    wine = (await items(bam, function="wine"))[0]
+    assert wine["features"] == row and wine["task_id"] == str(task) and wine["model_version_id"] == str(version)
+    served = (await items(bam, deployment_id=str(deployment)))[0]
+    assert served["function"] == "emotion" and served["features"] is None
+    occurrence = (await bam.get(f"/badcases/{served['id']}/occurrences")).json()[0]
+    assert occurrence["deployment_id"] == str(deployment)
+
+    header = [*HEADER, "features", "task_id", "deployment_id", "model_version_id"]
+    body = csv_body({"function": "wine", "ground_truth": "7", "prediction": "5", "features": json.dumps(row),
+                     "task_id": str(task), "model_version_id": str(version)},
+                    {"function": "wine", "ground_truth": "7", "prediction": "5",
+                     "features": json.dumps({**row, "hue": 0.9}), "deployment_id": str(deployment)},
+                    {"function": "wine", "ground_truth": "7", "features": "[1, 2]"},
+                    {"function": "wine", "ground_truth": "7", "features": "{oops"},
+                    {"function": "wine", "ground_truth": "7", "task_id": "nope"},
+                    header=header)
+    r = await bam.post("/badcases/import", content=body, headers=CSV)
+    assert r.status_code == 200, r.text
+    result = r.json()
+    assert (result["merged"], result["created"], result["failed"]) == (1, 1, 3), result
+    errors = {e["row"]: e["error"] for e in result["errors"]}
+    assert "features" in errors[3] and "JSON object" in errors[3] and "features" in errors[4]
+    assert "task_id" in errors[5]
+    assert len(await items(bam, function="wine")) == 2
+    assert len(await items(bam, deployment_id=str(deployment))) == 2
+    assert await subjects(bam_db) == {"badcase.created": 3, "badcase.merged": 1}

@@ -99,3 +99,29 @@ async def test_add_to_test_data_rejects_bad_requests(bam: httpx.AsyncClient, bam
     assert nul.status_code == 422 and "NUL" in nul.text
     assert (await bam.get("/badcases", params={"q": "a\x00b"})).status_code == 422  # refused for every route
     assert await outbox_events(bam_db, "badcase.test_data_requested") == []
+
+
+async def test_test_data_items_carry_the_function_and_a_tabular_badcases_features(bam: httpx.AsyncClient,
+                                                                                  bam_db: str) -> None:
+    row = {"alcohol": 13.2, "hue": 1.04}
+    tabular = (await bam.post("/badcases", json=report(function="wine", data=[], features=row,
+                                                       ground_truth="7", prediction="5"))).json()
+    image = (await bam.post("/badcases", json=report(function="digits"))).json()
+    unassigned = (await bam.post("/badcases", json=report(function="unassigned", ground_truth="x"))).json()
+    nothing = (await bam.post("/badcases", json=report(function="wine", data=[], ground_truth="6"))).json()
+    r = await bam.post("/badcases/add-to-test-data",
+                       json={"ids": [tabular["id"], image["id"], unassigned["id"], nothing["id"]]})
+    assert r.status_code == 200, r.text
+    assert r.json()["added"] == 2
+    skipped = {s["id"]: s["reason"] for s in r.json()["skipped"]}
+    assert set(skipped) == {unassigned["id"], nothing["id"]}
+    assert "function" in skipped[unassigned["id"]] and "neither data references nor features" in skipped[nothing["id"]]
+    event = (await outbox_events(bam_db, "badcase.test_data_requested"))[0]
+    items = {i["badcase_id"]: i for i in event["data"]["items"]}
+    assert items[tabular["id"]]["function"] == "wine" and items[tabular["id"]]["features"] == row
+    assert items[tabular["id"]]["data_refs"] == [] and items[tabular["id"]]["ground_truth"] == "7"
+    assert items[image["id"]]["function"] == "digits" and items[image["id"]]["features"] is None
+    assert (await bam.get(f"/badcases/{nothing['id']}")).json()["added_to_test_data_at"] is None
+    only_unaddable = await bam.post("/badcases/add-to-test-data", json={"ids": [unassigned["id"], nothing["id"]]})
+    assert only_unaddable.status_code == 422 and only_unaddable.json()["error"] == "NothingToAdd"
+    assert len(await outbox_events(bam_db, "badcase.test_data_requested")) == 1

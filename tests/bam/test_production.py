@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import httpx
+from nats.js import JetStreamContext
 
 from mlife_shared.events import new_envelope
 from mlife_shared.events.contracts import ModelPromoted, TestingCompleted
@@ -21,8 +22,8 @@ async def status(bam: httpx.AsyncClient, badcase: dict) -> str:
     return (await bam.get(f"/badcases/{badcase['id']}")).json()["status"]
 
 
-async def results(bam: httpx.AsyncClient, bus, function: str | None, version: str, outcomes: dict[str, bool], *,  # type: ignore[no-untyped-def]
-                 model: str = "expr", version_id: uuid.UUID | None = None) -> uuid.UUID:
+async def results(bam: httpx.AsyncClient, bus: JetStreamContext, function: str | None, version: str,
+                  outcomes: dict[str, bool], *, model: str = "expr", version_id: uuid.UUID | None = None) -> uuid.UUID:
     """Publish a testing.completed of `model` `version` with a pass (True) or fail per badcase id."""
     key = await write_outcomes(bam, [{"badcase_id": i, "correct": ok, "prediction": "x"} for i, ok in outcomes.items()])
     task = uuid.uuid4()
@@ -31,7 +32,7 @@ async def results(bam: httpx.AsyncClient, bus, function: str | None, version: st
     return task
 
 
-async def promoted(bus, function: str | None, version: str, *, model: str = "expr",  # type: ignore[no-untyped-def]
+async def promoted(bus: JetStreamContext, function: str | None, version: str, *, model: str = "expr",
                    version_id: uuid.UUID | None = None, age: timedelta = timedelta(0)) -> None:
     env = new_envelope(ModelPromoted(model_version_id=version_id or uuid.uuid4(), model_name=model,
                                      model_version=version, function=function))
@@ -46,7 +47,8 @@ def production_is(bam: httpx.AsyncClient, function: str, version: str) -> Callab
     return _check
 
 
-async def test_a_candidates_results_change_no_status(bam: httpx.AsyncClient, bam_db: str, bus) -> None:  # type: ignore[no-untyped-def]
+async def test_a_candidates_results_change_no_status(bam: httpx.AsyncClient, bam_db: str,
+                                                    bus: JetStreamContext) -> None:
     open_ = (await bam.post("/badcases", json=report())).json()
     fixed = (await bam.post("/badcases", json=report(ground_truth="angry"))).json()
     assert (await bam.patch(f"/badcases/{fixed['id']}", json={"status": "fixed"})).status_code == 200
@@ -61,7 +63,7 @@ async def test_a_candidates_results_change_no_status(bam: httpx.AsyncClient, bam
 
 
 async def test_a_promotion_sets_fixed_and_regressed_from_the_new_productions_outcomes(
-        bam: httpx.AsyncClient, bam_db: str, bus) -> None:  # type: ignore[no-untyped-def]
+        bam: httpx.AsyncClient, bam_db: str, bus: JetStreamContext) -> None:
     passes = (await bam.post("/badcases", json=report())).json()
     fails = (await bam.post("/badcases", json=report(ground_truth="angry"))).json()
     untested = (await bam.post("/badcases", json=report(ground_truth="calm"))).json()
@@ -96,7 +98,7 @@ async def test_a_promotion_sets_fixed_and_regressed_from_the_new_productions_out
 
 
 async def test_a_production_versions_later_results_move_statuses(bam: httpx.AsyncClient, bam_db: str,
-                                                                 bus) -> None:  # type: ignore[no-untyped-def]
+                                                                 bus: JetStreamContext) -> None:
     a = (await bam.post("/badcases", json=report())).json()
     v3 = uuid.uuid4()
     await promoted(bus, "emotion", "3.0", version_id=v3)
@@ -115,7 +117,7 @@ async def test_a_production_versions_later_results_move_statuses(bam: httpx.Asyn
 
 
 async def test_one_functions_results_and_promotions_never_touch_another_functions_badcases(
-        bam: httpx.AsyncClient, bam_db: str, bus) -> None:  # type: ignore[no-untyped-def]
+        bam: httpx.AsyncClient, bam_db: str, bus: JetStreamContext) -> None:
     a = (await bam.post("/badcases", json=report(function="digits"))).json()
     b_open = (await bam.post("/badcases", json=report(function="shapes"))).json()
     b_fixed = (await bam.post("/badcases", json=report(function="shapes", ground_truth="angry"))).json()
@@ -146,7 +148,7 @@ async def test_one_functions_results_and_promotions_never_touch_another_function
 
 
 async def test_an_older_promotion_delivered_late_does_not_move_production_back(
-        bam: httpx.AsyncClient, bam_db: str, bus) -> None:  # type: ignore[no-untyped-def]
+        bam: httpx.AsyncClient, bam_db: str, bus: JetStreamContext) -> None:
     a = (await bam.post("/badcases", json=report())).json()
     await results(bam, bus, "emotion", "1.0", {a["id"]: True})
     await promoted(bus, "emotion", "2.0")
@@ -159,3 +161,18 @@ async def test_an_older_promotion_delivered_late_does_not_move_production_back(
         ("emotion", "2.0"), ("marker", "1")]
     assert len((await bam.get(f"/badcases/{a['id']}/outcomes")).json()["history"]) == 1
     assert await status(bam, a) == "new", "1.0 passes it, but 1.0 is not production"
+
+
+async def test_promotions_of_one_function_handled_together_keep_the_latest(bam: httpx.AsyncClient, bam_db: str,
+                                                                           bus: JetStreamContext) -> None:
+    a = (await bam.post("/badcases", json=report())).json()
+    await results(bam, bus, "emotion", "1.0", {a["id"]: True})
+    await run_consumers(bam, bam_db, bus, outcomes_recorded(bam, a["id"], 1))
+    # Published before the consumer runs, so they are fetched (and applied) as one batch, in order.
+    await promoted(bus, "emotion", "2.0")
+    await promoted(bus, "emotion", "1.0", age=timedelta(minutes=5))
+    await promoted(bus, "marker", "1")
+    await run_consumers(bam, bam_db, bus, production_is(bam, "marker", "1"))
+    assert [(p["function"], p["model_version"]) for p in (await bam.get("/production")).json()] == [
+        ("emotion", "2.0"), ("marker", "1")]
+    assert await status(bam, a) == "new"

@@ -21,13 +21,16 @@ class ProductionRepository:
         """The function's row, created empty if absent, locked for the rest of the transaction (PostgreSQL):
         a promotion and a testing result of one function wait for each other, so neither misses the other's
         outcomes or version."""
+        # Sessions do not autoflush: a change made to the row earlier in this transaction (a batch of events)
+        # is written first, or the re-read below would overwrite it.
+        await self.session.flush()
         insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
         await self.session.execute(insert(ProductionVersion).values(function=function)
                                    .on_conflict_do_nothing(index_elements=["function"]))
         stmt = select(ProductionVersion).where(ProductionVersion.function == function)
         if self.dialect == "postgresql":
             stmt = stmt.with_for_update()
-        # populate_existing: the row may be in the session from before the lock; read what is committed now.
+        # populate_existing: the row may be in the session from before the lock; read what is there now.
         return (await self.session.scalars(stmt.execution_options(populate_existing=True))).one()
 
     async def get(self, function: str) -> ProductionVersion | None:

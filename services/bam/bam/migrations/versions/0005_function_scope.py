@@ -17,18 +17,17 @@ depends_on = None
 BADCASE_IDS = ("task_id", "deployment_id", "model_version_id")
 
 
+# Plain ADD/DROP COLUMN, never a batch (table copy): on SQLite a copy of `badcase` would lose the FTS5 triggers
+# and the rowids the full-text index points at.
 def upgrade() -> None:
-    with op.batch_alter_table("badcase") as batch:
-        for name in BADCASE_IDS:
-            batch.add_column(sa.Column(name, sa.Uuid(), nullable=True))
-        batch.add_column(sa.Column("features", sa.JSON(), nullable=True))
+    for name in BADCASE_IDS:
+        op.add_column("badcase", sa.Column(name, sa.Uuid(), nullable=True))
+    op.add_column("badcase", sa.Column("features", sa.JSON(), nullable=True))
     for name in BADCASE_IDS:
         op.create_index(f"ix_badcase_{name}", "badcase", [name])
-    with op.batch_alter_table("occurrence") as batch:
-        batch.add_column(sa.Column("task_id", sa.Uuid(), nullable=True))
-        batch.add_column(sa.Column("model_version_id", sa.Uuid(), nullable=True))
-    with op.batch_alter_table("outcome") as batch:
-        batch.add_column(sa.Column("model_version_id", sa.Uuid(), nullable=True))
+    op.add_column("occurrence", sa.Column("task_id", sa.Uuid(), nullable=True))
+    op.add_column("occurrence", sa.Column("model_version_id", sa.Uuid(), nullable=True))
+    op.add_column("outcome", sa.Column("model_version_id", sa.Uuid(), nullable=True))
     op.create_index("ix_outcome_model_version_id", "outcome", ["model_version_id"])
     op.create_table(
         "production_version",
@@ -45,14 +44,11 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("production_version")
     op.drop_index("ix_outcome_model_version_id", "outcome")
-    with op.batch_alter_table("outcome") as batch:
-        batch.drop_column("model_version_id")
-    with op.batch_alter_table("occurrence") as batch:
-        batch.drop_column("model_version_id")
-        batch.drop_column("task_id")
+    op.drop_column("outcome", "model_version_id")
+    op.drop_column("occurrence", "model_version_id")
+    op.drop_column("occurrence", "task_id")
     for name in BADCASE_IDS:
         op.drop_index(f"ix_badcase_{name}", "badcase")
-    with op.batch_alter_table("badcase") as batch:
-        batch.drop_column("features")
-        for name in BADCASE_IDS:
-            batch.drop_column(name)
+    op.drop_column("badcase", "features")
+    for name in BADCASE_IDS:
+        op.drop_column("badcase", name)
