@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 FILTERS = ("q", "function", "system_version", "model_name", "model_version", "status", "severity", "source",
-           "label", "prediction", "tag", "owner")
+           "label", "prediction", "tag", "owner", "task_id", "deployment_id", "model_version_id")
 
 
 class CLIError(Exception):
@@ -127,7 +127,8 @@ def _report(args: argparse.Namespace) -> dict[str, Any]:
     return {"function": args.function, "prediction": args.prediction, "ground_truth": args.ground_truth,
             "description": args.description, "severity": args.severity, "model_name": args.model_name,
             "model_version": args.model_version, "system_version": args.system_version, "tags": args.tag or None,
-            "task_id": args.task_id, "deployment_id": args.deployment_id, "data": data or None,
+            "task_id": args.task_id, "deployment_id": args.deployment_id, "model_version_id": args.model_version_id,
+            "data": data or None,
             "features": _json_text(args.features, "--features") if args.features else None}
 
 
@@ -352,6 +353,7 @@ def cmd_feedback(args: argparse.Namespace) -> int:
         inputs = _json_text(args.inputs, "--inputs") if args.inputs else None
         if args.input_file:
             name = args.input_name
+            Path(args.input_file).stat()  # a missing file is said before any request
             if not name and args.input_file.lower().endswith(".npy"):
                 name = _input_name(c, args.deployment, args.model_version_id)
             try:
@@ -388,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = bc.add_parser("add", parents=[common], help="report a badcase (merged when it is a duplicate)")
     p.add_argument("--function", required=True)
     for name in ("prediction", "ground-truth", "description", "model-name", "model-version", "system-version",
-                 "task-id", "deployment-id"):
+                 "task-id", "deployment-id", "model-version-id"):
         p.add_argument(f"--{name}")
     p.add_argument("--file", help="the data, stored by BAM (image, audio, video, text or JSON)")
     p.add_argument("--data", action="append", type=_data_ref, metavar="KIND:VALUE",
