@@ -227,6 +227,9 @@ async def test_an_incompatible_set_fails_before_any_run(mtt: httpx.AsyncClient, 
         ("badcase_test_set", bad, True, "digits", "5", str(version), "digits"),
         ("test_split", split, True, "digits", "5", str(version), "digits")]
     assert all(f["reason"] == done[f["set_kind"]]["error"] for f in failed)
+    report = (await mtt.get(f"/tasks/{done['test_split']['id']}/report")).json()
+    assert (report["function"], report["set_kind"], report["model_version_id"], report["error"]) == (
+        "digits", "test_split", str(version), done["test_split"]["error"])
     assert await outbox_events(settings, "testing.completed") == []
 
 

@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from mlife_shared.app import SessionDep
 from mlife_shared.auth import Viewer
@@ -23,6 +23,11 @@ class Report(BaseModel):
     kind: str
     status: str
     model: dict[str, Any] | None
+    function: str | None = None
+    set_kind: str | None = Field(None, description="A test task's set: badcase_test_set, test_split or other")
+    model_version_id: uuid.UUID | None = None
+    error: str | None = Field(None, description="Why the task failed (`incompatible: …` when the model cannot take "
+                                                "the set)")
     metrics: dict[str, float]
     classes: list[str] = []
     confusion: list[list[int]] = []
@@ -73,13 +78,18 @@ def compare(a: Task, b: Task) -> dict[str, Any]:
 @router.get("/{task_id}/report")
 async def task_report(task_id: uuid.UUID, request: Request, session: SessionDep, _: Viewer,
                       compare_with: uuid.UUID | None = None) -> Report:
+    """Metrics, confusion, most-confused pairs, weakest classes; `compare_with` another task of the same function."""
     svc = TaskService(session, request.app.state.settings, request.app.state.raw_store)
     task = await svc.get(task_id)
-    out = Report(task_id=task.id, kind=task.kind, status=task.status, model=task.model, metrics=task.metrics,
-                 mlflow_url=svc.read(task).mlflow_url, **build(task))
+    out = Report(task_id=task.id, kind=task.kind, status=task.status, model=task.model, function=task.function,
+                 set_kind=task.set_kind, model_version_id=task.model_version_id, error=task.error,
+                 metrics=task.metrics, mlflow_url=svc.read(task).mlflow_url, **build(task))
     if compare_with is not None:
         other = await svc.get(compare_with)
         if not other.evaluation or not task.evaluation:
             raise TaskStateConflict("both tasks need a finished evaluation to be compared")
+        if task.function and other.function and task.function != other.function:
+            raise TaskStateConflict(f"task {other.id} is of function {other.function!r}, this one of "
+                                    f"{task.function!r}: compare tasks of one function")
         out.comparison = compare(task, other)
     return out

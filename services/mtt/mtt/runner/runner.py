@@ -38,6 +38,7 @@ from mlife_shared.objectstore import ObjectStore, ScopedStore, make_store
 from mlife_shared.objectstore.base import ObjectNotFound, iterate, read_all
 from mlife_shared.onnx_safety import inspect_onnx
 from mtt.config import Settings
+from mtt.evaluator.compat import incompatibility
 from mtt.evaluator.evaluate import EvaluationCancelled, evaluate, score
 from mtt.evaluator.preprocess import parse_preprocess
 from mtt.runner.code import extract
@@ -48,12 +49,6 @@ from mtt.runner.queue import RunMessage, dispatch_pending, durable, ensure_consu
 from mtt.task.models import RunRequest, Task
 from mtt.task.repository import TaskRepository
 from mtt.task.service import TaskService, announce_testing_failed
-
-try:
-    from mtt.evaluator.compat import incompatibility
-except ImportError:  # until the evaluator's compatibility pre-check lands (mtt/evaluator/compat.py)
-    def incompatibility(items: list[dict[str, Any]], model_path: Path, params: dict[str, Any]) -> str | None:
-        return None
 
 log = structlog.get_logger(__name__)
 
