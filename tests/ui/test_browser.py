@@ -5,6 +5,7 @@ stays free of errors."""
 from __future__ import annotations
 
 import io
+import re
 import uuid
 
 import httpx
@@ -180,6 +181,9 @@ async def test_request_a_deployment_and_see_the_gate(page: Page, stack: Stack) -
         r = await c.post(f"/api/msm/models/{name}/versions", content=identity_classifier(4),
                          headers={"content-type": "application/octet-stream"})
         assert r.status_code == 201, r.text
+        # a function of its own: no badcase test set, no test split
+        r = await c.patch(f"/api/msm/models/{name}", json={"function": f"fn-{name}"})
+        assert r.status_code == 200, r.text
     await p.reload()
     form = "form[aria-label='Request a deployment']"
     await p.wait_for_selector(form)
@@ -190,9 +194,10 @@ async def test_request_a_deployment_and_see_the_gate(page: Page, stack: Stack) -
     await p.select_option(f"{form} select[name=version]", value)
     await p.click(f"{form} button[type=submit]")
     section = "section:has(h2:text('Request a deployment'))"
-    # No testing results yet: MSM's gate blocks, and the page says why.
+    # Nothing to test it on (no test split, no badcase test set of its function): MSM's gate blocks, and the page
+    # says why.
     await p.wait_for_selector(f"{section} p.error:text('Blocked by the gate')")
-    assert "has no testing results" in await p.text_content(f"{section} ul[aria-label=reasons]")
+    assert "nothing to be tested on" in await p.text_content(f"{section} ul[aria-label=reasons]")
     await p.fill(f"{section} form[aria-label='Override the gate'] input[name=reason]", "smoke test from the browser")
     await p.click(f"{section} form[aria-label='Override the gate'] button")
     await p.wait_for_selector(f"{section} p.okc:text('Overridden')")
@@ -259,5 +264,7 @@ async def test_every_page_renders_for_a_viewer_without_console_errors(page: Page
         await p.wait_for_selector(f"main h1:text('{title}')")
         await p.wait_for_load_state("networkidle")
         assert await p.get_attribute(f"nav a[href='{href}']", "aria-current") == "page"
+        body = await p.inner_text("main")  # what a viewer may not use is left out, not written as "null"
+        assert not re.search(r"\bnull\b|\bundefined\b", body), f"{href}: {body[:2000]}"
     assert await p.query_selector("form[aria-label='Create a user']") is None, "users are for maintainers"
     assert page.console_errors() == []

@@ -44,13 +44,18 @@ async function render() {
     a.toggleAttribute("aria-current", hash.startsWith(a.getAttribute("href")));
     if (a.hasAttribute("aria-current")) a.setAttribute("aria-current", "page");
   }
+  // `#/badcases?task_id=…`: the path picks the page, the query (raw, for URLSearchParams) comes last.
+  const cut = hash.indexOf("?");
+  const path = cut < 0 ? hash : hash.slice(0, cut);
+  const query = cut < 0 ? "" : hash.slice(cut + 1);
   for (const [rx, page] of routes) {
-    const m = hash.match(rx);
+    const m = path.match(rx);
     if (m) {
       main.replaceChildren(h("p", { class: "muted" }, "Loading…"));
       try {
-        const content = await page(...m.slice(1).map(decodeURIComponent));
-        main.replaceChildren(...[content].flat());
+        const content = await page(...m.slice(1).map(decodeURIComponent), query);
+        // A page leaves out what a role may not use as null: never rendered (replaceChildren would write "null").
+        main.replaceChildren(...[content].flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false && c !== ""));
       } catch (err) {
         main.replaceChildren(h("p", { class: "error", role: "alert" }, errorText(err)));
       }

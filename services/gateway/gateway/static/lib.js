@@ -95,7 +95,17 @@ export function text(v) {
 }
 export function fmtDate(s) { return s ? new Date(s).toLocaleString() : ""; }
 export function fmtNum(n, d = 2) { return typeof n === "number" ? (Number.isInteger(n) ? String(n) : n.toFixed(d)) : text(n); }
-export function badge(v) { return h("span", { class: `badge ${text(v)}` }, text(v)); }
+export function badge(v) { return text(v) ? h("span", { class: `badge ${text(v)}` }, text(v)) : ""; }
+export function short(id) { return text(id).slice(0, 8); }
+// A link to another page, or nothing when the target is unknown (never a link to "null").
+export function link(href, label) { return href ? h("a", { href }, text(label)) : ""; }
+export function hashQuery(query) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== null && v !== "") q.set(k, v);
+  return q.toString();
+}
+export function badcasesOf(query) { return `#/badcases?${hashQuery(query)}`; }
+export const SET_NAMES = { test_split: "test split", badcase_test_set: "badcase test set", other: "other set" };
 
 export function card(title, ...children) { return h("section", { class: "card" }, h("h2", {}, title), ...children); }
 

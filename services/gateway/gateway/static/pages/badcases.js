@@ -1,10 +1,14 @@
-import { act, api, badge, can, card, chart, countBy, field, fmtDate, fmtNum, h, has, select, table, text, toast, unavailable } from "/ui/lib.js";
+import { act, api, badcasesOf, badge, can, card, chart, countBy, field, fmtDate, fmtNum, h, has, link, select, short, table, text, toast, unavailable } from "/ui/lib.js";
 
 const STATUSES = ["", "new", "triaged", "in_progress", "fixed", "wont_fix", "regressed"];
 const SEVERITIES = ["", "low", "medium", "high", "critical"];
 const SOURCES = ["", "manual", "import", "testing", "serving"];
 const ATTRS = ["function", "status", "severity", "model_version", "source", "label", "prediction", "tag", "media_type"];
 const filters = { q: "", function: "", status: "", severity: "", source: "", model_version: "" };
+// Filters by id come from links ("badcases of this task / deployment / model version"): `#/badcases?task_id=…`.
+const ID_FILTERS = [["task_id", "Task", (v) => `#/tasks/${v}`], ["deployment_id", "Deployment", (v) => `#/deployments/${v}`],
+  ["model_version_id", "Model version", null]];
+const idFilters = { task_id: "", deployment_id: "", model_version_id: "" };
 
 function thumb(b) {
   if (b.media_type !== "image" || !b.data_md5) return h("span", { class: "thumb", "aria-hidden": "true" });
@@ -41,8 +45,14 @@ function reportForm(onDone) {
   return form;
 }
 
-export async function badcases() {
+export async function badcases(queryString) {
   if (!has("GET", "/api/bam/badcases")) return [h("h1", {}, "Badcases"), unavailable("BAM")];
+  // A link with a query (`#/badcases?function=…&task_id=…`) sets the filters it names and clears the others.
+  const query = new URLSearchParams(queryString || "");
+  for (const k of Object.keys(idFilters)) idFilters[k] = query.get(k) || "";
+  if (queryString) for (const k of Object.keys(filters)) filters[k] = query.get(k) || "";
+  const functions = await api("GET", "/api/bam/stats", { query: { group_by: "function", limit: 200 } })
+    .then((s) => s.groups.map((g) => text(g.key.function)).filter(Boolean)).catch(() => []);
   const selected = new Set();
   let rows = []; let next = null;
   const listBox = h("div"); const selStats = h("div", { class: "grid" }); const groupBox = h("div");
@@ -51,11 +61,22 @@ export async function badcases() {
 
   const form = h("form", { class: "inline", role: "search", "aria-label": "Filter badcases" },
     field("Search", h("input", { name: "q", type: "search", value: filters.q, placeholder: "description, tags" })),
-    field("Function", h("input", { name: "function", value: filters.function })),
+    field("Function", h("input", { name: "function", value: filters.function, list: "known-functions", autocomplete: "off" })),
+    h("datalist", { id: "known-functions" }, functions.map((f) => h("option", { value: f }))),
     field("Status", select("status", STATUSES, filters.status)), field("Severity", select("severity", SEVERITIES, filters.severity)),
     field("Source", select("source", SOURCES, filters.source)), field("Model version", h("input", { name: "model_version", value: filters.model_version })),
     h("button", { type: "submit" }, "Filter"));
   form.addEventListener("submit", (e) => { e.preventDefault(); for (const k of Object.keys(filters)) filters[k] = new FormData(form).get(k) || ""; load(false); });
+  const idBox = h("p", { class: "row", "aria-label": "Filters from links" });
+  function renderIdFilters() {
+    idBox.replaceChildren(...ID_FILTERS.filter(([k]) => idFilters[k]).map(([k, label, href]) => h("span", { class: "chip" },
+      `${label}: `, href ? link(href(idFilters[k]), short(idFilters[k])) : short(idFilters[k]), " ",
+      h("button", { type: "button", class: "secondary small", "aria-label": `clear the ${label.toLowerCase()} filter`,
+        onclick: () => { idFilters[k] = ""; renderIdFilters(); load(false); } }, "✕"))));
+    idBox.hidden = !idBox.childElementCount;
+  }
+  renderIdFilters();
+  const allFilters = () => ({ ...filters, ...idFilters });
 
   function renderSelectionStats() {
     selInfo.textContent = `${selected.size} selected`;
@@ -71,7 +92,7 @@ export async function badcases() {
 
   async function load(more) {
     await act(async () => {
-      const page = await api("GET", "/api/bam/badcases", { query: { ...filters, limit: 50, cursor: more ? next : null } });
+      const page = await api("GET", "/api/bam/badcases", { query: { ...allFilters(), limit: 50, cursor: more ? next : null } });
       rows = more ? rows.concat(page.items) : page.items; next = page.next_cursor;
       if (!more) selected.clear();
       moreBtn.hidden = !next;
@@ -79,9 +100,10 @@ export async function badcases() {
         { label: "", render: (b) => h("input", { type: "checkbox", "aria-label": `select ${b.function} ${b.id}`, checked: selected.has(b.id),
           onchange: (e) => { if (e.target.checked) selected.add(b.id); else selected.delete(b.id); renderSelectionStats(); } }) },
         { label: "Preview", render: thumb },
-        { label: "Function", render: (b) => h("a", { href: `#/badcases/${b.id}` }, b.function) },
+        { label: "Function", render: (b) => h("a", { href: `#/badcases/${b.id}` }, text(b.function)) },
         { label: "Description", render: (b) => text(b.description).slice(0, 120) },
-        { label: "Prediction / truth", render: (b) => `${text(b.prediction)} / ${text(b.ground_truth)}` },
+        { label: "Prediction / truth", render: (b) => (text(b.prediction) || text(b.ground_truth) ? `${text(b.prediction)} / ${text(b.ground_truth)}` : "") },
+        { label: "Model", render: (b) => [text(b.model_name), text(b.model_version)].filter(Boolean).join(" ") },
         { label: "Status", render: (b) => badge(b.status) }, { label: "Severity", key: "severity" },
         { label: "Priority", num: true, render: (b) => fmtNum(b.priority) }, { label: "Seen", num: true, key: "frequency" },
         { label: "Last seen", render: (b) => fmtDate(b.last_seen) }], rows, { empty: "No badcase matches." }));
@@ -94,7 +116,7 @@ export async function badcases() {
   async function grouped() {
     await act(async () => {
       const group_by = pairSel.value ? `${groupSel.value},${pairSel.value}` : groupSel.value;
-      const s = await api("GET", "/api/bam/stats", { query: { ...filters, group_by, limit: 30 } });
+      const s = await api("GET", "/api/bam/stats", { query: { ...allFilters(), group_by, limit: 30 } });
       if (!s.matrix) {
         groupBox.replaceChildren(chart("bar", s.groups.map((g) => text(g.key[groupSel.value]) || "(none)"),
           [{ label: `badcases (of ${s.total})`, data: s.groups.map((g) => g.count) }], { label: "grouped statistics" }));
@@ -116,7 +138,7 @@ export async function badcases() {
   await grouped();
   return [h("h1", {}, "Badcases"),
     can("tester") ? card("Report a badcase", reportForm(() => load(false))) : null,
-    card("Find badcases", form),
+    card("Find badcases", form, idBox),
     card("Badcases", h("div", { class: "row" }, selInfo, can("tester") ? addBtn : null), listBox, moreBtn),
     h("h2", {}, "Statistics of the selection (all listed when none is selected)"), selStats, h("div", { class: "spacer" }),
     card("Grouped statistics over the filter", h("div", { class: "row" }, field("Group by", groupSel), field("and by", pairSel),
@@ -135,13 +157,29 @@ export async function badcaseDetail(id) {
     const p = await api("GET", `/api/bam/badcases/${id}/preview`).catch(() => null);
     if (p) preview = h("pre", {}, text(p.snippet ?? p.text ?? p));
   }
+  // A registry name only when MSM's version is known (a manual report's model name is free text).
+  const modelHref = b.model_name && (b.model_version_id || ["testing", "serving"].includes(b.source)) ? `#/models/${encodeURIComponent(b.model_name)}` : null;
+  const model = [text(b.model_name), text(b.model_version) && `v${text(b.model_version).replace(/^v/, "")}`].filter(Boolean).join(" ");
   const kv = h("dl", { class: "kv" }, ...[
-    ["Function", b.function], ["Status", badge(b.status)], ["Severity", b.severity], ["Priority", fmtNum(b.priority)],
-    ["Model", `${text(b.model_name)} ${text(b.model_version)}`], ["System version", b.system_version], ["Source", b.source],
-    ["Reporter", b.reporter], ["Owner", b.owner], ["Prediction", text(b.prediction)], ["Ground truth", text(b.ground_truth)],
-    ["Tags", b.tags.join(", ")], ["Seen", `${b.frequency} times, first ${fmtDate(b.first_seen)}, last ${fmtDate(b.last_seen)}`],
-    ["Added to test data", fmtDate(b.added_to_test_data_at) || "no"], ["Description", b.description]]
+    ["Function", h("span", {}, link(badcasesOf({ function: b.function }), b.function), " ",
+      h("span", { class: "muted" }, "(all its badcases)"))],
+    ["Status", badge(b.status)], ["Severity", text(b.severity)], ["Priority", fmtNum(b.priority)],
+    ["Model", modelHref ? link(modelHref, model) : model],
+    ["Model version", b.model_version_id ? h("span", { "data-field": "model_version_id" }, modelHref ? link(modelHref, short(b.model_version_id)) : short(b.model_version_id),
+      " — ", link(badcasesOf({ model_version_id: b.model_version_id }), "badcases found on it")) : ""],
+    ["Task", b.task_id ? h("span", { "data-field": "task_id" }, link(`#/tasks/${b.task_id}`, `task ${short(b.task_id)}`), " — ",
+      link(badcasesOf({ task_id: b.task_id }), "badcases of this task")) : ""],
+    ["Deployment", b.deployment_id ? h("span", { "data-field": "deployment_id" }, link(`#/deployments/${b.deployment_id}`, `deployment ${short(b.deployment_id)}`), " — ",
+      link(badcasesOf({ deployment_id: b.deployment_id }), "badcases of this deployment")) : ""],
+    ["System version", text(b.system_version)], ["Source", text(b.source)],
+    ["Reporter", text(b.reporter)], ["Owner", text(b.owner)], ["Prediction", text(b.prediction)], ["Ground truth", text(b.ground_truth)],
+    ["Tags", (b.tags || []).join(", ")], ["Seen", `${b.frequency} times, first ${fmtDate(b.first_seen)}, last ${fmtDate(b.last_seen)}`],
+    ["Added to test data", fmtDate(b.added_to_test_data_at) || "no"], ["Description", text(b.description)]]
     .flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+  const features = b.features && Object.keys(b.features).length
+    ? card("Feature row", h("table", { "aria-label": "features" }, h("thead", {}, h("tr", {}, Object.keys(b.features).map((c) => h("th", { scope: "col" }, c)))),
+      h("tbody", {}, h("tr", {}, Object.values(b.features).map((v) => h("td", { class: typeof v === "number" ? "num" : null }, text(v)))))))
+    : null;
 
   const triage = h("form", { class: "stack", "aria-label": "Triage" },
     field("Status", select("status", STATUSES.slice(1), b.status)), field("Severity", select("severity", SEVERITIES.slice(1), b.severity)),
@@ -161,14 +199,16 @@ export async function badcaseDetail(id) {
   }) }, "Add to test data");
 
   return [h("p", {}, h("a", { href: "#/badcases" }, "← Badcases")), h("h1", {}, `Badcase: ${b.function}`),
-    h("div", { class: "grid" }, card("Details", kv), card("Preview", preview)), h("div", { class: "spacer" }),
+    h("div", { class: "grid" }, card("Details", kv), card("Preview", preview)), h("div", { class: "spacer" }), features,
     can("tester") ? card("Triage", triage, h("p", {}, addBtn)) : null,
-    card("Outcome per model version", outcomes ? table([{ label: "Model", key: "model_name" }, { label: "Version", key: "model_version" },
+    card("Outcome per model version (the status follows production)", outcomes ? table([{ label: "Model", render: (o) => link(`#/models/${encodeURIComponent(o.model_name)}`, o.model_name) },
+      { label: "Version", render: (o) => [text(o.model_version), o.production ? " " : null, o.production ? badge("production") : null] },
       { label: "Latest", render: (o) => badge(o.passed ? "passed" : "failed") }, { label: "Tests", num: true, key: "tests" },
       { label: "Last tested", render: (o) => fmtDate(o.last_tested_at) }], outcomes.by_model_version, { empty: "Not tested yet." }) : unavailable("Outcomes")),
     card("Occurrences", occ ? table([{ label: "When", render: (o) => fmtDate(o.reported_at) }, { label: "Source", key: "source" },
-      { label: "Reporter", key: "reporter" }, { label: "Model", render: (o) => `${text(o.model_name)} ${text(o.model_version)}` },
-      { label: "Deployment", key: "deployment_id" }, { label: "Prediction", render: (o) => text(o.prediction) },
+      { label: "Reporter", key: "reporter" }, { label: "Model", render: (o) => [text(o.model_name), text(o.model_version)].filter(Boolean).join(" ") },
+      { label: "Deployment", render: (o) => (o.deployment_id ? link(`#/deployments/${o.deployment_id}`, short(o.deployment_id)) : "") },
+      { label: "Task", render: (o) => (o.task_id ? link(`#/tasks/${o.task_id}`, short(o.task_id)) : "") }, { label: "Prediction", render: (o) => text(o.prediction) },
       { label: "Description", key: "description" }], occ) : unavailable("Occurrences")),
     card("Triage history", history ? table([{ label: "When", render: (c) => fmtDate(c.changed_at || c.created_at) }, { label: "Who", key: "actor" },
       { label: "Field", key: "field" }, { label: "From", render: (c) => text(c.old) }, { label: "To", render: (c) => text(c.new) }], history, { empty: "No triage yet." }) : unavailable("History"))];

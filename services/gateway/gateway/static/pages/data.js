@@ -1,4 +1,4 @@
-import { act, api, can, card, chart, field, fmtDate, h, has, select, table, text, toast, unavailable, upload } from "/ui/lib.js";
+import { act, api, badcasesOf, can, card, chart, field, fmtDate, h, has, link, select, short, table, text, toast, unavailable, upload } from "/ui/lib.js";
 
 function uploader() {
   const list = h("ul");
@@ -27,11 +27,14 @@ function importer(onDone) {
   const form = h("form", { class: "stack", "aria-label": "Import a document" },
     field("Name *", h("input", { name: "name", required: true })), field("Description", h("input", { name: "description" })),
     field("CSV, JSON or XML file *", h("input", { name: "file", type: "file", required: true, accept: ".csv,.json,.xml,.jsonl" })),
+    field("Kind", select("kind", [["", "automatic (table when no md5/path column)"], ["standard", "standard: rows name files"], ["table", "table: feature columns and a label"]], "")),
+    field("Label column (a table's; default label)", h("input", { name: "label_column", maxlength: 64 })),
     h("div", {}, h("button", { type: "submit" }, "Import document")));
   form.addEventListener("submit", (e) => { e.preventDefault(); act(async () => {
     const f = new FormData(form); const file = f.get("file");
     const fmt = file.name.split(".").pop().toLowerCase();
-    const d = await api("POST", "/api/dam/documents", { query: { name: f.get("name"), description: f.get("description"), format: fmt === "jsonl" ? "json" : fmt },
+    const d = await api("POST", "/api/dam/documents", { query: { name: f.get("name"), description: f.get("description"), format: fmt === "jsonl" ? "json" : fmt,
+      kind: f.get("kind"), label_column: f.get("label_column") },
       body: file, headers: { "Content-Type": file.type || "application/octet-stream" } });
     toast(`Imported ${d.name}`); form.reset(); onDone();
   }); });
@@ -42,22 +45,48 @@ function groupForm(docs, onDone) {
   const out = h("div", { role: "status" });
   const form = h("form", { class: "stack", "aria-label": "Group items" },
     field("Dataset name *", h("input", { name: "name", required: true })),
+    field("Function (what the data is for)", h("input", { name: "function", maxlength: 100 })),
     h("fieldset", {}, h("legend", {}, "Documents"), docs.map((d) => h("label", { class: "check" },
       h("input", { type: "checkbox", name: "documents", value: d.id }), d.name))),
     field("Train share", h("input", { name: "train", type: "number", min: 0.05, max: 0.95, step: 0.05, value: 0.8 })),
     field("Seed", h("input", { name: "seed", type: "number", value: 0 })),
+    h("label", { class: "check" }, h("input", { type: "checkbox", name: "exclude_badcase_test_set", value: "1" }), "Leave out items of the badcase test set"),
     h("div", {}, h("button", { type: "submit" }, "Group items")));
   form.addEventListener("submit", (e) => { e.preventDefault(); act(async () => {
     const f = new FormData(form); const ids = f.getAll("documents");
     if (!ids.length) { toast("Choose at least one document", true); return; }
     const train = Number(f.get("train"));
-    const r = await api("POST", "/api/dam/datasets", { json: { name: f.get("name"), documents: ids.map((id) => ({ id })),
-      split: { train, test: Math.round((1 - train) * 1000) / 1000 }, seed: Number(f.get("seed")) } });
+    const body = { name: f.get("name"), documents: ids.map((id) => ({ id })),
+      split: { train, test: Math.round((1 - train) * 1000) / 1000 }, seed: Number(f.get("seed")) };
+    if (f.get("function")) body.function = String(f.get("function")).trim();
+    if (f.get("exclude_badcase_test_set")) body.exclude_badcase_test_set = true;
+    const r = await api("POST", "/api/dam/datasets", { json: body });
     out.replaceChildren(h("p", { class: "okc" }, "Grouped: ", (r.datasets || []).map((d) =>
-      `${text(d.purpose)} v${text(d.version)} (${text(d.item_count ?? d.items ?? "?")} items) `)));
+      `${text(d.purpose)} v${text(d.version)} (${text(d.item_count ?? d.items ?? "?")} items) `)), ...groupNotes(r));
     toast("Dataset grouped"); onDone();
   }); });
   return h("div", {}, form, out);
+}
+
+// What group items answers beside the datasets: leakage into the function's badcase test set, train/test overlap,
+// duplicates dropped.
+function groupNotes(r) {
+  const notes = [];
+  const leak = r.leakage;
+  if (leak && leak.count > 0) {
+    notes.push(h("div", { class: "warning", role: "alert", "aria-label": "leakage" },
+      h("p", {}, h("strong", {}, `Leakage: ${leak.count} train item(s) are also in the badcase test set`),
+        leak.function ? ` of function ${text(leak.function)}` : " (every function's)", "."),
+      leak.warning ? h("p", {}, text(leak.warning)) : null,
+      (leak.badcase_test_sets || []).length ? h("ul", {}, leak.badcase_test_sets.map((t) =>
+        h("li", {}, `${text(t.name)} v${text(t.version)}: ${text(t.count)} shared`))) : null));
+  } else if (leak) {
+    notes.push(h("p", { class: "muted" }, `No leakage: no train item is in the badcase test set${leak.function ? ` of ${text(leak.function)}` : ""}` +
+      (leak.excluded ? ` (${leak.excluded} left out)` : "") + "."));
+  }
+  if (r.split_overlap && r.split_overlap.shared_count > 0) notes.push(h("p", { class: "error" }, `${r.split_overlap.shared_count} item(s) are in both the train and the test dataset.`));
+  if (r.duplicates_dropped) notes.push(h("p", { class: "muted" }, `${r.duplicates_dropped} duplicate row(s) dropped.`));
+  return notes;
 }
 
 function labellingForm(docs) {
@@ -82,7 +111,8 @@ export async function data() {
   async function loadDocs() {
     docs = await api("GET", "/api/dam/documents");
     docsBox.replaceChildren(table([{ label: "Document", render: (d) => h("a", { href: `#/data/documents/${d.id}` }, d.name) },
-      { label: "Kind", key: "kind" }, { label: "Rows", num: true, key: "row_count" }, { label: "Version", num: true, key: "current_version" },
+      { label: "Kind", key: "kind" }, { label: "Function", render: (d) => text(d.function) },
+      { label: "Rows", num: true, key: "row_count" }, { label: "Version", num: true, key: "current_version" },
       { label: "Description", key: "description" }, { label: "Updated", render: (d) => fmtDate(d.updated_at) }], docs, { empty: "No documents yet." }));
   }
   async function loadDatasets() {
@@ -90,7 +120,10 @@ export async function data() {
     const ds = await api("GET", "/api/dam/datasets");
     const items = Array.isArray(ds) ? ds : ds.items || [];
     dsBox.replaceChildren(table([{ label: "Dataset", render: (d) => text(d.name) }, { label: "Version", key: "version" },
-      { label: "Purpose", render: (d) => text(d.purpose ?? d.kind) }, { label: "Items", num: true, render: (d) => text(d.item_count ?? d.size ?? d.count) },
+      { label: "Function", render: (d) => text(d.function) },
+      { label: "Purpose", render: (d) => [text(d.purpose ?? d.kind), d.is_badcase_test_set ? " (badcase test set)" : ""].join("") },
+      { label: "Modality", render: (d) => text(d.modality) },
+      { label: "Items", num: true, render: (d) => text(d.item_count ?? d.size ?? d.count) }, { label: "Id", render: (d) => short(d.id) },
       { label: "Created", render: (d) => fmtDate(d.created_at) }], items, { empty: "No datasets yet." }));
   }
   await Promise.all([loadDocs(), loadDatasets()]);
@@ -140,9 +173,16 @@ export async function documentDetail(id) {
   }); });
   const thumb = (r) => (r.md5 && r.media_type === "image" ? h("img", { class: "thumb", alt: text(r.path || r.md5), loading: "lazy", src: `/api/dam/files/${r.md5}/content` }) : "");
   const extras = [...new Set(items.flatMap((r) => Object.keys(r.extra || {})))].slice(0, 5);
-  return [h("p", {}, h("a", { href: "#/data" }, "← Data")), h("h1", {}, `Document: ${doc.name}`),
-    card(`Rows (first 100 of ${rows ? rows.total : "?"})`, table([{ label: "", render: thumb }, { label: "#", key: "position", num: true },
-      { label: "Path", render: (r) => text(r.path) }, { label: "MD5", key: "md5" }, { label: "Label", key: "label" },
+  // A table row has features and no file; a badcase test set may mix both.
+  const featureCols = [...new Set([...(doc.feature_columns || []), ...items.flatMap((r) => Object.keys(r.features || {}))])].slice(0, 12);
+  const hasFiles = items.some((r) => r.md5 || r.path) || (!featureCols.length);
+  const fileCols = hasFiles ? [{ label: "", render: thumb }, { label: "Path", render: (r) => text(r.path) }, { label: "MD5", render: (r) => text(r.md5) }] : [];
+  const about = h("dl", { class: "kv" }, ...[["Kind", text(doc.kind)], ["Function", doc.function ? link(badcasesOf({ function: doc.function }), doc.function) : ""],
+    ["Label column", text(doc.label_column)], ["Feature columns", (doc.feature_columns || []).join(", ")], ["Description", text(doc.description)]]
+    .filter(([, v]) => v !== "").flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+  return [h("p", {}, h("a", { href: "#/data" }, "← Data")), h("h1", {}, `Document: ${doc.name}`), card("Document", about),
+    card(`Rows (first 100 of ${rows ? rows.total : "?"})`, table([{ label: "#", key: "position", num: true }, ...fileCols, { label: "Label", key: "label" },
+      ...featureCols.map((c) => ({ label: c, num: true, render: (r) => text((r.features || {})[c]) })),
       ...extras.map((c) => ({ label: c, render: (r) => text((r.extra || {})[c]) }))], items, { empty: "No rows." })),
     h("div", { class: "grid" }, charts.length ? charts : [card("Distributions", h("p", { class: "muted" }, "No distribution to draw."))]),
     h("div", { class: "spacer" }),

@@ -1,4 +1,4 @@
-import { act, api, badge, can, card, field, fmtDate, h, has, select, table, text, toast, unavailable } from "/ui/lib.js";
+import { act, api, badcasesOf, badge, can, card, field, fmtDate, fmtNum, h, has, link, select, SET_NAMES, short, table, text, toast, unavailable } from "/ui/lib.js";
 
 const list = (r) => (Array.isArray(r) ? r : r.items || []);
 
@@ -7,13 +7,55 @@ export async function models() {
   const items = list(await api("GET", "/api/msm/models"));
   return [h("h1", {}, "Models"), card("Registry", table([
     { label: "Model", render: (m) => h("a", { href: `#/models/${encodeURIComponent(m.name)}` }, m.name) },
-    { label: "Function", key: "function" }, { label: "Tags", render: (m) => (m.tags || []).join(", ") },
+    { label: "Function", render: (m) => (m.function ? text(m.function) : h("span", { class: "muted" }, "not set (needed to deploy)")) },
+    { label: "Tags", render: (m) => (m.tags || []).join(", ") },
     { label: "Description", key: "description" }, { label: "Updated", render: (m) => fmtDate(m.updated_at) }], items, { empty: "No models registered yet." }))];
+}
+
+// Thresholds name the set they apply to: `test_split.accuracy`, `badcase_test_set.accuracy`.
+function thresholdsText(t) {
+  return Object.entries(t || {}).map(([k, b]) => {
+    const [set, metric] = k.includes(".") ? [k.slice(0, k.indexOf(".")), k.slice(k.indexOf(".") + 1)] : ["test_split", k];
+    const bounds = [b && b.min != null ? `≥ ${b.min}` : null, b && b.max != null ? `≤ ${b.max}` : null].filter(Boolean).join(", ");
+    return `${metric} on the ${SET_NAMES[set] ?? set} ${bounds}`;
+  }).join("; ");
+}
+
+// Rows of "set / metric / min / max" inputs → {"<set>.<metric>": {min, max}}.
+function thresholdRows(initial) {
+  const box = h("div", { class: "thresholds" });
+  const add = (key = "", bound = {}) => {
+    const [set, metric] = key.includes(".") ? [key.slice(0, key.indexOf(".")), key.slice(key.indexOf(".") + 1)] : ["test_split", key || "accuracy"];
+    const row = h("div", { class: "row threshold" },
+      field("Set", select("t_set", [["test_split", "test split"], ["badcase_test_set", "badcase test set"]], set)),
+      field("Metric", h("input", { name: "t_metric", value: metric, size: 12 })),
+      field("Min", h("input", { name: "t_min", type: "number", step: "any", value: bound.min ?? "" })),
+      field("Max", h("input", { name: "t_max", type: "number", step: "any", value: bound.max ?? "" })),
+      h("button", { type: "button", class: "secondary", "aria-label": "remove this threshold", onclick: () => row.remove() }, "✕"));
+    box.append(row);
+  };
+  for (const [k, b] of Object.entries(initial || {})) add(k, b);
+  const addBtn = h("button", { type: "button", class: "secondary", onclick: () => add() }, "Add a threshold");
+  const read = () => {
+    const out = {};
+    for (const row of box.querySelectorAll(".threshold")) {
+      const v = (n) => row.querySelector(`[name=${n}]`).value.trim();
+      if (!v("t_metric") || (v("t_min") === "" && v("t_max") === "")) continue;
+      const bound = {};
+      if (v("t_min") !== "") bound.min = Number(v("t_min"));
+      if (v("t_max") !== "") bound.max = Number(v("t_max"));
+      out[`${v("t_set")}.${v("t_metric")}`] = bound;
+    }
+    return out;
+  };
+  return { el: h("div", {}, box, addBtn), read };
 }
 
 export async function modelDetail(name) {
   const m = await api("GET", `/api/msm/models/${encodeURIComponent(name)}`);
   const history = await api("GET", `/api/msm/models/${encodeURIComponent(name)}/aliases/history`).catch(() => []);
+  const versionOf = new Map((m.versions || []).map((v) => [v.id, v.version]));
+  const rerender = () => window.dispatchEvent(new HashChangeEvent("hashchange"));
   let aliasForm = null;
   if (can("engineer")) {
     aliasForm = h("form", { class: "inline", "aria-label": "Move an alias" },
@@ -24,29 +66,110 @@ export async function modelDetail(name) {
     aliasForm.addEventListener("submit", (e) => { e.preventDefault(); act(async () => {
       const f = new FormData(aliasForm);
       await api("POST", `/api/msm/models/${encodeURIComponent(name)}/aliases`, { json: { alias: f.get("alias"), version: f.get("version"), reason: f.get("reason") || "" } });
-      toast("Alias moved"); window.dispatchEvent(new HashChangeEvent("hashchange"));
+      toast("Alias moved"); rerender();
     }); });
   }
+  // The function the model serves: what its badcases, test sets and gate are about; needed before deploying.
+  let functionForm = null;
+  if (can("engineer") && has("PATCH", "/api/msm/models/{name}")) {
+    functionForm = h("form", { class: "inline", "aria-label": "Set the function" },
+      field("Function", h("input", { name: "function", required: true, maxlength: 200, value: text(m.function) })),
+      h("button", { type: "submit" }, m.function ? "Change the function" : "Set the function"));
+    functionForm.addEventListener("submit", (e) => { e.preventDefault(); act(async () => {
+      const fn = String(new FormData(functionForm).get("function") || "").trim();
+      await api("PATCH", `/api/msm/models/${encodeURIComponent(name)}`, { json: { function: fn } });
+      toast(`Function set: ${fn}`); rerender();
+    }); });
+  }
+  let defaults = null;
+  if (m.function && has("GET", "/api/msm/functions/{function}/thresholds")) {
+    const t = await api("GET", `/api/msm/functions/${encodeURIComponent(m.function)}/thresholds`).catch(() => null);
+    if (t) {
+      let form = null;
+      if (can("maintainer") && has("PUT", "/api/msm/functions/{function}/thresholds")) {
+        const rows = thresholdRows(t.thresholds);
+        form = h("form", { class: "stack-narrow", "aria-label": "Default thresholds" }, rows.el,
+          h("div", {}, h("button", { type: "submit" }, "Save the default thresholds")));
+        form.addEventListener("submit", (e) => { e.preventDefault(); act(async () => {
+          await api("PUT", `/api/msm/functions/${encodeURIComponent(m.function)}/thresholds`, { json: { thresholds: rows.read() } });
+          toast("Default thresholds saved"); rerender();
+        }); });
+      }
+      defaults = card(`Default gate thresholds of function ${text(m.function)}`,
+        h("p", {}, thresholdsText(t.thresholds) || "None: a deployment request without thresholds is checked on its badcases only."),
+        t.updated_by ? h("p", { class: "muted" }, `set by ${text(t.updated_by)}, ${fmtDate(t.updated_at)}`) : null, form);
+    }
+  }
+  const about = h("dl", { class: "kv" },
+    h("dt", {}, "Function"), h("dd", { "data-field": "function" }, m.function
+      ? [text(m.function), " — ", link(badcasesOf({ function: m.function }), "its badcases")]
+      : h("span", { class: "error" }, "not set: a function is needed before deploying this model")),
+    h("dt", {}, "Description"), h("dd", {}, text(m.description)),
+    h("dt", {}, "Tags"), h("dd", {}, (m.tags || []).join(", ")));
   return [h("p", {}, h("a", { href: "#/models" }, "← Models")), h("h1", {}, `Model: ${m.name}`),
+    card("Model", about, h("p", { class: "muted" }, "The function is what the model serves: its badcases, badcase test set, gate and statistics are those of the function."),
+      functionForm),
     card("Versions and lineage", table([{ label: "Version", key: "version" }, { label: "Format", key: "format" },
-      { label: "Source", key: "source" }, { label: "Task", render: (v) => (v.task_id ? h("a", { href: `#/tasks/${v.task_id}` }, text(v.task_id).slice(0, 8)) : "") },
-      { label: "Parent", render: (v) => text(v.parent_version_id).slice(0, 8) }, { label: "Metrics", render: (v) => text(v.metrics) },
+      { label: "Source", key: "source" }, { label: "Task", render: (v) => (v.task_id ? link(`#/tasks/${v.task_id}`, short(v.task_id)) : "") },
+      { label: "Parent", render: (v) => (v.parent_version_id ? text(versionOf.get(v.parent_version_id) ? `v${versionOf.get(v.parent_version_id)}` : short(v.parent_version_id)) : "") },
+      { label: "Metrics", render: (v) => Object.entries(v.metrics || {}).map(([k, x]) => `${k} ${fmtNum(x, 3)}`).join(", ") },
+      { label: "Badcases", render: (v) => link(badcasesOf({ model_version_id: v.id }), "found on it") },
       { label: "MD5", key: "md5" }, { label: "Id", key: "id" }], m.versions || [])),
     card("Aliases", table([{ label: "Alias", render: (a) => text(a.alias ?? a.name) }, { label: "Version", render: (a) => text(a.version ?? a.version_id) }], m.aliases || []), aliasForm),
+    defaults,
     card("Alias history", table([{ label: "When", render: (c) => fmtDate(c.changed_at ?? c.created_at) }, { label: "Alias", key: "alias" },
-      { label: "From", render: (c) => text(c.old_version ?? c.from_version) }, { label: "To", render: (c) => text(c.new_version ?? c.to_version) },
-      { label: "By", render: (c) => text(c.actor ?? c.changed_by) }], list(history)))];
+      { label: "From", render: (c) => versionLabel(versionOf, c.from_version_id) }, { label: "To", render: (c) => versionLabel(versionOf, c.to_version_id) },
+      { label: "By", render: (c) => text(c.actor ?? c.changed_by) }, { label: "Reason", render: (c) => text(c.reason) }], list(history)))];
+}
+
+function versionLabel(versionOf, id) {
+  if (!id) return "";
+  return versionOf.has(id) ? `v${versionOf.get(id)}` : short(id);
+}
+
+function verdictOf(d) {
+  const g = (d && d.gate) || {};
+  if (d && d.status === "awaiting_tests") return "awaiting tests";
+  if (g.awaiting) return "awaiting tests";
+  if (g.verdict || g.status) return g.verdict ?? g.status;
+  if (g.passed === true) return "passed";
+  if (g.passed === false) return "blocked";
+  return "";
+}
+
+const badcaseLinks = (ids, label) => h("div", { "aria-label": label }, h("p", { class: "error" }, `${ids.length} ${label}:`),
+  h("ul", {}, ids.map((id) => h("li", {}, link(`#/badcases/${text(id)}`, text(id))))));
+
+// The evidence the gate waits for / decided on: each version on each set, with its state and reason.
+function evidenceView(g) {
+  const evidence = g.evidence || [];
+  if (!evidence.length) return null;
+  const done = evidence.filter((e) => e.state === "done").length;
+  return h("div", { class: "evidence" },
+    h("p", {}, h("strong", {}, "Test results: "), `${done} of ${evidence.length} done`,
+      h("progress", { max: evidence.length, value: done, "aria-label": "test results received" })),
+    table([{ label: "Version", render: (e) => [text(e.model), text(e.version) ? ` v${text(e.version)}` : "", e.role === "production" ? " (production)" : ""].join("") },
+      { label: "Set", render: (e) => text(SET_NAMES[e.set_kind] ?? e.set_kind) }, { label: "Dataset", render: (e) => short(e.dataset_id) },
+      { label: "State", render: (e) => badge(e.state) }, { label: "Reason", render: (e) => text(e.reason) }], evidence));
 }
 
 function gateView(d) {
   const g = d.gate || {};
-  const verdict = g.verdict ?? g.status ?? (g.passed === true ? "passed" : g.passed === false ? "blocked" : "pending");
   const regressed = g.regressed_badcases || [];
-  return h("div", {}, h("p", {}, "Gate verdict: ", badge(verdict), d.overridden ? ` — overridden by ${text(d.override_by)}: ${text(d.override_reason)}` : ""),
+  const untested = g.untested_badcases || [];
+  const reasons = (g.reasons || []).map(text).filter(Boolean);
+  return h("div", { class: "gate" }, h("p", {}, "Gate verdict: ", badge(verdictOf(d)) || "none yet",
+      d.overridden ? ` — overridden by ${text(d.override_by)}: ${text(d.override_reason)}` : ""),
+    d.status === "awaiting_tests" ? h("p", { class: "muted", role: "status" },
+      "Waiting for test results of the candidate (and of production) before the gate decides; this page refreshes by itself.") : null,
     g.reason ? h("p", {}, text(g.reason)) : null,
-    regressed.length ? h("div", {}, h("p", { class: "error" }, `${regressed.length} previously fixed badcase(s) regressed:`),
-      h("ul", {}, regressed.map((id) => h("li", {}, h("a", { href: `#/badcases/${text(id)}` }, text(id)))))) : null,
-    h("details", {}, h("summary", {}, "Gate details"), h("pre", {}, JSON.stringify(g, null, 2))));
+    reasons.length ? h("ul", { "aria-label": "reasons" }, reasons.map((r) => h("li", {}, r))) : null,
+    (g.notes || []).length ? h("ul", { class: "muted" }, g.notes.map((n) => h("li", {}, text(n)))) : null,
+    Object.keys(g.thresholds || d.thresholds || {}).length ? h("p", {}, "Thresholds: ", thresholdsText(g.thresholds || d.thresholds)) : null,
+    evidenceView(g),
+    regressed.length ? badcaseLinks(regressed, "previously fixed badcase(s) regressed") : null,
+    untested.length ? badcaseLinks(untested, "badcase(s) production passes that the candidate was not tested on") : null,
+    Object.keys(g).length ? h("details", {}, h("summary", {}, "Gate details"), h("pre", {}, JSON.stringify(g, null, 2))) : null);
 }
 
 export async function deployments() {
@@ -54,21 +177,29 @@ export async function deployments() {
   const listBox = h("div", {}, deploymentTable(list(await api("GET", "/api/msm/deployments"))));
   let form = null; const result = h("div", { role: "status" });
   if (has("POST", "/api/msm/deployments") && can("engineer")) {
-    const versions = has("GET", "/api/msm/model-versions") ? list(await api("GET", "/api/msm/model-versions").catch(() => [])) : [];
+    const [versions, models] = await Promise.all([
+      has("GET", "/api/msm/model-versions") ? api("GET", "/api/msm/model-versions").then(list).catch(() => []) : [],
+      api("GET", "/api/msm/models").then(list).catch(() => [])]);
+    const functionOf = new Map(models.map((m) => [m.name, m.function]));
+    const thresholds = thresholdRows({});
     form = h("form", { class: "stack", "aria-label": "Request a deployment" },
       field("Endpoint name *", h("input", { name: "name", required: true, pattern: "[a-z0-9][a-z0-9\\-]{0,99}" })),
-      field("Model version *", select("version", versions.map((v) => [v.id, `${v.name} v${v.version}`]))),
-      field("Function", h("input", { name: "function" })), field("Target", select("target", ["local", "docker", "edge"], "local")),
+      field("Model version *", select("version", versions.map((v) => [v.id,
+        `${v.name} v${v.version}${functionOf.get(v.name) ? ` (${functionOf.get(v.name)})` : " (no function: set it on the model first)"}`]))),
+      field("Target", select("target", ["local", "docker", "edge"], "local")),
       can("maintainer") ? field("Override reason (maintainers)", h("input", { name: "override_reason" })) : null,
+      h("fieldset", { class: "wide" }, h("legend", {}, "Thresholds (none: the function's defaults)"), thresholds.el),
       h("div", {}, h("button", { type: "submit", disabled: !versions.length }, "Request deployment")));
     form.addEventListener("submit", (e) => { e.preventDefault(); act(async () => {
       const f = new FormData(form);
       const body = { name: f.get("name"), target: f.get("target"), versions: [{ model_version_id: f.get("version") }] };
-      if (f.get("function")) body.function = f.get("function");
+      const t = thresholds.read();
+      if (Object.keys(t).length) body.thresholds = t;
       if (f.get("override_reason")) body.override_reason = f.get("override_reason");
       try {
         const d = await api("POST", "/api/msm/deployments", { json: body });
-        result.replaceChildren(h("p", { class: "okc" }, `Deployment ${d.name} requested: `, badge(d.status)), gateView(d),
+        const said = d.status === "awaiting_tests" ? `Deployment ${d.name} is waiting for test results: ` : `Deployment ${d.name} requested: `;
+        result.replaceChildren(h("p", { class: "okc" }, said, badge(d.status)), gateView(d),
           h("p", {}, h("a", { href: `#/deployments/${d.id}` }, "Open it")));
       } catch (err) {
         if (err.status !== 409 || typeof err.detail !== "object") throw err;
@@ -82,18 +213,19 @@ export async function deployments() {
 }
 
 function deploymentTable(items) {
-  return table([{ label: "Name", render: (d) => h("a", { href: `#/deployments/${d.id}` }, d.name) },
+  return table([{ label: "Name", render: (d) => h("a", { href: `#/deployments/${d.id}` }, text(d.name)) },
+    { label: "Function", render: (d) => text(d.function) },
     { label: "Status", render: (d) => badge(d.status) }, { label: "Target", key: "target" }, { label: "Routing", key: "routing" },
-    { label: "Gate", render: (d) => badge(d.gate && (d.gate.verdict ?? d.gate.status ?? (d.gate.passed ? "passed" : "blocked"))) },
+    { label: "Gate", render: (d) => badge(verdictOf(d)) },
     { label: "Created", render: (d) => fmtDate(d.created_at) }], items, { empty: "No deployments yet." });
 }
 
-// The gate's refusal: its reasons, the regressed badcases, and (maintainers) an override with a reason.
+// The gate's refusal: its reasons, the regressed and untested badcases, and (maintainers) an override with a reason.
 function blockedView(detail) {
   const box = h("div", {}, h("p", { class: "error" }, "Blocked by the gate: ", text(detail.message)),
     h("ul", { "aria-label": "reasons" }, (detail.reasons || []).map((r) => h("li", {}, text(r)))),
-    (detail.regressed_badcases || []).length ? h("p", {}, "Regressed badcases: ",
-      detail.regressed_badcases.map((id) => h("a", { href: `#/badcases/${text(id)}` }, `${text(id)} `))) : null);
+    (detail.regressed_badcases || []).length ? badcaseLinks(detail.regressed_badcases, "previously fixed badcase(s) regressed") : null,
+    (detail.untested_badcases || []).length ? badcaseLinks(detail.untested_badcases, "badcase(s) production passes that the candidate was not tested on") : null);
   if (detail.deployment_id) box.append(h("p", {}, h("a", { href: `#/deployments/${detail.deployment_id}` }, "Open the blocked deployment")));
   if (detail.deployment_id && can("maintainer")) {
     const f = h("form", { class: "inline", "aria-label": "Override the gate" },
@@ -111,16 +243,49 @@ function blockedView(detail) {
 export async function deploymentDetail(id) {
   const d = await api("GET", `/api/msm/deployments/${id}`);
   const metrics = await api("GET", `/api/msm/deployments/${id}/metrics`).catch(() => []);
-  const rollback = can("maintainer") ? h("button", { type: "button", class: "danger", onclick: () => act(async () => {
+  const rerender = () => window.dispatchEvent(new HashChangeEvent("hashchange"));
+  const rollback = can("maintainer") && d.status === "live" ? h("button", { type: "button", class: "danger", onclick: () => act(async () => {
     await api("POST", `/api/msm/deployments/${id}/rollback`, { json: { reason: "rolled back from the web UI" } });
-    toast("Rolled back"); window.dispatchEvent(new HashChangeEvent("hashchange"));
+    toast("Rolled back"); rerender();
   }) }, "Roll back") : null;
+  let override = null;
+  if (can("maintainer") && ["blocked", "awaiting_tests"].includes(d.status)) {
+    override = h("form", { class: "inline", "aria-label": "Override the gate" },
+      field("Reason for the override", h("input", { name: "reason", required: true, minlength: 3 })), h("button", { type: "submit", class: "danger" }, "Override the gate"));
+    override.addEventListener("submit", (e) => { e.preventDefault(); act(async () => {
+      await api("POST", `/api/msm/deployments/${id}/override`, { json: { reason: new FormData(override).get("reason") } });
+      toast("Gate overridden"); rerender();
+    }); });
+  }
+  const statusBox = h("div", {}, statusView(d));
+  // While the gate waits for test results, follow its progress (until the page is left).
+  if (d.status === "awaiting_tests") {
+    const hash = location.hash;
+    const poll = async () => {
+      if (location.hash !== hash || !document.body.contains(statusBox)) return;
+      const now = await api("GET", `/api/msm/deployments/${id}`).catch(() => null);
+      if (location.hash !== hash || !document.body.contains(statusBox)) return;
+      if (now && now.status !== "awaiting_tests") { rerender(); return; }
+      if (now) statusBox.replaceChildren(statusView(now));
+      setTimeout(poll, 2000);
+    };
+    setTimeout(poll, 2000);
+  }
   return [h("p", {}, h("a", { href: "#/deployments" }, "← Deployments")), h("h1", {}, `Deployment: ${d.name}`),
-    card("Status", h("p", {}, badge(d.status), ` ${d.target}, ${d.routing}`), gateView(d), rollback),
-    card("Versions", table([{ label: "Version id", render: (v) => text(v.model_version_id ?? v.id) }, { label: "Role", key: "role" }, { label: "Weight", key: "weight" }], d.versions || [])),
-    card("Attached badcases", table([{ label: "Badcase", render: (b) => h("a", { href: `#/badcases/${text(b.badcase_id ?? b.id)}` }, text(b.badcase_id ?? b.id)) },
-      { label: "Note", render: (b) => text(b.note ?? b.reason) }], d.badcases || [], { empty: "None." })),
+    card("Status", statusBox, override, rollback),
+    card("Versions", table([{ label: "Model version", render: (v) => (v.name ? link(`#/models/${encodeURIComponent(v.name)}`, `${text(v.name)} v${text(v.version)}`) : short(v.model_version_id ?? v.id)) },
+      { label: "Id", render: (v) => text(v.model_version_id ?? v.id) }, { label: "Role", key: "role" }, { label: "Weight", key: "weight" }], d.versions || [])),
+    card("Attached badcases", h("p", {}, link(badcasesOf({ deployment_id: d.id }), "Badcases of this deployment (flagged on it)")),
+      table([{ label: "Badcase", render: (b) => link(`#/badcases/${text(b.badcase_id ?? b.id)}`, text(b.badcase_id ?? b.id)) },
+        { label: "Source", render: (b) => text(b.source) }, { label: "Note", render: (b) => text(b.note ?? b.reason) }], d.badcases || [], { empty: "None." })),
     card("Metrics", table([{ label: "When", render: (m) => fmtDate(m.recorded_at ?? m.created_at) }, { label: "Values", render: (m) => text(m.values ?? m) }], list(metrics), { empty: "None." })),
     card("History", table([{ label: "When", render: (c) => fmtDate(c.changed_at ?? c.created_at) }, { label: "Change", render: (c) => text(c.action ?? c.status ?? c) },
-      { label: "By", render: (c) => text(c.actor) }], d.history || []))];
+      { label: "Detail", render: (c) => text(c.detail) }, { label: "By", render: (c) => text(c.actor) }], d.history || []))];
+}
+
+function statusView(d) {
+  return h("div", { "data-status": text(d.status) },
+    h("p", {}, badge(d.status), ` ${text(d.target)}, ${text(d.routing)}`, d.function ? [" — function ", link(badcasesOf({ function: d.function }), d.function)] : ""),
+    d.failure_reason ? h("p", { class: "error" }, text(d.failure_reason)) : null,
+    gateView(d));
 }

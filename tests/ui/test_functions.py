@@ -1,0 +1,251 @@
+"""The function as the unit of the loop, in the browser (docs/functions.md): a badcase links to the task that
+found it and the deployment that served it (and both link back to their badcases), a deployment waiting for
+test results shows its progress, a model's function is shown and edited. Data is seeded through the
+services' APIs, as a client would."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from typing import Any
+
+import httpx
+
+from tests.gateway.stack import Stack
+from tests.ui.conftest import Page
+from tests.ui.test_browser import login
+
+NULL = re.compile(r"\bnull\b|\bundefined\b|\[object Object\]")
+
+
+def client(stack: Stack, role: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=stack.url, headers=stack.auth(role), timeout=60)
+
+
+async def model_with_function(stack: Stack, name: str, function: str | None) -> dict[str, Any]:
+    """A registered ONNX version of model `name`, its model serving `function` (none: left unset)."""
+    from tests.msm.onnx_models import identity_classifier
+
+    async with client(stack, "engineer") as c:
+        r = await c.post(f"/api/msm/models/{name}/versions", content=identity_classifier(4),
+                         headers={"content-type": "application/octet-stream"})
+        assert r.status_code == 201, r.text
+        version = r.json()
+        if function is not None:
+            r = await c.patch(f"/api/msm/models/{name}", json={"function": function})
+            assert r.status_code == 200, r.text
+    return version
+
+
+async def table_dataset(stack: Stack, name: str, function: str) -> dict[str, Any]:
+    """A plain table document (features and a label, no files) grouped into train/test datasets of `function`."""
+    rows = "f0,f1,f2,f3,label\n" + "".join(f"{i % 4},{(i * 3) % 5},{i % 2},{i},{i % 2}\n" for i in range(12))
+    async with client(stack, "engineer") as c:
+        r = await c.post("/api/dam/documents", params={"name": name, "format": "csv"}, content=rows,
+                         headers={"content-type": "text/csv"})
+        assert r.status_code == 201, r.text
+        doc = r.json()
+        assert doc["kind"] == "table", doc
+        r = await c.post("/api/dam/datasets", json={"name": name, "documents": [{"id": doc["id"]}], "function": function})
+        assert r.status_code == 201, r.text
+        return {"document": doc, **{d["purpose"]: d for d in r.json()["datasets"]}}
+
+
+async def no_null_text(p: object) -> None:
+    """Nothing on the page reads `null`, `undefined` or `[object Object]` (an empty field renders empty)."""
+    body = await p.inner_text("main")
+    assert not NULL.search(body), NULL.search(body).group(0) + " in: " + body[:3000]
+
+
+async def test_badcase_detail_links_to_its_task_and_deployment(page: Page, stack: Stack) -> None:
+    if not {"bam", "dam", "mtt", "msm"} <= set(stack.up):
+        raise AssertionError(f"every service must be up: {stack.down}")
+    marker = uuid.uuid4().hex[:6]
+    function, name = f"wine-{marker}", f"wine-model-{marker}"
+    version = await model_with_function(stack, name, function)
+    data = await table_dataset(stack, f"wine-{marker}", function)
+    async with client(stack, "engineer") as c:
+        # a training task on the table (a draft: no code)
+        r = await c.post("/api/mtt/tasks", json={
+            "kind": "train", "name": f"train wine {marker}", "function": function, "command": "python train.py",
+            "datasets": [{"dataset_id": data["train"]["id"], "manifest_key": data["train"]["manifest_key"],
+                          "purpose": "train"}]})
+        assert r.status_code == 201, r.text
+        task = r.json()
+        # a deployment of the model (blocked: nothing to test it on; it is kept, with its id)
+        r = await c.post("/api/msm/deployments", json={"name": f"wine-{marker}",
+                                                       "versions": [{"model_version_id": version["id"]}]})
+        assert r.status_code == 409, r.text
+        deployment_id = r.json()["detail"]["deployment_id"]
+    async with client(stack, "tester") as c:
+        r = await c.post("/api/bam/badcases", json={
+            "function": function, "model_name": name, "model_version": version["version"],
+            "model_version_id": version["id"], "task_id": task["id"], "deployment_id": deployment_id,
+            "features": {"f0": 1, "f1": 2.5, "f2": 0, "f3": 7}, "prediction": "0", "ground_truth": "1",
+            "description": f"tabular badcase {marker}"})
+        assert r.status_code == 201, r.text
+        badcase = r.json()
+        assert badcase["task_id"] == task["id"] and badcase["deployment_id"] == deployment_id
+
+    await login(page, stack, "viewer")
+    p = page.page
+    await p.goto(f"{stack.url}/#/badcases/{badcase['id']}")
+    await p.wait_for_selector(f"h1:text('Badcase: {function}')")
+    details = "section:has(h2:text('Details'))"
+    assert function in await p.text_content(details)
+    assert await p.text_content("table[aria-label=features] thead") == "f0f1f2f3"
+    assert await p.text_content("table[aria-label=features] tbody") == "12.507"
+    await no_null_text(p)
+
+    # badcase → its task → the task's badcases
+    await p.click(f"{details} [data-field=task_id] a[href='#/tasks/{task['id']}']")
+    await p.wait_for_selector(f"h1:text('Task: train wine {marker}')")
+    await p.click("main a:text('Badcases of this task')")
+    await p.wait_for_selector(f"[aria-label='Filters from links'] a[href='#/tasks/{task['id']}']")
+    await p.wait_for_function(f"""() => {{ const rows = [...document.querySelectorAll('main table tbody tr')];
+        return rows.length === 1 && rows[0].textContent.includes('tabular badcase {marker}'); }}""")
+    await p.click(f"main table tbody tr a[href='#/badcases/{badcase['id']}']")
+
+    # badcase → its deployment → the deployment's badcases
+    await p.wait_for_selector(f"h1:text('Badcase: {function}')")
+    await p.click(f"{details} [data-field=deployment_id] a[href='#/deployments/{deployment_id}']")
+    await p.wait_for_selector(f"h1:text('Deployment: wine-{marker}')")
+    assert function in await p.text_content("section:has(h2:text('Status'))")
+    await no_null_text(p)
+    await p.click("main a:text('Badcases of this deployment')")
+    await p.wait_for_selector(f"[aria-label='Filters from links'] a[href='#/deployments/{deployment_id}']")
+    await p.wait_for_function(f"""() => {{ const rows = [...document.querySelectorAll('main table tbody tr')];
+        return rows.length === 1 && rows[0].textContent.includes('tabular badcase {marker}'); }}""")
+
+    # clearing the link's filter lists the other badcases again
+    await p.click("[aria-label='Filters from links'] button")
+    await p.wait_for_selector("[aria-label='Filters from links']", state="hidden")
+    assert page.console_errors() == []
+
+
+async def badcase_test_set(stack: Stack, function: str, marker: str) -> str:
+    """The function's badcase test set, made as the loop makes it: a tabular badcase added to test data (BAM →
+    DAM appends it to `badcase test set: <function>` and freezes a dataset → MSM learns it is current)."""
+    async with client(stack, "tester") as c:
+        r = await c.post("/api/bam/badcases", json={
+            "function": function, "features": {"f0": 0, "f1": 1, "f2": 0, "f3": 0}, "prediction": "0",
+            "ground_truth": "1", "description": f"for the test set {marker}"})
+        assert r.status_code == 201, r.text
+        r = await c.post("/api/bam/badcases/add-to-test-data", json={"ids": [r.json()["id"]]})
+        assert r.status_code == 200 and r.json()["added"] == 1, r.text
+    async with client(stack, "viewer") as c:
+        for _ in range(240):
+            r = await c.get("/api/dam/datasets", params={"function": function, "is_badcase_test_set": "true"})
+            if r.status_code == 200 and r.json():
+                return str(r.json()[0]["id"])
+            await asyncio.sleep(0.5)
+    raise AssertionError(f"no badcase test set of {function} was frozen by DAM")
+
+
+async def test_deployment_awaiting_tests_shows_its_progress(page: Page, stack: Stack) -> None:
+    if not {"bam", "dam", "mtt", "msm"} <= set(stack.up):
+        raise AssertionError(f"every service must be up: {stack.down}")
+    marker = uuid.uuid4().hex[:6]
+    function, name = f"shapes-{marker}", f"shapes-model-{marker}"
+    version = await model_with_function(stack, name, function)
+    await badcase_test_set(stack, function, marker)
+    async with client(stack, "viewer") as c:  # MSM knows the set once its gate would wait for a result on it
+        for _ in range(240):
+            gate = (await c.get(f"/api/msm/model-versions/{version['id']}/gate")).json()
+            if any(r.startswith("waiting for") and "badcase test set" in r for r in gate.get("reasons", [])):
+                break
+            await asyncio.sleep(0.5)
+        else:
+            raise AssertionError(f"MSM never learnt the badcase test set of {function}: {gate}")
+
+    await login(page, stack, "engineer")
+    p = page.page
+    await p.click("nav a[href='#/deployments']")
+    form = "form[aria-label='Request a deployment']"
+    await p.wait_for_selector(form)
+    endpoint = f"shapes-{marker}"
+    await p.fill(f"{form} input[name=name]", endpoint)
+    option = await p.eval_on_selector(f"{form} select[name=version]",
+                                      f"s => [...s.options].find(o => o.value === '{version['id']}').textContent")
+    assert f"({function})" in option, "the version's model names its function"
+    await p.select_option(f"{form} select[name=version]", version["id"])
+    # a threshold on the badcase test set, through the set selector
+    await p.click(f"{form} button:text('Add a threshold')")
+    await p.select_option(f"{form} .threshold select[name=t_set]", "badcase_test_set")
+    await p.fill(f"{form} .threshold input[name=t_metric]", "accuracy")
+    await p.fill(f"{form} .threshold input[name=t_min]", "0.5")
+    await p.click(f"{form} button[type=submit]")
+
+    # MSM answers 202 awaiting_tests: the page shows what the gate waits for
+    section = "section:has(h2:text('Request a deployment'))"
+    await p.wait_for_selector(f"{section} p.okc:text('is waiting for test results')")
+    evidence = f"{section} .evidence table tbody tr"
+    rows = await p.eval_on_selector_all(evidence, "rs => rs.map(r => r.textContent)")
+    assert rows and any("badcase test set" in r and "pending" in r for r in rows), rows
+    assert "accuracy on the badcase test set ≥ 0.5" in await p.text_content(section)
+    async with client(stack, "viewer") as c:
+        items = (await c.get("/api/msm/deployments", params={"name": endpoint})).json()
+        mine = next(d for d in items if d["name"] == endpoint)
+    assert mine["thresholds"] == {"badcase_test_set.accuracy": {"min": 0.5}}
+
+    # the deployment page shows each evidence item with its state and reason, and follows it until the gate decides
+    await p.click(f"{section} a:text('Open it')")
+    await p.wait_for_selector(f"h1:text('Deployment: {endpoint}')")
+    states = await p.eval_on_selector_all("main .evidence table tbody tr td:nth-child(4)", "cs => cs.map(c => c.textContent)")
+    assert states and all(s in ("pending", "done", "failed") for s in states), states
+    await no_null_text(p)
+    await p.wait_for_selector("main [data-status]:not([data-status=awaiting_tests])", timeout=300_000)
+    decided = await p.eval_on_selector_all("main .evidence table tbody tr", "rs => rs.map(r => r.textContent)")
+    assert decided and not any("pending" in r for r in decided), decided
+    status = await p.get_attribute("main [data-status]", "data-status")
+    assert status in ("requested", "blocked", "live", "failed"), status
+    await no_null_text(p)
+    assert page.console_errors() == []
+
+
+async def test_model_function_is_shown_and_edited(page: Page, stack: Stack) -> None:
+    if "msm" not in stack.up:
+        raise AssertionError(f"MSM must be up: {stack.down}")
+    marker = uuid.uuid4().hex[:6]
+    name = f"faces-{marker}"
+    await model_with_function(stack, name, None)
+    await login(page, stack, "engineer")
+    p = page.page
+    await p.click("nav a[href='#/models']")
+    await p.wait_for_selector(f"main a:text('{name}')")
+    assert "not set (needed to deploy)" in await p.text_content(f"main tr:has(a:text('{name}'))")
+    await p.click(f"main a:text('{name}')")
+    await p.wait_for_selector(f"h1:text('Model: {name}')")
+    assert "a function is needed before deploying" in await p.text_content("[data-field=function]")
+    await no_null_text(p)
+    form = "form[aria-label='Set the function']"
+    await p.fill(f"{form} input[name=function]", f"expressions-{marker}")
+    await p.click(f"{form} button[type=submit]")
+    await p.wait_for_selector(f"[data-field=function]:has-text('expressions-{marker}')")
+    assert "needed before deploying" not in await p.text_content("[data-field=function]")
+    async with client(stack, "viewer") as c:
+        assert (await c.get(f"/api/msm/models/{name}")).json()["function"] == f"expressions-{marker}"
+    # changed again: the form edits what is there
+    assert await p.input_value(f"{form} input[name=function]") == f"expressions-{marker}"
+    await p.fill(f"{form} input[name=function]", f"faces-{marker}")
+    await p.click(f"{form} button[type=submit]")
+    await p.wait_for_selector(f"[data-field=function]:has-text('faces-{marker}')")
+    await p.click(f"[data-field=function] a:text('its badcases')")
+    await p.wait_for_selector("form[aria-label='Filter badcases']")
+    assert await p.input_value("form[aria-label='Filter badcases'] input[name=function]") == f"faces-{marker}"
+    assert page.console_errors() == []
+
+
+async def test_a_viewer_cannot_edit_a_model_function(page: Page, stack: Stack) -> None:
+    if "msm" not in stack.up:
+        raise AssertionError(f"MSM must be up: {stack.down}")
+    name = f"viewer-{uuid.uuid4().hex[:6]}"
+    await model_with_function(stack, name, f"fn-{name}")
+    await login(page, stack, "viewer")
+    p = page.page
+    await p.goto(f"{stack.url}/#/models/{name}")
+    await p.wait_for_selector(f"[data-field=function]:has-text('fn-{name}')")
+    assert await p.query_selector("form[aria-label='Set the function']") is None
+    await no_null_text(p)
+    assert page.console_errors() == []
