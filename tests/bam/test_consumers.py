@@ -80,6 +80,8 @@ async def test_serving_feedback_becomes_a_badcase_with_its_deployment(bam: httpx
     assert [i["id"] for i in (await bam.get("/badcases", params={"deployment_id": str(deployment)})).json()["items"]] \
         == [item["id"]]
     assert (await bam.get("/badcases", params={"deployment_id": str(uuid.uuid4())})).json()["items"] == []
+    stats = (await bam.get("/stats", params={"group_by": "function", "model_version_id": str(version_id)})).json()
+    assert stats["total"] == 1 and stats["groups"][0]["key"] == {"function": "digit recognition"}
     created = (await outbox_events(bam_db, "badcase.created"))[0]["data"]
     assert created["deployment_id"] == str(deployment) and created["model_version_id"] == str(version_id)
 
@@ -121,3 +123,23 @@ async def test_unreadable_outcomes_are_dead_lettered_not_dropped(bam: httpx.Asyn
     await run_consumers(bam, bam_db, bus, _dead)
     letter = (await bam.get("/dead-letters")).json()[0]
     assert letter["reason"] == "failed" and "missing.jsonl" in letter["error"]
+
+
+async def test_a_tabular_misprediction_keeps_its_feature_row(bam: httpx.AsyncClient, bam_db: str,
+                                                             bus) -> None:  # type: ignore[no-untyped-def]
+    key = await write_outcomes(bam, [
+        {"features": {"alcohol": 13.2, "hue": 1.04}, "correct": False, "prediction": 5.0, "ground_truth": 7.0,
+         "error": 2.0},
+        {"features": {"alcohol": 12.1, "hue": 0.9}, "correct": False, "prediction": 5.0, "ground_truth": 7.0,
+         "error": 2.0},
+        {"features": {"alcohol": 11.0, "hue": 0.7}, "correct": True, "prediction": 6.0, "ground_truth": 6.2}])
+    await publish(bus, TestingCompleted(task_id=uuid.uuid4(), model_name="wine", model_version="1",
+                                        function="wine-quality", outcomes_key=key))
+
+    async def _two() -> bool:
+        return len((await bam.get("/badcases", params={"function": "wine-quality"})).json()["items"]) == 2
+
+    await run_consumers(bam, bam_db, bus, _two)
+    items = (await bam.get("/badcases", params={"function": "wine-quality"})).json()["items"]
+    assert sorted(i["features"]["alcohol"] for i in items) == [12.1, 13.2]
+    assert all(i["data"] == [] and i["source"] == "testing" for i in items)
