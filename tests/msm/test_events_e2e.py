@@ -20,7 +20,6 @@ from mlife_shared.db import Database
 from mlife_shared.events import new_envelope, stream_for_subject
 from mlife_shared.events import contracts
 from mlife_shared.events.contracts import DatasetGrouped, ModelUploaded
-from mlife_shared.events.contracts import TestingCompleted as TestingDone
 from mlife_shared.messaging.bus import provision_streams
 from mlife_shared.messaging.consumer import ConsumerRunner, Subscription, durable_name
 from mlife_shared.messaging.relay import Relay
@@ -102,7 +101,7 @@ async def test_upload_wait_for_tests_deploy_and_serve_over_nats(msm: httpx.Async
 
         outcomes = f"mtt/outcomes/{uuid.uuid4()}.jsonl"
         await store.put(outcomes, iterate(json.dumps({"sample_id": "s1", "correct": True}).encode()))
-        await publish(js, TestingDone(task_id=uuid.uuid4(), model_name="e2e", model_version="1", dataset_id=split,
+        await publish(js, contracts.TestingCompleted(task_id=uuid.uuid4(), model_name="e2e", model_version="1", dataset_id=split,
                                       model_version_id=uuid.UUID(version["id"]), set_kind="test_split",
                                       function="e2e", metrics={"accuracy": 0.95}, outcomes_key=outcomes))
         await wait_for(await status_of(msm, got.json()["id"], "live"), 30,
@@ -145,7 +144,7 @@ async def test_a_new_badcase_test_set_and_a_failed_test_over_nats(msm: httpx.Asy
         assert (await msm.get(f"/deployments/{got.json()['id']}")).json()["status"] == "awaiting_tests"
         outcomes = f"mtt/outcomes/{uuid.uuid4()}.jsonl"
         await msm.app.state.raw_store.put(outcomes, iterate(b'{"correct": true}'))  # type: ignore[attr-defined]
-        await publish(js, TestingDone(task_id=uuid.uuid4(), model_name="e2e", model_version="1", dataset_id=bset,
+        await publish(js, contracts.TestingCompleted(task_id=uuid.uuid4(), model_name="e2e", model_version="1", dataset_id=bset,
                                       set_kind="badcase_test_set", metrics={"accuracy": 1.0}, outcomes_key=outcomes))
         await wait_for(await status_of(msm, got.json()["id"], "blocked"), 30, "the failed test to block")
         reasons = (await msm.get(f"/deployments/{got.json()['id']}")).json()["gate"]["reasons"]

@@ -5,6 +5,7 @@ deployment."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import uuid
 from typing import Any
@@ -158,17 +159,20 @@ async def test_feedback_becomes_serving_feedback_with_what_bam_needs(msm: httpx.
     assert got.status_code == 201, got.text
     event = (await outbox(msm, "serving.feedback"))[0]["data"]
     assert event == {"deployment_id": dep["id"], "model_name": "emotion", "model_version": "1",
-                     "function": "emotion-recognition", "prediction_id": answer["prediction_id"],
+                     "function": "emotion-recognition", "model_version_id": v1["id"],
+                     "prediction_id": answer["prediction_id"],
                      "input_ref": got.json()["input_ref"], "prediction": 1, "correct_label": 2,
                      "client_id": "app-7", "device_id": "pixel-9"}
     assert event["input_ref"].startswith("msm/feedback/")
     stored = b"".join([c async for c in await msm.app.state.raw_store.get(event["input_ref"])])  # type: ignore[attr-defined]
-    assert json.loads(stored) == {"inputs": {"x": [0, 1, 0, 0]}}
+    # The served sample as a typed array file the evaluator reads (test_serving_many.py has the details).
+    assert event["input_ref"].endswith("/input.npy")
+    assert np.load(io.BytesIO(stored), allow_pickle=False).tolist() == [0, 1, 0, 0]
 
     # Without the input, the logged prediction is the reference.
     by_log = await msm.post("/serve/emotion/feedback", json={"prediction_id": answer["prediction_id"],
                                                              "correct_label": 2}, headers=as_role("tester"))
-    assert by_log.json()["input_ref"] == f"msm/predictions/{dep['id']}/{answer['prediction_id']}.json"
+    assert by_log.status_code == 201 and by_log.json()["input_ref"].endswith("/input.npy")
     for bad in ({"correct_label": 2}, {"correct_label": 2, "inputs": {"x": [1, 2]}},
                 {"correct_label": 2, "input_ref": "https://evil/x"},
                 {"correct_label": 2, "input_ref": "msm/x", "model_version_id": str(uuid.uuid4())}):

@@ -3,11 +3,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from msm.deployment.models import (Deployment, DeploymentBadcase, DeploymentChange, DeploymentMetric,
                                    FunctionThresholds)
+
+
+GATE_LOCK = 0x6D736D67617465  # "msmgate"
 
 
 class DeploymentRepository:
@@ -24,6 +27,12 @@ class DeploymentRepository:
             # populate_existing: a row this session read before the lock is refreshed, not served stale.
             statement = statement.with_for_update().execution_options(populate_existing=True)
         return await self.session.scalar(statement)
+
+    async def lock_gate(self) -> None:
+        """Serialise gate decisions until the transaction ends (PostgreSQL; SQLite has one writer anyway): a
+        request deciding while a testing result is recorded must not miss it, nor the result the request."""
+        if self.session.bind.dialect.name == "postgresql":
+            await self.session.execute(select(func.pg_advisory_xact_lock(GATE_LOCK)))
 
     async def awaiting_tests(self, function: str | None = None) -> Sequence[Deployment]:
         statement = select(Deployment).where(Deployment.status == "awaiting_tests").order_by(Deployment.created_at)

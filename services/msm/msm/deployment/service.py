@@ -87,6 +87,7 @@ class DeploymentService:
             status="new", thresholds=thresholds, gate={}, overridden=False, metrics_schema=dict(body.metrics_schema),
             created_by=user.username, created_at=utcnow(), updated_at=utcnow())
         await self.repo.add(deployment)
+        await self.repo.lock_gate()
         result = await self._evaluate(deployment)
         if not result["passed"] and body.override_reason:
             deployment.gate = result
@@ -104,6 +105,7 @@ class DeploymentService:
         """Decide again every deployment awaiting tests that involves `version_id` (as a candidate or as the
         production it is compared with) or serves `function`: it stays, becomes requested, or blocked."""
         decided = []
+        await self.repo.lock_gate()
         for row in await self.repo.awaiting_tests(function):
             involved = {v["model_version_id"] for v in row.versions} | {
                 e["model_version_id"] for e in row.gate.get("evidence", [])}

@@ -23,6 +23,7 @@ from mlife_shared.events.contracts import ModelPromoted, ModelRegistered
 from mlife_shared.objectstore import ObjectStore, ScopedStore, validate_key
 from mlife_shared.onnx_safety import OnnxInfo, inspect_onnx
 from msm.config import Settings
+from msm.deployment.service import DeploymentService
 from msm.notification.service import emit, fan_out
 from msm.registry.exceptions import AliasConflict, ModelNotFound, SourceNotAllowed
 from msm.registry.models import AliasChange, ModelAlias, ModelVersion, RegisteredModel
@@ -259,6 +260,8 @@ class RegistryService:
         if model.function:
             await test_production_on(self.session, model.function, reason=f"{model.name} v{version.version} became "
                                                                           "production")
+            # Requests waiting for tests compare with production: the new one's result may be needed now.
+            await DeploymentService(self.session).reevaluate(function=model.function)
 
     async def _notify_alias(self, change: AliasChange) -> None:
         """Webhooks only (no consumer needs it on the bus): an alias moved, who moved it and why."""
