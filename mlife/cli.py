@@ -75,7 +75,7 @@ def _json_text(text: str, what: str) -> Any:
 
 
 def _label(text: str | None) -> Any:
-    """A label as `badcase import` reads a cell: JSON when it starts with { or [, else the text itself ("7" stays "7")."""
+    """A label as `badcase import` reads a cell: JSON when it starts with { or [, else the text ("7" stays "7")."""
     if text is None or not text.strip()[:1] in ("{", "["):
         return text
     return _json_text(text, "the label")
@@ -230,9 +230,10 @@ def cmd_task(args: argparse.Namespace) -> int:
         elif args.action == "run":
             _print(args, c.run_task(args.id), lambda t: f"task {t['id']} {t.get('status')}")
         elif args.action == "list":
-            r = c.list_tasks()
+            r = c.list_tasks(kind=args.kind, status=args.status, function=args.function)
             items = r if isinstance(r, list) else r.get("items", [])
-            _print(args, items, lambda rows: _table(rows, ["id", "kind", "name", "status", "created_at"]))
+            _print(args, items, lambda rows: _table(rows, ["id", "kind", "name", "function", "status",
+                                                           "created_at"]))
         elif args.action == "logs":
             offset = 0
             while True:
@@ -289,7 +290,8 @@ def cmd_gate(args: argparse.Namespace) -> int:
     g = {"model": args.model, "version": v["version"], "model_version_id": v["id"], **g}
 
     def human(g: dict[str, Any]) -> str:
-        lines = [f"{g['model']} v{g['version']}: " + ("passes the gate" if g.get("passed") else "the gate would block it")]
+        verdict = "passes the gate" if g.get("passed") else "the gate would block it"
+        lines = [f"{g['model']} v{g['version']}: {verdict}"]
         lines += [f"  - {r}" for r in g.get("reasons", [])]
         for key in ("regressed_badcases", "untested_badcases", "failing_badcases"):
             if g.get(key):
@@ -339,7 +341,8 @@ def _input_name(c: Any, deployment: str, version_id: str | None) -> str:
     """The one input of the model a deployment serves (for a .npy file, which holds one unnamed array)."""
     version_id = version_id or next(v["model_version_id"] for v in c.deployment(deployment)["versions"]
                                     if v.get("role", "primary") == "primary")
-    names = [i["name"] for i in c.request("GET", f"/api/msm/model-versions/{version_id}")["signature"].get("inputs", [])]
+    signature = c.request("GET", f"/api/msm/model-versions/{version_id}")["signature"]
+    names = [i["name"] for i in signature.get("inputs", [])]
     if len(names) != 1:
         raise CLIError(f"the model has the inputs {', '.join(names)}: give --input-name, or an .npz file with an "
                        "array per input name")
@@ -471,7 +474,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("id")
         if name == "logs":
             p.add_argument("--follow", "-f", action="store_true")
-    task.add_parser("list", parents=[common])
+    p = task.add_parser("list", parents=[common])
+    p.add_argument("--kind", choices=["train", "test"])
+    p.add_argument("--status")
+    p.add_argument("--function")
     for parser_ in task.choices.values():
         parser_.set_defaults(func=cmd_task)
 

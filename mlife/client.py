@@ -114,15 +114,6 @@ def read_inputs(path: str | Path, input_name: str | None = None) -> dict[str, An
             return {name: loaded[name].tolist() for name in loaded.files}
 
 
-def _expects_json(exc: MLifeAPIError) -> bool:
-    """The API refused a multipart body because it only takes JSON (an older service)."""
-    if exc.status == 415:
-        return True
-    return exc.status == 422 and isinstance(exc.detail, list) and any(
-        isinstance(e, dict) and list(e.get("loc", [])) == ["body"]
-        and e.get("type") in ("model_attributes_type", "dict_type", "json_invalid") for e in exc.detail)
-
-
 @dataclass
 class UploadSummary:
     files: int = 0
@@ -349,33 +340,17 @@ class Client:
                     **fields: Any) -> dict[str, Any]:
         """A training or testing task in one call. `code_dir` (a local folder, relative or absolute) is zipped
         and uploaded as the task's code with it; `datasets` are ids or `{"dataset_id", "manifest_key"}`; other
-        fields of MTT's TaskCreate (`name`, `model_name`, `code_location`, `run`, …) as keywords."""
+        fields of MTT's TaskCreate (`name`, `model_name`, `code_location`, `run`, …) as keywords. With code, one
+        multipart request (`task` JSON + `code` zip): a command and `run` are fine at once."""
         body = {"kind": kind, "datasets": [{"dataset_id": d} if isinstance(d, str) else d for d in datasets],
                 "command": command, "params": params, "function": function, **fields}
         body = {k: v for k, v in body.items() if v is not None}
         if code_dir is None:
             return self.request("POST", "/api/mtt/tasks", json=body)
         with zip_folder(code_dir) as archive:
-            try:
-                return self.request("POST", "/api/mtt/tasks", timeout=None, files={
-                    "task": (None, json.dumps(body), "application/json"),
-                    "code": (f"{Path(code_dir).resolve().name or 'code'}.zip", archive, "application/zip")})
-            except MLifeAPIError as exc:
-                if not _expects_json(exc):
-                    raise
-            archive.seek(0)
-            return self._create_task_in_steps(body, archive)
-
-    def _create_task_in_steps(self, body: dict[str, Any], archive: BinaryIO) -> dict[str, Any]:
-        """For an MTT without the multipart create: a draft, its code, then the command (MTT refuses a command
-        without code), then the run."""
-        command, run = body.pop("command", None), body.pop("run", False)
-        task = self.request("POST", "/api/mtt/tasks", json=body)
-        task = self.request("POST", f"/api/mtt/tasks/{task['id']}/code", content=_file_chunks(archive),
-                            headers={"Content-Type": "application/zip"}, timeout=None)
-        if command is not None:
-            task = self.request("PATCH", f"/api/mtt/tasks/{task['id']}", json={"command": command})
-        return self.run_task(task["id"]) if run else task
+            return self.request("POST", "/api/mtt/tasks", timeout=None, files={
+                "task": (None, json.dumps(body), "application/json"),
+                "code": (f"{Path(code_dir).resolve().name or 'code'}.zip", archive, "application/zip")})
 
     def list_tasks(self, **params: Any) -> Any:
         return self.request("GET", "/api/mtt/tasks", params=params)

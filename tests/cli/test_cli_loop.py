@@ -65,7 +65,7 @@ async def test_task_create_uploads_a_relative_code_folder_with_command_and_param
     (project / "src" / "train.py").write_text(
         "import json, os\nfrom lib.words import GREETING\n"
         "params = json.loads(os.environ['MLIFE_TASK_PARAMS'])\n"
-        "print(GREETING, params['epochs'], params['preprocess']['mode'])\n")
+        "print(GREETING, params['epochs'], params['options']['mode'])\n")
     (project / "src" / "__pycache__").mkdir()
     (project / "src" / "__pycache__" / "junk.pyc").write_bytes(b"\0" * 10)
     dataset = train_dataset(stack, tmp_path)
@@ -78,7 +78,7 @@ async def test_task_create_uploads_a_relative_code_folder_with_command_and_param
     task = ok(r)
     assert task["code_location"].startswith("store:"), task  # uploaded, not a path on the server
     assert task["command"] == "python train.py" and task["function"] == "cli-digits"
-    assert task["params"] == {"epochs": 3, "preprocess": {"mode": "L"}}
+    assert task["params"] == {"epochs": 3, "options": {"mode": "L"}}
     assert task["status"] in ("queued", "running", "succeeded"), task
     with Client(stack.url, stack.tokens["viewer"]) as c:
         status = until("the task to end", lambda: (s if (s := c.task(task["id"])["status"]) in
@@ -86,6 +86,9 @@ async def test_task_create_uploads_a_relative_code_folder_with_command_and_param
     logs = mlife(stack, tmp_path, "task", "logs", task["id"], role="viewer")
     assert status == "succeeded", logs.stdout
     assert "hello from a relative folder 3 L" in logs.stdout
+    listed = ok(mlife(stack, tmp_path, "task", "list", "--function", "cli-digits", "--kind", "train", "--json",
+                      role="viewer"))
+    assert task["id"] in [t["id"] for t in listed] and {t["function"] for t in listed} == {"cli-digits"}
 
 
 async def test_task_create_without_a_command_takes_code_too(stack: Stack, tmp_path: Path) -> None:
@@ -132,6 +135,16 @@ async def test_badcase_import_takes_the_fields_of_add_and_exits_nonzero_on_faile
                              "--json"))
     assert sorted(json.dumps(b["features"]) for b in by_deployment) == sorted(
         json.dumps(f) for f in [None, {"alcohol": 12.0, "ash": 1.9}])
+    table = tmp_path / "rows.csv"
+    table.write_text("function,data,ground_truth,task_id,features\n"
+                     f"{fn},md5:{'b' * 32};url:https://example.com/y.png,2,{task_id},\n"
+                     f'{fn},,4,,"{{""alcohol"": 11.5}}"\n'
+                     f"{fn},md5:xyz,4,,\n")
+    r = mlife(stack, tmp_path, "badcase", "import", str(table), "--json")
+    assert r.returncode == 1 and json.loads(r.stdout)["created"] == 2, r.stdout + r.stderr
+    assert [e["row"] for e in json.loads(r.stdout)["errors"]] == [3]
+    by_task = ok(mlife(stack, tmp_path, "badcase", "list", "--function", fn, "--task-id", task_id, "--json"))
+    assert sorted(b["ground_truth"] for b in by_task) == ["2", "7", "8"]
     clean = tmp_path / "clean.jsonl"
     clean.write_text(json.dumps({"function": fn, "ground_truth": "9", "prediction": "4"}) + "\n")
     assert ok(mlife(stack, tmp_path, "badcase", "import", str(clean), "--json"))["created"] == 1
