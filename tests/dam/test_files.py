@@ -216,3 +216,22 @@ async def test_a_client_that_disconnects_mid_upload_leaves_nothing(dam_db: str, 
         assert [k async for k in store.list("incoming/")] == before
         page = (await client.get("/files", params={"limit": 10})).json()
         assert page == []
+
+
+async def test_numpy_tensor_files_are_tensors(dam: httpx.AsyncClient) -> None:
+    """A served model input kept as a .npy (or an .npz of several inputs) is a file like any other: type `tensor`."""
+    import io
+
+    import numpy as np
+
+    one, several = io.BytesIO(), io.BytesIO()
+    np.save(one, np.arange(12, dtype=np.float32).reshape(1, 12))
+    np.savez(several, image=np.zeros((1, 3, 8, 8), dtype=np.float32), meta=np.ones((1, 2)))
+    for data, ctype in ((one.getvalue(), "application/x-npy"), (several.getvalue(), "application/x-npz")):
+        r = await dam.post("/files", content=data, params={"name": "input.bin"})
+        assert r.status_code == 201, r.text
+        assert (r.json()["media_type"], r.json()["content_type"]) == ("tensor", ctype)
+        listed = (await dam.get("/files", params={"media_type": "tensor"})).json()
+        assert r.json()["md5"] in {f["md5"] for f in listed}
+    plain_zip = zip_bytes({"a.txt": b"hello"})
+    assert (await dam.post("/files", content=plain_zip)).json()["media_type"] == "archive"
