@@ -101,9 +101,10 @@ async def test_upload_wait_for_tests_deploy_and_serve_over_nats(msm: httpx.Async
 
         outcomes = f"mtt/outcomes/{uuid.uuid4()}.jsonl"
         await store.put(outcomes, iterate(json.dumps({"sample_id": "s1", "correct": True}).encode()))
-        await publish(js, contracts.TestingCompleted(task_id=uuid.uuid4(), model_name="e2e", model_version="1", dataset_id=split,
-                                      model_version_id=uuid.UUID(version["id"]), set_kind="test_split",
-                                      function="e2e", metrics={"accuracy": 0.95}, outcomes_key=outcomes))
+        await publish(js, contracts.TestingCompleted(
+            task_id=uuid.uuid4(), model_name="e2e", model_version="1", dataset_id=split,
+            model_version_id=uuid.UUID(version["id"]), set_kind="test_split", function="e2e",
+            metrics={"accuracy": 0.95}, outcomes_key=outcomes))
         await wait_for(await status_of(msm, got.json()["id"], "live"), 30,
                        "the result to pass the gate and the deployer to bring the deployment up")
         answer = await msm.post("/serve/e2e/predict", json={"inputs": {"x": [0, 0, 0, 1]}},
@@ -132,9 +133,9 @@ async def test_a_new_badcase_test_set_and_a_failed_test_over_nats(msm: httpx.Asy
         v2 = (await upload(msm, "e2e", identity_classifier(4, seed=1))).json()
         got = await msm.post("/deployments", json={"name": "e2e", "versions": [{"model_version_id": v2["id"]}]})
         assert got.status_code == 202, got.text
-        await publish(js, contracts.TestingFailed(model_name="e2e", model_version="2", dataset_id=bset, function="e2e",
-                                        set_kind="badcase_test_set", incompatible=True,
-                                        reason="a tensor of shape [3] is not the model's input [N, 4]"))
+        await publish(js, contracts.TestingFailed(
+            model_name="e2e", model_version="2", dataset_id=bset, function="e2e", set_kind="badcase_test_set",
+            incompatible=True, reason="a tensor of shape [3] is not the model's input [N, 4]"))
 
         async def failure_recorded() -> bool:
             detail = (await msm.get(f"/deployments/{got.json()['id']}")).json()
@@ -144,8 +145,9 @@ async def test_a_new_badcase_test_set_and_a_failed_test_over_nats(msm: httpx.Asy
         assert (await msm.get(f"/deployments/{got.json()['id']}")).json()["status"] == "awaiting_tests"
         outcomes = f"mtt/outcomes/{uuid.uuid4()}.jsonl"
         await msm.app.state.raw_store.put(outcomes, iterate(b'{"correct": true}'))  # type: ignore[attr-defined]
-        await publish(js, contracts.TestingCompleted(task_id=uuid.uuid4(), model_name="e2e", model_version="1", dataset_id=bset,
-                                      set_kind="badcase_test_set", metrics={"accuracy": 1.0}, outcomes_key=outcomes))
+        await publish(js, contracts.TestingCompleted(
+            task_id=uuid.uuid4(), model_name="e2e", model_version="1", dataset_id=bset, set_kind="badcase_test_set",
+            metrics={"accuracy": 1.0}, outcomes_key=outcomes))
         await wait_for(await status_of(msm, got.json()["id"], "blocked"), 30, "the failed test to block")
         reasons = (await msm.get(f"/deployments/{got.json()['id']}")).json()["gate"]["reasons"]
         assert any("not the model's input" in r for r in reasons), reasons

@@ -108,7 +108,8 @@ async def test_gate_blocks_a_regression_passes_a_better_version_and_records_over
                                                                                              "requested")
     assert [h["status"] for h in over.json()["history"]] == ["blocked", "requested"]
     events = await outbox(msm, "deployment.requested")
-    assert events[-1]["data"]["overridden"] is True and events[-1]["data"]["override_reason"] == "A is a labelling error"
+    assert events[-1]["data"]["overridden"] is True
+    assert events[-1]["data"]["override_reason"] == "A is a labelling error"
     again = await msm.post(f"/deployments/{detail['deployment_id']}/override", json={"reason": "again"},
                            headers=MAINTAINER)
     assert again.status_code == 409

@@ -36,8 +36,9 @@ class DeploymentCreate(_In):
     routing: Literal["single", "ab", "shadow"] = "single"
     versions: list[VersionRoute] = Field(min_length=1, max_length=10)
     thresholds: dict[str, Bound] = Field(
-        {}, max_length=50, description="`<set>.<metric>` → {min, max}, the set being `test_split` or `badcase_test_set` "
-                                       "(a bare metric means test_split); none given: the function's defaults")
+        {}, max_length=50,
+        description="`<set>.<metric>` → {min, max}, the set being `test_split` or `badcase_test_set` (a bare metric "
+                    "means test_split); none given: the function's defaults")
     metrics_schema: dict[str, MetricType] = Field({}, max_length=50,
                                                   description="User metrics: name → type (client_id: string, …)")
     badcases: list[uuid.UUID] = Field([], max_length=10_000, description="Badcases attached by hand")

@@ -117,7 +117,8 @@ class GateCheck(BaseModel):
     untested_badcases: list[str]
     failing_badcases: list[str]
     thresholds: dict[str, Any]
-    evidence: list[dict[str, Any]] = Field(description="Each (version, dataset) the gate needs: done | pending | failed")
+    evidence: list[dict[str, Any]] = Field(
+        description="Each (version, dataset) the gate needs: done | pending | failed")
     badcase_test_set_id: uuid.UUID | None
     production_version_id: uuid.UUID | None
     versions: list[dict[str, Any]]
