@@ -252,11 +252,8 @@ class DocumentService:
         if errors:
             raise InvalidDocument({"message": f"{len(errors)} invalid values; nothing was imported",
                                    "errors": errors[:MAX_ERRORS]})
-        try:
-            label = table.pick_label_column(columns, label_column)
-            features, rows, errors = table.validate(columns, raw, label_column=label, allowed_features=allowed_features)
-        except ValueError as exc:
-            raise (UnknownColumn if "unknown feature" in str(exc) else InvalidDocument)(str(exc)) from exc
+        label = table.pick_label_column(columns, label_column)
+        features, rows, errors = table.validate(columns, raw, label_column=label, allowed_features=allowed_features)
         if errors:
             raise InvalidDocument({"message": f"{len(errors)} invalid rows; nothing was imported",
                                    "errors": errors[:MAX_ERRORS]})

@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from dam.document import parser
+from dam.document.exceptions import InvalidDocument, UnknownColumn
 
 INTEGER = re.compile(r"^[+-]?\d{1,18}$")
 DECIMAL = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d{1,3})?$")
@@ -71,13 +72,13 @@ def nested(features: dict[str, Any]) -> str | None:
 def pick_label_column(columns: list[str], requested: str | None) -> str:
     if requested is not None:
         if requested not in columns:
-            raise ValueError(f"the table has no label column {requested!r}; its columns are "
+            raise InvalidDocument(f"the table has no label column {requested!r}; its columns are "
                              f"{', '.join(columns[:30]) or 'none'} (name the label with label_column=)")
         return requested
     for c in DEFAULT_LABEL_COLUMNS:
         if c in columns:
             return c
-    raise ValueError(f"the table has no 'label' column; its columns are {', '.join(columns[:30]) or 'none'} "
+    raise InvalidDocument(f"the table has no 'label' column; its columns are {', '.join(columns[:30]) or 'none'} "
                      "(name the label with label_column=)")
 
 
@@ -90,18 +91,18 @@ def validate(columns: list[str], raw: list[dict[str, Any]], *, label_column: str
     problems: list[dict[str, Any]] = []
     files = [c for c in features if c in ("md5", "path")]
     if files:
-        raise ValueError(f"a plain table has no file column, but this one has {files}: import it as a document "
+        raise InvalidDocument(f"a plain table has no file column, but this one has {files}: import it as a document "
                          "of files (without kind=table), or rename the column")
     bad = [c for c in features if not parser.COLUMN_RE.match(c)]
     if bad:
-        raise ValueError(f"invalid feature column names {bad[:10]}: use letters, digits, '_', '.', '-' "
+        raise InvalidDocument(f"invalid feature column names {bad[:10]}: use letters, digits, '_', '.', '-' "
                          "(up to 64, starting with a letter or '_')")
     if not features:
-        raise ValueError(f"the table has only its label column {label_column!r}: add feature columns")
+        raise InvalidDocument(f"the table has only its label column {label_column!r}: add feature columns")
     if allowed_features is not None:
         unknown = [c for c in features if c not in allowed_features]
         if unknown:
-            raise ValueError(f"unknown feature columns {unknown[:20]}; the table's features are "
+            raise UnknownColumn(f"unknown feature columns {unknown[:20]}; the table's features are "
                              f"{allowed_features} (pass allow_new_columns=true to add them)")
     out = []
     for n, r in enumerate(raw, start=1):
