@@ -9,7 +9,6 @@ transaction and ack the message."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import os
 import shutil
@@ -19,7 +18,6 @@ import threading
 import time
 import uuid
 from contextlib import suppress
-from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -31,21 +29,23 @@ from nats.errors import TimeoutError as NatsTimeout
 
 from mlife_shared.db import Database, utcnow
 from mlife_shared.errors import MLifeError
-from mlife_shared.events.contracts import ModelUploaded, TaskFailed, TaskFinished, TestingCompleted, TestingOutcomeLine
+from mlife_shared.events.contracts import TaskFailed, TaskFinished, TestingCompleted
 from mlife_shared.messaging import outbox
 from mlife_shared.messaging.bus import connect_with_retry
 from mlife_shared.objectstore import ObjectStore, ScopedStore, make_store
-from mlife_shared.objectstore.base import ObjectNotFound, iterate, read_all
-from mlife_shared.onnx_safety import inspect_onnx
+from mlife_shared.objectstore.base import ObjectNotFound, iterate
 from mtt.config import Settings
 from mtt.evaluator.compat import incompatibility
-from mtt.evaluator.evaluate import EvaluationCancelled, evaluate, score
+from mtt.evaluator.evaluate import EvaluationCancelled, evaluate
 from mtt.evaluator.preprocess import parse_preprocess
-from mtt.runner.code import extract
 from mtt.runner.backends import Backend, DockerBackend, ProcessSpec, SubprocessBackend
+from mtt.runner.code import extract
+from mtt.runner.datasets import resolve
 from mtt.runner.logs import LogSink
 from mtt.runner.mlflow_rest import MlflowError, MlflowRest
+from mtt.runner.output import collect, safe_name
 from mtt.runner.queue import RunMessage, dispatch_pending, durable, ensure_consumer, ensure_stream, subject
+from mtt.runner.result import Incompatible, RunFailed, RunResult
 from mtt.task.models import RunRequest, Task
 from mtt.task.repository import TaskRepository
 from mtt.task.service import TaskService, announce_testing_failed
@@ -54,28 +54,6 @@ log = structlog.get_logger(__name__)
 
 SDK_DIR = Path(__file__).resolve().parents[4] / "mlife"  # repo/mlife (tracking.py); absent in an installed wheel
 ENV_PASSTHROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SYSTEMROOT", "ORT_DISABLE_TELEMETRY")
-
-
-class RunFailed(Exception):
-    pass
-
-
-class Incompatible(RunFailed):
-    """The model cannot take the set's items: found before any run."""
-
-
-@dataclass
-class RunResult:
-    status: str = "succeeded"
-    error: str | None = None
-    exit_code: int | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
-    evaluation: dict[str, Any] | None = None
-    outcomes_key: str | None = None
-    artifacts: list[dict[str, Any]] = field(default_factory=list)
-    models: list[ModelUploaded] = field(default_factory=list)
-    dataset_id: uuid.UUID | None = None
-    incompatible: bool = False
 
 
 def make_backend(settings: Settings) -> Backend:
@@ -214,7 +192,7 @@ class Runner:
         artifact_uri = None
         try:
             sink.line(f"task {task.id} attempt {task.attempt} on runner {self.id}")
-            manifests = await self._resolve(task, work, sink)
+            manifests = await resolve(self.raw_store, task, work, sink)
             model_path = await self._fetch_model(task, work, sink)
             if not task.command:
                 await self._check_compatible(task, manifests, model_path, sink)
@@ -224,7 +202,7 @@ class Runner:
                 await self._run_command(task, work, manifests, model_path, sink, cancel, result)
             else:
                 await self._evaluate(task, work, manifests, model_path, sink, cancel, result)
-            await self._collect(task, work, sink, result)
+            await collect(self.store, self.settings, task, work, sink, result)
         except asyncio.CancelledError:  # the runner is stopping (see _requeue): stop this run's helpers
             watch_stop.set()
             stop_flush.set()
@@ -288,53 +266,6 @@ class Runner:
                     await msg.in_progress()
                 last_progress = now
 
-    async def _resolve(self, task: Task, work: Path, sink: LogSink) -> list[dict[str, Any]]:
-        """Each dataset's manifest → local files + a local manifest whose items carry `local_path`."""
-        out = []
-        for ds in task.datasets:
-            key = ds["manifest_key"]
-            try:
-                raw = await read_all(await self.raw_store.get(key))
-            except ObjectNotFound as exc:
-                raise RunFailed(f"the manifest {key!r} is missing from the store") from exc
-            items = parse_manifest(raw, key)
-            folder = work / "data" / ds["dataset_id"]
-            folder.mkdir(parents=True, exist_ok=True)
-            base = key.rsplit("/", 1)[0]
-            sem = asyncio.Semaphore(8)  # below the S3 client pool (10)
-
-            async def fetch(i: int, it: dict[str, Any]) -> None:
-                data_key = it.get("key") or it.get("data_key") or it.get("object_key")
-                md5 = it.get("md5")
-                if not data_key and md5:
-                    data_key = f"dam/files/{md5}"
-                if not data_key and isinstance(it.get("features"), dict):
-                    return  # a table row: its features are the data
-                if not data_key:
-                    raise RunFailed(f"manifest {key}: item {i} has neither key nor md5 (nor features)")
-                suffix = Path(str(it.get("path") or data_key)).suffix[:10]
-                dest = folder / f"{i:07d}-{md5 or 'item'}{suffix}"
-                async with sem:
-                    try:
-                        stream = await self.raw_store.get(data_key)
-                    except (ObjectNotFound, MLifeError):
-                        try:
-                            stream = await self.raw_store.get(f"{base}/{data_key}")
-                        except (ObjectNotFound, MLifeError) as exc:
-                            raise RunFailed(f"manifest {key}: the data of item {i} ({data_key!r}) is missing") from exc
-                    with dest.open("wb") as fh:
-                        async for chunk in stream:
-                            fh.write(chunk)
-                it["local_path"] = str(dest)
-
-            await asyncio.gather(*(fetch(i, it) for i, it in enumerate(items)))
-            local = work / "data" / f"{ds['dataset_id']}.jsonl"
-            local.write_text("".join(json.dumps(it, ensure_ascii=False) + "\n" for it in items))
-            sink.line(f"dataset {ds['dataset_id']} ({ds.get('purpose')}): {len(items)} items")
-            out.append({**ds, "local_manifest": str(local), "items": items,
-                        "digest": hashlib.md5(raw).hexdigest()})
-        return out
-
     async def _open_mlflow(self, mlflow: MlflowRest, task: Task, manifests: list[dict[str, Any]]) -> str:
         exp = await mlflow.experiment_id(f"{self.settings.mlflow_experiment}-{task.kind}")
         info = await mlflow.create_run(exp, f"{task.name} #{task.attempt}"[:250], {
@@ -366,7 +297,7 @@ class Runner:
                 raise RunFailed("a test task without a command needs a model")
             return None
         key = task.model["object_key"]
-        name = "model.onnx" if not task.command else _safe(key.rsplit("/", 1)[-1])
+        name = "model.onnx" if not task.command else safe_name(key.rsplit("/", 1)[-1])
         path = work / "model" / name
         path.parent.mkdir(exist_ok=True)
         try:
@@ -519,69 +450,6 @@ class Runner:
         result.artifacts.append({"kind": "outcomes", "key": result.outcomes_key, "size": stored.size})
         result.dataset_id = uuid.UUID(manifests[0]["dataset_id"]) if manifests else None
 
-    async def _collect(self, task: Task, work: Path, sink: LogSink, result: RunResult) -> None:
-        """What the SDK left in the output folder: metrics, models, results, outcomes."""
-        out = work / "out"
-        metrics_file = out / "metrics.jsonl"
-        if metrics_file.exists():
-            for line in metrics_file.read_text().splitlines():
-                with suppress(ValueError, KeyError, TypeError):
-                    rec = json.loads(line)
-                    result.metrics[str(rec["key"])] = float(rec["value"])
-        models = out / "models"
-        if models.is_dir():
-            for meta_file in sorted(models.glob("*/model.json")):
-                meta = json.loads(meta_file.read_text())
-                src = meta_file.parent / str(meta.get("file", ""))
-                if not src.is_file() or src.parent != meta_file.parent:
-                    raise RunFailed(f"model {meta.get('name')!r}: its file is missing")
-                fmt = str(meta.get("format") or "bin").lower()
-                if fmt == "onnx":
-                    try:
-                        await asyncio.to_thread(inspect_onnx, src, max_bytes=self.settings.max_model_bytes)
-                    except MLifeError as exc:
-                        raise RunFailed(f"model {meta.get('name')!r} rejected: {exc.message}") from exc
-                name = str(meta.get("name") or src.stem)[:200]
-                key = f"tasks/{task.id}/models/{task.attempt}/{_safe(name)}/{_safe(src.name)}"
-                stored = await self.store.put(key, _file_chunks(src), content_type="application/octet-stream",
-                                              max_size=self.settings.max_model_bytes)
-                model_metrics = {k: float(v) for k, v in (meta.get("metrics") or {}).items()} or dict(result.metrics)
-                result.models.append(ModelUploaded(task_id=task.id, model_name=name,
-                                                   object_key=self.store.full_key(key), format=fmt,
-                                                   md5=stored.md5, size=stored.size, metrics=model_metrics))
-                result.artifacts.append({"kind": "model", "name": name, "format": fmt,
-                                         "key": self.store.full_key(key), "size": stored.size, "md5": stored.md5})
-                sink.line(f"model {name} ({fmt}, {stored.size} bytes) uploaded")
-        results = out / "results"
-        if results.is_dir():
-            for f in sorted(p for p in results.iterdir() if p.is_file()):
-                key = f"tasks/{task.id}/results/{task.attempt}/{_safe(f.name)}"
-                stored = await self.store.put(key, _file_chunks(f), max_size=self.settings.max_upload_bytes)
-                result.artifacts.append({"kind": "result", "name": f.name, "key": self.store.full_key(key),
-                                         "size": stored.size})
-        outcomes = out / "outcomes.jsonl"
-        if outcomes.is_file() and result.outcomes_key is None:
-            key = f"tasks/{task.id}/outcomes/{task.attempt}.jsonl"
-            truth, pred = [], []
-            for n, line in enumerate(outcomes.read_text().splitlines(), 1):
-                if not line.strip():
-                    continue
-                try:
-                    o = TestingOutcomeLine.model_validate_json(line)
-                except ValueError as exc:
-                    raise RunFailed(f"outcomes.jsonl line {n} is not a TestingOutcomeLine: {exc}") from exc
-                truth.append("" if o.ground_truth is None else str(o.ground_truth))
-                pred.append("" if o.prediction is None else str(o.prediction))
-            metrics, per_class, classes, cm = score(truth, pred)
-            result.evaluation = {"metrics": metrics, "per_class": per_class, "classes": classes, "confusion": cm,
-                                 "seconds": {}}
-            for k, v in metrics.items():
-                result.metrics.setdefault(k, v)
-            stored = await self.store.put(key, _file_chunks(outcomes), content_type="application/x-ndjson")
-            result.outcomes_key = self.store.full_key(key)
-            result.artifacts.append({"kind": "outcomes", "key": result.outcomes_key, "size": stored.size})
-            result.dataset_id = uuid.UUID(task.datasets[0]["dataset_id"]) if task.datasets else None
-
     async def _close_mlflow(self, mlflow: MlflowRest, task: Task, result: RunResult, work: Path,
                             artifact_uri: str | None) -> None:
         assert task.mlflow_run_id
@@ -652,42 +520,6 @@ async def _acquire_or_stop(slots: asyncio.Semaphore, stop: asyncio.Event) -> boo
             return False
         return True
     return False
-
-
-def parse_manifest(raw: bytes, key: str) -> list[dict[str, Any]]:
-    """JSON lines (DAM's format) or a JSON array / {"items": [...]}; unknown fields are kept."""
-    text = raw.decode("utf-8", errors="replace").strip()
-    if not text:
-        return []
-    if text.startswith("[") or (text.startswith("{") and "\n" not in text and '"items"' in text):
-        try:
-            doc = json.loads(text)
-        except ValueError as exc:
-            raise RunFailed(f"the manifest {key!r} is not JSON") from exc
-        items = doc.get("items", []) if isinstance(doc, dict) else doc
-    else:
-        items = []
-        for n, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                items.append(json.loads(line))
-            except ValueError as exc:
-                raise RunFailed(f"the manifest {key!r}: line {n} is not JSON") from exc
-    if not all(isinstance(it, dict) for it in items):
-        raise RunFailed(f"the manifest {key!r}: every item must be a JSON object")
-    return items
-
-
-def _safe(name: str) -> str:
-    cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip(".") or "file"
-    return cleaned[:120]
-
-
-async def _file_chunks(path: Path, size: int = 1 << 20):  # type: ignore[no-untyped-def]
-    with path.open("rb") as fh:
-        while chunk := fh.read(size):
-            yield chunk
 
 
 async def main(settings: Settings, *, queue: str | None, concurrency: int, runner_id: str | None) -> None:

@@ -1,0 +1,90 @@
+"""A run's datasets: each manifest (DAM's JSON lines) → its items' files in the work dir + a local manifest whose
+items carry `local_path` (a table row with `features` has no file)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from mlife_shared.errors import MLifeError
+from mlife_shared.objectstore import ObjectStore
+from mlife_shared.objectstore.base import ObjectNotFound, read_all
+from mtt.runner.logs import LogSink
+from mtt.runner.result import RunFailed
+from mtt.task.models import Task
+
+
+async def resolve(store: ObjectStore, task: Task, work: Path, sink: LogSink) -> list[dict[str, Any]]:
+    """Each dataset's manifest → local files + a local manifest whose items carry `local_path`."""
+    out = []
+    for ds in task.datasets:
+        key = ds["manifest_key"]
+        try:
+            raw = await read_all(await store.get(key))
+        except ObjectNotFound as exc:
+            raise RunFailed(f"the manifest {key!r} is missing from the store") from exc
+        items = parse_manifest(raw, key)
+        folder = work / "data" / ds["dataset_id"]
+        folder.mkdir(parents=True, exist_ok=True)
+        base = key.rsplit("/", 1)[0]
+        sem = asyncio.Semaphore(8)  # below the S3 client pool (10)
+
+        async def fetch(i: int, it: dict[str, Any]) -> None:
+            data_key = it.get("key") or it.get("data_key") or it.get("object_key")
+            md5 = it.get("md5")
+            if not data_key and md5:
+                data_key = f"dam/files/{md5}"
+            if not data_key and isinstance(it.get("features"), dict):
+                return  # a table row: its features are the data
+            if not data_key:
+                raise RunFailed(f"manifest {key}: item {i} has neither key nor md5 (nor features)")
+            suffix = Path(str(it.get("path") or data_key)).suffix[:10]
+            dest = folder / f"{i:07d}-{md5 or 'item'}{suffix}"
+            async with sem:
+                try:
+                    stream = await store.get(data_key)
+                except (ObjectNotFound, MLifeError):
+                    try:
+                        stream = await store.get(f"{base}/{data_key}")
+                    except (ObjectNotFound, MLifeError) as exc:
+                        raise RunFailed(f"manifest {key}: the data of item {i} ({data_key!r}) is missing") from exc
+                with dest.open("wb") as fh:
+                    async for chunk in stream:
+                        fh.write(chunk)
+            it["local_path"] = str(dest)
+
+        await asyncio.gather(*(fetch(i, it) for i, it in enumerate(items)))
+        local = work / "data" / f"{ds['dataset_id']}.jsonl"
+        local.write_text("".join(json.dumps(it, ensure_ascii=False) + "\n" for it in items))
+        sink.line(f"dataset {ds['dataset_id']} ({ds.get('purpose')}): {len(items)} items")
+        out.append({**ds, "local_manifest": str(local), "items": items,
+                    "digest": hashlib.md5(raw).hexdigest()})
+    return out
+
+
+def parse_manifest(raw: bytes, key: str) -> list[dict[str, Any]]:
+    """JSON lines (DAM's format) or a JSON array / {"items": [...]}; unknown fields are kept."""
+    text = raw.decode("utf-8", errors="replace").strip()
+    if not text:
+        return []
+    if text.startswith("[") or (text.startswith("{") and "\n" not in text and '"items"' in text):
+        try:
+            doc = json.loads(text)
+        except ValueError as exc:
+            raise RunFailed(f"the manifest {key!r} is not JSON") from exc
+        items = doc.get("items", []) if isinstance(doc, dict) else doc
+    else:
+        items = []
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                items.append(json.loads(line))
+            except ValueError as exc:
+                raise RunFailed(f"the manifest {key!r}: line {n} is not JSON") from exc
+    if not all(isinstance(it, dict) for it in items):
+        raise RunFailed(f"the manifest {key!r}: every item must be a JSON object")
+    return items
