@@ -249,3 +249,56 @@ async def test_a_viewer_cannot_edit_a_model_function(page: Page, stack: Stack) -
     assert await p.query_selector("form[aria-label='Set the function']") is None
     await no_null_text(p)
     assert page.console_errors() == []
+
+
+async def test_table_document_features_and_group_items_leakage(page: Page, stack: Stack, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    if not {"bam", "dam"} <= set(stack.up):
+        raise AssertionError(f"BAM and DAM must be up: {stack.down}")
+    marker = uuid.uuid4().hex[:6]
+    function = f"iris-{marker}"
+    await badcase_test_set(stack, function, marker)  # its one row: f0=0, f1=1, f2=0, f3=0
+    await login(page, stack, "engineer")
+    p = page.page
+    await p.click("nav a[href='#/data']")
+    # the function's badcase test set is a document of that function; its tabular row shows its features
+    await p.wait_for_selector(f"main a:text('badcase test set: {function}')")
+    assert function in await p.text_content(f"main tr:has(a:text('badcase test set: {function}'))")
+    await p.click(f"main a:text('badcase test set: {function}')")
+    await p.wait_for_selector(f"h1:text('Document: badcase test set: {function}')")
+    heads = await p.eval_on_selector_all("section:has(h2:text('Rows')) thead th", "ths => ths.map(t => t.textContent)")
+    assert {"f0", "f1", "f2", "f3"} <= set(heads), heads
+    await no_null_text(p)
+
+    # a plain table (no file column) that shares that row, imported and grouped for the function: the leakage shows
+    csv = tmp_path / f"iris-{marker}.csv"
+    csv.write_text("f0,f1,f2,f3,label\n0,1,0,0,1\n" + "".join(f"{i},{i + 1},{i % 3},{i * 2},{i % 2}\n" for i in range(2, 8)))
+    await p.click("nav a[href='#/data']")
+    form = "form[aria-label='Import a document']"
+    await p.wait_for_selector(form)
+    await p.fill(f"{form} input[name=name]", f"iris-{marker}")
+    await p.set_input_files(f"{form} input[name=file]", str(csv))
+    await p.click(f"{form} button[type=submit]")
+    await p.wait_for_selector(f"main a:text-is('iris-{marker}')")
+    await p.click(f"main a:text-is('iris-{marker}')")
+    await p.wait_for_selector(f"h1:text('Document: iris-{marker}')")
+    assert "table" in await p.text_content("section:has(h2:text-is('Document'))")
+    await p.wait_for_function("() => document.querySelectorAll('main section table tbody tr').length >= 7")
+    heads = await p.eval_on_selector_all("section:has(h2:text('Rows')) thead th", "ths => ths.map(t => t.textContent)")
+    assert {"f0", "f1", "f2", "f3"} <= set(heads) and "MD5" not in heads, heads
+    await no_null_text(p)
+
+    await p.click("nav a[href='#/data']")
+    group = "form[aria-label='Group items']"
+    await p.wait_for_selector(group)
+    await p.fill(f"{group} input[name=name]", f"iris-{marker}")
+    await p.fill(f"{group} input[name=function]", function)
+    await p.fill(f"{group} input[name=train]", "1")
+    await p.check(f"{group} label:has-text('iris-{marker}') input")
+    await p.click(f"{group} button[type=submit]")
+    section = "section:has(h2:text('Group items'))"
+    await p.wait_for_selector(f"{section} p.okc:text('Grouped')")
+    warning = await p.wait_for_selector(f"{section} [aria-label=leakage]")
+    text = await warning.text_content()
+    assert "1 train item(s) are also in the badcase test set" in text and function in text, text
+    await p.wait_for_selector(f"main tr:has-text('iris-{marker}'):has-text('{function}')")
+    assert page.console_errors() == []

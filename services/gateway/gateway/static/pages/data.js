@@ -27,7 +27,7 @@ function importer(onDone) {
   const form = h("form", { class: "stack", "aria-label": "Import a document" },
     field("Name *", h("input", { name: "name", required: true })), field("Description", h("input", { name: "description" })),
     field("CSV, JSON or XML file *", h("input", { name: "file", type: "file", required: true, accept: ".csv,.json,.xml,.jsonl" })),
-    field("Kind", select("kind", [["", "automatic (table when no md5/path column)"], ["standard", "standard: rows name files"], ["table", "table: feature columns and a label"]], "")),
+    field("Kind (automatic: a table when no md5/path column)", select("kind", [["", "automatic"], ["standard", "standard: rows name files"], ["table", "table: feature columns and a label"]], "")),
     field("Label column (a table's; default label)", h("input", { name: "label_column", maxlength: 64 })),
     h("div", {}, h("button", { type: "submit" }, "Import document")));
   form.addEventListener("submit", (e) => { e.preventDefault(); act(async () => {
@@ -46,9 +46,9 @@ function groupForm(docs, onDone) {
   const form = h("form", { class: "stack", "aria-label": "Group items" },
     field("Dataset name *", h("input", { name: "name", required: true })),
     field("Function (what the data is for)", h("input", { name: "function", maxlength: 100 })),
-    h("fieldset", {}, h("legend", {}, "Documents"), docs.map((d) => h("label", { class: "check" },
+    h("fieldset", { class: "wide" }, h("legend", {}, "Documents"), docs.map((d) => h("label", { class: "check" },
       h("input", { type: "checkbox", name: "documents", value: d.id }), d.name))),
-    field("Train share", h("input", { name: "train", type: "number", min: 0.05, max: 0.95, step: 0.05, value: 0.8 })),
+    field("Train share (1: all train, no test split)", h("input", { name: "train", type: "number", min: 0.05, max: 1, step: 0.05, value: 0.8 })),
     field("Seed", h("input", { name: "seed", type: "number", value: 0 })),
     h("label", { class: "check" }, h("input", { type: "checkbox", name: "exclude_badcase_test_set", value: "1" }), "Leave out items of the badcase test set"),
     h("div", {}, h("button", { type: "submit" }, "Group items")));
@@ -57,7 +57,7 @@ function groupForm(docs, onDone) {
     if (!ids.length) { toast("Choose at least one document", true); return; }
     const train = Number(f.get("train"));
     const body = { name: f.get("name"), documents: ids.map((id) => ({ id })),
-      split: { train, test: Math.round((1 - train) * 1000) / 1000 }, seed: Number(f.get("seed")) };
+      split: train >= 1 ? { train: 1 } : { train, test: Math.round((1 - train) * 1000) / 1000 }, seed: Number(f.get("seed")) };
     if (f.get("function")) body.function = String(f.get("function")).trim();
     if (f.get("exclude_badcase_test_set")) body.exclude_badcase_test_set = true;
     const r = await api("POST", "/api/dam/datasets", { json: body });

@@ -144,10 +144,13 @@ const badcaseLinks = (ids, label) => h("div", { "aria-label": label }, h("p", { 
 function evidenceView(g) {
   const evidence = g.evidence || [];
   if (!evidence.length) return null;
-  const done = evidence.filter((e) => e.state === "done").length;
+  const count = (state) => evidence.filter((e) => e.state === state).length;
+  const done = count("done");
+  const parts = [`${done} of ${evidence.length} done`, count("failed") ? `${count("failed")} failed` : null,
+    count("pending") ? `${count("pending")} pending` : null].filter(Boolean).join(", ");
   return h("div", { class: "evidence" },
-    h("p", {}, h("strong", {}, "Test results: "), `${done} of ${evidence.length} done`,
-      h("progress", { max: evidence.length, value: done, "aria-label": "test results received" })),
+    h("p", {}, h("strong", {}, "Test results: "), parts,
+      h("progress", { max: evidence.length, value: evidence.length - count("pending"), "aria-label": "test results received" })),
     table([{ label: "Version", render: (e) => [text(e.model), text(e.version) ? ` v${text(e.version)}` : "", e.role === "production" ? " (production)" : ""].join("") },
       { label: "Set", render: (e) => text(SET_NAMES[e.set_kind] ?? e.set_kind) }, { label: "Dataset", render: (e) => short(e.dataset_id) },
       { label: "State", render: (e) => badge(e.state) }, { label: "Reason", render: (e) => text(e.reason) }], evidence));
