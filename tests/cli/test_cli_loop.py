@@ -73,7 +73,7 @@ async def test_task_create_uploads_a_relative_code_folder_with_command_and_param
     env.update(HOME=str(tmp_path), MLIFE_URL=stack.url, MLIFE_TOKEN=stack.tokens["engineer"])
     r = subprocess.run([sys.executable, "-m", "mlife.cli", "task", "create", "--kind", "train", "--dataset", dataset,
                         "--code", "src", "--command", "python train.py", "--function", "cli-digits",
-                        "--param", "epochs=3", "--param", 'preprocess={"mode": "L"}', "--run", "--json"],
+                        "--param", "epochs=3", "--param", 'options={"mode": "L"}', "--run", "--json"],
                        cwd=project, env=env, capture_output=True, text=True, timeout=120)
     task = ok(r)
     assert task["code_location"].startswith("store:"), task  # uploaded, not a path on the server
