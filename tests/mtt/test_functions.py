@@ -281,6 +281,8 @@ async def test_one_call_creates_own_testing_code_that_gets_the_model(mtt: httpx.
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "task", "kind"]
     r = await create(body, zipped({"../evil.py": ""}))
     assert r.status_code == 422 and "escaping" in r.json()["detail"]
+    r = await create({**body, "code_location": "/tmp"}, zipped({"main.py": ""}))
+    assert r.status_code == 422 and "not both" in r.json()["detail"]
     assert (await mtt.get("/tasks")).json() == []
     # without code: a draft, as with JSON
     draft = await create({**body, "run": False}, None)

@@ -295,6 +295,8 @@ class TaskService:
     async def create_with_code(self, body: TaskCreate, owner: str | None, archive: Path) -> Task:
         """One call: the task, its code archive (checked as by `store_code`), its command and params; queued at
         once with `run: true`."""
+        if body.code_location:
+            raise InvalidTask("give the code as the `code` part or as code_location, not both")
         await asyncio.to_thread(_check_archive, archive)
         task = await self.create(body.model_copy(update={"run": False}), owner)
         await self.store_code(task, archive)
