@@ -315,7 +315,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         _print(args, restored, lambda d: f"rolled back: deployment {d['id']} ({d['name']}) is {d['status']} again")
         return 0
     if not args.version:
-        raise CLIError("give the model version(s) to deploy: --version ID")
+        raise CLIError("give the deployment to roll back: mlife deploy rollback DEPLOYMENT --reason R"
+                       if args.name == "rollback" else "give the model version(s) to deploy: --version ID")
     with _client(args) as c:
         try:
             d = c.deploy(args.name, args.version, function=args.function, target=args.target,
