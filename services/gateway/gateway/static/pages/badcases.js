@@ -11,6 +11,11 @@ const ID_FILTERS = [["task_id", "Task", (v) => `#/tasks/${v}`], ["deployment_id"
 const idFilters = { task_id: "", deployment_id: "", model_version_id: "" };
 
 function thumb(b) {
+  if (b.features && Object.keys(b.features).length && !b.data_md5) {
+    const cells = Object.entries(b.features);
+    return h("span", { class: "features muted", title: cells.map(([k, v]) => `${k}=${text(v)}`).join(", ") },
+      cells.slice(0, 3).map(([k, v]) => `${k}=${text(v)}`).join(", ") + (cells.length > 3 ? ", …" : ""));
+  }
   if (b.media_type !== "image" || !b.data_md5) return h("span", { class: "thumb", "aria-hidden": "true" });
   return h("img", { class: "thumb", alt: `preview of ${b.function}`, loading: "lazy", src: `/api/bam/badcases/${b.id}/preview` });
 }
@@ -24,12 +29,19 @@ function reportForm(onDone) {
     field("Severity", select("severity", SEVERITIES.slice(1), "medium")),
     field("Tags (comma separated)", h("input", { name: "tags" })),
     field("Data file", h("input", { name: "file", type: "file" })),
+    field("Features (a tabular badcase: JSON object)", h("input", { name: "features", placeholder: '{"alcohol": 13.2, "ash": 2.4}' })),
     field("Description", h("textarea", { name: "description" })),
     h("div", {}, h("button", { type: "submit" }, "Report badcase")), out);
   form.addEventListener("submit", (e) => { e.preventDefault(); act(async () => {
     const f = new FormData(form);
     const report = { function: f.get("function"), description: f.get("description") || "", severity: f.get("severity") };
     for (const k of ["model_name", "model_version", "prediction", "ground_truth"]) if (f.get(k)) report[k] = f.get(k);
+    if (f.get("features")) {
+      let features;
+      try { features = JSON.parse(String(f.get("features"))); } catch { features = null; }
+      if (!features || typeof features !== "object" || Array.isArray(features)) { toast("Features must be a JSON object: {\"column\": value}", true); return; }
+      report.features = features;
+    }
     const tags = String(f.get("tags") || "").split(",").map((t) => t.trim()).filter(Boolean);
     if (tags.length) report.tags = tags;
     const file = f.get("file");
