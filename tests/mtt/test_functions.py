@@ -10,6 +10,7 @@ import io
 import json
 import uuid
 import zipfile
+from contextlib import suppress
 from typing import Any
 
 import httpx
@@ -306,3 +307,56 @@ async def test_one_call_creates_own_testing_code_that_gets_the_model(mtt: httpx.
     assert bad["status"] == "failed" and "code 4" in bad["error"]
     (tf,) = [e["data"] for e in await outbox_events(settings, "testing.failed")]
     assert (tf["task_id"], tf["incompatible"], tf["reason"], tf["dataset_id"]) == (bad["id"], False, bad["error"], ds)
+
+
+async def test_testing_requested_through_jetstream(mtt: httpx.AsyncClient, settings: Settings,
+                                                   nats_url: str) -> None:
+    """MSM's two requests for one set (two events) through the real bus and MTT's consumer: one task."""
+    import asyncio
+
+    import nats
+    from nats.js.errors import NotFoundError
+
+    from mlife_shared.app import ServiceContext
+    from mlife_shared.db import Database
+    from mlife_shared.events import new_envelope, stream_for_subject
+    from mlife_shared.messaging.bus import provision_streams
+    from mlife_shared.messaging.consumer import ConsumerRunner, durable_name
+    from tests.mtt.conftest import wait_for
+
+    settings.auto_run = False
+    split = await grouped(settings, digits(4), function="digits", name="digits-demo")
+    key = await put_model(settings, "models/digits/v8.onnx")
+    version = uuid.uuid4()
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    await provision_streams(js)
+    for _ in range(2):
+        env = new_envelope(ev.TestingRequested(
+            model_version_id=version, model_name="digits", model_version="8", format="onnx", object_key=key,
+            function="digits", dataset_id=uuid.UUID(split), set_kind="test_split", reason="gate"))
+        await js.publish(env.type, env.model_dump_json().encode(), headers={"Nats-Msg-Id": str(env.id)})
+    app = mtt.app  # type: ignore[attr-defined]
+    ctx = ServiceContext(app.state.settings, app.state.raw_store, app.state.store)
+    subs = [s for s in SPEC.subscriptions(ctx) if s.subject == "testing.requested"]
+    service = f"mtt-t{uuid.uuid4().hex[:8]}"  # a durable of this test's own on the shared stream
+    db = Database(settings.database_url)
+    runner = ConsumerRunner(service, db, js, subs, max_deliver=2, backoff=[0.1])
+    stop = asyncio.Event()
+    running = asyncio.create_task(runner.run(stop))
+
+    async def settled() -> bool:
+        return bool(await version_tasks(mtt, version)) and sum((await runner.lag()).values()) == 0
+
+    try:
+        await wait_for(settled, "the consumer to take both requests")
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 30)
+        with suppress(NotFoundError):
+            await js.delete_consumer(stream_for_subject("testing.requested"), durable_name(service, subs[0]))
+        await nc.close()
+        await db.dispose()
+    (task,) = await version_tasks(mtt, version)
+    assert (task["status"], task["attempt"], task["origin"], task["set_kind"]) == (
+        "queued", 1, "testing.requested", "test_split")
