@@ -438,7 +438,7 @@ class Runner:
             ev = await asyncio.to_thread(evaluate_detection, path, items, prep, det, cancel=cancel)
         else:
             ev = await asyncio.to_thread(evaluate, path, items, prep, batch_size=self.settings.eval_batch_size,
-                                         cancel=cancel)
+                                         cancel=cancel, params=task.params)
         sink.line("metrics " + json.dumps(ev.metrics))
         key = f"tasks/{task.id}/outcomes/{task.attempt}.jsonl"
         stored = await self.store.put(key, iterate(ev.outcomes_jsonl()), content_type="application/x-ndjson")
