@@ -302,3 +302,28 @@ async def test_table_document_features_and_group_items_leakage(page: Page, stack
     assert "1 train item(s) are also in the badcase test set" in text and function in text, text
     await p.wait_for_selector(f"main tr:has-text('iris-{marker}'):has-text('{function}')")
     assert page.console_errors() == []
+
+
+async def test_a_maintainer_sets_the_default_thresholds_of_a_function(page: Page, stack: Stack) -> None:
+    if "msm" not in stack.up:
+        raise AssertionError(f"MSM must be up: {stack.down}")
+    name = f"digits-{uuid.uuid4().hex[:6]}"
+    await model_with_function(stack, name, f"fn-{name}")
+    await login(page, stack, "maintainer")
+    p = page.page
+    await p.goto(f"{stack.url}/#/models/{name}")
+    form = "form[aria-label='Default thresholds']"
+    await p.wait_for_selector(form)
+    await p.click(f"{form} button:text('Add a threshold')")
+    await p.fill(f"{form} .threshold:nth-child(1) input[name=t_min]", "0.95")  # test split accuracy by default
+    await p.click(f"{form} button:text('Add a threshold')")
+    await p.select_option(f"{form} .threshold:nth-child(2) select[name=t_set]", "badcase_test_set")
+    await p.fill(f"{form} .threshold:nth-child(2) input[name=t_min]", "0.5")
+    await p.click(f"{form} button[type=submit]")
+    section = f"section:has(h2:text('Default gate thresholds of function fn-{name}'))"
+    await p.wait_for_selector(f"{section} p:text('accuracy on the badcase test set ≥ 0.5')")
+    assert "accuracy on the test split ≥ 0.95" in await p.text_content(section)
+    async with client(stack, "viewer") as c:
+        saved = (await c.get(f"/api/msm/functions/fn-{name}/thresholds")).json()["thresholds"]
+    assert saved == {"test_split.accuracy": {"min": 0.95}, "badcase_test_set.accuracy": {"min": 0.5}}
+    assert page.console_errors() == []

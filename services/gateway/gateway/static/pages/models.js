@@ -96,7 +96,7 @@ export async function modelDetail(name) {
         }); });
       }
       defaults = card(`Default gate thresholds of function ${text(m.function)}`,
-        h("p", {}, thresholdsText(t.thresholds) || "None: a deployment request without thresholds is checked on its badcases only."),
+        h("p", {}, thresholdsText(t.thresholds) || "None: a request without thresholds is judged on its test results and the function's badcases only."),
         t.updated_by ? h("p", { class: "muted" }, `set by ${text(t.updated_by)}, ${fmtDate(t.updated_at)}`) : null, form);
     }
   }
