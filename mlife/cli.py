@@ -187,7 +187,8 @@ def cmd_data(args: argparse.Namespace) -> int:
 def cmd_document(args: argparse.Namespace) -> int:
     with _client(args) as c:
         if args.action == "import":
-            d = c.import_document(Path(args.path), name=args.name, format=args.format, description=args.description)
+            d = c.import_document(Path(args.path), name=args.name, format=args.format, description=args.description,
+                                  kind=args.kind, label_column=args.label_column)
             _print(args, d, lambda d: f"imported document {d['id']} ({d.get('row_count', '?')} rows)")
         elif args.action == "export":
             out = open(args.output, "wb") if args.output else sys.stdout.buffer  # noqa: SIM115
@@ -206,7 +207,7 @@ def cmd_document(args: argparse.Namespace) -> int:
 def cmd_dataset(args: argparse.Namespace) -> int:
     split = dict((k, float(v)) for k, v in (p.split("=") for p in args.split.split(","))) if args.split else None
     with _client(args) as c:
-        d = c.group_dataset(args.name, args.document, split=split, seed=args.seed)
+        d = c.group_dataset(args.name, args.document, split=split, seed=args.seed, function=args.function)
     _print(args, d, lambda d: json.dumps(d, indent=2))
     return 0
 
@@ -439,6 +440,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", required=True)
     p.add_argument("--format", choices=["csv", "json", "xml"])
     p.add_argument("--description", default="")
+    p.add_argument("--kind", choices=["standard", "table"], help="table: a plain table, one row per item, feature "
+                   "columns + a label column, no files (default: a table when there is no md5/path column)")
+    p.add_argument("--label-column", help="the label column of a table (default: label)")
     p = doc.add_parser("export", parents=[common])
     p.add_argument("id")
     p.add_argument("--format", default="csv")
@@ -455,6 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--document", action="append", required=True, help="document id (repeat)")
     p.add_argument("--split", help="e.g. train=0.8,test=0.2")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--function", help="the function the data is for (its training tasks and models serve it)")
     p.set_defaults(func=cmd_dataset)
 
     task = sub.add_parser("task", help="training and testing tasks").add_subparsers(dest="action", required=True)

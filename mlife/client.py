@@ -300,12 +300,14 @@ class Client:
                     progress(summary, done, total)
         return summary
 
-    def import_document(self, path: Path, name: str, format: str | None = None, description: str = "") -> Any:
+    def import_document(self, path: Path, name: str, format: str | None = None, description: str = "", *,
+                        kind: str | None = None, label_column: str | None = None) -> Any:
+        """A document from a CSV / JSON / XML file; `kind="table"` for a plain table (features + a label column)."""
         path = Path(path)
         fmt = format or path.suffix.lstrip(".").lower()
+        params = {"name": name, "format": fmt, "description": description, "kind": kind, "label_column": label_column}
         with path.open("rb") as fh:
-            return self.request("POST", "/api/dam/documents", params={"name": name, "format": fmt,
-                                                                      "description": description},
+            return self.request("POST", "/api/dam/documents", params={k: v for k, v in params.items() if v is not None},
                                 content=_file_chunks(fh), timeout=None,
                                 headers={"Content-Type": "application/octet-stream"})
 

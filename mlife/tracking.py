@@ -44,6 +44,12 @@ def params() -> dict[str, Any]:
     return json.loads(raw) if raw else {}
 
 
+def model_path() -> Path | None:
+    """The model file a testing task tests (`MLIFE_MODEL_PATH`), for your own testing code; None in training."""
+    value = os.environ.get("MLIFE_MODEL_PATH")
+    return Path(value) if value else None
+
+
 def output_dir() -> Path:
     path = Path(os.environ.get("MLIFE_OUTPUT_DIR") or "mlife-output")
     path.mkdir(parents=True, exist_ok=True)

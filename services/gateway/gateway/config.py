@@ -14,7 +14,8 @@ UPLOAD_ROUTES = (
     r"^/api/dam/documents(/[^/]+/versions)?$",
     r"^/api/bam/badcases/with-data$",
     r"^/api/bam/badcases/import$",
-    r"^/api/mtt/tasks/[^/]+/(model|logs|results)$",
+    r"^/api/mtt/tasks$",  # a one-call create carries the task's code archive
+    r"^/api/mtt/tasks/[^/]+/(model|logs|results|code)$",
     r"^/api/msm/models/[^/]+/versions$",
 )
 
