@@ -328,8 +328,22 @@ def cmd_deploy(args: argparse.Namespace) -> int:
                        "\n  ".join(map(str, d.get("reasons", []))))
                 return 3
             raise
-    _print(args, d, lambda d: f"deployment {d['id']} {d['status']}")
-    return 0
+        if args.wait and d.get("status") == "awaiting_tests":
+            d = _await_verdict(c, d, args.wait)
+    _print(args, d, lambda d: f"deployment {d['id']} {d['status']}" + (
+        ":\n  " + "\n  ".join(map(str, d.get("gate", {}).get("reasons", []))) if d.get("status") == "blocked" else ""))
+    return 3 if d.get("status") == "blocked" else 0
+
+
+def _await_verdict(c: Any, d: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """Poll a deployment that waits for its tests until the gate decided (or `timeout` seconds passed)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while d.get("status") == "awaiting_tests" and time.monotonic() < deadline:
+        time.sleep(1.0)
+        d = c.request("GET", f"/api/msm/deployments/{d['id']}")
+    return d
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -520,6 +534,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--function")
     p.add_argument("--target", choices=["local", "docker", "edge"])
     p.add_argument("--override-reason", help="maintainers: deploy even if the gate blocks")
+    p.add_argument("--wait", type=float, default=0, metavar="SECONDS",
+                   help="when the request waits for its tests (awaiting_tests), wait up to SECONDS for the verdict")
     p.add_argument("--reason", help="why it is rolled back (recorded)")
     p.set_defaults(func=cmd_deploy)
 

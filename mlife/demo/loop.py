@@ -395,7 +395,8 @@ class FunctionLoop:
         low, high = acc[low_set], max(v for v in acc.values() if v is not None)
         bar = (low + high) / 2 if high > low else min(1.0, low + 0.001)
         d = self.verdict(self.request_deployment(m, thresholds={f"{low_set}.accuracy": {"min": bar}}), m.label)
-        if d["status"] != "blocked" or not any(low_set in reason for reason in d["gate"].get("reasons", [])):
+        named = low_set.replace("_", " ")  # the reason names the set: "... on the badcase test set ..."
+        if d["status"] != "blocked" or not any(named in reason for reason in d["gate"].get("reasons", [])):
             raise Stalled(f"{m.label}: a threshold of {bar:.3f} on {low_set}.accuracy ({low}) did not block: {d['gate']}")
         r.threshold_block = {"deployment_id": d["id"], "set": low_set, "min": bar, **d["gate"]}
         self.say(f"{m.label}: {low_set}.accuracy ≥ {bar:.3f} blocks it ({low_set} scored {low:.3f}): "

@@ -86,7 +86,8 @@ def check_function(c: Client, r: LoopResult) -> None:
     assert r.awaited and {e["state"] for e in r.awaited} <= {"pending", "done"}
 
     # a threshold names its set, and its reason says which
-    assert r.threshold_block and any(r.threshold_block["set"] in reason for reason in r.threshold_block["reasons"])
+    named = r.threshold_block["set"].replace("_", " ")
+    assert r.threshold_block and any(named in reason for reason in r.threshold_block["reasons"]), r.threshold_block
 
     # v4 is live, production, and answers
     final = c.request("GET", f"/api/msm/deployments/{r.deployments['v4']['id']}")

@@ -60,7 +60,8 @@ async def _collect(testing: TestingRepository, version: ModelVersion, dataset_id
         evidence.state, evidence.result = "done", result
     elif failure is not None:
         evidence.state = "failed"
-        evidence.reason = f"incompatible: {failure.reason}" if failure.incompatible else failure.reason
+        prefixed = not failure.incompatible or failure.reason.startswith("incompatible")
+        evidence.reason = failure.reason if prefixed else f"incompatible: {failure.reason}"
     else:
         evidence.reason = "waiting for the testing result"
     return evidence
