@@ -152,7 +152,12 @@ async def test_an_older_promotion_delivered_late_does_not_move_production_back(
     a = (await bam.post("/badcases", json=report())).json()
     await results(bam, bus, "emotion", "1.0", {a["id"]: True})
     await promoted(bus, "emotion", "2.0")
-    await run_consumers(bam, bam_db, bus, production_is(bam, "emotion", "2.0"))
+
+    async def both() -> bool:  # two consumers: wait for the outcome as well as the promotion
+        history = (await bam.get(f"/badcases/{a['id']}/outcomes")).json()["history"]
+        return bool(history) and await production_is(bam, "emotion", "2.0")()
+
+    await run_consumers(bam, bam_db, bus, both)
     await promoted(bus, "emotion", "1.0", age=timedelta(minutes=5))
     await promoted(bus, None, "7")  # no function: nothing is production for it
     await promoted(bus, "marker", "1")  # handled after the two above (one consumer, in order)

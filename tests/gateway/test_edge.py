@@ -56,9 +56,9 @@ async def test_hosts_outside_the_allow_list_are_refused(edge: httpx.AsyncClient)
 
 
 async def test_declared_body_over_the_limit_is_413(edge: httpx.AsyncClient) -> None:
-    r = await edge.post("/api/mtt/tasks", content=b"x" * 1001, headers=AUTH)
+    r = await edge.post("/api/mtt/tasks/t1/run", content=b"x" * 1001, headers=AUTH)
     assert r.status_code == 413 and r.json()["error"] == "PayloadTooLarge" and "1000" in r.json()["detail"]
-    ok = await edge.post("/api/mtt/tasks", content=b"x" * 1000, headers=AUTH)
+    ok = await edge.post("/api/mtt/tasks/t1/run", content=b"x" * 1000, headers=AUTH)
     assert ok.status_code == 200 and ok.json()["size"] == 1000
 
 
@@ -76,7 +76,7 @@ async def test_upload_routes_take_larger_bodies_streamed(edge: httpx.AsyncClient
 
     big = await edge.post("/api/dam/files", content=too_many(), headers=AUTH)
     assert big.status_code == 413 and "100000" in big.json()["detail"]
-    streamed_small_route = await edge.post("/api/mtt/tasks", content=chunks(), headers=AUTH)
+    streamed_small_route = await edge.post("/api/mtt/tasks/t1/run", content=chunks(), headers=AUTH)
     assert streamed_small_route.status_code == 413
 
 

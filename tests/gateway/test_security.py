@@ -62,6 +62,8 @@ DEVIATIONS: dict[tuple[str, str], str] = {
     ("POST", "/api/dam/labelling-tasks/{task_id}/annotations"): "tester",
     # MSM asks a maintainer to revert an alias (stricter than §5's "engineer: models"; it can move production).
     ("POST", "/api/msm/models/{name}/aliases/{alias}/revert"): "maintainer",
+    # A function's default gate thresholds decide what ships, as an override does: a maintainer's (issue 12).
+    ("PUT", "/api/msm/functions/{function}/thresholds"): "maintainer",
 }
 
 

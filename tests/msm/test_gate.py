@@ -206,10 +206,10 @@ async def test_thresholds_apply_to_the_set_they_name_with_defaults_per_function(
     # Defaults per function: a maintainer sets them; a request without thresholds gets them.
     assert (await msm.get("/functions/emotion/thresholds")).json()["thresholds"] == {}
     body = {"test_split.accuracy": {"min": 0.95}}
-    assert (await msm.put("/functions/emotion/thresholds", json=body)).status_code == 403
-    assert (await msm.put("/functions/emotion/thresholds", json={"accuracy": {}},
+    assert (await msm.put("/functions/emotion/thresholds", json={"thresholds": body})).status_code == 403
+    assert (await msm.put("/functions/emotion/thresholds", json={"thresholds": {"accuracy": {}}},
                           headers=MAINTAINER)).status_code == 422
-    put = await msm.put("/functions/emotion/thresholds", json=body, headers=MAINTAINER)
+    put = await msm.put("/functions/emotion/thresholds", json={"thresholds": body}, headers=MAINTAINER)
     assert put.status_code == 200, put.text
     assert put.json()["thresholds"] == body and put.json()["updated_by"] == "mia"
     assert (await msm.get("/functions/emotion/thresholds")).json()["thresholds"] == body

@@ -70,16 +70,9 @@ def check_thresholds(thresholds: dict[str, Bound]) -> None:
 
 
 class FunctionThresholdsUpdate(_In):
-    """`{"thresholds": {"test_split.accuracy": {"min": 0.95}}}`, or the mapping itself."""
+    """`{"thresholds": {"test_split.accuracy": {"min": 0.95}}}` (an empty mapping clears the defaults)."""
 
     thresholds: dict[str, Bound] = Field(max_length=50)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _bare(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "thresholds" not in data:
-            return {"thresholds": data}
-        return data
 
     @model_validator(mode="after")
     def _check(self) -> "FunctionThresholdsUpdate":
