@@ -244,7 +244,7 @@ class FunctionLoop:
         self.note(f"trained: {json.dumps(task.get('metrics', {}))}"
                   + (f"; MLflow run: {task['mlflow_url']}" if task.get("mlflow_url") else ""))
         version = self.wait(f"{label}: MSM registering the model of task {tid} (model.uploaded)",
-                            lambda: self._version_of_task(tid))
+                            lambda: self._version_of_task(tid), interval=0.1 if request_early else 1.0)
         self.say(f"{label}: model.uploaded → MSM registered {r.model} v{version['version']} for function "
                  f"'{version.get('function') or self.c.model(r.model).get('function')}'", f"models/{r.model}")
         if request_early:  # before MTT has tested it: the gate must wait for its evidence

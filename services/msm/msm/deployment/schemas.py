@@ -20,8 +20,9 @@ class VersionRoute(_In):
 
 
 class Bound(_In):
-    min: float | None = None
-    max: float | None = None
+    # strict: `false` is not a bound of 0 (lax mode would take a boolean as a number)
+    min: float | None = Field(None, strict=True)
+    max: float | None = Field(None, strict=True)
 
 
 MetricType = Literal["string", "number", "integer", "boolean"]
