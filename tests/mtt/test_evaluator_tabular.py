@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import uuid
+import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -123,8 +124,21 @@ def test_regression_target_and_tolerance_from_task_params(diabetes: SimpleNamesp
     with pytest.raises(InvalidPreprocess, match="tolerance"):
         evaluate(diabetes.path, items, prep, params={"target": "regression", "tolerance": -1})
     items[3]["label"] = "high"
-    with pytest.raises(InvalidPreprocess, match="item 3 .* 'high' is not a number"):
+    with pytest.raises(InvalidPreprocess, match="item 3 .* 'high', not a number"):
         evaluate(diabetes.path, items, prep, params={"target": "regression"})
+    items[3]["label"] = "nan"  # parses as a float, but no metric could be stored or compared with it
+    with pytest.raises(InvalidPreprocess, match="item 3 .* 'nan', not a number"):
+        evaluate(diabetes.path, items, prep, params={"target": "regression"})
+
+
+def test_a_regression_model_that_predicts_nan_names_the_item(diabetes: SimpleNamespace) -> None:
+    """An empty cell is NaN; a model without its own imputer predicts NaN: refused, not NaN metrics (which no
+    JSON column or event could hold)."""
+    items = rows(diabetes.columns, diabetes.x[:5], diabetes.y[:5])
+    items[2]["features"]["bmi"] = ""
+    prep = Preprocess(kind="table", columns=diabetes.columns, target="regression", tolerance=10)
+    with pytest.raises(InvalidPreprocess, match=r"predicted nan for item 2 \(row-2\) \(1 of 5 samples\)"):
+        evaluate(diabetes.path, items, prep)
 
 
 def test_table_rows_with_tensor_badcases(diabetes: SimpleNamespace, tmp_path: Path) -> None:
@@ -202,9 +216,36 @@ def test_tensor_of_another_shape_or_with_objects_is_refused(tmp_path: Path) -> N
     marker.unlink(missing_ok=True)
     np.save(tmp_path / "obj.npy", np.array([_Boom()], dtype=object), allow_pickle=True)  # a pickle inside
     item = {"md5": "obj", "local_path": str(tmp_path / "obj.npy"), "label": "1"}
-    with pytest.raises(InvalidPreprocess, match=r"not a readable \.npy"):
+    with pytest.raises(InvalidPreprocess, match=r"item 0 \(obj\): array \(npy\) holds object values"):
         evaluate(tmp_path / "m.onnx", [item], None)
     assert not marker.exists()
+
+
+def test_tensor_files_are_checked_on_their_headers_before_loading(tmp_path: Path) -> None:
+    """What a served input or an upload could hold: a shape header of terabytes, text, thousands of arrays —
+    each refused from its header, before any data is read or decompressed."""
+    (tmp_path / "m.onnx").write_bytes(linear_classifier(64, 10))
+    with (tmp_path / "huge.npy").open("wb") as fh:
+        np.lib.format.write_array_header_1_0(fh, {"descr": "<f8", "fortran_order": False, "shape": (10**12,)})
+        fh.write(b"\0" * 64)
+    huge = {"md5": "huge", "local_path": str(tmp_path / "huge.npy"), "label": "1"}
+    with pytest.raises(InvalidPreprocess, match=r"item 0 \(huge\): its arrays would take 8000000000000 bytes"):
+        evaluate(tmp_path / "m.onnx", [huge], None)
+    text = npy(tmp_path, "text", np.array(["a"] * 64), label="1")
+    with pytest.raises(InvalidPreprocess, match=r"item 0 \(text\): array \(npy\) holds <U1 values"):
+        evaluate(tmp_path / "m.onnx", [text], None)
+    with zipfile.ZipFile(tmp_path / "many.npz", "w") as zf:
+        one = io.BytesIO()
+        np.save(one, np.zeros(1))
+        for i in range(10_000):
+            zf.writestr(f"a{i}.npy", one.getvalue())
+    many = {"md5": "many", "local_path": str(tmp_path / "many.npz"), "label": "1"}
+    with pytest.raises(InvalidPreprocess, match=r"item 0 \(many\) holds 10000 arrays"):
+        evaluate(tmp_path / "m.onnx", [many], None)
+    from mtt.evaluator.compat import incompatibility
+
+    assert "holds 10000 arrays" in str(incompatibility([many], tmp_path / "m.onnx", {}))
+    assert "8000000000000 bytes" in str(incompatibility([huge], tmp_path / "m.onnx", {}))
 
 
 def test_images_or_rows_without_declared_preprocessing(tmp_path: Path, wine: SimpleNamespace) -> None:

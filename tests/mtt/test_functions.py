@@ -5,9 +5,11 @@ model file; one multipart call creates a task with its code."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
+import tarfile
 import uuid
 import zipfile
 from contextlib import suppress
@@ -18,6 +20,7 @@ from PIL import Image
 
 from mlife_shared.app import service_context
 from mlife_shared.events import contracts as ev
+from mlife_shared.events import new_envelope
 from mlife_shared.events.contracts import DatasetGrouped, ModelRegistered
 from mlife_shared.objectstore import make_store
 from mlife_shared.objectstore.base import iterate
@@ -284,6 +287,11 @@ async def test_one_call_creates_own_testing_code_that_gets_the_model(mtt: httpx.
     assert r.status_code == 422 and "escaping" in r.json()["detail"]
     r = await create({**body, "code_location": "/tmp"}, zipped({"main.py": ""}))
     assert r.status_code == 422 and "not both" in r.json()["detail"]
+    # a gzip bomb: its first header claims 2 GiB; refused there, before the rest would be decompressed
+    bomb = tarfile.TarInfo("big.bin")
+    bomb.size = 2 << 30
+    r = await create(body, gzip.compress(bomb.tobuf() + b"\0" * 4096))
+    assert r.status_code == 422 and "expands beyond" in r.json()["detail"], r.text
     assert (await mtt.get("/tasks")).json() == []
     # without code: a draft, as with JSON
     draft = await create({**body, "run": False}, None)
@@ -360,3 +368,47 @@ async def test_testing_requested_through_jetstream(mtt: httpx.AsyncClient, setti
     (task,) = await version_tasks(mtt, version)
     assert (task["status"], task["attempt"], task["origin"], task["set_kind"]) == (
         "queued", 1, "testing.requested", "test_split")
+
+
+async def test_two_consumers_asked_for_one_set_at_once_make_one_task(mtt: httpx.AsyncClient,
+                                                                     settings: Settings) -> None:
+    """Two MTT consumers handle `testing.requested` for the same version and set at the same moment: the second
+    one's insert waits on the first's unique keys (the version, the task's dedup key) and then takes its rows —
+    one task, and no handler fails (no retry, no error in the gate's way)."""
+    import asyncio
+
+    from mlife_shared.db import Database
+
+    settings.auto_run = False
+    split = await grouped(settings, digits(4), function="digits", name="digits-demo")
+    await grouped(settings, digits(3), function="digits", name="badcase test set: digits", badcase=True)
+    key = await put_model(settings, "models/digits/v9.onnx")
+    ctx = service_context(SPEC, settings)
+
+    def request(version: uuid.UUID, dataset: str) -> ev.TestingRequested:
+        return ev.TestingRequested(model_version_id=version, model_name="digits", model_version="9", format="onnx",
+                                   object_key=key, function="digits", dataset_id=uuid.UUID(dataset),
+                                   set_kind="test_split", reason="gate")
+
+    async def at_once(version: uuid.UUID, dataset: str) -> None:
+        db = Database(settings.database_url)
+        try:
+            async with db.transaction() as first:  # holds its inserts until the second has started
+                await on_testing_requested(new_envelope(request(version, dataset)), first, ctx=ctx)
+                second = asyncio.create_task(deliver(settings, on_testing_requested, request(version, dataset)))
+                await asyncio.sleep(1.0)
+                assert not second.done()  # waiting on the first's uncommitted rows
+            await second
+        finally:
+            await db.dispose()
+
+    fresh = uuid.uuid4()  # never seen: both insert the version (its primary key) first
+    await at_once(fresh, split)
+    known = uuid.uuid4()  # already registered: both insert the task (its dedup key)
+    await deliver(settings, on_model_registered, ModelRegistered(
+        model_version_id=known, name="digits", version="9", format="onnx", object_key=key, function="digits"))
+    await at_once(known, split)
+    for version in (fresh, known):
+        (task,) = [t for t in await version_tasks(mtt, version) if t["datasets"][0]["dataset_id"] == split]
+        assert (task["status"], task["attempt"]) == ("queued", 1)
+    assert [t["set_kind"] for t in await version_tasks(mtt, known)] == ["badcase_test_set", "test_split"]

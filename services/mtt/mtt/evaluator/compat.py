@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from mlife_shared.onnx_safety import OnnxInfo, inspect_onnx
-from mtt.evaluator.evaluate import FLOATS, declared_in_model, ground_truth, scoring
-from mtt.evaluator.preprocess import METADATA_KEY, InvalidPreprocess, Preprocess, check_input_shape, parse_preprocess
+from mtt.evaluator.evaluate import declared_in_model, ground_truth, scoring
+from mtt.evaluator.preprocess import METADATA_KEY, InvalidPreprocess, Preprocess, main_input, parse_preprocess
+from mtt.evaluator.regression import truth_values
 from mtt.evaluator.tensor import TENSOR_SUFFIXES, bind, data_key, is_table_row, item_ref, tensor_format, tensor_shapes
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
@@ -58,13 +59,7 @@ def _check(items: list[dict[str, Any]], info: OnnxInfo, prep: Preprocess | None,
         _check_tensors(items, tensors, info, prep, read)
     target, _ = scoring(prep, params)
     if (target or (prep.target if prep is not None else "classification")) == "regression":
-        for i, it in enumerate(items):
-            v = ground_truth(it)
-            try:
-                float(v)
-            except (TypeError, ValueError):
-                raise InvalidPreprocess(f"the target is regression; {item_ref(it, i)} has the ground truth {v!r}, "
-                                        "not a number") from None
+        truth_values([ground_truth(it) for it in items], items)
 
 
 def _file_kind(it: dict[str, Any], read: Reader | None) -> str | None:
@@ -103,13 +98,7 @@ def _declared_for(kind: str, n: int, prep: Preprocess | None, info: OnnxInfo) ->
         takes = f"images ({_size(prep)})" if prep.kind == "image" else "tensor files only" \
             if prep.kind == "tensor" else f"table rows ({_columns(prep.columns or [])})"
         raise InvalidPreprocess(f"the set has {what}; the model takes {takes}")
-    inputs = {t.name: t for t in info.inputs}
-    name = prep.input_name or (info.inputs[0].name if len(info.inputs) == 1 else None)
-    if name not in inputs:
-        raise InvalidPreprocess(f"set preprocess.input_name to one of {sorted(inputs)}")
-    check_input_shape(prep, inputs[name].shape, name)
-    if inputs[name].dtype not in FLOATS:
-        raise InvalidPreprocess(f"the model input {name!r} is {inputs[name].dtype}; {kind} items become floats")
+    main_input(prep, info.inputs)
 
 
 def _size(prep: Preprocess) -> str:
@@ -176,8 +165,4 @@ def _check_tensors(items: list[dict[str, Any]], tensors: list[int], info: OnnxIn
             shapes = tensor_shapes(fh, where)
         if shapes is None:
             raise InvalidPreprocess(f"{where} is named as a tensor file but is not a .npy/.npz file")
-        for name, (_, dtype) in shapes.items():
-            if dtype.hasobject:
-                raise InvalidPreprocess(f"{where}: array {name or '(npy)'} holds Python objects; tensor files "
-                                        "hold numbers")
         bind({k: s for k, (s, _) in shapes.items()}, info.inputs, prep.input_name if prep else None, where)

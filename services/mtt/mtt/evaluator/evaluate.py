@@ -16,10 +16,8 @@ from json.encoder import encode_basestring
 
 from mlife_shared.onnx_safety import OnnxInfo, inspect_onnx
 from mtt.evaluator.inputs import Group, image_sample, load_inputs
-from mtt.evaluator.preprocess import METADATA_KEY, InvalidPreprocess, Preprocess, check_input_shape, parse_preprocess
+from mtt.evaluator.preprocess import FLOATS, METADATA_KEY, InvalidPreprocess, Preprocess, main_input, parse_preprocess
 from mtt.evaluator.tensor import item_ref
-
-FLOATS = ("float16", "float32", "float64")
 
 
 class EvaluationCancelled(Exception):
@@ -189,12 +187,7 @@ class OnnxClassifier:
         self.input_name = name
         self.input_dtype = np.dtype(inputs[name].dtype) if name and inputs[name].dtype in FLOATS else None
         if prep is not None and prep.kind != "tensor":
-            if name is None:
-                raise InvalidPreprocess(f"set preprocess.input_name to one of {sorted(inputs)}")
-            check_input_shape(prep, inputs[name].shape, name)
-            if inputs[name].dtype not in ("float32", "float64"):
-                raise InvalidPreprocess(f"input {name!r} is {inputs[name].dtype}; the evaluator feeds float "
-                                        f"{'rows' if prep.kind == 'table' else 'images'}")
+            main_input(prep, self.info.inputs)
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads

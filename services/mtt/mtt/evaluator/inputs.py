@@ -12,7 +12,7 @@ import numpy as np
 
 from mlife_shared.onnx_safety import TensorInfo
 from mtt.evaluator.preprocess import METADATA_KEY, InvalidPreprocess, Preprocess
-from mtt.evaluator.tensor import bind, is_table_row, item_ref, load_tensors, tensor_format
+from mtt.evaluator.tensor import bind, is_table_row, item_ref, load_tensors, tensor_format, tensor_shapes
 
 
 @dataclass
@@ -79,8 +79,9 @@ def load_inputs(items: list[dict[str, Any]], prep: Preprocess | None, inputs: li
                 rows = rows or _Declared(p, len(items))
                 rows.add(i, image_sample(p, fh, where))
                 continue
+            shapes = tensor_shapes(fh, where) or {}  # checked on the headers before any data is read
+            binding = bind({k: shape for k, (shape, _) in shapes.items()}, inputs, hint, where)
             arrays = load_tensors(fh, fmt, where)
-        binding = bind({k: a.shape for k, a in arrays.items()}, inputs, hint, where)
         feed = {info.name: arrays[k].astype(np.dtype(info.dtype), copy=False) for k, info in binding.items()}
         sig = tuple(sorted((name, a.shape, a.dtype.str) for name, a in feed.items()))
         idx, feeds = tensors.setdefault(sig, ([], []))

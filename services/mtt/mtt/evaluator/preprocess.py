@@ -16,6 +16,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mlife_shared.errors import Unprocessable
+from mlife_shared.onnx_safety import TensorInfo
+
+FLOATS = ("float16", "float32", "float64")
 
 METADATA_KEY = "mlife.preprocess"
 
@@ -145,3 +148,18 @@ def check_input_shape(prep: Preprocess, model_shape: list[int | str | None], inp
         if isinstance(got, int) and got > 0 and got != want:
             raise InvalidPreprocess(f"the model input {input_name!r} has shape {model_shape}; the declared "
                                     f"preprocessing gives [batch, {', '.join(map(str, sample))}]")
+
+
+def main_input(prep: Preprocess, inputs: list[TensorInfo]) -> TensorInfo:
+    """The model input the declared images or rows feed: `input_name`, else the only input; its shape must take
+    the declared sample and its type be a float."""
+    by_name = {t.name: t for t in inputs}
+    name = prep.input_name or (inputs[0].name if len(inputs) == 1 else None)
+    if name not in by_name:
+        raise InvalidPreprocess(f"set preprocess.input_name to one of {sorted(by_name)}")
+    info = by_name[name]
+    check_input_shape(prep, info.shape, name)
+    if info.dtype not in FLOATS:
+        what = "rows" if prep.kind == "table" else "images"
+        raise InvalidPreprocess(f"the model input {name!r} is {info.dtype}; the evaluator feeds {what} as floats")
+    return info

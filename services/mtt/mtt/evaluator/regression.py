@@ -11,17 +11,20 @@ import numpy as np
 
 from mtt.evaluator.evaluate import Evaluation
 from mtt.evaluator.preprocess import InvalidPreprocess
+from mtt.evaluator.tensor import item_ref
 
 
 def truth_values(truth: list[Any], items: list[dict[str, Any]]) -> np.ndarray:
+    """The ground truths as numbers; any that is not a finite number is refused, naming its item."""
     out = np.empty(len(truth), dtype=np.float64)
     for i, v in enumerate(truth):
         try:
             out[i] = float(v)
         except (TypeError, ValueError):
-            ref = items[i].get("md5") or items[i].get("key") or items[i].get("id") or "row"
-            raise InvalidPreprocess(f"item {i} ({ref}): the ground truth {v!r} is not a number (target regression)") \
-                from None
+            out[i] = np.nan
+        if not np.isfinite(out[i]):
+            raise InvalidPreprocess(f"the target is regression; {item_ref(items[i], i)} has the ground truth {v!r}, "
+                                    "not a number")
     return out
 
 
@@ -71,5 +74,10 @@ def score_regression(pred: np.ndarray, truth: list[Any], items: list[dict[str, A
                      features: list[dict[str, Any] | None] | None) -> Evaluation:
     t = truth_values(truth, items)
     p = np.asarray(pred, dtype=np.float64)
+    bad = np.flatnonzero(~np.isfinite(p))
+    if len(bad):  # no metric can be stored or compared with it: say which sample, rather than NaN metrics
+        i = int(bad[0])
+        raise InvalidPreprocess(f"the model predicted {p[i]} for {item_ref(items[i], i)} ({len(bad)} of {len(p)} "
+                                "samples): an empty or NaN feature needs the model's own imputer")
     samples = RegressionSamples(ids, refs, t, p, tolerance, badcases, features)
     return Evaluation(regression_metrics(t, p, tolerance), {}, [], [], samples)

@@ -7,7 +7,6 @@ shape is the model input's without the batch axis. A table row is an item with `
 from __future__ import annotations
 
 import zipfile
-from pathlib import Path
 from typing import IO, Any, Literal
 
 import numpy as np
@@ -18,6 +17,9 @@ from mtt.evaluator.preprocess import InvalidPreprocess
 NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGIC = b"PK\x03\x04"
 TENSOR_SUFFIXES = (".npy", ".npz")
+# One sample per file: bounds checked on the headers, before any array data is read or decompressed.
+MAX_ARRAYS = 64
+MAX_TENSOR_BYTES = 512 * 1024 * 1024
 FILE_FIELDS = ("local_path", "key", "data_key", "object_key", "md5")
 
 TensorFormat = Literal["npy", "npz"]
@@ -47,7 +49,8 @@ def tensor_format(head: bytes) -> TensorFormat | None:
 
 
 def load_tensors(fh: IO[bytes], fmt: TensorFormat, where: str) -> dict[str, np.ndarray]:
-    """The arrays of a tensor file: {"": array} for `.npy`, {name: array} for `.npz`."""
+    """The arrays of a tensor file: {"": array} for `.npy`, {name: array} for `.npz` (call `tensor_shapes`
+    first: it refuses what must not be loaded)."""
     try:
         loaded = np.load(fh, allow_pickle=False)
         if fmt == "npy":
@@ -60,22 +63,38 @@ def load_tensors(fh: IO[bytes], fmt: TensorFormat, where: str) -> dict[str, np.n
 
 def tensor_shapes(fh: IO[bytes], where: str) -> dict[str, tuple[tuple[int, ...], np.dtype]] | None:
     """Shape and dtype of each array of a tensor file (a seekable binary file) from its headers — no array
-    data is read — or None when it is not a tensor file."""
+    data is read — or None when it is not a tensor file. Refuses what must not be loaded: arrays of Python
+    objects or text, more than MAX_ARRAYS arrays, more than MAX_TENSOR_BYTES in all."""
     fmt = tensor_format(fh.read(8))
     fh.seek(0)
     if fmt is None:
         return None
     try:
         if fmt == "npy":
-            return {"": _npy_header(fh)}
-        with zipfile.ZipFile(fh) as zf:
-            out = {}
-            for name in zf.namelist():
-                with zf.open(name) as member:
-                    out[name.removesuffix(".npy")] = _npy_header(member)
-            return out
+            out = {"": _npy_header(fh)}
+        else:
+            with zipfile.ZipFile(fh) as zf:
+                names = zf.namelist()
+                if len(names) > MAX_ARRAYS:
+                    raise InvalidPreprocess(f"{where} holds {len(names)} arrays; a tensor file holds one per model "
+                                            f"input (at most {MAX_ARRAYS})")
+                out = {}
+                for name in names:
+                    with zf.open(name) as member:
+                        out[name.removesuffix(".npy")] = _npy_header(member)
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
         raise InvalidPreprocess(f"{where} is not a readable .{fmt} file: {exc}") from exc
+    finally:
+        fh.seek(0)
+    for name, (shape, dtype) in out.items():
+        if dtype.kind not in "biuf":
+            raise InvalidPreprocess(f"{where}: array {name or '(npy)'} holds {dtype} values; tensor files hold "
+                                    "numbers")
+    size = sum(int(np.prod(shape, dtype=object)) * dtype.itemsize for shape, dtype in out.values())
+    if size > MAX_TENSOR_BYTES:
+        raise InvalidPreprocess(f"{where}: its arrays would take {size} bytes; one sample is at most "
+                                f"{MAX_TENSOR_BYTES}")
+    return out
 
 
 def _npy_header(fh: IO[bytes]) -> tuple[tuple[int, ...], np.dtype]:
@@ -117,8 +136,3 @@ def bind(shapes: dict[str, tuple[int, ...]], inputs: list[TensorInfo], input_nam
             raise InvalidPreprocess(f"{where}: the model input {info.name!r} has type {info.dtype}, which a "
                                     "tensor file cannot hold")
     return binding
-
-
-def read_head(path: str | Path, n: int = 8) -> bytes:
-    with open(path, "rb") as fh:
-        return fh.read(n)

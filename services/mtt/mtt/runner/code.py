@@ -50,10 +50,14 @@ def members(path: Path) -> list[tuple[PurePosixPath, int, bool]]:
                     out.append((_check_name(info.filename), info.file_size, info.is_dir()))
         else:
             with tarfile.open(path, "r:gz") as tf:
-                for m in tf.getmembers():
+                expanded = 0
+                for m in tf:  # streamed: the limits stop a gzip bomb before the rest of it is decompressed
                     if not (m.isfile() or m.isdir()):
                         raise InvalidCodeArchive(f"archive member {m.name!r} is not a regular file or folder")
                     out.append((_check_name(m.name), m.size, m.isdir()))
+                    expanded += m.size
+                    if len(out) > MAX_ENTRIES or expanded > MAX_EXPANDED:
+                        break
     except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError) as exc:
         raise InvalidCodeArchive(f"the archive is damaged: {exc}") from exc
     if len(out) > MAX_ENTRIES:

@@ -12,6 +12,7 @@ from typing import Any
 from mlife_shared.errors import MLifeError
 from mlife_shared.objectstore import ObjectStore
 from mlife_shared.objectstore.base import ObjectNotFound, read_all
+from mtt.evaluator.tensor import data_key, is_table_row
 from mtt.runner.logs import LogSink
 from mtt.runner.result import RunFailed
 from mtt.task.models import Task
@@ -33,24 +34,21 @@ async def resolve(store: ObjectStore, task: Task, work: Path, sink: LogSink) -> 
         sem = asyncio.Semaphore(8)  # below the S3 client pool (10)
 
         async def fetch(i: int, it: dict[str, Any]) -> None:
-            data_key = it.get("key") or it.get("data_key") or it.get("object_key")
-            md5 = it.get("md5")
-            if not data_key and md5:
-                data_key = f"dam/files/{md5}"
-            if not data_key and isinstance(it.get("features"), dict):
+            if is_table_row(it):
                 return  # a table row: its features are the data
-            if not data_key:
+            file_key = data_key(it)
+            if not file_key:
                 raise RunFailed(f"manifest {key}: item {i} has neither key nor md5 (nor features)")
-            suffix = Path(str(it.get("path") or data_key)).suffix[:10]
-            dest = folder / f"{i:07d}-{md5 or 'item'}{suffix}"
+            suffix = Path(str(it.get("path") or file_key)).suffix[:10]
+            dest = folder / f"{i:07d}-{it.get('md5') or 'item'}{suffix}"
             async with sem:
                 try:
-                    stream = await store.get(data_key)
+                    stream = await store.get(file_key)
                 except (ObjectNotFound, MLifeError):
                     try:
-                        stream = await store.get(f"{base}/{data_key}")
+                        stream = await store.get(f"{base}/{file_key}")
                     except (ObjectNotFound, MLifeError) as exc:
-                        raise RunFailed(f"manifest {key}: the data of item {i} ({data_key!r}) is missing") from exc
+                        raise RunFailed(f"manifest {key}: the data of item {i} ({file_key!r}) is missing") from exc
                 with dest.open("wb") as fh:
                     async for chunk in stream:
                         fh.write(chunk)

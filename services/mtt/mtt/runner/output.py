@@ -18,6 +18,7 @@ from mtt.evaluator.evaluate import score
 from mtt.runner.logs import LogSink
 from mtt.runner.result import RunFailed, RunResult
 from mtt.task.models import Task
+from mtt.task.service import file_chunks
 
 
 async def collect(store: ScopedStore, settings: Settings, task: Task, work: Path, sink: LogSink,
@@ -89,8 +90,3 @@ def safe_name(name: str) -> str:
     cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip(".") or "file"
     return cleaned[:120]
 
-
-async def file_chunks(path: Path, size: int = 1 << 20):  # type: ignore[no-untyped-def]
-    with path.open("rb") as fh:
-        while chunk := fh.read(size):
-            yield chunk

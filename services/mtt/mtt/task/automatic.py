@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mlife_shared.db import utcnow
@@ -80,7 +81,7 @@ class AutomaticTasks:
         if d.purpose == "test" and d.group_id is not None and not d.is_badcase_test_set:
             await self._attach_to_training(d)
         body = await (self._training_task(d) if d.purpose == "train" else self._default_test_task(d))
-        await self.tasks.create(body, None, origin="dataset.grouped", dedup_key=dedup, inspect_model=False)
+        await self._create_once(body, "dataset.grouped", dedup)
 
     async def _training_task(self, d: DatasetGrouped) -> TaskCreate:
         code = self.settings.default_train_code or None
@@ -184,7 +185,8 @@ class AutomaticTasks:
         if await self.repo.dataset(d.dataset_id) is None:
             await self._cannot_test(model, d, f"MTT knows no dataset {d.dataset_id} (no dataset.grouped seen)")
             return
-        set_kind = d.set_kind if d.set_kind != "other" else await self._set_kind(model, d.dataset_id)
+        set_kind = d.set_kind if d.set_kind != "other" else await self.tasks.set_kind_of(d.dataset_id,
+                                                                                          model.model_version_id)
         try:
             task = await self._test(model, source, Target(d.dataset_id, set_kind), origin="testing.requested",
                                     run=True)
@@ -193,12 +195,6 @@ class AutomaticTasks:
             return
         if task.status in ("ready", "failed", "cancelled"):
             await self.tasks.enqueue(task)  # asked again after a failure: a new attempt
-
-    async def _set_kind(self, model: RegisteredModel, dataset_id: uuid.UUID) -> SetKind:
-        ds = await self.repo.dataset(dataset_id)
-        if ds is not None and ds.is_badcase_test_set:
-            return "badcase_test_set"
-        return "test_split" if str(dataset_id) in (model.test_dataset_ids or []) else "other"
 
     async def _cannot_test(self, model: RegisteredModel, d: TestingRequested, reason: str, *,
                            incompatible: bool = False) -> None:
@@ -222,5 +218,17 @@ class AutomaticTasks:
         body = TaskCreate(kind="test", name=test_task_name(model, ds, target.dataset_id, target.set_kind),
                           function=model.function, model=model_ref(model), params=params, run=run,
                           datasets=[DatasetRef(dataset_id=target.dataset_id, manifest_key=target.manifest_key)])
-        return await self.tasks.create(body, None, origin=origin, dedup_key=dedup, inspect_model=False,
-                                       set_kind=target.set_kind)
+        return await self._create_once(body, origin, dedup, set_kind=target.set_kind)
+
+    async def _create_once(self, body: TaskCreate, origin: str, dedup: str, set_kind: SetKind | None = None) -> Task:
+        """The task of `dedup` (a unique key): created, or the one a concurrent event (another consumer) created
+        first — never two."""
+        try:
+            async with self.session.begin_nested():
+                return await self.tasks.create(body, None, origin=origin, dedup_key=dedup, inspect_model=False,
+                                               set_kind=set_kind)
+        except IntegrityError:
+            existing = await self.repo.by_dedup(dedup)
+            if existing is None:
+                raise
+            return existing

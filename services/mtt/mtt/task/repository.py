@@ -3,12 +3,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TypeVar
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mlife_shared.db import is_postgres, utcnow
 from mtt.task.models import GroupedDataset, RegisteredModel, RunRequest, Task
+
+
+Projection = TypeVar("Projection", GroupedDataset, RegisteredModel)
 
 
 class TaskRepository:
@@ -69,13 +74,26 @@ class TaskRepository:
         return (await self.session.execute(stmt)).scalars().all()
 
     # projections
-    async def upsert_dataset(self, ds: GroupedDataset) -> GroupedDataset:
-        existing = await self.session.get(GroupedDataset, ds.dataset_id)
+    async def _insert_once(self, row: Projection, key: uuid.UUID) -> tuple[Projection, bool]:
+        """Insert a projection row unless it exists; → (the row, inserted). A concurrent insert of the same key
+        (another consumer handling the same fact) is not an error: its row is returned."""
+        existing = await self.session.get(type(row), key)
         if existing is not None:
-            return existing
-        self.session.add(ds)
-        await self.session.flush()
-        return ds
+            return existing, False
+        try:
+            async with self.session.begin_nested():
+                self.session.add(row)
+                await self.session.flush()
+            return row, True
+        except IntegrityError:
+            existing = await self.session.get(type(row), key, populate_existing=True)
+            if existing is None:
+                raise
+            return existing, False
+
+    async def upsert_dataset(self, ds: GroupedDataset) -> GroupedDataset:
+        row, _ = await self._insert_once(ds, ds.dataset_id)
+        return row
 
     async def dataset(self, dataset_id: uuid.UUID) -> GroupedDataset | None:
         return await self.session.get(GroupedDataset, dataset_id)
@@ -94,10 +112,8 @@ class TaskRepository:
 
     async def upsert_model(self, m: RegisteredModel) -> RegisteredModel:
         """Insert the version, or fill in what an earlier event of it did not say (function, test splits)."""
-        existing = await self.session.get(RegisteredModel, m.model_version_id)
-        if existing is None:
-            self.session.add(m)
-            await self.session.flush()
+        existing, inserted = await self._insert_once(m, m.model_version_id)
+        if inserted:
             return m
         if existing.function is None and m.function is not None:
             existing.function = m.function

@@ -24,7 +24,7 @@ from mtt.runner.logs import read_log
 from mtt.task.exceptions import InvalidTask, TaskStateConflict
 from mtt.task.models import TERMINAL
 from mtt.task.schemas import LogChunk, StoredFile, TaskCreate, TaskRead, TaskUpdate
-from mtt.task.service import TaskService
+from mtt.task.service import TaskService, file_chunks
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 
@@ -48,6 +48,7 @@ def _inline(schema: dict[str, Any]) -> dict[str, Any]:
     return walk(schema)  # type: ignore[no-any-return]
 
 
+TASK_PART_LIMIT = 1024 * 1024
 _TASK_SCHEMA = _inline(TaskCreate.model_json_schema())
 CREATE_BODY = {"requestBody": {"required": True, "content": {
     "application/json": {"schema": _TASK_SCHEMA},
@@ -75,11 +76,16 @@ async def create_task(request: Request, session: SessionDep, user: Engineer) -> 
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         return svc.read(await svc.create(_task_body(await request.body(), ("body",)), user.username))
     settings: Settings = request.app.state.settings
-    async with request.form(max_files=1, max_fields=1, max_part_size=1024 * 1024) as form:
+    async with request.form(max_files=1, max_fields=1, max_part_size=TASK_PART_LIMIT) as form:
         task_part, code_part = form.get("task"), form.get("code")
         if task_part is None:
             raise InvalidTask("multipart: send the task (TaskCreate JSON) as the `task` part")
-        raw = await task_part.read() if isinstance(task_part, UploadFile) else task_part
+        if isinstance(task_part, UploadFile):  # sent as a file: bounded as a field is (max_part_size)
+            if (task_part.size or 0) > TASK_PART_LIMIT:
+                raise InvalidTask(f"multipart: the `task` part is over {TASK_PART_LIMIT} bytes")
+            raw: bytes | str = await task_part.read()
+        else:
+            raw = task_part
         body = _task_body(raw, ("body", "task"))
         if code_part is None:
             return svc.read(await svc.create(body, user.username))
@@ -171,12 +177,6 @@ async def _part_to_file(part: UploadFile, path: Path, limit: int) -> None:
         raise InvalidTask("the `code` part is empty: send a .zip or .tar.gz")
 
 
-async def _file_stream(path: Path):  # type: ignore[no-untyped-def]
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            yield chunk
-
-
 def _safe_name(name: str) -> str:
     if not name or len(name) > 200 or any(not (c.isalnum() or c in "-_.") for c in name) or name.strip(".") == "":
         raise InvalidTask("name: use 1-200 letters, digits, '-', '_' or '.'")
@@ -201,7 +201,7 @@ async def upload_model(task_id: uuid.UUID, request: Request, session: SessionDep
         if format == "onnx":
             await asyncio.to_thread(inspect_onnx, path)
         key = f"tasks/{task.id}/models/upload/{name}/model.{format}"
-        stored = await store.put(key, _file_stream(path), max_size=settings.max_model_bytes)
+        stored = await store.put(key, file_chunks(path), max_size=settings.max_model_bytes)
     full = store.full_key(key)
     task.artifacts = [*task.artifacts, {"kind": "model", "name": name, "format": format, "key": full,
                                         "size": stored.size, "md5": stored.md5}]
@@ -238,7 +238,7 @@ async def upload_result(task_id: uuid.UUID, request: Request, session: SessionDe
         path = Path(tmp) / "result"
         await _body_to_file(request, path, settings.max_upload_bytes)
         key = f"tasks/{task.id}/results/upload/{name}"
-        stored = await store.put(key, _file_stream(path), max_size=settings.max_upload_bytes)
+        stored = await store.put(key, file_chunks(path), max_size=settings.max_upload_bytes)
     full = store.full_key(key)
     task.artifacts = [*task.artifacts, {"kind": "result", "name": name, "key": full, "size": stored.size}]
     task.updated_at = utcnow()

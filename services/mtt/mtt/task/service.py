@@ -19,7 +19,7 @@ from mlife_shared.objectstore import ObjectStore
 from mlife_shared.objectstore.base import InvalidKey, validate_key
 from mlife_shared.onnx_safety import inspect_onnx
 from mtt.config import Settings
-from mtt.evaluator.preprocess import check_input_shape, parse_preprocess
+from mtt.evaluator.preprocess import main_input, parse_preprocess
 from mtt.runner.mlflow_rest import run_url
 from mtt.task.exceptions import InvalidTask, TaskNotFound, TaskStateConflict
 from mtt.task.models import TERMINAL, RunRequest, Task
@@ -97,9 +97,10 @@ def _check_archive(path: Path) -> str:
     return ext
 
 
-async def _file_chunks(path: Path):  # type: ignore[no-untyped-def]
+async def file_chunks(path: Path, size: int = 1 << 20):  # type: ignore[no-untyped-def]
+    """A local file as the chunk stream `ObjectStore.put` takes."""
     with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
+        while chunk := fh.read(size):
             yield chunk
 
 
@@ -178,12 +179,8 @@ class TaskService:
                 declared = await asyncio.to_thread(declared_in_model, path)
             else:
                 declared = parse_preprocess(prep, where="params.preprocess")
-        if declared is not None:
-            inputs = {t.name: t for t in onnx_info.inputs}
-            name = declared.input_name or (onnx_info.inputs[0].name if len(onnx_info.inputs) == 1 else None)
-            if name not in inputs:
-                raise InvalidTask(f"set params.preprocess.input_name to one of {sorted(inputs)}")
-            check_input_shape(declared, inputs[name].shape, name)
+        if declared is not None and declared.kind != "tensor":
+            main_input(declared, onnx_info.inputs)
 
     async def create(self, body: TaskCreate, owner: str | None, *, origin: str = "api", dedup_key: str | None = None,
                      inspect_model: bool = True, set_kind: SetKind | None = None) -> Task:
@@ -202,7 +199,7 @@ class TaskService:
         version_id = uuid.UUID(model["model_version_id"]) if model and model.get("model_version_id") else None
         function = body.function or await self._function_of(body.kind, datasets, version_id)
         if body.kind == "test" and set_kind is None:
-            set_kind = await self._set_kind(datasets[0], version_id)
+            set_kind = await self.set_kind_of(uuid.UUID(datasets[0]["dataset_id"]), version_id)
         task = Task(id=uuid.uuid4(), kind=body.kind, name=body.name or f"{body.kind} {datasets[0]['dataset_id'][:8]}",
                     status="draft", owner=owner, origin=origin, dedup_key=dedup_key, datasets=datasets, model=model,
                     function=function, set_kind=set_kind if body.kind == "test" else None,
@@ -230,11 +227,13 @@ class TaskService:
                 return known.function
         return None
 
-    async def _set_kind(self, dataset: dict[str, Any], version_id: uuid.UUID | None) -> SetKind:
-        if dataset.get("is_badcase_test_set"):
+    async def set_kind_of(self, dataset_id: uuid.UUID, version_id: uuid.UUID | None) -> SetKind:
+        """Which set a dataset is for a version: a badcase test set, one of its test splits, or other."""
+        known = await self.repo.dataset(dataset_id)
+        if known is not None and known.is_badcase_test_set:
             return "badcase_test_set"
         registered = await self.repo.model(version_id) if version_id is not None else None
-        if registered is not None and dataset["dataset_id"] in (registered.test_dataset_ids or []):
+        if registered is not None and str(dataset_id) in (registered.test_dataset_ids or []):
             return "test_split"
         return "other"
 
@@ -297,7 +296,7 @@ class TaskService:
         once with `run: true`."""
         if body.code_location:
             raise InvalidTask("give the code as the `code` part or as code_location, not both")
-        await asyncio.to_thread(_check_archive, archive)
+        # the archive is checked by store_code; a refusal rolls the task back with the request
         task = await self.create(body.model_copy(update={"run": False}), owner)
         await self.store_code(task, archive)
         if body.run:
@@ -313,7 +312,7 @@ class TaskService:
             raise TaskStateConflict(f"the task is {task.status}; cancel it before changing its code")
         ext = await asyncio.to_thread(_check_archive, archive)
         key = f"{self.prefix}/tasks/{task.id}/code/{utcnow().strftime('%Y%m%dT%H%M%S%f')}.{ext}"
-        await self.store.put(key, _file_chunks(archive), max_size=self.settings.max_upload_bytes)
+        await self.store.put(key, file_chunks(archive), max_size=self.settings.max_upload_bytes)
         return self.set_code_archive(task, key)
 
     def set_code_archive(self, task: Task, key: str) -> Task:
