@@ -122,6 +122,24 @@ async def test_feedback_stores_the_sent_sample_as_a_typed_npy(msm: httpx.AsyncCl
     assert len(await outbox(msm, "serving.feedback")) == 1
 
 
+async def test_bad_inputs_are_refused_before_anything_is_written(msm: httpx.AsyncClient) -> None:
+    await serve(msm, "emotion", identity_classifier(4))
+    deep = "[" * 100_000 + "]" * 100_000  # 200 kB, under the body limit; json.loads recurses on it
+    bodies = {"nested too deeply": '{"correct_label": 2, "inputs": {"x": %s}}' % deep,
+              "nested past numpy's 64 dimensions": '{"correct_label": 2, "inputs": {"x": %s}}' % (
+                  "[" * 80 + "0" + "]" * 80),
+              "text for float32": '{"correct_label": 2, "inputs": {"x": ["a", "b", "c", "d"]}}',
+              "NaN": '{"correct_label": 2, "inputs": {"x": [NaN, 0, 0, 0]}}',
+              "NaN in the label": '{"correct_label": NaN, "inputs": {"x": [0, 1, 0, 0]}}'}
+    json_headers = {**TESTER, "content-type": "application/json"}
+    for what, body in bodies.items():
+        got = await msm.post("/serve/emotion/feedback", content=body, headers=json_headers)
+        assert got.status_code == 422, (what, got.text)
+    predict = await msm.post("/serve/emotion/predict", content=bodies["nested too deeply"], headers=json_headers)
+    assert predict.status_code == 422, predict.text
+    assert await outbox(msm, "serving.feedback") == []
+
+
 async def test_feedback_on_a_logged_prediction_stores_its_input_as_npy(msm: httpx.AsyncClient) -> None:
     await serve(msm, "emotion", identity_classifier(4))
     answer = (await msm.post("/serve/emotion/predict", json={"inputs": {"x": [0.25, 1, 0, 0.5]}})).json()

@@ -68,6 +68,8 @@ def check_thresholds(thresholds: dict[str, Bound]) -> None:
             raise ValueError("a threshold needs a metric name")
         if bound.min is None and bound.max is None:
             raise ValueError(f"threshold {metric!r} needs min or max")
+        if bound.min is not None and bound.max is not None and bound.min > bound.max:
+            raise ValueError(f"threshold {metric!r}: min {bound.min:g} is above max {bound.max:g}, nothing can pass")
 
 
 class FunctionThresholdsUpdate(_In):

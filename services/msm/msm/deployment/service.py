@@ -19,7 +19,7 @@ from msm.deployment.exceptions import DeploymentConflict, DeploymentNotFound, Fu
 from msm.deployment.models import (Deployment, DeploymentBadcase, DeploymentChange, DeploymentMetric,
                                    FunctionThresholds)
 from msm.deployment.repository import DeploymentRepository
-from msm.deployment.schemas import DeploymentCreate, FunctionThresholdsRead
+from msm.deployment.schemas import Bound, DeploymentCreate, FunctionThresholdsRead
 from msm.notification.service import emit, fan_out
 from msm.registry.models import ModelVersion
 from msm.registry.repository import RegistryRepository
@@ -75,10 +75,7 @@ class DeploymentService:
         function = await function_of(self.session, primaries)
         if body.function is not None and body.function != function:
             raise Unprocessable(f"the deployment serves function {function!r} (its model's), not {body.function!r}")
-        thresholds = {k: v.model_dump(exclude_none=True) for k, v in body.thresholds.items()}
-        if not thresholds:
-            defaults = await self.repo.function_thresholds(function)
-            thresholds = dict(defaults.thresholds) if defaults else {}
+        thresholds = await self._thresholds(function, body.thresholds or None)
         deployment = Deployment(
             name=body.name, function=function, target=body.target, routing=body.routing,
             versions=[{"model_version_id": str(v.model_version_id), "weight": v.weight, "role": v.role,
@@ -117,6 +114,19 @@ class DeploymentService:
             await self._settle(deployment, await self._evaluate(deployment), "gate", correlation)
             decided.append(deployment)
         return decided
+
+    async def preview(self, version: ModelVersion, thresholds: dict[str, Bound] | None) -> dict[str, Any]:
+        """What the gate would decide about `version` now, nothing recorded or sent: `thresholds`, else the
+        function's defaults."""
+        function = await function_of(self.session, [version])
+        return await gate.evaluate(self.session, [version], await self._thresholds(function, thresholds),
+                                   function=function)
+
+    async def _thresholds(self, function: str, given: dict[str, Bound] | None) -> dict[str, dict[str, float]]:
+        if given is not None:
+            return {k: v.model_dump(exclude_none=True) for k, v in given.items()}
+        defaults = await self.repo.function_thresholds(function)
+        return dict(defaults.thresholds) if defaults else {}
 
     async def _evaluate(self, deployment: Deployment) -> dict[str, Any]:
         ids = [uuid.UUID(v["model_version_id"]) for v in deployment.versions if v["role"] == "primary"]
@@ -231,6 +241,7 @@ class DeploymentService:
                                       user: Identity) -> FunctionThresholdsRead:
         if not function.strip() or len(function) > 200:
             raise Unprocessable("a function name is 1-200 characters")
+        await self.repo.lock_gate()  # two first PUTs of a function would both insert (a 500 for one)
         row = await self.repo.function_thresholds(function)
         if row is None:
             row = FunctionThresholds(function=function, thresholds=thresholds, updated_by=user.username,

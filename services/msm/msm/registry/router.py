@@ -11,8 +11,8 @@ from fastapi.responses import Response
 from mlife_shared.app import SessionDep, StoreDep
 from mlife_shared.auth import Engineer, Maintainer, Viewer
 from mlife_shared.errors import Forbidden, PayloadTooLarge, Unprocessable
-from msm.deployment import gate
-from msm.deployment.service import DeploymentService, function_of
+from msm.deployment.schemas import Bound, check_thresholds
+from msm.deployment.service import DeploymentService
 from msm.inputs import reject_nul
 from msm.registry import schemas as s
 from msm.registry.compression import compress
@@ -146,15 +146,14 @@ async def check_gate(version_id: uuid.UUID, request: Request, session: SessionDe
     deployment request; missing evidence is reported (`awaiting`), not asked for: nothing is recorded or sent.
     `metric` may name the set (`test_split.accuracy`); without it, the function's default thresholds apply."""
     version = await _service(request, session, store).get_version(version_id)
-    bound = {k: v for k, v in (("min", min), ("max", max)) if v is not None}
-    if metric and not bound:
-        raise Unprocessable("give min or max with metric")
-    function = await function_of(session, [version])
+    thresholds = None
     if metric:
-        thresholds = {metric: bound}
-    else:
-        thresholds = (await DeploymentService(session).function_thresholds(function)).thresholds
-    result = await gate.evaluate(session, [version], thresholds, function=function)
+        try:  # the same checks as a request's thresholds: a NaN bound would pass anything
+            thresholds = {metric: Bound(min=min, max=max)}
+            check_thresholds(thresholds)
+        except ValueError as exc:
+            raise Unprocessable(f"give min and/or max, finite, with metric: {exc}") from exc
+    result = await DeploymentService(session).preview(version, thresholds)
     return s.GateCheck(**{k: result[k] for k in s.GateCheck.model_fields})
 
 

@@ -242,25 +242,32 @@ class RegistryService:
                              actor=actor, reason=reason, created_at=utcnow())
         await self.repo.add(change)
         await self._notify_alias(change)
-        if alias == "production" and version_id is not None:
+        if alias == "production":
             await self._promoted(change)
         return change
 
     async def _promoted(self, change: AliasChange) -> None:
         """model.promoted (BAM moves its function's badcase statuses to follow production); and, when the new
-        production has no result on its function's current badcase test set, a request for one."""
+        production has no result on its function's current badcase test set, a request for one. When the alias
+        was removed (revert of its first move), the function's production is another model's that shares the
+        function, if any: BAM is told so, as the gate now compares with it."""
         model = await self.repo.model(change.model_id)
-        versions = await self.repo.versions([v for v in (change.from_version_id, change.to_version_id) if v])
-        assert model is not None and change.to_version_id is not None
-        version = versions[change.to_version_id]
-        previous = versions.get(change.from_version_id) if change.from_version_id else None
-        await emit(self.session, ModelPromoted(
-            model_version_id=version.id, model_name=model.name, model_version=version.version,
-            function=model.function, previous_version=previous.version if previous else None))
+        assert model is not None
+        if change.to_version_id is not None:
+            versions = await self.repo.versions([v for v in (change.from_version_id, change.to_version_id) if v])
+            version = versions[change.to_version_id]
+            previous = versions.get(change.from_version_id) if change.from_version_id else None
+            await emit(self.session, ModelPromoted(
+                model_version_id=version.id, model_name=model.name, model_version=version.version,
+                function=model.function, previous_version=previous.version if previous else None))
+        elif model.function and (version := await self.repo.production_of_function(model.function)) is not None:
+            await emit(self.session, ModelPromoted(model_version_id=version.id, model_name=version.name,
+                                                   model_version=version.version, function=model.function))
         if model.function:
-            await test_production_on(self.session, model.function, reason=f"{model.name} v{version.version} became "
-                                                                          "production")
-            # Requests waiting for tests compare with production: the new one's result may be needed now.
+            await test_production_on(self.session, model.function,
+                                     reason=f"the production of {model.function!r} changed ({model.name} moved it)")
+            # Requests waiting for tests compare with production: the new one's result may be needed now, or
+            # the old one's no longer.
             await DeploymentService(self.session).reevaluate(function=model.function)
 
     async def _notify_alias(self, change: AliasChange) -> None:

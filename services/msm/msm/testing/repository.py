@@ -86,9 +86,3 @@ class TestingRepository:
         return await self.session.scalar(
             select(BadcaseTestSet).where(BadcaseTestSet.function == function)
             .order_by(BadcaseTestSet.grouped_at.desc(), BadcaseTestSet.version.desc()).limit(1))
-
-    async def test_sets(self, function: str | None, limit: int) -> Sequence[BadcaseTestSet]:
-        statement = select(BadcaseTestSet).order_by(BadcaseTestSet.grouped_at.desc()).limit(limit)
-        if function is not None:
-            statement = statement.where(BadcaseTestSet.function == function)
-        return (await self.session.scalars(statement)).all()
