@@ -143,3 +143,27 @@ async def test_a_tabular_misprediction_keeps_its_feature_row(bam: httpx.AsyncCli
     items = (await bam.get("/badcases", params={"function": "wine-quality"})).json()["items"]
     assert sorted(i["features"]["alcohol"] for i in items) == [12.1, 13.2]
     assert all(i["data"] == [] and i["source"] == "testing" for i in items)
+
+
+async def test_a_line_that_cannot_be_a_badcase_is_counted_and_the_rest_of_the_event_applies(
+        bam: httpx.AsyncClient, bam_db: str, bus) -> None:  # type: ignore[no-untyped-def]
+    """Testing code writes the outcome lines: nested features, a 100 KiB ground truth or an unsafe key can never be a
+    badcase, but the event's other outcomes and mispredictions are still recorded (not dead-lettered with them)."""
+    a = (await bam.post("/badcases", json=report())).json()
+    key = await write_outcomes(bam, [
+        {"features": {"alcohol": {"value": 13.2}}, "correct": False, "prediction": 5, "ground_truth": 7},
+        {"data_ref": "f" * 32, "correct": False, "prediction": "x", "ground_truth": "y" * 100_000},
+        {"data_ref": "../../etc/passwd", "correct": False, "prediction": "x", "ground_truth": "z"},
+        {"badcase_id": a["id"], "correct": True, "prediction": "sad"},
+        {"features": {"alcohol": 12.1}, "correct": False, "prediction": 5, "ground_truth": 6}])
+    await publish(bus, TestingCompleted(task_id=uuid.uuid4(), model_name="expr", model_version="2.0",
+                                        function="emotion", outcomes_key=key))
+
+    async def _applied() -> bool:
+        return bool((await bam.get("/badcases", params={"source": "testing"})).json()["items"])
+
+    await run_consumers(bam, bam_db, bus, _applied)
+    testing = (await bam.get("/badcases", params={"source": "testing"})).json()["items"]
+    assert [i["features"] for i in testing] == [{"alcohol": 12.1}]
+    assert len((await bam.get(f"/badcases/{a['id']}/outcomes")).json()["history"]) == 1
+    assert (await bam.get("/dead-letters")).json() == []

@@ -125,3 +125,40 @@ async def test_test_data_items_carry_the_function_and_a_tabular_badcases_feature
     only_unaddable = await bam.post("/badcases/add-to-test-data", json={"ids": [unassigned["id"], nothing["id"]]})
     assert only_unaddable.status_code == 422 and only_unaddable.json()["error"] == "NothingToAdd"
     assert len(await outbox_events(bam_db, "badcase.test_data_requested")) == 1
+
+
+async def test_test_data_events_fit_a_message_however_large_the_feature_rows(bam: httpx.AsyncClient,
+                                                                             bam_db: str) -> None:
+    """40 tabular badcases of ~40 KiB of features each: one event of them would be ~1.6 MiB, over NATS's 1 MiB."""
+    ids = []
+    for i in range(40):
+        features = {f"f{j}": "x" * 32 + str(i) for j in range(1000)}
+        r = await bam.post("/badcases", json=report(function="wide", data=[], features=features, ground_truth=str(i)))
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["id"])
+    r = await bam.post("/badcases/add-to-test-data", json={"ids": ids})
+    assert r.status_code == 200 and r.json()["added"] == 40, r.text
+    events = await outbox_events(bam_db, "badcase.test_data_requested")
+    assert len(events) == len(r.json()["request_ids"]) > 1
+    assert all(len(json.dumps(e)) < 512 * 1024 for e in events)
+    sent = [i["badcase_id"] for e in events for i in e["data"]["items"]]
+    assert sorted(sent) == sorted(ids)
+
+
+async def test_badcases_dam_cannot_store_are_skipped_not_sent_to_fail_the_whole_event(bam: httpx.AsyncClient,
+                                                                                     bam_db: str) -> None:
+    """DAM's badcase test set takes a function of up to 100 printable characters and feature names that are column
+    names; one item it cannot store would dead-letter every other item of the event."""
+    good = (await bam.post("/badcases", json=report(function="wine", data=[], features={"alcohol": 9.4},
+                                                    ground_truth="5"))).json()
+    long_name = (await bam.post("/badcases", json=report(function="f" * 150))).json()
+    odd_columns = (await bam.post("/badcases", json=report(function="wine", data=[], ground_truth="6",
+                                                           features={"alcohol %": 9.4, "pH": 3.1}))).json()
+    r = await bam.post("/badcases/add-to-test-data", json={"ids": [good["id"], long_name["id"], odd_columns["id"]]})
+    assert r.status_code == 200, r.text
+    assert r.json()["added"] == 1
+    skipped = {s["id"]: s["reason"] for s in r.json()["skipped"]}
+    assert "100 printable characters" in skipped[long_name["id"]]
+    assert "'alcohol %'" in skipped[odd_columns["id"]] and "pH" not in skipped[odd_columns["id"]]
+    event = (await outbox_events(bam_db, "badcase.test_data_requested"))[0]
+    assert [i["badcase_id"] for i in event["data"]["items"]] == [good["id"]]

@@ -4,17 +4,32 @@ store: candidates record outcomes and move nothing; a promotion, and a productio
 
 from __future__ import annotations
 
+import asyncio
+import json
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
+import pytest
 from nats.js import JetStreamContext
+from pydantic import SecretStr
 
+from bam.badcase.repository import BadcaseRepository
+from bam.badcase.schemas import BadcaseCreate
+from bam.badcase.service import BadcaseService, ReportContext
+from bam.config import Settings
+from bam.outcome.service import apply_testing_completed
+from bam.production.service import promote
+from mlife_shared.db import Database
 from mlife_shared.events import new_envelope
 from mlife_shared.events.contracts import ModelPromoted, TestingCompleted
+from mlife_shared.migrations import upgrade
+from mlife_shared.objectstore import LocalObjectStore
+from mlife_shared.objectstore.base import iterate
 from tests.bam.test_badcase import report
-from tests.bam.conftest import outcomes_recorded, publish, run_consumers, write_outcomes
+from tests.bam.conftest import SECRET, outcomes_recorded, publish, run_consumers, write_outcomes
 from tests.bam.test_preview_and_test_data import outbox_events
 
 
@@ -181,3 +196,59 @@ async def test_promotions_of_one_function_handled_together_keep_the_latest(bam: 
     assert [(p["function"], p["model_version"]) for p in (await bam.get("/production")).json()] == [
         ("emotion", "2.0"), ("marker", "1")]
     assert await status(bam, a) == "new"
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+async def any_db(request: pytest.FixtureRequest, make_database: Callable[[str], Awaitable[str]],
+                 tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'bam.db'}"
+        upgrade("bam.migrations", url)
+        return url
+    return await make_database("bam.migrations")
+
+
+async def test_two_replicas_a_promotion_waits_for_its_versions_results_and_neither_misses_the_other(
+        any_db: str, tmp_path: Path) -> None:
+    """Replica 1 applies v2's results (v2 not yet production: nothing moves) and has not committed; replica 2 handles
+    v2's promotion meanwhile. The promotion must wait and then see those outcomes, or `a` would stay `new` although
+    production passes it. Called through the services, two transactions at once, on PostgreSQL and SQLite."""
+    settings = Settings(environment="test", database_url=any_db, nats_url="nats://127.0.0.1:4222",
+                        identity_secret=SecretStr(SECRET), home=tmp_path, object_store_path=tmp_path / "objects")
+    store = LocalObjectStore(tmp_path / "objects")
+    db1, db2 = Database(any_db), Database(any_db)
+    try:
+        async with db1.transaction() as s:
+            recorded = await BadcaseService(s, settings).record(BadcaseCreate(**report(function="digits")),
+                                                                ReportContext(reporter="t", source="manual"))
+        a_id = recorded.badcase.id
+        key = f"mtt/outcomes/{uuid.uuid4()}.jsonl"
+        await store.put(key, iterate(json.dumps({"badcase_id": str(a_id), "correct": True}).encode() + b"\n"))
+        v2 = uuid.uuid4()
+        result = new_envelope(TestingCompleted(task_id=uuid.uuid4(), model_name="net", model_version="2",
+                                               model_version_id=v2, function="digits", outcomes_key=key))
+        promotion = new_envelope(ModelPromoted(model_version_id=v2, model_name="net", model_version="2",
+                                               function="digits"))
+
+        v1 = new_envelope(ModelPromoted(model_version_id=uuid.uuid4(), model_name="net", model_version="1",
+                                        function="digits"))
+        v1.time -= timedelta(minutes=1)
+        async with db2.transaction() as s2:  # v1 is production: the function's row exists (and is committed)
+            await promote(s2, settings, v1)
+
+        async def promote_on_replica_2() -> None:
+            async with db2.transaction() as s2:
+                await promote(s2, settings, promotion)
+
+        async with db1.transaction() as s1:
+            counts = await apply_testing_completed(s1, settings, store, result)
+            assert counts["passed"] == 1 and not counts["fixed"], "v2 is not production yet"
+            replica_2 = asyncio.create_task(promote_on_replica_2())
+            await asyncio.sleep(0.5)
+            assert not replica_2.done(), "the promotion waits for the function's result being applied"
+        await asyncio.wait_for(replica_2, 30)
+        async with db1.transaction() as s:
+            assert (await BadcaseRepository(s).get(a_id)).status == "fixed"  # type: ignore[union-attr]
+    finally:
+        await db1.dispose()
+        await db2.dispose()

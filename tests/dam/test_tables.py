@@ -158,3 +158,21 @@ async def test_bad_tables_are_4xx_that_say_what_to_fix(dam: httpx.AsyncClient) -
     doc = await import_wine(dam)
     r = await dam.post("/labelling-tasks", json={"document_id": doc["id"], "labels": ["0", "1", "2"]})
     assert r.status_code == 422 and "table rows with no file" in r.json()["detail"], r.text
+
+
+async def test_a_repeated_column_or_an_infinite_number_is_a_422_not_a_lost_column_or_a_500(
+        dam: httpx.AsyncClient) -> None:
+    """A CSV header naming a column twice would keep only the last column's values; a cell such as 1e999 reads as
+    infinity, which PostgreSQL's JSON refuses (a 500)."""
+    twice = await dam.post("/documents", params={"name": "t"}, content=b"alcohol,ash,alcohol,label\n9.4,2,9.9,1\n",
+                           headers={"content-type": "text/csv"})
+    assert twice.status_code == 422 and "['alcohol'] more than once" in twice.json()["detail"], twice.text
+    files = await dam.post("/documents", params={"name": "t"}, content=b"md5,annotation,md5\n" + b"0" * 32 + b",1,x\n",
+                           headers={"content-type": "text/csv"})
+    assert files.status_code == 422 and "more than once" in files.json()["detail"], files.text
+    huge = await dam.post("/documents", params={"name": "t"}, content=b"alcohol,ash,label\n9.4,1e999,1\n9.5,2,-1e400\n",
+                          headers={"content-type": "text/csv"})
+    assert huge.status_code == 422, huge.text
+    assert [(e["row"], e["column"]) for e in huge.json()["detail"]["errors"]] == [(1, "ash"), (2, "label")]
+    assert "out of range" in huge.text
+    assert (await dam.get("/documents")).json() == []

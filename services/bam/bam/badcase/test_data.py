@@ -4,6 +4,7 @@ function go to DAM, which appends each to the standing badcase test set of its f
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 
@@ -22,6 +23,13 @@ from mlife_shared.objectstore import ScopedStore
 
 MAX_SELECTED = 10_000
 ITEMS_PER_EVENT = 500
+# An event's items stay well under NATS's 1 MiB message limit: a tabular badcase's features and its ground truth
+# may each be 64 KiB of JSON, so a count alone does not make a chunk fit.
+BYTES_PER_EVENT = 256 * 1024
+# What DAM takes (its standing document is `badcase test set: <function>`, its column names its feature names):
+# an item it cannot store fails the whole event, every other item of it with it.
+MAX_FUNCTION_CHARS = 100
+COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 
 
 async def refs_for_dam(b: Badcase, store: ScopedStore) -> list[str]:
@@ -41,7 +49,29 @@ def not_addable(b: Badcase) -> str | None:
     if b.function == UNASSIGNED:
         return (f"the badcase has no function ('{UNASSIGNED}'); a test set is per function: report it again "
                 "under its function")
+    function = b.function.strip()
+    if len(function) > MAX_FUNCTION_CHARS or any(ord(c) < 32 for c in function):
+        return (f"its function is not a usable test set name (up to {MAX_FUNCTION_CHARS} printable characters): "
+                "report it again under a shorter function name")
+    bad = [k for k in b.features or {} if not COLUMN.match(k)]
+    if bad:
+        return (f"feature names {bad[:5]} are not column names (letters, digits, '_', '.', '-', up to 64, starting "
+                "with a letter or '_'): report it again with the model's column names")
     return None
+
+
+def chunks(items: list[TestDataItem]) -> list[list[TestDataItem]]:
+    """Items in order, in chunks of at most ITEMS_PER_EVENT items and (but for a single item) BYTES_PER_EVENT."""
+    out: list[list[TestDataItem]] = []
+    size = 0
+    for item in items:
+        n = len(item.model_dump_json())
+        if not out or len(out[-1]) >= ITEMS_PER_EVENT or size + n > BYTES_PER_EVENT:
+            out.append([])
+            size = 0
+        out[-1].append(item)
+        size += n
+    return out
 
 
 async def add_to_test_data(session: AsyncSession, store: ScopedStore, request: AddToTestData) -> TestDataResult:
@@ -68,10 +98,9 @@ async def add_to_test_data(session: AsyncSession, store: ScopedStore, request: A
     if not items:
         raise NothingToAdd({"message": "none of the selected badcases can be added", "skipped": skipped})
     request_ids = []
-    for start in range(0, len(items), ITEMS_PER_EVENT):
+    for chunk in chunks(items):
         request_id = uuid.uuid4()
-        await outbox.add(session, BadcaseTestDataRequested(request_id=request_id,
-                                                           items=items[start:start + ITEMS_PER_EVENT]))
+        await outbox.add(session, BadcaseTestDataRequested(request_id=request_id, items=chunk))
         request_ids.append(request_id)
     await session.flush()
     return TestDataResult(request_ids=request_ids, added=len(items), skipped=skipped)

@@ -10,6 +10,7 @@ import uuid
 from collections import Counter
 
 import structlog
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bam.badcase.models import Outcome
@@ -98,11 +99,19 @@ class TestingResults:
 
     async def _report(self, line: TestingOutcomeLine) -> None:
         d = self.event.data
-        report = BadcaseCreate(
-            function=self.function, model_name=d.model_name, model_version=d.model_version, task_id=d.task_id,
-            model_version_id=d.model_version_id, data=data_refs(line.data_ref), features=line.features,
-            prediction=line.prediction, ground_truth=line.ground_truth,
-            description=f"Misprediction in testing task {d.task_id}")
+        try:
+            report = BadcaseCreate(
+                function=self.function, model_name=d.model_name, model_version=d.model_version, task_id=d.task_id,
+                model_version_id=d.model_version_id, data=data_refs(line.data_ref), features=line.features,
+                prediction=line.prediction, ground_truth=line.ground_truth,
+                description=f"Misprediction in testing task {d.task_id}")
+        except ValidationError as exc:
+            # A line that can never be a badcase (nested or huge features, a NaN prediction, a bad key: testing code
+            # writes these lines) is counted and logged; failing the event would lose every other line's outcome.
+            self.counts["invalid"] += 1
+            log.warning("testing_line_not_reportable", task_id=str(d.task_id), sample_id=line.sample_id,
+                        error=str(exc)[:500])
+            return
         await self.badcases.record(report, ReportContext(reporter="mtt", source="testing", event_id=self.event.id,
                                                          correlation=caused_by(self.event)))
         self.counts["reported"] += 1

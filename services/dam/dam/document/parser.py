@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import re
+from collections import Counter
 from typing import Any
 
 from defusedxml import DefusedXmlException
@@ -78,6 +79,9 @@ def _csv(data: bytes) -> tuple[list[str], list[dict[str, Any]]]:
         if not header:
             raise InvalidDocument("the CSV is empty: the first line must name the columns")
         header = [h.strip() for h in header]
+        twice = sorted(h for h, n in Counter(header).items() if n > 1)
+        if twice:
+            raise InvalidDocument(f"the CSV names the columns {twice[:10]} more than once: each column once")
         rows = []
         for n, values in enumerate(reader, start=2):
             if not any(v.strip() for v in values):

@@ -62,6 +62,16 @@ def require_storable(what: str, *values: Any) -> None:
             raise InvalidDocument(f"{what} {why}")
 
 
+def require_storable_rows(raw: list[dict[str, Any]]) -> None:
+    """InvalidDocument listing every (row, column) whose name or value PostgreSQL cannot store."""
+    errors = [{"row": n, "column": str(col)[:64].encode("utf-8", "replace").decode(), "message": f"the value {why}"}
+              for n, r in enumerate(raw, start=1) for col, value in r.items()
+              if (why := unstorable(col) or unstorable(value))]
+    if errors:
+        raise InvalidDocument({"message": f"{len(errors)} invalid values; nothing was imported",
+                               "errors": errors[:MAX_ERRORS]})
+
+
 def label_of(annotation: Any) -> str | None:
     """The class of a row: the annotation itself, its `label`, or the most frequent box label."""
     if annotation is None:
@@ -176,15 +186,7 @@ class DocumentService:
         if "md5" not in columns and "path" not in columns:
             raise InvalidDocument("the document needs an 'md5' or a 'path' column naming each row's file, "
                                   "or is a plain table of feature columns and a label (kind=table, label_column=)")
-        for n, r in enumerate(raw, start=1):
-            for col, value in r.items():
-                why = unstorable(col) or unstorable(value)
-                if why:
-                    errors.append({"row": n, "column": str(col)[:64].encode("utf-8", "replace").decode(),
-                                   "message": f"the value {why}"})
-        if errors:
-            raise InvalidDocument({"message": f"{len(errors)} invalid values; nothing was imported",
-                                   "errors": errors[:MAX_ERRORS]})
+        require_storable_rows(raw)
         md5s = [r.get("md5") for r in raw if isinstance(r.get("md5"), str) and r.get("md5")]
         known = await self.files.existing([m.strip().lower() for m in md5s])
         paths = await self.files.resolve_paths([r["path"] for r in raw if isinstance(r.get("path"), str) and r["path"]])
@@ -246,12 +248,7 @@ class DocumentService:
         """(label column, feature columns, rows) of a plain table, or InvalidDocument listing every bad row."""
         if len(raw) > self.max_rows:
             raise InvalidDocument(f"the document has {len(raw)} rows; the limit is {self.max_rows}")
-        errors = [{"row": n, "column": str(col)[:64].encode("utf-8", "replace").decode(), "message": f"the value {why}"}
-                  for n, r in enumerate(raw, start=1) for col, value in r.items()
-                  if (why := unstorable(col) or unstorable(value))]
-        if errors:
-            raise InvalidDocument({"message": f"{len(errors)} invalid values; nothing was imported",
-                                   "errors": errors[:MAX_ERRORS]})
+        require_storable_rows(raw)
         label = table.pick_label_column(columns, label_column)
         features, rows, errors = table.validate(columns, raw, label_column=label, allowed_features=allowed_features)
         if errors:

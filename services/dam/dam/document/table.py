@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from typing import Any
 
@@ -116,6 +117,13 @@ def validate(columns: list[str], raw: list[dict[str, Any]], *, label_column: str
             annotation = label_value(r.get(label_column))
         except ValueError as exc:
             problems.append({"row": n, "column": label_column, "message": str(exc)})
+            continue
+        # a CSV cell such as 1e999 reads as infinity, which no JSON column stores
+        infinite = next((c for c, v in [*values.items(), (label_column, annotation)]
+                         if isinstance(v, float) and not math.isfinite(v)), None)
+        if infinite is not None:
+            problems.append({"row": n, "column": infinite, "message": "the number is out of range (it reads as "
+                                                                      "infinity)"})
             continue
         out.append(dict(md5=None, path=None, annotation=annotation, label=label_of(annotation), extra={},
                         features=values, search_text=search_text(None, annotation, values)))
