@@ -116,10 +116,8 @@ class Wine(FunctionLoop):
         path = self.workdir / f"{self.r.model}.csv"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(self.csv)
-        d = self.c.request("POST", "/api/dam/documents", content=self.csv,
-                           params={"name": self.r.model, "format": "csv", "kind": "table", "label_column": "label",
-                                   "description": "scikit-learn wine, a plain table, imported by mlife demo"},
-                           headers={"Content-Type": "application/octet-stream"})
+        d = self.c.import_document(path, name=self.r.model, format="csv", kind="table", label_column="label",
+                                   description="scikit-learn wine, a plain table, imported by mlife demo")
         self.r.document_id = str(d["id"])
         self.say(f"table '{self.r.model}' imported as a document ({len(self.items)} rows, no files)",
                  f"data/documents/{self.r.document_id}")

@@ -19,11 +19,9 @@ Every wait has a timeout and names the step that stalled."""
 
 from __future__ import annotations
 
-import io
 import json
 import time
 import uuid
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +29,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from mlife.client import Client, MLifeAPIError
+from mlife.client import Client, MLifeAPIError, zip_folder
 
 T = TypeVar("T")
 BADCASE_TEST_SET = "badcase test set"
@@ -170,17 +168,15 @@ class FunctionLoop:
         self.deploy(v2)
         self.fixed_by_production(v2)
         r.blocked_v1 = self.blocked_by_gate(v1, why="v1 again, which fails badcases production fixed")
-        v3 = self.train("v3", self.worse, why="a deliberately worse model", request_early=True)
-        self.thresholds_name_their_set(self.train("v4", self.good, why="the good parameters again: the fix"))
-        v4 = r.models["v4"]
-        self.deploy(v4, requested=r.deployments.get("v4-request"))
+        self.train("v3", self.worse, why="a deliberately worse model", request_early=True)
+        v4 = self.train("v4", self.good, why="the good parameters again: the fix")
+        self.deploy(v4, requested=self.thresholds_name_their_set(v4))
         self.final_predict(v4)
         r.seconds = time.monotonic() - started
         self.out(f"The loop is closed (run {r.run}, {r.seconds:.0f}s): badcases from testing "
                  f"({len(r.testing_badcases)}) and serving ({len(r.serving_badcases)}), {len(r.fixed_badcases)} fixed "
                  f"by v2; the gate blocked v1 again ({len(r.blocked_v1.get('regressed_badcases', []))} regressed) and "
                  f"v3 after testing it ({len(r.blocked.get('regressed_badcases', []))}); v4 serves '{r.deployment}'.")
-        del v3
         return r
 
     def group(self) -> None:
@@ -200,37 +196,34 @@ class FunctionLoop:
                 return t
         return None
 
-    def _code_zip(self) -> bytes:
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-            z.write(self.example / "train.py", "train.py")
-        return buf.getvalue()
-
     def _start_training(self, label: str, params: dict[str, Any], first: bool) -> str:
+        """v1 takes the training task `dataset.grouped` made in MTT (it waits for its code); later versions are
+        created with their code, command and parameters in one call."""
         r = self.r
         all_params = {**params, "model_name": r.model}
-        task: dict[str, Any] | None = None
-        if first:  # the training task dataset.grouped made in MTT, waiting for its code
+        if first:
             task = self.wait("MTT creating a training task from dataset.grouped",
                              lambda: self._task_with_dataset("train", r.train_dataset_id))
-            if task["status"] not in ("draft", "ready") or task.get("function") != r.function:
-                task = None
-        if task is None:
-            task = self.c.create_task(kind="train", name=f"{r.model} {label}", function=r.function,
-                                      datasets=[{"dataset_id": r.train_dataset_id, "purpose": "train"},
-                                                {"dataset_id": r.test_dataset_id, "purpose": "test"}])
-        tid = str(task["id"])
-        self.c.request("POST", f"/api/mtt/tasks/{tid}/code", content=self._code_zip(),
-                       headers={"Content-Type": "application/zip"})
-        self.c.request("PATCH", f"/api/mtt/tasks/{tid}", json={"command": "python train.py", "params": all_params})
-        self.c.run_task(tid)
-        return tid
+            if task["status"] in ("draft", "ready") and task.get("function") == r.function:
+                tid = str(task["id"])
+                with zip_folder(self.example) as archive:
+                    self.c.request("POST", f"/api/mtt/tasks/{tid}/code", content=archive.read(),
+                                   headers={"Content-Type": "application/zip"})
+                self.c.request("PATCH", f"/api/mtt/tasks/{tid}", json={"command": "python train.py",
+                                                                       "params": all_params})
+                self.c.run_task(tid)
+                return tid
+        task = self.c.create_task("train", [{"dataset_id": r.train_dataset_id, "purpose": "train"},
+                                            {"dataset_id": r.test_dataset_id, "purpose": "test"}],
+                                  code_dir=self.example, command="python train.py", params=all_params,
+                                  function=r.function, name=f"{r.model} {label}", run=True)
+        return str(task["id"])
 
     def train(self, label: str, params: dict[str, Any], *, why: str, first: bool = False,
               request_early: bool = False) -> Trained:
         r = self.r
         tid = self._start_training(label, params, first)
-        self.say(f"{label}: training task for {why} — code {self.example.name}/train.py uploaded, queued",
+        self.say(f"{label}: training task for {why} — code examples/{self.example.name} uploaded, queued",
                  f"tasks/{tid}")
 
         def finished() -> dict[str, Any] | None:
@@ -385,24 +378,26 @@ class FunctionLoop:
         self.say(f"{label}: tested, then BLOCKED: {'; '.join(final['gate'].get('reasons', []))}",
                  f"deployments/{final['id']}")
 
-    def thresholds_name_their_set(self, m: Trained) -> None:
+    def thresholds_name_their_set(self, m: Trained) -> dict[str, Any]:
         """A threshold applies to the set it names: one the candidate misses on the set where it scores lower
-        blocks it and says so; one it meets passes."""
+        blocks it and says so; one it meets passes (that request is returned)."""
         r = self.r
         acc = {("badcase_test_set" if str(t.get("dataset_id")) == r.badcase_dataset_id else "test_split"):
                t["metrics"].get("accuracy") for t in m.version["testing"]}
         low_set = min(acc, key=lambda k: acc[k] if acc[k] is not None else 2.0)
         low, high = acc[low_set], max(v for v in acc.values() if v is not None)
+        # a bar between the two sets' scores; when both scored 1.0 no minimum can be missed: a maximum then
         bar = (low + high) / 2 if high > low else min(1.0, low + 0.001)
-        d = self.verdict(self.request_deployment(m, thresholds={f"{low_set}.accuracy": {"min": bar}}), m.label)
+        bound = {"min": bar} if bar > low else {"max": low - 0.001}
+        d = self.verdict(self.request_deployment(m, thresholds={f"{low_set}.accuracy": bound}), m.label)
         named = low_set.replace("_", " ")  # the reason names the set: "... on the badcase test set ..."
         if d["status"] != "blocked" or not any(named in reason for reason in d["gate"].get("reasons", [])):
-            raise Stalled(f"{m.label}: a threshold of {bar:.3f} on {low_set}.accuracy ({low}) did not block: {d['gate']}")
-        r.threshold_block = {"deployment_id": d["id"], "set": low_set, "min": bar, **d["gate"]}
-        self.say(f"{m.label}: {low_set}.accuracy ≥ {bar:.3f} blocks it ({low_set} scored {low:.3f}): "
+            raise Stalled(f"{m.label}: the threshold {bound} on {low_set}.accuracy ({low}) did not block: {d['gate']}")
+        r.threshold_block = {"deployment_id": d["id"], "set": low_set, "bound": bound, **d["gate"]}
+        self.say(f"{m.label}: {low_set}.accuracy {bound} blocks it ({low_set} scored {low:.3f}): "
                  f"{'; '.join(d['gate']['reasons'])}", f"deployments/{d['id']}")
-        ok = self.verdict(self.request_deployment(m, thresholds={f"{low_set}.accuracy": {"min": low - 0.01}}), m.label)
-        r.deployments["v4-request"] = ok
+        return self.verdict(self.request_deployment(m, thresholds={f"{low_set}.accuracy": {"min": low - 0.01}}),
+                            m.label)
 
     # --- serving and feedback ------------------------------------------------------------------------
 

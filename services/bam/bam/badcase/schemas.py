@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bam.badcase.filters import FilterBody
+from mlife_shared.names import FunctionName
 from mlife_shared.objectstore import InvalidKey, validate_key
 
 Source = Literal["manual", "import", "testing", "serving"]
@@ -92,7 +93,7 @@ class DataRef(Strict):
 class BadcaseCreate(Strict):
     """A report of a badcase. A report equal to an existing badcase is merged into it."""
 
-    function: ShortText = Field(description="ML system function, e.g. 'expression recognition'")
+    function: FunctionName = Field(description="ML system function, e.g. 'expression recognition'")
     system_version: Annotated[str, Field(max_length=100)] | None = None
     model_name: Annotated[str, Field(max_length=200)] | None = None
     model_version: Annotated[str, Field(max_length=100)] | None = None

@@ -16,6 +16,7 @@ from bam.badcase.models import Badcase
 from bam.badcase.repository import BadcaseRepository
 from bam.badcase.schemas import AddToTestData, TestDataResult
 from bam.badcase.service import UNASSIGNED
+from mlife_shared.names import FUNCTION_MAX_CHARS
 from mlife_shared.db import utcnow
 from mlife_shared.events.contracts import BadcaseTestDataRequested, TestDataItem
 from mlife_shared.messaging import outbox
@@ -28,7 +29,7 @@ ITEMS_PER_EVENT = 500
 BYTES_PER_EVENT = 256 * 1024
 # What DAM takes (its standing document is `badcase test set: <function>`, its column names its feature names):
 # an item it cannot store fails the whole event, every other item of it with it.
-MAX_FUNCTION_CHARS = 100
+MAX_FUNCTION_CHARS = FUNCTION_MAX_CHARS  # badcases filed before the shared rule may have longer ones
 COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 
 

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dam.document.schemas import RowFilter
+from mlife_shared.names import FunctionName
 
 Purpose = Literal["train", "test"]
 Modality = Literal["file", "table", "mixed"]
@@ -34,7 +35,7 @@ class GroupRequest(BaseModel):
     exclude_badcase_test_set: bool = Field(False, description="Leave out the items that are in the current badcase "
                                                               "test set of the function (every function's when "
                                                               "none is given), so nothing leaks")
-    function: str | None = Field(None, min_length=1, max_length=100,
+    function: FunctionName | None = Field(None,
                                  description="The function the data is for (→ `dataset.grouped.function`); a badcase "
                                              "test set's is its document's. Leakage is checked against this "
                                              "function's current badcase test set (every function's when not given)")

@@ -3,9 +3,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
 
+from mlife_shared.names import FUNCTION_MAX_CHARS, FUNCTION_PATTERN
 from mlife_shared.app import SessionDep
 from mlife_shared.auth import Engineer, Maintainer, Viewer
 from mlife_shared.errors import error_body
@@ -99,14 +100,17 @@ async def list_metrics(deployment_id: uuid.UUID, session: SessionDep, _: Viewer,
     return [s.MetricRead.model_validate(m) for m in await DeploymentRepository(session).metrics(deployment_id, limit)]
 
 
+FunctionPath = Annotated[str, Path(max_length=FUNCTION_MAX_CHARS, pattern=FUNCTION_PATTERN)]
+
+
 @router.get("/functions/{function}/thresholds")
-async def get_function_thresholds(function: str, session: SessionDep, _: Viewer) -> s.FunctionThresholdsRead:
+async def get_function_thresholds(function: FunctionPath, session: SessionDep, _: Viewer) -> s.FunctionThresholdsRead:
     """The function's default gate thresholds (used when a deployment request gives none)."""
     return await DeploymentService(session).function_thresholds(function)
 
 
 @router.put("/functions/{function}/thresholds")
-async def put_function_thresholds(function: str, body: s.FunctionThresholdsUpdate, session: SessionDep,
+async def put_function_thresholds(function: FunctionPath, body: s.FunctionThresholdsUpdate, session: SessionDep,
                                   user: Maintainer) -> s.FunctionThresholdsRead:
     """Set the function's default gate thresholds, e.g. `{"test_split.accuracy": {"min": 0.95}}` (maintainer)."""
     return await DeploymentService(session).set_function_thresholds(

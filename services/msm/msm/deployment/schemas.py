@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from msm.inputs import StrictIn
+from mlife_shared.names import FunctionName
 
 
 class _In(StrictIn):
@@ -30,7 +31,7 @@ MetricType = Literal["string", "number", "integer", "boolean"]
 
 class DeploymentCreate(_In):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,99}$", description="Endpoint name: /serve/{name}/predict")
-    function: str | None = Field(None, max_length=200,
+    function: FunctionName | None = Field(None,
                                  description="Optional check: the function of the primary versions' model (which "
                                              "the deployment serves); a different value is refused")
     target: Literal["local", "docker", "edge"] = "local"

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from msm.inputs import StrictIn
+from mlife_shared.names import FunctionName
 
 
 class _In(StrictIn):
@@ -35,7 +36,7 @@ class VersionUpdate(_In):
 class ModelUpdate(_In):
     description: str | None = Field(None, max_length=10_000)
     tags: list[str] | None = Field(None, max_length=50)
-    function: str | None = Field(None, min_length=1, max_length=200,
+    function: FunctionName | None = Field(None,
                                  description="The function the model serves (required before a deployment)")
 
 

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mlife_shared.names import FunctionName
+
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -31,7 +33,7 @@ class TaskCreate(_In):
     datasets: list[DatasetRef] = Field(min_length=1, max_length=20)
     model: ModelRef | None = Field(None, description="The model to test (test tasks)")
     model_name: str | None = Field(None, description="Test the latest registered version of this model")
-    function: str | None = Field(None, min_length=1, max_length=200, description="The function the task is for; default: the train "
+    function: FunctionName | None = Field(None, description="The function the task is for; default: the train "
                                  "dataset's (training) or the registered model's (testing)")
     code_location: str | None = Field(None, description="Absolute folder with the code (copied into the work dir); "
                                       "or upload the code (POST /tasks/{id}/code, or a `code` part here)")
@@ -46,7 +48,7 @@ class TaskCreate(_In):
 
 class TaskUpdate(_In):
     name: str | None = Field(None, max_length=200)
-    function: str | None = Field(None, min_length=1, max_length=200)
+    function: FunctionName | None = None
     code_location: str | None = None
     command: str | None = Field(None, max_length=4000)
     params: dict[str, Any] | None = None
