@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
 FUNCTION_MAX_CHARS = 100
-# Printable, no slash or backslash (it is a path segment), no leading blank; spaces inside are fine
-# ("expression recognition").
-FUNCTION_PATTERN = r"^[^\x00-\x20\x7f/\\][^\x00-\x1f\x7f/\\]*$"
+# Printable, no slash or backslash (it is a path segment); spaces inside are fine ("expression recognition"),
+# blanks around it are dropped.
+FUNCTION_PATTERN = r"^[^\x00-\x1f\x7f/\\]+$"
 
-FunctionName = Annotated[str, Field(min_length=1, max_length=FUNCTION_MAX_CHARS, pattern=FUNCTION_PATTERN,
+FunctionName = Annotated[str, StringConstraints(strip_whitespace=True), Field(
+                                    min_length=1, max_length=FUNCTION_MAX_CHARS, pattern=FUNCTION_PATTERN,
                                     description="The ML system function, e.g. 'digits' or 'expression recognition': "
                                                 "up to 100 printable characters, no '/' or '\\'")]
