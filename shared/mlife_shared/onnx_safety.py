@@ -41,6 +41,9 @@ class TensorInfo:
         return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype, "elem_type": self.elem_type}
 
 
+MAX_METADATA, MAX_METADATA_VALUE = 50, 20_000
+
+
 @dataclass(frozen=True)
 class OnnxInfo:
     inputs: list[TensorInfo]
@@ -54,12 +57,14 @@ class OnnxInfo:
     producer_name: str = ""
     producer_version: str = ""
     external_data: list[str] = field(default_factory=list)
+    metadata: dict[str, str] = field(default_factory=dict)
+    """The model's metadata_props (e.g. `mlife.preprocess`: how a sample becomes its input), bounded."""
 
     def as_dict(self) -> dict[str, Any]:
         return {"inputs": [t.as_dict() for t in self.inputs], "outputs": [t.as_dict() for t in self.outputs],
                 "opset": self.opset, "opsets": dict(self.opsets), "ir_version": self.ir_version, "size": self.size,
                 "producer_name": self.producer_name, "producer_version": self.producer_version,
-                "external_data": list(self.external_data)}
+                "external_data": list(self.external_data), "metadata": dict(self.metadata)}
 
 
 def _reject_foreign(head: bytes) -> None:
@@ -199,4 +204,5 @@ def inspect_onnx(path: Path, *, max_bytes: int | None = None) -> OnnxInfo:
     opsets = {(o.domain or "ai.onnx"): int(o.version) for o in model.opset_import}
     return OnnxInfo(inputs=inputs, outputs=outputs, opset=opsets.get("ai.onnx", 0), opsets=opsets,
                     ir_version=int(model.ir_version), size=size + extra_size, producer_name=model.producer_name,
-                    producer_version=model.producer_version, external_data=external)
+                    producer_version=model.producer_version, external_data=external,
+                    metadata={p.key[:200]: p.value[:MAX_METADATA_VALUE] for p in model.metadata_props[:MAX_METADATA]})

@@ -31,6 +31,21 @@ def test_describes_a_valid_model(tmp_path: Path) -> None:
     assert info.as_dict()["inputs"][0]["name"] == "x"
 
 
+def test_the_declared_preprocessing_is_part_of_the_description(tmp_path: Path) -> None:
+    """A client of a table model learns the column order from the version's signature (issue 12)."""
+    import onnx
+
+    model = onnx.load_from_string(identity_classifier(2))
+    meta = model.metadata_props.add()
+    meta.key, meta.value = "mlife.preprocess", '{"kind": "table", "columns": ["b", "a"]}'
+    for i in range(60):  # bounded: a model cannot fill the registry's row with metadata
+        extra = model.metadata_props.add()
+        extra.key, extra.value = f"k{i}", "v" * 30_000
+    info = inspect_onnx(write(tmp_path / "m.onnx", model.SerializeToString()))
+    assert info.as_dict()["metadata"]["mlife.preprocess"] == '{"kind": "table", "columns": ["b", "a"]}'
+    assert len(info.metadata) == 50 and max(len(v) for v in info.metadata.values()) == 20_000
+
+
 def test_pickle_renamed_onnx_is_rejected_without_executing(tmp_path: Path) -> None:
     sentinel = tmp_path / "pwned"
     for protocol in (0, 2, 4, 5):
