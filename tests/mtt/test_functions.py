@@ -16,6 +16,7 @@ from contextlib import suppress
 from typing import Any
 
 import httpx
+import pytest
 from PIL import Image
 
 from mlife_shared.app import service_context
@@ -27,6 +28,7 @@ from mlife_shared.objectstore.base import iterate
 from mtt.app import SPEC
 from mtt.config import Settings
 from mtt.task.consumers import on_dataset_grouped, on_model_registered, on_testing_requested
+from mtt.task.exceptions import DatasetNotSeenYet
 from tests.mtt.conftest import digits, outbox_events, put_dataset, task_in
 from tests.mtt.onnx_models import linear_classifier
 from tests.mtt.test_api import PREP
@@ -182,6 +184,20 @@ async def test_testing_requested_makes_one_task_per_version_and_set(mtt: httpx.A
                if e["data"]["task_id"] is None}
     assert refused[str(pt)]["incompatible"] and "ONNX" in refused[str(pt)]["reason"]
     assert not refused[str(fresh)]["incompatible"] and unknown in refused[str(fresh)]["reason"]
+
+    # a badcase test set the gate asks about before its dataset.grouped reached MTT (two streams, no order):
+    # retried, not refused; once the set's dataset.grouped is in, the same request makes its task
+    items = digits(5)
+    late, key = await put_dataset(settings, items, badcase_ids=[str(uuid.uuid4()) for _ in items])
+    with pytest.raises(DatasetNotSeenYet):
+        await deliver(settings, on_testing_requested, request(late, v=fresh, model_version="4"))
+    assert len(await version_tasks(mtt, fresh)) == 1
+    assert late not in {e["data"]["dataset_id"] for e in await outbox_events(settings, "testing.failed")}
+    await deliver(settings, on_dataset_grouped, DatasetGrouped(
+        dataset_id=uuid.UUID(late), version=2, purpose="test", manifest_key=key, item_count=len(items),
+        is_badcase_test_set=True, name="badcase test set: digits", function="digits", modality="file"))
+    await deliver(settings, on_testing_requested, request(late, v=fresh, model_version="4"))
+    assert len(await version_tasks(mtt, fresh)) == 2
 
 
 def resized(items: list[tuple[bytes, str]], size: int) -> list[tuple[bytes, str]]:

@@ -18,7 +18,7 @@ from mlife_shared.events.contracts import DatasetGrouped, ModelRegistered, SetKi
 from mlife_shared.messaging import outbox
 from mlife_shared.objectstore import ObjectStore
 from mtt.config import Settings
-from mtt.task.exceptions import InvalidTask
+from mtt.task.exceptions import DatasetNotSeenYet, InvalidTask
 from mtt.task.models import GroupedDataset, RegisteredModel, Task
 from mtt.task.repository import TaskRepository
 from mtt.task.schemas import DatasetRef, ModelRef, TaskCreate
@@ -183,6 +183,8 @@ class AutomaticTasks:
                                     incompatible=True)
             return
         if await self.repo.dataset(d.dataset_id) is None:
+            if d.set_kind == "badcase_test_set":  # MSM saw its dataset.grouped: ours is on the way (retried)
+                raise DatasetNotSeenYet(f"the badcase test set {d.dataset_id} has not reached MTT yet")
             await self._cannot_test(model, d, f"MTT knows no dataset {d.dataset_id} (no dataset.grouped seen)")
             return
         set_kind = d.set_kind if d.set_kind != "other" else await self.tasks.set_kind_of(d.dataset_id,
