@@ -1,7 +1,9 @@
 """Security of the whole API, through the gateway, with every service that has an API running as its
-own process: every route of the merged OpenAPI refuses a caller without a valid token; each role
-reaches exactly the routes ARCHITECTURE §5 gives it (the role matrix); schemathesis with all its
-checks finds no 5xx and no schema violation."""
+own process: every route of the merged OpenAPI refuses a caller without a valid token; every route of
+every service, reached at its own port, refuses a missing, forged, expired, unsigned or misaddressed
+identity; each role reaches exactly the routes ARCHITECTURE §5 gives it (the role matrix, every
+state-changing route tried by every role); schemathesis with all its checks finds no 5xx and no schema
+violation."""
 
 from __future__ import annotations
 
@@ -16,7 +18,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.gateway.stack import ROLES, Stack, start_stack, stop_stack
+import base64
+import json
+import time
+
+import jwt
+
+from tests.gateway.stack import ROLES, SECRET, Stack, start_stack, stop_stack
 
 PUBLIC = re.compile(r"^/api/\w+/(healthz|readyz)$|^/api/gateway/(login|session)$")
 ARTIFACTS = Path(os.environ.get("MLIFE_TEST_ARTIFACTS", "test-artifacts")).resolve()
@@ -113,6 +121,62 @@ async def test_every_route_without_a_valid_token_is_401(stack: Stack) -> None:
                 public = bool(PUBLIC.match(path))
                 if public != (r.status_code != 401):
                     wrong.append(f"{method} {path} {headers} -> {r.status_code}")
+    assert not wrong, "\n".join(wrong)
+
+
+def _identity_claims(**over: object) -> dict[str, object]:
+    now = int(time.time())
+    claims: dict[str, object] = {"sub": str(uuid.uuid4()), "name": "mallory", "role": "maintainer",
+                                 "iss": "mlife-gateway", "aud": "mlife-services", "iat": now, "exp": now + 60}
+    claims.update(over)
+    return claims
+
+
+def _unsigned(claims: dict[str, object]) -> str:
+    def part(obj: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
+    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
+
+
+FORGED_IDENTITIES = {
+    "garbage": "not-a-jwt",
+    "signed with another key": jwt.encode(_identity_claims(), "not-the-platform-key-" + "x" * 32, algorithm="HS256"),
+    "alg none": _unsigned(_identity_claims()),
+    "expired a minute ago": jwt.encode(_identity_claims(iat=int(time.time()) - 120, exp=int(time.time()) - 60),
+                                       SECRET, algorithm="HS256"),
+    "another audience": jwt.encode(_identity_claims(aud="someone-else"), SECRET, algorithm="HS256"),
+    "another issuer": jwt.encode(_identity_claims(iss="a-task"), SECRET, algorithm="HS256"),
+    "unknown role": jwt.encode(_identity_claims(role="root"), SECRET, algorithm="HS256"),
+    "no expiry": jwt.encode({k: v for k, v in _identity_claims().items() if k != "exp"}, SECRET, algorithm="HS256"),
+}
+
+
+async def test_every_service_port_refuses_a_missing_or_forged_identity(stack: Stack) -> None:
+    """A caller that reaches a service's port directly (a task's code, a pre-label endpoint, another
+    container) and has no identity, or one the gateway did not sign now for these services, gets 401 on
+    every route but the health probes; a freshly signed maintainer identity is let through (the control)."""
+    assert stack.up, stack.down
+    wrong: list[str] = []
+    tried = 0
+    for service, base in stack.up.items():
+        async with httpx.AsyncClient(base_url=base, timeout=30) as c:
+            doc = (await c.get("/openapi.json")).json()
+            ops = [(m, p) for m, p in _operations(doc) if not p.endswith(("/healthz", "/readyz"))]
+            assert len(ops) > 5, service
+            for method, path in ops:
+                url = _concrete(path)
+                for what, token in [("no identity", None), *FORGED_IDENTITIES.items()]:
+                    headers = {} if token is None else {"X-MLife-Identity": token}
+                    r = await c.request(method, url, headers=headers, json={} if method != "GET" else None)
+                    tried += 1
+                    if r.status_code != 401:
+                        wrong.append(f"{service}: {method} {path} with {what} -> {r.status_code} {r.text[:120]}")
+            good = jwt.encode(_identity_claims(), SECRET, algorithm="HS256")
+            r = await c.get(_concrete(next(p for m, p in ops if m == "GET" and "{" not in p)),
+                            headers={"X-MLife-Identity": good})
+            assert r.status_code != 401, (service, r.text)
+    assert tried > 500
     assert not wrong, "\n".join(wrong)
 
 
