@@ -61,6 +61,11 @@ class ServiceSettings(BaseSettings):
     consumer_backoff_seconds: list[float] = Field([0.5, 2.0, 10.0, 30.0], description="Waits between redeliveries")
     relay_batch_size: int = Field(256, description="Outbox rows the relay publishes per round")
     relay_poll_seconds: float = Field(0.5, description="How often the relay looks for rows when not woken (SQLite; PostgreSQL uses NOTIFY)")
+    metrics_token: SecretStr = Field(SecretStr(""), description="Bearer token Prometheus sends to `/metrics` (`authorization: credentials`); without it `/metrics` needs an engineer's identity")
+    max_json_depth: int = Field(64, ge=2, le=512, description="Deepest nesting of `[`/`{` a JSON body may have (deeper: 422 before parsing)")
+    http_header_timeout_seconds: float = Field(10.0, gt=0, description="A connection whose request head is not complete this long after it opened (or after its last response) is closed")
+    http_body_timeout_seconds: float = Field(60.0, gt=0, description="A request whose body sends nothing for this long gets 408 and is closed")
+    http_max_connections: int = Field(1000, ge=0, description="Concurrent connections or requests before new requests get 503 (0: no bound)")
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,235 @@
+"""Limits every MLife HTTP server applies before any route sees a request.
+
+- **JSON nesting depth.** Python's `json` recurses once per `[`/`{`: a body nested a thousand levels deep
+  ends in a RecursionError (a 500) wherever it is parsed. Every JSON body (no content type, or one
+  naming `json`) is scanned while it streams in, in one pass that keeps three integers of state; one
+  nested deeper than `max_json_depth` is refused with 422 before anything parses it.
+- **Body read timeout.** A request whose body stops arriving for `http_body_timeout_seconds` gets 408
+  and its connection is closed (nginx's `client_body_timeout`: the wait between two reads, so a long
+  upload keeps going as long as bytes move).
+- **Header read timeout.** uvicorn closes idle keep-alive connections but waits forever for the head of
+  a request (slow loris). `timed_protocol` wraps uvicorn's HTTP protocol so a connection whose request
+  head is not complete `http_header_timeout_seconds` after it opened (or after its previous response)
+  is closed. `server_config` is the one place every MLife server gets its uvicorn settings from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+import uvicorn
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mlife_shared.errors import MLifeError, Unprocessable, error_body
+
+DEFAULT_MAX_JSON_DEPTH = 64
+
+
+class JsonTooDeep(Unprocessable):
+    """The JSON body is nested deeper than the server accepts."""
+
+
+class BodyReadTimeout(MLifeError):
+    """The request body stopped arriving."""
+
+    status_code = 408
+
+
+_OUTSIDE = re.compile(rb'["\[\]{}]')  # what changes the state outside a string
+_INSIDE = re.compile(rb'["\\]')  # ... and inside one
+
+
+class JsonDepthScanner:
+    """Nesting depth of a JSON text fed in chunks of any size; `feed` returns False once it passed `limit`.
+    Only brackets outside strings count; escapes are followed across chunk boundaries. It does not validate
+    the JSON (the parser does that afterwards), it only makes sure the parser will not recurse too deep.
+    JSON lines count too: each line returns to depth 0."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.depth = 0
+        self.in_string = False
+        self.escaped = False
+
+    def feed(self, data: bytes) -> bool:
+        pos, end = 0, len(data)
+        while pos < end:
+            if self.in_string:
+                if self.escaped:
+                    self.escaped, pos = False, pos + 1
+                    continue
+                m = _INSIDE.search(data, pos)
+                if m is None:
+                    return True
+                if m.group() == b"\\":
+                    self.escaped = True
+                else:
+                    self.in_string = False
+                pos = m.end()
+                continue
+            m = _OUTSIDE.search(data, pos)
+            if m is None:
+                return True
+            c = m.group()
+            if c == b'"':
+                self.in_string = True
+            elif c in (b"[", b"{"):
+                self.depth += 1
+                if self.depth > self.limit:
+                    return False
+            elif self.depth > 0:
+                self.depth -= 1
+            pos = m.end()
+        return True
+
+
+def is_json(scope: Scope) -> bool:
+    """FastAPI parses a body as JSON when it has no content type or an `application/json`-like one;
+    JSON lines (`application/x-ndjson`, `application/jsonl`) are parsed with `json` too."""
+    for key, value in scope.get("headers", []):
+        if key.lower() == b"content-type":
+            return b"json" in value.lower().split(b";", 1)[0]
+    return True
+
+
+class _Refused(Exception):
+    def __init__(self, error: MLifeError) -> None:
+        self.error = error
+
+
+class RequestBodyGuard:
+    """Pure ASGI: wraps `receive` to enforce the JSON depth limit and the body read timeout. When either
+    trips, whatever the app makes of the exception (FastAPI turns errors while reading a body into a
+    400, the gateway's proxy into a 502) is replaced by the guard's own answer, if no response has started."""
+
+    def __init__(self, app: ASGIApp, *, max_json_depth: int = DEFAULT_MAX_JSON_DEPTH,
+                 body_timeout_seconds: float | None = None) -> None:
+        self.app = app
+        self.max_json_depth = max_json_depth
+        self.body_timeout = body_timeout_seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        scanner = JsonDepthScanner(self.max_json_depth) if is_json(scope) else None
+        refused: list[MLifeError] = []
+        started = False
+        body_done = False  # after the last chunk, `receive` only waits for a disconnect: never timed
+
+        async def _receive() -> Message:
+            nonlocal body_done
+            if refused:
+                raise _Refused(refused[0])
+            timeout = None if body_done else self.body_timeout
+            try:
+                message = await (asyncio.wait_for(receive(), timeout) if timeout else receive())
+            except TimeoutError:
+                refused.append(BodyReadTimeout(
+                    f"no part of the request body arrived for {self.body_timeout:g} s; the connection is closed",
+                    headers={"Connection": "close"}))
+                raise _Refused(refused[0]) from None
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_done = True
+            if (scanner is not None and message["type"] == "http.request"
+                    and not scanner.feed(message.get("body", b""))):
+                refused.append(JsonTooDeep(f"JSON nested deeper than {self.max_json_depth} levels: flatten the "
+                                           f"body (the limit is {self.max_json_depth})"))
+                raise _Refused(refused[0])
+            return message
+
+        async def _send(message: Message) -> None:
+            nonlocal started
+            if refused and not started:
+                return  # the app's answer to the refusal is dropped; the guard answers below
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, _receive, _send)
+        except Exception:
+            if not refused or started:
+                raise
+        if refused and not started:
+            await _send_error(send, refused[0])
+
+
+async def _send_error(send: Send, error: MLifeError) -> None:
+    import json
+
+    body = json.dumps(error_body(type(error).__name__, error.message)).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (error.headers or {}).items()]
+    await send({"type": "http.response.start", "status": error.status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+# --- the server: header read timeout, concurrency bound --------------------------------------------------
+
+def _base_protocol() -> type[asyncio.Protocol]:
+    try:
+        import httptools  # noqa: F401
+
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+        return HttpToolsProtocol
+    except ImportError:  # pragma: no cover - uvicorn's own fallback
+        from uvicorn.protocols.http.h11_impl import H11Protocol
+
+        return H11Protocol
+
+
+def timed_protocol(header_timeout_seconds: float, base: type[asyncio.Protocol] | None = None) -> type[asyncio.Protocol]:
+    """uvicorn's HTTP protocol (httptools, else h11) with a header read timeout. Both keep the request
+    being served in `self.cycle` and replace it when a new request head is complete: a timer armed when
+    the connection opens, and again when a response completes, closes the connection if `cycle` has not
+    changed by the time it fires (the head never completed: slow loris, or a body that trickles on after
+    its response)."""
+    parent: Any = base or _base_protocol()
+
+    class HeaderTimeoutProtocol(parent):  # type: ignore[misc, valid-type]
+        header_timeout = header_timeout_seconds
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm_header_timer()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._arm_header_timer()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            timer = getattr(self, "_header_timer", None)
+            if timer is not None:
+                timer.cancel()
+            super().connection_lost(exc)
+
+        def _arm_header_timer(self) -> None:
+            timer = getattr(self, "_header_timer", None)
+            if timer is not None:
+                timer.cancel()
+            if self.transport.is_closing():
+                return
+            waiting_on = self.cycle
+            self._header_timer = self.loop.call_later(self.header_timeout, self._header_timeout, waiting_on)
+
+        def _header_timeout(self, waiting_on: object) -> None:
+            if self.cycle is waiting_on and not self.transport.is_closing():
+                self.logger.info("closing a connection whose request head did not arrive in %gs", self.header_timeout)
+                self.transport.close()
+
+    HeaderTimeoutProtocol.__name__ = f"HeaderTimeout{parent.__name__}"
+    return HeaderTimeoutProtocol
+
+
+def server_config(app: ASGIApp, *, host: str, port: int, settings: Any, **kw: Any) -> uvicorn.Config:
+    """The uvicorn settings of every MLife server. `proxy_headers` is off: uvicorn would take the client's
+    address from any `X-Forwarded-For` sent from 127.0.0.1; the gateway reads it itself, from its
+    configured `trusted_proxies` only."""
+    return uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
+                          timeout_graceful_shutdown=10, proxy_headers=False,
+                          http=timed_protocol(settings.http_header_timeout_seconds),
+                          limit_concurrency=settings.http_max_connections or None, **kw)
