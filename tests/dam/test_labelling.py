@@ -176,9 +176,17 @@ async def test_annotations_by_api_and_bad_requests(dam: httpx.AsyncClient, dam_d
         assert (await dam.post("/labelling-tasks", json=body)).status_code in (404, 422), body
     feats = (await dam.post("/documents", params={"name": "feats"},
                             json=[{"md5": md5s[0], "feat": "[0.1, 0.9]"}])).json()["id"]
+    internal = await dam.post("/labelling-tasks", json={"document_id": feats, "labels": ["a", "b"], "prelabel": {
+        "endpoint": f"http://127.0.0.1:{free_port()}/api/msm/serve/d/predict", "input_column": "feat"}})
+    assert internal.status_code == 422 and "prelabel.endpoint" in internal.json()["detail"]
+    dam.app.state.settings.outbound_allow_hosts = ["127.0.0.1"]  # type: ignore[attr-defined]
     unreachable = await dam.post("/labelling-tasks", json={"document_id": feats, "labels": ["a", "b"], "prelabel": {
         "endpoint": f"http://127.0.0.1:{free_port()}/api/msm/serve/d/predict", "input_column": "feat"}})
     assert unreachable.status_code == 422 and "unreachable" in unreachable.json()["detail"]
+    dam.app.state.settings.msm_url = f"http://127.0.0.1:{free_port()}"  # type: ignore[attr-defined]
+    no_msm = await dam.post("/labelling-tasks", json={"document_id": feats, "labels": ["a", "b"], "prelabel": {
+        "deployment": "d", "input_column": "feat"}})
+    assert no_msm.status_code == 422 and "MSM is unreachable" in no_msm.json()["detail"]
     assert len(await outbox_events(dam_db, "labelling.requested")) == 1
 
 
@@ -215,11 +223,16 @@ async def test_prelabels_from_a_model_deployed_on_msm(make_database, dam: httpx.
         rows = [{"md5": m, "feat": json.dumps([1.0 if j == k else 0.0 for j in range(4)])}
                 for m, k in zip(md5s, [1, 3, 0], strict=True)]
         doc = (await dam.post("/documents", params={"name": "features"}, json=rows)).json()["id"]
+        # MSM's URL is the operator's setting (inside the platform): the caller's identity goes there only
+        dam.app.state.settings.msm_url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
         r = await dam.post("/labelling-tasks", json={
             "document_id": doc, "labels": ["angry", "happy", "sad", "neutral"], "label_studio": False,
-            "prelabel": {"endpoint": f"http://127.0.0.1:{port}/api/msm/serve/emotion/predict",
-                         "input_column": "feat", "input_name": "x"}})
+            "prelabel": {"deployment": "emotion", "input_column": "feat", "input_name": "x"}})
         assert r.status_code == 201, r.text
-        assert r.json()["prelabel_source"].startswith("endpoint:")
+        assert r.json()["prelabel_source"] == "deployment:emotion"
+        missing = await dam.post("/labelling-tasks", json={
+            "document_id": doc, "labels": ["a"], "label_studio": False,
+            "prelabel": {"deployment": "nothing-here", "input_column": "feat", "input_name": "x"}})
+        assert missing.status_code == 422 and "no deployment 'nothing-here'" in missing.json()["detail"]
         items = (await dam.get(f"/labelling-tasks/{r.json()['id']}/items")).json()
         assert [i["prelabel"] for i in items] == ["happy", "neutral", "angry"]

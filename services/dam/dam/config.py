@@ -25,4 +25,8 @@ class Settings(ServiceSettings):
     labelstudio_webhook_url: str = Field("", description="URL Label Studio calls for its webhooks (DAM's /webhooks/labelstudio as Label Studio reaches it)")
     labelstudio_webhook_secret: SecretStr = Field(SecretStr(""), description='Shared secret Label Studio sends in its webhook header')
     labelstudio_reconcile_seconds: float = Field(60.0, description='How often annotations are pulled from Label Studio (it never retries a webhook)')
+    outbound_allow_hosts: list[str] = Field([], description="Hosts, IPs or CIDRs (optionally :port) that user-supplied URLs (pre-label endpoints) may reach although internal; everything else internal is refused")
+    msm_url: str = Field("http://127.0.0.1:8004", description="MSM's API as DAM reaches it, for pre-labels from an MSM deployment (operator-set, inside the platform)")
+    prelabel_timeout_seconds: float = Field(60.0, description="Timeout of one pre-label request")
+    prelabel_max_response_bytes: int = Field(16 * 1024 * 1024, description="Largest answer read from a pre-label endpoint")
     public_url: str = Field("http://127.0.0.1:8000", description="The gateway's URL, for links in labelling tasks")

@@ -8,9 +8,11 @@ from typing import Any
 from xml.sax.saxutils import quoteattr
 
 import httpx
+import structlog
 
 from dam.labelling.exceptions import LabelStudioUnavailable
 
+log = structlog.get_logger(__name__)
 WEBHOOK_SECRET_HEADER = "X-MLife-Webhook-Secret"
 ACTIONS = ["ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_CREATED"]
 
@@ -70,8 +72,9 @@ class LabelStudio:
             r = await self.client.request(method, path, **kw)
         except httpx.HTTPError as exc:
             raise LabelStudioUnavailable(f"Label Studio at {self.url} is unreachable: {type(exc).__name__}") from exc
-        if r.status_code >= 300:
-            raise LabelStudioUnavailable(f"Label Studio answered {r.status_code} to {method} {path}: {r.text[:300]}")
+        if r.status_code >= 300:  # its answer goes to the log, not to the API caller
+            log.warning("labelstudio_error", method=method, path=path, status=r.status_code, body=r.text[:300])
+            raise LabelStudioUnavailable(f"Label Studio answered {r.status_code} to {method} {path}")
         return r.json() if r.content else None
 
     async def create_project(self, title: str, config: str, description: str = "") -> int:

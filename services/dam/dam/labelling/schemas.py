@@ -4,31 +4,43 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from dam.document.schemas import RowFilter
 
 
 class Prelabel(BaseModel):
-    """Where pre-labels come from: a column of the document, or a deployed model's serving endpoint."""
+    """Where pre-labels come from: a column of the document, a model MLife serves (a deployment of MSM, called
+    inside the platform), or an outside serving endpoint (a user URL, called through the outbound guard)."""
 
     model_config = ConfigDict(extra="forbid")
 
     column: str | None = Field(None, description="'annotation' or an extra column")
-    endpoint: str | None = Field(None, description="A serving endpoint: MSM's .../api/msm/serve/{deployment}/predict")
-    input_column: str | None = Field(None, description="With endpoint: the extra column holding each row's model "
-                                                       "input (JSON numbers)")
+    deployment: str | None = Field(None, min_length=1, max_length=200, pattern=r"^[^/?#\s]+$",
+                                   description="An MSM deployment: DAM asks MSM's predict (the operator-configured "
+                                               "MLIFE_DAM_MSM_URL) as the caller")
+    endpoint: str | None = Field(None, max_length=2048,
+                                 description="An outside serving endpoint answering MSM's predict shape. It gets no "
+                                             "MLife credential; internal addresses are refused unless an operator "
+                                             "allow-lists them (MLIFE_DAM_OUTBOUND_ALLOW_HOSTS)")
+    authorization: SecretStr | None = Field(None, max_length=4096,
+                                            description="With endpoint: the Authorization header that endpoint "
+                                                        "expects (its own secret; used once, never stored)")
+    input_column: str | None = Field(None, description="With endpoint or deployment: the extra column holding each "
+                                                       "row's model input (JSON numbers)")
     input_name: str = Field("input", max_length=200, description="The model's input name")
     output_name: str | None = Field(None, max_length=200, description="The output to read (default: the first)")
 
     @model_validator(mode="after")
     def _one(self) -> "Prelabel":
-        if (self.column is None) == (self.endpoint is None):
-            raise ValueError("give exactly one of column or endpoint")
+        if sum(x is not None for x in (self.column, self.endpoint, self.deployment)) != 1:
+            raise ValueError("give exactly one of column, deployment or endpoint")
         if self.endpoint is not None and not self.endpoint.startswith(("http://", "https://")):
             raise ValueError("the endpoint must be an http(s) URL")
-        if self.endpoint is not None and self.input_column is None:
-            raise ValueError("a serving endpoint needs input_column: the column holding each row's model input")
+        if self.column is None and self.input_column is None:
+            raise ValueError("a model needs input_column: the column holding each row's model input")
+        if self.authorization is not None and self.endpoint is None:
+            raise ValueError("authorization goes with an outside endpoint only")
         return self
 
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,6 +28,7 @@ from dam.labelling.exceptions import (
 from dam.labelling.models import LabellingItem, LabellingTask
 from dam.labelling.repository import LabellingRepository
 from dam.labelling.schemas import AnnotationsIn, LabellingTaskCreate, Prelabel
+from mlife_shared import outbound
 from mlife_shared.auth import IDENTITY_HEADER, Identity, sign_identity
 from mlife_shared.db import utcnow
 from mlife_shared.events.contracts import LabellingCompleted, LabellingRequested
@@ -56,10 +59,10 @@ def _to_label(value: Any, labels: list[str]) -> Any:
     return value
 
 
-async def endpoint_prelabels(pre: Prelabel, rows: list[Any], labels: list[str], identity: Identity | None,
-                             secret: str) -> list[Any]:
-    """Pre-labels from a deployed model: MSM's predict (`{"inputs": {name: batch}}` → `{"outputs": {...}}`),
-    called with the caller's identity signed as the gateway would, in batches of 64."""
+ALLOW_SETTING = "MLIFE_DAM_OUTBOUND_ALLOW_HOSTS"
+
+
+def model_inputs(pre: Prelabel, rows: list[Any]) -> list[Any]:
     inputs = []
     for r in rows:
         value = r.extra.get(pre.input_column)
@@ -71,27 +74,78 @@ async def endpoint_prelabels(pre: Prelabel, rows: list[Any], labels: list[str], 
         if value is None:
             raise InvalidLabellingTask(f"row {r.position} has no {pre.input_column}")
         inputs.append(value)
-    headers = {}
+    return inputs
+
+
+def _msm_predict(settings: Settings, deployment: str,
+                 identity: Identity | None) -> Callable[[bytes], Awaitable[tuple[int, bytes]]]:
+    """MSM's predict for one deployment, inside the platform: the operator-set MSM URL (never a user URL), the
+    caller's identity signed as the gateway would, short-lived. Nothing user-supplied chooses where it goes."""
+    url = f"{settings.msm_url.rstrip('/')}/api/msm/serve/{quote(deployment, safe='')}/predict"
+    headers = {"content-type": "application/json"}
     if identity is not None:
-        headers[IDENTITY_HEADER] = sign_identity(identity, secret, ttl_seconds=300)
-    out: list[Any] = []
-    async with httpx.AsyncClient(timeout=60, headers=headers) as client:
-        for start in range(0, len(inputs), 64):
-            batch = inputs[start:start + 64]
+        headers[IDENTITY_HEADER] = sign_identity(identity, settings.identity_secret.get_secret_value(),
+                                                 ttl_seconds=min(settings.identity_ttl_seconds, 60))
+
+    async def call(body: bytes) -> tuple[int, bytes]:
+        async with httpx.AsyncClient(timeout=settings.prelabel_timeout_seconds, trust_env=False) as client:
             try:
-                r = await client.post(pre.endpoint, json={"inputs": {pre.input_name: batch}})  # type: ignore[arg-type]
+                r = await client.post(url, content=body, headers=headers)
             except httpx.HTTPError as exc:
-                raise InvalidLabellingTask(f"the serving endpoint is unreachable: {type(exc).__name__}") from exc
-            if r.status_code != 200:
-                raise InvalidLabellingTask(f"the serving endpoint answered {r.status_code}: {r.text[:300]}")
-            try:
-                outputs = r.json()["outputs"]
-                values = outputs[pre.output_name] if pre.output_name else next(iter(outputs.values()))
-                assert isinstance(values, list) and len(values) == len(batch)
-            except (ValueError, KeyError, TypeError, StopIteration, AssertionError) as exc:
-                raise InvalidLabellingTask("the serving endpoint must answer {\"outputs\": {name: [one per input]}}") from exc
-            out.extend(_to_label(v, labels) for v in values)
+                raise InvalidLabellingTask(f"MSM is unreachable for deployment {deployment!r}: "
+                                           f"{type(exc).__name__}") from exc
+            if r.status_code == 404:
+                raise InvalidLabellingTask(f"MSM serves no deployment {deployment!r}")
+            return r.status_code, r.content
+    return call
+
+
+def _endpoint(settings: Settings, pre: Prelabel) -> Callable[[bytes], Awaitable[tuple[int, bytes]]]:
+    """An outside endpoint, through the shared outbound guard: checked on every hop, no MLife credential."""
+    secret = {"authorization": pre.authorization.get_secret_value()} if pre.authorization is not None else None
+
+    async def call(body: bytes) -> tuple[int, bytes]:
+        try:
+            r = await outbound.fetch("POST", pre.endpoint or "", allow=settings.outbound_allow_hosts,
+                                     what="prelabel.endpoint", setting=ALLOW_SETTING, content=body,
+                                     headers={"content-type": "application/json"}, secret_headers=secret,
+                                     timeout=settings.prelabel_timeout_seconds,
+                                     max_bytes=settings.prelabel_max_response_bytes)
+        except outbound.OutboundError as exc:
+            raise InvalidLabellingTask(str(exc.message)) from exc
+        return r.status_code, r.content
+    return call
+
+
+async def model_prelabels(pre: Prelabel, rows: list[Any], labels: list[str], identity: Identity | None,
+                          settings: Settings) -> list[Any]:
+    """Pre-labels from a model answering MSM's predict shape (`{"inputs": {name: batch}}` →
+    `{"outputs": {...}}`), in batches of 64. The answer's body is never echoed: errors name host and status."""
+    inputs = model_inputs(pre, rows)
+    if pre.deployment is not None:
+        call, where = _msm_predict(settings, pre.deployment, identity), f"MSM deployment {pre.deployment!r}"
+    else:
+        call, where = _endpoint(settings, pre), f"the serving endpoint at {urlsplit(pre.endpoint or '').hostname}"
+    out: list[Any] = []
+    for start in range(0, len(inputs), 64):
+        batch = inputs[start:start + 64]
+        status, content = await call(json.dumps({"inputs": {pre.input_name: batch}}).encode())
+        if status != 200:
+            raise InvalidLabellingTask(f"{where} answered HTTP {status}")
+        try:
+            outputs = json.loads(content)["outputs"]
+            values = outputs[pre.output_name] if pre.output_name else next(iter(outputs.values()))
+            assert isinstance(values, list) and len(values) == len(batch)
+        except (ValueError, KeyError, TypeError, StopIteration, AssertionError) as exc:
+            raise InvalidLabellingTask(f"{where} must answer {{\"outputs\": {{name: [one per input]}}}}") from exc
+        out.extend(_to_label(v, labels) for v in values)
     return out
+
+
+def _source_url(url: str) -> str:
+    """The endpoint as recorded on the task: without query or fragment (they may carry a key)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"[:280]
 
 
 class LabellingService:
@@ -113,6 +167,9 @@ class LabellingService:
         why = unstorable(req.labels) or unstorable(req.title)
         if why:
             raise InvalidLabellingTask(f"a label or the title {why}")
+        if req.prelabel is not None and req.prelabel.endpoint is not None:  # refused before anything is read
+            await outbound.check_url(req.prelabel.endpoint, self.settings.outbound_allow_hosts,
+                                     what="prelabel.endpoint", setting=ALLOW_SETTING)
         v = await self.docs.version(req.document_id, req.version)
         self.docs.check_filter(filter_columns(v.document), req.filter)
         if req.prelabel and req.prelabel.column and req.prelabel.column != "annotation" \
@@ -135,15 +192,16 @@ class LabellingService:
                               key=self.store.full_key(file_key(r.md5)) if r.md5 else None, file=f,
                               prelabel=None if req.prelabel is None or req.prelabel.column is None else (
                                   r.annotation if req.prelabel.column == "annotation" else r.extra.get(req.prelabel.column))))
-        if req.prelabel and req.prelabel.endpoint:
+        if req.prelabel and req.prelabel.column is None:
             if req.prelabel.input_column not in v.document.columns:
                 raise InvalidLabellingTask(f"unknown input column {req.prelabel.input_column!r}")
-            preds = await endpoint_prelabels(req.prelabel, [r for r, _ in rows], req.labels, identity,
-                                             self.settings.identity_secret.get_secret_value())
+            preds = await model_prelabels(req.prelabel, [r for r, _ in rows], req.labels, identity, self.settings)
             for it, pred in zip(items, preds, strict=True):
                 it["prelabel"] = pred
-        source = None if req.prelabel is None else (req.prelabel.column and f"column:{req.prelabel.column}"
-                                                     or f"endpoint:{req.prelabel.endpoint}")
+        source = None if req.prelabel is None else (
+            req.prelabel.column is not None and f"column:{req.prelabel.column}"
+            or req.prelabel.deployment is not None and f"deployment:{req.prelabel.deployment}"
+            or f"endpoint:{_source_url(req.prelabel.endpoint or '')}")
         config = connector.label_config(req.kind, req.labels, field)
         lines = "".join(json.dumps({"item_id": str(i["id"]), "row_id": str(i["row_id"]), "md5": i["md5"], "key": i["key"],
                                     "url": file_url(self.settings.public_url, i["md5"]), "prelabel": i["prelabel"]},

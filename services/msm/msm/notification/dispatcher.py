@@ -9,26 +9,23 @@ import time
 from contextlib import suppress
 from datetime import timedelta
 
-import httpx
 import structlog
 
 from mlife_shared.db import Database, utcnow
-from mlife_shared.errors import MLifeError
+from mlife_shared.outbound import OutboundError, UnsafeUrl, fetch
 from msm.config import Settings
 from msm.notification.models import WebhookDelivery, WebhookSubscription
 from msm.notification.repository import WebhookRepository
-from msm.notification.service import backoff, sign
-from msm.notification.ssrf import check_url
+from msm.notification.service import ALLOW_SETTING, backoff, sign
 
 log = structlog.get_logger(__name__)
 LEASE = timedelta(seconds=60)
 
 
 class WebhookDispatcher:
-    def __init__(self, db: Database, settings: Settings, *, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
         self.settings = settings
-        self.client = client or httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False)
 
     async def run_once(self, limit: int = 50) -> int:
         """Send every due delivery once; returns how many were attempted."""
@@ -53,18 +50,19 @@ class WebhookDispatcher:
                     body: str) -> tuple[int | None, str | None]:
         if url is None or secret is None:
             return None, "the subscription was deleted"
-        try:
-            await check_url(url, self.settings.webhook_allow_hosts)  # DNS may have changed since it was saved
-        except MLifeError as exc:
-            return None, f"refused: {exc.message}"
         timestamp = int(time.time())
         headers = {"content-type": "application/json", "webhook-id": str(delivery_id),
                    "webhook-timestamp": str(timestamp), "webhook-signature": sign(secret, str(delivery_id),
                                                                                  timestamp, body)}
-        try:
-            response = await self.client.post(url, content=body.encode(), headers=headers)
-        except httpx.HTTPError as exc:
-            return None, f"{type(exc).__name__}: {exc}"[:500]
+        try:  # the shared guard re-checks the URL (DNS may have changed since it was saved), on every hop
+            response = await fetch("POST", url, allow=self.settings.webhook_allow_hosts, what="the webhook URL",
+                                   setting=ALLOW_SETTING, headers=headers, content=body.encode(),
+                                   timeout=self.settings.webhook_timeout_seconds, max_bytes=64 * 1024,
+                                   max_redirects=0)  # a webhook receiver answers; it does not redirect
+        except UnsafeUrl as exc:
+            return None, f"refused: {exc.message}"[:500]
+        except OutboundError as exc:
+            return exc.status_code, str(exc.message)[:500]
         if 200 <= response.status_code < 300:
             return response.status_code, None
         return response.status_code, f"HTTP {response.status_code}"
@@ -92,7 +90,7 @@ class WebhookDispatcher:
                 await asyncio.wait_for(stop.wait(), self.settings.webhook_poll_seconds)
 
     async def close(self) -> None:
-        await self.client.aclose()
+        """Nothing to release: every delivery uses its own connection to the address it checked."""
 
 
 __all__ = ["WebhookDispatcher", "WebhookSubscription"]

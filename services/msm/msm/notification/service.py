@@ -21,8 +21,9 @@ from mlife_shared.messaging import outbox
 from msm.config import Settings
 from msm.notification.models import WebhookDelivery, WebhookSubscription
 from msm.notification.repository import WebhookRepository
-from msm.notification.ssrf import check_url
+from mlife_shared.outbound import check_url
 
+ALLOW_SETTING = "MLIFE_MSM_WEBHOOK_ALLOW_HOSTS"
 SUBJECTS = ("model.registered", "model.alias_moved", "model.promoted", "testing.requested", "deployment.requested",
             "deployment.succeeded", "deployment.failed", "deployment.rolled_back", "deployment.blocked",
             "serving.feedback")
@@ -64,7 +65,7 @@ class WebhookService:
 
     async def create(self, url: str, events: list[str], secret: str | None, description: str,
                      actor: str) -> WebhookSubscription:
-        await check_url(url, self.settings.webhook_allow_hosts)
+        await check_url(url, self.settings.webhook_allow_hosts, what="url", setting=ALLOW_SETTING)
         sub = WebhookSubscription(url=url, events=sorted(set(events)), secret=secret or secrets.token_urlsafe(32),
                                   active=True, description=description, created_by=actor)
         await self.repo.add(sub)
@@ -79,7 +80,7 @@ class WebhookService:
     async def update(self, subscription_id: uuid.UUID, changes: dict[str, Any]) -> WebhookSubscription:
         sub = await self.get(subscription_id)
         if "url" in changes:
-            await check_url(changes["url"], self.settings.webhook_allow_hosts)
+            await check_url(changes["url"], self.settings.webhook_allow_hosts, what="url", setting=ALLOW_SETTING)
         for key, value in changes.items():
             setattr(sub, key, sorted(set(value)) if key == "events" else value)
         await self.repo.session.flush()
