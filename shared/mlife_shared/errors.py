@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = structlog.get_logger(__name__)
@@ -87,6 +89,22 @@ def _json_safe(value: Any) -> Any:
     return str(value)
 
 
+# A number the database cannot hold (asyncpg: "value out of int64 range", PostgreSQL: "integer out of range",
+# sqlite3: "Python int too large to convert to SQLite INTEGER"). Every parameter has schema bounds that name
+# it; this is the safety net for one that was missed: a 422, never a 500.
+_OVERFLOW = re.compile(r"out of (int\d+ |smallint |bigint )?range|too large to convert|int too big|"
+                       r"numeric field overflow", re.IGNORECASE)
+OVERFLOW_DETAIL = "a number in the request is larger or smaller than this service can store; use a smaller value"
+
+
+def is_integer_overflow(exc: BaseException) -> bool:
+    if isinstance(exc, OverflowError):
+        return bool(_OVERFLOW.search(str(exc)))
+    if isinstance(exc, DBAPIError):
+        return bool(_OVERFLOW.search(str(exc.orig) if exc.orig is not None else str(exc)))
+    return False
+
+
 def error_body(error: str, detail: Any) -> dict[str, Any]:
     return {"error": error, "detail": _json_safe(detail)}
 
@@ -108,6 +126,14 @@ def install_error_handlers(app: FastAPI) -> None:
         name = _HTTP_NAMES.get(exc.status_code, "HTTPError")
         return JSONResponse(error_body(name, exc.detail), status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(OverflowError)
+    @app.exception_handler(DBAPIError)
+    async def _overflow(request: Request, exc: Exception) -> JSONResponse:
+        if is_integer_overflow(exc):
+            log.warning("integer_overflow", path=request.url.path, error=str(exc)[:300])
+            return JSONResponse(error_body("Unprocessable", OVERFLOW_DETAIL), status_code=422)
+        raise exc  # anything else goes on to the one 500 renderer below, as before
 
     @app.exception_handler(Exception)
     async def _unhandled(request: Request, exc: Exception) -> JSONResponse:

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dam.document.schemas import RowFilter
+from mlife_shared.bounds import INT32_MAX, INT64_MAX, INT64_MIN
 from mlife_shared.names import FunctionName
 
 Purpose = Literal["train", "test"]
@@ -17,7 +18,7 @@ class DocumentRef(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: uuid.UUID
-    version: int | None = Field(None, ge=1, description="Default: the current version")
+    version: int | None = Field(None, ge=1, le=INT32_MAX, description="Default: the current version")
 
 
 class GroupRequest(BaseModel):
@@ -31,7 +32,7 @@ class GroupRequest(BaseModel):
     split: dict[Purpose, float] = Field(default_factory=lambda: {"train": 0.8, "test": 0.2},
                                         description="Ratios per purpose; they add up to 1")
     stratify: bool = Field(True, description="Split each class by the ratios")
-    seed: int = 0
+    seed: int = Field(0, ge=INT64_MIN, le=INT64_MAX)
     exclude_badcase_test_set: bool = Field(False, description="Leave out the items that are in the current badcase "
                                                               "test set of the function (every function's when "
                                                               "none is given), so nothing leaks")

@@ -23,6 +23,7 @@ from dam.document.service import DocumentService, Version, filter_columns, requi
 from dam.file.models import File
 from mlife_shared.app import SessionDep
 from mlife_shared.auth import Engineer, Viewer
+from mlife_shared.bounds import INT32_MAX
 
 router = APIRouter(prefix="/documents", tags=["documents"])
 search_router = APIRouter(tags=["documents"])
@@ -139,8 +140,8 @@ async def list_documents(session: SessionDep, _: Viewer, q: Annotated[str | None
 
 @router.get("/compare")
 async def compare_documents(svc: Service, _: Viewer, a: uuid.UUID, b: uuid.UUID,
-                            a_version: Annotated[int | None, Query(ge=1)] = None,
-                            b_version: Annotated[int | None, Query(ge=1)] = None) -> Comparison:
+                            a_version: Annotated[int | None, Query(ge=1, le=INT32_MAX)] = None,
+                            b_version: Annotated[int | None, Query(ge=1, le=INT32_MAX)] = None) -> Comparison:
     """Compare two documents or two versions: class counts side by side, files added, removed, relabelled."""
     va, vb = await svc.version(a, a_version), await svc.version(b, b_version)
     ra, _ = await svc.rows([va.version.id], RowFilter())
@@ -178,7 +179,7 @@ async def add_version(document_id: uuid.UUID, request: Request, svc: Service, id
 
 @router.get("/{document_id}/rows")
 async def list_rows(document_id: uuid.UUID, svc: Service, _: Viewer, f: Filter,
-                    version: Annotated[int | None, Query(ge=1)] = None,
+                    version: Annotated[int | None, Query(ge=1, le=INT32_MAX)] = None,
                     limit: Annotated[int, Query(ge=1, le=5000)] = 100,
                     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0) -> RowPage:
     """Rows of a version (the current one by default), filtered by annotation, columns, type and size."""
@@ -190,7 +191,7 @@ async def list_rows(document_id: uuid.UUID, svc: Service, _: Viewer, f: Filter,
 
 @router.get("/{document_id}/stats")
 async def document_stats(document_id: uuid.UUID, svc: Service, _: Viewer, f: Filter,
-                         version: Annotated[int | None, Query(ge=1)] = None) -> dict:  # type: ignore[type-arg]
+                         version: Annotated[int | None, Query(ge=1, le=INT32_MAX)] = None) -> dict:  # type: ignore[type-arg]
     """Distribution of a version or of a selection of its rows: class, type, size, dimensions, columns."""
     v = await svc.version(document_id, version)
     svc.check_filter(filter_columns(v.document), f)
@@ -201,7 +202,8 @@ async def document_stats(document_id: uuid.UUID, svc: Service, _: Viewer, f: Fil
 
 @router.get("/{document_id}/export")
 async def export_document(document_id: uuid.UUID, request: Request, svc: Service, _: Viewer,
-                          format: ExportFormat = "csv", version: Annotated[int | None, Query(ge=1)] = None) -> Response:
+                          format: ExportFormat = "csv",
+                          version: Annotated[int | None, Query(ge=1, le=INT32_MAX)] = None) -> Response:
     """Export a version as CSV, JSON, XML, Label Studio tasks or COCO (detection boxes)."""
     v: Version = await svc.version(document_id, version)
     if format in ("labelstudio", "coco") and v.document.kind == TABLE:

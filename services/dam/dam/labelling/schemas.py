@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from dam.document.schemas import RowFilter
+from mlife_shared.bounds import INT32_MAX
 
 
 class Prelabel(BaseModel):
@@ -48,7 +49,7 @@ class LabellingTaskCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     document_id: uuid.UUID
-    version: int | None = Field(None, ge=1)
+    version: int | None = Field(None, ge=1, le=INT32_MAX)
     filter: RowFilter = RowFilter()
     kind: Literal["classification", "detection"] = "classification"
     labels: list[str] = Field(min_length=1, max_length=500)

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from mlife_shared.app import SessionDep, StoreDep
 from mlife_shared.auth import Engineer, Viewer
+from mlife_shared.bounds import INT32_MAX
 from mlife_shared.db import utcnow
 from mlife_shared.errors import PayloadTooLarge
 from mlife_shared.events.contracts import ModelUploaded
@@ -143,7 +144,7 @@ async def cancel_task(task_id: uuid.UUID, request: Request, session: SessionDep,
 async def task_logs(task_id: uuid.UUID, request: Request, session: SessionDep, store: StoreDep, _: Viewer,
                     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
                     limit: Annotated[int, Query(ge=1, le=4 * 1024 * 1024)] = 1024 * 1024,
-                    attempt: Annotated[int | None, Query(ge=1)] = None) -> LogChunk:
+                    attempt: Annotated[int | None, Query(ge=1, le=INT32_MAX)] = None) -> LogChunk:
     """The log from `offset`: call again with `next_offset` for a live tail until `complete`."""
     task = await _service(request, session).get(task_id)
     att = attempt or task.attempt
