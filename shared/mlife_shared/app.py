@@ -4,6 +4,7 @@ MSM share health, readiness, metrics, errors, sessions and dead-letter routes.""
 from __future__ import annotations
 
 import asyncio
+import hmac
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass, field
@@ -18,9 +19,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mlife_shared.auth import Viewer
+from mlife_shared.auth import IDENTITY_HEADER, Viewer, verify_identity
 from mlife_shared.db import Database
-from mlife_shared.errors import install_error_handlers
+from mlife_shared.errors import Forbidden, Unauthorized, install_error_handlers
+from mlife_shared.http_limits import RequestBodyGuard
 from mlife_shared.jobs import Job
 from mlife_shared.logging import configure_logging
 from mlife_shared.messaging.bus import connect_with_retry
@@ -114,7 +116,8 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings | None = None) -> Fa
         stop = asyncio.Event()
 
         async def _connect() -> None:
-            app.state.nats = await connect_with_retry(settings.nats_url, name=f"{spec.name}-api", stop=stop)
+            app.state.nats = await connect_with_retry(settings.nats_url, name=f"{spec.name}-api", stop=stop,
+                                                      **settings.nats_credentials())
 
         connecting = asyncio.create_task(_connect())
         try:
@@ -139,6 +142,10 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings | None = None) -> Fa
     app.state.spec = spec
     app.state.metrics = metrics
     install_error_handlers(app)
+    # add_middleware puts each one outside the previous: the request context (ids, metrics) is outermost,
+    # so the guard's refusals are counted and carry X-Request-ID.
+    app.add_middleware(RequestBodyGuard, max_json_depth=settings.max_json_depth,
+                       body_timeout_seconds=settings.http_body_timeout_seconds)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     app.include_router(ops_router(spec), include_in_schema=False)
     app.include_router(ops_router(spec), prefix=f"/api/{spec.name}")
@@ -175,6 +182,27 @@ async def readiness(app: FastAPI) -> dict[str, str]:
     return checks
 
 
+METRICS_ROLE = "engineer"
+
+
+async def metrics_access(request: Request) -> None:
+    """`/metrics` is not public: Prometheus sends `Authorization: Bearer <metrics_token>`; a person comes
+    through the gateway with an engineer's (or a maintainer's) identity. The numbers name routes,
+    deployments and consumers, and scraping them costs database and NATS round trips."""
+    settings: ServiceSettings = request.app.state.settings
+    expected = settings.metrics_token.get_secret_value()
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if expected and scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), expected.encode()):
+        return
+    signed = request.headers.get(IDENTITY_HEADER)
+    if not signed:
+        raise Unauthorized("metrics need 'Authorization: Bearer <MLIFE_METRICS_TOKEN>' or an engineer's identity",
+                           headers={"WWW-Authenticate": "Bearer"})
+    identity = verify_identity(signed, settings.identity_secret.get_secret_value())
+    if not identity.has(METRICS_ROLE):
+        raise Forbidden(f"metrics need the {METRICS_ROLE} role; you are {identity.role}")
+
+
 def ops_router(spec: ServiceSpec) -> APIRouter:
     router = APIRouter(tags=["ops"])
 
@@ -191,9 +219,10 @@ def ops_router(spec: ServiceSpec) -> APIRouter:
         return JSONResponse({"status": "ok" if ok else "fail", "service": spec.name, "checks": checks},
                             status_code=200 if ok else 503)
 
-    @router.get("/metrics", response_class=Response)
+    @router.get("/metrics", response_class=Response, dependencies=[Depends(metrics_access)])
     async def metrics(request: Request) -> Response:
-        """Prometheus metrics: requests and latency per route, outbox backlog, consumer lag, dead letters."""
+        """Prometheus metrics: requests and latency per route, outbox backlog, consumer lag, dead letters
+        (`Authorization: Bearer <metrics token>`, or an engineer)."""
         m: ServiceMetrics = request.app.state.metrics
         with suppress(Exception):
             async with request.app.state.db.transaction() as session:

@@ -9,6 +9,7 @@ import os
 import uvicorn
 
 from mlife_shared.app import ServiceSpec, create_app
+from mlife_shared.http_limits import run_server, server_config
 from mlife_shared.logging import configure_logging
 from mlife_shared.migrations import upgrade
 from mlife_shared.worker import run_worker
@@ -35,8 +36,7 @@ def main(spec: ServiceSpec, argv: list[str] | None = None) -> None:
         configure_logging(spec.name, settings.log_level, settings.log_json)
         migrate(spec, settings)
     if args.command == "api":
-        uvicorn.run(create_app(spec, settings), host=args.host, port=args.port, log_level="warning",
-                    access_log=False, timeout_graceful_shutdown=10)
+        run_server(create_app(spec, settings), host=args.host, port=args.port, settings=settings)
     elif args.command == "all":
         asyncio.run(run_api_and_worker(spec, settings, args.host, args.port))
     elif args.command == "worker":
@@ -50,8 +50,7 @@ def main(spec: ServiceSpec, argv: list[str] | None = None) -> None:
 async def run_api_and_worker(spec: ServiceSpec, settings: "ServiceSettings", host: str,  # noqa: F821
                              port: int) -> None:
     """One process for both roles: half the memory of two, for the embedded platform on one machine."""
-    server = uvicorn.Server(uvicorn.Config(create_app(spec, settings), host=host, port=port, log_level="warning",
-                                           access_log=False, timeout_graceful_shutdown=10))
+    server = uvicorn.Server(server_config(create_app(spec, settings), host=host, port=port, settings=settings))
     stop = asyncio.Event()
     worker = asyncio.create_task(run_worker(spec, settings, stop, handle_signals=False))
     try:

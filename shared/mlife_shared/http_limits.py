@@ -233,3 +233,17 @@ def server_config(app: ASGIApp, *, host: str, port: int, settings: Any, **kw: An
                           timeout_graceful_shutdown=10, proxy_headers=False,
                           http=timed_protocol(settings.http_header_timeout_seconds),
                           limit_concurrency=settings.http_max_connections or None, **kw)
+
+
+def run_server(app: ASGIApp, *, host: str, port: int, settings: Any) -> None:
+    """`uvicorn.run` with `server_config`: blocks until SIGTERM/SIGINT; exits 3 if the server never started
+    (the port is taken), as uvicorn.run does."""
+    import sys
+
+    server = uvicorn.Server(server_config(app, host=host, port=port, settings=settings))
+    try:
+        server.run()
+    except KeyboardInterrupt:  # pragma: no cover
+        pass
+    if not server.started:
+        sys.exit(3)

@@ -28,6 +28,7 @@ SECRET = "stack-secret-" + uuid.uuid4().hex
 ADMIN_TOKEN = "mlf_stack_admin_" + uuid.uuid4().hex
 ADMIN_PASSWORD = "stack-admin-" + uuid.uuid4().hex[:10]
 PASSWORD = "a long test password"
+METRICS_TOKEN = "stack-metrics-" + uuid.uuid4().hex  # what Prometheus would send to every /metrics
 
 
 @dataclass
@@ -41,6 +42,7 @@ class Stack:
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     databases: list[str] = field(default_factory=list)
     home: Path = Path(".")
+    metrics_token: str = METRICS_TOKEN
 
     def log(self, name: str) -> str:
         return _tail(self.home / f"{name}.log")
@@ -122,7 +124,7 @@ async def start_stack(home: Path, nats_url: str | None = None) -> Stack:
     nats_url = await _own_nats(home, stack)
     base_env = dict(os.environ, MLIFE_ENVIRONMENT="test", MLIFE_IDENTITY_SECRET=SECRET, MLIFE_NATS_URL=nats_url,
                     MLIFE_OBJECT_STORE="local", MLIFE_OBJECT_STORE_PATH=str(home / "objects"),
-                    MLIFE_LOG_LEVEL="WARNING", MLFLOW_DISABLE_TELEMETRY="true",
+                    MLIFE_LOG_LEVEL="WARNING", MLFLOW_DISABLE_TELEMETRY="true", MLIFE_METRICS_TOKEN=METRICS_TOKEN,
                     ORT_DISABLE_TELEMETRY="1")
     started: dict[str, tuple[str, subprocess.Popen[bytes]]] = {}
     for service in SERVICES:

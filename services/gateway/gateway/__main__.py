@@ -6,11 +6,10 @@ from __future__ import annotations
 import argparse
 import os
 
-import uvicorn
-
 from gateway.app import SPEC, create
 from gateway.config import Settings
 from mlife_shared.cli import migrate
+from mlife_shared.http_limits import run_server
 from mlife_shared.logging import configure_logging
 
 
@@ -28,8 +27,7 @@ def main(argv: list[str] | None = None) -> None:
         configure_logging(SPEC.name, settings.log_level, settings.log_json)
         migrate(SPEC, settings)
     if args.command == "api":
-        uvicorn.run(create(settings), host=args.host, port=args.port, log_level="warning", access_log=False,
-                    timeout_graceful_shutdown=10)
+        run_server(create(settings), host=args.host, port=args.port, settings=settings)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 from typing import ClassVar, Literal
 
-from pydantic import SecretStr
+import ipaddress
+
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from mlife_shared.settings import ServiceSettings
@@ -45,8 +47,25 @@ class Settings(ServiceSettings):
     session_cookie_secure: bool | None = None
     session_cookie_samesite: Literal["lax", "strict"] = "strict"
     login_window_minutes: float = 15.0
-    login_max_failures_per_account: int = 5
-    login_max_failures_per_ip: int = 30
+    login_max_failures_per_account: int = Field(5, description="Failed logins for one account from one source "
+                                                "(address; an IPv6 /64) before that source is refused for the window; "
+                                                "other sources still log in (a maintainer can unlock)")
+    login_max_failures_per_ip: int = Field(30, description="Failed logins from one source, any account, in the window")
+    trusted_proxies: list[str] = Field([], description="Addresses or CIDRs of reverse proxies in front of the "
+                                       "gateway: only from these is X-Forwarded-For believed (e.g. [\"10.0.0.0/8\"])")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"MLIFE_GATEWAY_TRUSTED_PROXIES: {entry!r} is not an address or CIDR") from None
+        return value
+
+    def trusted_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [ipaddress.ip_network(e.strip(), strict=False) for e in self.trusted_proxies]
 
     def upstream(self, service: str) -> str:
         return str(getattr(self, f"{service}_url")).rstrip("/")

@@ -4,6 +4,7 @@ session cookie + CSRF) that replaces any client-sent identity with a freshly sig
 
 from __future__ import annotations
 
+import hmac
 import json
 import re
 from typing import Any
@@ -11,12 +12,14 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.config import SERVICES, Settings
+from gateway.edge.host import HostAllowList
 from gateway.session.service import authenticate_session
 from gateway.user.service import authenticate_token
 from mlife_shared.auth import IDENTITY_HEADER, sign_identity
 from mlife_shared.errors import MLifeError, PayloadTooLarge, Unauthorized
 
 CSRF_HEADER = "x-csrf-token"
+_OWN_METRICS = ("/metrics", "/api/gateway/metrics")
 _IDENTITY = IDENTITY_HEADER.lower().encode()
 _SVC = "|".join(("gateway", *SERVICES))
 # The short public allow-list: health, login, the UI's static files and the API's description (it holds
@@ -52,23 +55,18 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 class HostAllowListMiddleware:
+    """The Host header, parsed (gateway.edge.host), must name a host of `allowed_hosts`."""
+
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
-        self.any = "*" in settings.allowed_hosts
-        self.exact = {h.lower().strip("[]") for h in settings.allowed_hosts if not h.startswith("*")}
-        self.suffixes = tuple(h[1:].lower() for h in settings.allowed_hosts if h.startswith("*."))
-
-    def allowed(self, host: str) -> bool:
-        host = host.strip().lower()
-        name = host[1:].split("]", 1)[0] if host.startswith("[") else host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-        return self.any or name in self.exact or (bool(self.suffixes) and name.endswith(self.suffixes))
+        self.hosts = HostAllowList(settings.allowed_hosts)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            host = _header(scope, b"host")
-            if not host or not self.allowed(host):
-                await send_error(send, 400, "InvalidHost", "this Host header is not served here: add it to "
-                                 "MLIFE_GATEWAY_ALLOWED_HOSTS")
+            hosts = [v.decode("latin-1") for k, v in scope.get("headers", []) if k.lower() == b"host"]
+            why = "several Host headers" if len(hosts) > 1 else self.hosts.check(hosts[0] if hosts else None)
+            if why is not None:
+                await send_error(send, 400, "InvalidHost", f"this Host header is not served here: {why}")
                 return
             # No service stores NUL characters (PostgreSQL text cannot): refuse them at the door.
             if b"%00" in scope.get("query_string", b"") or "\x00" in scope["path"]:
@@ -151,7 +149,7 @@ class AuthMiddleware:
         scope = dict(scope, headers=headers)
         state = scope.setdefault("state", {})
         method = scope.get("method", "GET")
-        if is_public(method, scope["path"]):
+        if is_public(method, scope["path"]) or self._metrics_scrape(scope, method):
             await self.app(scope, receive, send)
             return
         try:
@@ -169,6 +167,15 @@ class AuthMiddleware:
                                ttl_seconds=self.settings.identity_ttl_seconds)
         headers.append((_IDENTITY, signed.encode()))
         await self.app(scope, receive, send)
+
+    def _metrics_scrape(self, scope: Scope, method: str) -> bool:
+        """Prometheus reads the gateway's own /metrics with the metrics token, which is no API token: it
+        passes here unauthenticated and the route checks it (mlife_shared.app.metrics_access)."""
+        expected = self.settings.metrics_token.get_secret_value()
+        if not expected or method not in ("GET", "HEAD") or scope["path"] not in _OWN_METRICS:
+            return False
+        scheme, _, token = (_header(scope, b"authorization") or "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), expected.encode())
 
     async def _authenticate(self, scope: Scope, method: str) -> tuple[Any, str | None] | None:
         authorization = _header(scope, b"authorization")

@@ -16,7 +16,8 @@ from starlette.background import BackgroundTask
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from gateway.config import SERVICES, Settings
-from mlife_shared.errors import MLifeError, NotFound, PayloadTooLarge, ServiceUnavailable
+from gateway.edge.source import client_address
+from mlife_shared.errors import MLifeError, NotFound, ServiceUnavailable
 
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
               "transfer-encoding", "upgrade", "host", "authorization", "cookie", "x-csrf-token",
@@ -62,6 +63,7 @@ class SpecIndex:
 class Upstreams:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.trusted = settings.trusted_networks()
         self._index: SpecIndex | None = None
         self._index_at = 0.0
         self._index_lock = asyncio.Lock()
@@ -97,7 +99,7 @@ class Upstreams:
         raw_path = request.scope.get("raw_path") or request.url.path.encode()
         url = self.base(service) + quote(raw_path.decode("latin-1"), safe=_PATH_SAFE)
         headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
-        headers.append(("x-forwarded-for", request.client.host if request.client else ""))
+        headers.append(("x-forwarded-for", client_address(request.scope, self.trusted)))
         headers.append(("x-forwarded-proto", request.url.scheme))
         if host := request.headers.get("host"):
             headers.append(("x-forwarded-host", host))
@@ -108,7 +110,7 @@ class Upstreams:
                                              headers=headers, content=request.stream() if has_body else None)
         try:
             response = await self.client.send(upstream, stream=True)
-        except PayloadTooLarge:
+        except MLifeError:  # a refusal raised while the body streamed up (too large, too deep, stalled)
             raise
         except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise ServiceUnavailable(f"the {service} service is unavailable; retry in a moment") from exc

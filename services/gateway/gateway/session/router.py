@@ -1,6 +1,7 @@
 from fastapi import APIRouter, Request, Response
 
 from gateway.config import Settings
+from gateway.edge.source import client_address, login_source
 from gateway.session import service
 from gateway.session.schemas import LoginRequest, LoginResponse, SessionState
 from mlife_shared.app import SessionDep
@@ -11,11 +12,12 @@ router = APIRouter(tags=["session"])
 
 
 def _client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    settings: Settings = request.app.state.settings
+    return login_source(client_address(request.scope, settings.trusted_networks()))
 
 
 @router.post("/login", responses={401: {"description": "wrong user name or password"},
-                                  429: {"description": "too many failed logins"}})
+                                  429: {"description": "too many failed logins from your address"}})
 async def login(body: LoginRequest, request: Request, response: Response) -> LoginResponse:
     """Log in with user name and password: sets the HttpOnly session cookie and returns the CSRF token
     to send as `X-CSRF-Token` on mutating requests."""

@@ -1,9 +1,12 @@
 """Browser sessions: login (rate-limited), the session cookie, CSRF tokens, logout.
 
 The rate limit lives in the database (`login_failure` rows): it holds across gateway replicas and
-restarts. A login is refused with 429 once an account has `login_max_failures_per_account` failures,
-or a client address `login_max_failures_per_ip`, inside `login_window_minutes`. A success clears the
-account's failures."""
+restarts. It counts per account *and source* (the client's address, gateway.edge.source): a source is
+refused with 429 once it has `login_max_failures_per_account` failures for one account, or
+`login_max_failures_per_ip` for any accounts, inside `login_window_minutes`. Failures from elsewhere never
+lock an account: whoever guesses at the admin's password from one address does not keep the admin out
+from theirs. A success clears that account's failures from that source; a maintainer clears them all
+(`POST /api/gateway/users/{id}/unlock`). Account names count case-insensitively."""
 
 from __future__ import annotations
 
@@ -33,23 +36,25 @@ class LoginResult:
     max_age: int
 
 
-async def _check_rate(session: AsyncSession, settings: Settings, username: str, ip: str) -> None:
+async def _check_rate(session: AsyncSession, settings: Settings, account: str, source: str) -> None:
     since = utcnow() - timedelta(minutes=settings.login_window_minutes)
     failures = LoginFailureRepository(session)
     retry = {"Retry-After": str(int(settings.login_window_minutes * 60))}
-    if await failures.count_since(since, username=username) >= settings.login_max_failures_per_account:
-        raise TooManyLoginAttempts(f"too many failed logins for {username!r}; try again in "
-                                   f"{settings.login_window_minutes:g} minutes", headers=retry)
-    if await failures.count_since(since, ip=ip) >= settings.login_max_failures_per_ip:
+    if await failures.count_since(since, username=account, ip=source) >= settings.login_max_failures_per_account:
+        raise TooManyLoginAttempts(f"too many failed logins for {account!r} from your address; try again in "
+                                   f"{settings.login_window_minutes:g} minutes or ask a maintainer to unlock it",
+                                   headers=retry)
+    if await failures.count_since(since, ip=source) >= settings.login_max_failures_per_ip:
         raise TooManyLoginAttempts(f"too many failed logins from your address; try again in "
                                    f"{settings.login_window_minutes:g} minutes", headers=retry)
 
 
 async def login(db: Database, settings: Settings, *, username: str, password: str, ip: str) -> LoginResult:
     """Three short transactions: the rate check, then either the recorded failure (which must
-    survive the 401) or the new session."""
+    survive the 401) or the new session. `ip` is the source key (gateway.edge.source.login_source)."""
+    account = username.lower()[:100]
     async with db.transaction() as session:
-        await _check_rate(session, settings, username, ip)
+        await _check_rate(session, settings, account, ip)
         user = await UserRepository(session).get_by_username(username)
         password_hash = user.password_hash if user is not None else None
     ok = await verify_password(password_hash, password) and user is not None and user.disabled_at is None
@@ -57,13 +62,13 @@ async def login(db: Database, settings: Settings, *, username: str, password: st
         async with db.transaction() as session:
             failures = LoginFailureRepository(session)
             await failures.prune(utcnow() - timedelta(minutes=settings.login_window_minutes))
-            await failures.add(username[:100], ip[:64])
+            await failures.add(account, ip[:64])
         raise InvalidCredentials()
     assert user is not None
     cookie_value, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     ttl = timedelta(hours=settings.session_ttl_hours)
     async with db.transaction() as session:
-        await LoginFailureRepository(session).clear_account(username)
+        await LoginFailureRepository(session).clear(account, ip=ip[:64])
         sessions = UserSessionRepository(session)
         await sessions.delete_expired(utcnow())
         await sessions.add(UserSession(user_id=user.id, token_hash=hash_token(cookie_value), csrf_token=csrf,

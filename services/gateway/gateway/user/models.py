@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Uuid
+from sqlalchemy import ForeignKey, Index, String, Uuid, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mlife_shared.db import Base, UTCDateTime, utcnow
@@ -18,6 +18,10 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+# `Admin` and `admin` are one account (migration gateway_0003).
+Index("uq_user_username_lower", func.lower(User.username), unique=True)
 
 
 class ApiToken(Base):

@@ -26,7 +26,8 @@ class UserRepository:
         return await self.session.get(User, user_id)
 
     async def get_by_username(self, username: str) -> User | None:
-        return await self.session.scalar(select(User).where(User.username == username))
+        """Case-insensitive, as the unique index `uq_user_username_lower` is."""
+        return await self.session.scalar(select(User).where(func.lower(User.username) == func.lower(username)))
 
     async def list(self) -> Sequence[User]:
         return (await self.session.scalars(select(User).order_by(User.username))).all()
@@ -102,8 +103,12 @@ class LoginFailureRepository:
             stmt = stmt.where(LoginFailure.ip == ip)
         return int(await self.session.scalar(stmt) or 0)
 
-    async def clear_account(self, username: str) -> None:
-        await self.session.execute(delete(LoginFailure).where(LoginFailure.username == username))
+    async def clear(self, username: str, *, ip: str | None = None) -> int:
+        """An account's failures (from one source, or from all): how many rows went."""
+        stmt = delete(LoginFailure).where(LoginFailure.username == username.lower())
+        if ip is not None:
+            stmt = stmt.where(LoginFailure.ip == ip)
+        return int((await self.session.execute(stmt)).rowcount or 0)
 
     async def prune(self, before: datetime) -> None:
         await self.session.execute(delete(LoginFailure).where(LoginFailure.created_at <= before))

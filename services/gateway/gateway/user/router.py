@@ -5,7 +5,8 @@ from fastapi import APIRouter, Request, Response
 from gateway.user import service
 from gateway.user.exceptions import InvalidCredentials, UserNotFound
 from gateway.user.repository import UserRepository
-from gateway.user.schemas import Me, PasswordChange, TokenCreate, TokenCreated, TokenRead, UserCreate, UserRead, UserUpdate
+from gateway.user.schemas import (Me, PasswordChange, TokenCreate, TokenCreated, TokenRead, UnlockResult, UserCreate,
+                                  UserRead, UserUpdate)
 from mlife_shared.app import SessionDep
 from mlife_shared.auth import Maintainer, Viewer
 
@@ -70,3 +71,10 @@ async def update_user(user_id: uuid.UUID, body: UserUpdate, _: Maintainer, sessi
     user = await service.update_user(session, user_id, role=body.role, disabled=body.disabled,
                                      password=body.password)
     return UserRead.model_validate(user)
+
+
+@router.post("/users/{user_id}/unlock")
+async def unlock_user(user_id: uuid.UUID, _: Maintainer, session: SessionDep) -> UnlockResult:
+    """Clear a user's failed logins from every address, so a source the login limit refuses may try again
+    at once (maintainers)."""
+    return UnlockResult(cleared_failures=await service.unlock_user(session, user_id))

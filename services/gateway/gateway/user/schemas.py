@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mlife_shared.auth import Role
 
 Username = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.@-]+$",
-                                description="letters, digits and _ . @ -")]
+                                description="letters, digits and _ . @ -; unique regardless of case")]
 Password = Annotated[str, Field(min_length=12, max_length=1024, description="at least 12 characters")]
 
 
@@ -70,3 +70,7 @@ class TokenRead(BaseModel):
 
 class TokenCreated(TokenRead):
     token: str = Field(description="the secret, shown this once; only its hash is kept")
+
+
+class UnlockResult(BaseModel):
+    cleared_failures: int = Field(description="failed logins forgotten (from every address)")

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.user.exceptions import (InvalidToken, LastMaintainer, TokenNotFound, UsernameTaken, UserNotFound,
                                      WeakSecret)
 from gateway.user.models import ApiToken, User
-from gateway.user.repository import ApiTokenRepository, UserRepository, UserSessionRepository
+from gateway.user.repository import ApiTokenRepository, LoginFailureRepository, UserRepository, UserSessionRepository
 from mlife_shared.auth import Identity, Role
 from mlife_shared.db import utcnow
 
@@ -116,9 +117,22 @@ async def list_users(session: AsyncSession) -> Sequence[User]:
 async def create_user(session: AsyncSession, *, username: str, password: str, role: Role) -> User:
     check_password_strength(password)
     users = UserRepository(session)
-    if await users.get_by_username(username) is not None:
-        raise UsernameTaken(f"a user named {username!r} exists")
-    return await users.add(User(username=username, role=role, password_hash=await hash_password(password)))
+    if (existing := await users.get_by_username(username)) is not None:
+        raise UsernameTaken(f"a user named {existing.username!r} exists (user names ignore case)")
+    password_hash = await hash_password(password)
+    try:
+        async with session.begin_nested():  # a concurrent create of the same name loses with a 409, not a 500
+            return await users.add(User(username=username, role=role, password_hash=password_hash))
+    except IntegrityError:
+        raise UsernameTaken(f"a user named {username!r} exists (user names ignore case)") from None
+
+
+async def unlock_user(session: AsyncSession, user_id: uuid.UUID) -> int:
+    """Forget the user's failed logins from every source, so none is refused any longer: how many went."""
+    user = await UserRepository(session).get(user_id)
+    if user is None:
+        raise UserNotFound(f"no user {user_id}")
+    return await LoginFailureRepository(session).clear(user.username)
 
 
 async def update_user(session: AsyncSession, user_id: uuid.UUID, *, role: Role | None, disabled: bool | None,
