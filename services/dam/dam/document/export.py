@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -12,8 +10,9 @@ from xml.etree import ElementTree as ET
 from dam.document.exceptions import InvalidDocument
 from dam.document.models import DocumentRow
 from dam.file.models import File
+from mlife_shared import csvsafe
 
-MEDIA_TYPES = {"csv": "text/csv", "json": "application/json", "xml": "application/xml",
+MEDIA_TYPES = {"csv": "text/csv", "tsv": "text/tab-separated-values", "json": "application/json", "xml": "application/xml",
                "labelstudio": "application/json", "coco": "application/json"}
 
 
@@ -46,13 +45,10 @@ class Shape:
                 *[(c, features.get(c)) for c in self.features if c not in self.columns]]
 
 
-def to_csv(shape: Shape, rows: list[tuple[DocumentRow, File | None]]) -> bytes:
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(shape.header())
-    for r, _ in rows:
-        w.writerow([_cell(v) for _, v in shape.values(r)])
-    return buf.getvalue().encode()
+def to_csv(shape: Shape, rows: list[tuple[DocumentRow, File | None]], *, delimiter: str = ",") -> bytes:
+    """CSV (or TSV with a tab): text cells a spreadsheet would run as a formula are quoted (csvsafe)."""
+    return csvsafe.write(shape.header(), ([_cell(v) for _, v in shape.values(r)] for r, _ in rows),
+                         delimiter=delimiter)
 
 
 def to_json(shape: Shape, rows: list[tuple[DocumentRow, File | None]]) -> bytes:

@@ -204,15 +204,16 @@ async def document_stats(document_id: uuid.UUID, svc: Service, _: Viewer, f: Fil
 async def export_document(document_id: uuid.UUID, request: Request, svc: Service, _: Viewer,
                           format: ExportFormat = "csv",
                           version: Annotated[int | None, Query(ge=1, le=INT32_MAX)] = None) -> Response:
-    """Export a version as CSV, JSON, XML, Label Studio tasks or COCO (detection boxes)."""
+    """Export a version as CSV, TSV, JSON, XML, Label Studio tasks or COCO (detection boxes). In CSV and TSV a
+    text cell starting with =, +, -, @, a tab or CR gets a leading single quote (no spreadsheet formulas)."""
     v: Version = await svc.version(document_id, version)
     if format in ("labelstudio", "coco") and v.document.kind == TABLE:
-        raise InvalidDocument(f"a plain table has no files to export as {format}; use csv, json or xml")
+        raise InvalidDocument(f"a plain table has no files to export as {format}; use csv, tsv, json or xml")
     rows, _ = await svc.rows([v.version.id], RowFilter())
     cols, name = v.document.columns, v.document.name
     shape = export.Shape(cols, v.document.feature_columns or [], v.document.label_column)
-    if format == "csv":
-        body = export.to_csv(shape, rows)
+    if format in ("csv", "tsv"):
+        body = export.to_csv(shape, rows, delimiter="," if format == "csv" else "\t")
     elif format == "json":
         body = export.to_json(shape, rows)
     elif format == "xml":

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-ExportFormat = Literal["csv", "json", "xml", "labelstudio", "coco"]
+ExportFormat = Literal["csv", "tsv", "json", "xml", "labelstudio", "coco"]
 
 
 class RowFilter(BaseModel):
