@@ -45,6 +45,8 @@ class ServiceSettings(BaseSettings):
     home: Path = Field(default_factory=mlife_home, description="Folder for embedded data (SQLite, objects, NATS)")
     database_url: str = Field("", description="SQLAlchemy async URL; default: a SQLite file in home")
     nats_url: str = Field("nats://127.0.0.1:4222", description="NATS with JetStream (`mlife up`: its own server)")
+    nats_user: str = Field("", description="This service's NATS user (permissions: mlife_shared.messaging.natsauth); default: the service name")
+    nats_password: SecretStr = Field(SecretStr(""), description="That user's NATS password; development: read from home/nats/<user>.password when present; required in production")
     stream_max_age_days: float = Field(30.0, description="JetStream retention: how far back a consumer can be rebuilt")
     object_store: Literal["local", "s3"] = Field("local", description="`local` (a folder) or `s3` (MinIO or any S3 server)")
     object_store_path: Path | None = Field(None, description="The local backend's folder; default: `objects` in home")
@@ -97,7 +99,30 @@ class ServiceSettings(BaseSettings):
         if self.object_store == "s3" and self.environment != "development":
             if not self.s3_access_key.get_secret_value() or not self.s3_secret_key.get_secret_value():
                 raise ValueError("MLIFE_S3_ACCESS_KEY and MLIFE_S3_SECRET_KEY are required for the S3 store")
+        self._resolve_nats_credentials()
         return self
+
+    def _resolve_nats_credentials(self) -> None:
+        """The bus is authenticated: each service has its own NATS user (natsauth); `mlife up` writes the
+        passwords into home/nats, compose passes each container its own."""
+        if not self.nats_user:
+            self.nats_user = self.service_name
+        if self.nats_password.get_secret_value():
+            return
+        if self.environment == "production":
+            prefix = self.model_config.get("env_prefix") or "MLIFE_"
+            raise ValueError(
+                f"{prefix}NATS_PASSWORD (or MLIFE_NATS_PASSWORD) is required in production: the password of NATS "
+                f"user {self.nats_user!r} (deploy/nats/nats.conf)")
+        if self.environment == "development":
+            path = self.home / "nats" / f"{self.nats_user}.password"
+            if path.is_file():
+                self.nats_password = SecretStr(path.read_text().strip())
+
+    def nats_credentials(self) -> dict[str, str]:
+        """`user`/`password` for bus.connect, or nothing (an open server, as tests run)."""
+        password = self.nats_password.get_secret_value()
+        return {"user": self.nats_user, "password": password} if password else {}
 
     def public_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

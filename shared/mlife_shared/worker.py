@@ -27,10 +27,11 @@ async def run_worker(spec: "ServiceSpec", settings: ServiceSettings,  # noqa: F8
             with suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
     db = Database(settings.database_url)
-    nc = await connect_with_retry(settings.nats_url, name=f"{spec.name}-worker", stop=stop)
+    nc = await connect_with_retry(settings.nats_url, name=f"{spec.name}-worker", stop=stop,
+                                  **settings.nats_credentials())
     try:
         js = nc.jetstream()
-        await provision_streams(js, max_age_days=settings.stream_max_age_days)
+        await provision_streams(js, max_age_days=settings.stream_max_age_days, producer=spec.name)
         relay = Relay(db, js, batch_size=settings.relay_batch_size, poll_seconds=settings.relay_poll_seconds)
         from mlife_shared.app import service_context
 

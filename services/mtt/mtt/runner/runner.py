@@ -76,7 +76,7 @@ class Runner:
         self.nc: NATS | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
-        self.nc = await connect_with_retry(self.settings.nats_url, name=f"mtt-runner-{self.id}", stop=stop)
+        self.nc = await connect_with_retry(self.settings.nats_url, name=f"mtt-runner-{self.id}", stop=stop, **self.settings.nats_credentials())
         js = self.nc.jetstream()
         await ensure_stream(js, self.settings)
         await ensure_consumer(js, self.settings, self.queue)
