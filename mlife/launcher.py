@@ -91,6 +91,7 @@ class Child:
     name: str
     argv: list[str]
     process: asyncio.subprocess.Process | None = None
+    env: dict[str, str] = field(default_factory=dict)  # its own, on top of the common environment
     restarts: list[float] = field(default_factory=list)
 
 
@@ -100,6 +101,25 @@ class Launcher:
         self.stop = asyncio.Event()
         self.children: list[Child] = []
         self.started = time.monotonic()
+        self.nats_conf: Path | None = None
+        self.nats_passwords: dict[str, str] = {}
+
+    def prepare_nats(self) -> None:
+        """The embedded NATS runs with authorization: a password per user (natsauth: each service may publish
+        only its own events and use only its own consumers) in $MLIFE_HOME/nats (0700, files 0600), and the
+        server's config beside them. A home from before authentication gets them on its next start; its
+        JetStream store (the same folder) is kept."""
+        from mlife_shared.messaging.natsauth import write_embedded_config
+
+        self.nats_conf, self.nats_passwords = write_embedded_config(self.config.home / "nats",
+                                                                    port=self.config.nats_port)
+
+    def credentials(self, service: str) -> dict[str, str]:
+        """A service child's own NATS login (and no other's)."""
+        if service not in self.nats_passwords:
+            return {}
+        prefix = f"MLIFE_{service.upper()}_"
+        return {prefix + "NATS_USER": service, prefix + "NATS_PASSWORD": self.nats_passwords[service]}
 
     def env(self) -> dict[str, str]:
         from mlife_shared.settings import development_secret
@@ -125,9 +145,9 @@ class Launcher:
         py = sys.executable
         children = []
         if not self.config.nats_url:
-            store = self.config.home / "nats"
-            children.append(Child("nats", [nats_binary(), "-a", "127.0.0.1", "-p", str(self.config.nats_port), "-js",
-                                           "-sd", str(store), "-n", "mlife-embedded"]))
+            if self.nats_conf is None:
+                self.prepare_nats()
+            children.append(Child("nats", [nats_binary(), "-c", str(self.nats_conf)]))
         if self.config.mlflow_bin is not None:
             folder = self.config.home / "mlflow"
             folder.mkdir(parents=True, exist_ok=True)
@@ -136,8 +156,10 @@ class Launcher:
                                              "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
                                              "--artifacts-destination", str(folder / "artifacts")]))
         for s in SERVICES:
-            children.append(Child(s, [py, "-m", s, "all", "--migrate", "--port", str(self.config.service_ports[s])]))
-        children.append(Child("gateway", [py, "-m", "gateway", "api", "--migrate", "--port", str(self.config.port)]))
+            children.append(Child(s, [py, "-m", s, "all", "--migrate", "--port", str(self.config.service_ports[s])],
+                                  env=self.credentials(s)))
+        children.append(Child("gateway", [py, "-m", "gateway", "api", "--migrate", "--port", str(self.config.port)],
+                              env=self.credentials("gateway")))
         return children
 
     async def run(self) -> int:
@@ -153,6 +175,10 @@ class Launcher:
         os.environ.update(env)
         print(f"mlife: home {c.home}", flush=True)
         self.children = self.plan()
+        if self.nats_conf is not None:
+            print(f"mlife: NATS at nats://127.0.0.1:{c.nats_port} refuses anonymous connections; read-only access "
+                  f"for other subscribers: user `reader`, password in {self.nats_conf.parent / 'reader.password'}",
+                  flush=True)
         supervisors = []
         try:
             for child in self.children:
@@ -180,7 +206,7 @@ class Launcher:
         # Each child leads a process group of its own (_die_with_parent): MLflow's server runs its app in a
         # child process of its own, and a group signal stops the two together, so neither outlives `mlife up`.
         child.process = await asyncio.create_subprocess_exec(
-            *child.argv, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            *child.argv, env={**env, **child.env}, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
             preexec_fn=_die_with_parent)
         asyncio.create_task(self.pump(child.name, child.process))
 

@@ -3,6 +3,8 @@ wheel; ready, merged OpenAPI, a clean stop with no orphan, and data kept across 
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import re
 import signal
@@ -13,14 +15,16 @@ import time
 from pathlib import Path
 
 import httpx
+import nats
+import pytest
 
 from tests.conftest import free_port
 
 TOKEN = "mlf_embedded_smoke_token_0123456789"
 
 
-def start(home: Path, port: int, log: list[str]) -> subprocess.Popen[str]:
-    env = dict(os.environ, MLIFE_HOME=str(home), MLIFE_PORT=str(port), MLIFE_NATS_PORT=str(free_port()),
+def start(home: Path, port: int, log: list[str], nats_port: int | None = None) -> subprocess.Popen[str]:
+    env = dict(os.environ, MLIFE_HOME=str(home), MLIFE_PORT=str(port), MLIFE_NATS_PORT=str(nats_port or free_port()),
                MLIFE_ADMIN_TOKEN=TOKEN)
     for var in [k for k in env if k.startswith(("MLIFE_TEST_", "MLIFE_NATS_URL", "MLIFE_DATABASE_URL"))]:
         env.pop(var)
@@ -69,14 +73,87 @@ def alive(pid: int) -> bool:
     return stat.exists() and stat.read_text().split()[2] != "Z"
 
 
+async def make_a_home_from_before_authentication(home: Path) -> str:
+    """A home as `mlife up` left it before the bus had users: an open nats-server's JetStream store in
+    home/nats holding an event. Returns that event's id."""
+    from mlife_shared.messaging.bus import provision_streams
+
+    port = free_port()
+    (home / "nats").mkdir(parents=True)
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "nats-server"), "-a", "127.0.0.1", "-p", str(port),
+                             "-js", "-sd", str(home / "nats"), "-n", "mlife-embedded"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(200):
+            try:
+                nc = await nats.connect(f"nats://127.0.0.1:{port}", allow_reconnect=False, max_reconnect_attempts=0)
+                break
+            except Exception:  # noqa: BLE001
+                await asyncio.sleep(0.05)
+        js = nc.jetstream()
+        await provision_streams(js)
+        old_id = "00000000-0000-4000-8000-000000000001"
+        await js.publish("badcase.created", json.dumps({"id": old_id, "data": {}}).encode())
+        await nc.close()
+    finally:
+        proc.terminate()
+        proc.wait(15)
+    return old_id
+
+
+async def check_the_bus(home: Path, nats_port: int, base: str, old_id: str) -> None:
+    """The embedded NATS refuses an anonymous client; under their own users the workers provisioned their
+    streams and consumers, and BAM's relay publishes (a reader's consumer of its own sees badcase.created)."""
+    url = f"nats://127.0.0.1:{nats_port}"
+    with pytest.raises(Exception) as refused:
+        await nats.connect(url, allow_reconnect=False, max_reconnect_attempts=0, connect_timeout=2)
+    assert "authorization" in repr(refused.value).lower()
+    folder = home / "nats"
+    assert folder.stat().st_mode & 0o777 == 0o700
+    for name in ("nats.conf", "bam.password", "reader.password"):
+        assert (folder / name).stat().st_mode & 0o777 == 0o600, name
+
+    def login(user: str) -> dict[str, str]:
+        return {"user": user, "password": (folder / f"{user}.password").read_text().strip(),
+                "inbox_prefix": f"_INBOX_{user}"}
+
+    bam = await nats.connect(url, **login("bam"))
+    try:
+        deadline = asyncio.get_running_loop().time() + 60
+        while True:  # the workers start beside the APIs: /readyz does not wait for their consumers
+            try:
+                await bam.jetstream().consumer_info("MLIFE_MSM", "bam-serving-feedback")
+                break
+            except Exception:  # noqa: BLE001
+                assert asyncio.get_running_loop().time() < deadline, "BAM's worker made no consumer"
+                await asyncio.sleep(0.2)
+    finally:
+        await bam.close()
+    reader = await nats.connect(url, **login("reader"))
+    try:
+        rjs = reader.jetstream()
+        psub = await rjs.pull_subscribe("badcase.created", durable="smoke-reader", stream="MLIFE_BAM")
+        async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {TOKEN}"}) as c:
+            r = await c.post("/api/bam/badcases", json={"function": "smoke", "prediction": "a", "ground_truth": "b"})
+            assert r.status_code == 201, r.text
+        msgs = await psub.fetch(2, timeout=30)
+        if len(msgs) < 2:
+            msgs += await psub.fetch(1, timeout=30)
+        assert json.loads(msgs[0].data)["id"] == old_id, "the stream of the home from before is kept"
+        assert json.loads(msgs[1].data)["data"]["badcase_id"] == r.json()["id"]
+    finally:
+        await reader.close()
+
+
 def stop(proc: subprocess.Popen[str]) -> int:
     proc.send_signal(signal.SIGTERM)
     return proc.wait(60)
 
 
 def test_mlife_up_serves_stops_cleanly_and_keeps_data(tmp_path: Path) -> None:
-    home, port, log = tmp_path / "home", free_port(), []
-    proc = start(home, port, log)
+    home, port, log, nats_port = tmp_path / "home", free_port(), [], free_port()
+    old_id = asyncio.run(make_a_home_from_before_authentication(home))
+    proc = start(home, port, log, nats_port)
     try:
         wait_until_up(proc, log)
         children = descendants(proc.pid)
@@ -92,6 +169,9 @@ def test_mlife_up_serves_stops_cleanly_and_keeps_data(tmp_path: Path) -> None:
         assert httpx.get(f"{base}/api/dam/dead-letters", headers=auth, timeout=10).status_code == 200
         assert httpx.get(f"{base}/api/dam/dead-letters", timeout=10).status_code == 401
         assert re.search(r"MLife is up at http://127\.0\.0\.1:\d+", "".join(log))
+        asyncio.run(check_the_bus(home, nats_port, base, old_id))
+        assert f"password in {home / 'nats' / 'reader.password'}" in "".join(log)
+        assert "nats_permissions_violation" not in "".join(log), "a service did something its NATS user may not"
     finally:
         code = stop(proc)
     assert code == 0, "".join(log[-40:])
