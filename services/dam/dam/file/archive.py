@@ -1,11 +1,13 @@
 """Archive upload (zip, tar, tar.gz) of a folder, extracted safely: every entry is checked before
 anything is stored (no absolute or escaping paths, no links, no devices, entry count and declared
-expanded size limited, zip compression ratio limited), and the real expanded bytes are counted while
-extracting. Any failure removes what this archive stored."""
+expanded size and compression ratio limited — per zip entry, and over a compressed tar's whole stream, read
+through a bounded decompressor so a bomb is refused before it is inflated: mlife_shared.archive), and the real
+expanded bytes are counted while extracting. Any failure removes what this archive stored."""
 
 from __future__ import annotations
 
 import asyncio
+import lzma
 import stat
 import tarfile
 import tempfile
@@ -16,6 +18,7 @@ from typing import IO
 
 from dam.file.exceptions import ArchiveTooLarge, InvalidUpload, UnsafeArchive, UploadTooLarge
 from dam.file.service import FileService, Uploaded, check_path
+from mlife_shared.archive import ArchiveLimits, ArchiveRefused, Tally, check_zip_entry, open_tar, tar_members
 from mlife_shared.errors import MLifeError
 
 CHUNK = 1 << 20
@@ -70,6 +73,24 @@ def _entry_path(name: str, prefix: str | None) -> str:
     return f"{prefix}/{path}" if prefix else path
 
 
+def _shared(limits: Limits) -> ArchiveLimits:
+    return ArchiveLimits(max_entries=limits.max_entries, max_expanded=limits.max_expanded,
+                         max_ratio=limits.max_ratio)
+
+
+def _refused(exc: ArchiveRefused) -> MLifeError:
+    if exc.limit == "ratio":
+        return UnsafeArchive(exc.message)
+    return ArchiveTooLarge(exc.message)
+
+
+def _size(fh: IO[bytes]) -> int:
+    here = fh.tell()
+    size = fh.seek(0, 2)
+    fh.seek(here)
+    return size
+
+
 def zip_entries(fh: IO[bytes], prefix: str | None, limits: Limits) -> tuple[list[Entry], Callable[[], None]]:
     try:
         zf = zipfile.ZipFile(fh)
@@ -78,49 +99,51 @@ def zip_entries(fh: IO[bytes], prefix: str | None, limits: Limits) -> tuple[list
     infos = zf.infolist()
     if len(infos) > limits.max_entries:
         raise ArchiveTooLarge(f"the archive has {len(infos)} entries; the limit is {limits.max_entries}")
-    entries, total = [], 0
-    for info in infos:
-        mode = info.external_attr >> 16
-        if stat.S_ISLNK(mode):
-            raise UnsafeArchive(f"the entry {info.filename[:200]!r} is a symbolic link")
-        path = _entry_path(info.filename, prefix)
-        if info.is_dir():
-            continue
-        if info.flag_bits & 0x1:
-            raise UnsafeArchive(f"the entry {info.filename[:200]!r} is encrypted")
-        total += info.file_size
-        if info.file_size > 1 << 20 and info.file_size > limits.max_ratio * max(info.compress_size, 1):
-            raise UnsafeArchive(f"the entry {info.filename[:200]!r} expands {info.file_size // max(info.compress_size, 1)}"
-                                f"-fold (a zip bomb); the limit is {limits.max_ratio:g}")
-        entries.append(Entry(path, info.file_size, lambda i=info: zf.open(i)))
-    if total > limits.max_expanded:
-        raise ArchiveTooLarge(f"the archive expands to {total} bytes; the limit is {limits.max_expanded}")
+    shared = _shared(limits)
+    tally = Tally(shared, _size(fh))
+    entries = []
+    try:
+        for info in infos:
+            mode = info.external_attr >> 16
+            if stat.S_ISLNK(mode):
+                raise UnsafeArchive(f"the entry {info.filename[:200]!r} is a symbolic link")
+            path = _entry_path(info.filename, prefix)
+            if info.is_dir():
+                continue
+            if info.flag_bits & 0x1:
+                raise UnsafeArchive(f"the entry {info.filename[:200]!r} is encrypted")
+            check_zip_entry(info, shared)
+            tally.add(info.file_size)
+            entries.append(Entry(path, info.file_size, lambda i=info: zf.open(i)))
+    except ArchiveRefused as exc:
+        raise _refused(exc) from exc
     return entries, zf.close
 
 
+def _tar_check(member: tarfile.TarInfo) -> None:
+    if member.issym() or member.islnk():
+        raise UnsafeArchive(f"the entry {member.name[:200]!r} is a link")
+    if not (member.isfile() or member.isdir()):
+        raise UnsafeArchive(f"the entry {member.name[:200]!r} is a device, FIFO or other special file")
+
+
 def tar_entries(fh: IO[bytes], prefix: str | None, limits: Limits) -> tuple[list[Entry], Callable[[], None]]:
+    """A tar, plain or compressed, read as a stream through a bounded decompressor: a member whose declared size
+    passes the expanded-size or ratio budget is refused at its header, before its data is inflated."""
+    compressed = _size(fh)
     try:
-        tf = tarfile.open(fileobj=fh, mode="r:*")
-        members = []
-        for m in tf:
-            members.append(m)
-            if len(members) > limits.max_entries:
-                raise ArchiveTooLarge(f"the archive has more than {limits.max_entries} entries")
-    except (tarfile.TarError, EOFError, OSError) as exc:
+        tf, stream = open_tar(fh, _shared(limits), compressed)
+        members = tar_members(tf, Tally(_shared(limits), compressed), stream, check=_tar_check)
+    except ArchiveRefused as exc:
+        raise _refused(exc) from exc
+    except (tarfile.TarError, EOFError, OSError, lzma.LZMAError) as exc:
         raise InvalidUpload(f"the tar archive is malformed: {exc}") from exc
-    entries, total = [], 0
+    entries = []
     for m in members:
-        if m.issym() or m.islnk():
-            raise UnsafeArchive(f"the entry {m.name[:200]!r} is a link")
-        if not (m.isfile() or m.isdir()):
-            raise UnsafeArchive(f"the entry {m.name[:200]!r} is a device, FIFO or other special file")
         path = _entry_path(m.name, prefix)
         if m.isdir():
             continue
-        total += m.size
         entries.append(Entry(path, m.size, lambda m=m: tf.extractfile(m)))  # type: ignore[misc,return-value]
-    if total > limits.max_expanded:
-        raise ArchiveTooLarge(f"the archive expands to {total} bytes; the limit is {limits.max_expanded}")
     return entries, tf.close
 
 

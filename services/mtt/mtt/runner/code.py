@@ -1,19 +1,24 @@
 """Code archives: a task's code uploaded as .zip or .tar.gz (`code_location = store:<key>`), checked at upload
 and extracted by the runner with the same rules: relative member names without `..`, regular files and
-folders only (no links, devices), bounded entry count and expanded size."""
+folders only (no links, devices), bounded entry count, expanded size and compression ratio (a tar.gz is
+streamed through a bounded decompressor: a bomb is refused before it is inflated)."""
 
 from __future__ import annotations
 
 import io
+import lzma
 import stat
 import tarfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from mlife_shared.archive import ArchiveLimits, ArchiveRefused, Tally, check_zip_entry, open_tar, tar_members
 from mlife_shared.errors import Unprocessable
 
 MAX_ENTRIES = 10_000
 MAX_EXPANDED = 1024 * 1024 * 1024
+MAX_RATIO = 200.0  # code and small data compress far less; a stream of zeros compresses ~1000-fold
+LIMITS = ArchiveLimits(max_entries=MAX_ENTRIES, max_expanded=MAX_EXPANDED, max_ratio=MAX_RATIO)
 
 
 class InvalidCodeArchive(Unprocessable):
@@ -35,35 +40,44 @@ def kind_of(data_head: bytes) -> str:
     raise InvalidCodeArchive("the code must be a .zip or .tar.gz archive")
 
 
+def _tar_member(m: tarfile.TarInfo) -> tuple[PurePosixPath, int, bool]:
+    if not (m.isfile() or m.isdir()):
+        raise InvalidCodeArchive(f"archive member {m.name!r} is not a regular file or folder")
+    return _check_name(m.name), m.size, m.isdir()
+
+
 def members(path: Path) -> list[tuple[PurePosixPath, int, bool]]:
-    """(name, size, is_dir) of every member; raises on anything unsafe."""
+    """(name, size, is_dir) of every member; raises on anything unsafe. A tar.gz is read as a stream through a
+    bounded decompressor (mlife_shared.archive): a bomb is refused before it is decompressed."""
     with path.open("rb") as fh:
         kind = kind_of(fh.read(4))
+    compressed = path.stat().st_size
+    tally = Tally(LIMITS, compressed)
     out: list[tuple[PurePosixPath, int, bool]] = []
     try:
         if kind == "zip":
             with zipfile.ZipFile(path) as zf:
-                for info in zf.infolist():
+                infos = zf.infolist()
+                if len(infos) > LIMITS.max_entries:
+                    raise InvalidCodeArchive(f"the archive has {len(infos)} entries; the limit is {LIMITS.max_entries}")
+                for info in infos:
                     mode = info.external_attr >> 16
                     if mode and stat.S_ISLNK(mode):
                         raise InvalidCodeArchive(f"archive member {info.filename!r} is a symbolic link")
+                    check_zip_entry(info, LIMITS)
+                    tally.add(info.file_size)
                     out.append((_check_name(info.filename), info.file_size, info.is_dir()))
         else:
-            with tarfile.open(path, "r:gz") as tf:
-                expanded = 0
-                for m in tf:  # streamed: the limits stop a gzip bomb before the rest of it is decompressed
-                    if not (m.isfile() or m.isdir()):
-                        raise InvalidCodeArchive(f"archive member {m.name!r} is not a regular file or folder")
-                    out.append((_check_name(m.name), m.size, m.isdir()))
-                    expanded += m.size
-                    if len(out) > MAX_ENTRIES or expanded > MAX_EXPANDED:
-                        break
-    except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError) as exc:
+            with path.open("rb") as fh:
+                tf, stream = open_tar(fh, LIMITS, compressed)
+                with tf:
+                    tar_members(tf, tally, stream, check=lambda m: out.append(_tar_member(m)))
+    except ArchiveRefused as exc:
+        raise InvalidCodeArchive(str(exc.message)) from exc
+    except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError, lzma.LZMAError) as exc:
         raise InvalidCodeArchive(f"the archive is damaged: {exc}") from exc
-    if len(out) > MAX_ENTRIES:
-        raise InvalidCodeArchive(f"the archive has {len(out)} entries; the limit is {MAX_ENTRIES}")
-    if sum(s for _, s, _ in out) > MAX_EXPANDED:
-        raise InvalidCodeArchive(f"the archive expands beyond {MAX_EXPANDED} bytes")
+    if not any(not is_dir for _, _, is_dir in out):
+        raise InvalidCodeArchive("the archive holds no file")
     return out
 
 
@@ -80,9 +94,11 @@ def extract(path: Path, dest: Path) -> int:
             for info, (name, _, is_dir) in zip(zf.infolist(), listing):
                 files += _write(root, name, is_dir, lambda: zf.open(info))
     else:
-        with tarfile.open(path, "r:gz") as tf:
-            for m, (name, _, is_dir) in zip(tf.getmembers(), listing):
-                files += _write(root, name, is_dir, lambda: tf.extractfile(m) or io.BytesIO())
+        with path.open("rb") as fh:
+            tf, _ = open_tar(fh, LIMITS, path.stat().st_size)
+            with tf:
+                for m, (name, _, is_dir) in zip(tf.getmembers(), listing):
+                    files += _write(root, name, is_dir, lambda: tf.extractfile(m) or io.BytesIO())
     return files
 
 
