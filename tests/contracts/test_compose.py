@@ -410,3 +410,58 @@ def test_database_urls_use_roles_created_by_init() -> None:
                 role, password_var, database = match.groups()
                 assert role == database and role in INIT_SCRIPT_DATABASES, f"{name}: {var}"
                 assert password_var == f"POSTGRES_{role.upper()}_PASSWORD", f"{name}: {var}"
+
+
+# ------------------------------------------------------------------------------------------------ NATS auth
+
+
+NATS_CONFIG = ROOT / "deploy" / "nats" / "nats.conf"
+NATS_PASSWORD_REF = re.compile(r"^\s*password:\s*\$(MLIFE_NATS_[A-Z0-9_]+_PASSWORD)\s*$", re.M)
+
+
+def nats_users() -> dict[str, str]:
+    """user → the environment variable deploy/nats/nats.conf reads its password from."""
+    text = NATS_CONFIG.read_text()
+    users = re.findall(r'^\s*user:\s*"([^"]+)"\s*$', text, re.M)
+    refs = NATS_PASSWORD_REF.findall(text)
+    assert len(users) == len(refs), "every NATS user needs a password from the environment"
+    return dict(zip(users, refs, strict=True))
+
+
+def test_nats_runs_the_committed_config_read_only() -> None:
+    nats = services()["nats"]
+    cmd = command(nats)
+    assert cmd[:2] == ["nats-server", "-c"] and len(cmd) == 3, cmd
+    mounts = [str(v) for v in nats.get("volumes") or []]
+    assert f"./deploy/nats/nats.conf:{cmd[2]}:ro" in mounts, mounts
+    assert "-js" not in cmd and "--user" not in cmd and "--auth" not in cmd
+
+
+def test_the_nats_config_has_no_anonymous_access() -> None:
+    text = NATS_CONFIG.read_text()
+    assert "no_auth_user" not in text and "authorization {" in text
+    users = nats_users()
+    assert {"bam", "dam", "mtt", "msm", "gateway", "mtt-runner", "reader"} <= set(users)
+    assert 'http: "127.0.0.1:' in text, "the monitoring port (no auth of its own) listens inside the container only"
+
+
+def test_the_nats_container_gets_every_users_password() -> None:
+    env = environment(services()["nats"])
+    for user, var in nats_users().items():
+        assert REQUIRED_INTERPOLATION.fullmatch(env.get(var, "")), f"nats: {var} ({user}) must be ${{{var}:?...}}"
+        assert INTERPOLATED_NAME.findall(env[var]) == [var]
+
+
+def test_every_service_container_gets_its_own_nats_password_only() -> None:
+    refs = nats_users()
+    for name, svc in services().items():
+        package = built_package(svc)
+        env = environment(svc)
+        nats_vars = {k: v for k, v in env.items() if "NATS" in k and "PASSWORD" in k}
+        if package is None:
+            continue
+        expected = f"MLIFE_{package.upper()}_NATS_PASSWORD"
+        assert set(nats_vars) == {expected}, f"{name}: NATS passwords {sorted(nats_vars)}, expected only {expected}"
+        assert INTERPOLATED_NAME.findall(nats_vars[expected]) == [refs[package]], (
+            f"{name}: {expected} must come from {refs[package]}")
+        assert "MLIFE_NATS_PASSWORD" not in env and "MLIFE_NATS_USER" not in env
