@@ -13,11 +13,13 @@ The MTT runner sets the environment this module reads:
 - `MLIFE_TASK_ID`, `MLIFE_OUTPUT_DIR` (what the runner collects when the process exits with 0),
   `MLIFE_DATASET_MANIFEST` (the primary dataset, JSON lines, each item with `local_path`),
   `MLIFE_DATASET_MANIFESTS` (JSON: dataset id → {"purpose", "manifest"}), `MLIFE_TASK_PARAMS` (JSON);
-- `MLFLOW_TRACKING_URI` and `MLFLOW_RUN_ID`: metrics and params go to the task's MLflow run at once
-  (REST), so they are visible live; they are also written to the output folder and become the task's metrics.
+Everything is written to the output folder: the code runs in a sandbox with no network and no credential,
+and the runner, once the command ended, sends the metrics (every step) and params to the task's MLflow run and
+makes them the task's metrics.
 
-Outside a runner (no `MLIFE_OUTPUT_DIR`), files go to `./mlife-output` and MLflow is used only if both
-MLflow variables are set, so a script can be tried by hand.
+Outside a runner (no `MLIFE_OUTPUT_DIR`), files go to `./mlife-output`; if you set both `MLFLOW_TRACKING_URI`
+and `MLFLOW_RUN_ID` yourself, metrics and params also go to that MLflow run at once (REST), so a script can be
+tried by hand.
 """
 
 from __future__ import annotations

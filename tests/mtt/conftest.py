@@ -99,7 +99,7 @@ def settings(mtt_db: str, nats_url: str, tmp_path: Path, mlflow_server: str) -> 
                     home=tmp_path, mlflow_tracking_uri=mlflow_server, mlflow_experiment=f"t-{tag}",
                     runs_stream=f"MLIFE_MTT_RUNS_T{tag.upper()}", runs_subject_prefix=f"mtt_t{tag}.run",
                     work_root=tmp_path / "work", poll_seconds=0.2, log_flush_seconds=0.3, kill_grace_seconds=2,
-                    **s3_settings())  # type: ignore[arg-type]
+                    code_roots=[tmp_path, ROOT / "examples"], **s3_settings())  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -1,5 +1,7 @@
 """The Docker runner backend against a fake engine (no Docker daemon runs here): the container gets the
-work dir mounted, the environment rewritten to container paths, its logs streamed; cancel kills it."""
+attempt's folders mounted (inputs read-only), the environment at container paths and no credential, the
+isolation options (non-root, no network, read-only root, no capabilities, limits); its logs are streamed;
+cancel kills it."""
 
 from __future__ import annotations
 
@@ -20,11 +22,13 @@ class FakeContainer:
         self.image, self.command, self.kw = image, command, kw
         self.stopped = threading.Event()
         self.removed = False
-        host = next(h for h, v in kw["volumes"].items() if v["bind"] == CONTAINER_WORKDIR)
-        self.host = Path(host)
+        self.mounts = {v["bind"]: Path(h) for h, v in kw["volumes"].items()}
 
     def _host_path(self, container_path: str) -> Path:
-        return self.host / Path(container_path).relative_to(CONTAINER_WORKDIR)
+        for bind, host in self.mounts.items():
+            if container_path == bind or container_path.startswith(bind + "/"):
+                return host / Path(container_path).relative_to(bind)
+        raise AssertionError(f"{container_path} is not mounted")
 
     def logs(self, *, stream: bool, follow: bool, stdout: bool, stderr: bool):  # type: ignore[no-untyped-def]
         yield f"fake engine: {self.image} {' '.join(self.command)}\n".encode()
@@ -85,8 +89,16 @@ async def test_docker_backend_runs_and_cancels(mtt: httpx.AsyncClient, settings:
     env = c.kw["environment"]
     assert env["MLIFE_TASK_ID"] == task["id"] and json.loads(env["MLIFE_TASK_PARAMS"]) == {"lr": 0.1}
     assert env["MLIFE_DATASET_MANIFEST"] == f"{CONTAINER_WORKDIR}/data/{ds}.jsonl"
-    assert env["MLFLOW_RUN_ID"] == done["mlflow_run_id"] and env["PYTHONPATH"] == "/mlife/sdk"
+    assert env["PYTHONPATH"] == "/mlife/sdk" and env["HOME"] == f"{CONTAINER_WORKDIR}/home"
     assert "MLIFE_S3_SECRET_KEY" not in env and "MLIFE_DATABASE_URL" not in env  # no runner secrets leak
+    assert not [k for k in env if k.startswith("MLFLOW_")]  # the container has no network: the runner reports
+    mounts = {v["bind"]: v["mode"] for v in c.kw["volumes"].values()}
+    assert mounts == {f"{CONTAINER_WORKDIR}/code": "rw", f"{CONTAINER_WORKDIR}/out": "rw",
+                      f"{CONTAINER_WORKDIR}/home": "rw", f"{CONTAINER_WORKDIR}/data": "ro", "/mlife/sdk/mlife": "ro"}
+    assert c.kw["user"] == "65534:65534" and c.kw["network_mode"] == "none" and c.kw["read_only"] is True
+    assert c.kw["cap_drop"] == ["ALL"] and c.kw["security_opt"] == ["no-new-privileges"]
+    assert "/tmp" in c.kw["tmpfs"] and c.kw["mem_limit"] == "8192m" and c.kw["pids_limit"] == 512
+    assert c.kw["nano_cpus"] == 2 * 10**9
     assert c.kw["labels"]["mlife.task_id"] == task["id"] and c.removed
     assert "fake engine: mlife/train:1 python train.py" in (await mtt.get(f"/tasks/{task['id']}/logs")).json()["text"]
 
@@ -96,3 +108,29 @@ async def test_docker_backend_runs_and_cancels(mtt: httpx.AsyncClient, settings:
     assert (await task_in(mtt, forever["id"], "cancelled", "failed", "succeeded"))["status"] == "cancelled"
     assert engine.started[1].stopped.is_set() and engine.started[1].removed
     assert [e["data"]["task_id"] for e in await outbox_events(settings, "task.failed")] == [forever["id"]]
+
+
+async def test_docker_backend_takes_the_sandbox_settings(settings: Settings, tmp_path: Path) -> None:
+    """make_backend gives the docker backend the sandbox's user, network and limits; `host` network means the
+    engine's default bridge (never the host's own network namespace)."""
+    from mtt.runner.backends import ProcessSpec
+    from mtt.runner.runner import make_backend
+
+    engine = FakeEngine()
+    backend = make_backend(settings.model_copy(update={
+        "runner_backend": "docker", "sandbox_uid": 4242, "sandbox_network": "host", "sandbox_memory_mb": 1024,
+        "docker_cpus": 0.5, "sandbox_max_processes": 64}))
+    assert isinstance(backend, DockerBackend)
+    backend.client_factory = lambda: engine
+    work = tmp_path / "attempt"
+    for name in ("code", "out", "data", "model"):
+        (work / name).mkdir(parents=True)
+    env = {"MLIFE_OUTPUT_DIR": f"{CONTAINER_WORKDIR}/out"}
+    running = await backend.start(ProcessSpec(task_id="t", argv=["python", "x.py"], workdir=work, cwd=work / "code",
+                                              env=env))
+    while await running.read():
+        pass
+    kw = engine.started[0].kw
+    assert kw["user"] == "4242:4242" and "network_mode" not in kw and kw["mem_limit"] == "1024m"
+    assert kw["nano_cpus"] == 5 * 10**8 and kw["pids_limit"] == 64
+    assert {v["bind"]: v["mode"] for v in kw["volumes"].values()}[f"{CONTAINER_WORKDIR}/model"] == "ro"

@@ -1,9 +1,12 @@
 """Runners: two runner processes share the work queue; cancel kills the whole process group; timeouts,
-failures and a live log tail."""
+failures and a live log tail. Commands run in the bubblewrap sandbox: they see only their work dir (the test
+reaches it on the host under `settings.work_root`) and their own pid namespace (the test finds their processes
+on the host by a marker in the command line)."""
 
 from __future__ import annotations
 
 import textwrap
+import uuid
 from pathlib import Path
 
 import httpx
@@ -16,21 +19,38 @@ from tests.mtt.onnx_models import linear_classifier
 
 WAIT = """
 import os, pathlib, sys, time
-gate = pathlib.Path(sys.argv[1])
-(gate / (os.environ["MLIFE_TASK_ID"] + ".started")).write_text(os.environ.get("MLIFE_DATASET_MANIFEST", ""))
+pathlib.Path("started").write_text(os.environ.get("MLIFE_DATASET_MANIFEST", ""))
 print("waiting for the gate", flush=True)
-while not (gate / "go").exists():
+while not pathlib.Path("go").exists():
     time.sleep(0.05)
 print("through", flush=True)
 """
 
 SPAWN = """
 import os, pathlib, subprocess, sys, time
-child = subprocess.Popen(["sleep", "600"])
-pathlib.Path(sys.argv[1]).write_text(str(child.pid))
-print("child", child.pid, "started", flush=True)
-time.sleep(600)
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", sys.argv[1] + "-child"])
+pathlib.Path("child.started").write_text(str(child.pid))
+print("child started", flush=True)
+time.sleep(600 if os.environ["MLIFE_TASK_ATTEMPT"] == "1" else 0)
 """
+
+
+def code_on_host(settings: Settings, task_id: str, attempt: int = 1) -> Path:
+    """The command's cwd (its `code` folder) as the runner's machine sees it."""
+    return settings.work_dir() / f"{task_id}-{attempt}" / "code"
+
+
+def host_pids(marker: str) -> list[int]:
+    """Live processes whose command line carries `marker` (pids as the host sees them)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "cmdline").read_bytes() and alive(int(entry.name)):
+                    out.append(int(entry.name))
+            except OSError:
+                continue
+    return out
 
 
 def alive(pid: int) -> bool:
@@ -51,24 +71,23 @@ def code_dir(tmp_path: Path, name: str, script: str) -> Path:
 async def test_two_runners_share_the_queue(mtt: httpx.AsyncClient, settings: Settings, start_runner,
                                            tmp_path: Path) -> None:
     ds, key = await put_dataset(settings, digits(10))
-    gate = tmp_path / "gate"
-    gate.mkdir()
     code = code_dir(tmp_path, "wait", WAIT)
     body = {"kind": "train", "datasets": [{"dataset_id": ds, "manifest_key": key}], "code_location": str(code),
-            "command": f"python main.py {gate}", "run": True}
+            "command": "python main.py", "run": True}
     ids = [(await mtt.post("/tasks", json=body)).json()["id"] for _ in range(2)]
     start_runner("runner-1")
     start_runner("runner-2")
     running = [await task_in(mtt, i, "running") for i in ids]
     # each runner takes one message at a time: both tasks run at once, so each runner has one
     assert sorted(t["runner_id"] for t in running) == ["runner-1", "runner-2"]
-    await wait_for(lambda: _all_exist([gate / f"{i}.started" for i in ids]), "both commands started")
-    manifest = Path((gate / f"{ids[0]}.started").read_text())
-    assert manifest.name == f"{ds}.jsonl"  # the manifest resolved to local files
+    await wait_for(lambda: _all_exist([code_on_host(settings, i) / "started" for i in ids]), "both commands started")
+    manifest = Path((code_on_host(settings, ids[0]) / "started").read_text())
+    assert manifest == Path(f"/mlife/work/data/{ds}.jsonl")  # resolved to local files, at the sandbox's path
     # live tail while it runs
     chunk = await wait_for(lambda: _log_has(mtt, ids[0], "waiting for the gate"), "live log")
     assert chunk["complete"] is False
-    (gate / "go").write_text("")
+    for i in ids:
+        (code_on_host(settings, i) / "go").write_text("")
     for i in ids:
         assert (await task_in(mtt, i, "succeeded", "failed"))["status"] == "succeeded"
     tail = (await mtt.get(f"/tasks/{ids[0]}/logs", params={"offset": chunk["next_offset"]})).json()
@@ -88,16 +107,15 @@ async def _log_has(mtt: httpx.AsyncClient, task_id: str, text: str) -> dict | No
 async def test_cancel_kills_the_process_group(mtt: httpx.AsyncClient, settings: Settings, start_runner,
                                               tmp_path: Path) -> None:
     ds, key = await put_dataset(settings, digits(5))
-    pid_file = tmp_path / "child.pid"
+    marker = f"marker-{uuid.uuid4().hex}"
     code = code_dir(tmp_path, "spawn", SPAWN)
     task = (await mtt.post("/tasks", json={
         "kind": "train", "datasets": [{"dataset_id": ds, "manifest_key": key}], "code_location": str(code),
-        "command": f"python main.py {pid_file}", "run": True})).json()
+        "command": f"python main.py {marker}", "run": True})).json()
     start_runner("runner-c")
     await task_in(mtt, task["id"], "running")
-    await wait_for(lambda: _all_exist([pid_file]), "the child process")
-    child = int(pid_file.read_text())
-    assert alive(child)
+    await wait_for(lambda: _all_exist([code_on_host(settings, task["id"]) / "child.started"]), "the child process")
+    (child,) = host_pids(marker + "-child")
     r = await mtt.post(f"/tasks/{task['id']}/cancel")
     assert r.status_code == 202 and r.json()["cancel_requested"] is True
     done = await task_in(mtt, task["id"], "cancelled", "failed", "succeeded")
@@ -185,21 +203,18 @@ async def test_code_uploaded_as_an_archive(mtt: httpx.AsyncClient, settings: Set
 async def test_a_stopping_runner_hands_its_run_back(mtt: httpx.AsyncClient, settings: Settings, start_runner,
                                                     tmp_path: Path) -> None:
     ds, key = await put_dataset(settings, digits(5))
-    pid_file = tmp_path / "child.pid"
-    script = SPAWN.replace("time.sleep(600)", "time.sleep(600 if 'first' in sys.argv[2:] else 0)")
-    code = code_dir(tmp_path, "spawn", script)
-    marker = tmp_path / "first"
-    marker.write_text("")
+    marker = f"marker-{uuid.uuid4().hex}"
+    code = code_dir(tmp_path, "spawn", SPAWN)  # the first attempt waits; the second ends at once
     task = (await mtt.post("/tasks", json={
         "kind": "train", "datasets": [{"dataset_id": ds, "manifest_key": key}], "code_location": str(code),
-        "command": f"sh -c 'if [ -e {marker} ]; then rm {marker}; exec python main.py {pid_file} first; "
-                   f"else exec python main.py {pid_file}; fi'", "run": True})).json()
+        "command": f"python main.py {marker}", "run": True})).json()
+    settings.keep_work_dirs = True
     a = start_runner("runner-stopping")
     first = await task_in(mtt, task["id"], "running")
     assert first["runner_id"] == "runner-stopping"
-    await wait_for(lambda: _all_exist([pid_file]), "the first attempt's child")
-    child = int(pid_file.read_text())
-    pid_file.unlink()
+    await wait_for(lambda: _all_exist([code_on_host(settings, task["id"], 1) / "child.started"]),
+                   "the first attempt's child")
+    (child,) = host_pids(marker + "-child")
     a.stop_event.set()
     await a.task
     assert not alive(child)  # no orphan left by the stopped runner
@@ -208,8 +223,8 @@ async def test_a_stopping_runner_hands_its_run_back(mtt: httpx.AsyncClient, sett
     start_runner("runner-next")
     done = await task_in(mtt, task["id"], "succeeded", "failed")
     assert done["status"] == "succeeded" and done["runner_id"] == "runner-next" and done["attempt"] == 2
-    # the second attempt's command left `sleep 600` behind: it was killed with the group, not waited for
-    assert not alive(int(pid_file.read_text()))
+    # the second attempt's command left its child behind: it was killed with the sandbox, not waited for
+    assert (code_on_host(settings, task["id"], 2) / "child.started").exists() and host_pids(marker + "-child") == []
     first_log = (await mtt.get(f"/tasks/{task['id']}/logs", params={"attempt": 1})).json()
     assert "runner-stopping" in first_log["text"] and "runner-next" not in first_log["text"] and first_log["complete"]
 

@@ -33,6 +33,7 @@ class Settings(ServiceSettings):
     default_queue: str = Field("default", description='Queue of a task that names none')
     runner_backend: Literal["subprocess", "docker"] = Field("subprocess", description='`subprocess` or `docker` (docker SDK)')
     docker_image: str = Field("python:3.11-slim", description='Image for the docker backend')
+    docker_cpus: float = Field(2.0, gt=0, description='CPUs a task container may use (docker backend)')
     work_root: Path | None = Field(None, description="Runners' work folders; default: home/mtt-work")
     keep_work_dirs: bool = Field(False, description="Keep a run's work folder after it ends")
     task_timeout_seconds: float = Field(3600.0, description='Default timeout of a run')
@@ -44,6 +45,25 @@ class Settings(ServiceSettings):
     max_model_bytes: int = Field(2 * 1024 * 1024 * 1024, description='Largest model a task may upload')
     max_upload_bytes: int = Field(512 * 1024 * 1024, description='Largest code archive or result upload')
     eval_batch_size: int = Field(1024, description='Rows per onnxruntime call in the built-in evaluator')
+
+    # Sandbox of user code (see README "Sandbox"); the built-in evaluator is platform code and runs in the runner
+    code_roots: list[Path] = Field([], description='Folders a task\'s code_location may name (JSON list of absolute '
+                                   'paths); empty: only uploaded code archives (store:<key>)')
+    sandbox: Literal["bwrap", "none"] = Field("bwrap", description='How the subprocess backend runs task commands: '
+                                              '`bwrap` (bubblewrap) or `none` (needs ALLOW_UNSANDBOXED)')
+    allow_unsandboxed: bool = Field(False, description='Operator opt-out: run task commands without a sandbox, as '
+                                    'the runner\'s user (with sandbox=none); never on a shared machine')
+    bwrap_path: str = Field("bwrap", description='The bubblewrap binary (a name looked up in PATH, or a path)')
+    sandbox_network: Literal["none", "host"] = Field("none", description='`none`: no network inside the sandbox; '
+                                                     '`host`: the code reaches whatever the runner host reaches')
+    sandbox_uid: int = Field(65534, ge=1, description='uid/gid of task code in runner slot 0 (never 0)')
+    sandbox_slot_uid_base: int = Field(100000, ge=1, description='Runner slot k > 0 runs task code as this + k')
+    sandbox_memory_mb: int = Field(8192, ge=64, description='Address-space limit of each task process (MiB)')
+    sandbox_cpu_seconds: int = Field(6 * 3600, ge=1, description='CPU-time limit of each task process (seconds)')
+    sandbox_max_processes: int = Field(512, ge=8, description='Processes + threads of the task user (RLIMIT_NPROC)')
+    sandbox_max_file_mb: int = Field(8192, ge=1, description='Largest file task code may write (MiB)')
+    sandbox_ro_paths: list[Path] = Field([], description='Extra host folders the sandbox mounts read-only '
+                                         '(e.g. a conda env); the runner\'s Python prefixes are mounted anyway')
 
     def work_dir(self) -> Path:
         return self.work_root or (self.home / "mtt-work")

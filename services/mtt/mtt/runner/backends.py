@@ -1,5 +1,10 @@
-"""Where a task's command runs: a local subprocess in its own process group, or a Docker container
-(written against the docker SDK: `docker.from_env()`, `containers.run`, `logs`, `wait`, `kill`, `remove`)."""
+"""Where a task's command runs: a bubblewrap sandbox (sandbox.py, the default), a Docker container (written
+against the docker SDK: `docker.from_env()`, `containers.run`, `logs`, `wait`, `kill`, `remove`), or — only with
+an operator's explicit opt-out — a plain local subprocess in its own process group.
+
+The attempt's work dir holds `code/` (the command's cwd), `out/` (what the runner collects), `home/`, and the
+read-only inputs `data/` and `model/`; a sandboxed backend shows them at `workdir_inside` (the environment the
+runner builds uses those paths) and nothing else of the runner's machine."""
 
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ class ProcessSpec:
     env: dict[str, str]
     kill_grace_seconds: float = 5.0
     labels: dict[str, str] = field(default_factory=dict)
+    slot: int = 0  # the runner slot: a sandbox gives each slot its own uid
 
 
 class RunningProcess(Protocol):
@@ -41,6 +47,8 @@ class RunningProcess(Protocol):
 
 class Backend(Protocol):
     name: str
+    workdir_inside: str | None  # where the command sees the work dir (None: at its real path, unsandboxed)
+    notice: str | None  # a line for every task log (the unsandboxed backend's warning)
 
     async def start(self, spec: ProcessSpec) -> RunningProcess: ...
 
@@ -78,13 +86,35 @@ class _Subprocess:
 
 
 class SubprocessBackend:
+    """No sandbox: the command runs as the runner's user and sees the runner's machine. Only with an explicit
+    operator opt-out (`MLIFE_MTT_SANDBOX=none` + `MLIFE_MTT_ALLOW_UNSANDBOXED=true`)."""
+
     name = "subprocess"
+    workdir_inside: str | None = None
+    notice: str | None = ("WARNING: no sandbox (MLIFE_MTT_SANDBOX=none, MLIFE_MTT_ALLOW_UNSANDBOXED=true): this "
+                          "command runs as the runner's user and can read what the runner can read")
 
     async def start(self, spec: ProcessSpec) -> RunningProcess:
         proc = await asyncio.create_subprocess_exec(
             *spec.argv, cwd=str(spec.cwd), env=spec.env, stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True)
         return _Subprocess(proc, spec.kill_grace_seconds)
+
+
+class RefusingBackend:
+    """A runner that may not run user code (no sandbox, no opt-out): every command fails with the reason."""
+
+    name = "refused"
+    workdir_inside: str | None = None
+    notice: str | None = None
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    async def start(self, spec: ProcessSpec) -> RunningProcess:
+        from mtt.runner.result import RunFailed
+
+        raise RunFailed(self.reason)
 
 
 CONTAINER_WORKDIR = "/mlife/work"
@@ -129,17 +159,33 @@ class _Container:
             await asyncio.to_thread(self.container.remove, force=True)
 
 
+@dataclass(frozen=True)
+class ContainerLimits:
+    memory_mb: int = 8192
+    cpus: float = 2.0
+    processes: int = 512
+    cpu_seconds: int = 6 * 3600
+    file_mb: int = 8192
+
+
 class DockerBackend:
-    """The work dir is bind-mounted at /mlife/work, the SDK (mlife/tracking.py) at /mlife/sdk; paths in
-    the environment are rewritten to the container's."""
+    """The attempt's folders are bind-mounted under /mlife/work (inputs read-only), the SDK (mlife/) read-only
+    at /mlife/sdk; the container runs as an unprivileged user with a read-only root, tmpfs /tmp, no capabilities,
+    no-new-privileges, no network (unless `network="host"`: the engine's default bridge) and resource limits."""
 
     name = "docker"
+    workdir_inside: str | None = CONTAINER_WORKDIR
+    notice: str | None = None
 
     def __init__(self, image: str, client_factory: Callable[[], Any] | None = None,
-                 sdk_dir: Path | None = None) -> None:
+                 sdk_dir: Path | None = None, *, user: str = "65534:65534", network: str = "none",
+                 limits: ContainerLimits | None = None) -> None:
         self.image = image
         self.client_factory = client_factory
         self.sdk_dir = sdk_dir
+        self.user = user
+        self.network = network
+        self.limits = limits or ContainerLimits()
         self._client: Any = None
 
     def client(self) -> Any:
@@ -153,15 +199,29 @@ class DockerBackend:
         return self._client
 
     async def start(self, spec: ProcessSpec) -> RunningProcess:
+        from mtt.runner.sandbox import WORK_MOUNTS, prepare_workdir
+
+        uid = int(self.user.split(":", 1)[0]) if self.user.split(":", 1)[0].isdigit() else None
+        await asyncio.to_thread(prepare_workdir, spec.workdir, uid if os.geteuid() == 0 else None)
         host = str(spec.workdir)
-        env = {k: v.replace(host, CONTAINER_WORKDIR) for k, v in spec.env.items()
-               if k not in ("PATH", "PYTHONPATH", "HOME")}
-        volumes = {host: {"bind": CONTAINER_WORKDIR, "mode": "rw"}}
+        env = {k: v.replace(host, CONTAINER_WORKDIR) for k, v in spec.env.items() if k not in ("PATH", "PYTHONPATH")}
+        volumes = {str(spec.workdir / name): {"bind": f"{CONTAINER_WORKDIR}/{name}", "mode": "rw" if rw else "ro"}
+                   for name, rw in WORK_MOUNTS if (spec.workdir / name).is_dir()}
         if self.sdk_dir is not None:
             volumes[str(self.sdk_dir)] = {"bind": f"{CONTAINER_SDK}/mlife", "mode": "ro"}
             env["PYTHONPATH"] = CONTAINER_SDK
-        cwd = str(spec.cwd).replace(host, CONTAINER_WORKDIR)
+        cwd = f"{CONTAINER_WORKDIR}/{spec.cwd.relative_to(spec.workdir).as_posix()}"
+        lim, mib = self.limits, 1024 * 1024
+        isolation: dict[str, Any] = {
+            "user": self.user, "read_only": True, "tmpfs": {"/tmp": "rw,nosuid,nodev,mode=1777"},
+            "cap_drop": ["ALL"], "security_opt": ["no-new-privileges"], "mem_limit": f"{lim.memory_mb}m",
+            "memswap_limit": f"{lim.memory_mb}m", "nano_cpus": int(lim.cpus * 1e9), "pids_limit": lim.processes,
+            "ulimits": [{"name": "cpu", "soft": lim.cpu_seconds, "hard": lim.cpu_seconds},
+                        {"name": "fsize", "soft": lim.file_mb * mib, "hard": lim.file_mb * mib},
+                        {"name": "core", "soft": 0, "hard": 0}]}
+        if self.network == "none":
+            isolation["network_mode"] = "none"
         container = await asyncio.to_thread(
             self.client().containers.run, self.image, spec.argv, detach=True, working_dir=cwd, environment=env,
-            volumes=volumes, labels={"mlife.task_id": spec.task_id, **spec.labels}, init=True)
+            volumes=volumes, labels={"mlife.task_id": spec.task_id, **spec.labels}, init=True, **isolation)
         return _Container(container, spec.kill_grace_seconds)

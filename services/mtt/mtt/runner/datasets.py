@@ -18,8 +18,11 @@ from mtt.runner.result import RunFailed
 from mtt.task.models import Task
 
 
-async def resolve(store: ObjectStore, task: Task, work: Path, sink: LogSink) -> list[dict[str, Any]]:
-    """Each dataset's manifest → local files + a local manifest whose items carry `local_path`."""
+async def resolve(store: ObjectStore, task: Task, work: Path, sink: LogSink, *,
+                  inside: str | None = None) -> list[dict[str, Any]]:
+    """Each dataset's manifest → local files + a local manifest whose items carry `local_path`: in the returned
+    items the runner's path, in the manifest file the path the command sees (`inside`: the work dir in its
+    sandbox)."""
     out = []
     for ds in task.datasets:
         key = ds["manifest_key"]
@@ -56,7 +59,7 @@ async def resolve(store: ObjectStore, task: Task, work: Path, sink: LogSink) -> 
 
         await asyncio.gather(*(fetch(i, it) for i, it in enumerate(items)))
         local = work / "data" / f"{ds['dataset_id']}.jsonl"
-        local.write_text("".join(json.dumps(it, ensure_ascii=False) + "\n" for it in items))
+        local.write_text("".join(json.dumps(_seen(it, work, inside), ensure_ascii=False) + "\n" for it in items))
         sink.line(f"dataset {ds['dataset_id']} ({ds.get('purpose')}): {len(items)} items")
         out.append({**ds, "local_manifest": str(local), "items": items,
                     "digest": hashlib.md5(raw).hexdigest()})
@@ -86,3 +89,9 @@ def parse_manifest(raw: bytes, key: str) -> list[dict[str, Any]]:
     if not all(isinstance(it, dict) for it in items):
         raise RunFailed(f"the manifest {key!r}: every item must be a JSON object")
     return items
+
+
+def _seen(item: dict[str, Any], work: Path, inside: str | None) -> dict[str, Any]:
+    if inside is None or "local_path" not in item:
+        return item
+    return {**item, "local_path": f"{inside}/{Path(item['local_path']).relative_to(work).as_posix()}"}

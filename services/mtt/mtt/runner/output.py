@@ -1,10 +1,16 @@
 """What a command left in its output folder (the SDK's): metrics, models (inspected, stored → `model.uploaded`),
-result files and per-sample outcomes (own testing code)."""
+result files and per-sample outcomes (own testing code).
+
+The folder was written by untrusted code and is read by the runner: only regular files whose real path stays
+inside it are read (a symbolic link to the runner's identity key, a FIFO or a device is skipped), each bounded."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import stat
+import time
 import uuid
 from contextlib import suppress
 from pathlib import Path
@@ -25,18 +31,17 @@ async def collect(store: ScopedStore, settings: Settings, task: Task, work: Path
                   result: RunResult) -> None:
     """What the SDK left in the output folder: metrics, models, results, outcomes."""
     out = work / "out"
-    metrics_file = out / "metrics.jsonl"
-    if metrics_file.exists():
-        for line in metrics_file.read_text().splitlines():
-            with suppress(ValueError, KeyError, TypeError):
-                rec = json.loads(line)
-                result.metrics[str(rec["key"])] = float(rec["value"])
-    models = out / "models"
-    if models.is_dir():
-        for meta_file in sorted(models.glob("*/model.json")):
-            meta = json.loads(meta_file.read_text())
+    for rec in metric_history(out):
+        result.metrics[rec["key"]] = rec["value"]
+    if is_inside(out, out / "models", folder=True):
+        for meta_file in regular_files(out, "models/*/model.json"):
+            try:
+                meta = json.loads(read_text(out, meta_file, MAX_META_BYTES))
+                assert isinstance(meta, dict)
+            except (ValueError, AssertionError) as exc:
+                raise RunFailed(f"{meta_file.relative_to(out)} is not a JSON object") from exc
             src = meta_file.parent / str(meta.get("file", ""))
-            if not src.is_file() or src.parent != meta_file.parent:
+            if src.parent != meta_file.parent or not is_inside(out, src):
                 raise RunFailed(f"model {meta.get('name')!r}: its file is missing")
             fmt = str(meta.get("format") or "bin").lower()
             if fmt == "onnx":
@@ -55,18 +60,17 @@ async def collect(store: ScopedStore, settings: Settings, task: Task, work: Path
             result.artifacts.append({"kind": "model", "name": name, "format": fmt,
                                      "key": store.full_key(key), "size": stored.size, "md5": stored.md5})
             sink.line(f"model {name} ({fmt}, {stored.size} bytes) uploaded")
-    results = out / "results"
-    if results.is_dir():
-        for f in sorted(p for p in results.iterdir() if p.is_file()):
+    if is_inside(out, out / "results", folder=True):
+        for f in regular_files(out, "results/*"):
             key = f"tasks/{task.id}/results/{task.attempt}/{safe_name(f.name)}"
             stored = await store.put(key, file_chunks(f), max_size=settings.max_upload_bytes)
             result.artifacts.append({"kind": "result", "name": f.name, "key": store.full_key(key),
                                      "size": stored.size})
     outcomes = out / "outcomes.jsonl"
-    if outcomes.is_file() and result.outcomes_key is None:
+    if is_inside(out, outcomes) and result.outcomes_key is None:
         key = f"tasks/{task.id}/outcomes/{task.attempt}.jsonl"
         truth, pred = [], []
-        for n, line in enumerate(outcomes.read_text().splitlines(), 1):
+        for n, line in enumerate(read_text(out, outcomes, settings.max_upload_bytes).splitlines(), 1):
             if not line.strip():
                 continue
             try:
@@ -90,3 +94,65 @@ def safe_name(name: str) -> str:
     cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip(".") or "file"
     return cleaned[:120]
 
+
+
+MAX_META_BYTES = 1024 * 1024
+MAX_RECORDS_BYTES = 64 * 1024 * 1024
+
+
+def is_inside(out: Path, path: Path, *, folder: bool = False) -> bool:
+    """A regular file (or folder) whose real path is inside `out`: no link leads the runner out of it."""
+    try:
+        st = os.lstat(path)
+        real = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return False
+    if not (stat.S_ISDIR(st.st_mode) if folder else stat.S_ISREG(st.st_mode)):
+        return False
+    return real == out.resolve() or out.resolve() in real.parents
+
+
+def regular_files(out: Path, pattern: str) -> list[Path]:
+    if not out.is_dir():
+        return []
+    return sorted(p for p in out.glob(pattern) if is_inside(out, p))
+
+
+def read_text(out: Path, path: Path, limit: int) -> str:
+    if not is_inside(out, path):
+        return ""
+    with path.open("rb") as fh:
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise RunFailed(f"{path.relative_to(out)} is larger than {limit} bytes")
+    return data.decode("utf-8", errors="replace")
+
+
+def _records(out: Path, name: str) -> list[dict]:
+    rows = []
+    for line in read_text(out, out / name, MAX_RECORDS_BYTES).splitlines():
+        with suppress(ValueError):
+            rec = json.loads(line)
+            if isinstance(rec, dict):
+                rows.append(rec)
+    return rows
+
+
+def metric_history(out: Path) -> list[dict]:
+    """Every metric the SDK logged (metrics.jsonl: key, value, step, timestamp), as MLflow's log-batch takes them."""
+    history = []
+    for rec in _records(out, "metrics.jsonl"):
+        with suppress(ValueError, KeyError, TypeError):
+            history.append({"key": str(rec["key"])[:250], "value": float(rec["value"]),
+                            "step": int(rec.get("step") or 0),
+                            "timestamp": int(rec.get("timestamp") or time.time() * 1000)})
+    return history
+
+
+def param_records(out: Path) -> list[dict[str, str]]:
+    """The params the SDK logged (params.jsonl), the last value of each key."""
+    params: dict[str, str] = {}
+    for rec in _records(out, "params.jsonl"):
+        if "key" in rec:
+            params[str(rec["key"])[:250]] = str(rec.get("value"))[:6000]
+    return [{"key": k, "value": v} for k, v in params.items()]

@@ -38,28 +38,45 @@ from mtt.config import Settings
 from mtt.evaluator.compat import incompatibility
 from mtt.evaluator.evaluate import EvaluationCancelled, evaluate
 from mtt.evaluator.preprocess import parse_preprocess
-from mtt.runner.backends import Backend, DockerBackend, ProcessSpec, SubprocessBackend
+from mtt.runner.backends import Backend, ContainerLimits, DockerBackend, ProcessSpec, RefusingBackend, SubprocessBackend
 from mtt.runner.code import extract
 from mtt.runner.datasets import resolve
 from mtt.runner.logs import LogSink
 from mtt.runner.mlflow_rest import MlflowError, MlflowRest
-from mtt.runner.output import collect, safe_name
+from mtt.runner.output import collect, metric_history, param_records, regular_files, safe_name
 from mtt.runner.queue import RunMessage, dispatch_pending, durable, ensure_consumer, ensure_stream, subject
 from mtt.runner.result import Incompatible, RunFailed, RunResult
+from mtt.runner.sandbox import SANDBOX_SDK, BwrapBackend, Limits
 from mtt.task.models import RunRequest, Task
 from mtt.task.repository import TaskRepository
-from mtt.task.service import TaskService, announce_testing_failed
+from mtt.task.service import TaskService, announce_testing_failed, code_root_of
 
 log = structlog.get_logger(__name__)
 
 SDK_DIR = Path(__file__).resolve().parents[4] / "mlife"  # repo/mlife (tracking.py); absent in an installed wheel
-ENV_PASSTHROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SYSTEMROOT", "ORT_DISABLE_TELEMETRY")
 
 
 def make_backend(settings: Settings) -> Backend:
-    if settings.runner_backend == "docker":
-        return DockerBackend(settings.docker_image, sdk_dir=SDK_DIR if SDK_DIR.is_dir() else None)
-    return SubprocessBackend()
+    """The sandbox user code runs in; a runner without one refuses user code unless an operator opted out."""
+    s = settings
+    sdk = SDK_DIR if SDK_DIR.is_dir() else None
+    if s.runner_backend == "docker":
+        return DockerBackend(s.docker_image, sdk_dir=sdk, user=f"{s.sandbox_uid}:{s.sandbox_uid}",
+                             network=s.sandbox_network, limits=ContainerLimits(
+                                 memory_mb=s.sandbox_memory_mb, cpus=s.docker_cpus, processes=s.sandbox_max_processes,
+                                 cpu_seconds=s.sandbox_cpu_seconds, file_mb=s.sandbox_max_file_mb))
+    if s.sandbox == "none":
+        if not s.allow_unsandboxed:
+            return RefusingBackend("MLIFE_MTT_SANDBOX=none runs task code without a sandbox, which needs the "
+                                   "operator's explicit opt-out MLIFE_MTT_ALLOW_UNSANDBOXED=true; or use "
+                                   "MLIFE_MTT_SANDBOX=bwrap (install bubblewrap)")
+        log.warning("runner_unsandboxed", hint="task code runs as the runner's user: MLIFE_MTT_SANDBOX=bwrap")
+        return SubprocessBackend()
+    return BwrapBackend(
+        s.bwrap_path, network=s.sandbox_network, sdk_dir=sdk, ro_paths=list(s.sandbox_ro_paths),
+        uid_for_slot=lambda slot: s.sandbox_uid if slot == 0 else s.sandbox_slot_uid_base + slot,
+        limits=Limits(memory_mb=s.sandbox_memory_mb, cpu_seconds=s.sandbox_cpu_seconds,
+                      processes=s.sandbox_max_processes, file_mb=s.sandbox_max_file_mb))
 
 
 class Runner:
@@ -84,6 +101,7 @@ class Runner:
                                        stream=self.settings.runs_stream)
         log.info("runner_started", runner=self.id, queue=self.queue, backend=self.backend.name)
         slots = asyncio.Semaphore(self.concurrency)
+        free = list(range(self.concurrency))  # slot numbers: a sandbox gives each its own uid
         running: set[asyncio.Task[None]] = set()
         try:
             while not stop.is_set():
@@ -101,7 +119,7 @@ class Runner:
                     await asyncio.sleep(self.settings.poll_seconds)
                     continue
                 for msg in msgs:
-                    t = asyncio.create_task(self._handle(msg, slots))
+                    t = asyncio.create_task(self._handle(msg, slots, free))
                     running.add(t)
                     t.add_done_callback(running.discard)
         finally:
@@ -117,7 +135,8 @@ class Runner:
             await self.db.dispose()
             log.info("runner_stopped", runner=self.id)
 
-    async def _handle(self, msg: Msg, slots: asyncio.Semaphore) -> None:
+    async def _handle(self, msg: Msg, slots: asyncio.Semaphore, free: list[int]) -> None:
+        slot = free.pop(0)
         try:
             try:
                 req = RunMessage.decode(msg.data)
@@ -129,7 +148,7 @@ class Runner:
                 await msg.ack()
                 return
             try:
-                await self.execute(task, msg)
+                await self.execute(task, msg, slot=slot)
             except asyncio.CancelledError:  # shutting down: hand the run back to the queue at once
                 await asyncio.shield(self._requeue(task, msg))
                 raise
@@ -137,6 +156,7 @@ class Runner:
         except Exception:  # noqa: BLE001 - left unacked: redelivered after ack_wait, taken over when stale
             log.exception("run_crashed", runner=self.id)
         finally:
+            free.append(slot)
             slots.release()
 
     async def _requeue(self, task: Task, msg: Msg) -> None:
@@ -175,7 +195,7 @@ class Runner:
 
     # ---- one run ---------------------------------------------------------------------------------
 
-    async def execute(self, task: Task, msg: Msg | None = None) -> RunResult:
+    async def execute(self, task: Task, msg: Msg | None = None, *, slot: int = 0) -> RunResult:
         s = self.settings
         work = s.work_dir() / f"{task.id}-{task.attempt}"
         shutil.rmtree(work, ignore_errors=True)
@@ -192,14 +212,15 @@ class Runner:
         artifact_uri = None
         try:
             sink.line(f"task {task.id} attempt {task.attempt} on runner {self.id}")
-            manifests = await resolve(self.raw_store, task, work, sink)
+            inside = self.backend.workdir_inside if task.command else None
+            manifests = await resolve(self.raw_store, task, work, sink, inside=inside)
             model_path = await self._fetch_model(task, work, sink)
             if not task.command:
                 await self._check_compatible(task, manifests, model_path, sink)
             if mlflow is not None:
                 artifact_uri = await self._open_mlflow(mlflow, task, manifests)
             if task.command:
-                await self._run_command(task, work, manifests, model_path, sink, cancel, result)
+                await self._run_command(task, work, manifests, model_path, sink, cancel, result, slot)
             else:
                 await self._evaluate(task, work, manifests, model_path, sink, cancel, result)
             await collect(self.store, self.settings, task, work, sink, result)
@@ -322,31 +343,35 @@ class Runner:
 
     def _env(self, task: Task, work: Path, manifests: list[dict[str, Any]],
              model_path: Path | None = None) -> dict[str, str]:
-        env = {k: os.environ[k] for k in ENV_PASSTHROUGH if k in os.environ}
-        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "/usr/bin:/bin")])
+        """Only the task's own variables (an allow-list, nothing of the runner's environment but LANG), with the
+        paths as the command sees them. No credential, no MLflow address: the command reports through files."""
+        inside = self.backend.workdir_inside
+
+        def at(path: Path) -> str:
+            return f"{inside}/{path.relative_to(work).as_posix()}" if inside else str(path)
+
+        python_bin = str(Path(sys.executable).parent)
+        env = {"PATH": os.pathsep.join([python_bin, "/usr/local/bin", "/usr/bin", "/bin"]),
+               "HOME": at(work / "home"), "LANG": os.environ.get("LANG", "C.UTF-8"), "PYTHONUNBUFFERED": "1"}
         if SDK_DIR.is_dir():
-            env["PYTHONPATH"] = str(SDK_DIR.parent)
+            env["PYTHONPATH"] = SANDBOX_SDK if inside else str(SDK_DIR.parent)
         env.update({
             "MLIFE_TASK_ID": str(task.id), "MLIFE_TASK_KIND": task.kind, "MLIFE_TASK_ATTEMPT": str(task.attempt),
-            "MLIFE_TASK_PARAMS": json.dumps(task.params), "MLIFE_OUTPUT_DIR": str(work / "out"),
-            "MLIFE_WORK_DIR": str(work), "PYTHONUNBUFFERED": "1",
-            "MLIFE_DATASET_MANIFEST": manifests[0]["local_manifest"] if manifests else "",
+            "MLIFE_TASK_PARAMS": json.dumps(task.params), "MLIFE_OUTPUT_DIR": at(work / "out"),
+            "MLIFE_WORK_DIR": inside or str(work),
+            "MLIFE_DATASET_MANIFEST": at(Path(manifests[0]["local_manifest"])) if manifests else "",
             "MLIFE_DATASET_MANIFESTS": json.dumps({m["dataset_id"]: {"purpose": m.get("purpose"),
-                                                                     "manifest": m["local_manifest"]}
+                                                                     "manifest": at(Path(m["local_manifest"]))}
                                                    for m in manifests}),
         })
         if task.model:
             env["MLIFE_MODEL_NAME"], env["MLIFE_MODEL_VERSION"] = task.model["name"], task.model["version"]
         if model_path is not None:
-            env["MLIFE_MODEL_PATH"] = str(model_path)
-        if self.settings.mlflow_tracking_uri and task.mlflow_run_id:
-            env["MLFLOW_TRACKING_URI"] = self.settings.mlflow_tracking_uri
-            env["MLFLOW_RUN_ID"] = task.mlflow_run_id
-            env["MLFLOW_EXPERIMENT_ID"] = task.mlflow_experiment_id or ""
+            env["MLIFE_MODEL_PATH"] = at(model_path)
         return env
 
     async def _run_command(self, task: Task, work: Path, manifests: list[dict[str, Any]], model_path: Path | None,
-                           sink: LogSink, cancel: threading.Event, result: RunResult) -> None:
+                           sink: LogSink, cancel: threading.Event, result: RunResult, slot: int = 0) -> None:
         import shlex
 
         code = work / "code"
@@ -363,12 +388,16 @@ class Runner:
             count = await asyncio.to_thread(extract, archive, code)
             sink.line(f"code: {count} files from {location}")
         else:
-            src = Path(location)
-            if not src.is_dir():
-                raise RunFailed(f"the code location {location!r} is not a folder on runner {self.id}")
-            shutil.copytree(src, code, ignore=shutil.ignore_patterns(".git", "__pycache__", "*.pyc", "mlife-output"))
+            # re-checked here, on the real path: a link inside a root may lead out of it; links inside the folder
+            # are copied as links (the sandbox resolves them against its own filesystem)
+            src = code_root_of(location, self.settings.code_roots, runner=self.id)
+            await asyncio.to_thread(shutil.copytree, src, code, symlinks=True,
+                                    ignore=shutil.ignore_patterns(".git", "__pycache__", "*.pyc", "mlife-output"))
         spec = ProcessSpec(task_id=str(task.id), argv=shlex.split(task.command or ""), workdir=work, cwd=code,
-                           env=self._env(task, work, manifests, model_path), kill_grace_seconds=self.settings.kill_grace_seconds)
+                           env=self._env(task, work, manifests, model_path),
+                           kill_grace_seconds=self.settings.kill_grace_seconds, slot=slot)
+        if self.backend.notice:
+            sink.line(self.backend.notice)
         sink.line(f"$ {task.command}")
         proc = await self.backend.start(spec)
 
@@ -454,11 +483,25 @@ class Runner:
                             artifact_uri: str | None) -> None:
         assert task.mlflow_run_id
         try:
-            if result.metrics:
-                await mlflow.log_batch(task.mlflow_run_id, metrics=result.metrics)
+            # the command has no network: the metrics it logged (each step) and its params reach the run from here
+            history = metric_history(work / "out")
+            for i in range(0, len(history), 1000):
+                await mlflow._call("POST", "runs/log-batch", json={"run_id": task.mlflow_run_id,
+                                                                   "metrics": history[i:i + 1000]})
+            logged = {r["key"] for r in history}
+            rest = {k: v for k, v in result.metrics.items() if k not in logged}
+            if rest:
+                await mlflow.log_batch(task.mlflow_run_id, metrics=rest)
+            params = param_records(work / "out")
+            for i in range(0, len(params), 100):
+                try:
+                    await mlflow._call("POST", "runs/log-batch", json={"run_id": task.mlflow_run_id,
+                                                                       "params": params[i:i + 100]})
+                except MlflowError as exc:  # e.g. a param logged twice with two values: the run stands
+                    log.warning("mlflow_params_refused", task_id=str(task.id), error=str(exc))
             if artifact_uri:
                 await mlflow.upload_artifact(artifact_uri, work / "run.log", "logs/run.log")
-                for m in sorted((work / "out" / "models").glob("*/*")) if (work / "out" / "models").is_dir() else []:
+                for m in regular_files(work / "out", "models/*/*"):
                     await mlflow.upload_artifact(artifact_uri, m, f"models/{m.parent.name}/{m.name}")
                 if result.evaluation is not None:
                     ev = work / "evaluation.json"

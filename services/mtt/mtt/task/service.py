@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shlex
 import tempfile
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,19 +41,56 @@ def _key(value: str, what: str) -> str:
 STORE_PREFIX = "store:"
 
 
-def check_code_location(location: str) -> str:
-    """An absolute folder (on the runners' machines too) or `store:<key>` of an uploaded archive."""
+CODE_ARCHIVES = "mtt/tasks/"  # where MTT stores uploaded code (store_code); no other object is code
+
+
+def check_code_location(location: str, roots: Sequence[Path] | None = None) -> str:
+    """`store:<key>` of an archive uploaded to MTT, or an absolute folder under one of the `code_roots` (on the
+    runners' machines too). `roots=None` only for a location the operator configured (re-checked by the runner)."""
     if location.startswith(STORE_PREFIX):
-        _key(location[len(STORE_PREFIX):], "code_location")
+        key = _key(location[len(STORE_PREFIX):], "code_location")
+        if not key.startswith(CODE_ARCHIVES):
+            raise InvalidTask(f"code_location {location[:200]!r} is not a code archive uploaded to MTT "
+                              f"(store:{CODE_ARCHIVES}…): upload the code with POST /tasks/{{id}}/code")
         return location
     if "\x00" in location:
         raise InvalidTask("code_location contains a NUL byte")
     path = Path(location)
     if not path.is_absolute():
         raise InvalidTask(f"code_location {location!r} must be an absolute folder path")
+    if roots is not None:
+        _under_roots(location, roots)
     if not path.is_dir():
         raise InvalidTask(f"code_location {location!r} is not an existing folder")
     return str(path)
+
+
+def _under_roots(location: str, roots: Sequence[Path]) -> Path:
+    """The folder's real path (links followed) inside a real code root, or a 422 naming the setting."""
+    if not roots:
+        raise InvalidTask(f"code_location {location[:200]!r}: this server takes code only as an uploaded archive "
+                          "(POST /tasks/{id}/code, or the `code` part); folders need MLIFE_MTT_CODE_ROOTS, which is "
+                          "empty")
+    real = Path(os.path.realpath(location))
+    for root in roots:
+        root_real = Path(os.path.realpath(root))
+        if real == root_real or root_real in real.parents:
+            return real
+    raise InvalidTask(f"code_location {location[:200]!r} is outside the folders MLIFE_MTT_CODE_ROOTS allows "
+                      f"({', '.join(str(r) for r in roots)}); its real path is {str(real)[:200]!r}")
+
+
+def code_root_of(location: str, roots: Sequence[Path], *, runner: str) -> Path:
+    """The runner's check before it copies a code folder: its real path, now, inside a code root."""
+    from mtt.runner.result import RunFailed
+
+    try:
+        real = _under_roots(location, roots)
+    except InvalidTask as exc:
+        raise RunFailed(f"refused on runner {runner}: {exc.message}") from exc
+    if not real.is_dir():
+        raise RunFailed(f"the code location {location!r} is not a folder on runner {runner}")
+    return real
 
 
 def check_command(command: str) -> list[str]:
@@ -187,7 +226,7 @@ class TaskService:
         """A task with a command but no code yet is a draft: it becomes ready when its code arrives."""
         if body.command is not None:
             check_command(body.command)
-        code = check_code_location(body.code_location) if body.code_location else None
+        code = check_code_location(body.code_location, self.settings.code_roots) if body.code_location else None
         if code and code.startswith(STORE_PREFIX) and await self.store.stat(code[len(STORE_PREFIX):]) is None:
             raise InvalidTask(f"the code archive {code!r} does not exist")
         if "preprocess" in body.params:
@@ -264,7 +303,8 @@ class TaskService:
         if "command" in fields and body.command is not None:
             check_command(body.command)
         if "code_location" in fields:
-            task.code_location = check_code_location(body.code_location) if body.code_location else None
+            task.code_location = (check_code_location(body.code_location, self.settings.code_roots)
+                                  if body.code_location else None)
             if task.code_location and task.code_location.startswith(STORE_PREFIX) and \
                     await self.store.stat(task.code_location[len(STORE_PREFIX):]) is None:
                 raise InvalidTask(f"the code archive {task.code_location!r} does not exist")

@@ -1,0 +1,230 @@
+"""The bubblewrap sandbox task commands run in (user code is untrusted).
+
+Inside: a fresh mount namespace with /usr (and the runner's Python prefixes) read-only, a generated /etc, a
+private /proc of its own pid namespace, a minimal /dev, tmpfs /tmp, and the attempt's folders at /mlife/work:
+`code` (cwd) `out` and `home` writable, `data` and `model` read-only; the SDK at /mlife/sdk. No $MLIFE_HOME, no
+database or object-store folder, no other task's work dir, no network (`sandbox_network=none`), no credential:
+the command reports only through files in its output folder, which the runner collects after it ended.
+The command runs as an unprivileged uid (one per runner slot) with no capabilities, `no_new_privs`, and rlimits
+on address space, CPU seconds, processes and file size; the runner's wall-clock timeout stays on top.
+
+bwrap runs as root without a user namespace, sets up the mounts, and `setpriv` drops to the task uid inside;
+a runner that is not root uses bwrap's user namespace (`--unshare-user --uid`) instead."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import sys
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from mtt.runner.backends import ProcessSpec, RunningProcess, _Subprocess
+from mtt.runner.result import RunFailed
+
+SANDBOX_WORKDIR = "/mlife/work"
+SANDBOX_SDK = "/mlife/sdk"
+# the attempt's folders the command sees: (name, writable)
+WORK_MOUNTS = (("code", True), ("out", True), ("home", True), ("data", False), ("model", False))
+TASK_USER = "task"
+
+
+class SandboxUnavailable(RunFailed):
+    """This runner cannot run user code: no sandbox, and no explicit opt-out."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    memory_mb: int
+    cpu_seconds: int
+    processes: int
+    file_mb: int
+
+    def prlimit_args(self) -> list[str]:
+        mib = 1024 * 1024
+        return [f"--as={self.memory_mb * mib}", f"--cpu={self.cpu_seconds}", f"--nproc={self.processes}",
+                f"--fsize={self.file_mb * mib}", "--core=0"]
+
+
+def find_binary(name_or_path: str) -> str | None:
+    """An executable file: a path as given, or a bare name looked up in PATH."""
+    if os.sep in name_or_path:
+        return name_or_path if os.path.isfile(name_or_path) and os.access(name_or_path, os.X_OK) else None
+    return shutil.which(name_or_path)
+
+
+def missing_bwrap(path: str) -> str:
+    return (f"this runner cannot run task code: bubblewrap ({path!r}) is not installed. Install it (Debian/Ubuntu: "
+            "`apt-get install bubblewrap`; `make up` does it) or point MLIFE_MTT_BWRAP_PATH at it; or opt out "
+            "explicitly, on a machine only trusted users reach: MLIFE_MTT_SANDBOX=none and "
+            "MLIFE_MTT_ALLOW_UNSANDBOXED=true")
+
+
+def python_prefixes() -> list[Path]:
+    """Folders the runner's interpreter needs (a venv and its base installation), as real paths."""
+    out: list[Path] = []
+    for p in (sys.base_prefix, sys.prefix, os.path.dirname(os.path.realpath(sys.executable))):
+        real = Path(os.path.realpath(p))
+        if real.is_dir() and real not in out:
+            out.append(real)
+    return out
+
+
+def prepare_workdir(work: Path, uid: int | None) -> None:
+    """The writable folders owned by the task user, the read-only inputs readable by it (whatever the umask)."""
+    for name, writable in WORK_MOUNTS:
+        folder = work / name
+        if name in ("code", "out", "home"):
+            folder.mkdir(exist_ok=True)
+        if not folder.is_dir():
+            continue
+        for root, dirs, files in os.walk(folder):
+            for entry in [root, *(os.path.join(root, d) for d in dirs), *(os.path.join(root, f) for f in files)]:
+                if os.path.islink(entry):
+                    continue
+                if writable and uid is not None:
+                    os.chown(entry, uid, uid)
+                elif not writable:
+                    mode = os.stat(entry).st_mode
+                    os.chmod(entry, mode | 0o444 | (0o111 if os.path.isdir(entry) else 0))
+
+
+def write_etc(folder: Path, uid: int, network: str) -> Path:
+    """A minimal /etc: the task user, localhost, and (host network only) DNS and CA certificates."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "passwd").write_text(f"root:x:0:0:root:/root:/usr/sbin/nologin\n"
+                                   f"{TASK_USER}:x:{uid}:{uid}:MLife task:{SANDBOX_WORKDIR}/home:/bin/sh\n")
+    (folder / "group").write_text(f"root:x:0:\n{TASK_USER}:x:{uid}:\n")
+    (folder / "hosts").write_text("127.0.0.1 localhost\n::1 localhost\n")
+    (folder / "hostname").write_text("mlife-task\n")
+    (folder / "nsswitch.conf").write_text("passwd: files\ngroup: files\nhosts: files dns\n")
+    if os.path.isfile("/etc/ld.so.cache"):
+        shutil.copyfile("/etc/ld.so.cache", folder / "ld.so.cache")
+    if network == "host":
+        if os.path.isfile("/etc/resolv.conf"):
+            shutil.copyfile("/etc/resolv.conf", folder / "resolv.conf")
+        (folder / "ssl").mkdir(exist_ok=True)
+    for p in folder.rglob("*"):
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    folder.chmod(0o755)
+    return folder
+
+
+class BwrapBackend:
+    name = "bwrap"
+    workdir_inside: str | None = SANDBOX_WORKDIR
+    notice: str | None = None
+
+    def __init__(self, bwrap: str, *, network: str, uid_for_slot: Callable[[int], int], limits: Limits,
+                 ro_paths: list[Path] | None = None, sdk_dir: Path | None = None) -> None:
+        self.bwrap = bwrap
+        self.network = network
+        self.uid_for_slot = uid_for_slot
+        self.limits = limits
+        self.ro_paths = list(ro_paths or [])
+        self.sdk_dir = sdk_dir
+
+    def argv(self, spec: ProcessSpec, uid: int, etc: Path, tools: dict[str, str]) -> list[str]:
+        made: set[str] = {"/", "/usr", "/tmp", "/proc", "/dev", "/etc"}
+        args = [tools["bwrap"], "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+                "--die-with-parent", "--new-session", "--hostname", "mlife-task"]
+        if self.network == "none":
+            args.append("--unshare-net")
+        root = os.geteuid() == 0
+        if not root:  # an unprivileged runner: bwrap's user namespace maps the runner's uid to the task uid
+            args += ["--unshare-user", "--uid", str(uid), "--gid", str(uid), "--cap-drop", "ALL"]
+        args += ["--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
+                 "--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin",
+                 "--proc", "/proc", "--dev", "/dev", "--perms", "01777", "--tmpfs", "/dev/shm",
+                 "--perms", "01777", "--tmpfs", "/tmp", "--ro-bind", str(etc), "/etc"]
+        if self.network == "host" and os.path.isdir("/etc/ssl"):
+            args += ["--ro-bind", "/etc/ssl", "/etc/ssl"]
+
+        def parents(target: str) -> None:
+            parts = Path(target).parents
+            for p in reversed(list(parts)):
+                s = str(p)
+                if s not in made:
+                    made.add(s)
+                    args.extend(["--perms", "0755", "--dir", s])
+
+        def mount(src: Path, dest: str, writable: bool) -> None:
+            if dest in made or any(dest.startswith(m + "/") for m in ("/usr", "/proc", "/dev")):
+                return
+            parents(dest)
+            made.add(dest)
+            args.extend(["--bind" if writable else "--ro-bind", str(src), dest])
+
+        for p in [*python_prefixes(), *self.ro_paths]:
+            mount(p, str(p), False)
+        if self.sdk_dir is not None:
+            mount(self.sdk_dir, f"{SANDBOX_SDK}/mlife", False)
+        for name, writable in WORK_MOUNTS:
+            if (spec.workdir / name).is_dir():
+                mount(spec.workdir / name, f"{SANDBOX_WORKDIR}/{name}", writable)
+        cwd = f"{SANDBOX_WORKDIR}/{spec.cwd.relative_to(spec.workdir).as_posix()}"
+        args += ["--chdir", cwd, "--", tools["prlimit"], *self.limits.prlimit_args(), "--"]
+        if root:
+            args += [tools["setpriv"], f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
+                     "--bounding-set=-all", "--no-new-privs", "--"]
+        return args + spec.argv
+
+    def tools(self) -> dict[str, str]:
+        bwrap = find_binary(self.bwrap)
+        if bwrap is None:
+            raise SandboxUnavailable(missing_bwrap(self.bwrap))
+        out = {"bwrap": bwrap}
+        for tool in ("prlimit", "setpriv"):  # util-linux; they run inside, so they must live under /usr
+            found = shutil.which(tool, path="/usr/bin:/usr/sbin")
+            if found is None:
+                raise SandboxUnavailable(f"this runner cannot run task code: {tool} (util-linux) is missing "
+                                         "from /usr/bin")
+            out[tool] = found
+        return out
+
+    async def start(self, spec: ProcessSpec) -> RunningProcess:
+        tools = self.tools()
+        uid = self.uid_for_slot(spec.slot)
+        if uid <= 0:
+            raise SandboxUnavailable("the sandbox uid must not be root")
+        owner = uid if os.geteuid() == 0 else None
+        await asyncio.to_thread(prepare_workdir, spec.workdir, owner)
+        etc = await asyncio.to_thread(write_etc, spec.workdir / "sandbox-etc", uid, self.network)
+        proc = await asyncio.create_subprocess_exec(
+            *self.argv(spec, uid, etc, tools), env=spec.env, stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True)
+        return _Sandboxed(proc, spec.kill_grace_seconds)
+
+
+class _Sandboxed(_Subprocess):
+    """bwrap's own process: when it ends, its pid namespace (the command and all it started) is killed."""
+
+    def _members(self) -> list[int]:
+        """Host pids of the processes inside the sandbox's pid namespace, its init excluded."""
+        try:
+            inits = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+            ns = os.readlink(f"/proc/{inits[0]}/ns/pid")
+        except (OSError, IndexError):
+            return []
+        out = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and entry != inits[0]:
+                with suppress(OSError):
+                    if os.readlink(f"/proc/{entry}/ns/pid") == ns:
+                        out.append(int(entry))
+        return out
+
+    async def kill(self) -> None:
+        for pid in self._members():  # a graceful stop first: the command gets SIGTERM
+            with suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(self.proc.wait(), self.grace)
+        except asyncio.TimeoutError:
+            pass
+        self._signal(signal.SIGKILL)  # bwrap gone → its init gets SIGKILL → the whole namespace goes
+        await self.proc.wait()
