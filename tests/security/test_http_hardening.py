@@ -5,21 +5,20 @@ authority, and header / body read timeouts against slow-loris clients (real sock
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
-from gateway.app import create
-from gateway.config import Settings as GatewaySettings
 from gateway.edge.host import HostAllowList, InvalidHostHeader, parse_host
 from mlife_shared.auth import IDENTITY_HEADER, Identity, Role, sign_identity
-from mlife_shared.http_limits import JsonDepthScanner, server_config
+from mlife_shared.http_limits import JsonDepthScanner
 from tests.conftest import free_port
 from tests.gateway.stack import SECRET, Stack
 
@@ -210,33 +209,39 @@ async def _raw(port: int, request: str) -> tuple[int, bytes]:
     return int(head.split(b" ", 2)[1]), body
 
 
-# --- slow loris: header and body read timeouts (a real uvicorn on a free port) ----------------------------
+# --- slow loris: header and body read timeouts (a real gateway process on a free port) --------------------
 
 @pytest.fixture
 async def served_gateway(make_database: Callable[[str], Awaitable[str]], nats_url: str,
                          tmp_path: Path) -> AsyncIterator[int]:
-    """The gateway app in a real uvicorn, configured by `server_config` as `python -m gateway api` is, with
+    """`python -m gateway api` (the entry point `mlife up` runs, and so its uvicorn configuration) with
     one-second read timeouts."""
     db = await make_database("gateway.migrations")
     closed = f"http://127.0.0.1:{free_port()}"
-    settings = GatewaySettings(environment="test", database_url=db, nats_url=nats_url, identity_secret=SECRET,
-                               home=tmp_path, bam_url=closed, dam_url=closed, mtt_url=closed, msm_url=closed,
-                               allowed_hosts=["127.0.0.1"], http_header_timeout_seconds=1.0,
-                               http_body_timeout_seconds=1.0)
     port = free_port()
-    server = uvicorn.Server(server_config(create(settings), host="127.0.0.1", port=port, settings=settings))
-    task = asyncio.create_task(server.serve())
-    for _ in range(300):
-        if server.started:
-            break
-        assert not task.done(), "the server stopped while starting"
-        await asyncio.sleep(0.05)
+    env = dict(os.environ, MLIFE_ENVIRONMENT="test", MLIFE_IDENTITY_SECRET=SECRET, MLIFE_NATS_URL=nats_url,
+               MLIFE_HOME=str(tmp_path), MLIFE_GATEWAY_DATABASE_URL=db, MLIFE_GATEWAY_ALLOWED_HOSTS='["127.0.0.1"]',
+               MLIFE_HTTP_HEADER_TIMEOUT_SECONDS="1", MLIFE_HTTP_BODY_TIMEOUT_SECONDS="1", MLIFE_LOG_LEVEL="WARNING",
+               **{f"MLIFE_GATEWAY_{s.upper()}_URL": closed for s in ("bam", "dam", "mtt", "msm")})
+    log = tmp_path / "gateway.log"
+    proc = subprocess.Popen([sys.executable, "-m", "gateway", "api", "--host", "127.0.0.1", "--port", str(port)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=open(log, "ab"))  # noqa: SIM115
     try:
+        for _ in range(300):
+            assert proc.poll() is None, log.read_text()[-2000:]
+            try:
+                async with httpx.AsyncClient() as c:
+                    if (await c.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
+                        break
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.1)
+        else:
+            pytest.fail("the gateway did not start: " + log.read_text()[-2000:])
         yield port
     finally:
-        server.should_exit = True
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, 30)
+        proc.terminate()
+        proc.wait(15)
 
 
 async def _closed_by_server(reader: asyncio.StreamReader) -> bytes:

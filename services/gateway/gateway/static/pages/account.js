@@ -55,5 +55,7 @@ async function users() {
     { label: "State", render: (u) => (u.disabled_at ? `disabled ${fmtDate(u.disabled_at)}` : "active") },
     { label: "", render: (u) => h("button", { type: "button", class: u.disabled_at ? "secondary" : "danger", onclick: () => act(async () => {
       await api("PATCH", `/api/gateway/users/${u.id}`, { json: { disabled: !u.disabled_at } }); toast("Saved"); rerender(); }) }, u.disabled_at ? "Enable" : "Disable") },
+    { label: "", render: (u) => h("button", { type: "button", class: "secondary", title: "forget failed logins, so an address the login limit refuses may try again", "aria-label": `unlock ${u.username}`, onclick: () => act(async () => {
+      const r = await api("POST", `/api/gateway/users/${u.id}/unlock`); toast(`Unlocked (${r.cleared_failures} failed logins forgotten)`); }) }, "Unlock") },
     { label: "Created", render: (u) => fmtDate(u.created_at) }], list));
 }
