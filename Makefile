@@ -14,8 +14,10 @@ $(STAMP): pyproject.toml shared/pyproject.toml $(wildcard services/*/pyproject.t
 
 venv: $(STAMP)
 
-## make up: NATS, the four services and the gateway on http://127.0.0.1:8000 (data in ./.mlife)
+## make up: NATS, the four services and the gateway on http://127.0.0.1:8000 (data in ./.mlife); installs
+## bubblewrap (the sandbox of task code) when missing
 up: $(STAMP)
+	sh scripts/system-packages.sh
 	sh services/mtt/scripts/mlflow-venv.sh >/dev/null
 	$(VENV)/bin/mlife up
 
@@ -23,8 +25,9 @@ up: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/python -m mlife.demo
 
-## make test: PostgreSQL, NATS and an S3 server (started if not running), then every test
+## make test: PostgreSQL, NATS and an S3 server (started if not running), then every test (bubblewrap installed if missing)
 test: $(STAMP)
+	sh scripts/system-packages.sh
 	$(PY) scripts/testenv.py -- $(PY) -m pytest $(PYTEST_ARGS)
 
 ## make bench: the side-by-side benchmarks (prints ratios; never a pass/fail)
