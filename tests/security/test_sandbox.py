@@ -388,3 +388,30 @@ async def test_the_runner_starts_without_an_identity_key(settings: Settings, tmp
         proc.wait(30)
     assert not (home / "identity.key").exists()
     assert "MLIFE_IDENTITY_SECRET" not in logf.read_text()
+
+
+@pytest.mark.parametrize("network", ["none", "host"])
+async def test_sandbox_network_setting(tmp_path: Path, network: str) -> None:
+    """`none`: even the runner host's loopback is out of reach; `host` (documented): what the host reaches."""
+    import socket
+
+    from mtt.runner.backends import ProcessSpec
+    from mtt.runner.sandbox import BwrapBackend, Limits
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    (tmp_path / "code").mkdir()
+    probe = (f"import socket\ns = socket.socket()\ns.settimeout(3)\ntry:\n    s.connect(('127.0.0.1', {port}))\n"
+             "    print('CONNECTED')\nexcept OSError as exc:\n    print('ERR', type(exc).__name__)\n")
+    backend = BwrapBackend("bwrap", network=network, uid_for_slot=lambda slot: 65534,
+                           limits=Limits(memory_mb=1024, cpu_seconds=60, processes=64, file_mb=16))
+    proc = await backend.start(ProcessSpec(task_id="net", argv=["python", "-c", probe], workdir=tmp_path,
+                                           cwd=tmp_path / "code", env={"PATH": f"{Path(sys.executable).parent}:/usr/bin"}))
+    out = b""
+    while chunk := await proc.read():
+        out += chunk
+    listener.close()
+    assert await proc.wait() == 0, out
+    assert out.decode().strip() == ("CONNECTED" if network == "host" else "ERR ConnectionRefusedError")

@@ -95,7 +95,8 @@ def prepare_workdir(work: Path, uid: int | None) -> None:
 
 def write_etc(folder: Path, uid: int, network: str) -> Path:
     """A minimal /etc: the task user, localhost, and (host network only) DNS and CA certificates."""
-    folder.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
     (folder / "passwd").write_text(f"root:x:0:0:root:/root:/usr/sbin/nologin\n"
                                    f"{TASK_USER}:x:{uid}:{uid}:MLife task:{SANDBOX_WORKDIR}/home:/bin/sh\n")
     (folder / "group").write_text(f"root:x:0:\n{TASK_USER}:x:{uid}:\n")
