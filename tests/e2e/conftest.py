@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
+import secrets
 import subprocess
 import sys
 import uuid
@@ -89,19 +91,28 @@ async def _ready(platform: Platform, name: str, url: str, timeout: float = 60) -
     raise AssertionError(f"{name} was not ready in {timeout}s:\n{platform.logs()}")
 
 
-async def _own_nats(platform: Platform) -> str:
+async def _own_nats(platform: Platform) -> tuple[str, dict[str, str]]:
+    """NATS as compose runs it: the committed deploy/nats/nats.conf (authenticated, a user per service),
+    passwords in its environment; only its address, store and monitoring port differ. Returns the URL and
+    each user's password."""
     from mlife.launcher import nats_binary
+    from mlife_shared.messaging import natsauth
 
     port = free_port()
     (platform.home / "nats").mkdir()
-    _start_binary(platform, "nats", [nats_binary(), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd",
-                                     str(platform.home / "nats"), "-n", f"mlife-e2e-{port}"])
+    conf = platform.home / "nats.conf"
+    conf.write_text(natsauth.relocate(natsauth.DEPLOY_CONFIG.read_text(), listen=f"127.0.0.1:{port}",
+                                      store_dir=str(platform.home / "nats"), monitor=f"127.0.0.1:{free_port()}"))
+    users = re.findall(r'^\s*user: "([^"]+)"$', conf.read_text(), re.M)
+    passwords = {user: secrets.token_hex(32) for user in users}
+    _start_binary(platform, "nats", [nats_binary(), "-c", str(conf)],
+                  dict(os.environ, **{natsauth.password_env(u): p for u, p in passwords.items()}))
     deadline = asyncio.get_running_loop().time() + 20
     while asyncio.get_running_loop().time() < deadline:
         try:
             _, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.close()
-            return f"nats://127.0.0.1:{port}"
+            return f"nats://127.0.0.1:{port}", passwords
         except OSError:
             await asyncio.sleep(0.1)
     raise AssertionError("the platform's NATS server did not start:\n" + platform.logs())
@@ -113,7 +124,7 @@ async def distributed(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator
     token = "mlf_e2e_admin_" + uuid.uuid4().hex
     platform = Platform(url="", token=token, home=home)
     try:
-        nats_url = await _own_nats(platform)
+        nats_url, nats_passwords = await _own_nats(platform)
         base = dict(os.environ, MLIFE_ENVIRONMENT="test", MLIFE_IDENTITY_SECRET="e2e-secret-" + uuid.uuid4().hex,
                     MLIFE_NATS_URL=nats_url, MLIFE_LOG_LEVEL="WARNING", MLFLOW_DISABLE_TELEMETRY="true",
                     ORT_DISABLE_TELEMETRY="1", **s3_env())
@@ -122,12 +133,18 @@ async def distributed(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator
             db = await _database(f"{service}.migrations", platform)
             port = free_port()
             (home / service).mkdir()
-            env = dict(base, MLIFE_HOME=str(home / service), **{f"MLIFE_{service.upper()}_DATABASE_URL": db})
+            env = dict(base, MLIFE_HOME=str(home / service), **{f"MLIFE_{service.upper()}_DATABASE_URL": db,
+                                                                 f"MLIFE_{service.upper()}_NATS_PASSWORD":
+                                                                 nats_passwords[service]})
             if service == "mtt":
                 _start(platform, "mtt-api", ["-m", "mtt", "api", "--port", str(port)], env)
                 _start(platform, "mtt-worker", ["-m", "mtt", "worker"], env)
+                # Runner processes log in as `mtt-runner`: the run queue and nothing else of the bus.
+                runner_env = dict(env, MLIFE_MTT_NATS_USER="mtt-runner",
+                                  MLIFE_MTT_NATS_PASSWORD=nats_passwords["mtt-runner"])
                 for n in (1, 2):  # two runners share the work queue, as two replicas would
-                    _start(platform, f"mtt-runner-{n}", ["-m", "mtt", "runner", "--id", f"e2e-runner-{n}"], env)
+                    _start(platform, f"mtt-runner-{n}", ["-m", "mtt", "runner", "--id", f"e2e-runner-{n}"],
+                           runner_env)
                 platform.procs["mtt"] = platform.procs["mtt-api"]
             else:
                 _start(platform, service, ["-m", service, "all", "--port", str(port)], env)
@@ -137,6 +154,7 @@ async def distributed(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator
         gw_port = free_port()
         env = dict(base, MLIFE_HOME=str(home / "gateway"), MLIFE_GATEWAY_DATABASE_URL=await _database(
                    "gateway.migrations", platform), MLIFE_GATEWAY_ADMIN_TOKEN=token,
+                   MLIFE_GATEWAY_NATS_PASSWORD=nats_passwords["gateway"],
                    MLIFE_GATEWAY_ALLOWED_HOSTS=json.dumps(["127.0.0.1", "localhost"]),
                    **{f"MLIFE_GATEWAY_{s.upper()}_URL": u for s, u in urls.items()})
         (home / "gateway").mkdir()
@@ -144,6 +162,11 @@ async def distributed(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator
         platform.url = f"http://127.0.0.1:{gw_port}"
         await _ready(platform, "gateway", platform.url)
         yield platform
+        # Every process ran under its own NATS user: none did anything its permissions refuse.
+        logs = {n: home / f"{n}.log" for n in platform.procs}
+        refused = [n for n, log in logs.items()
+                   if log.exists() and "nats_permissions_violation" in log.read_text(errors="replace")]
+        assert not refused, f"NATS permissions violations in {refused}:\n{platform.logs()}"
     finally:
         procs = [p for n, p in platform.procs.items() if n != "mtt"]
         for proc in reversed(procs):

@@ -217,6 +217,18 @@ def render_deploy_config(users: Mapping[str, Permissions] | None = None) -> str:
                          server_name="mlife-nats", monitor="127.0.0.1:8222")
 
 
+def relocate(config: str, *, listen: str, store_dir: str, monitor: str) -> str:
+    """The deploy config with another address, store and monitoring port, its authorization untouched: to run
+    the committed file beside other servers on one machine (the tests do)."""
+    for old, new in ((f"listen: {_q('0.0.0.0:4222')}", f"listen: {_q(listen)}"),
+                     (f"store_dir: {_q('/data')}", f"store_dir: {_q(store_dir)}"),
+                     (f"http: {_q('127.0.0.1:8222')}", f"http: {_q(monitor)}")):
+        if config.count(old) != 1:
+            raise ValueError(f"not the deploy config: {old!r} is not there once")
+        config = config.replace(old, new)
+    return config
+
+
 def ensure_passwords(folder: Path, users: Iterable[str]) -> dict[str, str]:
     """A random password per user in `folder/<user>.password` (folder 0700, files 0600), kept across starts."""
     folder.mkdir(parents=True, exist_ok=True)
