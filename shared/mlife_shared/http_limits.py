@@ -39,21 +39,44 @@ class BodyReadTimeout(MLifeError):
 
 _OUTSIDE = re.compile(rb'["\[\]{}]')  # what changes the state outside a string
 _INSIDE = re.compile(rb'["\\]')  # ... and inside one
+# Never in JSON text, and in binary data almost at once (NUL aside: json.loads reads UTF-16 and UTF-32 too).
+_CONTROL = re.compile(rb"[\x01-\x08\x0b\x0c\x0e-\x1f]")
+_SPACE = b" \t\r\n\x00\xef\xbb\xbf\xff\xfe"  # JSON whitespace, NULs and byte-order marks of any UTF
 
 
 class JsonDepthScanner:
     """Nesting depth of a JSON text fed in chunks of any size; `feed` returns False once it passed `limit`.
     Only brackets outside strings count; escapes are followed across chunk boundaries. It does not validate
     the JSON (the parser does that afterwards), it only makes sure the parser will not recurse too deep.
-    JSON lines count too: each line returns to depth 0."""
+    JSON lines count too: each line returns to depth 0.
 
-    def __init__(self, limit: int) -> None:
+    `sniff`: the body may not be JSON at all (no content type: a raw upload). It is scanned only if it
+    starts like a nested JSON text (`[` or `{`) and only until a byte appears that JSON never holds."""
+
+    def __init__(self, limit: int, *, sniff: bool = False) -> None:
         self.limit = limit
         self.depth = 0
         self.in_string = False
         self.escaped = False
+        self.sniff = sniff
+        self.off = False
+        self.started = not sniff
 
     def feed(self, data: bytes) -> bool:
+        if self.off:
+            return True
+        if self.sniff:
+            if not self.started:
+                head = data.lstrip(_SPACE)
+                if not head:
+                    return True
+                self.started = True
+                if head[:1] not in (b"[", b"{"):
+                    self.off = True
+                    return True
+            if _CONTROL.search(data):
+                self.off = True
+                return True
         pos, end = 0, len(data)
         while pos < end:
             if self.in_string:
@@ -85,13 +108,24 @@ class JsonDepthScanner:
         return True
 
 
-def is_json(scope: Scope) -> bool:
-    """FastAPI parses a body as JSON when it has no content type or an `application/json`-like one;
-    JSON lines (`application/x-ndjson`, `application/jsonl`) are parsed with `json` too."""
+def loads_bounded(text: str | bytes, *, limit: int = DEFAULT_MAX_JSON_DEPTH, what: str = "the JSON") -> Any:
+    """`json.loads` for JSON that did not come as a request body (a multipart field, an uploaded file, a
+    JSON line): refuses nesting deeper than `limit` with JsonTooDeep (422) instead of a RecursionError."""
+    import json
+
+    raw = text.encode() if isinstance(text, str) else text
+    if not JsonDepthScanner(limit).feed(raw):
+        raise JsonTooDeep(f"{what} is nested deeper than {limit} levels: flatten it (the limit is {limit})")
+    return json.loads(text)
+
+
+def json_kind(scope: Scope) -> str | None:
+    """"json" for a content type naming JSON (`application/json`, `…+json`, `application/x-ndjson`, …);
+    "maybe" without a content type (FastAPI then parses JSON, but raw uploads come that way too); else None."""
     for key, value in scope.get("headers", []):
         if key.lower() == b"content-type":
-            return b"json" in value.lower().split(b";", 1)[0]
-    return True
+            return "json" if b"json" in value.lower().split(b";", 1)[0] else None
+    return "maybe"
 
 
 class _Refused(Exception):
@@ -114,7 +148,8 @@ class RequestBodyGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        scanner = JsonDepthScanner(self.max_json_depth) if is_json(scope) else None
+        kind = json_kind(scope)
+        scanner = JsonDepthScanner(self.max_json_depth, sniff=kind == "maybe") if kind else None
         refused: list[MLifeError] = []
         started = False
         body_done = False  # after the last chunk, `receive` only waits for a disconnect: never timed

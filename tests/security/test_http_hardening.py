@@ -301,3 +301,29 @@ async def test_a_stalled_body_gets_408_and_the_connection_closes(served_gateway:
         # a body that arrives whole is read as usual
         r = await c.post("/api/gateway/login", content=body, headers=JSON)
         assert r.status_code == 401
+
+
+def test_loads_bounded_refuses_deep_json_from_files_and_form_fields() -> None:
+    from mlife_shared.http_limits import JsonTooDeep, loads_bounded
+
+    assert loads_bounded(b'{"a": [1, {"b": "[[[["}]}') == {"a": [1, {"b": "[[[["}]}
+    with pytest.raises(JsonTooDeep, match="the report is nested deeper than 64 levels"):
+        loads_bounded(deep(5000), what="the report")
+
+
+def test_a_body_without_content_type_is_scanned_only_while_it_looks_like_json() -> None:
+    # FastAPI parses such a body as JSON, so deep JSON is refused, in any UTF json.loads reads ...
+    for encoding in ("utf-8", "utf-16", "utf-32"):
+        assert not JsonDepthScanner(LIMIT, sniff=True).feed(deep(1000).decode().encode(encoding))
+    # ... but raw uploads come without a content type too: binary and non-JSON text are left alone
+    png = b"\x89PNG\r\n\x1a\n" + b"[" * 1000
+    assert JsonDepthScanner(LIMIT, sniff=True).feed(png)
+    assert JsonDepthScanner(LIMIT, sniff=True).feed(b"label,x\n" + b"[" * 1000)
+    assert not JsonDepthScanner(LIMIT).feed(png)  # a body that says it is JSON is held to it
+
+
+async def test_raw_uploads_full_of_brackets_are_not_mistaken_for_json(stack: Stack) -> None:
+    body = b"\x89PNG\r\n\x1a\n" + b"[" * 5000 + uuid.uuid4().bytes
+    async with httpx.AsyncClient(base_url=stack.url, timeout=60) as c:
+        r = await c.post("/api/dam/files", content=body, headers=stack.auth("tester"))
+        assert r.status_code in (200, 201), r.text[:300]
