@@ -457,3 +457,39 @@ def test_permissions_follow_the_code_not_a_list() -> None:
             assert f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}" in users[natsauth.READER].deny_publish
     for perms in users.values():
         assert not any(".DELETE." in s or ".PURGE." in s for s in perms.publish)
+
+
+# ------------------------------------------------------------------------------------------------ settings
+
+
+def test_production_refuses_to_start_without_its_nats_password(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bam.config import Settings as BamSettings
+    from pydantic import ValidationError
+
+    for var in ("MLIFE_NATS_PASSWORD", "MLIFE_BAM_NATS_PASSWORD"):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(ValidationError, match="MLIFE_BAM_NATS_PASSWORD"):
+        BamSettings(environment="production", home=tmp_path, identity_secret="x" * 40)
+    monkeypatch.setenv("MLIFE_NATS_PASSWORD", "common")
+    assert BamSettings(environment="production", home=tmp_path, identity_secret="x" * 40).nats_credentials() == \
+        {"user": "bam", "password": "common"}
+    monkeypatch.setenv("MLIFE_BAM_NATS_PASSWORD", "bam-only")
+    assert BamSettings(environment="production", home=tmp_path, identity_secret="x" * 40).nats_credentials() == \
+        {"user": "bam", "password": "bam-only"}
+
+
+def test_development_reads_the_password_mlife_up_wrote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bam.config import Settings as BamSettings
+    from mtt.config import Settings as MttSettings
+
+    for var in ("MLIFE_NATS_PASSWORD", "MLIFE_BAM_NATS_PASSWORD", "MLIFE_MTT_NATS_PASSWORD", "MLIFE_NATS_USER",
+                "MLIFE_BAM_NATS_USER", "MLIFE_MTT_NATS_USER"):
+        monkeypatch.delenv(var, raising=False)
+    assert BamSettings(environment="development", home=tmp_path).nats_credentials() == {}  # an open server
+    passwords = natsauth.ensure_passwords(tmp_path / "nats", ["bam", natsauth.MTT_RUNNER])
+    assert BamSettings(environment="development", home=tmp_path).nats_credentials() == \
+        {"user": "bam", "password": passwords["bam"]}
+    monkeypatch.setenv("MLIFE_MTT_NATS_USER", natsauth.MTT_RUNNER)
+    assert MttSettings(environment="development", home=tmp_path).nats_credentials() == \
+        {"user": natsauth.MTT_RUNNER, "password": passwords[natsauth.MTT_RUNNER]}
+    assert BamSettings(environment="test", home=tmp_path, identity_secret="x" * 40).nats_credentials() == {}

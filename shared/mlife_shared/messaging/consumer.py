@@ -16,7 +16,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js.errors import FetchTimeoutError
+from nats.js.errors import FetchTimeoutError, NotFoundError
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -100,6 +100,7 @@ class ConsumerRunner:
         stream = stream_for_subject(sub.subject)
         durable = durable_name(self.service, sub)
         psub = None
+        waiting = False
         try:
             while not stop.is_set():
                 try:
@@ -112,6 +113,14 @@ class ConsumerRunner:
                     continue
                 except asyncio.CancelledError:
                     raise
+                except NotFoundError:  # the producer has not made its stream yet (only it may): wait for it
+                    if psub is None and not waiting:
+                        log.info("consumer_waiting_for_stream", consumer=durable, stream=stream)
+                    waiting = True
+                    await _unsubscribe(psub)
+                    psub = None
+                    await asyncio.sleep(0.5)
+                    continue
                 except Exception as exc:  # noqa: BLE001 - NATS away: retry
                     log.warning("consumer_fetch_failed", consumer=durable, error=repr(exc))
                     await _unsubscribe(psub)
