@@ -461,7 +461,9 @@ def test_every_service_container_gets_its_own_nats_password_only() -> None:
         if package is None:
             continue
         expected = f"MLIFE_{package.upper()}_NATS_PASSWORD"
+        user = env.get(f"MLIFE_{package.upper()}_NATS_USER", package)  # e.g. a runner container: mtt-runner
+        assert user in refs, f"{name}: NATS user {user!r} is not in deploy/nats/nats.conf"
         assert set(nats_vars) == {expected}, f"{name}: NATS passwords {sorted(nats_vars)}, expected only {expected}"
-        assert INTERPOLATED_NAME.findall(nats_vars[expected]) == [refs[package]], (
-            f"{name}: {expected} must come from {refs[package]}")
+        assert INTERPOLATED_NAME.findall(nats_vars[expected]) == [refs[user]], (
+            f"{name}: {expected} must come from {refs[user]}")
         assert "MLIFE_NATS_PASSWORD" not in env and "MLIFE_NATS_USER" not in env
