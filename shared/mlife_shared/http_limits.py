@@ -113,7 +113,7 @@ def loads_bounded(text: str | bytes, *, limit: int = DEFAULT_MAX_JSON_DEPTH, wha
     JSON line): refuses nesting deeper than `limit` with JsonTooDeep (422) instead of a RecursionError."""
     import json
 
-    raw = text.encode() if isinstance(text, str) else text
+    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
     if not JsonDepthScanner(limit).feed(raw):
         raise JsonTooDeep(f"{what} is nested deeper than {limit} levels: flatten it (the limit is {limit})")
     return json.loads(text)
