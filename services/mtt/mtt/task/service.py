@@ -226,7 +226,10 @@ class TaskService:
         """A task with a command but no code yet is a draft: it becomes ready when its code arrives."""
         if body.command is not None:
             check_command(body.command)
-        code = check_code_location(body.code_location, self.settings.code_roots) if body.code_location else None
+        # a user's location must lie under the code roots; an event's comes from the operator's settings
+        # (default_train_code): the runner checks it against the roots before it runs, and says so in the task
+        roots = self.settings.code_roots if origin == "api" else None
+        code = check_code_location(body.code_location, roots) if body.code_location else None
         if code and code.startswith(STORE_PREFIX) and await self.store.stat(code[len(STORE_PREFIX):]) is None:
             raise InvalidTask(f"the code archive {code!r} does not exist")
         if "preprocess" in body.params:
