@@ -69,6 +69,16 @@ class MlflowRest:
             body["tags"] = body["tags"][100:]
             await self._call("POST", "runs/log-batch", json=chunk)
 
+    async def log_records(self, run_id: str, *, metrics: list[dict[str, Any]] | None = None,
+                          params: list[dict[str, str]] | None = None) -> None:
+        """Metric records as logged (key, value, timestamp, step) and param records, in log-batch's chunks
+        (1000 metrics, 100 params per call)."""
+        metrics, params = list(metrics or []), list(params or [])
+        for i in range(0, len(metrics), 1000):
+            await self._call("POST", "runs/log-batch", json={"run_id": run_id, "metrics": metrics[i:i + 1000]})
+        for i in range(0, len(params), 100):
+            await self._call("POST", "runs/log-batch", json={"run_id": run_id, "params": params[i:i + 100]})
+
     async def log_inputs(self, run_id: str, datasets: list[dict[str, str]]) -> None:
         """datasets: name, digest, source, context (training/testing)."""
         body = {"run_id": run_id, "datasets": [

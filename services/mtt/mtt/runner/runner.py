@@ -485,9 +485,7 @@ class Runner:
         try:
             # the command has no network: the metrics it logged (each step) and its params reach the run from here
             history = metric_history(work / "out")
-            for i in range(0, len(history), 1000):
-                await mlflow._call("POST", "runs/log-batch", json={"run_id": task.mlflow_run_id,
-                                                                   "metrics": history[i:i + 1000]})
+            await mlflow.log_records(task.mlflow_run_id, metrics=history)
             logged = {r["key"] for r in history}
             rest = {k: v for k, v in result.metrics.items() if k not in logged}
             if rest:
@@ -495,8 +493,7 @@ class Runner:
             params = param_records(work / "out")
             for i in range(0, len(params), 100):
                 try:
-                    await mlflow._call("POST", "runs/log-batch", json={"run_id": task.mlflow_run_id,
-                                                                       "params": params[i:i + 100]})
+                    await mlflow.log_records(task.mlflow_run_id, params=params[i:i + 100])
                 except MlflowError as exc:  # e.g. a param logged twice with two values: the run stands
                     log.warning("mlflow_params_refused", task_id=str(task.id), error=str(exc))
             if artifact_uri:

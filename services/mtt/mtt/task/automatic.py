@@ -87,7 +87,7 @@ class AutomaticTasks:
         code = self.settings.default_train_code or None
         if code:
             try:
-                check_code_location(code)
+                check_code_location(code, self.settings.code_roots)
             except InvalidTask as exc:
                 log.warning("default_train_code_invalid", error=exc.message)
                 code = None
