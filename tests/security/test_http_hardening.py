@@ -92,6 +92,21 @@ async def test_deep_json_is_refused_by_the_gateway_and_the_service(stack: Stack,
         assert fine.status_code < 500 and "JsonTooDeep" not in fine.text, fine.text[:300]
 
 
+async def test_deep_json_in_a_form_field_or_a_query_string_is_refused(stack: Stack) -> None:
+    """JSON that arrives inside a multipart field (BAM's report with its data file) or a query parameter
+    (MSM's upload metrics) is parsed by the route, not the body guard: it is bounded too (422, not 500)."""
+    for service in ("bam", "msm"):
+        if service not in stack.up:
+            pytest.fail(f"{service} is down in the stack: {stack.down.get(service)}")
+    async with httpx.AsyncClient(base_url=stack.url, timeout=60) as c:
+        r = await c.post("/api/bam/badcases/with-data", headers=stack.auth("tester"),
+                         data={"report": deep(5000).decode()}, files={"file": ("x.txt", b"hello", "text/plain")})
+        assert r.status_code == 422 and r.json()["error"] == "JsonTooDeep", r.text[:300]
+        r = await c.post("/api/msm/models/deep-metrics/versions", headers=stack.auth("engineer"),
+                         params={"metrics": deep(3000).decode()}, content=b"not a model")
+        assert r.status_code == 422 and r.json()["error"] == "JsonTooDeep", r.text[:300]
+
+
 async def test_deep_json_is_refused_on_the_gateways_own_routes(stack: Stack) -> None:
     async with httpx.AsyncClient(base_url=stack.url, timeout=60) as c:
         for path, headers in (("/api/gateway/login", {}), ("/api/gateway/users", stack.auth("admin")),

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Annotated
 
@@ -27,6 +26,7 @@ from bam.badcase.service import BadcaseService, Recorded, ReportContext
 from bam.badcase.test_data import add_to_test_data
 from mlife_shared.app import SessionDep, StoreDep
 from mlife_shared.auth import Tester, Viewer
+from mlife_shared.http_limits import loads_bounded
 
 router = APIRouter(prefix="/badcases", tags=["badcases"])
 Filter = FilterQuery
@@ -68,7 +68,7 @@ async def report_badcase_with_data(
 ) -> BadcaseRead:
     """Record a badcase with its data file: stored once by MD5, near-duplicate images matched."""
     try:
-        parsed = BadcaseCreate.model_validate(json.loads(report))
+        parsed = BadcaseCreate.model_validate(loads_bounded(report, what="the report"))
     except (ValueError, ValidationError) as exc:
         detail = exc.errors(include_url=False) if isinstance(exc, ValidationError) else str(exc)
         raise InvalidReport(detail) from exc

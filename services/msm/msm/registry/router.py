@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from typing import Annotated
 
@@ -11,6 +10,7 @@ from fastapi.responses import Response
 from mlife_shared.app import SessionDep, StoreDep
 from mlife_shared.auth import Engineer, Maintainer, Viewer
 from mlife_shared.errors import Forbidden, PayloadTooLarge, Unprocessable
+from mlife_shared.http_limits import loads_bounded
 from msm.deployment.schemas import Bound, check_thresholds
 from msm.deployment.service import DeploymentService
 from msm.inputs import reject_nul
@@ -91,7 +91,7 @@ async def upload_version(name: str, request: Request, session: SessionDep, store
     """Upload an ONNX model (the raw request body, streamed) as a new version of `name`."""
     check_name(name)
     try:
-        parsed = s.VersionUpdate(metrics=json.loads(metrics)).metrics or {}
+        parsed = s.VersionUpdate(metrics=loads_bounded(metrics, what="metrics")).metrics or {}
     except ValueError as exc:
         raise Unprocessable("metrics must be a JSON object of name → number") from exc
     settings = request.app.state.settings
