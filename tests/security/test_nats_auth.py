@@ -493,3 +493,46 @@ def test_development_reads_the_password_mlife_up_wrote(tmp_path: Path, monkeypat
     assert MttSettings(environment="development", home=tmp_path).nats_credentials() == \
         {"user": natsauth.MTT_RUNNER, "password": passwords[natsauth.MTT_RUNNER]}
     assert BamSettings(environment="test", home=tmp_path, identity_secret="x" * 40).nats_credentials() == {}
+
+
+async def test_an_event_redirected_by_a_push_consumer_reaches_no_mlife_consumer(server: Server, tmp_path: Path) -> None:
+    """nats-server does not check a push consumer's deliver subject against its creator's publish rights
+    (nats-io/nats-server#8274): a reader can have the server copy genuine events into another stream. It forges
+    no content (the copy keeps its subject, id and Nats-Msg-Id), and no MLife consumer takes it: each filters its
+    exact subject (and checks the envelope's type)."""
+    from nats.js.api import ConsumerConfig, DeliverPolicy
+
+    msm, bam = await service(server, "msm"), await service(server, "bam")
+    await provision_streams(msm.jetstream(), producer="msm")
+    await provision_streams(bam.jetstream(), producer="bam")
+    db = await outbox_db(tmp_path, "msm")
+    env = new_envelope(feedback())
+    async with db.transaction() as session:
+        await OutboxRepository(session).add(env.id, env.type, env.model_dump_json(), notify=False)
+    assert await Relay(db, msm.jetstream()).publish_batch() == 1
+    await db.dispose()
+    await msm.close()
+    dam = await service(server, "dam")
+    real = next(s for s in real_subscriptions("dam") if s.subject == "badcase.test_data_requested")
+    await ConsumerRunner("dam", None, dam.jetstream(), []).ensure_consumer(real)  # type: ignore[arg-type]
+    reader = await attacker(server, natsauth.READER)
+    try:
+        await reader.nc.jetstream().add_consumer("MLIFE_MSM", ConsumerConfig(
+            durable_name="redirect", deliver_subject="badcase.test_data_requested", deliver_policy=DeliverPolicy.ALL))
+        redirected = True
+    except Exception:  # noqa: BLE001 - a server that checks the deliver subject refuses it: better still
+        redirected = False
+    finally:
+        await reader.nc.close()
+    try:
+        if redirected:
+            await wait_for(lambda: _count(bam, "MLIFE_BAM", 1), "the server to copy MSM's event into MLIFE_BAM")
+        info = await dam.jetstream().consumer_info("MLIFE_BAM", durable_name("dam", real))
+X
+    finally:
+        await dam.close()
+        await bam.close()
+
+
+async def _count(nc: NATS, stream: str, n: int) -> bool:
+    return int((await nc.jetstream().stream_info(stream)).state.messages) == n
