@@ -528,7 +528,7 @@ async def test_an_event_redirected_by_a_push_consumer_reaches_no_mlife_consumer(
         if redirected:
             await wait_for(lambda: _count(bam, "MLIFE_BAM", 1), "the server to copy MSM's event into MLIFE_BAM")
         info = await dam.jetstream().consumer_info("MLIFE_BAM", durable_name("dam", real))
-X
+        assert info.num_pending == 0, "the copy is pending on DAM's consumer"
     finally:
         await dam.close()
         await bam.close()
