@@ -136,6 +136,8 @@ class Launcher:
         })
         for s in SERVICES:
             env[f"MLIFE_GATEWAY_{s.upper()}_URL"] = f"http://127.0.0.1:{c.service_ports[s]}"
+        # DAM's pre-labels from an MLife deployment call MSM here (never a URL a user typed: docs/security.md)
+        env.setdefault("MLIFE_DAM_MSM_URL", f"http://127.0.0.1:{c.service_ports['msm']}")
         if c.mlflow_bin is not None:
             env.update({"MLIFE_MTT_MLFLOW_TRACKING_URI": f"http://127.0.0.1:{c.mlflow_port}",
                         "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})

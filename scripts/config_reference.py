@@ -19,7 +19,7 @@ from mlife_shared.settings import ServiceSettings
 OUT = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
 SERVICES = ("bam", "dam", "mtt", "msm", "gateway")
 LAUNCHER = [
-    ("MLIFE_HOME", "`./.mlife`", "embedded data: SQLite files, objects, NATS store, MLflow, development secrets"),
+    ("MLIFE_HOME", "`./.mlife`", "embedded data: SQLite files, objects, NATS store and its users' passwords (`nats/<user>.password`, `nats/nats.conf`), MLflow, development secrets"),
     ("MLIFE_PORT", "`8000`", "the gateway's port under `mlife up`"),
     ("MLIFE_NATS_PORT", "`4223` (a free one if taken)", "the embedded NATS server's port"),
     ("MLIFE_BAM_PORT`, `MLIFE_DAM_PORT`, `MLIFE_MTT_PORT`, `MLIFE_MSM_PORT", "free ports", "the services' ports under `mlife up`"),

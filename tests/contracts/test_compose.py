@@ -15,7 +15,7 @@ import shlex
 import stat
 import subprocess
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
@@ -467,3 +467,32 @@ def test_every_service_container_gets_its_own_nats_password_only() -> None:
         assert INTERPOLATED_NAME.findall(nats_vars[expected]) == [refs[user]], (
             f"{name}: {expected} must come from {refs[user]}")
         assert "MLIFE_NATS_PASSWORD" not in env and "MLIFE_NATS_USER" not in env
+
+
+def test_the_runner_container_runs_task_code_sandboxed_without_the_identity_key() -> None:
+    """MTT's runner (docs/security.md): `python -m mtt runner`, logged in to NATS as `mtt-runner`, no
+    MLIFE_IDENTITY_SECRET (task code must find no key even if it escaped), and what bwrap needs to make its
+    namespaces inside a container — for that container only."""
+    runners = {n: s for n, s in services().items() if "runner" in (s.get("command") or [])}
+    assert list(runners) == ["mtt-runner"]
+    svc = runners["mtt-runner"]
+    assert svc["command"] == ["python", "-m", "mtt", "runner"]
+    env = environment(svc)
+    assert "MLIFE_IDENTITY_SECRET" not in env and not any("IDENTITY" in k for k in env)
+    assert env["MLIFE_MTT_NATS_USER"] == "mtt-runner"
+    assert "SYS_ADMIN" in svc["cap_add"] and "seccomp=unconfined" in svc["security_opt"]
+    assert "no-new-privileges:true" in svc["security_opt"]
+    for name, other in services().items():
+        if name != "mtt-runner":
+            assert not other.get("cap_add") and "seccomp=unconfined" not in (other.get("security_opt") or []), name
+
+
+def test_the_mtt_image_has_bubblewrap_and_the_sdk_where_the_runner_looks() -> None:
+    from mtt.runner import runner
+
+    text = DOCKERFILE.read_text()
+    assert "bubblewrap" in text
+    # The runner looks for the SDK four folders above its module: <venv>/lib/mlife for an installed package.
+    assert runner.SDK_DIR == Path(runner.__file__).resolve().parents[4] / "mlife"
+    installed = PurePosixPath("/opt/venv/lib/python3.11/site-packages/mtt/runner/runner.py")
+    assert f"COPY mlife/__init__.py mlife/tracking.py {installed.parents[4] / 'mlife'}/" in text
