@@ -22,14 +22,22 @@ SERVICES = ("bam", "dam", "mtt", "msm")
 PR_SET_PDEATHSIG = 1
 
 
+def _probe() -> socket.socket:
+    # SO_REUSEADDR as uvicorn and nats-server bind with it: a port whose last connections sit in TIME_WAIT
+    # (up to a minute after a stop) is free for them, so it is free for us; a listening port still is not.
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    return s
+
+
 def free_port() -> int:
-    with socket.socket() as s:
+    with _probe() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
 def port_is_free(port: int) -> bool:
-    with socket.socket() as s:
+    with _probe() as s:
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
