@@ -85,14 +85,26 @@ export function h(tag, attrs, ...children) {
 function append(el, children) {
   for (const c of children.flat(Infinity)) {
     if (c === undefined || c === null || c === false) continue;
-    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    el.append(c instanceof Node ? c : document.createTextNode(fmt(c)));
   }
 }
 
-export function text(v) {
-  if (v === null || v === undefined) return "";
-  return typeof v === "string" ? v : JSON.stringify(v);
+// The one formatter for a value shown as text: a missing value (null, undefined, NaN) is empty, never "null";
+// a list is its items, an object its "key: value" pairs (missing ones left out), never raw JSON.
+export function fmt(v) {
+  if (v === null || v === undefined || (typeof v === "number" && Number.isNaN(v))) return "";
+  if (typeof v === "string") return v;
+  if (typeof v === "number" || typeof v === "bigint") return String(v);
+  if (typeof v === "boolean") return v ? "yes" : "no";
+  if (Array.isArray(v)) return v.map(fmt).filter((x) => x !== "").join(", ");
+  if (typeof v === "object") {
+    return Object.entries(v).map(([k, x]) => [k, fmt(x)]).filter(([, x]) => x !== "").map(([k, x]) => `${k}: ${x}`).join("; ");
+  }
+  return String(v);
 }
+export const text = fmt;
+// A value in a cell or a definition list: an em dash when there is none.
+export function orDash(v) { const s = fmt(v); return s === "" ? "\u2014" : s; }
 export function fmtDate(s) { return s ? new Date(s).toLocaleString() : ""; }
 export function fmtNum(n, d = 2) { return typeof n === "number" ? (Number.isInteger(n) ? String(n) : n.toFixed(d)) : text(n); }
 export function badge(v) { return text(v) ? h("span", { class: `badge ${text(v)}` }, text(v)) : ""; }
@@ -114,7 +126,7 @@ export function table(columns, rows, { empty = "Nothing yet." } = {}) {
   return h("table", {},
     h("thead", {}, h("tr", {}, columns.map((c) => h("th", { class: c.num ? "num" : null, scope: "col" }, c.label)))),
     h("tbody", {}, rows.map((r) => h("tr", {}, columns.map((c) => h("td", { class: c.num ? "num" : null },
-      c.render ? c.render(r) : text(r[c.key])))))));
+      c.render ? c.render(r) : fmt(r[c.key])))))));
 }
 
 export function field(label, input) { return h("label", {}, label, input); }
@@ -127,7 +139,7 @@ export function select(name, options, value) {
 
 export function unavailable(what) { return h("p", { class: "unavailable" }, `${what}: service not available`); }
 export function errorText(err) {
-  if (err instanceof ApiError) return `${err.error}: ${typeof err.detail === "string" ? err.detail : JSON.stringify(err.detail)}`;
+  if (err instanceof ApiError) return `${fmt(err.error) || "Error"}: ${fmt(err.detail)}`;
   return String(err);
 }
 export function toast(message, isError = false) {

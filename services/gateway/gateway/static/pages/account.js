@@ -1,4 +1,4 @@
-import { act, api, can, card, field, fmtDate, h, select, table, text, toast } from "/ui/lib.js";
+import { fmt, act, api, can, card, field, fmtDate, h, select, table, text, toast } from "/ui/lib.js";
 
 const ROLES = ["viewer", "tester", "engineer", "maintainer"];
 const rerender = () => window.dispatchEvent(new HashChangeEvent("hashchange"));
@@ -56,6 +56,6 @@ async function users() {
     { label: "", render: (u) => h("button", { type: "button", class: u.disabled_at ? "secondary" : "danger", onclick: () => act(async () => {
       await api("PATCH", `/api/gateway/users/${u.id}`, { json: { disabled: !u.disabled_at } }); toast("Saved"); rerender(); }) }, u.disabled_at ? "Enable" : "Disable") },
     { label: "", render: (u) => h("button", { type: "button", class: "secondary", title: "forget failed logins, so an address the login limit refuses may try again", "aria-label": `unlock ${u.username}`, onclick: () => act(async () => {
-      const r = await api("POST", `/api/gateway/users/${u.id}/unlock`); toast(`Unlocked (${r.cleared_failures} failed logins forgotten)`); }) }, "Unlock") },
+      const r = await api("POST", `/api/gateway/users/${u.id}/unlock`); toast(`Unlocked (${fmt(r.cleared_failures)} failed logins forgotten)`); }) }, "Unlock") },
     { label: "Created", render: (u) => fmtDate(u.created_at) }], list));
 }

@@ -1,4 +1,4 @@
-import { act, api, badcasesOf, badge, can, card, chart, countBy, field, fmtDate, fmtNum, h, has, link, select, short, table, text, toast, unavailable } from "/ui/lib.js";
+import { fmt, act, api, badcasesOf, badge, can, card, chart, countBy, field, fmtDate, fmtNum, h, has, link, select, short, table, text, toast, unavailable } from "/ui/lib.js";
 
 const STATUSES = ["", "new", "triaged", "in_progress", "fixed", "wont_fix", "regressed"];
 const SEVERITIES = ["", "low", "medium", "high", "critical"];
@@ -50,7 +50,7 @@ function reportForm(onDone) {
       const body = new FormData(); body.append("report", JSON.stringify(report)); body.append("file", file, file.name);
       b = await api("POST", "/api/bam/badcases/with-data", { body });
     } else b = await api("POST", "/api/bam/badcases", { json: report });
-    out.replaceChildren(b.merged_into ? `Merged into an existing badcase (seen ${b.frequency} times). ` : "Recorded. ",
+    out.replaceChildren(b.merged_into ? `Merged into an existing badcase (seen ${fmt(b.frequency)} times). ` : "Recorded. ",
       h("a", { href: `#/badcases/${b.id}` }, "Open it"));
     form.reset(); toast(b.merged_into ? "Merged into an existing badcase" : "Badcase recorded"); onDone();
   }); });
@@ -143,7 +143,7 @@ export async function badcases(queryString) {
   const addBtn = h("button", { type: "button", class: "secondary", onclick: () => act(async () => {
     if (!selected.size) { toast("Select badcases first", true); return; }
     const r = await api("POST", "/api/bam/badcases/add-to-test-data", { json: { ids: [...selected] } });
-    toast(`Added to test data: ${r.added}`); load(false);
+    toast(`Added to test data: ${fmt(r.added)}`); load(false);
   }) }, "Add selected to test data");
 
   await load(false);
@@ -185,7 +185,7 @@ export async function badcaseDetail(id) {
       link(badcasesOf({ deployment_id: b.deployment_id }), "badcases of this deployment")) : ""],
     ["System version", text(b.system_version)], ["Source", text(b.source)],
     ["Reporter", text(b.reporter)], ["Owner", text(b.owner)], ["Prediction", text(b.prediction)], ["Ground truth", text(b.ground_truth)],
-    ["Tags", (b.tags || []).join(", ")], ["Seen", `${b.frequency} times, first ${fmtDate(b.first_seen)}, last ${fmtDate(b.last_seen)}`],
+    ["Tags", (b.tags || []).join(", ")], ["Seen", `${fmt(b.frequency)} times, first ${fmtDate(b.first_seen)}, last ${fmtDate(b.last_seen)}`],
     ["Added to test data", fmtDate(b.added_to_test_data_at) || "no"], ["Description", text(b.description)]]
     .flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
   const features = b.features && Object.keys(b.features).length

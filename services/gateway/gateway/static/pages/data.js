@@ -1,4 +1,4 @@
-import { act, api, badcasesOf, can, card, chart, field, fmtDate, h, has, link, select, short, table, text, toast, unavailable, upload } from "/ui/lib.js";
+import { fmt, act, api, badcasesOf, can, card, chart, field, fmtDate, h, has, link, select, short, table, text, toast, unavailable, upload } from "/ui/lib.js";
 
 function uploader() {
   const list = h("ul");
@@ -36,7 +36,7 @@ function importer(onDone) {
     const d = await api("POST", "/api/dam/documents", { query: { name: f.get("name"), description: f.get("description"), format: fmt === "jsonl" ? "json" : fmt,
       kind: f.get("kind"), label_column: f.get("label_column") },
       body: file, headers: { "Content-Type": file.type || "application/octet-stream" } });
-    toast(`Imported ${d.name}`); form.reset(); onDone();
+    toast(`Imported ${fmt(d.name)}`); form.reset(); onDone();
   }); });
   return form;
 }
@@ -75,17 +75,17 @@ function groupNotes(r) {
   const leak = r.leakage;
   if (leak && leak.count > 0) {
     notes.push(h("div", { class: "warning", role: "alert", "aria-label": "leakage" },
-      h("p", {}, h("strong", {}, `Leakage: ${leak.count} train item(s) are also in the badcase test set`),
+      h("p", {}, h("strong", {}, `Leakage: ${fmt(leak.count)} train item(s) are also in the badcase test set`),
         leak.function ? ` of function ${text(leak.function)}` : " (every function's)", "."),
       leak.warning ? h("p", {}, text(leak.warning)) : null,
       (leak.badcase_test_sets || []).length ? h("ul", {}, leak.badcase_test_sets.map((t) =>
         h("li", {}, `${text(t.name)} v${text(t.version)}: ${text(t.count)} shared`))) : null));
   } else if (leak) {
     notes.push(h("p", { class: "muted" }, `No leakage: no train item is in the badcase test set${leak.function ? ` of ${text(leak.function)}` : ""}` +
-      (leak.excluded ? ` (${leak.excluded} left out)` : "") + "."));
+      (leak.excluded ? ` (${fmt(leak.excluded)} left out)` : "") + "."));
   }
-  if (r.split_overlap && r.split_overlap.shared_count > 0) notes.push(h("p", { class: "error" }, `${r.split_overlap.shared_count} item(s) are in both the train and the test dataset.`));
-  if (r.duplicates_dropped) notes.push(h("p", { class: "muted" }, `${r.duplicates_dropped} duplicate row(s) dropped.`));
+  if (r.split_overlap && r.split_overlap.shared_count > 0) notes.push(h("p", { class: "error" }, `${fmt(r.split_overlap.shared_count)} item(s) are in both the train and the test dataset.`));
+  if (r.duplicates_dropped) notes.push(h("p", { class: "muted" }, `${fmt(r.duplicates_dropped)} duplicate row(s) dropped.`));
   return notes;
 }
 
@@ -167,9 +167,9 @@ export async function documentDetail(id) {
   cmp.addEventListener("submit", (e) => { e.preventDefault(); act(async () => {
     const f = new FormData(cmp);
     const r = await api("GET", "/api/dam/documents/compare", { query: { a: id, b: id, a_version: f.get("a_version"), b_version: f.get("b_version") } });
-    compareBox.replaceChildren(h("p", {}, `${r.added_count} added, ${r.removed_count} removed, ${r.changed_count} relabelled`),
-      chart("bar", r.classes.map((c) => c.label), [{ label: `v${r.a.version}`, data: r.classes.map((c) => c.a) },
-        { label: `v${r.b.version}`, data: r.classes.map((c) => c.b) }], { label: "class counts per version" }));
+    compareBox.replaceChildren(h("p", {}, `${fmt(r.added_count)} added, ${fmt(r.removed_count)} removed, ${fmt(r.changed_count)} relabelled`),
+      chart("bar", r.classes.map((c) => c.label), [{ label: `v${fmt(r.a.version)}`, data: r.classes.map((c) => c.a) },
+        { label: `v${fmt(r.b.version)}`, data: r.classes.map((c) => c.b) }], { label: "class counts per version" }));
   }); });
   const thumb = (r) => (r.md5 && r.media_type === "image" ? h("img", { class: "thumb", alt: text(r.path || r.md5), loading: "lazy", src: `/api/dam/files/${r.md5}/content` }) : "");
   const extras = [...new Set(items.flatMap((r) => Object.keys(r.extra || {})))].slice(0, 5);
@@ -180,7 +180,7 @@ export async function documentDetail(id) {
   const about = h("dl", { class: "kv" }, ...[["Kind", text(doc.kind)], ["Function", doc.function ? link(badcasesOf({ function: doc.function }), doc.function) : ""],
     ["Label column", text(doc.label_column)], ["Feature columns", (doc.feature_columns || []).join(", ")], ["Description", text(doc.description)]]
     .filter(([, v]) => v !== "").flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
-  return [h("p", {}, h("a", { href: "#/data" }, "← Data")), h("h1", {}, `Document: ${doc.name}`), card("Document", about),
+  return [h("p", {}, h("a", { href: "#/data" }, "← Data")), h("h1", {}, `Document: ${fmt(doc.name)}`), card("Document", about),
     card(`Rows (first 100 of ${rows ? rows.total : "?"})`, table([{ label: "#", key: "position", num: true }, ...fileCols, { label: "Label", key: "label" },
       ...featureCols.map((c) => ({ label: c, num: true, render: (r) => text((r.features || {})[c]) })),
       ...extras.map((c) => ({ label: c, render: (r) => text((r.extra || {})[c]) }))], items, { empty: "No rows." })),

@@ -1,4 +1,4 @@
-import { act, api, badcasesOf, badge, can, card, field, fmtDate, fmtNum, h, has, link, select, SET_NAMES, short, table, text, toast, unavailable } from "/ui/lib.js";
+import { fmt, act, api, badcasesOf, badge, can, card, field, fmtDate, fmtNum, h, has, link, select, SET_NAMES, short, table, text, toast, unavailable } from "/ui/lib.js";
 
 const list = (r) => (Array.isArray(r) ? r : r.items || []);
 
@@ -106,7 +106,7 @@ export async function modelDetail(name) {
       : h("span", { class: "error" }, "not set: a function is needed before deploying this model")),
     h("dt", {}, "Description"), h("dd", {}, text(m.description)),
     h("dt", {}, "Tags"), h("dd", {}, (m.tags || []).join(", ")));
-  return [h("p", {}, h("a", { href: "#/models" }, "← Models")), h("h1", {}, `Model: ${m.name}`),
+  return [h("p", {}, h("a", { href: "#/models" }, "← Models")), h("h1", {}, `Model: ${fmt(m.name)}`),
     card("Model", about, h("p", { class: "muted" }, "The function is what the model serves: its badcases, badcase test set, gate and statistics are those of the function."),
       functionForm),
     card("Versions and lineage", table([{ label: "Version", key: "version" }, { label: "Format", key: "format" },
@@ -201,7 +201,7 @@ export async function deployments() {
       if (f.get("override_reason")) body.override_reason = f.get("override_reason");
       try {
         const d = await api("POST", "/api/msm/deployments", { json: body });
-        const said = d.status === "awaiting_tests" ? `Deployment ${d.name} is waiting for test results: ` : `Deployment ${d.name} requested: `;
+        const said = d.status === "awaiting_tests" ? `Deployment ${fmt(d.name)} is waiting for test results: ` : `Deployment ${fmt(d.name)} requested: `;
         result.replaceChildren(h("p", { class: "okc" }, said, badge(d.status)), gateView(d),
           h("p", {}, h("a", { href: `#/deployments/${d.id}` }, "Open it")));
       } catch (err) {
@@ -235,7 +235,7 @@ function blockedView(detail) {
       field("Reason for the override", h("input", { name: "reason", required: true, minlength: 3 })), h("button", { type: "submit", class: "danger" }, "Override the gate"));
     f.addEventListener("submit", (e) => { e.preventDefault(); act(async () => {
       const d = await api("POST", `/api/msm/deployments/${detail.deployment_id}/override`, { json: { reason: new FormData(f).get("reason") } });
-      box.replaceChildren(h("p", { class: "okc" }, `Overridden: ${d.name} is `, badge(d.status)), gateView(d),
+      box.replaceChildren(h("p", { class: "okc" }, `Overridden: ${fmt(d.name)} is `, badge(d.status)), gateView(d),
         h("p", {}, h("a", { href: `#/deployments/${d.id}` }, "Open it")));
     }); });
     box.append(f);
@@ -274,7 +274,7 @@ export async function deploymentDetail(id) {
     };
     setTimeout(poll, 2000);
   }
-  return [h("p", {}, h("a", { href: "#/deployments" }, "← Deployments")), h("h1", {}, `Deployment: ${d.name}`),
+  return [h("p", {}, h("a", { href: "#/deployments" }, "← Deployments")), h("h1", {}, `Deployment: ${fmt(d.name)}`),
     card("Status", statusBox, override, rollback),
     card("Versions", table([{ label: "Model version", render: (v) => (v.name ? link(`#/models/${encodeURIComponent(v.name)}`, `${text(v.name)} v${text(v.version)}`) : short(v.model_version_id ?? v.id)) },
       { label: "Id", render: (v) => text(v.model_version_id ?? v.id) }, { label: "Role", key: "role" }, { label: "Weight", key: "weight" }], d.versions || [])),
