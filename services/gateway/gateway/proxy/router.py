@@ -1,8 +1,7 @@
 import re
 
 from fastapi import APIRouter, Request
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
 from gateway.proxy.service import Upstreams
@@ -16,11 +15,6 @@ METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 async def openapi(request: Request) -> JSONResponse:
     upstreams: Upstreams = request.app.state.upstreams
     return JSONResponse(await upstreams.merged_openapi(request.app.openapi()))
-
-
-@router.get("/docs", include_in_schema=False)
-async def docs() -> HTMLResponse:
-    return get_swagger_ui_html(openapi_url="/openapi.json", title="MLife API")
 
 
 @router.api_route("/api/{service}/{path:path}", methods=METHODS, include_in_schema=False)

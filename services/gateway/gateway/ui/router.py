@@ -23,11 +23,19 @@ MEDIA_TYPES = {".js": "text/javascript", ".css": "text/css", ".html": "text/html
                ".md": "text/plain"}
 
 
-def _file(relative: str) -> FileResponse:
+# The API docs page: Swagger UI from the vendored files (no CDN: an offline install has the docs too). Swagger UI
+# sets inline styles, so that page alone allows them; scripts still come from this origin only.
+DOCS_HEADERS = dict(SECURITY_HEADERS, **{
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+                               "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+                               "form-action 'self'"})
+
+
+def _file(relative: str, security_headers: dict[str, str] = SECURITY_HEADERS) -> FileResponse:
     path = (STATIC / relative).resolve()
     if not path.is_relative_to(STATIC) or not path.is_file():
         raise NotFound(f"no UI file {relative!r}")
-    headers = dict(SECURITY_HEADERS)
+    headers = dict(security_headers)
     headers["Cache-Control"] = "no-cache"
     return FileResponse(path, media_type=MEDIA_TYPES.get(path.suffix), headers=headers)
 
@@ -35,6 +43,11 @@ def _file(relative: str) -> FileResponse:
 @router.get("/")
 async def index() -> FileResponse:
     return _file("index.html")
+
+
+@router.get("/docs")
+async def docs() -> FileResponse:
+    return _file("docs.html", DOCS_HEADERS)
 
 
 @router.get("/ui/{path:path}")
