@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Generic, TypeVar
 
 import structlog
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
@@ -36,40 +36,45 @@ from mlife_shared.settings import ServiceSettings
 log = structlog.get_logger(__name__)
 
 
-@dataclass
-class ServiceContext:
-    """What event handlers may use besides their session: settings and the object store (the whole
-    store, to read objects other services name in their events, and the service's own prefix)."""
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
 
-    settings: ServiceSettings
+
+@dataclass
+class ServiceContext(Generic[SettingsT]):
+    """What event handlers and jobs may use besides their session: the service's own settings (typed:
+    `ServiceContext[bam.config.Settings]`) and the object store (the whole store, to read objects other
+    services name in their events, and the service's own prefix)."""
+
+    settings: SettingsT
     store: ObjectStore
     scoped: ScopedStore
 
 
-def service_context(spec: "ServiceSpec", settings: ServiceSettings) -> ServiceContext:
+def service_context(spec: "ServiceSpec[SettingsT]", settings: SettingsT) -> ServiceContext[SettingsT]:
     store = make_store(settings)
     return ServiceContext(settings=settings, store=store, scoped=ScopedStore(store, spec.name))
 
 
 @dataclass
-class ServiceSpec:
-    """What makes a service: its name, settings, routers, subscriptions and migrations."""
+class ServiceSpec(Generic[SettingsT]):
+    """What makes a service: its name, settings, routers, subscriptions and migrations. Its settings class
+    types the context its subscriptions and jobs are built with."""
 
     name: str
     title: str
     description: str
-    settings_cls: type[ServiceSettings]
+    settings_cls: type[SettingsT]
     migrations: str = field(default="", metadata={"doc": "package holding the service's alembic scripts"})
     routers: Callable[[], list[APIRouter]] = lambda: []
     root_routers: Callable[[], list[APIRouter]] = lambda: []
-    subscriptions: Callable[[ServiceContext], list[Subscription]] = lambda ctx: []
+    subscriptions: Callable[[ServiceContext[SettingsT]], list[Subscription]] = lambda ctx: []
     has_worker: bool = True
     uses_object_store: bool = True
     extra_readiness: Callable[[FastAPI], Awaitable[dict[str, str]]] | None = None
     openapi_url: str = "/openapi.json"
     extra_lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None
-    after_migrate: Callable[[ServiceSettings], Awaitable[None]] | None = None
-    jobs: Callable[[ServiceContext], list[Job]] = lambda ctx: []  # periodic, run by the worker
+    after_migrate: Callable[[SettingsT], Awaitable[None]] | None = None
+    jobs: Callable[[ServiceContext[SettingsT]], list[Job]] = lambda ctx: []  # periodic, run by the worker
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from contextlib import suppress
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -13,12 +14,14 @@ from mlife_shared.jobs import run_jobs
 from mlife_shared.messaging.bus import connect_with_retry, provision_streams
 from mlife_shared.messaging.consumer import ConsumerRunner
 from mlife_shared.messaging.relay import Relay
-from mlife_shared.settings import ServiceSettings
+
+if TYPE_CHECKING:  # for the annotations only: the worker imports the API skeleton when it runs (below)
+    from mlife_shared.app import ServiceSpec, SettingsT
 
 log = structlog.get_logger(__name__)
 
 
-async def run_worker(spec: "ServiceSpec", settings: ServiceSettings,  # noqa: F821
+async def run_worker(spec: ServiceSpec[SettingsT], settings: SettingsT,
                      stop: asyncio.Event | None = None, *, handle_signals: bool = True) -> None:
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -1,5 +1,4 @@
 from functools import partial
-from typing import cast
 
 from fastapi import FastAPI
 
@@ -16,21 +15,21 @@ from bam.production.router import router as production_router
 from bam.stats.router import router as stats_router
 from bam.config import Settings
 from mlife_shared.app import ServiceContext, ServiceSpec, create_app
+from mlife_shared.events.contracts import ModelPromoted, ServingFeedback, TestingCompleted
 from mlife_shared.jobs import Job
 from mlife_shared.messaging.consumer import Subscription
 
 
-def subscriptions(ctx: ServiceContext) -> list[Subscription]:
+def subscriptions(ctx: ServiceContext[Settings]) -> list[Subscription]:
     return [
-        Subscription("testing-completed", "testing.completed", partial(on_testing_completed, ctx=ctx),
-                     ack_wait_seconds=120),
-        Subscription("serving-feedback", "serving.feedback", partial(on_serving_feedback, ctx=ctx)),
-        Subscription("model-promoted", "model.promoted", partial(on_model_promoted, ctx=ctx), ack_wait_seconds=120),
+        Subscription.of(TestingCompleted, on_testing_completed, ctx, ack_wait_seconds=120),
+        Subscription.of(ServingFeedback, on_serving_feedback, ctx),
+        Subscription.of(ModelPromoted, on_model_promoted, ctx, ack_wait_seconds=120),
     ]
 
 
-def jobs(ctx: ServiceContext) -> list[Job]:
-    settings = cast(Settings, ctx.settings)
+def jobs(ctx: ServiceContext[Settings]) -> list[Job]:
+    settings = ctx.settings
     return [Job("priority-rescore", settings.rescore_interval_seconds, partial(rescore_all, settings=settings))]
 
 

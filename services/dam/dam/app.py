@@ -2,7 +2,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from functools import partial
 
 from fastapi import FastAPI
 
@@ -18,12 +17,15 @@ from dam.labelling.reconcile import reconcile_lifespan
 from dam.labelling.router import router as labelling_router, webhook_router
 from dam.testset.consumers import on_test_data_requested
 from mlife_shared.app import ServiceContext, ServiceSpec, create_app
+from mlife_shared.events.contracts import BadcaseTestDataRequested
 from mlife_shared.messaging.consumer import Subscription
 
 
-def subscriptions(ctx: ServiceContext) -> list[Subscription]:
-    return [Subscription("test-data-requested", "badcase.test_data_requested",
-                         partial(on_test_data_requested, ctx=ctx), ack_wait_seconds=120)]
+def subscriptions(ctx: ServiceContext[Settings]) -> list[Subscription]:
+    # The name predates Subscription.of (its default would be badcase-test-data-requested): the durable
+    # consumer dam-test-data-requested exists in installed JetStreams and in deploy/nats/nats.conf.
+    return [Subscription.of(BadcaseTestDataRequested, on_test_data_requested, ctx, name="test-data-requested",
+                            ack_wait_seconds=120)]
 
 
 @asynccontextmanager

@@ -1,12 +1,18 @@
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
-from functools import partial
 
 from fastapi import FastAPI
 from prometheus_client import Histogram
 
 from mlife_shared.app import ServiceContext, ServiceSpec, create_app
+from mlife_shared.events.contracts import (
+    DatasetGrouped,
+    DeploymentRequested,
+    ModelUploaded,
+    TestingCompleted,
+    TestingFailed,
+)
 from mlife_shared.messaging.consumer import Subscription
 from msm.config import Settings
 from msm.deployment import models as _deployment_models  # noqa: F401 - the tables, for migrations
@@ -26,15 +32,13 @@ from msm.testing import models as _testing_models  # noqa: F401
 from msm.testing.consumers import on_dataset_grouped, on_testing_completed, on_testing_failed
 
 
-def subscriptions(ctx: ServiceContext) -> list[Subscription]:
+def subscriptions(ctx: ServiceContext[Settings]) -> list[Subscription]:
     return [
-        Subscription("model-uploaded", "model.uploaded", partial(on_model_uploaded, ctx=ctx), ack_wait_seconds=300),
-        Subscription("testing-completed", "testing.completed", partial(on_testing_completed, ctx=ctx),
-                     ack_wait_seconds=120),
-        Subscription("testing-failed", "testing.failed", partial(on_testing_failed, ctx=ctx)),
-        Subscription("dataset-grouped", "dataset.grouped", partial(on_dataset_grouped, ctx=ctx)),
-        Subscription("deployment-requested", "deployment.requested", partial(on_deployment_requested, ctx=ctx),
-                     ack_wait_seconds=300),
+        Subscription.of(ModelUploaded, on_model_uploaded, ctx, ack_wait_seconds=300),
+        Subscription.of(TestingCompleted, on_testing_completed, ctx, ack_wait_seconds=120),
+        Subscription.of(TestingFailed, on_testing_failed, ctx),
+        Subscription.of(DatasetGrouped, on_dataset_grouped, ctx),
+        Subscription.of(DeploymentRequested, on_deployment_requested, ctx, ack_wait_seconds=300),
     ]
 
 

@@ -2,14 +2,13 @@ import asyncio
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
-from functools import partial
-from typing import cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fastapi import FastAPI
 
 from mlife_shared.app import ServiceContext, ServiceSpec, create_app
+from mlife_shared.events.contracts import DatasetGrouped, ModelRegistered, TestingRequested
 from mlife_shared.jobs import Job
 from mlife_shared.messaging.consumer import Subscription
 from mtt.config import Settings
@@ -20,8 +19,8 @@ from mtt.task.router import router as task_router
 from mtt.task.service import TaskService
 
 
-def jobs(ctx: ServiceContext) -> list[Job]:
-    settings = cast(Settings, ctx.settings)
+def jobs(ctx: ServiceContext[Settings]) -> list[Job]:
+    settings = ctx.settings
 
     async def requeue_stale(session: AsyncSession) -> int:
         return await TaskService(session, settings, ctx.store).requeue_stale()
@@ -29,11 +28,11 @@ def jobs(ctx: ServiceContext) -> list[Job]:
     return [Job("requeue-stale-runs", max(10.0, settings.stale_after_seconds / 2), requeue_stale)]
 
 
-def subscriptions(ctx: ServiceContext) -> list[Subscription]:
+def subscriptions(ctx: ServiceContext[Settings]) -> list[Subscription]:
     return [
-        Subscription("dataset-grouped", "dataset.grouped", partial(on_dataset_grouped, ctx=ctx)),
-        Subscription("model-registered", "model.registered", partial(on_model_registered, ctx=ctx)),
-        Subscription("testing-requested", "testing.requested", partial(on_testing_requested, ctx=ctx)),
+        Subscription.of(DatasetGrouped, on_dataset_grouped, ctx),
+        Subscription.of(ModelRegistered, on_model_registered, ctx),
+        Subscription.of(TestingRequested, on_testing_requested, ctx),
     ]
 
 

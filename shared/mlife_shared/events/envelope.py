@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timezone
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -20,7 +20,9 @@ class EventData(BaseModel):
     schema_version: ClassVar[int] = 1
 
 
-T = TypeVar("T", bound=EventData)
+# Covariant: an Envelope[TestingCompleted] is an Envelope[EventData] wherever only the envelope's common
+# fields are read (caused_by, the outbox); an envelope is never changed after it is made.
+T = TypeVar("T", bound=EventData, covariant=True)
 
 
 class Envelope(BaseModel, Generic[T]):
@@ -36,10 +38,18 @@ class Envelope(BaseModel, Generic[T]):
     data: T
 
 
+E = TypeVar("E", bound=EventData)
+
+
+def envelope_of(model: type[E]) -> type[Envelope[E]]:
+    """`Envelope[model]` for a model known only at run time (type checkers read only literal subscripts)."""
+    return cast("type[Envelope[E]]", Envelope.__class_getitem__(model))
+
+
 def new_envelope(data: EventData, *, correlation_id: uuid.UUID | None = None,
                  causation_id: uuid.UUID | None = None) -> Envelope[Any]:
     event_id = uuid.uuid4()
-    return Envelope[type(data)](  # type: ignore[misc]
+    return envelope_of(type(data))(
         id=event_id,
         type=data.subject,
         version=data.schema_version,

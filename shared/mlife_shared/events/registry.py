@@ -1,13 +1,21 @@
-"""Every subject of the bus, its payload model and its stream (one stream per producing service)."""
+"""Every subject of the bus, its payload model and its stream (one stream per producing service).
+
+This module imports no contract: contracts register themselves here (`@register`), and the package
+(`mlife_shared.events`) imports `contracts` right after this module, so the registry is complete whenever
+anything under `mlife_shared.events` has been imported."""
 
 from __future__ import annotations
+
+from typing import TypeVar
 
 from mlife_shared.events.envelope import EventData
 
 EVENTS: dict[str, type[EventData]] = {}
 
+ContractT = TypeVar("ContractT", bound=type[EventData])
 
-def register(model: type[EventData]) -> type[EventData]:
+
+def register(model: ContractT) -> ContractT:
     existing = EVENTS.get(model.subject)
     if existing is not None and existing is not model:
         raise ValueError(f"subject {model.subject} is already registered by {existing.__name__}")
@@ -34,7 +42,3 @@ def streams() -> dict[str, list[str]]:
 def stream_for_subject(subject: str) -> str:
     model = EVENTS[subject]
     return stream_name(model.producer)
-
-
-# Imported for its side effect: registering every contract of ARCHITECTURE §2.
-from mlife_shared.events import contracts as _contracts  # noqa: E402,F401

@@ -5,11 +5,15 @@ dead-lettered after `max_deliver`; a malformed or unknown message is dead-letter
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import json
+import typing
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, TypeVar
 
 import structlog
 from nats.aio.msg import Msg
@@ -22,23 +26,96 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mlife_shared.db import Database
 from mlife_shared.events import Envelope, EventData, event_model, stream_for_subject
+from mlife_shared.events.envelope import envelope_of
 from mlife_shared.messaging.models import DeadLetter
 from mlife_shared.messaging.repository import DeadLetterRepository, InboxRepository
 
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[Envelope[Any], AsyncSession], Awaitable[None]]
+"""What the runner calls: the envelope and the unit of work (a service's context is already bound)."""
+
+E = TypeVar("E", bound=EventData)
+C = TypeVar("C")
 
 
 @dataclass(frozen=True)
 class Subscription:
-    """One durable consumer: `name` is unique within the service, `subject` is one registered subject."""
+    """One durable consumer: `name` is unique within the service, `subject` is one registered subject.
+    Services build theirs with `Subscription.of(Contract, handler, ctx)`; the constructor stays for the
+    runner's own tests."""
 
     name: str
     subject: str
     handler: Handler
     max_deliver: int | None = None
     ack_wait_seconds: float = 30.0
+    contract: type[EventData] | None = field(default=None, compare=False)
+
+    @classmethod
+    def of(cls, contract: type[E], handler: Callable[[Envelope[E], AsyncSession, C], Awaitable[None]], ctx: C, *,
+           name: str | None = None, max_deliver: int | None = None,
+           ack_wait_seconds: float = 30.0) -> Subscription:
+        """The subscription of `handler` to `contract`'s subject, `ctx` bound as its third argument. The
+        handler's first parameter must be annotated `Envelope[contract]`: a handler wired to another event
+        (or to none) raises TypeError here, when the worker starts, rather than on its first message.
+        `name` defaults to the subject with `-` for `.` and `_` (`dataset.grouped` → `dataset-grouped`); the
+        durable consumer is `durable_name(service, subscription)`."""
+        if event_model(contract.subject) is not contract:
+            raise TypeError(f"{contract.__name__} is not the registered contract of {contract.subject!r} "
+                            f"(decorate it with @register)")
+        annotated = handler_event(handler)
+        if annotated is not contract:
+            shown = "no Envelope[<contract>] annotation" if annotated is None else f"Envelope[{annotated.__name__}]"
+            raise TypeError(f"{_qualname(handler)} takes {shown} but is subscribed to {contract.subject!r}: "
+                            f"annotate its event Envelope[{contract.__name__}] or subscribe it to its own contract")
+
+        @functools.wraps(_unwrapped(handler))
+        async def bound(event: Envelope[Any], session: AsyncSession) -> None:
+            await handler(event, session, ctx)
+
+        return cls(name=name or default_name(contract.subject), subject=contract.subject, handler=bound,
+                   max_deliver=max_deliver, ack_wait_seconds=ack_wait_seconds, contract=contract)
+
+
+def default_name(subject: str) -> str:
+    return subject.replace(".", "-").replace("_", "-")
+
+
+def _unwrapped(handler: Callable[..., Any]) -> Callable[..., Any]:
+    func = inspect.unwrap(handler)
+    while isinstance(func, functools.partial):
+        func = inspect.unwrap(func.func)
+    return func
+
+
+def _qualname(handler: Callable[..., Any]) -> str:
+    func = _unwrapped(handler)
+    return f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', repr(func))}"
+
+
+def handler_event(handler: Callable[..., Any]) -> type[EventData] | None:
+    """The contract `X` of a handler whose first parameter is annotated `Envelope[X]`, else None. Only that
+    annotation is resolved (string annotations too), so the others may name types imported for type
+    checking only."""
+    func = _unwrapped(handler)
+    params = list(inspect.signature(func).parameters.values())
+    if not params:
+        return None
+    raw = getattr(func, "__annotations__", {}).get(params[0].name)
+    if raw is None:
+        return None
+    holder = SimpleNamespace(__annotations__={"event": raw}, __globals__=getattr(func, "__globals__", {}))
+    try:
+        annotation = typing.get_type_hints(holder)["event"]
+    except Exception as exc:  # noqa: BLE001 - an unresolvable annotation is a wiring error, said as such
+        raise TypeError(f"{_qualname(handler)}: cannot resolve its event annotation {raw!r}: {exc}") from exc
+    meta: dict[str, Any] = getattr(annotation, "__pydantic_generic_metadata__", None) or {}
+    args: tuple[Any, ...] = meta.get("args") or ()
+    if meta.get("origin") is not Envelope or len(args) != 1:
+        return None
+    event = args[0]  # Envelope[Any] is no contract (typing.Any is a class since Python 3.11)
+    return event if isinstance(event, type) and issubclass(event, EventData) else None
 
 
 @dataclass
@@ -85,6 +162,9 @@ class ConsumerRunner:
         for sub in self.subscriptions:
             if event_model(sub.subject) is None:
                 raise ValueError(f"{sub.subject} is not a registered subject")
+            if sub.contract is not None and event_model(sub.subject) is not sub.contract:
+                raise ValueError(f"{sub.subject} is registered by {event_model(sub.subject)!r}, "
+                                 f"not {sub.contract.__name__}")
         tasks = [asyncio.create_task(self._loop(sub, stop), name=f"consumer-{sub.name}")
                  for sub in self.subscriptions]
         try:
@@ -268,7 +348,7 @@ def parse(msg: Msg, *, expected: str | None = None) -> Envelope[Any]:
         raise PoisonMessage("unknown", f"event type {subject!r} on a consumer of {expected!r}")
     header_id = (msg.headers or {}).get("Nats-Msg-Id")
     try:
-        envelope = Envelope[model].model_validate(raw)  # type: ignore[valid-type]
+        envelope = envelope_of(model).model_validate(raw)
     except ValidationError as exc:
         raise PoisonMessage("malformed", f"invalid {subject} envelope: {exc}") from exc
     if header_id is not None and header_id != str(envelope.id):

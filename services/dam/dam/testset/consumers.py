@@ -1,5 +1,6 @@
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from dam.config import Settings
 from dam.testset.service import TestSetService
 from mlife_shared.app import ServiceContext
 from mlife_shared.events import Envelope
@@ -7,6 +8,5 @@ from mlife_shared.events.contracts import BadcaseTestDataRequested
 
 
 async def on_test_data_requested(event: Envelope[BadcaseTestDataRequested], session: AsyncSession,
-                                 ctx: ServiceContext) -> None:
-    max_bytes = getattr(ctx.settings, "max_upload_bytes", 2 * 1024 ** 3)
-    await TestSetService(session, ctx.store, ctx.scoped, max_bytes=max_bytes).append(event)
+                                 ctx: ServiceContext[Settings]) -> None:
+    await TestSetService(session, ctx.store, ctx.scoped, max_bytes=ctx.settings.max_upload_bytes).append(event)

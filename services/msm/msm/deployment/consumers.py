@@ -38,8 +38,8 @@ def _load(path: str, threads: int) -> None:
     ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
 
 
-async def _bring_up(session: AsyncSession, ctx: ServiceContext, deployment: Deployment) -> str | None:
-    settings: Settings = ctx.settings  # type: ignore[assignment]
+async def _bring_up(session: AsyncSession, ctx: ServiceContext[Settings], deployment: Deployment) -> str | None:
+    settings = ctx.settings
     versions = await RegistryRepository(session).versions([uuid.UUID(v["model_version_id"])
                                                            for v in deployment.versions])
     with scratch_dir() as tmp:
@@ -76,7 +76,7 @@ async def _bring_up(session: AsyncSession, ctx: ServiceContext, deployment: Depl
 
 
 async def on_deployment_requested(event: Envelope[DeploymentRequested], session: AsyncSession,
-                                  ctx: ServiceContext) -> None:
+                                  ctx: ServiceContext[Settings]) -> None:
     repo = DeploymentRepository(session)
     deployment = await repo.get(event.data.deployment_id, for_update=True)
     if deployment is None or deployment.status != "requested":

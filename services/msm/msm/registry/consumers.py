@@ -6,18 +6,20 @@ from mlife_shared.errors import MLifeError
 from mlife_shared.events import Envelope
 from mlife_shared.events.contracts import ModelUploaded
 from mlife_shared.messaging.outbox import caused_by
+from msm.config import Settings
 from msm.registry.repository import RegistryRepository
 from msm.registry.service import RegistryService
 
 log = structlog.get_logger(__name__)
 
 
-async def on_model_uploaded(event: Envelope[ModelUploaded], session: AsyncSession, ctx: ServiceContext) -> None:
+async def on_model_uploaded(event: Envelope[ModelUploaded], session: AsyncSession,
+                            ctx: ServiceContext[Settings]) -> None:
     """Register the uploaded artifact as a new version (once per training task)."""
     d = event.data
     if await RegistryRepository(session).version_by_task(d.task_id) is not None:
         return
-    service = RegistryService(session, ctx.settings, ctx.scoped)  # type: ignore[arg-type]
+    service = RegistryService(session, ctx.settings, ctx.scoped)
     fmt = d.format.lower()
     try:
         # A savepoint: a rejected upload must leave nothing behind, yet the event is still consumed.

@@ -7,24 +7,27 @@ from mlife_shared.app import ServiceContext
 from mlife_shared.events import Envelope
 from mlife_shared.events.contracts import DatasetGrouped, TestingCompleted, TestingFailed
 from mlife_shared.messaging.outbox import caused_by
+from msm.config import Settings
 from msm.deployment.service import DeploymentService
 from msm.testing.service import apply_testing_completed, apply_testing_failed, record_test_set, test_production_on
 
 
 async def on_testing_completed(event: Envelope[TestingCompleted], session: AsyncSession,
-                               ctx: ServiceContext) -> None:
+                               ctx: ServiceContext[Settings]) -> None:
     result = await apply_testing_completed(session, ctx.store, event)
     if result is not None and result.model_version_id is not None:
         await DeploymentService(session).reevaluate(version_id=result.model_version_id, correlation=caused_by(event))
 
 
-async def on_testing_failed(event: Envelope[TestingFailed], session: AsyncSession, ctx: ServiceContext) -> None:
+async def on_testing_failed(event: Envelope[TestingFailed], session: AsyncSession,
+                            ctx: ServiceContext[Settings]) -> None:
     failure = await apply_testing_failed(session, event)
     if failure is not None:
         await DeploymentService(session).reevaluate(version_id=failure.model_version_id, correlation=caused_by(event))
 
 
-async def on_dataset_grouped(event: Envelope[DatasetGrouped], session: AsyncSession, ctx: ServiceContext) -> None:
+async def on_dataset_grouped(event: Envelope[DatasetGrouped], session: AsyncSession,
+                             ctx: ServiceContext[Settings]) -> None:
     """A new badcase test set of a function: production is tested on it, and deployments of the function that
     are waiting for tests now wait for results on this set instead."""
     test_set = await record_test_set(session, event)

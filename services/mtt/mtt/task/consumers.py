@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import cast
-
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mlife_shared.app import ServiceContext
@@ -13,18 +11,20 @@ from mtt.config import Settings
 from mtt.task.automatic import AutomaticTasks
 
 
-def _service(session: AsyncSession, ctx: ServiceContext) -> AutomaticTasks:
-    return AutomaticTasks(session, cast(Settings, ctx.settings), ctx.store)
+def _service(session: AsyncSession, ctx: ServiceContext[Settings]) -> AutomaticTasks:
+    return AutomaticTasks(session, ctx.settings, ctx.store)
 
 
-async def on_dataset_grouped(event: Envelope[DatasetGrouped], session: AsyncSession, ctx: ServiceContext) -> None:
+async def on_dataset_grouped(event: Envelope[DatasetGrouped], session: AsyncSession,
+                             ctx: ServiceContext[Settings]) -> None:
     await _service(session, ctx).dataset_grouped(event.data)
 
 
-async def on_model_registered(event: Envelope[ModelRegistered], session: AsyncSession, ctx: ServiceContext) -> None:
+async def on_model_registered(event: Envelope[ModelRegistered], session: AsyncSession,
+                              ctx: ServiceContext[Settings]) -> None:
     await _service(session, ctx).model_registered(event.data)
 
 
 async def on_testing_requested(event: Envelope[TestingRequested], session: AsyncSession,
-                               ctx: ServiceContext) -> None:
+                               ctx: ServiceContext[Settings]) -> None:
     await _service(session, ctx).testing_requested(event.data)
