@@ -2,7 +2,6 @@
 // text (never innerHTML with data), charts, and "service not available" handling.
 
 export const state = { me: null, csrf: null, api: null };
-const ROLES = ["viewer", "tester", "engineer", "maintainer"];
 
 export class ApiError extends Error {
   constructor(status, error, detail) {
@@ -11,8 +10,11 @@ export class ApiError extends Error {
   }
 }
 
+// Roles, lowest first, as the server declares them (the user schema's role enum in the merged OpenAPI).
+export function roles() { return schemaEnum("UserCreate", "role"); }
 export function can(role) {
-  return state.me && ROLES.indexOf(state.me.role) >= ROLES.indexOf(role);
+  const order = roles();
+  return !!state.me && order.includes(role) && order.indexOf(state.me.role) >= order.indexOf(role);
 }
 
 function url(path, query) {
@@ -62,6 +64,26 @@ export function upload(path, query, file, onProgress) {
 // that is not there (no 404/503 noise), and say "service not available" instead.
 export async function loadApi() {
   try { state.api = await api("GET", "/openapi.json"); } catch { state.api = { paths: {} }; }
+}
+// Enumerations come from the merged OpenAPI, never copied by hand: a value the server adds shows up in the UI.
+function enumIn(schema) {
+  if (!schema) return [];
+  if (schema.$ref) return enumIn(state.api.components.schemas[schema.$ref.split("/").pop()]);
+  if (Array.isArray(schema.enum)) return schema.enum;
+  if (schema.items) return enumIn(schema.items);
+  for (const alt of schema.anyOf || schema.oneOf || schema.allOf || []) { const e = enumIn(alt); if (e.length) return e; }
+  return [];
+}
+// The values of property `prop` of the component schema `name` ([] when the service is not there).
+export function schemaEnum(name, prop) {
+  const schemas = (state.api && state.api.components && state.api.components.schemas) || {};
+  return schemas[name] && schemas[name].properties ? enumIn(schemas[name].properties[prop]) : [];
+}
+// The values of the query/path parameter `param` of an operation.
+export function paramEnum(method, path, param) {
+  const op = state.api && state.api.paths && state.api.paths[path] && state.api.paths[path][method.toLowerCase()];
+  const p = op && (op.parameters || []).find((x) => x.name === param);
+  return p ? enumIn(p.schema) : [];
 }
 export function has(method, path) {
   const op = state.api && state.api.paths && state.api.paths[path];

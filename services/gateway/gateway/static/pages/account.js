@@ -1,6 +1,5 @@
-import { fmt, act, api, can, card, field, fmtDate, h, select, table, text, toast } from "/ui/lib.js";
+import { roles, fmt, act, api, can, card, field, fmtDate, h, select, table, text, toast } from "/ui/lib.js";
 
-const ROLES = ["viewer", "tester", "engineer", "maintainer"];
 const rerender = () => window.dispatchEvent(new HashChangeEvent("hashchange"));
 
 export async function account() {
@@ -42,14 +41,14 @@ async function users() {
   const form = h("form", { class: "inline", "aria-label": "Create a user" },
     field("User name", h("input", { name: "username", required: true, pattern: "[A-Za-z0-9_.@\\-]+" })),
     field("Password (12+)", h("input", { name: "password", type: "password", required: true, minlength: 12, autocomplete: "new-password" })),
-    field("Role", select("role", ROLES, "viewer")), h("button", { type: "submit" }, "Create user"));
+    field("Role", select("role", roles(), roles()[0])), h("button", { type: "submit" }, "Create user"));
   form.addEventListener("submit", (e) => { e.preventDefault(); act(async () => {
     const f = new FormData(form);
     await api("POST", "/api/gateway/users", { json: { username: f.get("username"), password: f.get("password"), role: f.get("role") } });
     toast("User created"); rerender();
   }); });
   return card("Users", form, table([{ label: "User", key: "username" },
-    { label: "Role", render: (u) => { const s = select("role", ROLES, u.role); s.setAttribute("aria-label", `role of ${u.username}`);
+    { label: "Role", render: (u) => { const s = select("role", roles(), u.role); s.setAttribute("aria-label", `role of ${u.username}`);
       s.addEventListener("change", () => act(async () => { await api("PATCH", `/api/gateway/users/${u.id}`, { json: { role: s.value } }); toast("Role changed"); }));
       return s; } },
     { label: "State", render: (u) => (u.disabled_at ? `disabled ${fmtDate(u.disabled_at)}` : "active") },

@@ -1,9 +1,8 @@
-import { fmt, act, api, badcasesOf, badge, can, card, chart, countBy, field, fmtDate, fmtNum, h, has, link, select, short, table, text, toast, unavailable } from "/ui/lib.js";
+import { schemaEnum, paramEnum, fmt, act, api, badcasesOf, badge, can, card, chart, countBy, field, fmtDate, fmtNum, h, has, link, select, short, table, text, toast, unavailable } from "/ui/lib.js";
 
-const STATUSES = ["", "new", "triaged", "in_progress", "fixed", "wont_fix", "regressed"];
-const SEVERITIES = ["", "low", "medium", "high", "critical"];
-const SOURCES = ["", "manual", "import", "testing", "serving"];
-const ATTRS = ["function", "status", "severity", "model_version", "source", "label", "prediction", "tag", "media_type"];
+// Choices come from the server's OpenAPI (a value added to an enum there shows up here); "" is "any".
+const anyOf = (param) => ["", ...paramEnum("GET", "/api/bam/badcases", param)];
+const ATTRS = () => schemaEnum("BadcaseStats", "group_by").filter((a) => a !== "week");
 const filters = { q: "", function: "", status: "", severity: "", source: "", model_version: "" };
 // Filters by id come from links ("badcases of this task / deployment / model version"): `#/badcases?task_id=…`.
 const ID_FILTERS = [["task_id", "Task", (v) => `#/tasks/${v}`], ["deployment_id", "Deployment", (v) => `#/deployments/${v}`],
@@ -26,7 +25,7 @@ function reportForm(onDone) {
     field("Function *", h("input", { name: "function", required: true, maxlength: 200 })),
     field("Model name", h("input", { name: "model_name" })), field("Model version", h("input", { name: "model_version" })),
     field("Prediction", h("input", { name: "prediction" })), field("Ground truth", h("input", { name: "ground_truth" })),
-    field("Severity", select("severity", SEVERITIES.slice(1), "medium")),
+    field("Severity", select("severity", schemaEnum("BadcaseCreate", "severity"), "medium")),
     field("Tags (comma separated)", h("input", { name: "tags" })),
     field("Data file", h("input", { name: "file", type: "file" })),
     field("Features (a tabular badcase: JSON object)", h("input", { name: "features", placeholder: '{"alcohol": 13.2, "ash": 2.4}' })),
@@ -75,8 +74,8 @@ export async function badcases(queryString) {
     field("Search", h("input", { name: "q", type: "search", value: filters.q, placeholder: "description, tags" })),
     field("Function", h("input", { name: "function", value: filters.function, list: "known-functions", autocomplete: "off" })),
     h("datalist", { id: "known-functions" }, functions.map((f) => h("option", { value: f }))),
-    field("Status", select("status", STATUSES, filters.status)), field("Severity", select("severity", SEVERITIES, filters.severity)),
-    field("Source", select("source", SOURCES, filters.source)), field("Model version", h("input", { name: "model_version", value: filters.model_version })),
+    field("Status", select("status", anyOf("status"), filters.status)), field("Severity", select("severity", anyOf("severity"), filters.severity)),
+    field("Source", select("source", anyOf("source"), filters.source)), field("Model version", h("input", { name: "model_version", value: filters.model_version })),
     h("button", { type: "submit" }, "Filter"));
   form.addEventListener("submit", (e) => { e.preventDefault(); for (const k of Object.keys(filters)) filters[k] = new FormData(form).get(k) || ""; load(false); });
   const idBox = h("p", { class: "row", "aria-label": "Filters from links" });
@@ -123,8 +122,8 @@ export async function badcases(queryString) {
     });
   }
 
-  const groupSel = select("group_by", ATTRS, "function");
-  const pairSel = select("pair", [["", "(none)"], ...ATTRS.map((a) => [a, a])], "");
+  const groupSel = select("group_by", ATTRS(), "function");
+  const pairSel = select("pair", [["", "(none)"], ...ATTRS().map((a) => [a, a])], "");
   async function grouped() {
     await act(async () => {
       const group_by = pairSel.value ? `${groupSel.value},${pairSel.value}` : groupSel.value;
@@ -194,7 +193,7 @@ export async function badcaseDetail(id) {
     : null;
 
   const triage = h("form", { class: "stack", "aria-label": "Triage" },
-    field("Status", select("status", STATUSES.slice(1), b.status)), field("Severity", select("severity", SEVERITIES.slice(1), b.severity)),
+    field("Status", select("status", schemaEnum("BadcaseUpdate", "status"), b.status)), field("Severity", select("severity", schemaEnum("BadcaseUpdate", "severity"), b.severity)),
     field("Owner", h("input", { name: "owner", value: b.owner || "" })),
     field("Manual priority", h("input", { name: "priority", type: "number", min: 0, step: "any", value: b.priority_is_manual ? b.priority : "" })),
     h("div", {}, h("button", { type: "submit" }, "Save triage")));

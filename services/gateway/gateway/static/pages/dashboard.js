@@ -1,4 +1,4 @@
-import { api, card, chart, fmtDate, h, has, table, text, unavailable } from "/ui/lib.js";
+import { schemaEnum, api, card, chart, fmtDate, h, has, table, text, unavailable } from "/ui/lib.js";
 
 const OPEN = ["new", "triaged", "in_progress", "regressed"];
 
@@ -24,7 +24,7 @@ export async function dashboard() {
     section("Open badcases by function and severity", [["GET", "/api/bam/stats"]], async () => {
       const parts = await Promise.all(OPEN.map((status) => api("GET", "/api/bam/stats",
         { query: { group_by: "function,severity", status, limit: 500 } })));
-      const cells = new Map(); const functions = new Set(); const severities = ["critical", "high", "medium", "low"];
+      const cells = new Map(); const functions = new Set(); const severities = schemaEnum("BadcaseRead", "severity").slice().reverse(); // worst first
       for (const p of parts) for (const g of p.groups) {
         const f = text(g.key.function); functions.add(f);
         const k = `${f}\u0000${g.key.severity}`; cells.set(k, (cells.get(k) || 0) + g.count);

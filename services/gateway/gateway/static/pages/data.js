@@ -1,4 +1,4 @@
-import { fmt, act, api, badcasesOf, can, card, chart, field, fmtDate, h, has, link, select, short, table, text, toast, unavailable, upload } from "/ui/lib.js";
+import { schemaEnum, paramEnum, fmt, act, api, badcasesOf, can, card, chart, field, fmtDate, h, has, link, select, short, table, text, toast, unavailable, upload } from "/ui/lib.js";
 
 function uploader() {
   const list = h("ul");
@@ -23,11 +23,13 @@ function uploader() {
   return h("div", {}, h("div", { class: "row" }, field("Files", input), field("or a folder", folder), go), list);
 }
 
+const KIND_HELP = { standard: "rows name files", table: "feature columns and a label" };
+
 function importer(onDone) {
   const form = h("form", { class: "stack", "aria-label": "Import a document" },
     field("Name *", h("input", { name: "name", required: true })), field("Description", h("input", { name: "description" })),
     field("CSV, JSON or XML file *", h("input", { name: "file", type: "file", required: true, accept: ".csv,.json,.xml,.jsonl" })),
-    field("Kind (automatic: a table when no md5/path column)", select("kind", [["", "automatic"], ["standard", "standard: rows name files"], ["table", "table: feature columns and a label"]], "")),
+    field("Kind (automatic: a table when no md5/path column)", select("kind", [["", "automatic"], ...paramEnum("POST", "/api/dam/documents", "kind").map((k) => [k, KIND_HELP[k] ? `${k}: ${KIND_HELP[k]}` : k])], "")),
     field("Label column (a table's; default label)", h("input", { name: "label_column", maxlength: 64 })),
     h("div", {}, h("button", { type: "submit" }, "Import document")));
   form.addEventListener("submit", (e) => { e.preventDefault(); act(async () => {
@@ -93,7 +95,7 @@ function labellingForm(docs) {
   const form = h("form", { class: "inline", "aria-label": "Create a labelling task" },
     field("Document", select("document_id", docs.map((d) => [d.id, d.name]))),
     field("Labels (comma separated)", h("input", { name: "labels", required: true })),
-    field("Kind", select("kind", ["classification", "detection"], "classification")),
+    field("Kind", select("kind", schemaEnum("LabellingTaskCreate", "kind"), "classification")),
     h("button", { type: "submit" }, "Create labelling task"));
   form.addEventListener("submit", (e) => { e.preventDefault(); act(async () => {
     const f = new FormData(form);

@@ -1,4 +1,4 @@
-import { fmt, act, api, badcasesOf, badge, can, card, field, fmtDate, fmtNum, h, has, link, select, SET_NAMES, short, table, text, toast, unavailable } from "/ui/lib.js";
+import { schemaEnum, fmt, act, api, badcasesOf, badge, can, card, field, fmtDate, fmtNum, h, has, link, select, SET_NAMES, short, table, text, toast, unavailable } from "/ui/lib.js";
 
 const list = (r) => (Array.isArray(r) ? r : r.items || []);
 
@@ -189,7 +189,7 @@ export async function deployments() {
       field("Endpoint name *", h("input", { name: "name", required: true, pattern: "[a-z0-9][a-z0-9\\-]{0,99}" })),
       field("Model version *", select("version", versions.map((v) => [v.id,
         `${v.name} v${v.version}${functionOf.get(v.name) ? ` (${functionOf.get(v.name)})` : " (no function: set it on the model first)"}`]))),
-      field("Target", select("target", ["local", "docker", "edge"], "local")),
+      field("Target", select("target", schemaEnum("DeploymentCreate", "target"), "local")),
       can("maintainer") ? field("Override reason (maintainers)", h("input", { name: "override_reason" })) : null,
       h("fieldset", { class: "wide" }, h("legend", {}, "Thresholds (none: the function's defaults)"), thresholds.el),
       h("div", {}, h("button", { type: "submit", disabled: !versions.length }, "Request deployment")));

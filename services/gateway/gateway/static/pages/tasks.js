@@ -1,4 +1,4 @@
-import { act, api, badcasesOf, badge, can, card, chart, field, fmtDate, h, has, link, select, SET_NAMES, short, table, text, toast, unavailable } from "/ui/lib.js";
+import { paramEnum, act, api, badcasesOf, badge, can, card, chart, field, fmtDate, h, has, link, select, SET_NAMES, short, table, text, toast, unavailable } from "/ui/lib.js";
 
 const list = (r) => (Array.isArray(r) ? r : r.items || []);
 
@@ -8,7 +8,7 @@ export async function tasks() {
   let create = null;
   if (can("engineer") && has("POST", "/api/mtt/tasks")) {
     create = h("form", { class: "stack", "aria-label": "Create a task" },
-      field("Name", h("input", { name: "name", required: true })), field("Kind", select("kind", ["train", "test"], "test")),
+      field("Name", h("input", { name: "name", required: true })), field("Kind", select("kind", paramEnum("GET", "/api/mtt/tasks", "kind"), "test")),
       field("Dataset id *", h("input", { name: "dataset_id", required: true })), field("Model name (test: its latest version)", h("input", { name: "model_name" })),
       field("Function (default: the dataset's or the model's)", h("input", { name: "function" })),
       field("Command (empty: built-in evaluator)", h("input", { name: "command" })), h("label", { class: "check" }, h("input", { type: "checkbox", name: "run", value: "1" }), "Run at once"),
