@@ -5,15 +5,17 @@ import { data, documentDetail } from "/ui/pages/data.js";
 import { taskDetail, tasks } from "/ui/pages/tasks.js";
 import { deploymentDetail, deployments, modelDetail, models } from "/ui/pages/models.js";
 import { account } from "/ui/pages/account.js";
+import { datasetDetail } from "/ui/pages/datasets.js";
+import { deadLetters, webhooks } from "/ui/pages/ops.js";
 
 const main = document.getElementById("main");
 const routes = [
   [/^#\/dashboard$/, dashboard], [/^#\/badcases$/, badcases], [/^#\/badcases\/([\w-]+)$/, badcaseDetail],
-  [/^#\/data$/, data], [/^#\/data\/documents\/([\w-]+)$/, documentDetail],
+  [/^#\/data$/, data], [/^#\/data\/documents\/([\w-]+)$/, documentDetail], [/^#\/data\/datasets\/([\w-]+)$/, datasetDetail],
   [/^#\/tasks$/, tasks], [/^#\/tasks\/([\w-]+)$/, taskDetail],
   [/^#\/models$/, models], [/^#\/models\/([^/]+)$/, modelDetail],
   [/^#\/deployments$/, deployments], [/^#\/deployments\/([\w-]+)$/, deploymentDetail],
-  [/^#\/account$/, account],
+  [/^#\/account$/, account], [/^#\/dead-letters$/, deadLetters], [/^#\/webhooks$/, webhooks],
 ];
 
 function loginPage() {

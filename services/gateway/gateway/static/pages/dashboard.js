@@ -63,5 +63,5 @@ export async function dashboard() {
     } catch { dead.push(h("li", {}, `${svc}: service not available`)); }
   }
   return [h("h1", {}, "Dashboard"), h("div", { class: "grid" }, sections),
-    h("div", { class: "spacer" }), card("Dead-lettered events", h("ul", {}, dead))];
+    h("div", { class: "spacer" }), card("Dead-lettered events", h("ul", {}, dead), h("p", {}, h("a", { href: "#/dead-letters" }, "All dead letters")))];
 }

@@ -1,4 +1,5 @@
 import { schemaEnum, paramEnum, fmt, act, api, badcasesOf, can, card, chart, field, fmtDate, h, has, link, select, short, table, text, toast, unavailable, upload } from "/ui/lib.js";
+import { datasetsTable, distributionCharts, leakageForm } from "/ui/pages/datasets.js";
 
 function uploader() {
   const list = h("ul");
@@ -108,8 +109,8 @@ function labellingForm(docs) {
 
 export async function data() {
   if (!has("GET", "/api/dam/documents")) return [h("h1", {}, "Data"), unavailable("DAM")];
-  const docsBox = h("div"); const dsBox = h("div");
-  let docs = [];
+  const docsBox = h("div"); const dsBox = h("div"); const leakBox = h("div");
+  let docs = []; let datasets = [];
   async function loadDocs() {
     docs = await api("GET", "/api/dam/documents");
     docsBox.replaceChildren(table([{ label: "Document", render: (d) => h("a", { href: `#/data/documents/${d.id}` }, d.name) },
@@ -120,13 +121,9 @@ export async function data() {
   async function loadDatasets() {
     if (!has("GET", "/api/dam/datasets")) { dsBox.replaceChildren(unavailable("Datasets")); return; }
     const ds = await api("GET", "/api/dam/datasets");
-    const items = Array.isArray(ds) ? ds : ds.items || [];
-    dsBox.replaceChildren(table([{ label: "Dataset", render: (d) => text(d.name) }, { label: "Version", key: "version" },
-      { label: "Function", render: (d) => text(d.function) },
-      { label: "Purpose", render: (d) => [text(d.purpose ?? d.kind), d.is_badcase_test_set ? " (badcase test set)" : ""].join("") },
-      { label: "Modality", render: (d) => text(d.modality) },
-      { label: "Items", num: true, render: (d) => text(d.item_count ?? d.size ?? d.count) }, { label: "Id", render: (d) => short(d.id) },
-      { label: "Created", render: (d) => fmtDate(d.created_at) }], items, { empty: "No datasets yet." }));
+    datasets = Array.isArray(ds) ? ds : ds.items || [];
+    dsBox.replaceChildren(datasetsTable(datasets));
+    leakBox.replaceChildren(leakageForm(datasets));
   }
   await Promise.all([loadDocs(), loadDatasets()]);
   const labelling = has("GET", "/api/dam/labelling-tasks")
@@ -140,15 +137,25 @@ export async function data() {
     can("engineer") ? card("Import a document", importer(loadDocs)) : null,
     card("Documents", docsBox),
     can("engineer") && has("POST", "/api/dam/datasets") ? card("Group items into a dataset", groupForm(docs, loadDatasets)) : null,
-    card("Datasets", dsBox), labelling];
+    card("Datasets", dsBox),
+    has("GET", "/api/dam/datasets/leakage") ? card("Leakage between a train and a test dataset", leakBox) : null, labelling];
 }
 
-function distributionCharts(stats) {
-  const groups = [["class", stats.by_class], ["media type", stats.by_media_type], ["size", stats.by_size],
-    ["dimensions", stats.by_dimensions], ["box label", stats.by_box_label],
-    ...Object.entries(stats.by_column || {}).map(([c, d]) => [`column ${c}`, d])];
-  return groups.filter(([, d]) => d && Object.keys(d).length).map(([name, d]) =>
-    card(`Distribution by ${name}`, chart("bar", Object.keys(d), [{ label: "rows", data: Object.values(d) }], { label: `distribution by ${name}` })));
+// Download a version of the document in each format the server offers (the export route's `format` enum).
+function exportCard(doc, versions) {
+  const formats = paramEnum("GET", "/api/dam/documents/{document_id}/export", "format");
+  const numbers = versions.map((v) => v.version).filter((v) => v !== undefined && v !== null);
+  const current = doc.current_version || (numbers.length ? Math.max(...numbers) : 1);
+  const links = h("p", { class: "row", "aria-label": "export links" });
+  const draw = (version) => links.replaceChildren(...formats.map((f) => h("a", {
+    href: `/api/dam/documents/${doc.id}/export?${new URLSearchParams({ format: f, version: String(version) })}`,
+    download: `${doc.name}-v${version}.${f === "labelstudio" || f === "coco" ? `${f}.json` : f}`, "data-format": f }, f.toUpperCase())));
+  const choose = select("version", (numbers.length ? numbers : [current]).map((v) => [String(v), `v${v}`]), String(current));
+  choose.setAttribute("aria-label", "version to export");
+  choose.addEventListener("change", () => draw(choose.value));
+  draw(current);
+  return card("Export", h("div", { class: "row" }, field("Version", choose), links),
+    h("p", { class: "muted" }, "CSV and TSV cells that start with =, +, -, @ get a leading quote (no spreadsheet formulas)."));
 }
 
 export async function documentDetail(id) {
@@ -183,6 +190,7 @@ export async function documentDetail(id) {
     ["Label column", text(doc.label_column)], ["Feature columns", (doc.feature_columns || []).join(", ")], ["Description", text(doc.description)]]
     .filter(([, v]) => v !== "").flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
   return [h("p", {}, h("a", { href: "#/data" }, "← Data")), h("h1", {}, `Document: ${fmt(doc.name)}`), card("Document", about),
+    has("GET", "/api/dam/documents/{document_id}/export") ? exportCard(doc, vs) : null,
     card(`Rows (first 100 of ${rows ? rows.total : "?"})`, table([{ label: "#", key: "position", num: true }, ...fileCols, { label: "Label", key: "label" },
       ...featureCols.map((c) => ({ label: c, num: true, render: (r) => text((r.features || {})[c]) })),
       ...extras.map((c) => ({ label: c, render: (r) => text((r.extra || {})[c]) }))], items, { empty: "No rows." })),

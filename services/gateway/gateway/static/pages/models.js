@@ -1,4 +1,4 @@
-import { schemaEnum, fmt, act, api, badcasesOf, badge, can, card, field, fmtDate, fmtNum, h, has, link, select, SET_NAMES, short, table, text, toast, unavailable } from "/ui/lib.js";
+import { errorText, schemaEnum, fmt, act, api, badcasesOf, badge, can, card, field, fmtDate, fmtNum, h, has, link, select, SET_NAMES, short, table, text, toast, unavailable } from "/ui/lib.js";
 
 const list = (r) => (Array.isArray(r) ? r : r.items || []);
 
@@ -114,12 +114,58 @@ export async function modelDetail(name) {
       { label: "Parent", render: (v) => (v.parent_version_id ? text(versionOf.get(v.parent_version_id) ? `v${versionOf.get(v.parent_version_id)}` : short(v.parent_version_id)) : "") },
       { label: "Metrics", render: (v) => Object.entries(v.metrics || {}).map(([k, x]) => `${k} ${fmtNum(x, 3)}`).join(", ") },
       { label: "Badcases", render: (v) => link(badcasesOf({ model_version_id: v.id }), "found on it") },
-      { label: "MD5", key: "md5" }, { label: "Id", key: "id" }], m.versions || [])),
+      { label: "MD5", key: "md5" }, { label: "Id", key: "id" },
+      { label: "Docker context", render: (v) => (has("GET", "/api/msm/model-versions/{version_id}/docker-context")
+        ? h("a", { href: `/api/msm/model-versions/${v.id}/docker-context`, download: `${m.name}-v${v.version}-docker-context.tar`,
+          "data-version": text(v.version) }, "Download (.tar)") : "") }], m.versions || [])),
+    await versionActions(m, rerender),
     card("Aliases", table([{ label: "Alias", render: (a) => text(a.alias ?? a.name) }, { label: "Version", render: (a) => text(a.version ?? a.version_id) }], m.aliases || []), aliasForm),
     defaults,
     card("Alias history", table([{ label: "When", render: (c) => fmtDate(c.changed_at ?? c.created_at) }, { label: "Alias", key: "alias" },
       { label: "From", render: (c) => versionLabel(versionOf, c.from_version_id) }, { label: "To", render: (c) => versionLabel(versionOf, c.to_version_id) },
       { label: "By", render: (c) => text(c.actor ?? c.changed_by) }, { label: "Reason", render: (c) => text(c.reason) }], list(history)))];
+}
+
+// Compress a version (dynamic INT8 → a new version; MTT measures the accuracy delta on a dataset) and build its
+// Docker image through the configured engine; the build context itself is a download in the versions table.
+async function versionActions(m, rerender) {
+  const versions = m.versions || [];
+  const canCompress = can("engineer") && has("POST", "/api/msm/model-versions/{version_id}/compress");
+  const canBuild = can("maintainer") && has("POST", "/api/msm/model-versions/{version_id}/docker-build");
+  if (!versions.length || (!canCompress && !canBuild)) return null;
+  const pick = () => select("version_id", versions.map((v) => [v.id, `v${v.version}`]), versions[versions.length - 1].id);
+  const parts = [];
+  if (canCompress) {
+    const datasets = has("GET", "/api/dam/datasets") ? await api("GET", "/api/dam/datasets").then(list).catch(() => []) : [];
+    const form = h("form", { class: "inline", "aria-label": "Compress a version" }, field("Version", pick()),
+      field("Measure the accuracy delta on", select("dataset_id", [["", "(no dataset)"], ...datasets.filter((d) => d.purpose === "test")
+        .map((d) => [d.id, `${text(d.name)} v${text(d.version)}${d.is_badcase_test_set ? " (badcase test set)" : ""}`])], "")),
+      h("button", { type: "submit" }, "Compress (INT8)"));
+    form.addEventListener("submit", (e) => { e.preventDefault(); act(async () => {
+      const f = new FormData(form);
+      const body = f.get("dataset_id") ? { evaluate_on_dataset_id: f.get("dataset_id") } : {};
+      const r = await api("POST", `/api/msm/model-versions/${f.get("version_id")}/compress`, { json: body });
+      const c = r.compression || {};
+      toast(`Compressed into v${text(r.version && r.version.version)} (${text(c.method)}): ${fmtNum(c.size_before, 0)} → ${fmtNum(c.size_after, 0)} bytes` +
+        (c.dataset_id ? "; the accuracy delta is recorded when MTT has tested both versions" : ""));
+      rerender();
+    }); });
+    parts.push(h("h3", {}, "Compression"), form);
+  }
+  if (canBuild) {
+    const out = h("div", { role: "status" });
+    const form = h("form", { class: "inline", "aria-label": "Build a Docker image" }, field("Version", pick()),
+      field("Image tag", h("input", { name: "tag", required: true, value: `${m.name.toLowerCase().replace(/[^a-z0-9._/-]/g, "-")}:latest` })),
+      h("button", { type: "submit" }, "Build image"));
+    form.addEventListener("submit", (e) => { e.preventDefault();
+      const f = new FormData(form);
+      api("POST", `/api/msm/model-versions/${f.get("version_id")}/docker-build`, { json: { tag: f.get("tag") } })
+        .then((r) => out.replaceChildren(h("p", { class: "okc" }, "Built: ", text(r))))
+        .catch((err) => out.replaceChildren(h("p", { class: "error", role: "alert" }, errorText(err))));
+    });
+    parts.push(h("h3", {}, "Docker image"), h("p", { class: "muted" }, "Needs a Docker engine on the server (MLIFE_MSM_DOCKER_HOST); otherwise download the build context above."), form, out);
+  }
+  return card("Version actions", ...parts);
 }
 
 function versionLabel(versionOf, id) {

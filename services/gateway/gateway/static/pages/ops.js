@@ -1,0 +1,83 @@
+// Operations: events no handler could apply (dead letters, per service) and MSM's outbound webhooks.
+import { act, api, badge, can, card, field, fmt, fmtDate, h, has, state, table, toast, unavailable } from "/ui/lib.js";
+
+// Every service whose API offers dead letters, from the merged OpenAPI (`/api/<service>/dead-letters`).
+function deadLetterServices() {
+  return Object.keys((state.api && state.api.paths) || {}).map((p) => p.match(/^\/api\/([a-z]+)\/dead-letters$/))
+    .filter(Boolean).map((m) => m[1]).sort((a, b) => (a === "gateway") - (b === "gateway") || a.localeCompare(b));
+}
+
+function lettersTable(rows) {
+  return table([{ label: "When", render: (r) => fmtDate(r.created_at) }, { label: "Consumer", key: "consumer" },
+    { label: "Subject", key: "subject" }, { label: "Reason", render: (r) => badge(r.reason) },
+    { label: "Deliveries", num: true, key: "deliveries" }, { label: "Error", render: (r) => fmt(r.error).slice(0, 300) },
+    { label: "Event", render: (r) => h("span", {}, fmt(r.event_id) || "(no id)", r.payload ? h("details", {}, h("summary", {}, "payload"), h("pre", {}, fmt(r.payload))) : null) }],
+  rows, { empty: "None: every event was applied." });
+}
+
+export async function deadLetters(queryString) {
+  const query = new URLSearchParams(queryString || "");
+  const consumer = query.get("consumer") || "";
+  const services = deadLetterServices();
+  const filter = h("form", { class: "inline", role: "search", "aria-label": "Filter dead letters" },
+    field("Consumer (durable name)", h("input", { name: "consumer", value: consumer, placeholder: "e.g. bam-serving-feedback" })),
+    h("button", { type: "submit" }, "Filter"));
+  filter.addEventListener("submit", (e) => { e.preventDefault(); const c = new FormData(filter).get("consumer");
+    location.hash = c ? `#/dead-letters?${new URLSearchParams({ consumer: String(c) })}` : "#/dead-letters"; });
+  const sections = await Promise.all(["bam", "dam", "mtt", "msm", "gateway"].filter((s) => services.includes(s) || s !== "gateway").map(async (svc) => {
+    if (!services.includes(svc)) return card(`${svc.toUpperCase()}`, unavailable(svc.toUpperCase()));
+    try {
+      const rows = await api("GET", `/api/${svc}/dead-letters`, { query: { limit: 100, consumer } });
+      return h("section", { class: "card", "data-service": svc }, h("h2", {}, `${svc.toUpperCase()}: ${rows.length} dead-lettered`), lettersTable(rows));
+    } catch { return card(`${svc.toUpperCase()}`, unavailable(svc.toUpperCase())); }
+  }));
+  return [h("h1", {}, "Dead letters"),
+    h("p", { class: "muted" }, "Events a consumer could not apply (malformed, or failing after its retries): kept with the reason, never retried forever, never blocking the rest."),
+    card("Filter", filter), ...sections];
+}
+
+function hooksTable(hooks, rerender, showDeliveries) {
+  return table([{ label: "URL", render: (w) => h("code", {}, fmt(w.url)) }, { label: "Events", render: (w) => (w.events || []).join(", ") },
+    { label: "State", render: (w) => badge(w.active ? "active" : "paused") }, { label: "Description", key: "description" },
+    { label: "By", key: "created_by" }, { label: "Created", render: (w) => fmtDate(w.created_at) },
+    { label: "", render: (w) => h("span", { class: "row" },
+      h("button", { type: "button", class: "secondary small", onclick: () => showDeliveries(w) }, "Deliveries"),
+      h("button", { type: "button", class: "secondary small", onclick: () => act(async () => {
+        await api("PATCH", `/api/msm/webhooks/${w.id}`, { json: { active: !w.active } }); toast(w.active ? "Paused" : "Resumed"); rerender(); }) }, w.active ? "Pause" : "Resume"),
+      h("button", { type: "button", class: "danger small", "aria-label": `delete the webhook to ${fmt(w.url)}`, onclick: () => act(async () => {
+        await api("DELETE", `/api/msm/webhooks/${w.id}`); toast("Webhook deleted"); rerender(); }) }, "Delete")) }],
+  hooks, { empty: "No webhooks." });
+}
+
+export async function webhooks() {
+  if (!has("GET", "/api/msm/webhooks")) return [h("h1", {}, "Webhooks"), unavailable("MSM")];
+  if (!can("maintainer")) return [h("h1", {}, "Webhooks"), h("p", { class: "muted" }, "Webhooks (targets and signing secrets) are managed by maintainers.")];
+  const listBox = h("div"); const secretBox = h("div", { role: "status" }); const deliveriesBox = h("div");
+  const rerender = async () => listBox.replaceChildren(hooksTable(await api("GET", "/api/msm/webhooks"), rerender, showDeliveries));
+  async function showDeliveries(w) {
+    await act(async () => {
+      const rows = await api("GET", `/api/msm/webhooks/${w.id}/deliveries`, { query: { limit: 50 } });
+      deliveriesBox.replaceChildren(card(`Deliveries to ${fmt(w.url)}`, table([{ label: "Subject", key: "subject" },
+        { label: "Status", render: (d) => badge(d.status) }, { label: "Attempts", num: true, key: "attempts" },
+        { label: "Last answer", render: (d) => fmt(d.last_status_code) || fmt(d.last_error) }, { label: "Created", render: (d) => fmtDate(d.created_at) },
+        { label: "Delivered", render: (d) => fmtDate(d.delivered_at) }], rows, { empty: "Nothing sent yet." })));
+    });
+  }
+  const form = h("form", { class: "stack", "aria-label": "Create a webhook" },
+    field("URL *", h("input", { name: "url", type: "url", required: true, maxlength: 2000, placeholder: "https://hooks.example.org/mlife" })),
+    field("Events (comma separated; * for all)", h("input", { name: "events", required: true, value: "*" })),
+    field("Description", h("input", { name: "description", maxlength: 2000 })),
+    h("div", {}, h("button", { type: "submit" }, "Create webhook")));
+  form.addEventListener("submit", (e) => { e.preventDefault(); act(async () => {
+    const f = new FormData(form);
+    const events = String(f.get("events") || "").split(",").map((x) => x.trim()).filter(Boolean);
+    const w = await api("POST", "/api/msm/webhooks", { json: { url: f.get("url"), events, description: f.get("description") || "" } });
+    secretBox.replaceChildren(h("p", {}, "Signing secret (shown once; deliveries carry webhook-signature v1,base64(HMAC-SHA256(secret, id.timestamp.body))): "),
+      h("pre", { "aria-label": "signing secret" }, fmt(w.secret)));
+    form.reset(); toast("Webhook created"); await rerender();
+  }); });
+  await rerender();
+  return [h("h1", {}, "Webhooks"),
+    h("p", { class: "muted" }, "MSM posts its events (model registered, deployments, feedback…) to these URLs, signed; a private address must be allow-listed by the operator (MLIFE_MSM_WEBHOOK_ALLOW_HOSTS)."),
+    card("Create a webhook", form, secretBox), card("Webhooks", listBox), deliveriesBox];
+}

@@ -1,0 +1,232 @@
+"""The pages for what the API could do and the UI could not show: dead letters, webhooks, dataset statistics and
+leakage, document exports, model compression and Docker build contexts. Each test drives its page in Chromium
+against the real platform (every service as a process); data is seeded through the services' APIs or, for a
+dead letter, by a malformed event on the bus, as a faulty producer would send it."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import tarfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.gateway.stack import Stack
+from tests.ui.conftest import Page
+from tests.ui.test_browser import login
+
+
+def client(stack: Stack, role: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=stack.url, headers=stack.auth(role), timeout=60)
+
+
+async def download(p: Any, selector: str, tmp_path: Path) -> bytes:
+    """Click a download link the way a person does and read the file the browser saved."""
+    async with p.expect_download() as info:
+        await p.click(selector)
+    d = await info.value
+    target = tmp_path / d.suggested_filename
+    await d.save_as(str(target))
+    return target.read_bytes()
+
+
+async def table_document(stack: Stack, name: str) -> dict[str, Any]:
+    rows = "f0,f1,label\n" + "".join(f"{i},{(i * 7) % 5},{'cat' if i % 3 else 'dog'}\n" for i in range(12))
+    async with client(stack, "engineer") as c:
+        r = await c.post("/api/dam/documents", params={"name": name, "format": "csv"}, content=rows,
+                         headers={"content-type": "text/csv"})
+        assert r.status_code == 201, r.text
+        return r.json()
+
+
+async def group(stack: Stack, name: str, document_id: str, seed: int) -> dict[str, dict[str, Any]]:
+    async with client(stack, "engineer") as c:
+        r = await c.post("/api/dam/datasets", json={"name": name, "documents": [{"id": document_id}],
+                                                    "split": {"train": 0.5, "test": 0.5}, "seed": seed})
+        assert r.status_code == 201, r.text
+        return {d["purpose"]: d for d in r.json()["datasets"]}
+
+
+async def test_dead_letters_page_shows_a_malformed_event(page: Page, stack: Stack) -> None:
+    import nats
+
+    marker = uuid.uuid4().hex
+    nc = await nats.connect(stack.nats.url)  # type: ignore[attr-defined]
+    try:
+        # `serving.feedback` is MSM's event; BAM consumes it. A body that is no event envelope is dead-lettered.
+        await nc.jetstream().publish("serving.feedback", f"not an event {marker}".encode(),
+                                     headers={"Nats-Msg-Id": marker})
+    finally:
+        await nc.close()
+    async with client(stack, "viewer") as c:
+        for _ in range(120):
+            letters = (await c.get("/api/bam/dead-letters")).json()
+            if any(marker in (d["payload"] or "") for d in letters):
+                break
+            await asyncio.sleep(0.5)
+    mine = next(d for d in letters if marker in (d["payload"] or ""))
+
+    await login(page, stack, "viewer")
+    p = page.page
+    await p.click("nav a[href='#/dead-letters']")
+    await p.wait_for_selector("main h1:text('Dead letters')")
+    bam = "section[data-service=bam]"
+    await p.wait_for_selector(f"{bam} tbody tr")
+    assert (await p.text_content(f"{bam} h2")).startswith(f"BAM: {len(letters)} dead-lettered")
+    row = f"{bam} tbody tr:has-text('{mine['consumer']}')"
+    assert "serving.feedback" in await p.text_content(row)
+    await p.click(f"{row} summary")
+    assert marker in await p.text_content(f"{row} pre")
+    for service in ("dam", "mtt", "msm"):
+        assert await p.query_selector(f"section[data-service={service}] h2") is not None
+    # filtering by consumer keeps the page (and the URL says so)
+    await p.fill("form[aria-label='Filter dead letters'] input[name=consumer]", "no-such-consumer")
+    await p.click("form[aria-label='Filter dead letters'] button")
+    await p.wait_for_selector(f"{bam} h2:text('BAM: 0 dead-lettered')")
+    assert "consumer=no-such-consumer" in p.url
+    assert page.console_errors() == []
+
+
+async def test_webhooks_page_for_maintainers_only(page: Page, stack: Stack) -> None:
+    await login(page, stack, "viewer")
+    p = page.page
+    await p.click("nav a[href='#/webhooks']")
+    await p.wait_for_selector("main h1:text('Webhooks')")
+    assert "managed by maintainers" in await p.inner_text("main")
+    assert await p.query_selector("form[aria-label='Create a webhook']") is None
+    assert page.console_errors() == []
+
+
+async def test_webhooks_page_lists_creates_refuses_and_deletes(page: Page, stack: Stack) -> None:
+    """The stack's MSM allow-lists no private address: a webhook to this machine is refused with the reason (and
+    the setting that would allow it), nothing is created; one made through the API is listed, paused, deleted."""
+    await login(page, stack, "maintainer")
+    p = page.page
+    await p.click("nav a[href='#/webhooks']")
+    form = "form[aria-label='Create a webhook']"
+    await p.wait_for_selector(form)
+    async with client(stack, "maintainer") as c:
+        before = (await c.get("/api/msm/webhooks")).json()
+    await p.fill(f"{form} input[name=url]", "http://127.0.0.1:9/mlife-hook")
+    await p.fill(f"{form} input[name=events]", "model.registered, deployment.succeeded")
+    await p.click(f"{form} button[type=submit]")
+    error = await p.wait_for_selector("#toast div.error")
+    assert "UnsafeUrl" in (await error.text_content()) and "MLIFE_MSM_WEBHOOK_ALLOW_HOSTS" in (await error.text_content())
+    await p.fill(f"{form} input[name=url]", "http://127.0.0.1:9/mlife-hook")
+    await p.fill(f"{form} input[name=events]", "no.such.event")
+    await p.click(f"{form} button[type=submit]")
+    await p.wait_for_selector("#toast div.error:has-text('unknown events')")
+    async with client(stack, "maintainer") as c:
+        assert (await c.get("/api/msm/webhooks")).json() == before, "a refused webhook is not created"
+    rows = "section:has(h2:text('Webhooks')) tbody tr"
+    assert len(await p.query_selector_all(rows)) == len(before)
+    assert page.console_errors(expected_statuses=(422,)) == []
+
+
+async def test_dataset_statistics_and_leakage(page: Page, stack: Stack) -> None:
+    if "dam" not in stack.up:
+        raise AssertionError(f"DAM is down: {stack.down}")
+    marker = uuid.uuid4().hex[:6]
+    doc = await table_document(stack, f"leak-doc-{marker}")
+    first = await group(stack, f"leak-a-{marker}", doc["id"], seed=1)
+    second = await group(stack, f"leak-b-{marker}", doc["id"], seed=2)
+    async with client(stack, "viewer") as c:
+        expected = (await c.get("/api/dam/datasets/leakage",
+                                params={"train": first["train"]["id"], "test": second["test"]["id"]})).json()
+        stats = (await c.get(f"/api/dam/datasets/{first['train']['id']}/stats")).json()
+    assert expected["shared_count"] > 0, "two different splits of one document share rows"
+
+    await login(page, stack, "viewer")
+    p = page.page
+    await p.click("nav a[href='#/data']")
+    await p.click(f"main a[href='#/data/datasets/{first['train']['id']}']")
+    await p.wait_for_selector(f"main h1:text('Dataset: leak-a-{marker} v1 (train)')")
+    totals = await p.inner_text("dl[aria-label=totals]")
+    assert f"row count\n{stats['row_count']}" in totals, totals
+    features = await p.inner_text("section:has(h2:text('Features')) tbody")
+    assert features.startswith("f0") and "f1" in features
+    await p.wait_for_selector("section:has(h2:text('Distribution by class')) canvas")
+    assert await p.get_attribute("section:has(h2:text('Distribution by class')) canvas", "data-points") == "2"
+    assert await p.get_attribute("[data-leakage]", "data-leakage") == "0"
+    manifest = await p.get_attribute("a:text('Download the manifest (JSON lines)')", "href")
+    async with client(stack, "viewer") as c:
+        assert len((await c.get(manifest)).text.splitlines()) == first["train"]["item_count"]
+
+    await p.click("main a:text('← Data')")
+    form = "form[aria-label='Check leakage']"
+    await p.wait_for_selector(form)
+    await p.select_option(f"{form} select[name=train]", first["train"]["id"])
+    await p.select_option(f"{form} select[name=test]", second["test"]["id"])
+    await p.click(f"{form} button")
+    shared = await p.wait_for_selector("[data-shared]")
+    assert await shared.get_attribute("data-shared") == str(expected["shared_count"])
+    assert f"{expected['shared_count']} item(s) are in both datasets" in await shared.inner_text()
+    await p.select_option(f"{form} select[name=test]", first["test"]["id"])
+    await p.click(f"{form} button")
+    await p.wait_for_selector("[data-shared='0']:text('No leakage')")
+    assert page.console_errors() == []
+
+
+async def test_document_exports_download(page: Page, stack: Stack, tmp_path: Path) -> None:
+    marker = uuid.uuid4().hex[:6]
+    doc = await table_document(stack, f"export-doc-{marker}")
+    await login(page, stack, "viewer")
+    p = page.page
+    await p.goto(f"{stack.url}/#/data/documents/{doc['id']}")
+    await p.wait_for_selector("p[aria-label='export links'] a")
+    async with httpx.AsyncClient(base_url=stack.url) as c:
+        spec = (await c.get("/openapi.json")).json()
+    param = next(x for x in spec["paths"]["/api/dam/documents/{document_id}/export"]["get"]["parameters"]
+                 if x["name"] == "format")
+    formats = await p.eval_on_selector_all("p[aria-label='export links'] a", "as => as.map(a => a.dataset.format)")
+    assert formats == param["schema"]["enum"], "one link per format the server offers"
+
+    rows = list(csv.DictReader(io.StringIO((await download(p, "a[data-format=csv]", tmp_path)).decode())))
+    assert len(rows) == 12 and {"f0", "f1"} <= set(rows[0]) and {r["label"] for r in rows} == {"cat", "dog"}
+    tsv = (await download(p, "a[data-format=tsv]", tmp_path)).decode().splitlines()
+    assert len(tsv) == 13 and "\t" in tsv[0]
+    exported = json.loads(await download(p, "a[data-format=json]", tmp_path))
+    items = exported if isinstance(exported, list) else exported.get("rows") or exported.get("items")
+    assert len(items) == 12
+    assert page.console_errors() == []
+
+
+async def test_compress_a_version_and_download_its_docker_context(page: Page, stack: Stack, tmp_path: Path) -> None:
+    from tests.msm.onnx_models import identity_classifier
+
+    name = f"ui-compress-{uuid.uuid4().hex[:6]}"
+    async with client(stack, "engineer") as c:
+        r = await c.post(f"/api/msm/models/{name}/versions", content=identity_classifier(4),
+                         headers={"content-type": "application/octet-stream"})
+        assert r.status_code == 201, r.text
+        v1 = r.json()
+    await login(page, stack, "maintainer")
+    p = page.page
+    await p.goto(f"{stack.url}/#/models/{name}")
+    form = "form[aria-label='Compress a version']"
+    await p.wait_for_selector(form)
+    await p.click(f"{form} button[type=submit]")
+    await p.wait_for_selector("#toast div:text('Compressed into v2')")
+    await p.wait_for_selector("main table tbody tr:has(a[data-version='2'])")
+    async with client(stack, "viewer") as c:
+        versions = (await c.get(f"/api/msm/models/{name}")).json()["versions"]
+    v2 = next(v for v in versions if v["version"] == "2")
+    assert v2["source"] == "compression" and v2["parent_version_id"] == v1["id"]
+    assert "v1" in await p.text_content(f"main table tbody tr:has(a[data-version='2'])"), "its parent is shown"
+
+    context = await download(p, "a[data-version='1']", tmp_path)
+    with tarfile.open(fileobj=io.BytesIO(context)) as tar:
+        names = tar.getnames()
+    assert any(n.endswith("Dockerfile") for n in names) and any(n.endswith(".onnx") for n in names), names
+
+    build = "form[aria-label='Build a Docker image']"
+    await p.fill(f"{build} input[name=tag]", f"{name}:ui")
+    await p.click(f"{build} button[type=submit]")
+    refused = await p.wait_for_selector("section:has(h2:text('Version actions')) p.error[role=alert]")
+    assert "no Docker engine is configured" in await refused.text_content()
+    assert page.console_errors(expected_statuses=(422,)) == []
