@@ -50,7 +50,7 @@ class ServiceContext(Generic[SettingsT]):
     scoped: ScopedStore
 
 
-def service_context(spec: "ServiceSpec[SettingsT]", settings: SettingsT) -> ServiceContext[SettingsT]:
+def service_context(spec: ServiceSpec[SettingsT], settings: SettingsT) -> ServiceContext[SettingsT]:
     store = make_store(settings)
     return ServiceContext(settings=settings, store=store, scoped=ScopedStore(store, spec.name))
 

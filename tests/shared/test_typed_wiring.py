@@ -58,7 +58,7 @@ async def on_any_event_data(event: Envelope[EventData], session: AsyncSession, c
     ctx.append((event, session))
 
 
-async def on_unannotated(event, session, ctx):  # type: ignore[no-untyped-def]  # noqa: ANN001
+async def on_unannotated(event, session, ctx):  # type: ignore[no-untyped-def]
     ctx.append((event, session))
 
 

@@ -22,10 +22,10 @@ class EventData(BaseModel):
 
 # Covariant: an Envelope[TestingCompleted] is an Envelope[EventData] wherever only the envelope's common
 # fields are read (caused_by, the outbox); an envelope is never changed after it is made.
-T = TypeVar("T", bound=EventData, covariant=True)
+T_co = TypeVar("T_co", bound=EventData, covariant=True)
 
 
-class Envelope(BaseModel, Generic[T]):
+class Envelope(BaseModel, Generic[T_co]):
     model_config = ConfigDict(extra="forbid")
 
     id: uuid.UUID = Field(description="Unique event id; the Nats-Msg-Id and the consumers' idempotency key")
@@ -35,7 +35,7 @@ class Envelope(BaseModel, Generic[T]):
     time: datetime = Field(description="When the change happened (UTC)")
     correlation_id: uuid.UUID | None = Field(None, description="The id shared by every event of one flow")
     causation_id: uuid.UUID | None = Field(None, description="The id of the event that caused this one")
-    data: T
+    data: T_co
 
 
 E = TypeVar("E", bound=EventData)

@@ -108,7 +108,7 @@ def handler_event(handler: Callable[..., Any]) -> type[EventData] | None:
     holder = SimpleNamespace(__annotations__={"event": raw}, __globals__=getattr(func, "__globals__", {}))
     try:
         annotation = typing.get_type_hints(holder)["event"]
-    except Exception as exc:  # noqa: BLE001 - an unresolvable annotation is a wiring error, said as such
+    except Exception as exc:  # an unresolvable annotation is a wiring error, said as such
         raise TypeError(f"{_qualname(handler)}: cannot resolve its event annotation {raw!r}: {exc}") from exc
     meta: dict[str, Any] = getattr(annotation, "__pydantic_generic_metadata__", None) or {}
     args: tuple[Any, ...] = meta.get("args") or ()
