@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PACKAGES := -e shared -e services/bam -e services/dam -e services/mtt -e services/msm -e services/gateway -e ".[test]"
 
-.PHONY: up test bench demo venv clean
+.PHONY: up test bench demo venv clean dist
 
 $(STAMP): pyproject.toml shared/pyproject.toml $(wildcard services/*/pyproject.toml)
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -33,6 +33,10 @@ test: $(STAMP)
 ## make bench: the side-by-side benchmarks (prints ratios; never a pass/fail)
 bench: $(STAMP)
 	$(PY) scripts/testenv.py -- $(PY) -m bench.events
+
+## make dist: the sdist and wheel of every package (shared, the services, the gateway, the mlife CLI/SDK) into dist/
+dist: $(STAMP)
+	PY=$(PY) sh scripts/dist.sh dist
 
 clean:
 	rm -rf $(VENV) .mlife test-artifacts

@@ -76,8 +76,8 @@ class LauncherConfig:
     def from_env(cls, port: int | None = None) -> "LauncherConfig":
         home = Path(os.environ.get("MLIFE_HOME", ".mlife")).resolve()
         nats_port = int(os.environ.get("MLIFE_NATS_PORT", "4223"))
-        if not os.environ.get("MLIFE_NATS_URL") and not port_is_free(nats_port):
-            nats_port = free_port()
+        if not os.environ.get("MLIFE_NATS_URL") and (nats_port == 0 or not port_is_free(nats_port)):
+            nats_port = free_port()  # 0 is "any": nats-server would read it as its own default, 4222
         ports = {s: int(os.environ[f"MLIFE_{s.upper()}_PORT"]) if os.environ.get(f"MLIFE_{s.upper()}_PORT")
                  else free_port() for s in SERVICES}
         return cls(home=home, port=port or int(os.environ.get("MLIFE_PORT", "8000")),

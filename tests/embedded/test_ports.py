@@ -56,3 +56,10 @@ def test_the_launcher_keeps_a_nats_port_in_time_wait(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("MLIFE_NATS_PORT", str(port))
     monkeypatch.setenv("MLIFE_MLFLOW", "0")
     assert LauncherConfig.from_env(port=free_port()).nats_port == port
+
+
+def test_a_nats_port_of_zero_means_any_free_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLIFE_NATS_URL", raising=False)
+    monkeypatch.setenv("MLIFE_NATS_PORT", "0")  # nats-server would take 0 as its default port, 4222
+    monkeypatch.setenv("MLIFE_MLFLOW", "0")
+    assert LauncherConfig.from_env(port=free_port()).nats_port > 0

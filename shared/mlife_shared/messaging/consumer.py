@@ -83,7 +83,7 @@ def default_name(subject: str) -> str:
 
 
 def _unwrapped(handler: Callable[..., Any]) -> Callable[..., Any]:
-    func = inspect.unwrap(handler)
+    func: Callable[..., Any] = inspect.unwrap(handler)
     while isinstance(func, functools.partial):
         func = inspect.unwrap(func.func)
     return func
