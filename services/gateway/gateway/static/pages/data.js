@@ -35,8 +35,8 @@ function importer(onDone) {
     h("div", {}, h("button", { type: "submit" }, "Import document")));
   form.addEventListener("submit", (e) => { e.preventDefault(); act(async () => {
     const f = new FormData(form); const file = f.get("file");
-    const fmt = file.name.split(".").pop().toLowerCase();
-    const d = await api("POST", "/api/dam/documents", { query: { name: f.get("name"), description: f.get("description"), format: fmt === "jsonl" ? "json" : fmt,
+    const ext = file.name.split(".").pop().toLowerCase();
+    const d = await api("POST", "/api/dam/documents", { query: { name: f.get("name"), description: f.get("description"), format: ext === "jsonl" ? "json" : ext,
       kind: f.get("kind"), label_column: f.get("label_column") },
       body: file, headers: { "Content-Type": file.type || "application/octet-stream" } });
     toast(`Imported ${fmt(d.name)}`); form.reset(); onDone();
