@@ -1,61 +1,52 @@
 """Real servers for the tests: PostgreSQL, NATS JetStream and S3 come from `scripts/testenv.py`
-(started by `make test` when they are not already running); their addresses arrive in MLIFE_TEST_*."""
+(started by `make test` when they are not already running); their addresses arrive in MLIFE_TEST_*.
+The harness itself is `tests.support`; this file gives the fixtures every suite shares."""
 
 from __future__ import annotations
 
-import os
-import socket
-import uuid
-from collections.abc import AsyncIterator, Callable
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
-import asyncpg
 import pytest
 
-from mlife_shared.migrations import upgrade
+from tests.support.nats import NATS_URL, worker_nats
+from tests.support.postgres import PG_HOST, PG_PORT, PG_USER, create_database, drop_databases, drop_templates, pg_url
+from tests.support.processes import free_port, stop
 
-PG_HOST = os.environ.get("MLIFE_TEST_PG_HOST", "127.0.0.1")
-PG_PORT = int(os.environ.get("MLIFE_TEST_PG_PORT", "5432"))
-PG_USER = os.environ.get("MLIFE_TEST_PG_USER", "postgres")
-NATS_URL = os.environ.get("MLIFE_TEST_NATS_URL", "nats://127.0.0.1:4222")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def pg_url(database: str, driver: str = "postgresql+asyncpg") -> str:
-    return f"{driver}://{PG_USER}@{PG_HOST}:{PG_PORT}/{database}"
+__all__ = ["NATS_URL", "PG_HOST", "PG_PORT", "PG_USER", "free_port", "pg_url"]  # importable from here as before
 
 
 @pytest.fixture(scope="session")
-def nats_url() -> str:
-    return NATS_URL
+def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The test environment's NATS; under pytest-xdist a server of the worker's own (see worker_nats)."""
+    server = worker_nats(tmp_path_factory.mktemp("nats"))
+    if server is None:
+        yield NATS_URL
+        return
+    try:
+        yield server.url
+    finally:
+        stop([server.proc])
 
 
 @pytest.fixture
-async def make_database() -> AsyncIterator[Callable[[str], str]]:
-    """Create a fresh PostgreSQL database migrated with a service's migrations; dropped afterwards."""
+async def make_database() -> AsyncIterator[Callable[[str], Awaitable[str]]]:
+    """A fresh PostgreSQL database migrated with a service's migrations (`make_database("bam.migrations")`
+    returns its URL): a clone of the session's template for those migrations; dropped after the test."""
     created: list[str] = []
 
     async def _make(migrations: str) -> str:
-        name = f"mlife_test_{uuid.uuid4().hex[:12]}"
-        conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database="postgres")
-        try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
+        name = await create_database(migrations)
         created.append(name)
-        url = pg_url(name)
-        upgrade(migrations, url)
-        return url
+        return pg_url(name)
 
-    names: list[str] = created
-    yield _make  # type: ignore[misc]
-    conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database="postgres")
+    yield _make
+    await drop_databases(created)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The session's template databases go when it ends."""
     try:
-        for name in names:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+        asyncio.run(drop_templates())
+    except Exception as exc:  # noqa: BLE001 - the next run on this host drops what is left (see tests.support.postgres)
+        print(f"\ncould not drop the template databases: {exc}")

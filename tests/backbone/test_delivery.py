@@ -18,9 +18,11 @@ import sqlalchemy as sa
 from mlife_shared.db import Database
 from mlife_shared.events import new_envelope
 from mlife_shared.messaging.repository import DeadLetterRepository, OutboxRepository
-from tests.backbone.conftest import OwnNats, Pair, env_for_subprocess, pinger_client, reset_streams, wait_for
 from tests.backbone.kill_after_commit import ACK_WAIT
 from tests.backbone.pinger import PingRecorded, count, effects, pings
+from tests.support.backbone import Pair, env_for_subprocess, pinger_client, reset_streams
+from tests.support.nats import OwnNats
+from tests.support.waiting import wait_for
 
 STREAM = "MLIFE_PINGER"
 

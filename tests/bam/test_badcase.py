@@ -12,18 +12,8 @@ import sqlalchemy as sa
 from PIL import Image, ImageDraw
 
 from mlife_shared.db import make_engine
-from tests.bam.conftest import as_role
-
-MD5 = "0123456789abcdef0123456789abcdef"
-
-
-def report(**kw: Any) -> dict[str, Any]:
-    body = {"function": "emotion", "data": [{"kind": "md5", "value": MD5, "media_type": "image"}],
-            "prediction": "happy", "ground_truth": "sad", "description": "Driver wears a mask",
-            "model_name": "expr", "model_version": "1.0", "system_version": "dms-2.3"}
-    body.update(kw)
-    return body
-
+from tests.support.auth import as_role
+from tests.support.bam import png, post_with_data, report
 
 async def outbox_subjects(db_url: str) -> list[str]:
     engine = make_engine(db_url)
@@ -62,24 +52,6 @@ async def test_different_ground_truth_or_data_is_a_new_badcase(bam: httpx.AsyncC
     c = await bam.post("/badcases", json=report(data=[{"kind": "md5", "value": "f" * 32}]))
     assert {a.status_code, b.status_code, c.status_code} == {201}
     assert len({a.json()["id"], b.json()["id"], c.json()["id"]}) == 3
-
-
-def png(draw_offset: int = 0, size: int = 128, quality_noise: int = 0) -> bytes:
-    img = Image.new("RGB", (size, size), "white")
-    d = ImageDraw.Draw(img)
-    d.rectangle([20 + draw_offset, 30, 70 + draw_offset, 100], fill="black")
-    d.ellipse([80, 10, 120, 50], fill=(200, 30, 30))
-    if quality_noise:
-        img = img.resize((size // 2, size // 2)).resize((size, size))
-    out = io.BytesIO()
-    img.save(out, format="PNG")
-    return out.getvalue()
-
-
-async def post_with_data(bam: httpx.AsyncClient, data: bytes, **kw: Any) -> httpx.Response:
-    body = report(data=[], **kw)
-    return await bam.post("/badcases/with-data", data={"report": json.dumps(body)},
-                          files={"file": ("frame.png", data, "application/octet-stream")})
 
 
 async def test_near_duplicate_image_merges_but_a_different_picture_does_not(bam: httpx.AsyncClient) -> None:

@@ -8,9 +8,9 @@ import uuid
 import httpx
 
 from mlife_shared.events.contracts import ServingFeedback, TestingCompleted
-from tests.bam.conftest import outcomes_recorded, publish, run_consumers, write_outcomes
-from tests.bam.test_badcase import report
-from tests.bam.test_preview_and_test_data import outbox_events
+from tests.support.bam import outcomes_recorded, report, run_consumers, write_outcomes
+from tests.support.nats import publish
+from tests.support.outbox import outbox_events
 
 
 async def test_outcomes_are_kept_per_version_and_mispredictions_become_badcases_with_their_ids(

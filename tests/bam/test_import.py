@@ -13,7 +13,7 @@ import httpx
 import sqlalchemy as sa
 
 from mlife_shared.db import make_engine
-from tests.bam.conftest import as_role
+from tests.support.auth import as_role
 
 MD5 = "0123456789abcdef0123456789abcdef"
 CSV = {"content-type": "text/csv"}

@@ -6,19 +6,9 @@ import json
 import uuid
 
 import httpx
-import sqlalchemy as sa
 
-from mlife_shared.db import make_engine
-from tests.bam.test_badcase import png, post_with_data, report
-
-
-async def outbox_events(db_url: str, subject: str) -> list[dict]:
-    engine = make_engine(db_url)
-    async with engine.connect() as conn:
-        rows = (await conn.execute(sa.text("SELECT envelope FROM outbox WHERE subject = :s ORDER BY seq"),
-                                   {"s": subject})).scalars().all()
-    await engine.dispose()
-    return [r if isinstance(r, dict) else json.loads(r) for r in rows]
+from tests.support.bam import png, post_with_data, report
+from tests.support.outbox import outbox_events
 
 
 async def test_image_preview_is_a_cached_png_thumbnail(bam: httpx.AsyncClient) -> None:

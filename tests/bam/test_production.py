@@ -28,9 +28,10 @@ from mlife_shared.events.contracts import ModelPromoted, TestingCompleted
 from mlife_shared.migrations import upgrade
 from mlife_shared.objectstore import LocalObjectStore
 from mlife_shared.objectstore.base import iterate
-from tests.bam.test_badcase import report
-from tests.bam.conftest import SECRET, outcomes_recorded, publish, run_consumers, write_outcomes
-from tests.bam.test_preview_and_test_data import outbox_events
+from tests.support.auth import SECRET
+from tests.support.bam import outcomes_recorded, report, run_consumers, write_outcomes
+from tests.support.nats import publish
+from tests.support.outbox import outbox_events
 
 
 async def status(bam: httpx.AsyncClient, badcase: dict) -> str:

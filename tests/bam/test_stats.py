@@ -21,7 +21,7 @@ from mlife_shared.app import create_app
 from mlife_shared.auth import IDENTITY_HEADER
 from mlife_shared.db import make_engine
 from mlife_shared.migrations import upgrade
-from tests.bam.conftest import SECRET, as_role
+from tests.support.auth import SECRET, as_role
 
 _md5s = count(1)
 

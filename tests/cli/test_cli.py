@@ -18,17 +18,8 @@ from pathlib import Path
 import httpx
 
 from mlife.client import Client, MLifeAPIError, md5_of
-from tests.gateway.stack import PASSWORD, Stack
-
-
-def mlife(stack: Stack, home: Path, *args: str, role: str | None = "tester", stdin: str | None = None,
-          token: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLIFE_")}
-    env.update(HOME=str(home), MLIFE_URL=stack.url)
-    if role is not None:
-        env["MLIFE_TOKEN"] = token or stack.tokens[role]
-    return subprocess.run([sys.executable, "-m", "mlife.cli", *args], env=env, input=stdin, capture_output=True,
-                          text=True, timeout=120)
+from tests.support.cli import mlife, ok
+from tests.support.stack import PASSWORD, Stack
 
 
 def on_a_terminal(stack: Stack, home: Path, *args: str, role: str = "tester") -> subprocess.CompletedProcess[str]:
@@ -54,11 +45,6 @@ def on_a_terminal(stack: Stack, home: Path, *args: str, role: str = "tester") ->
     proc.wait(120)
     os.close(leader)
     return subprocess.CompletedProcess(args, proc.returncode, out.decode(), err.decode(errors="replace"))
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> object:
-    assert result.returncode == 0, result.stdout + result.stderr
-    return json.loads(result.stdout)
 
 
 async def test_login_keeps_a_private_token_and_whoami_uses_it(stack: Stack, tmp_path: Path) -> None:

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from mlife.client import Client, md5_of
-from tests.cli.test_cli import mlife, ok
-from tests.gateway.stack import Stack
+from tests.support.cli import mlife, ok
+from tests.support.stack import Stack
 
 
 def until(what: str, probe: Any, timeout: float = 90) -> Any:

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -11,33 +9,18 @@ import pytest
 from dam.app import SPEC
 from dam.config import Settings
 from mlife_shared.app import create_app
-from mlife_shared.auth import IDENTITY_HEADER, Identity, Role, sign_identity
+from tests.dam.helpers import WEBHOOK_SECRET, dam_settings, serve_dam
+from tests.support.apps import serve_app
+from tests.support.auth import SECRET, as_role
+from tests.support.objects import s3_settings
 
-SECRET = "dam-test-secret-" + uuid.uuid4().hex
-
-
-def as_role(role: Role, name: str | None = None) -> dict[str, str]:
-    return {IDENTITY_HEADER: sign_identity(Identity(uuid.uuid4(), name or role, role), SECRET, ttl_seconds=600)}
-
-
-def s3_settings() -> dict[str, object]:
-    endpoint = os.environ.get("MLIFE_TEST_S3_ENDPOINT")
-    assert endpoint, "MLIFE_TEST_S3_* is not set: run the tests with `make test`, which starts an S3 server"
-    return dict(object_store="s3", s3_endpoint=endpoint, s3_access_key=os.environ["MLIFE_TEST_S3_ACCESS_KEY"],
-                s3_secret_key=os.environ["MLIFE_TEST_S3_SECRET_KEY"],
-                s3_bucket=os.environ.get("MLIFE_TEST_S3_BUCKET", "mlife-test"))
+# importable from here as before
+__all__ = ["SECRET", "WEBHOOK_SECRET", "as_role", "dam_settings", "s3_settings", "serve_app", "serve_dam"]
 
 
 @pytest.fixture
 async def dam_db(make_database: Callable[[str], Awaitable[str]]) -> str:
     return await make_database("dam.migrations")
-
-
-def dam_settings(dam_db: str, nats_url: str, tmp_path: Path, **kw: object) -> Settings:
-    base: dict[str, object] = dict(environment="test", database_url=dam_db, nats_url=nats_url, identity_secret=SECRET,
-                                   home=tmp_path, object_store_path=tmp_path / "objects")
-    base.update(kw)
-    return Settings(**base)  # type: ignore[arg-type]
 
 
 async def _client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
@@ -86,38 +69,6 @@ def labelstudio():  # type: ignore[no-untyped-def]
     ls = _labelstudio_module().start()
     yield ls
     ls.stop()
-
-
-WEBHOOK_SECRET = "webhook-secret-" + uuid.uuid4().hex
-
-
-async def serve_app(app: object, port: int, service: str) -> AsyncIterator[httpx.AsyncClient]:
-    """A service app served over real HTTP (uvicorn on 127.0.0.1, in this event loop), called as an engineer."""
-    import asyncio
-
-    import uvicorn
-
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    for _ in range(400):
-        if server.started or task.done():
-            break
-        await asyncio.sleep(0.05)
-    assert server.started, f"{service} did not start"
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}/api/{service}",
-                                     headers=as_role("engineer", "erin"), timeout=60) as client:
-            client.app = app  # type: ignore[attr-defined]
-            yield client
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 20)
-
-
-async def serve_dam(settings: Settings, port: int) -> AsyncIterator[httpx.AsyncClient]:
-    """DAM served over real HTTP, so Label Studio can call its webhook."""
-    async for client in serve_app(create_app(SPEC, settings), port, "dam"):
-        yield client
 
 
 @pytest.fixture

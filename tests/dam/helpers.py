@@ -1,13 +1,32 @@
+"""DAM in the tests: files, archives and tables to upload, its settings, DAM served over real HTTP."""
+
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import os
 import random
 import tarfile
+import uuid
 import zipfile
+from collections.abc import AsyncIterator
+from pathlib import Path
 
+import httpx
 from PIL import Image
+
+from dam.app import SPEC
+from dam.config import Settings
+from mlife_shared.app import create_app
+from tests.support.apps import serve_app
+from tests.support.auth import SECRET
+from tests.support.outbox import outbox_events
+
+__all__ = ["WEBHOOK_SECRET", "WINE_COLUMNS", "dam_settings", "md5", "outbox_events", "png", "random_bytes", "serve_dam",
+           "tar_bytes", "to_csv", "zip_bytes"]
+
+WEBHOOK_SECRET = "webhook-secret-" + uuid.uuid4().hex
 
 
 def png(width: int = 8, height: int = 6, seed: int = 0) -> bytes:
@@ -49,21 +68,25 @@ def random_bytes(n: int) -> bytes:
     return os.urandom(n)
 
 
-async def outbox_events(db_url: str, subject: str | None = None) -> list[dict]:  # type: ignore[type-arg]
-    import json as _json
+def dam_settings(dam_db: str, nats_url: str, tmp_path: Path, **kw: object) -> Settings:
+    base: dict[str, object] = dict(environment="test", database_url=dam_db, nats_url=nats_url, identity_secret=SECRET,
+                                   home=tmp_path, object_store_path=tmp_path / "objects")
+    base.update(kw)
+    return Settings(**base)  # type: ignore[arg-type]
 
-    import sqlalchemy as sa
-    from sqlalchemy.ext.asyncio import create_async_engine
 
-    engine = create_async_engine(db_url)
-    try:
-        async with engine.connect() as conn:
-            rows = (await conn.execute(sa.text("SELECT subject, envelope FROM outbox ORDER BY seq"))).all()
-    finally:
-        await engine.dispose()
-    out = []
-    for subj, env in rows:
-        env = _json.loads(env) if isinstance(env, str) else env
-        if subject is None or subj == subject:
-            out.append(env)
-    return out
+async def serve_dam(settings: Settings, port: int) -> AsyncIterator[httpx.AsyncClient]:
+    """DAM served over real HTTP, so Label Studio can call its webhook."""
+    async for client in serve_app(create_app(SPEC, settings), port, "dam"):
+        yield client
+
+
+WINE_COLUMNS = ["alcohol", "malic_acid", "ash", "colour", "label"]
+
+
+def to_csv(header: list[str], rows: list[list[object]]) -> bytes:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(header)
+    w.writerows(rows)
+    return buf.getvalue().encode()

@@ -8,7 +8,8 @@ from collections import Counter
 
 import httpx
 
-from tests.dam.helpers import outbox_events, png
+from tests.dam.helpers import png
+from tests.support.outbox import outbox_events
 
 
 async def make_document(dam: httpx.AsyncClient, name: str, n: int, labels: list[str], seed: int = 0) -> tuple[str, list[str]]:

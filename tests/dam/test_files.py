@@ -196,8 +196,10 @@ async def test_a_browser_folder_upload_with_many_file_parts(dam: httpx.AsyncClie
 @pytest.mark.parametrize("small", [pytest.param(8 * 1024 * 1024, id="buffered"), pytest.param(64 * 1024, id="streamed")])
 async def test_a_client_that_disconnects_mid_upload_leaves_nothing(dam_db: str, nats_url: str, tmp_path,  # type: ignore[no-untyped-def]
                                                                    small: int) -> None:
-    from tests.conftest import free_port
-    from tests.dam.conftest import as_role, dam_settings, s3_settings, serve_dam
+    from tests.dam.helpers import dam_settings, serve_dam
+    from tests.support.auth import as_role
+    from tests.support.objects import s3_settings
+    from tests.support.processes import free_port
 
     port = free_port()
     settings = dam_settings(dam_db, nats_url, tmp_path, small_upload_bytes=small, **s3_settings())

@@ -12,9 +12,9 @@ import pytest
 
 from gateway.app import _bootstrap_admin, create
 from gateway.config import Settings as GatewaySettings
-from tests.conftest import free_port
-from tests.dam.conftest import SECRET, dam_settings, serve_dam
-from tests.dam.helpers import md5, png, random_bytes, zip_bytes
+from tests.dam.helpers import dam_settings, md5, png, random_bytes, serve_dam, zip_bytes
+from tests.support.auth import SECRET
+from tests.support.processes import free_port
 
 ADMIN_TOKEN = "mlf_dam_gateway_test_" + uuid.uuid4().hex
 

@@ -12,10 +12,10 @@ import json
 import httpx
 import pytest
 
-from tests.backbone.conftest import wait_for
-from tests.conftest import free_port
-from tests.dam.conftest import WEBHOOK_SECRET, dam_settings, serve_dam
-from tests.dam.helpers import outbox_events, png
+from tests.dam.helpers import WEBHOOK_SECRET, dam_settings, png, serve_dam
+from tests.support.outbox import outbox_events
+from tests.support.processes import free_port
+from tests.support.waiting import wait_for
 
 
 # The first test also installs Label Studio into .venv-labelstudio on a fresh machine (a few minutes).
@@ -196,9 +196,10 @@ async def test_prelabels_from_a_model_deployed_on_msm(make_database, dam: httpx.
     from mlife_shared.app import create_app
     from msm.app import SPEC as MSM_SPEC
     from msm.config import Settings as MsmSettings
-    from tests.dam.conftest import SECRET, as_role, serve_app
+    from tests.support.apps import serve_app
+    from tests.support.auth import SECRET, as_role
     from tests.msm.onnx_models import identity_classifier
-    from tests.msm.test_gate_and_serving import bring_up
+    from tests.support.msm import bring_up
 
     msm_db = await make_database("msm.migrations")
     settings = MsmSettings(environment="test", database_url=msm_db, nats_url=nats_url, identity_secret=SECRET,

@@ -19,14 +19,15 @@ import pytest
 from dam.testset.consumers import on_test_data_requested
 from mlife_shared.app import ServiceContext
 from mlife_shared.db import Database
-from mlife_shared.events import new_envelope
 from mlife_shared.events.contracts import BadcaseTestDataRequested
 from mlife_shared.events.contracts import TestDataItem as DataItem
 from mlife_shared.messaging.bus import provision_streams
 from mlife_shared.messaging.consumer import ConsumerRunner, Subscription
 from mlife_shared.objectstore.base import iterate
-from tests.backbone.conftest import wait_for
-from tests.dam.helpers import md5, outbox_events, png
+from tests.dam.helpers import md5, png
+from tests.support.nats import publish
+from tests.support.outbox import outbox_events
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture
@@ -40,12 +41,6 @@ async def js(nats_url: str):  # type: ignore[no-untyped-def]
     with suppress(Exception):
         await js.delete_consumer("MLIFE_BAM", f"dam-{js.durable}")
     await nc.close()
-
-
-async def publish(js, data) -> uuid.UUID:  # type: ignore[no-untyped-def]
-    env = new_envelope(data)
-    await js.publish(env.type, env.model_dump_json().encode(), headers={"Nats-Msg-Id": str(env.id)})
-    return env.id
 
 
 async def run_until(dam: httpx.AsyncClient, dam_db: str, js, until) -> None:  # type: ignore[no-untyped-def]
@@ -141,7 +136,7 @@ async def test_bam_add_to_test_data_reaches_the_badcase_test_set(make_database, 
     from bam.config import Settings as BamSettings
     from mlife_shared.app import create_app
     from mlife_shared.messaging.relay import Relay
-    from tests.dam.conftest import SECRET, as_role
+    from tests.support.auth import SECRET, as_role
 
     bam_db = await make_database("bam.migrations")
     settings = BamSettings(environment="test", database_url=bam_db, nats_url=nats_url, identity_secret=SECRET,
@@ -274,7 +269,7 @@ async def test_leakage_train_items_in_the_functions_badcase_test_set_are_reporte
         dam: httpx.AsyncClient, dam_db: str, js) -> None:  # type: ignore[no-untyped-def]
     """Group items counts the train items (by MD5, or a table row's hash) that are in the current badcase test set
     of their function, warns, and can leave them out; a badcase test set grouped by hand keeps its function."""
-    from tests.dam.test_tables import WINE_COLUMNS, to_csv
+    from tests.dam.helpers import WINE_COLUMNS, to_csv
 
     images = [png(8, 8, seed=100 + i) for i in range(10)]
     md5s = [(await dam.post("/files", content=im)).json()["md5"] for im in images]

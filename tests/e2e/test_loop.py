@@ -24,10 +24,10 @@ import pytest
 from mlife.client import Client
 from mlife.demo import LoopResult
 from mlife.demo.cli import run_functions
-from tests.conftest import free_port
-from tests.e2e.conftest import Platform
-from tests.embedded.test_mlife_up import TOKEN as EMBEDDED_TOKEN
-from tests.embedded.test_mlife_up import start, stop, wait_until_up
+from tests.support.distributed import Platform
+from tests.support.embedded import TOKEN as EMBEDDED_TOKEN
+from tests.support.embedded import start, stop, wait_until_up
+from tests.support.processes import free_port
 
 FUNCTIONS = ["digits", "shapes", "wine"]
 

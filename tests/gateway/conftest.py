@@ -1,9 +1,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -12,49 +9,34 @@ import pytest
 
 from gateway.app import _bootstrap_admin, create
 from gateway.config import Settings
-from tests.backbone.conftest import wait_for
-from tests.conftest import free_port
-from tests.gateway.stack import Stack, acquire_stack, release_stack
 from tests.gateway.upstream_stub import upstream_stub
+from tests.support.auth import SECRET
+from tests.support.gateway import ADMIN_PASSWORD, ADMIN_TOKEN, Service
+from tests.support.platform import Processes
+from tests.support.processes import free_port
+from tests.support.stack import Stack, acquire_stack, release_stack
+from tests.support.waiting import wait_for
 
-SECRET = "gateway-test-secret-" + uuid.uuid4().hex
-ADMIN_TOKEN = "mlf_test_admin_token_" + uuid.uuid4().hex
-ADMIN_PASSWORD = "admin-password-" + uuid.uuid4().hex[:8]
-
-
-class Service:
-    def __init__(self, name: str, port: int, proc: subprocess.Popen[bytes]) -> None:
-        self.name, self.port, self.proc = name, port, proc
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+# importable from here as before
+__all__ = ["ADMIN_PASSWORD", "ADMIN_TOKEN", "SECRET", "Service"]
 
 
-@pytest.fixture
-async def bam_service(make_database: Callable[[str], Awaitable[str]], nats_url: str,
-                      tmp_path: Path) -> AsyncIterator[Service]:
-    """The real BAM api process on a fresh PostgreSQL database."""
-    db = await make_database("bam.migrations")
-    port = free_port()
-    env = dict(os.environ, MLIFE_ENVIRONMENT="test", MLIFE_IDENTITY_SECRET=SECRET, MLIFE_BAM_DATABASE_URL=db,
-               MLIFE_NATS_URL=nats_url, MLIFE_HOME=str(tmp_path), MLIFE_OBJECT_STORE="local")
-    proc = subprocess.Popen([sys.executable, "-m", "bam", "api", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    service = Service("bam", port, proc)
-
-    async def _ready() -> bool:
-        assert proc.poll() is None, proc.stderr.read().decode()[-2000:] if proc.stderr else "bam exited"
-        try:
-            async with httpx.AsyncClient() as c:
-                return (await c.get(f"{service.url}/readyz")).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    await wait_for(_ready, 30, "bam to be ready")
-    yield service
-    proc.terminate()
-    proc.wait(10)
+@pytest.fixture(scope="session")
+async def bam_service(nats_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Service]:
+    """The real BAM api process on a fresh PostgreSQL database, one for the session: the gateway tests only pass
+    requests through it (no test reads another's data; an api process has no consumers, so no dead letters)."""
+    platform = Processes(home=tmp_path_factory.mktemp("bam-service"))
+    try:
+        db = await platform.database("bam.migrations", "mlife_test")
+        port = free_port()
+        env = dict(os.environ, MLIFE_ENVIRONMENT="test", MLIFE_IDENTITY_SECRET=SECRET, MLIFE_BAM_DATABASE_URL=db,
+                   MLIFE_NATS_URL=nats_url, MLIFE_HOME=str(platform.home), MLIFE_OBJECT_STORE="local")
+        service = Service("bam", port, platform.start("bam", ["-m", "bam", "api", "--port", str(port)], env))
+        why = await platform.ready("bam", service.url, 30, path="/readyz")
+        assert why is None, f"bam was not ready: {why}"
+        yield service
+    finally:
+        await platform.stop()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.gateway.stack import Stack
+from tests.support.stack import Stack
 
 BAD = ["digits/v2", "tab\there", "   ", "x" * 101]
 

@@ -14,7 +14,8 @@ from gateway.user.service import ensure_admin, hash_token
 from gateway.user.exceptions import WeakSecret
 from mlife_shared.auth import IDENTITY_HEADER, Identity, sign_identity
 from mlife_shared.db import Database
-from tests.gateway.conftest import ADMIN_TOKEN, SECRET, Service
+from tests.support.auth import SECRET
+from tests.support.gateway import ADMIN_TOKEN, Service
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 import uvicorn
 
-from tests.conftest import free_port
+from tests.support.processes import free_port
 
 
 async def _app(scope, receive, send):  # type: ignore[no-untyped-def]

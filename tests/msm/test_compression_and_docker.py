@@ -12,7 +12,8 @@ from typing import Any
 import httpx
 import numpy as np
 
-from tests.msm.conftest import as_role, outbox, record_testing, upload
+from tests.support.auth import as_role
+from tests.support.msm import outbox, record_testing, upload
 from tests.msm.onnx_models import identity_classifier, large_classifier
 
 

@@ -13,7 +13,7 @@ from onnx import helper
 
 from mlife_shared.objectstore.base import read_all
 from msm.registry.compression import normalise_opsets
-from tests.msm.conftest import upload
+from tests.support.msm import upload
 from tests.msm.onnx_models import digits_example_model, digits_features, large_classifier
 
 

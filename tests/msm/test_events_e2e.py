@@ -17,7 +17,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from mlife_shared.db import Database
-from mlife_shared.events import new_envelope, stream_for_subject
+from mlife_shared.events import stream_for_subject
 from mlife_shared.events import contracts
 from mlife_shared.events.contracts import DatasetGrouped, ModelUploaded
 from mlife_shared.messaging.bus import provision_streams
@@ -25,8 +25,10 @@ from mlife_shared.messaging.consumer import ConsumerRunner, Subscription, durabl
 from mlife_shared.messaging.relay import Relay
 from mlife_shared.objectstore.base import iterate
 from msm.app import subscriptions
-from tests.backbone.conftest import wait_for
-from tests.msm.conftest import as_role, ctx, outbox, upload
+from tests.support.auth import as_role
+from tests.support.msm import ctx, outbox, upload
+from tests.support.nats import publish
+from tests.support.waiting import wait_for
 from tests.msm.onnx_models import identity_classifier
 
 
@@ -38,11 +40,6 @@ class FreshRunner(ConsumerRunner):
         config = super()._config(sub)
         config.deliver_policy = DeliverPolicy.NEW
         return config
-
-
-async def publish(js, data) -> None:  # type: ignore[no-untyped-def]
-    env = new_envelope(data)
-    await js.publish(env.type, env.model_dump_json().encode(), headers={"Nats-Msg-Id": str(env.id)})
 
 
 @asynccontextmanager

@@ -14,45 +14,11 @@ from mlife_shared.events.contracts import ModelUploaded
 from mlife_shared.objectstore.base import iterate
 from msm.registry.consumers import on_model_uploaded
 from msm.testing.consumers import on_testing_failed
-from tests.msm.conftest import FreshRole, badcase_test_set, deliver, outbox, record_testing, upload
 from tests.msm.onnx_models import identity_classifier
+from tests.support.msm import (MAINTAINER, badcase_test_set, deliver, deploy, deployment, outbox, production, result_on,
+                               version)
 
-MAINTAINER = FreshRole("maintainer", "mia")
 A, B, C = (str(uuid.uuid4()) for _ in range(3))
-
-
-async def version(msm: httpx.AsyncClient, name: str = "emotion", function: str | None = "emotion",
-                  splits: list[uuid.UUID] | None = None, seed: int = 0) -> dict[str, Any]:
-    got = await upload(msm, name, identity_classifier(4, seed=seed), test_dataset_ids=[str(s) for s in splits or []])
-    assert got.status_code == 201, got.text
-    if function is not None:
-        patched = await msm.patch(f"/models/{name}", json={"function": function})
-        assert patched.status_code == 200, patched.text
-    return got.json()
-
-
-async def deploy(msm: httpx.AsyncClient, v: dict[str, Any], name: str = "emotion", **body: Any) -> httpx.Response:
-    headers = body.pop("headers", None)
-    return await msm.post("/deployments", json={"name": name, "versions": [{"model_version_id": v["id"]}], **body},
-                          headers=headers)
-
-
-async def production(msm: httpx.AsyncClient, v: dict[str, Any]) -> None:
-    got = await msm.post(f"/models/{v['name']}/aliases", json={"alias": "production", "version": v["version"]},
-                         headers=MAINTAINER)
-    assert got.status_code == 200, got.text
-
-
-async def result_on(msm: httpx.AsyncClient, v: dict[str, Any], dataset: uuid.UUID, kind: str, accuracy: float,
-                 outcomes: dict[str, bool] | None = None) -> None:
-    await record_testing(msm, v["name"], v["version"], outcomes or {}, {"accuracy": accuracy}, dataset,
-                         set_kind=kind, model_version_id=uuid.UUID(v["id"]))  # type: ignore[arg-type]
-
-
-async def deployment(msm: httpx.AsyncClient, deployment_id: str) -> dict[str, Any]:
-    got = await msm.get(f"/deployments/{deployment_id}")
-    assert got.status_code == 200, got.text
-    return got.json()
 
 
 def states(detail: dict[str, Any]) -> dict[tuple[str, str], str]:

@@ -13,9 +13,8 @@ from typing import Any
 import httpx
 import numpy as np
 
-from mlife_shared.events.contracts import DeploymentRequested
-from msm.deployment.consumers import on_deployment_requested
-from tests.msm.conftest import FreshRole, as_role, count, deliver, outbox, upload
+from tests.support.auth import FreshRole, as_role
+from tests.support.msm import bring_up, count, outbox, upload
 from tests.msm.onnx_models import classifier, identity_classifier
 
 MAINTAINER = FreshRole("maintainer", "mia")
@@ -24,12 +23,6 @@ MAINTAINER = FreshRole("maintainer", "mia")
 async def deploy(msm: httpx.AsyncClient, **body: Any) -> httpx.Response:
     body.setdefault("name", "emotion")
     return await msm.post("/deployments", json=body, headers=body.pop("headers", None))
-
-
-async def bring_up(msm: httpx.AsyncClient) -> None:
-    """Run the deployer on every deployment.requested in the outbox (as the worker would)."""
-    for env in await outbox(msm, "deployment.requested"):
-        await deliver(msm, on_deployment_requested, DeploymentRequested.model_validate(env["data"]))
 
 
 async def registered(msm: httpx.AsyncClient, data: bytes) -> dict[str, Any]:

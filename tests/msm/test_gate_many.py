@@ -10,8 +10,10 @@ import uuid
 import httpx
 
 from msm.deployment.service import DeploymentService
-from tests.msm.conftest import badcase_test_set, outbox
-from tests.msm.test_gate import MAINTAINER, A, deploy, deployment, production, result_on, version
+from tests.support.msm import (MAINTAINER, badcase_test_set, deploy, deployment, outbox, production, result_on,
+                               version)
+
+A = str(uuid.uuid4())  # a badcase id
 
 
 async def redecide(msm: httpx.AsyncClient, function: str) -> None:

@@ -10,7 +10,8 @@ import httpx
 from mlife_shared.events.contracts import ModelUploaded
 from mlife_shared.objectstore.base import iterate
 from msm.registry.consumers import on_model_uploaded
-from tests.msm.conftest import as_role, count, deliver, outbox, upload
+from tests.support.auth import as_role
+from tests.support.msm import count, deliver, outbox, upload
 from tests.msm.onnx_models import identity_classifier
 
 

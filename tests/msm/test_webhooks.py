@@ -15,7 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.msm.conftest import FreshRole, upload
+from tests.support.auth import FreshRole
+from tests.support.msm import upload
 from tests.msm.onnx_models import identity_classifier
 
 MAINTAINER = FreshRole("maintainer", "mia")

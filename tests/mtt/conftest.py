@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -18,35 +15,24 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
 
 from mlife_shared.app import create_app
-from mlife_shared.auth import IDENTITY_HEADER, Identity, Role, sign_identity
-from mlife_shared.db import Database
-from mlife_shared.messaging.models import OutboxEvent
-from mlife_shared.objectstore import make_store
-from mlife_shared.objectstore.base import iterate
 from mtt.app import SPEC
 from mtt.config import Settings
-from tests.conftest import free_port
+from tests.support.auth import SECRET, as_role
+from tests.support.objects import s3_settings
+from tests.support.outbox import outbox_events
+from tests.support.processes import free_port
+from tests.support.mtt import ROOT, deliver, digits, put_dataset, task_in
+from tests.support.waiting import wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
-SECRET = "mtt-test-secret-" + uuid.uuid4().hex
+# importable from here as before
+__all__ = ["ROOT", "SECRET", "as_role", "deliver", "digits", "outbox_events", "put_dataset", "s3_settings", "task_in",
+           "wait_for"]
+
 QUIET = {"MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
          "ORT_DISABLE_TELEMETRY": "1", "LATEST_VERSION_CHECK": "false", "COLLECT_ANALYTICS": "false"}
 os.environ.update(QUIET)
-
-
-def as_role(role: Role, name: str | None = None) -> dict[str, str]:
-    return {IDENTITY_HEADER: sign_identity(Identity(uuid.uuid4(), name or role, role), SECRET, ttl_seconds=3600)}
-
-
-def s3_settings() -> dict[str, object]:
-    endpoint = os.environ.get("MLIFE_TEST_S3_ENDPOINT")
-    assert endpoint, "MLIFE_TEST_S3_* is not set: run the tests through scripts/testenv.py"
-    return dict(object_store="s3", s3_endpoint=endpoint, s3_access_key=os.environ["MLIFE_TEST_S3_ACCESS_KEY"],
-                s3_secret_key=os.environ["MLIFE_TEST_S3_SECRET_KEY"],
-                s3_bucket=os.environ.get("MLIFE_TEST_S3_BUCKET", "mlife-test"))
 
 
 @pytest.fixture(scope="session")
@@ -141,59 +127,3 @@ async def start_runner(settings: Settings) -> AsyncIterator[Callable[..., Any]]:
     for _, t in started:
         with suppress(BaseException):
             await asyncio.wait_for(t, 30)
-
-
-async def wait_for(check: Callable[[], Awaitable[Any]], what: str, timeout: float = 180.0) -> Any:
-    """Poll until `check()` is truthy (the timeout only bounds a failing test)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.2)
-
-
-async def task_in(client: httpx.AsyncClient, task_id: str, *statuses: str) -> dict[str, Any]:
-    async def check() -> dict[str, Any] | None:
-        body = (await client.get(f"/tasks/{task_id}")).json()
-        return body if body["status"] in statuses else None
-
-    return await wait_for(check, f"task {task_id} in {statuses}")
-
-
-async def outbox_events(settings: Settings, subject: str | None = None) -> list[dict[str, Any]]:
-    db = Database(settings.database_url)
-    try:
-        async with db.transaction() as session:
-            rows = (await session.execute(select(OutboxEvent).order_by(OutboxEvent.seq))).scalars().all()
-            return [r.envelope if isinstance(r.envelope, dict) else json.loads(r.envelope) for r in rows
-                    if subject is None or r.subject == subject]
-    finally:
-        await db.dispose()
-
-
-async def put_dataset(settings: Settings, items: list[tuple[bytes, str]], *,
-                      badcase_ids: list[str | None] | None = None) -> tuple[str, str]:
-    """What DAM does for "group items": each file under dam/files/<md5>, a JSON-lines manifest. → (dataset id, key)"""
-    store = make_store(settings)
-    ds = str(uuid.uuid4())
-    lines = []
-    for i, (data, label) in enumerate(items):
-        md5 = hashlib.md5(data).hexdigest()
-        await store.put(f"dam/files/{md5}", iterate(data))
-        extra = {"badcase_id": badcase_ids[i]} if badcase_ids and badcase_ids[i] else {}
-        lines.append({"md5": md5, "key": f"dam/files/{md5}", "path": f"{md5}.png", "annotation": None,
-                      "label": label, "extra": extra, "media_type": "image"})
-    key = f"dam/datasets/{ds}/manifest.jsonl"
-    await store.put(key, iterate("".join(json.dumps(x) + "\n" for x in lines).encode()))
-    return ds, key
-
-
-def digits(limit: int | None = None) -> list[tuple[bytes, str]]:
-    sys.path.insert(0, str(ROOT / "examples" / "digits"))
-    try:
-        from make_dataset import digits_pngs
-    finally:
-        sys.path.pop(0)
-    return digits_pngs(limit)

@@ -11,10 +11,11 @@ import httpx
 from mlife_shared.objectstore import make_store
 from mlife_shared.objectstore.base import iterate
 from mtt.config import Settings
-from tests.mtt.conftest import as_role, digits, outbox_events, put_dataset
+from tests.support.auth import as_role
+from tests.support.mtt import PREP, digits, put_dataset
+from tests.support.outbox import outbox_events
 from tests.mtt.onnx_models import escaping_external_data, linear_classifier, malicious_pickle
 
-PREP = {"size": [8, 8], "mode": "L", "scale": 1 / 255, "layout": "flat"}
 
 
 async def put(settings: Settings, key: str, data: bytes) -> str:
@@ -132,7 +133,7 @@ async def test_grouping_order_and_idempotence(mtt: httpx.AsyncClient, settings: 
 
     from mlife_shared.events.contracts import DatasetGrouped, ModelRegistered
     from mtt.task.consumers import on_dataset_grouped, on_model_registered
-    from tests.mtt.test_train_and_test import deliver
+    from tests.support.mtt import deliver
 
     train_id, train_key = await put_dataset(settings, digits(10))
     test_id, test_key = await put_dataset(settings, digits(4))

@@ -71,7 +71,8 @@ async def test_detection_task_through_a_runner(mtt, settings, start_runner) -> N
 
     from mlife_shared.objectstore import make_store
     from mlife_shared.objectstore.base import iterate
-    from tests.mtt.conftest import outbox_events, task_in
+    from tests.support.mtt import task_in
+    from tests.support.outbox import outbox_events
 
     store = make_store(settings)
     lines = []

@@ -14,7 +14,8 @@ import httpx
 
 from mtt.config import Settings
 from mtt.runner.backends import CONTAINER_WORKDIR, DockerBackend
-from tests.mtt.conftest import digits, outbox_events, put_dataset, task_in
+from tests.support.mtt import digits, put_dataset, task_in
+from tests.support.outbox import outbox_events
 
 
 class FakeContainer:

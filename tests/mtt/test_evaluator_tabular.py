@@ -278,7 +278,8 @@ async def test_images_and_tensors_through_a_runner(mtt, settings, start_runner) 
 
     from mlife_shared.objectstore import make_store
     from mlife_shared.objectstore.base import iterate, read_all
-    from tests.mtt.conftest import outbox_events, task_in
+    from tests.support.mtt import task_in
+    from tests.support.outbox import outbox_events
 
     store = make_store(settings)
     w = np.random.default_rng(0).normal(size=(64, 10)).astype(np.float32)

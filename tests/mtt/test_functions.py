@@ -29,10 +29,9 @@ from mtt.app import SPEC
 from mtt.config import Settings
 from mtt.task.consumers import on_dataset_grouped, on_model_registered, on_testing_requested
 from mtt.task.exceptions import DatasetNotSeenYet
-from tests.mtt.conftest import digits, outbox_events, put_dataset, task_in
+from tests.support.mtt import PREP, deliver, digits, put_dataset, task_in
+from tests.support.outbox import outbox_events
 from tests.mtt.onnx_models import linear_classifier
-from tests.mtt.test_api import PREP
-from tests.mtt.test_train_and_test import deliver
 
 
 async def grouped(settings: Settings, items: list[tuple[bytes, str]], *, purpose: str = "test",
@@ -346,7 +345,7 @@ async def test_testing_requested_through_jetstream(mtt: httpx.AsyncClient, setti
     from mlife_shared.events import new_envelope, stream_for_subject
     from mlife_shared.messaging.bus import provision_streams
     from mlife_shared.messaging.consumer import ConsumerRunner, durable_name
-    from tests.mtt.conftest import wait_for
+    from tests.support.waiting import wait_for
 
     settings.auto_run = False
     split = await grouped(settings, digits(4), function="digits", name="digits-demo")

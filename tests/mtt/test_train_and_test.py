@@ -10,27 +10,16 @@ import uuid
 import httpx
 
 from mlife_shared.db import Database
-from mlife_shared.events import new_envelope
 from mlife_shared.events.contracts import DatasetGrouped, ModelRegistered
 from mlife_shared.events.contracts import TestingOutcomeLine as OutcomeLine
 from mlife_shared.objectstore import make_store
 from mlife_shared.objectstore.base import read_all
 from mtt.config import Settings
 from mtt.task.consumers import on_dataset_grouped, on_model_registered
-from mlife_shared.app import service_context
-from mtt.app import SPEC
-from tests.mtt.conftest import ROOT, digits, outbox_events, put_dataset, task_in
+from tests.support.mtt import ROOT, deliver, digits, put_dataset, task_in
+from tests.support.outbox import outbox_events
 
 EXAMPLE = str(ROOT / "examples" / "digits")
-
-
-async def deliver(settings: Settings, handler, data) -> None:  # type: ignore[no-untyped-def]
-    db = Database(settings.database_url)
-    try:
-        async with db.transaction() as session:
-            await handler(new_envelope(data), session, ctx=service_context(SPEC, settings))
-    finally:
-        await db.dispose()
 
 
 async def bam_badcases_from(settings: Settings, envelope: dict, bam_db: str) -> int:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.gateway.stack import Stack, acquire_stack, release_stack
+from tests.support.stack import Stack, acquire_stack, release_stack
 
 
 @pytest.fixture(scope="session")

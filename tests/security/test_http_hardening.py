@@ -19,8 +19,8 @@ import pytest
 from gateway.edge.host import HostAllowList, InvalidHostHeader, parse_host
 from mlife_shared.auth import IDENTITY_HEADER, Identity, Role, sign_identity
 from mlife_shared.http_limits import JsonDepthScanner
-from tests.conftest import free_port
-from tests.gateway.stack import SECRET, Stack
+from tests.support.processes import free_port
+from tests.support.stack import SECRET, Stack
 
 LIMIT = 64
 

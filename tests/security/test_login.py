@@ -21,7 +21,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from mlife_shared.migrations import upgrade
-from tests.conftest import PG_HOST, PG_PORT, PG_USER, free_port, pg_url
+from tests.support.postgres import PG_HOST, PG_PORT, PG_USER, pg_url
+from tests.support.processes import free_port
 
 ADMIN_TOKEN = "mlf_login_admin_" + uuid.uuid4().hex
 ADMIN_PASSWORD = "login-admin-" + uuid.uuid4().hex[:12]

@@ -14,8 +14,10 @@ import httpx
 import pytest
 
 from mlife_shared import outbound
-from tests.dam.conftest import as_role, dam, dam_db  # noqa: F401 - fixtures
-from tests.dam.helpers import outbox_events, png
+from tests.dam.conftest import dam, dam_db  # noqa: F401 - fixtures
+from tests.dam.helpers import png
+from tests.support.auth import as_role
+from tests.support.outbox import outbox_events
 
 SECRET_BODY = "INTERNAL-SECRET-BODY-0f3c9"
 

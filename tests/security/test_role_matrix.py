@@ -24,7 +24,7 @@ import time
 
 import jwt
 
-from tests.gateway.stack import ROLES, SECRET, Stack, start_stack, stop_stack
+from tests.support.stack import ROLES, SECRET, Stack, start_stack, stop_stack
 
 PUBLIC = re.compile(r"^/api/\w+/(healthz|readyz)$|^/api/gateway/(login|session)$")
 ARTIFACTS = Path(os.environ.get("MLIFE_TEST_ARTIFACTS", "test-artifacts")).resolve()

@@ -23,9 +23,11 @@ import uvicorn
 
 from mtt.config import Settings
 from mtt.runner.sandbox import python_prefixes
-from tests.conftest import free_port
-from tests.mtt.conftest import (  # noqa: F401 - fixtures
-    ROOT, SECRET, digits, mlflow_server, mtt, mtt_db, put_dataset, settings, start_runner, task_in, wait_for)
+from tests.mtt.conftest import mlflow_server, mtt, mtt_db, settings, start_runner  # noqa: F401 - fixtures
+from tests.support.auth import SECRET
+from tests.support.mtt import ROOT, digits, put_dataset, task_in
+from tests.support.processes import free_port
+from tests.support.waiting import wait_for
 
 PROBE = r'''
 import json, os, pathlib, socket, subprocess, sys

@@ -1,0 +1,156 @@
+"""The whole platform as separate processes for the gateway, browser, CLI and security tests: every service
+that has an API (real `python -m <svc> all` processes on fresh PostgreSQL databases), its own NATS server, and
+the gateway (`python -m gateway api`). A service whose API does not come up is left down and reported: the
+gateway then answers 503 for it, which the tests check as such."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.support.platform import Processes
+from tests.support.processes import free_port
+
+SERVICES = ("bam", "dam", "mtt", "msm")
+ROLES = ("viewer", "tester", "engineer", "maintainer")
+SECRET = "stack-secret-" + uuid.uuid4().hex
+ADMIN_TOKEN = "mlf_stack_admin_" + uuid.uuid4().hex
+ADMIN_PASSWORD = "stack-admin-" + uuid.uuid4().hex[:10]
+PASSWORD = "a long test password"
+METRICS_TOKEN = "stack-metrics-" + uuid.uuid4().hex  # what Prometheus would send to every /metrics
+
+
+@dataclass
+class Stack(Processes):
+    url: str = ""
+    admin_token: str = ADMIN_TOKEN
+    admin_password: str = ADMIN_PASSWORD
+    up: dict[str, str] = field(default_factory=dict)  # service -> url
+    down: dict[str, str] = field(default_factory=dict)  # service -> why
+    tokens: dict[str, str] = field(default_factory=dict)  # role -> API token of a user with that role
+    metrics_token: str = METRICS_TOKEN
+
+    def auth(self, role: str = "maintainer") -> dict[str, str]:
+        token = self.admin_token if role == "admin" else self.tokens[role]
+        return {"Authorization": f"Bearer {token}"}
+
+
+def _has_api(service: str) -> bool:
+    try:
+        spec = importlib.import_module(f"{service}.app").SPEC
+        return bool(spec.routers())
+    except Exception:  # noqa: BLE001 - a service under construction that does not import is "down"
+        return False
+
+
+async def _start_services(stack: Stack, base_env: dict[str, str]) -> None:
+    started: dict[str, str] = {}
+    for service in SERVICES:
+        if not _has_api(service):
+            stack.down[service] = "no API yet"
+            continue
+        try:
+            db = await stack.database(f"{service}.migrations", "mlife_stack")
+        except Exception as exc:  # noqa: BLE001
+            stack.down[service] = f"migration failed: {exc}"
+            continue
+        port = free_port()
+        (stack.home / service).mkdir(parents=True, exist_ok=True)
+        env = dict(base_env, MLIFE_HOME=str(stack.home / service), **{f"MLIFE_{service.upper()}_DATABASE_URL": db})
+        # api + worker in one process, as `mlife up` runs them: events flow (deployments come up, …)
+        stack.start(service, ["-m", service, "all", "--port", str(port)], env)
+        started[service] = f"http://127.0.0.1:{port}"
+    for service, url in started.items():
+        why = await stack.ready(service, url, 45)
+        if why is None:
+            stack.up[service] = url
+        else:
+            stack.down[service] = why
+            stack.procs[service].terminate()
+
+
+async def _start_gateway(stack: Stack, base_env: dict[str, str]) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"
+    gw_db = await stack.database("gateway.migrations", "mlife_stack")
+    port = free_port()
+    env = dict(base_env, MLIFE_HOME=str(stack.home / "gateway"), MLIFE_GATEWAY_DATABASE_URL=gw_db,
+               MLIFE_GATEWAY_ADMIN_TOKEN=ADMIN_TOKEN, MLIFE_GATEWAY_ADMIN_PASSWORD=ADMIN_PASSWORD,
+               MLIFE_GATEWAY_ALLOWED_HOSTS=json.dumps(["127.0.0.1", "localhost"]),
+               MLIFE_GATEWAY_SESSION_COOKIE_SECURE="false",
+               # schemathesis fuzzes the login from 127.0.0.1 too; the limit itself is tested in test_users
+               MLIFE_GATEWAY_LOGIN_MAX_FAILURES_PER_IP="1000000",
+               **{f"MLIFE_GATEWAY_{s.upper()}_URL": stack.up.get(s, closed) for s in SERVICES})
+    stack.start("gateway", ["-m", "gateway", "api", "--migrate", "--port", str(port)], env)
+    stack.url = f"http://127.0.0.1:{port}"
+    why = await stack.ready("gateway", stack.url, 45)
+    if why is not None:
+        raise RuntimeError(f"the gateway did not start: {why}")
+
+
+async def _users(stack: Stack) -> None:
+    """A user and an API token per role."""
+    async with httpx.AsyncClient(base_url=stack.url, headers=stack.auth("admin")) as c:
+        for role in ROLES:
+            name = f"{role}-user"
+            r = await c.post("/api/gateway/users", json={"username": name, "password": PASSWORD, "role": role})
+            r.raise_for_status()
+            login = await c.post("/api/gateway/login", json={"username": name, "password": PASSWORD},
+                                 headers={"Authorization": ""})
+            csrf = login.json()["csrf_token"]
+            t = await c.post("/api/gateway/tokens", json={"name": "tests"},
+                             headers={"Authorization": "", "X-CSRF-Token": csrf})
+            t.raise_for_status()
+            c.cookies.clear()
+            stack.tokens[role] = t.json()["token"]
+
+
+async def start_stack(home: Path, nats_url: str | None = None) -> Stack:
+    """`nats_url` is ignored: the stack always runs a NATS server of its own (anonymous, as `mlife up` does)."""
+    stack = Stack(home=home)
+    try:
+        await _start(stack)
+    except BaseException:
+        await stop_stack(stack)
+        raise
+    return stack
+
+
+async def _start(stack: Stack) -> None:
+    home = stack.home
+    nats = await stack.start_nats()
+    base_env = dict(os.environ, MLIFE_ENVIRONMENT="test", MLIFE_IDENTITY_SECRET=SECRET, MLIFE_NATS_URL=nats.url,
+                    MLIFE_OBJECT_STORE="local", MLIFE_OBJECT_STORE_PATH=str(home / "objects"),
+                    MLIFE_LOG_LEVEL="WARNING", MLFLOW_DISABLE_TELEMETRY="true", MLIFE_METRICS_TOKEN=METRICS_TOKEN,
+                    ORT_DISABLE_TELEMETRY="1")
+    await _start_services(stack, base_env)
+    await _start_gateway(stack, base_env)
+    await _users(stack)
+
+
+async def stop_stack(stack: Stack) -> None:
+    await stack.stop()
+
+
+_shared: dict[str, Any] = {}
+
+
+async def acquire_stack(home: Path) -> Stack:
+    """One platform for the whole session, shared by tests/gateway, tests/ui, tests/cli and tests/security
+    (each of their conftests declares the fixture; the last one to finish stops it)."""
+    if "stack" not in _shared:
+        _shared["stack"], _shared["users"] = await start_stack(home), 0
+    _shared["users"] += 1
+    return _shared["stack"]
+
+
+async def release_stack() -> None:
+    _shared["users"] -= 1
+    if _shared["users"] == 0:
+        await stop_stack(_shared.pop("stack"))
