@@ -7,12 +7,12 @@ function deadLetterServices() {
     .filter(Boolean).map((m) => m[1]).sort((a, b) => (a === "gateway") - (b === "gateway") || a.localeCompare(b));
 }
 
-function lettersTable(rows) {
+function lettersTable(rows, consumer) {
   return table([{ label: "When", render: (r) => fmtDate(r.created_at) }, { label: "Consumer", key: "consumer" },
     { label: "Subject", key: "subject" }, { label: "Reason", render: (r) => badge(r.reason) },
     { label: "Deliveries", num: true, key: "deliveries" }, { label: "Error", render: (r) => fmt(r.error).slice(0, 300) },
     { label: "Event", render: (r) => h("span", {}, fmt(r.event_id) || "(no id)", r.payload ? h("details", {}, h("summary", {}, "payload"), h("pre", {}, fmt(r.payload))) : null) }],
-  rows, { empty: "None: every event was applied." });
+  rows, { empty: consumer ? `None for consumer ${consumer}.` : "None: every event was applied." });
 }
 
 export async function deadLetters(queryString) {
@@ -28,7 +28,7 @@ export async function deadLetters(queryString) {
     if (!services.includes(svc)) return card(`${svc.toUpperCase()}`, unavailable(svc.toUpperCase()));
     try {
       const rows = await api("GET", `/api/${svc}/dead-letters`, { query: { limit: 100, consumer } });
-      return h("section", { class: "card", "data-service": svc }, h("h2", {}, `${svc.toUpperCase()}: ${rows.length} dead-lettered`), lettersTable(rows));
+      return h("section", { class: "card", "data-service": svc }, h("h2", {}, `${svc.toUpperCase()}: ${rows.length} dead-lettered`), lettersTable(rows, consumer));
     } catch { return card(`${svc.toUpperCase()}`, unavailable(svc.toUpperCase())); }
   }));
   return [h("h1", {}, "Dead letters"),
