@@ -24,11 +24,21 @@ for pkg in shared services/bam services/dam services/mtt services/msm services/g
 done
 stage . pyproject.toml README.md LICENSE mlife
 
-# Two at a time (each build spends most of its time making its isolated build environment).
+# One build environment for the seven builds (fourteen isolated ones cost twice the time): the packages'
+# [build-system] requires, newest matching versions, as an isolated build would install them.
+REQUIRES=$(cd "$STAGE" && "$PY" -c 'import sys, tomllib
+print("\n".join(sorted({r for f in sys.argv[1:] for r in tomllib.load(open(f, "rb"))["build-system"]["requires"]})))' \
+  shared/pyproject.toml services/*/pyproject.toml pyproject.toml)
+"$PY" -m venv "$STAGE/.build-env"
+echo "$REQUIRES" | xargs "$STAGE/.build-env/bin/python" -m pip install --quiet --disable-pip-version-check \
+  "build==1.6.1" >"$STAGE/.build-env.log" 2>&1 || { cat "$STAGE/.build-env.log" >&2; exit 1; }
+
+# Two at a time (the machines here have two cores).
 printf '%s\n' shared services/bam services/dam services/mtt services/msm services/gateway . |
   xargs -P 2 -I{} sh -c 'log="$1/.build-$(echo "$3" | tr / -).log"
-    "$0" -m build --outdir "$2" "$1/$3" >"$log" 2>&1 || { cat "$log" >&2; echo "make dist: $3 did not build" >&2; exit 255; }' \
-    "$PY" "$STAGE" "$OUT" {}
+    "$0" -m build --no-isolation --outdir "$2" "$1/$3" >"$log" 2>&1 \
+      || { cat "$log" >&2; echo "make dist: $3 did not build" >&2; exit 255; }' \
+    "$STAGE/.build-env/bin/python" "$STAGE" "$OUT" {}
 if "$PY" -m twine --version >/dev/null 2>&1; then
   "$PY" -m twine check --strict "$OUT"/*
 fi
