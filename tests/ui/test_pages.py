@@ -232,3 +232,50 @@ async def test_compress_a_version_and_download_its_docker_context(page: Page, st
     refused = await p.wait_for_selector("section:has(h2:text('Version actions')) p.error[role=alert]")
     assert "no Docker engine is configured" in await refused.text_content()
     assert page.console_errors(expected_statuses=(422,)) == []
+
+
+async def test_predict_with_a_live_deployment_and_flag_it_wrong(page: Page, stack: Stack) -> None:
+    from tests.msm.onnx_models import identity_classifier
+
+    name = f"ui-serve-{uuid.uuid4().hex[:6]}"
+    async with client(stack, "engineer") as c:
+        r = await c.post(f"/api/msm/models/{name}/versions", content=identity_classifier(4),
+                         headers={"content-type": "application/octet-stream"})
+        assert r.status_code == 201, r.text
+        assert (await c.patch(f"/api/msm/models/{name}", json={"function": f"fn-{name}"})).status_code == 200
+    async with client(stack, "maintainer") as c:
+        r = await c.post("/api/msm/deployments", json={"name": name, "target": "local", "override_reason": "serving page test",
+                                                       "versions": [{"model_version_id": r.json()["id"]}]})
+        assert r.status_code in (201, 202), r.text
+        deployment = r.json()["id"]
+        for _ in range(120):
+            if (await c.get(f"/api/msm/deployments/{deployment}")).json()["status"] == "live":
+                break
+            await asyncio.sleep(0.5)
+        assert (await c.get(f"/api/msm/deployments/{deployment}")).json()["status"] == "live"
+
+    await login(page, stack, "tester")
+    p = page.page
+    await p.goto(f"{stack.url}/#/deployments/{deployment}")
+    form = "form[aria-label='Predict']"
+    await p.wait_for_selector(form)
+    assert json.loads(await p.input_value(f"{form} textarea")) == {"x": [0, 0, 0, 0]}, "prefilled in the model's shape"
+    await p.fill(f"{form} textarea", json.dumps({"x": [0.1, 0.9, 0.0, 0.0]}))
+    await p.click(f"{form} button[type=submit]")
+    served = await p.wait_for_selector("[data-prediction]")
+    assert f"Served by {name} v1" in await served.text_content()
+    outputs = await p.text_content("pre[aria-label=outputs]")
+    assert outputs.startswith("probs: [")
+    stats = "section:has(h2:text('Serving')) table tbody"
+    await p.wait_for_selector(f"{stats} tr:has-text('{name}:1')")
+    await p.fill("form[aria-label='Flag as wrong'] input[name=correct_label]", "2")
+    await p.click("form[aria-label='Flag as wrong'] button")
+    await p.wait_for_selector("[data-feedback]")
+    async with client(stack, "viewer") as c:
+        for _ in range(120):  # serving.feedback → BAM files the badcase
+            found = (await c.get("/api/bam/badcases", params={"deployment_id": deployment})).json()["items"]
+            if found:
+                break
+            await asyncio.sleep(0.5)
+    assert len(found) == 1 and found[0]["source"] == "serving" and found[0]["ground_truth"] == 2, found
+    assert page.console_errors() == []

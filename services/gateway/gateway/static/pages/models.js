@@ -321,7 +321,7 @@ export async function deploymentDetail(id) {
     setTimeout(poll, 2000);
   }
   return [h("p", {}, h("a", { href: "#/deployments" }, "← Deployments")), h("h1", {}, `Deployment: ${fmt(d.name)}`),
-    card("Status", statusBox, override, rollback),
+    card("Status", statusBox, override, rollback), await servingCard(d),
     card("Versions", table([{ label: "Model version", render: (v) => (v.name ? link(`#/models/${encodeURIComponent(v.name)}`, `${text(v.name)} v${text(v.version)}`) : short(v.model_version_id ?? v.id)) },
       { label: "Id", render: (v) => text(v.model_version_id ?? v.id) }, { label: "Role", key: "role" }, { label: "Weight", key: "weight" }], d.versions || [])),
     card("Attached badcases", h("p", {}, link(badcasesOf({ deployment_id: d.id }), "Badcases of this deployment (flagged on it)")),
@@ -330,6 +330,47 @@ export async function deploymentDetail(id) {
     card("Metrics", table([{ label: "When", render: (m) => fmtDate(m.recorded_at ?? m.created_at) }, { label: "Values", render: (m) => text(m.values ?? m) }], list(metrics), { empty: "None." })),
     card("History", table([{ label: "When", render: (c) => fmtDate(c.changed_at ?? c.created_at) }, { label: "Change", render: (c) => text(c.action ?? c.status ?? c) },
       { label: "Detail", render: (c) => text(c.detail) }, { label: "By", render: (c) => text(c.actor) }], d.history || []))];
+}
+
+// Serving a live deployment: predict (viewer), flag a wrong prediction (tester: BAM files it as a badcase),
+// latency per version. The input is prefilled with zeros in the shape of the served model's first input.
+async function servingCard(d) {
+  if (d.status !== "live" || !has("POST", "/api/msm/serve/{deployment}/predict")) return null;
+  const primary = (d.versions || [])[0] || {};
+  const version = primary.model_version_id ? await api("GET", `/api/msm/model-versions/${primary.model_version_id}`).catch(() => null) : null;
+  const input = version && version.signature && (version.signature.inputs || [])[0];
+  const zeros = (shape) => (shape.length ? Array.from({ length: typeof shape[0] === "number" ? shape[0] : 1 }, () => zeros(shape.slice(1))) : 0);
+  const example = input ? { [input.name]: zeros((input.shape || []).slice(1)) } : {};
+  const result = h("div", { role: "status" }); const statsBox = h("div");
+  const drawStats = async () => {
+    const st = await api("GET", `/api/msm/serve/${d.id}/stats`).catch(() => null);
+    const rows = Object.entries((st && st.latency) || {}).map(([served, l]) => ({ served, ...l }));
+    statsBox.replaceChildren(table([{ label: "Version served", key: "served" }, { label: "Requests", num: true, key: "count" },
+      { label: "p50 ms", num: true, render: (l) => fmtNum(l.p50_ms) }, { label: "p90 ms", num: true, render: (l) => fmtNum(l.p90_ms) },
+      { label: "p99 ms", num: true, render: (l) => fmtNum(l.p99_ms) }], rows, { empty: "No request served by this API process yet." }));
+  };
+  const form = h("form", { class: "stack-narrow", "aria-label": "Predict" },
+    field("Inputs (JSON: input name → one sample or a batch)", h("textarea", { name: "inputs", rows: 3 }, JSON.stringify(example))),
+    h("div", {}, h("button", { type: "submit" }, "Predict")));
+  form.addEventListener("submit", (e) => { e.preventDefault(); act(async () => {
+    let inputs;
+    try { inputs = JSON.parse(String(new FormData(form).get("inputs"))); } catch { toast("Inputs must be JSON: {\"input name\": [values]}", true); return; }
+    const r = await api("POST", `/api/msm/serve/${d.id}/predict`, { json: { inputs } });
+    const flag = can("tester") && has("POST", "/api/msm/serve/{deployment}/feedback") ? h("form", { class: "inline", "aria-label": "Flag as wrong" },
+      field("Correct label", h("input", { name: "correct_label", required: true })), h("button", { type: "submit", class: "secondary" }, "Flag as wrong")) : null;
+    if (flag) flag.addEventListener("submit", (ev) => { ev.preventDefault(); act(async () => {
+      const label = String(new FormData(flag).get("correct_label")).trim();
+      const fb = await api("POST", `/api/msm/serve/${d.id}/feedback`, { json: { prediction_id: r.prediction_id, model_version_id: r.model_version_id,
+        inputs, prediction: r.outputs, correct_label: /^-?\d+$/.test(label) ? Number(label) : label } });
+      flag.replaceChildren(h("p", { class: "okc", "data-feedback": fb.id }, "Reported: BAM files it as a badcase of this deployment (",
+        link(badcasesOf({ deployment_id: d.id }), "its badcases"), ")."));
+    }); });
+    result.replaceChildren(h("p", { "data-prediction": r.prediction_id }, `Served by ${fmt(r.model_name)} v${fmt(r.model_version)} in ${fmtNum(r.latency_ms)} ms`),
+      h("pre", { "aria-label": "outputs" }, Object.entries(r.outputs || {}).map(([k, v]) => `${k}: ${JSON.stringify(v)}`).join("\n")), flag);
+    await drawStats();
+  }); });
+  await drawStats();
+  return card("Serving", form, result, h("h3", {}, "Latency"), statsBox);
 }
 
 function statusView(d) {
