@@ -73,7 +73,7 @@ class LauncherConfig:
     mlflow_port: int = 0
 
     @classmethod
-    def from_env(cls, port: int | None = None) -> "LauncherConfig":
+    def from_env(cls, port: int | None = None) -> LauncherConfig:
         home = Path(os.environ.get("MLIFE_HOME", ".mlife")).resolve()
         nats_port = int(os.environ.get("MLIFE_NATS_PORT", "4223"))
         if not os.environ.get("MLIFE_NATS_URL") and (nats_port == 0 or not port_is_free(nats_port)):
@@ -318,7 +318,7 @@ class Launcher:
                 if child.process and child.process.returncode is None:
                     try:
                         await asyncio.wait_for(child.process.wait(), 15)
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         child.process.kill()
                         await child.process.wait()
                 if child.name == "mlflow" and child.process:
