@@ -56,6 +56,28 @@ function reportForm(onDone) {
   return form;
 }
 
+// Bulk import (testers): a CSV or JSON-lines file; valid rows are recorded (deduplicated), invalid ones listed.
+function importForm(onDone) {
+  const out = h("div", { role: "status" });
+  const formats = paramEnum("POST", "/api/bam/badcases/import", "format");
+  const form = h("form", { class: "inline", "aria-label": "Import badcases" },
+    field(`File (${formats.join(" or ")})`, h("input", { name: "file", type: "file", required: true, accept: formats.map((f) => `.${f}`).join(",") })),
+    h("button", { type: "submit" }, "Import"));
+  form.addEventListener("submit", (e) => { e.preventDefault(); act(async () => {
+    const file = new FormData(form).get("file");
+    const ext = file.name.split(".").pop().toLowerCase();
+    const format = formats.includes(ext) ? ext : (ext === "json" || ext === "ndjson" ? "jsonl" : "csv");
+    const r = await api("POST", "/api/bam/badcases/import", { query: { format }, body: file,
+      headers: { "Content-Type": format === "csv" ? "text/csv" : "application/x-ndjson" } });
+    out.replaceChildren(h("p", { class: r.failed ? "error" : "okc", "data-imported": String(r.rows) },
+      `${fmt(r.rows)} row(s): ${fmt(r.created)} new, ${fmt(r.merged)} merged, ${fmt(r.failed)} failed`),
+    (r.errors || []).length ? table([{ label: "Row", num: true, key: "row" }, { label: "Error", render: (x) => fmt(x.error ?? x.message ?? x.detail) }],
+      r.errors.slice(0, 50)) : null, r.errors_not_shown ? h("p", { class: "muted" }, `… and ${fmt(r.errors_not_shown)} more`) : null);
+    form.reset(); onDone();
+  }); });
+  return h("div", {}, form, out);
+}
+
 export async function badcases(queryString) {
   if (!has("GET", "/api/bam/badcases")) return [h("h1", {}, "Badcases"), unavailable("BAM")];
   // A link with a query (`#/badcases?function=…&task_id=…`) sets the filters it names and clears the others.
@@ -149,6 +171,7 @@ export async function badcases(queryString) {
   await grouped();
   return [h("h1", {}, "Badcases"),
     can("tester") ? card("Report a badcase", reportForm(() => load(false))) : null,
+    can("tester") && has("POST", "/api/bam/badcases/import") ? card("Import badcases (CSV or JSON lines)", importForm(() => load(false))) : null,
     card("Find badcases", form, idBox),
     card("Badcases", h("div", { class: "row" }, selInfo, can("tester") ? addBtn : null), listBox, moreBtn),
     h("h2", {}, "Statistics of the selection (all listed when none is selected)"), selStats, h("div", { class: "spacer" }),
