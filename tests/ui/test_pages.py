@@ -305,3 +305,30 @@ async def test_import_badcases_from_a_csv(page: Page, stack: Stack, tmp_path: Pa
     await p.wait_for_function(f"() => [...document.querySelectorAll('main table tbody tr')]"
                               f".filter(r => r.textContent.includes('import-{marker}')).length === 2")
     assert page.console_errors() == []
+
+
+async def test_cancel_a_task(page: Page, stack: Stack) -> None:
+    marker = uuid.uuid4().hex[:6]
+    doc = await table_document(stack, f"cancel-doc-{marker}")
+    datasets = await group(stack, f"cancel-{marker}", doc["id"], seed=0)
+    async with client(stack, "engineer") as c:
+        for _ in range(120):  # MTT learns the dataset from `dataset.grouped`
+            r = await c.post("/api/mtt/tasks", json={"kind": "test", "name": f"cancel-{marker}",
+                                                     "datasets": [{"dataset_id": datasets["test"]["id"]}]})
+            if r.status_code == 201:
+                break
+            await asyncio.sleep(0.5)
+        assert r.status_code == 201, r.text
+        task = r.json()
+    assert task["status"] == "draft"
+    await login(page, stack, "engineer")
+    p = page.page
+    await p.goto(f"{stack.url}/#/tasks/{task['id']}")
+    await p.wait_for_selector(f"main h1:text('Task: cancel-{marker}')")
+    await p.click("main button:text('Cancel')")
+    await p.wait_for_selector("#toast div:text('Task cancelled')")
+    await p.wait_for_selector("dl.kv dd:text-is('cancelled')")
+    assert await p.query_selector("main button:text('Cancel')") is None, "a cancelled task has nothing to cancel"
+    async with client(stack, "viewer") as c:
+        assert (await c.get(f"/api/mtt/tasks/{task['id']}")).json()["status"] == "cancelled"
+    assert page.console_errors() == []

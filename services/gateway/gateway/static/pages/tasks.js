@@ -55,6 +55,12 @@ export async function taskDetail(id) {
     await api("POST", `/api/mtt/tasks/${id}/run`); toast("Task started"); if (timer) clearTimeout(timer);
     window.dispatchEvent(new HashChangeEvent("hashchange"));
   }) }, "Run") : null;
+  // A queued task ends at once; a running one is killed by its runner. Finished tasks have nothing to cancel.
+  const cancel = can("engineer") && has("POST", "/api/mtt/tasks/{task_id}/cancel") && ["draft", "ready", "queued", "running"].includes(t.status)
+    ? h("button", { type: "button", class: "danger", onclick: () => act(async () => {
+      await api("POST", `/api/mtt/tasks/${id}/cancel`); toast("Task cancelled"); if (timer) clearTimeout(timer);
+      window.dispatchEvent(new HashChangeEvent("hashchange"));
+    }) }, "Cancel") : null;
   return [h("p", {}, h("a", { href: "#/tasks" }, "← Tasks")), h("h1", {}, `Task: ${text(t.name || t.id)}`),
     card("Task", h("dl", { class: "kv" }, ...Object.entries(t).filter(([, v]) => typeof v !== "object" || v === null)
       .flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, k === "set_kind" ? text(SET_NAMES[v] ?? v) : text(v))])),
@@ -62,7 +68,8 @@ export async function taskDetail(id) {
         t.function ? link(badcasesOf({ function: t.function }), `Badcases of function ${text(t.function)}`) : null,
         t.model && t.model.name ? link(`#/models/${encodeURIComponent(t.model.name)}`, `Model ${text(t.model.name)} v${text(t.model.version)}`) : null,
         (t.datasets || []).map((d) => h("span", { class: "muted" }, `${text(d.purpose)} dataset ${short(d.dataset_id)}${d.is_badcase_test_set ? " (badcase test set)" : ""}`))),
-      (report && report.mlflow_url) ? h("p", {}, h("a", { href: report.mlflow_url, rel: "noopener noreferrer", target: "_blank" }, "Open the MLflow run")) : null, run),
+      (report && report.mlflow_url) ? h("p", {}, h("a", { href: report.mlflow_url, rel: "noopener noreferrer", target: "_blank" }, "Open the MLflow run")) : null,
+      h("p", { class: "row" }, run, cancel)),
     h("div", { class: "grid" }, card("Metrics", metricRows.length ? chart("bar", metricRows.map((m) => m[0]), [{ label: "value", data: metricRows.map((m) => m[1]) }], { label: "metrics" }) : h("p", { class: "muted" }, "No metrics yet.")),
       card("Confusion matrix", cmView)), h("div", { class: "spacer" }), card("Log (live tail)", logBox)];
 }
