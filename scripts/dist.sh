@@ -21,6 +21,7 @@ stage() {  # stage <folder> <entries...>: a copy without build leftovers
 }
 for pkg in shared services/bam services/dam services/mtt services/msm services/gateway; do
   stage "$pkg" .
+  cp "$ROOT/LICENSE" "$STAGE/$pkg/LICENSE"  # setuptools' default license-files pattern ships it in both archives
 done
 stage . pyproject.toml README.md LICENSE mlife
 
