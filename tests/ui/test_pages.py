@@ -332,3 +332,36 @@ async def test_cancel_a_task(page: Page, stack: Stack) -> None:
     async with client(stack, "viewer") as c:
         assert (await c.get(f"/api/mtt/tasks/{task['id']}")).json()["status"] == "cancelled"
     assert page.console_errors() == []
+
+
+async def test_annotate_a_version_with_its_test_split(page: Page, stack: Stack) -> None:
+    from tests.msm.onnx_models import identity_classifier
+
+    marker = uuid.uuid4().hex[:6]
+    doc = await table_document(stack, f"split-doc-{marker}")
+    datasets = await group(stack, f"split-{marker}", doc["id"], seed=0)
+    name = f"ui-annotate-{marker}"
+    async with client(stack, "engineer") as c:
+        r = await c.post(f"/api/msm/models/{name}/versions", content=identity_classifier(4),
+                         headers={"content-type": "application/octet-stream"})
+        assert r.status_code == 201, r.text
+        version = r.json()
+    await login(page, stack, "engineer")
+    p = page.page
+    await p.goto(f"{stack.url}/#/models/{name}")
+    form = "form[aria-label='Annotate a version']"
+    await p.wait_for_selector(form)
+    await p.fill(f"{form} input[name=description]", "trained on the spring data")
+    await p.fill(f"{form} input[name=tags]", "spring, ui")
+    await p.select_option(f"{form} select[name=test_dataset_ids]", [datasets["test"]["id"]])
+    await p.click(f"{form} button[type=submit]")
+    await p.wait_for_selector("#toast div:text('Version saved')")
+    async with client(stack, "viewer") as c:
+        saved = (await c.get(f"/api/msm/model-versions/{version['id']}")).json()
+    assert saved["description"] == "trained on the spring data" and saved["tags"] == ["spring", "ui"]
+    assert saved["test_dataset_ids"] == [datasets["test"]["id"]]
+    # the page shows it back (re-rendered from the server)
+    await p.wait_for_function(f"() => document.querySelector(\"{form} input[name=description]\").value === 'trained on the spring data'")
+    assert await p.eval_on_selector(f"{form} select[name=test_dataset_ids]",
+                                    "s => [...s.selectedOptions].map(o => o.value)") == [datasets["test"]["id"]]
+    assert page.console_errors() == []

@@ -126,17 +126,42 @@ export async function modelDetail(name) {
       { label: "By", render: (c) => text(c.actor ?? c.changed_by) }, { label: "Reason", render: (c) => text(c.reason) }], list(history)))];
 }
 
+// Description, tags and the test split(s) the gate requires results on (the gate names this when it is missing).
+function annotateForm(versions, datasets, pick, rerender) {
+  const chooser = pick();
+  const tests = datasets.filter((d) => d.purpose === "test");
+  const splits = h("select", { name: "test_dataset_ids", multiple: true, "aria-label": "test splits", size: Math.min(6, Math.max(2, tests.length)) },
+    tests.map((d) => h("option", { value: d.id }, `${text(d.name)} v${text(d.version)}${d.function ? ` (${text(d.function)})` : ""}`)));
+  const description = h("input", { name: "description", maxlength: 10000 }); const tags = h("input", { name: "tags" });
+  const fill = () => {
+    const v = versions.find((x) => x.id === chooser.value) || {};
+    description.value = text(v.description); tags.value = (v.tags || []).join(", ");
+    for (const o of splits.options) o.selected = (v.test_dataset_ids || []).includes(o.value);
+  };
+  chooser.addEventListener("change", fill); fill();
+  const form = h("form", { class: "inline", "aria-label": "Annotate a version" }, field("Version", chooser), field("Description", description),
+    field("Tags (comma separated)", tags), field("Test split(s) for the gate", splits), h("button", { type: "submit" }, "Save"));
+  form.addEventListener("submit", (e) => { e.preventDefault(); act(async () => {
+    await api("PATCH", `/api/msm/model-versions/${chooser.value}`, { json: { description: description.value,
+      tags: tags.value.split(",").map((x) => x.trim()).filter(Boolean), test_dataset_ids: [...splits.selectedOptions].map((o) => o.value) } });
+    toast("Version saved"); rerender();
+  }); });
+  return form;
+}
+
 // Compress a version (dynamic INT8 → a new version; MTT measures the accuracy delta on a dataset) and build its
 // Docker image through the configured engine; the build context itself is a download in the versions table.
 async function versionActions(m, rerender) {
   const versions = m.versions || [];
   const canCompress = can("engineer") && has("POST", "/api/msm/model-versions/{version_id}/compress");
   const canBuild = can("maintainer") && has("POST", "/api/msm/model-versions/{version_id}/docker-build");
-  if (!versions.length || (!canCompress && !canBuild)) return null;
+  const canAnnotate = can("engineer") && has("PATCH", "/api/msm/model-versions/{version_id}");
+  if (!versions.length || (!canCompress && !canBuild && !canAnnotate)) return null;
   const pick = () => select("version_id", versions.map((v) => [v.id, `v${v.version}`]), versions[versions.length - 1].id);
   const parts = [];
+  const datasets = (canCompress || canAnnotate) && has("GET", "/api/dam/datasets") ? await api("GET", "/api/dam/datasets").then(list).catch(() => []) : [];
+  if (canAnnotate) parts.push(h("h3", {}, "Annotate a version"), annotateForm(versions, datasets, pick, rerender));
   if (canCompress) {
-    const datasets = has("GET", "/api/dam/datasets") ? await api("GET", "/api/dam/datasets").then(list).catch(() => []) : [];
     const form = h("form", { class: "inline", "aria-label": "Compress a version" }, field("Version", pick()),
       field("Measure the accuracy delta on", select("dataset_id", [["", "(no dataset)"], ...datasets.filter((d) => d.purpose === "test")
         .map((d) => [d.id, `${text(d.name)} v${text(d.version)}${d.is_badcase_test_set ? " (badcase test set)" : ""}`])], "")),
