@@ -13,6 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests.gateway.conftest import stack  # noqa: F401 - the whole platform as processes
+from tests.support.ui import Page
+
+__all__ = ["Page"]  # importable from here as before
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(os.environ.get("MLIFE_TEST_ARTIFACTS", "test-artifacts")) / "screenshots"
@@ -40,26 +43,6 @@ async def browser() -> AsyncIterator[object]:
         b = await p.chromium.launch(executable_path=path, headless=True, args=["--no-sandbox"])
         yield b
         await b.close()
-
-
-class Page:
-    """A browser page that records console errors and uncaught exceptions."""
-
-    def __init__(self, page: object) -> None:
-        self.page = page
-        self.errors: list[str] = []
-        page.on("console", lambda m: self.errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-        page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
-        page.on("dialog", lambda d: self.errors.append(f"dialog opened: {d.message}"))
-        page.on("response", lambda r: self.errors.append(f"  (HTTP {r.status} {r.request.method} {r.url})")
-                if r.status >= 400 else None)
-
-    def console_errors(self, *, expected_statuses: tuple[int, ...] = ()) -> list[str]:
-        """Console errors and page errors (with the failed responses that explain them). Chromium logs
-        every 4xx answer as a console error: an answer the test expects (a gate's 409) is left out."""
-        expected = tuple(f"status of {s} " for s in expected_statuses)
-        real = [e for e in self.errors if not e.startswith("  (HTTP") and not any(x in e for x in expected)]
-        return real + [e for e in self.errors if e.startswith("  (HTTP")] if real else []
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ import uuid
 import httpx
 from PIL import Image
 
-from tests.gateway.stack import PASSWORD, Stack
-from tests.ui.conftest import Page
+from tests.support.stack import Stack
+from tests.support.ui import Page, login
 
 
 def png(color: tuple[int, int, int], size: int = 64) -> bytes:
@@ -22,18 +22,6 @@ def png(color: tuple[int, int, int], size: int = 64) -> bytes:
         img.putpixel((i, (i * 7) % size), (255 - color[0], 255 - color[1], 255 - color[2]))
     img.save(buf, format="PNG")
     return buf.getvalue()
-
-
-async def login(p: Page, stack: Stack, role: str) -> None:
-    page = p.page
-    await page.goto(stack.url + "/")
-    await page.wait_for_selector("form[aria-label='Log in']")
-    await page.keyboard.type(f"{role}-user")  # the user name field has focus
-    await page.keyboard.press("Tab")
-    await page.keyboard.type(PASSWORD)
-    await page.keyboard.press("Enter")
-    await page.wait_for_selector("header:not([hidden])")
-    await page.wait_for_selector("h1:text('Dashboard')")
 
 
 async def chart_points(page: object, container: str) -> list[int]:
