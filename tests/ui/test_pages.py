@@ -219,7 +219,7 @@ async def test_compress_a_version_and_download_its_docker_context(page: Page, st
         versions = (await c.get(f"/api/msm/models/{name}")).json()["versions"]
     v2 = next(v for v in versions if v["version"] == "2")
     assert v2["source"] == "compression" and v2["parent_version_id"] == v1["id"]
-    assert "v1" in await p.text_content(f"main table tbody tr:has(a[data-version='2'])"), "its parent is shown"
+    assert "v1" in await p.text_content("main table tbody tr:has(a[data-version='2'])"), "its parent is shown"
 
     context = await download(p, "a[data-version='1']", tmp_path)
     with tarfile.open(fileobj=io.BytesIO(context)) as tar:
