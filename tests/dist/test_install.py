@@ -152,12 +152,13 @@ def test_pip_install_then_mlife_up_outside_the_checkout(dist: Path, tmp_path: Pa
             ready = client.get("/readyz").json()
             assert ready["status"] == "ok" and {"bam", "dam", "mtt", "msm", "nats", "database"} <= set(ready["checks"])
             assert client.get("/api/gateway/healthz").status_code == 200
-            page = client.get("/")
-            assert page.status_code == 200 and "<title>MLife</title>" in page.text
-            assets = re.findall(r'(?:src|href)="(/ui/[^"]+)"', page.text)
-            assert assets, page.text
-            for asset in assets:
-                assert client.get(asset).status_code == 200, asset
+            for path, title in (("/", "MLife"), ("/docs", "MLife API")):  # the UI and the API docs, offline
+                page = client.get(path)
+                assert page.status_code == 200 and f"<title>{title}</title>" in page.text, path
+                assets = re.findall(r'(?:src|href)="(/ui/[^"]+)"', page.text)
+                assert assets, page.text
+                for asset in assets:
+                    assert client.get(asset).status_code == 200, asset
             paths = client.get("/openapi.json").json()["paths"]
             assert {f"/api/{s}/healthz" for s in ("bam", "dam", "mtt", "msm")} <= set(paths)
             login = client.post("/api/gateway/login", json={"username": "admin", "password": PASSWORD})
