@@ -140,9 +140,9 @@ def create_app(spec: ServiceSpec, settings: ServiceSettings | None = None) -> Fa
                     await app.state.nats.close()
             await app.state.db.dispose()
 
+    # No /docs here: FastAPI's page loads Swagger from a CDN; the gateway serves it offline for the merged API.
     app = FastAPI(title=spec.title, description=spec.description, version="0.1.0", lifespan=lifespan,
-                  openapi_url=spec.openapi_url, docs_url="/docs" if spec.openapi_url == "/openapi.json" else None,
-                  redoc_url=None)
+                  openapi_url=spec.openapi_url, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.spec = spec
     app.state.metrics = metrics

@@ -29,7 +29,7 @@ async def _readiness(app: FastAPI) -> dict[str, str]:
     return await app.state.upstreams.readiness()
 
 
-async def _bootstrap_admin(settings: Settings) -> None:  # type: ignore[override]
+async def _bootstrap_admin(settings: Settings) -> None:
     db = Database(settings.database_url)
     try:
         async with db.transaction() as session:
@@ -60,7 +60,7 @@ SPEC = ServiceSpec(
     extra_readiness=_readiness,
     openapi_url="/api/gateway/openapi.json",
     extra_lifespan=_lifespan,
-    after_migrate=_bootstrap_admin,  # type: ignore[arg-type]
+    after_migrate=_bootstrap_admin,
 )
 
 
