@@ -34,7 +34,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -45,12 +45,12 @@ import asyncpg
 import httpx
 from sqlalchemy import event
 
-from bench._support import service_api
 from bam.badcase import dedup, priority
 from bam.badcase.filters import BadcaseFilter
 from bam.badcase.models import Badcase
 from bam.badcase.service import BadcaseService, search_text
 from bam.config import Settings
+from bench._support import service_api
 from mlife_shared.auth import IDENTITY_HEADER, Identity, sign_identity
 from mlife_shared.db import Database
 from mlife_shared.migrations import upgrade
@@ -75,14 +75,18 @@ FUNCTIONS = {  # function: (weight, labels)
     "face id": (6, ["match", "no match", "spoof"]),
     "lane detection": (4, ["solid", "dashed", "double", "none"]),
 }
-WORDS = ("driver mask night glare sunglasses blurry rain partial occluded tunnel backlight hat scarf beard "
-         "profile tilted motion low light reflection window child passenger rear seat camera dirty lens "
-         "overexposed underexposed snow fog dusk dawn headlights shadow crop small far near edge rotated "
-         "mirror screen phone hand cigarette coffee yawning talking singing laughing crying frowning squint "
-         "eyes closed glasses tinted helmet hood bandana makeup tattoo scar wrinkles elderly teenager toddler "
-         "dog cat bag box jacket blanket sticker graffiti faded worn construction detour temporary handwritten "
-         "stamp watermark noise compression artefact flicker vibration bump accent whisper echo wind music "
-         "siren horn").split()
+WORDS = [
+    "driver", "mask", "night", "glare", "sunglasses", "blurry", "rain", "partial", "occluded", "tunnel", "backlight",
+    "hat", "scarf", "beard", "profile", "tilted", "motion", "low", "light", "reflection", "window", "child",
+    "passenger", "rear", "seat", "camera", "dirty", "lens", "overexposed", "underexposed", "snow", "fog", "dusk",
+    "dawn", "headlights", "shadow", "crop", "small", "far", "near", "edge", "rotated", "mirror", "screen", "phone",
+    "hand", "cigarette", "coffee", "yawning", "talking", "singing", "laughing", "crying", "frowning", "squint",
+    "eyes", "closed", "glasses", "tinted", "helmet", "hood", "bandana", "makeup", "tattoo", "scar", "wrinkles",
+    "elderly", "teenager", "toddler", "dog", "cat", "bag", "box", "jacket", "blanket", "sticker", "graffiti",
+    "faded", "worn", "construction", "detour", "temporary", "handwritten", "stamp", "watermark", "noise",
+    "compression", "artefact", "flicker", "vibration", "bump", "accent", "whisper", "echo", "wind", "music", "siren",
+    "horn",
+]
 COMMON_WORD, RARE_WORD, RARE_SHARE = "dusk", "aquaplaning", 1e-4  # in ~5 % of descriptions; in ~0.01 %
 TAGS = ["night", "glare", "occlusion", "rain", "tunnel", "child", "backlight", "motion-blur", "low-res", "fog",
         "snow", "mask", "sunglasses", "profile", "far", "edge-case", "new-camera", "fleet-a", "fleet-b", "beta",
@@ -224,7 +228,7 @@ async def bench_import(args: argparse.Namespace, secret: str) -> dict[str, Any]:
     else:
         reports = [vocab.report(i) for i in range(args.rows)]
     chunks = body_chunks(reports, args.format)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     records = [as_copy_tuple(badcase_record(r, now=now, reporter="bench")) for r in reports]
     async with databases(2) as (api_url, copy_url):
         async with bam_api(api_url, secret) as base:
@@ -295,7 +299,7 @@ async def load(url: str, n: int) -> float:
             "WHERE t.relname IN ('badcase', 'badcase_tag') AND a.attstattarget > 0")
         for index in indexes:
             await conn.execute(f'DROP INDEX "{index["indexname"]}"')
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         for rows, tags in population(n, now):
             await conn.copy_records_to_table("badcase", records=rows, columns=COLUMNS)
             await conn.copy_records_to_table("badcase_tag", records=tags, columns=["badcase_id", "tag"])

@@ -155,7 +155,7 @@ async def run(args: argparse.Namespace) -> None:
             start = time.perf_counter()
             check = (await client.post("/files/check", json={"md5s": md5s})).json()
             missing = set(check["missing"])
-            _, recodes = await upload_all(client, [b for b, m in zip(blobs, md5s, strict=True) if m in missing], args.concurrency)
+            await upload_all(client, [b for b, m in zip(blobs, md5s, strict=True) if m in missing], args.concurrency)
             check_s = time.perf_counter() - start
             naive_s, ncodes = await upload_all(client, blobs, args.concurrency)
             assert not missing and ncodes.count(200) == len(blobs)

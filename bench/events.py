@@ -288,7 +288,7 @@ async def role_raw_consumer(a: argparse.Namespace, ctl: Control) -> Result:
         while not ctl.stop.is_set() and len(seen) < a.expect:
             try:
                 msgs = await psub.fetch(RAW_BATCH, timeout=1.0)
-            except (FetchTimeoutError, asyncio.TimeoutError):
+            except (TimeoutError, FetchTimeoutError):
                 continue
             sizes.append(len(msgs))
             for msg in msgs:

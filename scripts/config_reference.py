@@ -19,15 +19,18 @@ from mlife_shared.settings import ServiceSettings
 OUT = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
 SERVICES = ("bam", "dam", "mtt", "msm", "gateway")
 LAUNCHER = [
-    ("MLIFE_HOME", "`./.mlife`", "embedded data: SQLite files, objects, NATS store and its users' passwords (`nats/<user>.password`, `nats/nats.conf`), MLflow, development secrets"),
+    ("MLIFE_HOME", "`./.mlife`", "embedded data: SQLite files, objects, NATS store and its users' passwords "
+                                 "(`nats/<user>.password`, `nats/nats.conf`), MLflow, development secrets"),
     ("MLIFE_PORT", "`8000`", "the gateway's port under `mlife up`"),
     ("MLIFE_NATS_PORT", "`4223` (a free one if taken)", "the embedded NATS server's port"),
-    ("MLIFE_BAM_PORT`, `MLIFE_DAM_PORT`, `MLIFE_MTT_PORT`, `MLIFE_MSM_PORT", "free ports", "the services' ports under `mlife up`"),
+    ("MLIFE_BAM_PORT`, `MLIFE_DAM_PORT`, `MLIFE_MTT_PORT`, `MLIFE_MSM_PORT", "free ports", "the services' ports "
+                                                                                           "under `mlife up`"),
     ("MLIFE_MLFLOW", "`1`", "`0`: `mlife up` starts no MLflow server (MTT then tracks nothing)"),
     ("MLIFE_MLFLOW_PORT", "a free port", "the embedded MLflow server's port"),
     ("MLIFE_MLFLOW_BIN", "`.venv-mlflow/bin/mlflow`", "the MLflow executable `mlife up` starts"),
     ("MLIFE_ADMIN_TOKEN`, `MLIFE_ADMIN_PASSWORD", "generated, printed once", "the first-start admin (≥ 24 / ≥ 12 characters)"),
-    ("MLIFE_URL`, `MLIFE_TOKEN", "`http://127.0.0.1:8000`, –", "where the `mlife` CLI and SDK find the platform, and their API token"),
+    ("MLIFE_URL`, `MLIFE_TOKEN", "`http://127.0.0.1:8000`, –", "where the `mlife` CLI and SDK find the platform, and "
+                                                               "their API token"),
 ]
 
 

@@ -27,8 +27,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Awaitable, Callable
 
 import asyncpg
 import nats
@@ -127,7 +127,7 @@ async def pg_ok(port: int) -> bool:
         conn = await asyncpg.connect(host=HOST, port=port, user="postgres", database="postgres", timeout=3)
         await conn.close()
         return True
-    except Exception:
+    except Exception:  # noqa: BLE001 - any failure of the probe means: not usable (yet)
         return False
 
 
@@ -141,7 +141,7 @@ async def nats_ok(url: str) -> bool:
         finally:
             await nc.close()
         return True
-    except Exception:
+    except Exception:  # noqa: BLE001 - any failure of the probe means: not usable (yet)
         return False
 
 
@@ -203,7 +203,7 @@ def s3_roundtrip(endpoint: str, key: str, secret: str) -> bool:
             client.make_bucket(BUCKET)
         client.put_object(BUCKET, "testenv-probe", io.BytesIO(b"ok"), 2)
         return client.get_object(BUCKET, "testenv-probe").read() == b"ok"
-    except Exception:  # not up yet: connection refused, 5xx, auth not loaded, ...
+    except Exception:  # noqa: BLE001 - not up yet: connection refused, 5xx, auth not loaded, ...
         return False
     finally:
         http.clear()
@@ -271,7 +271,7 @@ class Harness:
             async with asyncio.TaskGroup() as tg:
                 for ensure in (ensure_pg, ensure_nats, start_s3):
                     tg.create_task(ensure(env))
-        except* Exception as group:
+        except* Exception as group:  # noqa: BLE001 - every failure of the group is reported
             raise SetupError("\n".join(str(e) if isinstance(e, SetupError) else repr(e)
                                        for e in group.exceptions)) from None
         finally:
@@ -306,7 +306,7 @@ class Harness:
         while CLEANUPS:
             try:
                 CLEANUPS.pop()()
-            except Exception as exc:  # keep cleaning up the rest
+            except Exception as exc:  # noqa: BLE001 - keep cleaning up the rest
                 log(f"cleanup step failed: {exc!r}")
 
 

@@ -31,7 +31,7 @@ def digits_pngs(limit: int | None = None) -> list[tuple[bytes, str]]:
     d = load_digits()
     seen: set[str] = set()
     out = []
-    for image, label in zip(d.images, d.target):
+    for image, label in zip(d.images, d.target, strict=True):
         data = png_bytes(image)
         md5 = hashlib.md5(data).hexdigest()
         if md5 in seen:

@@ -24,8 +24,8 @@ def columns() -> list[str]:
 def wine_rows() -> list[dict[str, object]]:
     d = load_wine()
     names = columns()
-    return [{**{n: float(v) for n, v in zip(names, row)}, "label": f"class_{int(t)}"}
-            for row, t in zip(d.data, d.target)]
+    return [{**{n: float(v) for n, v in zip(names, row, strict=True)}, "label": f"class_{int(t)}"}
+            for row, t in zip(d.data, d.target, strict=True)]
 
 
 def wine_csv() -> bytes:

@@ -22,13 +22,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mlife_shared.auth import IDENTITY_HEADER, Viewer, verify_identity
 from mlife_shared.db import Database
 from mlife_shared.errors import Forbidden, Unauthorized, install_error_handlers
+from mlife_shared.events import stream_for_subject
 from mlife_shared.http_limits import RequestBodyGuard
 from mlife_shared.jobs import Job
 from mlife_shared.logging import configure_logging
 from mlife_shared.messaging.bus import connect_with_retry
 from mlife_shared.messaging.consumer import Subscription, durable_name
 from mlife_shared.messaging.repository import DeadLetterRepository, OutboxRepository
-from mlife_shared.events import stream_for_subject
 from mlife_shared.metrics import RequestContextMiddleware, ServiceMetrics
 from mlife_shared.objectstore import ObjectStore, ScopedStore, make_store
 from mlife_shared.settings import ServiceSettings

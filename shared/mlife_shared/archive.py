@@ -128,7 +128,7 @@ def open_tar(fh: IO[bytes], limits: ArchiveLimits, compressed: int) -> tuple[tar
     elif magic.startswith(b"BZh"):
         inner = bz2.BZ2File(fh, mode="rb")
     elif magic.startswith(b"\xfd7zXZ\x00"):
-        inner = lzma.LZMAFile(fh, mode="rb")
+        inner = lzma.LZMAFile(fh, mode="rb")  # noqa: SIM115 - owned by the returned stream
     else:
         return tarfile.open(fileobj=fh, mode="r:"), None
     stream = BoundedStream(inner, limits.budget(compressed), limits, compressed)

@@ -47,7 +47,7 @@ def main(spec: ServiceSpec, argv: list[str] | None = None) -> None:
         migrate(spec, settings)
 
 
-async def run_api_and_worker(spec: ServiceSpec, settings: "ServiceSettings", host: str,  # noqa: F821
+async def run_api_and_worker(spec: ServiceSpec, settings: ServiceSettings, host: str,  # noqa: F821
                              port: int) -> None:
     """One process for both roles: half the memory of two, for the embedded platform on one machine."""
     server = uvicorn.Server(server_config(create_app(spec, settings), host=host, port=port, settings=settings))
@@ -60,7 +60,7 @@ async def run_api_and_worker(spec: ServiceSpec, settings: "ServiceSettings", hos
         await worker
 
 
-def migrate(spec: ServiceSpec, settings: "ServiceSettings") -> None:  # noqa: F821
+def migrate(spec: ServiceSpec, settings: ServiceSettings) -> None:  # noqa: F821
     if settings.database_url.startswith("sqlite"):
         path = settings.database_url.split(":///", 1)[-1].split("?", 1)[0]
         if path and path != ":memory:":

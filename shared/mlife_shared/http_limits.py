@@ -211,7 +211,6 @@ async def _send_error(send: Send, error: MLifeError) -> None:
 def _base_protocol() -> type[asyncio.Protocol]:
     try:
         import httptools  # noqa: F401
-
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
         return HttpToolsProtocol

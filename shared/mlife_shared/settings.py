@@ -41,12 +41,16 @@ class ServiceSettings(BaseSettings):
     service_name: ClassVar[str] = "service"
     model_config = SettingsConfigDict(extra="ignore", env_prefix="MLIFE_SERVICE_")
 
-    environment: Environment = Field("development", description="`development`, `test` or `production` (production refuses to start without its secrets)")
+    environment: Environment = Field("development", description="`development`, `test` or `production` (production "
+                                                                "refuses to start without its secrets)")
     home: Path = Field(default_factory=mlife_home, description="Folder for embedded data (SQLite, objects, NATS)")
     database_url: str = Field("", description="SQLAlchemy async URL; default: a SQLite file in home")
     nats_url: str = Field("nats://127.0.0.1:4222", description="NATS with JetStream (`mlife up`: its own server)")
-    nats_user: str = Field("", description="This service's NATS user (permissions: mlife_shared.messaging.natsauth); default: the service name")
-    nats_password: SecretStr = Field(SecretStr(""), description="That user's NATS password; development: read from home/nats/<user>.password when present; required in production")
+    nats_user: str = Field("", description="This service's NATS user (permissions: mlife_shared.messaging.natsauth); "
+                                           "default: the service name")
+    nats_password: SecretStr = Field(SecretStr(""), description="That user's NATS password; development: read from "
+                                                                "home/nats/<user>.password when present; required in "
+                                                                "production")
     stream_max_age_days: float = Field(30.0, description="JetStream retention: how far back a consumer can be rebuilt")
     object_store: Literal["local", "s3"] = Field("local", description="`local` (a folder) or `s3` (MinIO or any S3 server)")
     object_store_path: Path | None = Field(None, description="The local backend's folder; default: `objects` in home")
@@ -55,19 +59,28 @@ class ServiceSettings(BaseSettings):
     s3_secret_key: SecretStr = Field(SecretStr(""), description="S3 secret key")
     s3_bucket: str = Field("mlife", description="The bucket every service writes under its own prefix")
     s3_secure: bool = Field(False, description="HTTPS to the S3 server")
-    identity_secret: SecretStr = Field(SecretStr(""), description="Signs the identity the gateway forwards; development: generated into home/identity.key")
+    identity_secret: SecretStr = Field(SecretStr(""), description="Signs the identity the gateway forwards; "
+                                                                  "development: generated into home/identity.key")
     identity_ttl_seconds: int = Field(60, description="Lifetime of a forwarded identity")
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     log_json: bool = Field(True, description="JSON log lines (with request, correlation and event ids); false: console")
     consumer_max_deliver: int = Field(5, description="Deliveries of a failing event before it is dead-lettered")
     consumer_backoff_seconds: list[float] = Field([0.5, 2.0, 10.0, 30.0], description="Waits between redeliveries")
     relay_batch_size: int = Field(256, description="Outbox rows the relay publishes per round")
-    relay_poll_seconds: float = Field(0.5, description="How often the relay looks for rows when not woken (SQLite; PostgreSQL uses NOTIFY)")
-    metrics_token: SecretStr = Field(SecretStr(""), description="Bearer token Prometheus sends to `/metrics` (`authorization: credentials`); without it `/metrics` needs an engineer's identity")
-    max_json_depth: int = Field(64, ge=2, le=512, description="Deepest nesting of `[`/`{` a JSON body may have (deeper: 422 before parsing)")
-    http_header_timeout_seconds: float = Field(10.0, gt=0, description="A connection whose request head is not complete this long after it opened (or after its last response) is closed")
-    http_body_timeout_seconds: float = Field(60.0, gt=0, description="A request whose body sends nothing for this long gets 408 and is closed")
-    http_max_connections: int = Field(1000, ge=0, description="Concurrent connections or requests before new requests get 503 (0: no bound)")
+    relay_poll_seconds: float = Field(0.5, description="How often the relay looks for rows when not woken (SQLite; "
+                                                       "PostgreSQL uses NOTIFY)")
+    metrics_token: SecretStr = Field(SecretStr(""), description="Bearer token Prometheus sends to `/metrics` "
+                                                                "(`authorization: credentials`); without it "
+                                                                "`/metrics` needs an engineer's identity")
+    max_json_depth: int = Field(64, ge=2, le=512, description="Deepest nesting of `[`/`{` a JSON body may have "
+                                                              "(deeper: 422 before parsing)")
+    http_header_timeout_seconds: float = Field(10.0, gt=0, description="A connection whose request head is not "
+                                                                       "complete this long after it opened (or after "
+                                                                       "its last response) is closed")
+    http_body_timeout_seconds: float = Field(60.0, gt=0, description="A request whose body sends nothing for this "
+                                                                     "long gets 408 and is closed")
+    http_max_connections: int = Field(1000, ge=0, description="Concurrent connections or requests before new "
+                                                              "requests get 503 (0: no bound)")
 
     @classmethod
     def settings_customise_sources(
@@ -82,7 +95,7 @@ class ServiceSettings(BaseSettings):
         return (init_settings, env_settings, common, dotenv_settings, file_secret_settings)
 
     @model_validator(mode="after")
-    def _resolve(self) -> "ServiceSettings":
+    def _resolve(self) -> ServiceSettings:
         name = self.service_name
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///{self.home / (name + '.db')}"

@@ -6,6 +6,7 @@ from bam.badcase import models as _models  # noqa: F401 - the tables, for migrat
 from bam.badcase.consumers import on_serving_feedback
 from bam.badcase.rescore import rescore_all
 from bam.badcase.router import router as badcase_router
+from bam.config import Settings
 from bam.importing.router import router as import_router
 from bam.outcome.consumers import on_testing_completed
 from bam.outcome.router import router as outcome_router
@@ -13,7 +14,6 @@ from bam.production import models as _production_models  # noqa: F401 - the tabl
 from bam.production.consumers import on_model_promoted
 from bam.production.router import router as production_router
 from bam.stats.router import router as stats_router
-from bam.config import Settings
 from mlife_shared.app import ServiceContext, ServiceSpec, create_app
 from mlife_shared.events.contracts import ModelPromoted, ServingFeedback, TestingCompleted
 from mlife_shared.jobs import Job

@@ -1,5 +1,5 @@
-from mlife_shared.cli import main as _main
 from dam.app import SPEC
+from mlife_shared.cli import main as _main
 
 
 def main() -> None:

@@ -9,12 +9,14 @@ from dam.config import Settings
 from dam.dataset import models as _dataset_models  # noqa: F401
 from dam.dataset.router import router as dataset_router
 from dam.document import models as _document_models  # noqa: F401 - the tables, for migrations
-from dam.document.router import router as document_router, search_router
+from dam.document.router import router as document_router
+from dam.document.router import search_router
 from dam.file import models as _file_models  # noqa: F401
 from dam.file.router import router as file_router
 from dam.labelling import models as _labelling_models  # noqa: F401
 from dam.labelling.reconcile import reconcile_lifespan
-from dam.labelling.router import router as labelling_router, webhook_router
+from dam.labelling.router import router as labelling_router
+from dam.labelling.router import webhook_router
 from dam.testset.consumers import on_test_data_requested
 from mlife_shared.app import ServiceContext, ServiceSpec, create_app
 from mlife_shared.events.contracts import BadcaseTestDataRequested

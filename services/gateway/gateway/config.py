@@ -1,6 +1,5 @@
-from typing import ClassVar, Literal
-
 import ipaddress
+from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict

@@ -3,9 +3,8 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from mlife_shared.app import ServiceContext, ServiceSpec, create_app
 from mlife_shared.events.contracts import DatasetGrouped, ModelRegistered, TestingRequested

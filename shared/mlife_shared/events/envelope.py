@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -54,7 +54,7 @@ def new_envelope(data: EventData, *, correlation_id: uuid.UUID | None = None,
         type=data.subject,
         version=data.schema_version,
         source=data.producer,
-        time=datetime.now(timezone.utc),
+        time=datetime.now(UTC),
         correlation_id=correlation_id or event_id,
         causation_id=causation_id,
         data=data,

@@ -17,9 +17,9 @@ from typing import Any, TypeVar
 
 import structlog
 from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.errors import FetchTimeoutError, NotFoundError
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -224,7 +224,7 @@ class ConsumerRunner:
                 await self._dead_letter(consumer, msg, reason=exc.reason, error=str(exc),
                                         deliveries=msg.metadata.num_delivered)
         if len(parsed) > 1:
-            heartbeat = asyncio.create_task(_keep_alive([m for m, _ in parsed], sub.ack_wait_seconds))
+            heartbeat = asyncio.create_task(_keep_alive([m for m, _ in parsed], sub.ack_wait_seconds))  # noqa: RUF006 - cancelled in finally
             try:
                 async with self.db.transaction() as session:
                     new = await InboxRepository(session).record_many(consumer, [(e.id, e.type) for _, e in parsed])

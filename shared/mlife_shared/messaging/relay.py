@@ -101,7 +101,7 @@ class Relay:
             log.warning("relay_listen_failed", error=repr(exc))
 
 
-def _outcome(future: "asyncio.Future[object]") -> object:
+def _outcome(future: asyncio.Future[object]) -> object:
     if not future.done():
         future.cancel()
         return TimeoutError("no PubAck in time")

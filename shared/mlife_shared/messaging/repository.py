@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Text, Uuid, bindparam, cast, delete, func, select, text, update
@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mlife_shared.db import UTCDateTime, utcnow
 from mlife_shared.messaging.models import DeadLetter, InboxEvent, OutboxEvent
-
 
 NOTIFY_CHANNEL = "mlife_outbox"
 _OUTBOX = OutboxEvent.__table__

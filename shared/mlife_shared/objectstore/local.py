@@ -4,10 +4,10 @@ into place, so a failed or interrupted upload leaves nothing behind."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
 

@@ -136,7 +136,7 @@ class S3ObjectStore:
         await self.ensure_bucket()
 
 
-async def _put(q: "queue.Queue[Any]", item: Any, upload: "asyncio.Future[Any]") -> None:
+async def _put(q: queue.Queue[Any], item: Any, upload: asyncio.Future[Any]) -> None:
     while True:
         if upload.done() and item is not _END:
             upload.result()  # the upload thread failed: surface its error

@@ -75,7 +75,7 @@ class DataRef(Strict):
     media_type: MediaType | None = None
 
     @model_validator(mode="after")
-    def _check(self) -> "DataRef":
+    def _check(self) -> DataRef:
         if self.kind == "md5":
             if not _MD5.match(self.value):
                 raise ValueError("an md5 reference must be 32 hexadecimal characters")
@@ -113,7 +113,7 @@ class BadcaseCreate(Strict):
     model_version_id: uuid.UUID | None = Field(None, description="MSM's id of the model version it was found on")
 
     @model_validator(mode="after")
-    def _clean_strings(self) -> "BadcaseCreate":
+    def _clean_strings(self) -> BadcaseCreate:
         for name in ("function", "system_version", "model_name", "model_version", "description", "client_id",
                      "device_id"):
             _check_text(getattr(self, name))
@@ -210,7 +210,7 @@ class AddToTestData(Strict):
     filter: FilterBody | None = None
 
     @model_validator(mode="after")
-    def _one(self) -> "AddToTestData":
+    def _one(self) -> AddToTestData:
         if (self.ids is None) == (self.filter is None):
             raise ValueError("give either ids or filter")
         return self

@@ -16,10 +16,10 @@ from bam.badcase.models import Badcase
 from bam.badcase.repository import BadcaseRepository
 from bam.badcase.schemas import AddToTestData, TestDataResult
 from bam.badcase.service import UNASSIGNED
-from mlife_shared.names import FUNCTION_MAX_CHARS
 from mlife_shared.db import utcnow
 from mlife_shared.events.contracts import BadcaseTestDataRequested, TestDataItem
 from mlife_shared.messaging import outbox
+from mlife_shared.names import FUNCTION_MAX_CHARS
 from mlife_shared.objectstore import ScopedStore
 
 MAX_SELECTED = 10_000

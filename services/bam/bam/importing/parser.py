@@ -245,7 +245,7 @@ class _Feed:
         self.ran_out = False
         self.reader = csv.reader(self, strict=True)
 
-    def __iter__(self) -> "_Feed":
+    def __iter__(self) -> _Feed:
         return self
 
     def __next__(self) -> str:

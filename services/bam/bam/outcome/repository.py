@@ -20,7 +20,7 @@ class VersionRef:
     model_version: str
     model_version_id: uuid.UUID | None = None
 
-    def same_as(self, other: "VersionRef") -> bool:
+    def same_as(self, other: VersionRef) -> bool:
         if self.model_version_id is not None and other.model_version_id is not None:
             return self.model_version_id == other.model_version_id
         return (self.model_name, self.model_version) == (other.model_name, other.model_version)

@@ -10,8 +10,23 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import (Date, Dialect, Select, SQLColumnExpression, String, TypeDecorator, cast, func, join, literal,
-                        literal_column, null, or_, select, type_coerce)
+from sqlalchemy import (
+    Date,
+    Dialect,
+    Select,
+    SQLColumnExpression,
+    String,
+    TypeDecorator,
+    cast,
+    func,
+    join,
+    literal,
+    literal_column,
+    null,
+    or_,
+    select,
+    type_coerce,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
 from bam.badcase.filters import FilterQuery
 from bam.stats.schemas import ATTRIBUTES, BadcaseStats, WeeklyStats

@@ -42,7 +42,7 @@ class GroupRequest(BaseModel):
                                              "function's current badcase test set (every function's when not given)")
 
     @model_validator(mode="after")
-    def _ratios(self) -> "GroupRequest":
+    def _ratios(self) -> GroupRequest:
         if not self.split or any(r <= 0 for r in self.split.values()):
             raise ValueError("split ratios must be positive, e.g. {\"train\": 0.8, \"test\": 0.2}")
         if abs(sum(self.split.values()) - 1.0) > 1e-6:

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from dam.dataset.exceptions import DatasetNotFound, InvalidGrouping
 from dam.dataset.models import Dataset
 from dam.dataset.repository import DatasetRepository
-from dam.dataset.schemas import BadcaseLeakage, GroupRequest, LeakedInto, Leakage
+from dam.dataset.schemas import BadcaseLeakage, GroupRequest, Leakage, LeakedInto
 from dam.document.models import BADCASE_TEST_SET, DocumentRow
 from dam.document.service import DocumentService, Version, filter_columns, require_storable
 from dam.document.table import item_id

@@ -70,7 +70,8 @@ def distribution(rows: Iterable[tuple[DocumentRow, File | None]], columns: list[
             v = r.extra.get(c)
             extra[c]["(none)" if v is None or v == "" else str(v)] += 1
     return {
-        "row_count": count, "table_rows": table_rows, "annotated": annotated, "distinct_files": len(files), "total_bytes": total_bytes,
+        "row_count": count, "table_rows": table_rows, "annotated": annotated, "distinct_files": len(files),
+        "total_bytes": total_bytes,
         "by_class": dict(by_class.most_common()), "by_box_label": dict(boxes.most_common()),
         "by_media_type": dict(types.most_common()),
         "by_size": {name: sizes[name] for _, name in SIZE_BUCKETS if sizes[name]} | (

@@ -94,7 +94,8 @@ class DocumentRepository:
             stmt = stmt.limit(limit).offset(offset)
         return [(r, f) for r, f in (await self.session.execute(stmt)).all()]
 
-    async def current_version_ids(self, document_ids: Sequence[uuid.UUID] | None) -> dict[uuid.UUID, tuple[Document, DocumentVersion]]:
+    async def current_version_ids(
+            self, document_ids: Sequence[uuid.UUID] | None) -> dict[uuid.UUID, tuple[Document, DocumentVersion]]:
         stmt = select(Document, DocumentVersion).join(DocumentVersion, (DocumentVersion.document_id == Document.id)
                                                       & (DocumentVersion.version == Document.current_version))
         if document_ids:

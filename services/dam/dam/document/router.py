@@ -38,7 +38,8 @@ Service = Annotated[DocumentService, Depends(service)]
 
 def filter_query(labels: Annotated[list[str] | None, Query()] = None, has_annotation: bool | None = None,
                  media_types: Annotated[list[str] | None, Query()] = None,
-                 min_size: Annotated[int | None, Query(ge=0, le=2**62)] = None, max_size: Annotated[int | None, Query(ge=0, le=2**62)] = None,
+                 min_size: Annotated[int | None, Query(ge=0, le=2**62)] = None,
+                 max_size: Annotated[int | None, Query(ge=0, le=2**62)] = None,
                  q: Annotated[str | None, Query(max_length=200)] = None,
                  column: Annotated[list[str] | None, Query(description="name=value on an extra column")] = None,
                  ) -> RowFilter:

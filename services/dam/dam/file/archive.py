@@ -41,7 +41,7 @@ class Entry:
 
 async def spool(chunks: AsyncIterator[bytes], max_bytes: int) -> IO[bytes]:
     """The archive body in a temporary file on disk (zip needs random access); never in memory."""
-    fh = tempfile.TemporaryFile(prefix="dam-archive-")
+    fh = tempfile.TemporaryFile(prefix="dam-archive-")  # noqa: SIM115 - handed to the caller, who closes it
     size = 0
     try:
         async for chunk in chunks:

@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+from dam.document.service import require_storable
 from dam.file.archive import Limits, extract
 from dam.file.exceptions import FileNotFound, InvalidUpload, UploadTooLarge
 from dam.file.models import File
@@ -12,7 +13,6 @@ from dam.file.repository import FileRepository
 from dam.file.schemas import ArchiveRead, CheckRead, CheckRequest, FileRead, UploadRead
 from dam.file.service import FileService, Uploaded, check_md5, check_path, file_key
 from dam.file.upload import incoming, multipart_parts
-from dam.document.service import require_storable
 from mlife_shared.app import SessionDep, StoreDep
 from mlife_shared.auth import Tester, Viewer
 
@@ -63,7 +63,8 @@ async def upload_file(request: Request, session: SessionDep, store: StoreDep, id
 
 @router.post("/archive", status_code=201)
 async def upload_archive(request: Request, session: SessionDep, store: StoreDep, identity: Tester,
-                         prefix: Annotated[str | None, Query(max_length=512, description="Folder to put the entries under")] = None,
+                         prefix: Annotated[str | None, Query(max_length=512, description="Folder to put the entries "
+                                                                                         "under")] = None,
                          ) -> ArchiveRead:
     """Upload a zip or tar(.gz) of a folder: each file stored once by MD5 under its path in the archive."""
     s = request.app.state.settings

@@ -33,7 +33,7 @@ class Prelabel(BaseModel):
     output_name: str | None = Field(None, max_length=200, description="The output to read (default: the first)")
 
     @model_validator(mode="after")
-    def _one(self) -> "Prelabel":
+    def _one(self) -> Prelabel:
         if sum(x is not None for x in (self.column, self.endpoint, self.deployment)) != 1:
             raise ValueError("give exactly one of column, deployment or endpoint")
         if self.endpoint is not None and not self.endpoint.startswith(("http://", "https://")):
@@ -85,7 +85,7 @@ class AnnotationIn(BaseModel):
     annotation: Any
 
     @model_validator(mode="after")
-    def _one(self) -> "AnnotationIn":
+    def _one(self) -> AnnotationIn:
         if (self.md5 is None) == (self.item_id is None):
             raise ValueError("name the item by exactly one of md5 or item_id")
         return self

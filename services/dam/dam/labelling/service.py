@@ -199,8 +199,8 @@ class LabellingService:
             for it, pred in zip(items, preds, strict=True):
                 it["prelabel"] = pred
         source = None if req.prelabel is None else (
-            req.prelabel.column is not None and f"column:{req.prelabel.column}"
-            or req.prelabel.deployment is not None and f"deployment:{req.prelabel.deployment}"
+            (req.prelabel.column is not None and f"column:{req.prelabel.column}")
+            or (req.prelabel.deployment is not None and f"deployment:{req.prelabel.deployment}")
             or f"endpoint:{_source_url(req.prelabel.endpoint or '')}")
         config = connector.label_config(req.kind, req.labels, field)
         lines = "".join(json.dumps({"item_id": str(i["id"]), "row_id": str(i["row_id"]), "md5": i["md5"], "key": i["key"],

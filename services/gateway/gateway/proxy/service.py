@@ -7,8 +7,8 @@ import asyncio
 import json
 import re
 import time
-from urllib.parse import quote
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from fastapi import Request

@@ -5,8 +5,17 @@ from fastapi import APIRouter, Request, Response
 from gateway.user import service
 from gateway.user.exceptions import InvalidCredentials, UserNotFound
 from gateway.user.repository import UserRepository
-from gateway.user.schemas import (Me, PasswordChange, TokenCreate, TokenCreated, TokenRead, UnlockResult, UserCreate,
-                                  UserRead, UserUpdate)
+from gateway.user.schemas import (
+    Me,
+    PasswordChange,
+    TokenCreate,
+    TokenCreated,
+    TokenRead,
+    UnlockResult,
+    UserCreate,
+    UserRead,
+    UserUpdate,
+)
 from mlife_shared.app import SessionDep
 from mlife_shared.auth import Maintainer, Viewer
 

@@ -16,8 +16,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.user.exceptions import (InvalidToken, LastMaintainer, TokenNotFound, UsernameTaken, UserNotFound,
-                                     WeakSecret)
+from gateway.user.exceptions import InvalidToken, LastMaintainer, TokenNotFound, UsernameTaken, UserNotFound, WeakSecret
 from gateway.user.models import ApiToken, User
 from gateway.user.repository import ApiTokenRepository, LoginFailureRepository, UserRepository, UserSessionRepository
 from mlife_shared.auth import Identity, Role

@@ -6,9 +6,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from msm.deployment.models import (Deployment, DeploymentBadcase, DeploymentChange, DeploymentMetric,
-                                   FunctionThresholds)
-
+from msm.deployment.models import Deployment, DeploymentBadcase, DeploymentChange, DeploymentMetric, FunctionThresholds
 
 GATE_LOCK = 0x6D736D67617465  # "msmgate"
 

@@ -6,15 +6,15 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
 
-from mlife_shared.names import FUNCTION_MAX_CHARS, FUNCTION_PATTERN
 from mlife_shared.app import SessionDep
 from mlife_shared.auth import Engineer, Maintainer, Viewer
 from mlife_shared.errors import error_body
+from mlife_shared.names import FUNCTION_MAX_CHARS, FUNCTION_PATTERN
 from msm.deployment import schemas as s
-from msm.inputs import reject_nul
 from msm.deployment.models import Deployment
 from msm.deployment.repository import DeploymentRepository
 from msm.deployment.service import DeploymentService
+from msm.inputs import reject_nul
 
 router = APIRouter(tags=["deployments"], dependencies=[Depends(reject_nul)])
 

@@ -6,8 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from msm.inputs import StrictIn
 from mlife_shared.names import FunctionName
+from msm.inputs import StrictIn
 
 
 class _In(StrictIn):
@@ -48,7 +48,7 @@ class DeploymentCreate(_In):
                                         description="Maintainers only: deploy even if the gate blocks, with this reason")
 
     @model_validator(mode="after")
-    def _routing(self) -> "DeploymentCreate":
+    def _routing(self) -> DeploymentCreate:
         primaries = [v for v in self.versions if v.role == "primary"]
         shadows = [v for v in self.versions if v.role == "shadow"]
         if len({v.model_version_id for v in self.versions}) != len(self.versions):
@@ -79,7 +79,7 @@ class FunctionThresholdsUpdate(_In):
     thresholds: dict[str, Bound] = Field(max_length=50)
 
     @model_validator(mode="after")
-    def _check(self) -> "FunctionThresholdsUpdate":
+    def _check(self) -> FunctionThresholdsUpdate:
         check_thresholds(self.thresholds)
         return self
 

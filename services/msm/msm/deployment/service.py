@@ -16,8 +16,7 @@ from mlife_shared.errors import Forbidden, Unprocessable
 from mlife_shared.events.contracts import DeployedVersion, DeploymentRequested, DeploymentRolledBack
 from msm.deployment import gate
 from msm.deployment.exceptions import DeploymentConflict, DeploymentNotFound, FunctionMissing
-from msm.deployment.models import (Deployment, DeploymentBadcase, DeploymentChange, DeploymentMetric,
-                                   FunctionThresholds)
+from msm.deployment.models import Deployment, DeploymentBadcase, DeploymentChange, DeploymentMetric, FunctionThresholds
 from msm.deployment.repository import DeploymentRepository
 from msm.deployment.schemas import Bound, DeploymentCreate, FunctionThresholdsRead
 from msm.notification.service import emit, fan_out

@@ -18,10 +18,10 @@ from mlife_shared.db import utcnow
 from mlife_shared.errors import NotFound
 from mlife_shared.events import Envelope, EventData
 from mlife_shared.messaging import outbox
+from mlife_shared.outbound import check_url
 from msm.config import Settings
 from msm.notification.models import WebhookDelivery, WebhookSubscription
 from msm.notification.repository import WebhookRepository
-from mlife_shared.outbound import check_url
 
 ALLOW_SETTING = "MLIFE_MSM_WEBHOOK_ALLOW_HOSTS"
 SUBJECTS = ("model.registered", "model.alias_moved", "model.promoted", "testing.requested", "deployment.requested",

@@ -85,8 +85,8 @@ async def update_model(name: str, body: s.ModelUpdate, request: Request, session
 async def upload_version(name: str, request: Request, session: SessionDep, store: StoreDep, user: Engineer,
                          description: str = "", tags: Annotated[list[str], Query()] = [],  # noqa: B006
                          metrics: str = Query("{}", description="JSON object of metric name → number"),
-                         test_dataset_ids: Annotated[list[uuid.UUID], Query(  # noqa: B006
-                             description="The version's test split(s): the gate requires its results on them")] = [],
+                         test_dataset_ids: Annotated[list[uuid.UUID], Query(
+                             description="The version's test split(s): the gate requires its results on them")] = [],  # noqa: B006
                          ) -> s.VersionRead:
     """Upload an ONNX model (the raw request body, streamed) as a new version of `name`."""
     check_name(name)

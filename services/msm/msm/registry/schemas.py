@@ -6,8 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from msm.inputs import StrictIn
 from mlife_shared.names import FunctionName
+from msm.inputs import StrictIn
 
 
 class _In(StrictIn):

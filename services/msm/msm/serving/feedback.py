@@ -113,6 +113,6 @@ def _checked_ref(input_ref: str, settings: Settings) -> str:
     """An image's DAM MD5 (kept: the evaluator reads the image itself) or a key in MLife's object store."""
     if not _MD5.match(input_ref):
         validate_key(input_ref)
-        if "://" in input_ref or not input_ref.startswith(tuple(settings.model_source_prefixes) + ("dam/",)):
+        if "://" in input_ref or not input_ref.startswith((*settings.model_source_prefixes, "dam/")):
             raise Unprocessable("input_ref must be an MD5 or a key in MLife's object store")
     return input_ref

@@ -6,7 +6,7 @@ import json
 import random
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from mlife_shared.objectstore import ScopedStore
@@ -47,7 +47,7 @@ def _record(view: DeploymentView, version: VersionView, prediction_id: uuid.UUID
             outputs: dict[str, Any]) -> dict[str, Any]:
     return {"prediction_id": str(prediction_id), "deployment_id": str(view.id), "model_version_id": str(version.id),
             "model_name": version.name, "model_version": version.version,
-            "time": datetime.now(timezone.utc).isoformat(), "inputs": body["inputs"], "outputs": outputs,
+            "time": datetime.now(UTC).isoformat(), "inputs": body["inputs"], "outputs": outputs,
             "client_id": body.get("client_id"), "device_id": body.get("device_id")}
 
 

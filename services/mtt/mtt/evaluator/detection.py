@@ -127,7 +127,7 @@ def evaluate_detection(model_path: Path, items: list[dict[str, Any]], prep: Prep
         labels_s = [str(v) for v in np.asarray(labels).reshape(-1).tolist()]
         keep = scores >= params.score_threshold
         boxes, scores = boxes[keep], scores[keep]
-        labels_s = [lab for lab, k in zip(labels_s, keep.tolist()) if k]
+        labels_s = [lab for lab, k in zip(labels_s, keep.tolist(), strict=True) if k]
         gt, gt_labels = gt_boxes(it)
         for lab in gt_labels:
             n_gt[lab] += 1
@@ -175,4 +175,4 @@ class _DetectionSamples(Samples):
         return "".join(json.dumps({"sample_id": s, "data_ref": r, "ground_truth": t, "prediction": p,
                                    "correct": bool(ok), "badcase_id": b}) + "\n"
                        for s, r, t, p, ok, b in zip(self.ids, self.refs, self.truth, self.predictions,
-                                                    self.correct.tolist(), self.badcases)).encode()
+                                                    self.correct.tolist(), self.badcases, strict=True)).encode()

@@ -8,11 +8,11 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-from json.encoder import encode_basestring
 
 from mlife_shared.onnx_safety import OnnxInfo, inspect_onnx
 from mtt.evaluator.inputs import Group, image_sample, load_inputs
@@ -89,7 +89,7 @@ class Samples:
                  f'"correct":{"true" if ok else "false"},"badcase_id":{js(bc)}{_features(f)}}}\n'
                  for sid, ref, t, p, ok, bc, f in zip(self.ids, self.refs, self.truth, self.pred_idx.tolist(),
                                                       self.correct.tolist(), self.badcases,
-                                                      self.features or _nones(len(self.ids)))]
+                                                      self.features or _nones(len(self.ids)), strict=True)]
         return "".join(parts).encode()
 
 

@@ -51,7 +51,7 @@ class Preprocess(BaseModel):
     classes: list[str] | None = Field(None, description="index → class, for a model that outputs scores only")
 
     @model_validator(mode="after")
-    def _complete(self) -> "Preprocess":
+    def _complete(self) -> Preprocess:
         if self.kind == "image" and self.size is None:
             raise ValueError("an image preprocess needs size [height, width]")
         if self.kind == "table":
@@ -144,7 +144,7 @@ def check_input_shape(prep: Preprocess, model_shape: list[int | str | None], inp
     if len(model_shape) != len(sample) + 1:
         raise InvalidPreprocess(f"the model input {input_name!r} has shape {model_shape}; the declared preprocessing "
                                 f"gives samples of shape [batch, {', '.join(map(str, sample))}]")
-    for got, want in zip(model_shape[1:], sample):
+    for got, want in zip(model_shape[1:], sample, strict=False):
         if isinstance(got, int) and got > 0 and got != want:
             raise InvalidPreprocess(f"the model input {input_name!r} has shape {model_shape}; the declared "
                                     f"preprocessing gives [batch, {', '.join(map(str, sample))}]")

@@ -56,7 +56,7 @@ class RegressionSamples:
         features = self.features or [None] * len(self.ids)
         lines = []
         for sid, ref, t, p, e, bc, f in zip(self.ids, self.refs, self.truth.tolist(), self.pred.tolist(),
-                                            errors.tolist(), self.badcases, features):
+                                            errors.tolist(), self.badcases, features, strict=True):
             line = {"sample_id": sid, "data_ref": ref, "ground_truth": t, "prediction": _finite(p),
                     "error": _finite(e), "correct": bool(e <= self.tolerance), "badcase_id": bc}
             if f is not None:

@@ -86,7 +86,7 @@ def tensor_shapes(fh: IO[bytes], where: str) -> dict[str, tuple[tuple[int, ...],
         raise InvalidPreprocess(f"{where} is not a readable .{fmt} file: {exc}") from exc
     finally:
         fh.seek(0)
-    for name, (shape, dtype) in out.items():
+    for name, (_shape, dtype) in out.items():
         if dtype.kind not in "biuf":
             raise InvalidPreprocess(f"{where}: array {name or '(npy)'} holds {dtype} values; tensor files hold "
                                     "numbers")
@@ -127,7 +127,7 @@ def bind(shapes: dict[str, tuple[int, ...]], inputs: list[TensorInfo], input_nam
         shape = shapes[name]
         model = info.shape
         fits = len(model) == len(shape) + 1 and all(
-            not (isinstance(m, int) and m > 0) or m == s for m, s in zip(model[1:], shape))
+            not (isinstance(m, int) and m > 0) or m == s for m, s in zip(model[1:], shape, strict=False))
         if not fits:
             dims = ", ".join("?" if not (isinstance(m, int) and m > 0) else str(m) for m in model[1:])
             raise InvalidPreprocess(f"{where}: a tensor of shape {list(shape)}; the model input {info.name!r} takes "

@@ -12,10 +12,11 @@ import asyncio
 import os
 import signal
 import threading
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 
 @dataclass
@@ -76,7 +77,7 @@ class _Subprocess:
         self._signal(signal.SIGTERM)
         try:
             await asyncio.wait_for(self.proc.wait(), self.grace)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         self._signal(signal.SIGKILL)
         await self.proc.wait()

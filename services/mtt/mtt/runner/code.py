@@ -91,14 +91,14 @@ def extract(path: Path, dest: Path) -> int:
         kind = kind_of(fh.read(4))
     if kind == "zip":
         with zipfile.ZipFile(path) as zf:
-            for info, (name, _, is_dir) in zip(zf.infolist(), listing):
-                files += _write(root, name, is_dir, lambda: zf.open(info))
+            for info, (name, _, is_dir) in zip(zf.infolist(), listing, strict=True):
+                files += _write(root, name, is_dir, lambda info=info: zf.open(info))
     else:
         with path.open("rb") as fh:
             tf, _ = open_tar(fh, LIMITS, path.stat().st_size)
             with tf:
-                for m, (name, _, is_dir) in zip(tf.getmembers(), listing):
-                    files += _write(root, name, is_dir, lambda: tf.extractfile(m) or io.BytesIO())
+                for m, (name, _, is_dir) in zip(tf.getmembers(), listing, strict=True):
+                    files += _write(root, name, is_dir, lambda m=m: tf.extractfile(m) or io.BytesIO())
     return files
 
 

@@ -36,7 +36,8 @@ async def resolve(store: ObjectStore, task: Task, work: Path, sink: LogSink, *,
         base = key.rsplit("/", 1)[0]
         sem = asyncio.Semaphore(8)  # below the S3 client pool (10)
 
-        async def fetch(i: int, it: dict[str, Any]) -> None:
+        async def fetch(i: int, it: dict[str, Any], key: str = key, folder: Path = folder,
+                        sem: asyncio.Semaphore = sem, base: str = base) -> None:
             if is_table_row(it):
                 return  # a table row: its features are the data
             file_key = data_key(it)

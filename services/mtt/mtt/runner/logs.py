@@ -46,7 +46,7 @@ class LogSink:
         while not stop.is_set():
             try:
                 await asyncio.wait_for(stop.wait(), every)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             await self.flush()
 

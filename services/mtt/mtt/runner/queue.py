@@ -34,7 +34,7 @@ class RunMessage:
                            "attempt": self.attempt}).encode()
 
     @classmethod
-    def decode(cls, raw: bytes) -> "RunMessage":
+    def decode(cls, raw: bytes) -> RunMessage:
         d = json.loads(raw)
         return cls(uuid.UUID(d["request_id"]), uuid.UUID(d["task_id"]), int(d["attempt"]))
 

@@ -93,7 +93,8 @@ class Runner:
         self.nc: NATS | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
-        self.nc = await connect_with_retry(self.settings.nats_url, name=f"mtt-runner-{self.id}", stop=stop, **self.settings.nats_credentials())
+        self.nc = await connect_with_retry(self.settings.nats_url, name=f"mtt-runner-{self.id}", stop=stop,
+                                           **self.settings.nats_credentials())
         js = self.nc.jetstream()
         await ensure_stream(js, self.settings)
         await ensure_consumer(js, self.settings, self.queue)
@@ -111,7 +112,7 @@ class Runner:
                     break
                 try:
                     msgs = await psub.fetch(1, timeout=self.settings.poll_seconds)
-                except (NatsTimeout, asyncio.TimeoutError):
+                except (TimeoutError, NatsTimeout):
                     slots.release()
                     continue
                 except Exception:  # noqa: BLE001 - NATS hiccup: retry

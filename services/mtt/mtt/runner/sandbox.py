@@ -18,10 +18,10 @@ import os
 import shutil
 import signal
 import sys
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from mtt.runner.backends import ProcessSpec, RunningProcess, _Subprocess
 from mtt.runner.result import RunFailed
@@ -225,7 +225,7 @@ class _Sandboxed(_Subprocess):
                 os.kill(pid, signal.SIGTERM)
         try:
             await asyncio.wait_for(self.proc.wait(), self.grace)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         self._signal(signal.SIGKILL)  # bwrap gone → its init gets SIGKILL → the whole namespace goes
         await self.proc.wait()

@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mlife_shared.db import is_postgres, utcnow
 from mtt.task.models import GroupedDataset, RegisteredModel, RunRequest, Task
 
-
 Projection = TypeVar("Projection", GroupedDataset, RegisteredModel)
 
 
@@ -51,7 +50,7 @@ class TaskRepository:
         row = (await self.session.execute(select(Task.status, Task.cancel_requested).where(Task.id == task_id))).first()
         return (row[0], row[1]) if row else None
 
-    async def stale_running(self, before: "datetime", limit: int = 100) -> Sequence[Task]:
+    async def stale_running(self, before: datetime, limit: int = 100) -> Sequence[Task]:
         stmt = (select(Task).where(Task.status == "running", Task.heartbeat_at < before)
                 .order_by(Task.heartbeat_at).limit(limit))
         if is_postgres(self.session):

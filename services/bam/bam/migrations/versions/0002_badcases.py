@@ -9,7 +9,6 @@ from alembic import op
 
 from mlife_shared.db import UTCDateTime
 
-
 revision = 'bam_0002'
 down_revision = 'bam_0001'
 branch_labels = None

@@ -4,11 +4,10 @@ Revision ID: msm_0002
 Revises: msm_0001
 Create Date: 2026-11-28 02:17:02.541301
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 from mlife_shared.db import UTCDateTime
-
 
 revision = 'msm_0002'
 down_revision = 'msm_0001'
