@@ -111,6 +111,7 @@ class Launcher:
         self.started = time.monotonic()
         self.nats_conf: Path | None = None
         self.nats_passwords: dict[str, str] = {}
+        self.pumps: set[asyncio.Task[None]] = set()
 
     def prepare_nats(self) -> None:
         """The embedded NATS runs with authorization: a password per user (natsauth: each service may publish
@@ -218,7 +219,9 @@ class Launcher:
         child.process = await asyncio.create_subprocess_exec(
             *child.argv, env={**env, **child.env}, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
             preexec_fn=_die_with_parent)
-        asyncio.create_task(self.pump(child.name, child.process))
+        pump = asyncio.create_task(self.pump(child.name, child.process))
+        self.pumps.add(pump)  # the loop keeps only a weak reference to a task
+        pump.add_done_callback(self.pumps.discard)
 
     async def pump(self, name: str, process: asyncio.subprocess.Process) -> None:
         assert process.stdout is not None
