@@ -45,7 +45,7 @@ def _table(rows: list[dict[str, Any]], cols: list[str]) -> str:
         return "(none)"
     cells = [[str(r.get(c, "") if r.get(c) is not None else "") for c in cols] for r in rows]
     widths = [min(60, max(len(c), *(len(row[i]) for row in cells))) for i, c in enumerate(cols)]
-    line = lambda vals: "  ".join(v[:60].ljust(w) for v, w in zip(vals, widths))  # noqa: E731
+    line = lambda vals: "  ".join(v[:60].ljust(w) for v, w in zip(vals, widths, strict=True))  # noqa: E731
     return "\n".join([line(cols), line(["-" * w for w in widths]), *(line(r) for r in cells)])
 
 
@@ -76,7 +76,7 @@ def _json_text(text: str, what: str) -> Any:
 
 def _label(text: str | None) -> Any:
     """A label as `badcase import` reads a cell: JSON when it starts with { or [, else the text ("7" stays "7")."""
-    if text is None or not text.strip()[:1] in ("{", "["):
+    if text is None or text.strip()[:1] not in ("{", "["):
         return text
     return _json_text(text, "the label")
 

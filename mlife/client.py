@@ -133,7 +133,7 @@ class Client:
                                  transport=transport)
 
     @classmethod
-    def from_env(cls, url: str | None = None, token: str | None = None) -> "Client":
+    def from_env(cls, url: str | None = None, token: str | None = None) -> Client:
         """Arguments, then MLIFE_URL / MLIFE_TOKEN, then the file `mlife login` wrote."""
         config = load_config()
         url = url or os.environ.get("MLIFE_URL") or config.get("url") or "http://127.0.0.1:8000"
@@ -143,7 +143,7 @@ class Client:
     def close(self) -> None:
         self.http.close()
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -152,7 +152,7 @@ class Client:
     # --- plumbing ---------------------------------------------------------------------------------
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        if "params" in kwargs and kwargs["params"]:
+        if kwargs.get("params"):
             kwargs["params"] = {k: v for k, v in kwargs["params"].items() if v is not None}
         r = self.http.request(method, path, **kwargs)
         return self._answer(r)
@@ -270,7 +270,7 @@ class Client:
         for i in range(0, len(md5s), 1000):
             known |= set(self.check_files(md5s[i:i + 1000])["existing"])
         todo = []
-        for path, md5 in zip(files, md5s):
+        for path, md5 in zip(files, md5s, strict=True):
             name = f"{prefix.rstrip('/')}/{path.relative_to(folder).as_posix()}" if prefix else \
                 path.relative_to(folder).as_posix()
             if md5 in known:

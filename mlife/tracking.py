@@ -30,11 +30,24 @@ import shutil
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
-__all__ = ["task_id", "params", "output_dir", "dataset_items", "datasets", "log_metric", "log_metrics",
-           "log_param", "log_params", "save_model", "save_result", "save_outcomes"]
+__all__ = [
+    "dataset_items",
+    "datasets",
+    "log_metric",
+    "log_metrics",
+    "log_param",
+    "log_params",
+    "output_dir",
+    "params",
+    "save_model",
+    "save_outcomes",
+    "save_result",
+    "task_id",
+]
 
 
 def task_id() -> str | None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 
 from mlife.client import Client, MLifeAPIError
-from mlife.demo.functions import FUNCTIONS
+from mlife.demo.functions import EXAMPLES, FUNCTIONS
 from mlife.demo.loop import LoopResult, Stalled
 
 
@@ -60,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="where the example data is written (default $MLIFE_HOME/demo or ~/.cache/mlife/demo)")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds any one step may take")
     args = parser.parse_args(argv)
+    if not EXAMPLES.is_dir():
+        print(f"mlife demo: the example code and data ({EXAMPLES}) are not here: `mlife demo` runs from a checkout "
+              "of MLife (git clone, then make up); an installed wheel carries no examples", file=sys.stderr)
+        return 2
     workdir = args.workdir or (Path(os.environ["MLIFE_HOME"]) / "demo" if os.environ.get("MLIFE_HOME")
                                else Path.home() / ".cache" / "mlife" / "demo")
     names = list(FUNCTIONS) if args.function == "all" else [args.function]

@@ -492,7 +492,8 @@ def test_the_mtt_image_has_bubblewrap_and_the_sdk_where_the_runner_looks() -> No
 
     text = DOCKERFILE.read_text()
     assert "bubblewrap" in text
-    # The runner looks for the SDK four folders above its module: <venv>/lib/mlife for an installed package.
-    assert runner.SDK_DIR == Path(runner.__file__).resolve().parents[4] / "mlife"
-    installed = PurePosixPath("/opt/venv/lib/python3.11/site-packages/mtt/runner/runner.py")
-    assert f"COPY mlife/__init__.py mlife/tracking.py {installed.parents[4] / 'mlife'}/" in text
+    # Without an installed `mlife` package (the image installs only the service), the runner looks for the SDK
+    # at <sys.prefix>/lib/mlife: /opt/venv/lib/mlife in the image.
+    sdk = runner.SDK_DIR
+    assert sdk == Path(__file__).resolve().parents[2] / "mlife"  # here: the checkout's (editable) package
+    assert f"COPY mlife/__init__.py mlife/tracking.py {PurePosixPath('/opt/venv') / 'lib' / 'mlife'}/" in text

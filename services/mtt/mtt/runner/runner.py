@@ -9,6 +9,7 @@ transaction and ack the message."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import os
 import shutil
@@ -53,7 +54,16 @@ from mtt.task.service import TaskService, announce_testing_failed, code_root_of
 
 log = structlog.get_logger(__name__)
 
-SDK_DIR = Path(__file__).resolve().parents[4] / "mlife"  # repo/mlife (tracking.py); absent in an installed wheel
+def _sdk_dir() -> Path:
+    """The task SDK mounted into sandboxes: the installed `mlife` package (a wheel, or the checkout's editable
+    install), else <venv>/lib/mlife, where the MTT image copies it (deploy/Dockerfile.service)."""
+    spec = importlib.util.find_spec("mlife")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    return Path(sys.prefix) / "lib" / "mlife"
+
+
+SDK_DIR = _sdk_dir()
 
 
 def make_backend(settings: Settings) -> Backend:
