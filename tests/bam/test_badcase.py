@@ -15,6 +15,7 @@ from mlife_shared.db import make_engine
 from tests.support.auth import as_role
 from tests.support.bam import png, post_with_data, report
 
+
 async def outbox_subjects(db_url: str) -> list[str]:
     engine = make_engine(db_url)
     async with engine.connect() as conn:

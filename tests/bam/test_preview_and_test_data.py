@@ -18,8 +18,9 @@ async def test_image_preview_is_a_cached_png_thumbnail(bam: httpx.AsyncClient) -
     assert r.headers["x-content-type-options"] == "nosniff"
     assert r.headers["content-disposition"].startswith("inline")
     assert r.content.startswith(b"\x89PNG")
-    from PIL import Image
     import io
+
+    from PIL import Image
 
     assert max(Image.open(io.BytesIO(r.content)).size) == 256
     again = await bam.get(f"/badcases/{b['id']}/preview")

@@ -4,10 +4,9 @@ annotations written into a new document version, and `labelling.requested` / `la
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
-
-import json
 
 import httpx
 import pytest
@@ -16,7 +15,6 @@ from tests.dam.helpers import WEBHOOK_SECRET, dam_settings, png, serve_dam
 from tests.support.outbox import outbox_events
 from tests.support.processes import free_port
 from tests.support.waiting import wait_for
-
 
 # The first test also installs Label Studio into .venv-labelstudio on a fresh machine (a few minutes).
 pytestmark = pytest.mark.timeout(1800)
@@ -196,9 +194,9 @@ async def test_prelabels_from_a_model_deployed_on_msm(make_database, dam: httpx.
     from mlife_shared.app import create_app
     from msm.app import SPEC as MSM_SPEC
     from msm.config import Settings as MsmSettings
+    from tests.msm.onnx_models import identity_classifier
     from tests.support.apps import serve_app
     from tests.support.auth import SECRET, as_role
-    from tests.msm.onnx_models import identity_classifier
     from tests.support.msm import bring_up
 
     msm_db = await make_database("msm.migrations")

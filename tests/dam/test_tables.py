@@ -14,6 +14,7 @@ import httpx
 from tests.dam.helpers import WINE_COLUMNS, to_csv
 from tests.support.outbox import outbox_events
 
+
 def wine_rows(n: int = 30) -> list[list[object]]:
     """A wine-like table: numeric features, a text feature, a class label (0, 1, 2)."""
     return [[round(11.0 + i * 0.13, 2), round(1.5 + (i % 7) * 0.31, 2), 2 + i % 3, ["red", "white"][i % 2], i % 3]

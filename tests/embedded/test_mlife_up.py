@@ -18,6 +18,7 @@ import pytest
 from tests.support.embedded import TOKEN, start, stop, wait_until_up
 from tests.support.processes import free_port
 
+
 def descendants(pid: int) -> set[int]:
     out = subprocess.run(["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True).stdout
     children: dict[int, list[int]] = {}

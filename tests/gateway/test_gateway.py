@@ -10,8 +10,8 @@ import httpx
 import jwt
 import pytest
 
-from gateway.user.service import ensure_admin, hash_token
 from gateway.user.exceptions import WeakSecret
+from gateway.user.service import ensure_admin, hash_token
 from mlife_shared.auth import IDENTITY_HEADER, Identity, sign_identity
 from mlife_shared.db import Database
 from tests.support.auth import SECRET

@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import numpy as np
 
+from tests.msm.onnx_models import identity_classifier, large_classifier
 from tests.support.auth import as_role
 from tests.support.msm import outbox, record_testing, upload
-from tests.msm.onnx_models import identity_classifier, large_classifier
 
 
 async def test_compress_registers_a_smaller_version_and_records_the_measured_delta(msm: httpx.AsyncClient) -> None:

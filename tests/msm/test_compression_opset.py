@@ -13,8 +13,8 @@ from onnx import helper
 
 from mlife_shared.objectstore.base import read_all
 from msm.registry.compression import normalise_opsets
-from tests.support.msm import upload
 from tests.msm.onnx_models import digits_example_model, digits_features, large_classifier
+from tests.support.msm import upload
 
 
 async def model_bytes(msm: httpx.AsyncClient, version: dict[str, object]) -> bytes:

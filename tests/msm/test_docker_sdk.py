@@ -17,9 +17,9 @@ import httpx
 import pytest
 
 from msm.registry.docker import SdkDockerEngine
+from tests.msm.onnx_models import identity_classifier
 from tests.support.auth import as_role
 from tests.support.msm import upload
-from tests.msm.onnx_models import identity_classifier
 
 IMAGE = "0123456789ab" * 5 + "cdef"
 

@@ -17,19 +17,18 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from mlife_shared.db import Database
-from mlife_shared.events import stream_for_subject
-from mlife_shared.events import contracts
+from mlife_shared.events import contracts, stream_for_subject
 from mlife_shared.events.contracts import DatasetGrouped, ModelUploaded
 from mlife_shared.messaging.bus import provision_streams
 from mlife_shared.messaging.consumer import ConsumerRunner, Subscription, durable_name
 from mlife_shared.messaging.relay import Relay
 from mlife_shared.objectstore.base import iterate
 from msm.app import subscriptions
+from tests.msm.onnx_models import identity_classifier
 from tests.support.auth import as_role
 from tests.support.msm import ctx, outbox, upload
 from tests.support.nats import publish
 from tests.support.waiting import wait_for
-from tests.msm.onnx_models import identity_classifier
 
 
 class FreshRunner(ConsumerRunner):

@@ -15,8 +15,17 @@ from mlife_shared.objectstore.base import iterate
 from msm.registry.consumers import on_model_uploaded
 from msm.testing.consumers import on_testing_failed
 from tests.msm.onnx_models import identity_classifier
-from tests.support.msm import (MAINTAINER, badcase_test_set, deliver, deploy, deployment, outbox, production, result_on,
-                               version)
+from tests.support.msm import (
+    MAINTAINER,
+    badcase_test_set,
+    deliver,
+    deploy,
+    deployment,
+    outbox,
+    production,
+    result_on,
+    version,
+)
 
 A, B, C = (str(uuid.uuid4()) for _ in range(3))
 

@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 import numpy as np
 
+from tests.msm.onnx_models import classifier, identity_classifier
 from tests.support.auth import FreshRole, as_role
 from tests.support.msm import bring_up, count, outbox, upload
-from tests.msm.onnx_models import classifier, identity_classifier
 
 MAINTAINER = FreshRole("maintainer", "mia")
 

@@ -10,8 +10,7 @@ import uuid
 import httpx
 
 from msm.deployment.service import DeploymentService
-from tests.support.msm import (MAINTAINER, badcase_test_set, deploy, deployment, outbox, production, result_on,
-                               version)
+from tests.support.msm import MAINTAINER, badcase_test_set, deploy, deployment, outbox, production, result_on, version
 
 A = str(uuid.uuid4())  # a badcase id
 

@@ -26,9 +26,9 @@ from mlife_shared.events.contracts import DeploymentRequested
 from mlife_shared.objectstore import LocalObjectStore, ScopedStore
 from msm.config import Settings as MsmSettings
 from msm.deployment.consumers import on_deployment_requested
+from tests.msm.onnx_models import classifier, identity_classifier
 from tests.support.processes import free_port
 from tests.support.waiting import wait_for
-from tests.msm.onnx_models import classifier, identity_classifier
 
 SECRET = "msm-gateway-secret-" + uuid.uuid4().hex
 TOKEN = "mlf_msm_gateway_" + uuid.uuid4().hex

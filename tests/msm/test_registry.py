@@ -10,9 +10,9 @@ import httpx
 from mlife_shared.events.contracts import ModelUploaded
 from mlife_shared.objectstore.base import iterate
 from msm.registry.consumers import on_model_uploaded
+from tests.msm.onnx_models import identity_classifier
 from tests.support.auth import as_role
 from tests.support.msm import count, deliver, outbox, upload
-from tests.msm.onnx_models import identity_classifier
 
 
 async def test_upload_registers_a_version_and_emits_model_registered(msm: httpx.AsyncClient) -> None:

@@ -16,10 +16,15 @@ import pytest
 from mlife_shared.events.contracts import DeploymentRequested
 from mlife_shared.objectstore.base import read_all
 from msm.deployment.consumers import on_deployment_requested
+from tests.msm.onnx_models import (
+    digits_features,
+    identity_classifier,
+    sklearn_classifier,
+    sklearn_regressor,
+    two_input_model,
+)
 from tests.support.auth import FreshRole, as_role
 from tests.support.msm import deliver, outbox, upload
-from tests.msm.onnx_models import (digits_features, identity_classifier, sklearn_classifier, sklearn_regressor,
-                                   two_input_model)
 
 MAINTAINER = FreshRole("maintainer", "mia")
 TESTER = FreshRole("tester", "tess")

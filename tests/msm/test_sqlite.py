@@ -13,9 +13,9 @@ import pytest
 from mlife_shared.app import create_app
 from mlife_shared.migrations import upgrade
 from msm.app import SPEC
+from tests.msm.onnx_models import identity_classifier
 from tests.support.auth import as_role
 from tests.support.msm import badcase_test_set, bring_up, make_settings, outbox, record_testing, upload
-from tests.msm.onnx_models import identity_classifier
 
 
 @pytest.fixture

@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.msm.onnx_models import identity_classifier
 from tests.support.auth import FreshRole
 from tests.support.msm import upload
-from tests.msm.onnx_models import identity_classifier
 
 MAINTAINER = FreshRole("maintainer", "mia")
 

@@ -20,10 +20,10 @@ from mlife_shared.app import create_app
 from mtt.app import SPEC
 from mtt.config import Settings
 from tests.support.auth import SECRET, as_role
+from tests.support.mtt import ROOT, deliver, digits, put_dataset, task_in
 from tests.support.objects import s3_settings
 from tests.support.outbox import outbox_events
 from tests.support.processes import free_port
-from tests.support.mtt import ROOT, deliver, digits, put_dataset, task_in
 from tests.support.waiting import wait_for
 
 # importable from here as before

@@ -11,11 +11,10 @@ import httpx
 from mlife_shared.objectstore import make_store
 from mlife_shared.objectstore.base import iterate
 from mtt.config import Settings
+from tests.mtt.onnx_models import escaping_external_data, linear_classifier, malicious_pickle
 from tests.support.auth import as_role
 from tests.support.mtt import PREP, digits, put_dataset
 from tests.support.outbox import outbox_events
-from tests.mtt.onnx_models import escaping_external_data, linear_classifier, malicious_pickle
-
 
 
 async def put(settings: Settings, key: str, data: bytes) -> str:

@@ -29,9 +29,9 @@ from mtt.app import SPEC
 from mtt.config import Settings
 from mtt.task.consumers import on_dataset_grouped, on_model_registered, on_testing_requested
 from mtt.task.exceptions import DatasetNotSeenYet
+from tests.mtt.onnx_models import linear_classifier
 from tests.support.mtt import PREP, deliver, digits, put_dataset, task_in
 from tests.support.outbox import outbox_events
-from tests.mtt.onnx_models import linear_classifier
 
 
 async def grouped(settings: Settings, items: list[tuple[bytes, str]], *, purpose: str = "test",

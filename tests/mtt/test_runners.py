@@ -14,10 +14,10 @@ import httpx
 from mlife_shared.objectstore import make_store
 from mlife_shared.objectstore.base import iterate
 from mtt.config import Settings
+from tests.mtt.onnx_models import linear_classifier
 from tests.support.mtt import digits, put_dataset, task_in
 from tests.support.outbox import outbox_events
 from tests.support.waiting import wait_for
-from tests.mtt.onnx_models import linear_classifier
 
 WAIT = """
 import os, pathlib, sys, time

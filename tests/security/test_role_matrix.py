@@ -7,22 +7,20 @@ violation."""
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-import pytest
-
-import base64
-import json
-import time
-
 import jwt
+import pytest
 
 from tests.support.stack import ROLES, SECRET, Stack, start_stack, stop_stack
 
