@@ -2,9 +2,11 @@
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
+# One test at a time: two xdist workers (PYTEST_ARGS="-n 2", each with its own NATS and stack) exhaust the
+# machine PostgreSQL's 100 connections ("too many clients") in the UI suites.
 PACKAGES := -e shared -e services/bam -e services/dam -e services/mtt -e services/msm -e services/gateway -e ".[test]"
 
-.PHONY: up test bench demo venv clean dist
+.PHONY: up test lint bench demo venv clean dist
 
 $(STAMP): pyproject.toml shared/pyproject.toml $(wildcard services/*/pyproject.toml)
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -25,8 +27,14 @@ up: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/python -m mlife.demo
 
-## make test: PostgreSQL, NATS and an S3 server (started if not running), then every test (bubblewrap installed if missing)
-test: $(STAMP)
+## make lint: ruff (rules in pyproject.toml) and the import contracts (.importlinter); make test runs it first
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+
+## make test: the lint step, then PostgreSQL, NATS and an S3 server (started if not running) and every test
+## (bubblewrap installed if missing)
+test: lint
 	sh scripts/system-packages.sh
 	$(PY) scripts/testenv.py -- $(PY) -m pytest $(PYTEST_ARGS)
 

@@ -30,7 +30,8 @@ async def test_dam_on_sqlite(dam_sqlite: httpx.AsyncClient) -> None:
     assert sum(d["item_count"] for d in r.json()["datasets"]) == 5
     t = (await dam.post("/labelling-tasks", json={"document_id": doc["id"], "labels": ["a", "b"],
                                                   "filter": {"has_annotation": False}})).json()
-    r = await dam.post(f"/labelling-tasks/{t['id']}/annotations", json={"annotations": [{"md5": md5(data[5]), "annotation": "b"}]})
+    r = await dam.post(f"/labelling-tasks/{t['id']}/annotations",
+                       json={"annotations": [{"md5": md5(data[5]), "annotation": "b"}]})
     assert r.json()["status"] == "completed"
     stats = (await dam.get(f"/documents/{doc['id']}/stats")).json()
     assert stats["by_class"] == {"a": 3, "b": 3} and stats["annotated"] == 6

@@ -206,7 +206,7 @@ async def test_a_client_that_disconnects_mid_upload_leaves_nothing(dam_db: str, 
     async for client in serve_dam(settings, port):
         store = client.app.state.store  # type: ignore[attr-defined]
         before = [k async for k in store.list("incoming/")]
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        _reader, writer = await asyncio.open_connection("127.0.0.1", port)
         head = (f"POST /api/dam/files?name=cut.bin HTTP/1.1\r\nHost: dam\r\nContent-Length: {4 * 1024 * 1024}\r\n"
                 "Content-Type: application/octet-stream\r\n")
         head += "".join(f"{k}: {v}\r\n" for k, v in as_role("tester").items()) + "\r\n"

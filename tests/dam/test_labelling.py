@@ -118,7 +118,7 @@ async def test_webhook_needs_the_shared_secret(dam_hooked: httpx.AsyncClient) ->
 async def test_reconciliation_brings_annotations_without_webhooks(dam_polling: httpx.AsyncClient, dam_db: str,
                                                                  labelstudio) -> None:  # type: ignore[no-untyped-def]
     dam = dam_polling
-    doc, md5s = await make_doc(dam, [None, None])
+    doc, _md5s = await make_doc(dam, [None, None])
     r = await dam.post("/labelling-tasks", json={"document_id": doc, "labels": ["car", "person"], "kind": "detection"})
     assert r.status_code == 201, r.text
     task = r.json()

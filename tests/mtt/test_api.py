@@ -122,7 +122,7 @@ async def test_models_are_inspected_never_executed(mtt: httpx.AsyncClient, setti
     assert r.status_code == 201
     task = (await mtt.get(f"/tasks/{train['id']}")).json()
     assert [a["kind"] for a in task["artifacts"]] == ["model", "model", "result"]
-    assert not marker.exists() and os.path.exists("/tmp") 
+    assert not marker.exists() and os.path.exists("/tmp")
 
 
 async def test_grouping_order_and_idempotence(mtt: httpx.AsyncClient, settings: Settings, tmp_path: Path) -> None:

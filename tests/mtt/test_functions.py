@@ -64,7 +64,7 @@ async def test_each_version_is_tested_on_its_functions_sets_only(mtt: httpx.Asyn
     # function digits: a grouping (train + test split), two versions of its badcase test set
     group = uuid.uuid4()
     split_a = await grouped(settings, data[:6], function="digits", name="digits-demo", group=group)
-    train_a = await grouped(settings, data[6:20], purpose="train", function="digits", name="digits-demo",
+    await grouped(settings, data[6:20], purpose="train", function="digits", name="digits-demo",
                             group=group)
     await grouped(settings, data[20:22], function="digits", name="badcase test set: digits", version=1,
                   badcase=True)

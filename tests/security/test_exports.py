@@ -35,7 +35,8 @@ def test_the_rule() -> None:
 
 async def test_document_exports_escape_formulas_and_keep_numbers(dam: httpx.AsyncClient) -> None:  # noqa: F811
     md5s = [(await dam.post("/files", content=png(4, 4, seed=900 + i))).json()["md5"] for i in range(len(HOSTILE))]
-    rows = [[m, "@cat" if i == 0 else "cat", h, NUMBERS[i % len(NUMBERS)]] for i, (m, h) in enumerate(zip(md5s, HOSTILE))]
+    rows = [[m, "@cat" if i == 0 else "cat", h, NUMBERS[i % len(NUMBERS)]]
+            for i, (m, h) in enumerate(zip(md5s, HOSTILE, strict=True))]
     r = await dam.post("/documents", params={"name": "hostile"}, content=_csv(rows, ["md5", "annotation", "note", "amount"]),
                        headers={"content-type": "text/csv"})
     assert r.status_code == 201, r.text

@@ -38,17 +38,18 @@ def identity(role: Role) -> dict[str, str]:
 
 
 JSON = {"Content-Type": "application/json"}
+UNKNOWN_ID = "00000000-0000-4000-8000-0000000000aa"  # fixed: test ids must be the same in every xdist worker
 
 # (service, method, path, role): JSON routes of every service, including the viewer's predict
 ROUTES = [
     ("msm", "POST", "/api/msm/serve/anything/predict", "viewer"),
     ("msm", "POST", "/api/msm/deployments", "maintainer"),
     ("bam", "POST", "/api/bam/badcases", "tester"),
-    ("bam", "PATCH", f"/api/bam/badcases/{uuid.uuid4()}", "tester"),
+    ("bam", "PATCH", f"/api/bam/badcases/{UNKNOWN_ID}", "tester"),
     ("dam", "POST", "/api/dam/datasets", "engineer"),
     ("dam", "POST", "/api/dam/files/check", "viewer"),
     ("mtt", "POST", "/api/mtt/tasks", "engineer"),  # an upload route at the gateway: streamed, not buffered
-    ("mtt", "PATCH", f"/api/mtt/tasks/{uuid.uuid4()}", "engineer"),
+    ("mtt", "PATCH", f"/api/mtt/tasks/{UNKNOWN_ID}", "engineer"),
 ]
 
 

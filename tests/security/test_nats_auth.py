@@ -463,8 +463,9 @@ def test_permissions_follow_the_code_not_a_list() -> None:
 
 
 def test_production_refuses_to_start_without_its_nats_password(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from bam.config import Settings as BamSettings
     from pydantic import ValidationError
+
+    from bam.config import Settings as BamSettings
 
     for var in ("MLIFE_NATS_PASSWORD", "MLIFE_BAM_NATS_PASSWORD"):
         monkeypatch.delenv(var, raising=False)

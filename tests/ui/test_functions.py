@@ -230,7 +230,7 @@ async def test_model_function_is_shown_and_edited(page: Page, stack: Stack) -> N
     await p.fill(f"{form} input[name=function]", f"faces-{marker}")
     await p.click(f"{form} button[type=submit]")
     await p.wait_for_selector(f"[data-field=function]:has-text('faces-{marker}')")
-    await p.click(f"[data-field=function] a:text('its badcases')")
+    await p.click("[data-field=function] a:text('its badcases')")
     await p.wait_for_selector("form[aria-label='Filter badcases']")
     assert await p.input_value("form[aria-label='Filter badcases'] input[name=function]") == f"faces-{marker}"
     assert page.console_errors() == []

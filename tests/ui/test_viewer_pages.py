@@ -74,7 +74,8 @@ async def test_a_viewer_reads_no_null_on_any_page(page: Page, stack: Stack) -> N
     p = page.page
     nav = await p.eval_on_selector_all("header nav a", "as => as.map(a => a.getAttribute('href'))")
     details = [f"#/badcases/{things['badcase']}", f"#/data/documents/{things['document']}",
-               f"#/data/datasets/{things['datasets']['train']}", f"#/data/datasets/{things['datasets']['test']}", f"#/tasks/{things['task']}",
+               f"#/data/datasets/{things['datasets']['train']}", f"#/data/datasets/{things['datasets']['test']}",
+               f"#/tasks/{things['task']}",
                f"#/models/{things['model']}", f"#/deployments/{things['deployment']}"]
     assert len(nav) >= 7
     seen = []
