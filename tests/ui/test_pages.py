@@ -281,32 +281,6 @@ async def test_predict_with_a_live_deployment_and_flag_it_wrong(page: Page, stac
     assert page.console_errors() == []
 
 
-async def test_import_badcases_from_a_csv(page: Page, stack: Stack, tmp_path: Path) -> None:
-    marker = uuid.uuid4().hex[:6]
-    f = tmp_path / "badcases.csv"
-    f.write_text("function,prediction,ground_truth,tags\n"
-                 f"import-{marker},happy,sad,ui;csv\n"
-                 f"import-{marker},sad,angry,ui\n"
-                 ",nothing,here,\n")
-    await login(page, stack, "tester")
-    p = page.page
-    await p.click("nav a[href='#/badcases']")
-    form = "form[aria-label='Import badcases']"
-    await p.wait_for_selector(form)
-    await p.set_input_files(f"{form} input[name=file]", str(f))
-    await p.click(f"{form} button[type=submit]")
-    summary = await p.wait_for_selector("[data-imported]")
-    assert await summary.text_content() == "3 row(s): 2 new, 0 merged, 1 failed"
-    errors = await p.inner_text("section:has(h2:text('Import badcases')) table tbody")
-    assert errors.startswith("3\t") and "function" in errors, errors
-    async with client(stack, "viewer") as c:
-        found = (await c.get("/api/bam/badcases", params={"function": f"import-{marker}"})).json()["items"]
-    assert sorted(b["ground_truth"] for b in found) == ["angry", "sad"]
-    await p.wait_for_function(f"() => [...document.querySelectorAll('main table tbody tr')]"
-                              f".filter(r => r.textContent.includes('import-{marker}')).length === 2")
-    assert page.console_errors() == []
-
-
 async def test_cancel_a_task(page: Page, stack: Stack) -> None:
     marker = uuid.uuid4().hex[:6]
     doc = await table_document(stack, f"cancel-doc-{marker}")
