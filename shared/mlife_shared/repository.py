@@ -1,0 +1,99 @@
+"""The one repository base. Every repository of every service derives from `Repository`: it holds the
+session, adds and flushes rows, reads by primary key (optionally locked), pages a statement, and knows
+the dialect once — PostgreSQL locks rows with `FOR UPDATE` and upserts with its own `INSERT`; SQLite
+(the embedded mode) serialises writers at `BEGIN IMMEDIATE` (see `db.make_engine`), so a lock there is a
+no-op rather than a syntax error.
+
+Repositories only `flush()`; the edge (request dependency, consumer runner, relay) commits."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import Insert
+
+RowT = TypeVar("RowT")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a listing: its rows, the total that matched, and where the next page starts."""
+
+    items: Sequence[T]
+    total: int
+    offset: int
+    limit: int
+
+    @property
+    def next_offset(self) -> int | None:
+        end = self.offset + len(self.items)
+        return end if end < self.total else None
+
+
+class Repository:
+    """Base of every repository: `add`, `get`, `get_for_update`, `lock`, `insert` and `page`."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    @property
+    def dialect(self) -> str:
+        bind = self.session.bind
+        return bind.dialect.name
+
+    @property
+    def is_postgresql(self) -> bool:
+        return self.dialect == "postgresql"
+
+    async def add(self, row: RowT) -> RowT:
+        self.session.add(row)
+        await self.session.flush()
+        return row
+
+    async def add_all(self, rows: Iterable[object]) -> None:
+        self.session.add_all(list(rows))
+        await self.session.flush()
+
+    async def get(self, model: builtins.type[RowT], key: Any) -> RowT | None:
+        return await self.session.get(model, key)
+
+    async def get_for_update(self, model: builtins.type[RowT], key: Any) -> RowT | None:
+        """The row by primary key, locked until the transaction ends (PostgreSQL); a plain read on SQLite,
+        whose writers are already serialised."""
+        return await self.session.get(model, key, with_for_update=self.is_postgresql or None,
+                                      populate_existing=self.is_postgresql)
+
+    def lock(self, statement: Select[Any], *, for_update: bool = True) -> Select[Any]:
+        """`statement … FOR UPDATE` where the dialect has row locks; unchanged otherwise."""
+        return statement.with_for_update() if for_update and self.is_postgresql else statement
+
+    def insert(self, table: Any) -> Insert:
+        """The dialect's own INSERT (both have `on_conflict_do_nothing` / `on_conflict_do_update`)."""
+        if self.is_postgresql:
+            return postgresql.insert(table)
+        return sqlite.insert(table)
+
+    async def one(self, statement: Select[Any]) -> Any:
+        return await self.session.scalar(statement)
+
+    async def all(self, statement: Select[Any]) -> Sequence[Any]:
+        return (await self.session.scalars(statement)).all()
+
+    async def count(self, statement: Select[Any]) -> int:
+        """How many rows `statement` selects (its ORDER BY/LIMIT ignored)."""
+        counted = select(func.count()).select_from(statement.order_by(None).limit(None).offset(None).subquery())
+        return int(await self.session.scalar(counted) or 0)
+
+    async def page(self, statement: Select[Any], *, limit: int, offset: int = 0) -> Page[Any]:
+        """`statement` cut to one page, with the total it matched. `statement` must be ordered for stable
+        pages."""
+        items = (await self.session.scalars(statement.limit(limit).offset(offset))).all()
+        total = offset + len(items) if len(items) < limit and (items or offset == 0) else await self.count(statement)
+        return Page(items=items, total=total, offset=offset, limit=limit)
