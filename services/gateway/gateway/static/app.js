@@ -7,11 +7,14 @@ import { deploymentDetail, deployments, modelDetail, models } from "/ui/pages/mo
 import { account } from "/ui/pages/account.js";
 import { datasetDetail } from "/ui/pages/datasets.js";
 import { deadLetters, webhooks } from "/ui/pages/ops.js";
+import { fileDetail, files } from "/ui/pages/files.js";
+import { labellingDetail } from "/ui/pages/labelling.js";
 
 const main = document.getElementById("main");
 const routes = [
   [/^#\/dashboard$/, dashboard], [/^#\/badcases$/, badcases], [/^#\/badcases\/([\w-]+)$/, badcaseDetail],
   [/^#\/data$/, data], [/^#\/data\/documents\/([\w-]+)$/, documentDetail], [/^#\/data\/datasets\/([\w-]+)$/, datasetDetail],
+  [/^#\/data\/files$/, files], [/^#\/data\/files\/([0-9a-f]{32})$/, fileDetail], [/^#\/data\/labelling\/([\w-]+)$/, labellingDetail],
   [/^#\/tasks$/, tasks], [/^#\/tasks\/([\w-]+)$/, taskDetail],
   [/^#\/models$/, models], [/^#\/models\/([^/]+)$/, modelDetail],
   [/^#\/deployments$/, deployments], [/^#\/deployments\/([\w-]+)$/, deploymentDetail],

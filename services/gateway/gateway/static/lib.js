@@ -71,6 +71,7 @@ function enumIn(schema) {
   if (schema.$ref) return enumIn(state.api.components.schemas[schema.$ref.split("/").pop()]);
   if (Array.isArray(schema.enum)) return schema.enum;
   if (schema.items) return enumIn(schema.items);
+  if (schema.additionalProperties && typeof schema.additionalProperties === "object") return enumIn(schema.additionalProperties);
   for (const alt of schema.anyOf || schema.oneOf || schema.allOf || []) { const e = enumIn(alt); if (e.length) return e; }
   return [];
 }

@@ -3,7 +3,7 @@ import { roles, fmt, act, api, can, card, field, fmtDate, h, select, table, text
 const rerender = () => window.dispatchEvent(new HashChangeEvent("hashchange"));
 
 export async function account() {
-  const tokens = await api("GET", "/api/gateway/tokens");
+  const [me, tokens] = await Promise.all([api("GET", "/api/gateway/me"), api("GET", "/api/gateway/tokens")]);
   const secretBox = h("div", { role: "status" });
   const tokenForm = h("form", { class: "inline", "aria-label": "Create an API token" },
     field("Token name", h("input", { name: "name", required: true, maxlength: 100 })), h("button", { type: "submit" }, "Create token"));
@@ -24,7 +24,9 @@ export async function account() {
     await api("POST", "/api/gateway/me/password", { json: { current_password: f.get("current_password"), new_password: f.get("new_password") } });
     pw.reset(); toast("Password changed");
   }); });
-  return [h("h1", {}, "Account"), card("API tokens (for the CLI and scripts)", tokenForm, secretBox, tokenTable),
+  const who = h("dl", { class: "kv", "aria-label": "signed in as" }, h("dt", {}, "User"), h("dd", {}, text(me.username)),
+    h("dt", {}, "Role"), h("dd", {}, text(me.role)), h("dt", {}, "Id"), h("dd", {}, text(me.id)));
+  return [h("h1", {}, "Account"), card("Signed in as", who), card("API tokens (for the CLI and scripts)", tokenForm, secretBox, tokenTable),
     card("Password", pw), can("maintainer") ? await users() : null];
 }
 

@@ -233,7 +233,8 @@ export async function badcaseDetail(id) {
   }) }, "Add to test data");
 
   return [h("p", {}, h("a", { href: "#/badcases" }, "← Badcases")), h("h1", {}, `Badcase: ${b.function}`),
-    h("div", { class: "grid" }, card("Details", kv), card("Preview", preview)), h("div", { class: "spacer" }), features,
+    h("div", { class: "grid" }, card("Details", kv), card("Preview", preview, b.data_md5 && has("GET", "/api/bam/badcases/{badcase_id}/data")
+      ? h("p", {}, h("a", { href: `/api/bam/badcases/${id}/data`, download: "" }, "Download the original data")) : null)), h("div", { class: "spacer" }), features,
     can("tester") ? card("Triage", triage, h("p", {}, addBtn)) : null,
     card("Outcome per model version (the status follows production)", outcomes ? table([{ label: "Model", render: (o) => link(`#/models/${encodeURIComponent(o.model_name)}`, o.model_name) },
       { label: "Version", render: (o) => [text(o.model_version), o.production ? " " : null, o.production ? badge("production") : null] },

@@ -1,5 +1,7 @@
-import { schemaEnum, paramEnum, fmt, act, api, badcasesOf, can, card, chart, field, fmtDate, h, has, link, select, short, table, text, toast, unavailable, upload } from "/ui/lib.js";
+import { paramEnum, fmt, act, api, badcasesOf, can, card, chart, field, fmtDate, h, has, link, select, table, text, toast, unavailable, upload } from "/ui/lib.js";
 import { datasetsTable, distributionCharts, leakageForm } from "/ui/pages/datasets.js";
+import { archiveUploader } from "/ui/pages/files.js";
+import { labellingCard } from "/ui/pages/labelling.js";
 
 function uploader() {
   const list = h("ul");
@@ -92,21 +94,6 @@ function groupNotes(r) {
   return notes;
 }
 
-function labellingForm(docs) {
-  const form = h("form", { class: "inline", "aria-label": "Create a labelling task" },
-    field("Document", select("document_id", docs.map((d) => [d.id, d.name]))),
-    field("Labels (comma separated)", h("input", { name: "labels", required: true })),
-    field("Kind", select("kind", schemaEnum("LabellingTaskCreate", "kind"), "classification")),
-    h("button", { type: "submit" }, "Create labelling task"));
-  form.addEventListener("submit", (e) => { e.preventDefault(); act(async () => {
-    const f = new FormData(form);
-    await api("POST", "/api/dam/labelling-tasks", { json: { document_id: f.get("document_id"), kind: f.get("kind"),
-      labels: String(f.get("labels")).split(",").map((x) => x.trim()).filter(Boolean) } });
-    toast("Labelling task created"); window.dispatchEvent(new HashChangeEvent("hashchange"));
-  }); });
-  return form;
-}
-
 export async function data() {
   if (!has("GET", "/api/dam/documents")) return [h("h1", {}, "Data"), unavailable("DAM")];
   const docsBox = h("div"); const dsBox = h("div"); const leakBox = h("div");
@@ -126,14 +113,10 @@ export async function data() {
     leakBox.replaceChildren(leakageForm(datasets));
   }
   await Promise.all([loadDocs(), loadDatasets()]);
-  const labelling = has("GET", "/api/dam/labelling-tasks")
-    ? card("Labelling tasks", can("engineer") ? labellingForm(docs) : null, table([{ label: "Task", render: (t) => text(t.title ?? t.name ?? t.id) },
-      { label: "Kind", key: "kind" }, { label: "Status", key: "status" }, { label: "Items", num: true, render: (t) => text(t.item_count ?? t.items) },
-      { label: "Created", render: (t) => fmtDate(t.created_at) }],
-      await api("GET", "/api/dam/labelling-tasks").then((r) => (Array.isArray(r) ? r : r.items || [])).catch(() => []), { empty: "No labelling tasks." }))
-    : card("Labelling tasks", unavailable("Labelling tasks"));
-  return [h("h1", {}, "Data"),
-    can("tester") ? card("Upload files (MD5 dedup: a file already stored is not stored twice)", uploader()) : null,
+  const labelling = await labellingCard(docs);
+  return [h("h1", {}, "Data"), h("p", {}, h("a", { href: "#/data/files" }, "Stored files, MD5 check and row search →")),
+    can("tester") ? card("Upload files (MD5 dedup: a file already stored is not stored twice)", uploader(),
+      has("POST", "/api/dam/files/archive") ? [h("h3", {}, "or a folder as one archive"), archiveUploader()] : null) : null,
     can("engineer") ? card("Import a document", importer(loadDocs)) : null,
     card("Documents", docsBox),
     can("engineer") && has("POST", "/api/dam/datasets") ? card("Group items into a dataset", groupForm(docs, loadDatasets)) : null,
@@ -156,6 +139,24 @@ function exportCard(doc, versions) {
   draw(current);
   return card("Export", h("div", { class: "row" }, field("Version", choose), links),
     h("p", { class: "muted" }, "CSV and TSV cells that start with =, +, -, @ get a leading quote (no spreadsheet formulas)."));
+}
+
+// A new version of the document from a file: its rows replace the current ones, or are appended to them.
+function versionForm(doc) {
+  const modes = paramEnum("POST", "/api/dam/documents/{document_id}/versions", "mode");
+  const form = h("form", { class: "inline", "aria-label": "Import a new version" },
+    field("CSV, JSON or XML file", h("input", { name: "file", type: "file", required: true, accept: ".csv,.json,.xml,.jsonl" })),
+    field("Rows", select("mode", modes.map((m) => [m, m === "append" ? "append to the current rows" : `${m} the current rows`]), modes[0])),
+    h("label", { class: "check" }, h("input", { type: "checkbox", name: "allow_new_columns", value: "1" }), "Allow new columns"),
+    h("button", { type: "submit" }, "Import version"));
+  form.addEventListener("submit", (e) => { e.preventDefault(); act(async () => {
+    const f = new FormData(form); const file = f.get("file");
+    const ext = file.name.split(".").pop().toLowerCase();
+    const d = await api("POST", `/api/dam/documents/${doc.id}/versions`, { query: { mode: f.get("mode"), format: ext === "jsonl" ? "json" : ext,
+      allow_new_columns: f.get("allow_new_columns") ? "true" : null }, body: file, headers: { "Content-Type": file.type || "application/octet-stream" } });
+    toast(`Version ${fmt(d.current_version)}: ${fmt(d.row_count)} rows`); window.dispatchEvent(new HashChangeEvent("hashchange"));
+  }); });
+  return form;
 }
 
 export async function documentDetail(id) {
@@ -197,5 +198,6 @@ export async function documentDetail(id) {
     h("div", { class: "grid" }, charts.length ? charts : [card("Distributions", h("p", { class: "muted" }, "No distribution to draw."))]),
     h("div", { class: "spacer" }),
     card("Versions", table([{ label: "Version", key: "version" }, { label: "Rows", num: true, key: "row_count" }, { label: "By", render: (v) => text(v.created_by ?? v.user) },
-      { label: "Created", render: (v) => fmtDate(v.created_at) }], vs), cmp, compareBox)];
+      { label: "Created", render: (v) => fmtDate(v.created_at) }], vs),
+    can("engineer") && has("POST", "/api/dam/documents/{document_id}/versions") ? versionForm(doc) : null, cmp, compareBox)];
 }

@@ -1,54 +1,18 @@
-import { errorText, schemaEnum, fmt, act, api, badcasesOf, badge, can, card, field, fmtDate, fmtNum, h, has, link, select, SET_NAMES, short, table, text, toast, unavailable } from "/ui/lib.js";
+import { errorText, schemaEnum, fmt, act, api, badcasesOf, badge, can, card, field, fmtDate, fmtNum, h, has, link, select, short, table, text, toast, unavailable } from "/ui/lib.js";
+import { metricsSchemaField, operateForms, readMetricsSchema } from "/ui/pages/operate.js";
+import { gateCheckCard, registryCards, revertButton } from "/ui/pages/registry.js";
+import { badcaseLinks, gateView, thresholdRows, thresholdsText, verdictOf } from "/ui/pages/gate.js";
 
 const list = (r) => (Array.isArray(r) ? r : r.items || []);
 
 export async function models() {
   if (!has("GET", "/api/msm/models")) return [h("h1", {}, "Models"), unavailable("MSM")];
   const items = list(await api("GET", "/api/msm/models"));
-  return [h("h1", {}, "Models"), card("Registry", table([
+  return [h("h1", {}, "Models"), ...await registryCards(), card("Registry", table([
     { label: "Model", render: (m) => h("a", { href: `#/models/${encodeURIComponent(m.name)}` }, m.name) },
     { label: "Function", render: (m) => (m.function ? text(m.function) : h("span", { class: "muted" }, "not set (needed to deploy)")) },
     { label: "Tags", render: (m) => (m.tags || []).join(", ") },
     { label: "Description", key: "description" }, { label: "Updated", render: (m) => fmtDate(m.updated_at) }], items, { empty: "No models registered yet." }))];
-}
-
-// Thresholds name the set they apply to: `test_split.accuracy`, `badcase_test_set.accuracy`.
-function thresholdsText(t) {
-  return Object.entries(t || {}).map(([k, b]) => {
-    const [set, metric] = k.includes(".") ? [k.slice(0, k.indexOf(".")), k.slice(k.indexOf(".") + 1)] : ["test_split", k];
-    const bounds = [b && b.min != null ? `≥ ${b.min}` : null, b && b.max != null ? `≤ ${b.max}` : null].filter(Boolean).join(", ");
-    return `${metric} on the ${SET_NAMES[set] ?? set} ${bounds}`;
-  }).join("; ");
-}
-
-// Rows of "set / metric / min / max" inputs → {"<set>.<metric>": {min, max}}.
-function thresholdRows(initial) {
-  const box = h("div", { class: "thresholds" });
-  const add = (key = "", bound = {}) => {
-    const [set, metric] = key.includes(".") ? [key.slice(0, key.indexOf(".")), key.slice(key.indexOf(".") + 1)] : ["test_split", key || "accuracy"];
-    const row = h("div", { class: "row threshold" },
-      field("Set", select("t_set", [["test_split", "test split"], ["badcase_test_set", "badcase test set"]], set)),
-      field("Metric", h("input", { name: "t_metric", value: metric, size: 12 })),
-      field("Min", h("input", { name: "t_min", type: "number", step: "any", value: bound.min ?? "" })),
-      field("Max", h("input", { name: "t_max", type: "number", step: "any", value: bound.max ?? "" })),
-      h("button", { type: "button", class: "secondary", "aria-label": "remove this threshold", onclick: () => row.remove() }, "✕"));
-    box.append(row);
-  };
-  for (const [k, b] of Object.entries(initial || {})) add(k, b);
-  const addBtn = h("button", { type: "button", class: "secondary", onclick: () => add() }, "Add a threshold");
-  const read = () => {
-    const out = {};
-    for (const row of box.querySelectorAll(".threshold")) {
-      const v = (n) => row.querySelector(`[name=${n}]`).value.trim();
-      if (!v("t_metric") || (v("t_min") === "" && v("t_max") === "")) continue;
-      const bound = {};
-      if (v("t_min") !== "") bound.min = Number(v("t_min"));
-      if (v("t_max") !== "") bound.max = Number(v("t_max"));
-      out[`${v("t_set")}.${v("t_metric")}`] = bound;
-    }
-    return out;
-  };
-  return { el: h("div", {}, box, addBtn), read };
 }
 
 export async function modelDetail(name) {
@@ -119,7 +83,9 @@ export async function modelDetail(name) {
         ? h("a", { href: `/api/msm/model-versions/${v.id}/docker-context`, download: `${m.name}-v${v.version}-docker-context.tar`,
           "data-version": text(v.version) }, "Download (.tar)") : "") }], m.versions || [])),
     await versionActions(m, rerender),
-    card("Aliases", table([{ label: "Alias", render: (a) => text(a.alias ?? a.name) }, { label: "Version", render: (a) => text(a.version ?? a.version_id) }], m.aliases || []), aliasForm),
+    card("Aliases", table([{ label: "Alias", render: (a) => text(a.alias ?? a.name) }, { label: "Version", render: (a) => text(a.version ?? a.version_id) },
+      { label: "", render: (a) => revertButton(m.name, text(a.alias ?? a.name)) }], m.aliases || []), aliasForm),
+    gateCheckCard(m),
     defaults,
     card("Alias history", table([{ label: "When", render: (c) => fmtDate(c.changed_at ?? c.created_at) }, { label: "Alias", key: "alias" },
       { label: "From", render: (c) => versionLabel(versionOf, c.from_version_id) }, { label: "To", render: (c) => versionLabel(versionOf, c.to_version_id) },
@@ -198,54 +164,6 @@ function versionLabel(versionOf, id) {
   return versionOf.has(id) ? `v${versionOf.get(id)}` : short(id);
 }
 
-function verdictOf(d) {
-  const g = (d && d.gate) || {};
-  if (d && d.status === "awaiting_tests") return "awaiting tests";
-  if (g.awaiting) return "awaiting tests";
-  if (g.verdict || g.status) return g.verdict ?? g.status;
-  if (g.passed === true) return "passed";
-  if (g.passed === false) return "blocked";
-  return "";
-}
-
-const badcaseLinks = (ids, label) => h("div", { "aria-label": label }, h("p", { class: "error" }, `${ids.length} ${label}:`),
-  h("ul", {}, ids.map((id) => h("li", {}, link(`#/badcases/${text(id)}`, text(id))))));
-
-// The evidence the gate waits for / decided on: each version on each set, with its state and reason.
-function evidenceView(g) {
-  const evidence = g.evidence || [];
-  if (!evidence.length) return null;
-  const count = (state) => evidence.filter((e) => e.state === state).length;
-  const done = count("done");
-  const parts = [`${done} of ${evidence.length} done`, count("failed") ? `${count("failed")} failed` : null,
-    count("pending") ? `${count("pending")} pending` : null].filter(Boolean).join(", ");
-  return h("div", { class: "evidence" },
-    h("p", {}, h("strong", {}, "Test results: "), parts,
-      h("progress", { max: evidence.length, value: evidence.length - count("pending"), "aria-label": "test results received" })),
-    table([{ label: "Version", render: (e) => [text(e.model), text(e.version) ? ` v${text(e.version)}` : "", e.role === "production" ? " (production)" : ""].join("") },
-      { label: "Set", render: (e) => text(SET_NAMES[e.set_kind] ?? e.set_kind) }, { label: "Dataset", render: (e) => short(e.dataset_id) },
-      { label: "State", render: (e) => badge(e.state) }, { label: "Reason", render: (e) => text(e.reason) }], evidence));
-}
-
-function gateView(d) {
-  const g = d.gate || {};
-  const regressed = g.regressed_badcases || [];
-  const untested = g.untested_badcases || [];
-  const reasons = (g.reasons || []).map(text).filter(Boolean);
-  return h("div", { class: "gate" }, h("p", {}, "Gate verdict: ", badge(verdictOf(d)) || "none yet",
-      d.overridden ? ` — overridden by ${text(d.override_by)}: ${text(d.override_reason)}` : ""),
-    d.status === "awaiting_tests" ? h("p", { class: "muted", role: "status" },
-      "Waiting for test results of the candidate (and of production) before the gate decides; this page refreshes by itself.") : null,
-    g.reason ? h("p", {}, text(g.reason)) : null,
-    reasons.length ? h("ul", { "aria-label": "reasons" }, reasons.map((r) => h("li", {}, r))) : null,
-    (g.notes || []).length ? h("ul", { class: "muted" }, g.notes.map((n) => h("li", {}, text(n)))) : null,
-    Object.keys(g.thresholds || d.thresholds || {}).length ? h("p", {}, "Thresholds: ", thresholdsText(g.thresholds || d.thresholds)) : null,
-    evidenceView(g),
-    regressed.length ? badcaseLinks(regressed, "previously fixed badcase(s) regressed") : null,
-    untested.length ? badcaseLinks(untested, "badcase(s) production passes that the candidate was not tested on") : null,
-    Object.keys(g).length ? h("details", {}, h("summary", {}, "Gate details"), h("pre", {}, JSON.stringify(g, null, 2))) : null);
-}
-
 export async function deployments() {
   if (!has("GET", "/api/msm/deployments")) return [h("h1", {}, "Deployments"), unavailable("MSM")];
   const listBox = h("div", {}, deploymentTable(list(await api("GET", "/api/msm/deployments"))));
@@ -262,7 +180,7 @@ export async function deployments() {
         `${v.name} v${v.version}${functionOf.get(v.name) ? ` (${functionOf.get(v.name)})` : " (no function: set it on the model first)"}`]))),
       field("Target", select("target", schemaEnum("DeploymentCreate", "target"), "local")),
       can("maintainer") ? field("Override reason (maintainers)", h("input", { name: "override_reason" })) : null,
-      h("fieldset", { class: "wide" }, h("legend", {}, "Thresholds (none: the function's defaults)"), thresholds.el),
+      h("fieldset", { class: "wide" }, h("legend", {}, "Thresholds (none: the function's defaults)"), thresholds.el), metricsSchemaField(),
       h("div", {}, h("button", { type: "submit", disabled: !versions.length }, "Request deployment")));
     form.addEventListener("submit", (e) => { e.preventDefault(); act(async () => {
       const f = new FormData(form);
@@ -270,6 +188,8 @@ export async function deployments() {
       const t = thresholds.read();
       if (Object.keys(t).length) body.thresholds = t;
       if (f.get("override_reason")) body.override_reason = f.get("override_reason");
+      const metricsSchema = readMetricsSchema(f.get("metrics_schema"));
+      if (Object.keys(metricsSchema).length) body.metrics_schema = metricsSchema;
       try {
         const d = await api("POST", "/api/msm/deployments", { json: body });
         const said = d.status === "awaiting_tests" ? `Deployment ${fmt(d.name)} is waiting for test results: ` : `Deployment ${fmt(d.name)} requested: `;
@@ -351,8 +271,10 @@ export async function deploymentDetail(id) {
       { label: "Id", render: (v) => text(v.model_version_id ?? v.id) }, { label: "Role", key: "role" }, { label: "Weight", key: "weight" }], d.versions || [])),
     card("Attached badcases", h("p", {}, link(badcasesOf({ deployment_id: d.id }), "Badcases of this deployment (flagged on it)")),
       table([{ label: "Badcase", render: (b) => link(`#/badcases/${text(b.badcase_id ?? b.id)}`, text(b.badcase_id ?? b.id)) },
-        { label: "Source", render: (b) => text(b.source) }, { label: "Note", render: (b) => text(b.note ?? b.reason) }], d.badcases || [], { empty: "None." })),
-    card("Metrics", table([{ label: "When", render: (m) => fmtDate(m.recorded_at ?? m.created_at) }, { label: "Values", render: (m) => text(m.values ?? m) }], list(metrics), { empty: "None." })),
+        { label: "Source", render: (b) => text(b.source) }, { label: "Note", render: (b) => text(b.note ?? b.reason) }], d.badcases || [], { empty: "None." }),
+      operateForms.attach(d)),
+    card("Metrics", table([{ label: "When", render: (m) => fmtDate(m.recorded_at ?? m.created_at) }, { label: "Values", render: (m) => text(m.values ?? m) }], list(metrics), { empty: "None." }),
+      operateForms.metrics(d)),
     card("History", table([{ label: "When", render: (c) => fmtDate(c.changed_at ?? c.created_at) }, { label: "Change", render: (c) => text(c.action ?? c.status ?? c) },
       { label: "Detail", render: (c) => text(c.detail) }, { label: "By", render: (c) => text(c.actor) }], d.history || []))];
 }

@@ -56,8 +56,12 @@ export async function webhooks() {
   const rerender = async () => listBox.replaceChildren(hooksTable(await api("GET", "/api/msm/webhooks"), rerender, showDeliveries));
   async function showDeliveries(w) {
     await act(async () => {
-      const rows = await api("GET", `/api/msm/webhooks/${w.id}/deliveries`, { query: { limit: 50 } });
-      deliveriesBox.replaceChildren(card(`Deliveries to ${fmt(w.url)}`, table([{ label: "Subject", key: "subject" },
+      // The webhook as it is now (another maintainer may have paused it) with its latest deliveries.
+      const [hook, rows] = await Promise.all([api("GET", `/api/msm/webhooks/${w.id}`),
+        api("GET", `/api/msm/webhooks/${w.id}/deliveries`, { query: { limit: 50 } })]);
+      deliveriesBox.replaceChildren(h("section", { class: "card", "data-webhook": hook.id }, h("h2", {}, `Deliveries to ${fmt(hook.url)}`),
+        h("p", { class: "row" }, badge(hook.active ? "active" : "paused"), ` events: ${fmt(hook.events)}`,
+          h("button", { type: "button", class: "secondary small", onclick: () => showDeliveries(hook) }, "Refresh")), table([{ label: "Subject", key: "subject" },
         { label: "Status", render: (d) => badge(d.status) }, { label: "Attempts", num: true, key: "attempts" },
         { label: "Last answer", render: (d) => fmt(d.last_status_code) || fmt(d.last_error) }, { label: "Created", render: (d) => fmtDate(d.created_at) },
         { label: "Delivered", render: (d) => fmtDate(d.delivered_at) }], rows, { empty: "Nothing sent yet." })));

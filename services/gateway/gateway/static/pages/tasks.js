@@ -1,4 +1,4 @@
-import { paramEnum, act, api, badcasesOf, badge, can, card, chart, field, fmtDate, h, has, link, select, SET_NAMES, short, table, text, toast, unavailable } from "/ui/lib.js";
+import { errorText, paramEnum, upload, act, api, badcasesOf, badge, can, card, chart, field, fmtDate, h, has, link, select, SET_NAMES, short, table, text, toast, unavailable } from "/ui/lib.js";
 
 const list = (r) => (Array.isArray(r) ? r : r.items || []);
 
@@ -25,6 +25,45 @@ export async function tasks() {
       { label: "Kind", render: (t) => text(t.kind ?? t.type) }, { label: "Function", render: (t) => text(t.function) },
       { label: "Status", render: (t) => badge(t.status) },
       { label: "Created", render: (t) => fmtDate(t.created_at) }], items, { empty: "No tasks yet." }))];
+}
+
+// Change what a task runs (a draft whose code is set becomes ready).
+function editForm(t) {
+  const form = h("form", { class: "inline", "aria-label": "Edit the task" },
+    field("Name", h("input", { name: "name", value: text(t.name), maxlength: 200 })), field("Function", h("input", { name: "function", value: text(t.function) })),
+    field("Command", h("input", { name: "command", value: text(t.command) })), field("Code location", h("input", { name: "code_location", value: text(t.code_location) })),
+    field("Timeout (s)", h("input", { name: "timeout_seconds", type: "number", min: 1, step: "any", value: t.timeout_seconds ?? "" })),
+    h("button", { type: "submit" }, "Save"));
+  form.addEventListener("submit", (e) => { e.preventDefault(); act(async () => {
+    const f = new FormData(form); const body = {};
+    for (const k of ["name", "function", "command", "code_location"]) if (String(f.get(k)) !== text(t[k])) body[k] = f.get(k) || null;
+    if (f.get("timeout_seconds") !== "") body.timeout_seconds = Number(f.get("timeout_seconds"));
+    await api("PATCH", `/api/mtt/tasks/${t.id}`, { json: body }); toast("Task saved"); window.dispatchEvent(new HashChangeEvent("hashchange"));
+  }); });
+  return form;
+}
+
+// What code run outside a runner sends back: its code (.zip/.tar.gz), a model file, result files, log text.
+function uploadsCard(t) {
+  const out = h("div", { role: "status" });
+  const done = (what) => (r) => { out.replaceChildren(h("p", { class: "okc", "data-uploaded": what }, `${what} stored`, r && r.key ? ` (${r.key})` : "")); };
+  const fail = (err) => out.replaceChildren(h("p", { class: "error", role: "alert" }, errorText(err)));
+  const fileOf = (form) => new FormData(form).get("file");
+  const one = (label, extra, send) => {
+    const form = h("form", { class: "inline", "aria-label": `Upload ${label}` }, field(label, h("input", { name: "file", type: "file", required: true })),
+      extra, h("button", { type: "submit", class: "secondary" }, "Upload"));
+    form.addEventListener("submit", (e) => { e.preventDefault(); send(form).then(done(label)).catch(fail); });
+    return form;
+  };
+  const progress = () => {};
+  return card("Uploads",
+    one("code (.zip or .tar.gz)", null, (f) => upload(`/api/mtt/tasks/${t.id}/code`, {}, fileOf(f), progress)),
+    one("a model", field("Format", h("input", { name: "format", placeholder: "onnx" })), (f) => {
+      const file = fileOf(f); const format = new FormData(f).get("format");
+      return upload(`/api/mtt/tasks/${t.id}/model`, { name: file.name, format }, file, progress);
+    }),
+    one("a result file", null, (f) => { const file = fileOf(f); return upload(`/api/mtt/tasks/${t.id}/results`, { name: file.name }, file, progress); }),
+    one("log text", null, (f) => upload(`/api/mtt/tasks/${t.id}/logs`, {}, fileOf(f), progress)), out);
 }
 
 export async function taskDetail(id) {
@@ -69,7 +108,8 @@ export async function taskDetail(id) {
         t.model && t.model.name ? link(`#/models/${encodeURIComponent(t.model.name)}`, `Model ${text(t.model.name)} v${text(t.model.version)}`) : null,
         (t.datasets || []).map((d) => h("span", { class: "muted" }, `${text(d.purpose)} dataset ${short(d.dataset_id)}${d.is_badcase_test_set ? " (badcase test set)" : ""}`))),
       (report && report.mlflow_url) ? h("p", {}, h("a", { href: report.mlflow_url, rel: "noopener noreferrer", target: "_blank" }, "Open the MLflow run")) : null,
-      h("p", { class: "row" }, run, cancel)),
+      h("p", { class: "row" }, run, cancel), can("engineer") && has("PATCH", "/api/mtt/tasks/{task_id}") ? editForm(t) : null),
+    can("engineer") && has("POST", "/api/mtt/tasks/{task_id}/code") ? uploadsCard(t) : null,
     h("div", { class: "grid" }, card("Metrics", metricRows.length ? chart("bar", metricRows.map((m) => m[0]), [{ label: "value", data: metricRows.map((m) => m[1]) }], { label: "metrics" }) : h("p", { class: "muted" }, "No metrics yet.")),
       card("Confusion matrix", cmView)), h("div", { class: "spacer" }), card("Log (live tail)", logBox)];
 }
