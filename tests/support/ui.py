@@ -1,8 +1,19 @@
-"""The web UI in a browser page (tests/ui): a page that records what went wrong, and logging in."""
+"""The web UI in a browser page (tests/ui): a page that records what went wrong, logging in, and the few ways
+the browser tests seed data through the services' APIs (as a client would) and wait for the platform."""
 
 from __future__ import annotations
 
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import httpx
+
 from tests.support.stack import PASSWORD, Stack
+
+T = TypeVar("T")
+NULL = re.compile(r"\bnull\b|\bundefined\b|\[object Object\]")
 
 
 class Page:
@@ -35,3 +46,85 @@ async def login(p: Page, stack: Stack, role: str) -> None:
     await page.keyboard.press("Enter")
     await page.wait_for_selector("header:not([hidden])")
     await page.wait_for_selector("h1:text('Dashboard')")
+
+
+async def open_as(p: Page, stack: Stack, role: str, hash_: str) -> Any:
+    """Log in with `role` and open the page at `#/…`; the Playwright page."""
+    await login(p, stack, role)
+    await p.page.goto(f"{stack.url}/{hash_}")
+    await p.page.wait_for_selector("main h1")
+    return p.page
+
+
+def require(stack: Stack, *services: str) -> None:
+    """A browser test of a service's page needs the service: a service that is down fails the test (never a pass)."""
+    down = [s for s in services if s not in stack.up]
+    if down:
+        raise AssertionError(f"{', '.join(down)} must be up: {stack.down}")
+
+
+def client(stack: Stack, role: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=stack.url, headers=stack.auth(role), timeout=60)
+
+
+async def eventually(probe: Callable[[], Awaitable[T | None]], what: str, tries: int = 240) -> T:
+    """The first non-empty answer of `probe`, polled every half second (events cross the bus meanwhile)."""
+    for _ in range(tries):
+        if found := await probe():
+            return found
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"never happened: {what}")
+
+
+async def register_model(stack: Stack, name: str, function: str | None = None) -> dict[str, Any]:
+    """A registered ONNX version of model `name` (a 4-class identity classifier), its model serving `function`
+    (none: left unset)."""
+    from tests.msm.onnx_models import identity_classifier
+
+    async with client(stack, "engineer") as c:
+        r = await c.post(f"/api/msm/models/{name}/versions", content=identity_classifier(4),
+                         headers={"content-type": "application/octet-stream"})
+        assert r.status_code == 201, r.text
+        if function is not None:
+            assert (await c.patch(f"/api/msm/models/{name}", json={"function": function})).status_code == 200
+        return dict(r.json())
+
+
+async def table_document(stack: Stack, name: str, rows: str | None = None) -> dict[str, Any]:
+    """A table document (feature columns and a label, no files): 12 rows of cats and dogs unless `rows` says."""
+    rows = rows or "f0,f1,label\n" + "".join(f"{i},{(i * 7) % 5},{'cat' if i % 3 else 'dog'}\n" for i in range(12))
+    async with client(stack, "engineer") as c:
+        r = await c.post("/api/dam/documents", params={"name": name, "format": "csv"}, content=rows,
+                         headers={"content-type": "text/csv"})
+        assert r.status_code == 201, r.text
+        return dict(r.json())
+
+
+async def group(stack: Stack, name: str, document_id: str, seed: int = 0,
+                **options: Any) -> dict[str, dict[str, Any]]:
+    """Group items of one document (a 50/50 split unless `options` say otherwise): the datasets by purpose."""
+    body = {"name": name, "documents": [{"id": document_id}], "split": {"train": 0.5, "test": 0.5}, "seed": seed,
+            **options}
+    async with client(stack, "engineer") as c:
+        r = await c.post("/api/dam/datasets", json=body)
+        assert r.status_code == 201, r.text
+        return {d["purpose"]: d for d in r.json()["datasets"]}
+
+
+async def create_task(stack: Stack, name: str, dataset_id: str) -> dict[str, Any]:
+    """A testing task on a dataset, once MTT has learnt the dataset from `dataset.grouped`."""
+    async with client(stack, "engineer") as c:
+
+        async def _create() -> dict[str, Any] | None:
+            r = await c.post("/api/mtt/tasks", json={"kind": "test", "name": name,
+                                                     "datasets": [{"dataset_id": dataset_id}]})
+            return dict(r.json()) if r.status_code == 201 else None
+
+        return await eventually(_create, f"MTT knows dataset {dataset_id}")
+
+
+async def no_null_text(p: Any) -> None:
+    """Nothing on the page reads `null`, `undefined` or `[object Object]` (an empty field renders empty)."""
+    body = await p.inner_text("main")
+    found = NULL.search(body)
+    assert found is None, found.group(0) + " in: " + body[:3000]
