@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mlife_shared.auth import IDENTITY_HEADER, Viewer, verify_identity
+from mlife_shared.auth import IDENTITY_HEADER, Role, Viewer, verify_identity
 from mlife_shared.db import Database
 from mlife_shared.errors import Forbidden, Unauthorized, install_error_handlers
 from mlife_shared.events import stream_for_subject
@@ -73,7 +73,7 @@ class ServiceSpec(Generic[SettingsT]):
     extra_readiness: Callable[[FastAPI], Awaitable[dict[str, str]]] | None = None
     openapi_url: str = "/openapi.json"
     extra_lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None
-    after_migrate: Callable[[SettingsT], Awaitable[None]] | None = None
+    after_migrate: Callable[[SettingsT], Coroutine[Any, Any, None]] | None = None
     jobs: Callable[[ServiceContext[SettingsT]], list[Job]] = lambda ctx: []  # periodic, run by the worker
 
 
@@ -87,7 +87,8 @@ SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
 def get_store(request: Request) -> ScopedStore:
-    return request.app.state.store
+    store: ScopedStore = request.app.state.store
+    return store
 
 
 StoreDep = Annotated[ScopedStore, Depends(get_store)]
@@ -105,7 +106,7 @@ class DeadLetterRead(BaseModel):
     payload: str
 
 
-def create_app(spec: ServiceSpec, settings: ServiceSettings | None = None) -> FastAPI:
+def create_app(spec: ServiceSpec[Any], settings: ServiceSettings | None = None) -> FastAPI:
     settings = settings or spec.settings_cls()
     configure_logging(spec.name, settings.log_level, settings.log_json)
     metrics = ServiceMetrics(spec.name)
@@ -187,7 +188,7 @@ async def readiness(app: FastAPI) -> dict[str, str]:
     return checks
 
 
-METRICS_ROLE = "engineer"
+METRICS_ROLE: Role = "engineer"
 
 
 async def metrics_access(request: Request) -> None:
@@ -208,7 +209,7 @@ async def metrics_access(request: Request) -> None:
         raise Forbidden(f"metrics need the {METRICS_ROLE} role; you are {identity.role}")
 
 
-def ops_router(spec: ServiceSpec) -> APIRouter:
+def ops_router(spec: ServiceSpec[Any]) -> APIRouter:
     router = APIRouter(tags=["ops"])
 
     @router.get("/healthz")
@@ -232,7 +233,7 @@ def ops_router(spec: ServiceSpec) -> APIRouter:
         with suppress(Exception):
             async with request.app.state.db.transaction() as session:
                 m.outbox_backlog.labels(spec.name).set(await OutboxRepository(session).backlog())
-                m.dead_letters.labels(spec.name).set(await DeadLetterRepository(session).count())
+                m.dead_letters.labels(spec.name).set(await DeadLetterRepository(session).total())
         nats: NATS | None = request.app.state.nats
         if nats is not None and nats.is_connected and spec.uses_object_store:
             js = nats.jetstream()

@@ -132,7 +132,7 @@ def open_tar(fh: IO[bytes], limits: ArchiveLimits, compressed: int) -> tuple[tar
     else:
         return tarfile.open(fileobj=fh, mode="r:"), None
     stream = BoundedStream(inner, limits.budget(compressed), limits, compressed)
-    return tarfile.open(fileobj=stream, mode="r:"), stream  # type: ignore[call-overload]
+    return tarfile.open(fileobj=stream, mode="r:"), stream
 
 
 def tar_members(tf: tarfile.TarFile, tally: Tally, stream: BoundedStream | None,

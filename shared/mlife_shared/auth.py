@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import jwt
 from fastapi import Depends, Request
@@ -62,7 +63,7 @@ async def current_identity(request: Request) -> Identity:
     return verify_identity(token, secret)
 
 
-def require_role(role: Role):  # type: ignore[no-untyped-def]
+def require_role(role: Role) -> Callable[[Identity], Coroutine[Any, Any, Identity]]:
     async def _dependency(identity: Annotated[Identity, Depends(current_identity)]) -> Identity:
         if not identity.has(role):
             raise Forbidden(f"this needs the {role} role; you are {identity.role}")

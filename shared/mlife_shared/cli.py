@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+from typing import Any
 
 import uvicorn
 
@@ -12,10 +13,11 @@ from mlife_shared.app import ServiceSpec, create_app
 from mlife_shared.http_limits import run_server, server_config
 from mlife_shared.logging import configure_logging
 from mlife_shared.migrations import upgrade
+from mlife_shared.settings import ServiceSettings
 from mlife_shared.worker import run_worker
 
 
-def main(spec: ServiceSpec, argv: list[str] | None = None) -> None:
+def main(spec: ServiceSpec[Any], argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog=spec.name, description=spec.title)
     sub = parser.add_subparsers(dest="command", required=True)
     api = sub.add_parser("api", help="serve the HTTP API")
@@ -47,7 +49,7 @@ def main(spec: ServiceSpec, argv: list[str] | None = None) -> None:
         migrate(spec, settings)
 
 
-async def run_api_and_worker(spec: ServiceSpec, settings: ServiceSettings, host: str,  # noqa: F821
+async def run_api_and_worker(spec: ServiceSpec[Any], settings: ServiceSettings, host: str,
                              port: int) -> None:
     """One process for both roles: half the memory of two, for the embedded platform on one machine."""
     server = uvicorn.Server(server_config(create_app(spec, settings), host=host, port=port, settings=settings))
@@ -60,7 +62,7 @@ async def run_api_and_worker(spec: ServiceSpec, settings: ServiceSettings, host:
         await worker
 
 
-def migrate(spec: ServiceSpec, settings: ServiceSettings) -> None:  # noqa: F821
+def migrate(spec: ServiceSpec[Any], settings: ServiceSettings) -> None:
     if settings.database_url.startswith("sqlite"):
         path = settings.database_url.split(":///", 1)[-1].split("?", 1)[0]
         if path and path != ":memory:":

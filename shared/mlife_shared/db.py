@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, TypeDecorator, event, text
+from sqlalchemy import DateTime, MetaData, Table, TypeDecorator, event, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
@@ -53,9 +53,21 @@ def new_id() -> uuid.UUID:
     return uuid.uuid4()
 
 
+def cast_table(model: type[Base]) -> Table:
+    """A mapped class's Table, typed as one (`__table__` is typed as the wider FromClause)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+def dialect_name(session: AsyncSession) -> str:
+    """"postgresql" or "sqlite": the dialect of the connection the session runs on."""
+    return session.get_bind().dialect.name
+
+
 def is_postgres(url_or_session: Any) -> bool:
     if isinstance(url_or_session, AsyncSession):
-        return url_or_session.bind.dialect.name == "postgresql"
+        return dialect_name(url_or_session) == "postgresql"
     return str(url_or_session).startswith("postgresql")
 
 

@@ -228,10 +228,10 @@ def timed_protocol(header_timeout_seconds: float, base: type[asyncio.Protocol] |
     its response)."""
     parent: Any = base or _base_protocol()
 
-    class HeaderTimeoutProtocol(parent):  # type: ignore[misc, valid-type]
+    class HeaderTimeoutProtocol(parent):  # type: ignore[misc]  # uvicorn picks the protocol class at run time
         header_timeout = header_timeout_seconds
 
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        def connection_made(self, transport: asyncio.Transport) -> None:
             super().connection_made(transport)
             self._arm_header_timer()
 

@@ -50,10 +50,10 @@ class UnsafeUrl(Unprocessable):
 class OutboundError(Unprocessable):
     """The URL could not be called, or answered with an error (its body is never echoed)."""
 
-    def __init__(self, message: str, *, host: str, status_code: int | None = None) -> None:
+    def __init__(self, message: str, *, host: str, upstream_status: int | None = None) -> None:
         super().__init__(message)
         self.host = host
-        self.status_code = status_code
+        self.upstream_status = upstream_status  # what the remote answered; `status_code` stays our 422
 
 
 def _embedded_ipv4(ip: IPAddress) -> list[IPAddress]:
@@ -242,7 +242,7 @@ async def fetch(method: str, url: str, *, allow: Sequence[str], what: str = "the
                 if response.is_redirect and "location" in response.headers:
                     if hop == max_redirects:
                         raise OutboundError(f"{what}: {target.host} redirected more than {max_redirects} times",
-                                            host=target.host, status_code=response.status_code)
+                                            host=target.host, upstream_status=response.status_code)
                     url = urljoin(target.url, response.headers["location"])
                     if response.status_code == 303 or (response.status_code in (301, 302) and method != "GET"):
                         method, content = "GET", None
@@ -254,10 +254,10 @@ async def fetch(method: str, url: str, *, allow: Sequence[str], what: str = "the
                         body.extend(chunk)
                         if len(body) > max_bytes:
                             raise OutboundError(f"{what}: the answer of {target.host} is larger than {max_bytes} "
-                                                "bytes", host=target.host, status_code=response.status_code)
+                                                "bytes", host=target.host, upstream_status=response.status_code)
                 except httpx.HTTPError as exc:
                     raise OutboundError(f"{what}: {target.host} failed while answering ({type(exc).__name__})",
-                                        host=target.host, status_code=response.status_code) from exc
+                                        host=target.host, upstream_status=response.status_code) from exc
                 if response.headers.get("content-encoding", "identity").lower() not in ("identity", ""):
                     body = bytearray(_decode(bytes(body), response.headers["content-encoding"], max_bytes,
                                              what, target.host))

@@ -16,7 +16,8 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Select, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.dml import Insert
+
+from mlife_shared.db import dialect_name
 
 RowT = TypeVar("RowT")
 T = TypeVar("T")
@@ -45,8 +46,7 @@ class Repository:
 
     @property
     def dialect(self) -> str:
-        bind = self.session.bind
-        return bind.dialect.name
+        return dialect_name(self.session)
 
     @property
     def is_postgresql(self) -> bool:
@@ -74,7 +74,7 @@ class Repository:
         """`statement … FOR UPDATE` where the dialect has row locks; unchanged otherwise."""
         return statement.with_for_update() if for_update and self.is_postgresql else statement
 
-    def insert(self, table: Any) -> Insert:
+    def insert(self, table: Any) -> postgresql.Insert | sqlite.Insert:
         """The dialect's own INSERT (both have `on_conflict_do_nothing` / `on_conflict_do_update`)."""
         if self.is_postgresql:
             return postgresql.insert(table)

@@ -48,7 +48,7 @@ async def test_a_worker_runs_a_handler_wired_by_its_contract(pair: Pair, tmp_pat
     producer = Database(pair.producer_url)
     env = new_envelope(PingRecorded(ping_id=uuid.uuid4(), n=7))
     async with producer.transaction() as session:
-        await OutboxRepository(session).add(env.id, env.type, env.model_dump_json(), notify=False)
+        await OutboxRepository(session).add_event(env.id, env.type, env.model_dump_json(), notify=False)
     await producer.dispose()
     await pair.relay().publish_batch()
 

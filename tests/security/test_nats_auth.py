@@ -158,7 +158,7 @@ async def put_in_outbox(db: Database, subject: str, data: dict[str, Any]) -> uui
     envelope = {"id": str(event_id), "type": subject, "version": 1, "source": "test", "time": "2026-12-05T00:00:00Z",
                 "correlation_id": str(event_id), "causation_id": None, "data": data}
     async with db.transaction() as session:
-        await OutboxRepository(session).add(event_id, subject, json.dumps(envelope), notify=False)
+        await OutboxRepository(session).add_event(event_id, subject, json.dumps(envelope), notify=False)
     return event_id
 
 
@@ -251,7 +251,7 @@ async def test_a_consumer_may_start_before_the_producer_and_uses_its_own_durable
         msm_db = await outbox_db(tmp_path, "msm")
         env = new_envelope(feedback())
         async with msm_db.transaction() as session:
-            await OutboxRepository(session).add(env.id, env.type, env.model_dump_json(), notify=False)
+            await OutboxRepository(session).add_event(env.id, env.type, env.model_dump_json(), notify=False)
         assert await Relay(msm_db, js).publish_batch() == 1
         await wait_for(lambda: bool(seen), "BAM's consumer to get MSM's serving.feedback")
         assert seen[0].id == env.id
@@ -400,7 +400,7 @@ async def test_the_reader_reads_events_and_changes_nothing(server: Server, tmp_p
     db = await outbox_db(tmp_path, "msm")
     env = new_envelope(feedback())
     async with db.transaction() as session:
-        await OutboxRepository(session).add(env.id, env.type, env.model_dump_json(), notify=False)
+        await OutboxRepository(session).add_event(env.id, env.type, env.model_dump_json(), notify=False)
     assert await Relay(db, js).publish_batch() == 1
     await db.dispose()
     await msm.close()
@@ -509,7 +509,7 @@ async def test_an_event_redirected_by_a_push_consumer_reaches_no_mlife_consumer(
     db = await outbox_db(tmp_path, "msm")
     env = new_envelope(feedback())
     async with db.transaction() as session:
-        await OutboxRepository(session).add(env.id, env.type, env.model_dump_json(), notify=False)
+        await OutboxRepository(session).add_event(env.id, env.type, env.model_dump_json(), notify=False)
     assert await Relay(db, msm.jetstream()).publish_batch() == 1
     await db.dispose()
     await msm.close()

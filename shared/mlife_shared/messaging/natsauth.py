@@ -139,25 +139,25 @@ def reader_permissions(streams: Mapping[str, list[str]], service_owned: Iterable
     return Permissions(publish=publish, subscribe=subscribe, deny_publish=deny)
 
 
-def load_specs(names: Sequence[str] = SERVICES) -> dict[str, ServiceSpec]:
+def load_specs(names: Sequence[str] = SERVICES) -> dict[str, ServiceSpec[Any]]:
     """The services' specs, found by name as `python -m <service>` finds them (shared imports no service)."""
     return {name: importlib.import_module(f"{name}.app").SPEC for name in names}
 
 
-def spec_subscriptions(spec: ServiceSpec) -> list[Subscription]:
+def spec_subscriptions(spec: ServiceSpec[Any]) -> list[Subscription]:
     """The subscriptions a service's worker runs (handlers are bound to a context they are never called with)."""
     from mlife_shared.app import ServiceContext
 
-    ctx = ServiceContext(settings=spec.settings_cls.model_construct(), store=None, scoped=None)  # type: ignore[arg-type]
+    ctx = ServiceContext(settings=spec.settings_cls.model_construct(), store=None, scoped=None)  # type: ignore[arg-type]  # never called: no store
     return list(spec.subscriptions(ctx))
 
 
-def mtt_work_queue(spec: ServiceSpec) -> WorkQueue:
+def mtt_work_queue(spec: ServiceSpec[Any]) -> WorkQueue:
     settings: Any = spec.settings_cls.model_construct()
     return WorkQueue(stream=settings.runs_stream, subject_prefix=settings.runs_subject_prefix)
 
 
-def platform_users(specs: Mapping[str, ServiceSpec] | None = None) -> dict[str, Permissions]:
+def platform_users(specs: Mapping[str, ServiceSpec[Any]] | None = None) -> dict[str, Permissions]:
     """Every NATS user of the platform and its permissions, in a stable order."""
     specs = specs if specs is not None else load_specs()
     subs = {name: spec_subscriptions(spec) for name, spec in specs.items()}

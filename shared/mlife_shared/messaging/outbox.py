@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mlife_shared.db import is_postgres
 from mlife_shared.events import Envelope, EventData, event_model, new_envelope
 from mlife_shared.messaging.repository import NOTIFY_CHANNEL, OutboxRepository
 
@@ -21,8 +22,8 @@ async def add(session: AsyncSession, data: EventData, *, correlation_id: uuid.UU
     envelope = new_envelope(data, correlation_id=correlation_id, causation_id=causation_id)
     # The first event of a PostgreSQL transaction also queues a NOTIFY, in the same statement: it is
     # delivered at commit only, so the relay wakes for committed rows and never for rolled-back ones.
-    notify = session.bind.dialect.name == "postgresql" and not session.info.get("outbox_notified")
-    await OutboxRepository(session).add(envelope.id, envelope.type, envelope.model_dump_json(), notify=notify)
+    notify = is_postgres(session) and not session.info.get("outbox_notified")
+    await OutboxRepository(session).add_event(envelope.id, envelope.type, envelope.model_dump_json(), notify=notify)
     if notify:
         session.info["outbox_notified"] = True
     return envelope
@@ -40,7 +41,7 @@ async def add_many(session: AsyncSession, events: Sequence[EventData], *, correl
         return envelopes
     repo = OutboxRepository(session)
     await repo.add_many([(e.id, e.type, e.model_dump_json()) for e in envelopes])
-    if session.bind.dialect.name == "postgresql" and not session.info.get("outbox_notified"):
+    if is_postgres(session) and not session.info.get("outbox_notified"):
         await repo.notify()
         session.info["outbox_notified"] = True
     return envelopes

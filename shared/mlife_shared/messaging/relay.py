@@ -5,8 +5,10 @@ them published after the PubAck. Safe to run twice: PostgreSQL rows are claimed 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from contextlib import suppress
 from datetime import timedelta
+from typing import Any
 
 import asyncpg
 import structlog
@@ -101,15 +103,15 @@ class Relay:
             log.warning("relay_listen_failed", error=repr(exc))
 
 
-def _outcome(future: asyncio.Future[object]) -> object:
+def _outcome(future: asyncio.Future[Any]) -> object:
     if not future.done():
         future.cancel()
         return TimeoutError("no PubAck in time")
     return future.exception() or future.result()
 
 
-async def _first(*aws: object) -> None:
-    tasks = [asyncio.ensure_future(a) for a in aws]  # type: ignore[arg-type]
+async def _first(*aws: Awaitable[object]) -> None:
+    tasks = [asyncio.ensure_future(a) for a in aws]
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:

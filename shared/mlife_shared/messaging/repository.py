@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import typing
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Text, Uuid, bindparam, cast, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.engine import CursorResult
 
-from mlife_shared.db import UTCDateTime, utcnow
+from mlife_shared.db import UTCDateTime, cast_table, is_postgres, utcnow
 from mlife_shared.messaging.models import DeadLetter, InboxEvent, OutboxEvent
+from mlife_shared.repository import Repository
 
 NOTIFY_CHANNEL = "mlife_outbox"
-_OUTBOX = OutboxEvent.__table__
+_OUTBOX = cast_table(OutboxEvent)
 # One round trip for the row and the wake-up (Core, no ORM unit of work: half the CPU of session.add).
 _INSERT_AND_NOTIFY = text(
     "WITH ins AS (INSERT INTO outbox (id, subject, envelope, created_at, attempts) "
@@ -39,17 +42,14 @@ class ClaimedEvent:
     envelope_json: str
 
 
-class OutboxRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def add(self, event_id: uuid.UUID, subject: str, envelope_json: str, *, notify: bool) -> None:
+class OutboxRepository(Repository):
+    async def add_event(self, event_id: uuid.UUID, subject: str, envelope_json: str, *, notify: bool) -> None:
         params = {"id": event_id, "subject": subject, "envelope": envelope_json, "created_at": utcnow()}
         await self.session.execute(_INSERT_AND_NOTIFY if notify else _INSERT, params)
 
     async def add_many(self, rows: Sequence[tuple[uuid.UUID, str, str]]) -> None:
         now = utcnow()
-        stmt = _INSERT_PG if self.session.bind.dialect.name == "postgresql" else _INSERT
+        stmt = _INSERT_PG if is_postgres(self.session) else _INSERT
         await self.session.execute(stmt, [{"id": i, "subject": s, "envelope": e, "created_at": now}
                                              for i, s, e in rows])
 
@@ -60,7 +60,7 @@ class OutboxRepository:
     async def claim_unpublished(self, limit: int) -> list[ClaimedEvent]:
         stmt = (select(_OUTBOX.c.seq, _OUTBOX.c.id, _OUTBOX.c.subject, cast(_OUTBOX.c.envelope, Text))
                 .where(_OUTBOX.c.published_at.is_(None)).order_by(_OUTBOX.c.seq).limit(limit))
-        if self.session.bind.dialect.name == "postgresql":
+        if is_postgres(self.session):
             # Two relays never publish the same row at once; each takes what the other has not locked.
             stmt = stmt.with_for_update(skip_locked=True)
         return [ClaimedEvent(*row) for row in (await self.session.execute(stmt)).all()]
@@ -82,24 +82,20 @@ class OutboxRepository:
         cutoff: datetime = utcnow() - older_than
         result = await self.session.execute(delete(OutboxEvent).where(OutboxEvent.published_at.is_not(None),
                                                                       OutboxEvent.published_at < cutoff))
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+        return int(typing.cast(CursorResult[Any], result).rowcount or 0)  # a DELETE's result is a cursor result
 
 
 # Built once: an insert that does nothing when the (consumer, event id) row exists.
-_INBOX_INSERT = {True: pg_insert(InboxEvent.__table__).on_conflict_do_nothing(),
-                 False: sqlite_insert(InboxEvent.__table__).on_conflict_do_nothing()}
+_INBOX_INSERT = {True: pg_insert(cast_table(InboxEvent)).on_conflict_do_nothing(),
+                 False: sqlite_insert(cast_table(InboxEvent)).on_conflict_do_nothing()}
 
 
-class InboxRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
+class InboxRepository(Repository):
     async def record_many(self, consumer: str, events: Sequence[tuple[uuid.UUID, str]]) -> set[uuid.UUID]:
         """Insert the inbox rows of a batch in one statement; returns the ids that were new."""
-        table = InboxEvent.__table__
-        insert = pg_insert if self.session.bind.dialect.name == "postgresql" else sqlite_insert
+        table = cast_table(InboxEvent)
         now = utcnow()
-        stmt = (insert(table).values([{"consumer": consumer, "event_id": i, "subject": s, "processed_at": now}
+        stmt = (self.insert(table).values([{"consumer": consumer, "event_id": i, "subject": s, "processed_at": now}
                                       for i, s in events])
                 .on_conflict_do_nothing().returning(table.c.event_id))
         return set((await self.session.execute(stmt)).scalars().all())
@@ -107,24 +103,17 @@ class InboxRepository:
     async def record(self, consumer: str, event_id: uuid.UUID, subject: str) -> bool:
         """Insert the inbox row; False when a concurrent delivery already recorded it."""
         values = {"consumer": consumer, "event_id": event_id, "subject": subject, "processed_at": utcnow()}
-        stmt = _INBOX_INSERT[self.session.bind.dialect.name == "postgresql"]
+        stmt = _INBOX_INSERT[is_postgres(self.session)]
         result = await self.session.execute(stmt, values)
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return bool(typing.cast(CursorResult[Any], result).rowcount)  # an INSERT's result is a cursor result
 
 
-class DeadLetterRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def add(self, letter: DeadLetter) -> None:
-        self.session.add(letter)
-        await self.session.flush()
-
+class DeadLetterRepository(Repository):
     async def list(self, *, limit: int, consumer: str | None = None) -> Sequence[DeadLetter]:
         stmt = select(DeadLetter).order_by(DeadLetter.created_at.desc()).limit(limit)
         if consumer:
             stmt = stmt.where(DeadLetter.consumer == consumer)
         return (await self.session.scalars(stmt)).all()
 
-    async def count(self) -> int:
-        return int(await self.session.scalar(select(func.count()).select_from(DeadLetter)) or 0)
+    async def total(self) -> int:
+        return await self.count(select(DeadLetter))

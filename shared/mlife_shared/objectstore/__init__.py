@@ -1,5 +1,9 @@
 """The ObjectStore protocol with two backends: S3 (the `minio` client) and a local folder."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from mlife_shared.objectstore.base import (
     InvalidKey,
     ObjectInfo,
@@ -11,6 +15,9 @@ from mlife_shared.objectstore.base import (
     validate_key,
 )
 from mlife_shared.objectstore.local import LocalObjectStore
+
+if TYPE_CHECKING:
+    from mlife_shared.settings import ServiceSettings
 
 __all__ = ["InvalidKey", "LocalObjectStore", "ObjectInfo", "ObjectNotFound", "ObjectStore", "ObjectTooLarge",
            "S3ObjectStore", "ScopedStore", "StoredObject", "make_store", "validate_key"]
@@ -25,7 +32,7 @@ def __getattr__(name: str) -> object:
     raise AttributeError(name)
 
 
-def make_store(settings: "ServiceSettings") -> ObjectStore:  # noqa: F821
+def make_store(settings: ServiceSettings) -> ObjectStore:
     if settings.object_store == "s3":
         from mlife_shared.objectstore.s3 import S3ObjectStore
 

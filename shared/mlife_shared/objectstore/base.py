@@ -103,8 +103,9 @@ class ScopedStore:
     def full_key(self, key: str) -> str:
         return join_key(self.prefix, key)
 
-    async def put(self, key: str, data: AsyncIterable[bytes], **kw: object) -> StoredObject:
-        stored = await self.store.put(self.full_key(key), data, **kw)  # type: ignore[arg-type]
+    async def put(self, key: str, data: AsyncIterable[bytes], *, content_type: str | None = None,
+                  max_size: int | None = None) -> StoredObject:
+        stored = await self.store.put(self.full_key(key), data, content_type=content_type, max_size=max_size)
         return StoredObject(key=key, size=stored.size, md5=stored.md5)
 
     async def get(self, key: str, **kw: int) -> AsyncIterator[bytes]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import queue
 from collections.abc import AsyncIterable, AsyncIterator
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 from minio import Minio
 from minio.commonconfig import CopySource
@@ -72,7 +72,8 @@ class S3ObjectStore:
         reader = _QueueReader()
         loop = asyncio.get_running_loop()
         upload = loop.run_in_executor(None, lambda: self.client.put_object(
-            self.bucket, key, reader, length=-1, part_size=PART_SIZE,
+            self.bucket, key, cast(BinaryIO, reader), length=-1,  # minio only calls read() on it
+            part_size=PART_SIZE,
             content_type=content_type or "application/octet-stream"))
         try:
             async for chunk in data:

@@ -34,16 +34,16 @@ class WebhookDispatcher:
             due = await repo.claim_due(utcnow(), limit)
             jobs = []
             for delivery in due:
-                sub = await repo.get(delivery.subscription_id)
+                sub = await repo.subscription(delivery.subscription_id)
                 delivery.next_attempt_at = utcnow() + LEASE
                 jobs.append((delivery.id, sub.url if sub else None, sub.secret if sub else None,
                              delivery.body))
         results = await asyncio.gather(*(self._send(*job) for job in jobs))
         async with self.db.transaction() as session:
+            repo = WebhookRepository(session)
             for (delivery_id, *_), (code, error) in zip(jobs, results, strict=True):
-                delivery = await session.get(WebhookDelivery, delivery_id)
-                if delivery is not None:
-                    self._record(delivery, code, error)
+                if (sent := await repo.delivery(delivery_id)) is not None:
+                    self._record(sent, code, error)
         return len(jobs)
 
     async def _send(self, delivery_id: object, url: str | None, secret: str | None,
@@ -62,7 +62,7 @@ class WebhookDispatcher:
         except UnsafeUrl as exc:
             return None, f"refused: {exc.message}"[:500]
         except OutboundError as exc:
-            return exc.status_code, str(exc.message)[:500]
+            return exc.upstream_status, str(exc.message)[:500]
         if 200 <= response.status_code < 300:
             return response.status_code, None
         return response.status_code, f"HTTP {response.status_code}"
