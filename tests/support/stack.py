@@ -128,7 +128,9 @@ async def _start(stack: Stack) -> None:
     base_env = dict(os.environ, MLIFE_ENVIRONMENT="test", MLIFE_IDENTITY_SECRET=SECRET, MLIFE_NATS_URL=nats.url,
                     MLIFE_OBJECT_STORE="local", MLIFE_OBJECT_STORE_PATH=str(home / "objects"),
                     MLIFE_LOG_LEVEL="WARNING", MLFLOW_DISABLE_TELEMETRY="true", MLIFE_METRICS_TOKEN=METRICS_TOKEN,
-                    ORT_DISABLE_TELEMETRY="1")
+                    ORT_DISABLE_TELEMETRY="1",
+                    # the browser test's webhook receiver listens on this machine; 127.0.0.1 itself stays refused
+                    MLIFE_MSM_WEBHOOK_ALLOW_HOSTS=json.dumps(["localhost"]))
     await _start_services(stack, base_env)
     await _start_gateway(stack, base_env)
     await _users(stack)

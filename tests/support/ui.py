@@ -111,13 +111,13 @@ async def group(stack: Stack, name: str, document_id: str, seed: int = 0,
         return {d["purpose"]: d for d in r.json()["datasets"]}
 
 
-async def create_task(stack: Stack, name: str, dataset_id: str) -> dict[str, Any]:
-    """A testing task on a dataset, once MTT has learnt the dataset from `dataset.grouped`."""
+async def create_task(stack: Stack, name: str, dataset_id: str, kind: str = "test", **fields: Any) -> dict[str, Any]:
+    """A task (testing unless `kind` says) on a dataset, once MTT has learnt the dataset from `dataset.grouped`."""
+    body = {"kind": kind, "name": name, "datasets": [{"dataset_id": dataset_id}], **fields}
     async with client(stack, "engineer") as c:
 
         async def _create() -> dict[str, Any] | None:
-            r = await c.post("/api/mtt/tasks", json={"kind": "test", "name": name,
-                                                     "datasets": [{"dataset_id": dataset_id}]})
+            r = await c.post("/api/mtt/tasks", json=body)
             return dict(r.json()) if r.status_code == 201 else None
 
         return await eventually(_create, f"MTT knows dataset {dataset_id}")
