@@ -51,80 +51,100 @@ def label(version: ModelVersion) -> str:
     return f"{version.name} v{version.version}"
 
 
-async def _collect(testing: TestingRepository, version: ModelVersion, dataset_id: uuid.UUID, set_kind: str,
-                   role: str) -> Evidence:
-    evidence = Evidence(version, dataset_id, set_kind, role)
-    result = await testing.latest_result(version.id, dataset_id)
-    failure = await testing.latest_failure(version.id, dataset_id)
-    if result is not None and (failure is None or result.created_at >= failure.created_at):
-        evidence.state, evidence.result = "done", result
-    elif failure is not None:
-        evidence.state = "failed"
-        prefixed = not failure.incompatible or failure.reason.startswith("incompatible")
-        evidence.reason = failure.reason if prefixed else f"incompatible: {failure.reason}"
-    else:
-        evidence.reason = "waiting for the testing result"
-    return evidence
+class Gate:
+    """Reads the evidence and decides; records nothing (the deployment service keeps the answer)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.registry = RegistryRepository(session)
+        self.testing = TestingRepository(session)
+
+    async def evaluate(self, candidates: list[ModelVersion], thresholds: dict[str, dict[str, float]], *,
+                       function: str) -> dict[str, Any]:
+        current = await self.testing.current_test_set(function)
+        production = await self.registry.production_of_function(function)
+        evidence = await self._evidence(candidates, current.dataset_id if current else None, production)
+        out: dict[str, Any] = {
+            "function": function, "badcase_test_set_id": str(current.dataset_id) if current else None,
+            "production_version_id": str(production.id) if production else None, "thresholds": thresholds,
+            "evidence": [e.as_dict() for e in evidence], "reasons": [], "regressed_badcases": [],
+            "untested_badcases": [], "failing_badcases": [], "versions": [], "checked_at": utcnow().isoformat()}
+        pending = [e for e in evidence if e.state == "pending"]
+        if pending:
+            out["reasons"] = [f"waiting for {label(e.version)} on the {SET_NAMES[e.set_kind]} {e.dataset_id}"
+                              for e in pending]
+            return {**out, "passed": False, "awaiting": True}
+        badcases = await self._compare(candidates, evidence, thresholds, function, production, out)
+        for e in evidence:
+            if e.role == "production" and e.state == "failed":  # noted: production's older outcomes still count
+                out.setdefault("notes", []).append(f"production {label(e.version)} could not be tested on the "
+                                                   f"badcase test set: {e.reason}")
+        return {**out, "passed": not out["reasons"], "awaiting": False,
+                **{key: sorted(ids) for key, ids in badcases.items()}}
+
+    async def _evidence(self, candidates: list[ModelVersion], badcase_set: uuid.UUID | None,
+                        production: ModelVersion | None) -> list[Evidence]:
+        """Each candidate on the badcase test set and its test splits; production on the badcase test set."""
+        evidence: list[Evidence] = []
+        for version in candidates:
+            if badcase_set is not None:
+                evidence.append(await self._collect(version, badcase_set, "badcase_test_set", "candidate"))
+            for dataset_id in version.test_dataset_ids:
+                evidence.append(await self._collect(version, uuid.UUID(dataset_id), "test_split", "candidate"))
+        if production is not None and badcase_set is not None and production.id not in {c.id for c in candidates}:
+            evidence.append(await self._collect(production, badcase_set, "badcase_test_set", "production"))
+        return evidence
+
+    async def _collect(self, version: ModelVersion, dataset_id: uuid.UUID, set_kind: str, role: str) -> Evidence:
+        evidence = Evidence(version, dataset_id, set_kind, role)
+        result = await self.testing.latest_result(version.id, dataset_id)
+        failure = await self.testing.latest_failure(version.id, dataset_id)
+        if result is not None and (failure is None or result.created_at >= failure.created_at):
+            evidence.state, evidence.result = "done", result
+        elif failure is not None:
+            evidence.state = "failed"
+            prefixed = not failure.incompatible or failure.reason.startswith("incompatible")
+            evidence.reason = failure.reason if prefixed else f"incompatible: {failure.reason}"
+        else:
+            evidence.reason = "waiting for the testing result"
+        return evidence
+
+    async def _compare(self, candidates: list[ModelVersion], evidence: list[Evidence],
+                       thresholds: dict[str, dict[str, float]], function: str, production: ModelVersion | None,
+                       out: dict[str, Any]) -> dict[str, set[str]]:
+        """Each candidate judged on its own evidence and against production's badcase outcomes; appends the
+        reasons and per-version details to `out`, returns the regressed / untested / failing badcases."""
+        reasons: list[str] = out["reasons"]
+        prod_outcomes = (await self.testing.outcomes(production.name, production.version, function)
+                         if production else {})
+        found: dict[str, set[str]] = {"regressed_badcases": set(), "untested_badcases": set(),
+                                      "failing_badcases": set()}
+        for version in candidates:
+            detail = _judge(version, [e for e in evidence if e.version.id == version.id], thresholds, function,
+                            reasons)
+            detail["production_version_id"] = str(production.id) if production else None
+            outcomes = await self.testing.outcomes(version.name, version.version, function)
+            found["failing_badcases"].update(str(b) for b, ok in outcomes.items() if not ok)
+            if production is not None and production.id != version.id:
+                lost = sorted(str(b) for b, ok in prod_outcomes.items() if ok and outcomes.get(b) is False)
+                never = sorted(str(b) for b, ok in prod_outcomes.items() if ok and b not in outcomes)
+                detail.update(production_version=production.version, regressed_badcases=lost,
+                              untested_badcases=never,
+                              fixed_badcases=sorted(str(b) for b, ok in outcomes.items()
+                                                    if ok and prod_outcomes.get(b) is False))
+                where = f"production {label(production)}"
+                if lost:
+                    found["regressed_badcases"].update(lost)
+                    reasons.append(f"{label(version)} fails {len(lost)} badcase(s) that {where} passes")
+                if never:
+                    found["untested_badcases"].update(never)
+                    reasons.append(f"{label(version)} was never tested on {len(never)} badcase(s) that {where} "
+                                   "passes")
+            out["versions"].append(detail)
+        return found
 
 
-async def evaluate(session: AsyncSession, candidates: list[ModelVersion], thresholds: dict[str, dict[str, float]],
-                   *, function: str) -> dict[str, Any]:
-    registry, testing = RegistryRepository(session), TestingRepository(session)
-    current = await testing.current_test_set(function)
-    production = await registry.production_of_function(function)
-    evidence: list[Evidence] = []
-    for version in candidates:
-        if current is not None:
-            evidence.append(await _collect(testing, version, current.dataset_id, "badcase_test_set", "candidate"))
-        for dataset_id in version.test_dataset_ids:
-            evidence.append(await _collect(testing, version, uuid.UUID(dataset_id), "test_split", "candidate"))
-    if production is not None and current is not None and production.id not in {c.id for c in candidates}:
-        evidence.append(await _collect(testing, production, current.dataset_id, "badcase_test_set", "production"))
-    out: dict[str, Any] = {
-        "function": function, "badcase_test_set_id": str(current.dataset_id) if current else None,
-        "production_version_id": str(production.id) if production else None, "thresholds": thresholds,
-        "evidence": [e.as_dict() for e in evidence], "reasons": [], "regressed_badcases": [],
-        "untested_badcases": [], "failing_badcases": [], "versions": [], "checked_at": utcnow().isoformat()}
-    pending = [e for e in evidence if e.state == "pending"]
-    if pending:
-        out["reasons"] = [f"waiting for {label(e.version)} on the {SET_NAMES[e.set_kind]} {e.dataset_id}"
-                          for e in pending]
-        return {**out, "passed": False, "awaiting": True}
-    reasons: list[str] = out["reasons"]
-    prod_outcomes = await testing.outcomes(production.name, production.version, function) if production else {}
-    regressed: set[str] = set()
-    untested: set[str] = set()
-    failing: set[str] = set()
-    for version in candidates:
-        mine = [e for e in evidence if e.version.id == version.id]
-        detail = _judge(version, mine, thresholds, function, reasons)
-        detail["production_version_id"] = str(production.id) if production else None
-        outcomes = await testing.outcomes(version.name, version.version, function)
-        failing.update(str(b) for b, ok in outcomes.items() if not ok)
-        if production is not None and production.id != version.id:
-            lost = sorted(str(b) for b, ok in prod_outcomes.items() if ok and outcomes.get(b) is False)
-            never = sorted(str(b) for b, ok in prod_outcomes.items() if ok and b not in outcomes)
-            detail.update(production_version=production.version, regressed_badcases=lost, untested_badcases=never,
-                          fixed_badcases=sorted(str(b) for b, ok in outcomes.items()
-                                                if ok and prod_outcomes.get(b) is False))
-            where = f"production {label(production)}"
-            if lost:
-                regressed.update(lost)
-                reasons.append(f"{label(version)} fails {len(lost)} badcase(s) that {where} passes")
-            if never:
-                untested.update(never)
-                reasons.append(f"{label(version)} was never tested on {len(never)} badcase(s) that {where} passes")
-        out["versions"].append(detail)
-    for e in evidence:
-        if e.role == "production" and e.state == "failed":  # noted: production's older outcomes still count
-            out.setdefault("notes", []).append(f"production {label(e.version)} could not be tested on the "
-                                               f"badcase test set: {e.reason}")
-    return {**out, "passed": not reasons, "awaiting": False, "regressed_badcases": sorted(regressed),
-            "untested_badcases": sorted(untested), "failing_badcases": sorted(failing)}
-
-
-def _judge(version: ModelVersion, evidence: list[Evidence],
-                 thresholds: dict[str, dict[str, float]], function: str, reasons: list[str]) -> dict[str, Any]:
+def _judge(version: ModelVersion, evidence: list[Evidence], thresholds: dict[str, dict[str, float]], function: str,
+           reasons: list[str]) -> dict[str, Any]:
     """One candidate's own evidence: failed tests and the thresholds, each on the set it names."""
     name = label(version)
     metrics: dict[str, dict[str, dict[str, float]]] = {kind: {} for kind in SET_KINDS}

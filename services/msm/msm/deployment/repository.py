@@ -4,32 +4,23 @@ import uuid
 from collections.abc import Sequence
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from mlife_shared.repository import Repository
 from msm.deployment.models import Deployment, DeploymentBadcase, DeploymentChange, DeploymentMetric, FunctionThresholds
 
 GATE_LOCK = 0x6D736D67617465  # "msmgate"
 
 
-class DeploymentRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def add(self, row: object) -> None:
-        self.session.add(row)
-        await self.session.flush()
-
-    async def get(self, deployment_id: uuid.UUID, *, for_update: bool = False) -> Deployment | None:
-        statement = select(Deployment).where(Deployment.id == deployment_id)
-        if for_update and self.session.bind.dialect.name == "postgresql":
-            # populate_existing: a row this session read before the lock is refreshed, not served stale.
-            statement = statement.with_for_update().execution_options(populate_existing=True)
-        return await self.session.scalar(statement)
+class DeploymentRepository(Repository):
+    async def deployment(self, deployment_id: uuid.UUID, *, for_update: bool = False) -> Deployment | None:
+        if for_update:
+            return await self.get_for_update(Deployment, deployment_id)
+        return await self.get(Deployment, deployment_id)
 
     async def lock_gate(self) -> None:
         """Serialise gate decisions until the transaction ends (PostgreSQL; SQLite has one writer anyway): a
         request deciding while a testing result is recorded must not miss it, nor the result the request."""
-        if self.session.bind.dialect.name == "postgresql":
+        if self.is_postgresql:
             await self.session.execute(select(func.pg_advisory_xact_lock(GATE_LOCK)))
 
     async def awaiting_tests(self, function: str | None = None) -> Sequence[Deployment]:
@@ -39,13 +30,13 @@ class DeploymentRepository:
         return (await self.session.scalars(statement)).all()
 
     async def function_thresholds(self, function: str) -> FunctionThresholds | None:
-        return await self.session.get(FunctionThresholds, function)
+        return await self.get(FunctionThresholds, function)
 
     async def live_by_name(self, name: str) -> Deployment | None:
         return await self.session.scalar(select(Deployment).where(Deployment.name == name, Deployment.status == "live")
                                          .order_by(Deployment.updated_at.desc()).limit(1))
 
-    async def list(self, name: str | None, status: str | None, limit: int) -> Sequence[Deployment]:
+    async def search(self, name: str | None, status: str | None, limit: int) -> Sequence[Deployment]:
         statement = select(Deployment).order_by(Deployment.created_at.desc()).limit(limit)
         if name:
             statement = statement.where(Deployment.name == name)

@@ -14,46 +14,54 @@ from mlife_shared.auth import Identity
 from mlife_shared.db import utcnow
 from mlife_shared.errors import Forbidden, Unprocessable
 from mlife_shared.events.contracts import DeployedVersion, DeploymentRequested, DeploymentRolledBack
-from msm.deployment import gate
 from msm.deployment.exceptions import DeploymentConflict, DeploymentNotFound, FunctionMissing
+from msm.deployment.gate import Gate
 from msm.deployment.models import Deployment, DeploymentBadcase, DeploymentChange, DeploymentMetric, FunctionThresholds
 from msm.deployment.repository import DeploymentRepository
-from msm.deployment.schemas import Bound, DeploymentCreate, FunctionThresholdsRead
+from msm.deployment.schemas import (
+    BadcaseRead,
+    Bound,
+    ChangeRead,
+    DeploymentCreate,
+    DeploymentDetail,
+    DeploymentRead,
+    FunctionThresholdsRead,
+    MetricRead,
+)
 from msm.notification.service import emit, fan_out
 from msm.registry.models import ModelVersion
 from msm.registry.repository import RegistryRepository
-from msm.testing.service import request_testing
+from msm.testing.service import TestingService
 
 _TYPES: dict[str, tuple[type, ...]] = {"string": (str,), "number": (int, float), "integer": (int,),
                                        "boolean": (bool,)}
-
-
-async def function_of(session: AsyncSession, primaries: list[ModelVersion]) -> str:
-    """The function the primary versions' model(s) declare: required, and one for all."""
-    registry = RegistryRepository(session)
-    functions = {}
-    for version in primaries:
-        model = await registry.model(version.model_id)
-        if model is None or not model.function:
-            raise FunctionMissing(
-                f"set the function of model {version.name!r} first: PATCH /api/msm/models/{version.name} with "
-                f'{{"function": "<the function it serves>"}} (the gate, badcases and test sets are per function)')
-        functions[model.function] = version.name
-    if len(functions) > 1:
-        raise Unprocessable(f"the primary versions serve different functions: {sorted(functions)}")
-    return next(iter(functions))
 
 
 class DeploymentService:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
         self.repo = DeploymentRepository(session)
+        self.registry = RegistryRepository(session)
 
     async def get(self, deployment_id: uuid.UUID, *, for_update: bool = False) -> Deployment:
-        row = await self.repo.get(deployment_id, for_update=for_update)
+        row = await self.repo.deployment(deployment_id, for_update=for_update)
         if row is None:
             raise DeploymentNotFound(f"no deployment {deployment_id}")
         return row
+
+    async def detail(self, deployment: Deployment) -> DeploymentDetail:
+        """The deployment with its status history and attached badcases (the read model of one deployment)."""
+        return DeploymentDetail(**DeploymentRead.model_validate(deployment).model_dump(),
+                                history=[ChangeRead.model_validate(c) for c in await self.repo.changes(deployment.id)],
+                                badcases=[BadcaseRead.model_validate(b)
+                                          for b in await self.repo.badcases(deployment.id)])
+
+    async def search(self, name: str | None, status: str | None, limit: int) -> list[DeploymentRead]:
+        return [DeploymentRead.model_validate(d) for d in await self.repo.search(name, status, limit)]
+
+    async def metrics(self, deployment_id: uuid.UUID, limit: int) -> list[MetricRead]:
+        await self.get(deployment_id)
+        return [MetricRead.model_validate(m) for m in await self.repo.metrics(deployment_id, limit)]
 
     async def change(self, deployment: Deployment, status: str, actor: str, detail: str = "") -> None:
         deployment.status, deployment.updated_at = status, utcnow()
@@ -63,26 +71,7 @@ class DeploymentService:
     async def create(self, body: DeploymentCreate, user: Identity) -> Deployment:
         if body.override_reason and not user.has("maintainer"):
             raise Forbidden("only a maintainer can override the gate")
-        registry = RegistryRepository(self.session)
-        found = await registry.versions([v.model_version_id for v in body.versions])
-        missing = [str(v.model_version_id) for v in body.versions if v.model_version_id not in found]
-        if missing:
-            raise Unprocessable(f"unknown model versions: {missing}")
-        if body.target in ("local", "docker") and not all(v.servable for v in found.values()):
-            raise Unprocessable("only ONNX versions can be served")
-        primaries = [found[v.model_version_id] for v in body.versions if v.role == "primary"]
-        function = await function_of(self.session, primaries)
-        if body.function is not None and body.function != function:
-            raise Unprocessable(f"the deployment serves function {function!r} (its model's), not {body.function!r}")
-        thresholds = await self._thresholds(function, body.thresholds or None)
-        deployment = Deployment(
-            name=body.name, function=function, target=body.target, routing=body.routing,
-            versions=[{"model_version_id": str(v.model_version_id), "weight": v.weight, "role": v.role,
-                       "name": found[v.model_version_id].name, "version": found[v.model_version_id].version}
-                      for v in body.versions],
-            status="new", thresholds=thresholds, gate={}, overridden=False, metrics_schema=dict(body.metrics_schema),
-            created_by=user.username, created_at=utcnow(), updated_at=utcnow())
-        await self.repo.add(deployment)
+        deployment = await self.repo.add(await self._new(body, user))
         await self.repo.lock_gate()
         result = await self._evaluate(deployment)
         if not result["passed"] and body.override_reason:
@@ -95,6 +84,40 @@ class DeploymentService:
             await self._settle(deployment, result, user.username)
         await self.attach(deployment, body.badcases, "attached at creation")
         return deployment
+
+    async def _new(self, body: DeploymentCreate, user: Identity) -> Deployment:
+        """The requested deployment, checked: known versions, servable for its target, one declared function."""
+        found = await self.registry.versions([v.model_version_id for v in body.versions])
+        missing = [str(v.model_version_id) for v in body.versions if v.model_version_id not in found]
+        if missing:
+            raise Unprocessable(f"unknown model versions: {missing}")
+        if body.target in ("local", "docker") and not all(v.servable for v in found.values()):
+            raise Unprocessable("only ONNX versions can be served")
+        function = await self._function_of([found[v.model_version_id] for v in body.versions if v.role == "primary"])
+        if body.function is not None and body.function != function:
+            raise Unprocessable(f"the deployment serves function {function!r} (its model's), not {body.function!r}")
+        return Deployment(
+            name=body.name, function=function, target=body.target, routing=body.routing,
+            versions=[{"model_version_id": str(v.model_version_id), "weight": v.weight, "role": v.role,
+                       "name": found[v.model_version_id].name, "version": found[v.model_version_id].version}
+                      for v in body.versions],
+            status="new", thresholds=await self._thresholds(function, body.thresholds or None), gate={},
+            overridden=False, metrics_schema=dict(body.metrics_schema), created_by=user.username,
+            created_at=utcnow(), updated_at=utcnow())
+
+    async def _function_of(self, primaries: list[ModelVersion]) -> str:
+        """The function the primary versions' model(s) declare: required, and one for all."""
+        functions = {}
+        for version in primaries:
+            model = await self.registry.model(version.model_id)
+            if model is None or not model.function:
+                raise FunctionMissing(
+                    f"set the function of model {version.name!r} first: PATCH /api/msm/models/{version.name} with "
+                    f'{{"function": "<the function it serves>"}} (the gate, badcases and test sets are per function)')
+            functions[model.function] = version.name
+        if len(functions) > 1:
+            raise Unprocessable(f"the primary versions serve different functions: {sorted(functions)}")
+        return next(iter(functions))
 
     async def reevaluate(self, *, version_id: uuid.UUID | None = None, function: str | None = None,
                          correlation: dict[str, Any] | None = None) -> list[Deployment]:
@@ -117,9 +140,9 @@ class DeploymentService:
     async def preview(self, version: ModelVersion, thresholds: dict[str, Bound] | None) -> dict[str, Any]:
         """What the gate would decide about `version` now, nothing recorded or sent: `thresholds`, else the
         function's defaults."""
-        function = await function_of(self.session, [version])
-        return await gate.evaluate(self.session, [version], await self._thresholds(function, thresholds),
-                                   function=function)
+        function = await self._function_of([version])
+        return await Gate(self.session).evaluate([version], await self._thresholds(function, thresholds),
+                                                 function=function)
 
     async def _thresholds(self, function: str, given: dict[str, Bound] | None) -> dict[str, dict[str, float]]:
         if given is not None:
@@ -129,10 +152,10 @@ class DeploymentService:
 
     async def _evaluate(self, deployment: Deployment) -> dict[str, Any]:
         ids = [uuid.UUID(v["model_version_id"]) for v in deployment.versions if v["role"] == "primary"]
-        found = await RegistryRepository(self.session).versions(ids)
-        assert deployment.function is not None
-        result = await gate.evaluate(self.session, [found[i] for i in ids if i in found], deployment.thresholds,
-                                     function=deployment.function)
+        found = await self.registry.versions(ids)
+        assert deployment.function is not None  # set at creation (the column is nullable for old rows only)
+        result = await Gate(self.session).evaluate([found[i] for i in ids if i in found], deployment.thresholds,
+                                                   function=deployment.function)
         result["requested"] = list(deployment.gate.get("requested", []))
         return result
 
@@ -163,13 +186,13 @@ class DeploymentService:
         asked = {(r["model_version_id"], r["dataset_id"]) for r in deployment.gate.get("requested", [])}
         pending = [e for e in deployment.gate["evidence"] if e["state"] == "pending"
                    and (e["model_version_id"], e["dataset_id"]) not in asked]
-        versions = await RegistryRepository(self.session).versions([uuid.UUID(e["model_version_id"])
-                                                                    for e in pending])
+        versions = await self.registry.versions([uuid.UUID(e["model_version_id"]) for e in pending])
+        testing = TestingService(self.session)
         for e in pending:
             version = versions[uuid.UUID(e["model_version_id"])]
-            await request_testing(self.session, version, deployment.function, uuid.UUID(e["dataset_id"]),
-                                  e["set_kind"], f"the gate of deployment {deployment.name} ({deployment.id}) "
-                                                 f"needs this result", correlation)
+            await testing.request(version, deployment.function, uuid.UUID(e["dataset_id"]), e["set_kind"],
+                                  f"the gate of deployment {deployment.name} ({deployment.id}) needs this result",
+                                  correlation)
             asked.add((e["model_version_id"], e["dataset_id"]))
         deployment.gate = {**deployment.gate, "requested": [{"model_version_id": v, "dataset_id": d}
                                                             for v, d in sorted(asked)]}

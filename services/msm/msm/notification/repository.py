@@ -5,24 +5,19 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from mlife_shared.db import is_postgres
+from mlife_shared.repository import Repository
 from msm.notification.models import WebhookDelivery, WebhookSubscription
 
 
-class WebhookRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+class WebhookRepository(Repository):
+    async def subscription(self, subscription_id: uuid.UUID) -> WebhookSubscription | None:
+        return await self.get(WebhookSubscription, subscription_id)
 
-    async def add(self, row: WebhookSubscription | WebhookDelivery) -> None:
-        self.session.add(row)
-        await self.session.flush()
+    async def delivery(self, delivery_id: uuid.UUID) -> WebhookDelivery | None:
+        return await self.get(WebhookDelivery, delivery_id)
 
-    async def get(self, subscription_id: uuid.UUID) -> WebhookSubscription | None:
-        return await self.session.get(WebhookSubscription, subscription_id)
-
-    async def list(self) -> Sequence[WebhookSubscription]:
+    async def subscriptions(self) -> Sequence[WebhookSubscription]:
         return (await self.session.scalars(select(WebhookSubscription).order_by(WebhookSubscription.created_at))).all()
 
     async def active(self) -> Sequence[WebhookSubscription]:
@@ -38,10 +33,11 @@ class WebhookRepository:
         return (await self.session.scalars(statement)).all()
 
     async def claim_due(self, now: datetime, limit: int) -> Sequence[WebhookDelivery]:
-        """Pending deliveries whose time has come; rows locked so that replicas never send one twice."""
+        """Pending deliveries whose time has come; rows locked so that replicas never send one twice (rows
+        another replica holds are skipped, which the base's `lock()` does not offer)."""
         statement = (select(WebhookDelivery).where(WebhookDelivery.status == "pending",
                                                    WebhookDelivery.next_attempt_at <= now)
                      .order_by(WebhookDelivery.next_attempt_at).limit(limit))
-        if is_postgres(self.session):
+        if self.is_postgresql:
             statement = statement.with_for_update(skip_locked=True)
         return (await self.session.scalars(statement)).all()

@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import secrets
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -60,6 +61,7 @@ def backoff(settings: Settings, attempts: int) -> timedelta:
 
 class WebhookService:
     def __init__(self, session: AsyncSession, settings: Settings) -> None:
+        self.session = session
         self.repo = WebhookRepository(session)
         self.settings = settings
 
@@ -72,10 +74,18 @@ class WebhookService:
         return sub
 
     async def get(self, subscription_id: uuid.UUID) -> WebhookSubscription:
-        sub = await self.repo.get(subscription_id)
+        sub = await self.repo.subscription(subscription_id)
         if sub is None:
             raise NotFound(f"no webhook subscription {subscription_id}")
         return sub
+
+    async def subscriptions(self) -> Sequence[WebhookSubscription]:
+        return await self.repo.subscriptions()
+
+    async def deliveries(self, subscription_id: uuid.UUID, limit: int) -> Sequence[WebhookDelivery]:
+        """The delivery log of a subscription (which must exist), newest first."""
+        await self.get(subscription_id)
+        return await self.repo.deliveries(subscription_id, limit)
 
     async def update(self, subscription_id: uuid.UUID, changes: dict[str, Any]) -> WebhookSubscription:
         sub = await self.get(subscription_id)
@@ -83,7 +93,7 @@ class WebhookService:
             await check_url(changes["url"], self.settings.webhook_allow_hosts, what="url", setting=ALLOW_SETTING)
         for key, value in changes.items():
             setattr(sub, key, sorted(set(value)) if key == "events" else value)
-        await self.repo.session.flush()
+        await self.session.flush()
         return sub
 
     async def delete(self, subscription_id: uuid.UUID) -> None:

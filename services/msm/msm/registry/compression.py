@@ -85,37 +85,45 @@ def _predicted(outputs: list[Any]) -> np.ndarray:
     first = outputs[0]
     if isinstance(first, np.ndarray) and first.ndim == 1:
         return first
-    return np.argmax(np.asarray(first), axis=-1)
+    predicted: np.ndarray = np.argmax(np.asarray(first), axis=-1)
+    return predicted
 
 
-async def compress(session: AsyncSession, settings: Settings, store: ScopedStore, raw_store: ObjectStore,
-                   version_id: uuid.UUID, *, actor: str, dataset_id: uuid.UUID | None,
-                   sample: dict[str, Any] | None) -> tuple[ModelVersion, Compression]:
-    registry = RegistryService(session, settings, store)
-    source = await registry.get_version(version_id)
-    if not source.servable:
-        raise Unprocessable("only ONNX versions can be quantized")
-    if (await RegistryRepository(session).compression_of(source.id)) is not None:
-        raise Unprocessable("this version is already quantized")
-    with scratch_dir() as tmp:
-        original = await download(raw_store, source.object_key, tmp / "original.onnx")
-        compressed = tmp / "int8.onnx"
-        try:
-            await asyncio.to_thread(quantize, original, compressed)
-        except Exception as exc:  # noqa: BLE001 - a model the quantizer cannot handle is the caller's 422
-            raise Unprocessable(f"quantization failed: {type(exc).__name__}: {str(exc)[:300]}") from exc
-        sample_delta = None
-        if sample is not None:
-            sample_delta = await asyncio.to_thread(sample_accuracy, original, compressed, source.signature, sample,
-                                                   settings.max_input_elements)
-        version = await registry.register(
-            source.name, compressed, source="compression", actor=actor, tags=[*source.tags, "int8"],
-            description=f"Dynamic INT8 quantization of version {source.version}", parent=source,
-            lineage={"compressed_from": str(source.id), "method": "dynamic_int8",
-                     **({"evaluate_on_dataset_id": str(dataset_id)} if dataset_id else {})},
-            evaluate_on=dataset_id)
-    comp = Compression(source_version_id=source.id, compressed_version_id=version.id, method="dynamic_int8",
-                       dataset_id=dataset_id, size_before=source.size, size_after=version.size,
-                       metric_delta=None, sample_delta=sample_delta)
-    await RegistryRepository(session).add(comp)
-    return version, comp
+class CompressionService:
+    def __init__(self, session: AsyncSession, settings: Settings, store: ScopedStore, raw_store: ObjectStore) -> None:
+        self.registry = RegistryService(session, settings, store)
+        self.repo = RegistryRepository(session)
+        self.settings = settings
+        self.raw_store = raw_store
+
+    async def compress(self, version_id: uuid.UUID, *, actor: str, dataset_id: uuid.UUID | None,
+                       sample: dict[str, Any] | None) -> tuple[ModelVersion, Compression]:
+        """Quantize a version into a new one of the same model; its accuracy delta on `dataset_id` is recorded
+        when MTT's results on both arrive, its delta on `sample` at once."""
+        source = await self.registry.get_version(version_id)
+        if not source.servable:
+            raise Unprocessable("only ONNX versions can be quantized")
+        if (await self.repo.compression_of(source.id)) is not None:
+            raise Unprocessable("this version is already quantized")
+        with scratch_dir() as tmp:
+            original = await download(self.raw_store, source.object_key, tmp / "original.onnx")
+            compressed = tmp / "int8.onnx"
+            try:
+                await asyncio.to_thread(quantize, original, compressed)
+            except Exception as exc:  # noqa: BLE001 - a model the quantizer cannot handle is the caller's 422
+                raise Unprocessable(f"quantization failed: {type(exc).__name__}: {str(exc)[:300]}") from exc
+            sample_delta = None
+            if sample is not None:
+                sample_delta = await asyncio.to_thread(sample_accuracy, original, compressed, source.signature,
+                                                       sample, self.settings.max_input_elements)
+            version = await self.registry.register(
+                source.name, compressed, source="compression", actor=actor, tags=[*source.tags, "int8"],
+                description=f"Dynamic INT8 quantization of version {source.version}", parent=source,
+                lineage={"compressed_from": str(source.id), "method": "dynamic_int8",
+                         **({"evaluate_on_dataset_id": str(dataset_id)} if dataset_id else {})},
+                evaluate_on=dataset_id)
+        comp = await self.repo.add(Compression(
+            source_version_id=source.id, compressed_version_id=version.id, method="dynamic_int8",
+            dataset_id=dataset_id, size_before=source.size, size_after=version.size, metric_delta=None,
+            sample_delta=sample_delta))
+        return version, comp

@@ -4,30 +4,22 @@ import uuid
 from collections.abc import Sequence
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from mlife_shared.repository import Repository
 from msm.registry.models import AliasChange, Compression, ModelAlias, ModelVersion, RegisteredModel
 
 
-class RegistryRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def add(self, row: object) -> None:
-        self.session.add(row)
-        await self.session.flush()
-
+class RegistryRepository(Repository):
     async def model_by_name(self, name: str, *, for_update: bool = False) -> RegisteredModel | None:
         statement = select(RegisteredModel).where(RegisteredModel.name == name)
-        if for_update and self.session.bind.dialect.name == "postgresql":
-            statement = statement.with_for_update()
-        return await self.session.scalar(statement)
+        model: RegisteredModel | None = await self.session.scalar(self.lock(statement, for_update=for_update))
+        return model
 
     async def model(self, model_id: uuid.UUID) -> RegisteredModel | None:
-        return await self.session.get(RegisteredModel, model_id)
+        return await self.get(RegisteredModel, model_id)
 
     async def version(self, version_id: uuid.UUID) -> ModelVersion | None:
-        return await self.session.get(ModelVersion, version_id)
+        return await self.get(ModelVersion, version_id)
 
     async def version_by_name(self, name: str, version: str) -> ModelVersion | None:
         return await self.session.scalar(select(ModelVersion).where(ModelVersion.name == name,

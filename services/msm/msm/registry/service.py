@@ -9,7 +9,7 @@ import re
 import shutil
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -25,10 +25,13 @@ from mlife_shared.onnx_safety import OnnxInfo, inspect_onnx
 from msm.config import Settings
 from msm.deployment.service import DeploymentService
 from msm.notification.service import emit, fan_out
+from msm.registry import schemas as s
+from msm.registry.docker import build_context
 from msm.registry.exceptions import AliasConflict, ModelNotFound, SourceNotAllowed
 from msm.registry.models import AliasChange, ModelAlias, ModelVersion, RegisteredModel
 from msm.registry.repository import RegistryRepository
-from msm.testing.service import test_production_on
+from msm.testing.repository import TestingRepository
+from msm.testing.service import TestingService
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 ALIAS = re.compile(r"^[a-z][a-z0-9_-]{0,99}$")
@@ -142,6 +145,72 @@ class RegistryService:
             path = await download(raw_store, key, tmp / "model.onnx")
             kw.setdefault("lineage", {})["source_key"] = key
             return await self.register(name, path, **kw)
+
+    async def upload(self, name: str, chunks: AsyncIterator[bytes], **kw: Any) -> ModelVersion:
+        """Register a model streamed in (an upload's body), refused once it grows past `model_max_bytes`."""
+        check_name(name)
+        limit = self.settings.model_max_bytes
+        with scratch_dir() as tmp:
+            path, size = tmp / "upload.onnx", 0
+            with path.open("wb") as fh:
+                async for chunk in chunks:
+                    size += len(chunk)
+                    if size > limit:
+                        raise PayloadTooLarge(f"the model is larger than {limit} bytes")
+                    await asyncio.to_thread(fh.write, chunk)
+            return await self.register(name, path, **kw)
+
+    async def docker_context(self, version_id: uuid.UUID, raw_store: ObjectStore) -> bytes:
+        """The Docker build context of a version (Dockerfile, model, minimal server) as a tar."""
+        version = await self.get_version(version_id)
+        with scratch_dir() as tmp:
+            path = await download(raw_store, version.object_key, tmp / "model.onnx")
+            return await asyncio.to_thread(build_context, version, path)
+
+    # ---- reading -------------------------------------------------------------------------------
+
+    async def models(self, name: str | None, limit: int) -> Sequence[RegisteredModel]:
+        return await self.repo.search_models(name, limit)
+
+    async def model_detail(self, name: str) -> s.ModelDetail:
+        """A model with its versions and aliases."""
+        model = await self.get_model(name)
+        versions = await self.repo.versions_of(model.id)
+        by_id = {v.id: v for v in versions}
+        aliases = [s.AliasRead(alias=a.alias, version_id=a.version_id, version=by_id[a.version_id].version,
+                               updated_at=a.updated_at) for a in await self.repo.aliases(model.id)]
+        return s.ModelDetail(**s.ModelRead.model_validate(model).model_dump(), aliases=aliases,
+                             versions=[s.VersionRead.model_validate(v) for v in versions])
+
+    async def version_detail(self, version_id: uuid.UUID) -> s.VersionDetail:
+        """A version with its lineage: testing results, badcase outcomes, aliases, compression."""
+        version = await self.get_version(version_id)
+        aliases = [a.alias for a in await self.repo.aliases(version.model_id) if a.version_id == version.id]
+        testing = TestingRepository(self.session)
+        results = [s.TestingSummary.model_validate(r, from_attributes=True)
+                   for r in await testing.results(version.name, version.version)]
+        outcomes = await testing.outcomes(version.name, version.version)
+        return s.VersionDetail(**s.VersionRead.model_validate(version).model_dump(), aliases=aliases, testing=results,
+                               badcase_outcomes={"passed": sum(outcomes.values()),
+                                                 "failed": len(outcomes) - sum(outcomes.values())},
+                               compression=await self._compression(version))
+
+    async def _compression(self, version: ModelVersion) -> s.CompressionRead | None:
+        """How `version` was compressed, and which versions' results on its dataset are still missing."""
+        comp = await self.repo.compression_of(version.id)
+        if comp is None:
+            return None
+        compression = s.CompressionRead.model_validate(comp)
+        if comp.dataset_id is not None and comp.metric_delta is None:
+            testing = TestingRepository(self.session)
+            pair = await self.repo.versions([comp.source_version_id, comp.compressed_version_id])
+            compression.waiting_for = [f"{v.name} v{v.version}" for v in pair.values()
+                                       if await testing.latest_on(v.name, v.version, comp.dataset_id) is None]
+        return compression
+
+    async def alias_history(self, name: str, alias: str | None) -> Sequence[AliasChange]:
+        model = await self.get_model(name)
+        return await self.repo.alias_history(model.id, alias)
 
     async def get_version(self, version_id: uuid.UUID) -> ModelVersion:
         version = await self.repo.version(version_id)
@@ -260,12 +329,12 @@ class RegistryService:
             await emit(self.session, ModelPromoted(
                 model_version_id=version.id, model_name=model.name, model_version=version.version,
                 function=model.function, previous_version=previous.version if previous else None))
-        elif model.function and (version := await self.repo.production_of_function(model.function)) is not None:
-            await emit(self.session, ModelPromoted(model_version_id=version.id, model_name=version.name,
-                                                   model_version=version.version, function=model.function))
+        elif model.function and (production := await self.repo.production_of_function(model.function)) is not None:
+            await emit(self.session, ModelPromoted(model_version_id=production.id, model_name=production.name,
+                                                   model_version=production.version, function=model.function))
         if model.function:
-            await test_production_on(self.session, model.function,
-                                     reason=f"the production of {model.function!r} changed ({model.name} moved it)")
+            await TestingService(self.session).test_production_on(
+                model.function, reason=f"the production of {model.function!r} changed ({model.name} moved it)")
             # Requests waiting for tests compare with production: the new one's result may be needed now, or
             # the old one's no longer.
             await DeploymentService(self.session).reevaluate(function=model.function)
@@ -274,12 +343,12 @@ class RegistryService:
         """Webhooks only (no consumer needs it on the bus): an alias moved, who moved it and why."""
         model = await self.repo.model(change.model_id)
         versions = await self.repo.versions([v for v in (change.from_version_id, change.to_version_id) if v])
-        number = {k: v.version for k, v in versions.items()}
+        number: dict[uuid.UUID | None, str] = {k: v.version for k, v in versions.items()}
         event_id = new_id()
         body = {"id": str(event_id), "type": "model.alias_moved", "source": "msm", "time": utcnow().isoformat(),
                 "data": {"model": model.name if model else None, "alias": change.alias,
-                         "from_version": number.get(change.from_version_id),  # type: ignore[arg-type]
-                         "to_version": number.get(change.to_version_id),  # type: ignore[arg-type]
+                         "from_version": number.get(change.from_version_id),
+                         "to_version": number.get(change.to_version_id),
                          "from_version_id": str(change.from_version_id) if change.from_version_id else None,
                          "to_version_id": str(change.to_version_id) if change.to_version_id else None,
                          "actor": change.actor, "reason": change.reason}}

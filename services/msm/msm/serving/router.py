@@ -2,22 +2,27 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import jwt
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from mlife_shared.app import SessionDep, StoreDep
 from mlife_shared.auth import IDENTITY_HEADER, Identity, Tester, Viewer, current_identity
 from mlife_shared.errors import Forbidden, PayloadTooLarge, Unprocessable
 from msm.inputs import reject_nul
-from msm.serving import feedback as feedback_service
-from msm.serving import service
+from msm.serving.feedback import FeedbackService
 from msm.serving.schemas import FeedbackRequest, FeedbackResponse, PredictRequest, PredictResponse
+from msm.serving.service import PredictionService
 
 router = APIRouter(tags=["serving"])
+BodyT = TypeVar("BodyT", bound=BaseModel)
+
+
+def feedback_service(request: Request, session: SessionDep, store: StoreDep) -> FeedbackService:
+    return FeedbackService(session, request.app.state.serving, store, request.app.state.settings)
 
 
 async def serving_viewer(request: Request) -> Identity:
@@ -54,7 +59,7 @@ async def _body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-def _parse(raw: bytes, model: type) -> object:
+def _parse(raw: bytes, model: type[BodyT]) -> BodyT:
     try:
         return model.model_validate(json.loads(raw))
     except RecursionError as exc:  # json.loads gives up on arrays nested ~1000 deep: a bad input, not a 500
@@ -69,8 +74,8 @@ async def _predict(request: Request) -> Response:
     identity = await serving_viewer(request)
     await reject_nul(request)
     body = _parse(await _body(request), PredictRequest)
-    result = await service.predict(request.app.state.serving, request.app.state.store,
-                                   request.path_params["deployment"], body.model_dump())  # type: ignore[attr-defined]
+    result = await PredictionService(request.app.state.serving, request.app.state.store).predict(
+        request.path_params["deployment"], body.model_dump())
     del identity
     return Response(json.dumps(result), media_type="application/json")
 
@@ -94,14 +99,12 @@ async def predict(deployment: str, request: Request,
 @router.post("/serve/{deployment}/feedback", status_code=201,
              openapi_extra={"requestBody": {"content": {"application/json": {
                  "schema": FeedbackRequest.model_json_schema()}}}})
-async def feedback(deployment: str, request: Request, session: SessionDep, store: StoreDep,
+async def feedback(deployment: str, request: Request, service: Annotated[FeedbackService, Depends(feedback_service)],
                    _: Tester, __: Annotated[None, Depends(reject_nul)]) -> FeedbackResponse:
     """Flag a served prediction as wrong: the input is kept (one sample, as a typed .npy/.npz) and
     `serving.feedback` goes to BAM."""
     body = _parse(await _body(request), FeedbackRequest)
-    settings = request.app.state.settings
-    row, version = await feedback_service.feedback(session, request.app.state.serving, store, settings,
-                                                   deployment, body)  # type: ignore[arg-type]
+    row, version = await service.feedback(deployment, body)
     return FeedbackResponse(id=row.id, deployment_id=row.deployment_id, model_name=version.name,
                             model_version=version.version, input_ref=row.input_ref)
 

@@ -27,7 +27,6 @@ from mlife_shared.db import Database
 from mlife_shared.errors import Conflict, NotFound
 from mlife_shared.objectstore import ObjectStore
 from msm.config import Settings
-from msm.deployment.models import Deployment
 from msm.deployment.repository import DeploymentRepository
 from msm.registry.models import ModelVersion
 from msm.registry.repository import RegistryRepository
@@ -69,6 +68,10 @@ class DeploymentView:
         return next((v for v in self.primaries + self.shadows if v.id == version_id), None)
 
 
+# One queued request: its feeds, its row count, and the future its outputs go to.
+_Request = tuple[dict[str, np.ndarray], int, "asyncio.Future[list[np.ndarray]]"]
+
+
 class Batcher:
     """Requests to one session queue here; one loop drains the queue into batches of up to `max_rows`
     rows, concatenated along the batch axis, run once, and split back."""
@@ -80,8 +83,7 @@ class Batcher:
         self.inline = inline
         self.max_rows = max_rows
         self.wait = wait_ms / 1000.0
-        self.queue: asyncio.Queue[tuple[dict[str, np.ndarray], int, asyncio.Future[list[np.ndarray]]]] = \
-            asyncio.Queue()
+        self.queue: asyncio.Queue[_Request | None] = asyncio.Queue()  # None: retire() asks the loop to end
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ort")
         self.task: asyncio.Task[None] | None = None
         self.batches = 0
@@ -123,9 +125,9 @@ class Batcher:
         cancels a run in flight (its waiters would never be answered)."""
         self.retired = True
         if self.task is not None and not self.task.done():
-            self.queue.put_nowait(None)  # type: ignore[arg-type]
+            self.queue.put_nowait(None)
 
-    async def _run_group(self, loop: asyncio.AbstractEventLoop, group: list[Any]) -> None:
+    async def _run_group(self, loop: asyncio.AbstractEventLoop, group: list[_Request]) -> None:
         try:
             if len(group) == 1:
                 feeds = group[0][0]
@@ -173,9 +175,9 @@ def _run_time_us(session: Any, signature: dict[str, Any]) -> float:
     return float(np.median(times) * 1e6)
 
 
-def _compatible(items: list[Any]) -> list[list[Any]]:
+def _compatible(items: list[_Request]) -> list[list[_Request]]:
     """Group requests whose inputs agree on every axis but the first (symbolic dims may differ)."""
-    groups: dict[tuple[Any, ...], list[Any]] = {}
+    groups: dict[tuple[Any, ...], list[_Request]] = {}
     for item in items:
         key = tuple((k, v.shape[1:]) for k, v in sorted(item[0].items()))
         groups.setdefault(key, []).append(item)
@@ -280,7 +282,7 @@ class ServingRegistry:
         async with self.db.transaction() as session:
             repo = DeploymentRepository(session)
             try:
-                deployment: Deployment | None = await repo.get(uuid.UUID(ref))
+                deployment = await repo.deployment(uuid.UUID(ref))
             except ValueError:
                 deployment = await repo.live_by_name(ref)
             if deployment is None:

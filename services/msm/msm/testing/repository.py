@@ -4,22 +4,15 @@ import uuid
 from collections.abc import Sequence
 
 from sqlalchemy import delete, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from mlife_shared.db import utcnow
+from mlife_shared.repository import Repository
 from msm.testing.models import BadcaseOutcome, BadcaseTestSet, TestingFailure, TestingResult
 
 
-class TestingRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
+class TestingRepository(Repository):
     async def by_task(self, task_id: uuid.UUID) -> TestingResult | None:
         return await self.session.scalar(select(TestingResult).where(TestingResult.task_id == task_id))
-
-    async def add(self, row: object) -> None:
-        self.session.add(row)
-        await self.session.flush()
 
     async def results(self, model_name: str, model_version: str) -> Sequence[TestingResult]:
         return (await self.session.scalars(
@@ -60,10 +53,8 @@ class TestingRepository:
                 BadcaseOutcome.model_name == model_name, BadcaseOutcome.model_version == model_version,
                 BadcaseOutcome.badcase_id.in_(ids[i:i + 500])))
         now = utcnow()
-        self.session.add_all([BadcaseOutcome(model_name=model_name, model_version=model_version, badcase_id=b,
-                                             correct=c, task_id=task_id, updated_at=now)
-                              for b, c in outcomes.items()])
-        await self.session.flush()
+        await self.add_all(BadcaseOutcome(model_name=model_name, model_version=model_version, badcase_id=b,
+                                          correct=c, task_id=task_id, updated_at=now) for b, c in outcomes.items())
 
     async def outcomes(self, model_name: str, model_version: str,
                        function: str | None = None) -> dict[uuid.UUID, bool]:
