@@ -11,7 +11,6 @@ import io
 import json
 import tarfile
 import uuid
-import zipfile
 from contextlib import suppress
 from typing import Any
 
@@ -29,6 +28,7 @@ from mtt.app import SPEC
 from mtt.config import Settings
 from mtt.task.consumers import on_dataset_grouped, on_model_registered, on_testing_requested
 from mtt.task.exceptions import DatasetNotSeenYet
+from tests.mtt.archives import zipped
 from tests.mtt.onnx_models import linear_classifier
 from tests.support.mtt import PREP, deliver, digits, put_dataset, task_in
 from tests.support.outbox import outbox_events
@@ -265,14 +265,6 @@ save_outcomes([{"sample_id": it["md5"], "data_ref": it["md5"], "ground_truth": i
                 "prediction": it["label"], "correct": True} for it in items])
 log_metric("own_score", 1.0)
 """
-
-
-def zipped(files: dict[str, str]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for name, text in files.items():
-            zf.writestr(name, text)
-    return buf.getvalue()
 
 
 async def test_one_call_creates_own_testing_code_that_gets_the_model(mtt: httpx.AsyncClient, settings: Settings,

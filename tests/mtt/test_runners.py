@@ -14,6 +14,7 @@ import httpx
 from mlife_shared.objectstore import make_store
 from mlife_shared.objectstore.base import iterate
 from mtt.config import Settings
+from tests.mtt.archives import zipped
 from tests.mtt.onnx_models import linear_classifier
 from tests.support.mtt import digits, put_dataset, task_in
 from tests.support.outbox import outbox_events
@@ -154,17 +155,6 @@ async def test_timeouts_failures_and_undeclared_preprocessing(mtt: httpx.AsyncCl
     assert await outbox_events(settings, "testing.completed") == []
 
 
-def _zip(files: dict[str, bytes]) -> bytes:
-    import io
-    import zipfile
-
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for name, data in files.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
-
-
 def _tar_with_symlink() -> bytes:
     import io
     import tarfile
@@ -184,12 +174,12 @@ async def test_code_uploaded_as_an_archive(mtt: httpx.AsyncClient, settings: Set
                                            "command": "python pkg/main.py"}))
     assert task.status_code == 201 and task.json()["status"] == "draft"  # the command waits for its code
     tid = task.json()["id"]
-    for bad, needle in ((_zip({"../evil.py": b"x"}), "escaping"), (_zip({"/abs.py": b"x"}), "absolute"),
+    for bad, needle in ((zipped({"../evil.py": b"x"}), "escaping"), (zipped({"/abs.py": b"x"}), "absolute"),
                         (_tar_with_symlink(), "not a regular file"), (b"#!/bin/sh\necho hi\n", ".zip or .tar.gz")):
         r = await mtt.post(f"/tasks/{tid}/code", content=bad)
         assert r.status_code == 422 and needle in r.json()["detail"], r.text
     assert (await mtt.get(f"/tasks/{tid}")).json()["code_location"] is None
-    r = await mtt.post(f"/tasks/{tid}/code", content=_zip({
+    r = await mtt.post(f"/tasks/{tid}/code", content=zipped({
         "pkg/main.py": b"import helper\nhelper.hello()\n",
         "pkg/helper.py": b"def hello():\n    print('hello from the archive')\n"}))
     assert r.status_code == 201 and r.json()["code_location"].startswith("store:mtt/tasks/")

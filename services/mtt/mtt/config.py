@@ -1,5 +1,5 @@
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
@@ -21,9 +21,9 @@ class Settings(ServiceSettings):
     # Automatic tasks
     default_train_code: str = Field("", description="Code location used for train tasks made from dataset.grouped")
     default_train_command: str = Field("", description='Command for train tasks made from dataset.grouped')
-    default_train_params: dict = Field({}, description='Params for those train tasks (JSON object)')
+    default_train_params: dict[str, Any] = Field({}, description='Params for those train tasks (JSON object)')
     default_test_model: str = Field("", description="Model name tested on new test datasets (latest registered)")
-    default_test_params: dict = Field({}, description='Params for automatic testing tasks (JSON object)')
+    default_test_params: dict[str, Any] = Field({}, description='Params for automatic testing tasks (JSON object)')
     auto_run: bool = Field(True, description='Queue automatic tasks at once when they are complete')
 
     # Runners

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +36,13 @@ def gt_boxes(item: dict[str, Any]) -> tuple[np.ndarray, list[str]]:
         boxes = np.asarray(ann.get("boxes") or [], dtype=np.float64).reshape(-1, 4)
         return boxes, [str(x) for x in ann.get("labels") or []]
     if isinstance(ann, list):
-        boxes, labels = [], []
+        corners: list[list[float]] = []
+        labels: list[str] = []
         for obj in ann:
             x, y, w, h = obj["bbox"]
-            boxes.append([x, y, x + w, y + h])
+            corners.append([x, y, x + w, y + h])
             labels.append(str(obj.get("label", obj.get("category"))))
-        return np.asarray(boxes, dtype=np.float64).reshape(-1, 4), labels
+        return np.asarray(corners, dtype=np.float64).reshape(-1, 4), labels
     raise InvalidPreprocess(f"item {item.get('md5')}: no box annotation (boxes + labels, or a COCO-style list)")
 
 
@@ -55,7 +57,8 @@ def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-12)
+    ratio: np.ndarray = inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-12)
+    return ratio
 
 
 def match_image(pred_boxes: np.ndarray, pred_scores: np.ndarray, pred_labels: list[str], gt: np.ndarray,
@@ -69,13 +72,13 @@ def match_image(pred_boxes: np.ndarray, pred_scores: np.ndarray, pred_labels: li
         best, best_j = thr, -1
         for j in range(len(gt)):
             if not used[j] and gt_labels[j] == pred_labels[i] and ious[i, j] >= best:
-                best, best_j = ious[i, j], j
+                best, best_j = float(ious[i, j]), j
         if best_j >= 0:
             used[best_j] = True
         out.append((pred_labels[i], float(pred_scores[i]), best_j >= 0))
     fn: dict[str, int] = defaultdict(int)
-    for j in np.flatnonzero(~used):
-        fn[gt_labels[j]] += 1
+    for missed in np.flatnonzero(~used):
+        fn[gt_labels[missed]] += 1
     return out, fn
 
 
@@ -95,10 +98,9 @@ def average_precision(hits: list[tuple[float, bool]], n_gt: int) -> float:
     return float(np.sum((r[idx + 1] - r[idx]) * p[idx + 1]))
 
 
-def evaluate_detection(model_path: Path, items: list[dict[str, Any]], prep: Preprocess, params: DetectionParams, *,
-                       cancel: threading.Event | None = None) -> Evaluation:
+def _session(model_path: Path, prep: Preprocess, params: DetectionParams) -> tuple[Any, str]:
+    """An ONNX session of a model that has the three outputs, and its input's name."""
     import onnxruntime as ort
-    from PIL import Image
 
     from mlife_shared.onnx_safety import inspect_onnx
 
@@ -108,62 +110,97 @@ def evaluate_detection(model_path: Path, items: list[dict[str, Any]], prep: Prep
         if out not in names:
             raise InvalidPreprocess(f"the model has no output {out!r} (outputs: {sorted(names)}); "
                                     "set params.detection")
-    input_name = prep.input_name or info.inputs[0].name
     session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
-    per_class_hits: dict[str, list[tuple[float, bool]]] = defaultdict(list)
-    n_gt: dict[str, int] = defaultdict(int)
-    fn_total: dict[str, int] = defaultdict(int)
-    ids, refs, truths, preds, correct, badcases = [], [], [], [], [], []
-    tp_all = fp_all = fn_all = 0
-    for i, it in enumerate(items):
-        if cancel is not None and cancel.is_set():
-            raise EvaluationCancelled()
-        with Image.open(it["local_path"]) as img:
-            x = prep.to_array(img)[None]
-        boxes, scores, labels = session.run([params.boxes_output, params.scores_output, params.labels_output],
-                                            {input_name: x})
-        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-        labels_s = [str(v) for v in np.asarray(labels).reshape(-1).tolist()]
-        keep = scores >= params.score_threshold
-        boxes, scores = boxes[keep], scores[keep]
-        labels_s = [lab for lab, k in zip(labels_s, keep.tolist(), strict=True) if k]
+    return session, prep.input_name or info.inputs[0].name
+
+
+def _predict(session: Any, input_name: str, prep: Preprocess, params: DetectionParams,
+             item: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The item's boxes, scores and labels above the score threshold."""
+    from PIL import Image
+
+    with Image.open(item["local_path"]) as img:
+        x = prep.to_array(img)[None]
+    boxes, scores, labels = session.run([params.boxes_output, params.scores_output, params.labels_output],
+                                        {input_name: x})
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    labels_s = [str(v) for v in np.asarray(labels).reshape(-1).tolist()]
+    keep = scores >= params.score_threshold
+    return boxes[keep], scores[keep], [lab for lab, k in zip(labels_s, keep.tolist(), strict=True) if k]
+
+
+@dataclass
+class _Tally:
+    """Matches and misses over the items, per class and per sample."""
+
+    per_class_hits: dict[str, list[tuple[float, bool]]] = field(default_factory=lambda: defaultdict(list))
+    n_gt: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    fn_total: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    ids: list[str] = field(default_factory=list)
+    refs: list[str | None] = field(default_factory=list)
+    truths: list[dict[str, Any]] = field(default_factory=list)
+    preds: list[dict[str, Any]] = field(default_factory=list)
+    correct: list[bool] = field(default_factory=list)
+    badcases: list[str | None] = field(default_factory=list)
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+
+    def add(self, i: int, it: dict[str, Any], boxes: np.ndarray, scores: np.ndarray, labels: list[str],
+            iou_threshold: float) -> None:
         gt, gt_labels = gt_boxes(it)
         for lab in gt_labels:
-            n_gt[lab] += 1
-        matched, fn = match_image(boxes, scores, labels_s, gt, gt_labels, params.iou_threshold)
+            self.n_gt[lab] += 1
+        matched, fn = match_image(boxes, scores, labels, gt, gt_labels, iou_threshold)
         for lab, sc, hit in matched:
-            per_class_hits[lab].append((sc, hit))
+            self.per_class_hits[lab].append((sc, hit))
         tp = sum(1 for m in matched if m[2])
         fp = len(matched) - tp
         fn_n = sum(fn.values())
         for lab, n in fn.items():
-            fn_total[lab] += n
-        tp_all, fp_all, fn_all = tp_all + tp, fp_all + fp, fn_all + fn_n
-        extra = it.get("extra") if isinstance(it.get("extra"), dict) else {}
-        ids.append(it.get("md5") or str(i))
-        refs.append(it.get("md5") or it.get("key"))
-        truths.append({"boxes": gt.tolist(), "labels": gt_labels})
-        preds.append({"boxes": boxes.round(2).tolist(), "labels": labels_s, "scores": scores.round(4).tolist(),
-                      "tp": tp, "fp": fp, "fn": fn_n})
-        correct.append(fp == 0 and fn_n == 0)
-        badcases.append(it.get("badcase_id") or extra.get("badcase_id") or None)
-    classes = sorted(set(n_gt) | set(per_class_hits))
-    per_class = {}
-    for c in classes:
-        hits = per_class_hits.get(c, [])
-        tp_c = sum(1 for h in hits if h[1])
-        per_class[c] = {"ap": average_precision(hits, n_gt.get(c, 0)), "tp": tp_c, "fp": len(hits) - tp_c,
-                        "fn": fn_total.get(c, 0), "support": n_gt.get(c, 0)}
-    with_gt = [per_class[c]["ap"] for c in classes if n_gt.get(c, 0) > 0]
-    metrics = {"map50" if params.iou_threshold == 0.5 else f"map{int(params.iou_threshold * 100)}":
-               float(np.mean(with_gt)) if with_gt else 0.0,
-               "precision": tp_all / max(tp_all + fp_all, 1), "recall": tp_all / max(tp_all + fn_all, 1),
-               "tp": float(tp_all), "fp": float(fp_all), "fn": float(fn_all), "samples": float(len(items)),
-               "errors": float(sum(1 for c in correct if not c))}
-    samples = _DetectionSamples(ids, refs, truths, np.arange(len(items)), [], np.asarray(correct), badcases)
-    samples.predictions = preds
-    return Evaluation(metrics, per_class, classes, [], samples, {})
+            self.fn_total[lab] += n
+        self.tp, self.fp, self.fn = self.tp + tp, self.fp + fp, self.fn + fn_n
+        extra = it["extra"] if isinstance(it.get("extra"), dict) else {}
+        self.ids.append(it.get("md5") or str(i))
+        self.refs.append(it.get("md5") or it.get("key"))
+        self.truths.append({"boxes": gt.tolist(), "labels": gt_labels})
+        self.preds.append({"boxes": boxes.round(2).tolist(), "labels": labels, "scores": scores.round(4).tolist(),
+                           "tp": tp, "fp": fp, "fn": fn_n})
+        self.correct.append(fp == 0 and fn_n == 0)
+        self.badcases.append(it.get("badcase_id") or extra.get("badcase_id") or None)
+
+    def evaluation(self, iou_threshold: float) -> Evaluation:
+        classes = sorted(set(self.n_gt) | set(self.per_class_hits))
+        per_class = {}
+        for c in classes:
+            hits = self.per_class_hits.get(c, [])
+            tp_c = sum(1 for h in hits if h[1])
+            per_class[c] = {"ap": average_precision(hits, self.n_gt.get(c, 0)), "tp": tp_c, "fp": len(hits) - tp_c,
+                            "fn": self.fn_total.get(c, 0), "support": self.n_gt.get(c, 0)}
+        with_gt = [per_class[c]["ap"] for c in classes if self.n_gt.get(c, 0) > 0]
+        n = len(self.ids)
+        metrics = {"map50" if iou_threshold == 0.5 else f"map{int(iou_threshold * 100)}":
+                   float(np.mean(with_gt)) if with_gt else 0.0,
+                   "precision": self.tp / max(self.tp + self.fp, 1), "recall": self.tp / max(self.tp + self.fn, 1),
+                   "tp": float(self.tp), "fp": float(self.fp), "fn": float(self.fn), "samples": float(n),
+                   "errors": float(sum(1 for c in self.correct if not c))}
+        samples = _DetectionSamples(self.ids, self.refs, self.truths, np.arange(n), [], np.asarray(self.correct),
+                                    self.badcases)
+        samples.predictions = self.preds
+        return Evaluation(metrics, per_class, classes, [], samples, {})
+
+
+def evaluate_detection(model_path: Path, items: list[dict[str, Any]], prep: Preprocess, params: DetectionParams, *,
+                       cancel: threading.Event | None = None) -> Evaluation:
+    session, input_name = _session(model_path, prep, params)
+    tally = _Tally()
+    for i, it in enumerate(items):
+        if cancel is not None and cancel.is_set():
+            raise EvaluationCancelled()
+        boxes, scores, labels = _predict(session, input_name, prep, params, it)
+        tally.add(i, it, boxes, scores, labels, params.iou_threshold)
+    return tally.evaluation(params.iou_threshold)
 
 
 class _DetectionSamples(Samples):

@@ -102,13 +102,13 @@ def _features(f: dict[str, Any] | None) -> str:
 
 
 def item_columns(items: list[dict[str, Any]]) -> tuple[list[str], list[str | None], list[str | None],
-                                                       list[dict[str, Any]] | None]:
+                                                       list[dict[str, Any] | None] | None]:
     """Sample ids, data refs, badcase ids and (when any item has them) feature rows of the outcome lines."""
-    ids = [it.get("md5") or it.get("id") or str(i) for i, it in enumerate(items)]
-    refs = [it.get("md5") or it.get("key") for it in items]
-    badcases = [it.get("badcase_id") or ((it.get("extra") or {}).get("badcase_id")
+    ids: list[str] = [it.get("md5") or it.get("id") or str(i) for i, it in enumerate(items)]
+    refs: list[str | None] = [it.get("md5") or it.get("key") for it in items]
+    badcases: list[str | None] = [it.get("badcase_id") or ((it.get("extra") or {}).get("badcase_id")
                                          if isinstance(it.get("extra"), dict) else None) or None for it in items]
-    features = [it["features"] if isinstance(it.get("features"), dict) else None for it in items]
+    features: list[dict[str, Any] | None] = [it["features"] if isinstance(it.get("features"), dict) else None for it in items]
     return ids, refs, badcases, features if any(f is not None for f in features) else None
 
 
@@ -234,7 +234,8 @@ class OnnxClassifier:
         idx = np.asarray(scores).reshape(n, -1).argmax(axis=1)
         known = self.prep.classes if self.prep is not None and self.prep.classes else []
         classes = np.asarray(known + [str(i) for i in range(len(known), int(idx.max(initial=0)) + 1)])
-        return classes[idx]
+        predicted: np.ndarray = classes[idx]
+        return predicted
 
     def run_groups(self, groups: list[Group], n: int, *, batch_size: int = 1024,
                    cancel: threading.Event | None = None) -> np.ndarray:

@@ -1,95 +1,18 @@
-"""Per-task report: metrics, confusion matrix, most-confused pairs, weakest classes, and a class-by-class
-comparison with another task (e.g. the production model's testing task on the same dataset)."""
-
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
-from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from fastapi import APIRouter
 
-from mlife_shared.app import SessionDep
 from mlife_shared.auth import Viewer
-from mtt.task.exceptions import TaskStateConflict
-from mtt.task.models import Task
-from mtt.task.service import TaskService
+from mtt.report.dependencies import ReportServiceDep
+from mtt.report.schemas import Report
 
 router = APIRouter(prefix="/tasks", tags=["reports"])
 
 
-class Report(BaseModel):
-    task_id: uuid.UUID
-    kind: str
-    status: str
-    model: dict[str, Any] | None
-    function: str | None = None
-    set_kind: str | None = Field(None, description="A test task's set: badcase_test_set, test_split or other")
-    model_version_id: uuid.UUID | None = None
-    error: str | None = Field(None, description="Why the task failed (`incompatible: …` when the model cannot take "
-                                                "the set)")
-    metrics: dict[str, float]
-    classes: list[str] = []
-    confusion: list[list[int]] = []
-    per_class: dict[str, dict[str, float]] = {}
-    most_confused: list[dict[str, Any]] = []
-    weakest_classes: list[dict[str, Any]] = []
-    comparison: dict[str, Any] | None = None
-    mlflow_url: str | None = None
-
-
-def build(task: Task) -> dict[str, Any]:
-    ev = task.evaluation or {}
-    classes: list[str] = ev.get("classes", [])
-    cm: list[list[int]] = ev.get("confusion", [])
-    per_class: dict[str, dict[str, float]] = ev.get("per_class", {})
-    square = len(cm) == len(classes) and all(len(row) == len(classes) for row in cm)  # none for detection
-    pairs = [{"true": classes[i], "predicted": classes[j], "count": cm[i][j],
-              "share_of_true": cm[i][j] / max(1, sum(cm[i]))}
-             for i in range(len(classes)) for j in range(len(classes)) if square and i != j and cm[i][j] > 0]
-    pairs.sort(key=lambda p: (-p["count"], p["true"], p["predicted"]))
-    weakest = sorted(({"class": c, **v} for c, v in per_class.items() if v.get("support", 0) > 0),
-                     key=lambda r: (r.get("f1", r.get("ap", 0.0)), r["class"]))
-    return {"classes": classes, "confusion": cm, "per_class": per_class, "most_confused": pairs[:10],
-            "weakest_classes": weakest[:5]}
-
-
-def compare(a: Task, b: Task) -> dict[str, Any]:
-    pa, pb = (a.evaluation or {}).get("per_class", {}), (b.evaluation or {}).get("per_class", {})
-    rows = []
-    for c in sorted(set(pa) | set(pb), key=lambda x: (len(x), x)):
-        ra, rb = pa.get(c, {}), pb.get(c, {})
-        row: dict[str, Any] = {"class": c}
-        for m in ("precision", "recall", "f1", "ap"):
-            if m not in ra and m not in rb:
-                continue
-            va, vb = ra.get(m), rb.get(m)
-            row[m] = va
-            row[f"other_{m}"] = vb
-            row[f"delta_{m}"] = None if va is None or vb is None else va - vb
-        rows.append(row)
-    metrics = {k: {"this": v, "other": b.metrics.get(k), "delta": (v - b.metrics[k]) if k in b.metrics else None}
-               for k, v in a.metrics.items()}
-    return {"other_task_id": str(b.id), "other_model": b.model, "metrics": metrics, "per_class": rows,
-            "worse_classes": [r["class"] for r in rows if (r.get("delta_f1", r.get("delta_ap")) or 0) < 0],
-            "better_classes": [r["class"] for r in rows if (r.get("delta_f1", r.get("delta_ap")) or 0) > 0]}
-
-
 @router.get("/{task_id}/report")
-async def task_report(task_id: uuid.UUID, request: Request, session: SessionDep, _: Viewer,
+async def task_report(task_id: uuid.UUID, svc: ReportServiceDep, _: Viewer,
                       compare_with: uuid.UUID | None = None) -> Report:
     """Metrics, confusion, most-confused pairs, weakest classes; `compare_with` another task of the same function."""
-    svc = TaskService(session, request.app.state.settings, request.app.state.raw_store)
-    task = await svc.get(task_id)
-    out = Report(task_id=task.id, kind=task.kind, status=task.status, model=task.model, function=task.function,
-                 set_kind=task.set_kind, model_version_id=task.model_version_id, error=task.error,
-                 metrics=task.metrics, mlflow_url=svc.read(task).mlflow_url, **build(task))
-    if compare_with is not None:
-        other = await svc.get(compare_with)
-        if not other.evaluation or not task.evaluation:
-            raise TaskStateConflict("both tasks need a finished evaluation to be compared")
-        if task.function and other.function and task.function != other.function:
-            raise TaskStateConflict(f"task {other.id} is of function {other.function!r}, this one of "
-                                    f"{task.function!r}: compare tasks of one function")
-        out.comparison = compare(task, other)
-    return out
+    return await svc.report(task_id, compare_with)

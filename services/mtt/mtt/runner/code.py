@@ -10,7 +10,10 @@ import lzma
 import stat
 import tarfile
 import zipfile
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path, PurePosixPath
+from typing import IO
 
 from mlife_shared.archive import ArchiveLimits, ArchiveRefused, Tally, check_zip_entry, open_tar, tar_members
 from mlife_shared.errors import Unprocessable
@@ -92,17 +95,21 @@ def extract(path: Path, dest: Path) -> int:
     if kind == "zip":
         with zipfile.ZipFile(path) as zf:
             for info, (name, _, is_dir) in zip(zf.infolist(), listing, strict=True):
-                files += _write(root, name, is_dir, lambda info=info: zf.open(info))
+                files += _write(root, name, is_dir, partial(zf.open, info))
     else:
         with path.open("rb") as fh:
             tf, _ = open_tar(fh, LIMITS, path.stat().st_size)
             with tf:
                 for m, (name, _, is_dir) in zip(tf.getmembers(), listing, strict=True):
-                    files += _write(root, name, is_dir, lambda m=m: tf.extractfile(m) or io.BytesIO())
+                    files += _write(root, name, is_dir, partial(_open_member, tf, m))
     return files
 
 
-def _write(root: Path, name: PurePosixPath, is_dir: bool, opener) -> int:  # type: ignore[no-untyped-def]
+def _open_member(tf: tarfile.TarFile, member: tarfile.TarInfo) -> IO[bytes]:
+    return tf.extractfile(member) or io.BytesIO()
+
+
+def _write(root: Path, name: PurePosixPath, is_dir: bool, opener: Callable[[], IO[bytes]]) -> int:
     target = (root / Path(*name.parts)).resolve() if name.parts else root
     if target != root and root not in target.parents:
         raise InvalidCodeArchive(f"archive member {str(name)!r} resolves outside the code folder")

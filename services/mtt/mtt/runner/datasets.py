@@ -13,6 +13,7 @@ from mlife_shared.errors import MLifeError
 from mlife_shared.objectstore import ObjectStore
 from mlife_shared.objectstore.base import ObjectNotFound, read_all
 from mtt.evaluator.tensor import data_key, is_table_row
+from mtt.files import download
 from mtt.runner.logs import LogSink
 from mtt.runner.result import RunFailed
 from mtt.task.models import Task
@@ -23,48 +24,47 @@ async def resolve(store: ObjectStore, task: Task, work: Path, sink: LogSink, *,
     """Each dataset's manifest → local files + a local manifest whose items carry `local_path`: in the returned
     items the runner's path, in the manifest file the path the command sees (`inside`: the work dir in its
     sandbox)."""
-    out = []
-    for ds in task.datasets:
-        key = ds["manifest_key"]
+    return [await _resolve_one(store, ds, work, sink, inside) for ds in task.datasets]
+
+
+async def _resolve_one(store: ObjectStore, ds: dict[str, Any], work: Path, sink: LogSink,
+                       inside: str | None) -> dict[str, Any]:
+    key = ds["manifest_key"]
+    try:
+        raw = await read_all(await store.get(key))
+    except ObjectNotFound as exc:
+        raise RunFailed(f"the manifest {key!r} is missing from the store") from exc
+    items = parse_manifest(raw, key)
+    folder = work / "data" / ds["dataset_id"]
+    folder.mkdir(parents=True, exist_ok=True)
+    sem = asyncio.Semaphore(8)  # below the S3 client pool (10)
+    await asyncio.gather(*(_fetch_item(store, key, folder, sem, i, it) for i, it in enumerate(items)))
+    local = work / "data" / f"{ds['dataset_id']}.jsonl"
+    local.write_text("".join(json.dumps(_seen(it, work, inside), ensure_ascii=False) + "\n" for it in items))
+    sink.line(f"dataset {ds['dataset_id']} ({ds.get('purpose')}): {len(items)} items")
+    return {**ds, "local_manifest": str(local), "items": items, "digest": hashlib.md5(raw).hexdigest()}
+
+
+async def _fetch_item(store: ObjectStore, key: str, folder: Path, sem: asyncio.Semaphore, i: int,
+                      it: dict[str, Any]) -> None:
+    """The item's file into `folder` (`local_path`): by its key, else relative to its manifest."""
+    if is_table_row(it):
+        return  # a table row: its features are the data
+    file_key = data_key(it)
+    if not file_key:
+        raise RunFailed(f"manifest {key}: item {i} has neither key nor md5 (nor features)")
+    suffix = Path(str(it.get("path") or file_key)).suffix[:10]
+    dest = folder / f"{i:07d}-{it.get('md5') or 'item'}{suffix}"
+    base = key.rsplit("/", 1)[0]
+    async with sem:
         try:
-            raw = await read_all(await store.get(key))
-        except ObjectNotFound as exc:
-            raise RunFailed(f"the manifest {key!r} is missing from the store") from exc
-        items = parse_manifest(raw, key)
-        folder = work / "data" / ds["dataset_id"]
-        folder.mkdir(parents=True, exist_ok=True)
-        base = key.rsplit("/", 1)[0]
-        sem = asyncio.Semaphore(8)  # below the S3 client pool (10)
-
-        async def fetch(i: int, it: dict[str, Any], key: str = key, folder: Path = folder,
-                        sem: asyncio.Semaphore = sem, base: str = base) -> None:
-            if is_table_row(it):
-                return  # a table row: its features are the data
-            file_key = data_key(it)
-            if not file_key:
-                raise RunFailed(f"manifest {key}: item {i} has neither key nor md5 (nor features)")
-            suffix = Path(str(it.get("path") or file_key)).suffix[:10]
-            dest = folder / f"{i:07d}-{it.get('md5') or 'item'}{suffix}"
-            async with sem:
-                try:
-                    stream = await store.get(file_key)
-                except (ObjectNotFound, MLifeError):
-                    try:
-                        stream = await store.get(f"{base}/{file_key}")
-                    except (ObjectNotFound, MLifeError) as exc:
-                        raise RunFailed(f"manifest {key}: the data of item {i} ({file_key!r}) is missing") from exc
-                with dest.open("wb") as fh:
-                    async for chunk in stream:
-                        fh.write(chunk)
-            it["local_path"] = str(dest)
-
-        await asyncio.gather(*(fetch(i, it) for i, it in enumerate(items)))
-        local = work / "data" / f"{ds['dataset_id']}.jsonl"
-        local.write_text("".join(json.dumps(_seen(it, work, inside), ensure_ascii=False) + "\n" for it in items))
-        sink.line(f"dataset {ds['dataset_id']} ({ds.get('purpose')}): {len(items)} items")
-        out.append({**ds, "local_manifest": str(local), "items": items,
-                    "digest": hashlib.md5(raw).hexdigest()})
-    return out
+            await download(store, file_key, dest)
+        except (ObjectNotFound, MLifeError):
+            try:
+                await download(store, f"{base}/{file_key}", dest)
+            except (ObjectNotFound, MLifeError) as exc:
+                raise RunFailed(f"manifest {key}: the data of item {i} ({file_key!r}) is missing") from exc
+    it["local_path"] = str(dest)
 
 
 def parse_manifest(raw: bytes, key: str) -> list[dict[str, Any]]:
@@ -87,9 +87,9 @@ def parse_manifest(raw: bytes, key: str) -> list[dict[str, Any]]:
                 items.append(json.loads(line))
             except ValueError as exc:
                 raise RunFailed(f"the manifest {key!r}: line {n} is not JSON") from exc
-    if not all(isinstance(it, dict) for it in items):
+    if not isinstance(items, list) or not all(isinstance(it, dict) for it in items):
         raise RunFailed(f"the manifest {key!r}: every item must be a JSON object")
-    return items
+    return [it for it in items if isinstance(it, dict)]
 
 
 def _seen(item: dict[str, Any], work: Path, inside: str | None) -> dict[str, Any]:

@@ -19,6 +19,13 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def _object(value: Any, endpoint: str) -> dict[str, Any]:
+    """A JSON object of MLflow's answer (a KeyError before, now an MlflowError that names the endpoint)."""
+    if not isinstance(value, dict):
+        raise MlflowError(f"{endpoint}: MLflow answered {type(value).__name__}, not the object expected")
+    return value
+
+
 class MlflowRest:
     def __init__(self, tracking_uri: str, *, timeout: float = 30.0) -> None:
         self.base = tracking_uri.rstrip("/")
@@ -31,7 +38,7 @@ class MlflowRest:
         resp = await self.client.request(method, f"/api/2.0/mlflow/{endpoint}", **kw)
         if resp.status_code >= 400:
             raise MlflowError(f"{endpoint}: HTTP {resp.status_code}: {resp.text[:300]}")
-        return resp.json() if resp.content else {}
+        return _object(resp.json(), endpoint) if resp.content else {}
 
     async def experiment_id(self, name: str) -> str:
         resp = await self.client.get("/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": name})
@@ -48,10 +55,11 @@ class MlflowRest:
     async def create_run(self, experiment_id: str, name: str, tags: dict[str, str]) -> dict[str, Any]:
         body = {"experiment_id": experiment_id, "run_name": name, "start_time": now_ms(),
                 "tags": [{"key": k, "value": v} for k, v in tags.items()]}
-        return (await self._call("POST", "runs/create", json=body))["run"]["info"]
+        run = _object((await self._call("POST", "runs/create", json=body)).get("run"), "runs/create")
+        return _object(run.get("info"), "runs/create")
 
     async def get_run(self, run_id: str) -> dict[str, Any]:
-        return (await self._call("GET", "runs/get", params={"run_id": run_id}))["run"]
+        return _object((await self._call("GET", "runs/get", params={"run_id": run_id})).get("run"), "runs/get")
 
     async def log_batch(self, run_id: str, *, metrics: dict[str, float] | None = None,
                         params: dict[str, Any] | None = None, tags: dict[str, str] | None = None) -> None:

@@ -14,6 +14,7 @@ import time
 import uuid
 from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
 from mlife_shared.errors import MLifeError
 from mlife_shared.events.contracts import ModelUploaded, TestingOutcomeLine
@@ -21,10 +22,10 @@ from mlife_shared.objectstore import ScopedStore
 from mlife_shared.onnx_safety import inspect_onnx
 from mtt.config import Settings
 from mtt.evaluator.evaluate import score
+from mtt.files import file_chunks
 from mtt.runner.logs import LogSink
 from mtt.runner.result import RunFailed, RunResult
 from mtt.task.models import Task
-from mtt.task.service import file_chunks
 
 
 async def collect(store: ScopedStore, settings: Settings, task: Task, work: Path, sink: LogSink,
@@ -35,31 +36,7 @@ async def collect(store: ScopedStore, settings: Settings, task: Task, work: Path
         result.metrics[rec["key"]] = rec["value"]
     if is_inside(out, out / "models", folder=True):
         for meta_file in regular_files(out, "models/*/model.json"):
-            try:
-                meta = json.loads(read_text(out, meta_file, MAX_META_BYTES))
-                assert isinstance(meta, dict)
-            except (ValueError, AssertionError) as exc:
-                raise RunFailed(f"{meta_file.relative_to(out)} is not a JSON object") from exc
-            src = meta_file.parent / str(meta.get("file", ""))
-            if src.parent != meta_file.parent or not is_inside(out, src):
-                raise RunFailed(f"model {meta.get('name')!r}: its file is missing")
-            fmt = str(meta.get("format") or "bin").lower()
-            if fmt == "onnx":
-                try:
-                    await asyncio.to_thread(inspect_onnx, src, max_bytes=settings.max_model_bytes)
-                except MLifeError as exc:
-                    raise RunFailed(f"model {meta.get('name')!r} rejected: {exc.message}") from exc
-            name = str(meta.get("name") or src.stem)[:200]
-            key = f"tasks/{task.id}/models/{task.attempt}/{safe_name(name)}/{safe_name(src.name)}"
-            stored = await store.put(key, file_chunks(src), content_type="application/octet-stream",
-                                          max_size=settings.max_model_bytes)
-            model_metrics = {k: float(v) for k, v in (meta.get("metrics") or {}).items()} or dict(result.metrics)
-            result.models.append(ModelUploaded(task_id=task.id, model_name=name,
-                                               object_key=store.full_key(key), format=fmt,
-                                               md5=stored.md5, size=stored.size, metrics=model_metrics))
-            result.artifacts.append({"kind": "model", "name": name, "format": fmt,
-                                     "key": store.full_key(key), "size": stored.size, "md5": stored.md5})
-            sink.line(f"model {name} ({fmt}, {stored.size} bytes) uploaded")
+            await _upload_model(store, settings, task, out, meta_file, sink, result)
     if is_inside(out, out / "results", folder=True):
         for f in regular_files(out, "results/*"):
             key = f"tasks/{task.id}/results/{task.attempt}/{safe_name(f.name)}"
@@ -68,26 +45,66 @@ async def collect(store: ScopedStore, settings: Settings, task: Task, work: Path
                                      "size": stored.size})
     outcomes = out / "outcomes.jsonl"
     if is_inside(out, outcomes) and result.outcomes_key is None:
-        key = f"tasks/{task.id}/outcomes/{task.attempt}.jsonl"
-        truth, pred = [], []
-        for n, line in enumerate(read_text(out, outcomes, settings.max_upload_bytes).splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                o = TestingOutcomeLine.model_validate_json(line)
-            except ValueError as exc:
-                raise RunFailed(f"outcomes.jsonl line {n} is not a TestingOutcomeLine: {exc}") from exc
-            truth.append("" if o.ground_truth is None else str(o.ground_truth))
-            pred.append("" if o.prediction is None else str(o.prediction))
-        metrics, per_class, classes, cm = score(truth, pred)
-        result.evaluation = {"metrics": metrics, "per_class": per_class, "classes": classes, "confusion": cm,
-                             "seconds": {}}
-        for k, v in metrics.items():
-            result.metrics.setdefault(k, v)
-        stored = await store.put(key, file_chunks(outcomes), content_type="application/x-ndjson")
-        result.outcomes_key = store.full_key(key)
-        result.artifacts.append({"kind": "outcomes", "key": result.outcomes_key, "size": stored.size})
-        result.dataset_id = uuid.UUID(task.datasets[0]["dataset_id"]) if task.datasets else None
+        await _upload_outcomes(store, settings, task, out, outcomes, result)
+
+
+async def _upload_model(store: ScopedStore, settings: Settings, task: Task, out: Path, meta_file: Path,
+                        sink: LogSink, result: RunResult) -> None:
+    """A model the SDK saved (`models/<name>/model.json` beside its file): checked, stored, to be announced."""
+    try:
+        meta = json.loads(read_text(out, meta_file, MAX_META_BYTES))
+        assert isinstance(meta, dict)
+    except (ValueError, AssertionError) as exc:
+        raise RunFailed(f"{meta_file.relative_to(out)} is not a JSON object") from exc
+    src = meta_file.parent / str(meta.get("file", ""))
+    if src.parent != meta_file.parent or not is_inside(out, src):
+        raise RunFailed(f"model {meta.get('name')!r}: its file is missing")
+    fmt = str(meta.get("format") or "bin").lower()
+    if fmt == "onnx":
+        try:
+            await asyncio.to_thread(inspect_onnx, src, max_bytes=settings.max_model_bytes)
+        except MLifeError as exc:
+            raise RunFailed(f"model {meta.get('name')!r} rejected: {exc.message}") from exc
+    name = str(meta.get("name") or src.stem)[:200]
+    key = f"tasks/{task.id}/models/{task.attempt}/{safe_name(name)}/{safe_name(src.name)}"
+    stored = await store.put(key, file_chunks(src), content_type="application/octet-stream",
+                             max_size=settings.max_model_bytes)
+    model_metrics = {k: float(v) for k, v in (meta.get("metrics") or {}).items()} or dict(result.metrics)
+    result.models.append(ModelUploaded(task_id=task.id, model_name=name, object_key=store.full_key(key), format=fmt,
+                                       md5=stored.md5, size=stored.size, metrics=model_metrics))
+    result.artifacts.append({"kind": "model", "name": name, "format": fmt, "key": store.full_key(key),
+                             "size": stored.size, "md5": stored.md5})
+    sink.line(f"model {name} ({fmt}, {stored.size} bytes) uploaded")
+
+
+def _outcome_columns(text: str) -> tuple[list[str], list[str]]:
+    """Ground truths and predictions of the outcome lines the task's own code wrote."""
+    truth, pred = [], []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            o = TestingOutcomeLine.model_validate_json(line)
+        except ValueError as exc:
+            raise RunFailed(f"outcomes.jsonl line {n} is not a TestingOutcomeLine: {exc}") from exc
+        truth.append("" if o.ground_truth is None else str(o.ground_truth))
+        pred.append("" if o.prediction is None else str(o.prediction))
+    return truth, pred
+
+
+async def _upload_outcomes(store: ScopedStore, settings: Settings, task: Task, out: Path, outcomes: Path,
+                           result: RunResult) -> None:
+    """The outcomes the task's own testing code saved: scored as the built-in evaluator would, and stored."""
+    key = f"tasks/{task.id}/outcomes/{task.attempt}.jsonl"
+    metrics, per_class, classes, cm = score(*_outcome_columns(read_text(out, outcomes, settings.max_upload_bytes)))
+    result.evaluation = {"metrics": metrics, "per_class": per_class, "classes": classes, "confusion": cm,
+                         "seconds": {}}
+    for k, v in metrics.items():
+        result.metrics.setdefault(k, v)
+    stored = await store.put(key, file_chunks(outcomes), content_type="application/x-ndjson")
+    result.outcomes_key = store.full_key(key)
+    result.artifacts.append({"kind": "outcomes", "key": result.outcomes_key, "size": stored.size})
+    result.dataset_id = uuid.UUID(task.datasets[0]["dataset_id"]) if task.datasets else None
 
 
 def safe_name(name: str) -> str:
@@ -128,8 +145,8 @@ def read_text(out: Path, path: Path, limit: int) -> str:
     return data.decode("utf-8", errors="replace")
 
 
-def _records(out: Path, name: str) -> list[dict]:
-    rows = []
+def _records(out: Path, name: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
     for line in read_text(out, out / name, MAX_RECORDS_BYTES).splitlines():
         with suppress(ValueError):
             rec = json.loads(line)
@@ -138,7 +155,7 @@ def _records(out: Path, name: str) -> list[dict]:
     return rows
 
 
-def metric_history(out: Path) -> list[dict]:
+def metric_history(out: Path) -> list[dict[str, Any]]:
     """Every metric the SDK logged (metrics.jsonl: key, value, step, timestamp), as MLflow's log-batch takes them."""
     history = []
     for rec in _records(out, "metrics.jsonl"):

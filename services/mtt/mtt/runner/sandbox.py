@@ -115,6 +115,28 @@ def write_etc(folder: Path, uid: int, network: str) -> Path:
     return folder
 
 
+class _Mounts:
+    """bwrap's mount arguments: each target once, its parent folders made first."""
+
+    def __init__(self, args: list[str]) -> None:
+        self.args = args
+        self.made: set[str] = {"/", "/usr", "/tmp", "/proc", "/dev", "/etc"}
+
+    def _parents(self, target: str) -> None:
+        for p in reversed(list(Path(target).parents)):
+            s = str(p)
+            if s not in self.made:
+                self.made.add(s)
+                self.args.extend(["--perms", "0755", "--dir", s])
+
+    def mount(self, src: Path, dest: str, writable: bool) -> None:
+        if dest in self.made or any(dest.startswith(m + "/") for m in ("/usr", "/proc", "/dev")):
+            return
+        self._parents(dest)
+        self.made.add(dest)
+        self.args.extend(["--bind" if writable else "--ro-bind", str(src), dest])
+
+
 class BwrapBackend:
     name = "bwrap"
     workdir_inside: str | None = SANDBOX_WORKDIR
@@ -130,49 +152,36 @@ class BwrapBackend:
         self.sdk_dir = sdk_dir
 
     def argv(self, spec: ProcessSpec, uid: int, etc: Path, tools: dict[str, str]) -> list[str]:
-        made: set[str] = {"/", "/usr", "/tmp", "/proc", "/dev", "/etc"}
-        args = [tools["bwrap"], "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
-                "--die-with-parent", "--new-session", "--hostname", "mlife-task"]
-        if self.network == "none":
-            args.append("--unshare-net")
         root = os.geteuid() == 0
-        if not root:  # an unprivileged runner: bwrap's user namespace maps the runner's uid to the task uid
-            args += ["--unshare-user", "--uid", str(uid), "--gid", str(uid), "--cap-drop", "ALL"]
-        args += ["--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
-                 "--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin",
-                 "--proc", "/proc", "--dev", "/dev", "--perms", "01777", "--tmpfs", "/dev/shm",
-                 "--perms", "01777", "--tmpfs", "/tmp", "--ro-bind", str(etc), "/etc"]
+        mounts = _Mounts(self._namespace_args(tools["bwrap"], uid, root))
+        mounts.args += ["--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64",
+                        "/lib64", "--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin",
+                        "--proc", "/proc", "--dev", "/dev", "--perms", "01777", "--tmpfs", "/dev/shm",
+                        "--perms", "01777", "--tmpfs", "/tmp", "--ro-bind", str(etc), "/etc"]
         if self.network == "host" and os.path.isdir("/etc/ssl"):
-            args += ["--ro-bind", "/etc/ssl", "/etc/ssl"]
-
-        def parents(target: str) -> None:
-            parts = Path(target).parents
-            for p in reversed(list(parts)):
-                s = str(p)
-                if s not in made:
-                    made.add(s)
-                    args.extend(["--perms", "0755", "--dir", s])
-
-        def mount(src: Path, dest: str, writable: bool) -> None:
-            if dest in made or any(dest.startswith(m + "/") for m in ("/usr", "/proc", "/dev")):
-                return
-            parents(dest)
-            made.add(dest)
-            args.extend(["--bind" if writable else "--ro-bind", str(src), dest])
-
+            mounts.args += ["--ro-bind", "/etc/ssl", "/etc/ssl"]
         for p in [*python_prefixes(), *self.ro_paths]:
-            mount(p, str(p), False)
+            mounts.mount(p, str(p), False)
         if self.sdk_dir is not None:
-            mount(self.sdk_dir, f"{SANDBOX_SDK}/mlife", False)
+            mounts.mount(self.sdk_dir, f"{SANDBOX_SDK}/mlife", False)
         for name, writable in WORK_MOUNTS:
             if (spec.workdir / name).is_dir():
-                mount(spec.workdir / name, f"{SANDBOX_WORKDIR}/{name}", writable)
+                mounts.mount(spec.workdir / name, f"{SANDBOX_WORKDIR}/{name}", writable)
         cwd = f"{SANDBOX_WORKDIR}/{spec.cwd.relative_to(spec.workdir).as_posix()}"
-        args += ["--chdir", cwd, "--", tools["prlimit"], *self.limits.prlimit_args(), "--"]
+        args = [*mounts.args, "--chdir", cwd, "--", tools["prlimit"], *self.limits.prlimit_args(), "--"]
         if root:
             args += [tools["setpriv"], f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
                      "--bounding-set=-all", "--no-new-privs", "--"]
         return args + spec.argv
+
+    def _namespace_args(self, bwrap: str, uid: int, root: bool) -> list[str]:
+        args = [bwrap, "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+                "--die-with-parent", "--new-session", "--hostname", "mlife-task"]
+        if self.network == "none":
+            args.append("--unshare-net")
+        if not root:  # an unprivileged runner: bwrap's user namespace maps the runner's uid to the task uid
+            args += ["--unshare-user", "--uid", str(uid), "--gid", str(uid), "--cap-drop", "ALL"]
+        return args
 
     def tools(self) -> dict[str, str]:
         bwrap = find_binary(self.bwrap)

@@ -22,7 +22,8 @@ from mtt.task.exceptions import DatasetNotSeenYet, InvalidTask
 from mtt.task.models import GroupedDataset, RegisteredModel, Task
 from mtt.task.repository import TaskRepository
 from mtt.task.schemas import DatasetRef, ModelRef, TaskCreate
-from mtt.task.service import TaskService, check_code_location
+from mtt.task.service import TaskService
+from mtt.task.validation import check_code_location
 
 log = structlog.get_logger(__name__)
 
@@ -79,7 +80,7 @@ class AutomaticTasks:
         if await self.repo.by_dedup(dedup) is not None:
             return
         if d.purpose == "test" and d.group_id is not None and not d.is_badcase_test_set:
-            await self._attach_to_training(d)
+            await self._attach_to_training(d, d.group_id)
         body = await (self._training_task(d) if d.purpose == "train" else self._default_test_task(d))
         await self._create_once(body, "dataset.grouped", dedup)
 
@@ -115,9 +116,9 @@ class AutomaticTasks:
                           model=model_ref(model) if model else None, params=dict(self.settings.default_test_params),
                           run=bool(self.settings.auto_run and model))
 
-    async def _attach_to_training(self, d: DatasetGrouped) -> None:
+    async def _attach_to_training(self, d: DatasetGrouped, group_id: uuid.UUID) -> None:
         """The test set of a grouping that arrives after its train set joins that training task (not yet started)."""
-        for train in await self.repo.group_siblings(d.group_id, "train"):  # type: ignore[arg-type]
+        for train in await self.repo.group_siblings(group_id, "train"):
             task = await self.repo.by_dedup(f"grouped:{train.dataset_id}")
             if task is None or task.status not in ("draft", "ready", "queued"):
                 continue
@@ -138,7 +139,7 @@ class AutomaticTasks:
             model_version_id=model_version_id, name=name, version=version, format=format, object_key=object_key,
             task_id=task_id, function=function, test_dataset_ids=[str(i) for i in test_dataset_ids] or None,
             registered_at=utcnow()))
-        source = await self.repo.get(model.task_id) if model.task_id is not None else None
+        source = await self.repo.task(model.task_id) if model.task_id is not None else None
         if source is not None:
             if model.function is None:
                 model.function = source.function
@@ -195,8 +196,7 @@ class AutomaticTasks:
         except InvalidTask as exc:
             await self._cannot_test(model, d, exc.message)
             return
-        if task.status in ("ready", "failed", "cancelled"):
-            await self.tasks.enqueue(task)  # asked again after a failure: a new attempt
+        await self.tasks.rerun(task)  # asked again after a failure: a new attempt
 
     async def _cannot_test(self, model: RegisteredModel, d: TestingRequested, reason: str, *,
                            incompatible: bool = False) -> None:

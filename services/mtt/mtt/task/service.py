@@ -3,115 +3,39 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import shlex
 import tempfile
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterable, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mlife_shared.db import utcnow
 from mlife_shared.events.contracts import SetKind, TaskCreated, TaskFailed, TestingFailed
 from mlife_shared.messaging import outbox
-from mlife_shared.objectstore import ObjectStore
-from mlife_shared.objectstore.base import InvalidKey, validate_key
+from mlife_shared.objectstore import ObjectStore, ScopedStore
 from mlife_shared.onnx_safety import inspect_onnx
 from mtt.config import Settings
 from mtt.evaluator.preprocess import main_input, parse_preprocess
+from mtt.files import download, file_chunks, spool
 from mtt.runner.mlflow_rest import run_url
 from mtt.task.exceptions import InvalidTask, TaskNotFound, TaskStateConflict
 from mtt.task.models import TERMINAL, RunRequest, Task
 from mtt.task.repository import TaskRepository
 from mtt.task.schemas import DatasetRef, ModelRef, TaskCreate, TaskRead, TaskUpdate
+from mtt.task.validation import (
+    STORE_PREFIX,
+    check_archive,
+    check_code_location,
+    check_command,
+    check_key,
+    runnable,
+    settle,
+)
 
-log = structlog.get_logger(__name__)
-
-
-def _key(value: str, what: str) -> str:
-    try:
-        return validate_key(value)
-    except InvalidKey as exc:
-        raise InvalidTask(f"{what} {value[:200]!r} is not a valid object key: {exc.message}") from exc
-
-
-STORE_PREFIX = "store:"
-
-
-CODE_ARCHIVES = "mtt/tasks/"  # where MTT stores uploaded code (store_code); no other object is code
-
-
-def check_code_location(location: str, roots: Sequence[Path] | None = None) -> str:
-    """`store:<key>` of an archive uploaded to MTT, or an absolute folder under one of the `code_roots` (on the
-    runners' machines too). `roots=None` only for a location the operator configured (re-checked by the runner)."""
-    if location.startswith(STORE_PREFIX):
-        key = _key(location[len(STORE_PREFIX):], "code_location")
-        if not key.startswith(CODE_ARCHIVES):
-            raise InvalidTask(f"code_location {location[:200]!r} is not a code archive uploaded to MTT "
-                              f"(store:{CODE_ARCHIVES}…): upload the code with POST /tasks/{{id}}/code")
-        return location
-    if "\x00" in location:
-        raise InvalidTask("code_location contains a NUL byte")
-    path = Path(location)
-    if not path.is_absolute():
-        raise InvalidTask(f"code_location {location!r} must be an absolute folder path")
-    if roots is not None:
-        _under_roots(location, roots)
-    if not path.is_dir():
-        raise InvalidTask(f"code_location {location!r} is not an existing folder")
-    return str(path)
-
-
-def _under_roots(location: str, roots: Sequence[Path]) -> Path:
-    """The folder's real path (links followed) inside a real code root, or a 422 naming the setting."""
-    if not roots:
-        raise InvalidTask(f"code_location {location[:200]!r}: this server takes code only as an uploaded archive "
-                          "(POST /tasks/{id}/code, or the `code` part); folders need MLIFE_MTT_CODE_ROOTS, which is "
-                          "empty")
-    real = Path(os.path.realpath(location))
-    for root in roots:
-        root_real = Path(os.path.realpath(root))
-        if real == root_real or root_real in real.parents:
-            return real
-    raise InvalidTask(f"code_location {location[:200]!r} is outside the folders MLIFE_MTT_CODE_ROOTS allows "
-                      f"({', '.join(str(r) for r in roots)}); its real path is {str(real)[:200]!r}")
-
-
-def code_root_of(location: str, roots: Sequence[Path], *, runner: str) -> Path:
-    """The runner's check before it copies a code folder: its real path, now, inside a code root."""
-    from mtt.runner.result import RunFailed
-
-    try:
-        real = _under_roots(location, roots)
-    except InvalidTask as exc:
-        raise RunFailed(f"refused on runner {runner}: {exc.message}") from exc
-    if not real.is_dir():
-        raise RunFailed(f"the code location {location!r} is not a folder on runner {runner}")
-    return real
-
-
-def check_command(command: str) -> list[str]:
-    try:
-        argv = shlex.split(command)
-    except ValueError as exc:
-        raise InvalidTask(f"the command does not parse: {exc}") from exc
-    if not argv:
-        raise InvalidTask("the command is empty")
-    return argv
-
-
-def runnable(task: Task) -> str | None:
-    """Why the task cannot run yet, or None."""
-    if task.command and not task.code_location:
-        return "the command has no code yet: upload it (POST /tasks/{id}/code) or set code_location"
-    if task.kind == "train" and not task.command:
-        return "set code_location and command (the training code to run)"
-    if task.kind == "test" and not task.command and not task.model:
-        return "set the model to test (or a command for your own testing code)"
-    return None
+ACTIVE = ("queued", "running")
 
 
 async def announce_testing_failed(session: AsyncSession, task: Task, reason: str, *,
@@ -122,25 +46,16 @@ async def announce_testing_failed(session: AsyncSession, task: Task, reason: str
     await outbox.add(session, TestingFailed(
         task_id=task.id, model_name=task.model["name"], model_version=task.model["version"],
         model_version_id=task.model_version_id, dataset_id=uuid.UUID(task.datasets[0]["dataset_id"]),
-        function=task.function, set_kind=task.set_kind or "other",  # type: ignore[arg-type]
-        incompatible=incompatible, reason=reason[:2000]))
+        function=task.function, set_kind=task.set_kind or "other", incompatible=incompatible, reason=reason[:2000]))
 
 
-def _check_archive(path: Path) -> str:
-    """The archive's extension (zip / tar.gz) once its members are known to be safe."""
-    from mtt.runner.code import kind_of, members
-
-    with path.open("rb") as fh:
-        ext = kind_of(fh.read(4))
-    members(path)
-    return ext
+def _not_active(task: Task, doing: str) -> None:
+    if task.status in ACTIVE:
+        raise TaskStateConflict(f"the task is {task.status}; cancel it before {doing}")
 
 
-async def file_chunks(path: Path, size: int = 1 << 20):  # type: ignore[no-untyped-def]
-    """A local file as the chunk stream `ObjectStore.put` takes."""
-    with path.open("rb") as fh:
-        while chunk := fh.read(size):
-            yield chunk
+def _version_id(model: dict[str, Any] | None) -> uuid.UUID | None:
+    return uuid.UUID(model["model_version_id"]) if model and model.get("model_version_id") else None
 
 
 class TaskService:
@@ -148,17 +63,20 @@ class TaskService:
         self.session = session
         self.settings = settings
         self.store = store
+        self.own = ScopedStore(store, prefix)
         self.prefix = prefix
         self.repo = TaskRepository(session)
 
     async def get(self, task_id: uuid.UUID, *, for_update: bool = False) -> Task:
-        task = await self.repo.get(task_id, for_update=for_update)
+        task = await self.repo.task(task_id, for_update=for_update)
         if task is None:
             raise TaskNotFound(f"no task {task_id}")
         return task
 
-    async def list(self, **filters: Any) -> list[Task]:
-        return list(await self.repo.list(**filters))
+    async def search(self, *, kind: str | None, status: str | None, function: str | None,
+                     model_version_id: uuid.UUID | None, limit: int) -> list[Task]:
+        return list(await self.repo.tasks(kind=kind, status=status, function=function,
+                                          model_version_id=model_version_id, limit=limit))
 
     def read(self, task: Task) -> TaskRead:
         out = TaskRead.model_validate(task, from_attributes=True)
@@ -166,7 +84,9 @@ class TaskService:
                                  task.mlflow_experiment_id, task.mlflow_run_id)
         return out
 
-    async def _datasets(self, refs: list[DatasetRef], kind: str) -> list[dict[str, Any]]:
+    # ---- what a task refers to -------------------------------------------------------------------
+
+    async def _datasets(self, refs: Sequence[DatasetRef], kind: str) -> list[dict[str, Any]]:
         out = []
         for ref in refs:
             known = await self.repo.dataset(ref.dataset_id)
@@ -174,7 +94,7 @@ class TaskService:
             if key is None:
                 raise InvalidTask(f"dataset {ref.dataset_id} is unknown to MTT (no dataset.grouped seen): "
                                   "give its manifest_key")
-            _key(key, "manifest_key")
+            check_key(key, "manifest_key")
             if await self.store.stat(key) is None:
                 raise InvalidTask(f"the manifest {key!r} of dataset {ref.dataset_id} does not exist")
             out.append({"dataset_id": str(ref.dataset_id), "manifest_key": key,
@@ -192,10 +112,15 @@ class TaskService:
                            format=latest.format, model_version_id=latest.model_version_id)
         if ref is None:
             return None
-        _key(ref.object_key, "model object_key")
+        check_key(ref.object_key, "model object_key")
         if await self.store.stat(ref.object_key) is None:
             raise InvalidTask(f"the model file {ref.object_key!r} does not exist")
         return ref.model_dump(mode="json")
+
+    async def _code_archive_exists(self, location: str | None) -> None:
+        if location and location.startswith(STORE_PREFIX) and \
+                await self.store.stat(location[len(STORE_PREFIX):]) is None:
+            raise InvalidTask(f"the code archive {location!r} does not exist")
 
     async def check_model(self, model: dict[str, Any], params: dict[str, Any]) -> None:
         """Fetch the model and inspect it (nothing in it runs): not ONNX, escaping external data or an input
@@ -206,10 +131,7 @@ class TaskService:
         if info is not None and info.size > self.settings.max_model_bytes:
             raise InvalidTask(f"the model is {info.size} bytes; the limit is {self.settings.max_model_bytes}")
         with tempfile.TemporaryDirectory(prefix="mtt-model-") as tmp:
-            path = Path(tmp) / "model.onnx"
-            with path.open("wb") as fh:
-                async for chunk in await self.store.get(model["object_key"]):
-                    fh.write(chunk)
+            path = await download(self.store, model["object_key"], Path(tmp) / "model.onnx")
             onnx_info = await asyncio.to_thread(inspect_onnx, path)
             prep = params.get("preprocess")
             if prep is None:
@@ -221,24 +143,17 @@ class TaskService:
         if declared is not None and declared.kind != "tensor":
             main_input(declared, onnx_info.inputs)
 
+    # ---- create ----------------------------------------------------------------------------------
+
     async def create(self, body: TaskCreate, owner: str | None, *, origin: str = "api", dedup_key: str | None = None,
                      inspect_model: bool = True, set_kind: SetKind | None = None) -> Task:
         """A task with a command but no code yet is a draft: it becomes ready when its code arrives."""
-        if body.command is not None:
-            check_command(body.command)
-        # a user's location must lie under the code roots; an event's comes from the operator's settings
-        # (default_train_code): the runner checks it against the roots before it runs, and says so in the task
-        roots = self.settings.code_roots if origin == "api" else None
-        code = check_code_location(body.code_location, roots) if body.code_location else None
-        if code and code.startswith(STORE_PREFIX) and await self.store.stat(code[len(STORE_PREFIX):]) is None:
-            raise InvalidTask(f"the code archive {code!r} does not exist")
-        if "preprocess" in body.params:
-            parse_preprocess(body.params["preprocess"], where="params.preprocess")
+        code = await self._checked_code(body, origin)
         datasets = await self._datasets(body.datasets, body.kind)
         model = await self._model(body.model, body.model_name) if body.kind == "test" or body.model else None
         if model is not None and body.kind == "test" and not body.command and inspect_model:
             await self.check_model(model, body.params)
-        version_id = uuid.UUID(model["model_version_id"]) if model and model.get("model_version_id") else None
+        version_id = _version_id(model)
         function = body.function or await self._function_of(body.kind, datasets, version_id)
         if body.kind == "test" and set_kind is None:
             set_kind = await self.set_kind_of(uuid.UUID(datasets[0]["dataset_id"]), version_id)
@@ -248,14 +163,27 @@ class TaskService:
                     model_version_id=version_id, code_location=code, command=body.command, params=dict(body.params),
                     queue=body.queue, timeout_seconds=body.timeout_seconds, attempt=0, cancel_requested=False,
                     metrics={}, artifacts=[], created_at=utcnow(), updated_at=utcnow())
-        task.status = "ready" if runnable(task) is None else "draft"
+        settle(task)
         if body.run and task.status != "ready":
             raise InvalidTask(f"the task cannot run: {runnable(task)}")
         await self.repo.add(task)
-        await outbox.add(self.session, TaskCreated(task_id=task.id, kind=task.kind))  # type: ignore[arg-type]
+        await outbox.add(self.session, TaskCreated(task_id=task.id, kind=task.kind))
         if body.run:
-            await self.enqueue(task)
+            await self._enqueue(task)
         return task
+
+    async def _checked_code(self, body: TaskCreate, origin: str) -> str | None:
+        """The command, the code location and the declared preprocessing checked; → the code location."""
+        if body.command is not None:
+            check_command(body.command)
+        # a user's location must lie under the code roots; an event's comes from the operator's settings
+        # (default_train_code): the runner checks it against the roots before it runs, and says so in the task
+        roots = self.settings.code_roots if origin == "api" else None
+        code = check_code_location(body.code_location, roots) if body.code_location else None
+        await self._code_archive_exists(code)
+        if "preprocess" in body.params:
+            parse_preprocess(body.params["preprocess"], where="params.preprocess")
+        return code
 
     async def _function_of(self, kind: str, datasets: list[dict[str, Any]], version_id: uuid.UUID | None) -> str | None:
         """Training: the train dataset's function. Testing: the registered model's, else the test dataset's."""
@@ -299,76 +227,78 @@ class TaskService:
                         keep(sibling.dataset_id)
         return out
 
-    async def update(self, task: Task, body: TaskUpdate) -> Task:
-        if task.status in ("queued", "running"):
-            raise TaskStateConflict(f"the task is {task.status}; cancel it before changing it")
+    # ---- change ----------------------------------------------------------------------------------
+
+    async def update(self, task_id: uuid.UUID, body: TaskUpdate) -> Task:
+        task = await self.get(task_id, for_update=True)
+        _not_active(task, "changing it")
         fields = body.model_fields_set
         if "command" in fields and body.command is not None:
             check_command(body.command)
         if "code_location" in fields:
             task.code_location = (check_code_location(body.code_location, self.settings.code_roots)
                                   if body.code_location else None)
-            if task.code_location and task.code_location.startswith(STORE_PREFIX) and \
-                    await self.store.stat(task.code_location[len(STORE_PREFIX):]) is None:
-                raise InvalidTask(f"the code archive {task.code_location!r} does not exist")
-        if "command" in fields:
-            task.command = body.command
-        if "function" in fields:
-            task.function = body.function
-        if "params" in fields and body.params is not None:
-            if "preprocess" in body.params:
-                parse_preprocess(body.params["preprocess"], where="params.preprocess")
-            task.params = dict(body.params)
-        if "name" in fields and body.name is not None:
-            task.name = body.name
-        if "timeout_seconds" in fields:
-            task.timeout_seconds = body.timeout_seconds
+            await self._code_archive_exists(task.code_location)
+        _apply_fields(task, body, fields)
         if "model" in fields:
             task.model = await self._model(body.model, None)
-            version = task.model.get("model_version_id") if task.model else None
-            task.model_version_id = uuid.UUID(version) if version else None
+            task.model_version_id = _version_id(task.model)
         if task.model and task.kind == "test" and not task.command and ({"model", "params"} & fields):
             await self.check_model(task.model, task.params)
-        if task.status in ("draft", "ready"):
-            task.status = "ready" if runnable(task) is None else "draft"
+        settle(task)
         task.updated_at = utcnow()
         return task
 
-    async def create_with_code(self, body: TaskCreate, owner: str | None, archive: Path) -> Task:
+    async def create_with_code(self, body: TaskCreate, owner: str | None, code: AsyncIterable[bytes]) -> Task:
         """One call: the task, its code archive (checked as by `store_code`), its command and params; queued at
         once with `run: true`."""
-        if body.code_location:
-            raise InvalidTask("give the code as the `code` part or as code_location, not both")
-        # the archive is checked by store_code; a refusal rolls the task back with the request
-        task = await self.create(body.model_copy(update={"run": False}), owner)
-        await self.store_code(task, archive)
+        with tempfile.TemporaryDirectory(prefix="mtt-upload-") as tmp:
+            archive = await self._spool_code(code, Path(tmp) / "code", "the `code` part is empty: send a .zip or "
+                                                                        ".tar.gz")
+            if body.code_location:
+                raise InvalidTask("give the code as the `code` part or as code_location, not both")
+            # the archive is checked by store_code; a refusal rolls the task back with the request
+            task = await self.create(body.model_copy(update={"run": False}), owner)
+            await self.store_code(task, archive)
         if body.run:
             why = runnable(task)
             if why is not None:
                 raise InvalidTask(f"the task cannot run: {why}")
-            await self.enqueue(task)
+            await self._enqueue(task)
         return task
+
+    async def upload_code(self, task_id: uuid.UUID, code: AsyncIterable[bytes]) -> Task:
+        task = await self.get(task_id, for_update=True)
+        _not_active(task, "changing its code")
+        with tempfile.TemporaryDirectory(prefix="mtt-upload-") as tmp:
+            archive = await self._spool_code(code, Path(tmp) / "code", "the request body is empty: send the file "
+                                                                        "as the raw body")
+            return await self.store_code(task, archive)
+
+    async def _spool_code(self, chunks: AsyncIterable[bytes], path: Path, empty: str) -> Path:
+        if await spool(chunks, path, self.settings.max_upload_bytes) == 0:
+            raise InvalidTask(empty)
+        return path
 
     async def store_code(self, task: Task, archive: Path) -> Task:
         """Check a .zip / .tar.gz (no absolute or `..` paths, no links, bounded), store it, point the task at it."""
-        if task.status in ("queued", "running"):
-            raise TaskStateConflict(f"the task is {task.status}; cancel it before changing its code")
-        ext = await asyncio.to_thread(_check_archive, archive)
+        _not_active(task, "changing its code")
+        ext = await asyncio.to_thread(check_archive, archive)
         key = f"{self.prefix}/tasks/{task.id}/code/{utcnow().strftime('%Y%m%dT%H%M%S%f')}.{ext}"
         await self.store.put(key, file_chunks(archive), max_size=self.settings.max_upload_bytes)
-        return self.set_code_archive(task, key)
-
-    def set_code_archive(self, task: Task, key: str) -> Task:
-        if task.status in ("queued", "running"):
-            raise TaskStateConflict(f"the task is {task.status}; cancel it before changing its code")
         task.code_location = STORE_PREFIX + key
-        if task.status in ("draft", "ready"):
-            task.status = "ready" if runnable(task) is None else "draft"
+        settle(task)
         task.updated_at = utcnow()
         return task
 
-    async def enqueue(self, task: Task) -> Task:
-        if task.status in ("queued", "running"):
+    # ---- queue and cancel ------------------------------------------------------------------------
+
+    async def enqueue(self, task_id: uuid.UUID) -> Task:
+        """Queue a run (a new attempt)."""
+        return await self._enqueue(await self.get(task_id, for_update=True))
+
+    async def _enqueue(self, task: Task) -> Task:
+        if task.status in ACTIVE:
             raise TaskStateConflict(f"the task is already {task.status}")
         why = runnable(task)
         if why is not None:
@@ -378,14 +308,18 @@ class TaskService:
         task.status, task.queued_at, task.updated_at = "queued", now, now
         task.cancel_requested, task.error, task.exit_code, task.runner_id = False, None, None, None
         task.started_at = task.finished_at = None
-        await self.repo.add_run_request(RunRequest(id=uuid.uuid4(), task_id=task.id, attempt=task.attempt,
-                                                   queue=task.queue, created_at=now))
+        await self.repo.add(RunRequest(id=uuid.uuid4(), task_id=task.id, attempt=task.attempt, queue=task.queue,
+                                       created_at=now))
+        return task
+
+    async def rerun(self, task: Task) -> Task:
+        """A task an event asks for again: a new attempt unless one is queued or running."""
+        if task.status in ("ready", "failed", "cancelled"):
+            await self._enqueue(task)
         return task
 
     async def requeue_stale(self) -> int:
         """Runs whose runner went silent (no heartbeat for `stale_after_seconds`): a new attempt is queued."""
-        from datetime import timedelta
-
         now = utcnow()
         stale = await self.repo.stale_running(now - timedelta(seconds=self.settings.stale_after_seconds))
         for task in stale:
@@ -393,15 +327,15 @@ class TaskService:
             task.status = "ready"
             if task.cancel_requested:
                 task.status, task.finished_at, task.error = "cancelled", now, "cancelled (its runner went silent)"
-                await outbox.add(self.session, TaskFailed(task_id=task.id, kind=task.kind,  # type: ignore[arg-type]
-                                                          reason="cancelled"))
+                await outbox.add(self.session, TaskFailed(task_id=task.id, kind=task.kind, reason="cancelled"))
                 await announce_testing_failed(self.session, task, "cancelled")
                 continue
-            await self.enqueue(task)
+            await self._enqueue(task)
             task.error = f"attempt {old} lost its runner {runner}"
         return len(stale)
 
-    async def cancel(self, task: Task, who: str) -> Task:
+    async def cancel(self, task_id: uuid.UUID, who: str) -> Task:
+        task = await self.get(task_id, for_update=True)
         if task.status in TERMINAL:
             raise TaskStateConflict(f"the task already ended ({task.status})")
         now = utcnow()
@@ -409,7 +343,22 @@ class TaskService:
             task.cancel_requested, task.updated_at = True, now  # the runner kills the process group
             return task
         task.status, task.finished_at, task.updated_at, task.error = "cancelled", now, now, f"cancelled by {who}"
-        await outbox.add(self.session, TaskFailed(task_id=task.id, kind=task.kind,  # type: ignore[arg-type]
-                                                  reason=f"cancelled by {who}"))
+        await outbox.add(self.session, TaskFailed(task_id=task.id, kind=task.kind, reason=f"cancelled by {who}"))
         await announce_testing_failed(self.session, task, f"cancelled by {who}")
         return task
+
+
+def _apply_fields(task: Task, body: TaskUpdate, fields: set[str]) -> None:
+    """The fields of an update that need no lookup."""
+    if "command" in fields:
+        task.command = body.command
+    if "function" in fields:
+        task.function = body.function
+    if "params" in fields and body.params is not None:
+        if "preprocess" in body.params:
+            parse_preprocess(body.params["preprocess"], where="params.preprocess")
+        task.params = dict(body.params)
+    if "name" in fields and body.name is not None:
+        task.name = body.name
+    if "timeout_seconds" in fields:
+        task.timeout_seconds = body.timeout_seconds

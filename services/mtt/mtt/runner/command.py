@@ -1,0 +1,167 @@
+"""The task's own command: which sandbox runs it, the environment it sees, and its supervision (log pump,
+cancellation, timeout, the whole process group killed)."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import os
+import shlex
+import sys
+import threading
+import time
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from mtt.config import Settings
+from mtt.evaluator.evaluate import EvaluationCancelled
+from mtt.runner.backends import (
+    Backend,
+    ContainerLimits,
+    DockerBackend,
+    ProcessSpec,
+    RefusingBackend,
+    RunningProcess,
+    SubprocessBackend,
+)
+from mtt.runner.logs import LogSink
+from mtt.runner.result import RunFailed, RunResult
+from mtt.runner.sandbox import SANDBOX_SDK, BwrapBackend, Limits
+from mtt.task.models import Task
+
+log = structlog.get_logger(__name__)
+
+
+def _sdk_dir() -> Path:
+    """The task SDK mounted into sandboxes: the installed `mlife` package (a wheel, or the checkout's editable
+    install), else <venv>/lib/mlife, where the MTT image copies it (deploy/Dockerfile.service)."""
+    spec = importlib.util.find_spec("mlife")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    return Path(sys.prefix) / "lib" / "mlife"
+
+
+SDK_DIR = _sdk_dir()
+
+
+def make_backend(settings: Settings) -> Backend:
+    """The sandbox user code runs in; a runner without one refuses user code unless an operator opted out."""
+    s = settings
+    sdk = SDK_DIR if SDK_DIR.is_dir() else None
+    if s.runner_backend == "docker":
+        return DockerBackend(s.docker_image, sdk_dir=sdk, user=f"{s.sandbox_uid}:{s.sandbox_uid}",
+                             network=s.sandbox_network, limits=ContainerLimits(
+                                 memory_mb=s.sandbox_memory_mb, cpus=s.docker_cpus, processes=s.sandbox_max_processes,
+                                 cpu_seconds=s.sandbox_cpu_seconds, file_mb=s.sandbox_max_file_mb))
+    if s.sandbox == "none":
+        if not s.allow_unsandboxed:
+            return RefusingBackend("MLIFE_MTT_SANDBOX=none runs task code without a sandbox, which needs the "
+                                   "operator's explicit opt-out MLIFE_MTT_ALLOW_UNSANDBOXED=true; or use "
+                                   "MLIFE_MTT_SANDBOX=bwrap (install bubblewrap)")
+        log.warning("runner_unsandboxed", hint="task code runs as the runner's user: MLIFE_MTT_SANDBOX=bwrap")
+        return SubprocessBackend()
+    return BwrapBackend(
+        s.bwrap_path, network=s.sandbox_network, sdk_dir=sdk, ro_paths=list(s.sandbox_ro_paths),
+        uid_for_slot=lambda slot: s.sandbox_uid if slot == 0 else s.sandbox_slot_uid_base + slot,
+        limits=Limits(memory_mb=s.sandbox_memory_mb, cpu_seconds=s.sandbox_cpu_seconds,
+                      processes=s.sandbox_max_processes, file_mb=s.sandbox_max_file_mb))
+
+
+def task_env(task: Task, work: Path, manifests: list[dict[str, Any]], model_path: Path | None,
+             inside: str | None) -> dict[str, str]:
+    """Only the task's own variables (an allow-list, nothing of the runner's environment but LANG), with the
+    paths as the command sees them (`inside` the sandbox). No credential, no MLflow address: the command reports
+    through files."""
+
+    def at(path: Path) -> str:
+        return f"{inside}/{path.relative_to(work).as_posix()}" if inside else str(path)
+
+    python_bin = str(Path(sys.executable).parent)
+    env = {"PATH": os.pathsep.join([python_bin, "/usr/local/bin", "/usr/bin", "/bin"]),
+           "HOME": at(work / "home"), "LANG": os.environ.get("LANG", "C.UTF-8"), "PYTHONUNBUFFERED": "1"}
+    if SDK_DIR.is_dir():
+        env["PYTHONPATH"] = SANDBOX_SDK if inside else str(SDK_DIR.parent)
+    env.update({
+        "MLIFE_TASK_ID": str(task.id), "MLIFE_TASK_KIND": task.kind, "MLIFE_TASK_ATTEMPT": str(task.attempt),
+        "MLIFE_TASK_PARAMS": json.dumps(task.params), "MLIFE_OUTPUT_DIR": at(work / "out"),
+        "MLIFE_WORK_DIR": inside or str(work),
+        "MLIFE_DATASET_MANIFEST": at(Path(manifests[0]["local_manifest"])) if manifests else "",
+        "MLIFE_DATASET_MANIFESTS": json.dumps({m["dataset_id"]: {"purpose": m.get("purpose"),
+                                                                 "manifest": at(Path(m["local_manifest"]))}
+                                               for m in manifests}),
+    })
+    if task.model:
+        env["MLIFE_MODEL_NAME"], env["MLIFE_MODEL_VERSION"] = task.model["name"], task.model["version"]
+    if model_path is not None:
+        env["MLIFE_MODEL_PATH"] = at(model_path)
+    return env
+
+
+class Command:
+    """One start of the task's command in `backend`, its output into `sink`."""
+
+    def __init__(self, backend: Backend, settings: Settings, sink: LogSink, cancel: threading.Event) -> None:
+        self.backend = backend
+        self.settings = settings
+        self.sink = sink
+        self.cancel = cancel
+
+    async def run(self, task: Task, spec: ProcessSpec, result: RunResult) -> None:
+        """Run to its end; a cancellation, a timeout or a non-zero exit code ends the run."""
+        if self.backend.notice:
+            self.sink.line(self.backend.notice)
+        self.sink.line(f"$ {task.command}")
+        proc = await self.backend.start(spec)
+        reader = asyncio.create_task(self._pump(proc))
+        waiter = asyncio.create_task(proc.wait())
+        reason = await self._supervise(proc, waiter, task.timeout_seconds or self.settings.task_timeout_seconds)
+        exit_code = await waiter
+        await proc.cleanup()
+        with suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(reader, 5)
+        reader.cancel()
+        result.exit_code = exit_code
+        self.sink.line(f"exit code {exit_code}")
+        if reason == "cancelled":
+            result.status, result.error = "cancelled", "cancelled"
+            raise EvaluationCancelled()
+        if reason:
+            raise RunFailed(reason)
+        if exit_code != 0:
+            raise RunFailed(f"the command exited with code {exit_code}")
+
+    async def _pump(self, proc: RunningProcess) -> None:
+        while chunk := await proc.read():
+            self.sink.write(chunk)
+
+    async def _supervise(self, proc: RunningProcess, waiter: asyncio.Task[int], timeout: float) -> str | None:
+        """Wait for the command; → why it was stopped (cancelled, timed out), or None when it ended by itself."""
+        deadline = time.monotonic() + timeout
+        try:
+            while not waiter.done():
+                await asyncio.wait({waiter}, timeout=self.settings.poll_seconds)
+                if waiter.done():
+                    break
+                if proc.exited() is not None:  # the command ended; what it started must not hold its output
+                    await proc.cleanup()
+                    continue
+                reason = "cancelled" if self.cancel.is_set() else (
+                    f"timed out after {timeout:g} s" if time.monotonic() > deadline else None)
+                if reason:
+                    self.sink.line(f"{reason}: stopping the process group")
+                    await proc.kill()
+                    return reason
+        except asyncio.CancelledError:  # the runner is shutting down: no orphan; the queue redelivers the run
+            await asyncio.shield(proc.kill())
+            await proc.cleanup()
+            raise
+        return None
+
+
+def process_spec(task: Task, work: Path, code: Path, env: dict[str, str], settings: Settings, slot: int) -> ProcessSpec:
+    return ProcessSpec(task_id=str(task.id), argv=shlex.split(task.command or ""), workdir=work, cwd=code, env=env,
+                       kill_grace_seconds=settings.kill_grace_seconds, slot=slot)
