@@ -12,6 +12,7 @@ import pytest
 from tests.support.nats import NATS_URL, worker_nats
 from tests.support.postgres import PG_HOST, PG_PORT, PG_USER, create_database, drop_databases, drop_templates, pg_url
 from tests.support.processes import free_port, stop
+from tests.support.stack import Stack, start_stack, stop_stack
 
 __all__ = ["NATS_URL", "PG_HOST", "PG_PORT", "PG_USER", "free_port", "pg_url"]  # importable from here as before
 
@@ -42,6 +43,17 @@ async def make_database() -> AsyncIterator[Callable[[str], Awaitable[str]]]:
 
     yield _make
     await drop_databases(created)
+
+
+@pytest.fixture(scope="session")
+async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    """Every service with an API and the gateway, as processes: one platform for the session, started by the
+    first test that asks for it (gateway, UI, CLI and security suites) and stopped at the end."""
+    platform = await start_stack(tmp_path_factory.mktemp("stack"))
+    try:
+        yield platform
+    finally:
+        await stop_stack(platform)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -12,9 +11,8 @@ from gateway.config import Settings
 from tests.gateway.upstream_stub import upstream_stub
 from tests.support.auth import SECRET
 from tests.support.gateway import ADMIN_PASSWORD, ADMIN_TOKEN, Service
-from tests.support.platform import Processes
+from tests.support.platform import service_process
 from tests.support.processes import free_port
-from tests.support.stack import Stack, acquire_stack, release_stack
 from tests.support.waiting import wait_for
 
 # importable from here as before
@@ -25,18 +23,9 @@ __all__ = ["ADMIN_PASSWORD", "ADMIN_TOKEN", "SECRET", "Service"]
 async def bam_service(nats_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Service]:
     """The real BAM api process on a fresh PostgreSQL database, one for the session: the gateway tests only pass
     requests through it (no test reads another's data; an api process has no consumers, so no dead letters)."""
-    platform = Processes(home=tmp_path_factory.mktemp("bam-service"))
-    try:
-        db = await platform.database("bam.migrations", "mlife_test")
-        port = free_port()
-        env = dict(os.environ, MLIFE_ENVIRONMENT="test", MLIFE_IDENTITY_SECRET=SECRET, MLIFE_BAM_DATABASE_URL=db,
-                   MLIFE_NATS_URL=nats_url, MLIFE_HOME=str(platform.home), MLIFE_OBJECT_STORE="local")
-        service = Service("bam", port, platform.start("bam", ["-m", "bam", "api", "--port", str(port)], env))
-        why = await platform.ready("bam", service.url, 30, path="/readyz")
-        assert why is None, f"bam was not ready: {why}"
+    async with service_process(tmp_path_factory.mktemp("bam-service"), "bam", nats_url=nats_url, secret=SECRET,
+                               ready_path="/readyz") as service:
         yield service
-    finally:
-        await platform.stop()
 
 
 @pytest.fixture
@@ -78,12 +67,3 @@ async def edge(make_database: Callable[[str], Awaitable[str]], nats_url: str,
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://gateway") as c:
                 yield c
 
-
-@pytest.fixture(scope="session")
-async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
-    """Every service with an API and the gateway, as processes, shared by the session's tests."""
-    s = await acquire_stack(tmp_path_factory.mktemp("stack"))
-    try:
-        yield s
-    finally:
-        await release_stack()

@@ -10,11 +10,9 @@ from tests.support.stack import (
                                  SECRET,
                                  SERVICES,
                                  Stack,
-                                 acquire_stack,
-                                 release_stack,
                                  start_stack,
                                  stop_stack,
 )
 
 __all__ = ["ADMIN_PASSWORD", "ADMIN_TOKEN", "METRICS_TOKEN", "PASSWORD", "ROLES", "SECRET", "SERVICES", "Stack",
-           "acquire_stack", "release_stack", "start_stack", "stop_stack"]
+           "start_stack", "stop_stack"]

@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -19,7 +16,7 @@ import pytest
 from gateway.edge.host import HostAllowList, InvalidHostHeader, parse_host
 from mlife_shared.auth import IDENTITY_HEADER, Identity, Role, sign_identity
 from mlife_shared.http_limits import JsonDepthScanner
-from tests.support.processes import free_port
+from tests.support.platform import service_process
 from tests.support.stack import SECRET, Stack
 
 LIMIT = 64
@@ -228,36 +225,13 @@ async def _raw(port: int, request: str) -> tuple[int, bytes]:
 # --- slow loris: header and body read timeouts (a real gateway process on a free port) --------------------
 
 @pytest.fixture
-async def served_gateway(make_database: Callable[[str], Awaitable[str]], nats_url: str,
-                         tmp_path: Path) -> AsyncIterator[int]:
+async def served_gateway(nats_url: str, tmp_path: Path) -> AsyncIterator[int]:
     """`python -m gateway api` (the entry point `mlife up` runs, and so its uvicorn configuration) with
     one-second read timeouts."""
-    db = await make_database("gateway.migrations")
-    closed = f"http://127.0.0.1:{free_port()}"
-    port = free_port()
-    env = dict(os.environ, MLIFE_ENVIRONMENT="test", MLIFE_IDENTITY_SECRET=SECRET, MLIFE_NATS_URL=nats_url,
-               MLIFE_HOME=str(tmp_path), MLIFE_GATEWAY_DATABASE_URL=db, MLIFE_GATEWAY_ALLOWED_HOSTS='["127.0.0.1"]',
-               MLIFE_HTTP_HEADER_TIMEOUT_SECONDS="1", MLIFE_HTTP_BODY_TIMEOUT_SECONDS="1", MLIFE_LOG_LEVEL="WARNING",
-               **{f"MLIFE_GATEWAY_{s.upper()}_URL": closed for s in ("bam", "dam", "mtt", "msm")})
-    log = tmp_path / "gateway.log"
-    proc = subprocess.Popen([sys.executable, "-m", "gateway", "api", "--host", "127.0.0.1", "--port", str(port)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=open(log, "ab"))  # noqa: SIM115
-    try:
-        for _ in range(300):
-            assert proc.poll() is None, log.read_text()[-2000:]
-            try:
-                async with httpx.AsyncClient() as c:
-                    if (await c.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
-                        break
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.1)
-        else:
-            pytest.fail("the gateway did not start: " + log.read_text()[-2000:])
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(15)
+    async with service_process(tmp_path, "gateway", nats_url=nats_url, secret=SECRET,
+                               MLIFE_GATEWAY_ALLOWED_HOSTS='["127.0.0.1"]', MLIFE_HTTP_HEADER_TIMEOUT_SECONDS="1",
+                               MLIFE_HTTP_BODY_TIMEOUT_SECONDS="1") as gateway:
+        yield gateway.port
 
 
 async def _closed_by_server(reader: asyncio.StreamReader) -> bytes:

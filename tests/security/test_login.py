@@ -7,22 +7,18 @@ reverse proxy, one bound to 127.0.0.1 (or .3) plays a direct client."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from mlife_shared.migrations import upgrade
-from tests.support.postgres import PG_HOST, PG_PORT, PG_USER, pg_url
-from tests.support.processes import free_port
+from tests.support.platform import service_process
+from tests.support.postgres import create_database, drop_databases, pg_url
 
 ADMIN_TOKEN = "mlf_login_admin_" + uuid.uuid4().hex
 ADMIN_PASSWORD = "login-admin-" + uuid.uuid4().hex[:12]
@@ -33,8 +29,8 @@ PROXY = "127.0.0.2"
 
 
 class Gateway:
-    def __init__(self, url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-        self.url, self.proc, self.log = url, proc, log
+    def __init__(self, url: str) -> None:
+        self.url = url
 
     def client(self, source: str = "127.0.0.7", **kw: object) -> httpx.AsyncClient:
         transport = httpx.AsyncHTTPTransport(local_address=source)
@@ -51,59 +47,16 @@ class Gateway:
         return self.client(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
 
 
-async def _database(name: str) -> None:
-    conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database="postgres")
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-
-async def _drop(name: str) -> None:
-    conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database="postgres")
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(scope="module")
 async def gateway(tmp_path_factory: pytest.TempPathFactory, nats_url: str) -> AsyncIterator[Gateway]:
-    home = tmp_path_factory.mktemp("login-gateway")
-    name = f"mlife_login_{uuid.uuid4().hex[:12]}"
-    await _database(name)
-    port = free_port()
-    closed = f"http://127.0.0.1:{free_port()}"
-    env = dict(os.environ, MLIFE_ENVIRONMENT="test", MLIFE_IDENTITY_SECRET="login-" + uuid.uuid4().hex,
-               MLIFE_NATS_URL=nats_url, MLIFE_HOME=str(home), MLIFE_GATEWAY_DATABASE_URL=pg_url(name),
-               MLIFE_GATEWAY_ADMIN_TOKEN=ADMIN_TOKEN, MLIFE_GATEWAY_ADMIN_PASSWORD=ADMIN_PASSWORD,
-               MLIFE_GATEWAY_ALLOWED_HOSTS='["127.0.0.1"]', MLIFE_GATEWAY_SESSION_COOKIE_SECURE="false",
-               MLIFE_GATEWAY_LOGIN_MAX_FAILURES_PER_ACCOUNT=str(PER_ACCOUNT),
-               MLIFE_GATEWAY_LOGIN_MAX_FAILURES_PER_IP=str(PER_SOURCE),
-               MLIFE_GATEWAY_TRUSTED_PROXIES=f'["{PROXY}/32"]', MLIFE_LOG_LEVEL="WARNING",
-               **{f"MLIFE_GATEWAY_{s.upper()}_URL": closed for s in ("bam", "dam", "mtt", "msm")})
-    log = home / "gateway.log"
-    proc = subprocess.Popen([sys.executable, "-m", "gateway", "api", "--migrate", "--host", "127.0.0.1",
-                             "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
-                            stderr=open(log, "ab"))  # noqa: SIM115 - the child holds it
-    gw = Gateway(f"http://127.0.0.1:{port}", proc, log)
-    try:
-        for _ in range(300):
-            assert proc.poll() is None, log.read_text()[-2000:]
-            try:
-                async with httpx.AsyncClient() as c:
-                    if (await c.get(f"{gw.url}/healthz")).status_code == 200:
-                        break
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.1)
-        else:
-            pytest.fail("the gateway did not start: " + log.read_text()[-2000:])
-        yield gw
-    finally:
-        proc.terminate()
-        proc.wait(15)
-        await _drop(name)
+    async with service_process(tmp_path_factory.mktemp("login-gateway"), "gateway", argv=("--migrate",),
+                               nats_url=nats_url, secret="login-" + uuid.uuid4().hex,
+                               MLIFE_GATEWAY_ADMIN_TOKEN=ADMIN_TOKEN, MLIFE_GATEWAY_ADMIN_PASSWORD=ADMIN_PASSWORD,
+                               MLIFE_GATEWAY_ALLOWED_HOSTS='["127.0.0.1"]', MLIFE_GATEWAY_SESSION_COOKIE_SECURE="false",
+                               MLIFE_GATEWAY_LOGIN_MAX_FAILURES_PER_ACCOUNT=str(PER_ACCOUNT),
+                               MLIFE_GATEWAY_LOGIN_MAX_FAILURES_PER_IP=str(PER_SOURCE),
+                               MLIFE_GATEWAY_TRUSTED_PROXIES=f'["{PROXY}/32"]') as service:
+        yield Gateway(service.url)
 
 
 async def _user(gw: Gateway, username: str, role: str = "viewer") -> dict:
@@ -209,11 +162,10 @@ async def test_user_names_are_unique_regardless_of_case(gateway: Gateway) -> Non
 
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
 async def test_the_migration_stops_on_case_duplicates_and_names_them(dialect: str, tmp_path: Path) -> None:
-    name = f"mlife_login_mig_{uuid.uuid4().hex[:10]}"
     if dialect == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
     else:
-        await _database(name)
+        name = await create_database(prefix="mlife_login_mig")
         url = pg_url(name)
     try:
         await asyncio.to_thread(upgrade, "gateway.migrations", url, "gateway_0002")
@@ -242,4 +194,4 @@ async def test_the_migration_stops_on_case_duplicates_and_names_them(dialect: st
         await engine.dispose()
     finally:
         if dialect == "postgresql":
-            await _drop(name)
+            await drop_databases([name])

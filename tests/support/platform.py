@@ -4,14 +4,29 @@ readiness, and teardown. `tests.support.stack` (the gateway, UI, CLI and securit
 
 from __future__ import annotations
 
+import os
 import subprocess
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.support import processes
 from tests.support.nats import NatsServer, start_nats
 from tests.support.postgres import create_database, drop_databases, pg_url
+
+SERVICES = ("bam", "dam", "mtt", "msm")
+
+
+class Service:
+    """A service process of a test's own, on 127.0.0.1:<port>."""
+
+    def __init__(self, name: str, port: int, proc: subprocess.Popen[bytes], log: Path | None = None) -> None:
+        self.name, self.port, self.proc, self.log = name, port, proc, log
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
 
 @dataclass
@@ -55,3 +70,28 @@ class Processes:
         processes.stop(nats, timeout=15)
         await drop_databases(self.databases)
         self.databases.clear()
+
+
+@asynccontextmanager
+async def service_process(home: Path, service: str, *, nats_url: str, secret: str, argv: tuple[str, ...] = (),
+                          ready_path: str = "/healthz", **env: str) -> AsyncIterator[Service]:
+    """`python -m <service> api <argv>` (the entry point `mlife up` runs, so its uvicorn configuration) on a fresh
+    database of its own; a gateway's upstream services are a closed port. `env` adds or overrides variables
+    (MLIFE_…); the process, its database and its log under `home` go when the block ends."""
+    platform = Processes(home=home)
+    try:
+        db = await platform.database(f"{service}.migrations", "mlife_test")
+        port = processes.free_port()
+        closed = f"http://127.0.0.1:{processes.free_port()}"
+        upstreams = {f"MLIFE_GATEWAY_{s.upper()}_URL": closed for s in SERVICES} if service == "gateway" else {}
+        full_env = dict(os.environ, MLIFE_ENVIRONMENT="test", MLIFE_IDENTITY_SECRET=secret, MLIFE_NATS_URL=nats_url,
+                        MLIFE_HOME=str(home), MLIFE_OBJECT_STORE="local", MLIFE_LOG_LEVEL="WARNING",
+                        **{f"MLIFE_{service.upper()}_DATABASE_URL": db}, **upstreams)
+        full_env.update(env)
+        argv = ("-m", service, "api", *argv, "--host", "127.0.0.1", "--port", str(port))
+        proc = platform.start(service, list(argv), full_env)
+        why = await platform.ready(service, f"http://127.0.0.1:{port}", 30, path=ready_path)
+        assert why is None, f"{service} did not start: {why}"
+        yield Service(service, port, proc, home / f"{service}.log")
+    finally:
+        await platform.stop()

@@ -11,7 +11,6 @@ import os
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -138,21 +137,3 @@ async def _start(stack: Stack) -> None:
 
 async def stop_stack(stack: Stack) -> None:
     await stack.stop()
-
-
-_shared: dict[str, Any] = {}
-
-
-async def acquire_stack(home: Path) -> Stack:
-    """One platform for the whole session, shared by tests/gateway, tests/ui, tests/cli and tests/security
-    (each of their conftests declares the fixture; the last one to finish stops it)."""
-    if "stack" not in _shared:
-        _shared["stack"], _shared["users"] = await start_stack(home), 0
-    _shared["users"] += 1
-    return _shared["stack"]
-
-
-async def release_stack() -> None:
-    _shared["users"] -= 1
-    if _shared["users"] == 0:
-        await stop_stack(_shared.pop("stack"))

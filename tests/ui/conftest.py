@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.gateway.conftest import stack  # noqa: F401 - the whole platform as processes
 from tests.support.ui import Page
 
 __all__ = ["Page"]  # importable from here as before

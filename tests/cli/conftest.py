@@ -1,1 +1,0 @@
-from tests.gateway.conftest import stack  # noqa: F401 - the whole platform as processes
