@@ -9,22 +9,28 @@ import asyncio
 import io
 import json
 import uuid
+from collections.abc import AsyncIterator
 from contextlib import suppress
 from functools import partial
+from typing import Any
 
 import httpx
 import nats
 import pytest
 
+from dam.config import Settings
+from dam.file.media import SNIFF_BYTES
 from dam.testset.consumers import on_test_data_requested
 from mlife_shared.app import ServiceContext
 from mlife_shared.db import Database
+from mlife_shared.events import Envelope, new_envelope
 from mlife_shared.events.contracts import BadcaseTestDataRequested
 from mlife_shared.events.contracts import TestDataItem as DataItem
 from mlife_shared.messaging.bus import provision_streams
 from mlife_shared.messaging.consumer import ConsumerRunner, Subscription
+from mlife_shared.objectstore import ObjectStore, ScopedStore
 from mlife_shared.objectstore.base import iterate
-from tests.dam.helpers import md5, png
+from tests.dam.helpers import md5, png, random_bytes
 from tests.support.nats import publish
 from tests.support.outbox import outbox_events
 from tests.support.waiting import wait_for
@@ -43,9 +49,10 @@ async def js(nats_url: str):  # type: ignore[no-untyped-def]
     await nc.close()
 
 
-async def run_until(dam: httpx.AsyncClient, dam_db: str, js, until) -> None:  # type: ignore[no-untyped-def]
+async def run_until(dam: httpx.AsyncClient, dam_db: str, js, until, raw: Any = None) -> None:  # type: ignore[no-untyped-def]
     app = dam.app  # type: ignore[attr-defined]
-    ctx = ServiceContext(app.state.settings, app.state.raw_store, app.state.store)
+    ctx = (ServiceContext(app.state.settings, app.state.raw_store, app.state.store) if raw is None
+           else ServiceContext(app.state.settings, raw, ScopedStore(raw, "dam")))
     sub = Subscription(js.durable, "badcase.test_data_requested",
                        partial(on_test_data_requested, ctx=ctx))
     db = Database(dam_db)
@@ -334,3 +341,131 @@ async def test_leakage_train_items_in_the_functions_badcase_test_set_are_reporte
     both = await dam.post("/datasets", json={"name": "x", "documents": [{"id": bts["id"]}, {"id": wine_bts["id"]}],
                                              "split": {"test": 1.0}})
     assert both.status_code == 422 and "one function at a time" in both.json()["detail"]
+
+
+class CountingStore:
+    """The shared object store, counting what is read from it (a re-hash would read each object whole)."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self.store = store
+        self.reads: list[list[Any]] = []  # per read: [key, bytes read]
+
+    async def get(self, key: str, *, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
+        stream = await self.store.get(key, chunk_size=chunk_size)
+        read: list[Any] = [key, 0]
+        self.reads.append(read)
+
+        async def counted() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in stream:
+                    read[1] += len(chunk)
+                    yield chunk
+            finally:
+                close = getattr(stream, "aclose", None)
+                if close is not None:
+                    await close()
+        return counted()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+async def test_an_item_sent_with_its_md5_is_taken_once_it_exists_without_reading_it_to_hash(
+        dam: httpx.AsyncClient, dam_db: str, js) -> None:  # type: ignore[no-untyped-def]
+    """BAM sends one reference and the MD5 of its data: DAM stats the object and copies it under that MD5, reading
+    only the head it tells the type from; a missing object is dead-lettered with the reason."""
+    raw = dam.app.state.raw_store  # type: ignore[attr-defined]
+    image = png(20, 10, seed=9) + random_bytes(3 * SNIFF_BYTES)  # a PNG with trailing bytes, 3x the head
+    key = f"bam/data/{md5(image)}"
+    await raw.put(key, iterate(image))
+    counting = CountingStore(raw)
+    badcase, missing = uuid.uuid4(), uuid.uuid4()
+    await publish(js, BadcaseTestDataRequested(request_id=uuid.uuid4(), items=[
+        DataItem(badcase_id=badcase, data_refs=[f"key:{key}"], md5=md5(image), ground_truth="7", function="digits")]))
+    gone_id = await publish(js, BadcaseTestDataRequested(request_id=uuid.uuid4(), items=[
+        DataItem(badcase_id=missing, data_refs=["key:bam/data/" + "e" * 32], md5="e" * 32, ground_truth="1",
+                 function="digits")]))
+
+    async def _both() -> bool:
+        letters = (await dam.get("/dead-letters")).json()
+        return bool((await dam.get("/datasets")).json()) and any(d["event_id"] == str(gone_id) for d in letters)
+
+    await run_until(dam, dam_db, js, _both, raw=counting)
+    # each attempt (a failing batch is retried one event at a time) read the head only, of an object 3x as large
+    assert counting.reads and all(read == [key, SNIFF_BYTES] for read in counting.reads)
+    f = (await dam.get(f"/files/{md5(image)}")).json()
+    assert (f["size"], f["media_type"], f["width"], f["height"]) == (len(image), "image", 20, 10)
+    assert (await dam.get(f"/files/{md5(image)}/content")).content == image
+    rows = (await dam.get("/documents", params={"function": "digits"})).json()
+    assert [(d["current_version"], d["row_count"]) for d in rows] == [(1, 1)]
+    letter = next(d for d in (await dam.get("/dead-letters")).json() if d["event_id"] == str(gone_id))
+    assert str(missing) in letter["error"] and "no object under this key" in letter["error"]
+
+
+async def append(dam_db: str, ctx: ServiceContext[Settings], event: Envelope[BadcaseTestDataRequested]) -> None:
+    """The consumer's unit of work: the handler in one transaction, as the consumer runner commits it."""
+    db = Database(dam_db)
+    try:
+        async with db.transaction() as session:
+            await on_test_data_requested(event, session, ctx)
+    finally:
+        await db.dispose()
+
+
+async def stored_rows(dam_db: str, document_id: str) -> list[tuple[str, str, int | None]]:
+    """Every row the document's versions hold in the table: (row id, label, the version that retired it)."""
+    from sqlalchemy import select
+
+    from dam.document.models import DocumentRow, DocumentVersion
+
+    db = Database(dam_db)
+    try:
+        async with db.transaction() as session:
+            found = await session.execute(
+                select(DocumentRow.id, DocumentRow.label, DocumentRow.retired_in)
+                .join(DocumentVersion, DocumentVersion.id == DocumentRow.version_id)
+                .where(DocumentVersion.document_id == uuid.UUID(document_id)).order_by(DocumentRow.position))
+            return [(str(i), str(label), retired) for i, label, retired in found.tuples()]
+    finally:
+        await db.dispose()
+
+
+async def test_a_request_appends_its_rows_and_the_same_request_twice_appends_once(
+        dam: httpx.AsyncClient, dam_db: str) -> None:
+    """Each request is a new version that inserts its rows only: the rows in stay as they are (same ids), a badcase
+    added again retires its old row; the same request delivered twice (a new envelope each time) appends once."""
+    app = dam.app  # type: ignore[attr-defined]
+    ctx = ServiceContext(app.state.settings, app.state.raw_store, app.state.store)
+    images = [png(6, 6, seed=200 + i) for i in range(3)]
+    md5s = [(await dam.post("/files", content=im)).json()["md5"] for im in images]
+    b1, b2, b3 = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+
+    def item(badcase: uuid.UUID, i: int, label: str) -> DataItem:
+        return DataItem(badcase_id=badcase, data_refs=[f"md5:{md5s[i]}"], md5=md5s[i], ground_truth=label,
+                        function="faces")
+
+    first = BadcaseTestDataRequested(request_id=uuid.uuid4(), items=[item(b1, 0, "sad"), item(b2, 1, "happy")])
+    await append(dam_db, ctx, new_envelope(first))
+    doc = (await dam.get("/documents", params={"function": "faces"})).json()[0]
+    v1 = {r["label"]: r["id"] for r in (await dam.get(f"/documents/{doc['id']}/rows")).json()["items"]}
+
+    second = BadcaseTestDataRequested(request_id=uuid.uuid4(), items=[item(b1, 0, "angry"), item(b3, 2, "calm")])
+    for _ in range(2):  # a duplicate delivery
+        await append(dam_db, ctx, new_envelope(second))
+    doc = (await dam.get(f"/documents/{doc['id']}")).json()
+    assert (doc["current_version"], doc["row_count"]) == (2, 3)
+    v2 = {r["label"]: r["id"] for r in (await dam.get(f"/documents/{doc['id']}/rows")).json()["items"]}
+    assert set(v2) == {"happy", "angry", "calm"} and v2["happy"] == v1["happy"]  # the row in stays, not copied
+    assert {r["label"] for r in (await dam.get(f"/documents/{doc['id']}/rows", params={"version": 1})).json()[
+        "items"]} == {"sad", "happy"}
+    # the table holds each row once: v1's two, and the two v2 appended (v1's "sad" retired by v2)
+    assert [(label, retired) for _, label, retired in await stored_rows(dam_db, doc["id"])] == [
+        ("sad", 2), ("happy", None), ("angry", None), ("calm", None)]
+    versions = (await dam.get(f"/documents/{doc['id']}/versions")).json()
+    assert [(v["version"], v["row_count"]) for v in versions] == [(1, 2), (2, 3)]
+    sets = (await dam.get("/datasets", params={"function": "faces"})).json()
+    assert [(d["version"], d["item_count"]) for d in sets] == [(2, 3), (1, 2)]
+    assert [e["data"]["row_count"] for e in await outbox_events(dam_db, "document.created")] == [2, 3]
+    # search across documents names each row's document and current version, old rows included
+    found = (await dam.post("/search", json={"q": "happy"})).json()["items"]
+    assert [(r["document_id"], r["document_version"], r["id"]) for r in found] == [(doc["id"], 2, v1["happy"])]

@@ -1,5 +1,6 @@
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
+from fastapi import Depends, Request
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
@@ -38,3 +39,12 @@ class Settings(ServiceSettings):
     prelabel_timeout_seconds: float = Field(60.0, description="Timeout of one pre-label request")
     prelabel_max_response_bytes: int = Field(16 * 1024 * 1024, description="Largest answer read from a pre-label endpoint")
     public_url: str = Field("http://127.0.0.1:8000", description="The gateway's URL, for links in labelling tasks")
+
+
+def get_settings(request: Request) -> Settings:
+    """DAM's settings in a route (the app holds the ones it was created with)."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -67,6 +67,10 @@ class TestDataItem(_Part):
     function: str = Field(description="The function whose badcase test set the item joins")
     features: dict[str, Any] | None = Field(None, description="A tabular badcase's row: feature column → value "
                                                               "(instead of data files)")
+    md5: str | None = Field(None, pattern=r"^[0-9a-f]{32}$",
+                            description="The MD5 of the data its reference names, when the producer knows it: DAM "
+                                        "takes the object once it exists, without reading it to hash it again. "
+                                        "Without it, DAM hashes what the references name")
 
 
 @register

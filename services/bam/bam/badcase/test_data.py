@@ -30,17 +30,20 @@ BYTES_PER_EVENT = 256 * 1024
 # What DAM takes (its standing document is `badcase test set: <function>`, its column names its feature names):
 # an item it cannot store fails the whole event, every other item of it with it.
 MAX_FUNCTION_CHARS = FUNCTION_MAX_CHARS  # badcases filed before the shared rule may have longer ones
+MD5 = re.compile(r"^[0-9a-f]{32}$")
 COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 
 
-async def refs_for_dam(b: Badcase, store: ScopedStore) -> list[str]:
-    """`md5:<hex>`, `key:<object key>` or `url:<url>`; data BAM holds is named by its full object key."""
-    refs = []
-    for r in b.data_refs:
-        if r["kind"] == "md5" and r["value"] == b.data_md5 and await store.stat(data_key(r["value"])) is not None:
-            refs.append(f"key:{store.full_key(data_key(r['value']))}")
-        refs.append(f"{r['kind']}:{r['value']}")
-    return refs
+def reference_for_dam(b: Badcase, store: ScopedStore) -> tuple[list[str], str | None]:
+    """The one reference DAM takes the badcase's data by, with its MD5 when BAM knows it: data with an MD5 (uploaded
+    with the report, or a DAM file the report named) by BAM's object key for that MD5 — DAM uses its own file of that
+    MD5 if it has one, else takes BAM's object once it exists, without hashing it again; otherwise the report's first
+    reference (`key:<object key>`, whose MD5 DAM computes, or `url:<url>`). None for a tabular badcase without any:
+    its features are its data."""
+    if b.data_md5 is not None and MD5.match(b.data_md5):
+        return [f"key:{store.full_key(data_key(b.data_md5))}"], b.data_md5
+    first = b.data_refs[0] if b.data_refs else None
+    return ([f"{first['kind']}:{first['value']}"] if first else []), None
 
 
 def not_addable(b: Badcase) -> str | None:
@@ -93,7 +96,8 @@ async def add_to_test_data(session: AsyncSession, store: ScopedStore, request: A
         if reason:
             skipped.append({"id": str(b.id), "reason": reason})
             continue
-        items.append(TestDataItem(badcase_id=b.id, data_refs=await refs_for_dam(b, store), features=b.features,
+        refs, md5 = reference_for_dam(b, store)
+        items.append(TestDataItem(badcase_id=b.id, data_refs=refs, md5=md5, features=b.features,
                                   ground_truth=b.ground_truth, function=b.function))
         b.test_data_requested_at = now
     if not items:

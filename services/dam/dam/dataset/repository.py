@@ -4,32 +4,26 @@ import uuid
 from collections.abc import Sequence
 
 from sqlalchemy import func, insert, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from dam.dataset.models import Dataset, DatasetItem
+from mlife_shared.repository import Repository
 
 
-class DatasetRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def get(self, dataset_id: uuid.UUID) -> Dataset | None:
-        return await self.session.get(Dataset, dataset_id)
+class DatasetRepository(Repository):
 
     async def next_version(self, name: str, purpose: str) -> int:
         current = await self.session.scalar(select(func.max(Dataset.version)).where(
             Dataset.name == name, Dataset.purpose == purpose))
         return int(current or 0) + 1
 
-    async def add(self, dataset: Dataset, items: Sequence[tuple[str, str | None]]) -> Dataset:
-        self.session.add(dataset)
-        await self.session.flush()
+    async def add_with_items(self, dataset: Dataset, items: Sequence[tuple[str, str | None]]) -> Dataset:
+        await self.add(dataset)
         for start in range(0, len(items), 5000):
             await self.session.execute(insert(DatasetItem), [
                 {"dataset_id": dataset.id, "md5": m, "label": label} for m, label in items[start:start + 5000]])
         return dataset
 
-    async def list(self, *, name: str | None, limit: int, offset: int, function: str | None = None,
+    async def find(self, *, name: str | None, limit: int, offset: int, function: str | None = None,
                    is_badcase_test_set: bool | None = None) -> list[Dataset]:
         stmt = select(Dataset)
         if name:

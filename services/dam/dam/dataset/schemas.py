@@ -2,16 +2,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from dam.dataset.models import Modality, Purpose
 from dam.document.schemas import RowFilter
 from mlife_shared.bounds import INT32_MAX, INT64_MAX, INT64_MIN
 from mlife_shared.names import FunctionName
-
-Purpose = Literal["train", "test"]
-Modality = Literal["file", "table", "mixed"]
 
 
 class DocumentRef(BaseModel):

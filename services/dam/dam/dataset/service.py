@@ -9,14 +9,17 @@ import json
 import random
 import uuid
 from collections import defaultdict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dam.dataset.exceptions import DatasetNotFound, InvalidGrouping
-from dam.dataset.models import Dataset
+from dam.dataset.models import Dataset, Modality, Purpose
 from dam.dataset.repository import DatasetRepository
 from dam.dataset.schemas import BadcaseLeakage, GroupRequest, Leakage, LeakedInto
+from dam.document import analysis
 from dam.document.models import BADCASE_TEST_SET, DocumentRow
 from dam.document.service import DocumentService, Version, filter_columns, require_storable
 from dam.document.table import item_id
@@ -30,11 +33,29 @@ from mlife_shared.objectstore.base import iterate, read_all
 EXAMPLES = 10
 
 
+@dataclass(frozen=True)
+class ManifestRow:
+    label: str | None
+    annotation: Any
+    extra: dict[str, Any]
+    features: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class ManifestFile:
+    md5: str
+    media_type: str
+    size: int
+    width: int | None
+    height: int | None
+
+
 def manifest_key(dataset_id: uuid.UUID) -> str:
     return f"datasets/{dataset_id}/manifest.jsonl"
 
 
-def split(items: list[dict[str, Any]], ratios: dict[str, float], *, stratify: bool, seed: int) -> dict[str, list]:
+def split(items: list[dict[str, Any]], ratios: dict[Purpose, float], *, stratify: bool,
+          seed: int) -> dict[Purpose, list[dict[str, Any]]]:
     """Deterministic: items sorted by identity (MD5 or row hash), shuffled with `seed`, cut by the ratios
     (per class if stratified)."""
     rnd = random.Random(seed)
@@ -42,7 +63,7 @@ def split(items: list[dict[str, Any]], ratios: dict[str, float], *, stratify: bo
     for it in sorted(items, key=lambda x: x["id"]):
         groups[(it["label"] or "(none)") if stratify else ""].append(it)
     purposes = sorted(ratios)
-    out: dict[str, list] = {p: [] for p in purposes}
+    out: dict[Purpose, list[dict[str, Any]]] = {p: [] for p in purposes}
     for label in sorted(groups):
         group = groups[label]
         rnd.shuffle(group)
@@ -54,8 +75,8 @@ def split(items: list[dict[str, Any]], ratios: dict[str, float], *, stratify: bo
     return out
 
 
-def modality_of(items: list[dict[str, Any]]) -> str:
-    kinds = {"file" if it.get("md5") else "table" for it in items}
+def modality_of(items: list[dict[str, Any]]) -> Modality:
+    kinds: set[Modality] = {"file" if it.get("md5") else "table" for it in items}
     return kinds.pop() if len(kinds) == 1 else "mixed"
 
 
@@ -67,7 +88,7 @@ class DatasetService:
         self.docs = DocumentService(session)
 
     async def get(self, dataset_id: uuid.UUID) -> Dataset:
-        ds = await self.repo.get(dataset_id)
+        ds = await self.repo.get(Dataset, dataset_id)
         if ds is None:
             raise DatasetNotFound(f"no dataset {dataset_id}")
         return ds
@@ -107,7 +128,7 @@ class DatasetService:
             v = await self.docs.version(ref.id, ref.version)
             versions.append(v)
             self.docs.check_filter(filter_columns(v.document), req.filter)
-            rows, _ = await self.docs.rows([v.version.id], req.filter)
+            rows, _ = await self.docs.rows([v.version], req.filter)
             for r, f in rows:
                 key = item_id(r.md5, r.features, r.annotation)
                 if key is None or key in items:
@@ -144,15 +165,15 @@ class DatasetService:
             body = "".join(json.dumps(it, ensure_ascii=False, sort_keys=True) + "\n" for it in part).encode()
             await self.store.put(key, iterate(body), content_type="application/x-ndjson")
             modality = modality_of(part)
-            ds = await self.repo.add(Dataset(
+            ds = await self.repo.add_with_items(Dataset(
                 id=ds_id, group_id=group_id, name=req.name, purpose=purpose,
                 version=await self.repo.next_version(req.name, purpose), spec=spec,
                 manifest_key=self.store.full_key(key), item_count=len(part), is_badcase_test_set=is_badcase,
                 function=function, modality=modality, created_by=user), [(it["id"], it["label"]) for it in part])
             await outbox.add(self.session, DatasetGrouped(
-                dataset_id=ds.id, version=ds.version, purpose=purpose, manifest_key=ds.manifest_key,  # type: ignore[arg-type]
+                dataset_id=ds.id, version=ds.version, purpose=purpose, manifest_key=ds.manifest_key,
                 item_count=ds.item_count, is_badcase_test_set=is_badcase, name=ds.name, group_id=group_id,
-                function=function, modality=modality), **(correlation or {}))  # type: ignore[arg-type]
+                function=function, modality=modality), **(correlation or {}))
             out.append(ds)
         return group_id, out, dropped, excluded
 
@@ -183,6 +204,26 @@ class DatasetService:
         return BadcaseLeakage(function=train.function, count=len(seen), examples=examples[:EXAMPLES],
                               badcase_test_sets=checked, warning=warning)
 
+    async def find(self, *, name: str | None, function: str | None, is_badcase_test_set: bool | None, limit: int,
+                   offset: int) -> list[Dataset]:
+        require_storable("the name", name, function)
+        return await self.repo.find(name=name, function=function, is_badcase_test_set=is_badcase_test_set,
+                                    limit=limit, offset=offset)
+
+    async def manifest_stream(self, ds: Dataset) -> AsyncIterator[bytes]:
+        return await self.store.store.get(ds.manifest_key)
+
     async def manifest(self, ds: Dataset) -> list[dict[str, Any]]:
-        raw = await read_all(await self.store.store.get(ds.manifest_key))
+        raw = await read_all(await self.manifest_stream(ds))
         return [json.loads(line) for line in raw.decode().splitlines() if line.strip()]
+
+    async def stats(self, ds: Dataset) -> dict[str, Any]:
+        """The distribution of a dataset's manifest, as a document version's (its lines read as rows and files)."""
+        items = await self.manifest(ds)
+        columns = sorted({k for it in items for k in (it.get("extra") or {})})
+        features = list(dict.fromkeys(k for it in items for k in (it.get("features") or {})))
+        rows = [(ManifestRow(label=it["label"], annotation=it["annotation"], extra=it.get("extra") or {},
+                             features=it.get("features")),
+                 ManifestFile(md5=it["md5"], media_type=it["media_type"], size=it["size"] or 0, width=it["width"],
+                              height=it["height"]) if it.get("media_type") else None) for it in items]
+        return {"dataset_id": str(ds.id), "purpose": ds.purpose, **analysis.distribution(rows, columns, features)}

@@ -6,10 +6,38 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from dam.document.models import DocumentRow
 from dam.file.models import File
+
+
+class RowFacts(Protocol):
+    """What a distribution reads of a row: a document's row, or a dataset manifest's line."""
+
+    @property
+    def label(self) -> str | None: ...
+    @property
+    def annotation(self) -> Any: ...
+    @property
+    def extra(self) -> dict[str, Any]: ...
+    @property
+    def features(self) -> dict[str, Any] | None: ...
+
+
+class FileFacts(Protocol):
+    """What a distribution reads of a row's file."""
+
+    @property
+    def md5(self) -> str: ...
+    @property
+    def media_type(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def width(self) -> int | None: ...
+    @property
+    def height(self) -> int | None: ...
 
 SIZE_BUCKETS = [(10 * 1024, "<10KB"), (100 * 1024, "10KB-100KB"), (1024 ** 2, "100KB-1MB"),
                 (10 * 1024 ** 2, "1MB-10MB"), (100 * 1024 ** 2, "10MB-100MB")]
@@ -35,7 +63,7 @@ def feature_summary(values: list[Any]) -> dict[str, Any]:
     return out
 
 
-def distribution(rows: Iterable[tuple[DocumentRow, File | None]], columns: list[str],
+def distribution(rows: Iterable[tuple[RowFacts, FileFacts | None]], columns: list[str],
                  features: list[str] | None = None) -> dict[str, Any]:
     from dam.document.service import box_labels
 

@@ -38,6 +38,10 @@ class Document(Base):
 
 
 class DocumentVersion(Base):
+    """One version of a document. A version written whole holds its own rows (`since` is None or itself); an
+    appended one (the badcase test set's) holds the rows added by versions `since`..itself that no version up
+    to it retired: appending writes the new rows only."""
+
     __tablename__ = "document_version"
     __table_args__ = (UniqueConstraint("document_id", "version", name="uq_document_version_document_id"),)
 
@@ -45,14 +49,15 @@ class DocumentVersion(Base):
     document_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("document.id", ondelete="CASCADE"), index=True)
     version: Mapped[int] = mapped_column(Integer)
     row_count: Mapped[int] = mapped_column(Integer, default=0)
+    since: Mapped[int | None] = mapped_column(Integer, nullable=True)
     message: Mapped[str] = mapped_column(Text, default="")
     created_by: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class DocumentRow(Base):
-    """One row of one version: a file (by MD5) or a row of feature columns (a plain table), its annotation
-    and extra columns."""
+    """One row, added by one version (and part of the versions appended after it until one retires it): a file
+    (by MD5) or a row of feature columns (a plain table), its annotation and extra columns."""
 
     __tablename__ = "document_row"
 
@@ -67,3 +72,4 @@ class DocumentRow(Base):
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     features: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
     search_text: Mapped[str] = mapped_column(Text, default="")
+    retired_in: Mapped[int | None] = mapped_column(Integer, nullable=True)

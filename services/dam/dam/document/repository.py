@@ -1,38 +1,36 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import Select, func, insert, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import ColumnElement, Select, and_, false, func, insert, or_, select, update
 
 from dam.document.models import Document, DocumentRow, DocumentVersion
 from dam.file.models import File
+from mlife_shared.repository import Repository
 
 
-class DocumentRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+def added_by(v: DocumentVersion) -> Select[tuple[uuid.UUID]]:
+    """The ids of the versions whose rows `v` holds: itself, and for an appended version those since its `since`."""
+    return select(DocumentVersion.id).where(DocumentVersion.document_id == v.document_id,
+                                            DocumentVersion.version.between(v.since or v.version, v.version))
 
-    async def get(self, document_id: uuid.UUID, *, lock: bool = False) -> Document | None:
-        stmt = select(Document).where(Document.id == document_id)
-        if lock:
-            stmt = stmt.with_for_update()
-        return (await self.session.scalars(stmt)).one_or_none()
 
+def in_version(v: DocumentVersion) -> ColumnElement[bool]:
+    """A row of version `v`: its own, or (appended) added since `since` and not retired by `v`."""
+    if v.since is None or v.since == v.version:
+        return DocumentRow.version_id == v.id
+    return and_(DocumentRow.version_id.in_(added_by(v)),
+                or_(DocumentRow.retired_in.is_(None), DocumentRow.retired_in > v.version))
+
+
+class DocumentRepository(Repository):
     async def by_name(self, name: str, *, lock: bool = False) -> Document | None:
-        stmt = select(Document).where(Document.name == name)
-        if lock:
-            stmt = stmt.with_for_update()
+        stmt = self.lock(select(Document).where(Document.name == name), for_update=lock)
         return (await self.session.scalars(stmt)).one_or_none()
 
-    async def add(self, doc: Document) -> Document:
-        self.session.add(doc)
-        await self.session.flush()
-        return doc
-
-    async def list(self, *, q: str | None, kind: str | None, limit: int, offset: int,
+    async def find(self, *, q: str | None, kind: str | None, limit: int, offset: int,
                    function: str | None = None) -> list[Document]:
         stmt = select(Document)
         if q:
@@ -52,21 +50,50 @@ class DocumentRepository:
         return list(await self.session.scalars(select(DocumentVersion).where(
             DocumentVersion.document_id == document_id).order_by(DocumentVersion.version)))
 
-    async def add_version(self, version: DocumentVersion, rows: Sequence[dict[str, Any]]) -> DocumentVersion:
-        self.session.add(version)
-        await self.session.flush()
+    async def add_version(self, version: DocumentVersion, rows: Sequence[dict[str, Any]], *,
+                          first_position: int = 0) -> DocumentVersion:
+        """The version and the rows it adds, numbered from `first_position`."""
+        await self.add(version)
         for start in range(0, len(rows), 2000):
-            chunk = [{"features": None, **r, "id": uuid.uuid4(), "version_id": version.id}
-                     for r in rows[start:start + 2000]]
+            chunk = [{"features": None, **r, "id": uuid.uuid4(), "version_id": version.id, "position": first_position + i}
+                     for i, r in enumerate(rows[start:start + 2000], start=start)]
             await self.session.execute(insert(DocumentRow), chunk)
         return version
 
-    def rows_statement(self, version_ids: Sequence[uuid.UUID], *, labels: Sequence[str] | None = None,
+    async def retire(self, base: DocumentVersion, at: int, key: str, values: Collection[str]) -> int:
+        """Retire from version `at` on the rows of `base` whose extra column `key` is one of `values`; how many."""
+        if not values:
+            return 0
+        stmt = (update(DocumentRow).where(in_version(base), DocumentRow.extra[key].as_string().in_(sorted(values)))
+                .values(retired_in=at).execution_options(synchronize_session=False))
+        result = await self.session.execute(stmt)
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def next_position(self, base: DocumentVersion) -> int:
+        """The position after every row the versions `base` extends added (retired ones too: positions stay unique)."""
+        last = await self.session.scalar(select(func.max(DocumentRow.position)).where(
+            DocumentRow.version_id.in_(added_by(base))))
+        return 0 if last is None else int(last) + 1
+
+    async def has_row_with(self, document_id: uuid.UUID, key: str, value: str) -> bool:
+        """Whether any version of the document has a row whose extra column `key` is `value`."""
+        found = await self.session.scalar(
+            select(DocumentRow.id).join(DocumentVersion, DocumentVersion.id == DocumentRow.version_id)
+            .where(DocumentVersion.document_id == document_id, DocumentRow.extra[key].as_string() == value).limit(1))
+        return found is not None
+
+    async def documents_of(self, version_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
+        """The document of each version id."""
+        rows = await self.session.execute(select(DocumentVersion.id, DocumentVersion.document_id)
+                                          .where(DocumentVersion.id.in_(list(version_ids))))
+        return {v: d for v, d in rows.tuples()}
+
+    def rows_statement(self, versions: Sequence[DocumentVersion], *, labels: Sequence[str] | None = None,
                        has_annotation: bool | None = None, media_types: Sequence[str] | None = None,
                        min_size: int | None = None, max_size: int | None = None, q: str | None = None,
                        md5s: Sequence[str] | None = None) -> Select[tuple[DocumentRow, File | None]]:
-        stmt = (select(DocumentRow, File).outerjoin(File, File.md5 == DocumentRow.md5)
-                .where(DocumentRow.version_id.in_(version_ids)))
+        stmt = (select(DocumentRow, File).join(DocumentVersion, DocumentVersion.id == DocumentRow.version_id)
+                .outerjoin(File, File.md5 == DocumentRow.md5).where(or_(false(), *[in_version(v) for v in versions])))
         if labels:
             stmt = stmt.where(DocumentRow.label.in_(labels))
         if has_annotation is not None:
@@ -82,11 +109,7 @@ class DocumentRepository:
         if q:
             for word in q.lower().split()[:8]:
                 stmt = stmt.where(DocumentRow.search_text.like(f"%{word}%"))
-        return stmt.order_by(DocumentRow.version_id, DocumentRow.position)
-
-    async def count(self, stmt: Select[Any]) -> int:
-        """How many rows a `rows_statement` selects."""
-        return int(await self.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0)
+        return stmt.order_by(DocumentVersion.document_id, DocumentRow.position)
 
     async def rows(self, stmt: Select[tuple[DocumentRow, File | None]], *, limit: int | None = None,
                    offset: int = 0) -> list[tuple[DocumentRow, File | None]]:
@@ -94,10 +117,9 @@ class DocumentRepository:
             stmt = stmt.limit(limit).offset(offset)
         return [(r, f) for r, f in (await self.session.execute(stmt)).all()]
 
-    async def current_version_ids(
-            self, document_ids: Sequence[uuid.UUID] | None) -> dict[uuid.UUID, tuple[Document, DocumentVersion]]:
+    async def current_versions(self, document_ids: Sequence[uuid.UUID] | None) -> list[tuple[Document, DocumentVersion]]:
         stmt = select(Document, DocumentVersion).join(DocumentVersion, (DocumentVersion.document_id == Document.id)
                                                       & (DocumentVersion.version == Document.current_version))
         if document_ids:
             stmt = stmt.where(Document.id.in_(document_ids))
-        return {v.id: (d, v) for d, v in (await self.session.execute(stmt)).all()}
+        return [(d, v) for d, v in (await self.session.execute(stmt)).tuples()]

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.requests import ClientDisconnect
 
+from dam.config import SettingsDep
 from dam.document import analysis, export, parser
 from dam.document.exceptions import DocumentTooLarge, InvalidDocument
 from dam.document.models import TABLE, Document, DocumentRow, DocumentVersion
@@ -29,11 +30,11 @@ router = APIRouter(prefix="/documents", tags=["documents"])
 search_router = APIRouter(tags=["documents"])
 
 
-def service(request: Request, session: SessionDep) -> DocumentService:
-    return DocumentService(session, max_rows=request.app.state.settings.max_document_rows)
+def document_service(session: SessionDep, settings: SettingsDep) -> DocumentService:
+    return DocumentService(session, max_rows=settings.max_document_rows)
 
 
-Service = Annotated[DocumentService, Depends(service)]
+Service = Annotated[DocumentService, Depends(document_service)]
 
 
 def filter_query(labels: Annotated[list[str] | None, Query()] = None, has_annotation: bool | None = None,
@@ -121,22 +122,15 @@ async def import_document(request: Request, svc: Service, identity: Engineer,
 
 
 @router.get("")
-async def list_documents(session: SessionDep, _: Viewer, q: Annotated[str | None, Query(max_length=200)] = None,
+async def list_documents(svc: Service, _: Viewer, q: Annotated[str | None, Query(max_length=200)] = None,
                          kind: str | None = None, function: Annotated[str | None, Query(max_length=100)] = None,
                          limit: Annotated[int, Query(ge=1, le=500)] = 100,
                          offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0) -> list[DocumentRead]:
     """Documents, most recently changed first; `q` matches name and description, `function` a badcase test set's
     function."""
     require_storable("the query", q, kind, function)
-    from dam.document.repository import DocumentRepository
-
-    repo = DocumentRepository(session)
-    docs = await repo.list(q=q, kind=kind, function=function, limit=limit, offset=offset)
-    out = []
-    for d in docs:
-        v = await repo.version(d.id, d.current_version)
-        out.append(doc_read(d, v.row_count if v else 0))
-    return out
+    return [doc_read(d, rows) for d, rows in await svc.find(q=q, kind=kind, function=function, limit=limit,
+                                                            offset=offset)]
 
 
 @router.get("/compare")
@@ -145,8 +139,8 @@ async def compare_documents(svc: Service, _: Viewer, a: uuid.UUID, b: uuid.UUID,
                             b_version: Annotated[int | None, Query(ge=1, le=INT32_MAX)] = None) -> Comparison:
     """Compare two documents or two versions: class counts side by side, files added, removed, relabelled."""
     va, vb = await svc.version(a, a_version), await svc.version(b, b_version)
-    ra, _ = await svc.rows([va.version.id], RowFilter())
-    rb, _ = await svc.rows([vb.version.id], RowFilter())
+    ra, _ = await svc.rows([va.version], RowFilter())
+    rb, _ = await svc.rows([vb.version], RowFilter())
     side = lambda v: {"document_id": str(v.document.id), "name": v.document.name,  # noqa: E731
                       "version": v.version.version, "row_count": v.version.row_count}
     return Comparison(a=side(va), b=side(vb), **analysis.compare(ra, rb))
@@ -162,8 +156,7 @@ async def get_document(document_id: uuid.UUID, svc: Service, _: Viewer) -> Docum
 @router.get("/{document_id}/versions")
 async def list_versions(document_id: uuid.UUID, svc: Service, _: Viewer) -> list[VersionRead]:
     """Every version of the document, oldest first (all stay readable)."""
-    await svc.get(document_id)
-    return [version_read(v) for v in await svc.repo.versions(document_id)]
+    return [version_read(v) for v in await svc.versions(document_id)]
 
 
 @router.post("/{document_id}/versions", status_code=201)
@@ -186,7 +179,7 @@ async def list_rows(document_id: uuid.UUID, svc: Service, _: Viewer, f: Filter,
     """Rows of a version (the current one by default), filtered by annotation, columns, type and size."""
     v = await svc.version(document_id, version)
     svc.check_filter(filter_columns(v.document), f)
-    rows, total = await svc.rows([v.version.id], f, limit=limit, offset=offset)
+    rows, total = await svc.rows([v.version], f, limit=limit, offset=offset)
     return RowPage(items=[row_read(r, fl) for r, fl in rows], total=total)
 
 
@@ -196,7 +189,7 @@ async def document_stats(document_id: uuid.UUID, svc: Service, _: Viewer, f: Fil
     """Distribution of a version or of a selection of its rows: class, type, size, dimensions, columns."""
     v = await svc.version(document_id, version)
     svc.check_filter(filter_columns(v.document), f)
-    rows, _ = await svc.rows([v.version.id], f)
+    rows, _ = await svc.rows([v.version], f)
     return {"document_id": str(v.document.id), "version": v.version.version,
             **analysis.distribution(rows, v.document.columns, v.document.feature_columns or [])}
 
@@ -210,7 +203,7 @@ async def export_document(document_id: uuid.UUID, request: Request, svc: Service
     v: Version = await svc.version(document_id, version)
     if format in ("labelstudio", "coco") and v.document.kind == TABLE:
         raise InvalidDocument(f"a plain table has no files to export as {format}; use csv, tsv, json or xml")
-    rows, _ = await svc.rows([v.version.id], RowFilter())
+    rows, _ = await svc.rows([v.version], RowFilter())
     cols, name = v.document.columns, v.document.name
     shape = export.Shape(cols, v.document.feature_columns or [], v.document.label_column)
     if format in ("csv", "tsv"):
@@ -232,9 +225,5 @@ async def export_document(document_id: uuid.UUID, request: Request, svc: Service
 @search_router.post("/search")
 async def search_rows(body: SearchRequest, svc: Service, _: Viewer) -> RowPage:
     """Keyword and advanced search across the current versions of documents."""
-    current = await svc.repo.current_version_ids(body.document_ids)
-    known = set().union(*[set(filter_columns(d)) for d, _ in current.values()]) if current else set()
-    svc.check_filter(sorted(known), body)
-    rows, total = await svc.rows(list(current), body, limit=body.limit, offset=body.offset)
-    return RowPage(items=[row_read(r, fl, (current[r.version_id][0].id, current[r.version_id][1].version))
-                          for r, fl in rows], total=total)
+    rows, total = await svc.search(body)
+    return RowPage(items=[row_read(r, fl, (v.document.id, v.version.version)) for r, fl, v in rows], total=total)

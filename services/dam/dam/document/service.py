@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +16,7 @@ from dam.document import parser, table
 from dam.document.exceptions import DocumentExists, DocumentNotFound, InvalidDocument, UnknownColumn
 from dam.document.models import BADCASE_TEST_SET, TABLE, Document, DocumentRow, DocumentVersion
 from dam.document.repository import DocumentRepository
-from dam.document.schemas import RowFilter
+from dam.document.schemas import RowFilter, SearchRequest
 from dam.file.models import File
 from dam.file.repository import FileRepository
 from dam.file.service import MD5_RE, check_path
@@ -126,8 +126,8 @@ class DocumentService:
 
     # ---- reading ------------------------------------------------------------------------------
 
-    async def get(self, document_id: uuid.UUID) -> Document:
-        doc = await self.repo.get(document_id)
+    async def get(self, document_id: uuid.UUID, *, lock: bool = False) -> Document:
+        doc = await (self.repo.get_for_update if lock else self.repo.get)(Document, document_id)
         if doc is None:
             raise DocumentNotFound(f"no document {document_id}")
         return doc
@@ -138,6 +138,29 @@ class DocumentService:
         if v is None:
             raise DocumentNotFound(f"document {doc.name!r} has no version {version}; it has 1..{doc.current_version}")
         return Version(doc, v)
+
+    async def find(self, *, q: str | None, kind: str | None, function: str | None, limit: int,
+                   offset: int) -> list[tuple[Document, int]]:
+        """Documents, most recently changed first, each with the row count of its current version."""
+        out = []
+        for d in await self.repo.find(q=q, kind=kind, function=function, limit=limit, offset=offset):
+            v = await self.repo.version(d.id, d.current_version)
+            out.append((d, v.row_count if v else 0))
+        return out
+
+    async def versions(self, document_id: uuid.UUID) -> list[DocumentVersion]:
+        await self.get(document_id)
+        return await self.repo.versions(document_id)
+
+    async def search(self, body: SearchRequest) -> tuple[list[tuple[DocumentRow, File | None, Version]], int]:
+        """Rows of the current versions of documents (all, or those named), each with its document version."""
+        current = [Version(d, v) for d, v in await self.repo.current_versions(body.document_ids)]
+        self.check_filter(sorted({c for v in current for c in filter_columns(v.document)}), body)
+        rows, total = await self.rows([v.version for v in current], body, limit=body.limit, offset=body.offset)
+        # a row of an appended version was added by an earlier version of its document
+        by_document = {v.document.id: v for v in current}
+        document_of = await self.repo.documents_of({r.version_id for r, _ in rows})
+        return [(r, f, by_document[document_of[r.version_id]]) for r, f in rows], total
 
     def check_filter(self, columns: Sequence[str], f: RowFilter) -> None:
         why = unstorable(f.model_dump(mode="json"))
@@ -150,9 +173,9 @@ class DocumentService:
             if not MD5_RE.match(m):
                 raise InvalidDocument(f"{m[:64]!r} is not an MD5")
 
-    async def rows(self, version_ids: Sequence[uuid.UUID], f: RowFilter, *, limit: int | None = None,
+    async def rows(self, versions: Sequence[DocumentVersion], f: RowFilter, *, limit: int | None = None,
                    offset: int = 0) -> tuple[list[tuple[DocumentRow, File | None]], int]:
-        stmt = self.repo.rows_statement(version_ids, labels=f.labels, has_annotation=f.has_annotation,
+        stmt = self.repo.rows_statement(versions, labels=f.labels, has_annotation=f.has_annotation,
                                         media_types=f.media_types, min_size=f.min_size, max_size=f.max_size,
                                         q=f.q, md5s=f.md5s)
         if not f.columns:
@@ -284,9 +307,7 @@ class DocumentService:
 
     async def import_version(self, document_id: uuid.UUID, *, data: bytes, fmt: str, mode: str, user: str | None,
                              allow_new_columns: bool) -> Version:
-        doc = await self.repo.get(document_id, lock=True)
-        if doc is None:
-            raise DocumentNotFound(f"no document {document_id}")
+        doc = await self.get(document_id, lock=True)
         columns, raw = parser.parse(data, fmt)
         if doc.kind == TABLE:
             _, features, rows = self.validate_table(
@@ -306,18 +327,38 @@ class DocumentService:
             return []
         v = await self.repo.version(doc.id, doc.current_version)
         assert v is not None
-        found = await self.repo.rows(self.repo.rows_statement([v.id]))
+        found = await self.repo.rows(self.repo.rows_statement([v]))
         return [dict(md5=r.md5, path=r.path, annotation=r.annotation, label=r.label, extra=r.extra,
                      features=r.features, search_text=r.search_text) for r, _ in found]
 
     async def write_version(self, doc: Document, rows: list[dict[str, Any]], *, message: str, user: str | None,
                             correlation: dict[str, Any] | None = None) -> Version:
+        """A new version holding `rows`, written whole."""
         doc.current_version += 1
         doc.updated_at = utcnow()
-        numbered = [dict(r, position=i) for i, r in enumerate(rows)]
         version = await self.repo.add_version(DocumentVersion(document_id=doc.id, version=doc.current_version,
-                                                              row_count=len(rows), message=message,
-                                                              created_by=user), numbered)
+                                                              since=doc.current_version, row_count=len(rows),
+                                                              message=message, created_by=user), rows)
+        return await self._created(doc, version, correlation)
+
+    async def append_version(self, doc: Document, rows: list[dict[str, Any]], *, replacing: tuple[str, Collection[str]],
+                             message: str, user: str | None, correlation: dict[str, Any] | None = None) -> Version:
+        """A new version extending the current one: `rows` are inserted, the current rows whose extra column
+        `replacing[0]` is one of `replacing[1]` retired; the rows already there are not written again."""
+        base = await self.repo.version(doc.id, doc.current_version) if doc.current_version else None
+        if base is None:
+            return await self.write_version(doc, rows, message=message, user=user, correlation=correlation)
+        doc.current_version += 1
+        doc.updated_at = utcnow()
+        version = DocumentVersion(document_id=doc.id, version=doc.current_version, since=base.since or base.version,
+                                  row_count=0, message=message, created_by=user)
+        key, values = replacing
+        retired = await self.repo.retire(base, doc.current_version, key, values)
+        await self.repo.add_version(version, rows, first_position=await self.repo.next_position(base))
+        version.row_count = base.row_count - retired + len(rows)
+        return await self._created(doc, version, correlation)
+
+    async def _created(self, doc: Document, version: DocumentVersion, correlation: dict[str, Any] | None) -> Version:
         await outbox.add(self.session, DocumentCreated(document_id=doc.id, version=version.version, name=doc.name,
-                                                       row_count=len(rows)), **(correlation or {}))
+                                                       row_count=version.row_count), **(correlation or {}))
         return Version(doc, version)

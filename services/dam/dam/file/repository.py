@@ -2,25 +2,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import select
 
 from dam.file.models import File, FilePath
 from mlife_shared.db import utcnow
+from mlife_shared.repository import Repository
 
 
-def _insert(session: AsyncSession, table: type) -> postgresql.Insert | sqlite.Insert:
-    return postgresql.insert(table) if session.bind.dialect.name == "postgresql" else sqlite.insert(table)
-
-
-class FileRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def get(self, md5: str) -> File | None:
-        return await self.session.get(File, md5)
-
+class FileRepository(Repository):
     async def many(self, md5s: Iterable[str]) -> dict[str, File]:
         keys = list(set(md5s))
         out: dict[str, File] = {}
@@ -38,12 +27,12 @@ class FileRepository:
     async def insert_if_absent(self, values: dict[str, object]) -> File | None:
         """Insert the file row unless its MD5 is there; the row when this call inserted it. Two concurrent
         uploads of one content both reach here: the unique key makes exactly one of them the writer."""
-        stmt = _insert(self.session, File).values(**values, created_at=utcnow())
+        stmt = self.insert(File).values(**values, created_at=utcnow())
         stmt = stmt.on_conflict_do_nothing(index_elements=["md5"]).returning(File)
         return (await self.session.scalars(stmt)).one_or_none()
 
     async def set_path(self, path: str, md5: str) -> None:
-        stmt = _insert(self.session, FilePath).values(path=path, md5=md5, updated_at=utcnow())
+        stmt = self.insert(FilePath).values(path=path, md5=md5, updated_at=utcnow())
         stmt = stmt.on_conflict_do_update(index_elements=["path"], set_={"md5": md5, "updated_at": utcnow()})
         await self.session.execute(stmt)
 
@@ -56,7 +45,7 @@ class FileRepository:
             out.update({p: m for p, m in rows})
         return out
 
-    async def list(self, *, media_type: str | None, min_size: int | None, max_size: int | None, limit: int,
+    async def find(self, *, media_type: str | None, min_size: int | None, max_size: int | None, limit: int,
                    offset: int) -> list[File]:
         stmt = select(File)
         if media_type:
@@ -68,5 +57,3 @@ class FileRepository:
         stmt = stmt.order_by(File.created_at.desc(), File.md5).limit(limit).offset(offset)
         return list(await self.session.scalars(stmt))
 
-    async def count(self) -> int:
-        return int(await self.session.scalar(select(func.count()).select_from(File)) or 0)

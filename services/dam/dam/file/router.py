@@ -2,21 +2,29 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+from dam.config import Settings, SettingsDep
 from dam.document.service import require_storable
 from dam.file.archive import Limits, extract
-from dam.file.exceptions import FileNotFound, InvalidUpload, UploadTooLarge
+from dam.file.exceptions import InvalidUpload, UploadTooLarge
 from dam.file.models import File
-from dam.file.repository import FileRepository
 from dam.file.schemas import ArchiveRead, CheckRead, CheckRequest, FileRead, UploadRead
-from dam.file.service import FileService, Uploaded, check_md5, check_path, file_key
+from dam.file.service import FileService, Uploaded, check_path, file_key
 from dam.file.upload import incoming, multipart_parts
 from mlife_shared.app import SessionDep, StoreDep
-from mlife_shared.auth import Tester, Viewer
+from mlife_shared.auth import Identity, Tester, Viewer
+from mlife_shared.objectstore import ScopedStore
 
 router = APIRouter(prefix="/files", tags=["files"])
+
+
+def file_service(session: SessionDep, store: StoreDep, settings: SettingsDep) -> FileService:
+    return FileService(session, store, small_bytes=settings.small_upload_bytes)
+
+
+FileServiceDep = Annotated[FileService, Depends(file_service)]
 
 
 def to_read(f: File, store: StoreDep) -> FileRead:
@@ -36,7 +44,8 @@ def _check_length(request: Request, limit: int) -> None:
 
 @router.post("", status_code=201, responses={200: {"model": UploadRead, "description": "already stored"},
                                               413: {"description": "larger than the limit"}})
-async def upload_file(request: Request, session: SessionDep, store: StoreDep, identity: Tester, response: Response,
+async def upload_file(request: Request, service: FileServiceDep, settings: SettingsDep, store: StoreDep,
+                      identity: Tester, response: Response,
                       name: Annotated[str | None, Query(max_length=1024, description="Path to record the file under")] = None,
                       md5: Annotated[str | None, Query(description="Expected MD5: a mismatch stores nothing")] = None,
                       extract: Annotated[bool, Query(description="The body is a zip/tar of a folder: extract it "
@@ -46,14 +55,12 @@ async def upload_file(request: Request, session: SessionDep, store: StoreDep, id
                       prefix: Annotated[str | None, Query(max_length=512)] = None,
                       ) -> UploadRead | ArchiveRead:
     """Upload one file, streamed (raw body, or a multipart form's file part): 201 new, 200 `duplicate`."""
-    settings = request.app.state.settings
     if extract:
-        return await upload_archive(request, session, store, identity, prefix)
+        return await upload_archive(request, service, settings, store, identity, prefix)
     if many:
-        return await upload_many(request, session, store, identity, prefix)
+        return await upload_many(request, service, settings, store, identity, prefix)
     _check_length(request, settings.max_upload_bytes)
     up = incoming(request, name)
-    service = FileService(session, store, small_bytes=settings.small_upload_bytes)
     uploaded = await service.store_stream(up.chunks, name=name, max_bytes=settings.max_upload_bytes,
                                           uploader=identity.username, expected_md5=md5,
                                           late_name=lambda: up.filename)
@@ -62,14 +69,12 @@ async def upload_file(request: Request, session: SessionDep, store: StoreDep, id
 
 
 @router.post("/archive", status_code=201)
-async def upload_archive(request: Request, session: SessionDep, store: StoreDep, identity: Tester,
+async def upload_archive(request: Request, service: FileServiceDep, s: SettingsDep, store: StoreDep, identity: Tester,
                          prefix: Annotated[str | None, Query(max_length=512, description="Folder to put the entries "
                                                                                          "under")] = None,
                          ) -> ArchiveRead:
     """Upload a zip or tar(.gz) of a folder: each file stored once by MD5 under its path in the archive."""
-    s = request.app.state.settings
     _check_length(request, s.max_upload_bytes)
-    service = FileService(session, store, small_bytes=s.small_upload_bytes)
     limits = Limits(s.max_upload_bytes, s.archive_max_entries, s.archive_max_expanded_bytes, s.archive_max_ratio)
     up = incoming(request, None)
     files = await extract(service, up.chunks, prefix=prefix, limits=limits, uploader=identity.username)
@@ -78,13 +83,11 @@ async def upload_archive(request: Request, session: SessionDep, store: StoreDep,
     return ArchiveRead(files=reads, count=len(reads), new=len(reads) - dup, duplicates=dup)
 
 
-async def upload_many(request: Request, session: SessionDep, store: StoreDep, identity: Tester,
-                      prefix: str | None) -> ArchiveRead:
-    settings = request.app.state.settings
+async def upload_many(request: Request, service: FileService, settings: Settings, store: ScopedStore,
+                      identity: Identity, prefix: str | None) -> ArchiveRead:
     _check_length(request, settings.max_upload_bytes * 64)
     if prefix:
         check_path(prefix)
-    service = FileService(session, store, small_bytes=settings.small_upload_bytes)
     out: list[Uploaded] = []
     try:
         async for filename, chunks in multipart_parts(request):
@@ -102,44 +105,39 @@ async def upload_many(request: Request, session: SessionDep, store: StoreDep, id
 
 
 @router.post("/check")
-async def check_files(body: CheckRequest, session: SessionDep, store: StoreDep, _: Viewer) -> CheckRead:
+async def check_files(body: CheckRequest, service: FileServiceDep, _: Viewer) -> CheckRead:
     """Which of these MD5s are already stored (a client skips uploading them)."""
-    found = await FileService(session, store).check(body.md5s)
+    found = await service.check(body.md5s)
     return CheckRead(existing=[m for m in body.md5s if m in found], missing=[m for m in body.md5s if m not in found])
 
 
 @router.get("")
-async def list_files(session: SessionDep, store: StoreDep, _: Viewer, media_type: str | None = None,
+async def list_files(service: FileServiceDep, store: StoreDep, _: Viewer, media_type: str | None = None,
                      min_size: Annotated[int | None, Query(ge=0, le=2**62)] = None,
                      max_size: Annotated[int | None, Query(ge=0, le=2**62)] = None,
                      limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                      offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0) -> list[FileRead]:
     """Stored files, newest first, filtered by type and size."""
     require_storable("the media type", media_type)
-    rows = await FileRepository(session).list(media_type=media_type, min_size=min_size, max_size=max_size,
-                                              limit=limit, offset=offset)
+    rows = await service.find(media_type=media_type, min_size=min_size, max_size=max_size, limit=limit,
+                              offset=offset)
     return [to_read(f, store) for f in rows]
 
 
 @router.get("/{md5}")
-async def get_file(md5: str, session: SessionDep, store: StoreDep, _: Viewer) -> FileRead:
+async def get_file(md5: str, service: FileServiceDep, store: StoreDep, _: Viewer) -> FileRead:
     """One stored file's metadata."""
-    f = await FileRepository(session).get(check_md5(md5.lower()))
-    if f is None:
-        raise FileNotFound(f"no file with MD5 {md5}")
-    return to_read(f, store)
+    return to_read(await service.get(md5), store)
 
 
 @router.get("/{md5}/content", response_class=StreamingResponse,
             responses={200: {"description": "The file's bytes, with the type detected at upload",
                              "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}})
-async def get_content(md5: str, session: SessionDep, store: StoreDep, _: Viewer) -> StreamingResponse:
+async def get_content(md5: str, service: FileServiceDep, _: Viewer) -> StreamingResponse:
     """The file's bytes, streamed."""
-    f = await FileRepository(session).get(check_md5(md5.lower()))
-    if f is None:
-        raise FileNotFound(f"no file with MD5 {md5}")
+    f = await service.get(md5)
     # User content: never sniffed or run as a page by the browser (an HTML or SVG upload stays inert).
-    return StreamingResponse(await store.get(file_key(f.md5)), media_type=f.content_type,
+    return StreamingResponse(await service.content(f), media_type=f.content_type,
                              headers={"Content-Length": str(f.size), "ETag": f'"{f.md5}"',
                                       "X-Content-Type-Options": "nosniff",
                                       "Content-Security-Policy": "default-src 'none'; sandbox"})

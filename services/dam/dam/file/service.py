@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dam.file import media
-from dam.file.exceptions import InvalidMd5, InvalidPath, Md5Mismatch, UploadTooLarge
+from dam.file.exceptions import FileNotFound, InvalidMd5, InvalidPath, Md5Mismatch, UploadTooLarge
 from dam.file.models import File
 from dam.file.repository import FileRepository
 from mlife_shared.objectstore import InvalidKey, ObjectTooLarge, ScopedStore, validate_key
@@ -131,7 +131,7 @@ class FileService:
                       record_path: bool) -> Uploaded:
         if name is not None and record_path:
             await self.repo.set_path(name, md5)
-        row = row or await self.repo.get(md5)
+        row = row or await self.repo.get(File, md5)
         assert row is not None
         return Uploaded(file=row, duplicate=not inserted, path=name)
 
@@ -159,16 +159,63 @@ class FileService:
             await self.store.delete(temp)
         return await self._finish(stored.md5, name, inserted, inserted is not None, record_path)
 
+    async def adopt(self, source: str, md5: str, size: int, *, uploader: str | None) -> File:
+        """Store the object under the full key `source` (another service's, which exists: the caller stat-ed it) as the
+        file of `md5`, the MD5 its producer sent: copied inside the store, never read whole to hash it again; only
+        its head is read, to tell its type."""
+        check_md5(md5)
+        known = await self.repo.get(File, md5)
+        if known is not None:
+            return known
+        head = await _head(await self.store.store.get(source, chunk_size=media.SNIFF_BYTES), media.SNIFF_BYTES)
+        inserted = await self.repo.insert_if_absent(self._values(md5, size, head, None, uploader))
+        if inserted is None:  # a concurrent unit of work stored the same content first
+            return (await self._finish(md5, None, None, False, False)).file
+        key = file_key(md5)
+        if await self.store.stat(key) is None:
+            await self.store.store.copy(source, self.store.full_key(key))
+            self.created_keys.append(key)
+        return inserted
+
     async def discard_created(self) -> None:
         """Remove the objects this unit of work created (its rows roll back with the transaction)."""
         for key in self.created_keys:
             await self.store.delete(key)
         self.created_keys.clear()
 
+    async def get(self, md5: str) -> File:
+        f = await self.repo.get(File, check_md5(md5.lower()))
+        if f is None:
+            raise FileNotFound(f"no file with MD5 {md5}")
+        return f
+
+    async def content(self, f: File) -> AsyncIterator[bytes]:
+        return await self.store.get(file_key(f.md5))
+
+    async def find(self, *, media_type: str | None, min_size: int | None, max_size: int | None, limit: int,
+                   offset: int) -> list[File]:
+        return await self.repo.find(media_type=media_type, min_size=min_size, max_size=max_size, limit=limit,
+                                    offset=offset)
+
     async def check(self, md5s: list[str]) -> set[str]:
         for m in md5s:
             check_md5(m)
         return await self.repo.existing(md5s)
+
+
+async def _head(chunks: AsyncIterator[bytes], size: int) -> bytes:
+    """The first `size` bytes of a stream, which is then closed (the rest is never read)."""
+    head = bytearray()
+    try:
+        async for chunk in chunks:
+            head += chunk
+            if len(head) >= size:
+                break
+    finally:
+        close = getattr(chunks, "aclose", None)  # a generator's: releases the file or the HTTP response
+        if close is not None:
+            await close()
+    return bytes(head[:size])
 
 
 def _md5(data: bytes) -> str:

@@ -5,24 +5,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import func, insert, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from dam.labelling.models import LabellingItem, LabellingTask
+from mlife_shared.repository import Repository
 
 
-class LabellingRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def get(self, task_id: uuid.UUID, *, lock: bool = False) -> LabellingTask | None:
-        stmt = select(LabellingTask).where(LabellingTask.id == task_id)
-        if lock:
-            stmt = stmt.with_for_update()
-        return (await self.session.scalars(stmt)).one_or_none()
-
-    async def add(self, task: LabellingTask, items: Sequence[dict[str, Any]]) -> LabellingTask:
-        self.session.add(task)
-        await self.session.flush()
+class LabellingRepository(Repository):
+    async def add_with_items(self, task: LabellingTask, items: Sequence[dict[str, Any]]) -> LabellingTask:
+        await self.add(task)
         for start in range(0, len(items), 2000):
             await self.session.execute(insert(LabellingItem), [dict(i, task_id=task.id) for i in items[start:start + 2000]])
         return task
@@ -42,7 +32,7 @@ class LabellingRepository:
             .where(LabellingTask.ls_project_id == project_id, LabellingItem.ls_task_id == ls_task_id))).first()
         return (row[0], row[1]) if row else None
 
-    async def list(self, *, status: str | None, document_id: uuid.UUID | None, limit: int, offset: int) -> list[LabellingTask]:
+    async def find(self, *, status: str | None, document_id: uuid.UUID | None, limit: int, offset: int) -> list[LabellingTask]:
         stmt = select(LabellingTask)
         if status:
             stmt = stmt.where(LabellingTask.status == status)

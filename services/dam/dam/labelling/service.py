@@ -157,10 +157,29 @@ class LabellingService:
         self.docs = DocumentService(session)
 
     async def get(self, task_id: uuid.UUID, *, lock: bool = False) -> LabellingTask:
-        task = await self.repo.get(task_id, lock=lock)
+        task = await (self.repo.get_for_update if lock else self.repo.get)(LabellingTask, task_id)
         if task is None:
             raise LabellingTaskNotFound(f"no labelling task {task_id}")
         return task
+
+    async def find(self, *, status: str | None, document_id: uuid.UUID | None, limit: int,
+                   offset: int) -> list[LabellingTask]:
+        return await self.repo.find(status=status, document_id=document_id, limit=limit, offset=offset)
+
+    async def items(self, task_id: uuid.UUID) -> list[LabellingItem]:
+        await self.get(task_id)
+        return await self.repo.items(task_id)
+
+    async def progress(self, task: LabellingTask) -> tuple[int, int]:
+        """(items, annotated items) of the task."""
+        return await self.repo.counts(task.id)
+
+    async def complete(self, task_id: uuid.UUID) -> bool:
+        """Complete the task if every item is annotated (after a webhook recorded the last annotations)."""
+        return await self.maybe_complete(await self.get(task_id, lock=True))
+
+    async def open_in_label_studio(self) -> list[uuid.UUID]:
+        return await self.repo.open_in_label_studio()
 
     async def create(self, req: LabellingTaskCreate, user: str | None,
                      identity: Identity | None = None) -> LabellingTask:
@@ -175,7 +194,7 @@ class LabellingService:
         if req.prelabel and req.prelabel.column and req.prelabel.column != "annotation" \
                 and req.prelabel.column not in v.document.columns:
             raise InvalidLabellingTask(f"unknown pre-label column {req.prelabel.column!r}")
-        rows, total = await self.docs.rows([v.version.id], req.filter)
+        rows, total = await self.docs.rows([v.version], req.filter)
         if not rows:
             raise InvalidLabellingTask("the filter selects no rows to label")
         fileless = sum(1 for r, _ in rows if r.md5 is None)
@@ -216,7 +235,7 @@ class LabellingService:
                 await self._push(ls, task, items, req.title or f"{v.document.name} v{v.version.version}", field)
             finally:
                 await ls.aclose()
-        await self.repo.add(task, [{k: i[k] for k in ("id", "row_id", "position", "md5", "prelabel", "ls_task_id")}
+        await self.repo.add_with_items(task, [{k: i[k] for k in ("id", "row_id", "position", "md5", "prelabel", "ls_task_id")}
                                    for i in [dict(i, ls_task_id=i.get("ls_task_id")) for i in items]])
         await outbox.add(self.session, LabellingRequested(
             labelling_task_id=task.id, document_id=task.document_id, document_version=task.document_version,
@@ -346,9 +365,7 @@ class LabellingService:
             return False
         items = [i for i in await self.repo.items(task.id) if i.annotated_at is not None]
         by_md5 = {i.md5: i.annotation for i in items}
-        doc = await self.docs.repo.get(task.document_id, lock=True)
-        if doc is None:
-            raise LabellingTaskNotFound(f"the document of labelling task {task.id} is gone")
+        doc = await self.docs.get(task.document_id, lock=True)
         rows = await self.docs.current_rows(doc)
         for r in rows:
             if r["md5"] in by_md5:

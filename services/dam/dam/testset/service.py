@@ -1,11 +1,13 @@
 """The badcase test set, one per function: BAM's "add to test data" items join the standing document
 `badcase test set: <function>` of their own function as a new version (one per function an event
-touches), with their ground truth as annotation, and DAM freezes that version at once as the function's
-test dataset (`dataset.grouped`, `is_badcase_test_set`). An item's data is a file named by a DAM MD5 or
-an object key in the shared store (BAM's `bam/data/<md5>`, MSM's `msm/feedback/<id>/input.npy`; keyed
-objects are copied into DAM's content-addressed store), or, for a tabular badcase, its feature row. When
-any item cannot be resolved the whole event fails with the reasons (retried, then dead-lettered), and
-nothing is copied or written."""
+touches) that appends their rows — the rows already there are not written again — with their ground truth
+as annotation, and DAM freezes that version at once as the function's test dataset (`dataset.grouped`,
+`is_badcase_test_set`). An item's data is a file named by a DAM MD5 or an object key in the shared store
+(BAM's `bam/data/<md5>`, MSM's `msm/feedback/<id>/input.npy`), or, for a tabular badcase, its feature row.
+A keyed object is copied into DAM's content-addressed store: under the MD5 its producer sent once a stat
+shows it exists (never read whole to hash it again), else hashed as it is copied. When any item cannot be
+resolved the whole event fails with the reasons (retried, then dead-lettered), and nothing is copied or
+written; an event whose request is in already appends nothing."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from dam.dataset.schemas import DocumentRef, GroupRequest
 from dam.dataset.service import DatasetService
 from dam.document import parser
 from dam.document.models import BADCASE_TEST_SET, Document, badcase_test_set_name
+from dam.document.repository import DocumentRepository
 from dam.document.service import DocumentService, Version, label_of, search_text, unstorable
 from dam.document.table import nested
 from dam.file.repository import FileRepository
@@ -28,7 +31,7 @@ from dam.testset.exceptions import UnresolvableTestData
 from mlife_shared.events import Envelope
 from mlife_shared.events.contracts import BadcaseTestDataRequested, TestDataItem
 from mlife_shared.messaging.outbox import caused_by
-from mlife_shared.objectstore import InvalidKey, ObjectStore, ScopedStore, validate_key
+from mlife_shared.objectstore import InvalidKey, ObjectInfo, ObjectStore, ScopedStore, validate_key
 
 HEX32 = re.compile(r"^[0-9a-fA-F]{32}$")
 COLUMNS = ["badcase_id", "function", "request_id"]
@@ -37,8 +40,9 @@ UNASSIGNED = "unassigned"
 
 @dataclass
 class Resolved:
-    md5s: list[str] = field(default_factory=list)
-    keys: list[str] = field(default_factory=list)
+    md5s: list[str] = field(default_factory=list)  # DAM's own files
+    keys: list[str] = field(default_factory=list)  # objects whose MD5 DAM computes as it copies them
+    adopted: list[tuple[str, str, int]] = field(default_factory=list)  # (key, MD5 sent, size): objects taken as sent
 
 
 def classify(ref: str) -> tuple[str, str]:
@@ -80,11 +84,43 @@ class TestSetService:
         self.raw_store = raw_store
         self.files = FileService(session, store)
         self.file_repo = FileRepository(session)
+        self.doc_repo = DocumentRepository(session)
         self.docs = DocumentService(session)
         self.datasets = DatasetService(session, store)
         self.max_bytes = max_bytes
 
+    async def _object(self, ref: str, problems: list[str]) -> ObjectInfo | None:
+        """The object a `key:` reference names, or None with the reason in `problems`."""
+        key = classify(ref)[1]
+        try:
+            validate_key(key)
+        except InvalidKey as exc:
+            problems.append(f"{ref!r}: {exc.message}")
+            return None
+        info = await self.raw_store.stat(key)
+        if info is None:
+            problems.append(f"{ref!r}: no object under this key")
+        elif info.size > self.max_bytes:
+            problems.append(f"{ref!r}: the object is larger than the limit of {self.max_bytes} bytes")
+            return None
+        return info
+
+    async def _resolve_sent(self, item: TestDataItem, md5: str, problems: list[str]) -> Resolved:
+        """An item whose producer sent the MD5: DAM's own file of that MD5, else the object its reference names
+        (trusted once it exists: it is not read to hash it again)."""
+        if await self.file_repo.existing([md5]):
+            return Resolved(md5s=[md5])
+        keys = [ref for ref in item.data_refs if classify(ref)[0] == "key"]
+        for ref in keys:
+            info = await self._object(ref, problems)
+            if info is not None:
+                return Resolved(adopted=[(info.key, md5, info.size)])
+        if not keys:
+            problems.append(f"md5:{md5}: no DAM file has this MD5 and no object key names it")
+        return Resolved()
+
     async def _resolve(self, refs: list[str], problems: list[str]) -> Resolved:
+        """An item without an MD5 (an older producer, or an object the producer never read): every reference."""
         out = Resolved()
         pending_md5: list[str] = []
         for ref in refs:
@@ -92,15 +128,8 @@ class TestSetService:
             if kind == "md5":
                 pending_md5.append(value.lower())
             elif kind == "key":
-                try:
-                    validate_key(value)
-                except InvalidKey as exc:
-                    problems.append(f"{ref!r}: {exc.message}")
-                    continue
-                if await self.raw_store.stat(value) is None:
-                    problems.append(f"{ref!r}: no object under this key")
-                    continue
-                out.keys.append(value)
+                if await self._object(ref, problems) is not None:
+                    out.keys.append(value)
             else:
                 problems.append(f"{ref!r}: DAM does not fetch URLs; upload the data and refer to it by MD5")
         existing = await self.file_repo.existing(pending_md5) if pending_md5 else set()
@@ -113,19 +142,24 @@ class TestSetService:
                 problems.append(f"md5:{m}: no DAM file has this MD5")
         return out
 
-    async def _check(self, data: BadcaseTestDataRequested) -> list[tuple[TestDataItem, Resolved]]:
+    async def _check(self, items: list[TestDataItem]) -> list[tuple[TestDataItem, Resolved]]:
         """Every item resolved, or UnresolvableTestData with every reason. An item with features is a table row:
         its features are its data (its data refs are not copied)."""
         resolved, failures = [], []
-        for item in data.items:
+        for item in items:
             problem = item_problem(item)
             problems: list[str] = [problem] if problem else []
-            r = Resolved() if item.features is not None else await self._resolve(item.data_refs, problems)
-            if problem or (item.features is None and not r.md5s and not r.keys):
+            if item.features is not None:
+                r = Resolved()
+            elif item.md5 is not None:
+                r = await self._resolve_sent(item, item.md5, problems)
+            else:
+                r = await self._resolve(item.data_refs, problems)
+            if problem or (item.features is None and not (r.md5s or r.keys or r.adopted)):
                 failures.append(f"badcase {item.badcase_id}: " + "; ".join(problems or ["no data refs"]))
             resolved.append((item, r))
         if failures:
-            raise UnresolvableTestData(f"{len(failures)} of {len(data.items)} items cannot be resolved: "
+            raise UnresolvableTestData(f"{len(failures)} of {len(items)} items cannot be resolved: "
                                        + " | ".join(failures[:50]))
         return resolved
 
@@ -136,6 +170,8 @@ class TestSetService:
             return [dict(row, md5=None, features=dict(item.features),
                          search_text=search_text(None, item.ground_truth, {**extra, **item.features}))]
         md5s = list(r.md5s)
+        for key, md5, size in r.adopted:
+            md5s.append((await self.files.adopt(key, md5, size, uploader="bam")).md5)
         for key in r.keys:
             up = await self.files.store_stream(await self.raw_store.get(key), name=None, max_bytes=self.max_bytes,
                                                uploader="bam")
@@ -144,31 +180,47 @@ class TestSetService:
                 for m in dict.fromkeys(md5s)]
 
     async def standing_document(self, function: str) -> Document:
+        """The function's badcase test set document, locked (appends to it happen one at a time)."""
         name = badcase_test_set_name(function)
-        doc = await self.docs.repo.by_name(name, lock=True)
+        doc = await self.doc_repo.by_name(name, lock=True)
         if doc is None:
-            doc = await self.docs.repo.add(Document(
+            doc = await self.doc_repo.add(Document(
                 name=name, kind=BADCASE_TEST_SET, function=function, columns=COLUMNS, feature_columns=[],
                 current_version=0, created_by="bam", description=f"Badcases of {function} added to test data from BAM"))
         return doc
 
+    async def _pending(self, data: BadcaseTestDataRequested) -> dict[str, list[TestDataItem]]:
+        """The event's items by function, less the functions whose test set has this request already: an event
+        delivered twice (or sent again by its producer) appends once."""
+        by_function: dict[str, list[TestDataItem]] = defaultdict(list)
+        for item in data.items:
+            by_function[function_of(item)].append(item)
+        pending = {}
+        for function, items in sorted(by_function.items()):
+            doc = await self.doc_repo.by_name(badcase_test_set_name(function), lock=True)
+            if doc is None or not await self.doc_repo.has_row_with(doc.id, "request_id", str(data.request_id)):
+                pending[function] = items
+        return pending
+
     async def append(self, event: Envelope[BadcaseTestDataRequested]) -> list[Version]:
-        """One new version per function the event's items belong to, each frozen as that function's test set."""
+        """One new version per function the event's items belong to, each frozen as that function's test set.
+        A version appends the new rows (and retires the rows of badcases added again); it rewrites nothing."""
         data = event.data
+        pending = await self._pending(data)
+        resolved = await self._check([item for items in pending.values() for item in items])
         by_function: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for item, r in await self._check(data):
+        for item, r in resolved:
             by_function[function_of(item)] += await self._rows(item, r, str(data.request_id))
         out = []
         for function in sorted(by_function):
             new_rows = by_function[function]
             doc = await self.standing_document(function)
             replaced = {row["extra"]["badcase_id"] for row in new_rows}
-            rows = [r for r in await self.docs.current_rows(doc) if r["extra"].get("badcase_id") not in replaced]
-            rows += new_rows
-            doc.feature_columns = list(dict.fromkeys(k for r in rows for k in (r["features"] or {})))
-            added = len(replaced)
-            v = await self.docs.write_version(doc, rows, user="bam", correlation=caused_by(event),
-                                              message=f"{added} badcases added (request {data.request_id})")
+            doc.feature_columns = list(dict.fromkeys([*(doc.feature_columns or []),
+                                                      *(k for r in new_rows for k in (r["features"] or {}))]))
+            v = await self.docs.append_version(doc, new_rows, replacing=("badcase_id", replaced), user="bam",
+                                               correlation=caused_by(event),
+                                               message=f"{len(replaced)} badcases added (request {data.request_id})")
             await self.datasets.group(GroupRequest(
                 name=doc.name, documents=[DocumentRef(id=doc.id, version=v.version.version)], split={"test": 1.0},
                 stratify=False, function=function), "bam", correlation=caused_by(event))
