@@ -113,7 +113,7 @@ def create_app(spec: ServiceSpec[Any], settings: ServiceSettings | None = None) 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.db = Database(settings.database_url)
+        app.state.db = Database(settings.database_url, pool_size=settings.database_pool_size)
         if spec.uses_object_store:
             store: ObjectStore = make_store(settings)
             app.state.raw_store = store

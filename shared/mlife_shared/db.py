@@ -96,7 +96,8 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     # No pre-ping: it costs a round trip per checkout (~15 % of a small transaction); a connection
     # broken by a database restart fails once and is replaced, and the relay and consumers retry.
     # JIT compilation costs 0.2–4 s on the analytic queries (stats at 1M rows) and saves nothing here.
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800,
+    # A small pool (the tests' stacks keep 1 per engine) still serves a burst: overflow connections close on return.
+    return create_async_engine(url, pool_size=pool_size, max_overflow=max(pool_size, 10), pool_recycle=1800,
                                connect_args={"server_settings": {"jit": "off"}})
 
 

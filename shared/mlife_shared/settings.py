@@ -45,6 +45,10 @@ class ServiceSettings(BaseSettings):
                                                                 "refuses to start without its secrets)")
     home: Path = Field(default_factory=mlife_home, description="Folder for embedded data (SQLite, objects, NATS)")
     database_url: str = Field("", description="SQLAlchemy async URL; default: a SQLite file in home")
+    database_pool_size: int = Field(10, ge=1, description="Connections each database engine of a process keeps "
+                                                          "open (the API, the worker and each runner have one); as "
+                                                          "many more, at least 10, open under load and close when "
+                                                          "returned")
     nats_url: str = Field("nats://127.0.0.1:4222", description="NATS with JetStream (`mlife up`: its own server)")
     nats_user: str = Field("", description="This service's NATS user (permissions: mlife_shared.messaging.natsauth); "
                                            "default: the service name")

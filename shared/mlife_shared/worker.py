@@ -29,7 +29,7 @@ async def run_worker(spec: ServiceSpec[SettingsT], settings: SettingsT,
         for sig in (signal.SIGTERM, signal.SIGINT):
             with suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, pool_size=settings.database_pool_size)
     nc = await connect_with_retry(settings.nats_url, name=f"{spec.name}-worker", stop=stop,
                                   **settings.nats_credentials())
     try:

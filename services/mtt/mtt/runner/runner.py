@@ -44,7 +44,7 @@ class Runner:
         self.queue = queue or settings.default_queue
         self.backend = backend or make_backend(settings)
         self.concurrency = concurrency
-        self.db = Database(settings.database_url)
+        self.db = Database(settings.database_url, pool_size=settings.database_pool_size)
         self.raw_store = make_store(settings)
         self.store = ScopedStore(self.raw_store, "mtt")
         self.ctx = RunnerContext(self.id, settings, self.db, self.raw_store, self.store, self.backend)
