@@ -4,11 +4,13 @@ the browser tests seed data through the services' APIs (as a client would) and w
 from __future__ import annotations
 
 import asyncio
+import io
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import httpx
+from PIL import Image
 
 from tests.support.stack import PASSWORD, Stack
 
@@ -128,3 +130,17 @@ async def no_null_text(p: Any) -> None:
     body = await p.inner_text("main")
     found = NULL.search(body)
     assert found is None, found.group(0) + " in: " + body[:3000]
+
+
+def png(color: tuple[int, int, int], size: int = 64) -> bytes:
+    buf = io.BytesIO()
+    img = Image.new("RGB", (size, size), color)
+    for i in range(size):  # a pattern, so two colours are not near-duplicates
+        img.putpixel((i, (i * 7) % size), (255 - color[0], 255 - color[1], 255 - color[2]))
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+async def chart_points(page: object, container: str) -> list[int]:
+    await page.wait_for_selector(f"{container} canvas")
+    return [int(x) for x in await page.eval_on_selector_all(f"{container} canvas", "cs => cs.map(c => c.dataset.points)")]
