@@ -1,31 +1,30 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from mlife_shared.db import Base, UTCDateTime, new_id, utcnow
+from mlife_shared.db import Base
+from msm.columns import DeploymentRef, JsonObject, Prose, Record, Timestamp, Username
 
 # awaiting_tests → requested | blocked (the gate decides once the evidence is in); blocked → (override) →
 # requested → live | failed; live → superseded (a newer live one) | rolled_back
 STATUSES = ("awaiting_tests", "blocked", "requested", "live", "failed", "superseded", "rolled_back")
 
 
-class Deployment(Base):
+class Deployment(Record):
     __tablename__ = "deployment"
 
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(100), index=True)
     function: Mapped[str | None] = mapped_column(String(200))
     target: Mapped[str] = mapped_column(String(20))  # local | docker | edge
     routing: Mapped[str] = mapped_column(String(20))  # single | ab | shadow
     versions: Mapped[list[dict[str, Any]]] = mapped_column(JSON)  # [{model_version_id, weight, role}]
     status: Mapped[str] = mapped_column(String(20), index=True)
-    thresholds: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    gate: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    thresholds: Mapped[JsonObject]
+    gate: Mapped[JsonObject]
     overridden: Mapped[bool] = mapped_column(Boolean, default=False)
     override_reason: Mapped[str | None] = mapped_column(Text)
     override_by: Mapped[str | None] = mapped_column(String(100))
@@ -33,45 +32,42 @@ class Deployment(Base):
     previous_deployment_id: Mapped[uuid.UUID | None] = mapped_column()
     artifact_key: Mapped[str | None] = mapped_column(String(1024))
     failure_reason: Mapped[str | None] = mapped_column(Text)
-    created_by: Mapped[str] = mapped_column(String(100))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[Username]
+    created_at: Mapped[Timestamp]
+    updated_at: Mapped[Timestamp]
 
 
-class DeploymentChange(Base):
+class DeploymentChange(Record):
     """The status history of a deployment."""
 
     __tablename__ = "deployment_change"
 
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
-    deployment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("deployment.id", ondelete="CASCADE"), index=True)
+    deployment_id: Mapped[DeploymentRef]
     status: Mapped[str] = mapped_column(String(20))
-    actor: Mapped[str] = mapped_column(String(100))
-    detail: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor: Mapped[Username]
+    detail: Mapped[Prose]
+    created_at: Mapped[Timestamp]
 
 
-class DeploymentBadcase(Base):
+class DeploymentBadcase(Record):
     __tablename__ = "deployment_badcase"
     __table_args__ = (UniqueConstraint("deployment_id", "badcase_id", name="uq_deployment_badcase_deployment_id"),)
 
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
-    deployment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("deployment.id", ondelete="CASCADE"), index=True)
+    deployment_id: Mapped[DeploymentRef]
     badcase_id: Mapped[uuid.UUID] = mapped_column()
     source: Mapped[str] = mapped_column(String(20))  # testing | manual
-    note: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    note: Mapped[Prose]
+    created_at: Mapped[Timestamp]
 
 
-class DeploymentMetric(Base):
+class DeploymentMetric(Record):
     """One set of user-defined metric values (client id, device id, pending time, …) for a deployment."""
 
     __tablename__ = "deployment_metric"
 
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
-    deployment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("deployment.id", ondelete="CASCADE"), index=True)
+    deployment_id: Mapped[DeploymentRef]
     values: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[Timestamp]
 
 
 class FunctionThresholds(Base):
@@ -80,6 +76,6 @@ class FunctionThresholds(Base):
     __tablename__ = "function_thresholds"
 
     function: Mapped[str] = mapped_column(String(200), primary_key=True)
-    thresholds: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    updated_by: Mapped[str] = mapped_column(String(100))
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    thresholds: Mapped[JsonObject]
+    updated_by: Mapped[Username]
+    updated_at: Mapped[Timestamp]

@@ -4,31 +4,30 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from mlife_shared.db import Base, UTCDateTime, new_id, utcnow
+from mlife_shared.db import UTCDateTime
+from msm.columns import JsonObject, Metrics, ModelRef, Prose, Record, Tags, Timestamp, Username
 
 
-class RegisteredModel(Base):
+class RegisteredModel(Record):
     __tablename__ = "registered_model"
 
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     function: Mapped[str | None] = mapped_column(String(200))
-    description: Mapped[str] = mapped_column(Text, default="")
-    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    description: Mapped[Prose]
+    tags: Mapped[Tags]
     next_version: Mapped[int] = mapped_column(Integer, default=1)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[Timestamp]
+    updated_at: Mapped[Timestamp]
 
 
-class ModelVersion(Base):
+class ModelVersion(Record):
     __tablename__ = "model_version"
     __table_args__ = (UniqueConstraint("model_id", "version", name="uq_model_version_model_id_version"),)
 
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
-    model_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("registered_model.id", ondelete="CASCADE"), index=True)
+    model_id: Mapped[ModelRef]
     name: Mapped[str] = mapped_column(String(200), index=True)
     version: Mapped[str] = mapped_column(String(50))
     format: Mapped[str] = mapped_column(String(20))
@@ -39,50 +38,47 @@ class ModelVersion(Base):
     source: Mapped[str] = mapped_column(String(20))  # upload | mtt | compression | import
     task_id: Mapped[uuid.UUID | None] = mapped_column(unique=True)
     parent_version_id: Mapped[uuid.UUID | None] = mapped_column()
-    metrics: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
-    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
-    description: Mapped[str] = mapped_column(Text, default="")
-    lineage: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    signature: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    metrics: Mapped[Metrics]
+    tags: Mapped[Tags]
+    description: Mapped[Prose]
+    lineage: Mapped[JsonObject]
+    signature: Mapped[JsonObject]
     # The test split(s) grouped with its training data (model.uploaded): the gate's evidence besides the
     # function's badcase test set. Strings: JSON has no UUID.
     test_dataset_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
-    created_by: Mapped[str] = mapped_column(String(100))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[Username]
+    created_at: Mapped[Timestamp]
 
 
-class ModelAlias(Base):
+class ModelAlias(Record):
     __tablename__ = "model_alias"
     __table_args__ = (UniqueConstraint("model_id", "alias", name="uq_model_alias_model_id_alias"),)
 
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
-    model_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("registered_model.id", ondelete="CASCADE"), index=True)
+    model_id: Mapped[ModelRef]
     alias: Mapped[str] = mapped_column(String(100))
     version_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("model_version.id", ondelete="CASCADE"))
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[Timestamp]
 
 
-class AliasChange(Base):
+class AliasChange(Record):
     """Every alias move: who, when, why, from which version to which."""
 
     __tablename__ = "alias_change"
 
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
-    model_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("registered_model.id", ondelete="CASCADE"), index=True)
+    model_id: Mapped[ModelRef]
     alias: Mapped[str] = mapped_column(String(100))
     from_version_id: Mapped[uuid.UUID | None] = mapped_column()
     to_version_id: Mapped[uuid.UUID | None] = mapped_column()
-    actor: Mapped[str] = mapped_column(String(100))
-    reason: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor: Mapped[Username]
+    reason: Mapped[Prose]
+    created_at: Mapped[Timestamp]
 
 
-class Compression(Base):
+class Compression(Record):
     """A compressed version and the accuracy delta measured on a dataset (once both versions were tested)."""
 
     __tablename__ = "compression"
 
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     source_version_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("model_version.id", ondelete="CASCADE"))
     compressed_version_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("model_version.id", ondelete="CASCADE"),
                                                              unique=True)
@@ -93,4 +89,4 @@ class Compression(Base):
     metric_delta: Mapped[dict[str, float] | None] = mapped_column(JSON)
     sample_delta: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     measured_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[Timestamp]

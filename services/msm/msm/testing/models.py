@@ -1,20 +1,18 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from mlife_shared.db import Base, UTCDateTime, new_id, utcnow
+from msm.columns import Metrics, Prose, Record, Timestamp
 
 
-class TestingResult(Base):
+class TestingResult(Record):
     """One `testing.completed`: the metrics of a model version on a dataset."""
 
     __tablename__ = "testing_result"
 
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     task_id: Mapped[uuid.UUID] = mapped_column(unique=True)
     model_name: Mapped[str] = mapped_column(String(200))
     model_version: Mapped[str] = mapped_column(String(50))
@@ -22,55 +20,52 @@ class TestingResult(Base):
     dataset_id: Mapped[uuid.UUID | None] = mapped_column()
     set_kind: Mapped[str] = mapped_column(String(20), default="other")  # badcase_test_set | test_split | other
     function: Mapped[str | None] = mapped_column(String(200))
-    metrics: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
+    metrics: Mapped[Metrics]
     samples: Mapped[int] = mapped_column(Integer, default=0)
     passed: Mapped[int] = mapped_column(Integer, default=0)
     badcases: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[Timestamp]
 
 
-class TestingFailure(Base):
+class TestingFailure(Record):
     """One `testing.failed`: a model version could not be tested on a dataset (incompatible, or the run
     failed). The gate blocks on it unless a later result on the same dataset replaced it."""
 
     __tablename__ = "testing_failure"
 
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     task_id: Mapped[uuid.UUID | None] = mapped_column()
     model_version_id: Mapped[uuid.UUID] = mapped_column(index=True)
     dataset_id: Mapped[uuid.UUID] = mapped_column()
     set_kind: Mapped[str] = mapped_column(String(20), default="other")
     incompatible: Mapped[bool] = mapped_column(Boolean, default=False)
-    reason: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    reason: Mapped[Prose]
+    created_at: Mapped[Timestamp]
 
 
-class BadcaseTestSet(Base):
+class BadcaseTestSet(Record):
     """A badcase test set version DAM froze (`dataset.grouped`, is_badcase_test_set): the latest one of a
     function is that function's current badcase test set."""
 
     __tablename__ = "badcase_test_set"
 
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     dataset_id: Mapped[uuid.UUID] = mapped_column(unique=True)
     function: Mapped[str] = mapped_column(String(200), index=True)
     name: Mapped[str | None] = mapped_column(String(300))
     version: Mapped[int] = mapped_column(Integer)
     item_count: Mapped[int] = mapped_column(Integer, default=0)
-    grouped_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    grouped_at: Mapped[Timestamp]
 
 
-class BadcaseOutcome(Base):
+class BadcaseOutcome(Record):
     """The latest outcome of one badcase for one model version (from the badcase test set)."""
 
     __tablename__ = "badcase_outcome"
     __table_args__ = (UniqueConstraint("model_name", "model_version", "badcase_id",
                                        name="uq_badcase_outcome_model_name"),)
 
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     model_name: Mapped[str] = mapped_column(String(200))
     model_version: Mapped[str] = mapped_column(String(50))
     badcase_id: Mapped[uuid.UUID] = mapped_column()
     correct: Mapped[bool] = mapped_column(Boolean)
     task_id: Mapped[uuid.UUID] = mapped_column()
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[Timestamp]
