@@ -159,6 +159,21 @@ def save_model(path: str | os.PathLike[str], *, name: str | None = None, format:
     return dest
 
 
+def save_onnx(model: Any, *, name: str | None = None, metrics: Mapping[str, float] | None = None,
+              preprocess: Mapping[str, Any] | None = None) -> Path:
+    """`save_model` for an in-memory ONNX `ModelProto` (from skl2onnx, torch.onnx, tf2onnx…): the
+    `preprocess` MLife's evaluator and serving apply to raw inputs is written into the model's metadata
+    (`mlife.preprocess`), then the file is handed over as `model.onnx`."""
+    if preprocess is not None:
+        entry = model.metadata_props.add()
+        entry.key, entry.value = "mlife.preprocess", json.dumps(dict(preprocess))
+    folder = output_dir() / "models" / (name or "model")
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / "model.onnx"  # where save_model keeps it: no second copy
+    out.write_bytes(model.SerializeToString())
+    return save_model(out, name=name, format="onnx", metrics=metrics)
+
+
 def save_result(path: str | os.PathLike[str], name: str | None = None) -> Path:
     """Keep a result file (plot, table, report) with the task: stored and attached to its MLflow run."""
     src = Path(path)

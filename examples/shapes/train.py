@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from mlife.tracking import dataset_items, log_metrics, log_params, params, save_model
+from mlife.tracking import dataset_items, log_metrics, log_params, params, save_onnx
 
 
 def load(items: list[dict], size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -49,13 +48,8 @@ def main() -> None:
         metrics["test_accuracy"] = float((clf.predict(xt) == yt).mean())
     log_metrics(metrics)
     print(json.dumps(metrics), flush=True)
-    onx = to_onnx(clf, x[:1], options={id(clf): {"zipmap": False}}, target_opset=17)
-    meta = onx.metadata_props.add()
-    meta.key = "mlife.preprocess"
-    meta.value = json.dumps({"size": list(size), "mode": "L", "scale": 1.0 / 255.0, "offset": 0.0, "layout": "flat"})
-    out = Path("model.onnx")
-    out.write_bytes(onx.SerializeToString())
-    save_model(out, name=name, format="onnx", metrics=metrics)
+    save_onnx(to_onnx(clf, x[:1], options={id(clf): {"zipmap": False}}, target_opset=17), name=name, metrics=metrics,
+              preprocess={"size": list(size), "mode": "L", "scale": 1.0 / 255.0, "offset": 0.0, "layout": "flat"})
     print("model saved", flush=True)
 
 

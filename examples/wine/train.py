@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 
-from mlife.tracking import dataset_items, log_metrics, log_params, params, save_model
+from mlife.tracking import dataset_items, log_metrics, log_params, params, save_onnx
 
 
 def load(items: list[dict], columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -60,12 +59,8 @@ def main() -> None:
         metrics["test_accuracy"] = float((clf.predict(xt) == yt).mean())
     log_metrics(metrics)
     print(json.dumps(metrics), flush=True)
-    onx = to_onnx(clf, x[:1], options={"zipmap": False}, target_opset=17)
-    meta = onx.metadata_props.add()
-    meta.key, meta.value = "mlife.preprocess", json.dumps({"kind": "table", "columns": columns})
-    out = Path("model.onnx")
-    out.write_bytes(onx.SerializeToString())
-    save_model(out, name=name, format="onnx", metrics=metrics)
+    save_onnx(to_onnx(clf, x[:1], options={"zipmap": False}, target_opset=17), name=name, metrics=metrics,
+              preprocess={"kind": "table", "columns": columns})
     print("model saved", flush=True)
 
 
