@@ -11,6 +11,8 @@ from dam.document.schemas import RowFilter
 from mlife_shared.bounds import INT32_MAX, INT64_MAX, INT64_MIN
 from mlife_shared.names import FunctionName
 
+_TRAIN_TEST: dict[Purpose, float] = {"train": 0.8, "test": 0.2}
+
 
 class DocumentRef(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -27,7 +29,7 @@ class GroupRequest(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     documents: list[DocumentRef] = Field(min_length=1, max_length=100)
     filter: RowFilter = RowFilter()
-    split: dict[Purpose, float] = Field(default_factory=lambda: {"train": 0.8, "test": 0.2},
+    split: dict[Purpose, float] = Field(default_factory=lambda: _TRAIN_TEST.copy(),
                                         description="Ratios per purpose; they add up to 1")
     stratify: bool = Field(True, description="Split each class by the ratios")
     seed: int = Field(0, ge=INT64_MIN, le=INT64_MAX)

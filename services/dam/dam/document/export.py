@@ -63,7 +63,8 @@ def to_xml(name: str, version: int, shape: Shape, rows: list[tuple[DocumentRow, 
         for tag, value in shape.values(r):
             if value is not None:
                 ET.SubElement(el, tag).text = _cell(value)
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    body: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return body
 
 
 def data_field(f: File | None) -> str:
@@ -84,9 +85,8 @@ def prediction(annotation: Any, f: File | None, kind: str) -> list[dict[str, Any
         for i, b in enumerate(boxes):
             if not isinstance(b, dict):
                 continue
-            pct = b.get("unit") == "percent" or not (w and h)
-            sx, sy = (1.0, 1.0) if pct else (100.0 / w, 100.0 / h)  # type: ignore[operator]
-            item = {"id": f"b{i}", "from_name": "label", "to_name": field, "type": "rectanglelabels",
+            sx, sy = (100.0 / w, 100.0 / h) if w and h and b.get("unit") != "percent" else (1.0, 1.0)
+            item: dict[str, Any] = {"id": f"b{i}", "from_name": "label", "to_name": field, "type": "rectanglelabels",
                     "value": {"x": float(b.get("x", 0)) * sx, "y": float(b.get("y", 0)) * sy,
                               "width": float(b.get("width", 0)) * sx, "height": float(b.get("height", 0)) * sy,
                               "rotation": 0, "rectanglelabels": [str(b.get("label"))]}}
@@ -122,7 +122,8 @@ def to_labelstudio(columns: list[str], rows: list[tuple[DocumentRow, File | None
 
 def to_coco(name: str, rows: list[tuple[DocumentRow, File | None]]) -> bytes:
     categories: dict[str, int] = {}
-    images, annotations = [], []
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
     for image_id, (r, f) in enumerate(rows, start=1):
         images.append({"id": image_id, "file_name": r.path or r.md5, "md5": r.md5,
                        "width": f.width if f else None, "height": f.height if f else None})

@@ -11,7 +11,7 @@ from dam.file.models import File
 from mlife_shared.repository import Repository
 
 
-def added_by(v: DocumentVersion) -> Select[tuple[uuid.UUID]]:
+def added_by(v: DocumentVersion) -> Select[uuid.UUID]:
     """The ids of the versions whose rows `v` holds: itself, and for an appended version those since its `since`."""
     return select(DocumentVersion.id).where(DocumentVersion.document_id == v.document_id,
                                             DocumentVersion.version.between(v.since or v.version, v.version))
@@ -91,7 +91,7 @@ class DocumentRepository(Repository):
     def rows_statement(self, versions: Sequence[DocumentVersion], *, labels: Sequence[str] | None = None,
                        has_annotation: bool | None = None, media_types: Sequence[str] | None = None,
                        min_size: int | None = None, max_size: int | None = None, q: str | None = None,
-                       md5s: Sequence[str] | None = None) -> Select[tuple[DocumentRow, File | None]]:
+                       md5s: Sequence[str] | None = None) -> Select[DocumentRow, File]:
         stmt = (select(DocumentRow, File).join(DocumentVersion, DocumentVersion.id == DocumentRow.version_id)
                 .outerjoin(File, File.md5 == DocumentRow.md5).where(or_(false(), *[in_version(v) for v in versions])))
         if labels:
@@ -111,11 +111,15 @@ class DocumentRepository(Repository):
                 stmt = stmt.where(DocumentRow.search_text.like(f"%{word}%"))
         return stmt.order_by(DocumentVersion.document_id, DocumentRow.position)
 
-    async def rows(self, stmt: Select[tuple[DocumentRow, File | None]], *, limit: int | None = None,
+    async def count_rows(self, stmt: Select[DocumentRow, File]) -> int:
+        return await self.count(stmt.with_only_columns(DocumentRow.id))
+
+    async def rows(self, stmt: Select[DocumentRow, File], *, limit: int | None = None,
                    offset: int = 0) -> list[tuple[DocumentRow, File | None]]:
+        """The rows with their files (None for a table row: the file is outer-joined)."""
         if limit is not None:
             stmt = stmt.limit(limit).offset(offset)
-        return [(r, f) for r, f in (await self.session.execute(stmt)).all()]
+        return [(r, f) for r, f in (await self.session.execute(stmt)).tuples()]
 
     async def current_versions(self, document_ids: Sequence[uuid.UUID] | None) -> list[tuple[Document, DocumentVersion]]:
         stmt = select(Document, DocumentVersion).join(DocumentVersion, (DocumentVersion.document_id == Document.id)

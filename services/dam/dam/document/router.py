@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.requests import ClientDisconnect
@@ -139,11 +139,14 @@ async def compare_documents(svc: Service, _: Viewer, a: uuid.UUID, b: uuid.UUID,
                             b_version: Annotated[int | None, Query(ge=1, le=INT32_MAX)] = None) -> Comparison:
     """Compare two documents or two versions: class counts side by side, files added, removed, relabelled."""
     va, vb = await svc.version(a, a_version), await svc.version(b, b_version)
-    ra, _ = await svc.rows([va.version], RowFilter())
-    rb, _ = await svc.rows([vb.version], RowFilter())
-    side = lambda v: {"document_id": str(v.document.id), "name": v.document.name,  # noqa: E731
-                      "version": v.version.version, "row_count": v.version.row_count}
-    return Comparison(a=side(va), b=side(vb), **analysis.compare(ra, rb))
+    ra = (await svc.rows([va.version], RowFilter()))[0]
+    rb = (await svc.rows([vb.version], RowFilter()))[0]
+    return Comparison(a=_side(va), b=_side(vb), **analysis.compare(ra, rb))
+
+
+def _side(v: Version) -> dict[str, Any]:
+    return {"document_id": str(v.document.id), "name": v.document.name, "version": v.version.version,
+            "row_count": v.version.row_count}
 
 
 @router.get("/{document_id}")
@@ -185,11 +188,11 @@ async def list_rows(document_id: uuid.UUID, svc: Service, _: Viewer, f: Filter,
 
 @router.get("/{document_id}/stats")
 async def document_stats(document_id: uuid.UUID, svc: Service, _: Viewer, f: Filter,
-                         version: Annotated[int | None, Query(ge=1, le=INT32_MAX)] = None) -> dict:  # type: ignore[type-arg]
+                         version: Annotated[int | None, Query(ge=1, le=INT32_MAX)] = None) -> dict[str, Any]:
     """Distribution of a version or of a selection of its rows: class, type, size, dimensions, columns."""
     v = await svc.version(document_id, version)
     svc.check_filter(filter_columns(v.document), f)
-    rows, _ = await svc.rows([v.version], f)
+    rows = (await svc.rows([v.version], f))[0]
     return {"document_id": str(v.document.id), "version": v.version.version,
             **analysis.distribution(rows, v.document.columns, v.document.feature_columns or [])}
 
@@ -203,7 +206,7 @@ async def export_document(document_id: uuid.UUID, request: Request, svc: Service
     v: Version = await svc.version(document_id, version)
     if format in ("labelstudio", "coco") and v.document.kind == TABLE:
         raise InvalidDocument(f"a plain table has no files to export as {format}; use csv, tsv, json or xml")
-    rows, _ = await svc.rows([v.version], RowFilter())
+    rows = (await svc.rows([v.version], RowFilter()))[0]
     cols, name = v.document.columns, v.document.name
     shape = export.Shape(cols, v.document.feature_columns or [], v.document.label_column)
     if format in ("csv", "tsv"):

@@ -179,7 +179,7 @@ class DocumentService:
                                         media_types=f.media_types, min_size=f.min_size, max_size=f.max_size,
                                         q=f.q, md5s=f.md5s)
         if not f.columns:
-            total = await self.repo.count(stmt)
+            total = await self.repo.count_rows(stmt)
             return await self.repo.rows(stmt, limit=limit, offset=offset), total
         wanted = {k: ({v} if isinstance(v, str) else set(v)) for k, v in f.columns.items()}
         matched = [(r, fl) for r, fl in await self.repo.rows(stmt)
@@ -210,8 +210,8 @@ class DocumentService:
             raise InvalidDocument("the document needs an 'md5' or a 'path' column naming each row's file, "
                                   "or is a plain table of feature columns and a label (kind=table, label_column=)")
         require_storable_rows(raw)
-        md5s = [r.get("md5") for r in raw if isinstance(r.get("md5"), str) and r.get("md5")]
-        known = await self.files.existing([m.strip().lower() for m in md5s])
+        md5s = [m.strip().lower() for r in raw if isinstance(m := r.get("md5"), str) and m]
+        known = await self.files.existing(md5s)
         paths = await self.files.resolve_paths([r["path"] for r in raw if isinstance(r.get("path"), str) and r["path"]])
         out = []
         for n, r in enumerate(raw, start=1):

@@ -14,6 +14,7 @@ import tempfile
 import zipfile
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import IO
 
 from dam.file.exceptions import ArchiveTooLarge, InvalidUpload, UnsafeArchive, UploadTooLarge
@@ -114,7 +115,7 @@ def zip_entries(fh: IO[bytes], prefix: str | None, limits: Limits) -> tuple[list
                 raise UnsafeArchive(f"the entry {info.filename[:200]!r} is encrypted")
             check_zip_entry(info, shared)
             tally.add(info.file_size)
-            entries.append(Entry(path, info.file_size, lambda i=info: zf.open(i)))
+            entries.append(Entry(path, info.file_size, partial(zf.open, info)))
     except ArchiveRefused as exc:
         raise _refused(exc) from exc
     return entries, zf.close
@@ -143,8 +144,15 @@ def tar_entries(fh: IO[bytes], prefix: str | None, limits: Limits) -> tuple[list
         path = _entry_path(m.name, prefix)
         if m.isdir():
             continue
-        entries.append(Entry(path, m.size, lambda m=m: tf.extractfile(m)))  # type: ignore[misc,return-value]
+        entries.append(Entry(path, m.size, partial(_member, tf, m)))
     return entries, tf.close
+
+
+def _member(tf: tarfile.TarFile, member: tarfile.TarInfo) -> IO[bytes]:
+    fh = tf.extractfile(member)
+    if fh is None:  # only a regular file has data; _tar_check let no other kind through
+        raise UnsafeArchive(f"the entry {member.name[:200]!r} is not a regular file")
+    return fh
 
 
 async def _read(open_: Callable[[], IO[bytes]]) -> AsyncIterator[bytes]:

@@ -27,8 +27,8 @@ class FileRepository(Repository):
     async def insert_if_absent(self, values: dict[str, object]) -> File | None:
         """Insert the file row unless its MD5 is there; the row when this call inserted it. Two concurrent
         uploads of one content both reach here: the unique key makes exactly one of them the writer."""
-        stmt = self.insert(File).values(**values, created_at=utcnow())
-        stmt = stmt.on_conflict_do_nothing(index_elements=["md5"]).returning(File)
+        stmt = (self.insert(File).values(**values, created_at=utcnow())
+                .on_conflict_do_nothing(index_elements=["md5"]).returning(File))
         return (await self.session.scalars(stmt)).one_or_none()
 
     async def set_path(self, path: str, md5: str) -> None:

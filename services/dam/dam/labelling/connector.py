@@ -55,7 +55,8 @@ def latest_annotation(task: dict[str, Any]) -> dict[str, Any] | None:
     anns = [a for a in task.get("annotations") or [] if not a.get("was_cancelled")]
     if not anns:
         return None
-    return max(anns, key=lambda a: (a.get("updated_at") or a.get("created_at") or "", a.get("id") or 0))
+    latest: dict[str, Any] = max(anns, key=lambda a: (a.get("updated_at") or a.get("created_at") or "", a.get("id") or 0))
+    return latest
 
 
 class LabelStudio:

@@ -205,7 +205,7 @@ class LabellingService:
             raise InvalidLabellingTask(f"the filter selects {total} rows; the limit is {req.max_items}")
         task_id = uuid.uuid4()
         field = data_field(rows[0][1])
-        items = []
+        items: list[dict[str, Any]] = []
         for r, f in rows:
             items.append(dict(id=uuid.uuid4(), row_id=r.id, position=r.position, md5=r.md5,
                               key=self.store.full_key(file_key(r.md5)) if r.md5 else None, file=f,
@@ -300,7 +300,7 @@ class LabellingService:
             return set()
         raw = payload.get("annotation")
         annotations = raw if isinstance(raw, list) else [raw]
-        ls_task = payload.get("task") if isinstance(payload.get("task"), dict) else {}
+        ls_task: dict[str, Any] = payload["task"] if isinstance(payload.get("task"), dict) else {}
         project_default = ls_task.get("project") or (payload.get("project") or {}).get("id")
         touched: set[uuid.UUID] = set()
         for annotation in annotations:
@@ -344,7 +344,8 @@ class LabellingService:
             await ls.aclose()
         items = {i.ls_task_id: i for i in await self.repo.items(task.id) if i.ls_task_id is not None}
         for t in exported:
-            item = items.get(t.get("id"))
+            ls_id = t.get("id")
+            item = items.get(ls_id) if isinstance(ls_id, int) else None
             ann = connector.latest_annotation(t)
             if item is None or ann is None:
                 continue
