@@ -34,8 +34,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -57,6 +55,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 from nats.js.errors import FetchTimeoutError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bench._support import own_nats
 from mlife_shared.db import Database
 from mlife_shared.events import Envelope, EventData, new_envelope, register
 from mlife_shared.messaging import outbox
@@ -412,39 +411,6 @@ def summarize(mode: str, sent: dict[str, float], seen: dict[str, float]) -> Resu
     for name, q in (("p50", 0.50), ("p95", 0.95), ("p99", 0.99), ("max", 1.0)):
         out[name] = lat[min(len(lat) - 1, int(q * len(lat)))] if lat else float("nan")
     return out
-
-
-async def _quiet(_: Exception) -> None:
-    pass
-
-
-@asynccontextmanager
-async def own_nats() -> AsyncIterator[str]:
-    """A nats-server 2.x from the wheel with JetStream in a temp dir; stopped and removed afterwards."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    store = Path(tempfile.mkdtemp(prefix="mlife-bench-nats-"))
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "nats-server"), "-a", "127.0.0.1", "-p", str(port),
-                             "-js", "-sd", str(store)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"nats://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            with suppress(Exception):
-                nc = await nats.connect(url, connect_timeout=0.5, max_reconnect_attempts=0, error_cb=_quiet)
-                await nc.jetstream().account_info()
-                await nc.close()
-                break
-            await asyncio.sleep(0.1)
-        else:
-            raise RuntimeError("nats-server did not start")
-        yield url
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        with suppress(subprocess.TimeoutExpired):
-            proc.wait(10)
-        proc.kill()  # no-op once it has exited
-        shutil.rmtree(store, ignore_errors=True)
 
 
 @asynccontextmanager
