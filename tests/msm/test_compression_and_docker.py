@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from tests.msm.archives import tar_files
 from tests.msm.onnx_models import identity_classifier, large_classifier
 from tests.support.auth import as_role
 from tests.support.msm import outbox, record_testing, upload
@@ -65,8 +66,7 @@ class FakeEngine:
         self.builds: list[tuple[str, dict[str, bytes]]] = []
 
     def build(self, context: bytes, tag: str) -> dict[str, Any]:
-        with tarfile.open(fileobj=io.BytesIO(context)) as tar:
-            files = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]
+        files = tar_files(context)
         assert b"FROM " in files["Dockerfile"]
         for line in files["Dockerfile"].decode().splitlines():
             if line.startswith("COPY "):
@@ -81,8 +81,7 @@ async def test_docker_context_and_build(msm: httpx.AsyncClient) -> None:
     version = (await upload(msm, "emotion", model)).json()
     got = await msm.get(f"/model-versions/{version['id']}/docker-context")
     assert got.status_code == 200 and got.headers["content-type"] == "application/x-tar"
-    with tarfile.open(fileobj=io.BytesIO(got.content)) as tar:
-        files = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}  # type: ignore[union-attr]
+    files = tar_files(got.content)
     assert set(files) == {"Dockerfile", "server.py", "requirements.txt", "mlife-model.json", "model.onnx"}
     assert files["model.onnx"] == model
     assert all("==" in line for line in files["requirements.txt"].decode().split())

@@ -7,9 +7,7 @@ import io
 import json
 import re
 import tarfile
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -17,28 +15,25 @@ import httpx
 import pytest
 
 from msm.registry.docker import SdkDockerEngine
+from tests.msm.archives import tar_files
 from tests.msm.onnx_models import identity_classifier
 from tests.support.auth import as_role
+from tests.support.http_server import LocalServer, QuietHandler
 from tests.support.msm import upload
 
 IMAGE = "0123456789ab" * 5 + "cdef"
 
 
-class FakeDockerEngine:
+class FakeDockerEngine(LocalServer):
     def __init__(self) -> None:
         self.builds: list[dict[str, Any]] = []
         engine = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
 
             def _json(self, status: int, body: Any) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.reply(status, json.dumps(body).encode())
 
             def _body(self) -> bytes:
                 if self.headers.get("transfer-encoding", "").lower() == "chunked":
@@ -63,8 +58,7 @@ class FakeDockerEngine:
                 if re.sub(r"^/v[0-9.]+", "", parts.path) != "/build":
                     return self._json(404, {"message": "not found"})
                 context = self._body()
-                with tarfile.open(fileobj=io.BytesIO(context)) as tar:
-                    files = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]
+                files = tar_files(context)
                 tag = parse_qs(parts.query).get("t", [""])[0]
                 engine.builds.append({"tag": tag, "files": files})
                 lines = [{"stream": "Step 1/8 : FROM python:3.11-slim\n"}]
@@ -76,30 +70,15 @@ class FakeDockerEngine:
                     lines.append({"error": "The command '/bin/sh -c pip install' returned a non-zero code: 1"})
                 else:
                     lines.append({"stream": f"Successfully built {IMAGE[:12]}\n"})
-                data = b"".join(json.dumps(x).encode() + b"\r\n" for x in lines)
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.reply(200, b"".join(json.dumps(x).encode() + b"\r\n" for x in lines))
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"tcp://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler, scheme="tcp")  # the docker SDK's URL of an engine over TCP
 
 
 @pytest.fixture
 def engine() -> Iterator[FakeDockerEngine]:
-    e = FakeDockerEngine()
-    yield e
-    e.close()
+    with FakeDockerEngine() as running:
+        yield running
 
 
 async def test_build_through_the_docker_sdk(msm: httpx.AsyncClient, engine: FakeDockerEngine) -> None:

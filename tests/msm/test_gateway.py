@@ -92,7 +92,8 @@ async def run_deployer(msm_db: str, objects: Path) -> None:
         await db.dispose()
 
 
-async def test_registry_gate_serving_feedback_and_rollback_through_the_gateway(stack) -> None:  # type: ignore[no-untyped-def]
+async def test_registry_gate_serving_feedback_and_rollback_through_the_gateway(
+        stack: tuple[httpx.AsyncClient, str, Path]) -> None:
     gw, msm_db, objects = stack
     octet = {"content-type": "application/octet-stream"}
     v1 = await gw.post("/api/msm/models/emotion/versions", content=identity_classifier(4), headers=octet,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pickle
 import uuid
+from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 
@@ -35,9 +37,9 @@ async def test_upload_registers_a_version_and_emits_model_registered(msm: httpx.
 
 
 async def test_pickle_and_garbage_uploads_are_refused_and_nothing_is_written(msm: httpx.AsyncClient,
-                                                                            tmp_path) -> None:  # type: ignore[no-untyped-def]
+                                                                            tmp_path: Path) -> None:
     class Evil:
-        def __reduce__(self):  # type: ignore[no-untyped-def]
+        def __reduce__(self) -> tuple[Callable[[str], None], tuple[str]]:
             import os
             return (os.makedirs, (str(tmp_path / "pwned"),))
 

@@ -7,9 +7,7 @@ import base64
 import hashlib
 import hmac
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -17,44 +15,33 @@ import pytest
 
 from tests.msm.onnx_models import identity_classifier
 from tests.support.auth import FreshRole
+from tests.support.http_server import LocalServer, QuietHandler
 from tests.support.msm import upload
 
 MAINTAINER = FreshRole("maintainer", "mia")
 
 
-class Receiver:
+class Receiver(LocalServer):
+    """A webhook receiver: records every request, answers with the queued statuses (then 200)."""
+
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self.statuses: list[int] = []
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers["content-length"]))
                 receiver.requests.append({"headers": dict(self.headers), "body": body})
-                status = receiver.statuses.pop(0) if receiver.statuses else 200
-                self.send_response(status)
-                self.send_header("content-length", "0")
-                self.end_headers()
+                self.reply(receiver.statuses.pop(0) if receiver.statuses else 200)
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler, path="/hook")
 
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.close()
+    with Receiver() as running:
+        yield running
 
 
 def verify(secret: str, request: dict[str, Any]) -> bool:

@@ -25,40 +25,50 @@ def to_arrays(inputs: dict[str, Any], signature: dict[str, Any], *, max_elements
     arrays: dict[str, np.ndarray] = {}
     batch_flags = set()
     for name, spec in expected.items():
-        dtype = spec["dtype"]
-        if dtype.startswith("onnx:"):
-            raise InvalidInput(f"input {name!r} has a type ({dtype}) the JSON API cannot carry")
-        try:
-            array = np.asarray(inputs[name], dtype=np.dtype(dtype))
-        except (ValueError, TypeError, OverflowError) as exc:
-            raise InvalidInput(f"input {name!r} is not a rectangular array of {dtype}: {exc}") from exc
-        if array.dtype == object:
-            raise InvalidInput(f"input {name!r} is not a rectangular array of {dtype}")
+        array = _array(name, spec["dtype"], inputs[name])
         budget -= array.size
         if budget < 0:
             raise PayloadTooLarge(f"the input has more than {max_elements} elements")
         if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
             raise InvalidInput(f"input {name!r} contains NaN or infinity")
-        shape = spec["shape"]
-        batched = not isinstance(shape[0], int) if shape else False
-        if batched and array.ndim == len(shape) - 1:
-            array, is_batch = array[np.newaxis, ...], False
-        elif array.ndim == len(shape):
-            is_batch = True
-        else:
-            raise InvalidInput(f"input {name!r} has rank {array.ndim}; the model takes {len(shape)}"
-                               + (f" (or {len(shape) - 1} for one sample)" if batched else "") + f", shape {shape}")
-        for axis, (got, want) in enumerate(zip(array.shape, shape, strict=True)):
-            if isinstance(want, int) and got != want:
-                raise InvalidInput(f"input {name!r} has {got} at axis {axis}; the model takes {want} (shape {shape})")
-        if array.shape[0] == 0:
-            raise InvalidInput(f"input {name!r} is an empty batch")
-        arrays[name] = array
+        arrays[name], is_batch = _with_batch_axis(name, array, spec["shape"])
         batch_flags.add(is_batch)
     sizes = {a.shape[0] for a in arrays.values()}
     if len(sizes) > 1 or len(batch_flags) > 1:
         raise InvalidInput("all inputs must have the same batch size")
     return arrays, batch_flags.pop()
+
+
+def _array(name: str, dtype: str, value: Any) -> np.ndarray:
+    """One input as a rectangular array of the signature's dtype."""
+    if dtype.startswith("onnx:"):
+        raise InvalidInput(f"input {name!r} has a type ({dtype}) the JSON API cannot carry")
+    try:
+        array = np.asarray(value, dtype=np.dtype(dtype))
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise InvalidInput(f"input {name!r} is not a rectangular array of {dtype}: {exc}") from exc
+    if array.dtype == object:
+        raise InvalidInput(f"input {name!r} is not a rectangular array of {dtype}")
+    return array
+
+
+def _with_batch_axis(name: str, array: np.ndarray, shape: list[Any]) -> tuple[np.ndarray, bool]:
+    """`array` checked against the signature's `shape` (rank, fixed dims), one sample given a batch axis;
+    and whether it was a batch already."""
+    batched = not isinstance(shape[0], int) if shape else False
+    if batched and array.ndim == len(shape) - 1:
+        array, is_batch = array[np.newaxis, ...], False
+    elif array.ndim == len(shape):
+        is_batch = True
+    else:
+        raise InvalidInput(f"input {name!r} has rank {array.ndim}; the model takes {len(shape)}"
+                           + (f" (or {len(shape) - 1} for one sample)" if batched else "") + f", shape {shape}")
+    for axis, (got, want) in enumerate(zip(array.shape, shape, strict=True)):
+        if isinstance(want, int) and got != want:
+            raise InvalidInput(f"input {name!r} has {got} at axis {axis}; the model takes {want} (shape {shape})")
+    if array.shape[0] == 0:
+        raise InvalidInput(f"input {name!r} is an empty batch")
+    return array, is_batch
 
 
 def one_sample(arrays: dict[str, np.ndarray], signature: dict[str, Any]) -> dict[str, np.ndarray]:
