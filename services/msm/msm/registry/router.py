@@ -12,8 +12,9 @@ from mlife_shared.auth import Engineer, Maintainer, Viewer
 from mlife_shared.errors import Forbidden, Unprocessable
 from mlife_shared.http_limits import loads_bounded
 from mlife_shared.objectstore import ObjectStore
-from msm.deployment.router import Service as DeploymentServiceDep
+from msm.deployment.router import deployment_service
 from msm.deployment.schemas import Bound, check_thresholds
+from msm.deployment.service import DeploymentService
 from msm.inputs import reject_nul
 from msm.registry import schemas as s
 from msm.registry.compression import CompressionService
@@ -40,6 +41,7 @@ def raw_store(request: Request) -> ObjectStore:
 Service = Annotated[RegistryService, Depends(registry_service)]
 Compressions = Annotated[CompressionService, Depends(compression_service)]
 RawStore = Annotated[ObjectStore, Depends(raw_store)]
+Deployments = Annotated[DeploymentService, Depends(deployment_service)]
 
 
 @router.get("/models")
@@ -106,7 +108,7 @@ async def get_version(version_id: uuid.UUID, service: Service, _: Viewer) -> s.V
 
 
 @router.get("/model-versions/{version_id}/gate")
-async def check_gate(version_id: uuid.UUID, service: Service, deployments: DeploymentServiceDep, _: Viewer,
+async def check_gate(version_id: uuid.UUID, service: Service, deployments: Deployments, _: Viewer,
                      metric: str | None = None, min: float | None = None,  # noqa: A002
                      max: float | None = None) -> s.GateCheck:  # noqa: A002
     """What the deployment gate would say about this version now, with the same evidence and rules as a
