@@ -50,6 +50,8 @@ class DeploymentChange(Record):
 
 
 class DeploymentBadcase(Record):
+    """A badcase attached to a deployment: by its gate (regressed or failing) or by hand."""
+
     __tablename__ = "deployment_badcase"
     __table_args__ = (UniqueConstraint("deployment_id", "badcase_id", name="uq_deployment_badcase_deployment_id"),)
 

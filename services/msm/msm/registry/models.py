@@ -12,6 +12,8 @@ from msm.columns import JsonObject, Metrics, ModelRef, Prose, Record, Tags, Time
 
 
 class RegisteredModel(Record):
+    """A model by name: the function it serves, and the number its next version gets."""
+
     __tablename__ = "registered_model"
 
     name: Mapped[str] = mapped_column(String(200), unique=True)
@@ -24,6 +26,9 @@ class RegisteredModel(Record):
 
 
 class ModelVersion(Record):
+    """One registered artifact of a model, numbered 1, 2, … within it: where it is stored, its ONNX signature,
+    where it came from (lineage) and the test splits the gate needs its results on."""
+
     __tablename__ = "model_version"
     __table_args__ = (UniqueConstraint("model_id", "version", name="uq_model_version_model_id_version"),)
 
@@ -51,6 +56,8 @@ class ModelVersion(Record):
 
 
 class ModelAlias(Record):
+    """A name (`production`, `staging`, …) pointing at one version of a model; every move is an AliasChange."""
+
     __tablename__ = "model_alias"
     __table_args__ = (UniqueConstraint("model_id", "alias", name="uq_model_alias_model_id_alias"),)
 
