@@ -27,10 +27,12 @@ up: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/python -m mlife.demo
 
-## make lint: ruff (rules in pyproject.toml) and the import contracts (.importlinter); make test runs it first
+## make lint: ruff (rules in pyproject.toml), the import contracts (.importlinter) and the duplicate-code budget
+## (scripts/duplicate_budget.py); make test runs it first
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
+	$(PY) scripts/duplicate_budget.py
 
 ## make test: the lint step, then PostgreSQL, NATS and an S3 server (started if not running) and every test
 ## (bubblewrap installed if missing)
