@@ -5,6 +5,7 @@ The harness itself is `tests.support`; this file gives the fixtures every suite 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
@@ -13,6 +14,11 @@ from tests.support.nats import NATS_URL, worker_nats
 from tests.support.postgres import PG_HOST, PG_PORT, PG_USER, create_database, drop_databases, drop_templates, pg_url
 from tests.support.processes import free_port, stop
 from tests.support.stack import Stack, start_stack, stop_stack
+
+# Every database engine of the tests keeps one idle connection (bursts still open up to 10 more, closed on return):
+# the in-process apps and the processes of the stack and of the e2e platform, which inherit this environment. At
+# the services' default of 10, two pytest-xdist workers (each with its own stack) exhausted PostgreSQL's 100.
+os.environ.setdefault("MLIFE_DATABASE_POOL_SIZE", "1")
 
 __all__ = ["NATS_URL", "PG_HOST", "PG_PORT", "PG_USER", "free_port", "pg_url"]  # importable from here as before
 

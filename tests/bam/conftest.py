@@ -11,10 +11,10 @@ from nats.js.errors import NotFoundError
 
 from bam.app import SPEC, subscriptions
 from bam.config import Settings
-from mlife_shared.app import create_app
 from mlife_shared.events import stream_for_subject
 from mlife_shared.messaging.bus import provision_streams
 from mlife_shared.messaging.consumer import durable_name
+from tests.support.apps import asgi_client
 from tests.support.auth import SECRET, as_role
 from tests.support.bam import outcomes_recorded, run_consumers, write_outcomes
 from tests.support.nats import publish
@@ -34,13 +34,8 @@ async def bam(bam_db: str, nats_url: str, tmp_path: Path) -> AsyncIterator[httpx
     settings = Settings(environment="test", database_url=bam_db, nats_url=nats_url, identity_secret=SECRET,
                         home=tmp_path, object_store_path=tmp_path / "objects",
                         function_weights={"emotion": 2.0})
-    app = create_app(SPEC, settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://bam/api/bam",
-                                     headers=as_role("tester", "tess")) as client:
-            client.app = app  # type: ignore[attr-defined]
-            yield client
+    async with asgi_client(SPEC, settings, "tester", "tess") as client:
+        yield client
 
 
 @pytest.fixture

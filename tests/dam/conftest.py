@@ -8,11 +8,11 @@ import pytest
 
 from dam.app import SPEC
 from dam.config import Settings
-from mlife_shared.app import create_app
 from tests.dam.helpers import WEBHOOK_SECRET, dam_settings, serve_dam
-from tests.support.apps import serve_app
+from tests.support.apps import asgi_client, serve_app
 from tests.support.auth import SECRET, as_role
 from tests.support.objects import s3_settings
+from tests.support.processes import exclusive
 
 # importable from here as before
 __all__ = ["SECRET", "WEBHOOK_SECRET", "as_role", "dam_settings", "s3_settings", "serve_app", "serve_dam"]
@@ -24,13 +24,8 @@ async def dam_db(make_database: Callable[[str], Awaitable[str]]) -> str:
 
 
 async def _client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(SPEC, settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://dam/api/dam",
-                                     headers=as_role("engineer", "erin"), timeout=60) as client:
-            client.app = app  # type: ignore[attr-defined]
-            yield client
+    async with asgi_client(SPEC, settings) as client:
+        yield client
 
 
 @pytest.fixture
@@ -66,7 +61,10 @@ def _labelstudio_module():  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def labelstudio():  # type: ignore[no-untyped-def]
     """A real Label Studio (installed into .venv-labelstudio on first use), stopped after the session."""
-    ls = _labelstudio_module().start()
+    script = _labelstudio_module()
+    with exclusive("venv-labelstudio"):  # pytest-xdist workers: one installs, the other waits
+        script.ensure_installed()
+    ls = script.start()
     yield ls
     ls.stop()
 

@@ -6,8 +6,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mlife_shared.app import create_app
 from msm.app import SPEC
+from tests.support.apps import asgi_client
 from tests.support.auth import SECRET, FreshRole, as_role
 from tests.support.msm import badcase_test_set, count, ctx, deliver, make_settings, outbox, record_testing, upload
 
@@ -24,11 +24,6 @@ async def msm_db(make_database: Callable[[str], Awaitable[str]]) -> str:
 @pytest.fixture
 async def msm(msm_db: str, nats_url: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     """MSM on a fresh PostgreSQL database, called as an engineer."""
-    app = create_app(SPEC, make_settings(msm_db, nats_url, tmp_path))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://msm/api/msm",
-                                     headers=as_role("engineer", "erin")) as client:
-            client.app = app  # type: ignore[attr-defined]
-            client.db_url = msm_db  # type: ignore[attr-defined]
-            yield client
+    async with asgi_client(SPEC, make_settings(msm_db, nats_url, tmp_path)) as client:
+        client.db_url = msm_db  # type: ignore[attr-defined]
+        yield client

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -16,9 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
-from mlife_shared.app import create_app
 from mtt.app import SPEC
 from mtt.config import Settings
+from tests.support import processes
+from tests.support.apps import asgi_client
 from tests.support.auth import SECRET, as_role
 from tests.support.mtt import ROOT, deliver, digits, put_dataset, task_in
 from tests.support.objects import s3_settings
@@ -36,41 +35,25 @@ os.environ.update(QUIET)
 
 
 @pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+async def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
     """A real `mlflow server` on 127.0.0.1, SQLite backend, artifacts proxied; stopped at the end."""
     mlflow = ROOT / ".venv-mlflow" / "bin" / "mlflow"
-    if not mlflow.exists():
-        subprocess.run([str(ROOT / "services" / "mtt" / "scripts" / "mlflow-venv.sh")], check=True)
+    with processes.exclusive("venv-mlflow"):  # pytest-xdist workers: one installs, the other waits
+        if not mlflow.exists():
+            subprocess.run([str(ROOT / "services" / "mtt" / "scripts" / "mlflow-venv.sh")], check=True)
     folder = tmp_path_factory.mktemp("mlflow")
     port = free_port()
-    env = {**os.environ, **QUIET}
-    logf = (folder / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
-         "--artifacts-destination", str(folder / "artifacts")],
-        stdout=logf, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    argv = [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+            "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
+            "--artifacts-destination", str(folder / "artifacts")]
+    proc = processes.start(folder, "server", argv, {**os.environ, **QUIET}, group=True)  # its web server forks workers
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert proc.poll() is None, (folder / "server.log").read_text()[-3000:]
-            with suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            log = (folder / "server.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "mlflow server did not start: " + log
-            time.sleep(0.5)
+        why = await processes.wait_ready(url, proc, folder / "server.log", 180, path="/health")
+        assert why is None, f"mlflow server did not start: {why}"
         yield url
     finally:
-        with suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        logf.close()
+        processes.stop([proc], group=True)
 
 
 @pytest.fixture
@@ -91,13 +74,8 @@ def settings(mtt_db: str, nats_url: str, tmp_path: Path, mlflow_server: str) -> 
 @pytest.fixture
 async def mtt(settings: Settings, nats_url: str) -> AsyncIterator[httpx.AsyncClient]:
     """MTT's API on a fresh database, S3 and MLflow, called as an engineer."""
-    app = create_app(SPEC, settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://mtt/api/mtt",
-                                     headers=as_role("engineer", "erin"), timeout=60) as client:
-            client.app = app  # type: ignore[attr-defined]
-            yield client
+    async with asgi_client(SPEC, settings) as client:
+        yield client
     import nats
 
     nc = await nats.connect(nats_url)

@@ -12,10 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.support.objects import s3_env
-from tests.support.platform import Processes
+from tests.support.platform import SERVICES, Processes
 from tests.support.processes import free_port
-
-SERVICES = ("bam", "dam", "mtt", "msm")
 
 
 @dataclass

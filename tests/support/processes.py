@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
+import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO
 
@@ -29,11 +34,25 @@ def tail(log: Path, chars: int = 1500) -> str:
     return log.read_text(errors="replace")[-chars:] if log.exists() else ""
 
 
-def start(home: Path, name: str, argv: list[str], env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """A process logging to <home>/<name>.log; `argv` starting with "-m" runs this Python."""
+def start(home: Path, name: str, argv: list[str], env: Mapping[str, str] | None = None, *,
+          group: bool = False) -> subprocess.Popen[bytes]:
+    """A process logging to <home>/<name>.log; `argv` starting with "-m" runs this Python. `group`: in a process
+    group of its own, for a server that forks workers (stop it with `stop(..., group=True)`)."""
     if argv[0] == "-m":
         argv = [sys.executable, *argv]
-    return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=log_file(home, name))
+    return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=log_file(home, name),
+                            start_new_session=group)
+
+
+@contextmanager
+def exclusive(name: str) -> Iterator[None]:
+    """One process of the machine at a time in the block (pytest-xdist workers installing the same venv)."""
+    with open(Path(tempfile.gettempdir()) / f"mlife-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 async def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float,
@@ -66,15 +85,24 @@ async def wait_port(port: int, timeout: float = 20) -> bool:
     return False
 
 
-def stop(procs: Iterable[subprocess.Popen[bytes]], timeout: float = 15) -> None:
-    """SIGTERM to all (last started first), then wait for each; SIGKILL what does not exit in time."""
+def stop(procs: Iterable[subprocess.Popen[bytes]], timeout: float = 15, *, group: bool = False) -> None:
+    """SIGTERM to all (last started first), then wait for each; SIGKILL what does not exit in time. `group`: the
+    signals go to each one's process group (started with `start(..., group=True)`)."""
     procs = list(procs)
+
+    def _signal(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+        with suppress(ProcessLookupError):
+            if group:
+                os.killpg(proc.pid, sig)
+            else:
+                proc.send_signal(sig)
+
     for proc in reversed(procs):
         if proc.poll() is None:
-            proc.terminate()
+            _signal(proc, signal.SIGTERM)
     for proc in procs:
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            _signal(proc, signal.SIGKILL)
             proc.wait(5)

@@ -14,10 +14,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.platform import Processes
+from tests.support.platform import SERVICES, Processes
 from tests.support.processes import free_port
 
-SERVICES = ("bam", "dam", "mtt", "msm")
 ROLES = ("viewer", "tester", "engineer", "maintainer")
 SECRET = "stack-secret-" + uuid.uuid4().hex
 ADMIN_TOKEN = "mlf_stack_admin_" + uuid.uuid4().hex
