@@ -26,9 +26,11 @@ async def bam_badcases_from(settings: Settings, envelope: dict, bam_db: str) -> 
     """Apply BAM's own testing.completed handler to MTT's event; → badcases BAM recorded from testing."""
     from sqlalchemy import func, select
 
+    from bam.app import SPEC as BAM
     from bam.badcase.models import Badcase
     from bam.config import Settings as BamSettings
-    from bam.outcome.service import apply_testing_completed
+    from bam.outcome.consumers import on_testing_completed
+    from mlife_shared.app import service_context
     from mlife_shared.events import Envelope
     from mlife_shared.events.contracts import TestingCompleted
 
@@ -40,7 +42,7 @@ async def bam_badcases_from(settings: Settings, envelope: dict, bam_db: str) -> 
     db = Database(bam_db)
     try:
         async with db.transaction() as session:
-            await apply_testing_completed(session, bam_settings, make_store(bam_settings), event)
+            await on_testing_completed(event, session, service_context(BAM, bam_settings))
         async with db.transaction() as session:
             return int((await session.execute(select(func.count()).select_from(Badcase)
                                               .where(Badcase.source == "testing"))).scalar_one())

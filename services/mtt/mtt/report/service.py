@@ -6,14 +6,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from mlife_shared.objectstore import ObjectStore
-from mtt.config import Settings
 from mtt.report.schemas import Report
 from mtt.task.exceptions import TaskStateConflict
 from mtt.task.models import Task
-from mtt.task.service import TaskService
+from mtt.task.service import TaskUseCase
 
 METRICS = ("precision", "recall", "f1", "ap")
 
@@ -56,10 +52,7 @@ def compare(a: Task, b: Task) -> dict[str, Any]:
             "better_classes": [r["class"] for r in rows if (r.get("delta_f1", r.get("delta_ap")) or 0) > 0]}
 
 
-class ReportService:
-    def __init__(self, session: AsyncSession, settings: Settings, store: ObjectStore) -> None:
-        self.tasks = TaskService(session, settings, store)
-
+class ReportService(TaskUseCase):
     async def report(self, task_id: uuid.UUID, compare_with: uuid.UUID | None) -> Report:
         task = await self.tasks.get(task_id)
         out = Report(task_id=task.id, kind=task.kind, status=task.status, model=task.model, function=task.function,

@@ -9,39 +9,29 @@ import uuid
 from collections.abc import AsyncIterable
 from pathlib import Path
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from mlife_shared.db import utcnow
 from mlife_shared.errors import PayloadTooLarge
 from mlife_shared.events.contracts import ModelUploaded
 from mlife_shared.messaging import outbox
-from mlife_shared.objectstore import ObjectStore
 from mlife_shared.objectstore.base import iterate
 from mlife_shared.onnx_safety import inspect_onnx
-from mtt.config import Settings
 from mtt.files import file_chunks, spool
 from mtt.runner.logs import read_log
 from mtt.task.exceptions import InvalidTask, TaskStateConflict
 from mtt.task.models import TERMINAL
 from mtt.task.schemas import LogChunk, StoredFile
-from mtt.task.service import TaskService
+from mtt.task.service import TaskUseCase
 from mtt.task.validation import check_name
 
 EMPTY_BODY = "the request body is empty: send the file as the raw body"
 
 
-class ArtifactService:
-    def __init__(self, session: AsyncSession, settings: Settings, store: ObjectStore) -> None:
-        self.session = session
-        self.settings = settings
-        self.tasks = TaskService(session, settings, store)
-        self.own = self.tasks.own
-
+class ArtifactService(TaskUseCase):
     async def _stored(self, chunks: AsyncIterable[bytes], key: str, path: Path, limit: int) -> StoredFile:
         if await spool(chunks, path, limit) == 0:
             raise InvalidTask(EMPTY_BODY)
-        stored = await self.own.put(key, file_chunks(path), max_size=limit)
-        return StoredFile(key=self.own.full_key(key), size=stored.size, md5=stored.md5)
+        stored = await self.tasks.own.put(key, file_chunks(path), max_size=limit)
+        return StoredFile(key=self.tasks.own.full_key(key), size=stored.size, md5=stored.md5)
 
     async def upload_model(self, task_id: uuid.UUID, name: str, format: str,
                            body: AsyncIterable[bytes]) -> StoredFile:
@@ -59,8 +49,8 @@ class ArtifactService:
             if format == "onnx":
                 await asyncio.to_thread(inspect_onnx, path)
             key = f"tasks/{task.id}/models/upload/{name}/model.{format}"
-            stored = await self.own.put(key, file_chunks(path), max_size=limit)
-        out = StoredFile(key=self.own.full_key(key), size=stored.size, md5=stored.md5)
+            stored = await self.tasks.own.put(key, file_chunks(path), max_size=limit)
+        out = StoredFile(key=self.tasks.own.full_key(key), size=stored.size, md5=stored.md5)
         task.artifacts = [*task.artifacts, {"kind": "model", "name": name, "format": format, "key": out.key,
                                             "size": out.size, "md5": out.md5}]
         task.updated_at = utcnow()
@@ -90,14 +80,14 @@ class ArtifactService:
         if not data:
             raise InvalidTask("the request body is empty")
         key = f"tasks/{task.id}/logs/{max(task.attempt, 1)}/upload-{utcnow().strftime('%Y%m%dT%H%M%S%f')}.log"
-        stored = await self.own.put(key, iterate(data), content_type="text/plain")
-        return StoredFile(key=self.own.full_key(key), size=stored.size, md5=stored.md5)
+        stored = await self.tasks.own.put(key, iterate(data), content_type="text/plain")
+        return StoredFile(key=self.tasks.own.full_key(key), size=stored.size, md5=stored.md5)
 
     async def log(self, task_id: uuid.UUID, offset: int, limit: int, attempt: int | None) -> LogChunk:
         """The log of an attempt (the current one by default) from `offset`."""
         task = await self.tasks.get(task_id)
         att = attempt or task.attempt
-        data, nxt = await read_log(self.own, task.id, att, offset, limit)
+        data, nxt = await read_log(self.tasks.own, task.id, att, offset, limit)
         complete = att < task.attempt or task.status in TERMINAL
         return LogChunk(task_id=task.id, attempt=att, offset=offset, next_offset=nxt,
                         text=data.decode("utf-8", errors="replace"), complete=complete and nxt == offset + len(data))

@@ -11,18 +11,14 @@ from typing import Any
 
 import structlog
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from mlife_shared.db import utcnow
 from mlife_shared.events.contracts import DatasetGrouped, ModelRegistered, SetKind, TestingFailed, TestingRequested
 from mlife_shared.messaging import outbox
-from mlife_shared.objectstore import ObjectStore
-from mtt.config import Settings
 from mtt.task.exceptions import DatasetNotSeenYet, InvalidTask
 from mtt.task.models import GroupedDataset, RegisteredModel, Task
-from mtt.task.repository import TaskRepository
 from mtt.task.schemas import DatasetRef, ModelRef, TaskCreate
-from mtt.task.service import TaskService
+from mtt.task.service import TaskUseCase
 from mtt.task.validation import check_code_location
 
 log = structlog.get_logger(__name__)
@@ -62,13 +58,7 @@ def model_ref(m: RegisteredModel) -> ModelRef:
                     model_version_id=m.model_version_id)
 
 
-class AutomaticTasks:
-    def __init__(self, session: AsyncSession, settings: Settings, store: ObjectStore) -> None:
-        self.session = session
-        self.settings = settings
-        self.repo = TaskRepository(session)
-        self.tasks = TaskService(session, settings, store)
-
+class AutomaticTasks(TaskUseCase):
     # ---- dataset.grouped -------------------------------------------------------------------------
 
     async def dataset_grouped(self, d: DatasetGrouped) -> None:

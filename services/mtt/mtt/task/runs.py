@@ -8,26 +8,15 @@ import uuid
 from collections.abc import Sequence
 from datetime import timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from mlife_shared.db import utcnow
 from mlife_shared.events.contracts import TaskFailed, TaskFinished, TestingCompleted
 from mlife_shared.messaging import outbox
-from mlife_shared.objectstore import ObjectStore
-from mtt.config import Settings
 from mtt.runner.result import RunResult
 from mtt.task.models import RunRequest, Task
-from mtt.task.repository import TaskRepository
-from mtt.task.service import TaskService, announce_testing_failed
+from mtt.task.service import TaskUseCase
 
 
-class RunService:
-    def __init__(self, session: AsyncSession, settings: Settings, store: ObjectStore) -> None:
-        self.session = session
-        self.settings = settings
-        self.repo = TaskRepository(session)
-        self.tasks = TaskService(session, settings, store)
-
+class RunService(TaskUseCase):
     async def claim(self, task_id: uuid.UUID, attempt: int, runner_id: str) -> Task | None:
         """The attempt, now running on `runner_id`; None when it is not this attempt's turn (gone, superseded,
         ended, or running with a live heartbeat)."""
@@ -93,7 +82,7 @@ class RunService:
         else:
             reason = (result.error or result.status)[:2000]
             await outbox.add(self.session, TaskFailed(task_id=row.id, kind=row.kind, reason=reason))
-            await announce_testing_failed(self.session, row, reason, incompatible=result.incompatible)
+            await self.tasks.announce_testing_failed(row, reason, incompatible=result.incompatible)
 
     async def _succeeded(self, row: Task, result: RunResult) -> None:
         if result.models:

@@ -38,17 +38,6 @@ from mtt.task.validation import (
 ACTIVE = ("queued", "running")
 
 
-async def announce_testing_failed(session: AsyncSession, task: Task, reason: str, *,
-                                  incompatible: bool = False) -> None:
-    """`testing.failed` for a testing task of a model that gave no result (the gate waits for one)."""
-    if task.kind != "test" or not task.model or not task.datasets:
-        return
-    await outbox.add(session, TestingFailed(
-        task_id=task.id, model_name=task.model["name"], model_version=task.model["version"],
-        model_version_id=task.model_version_id, dataset_id=uuid.UUID(task.datasets[0]["dataset_id"]),
-        function=task.function, set_kind=task.set_kind or "other", incompatible=incompatible, reason=reason[:2000]))
-
-
 def _not_active(task: Task, doing: str) -> None:
     if task.status in ACTIVE:
         raise TaskStateConflict(f"the task is {task.status}; cancel it before {doing}")
@@ -291,6 +280,16 @@ class TaskService:
         task.updated_at = utcnow()
         return task
 
+    async def announce_testing_failed(self, task: Task, reason: str, *, incompatible: bool = False) -> None:
+        """`testing.failed` for a testing task of a model that gave no result (the gate waits for one)."""
+        if task.kind != "test" or not task.model or not task.datasets:
+            return
+        await outbox.add(self.session, TestingFailed(
+            task_id=task.id, model_name=task.model["name"], model_version=task.model["version"],
+            model_version_id=task.model_version_id, dataset_id=uuid.UUID(task.datasets[0]["dataset_id"]),
+            function=task.function, set_kind=task.set_kind or "other", incompatible=incompatible,
+            reason=reason[:2000]))
+
     # ---- queue and cancel ------------------------------------------------------------------------
 
     async def enqueue(self, task_id: uuid.UUID) -> Task:
@@ -328,7 +327,7 @@ class TaskService:
             if task.cancel_requested:
                 task.status, task.finished_at, task.error = "cancelled", now, "cancelled (its runner went silent)"
                 await outbox.add(self.session, TaskFailed(task_id=task.id, kind=task.kind, reason="cancelled"))
-                await announce_testing_failed(self.session, task, "cancelled")
+                await self.announce_testing_failed(task, "cancelled")
                 continue
             await self._enqueue(task)
             task.error = f"attempt {old} lost its runner {runner}"
@@ -344,7 +343,7 @@ class TaskService:
             return task
         task.status, task.finished_at, task.updated_at, task.error = "cancelled", now, now, f"cancelled by {who}"
         await outbox.add(self.session, TaskFailed(task_id=task.id, kind=task.kind, reason=f"cancelled by {who}"))
-        await announce_testing_failed(self.session, task, f"cancelled by {who}")
+        await self.announce_testing_failed(task, f"cancelled by {who}")
         return task
 
 
@@ -362,3 +361,14 @@ def _apply_fields(task: Task, body: TaskUpdate, fields: set[str]) -> None:
         task.name = body.name
     if "timeout_seconds" in fields:
         task.timeout_seconds = body.timeout_seconds
+
+
+class TaskUseCase:
+    """Base of the services built on `TaskService` (automatic tasks, runs, artifacts, the report): one session,
+    settings and store."""
+
+    def __init__(self, session: AsyncSession, settings: Settings, store: ObjectStore) -> None:
+        self.session = session
+        self.settings = settings
+        self.tasks = TaskService(session, settings, store)
+        self.repo = self.tasks.repo
