@@ -22,7 +22,7 @@ from msm.config import Settings
 from msm.deployment.models import Deployment
 from msm.deployment.repository import DeploymentRepository
 from msm.deployment.service import DeploymentService
-from msm.notification.service import emit
+from msm.notification.service import NotificationService
 from msm.registry.docker import SdkDockerEngine, build_context
 from msm.registry.models import ModelVersion
 from msm.registry.repository import RegistryRepository
@@ -60,6 +60,7 @@ class Deployer:
         self.ctx = ctx
         self.repo = DeploymentRepository(session)
         self.service = DeploymentService(session)
+        self.events = NotificationService(session)
 
     async def deploy(self, deployment_id: uuid.UUID, correlation: dict[str, Any]) -> None:
         """Bring the requested deployment up and make it live (superseding the live one of its name), or
@@ -73,7 +74,7 @@ class Deployer:
             reason = f"{type(exc).__name__}: {str(getattr(exc, 'message', exc))[:500]}"
             deployment.failure_reason = reason
             await self.service.change(deployment, "failed", "deployer", reason)
-            await emit(self.session, DeploymentFailed(deployment_id=deployment.id, reason=reason), **correlation)
+            await self.events.emit(DeploymentFailed(deployment_id=deployment.id, reason=reason), **correlation)
             log.warning("deployment_failed", deployment_id=str(deployment.id), reason=reason)
             return
         previous = await self.repo.live_by_name(deployment.name)
@@ -81,7 +82,7 @@ class Deployer:
             deployment.previous_deployment_id = previous.id
             await self.service.change(previous, "superseded", "deployer", f"replaced by {deployment.id}")
         await self.service.change(deployment, "live", "deployer", "all versions loaded")
-        await emit(self.session, DeploymentSucceeded(deployment_id=deployment.id), **correlation)
+        await self.events.emit(DeploymentSucceeded(deployment_id=deployment.id), **correlation)
 
     async def _bring_up(self, deployment: Deployment) -> str | None:
         """Every version downloaded (and loaded when servable); the artifact's full key for docker and edge."""

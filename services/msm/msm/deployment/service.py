@@ -4,7 +4,6 @@ deployer (consumers.py), rolled back to the previous deployment of the same name
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
@@ -28,7 +27,7 @@ from msm.deployment.schemas import (
     FunctionThresholdsRead,
     MetricRead,
 )
-from msm.notification.service import emit, fan_out
+from msm.notification.service import NotificationService
 from msm.registry.models import ModelVersion
 from msm.registry.repository import RegistryRepository
 from msm.testing.service import TestingService
@@ -42,6 +41,7 @@ class DeploymentService:
         self.session = session
         self.repo = DeploymentRepository(session)
         self.registry = RegistryRepository(session)
+        self.events = NotificationService(session)
 
     async def get(self, deployment_id: uuid.UUID, *, for_update: bool = False) -> Deployment:
         row = await self.repo.deployment(deployment_id, for_update=for_update)
@@ -199,16 +199,13 @@ class DeploymentService:
 
     async def _notify_blocked(self, deployment: Deployment) -> None:
         """Webhooks only (no consumer needs it on the bus): a request the gate blocked, and why."""
-        event_id = uuid.uuid4()
-        body = {"id": str(event_id), "type": "deployment.blocked", "source": "msm", "time": utcnow().isoformat(),
-                "data": {"deployment_id": str(deployment.id), "name": deployment.name,
-                         "reasons": deployment.gate["reasons"],
-                         "regressed_badcases": deployment.gate["regressed_badcases"]}}
-        await fan_out(self.session, event_id, "deployment.blocked", json.dumps(body))
+        await self.events.notify("deployment.blocked", {
+            "deployment_id": str(deployment.id), "name": deployment.name, "reasons": deployment.gate["reasons"],
+            "regressed_badcases": deployment.gate["regressed_badcases"]})
 
     async def _request(self, deployment: Deployment, correlation: dict[str, Any] | None = None) -> None:
         deployment.status = "requested"
-        await emit(self.session, DeploymentRequested(
+        await self.events.emit(DeploymentRequested(
             deployment_id=deployment.id, target=deployment.target, overridden=deployment.overridden,
             override_reason=deployment.override_reason,
             versions=[DeployedVersion(model_version_id=uuid.UUID(v["model_version_id"]), weight=v["weight"],
@@ -239,7 +236,7 @@ class DeploymentService:
             raise DeploymentConflict(f"the previous deployment is {previous.status}; it cannot be restored")
         await self.change(current, "rolled_back", user.username, reason or "rolled back")
         await self.change(previous, "live", user.username, f"restored by the rollback of {current.id}")
-        await emit(self.session, DeploymentRolledBack(deployment_id=current.id, restored_deployment_id=previous.id))
+        await self.events.emit(DeploymentRolledBack(deployment_id=current.id, restored_deployment_id=previous.id))
         return previous
 
     async def attach(self, deployment: Deployment, badcase_ids: list[uuid.UUID], note: str,

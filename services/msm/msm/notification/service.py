@@ -1,5 +1,5 @@
-"""Outbound webhooks on MSM's own events. `emit()` is how MSM sends an event: the outbox row and one
-delivery row per matching subscription are written in the caller's transaction, so a rolled-back
+"""Outbound webhooks on MSM's own events. `NotificationService.emit()` is how MSM sends an event: the outbox
+row and one delivery row per matching subscription are written in the caller's transaction, so a rolled-back
 change notifies nobody and a committed one is delivered even across restarts (the dispatcher retries)."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import secrets
 import uuid
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mlife_shared.db import utcnow
+from mlife_shared.db import new_id, utcnow
 from mlife_shared.errors import NotFound
 from mlife_shared.events import Envelope, EventData
 from mlife_shared.messaging import outbox
@@ -30,22 +31,36 @@ SUBJECTS = ("model.registered", "model.alias_moved", "model.promoted", "testing.
             "serving.feedback")
 
 
-async def emit(session: AsyncSession, data: EventData, *, correlation_id: uuid.UUID | None = None,
-               causation_id: uuid.UUID | None = None) -> Envelope[EventData]:
-    envelope = await outbox.add(session, data, correlation_id=correlation_id, causation_id=causation_id)
-    await fan_out(session, envelope.id, envelope.type, envelope.model_dump_json())
-    return envelope
+class NotificationService:
+    """How MSM sends its events. `emit()`: an event on the bus (the outbox row) and to the webhooks;
+    `notify()`: an event for the webhooks only (no consumer needs it on the bus)."""
 
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.repo = WebhookRepository(session)
 
-async def fan_out(session: AsyncSession, event_id: uuid.UUID, subject: str, body: str) -> int:
-    repo = WebhookRepository(session)
-    count = 0
-    for sub in await repo.active():
-        if subject in sub.events or "*" in sub.events:
-            await repo.add(WebhookDelivery(subscription_id=sub.id, event_id=event_id, subject=subject, body=body,
-                                           status="pending", attempts=0, next_attempt_at=utcnow(), log=[]))
-            count += 1
-    return count
+    async def emit(self, data: EventData, *, correlation_id: uuid.UUID | None = None,
+                   causation_id: uuid.UUID | None = None) -> Envelope[EventData]:
+        envelope = await outbox.add(self.session, data, correlation_id=correlation_id, causation_id=causation_id)
+        await self._fan_out(envelope.id, envelope.type, envelope.model_dump_json())
+        return envelope
+
+    async def notify(self, subject: str, data: dict[str, Any]) -> None:
+        """A webhook-only event in the envelope's shape (`id`, `type`, `source`, `time`, `data`)."""
+        event_id = new_id()
+        body = {"id": str(event_id), "type": subject, "source": "msm", "time": utcnow().isoformat(), "data": data}
+        await self._fan_out(event_id, subject, json.dumps(body))
+
+    async def _fan_out(self, event_id: uuid.UUID, subject: str, body: str) -> int:
+        """One pending delivery per active subscription to `subject`."""
+        count = 0
+        for sub in await self.repo.active():
+            if subject in sub.events or "*" in sub.events:
+                await self.repo.add(WebhookDelivery(subscription_id=sub.id, event_id=event_id, subject=subject,
+                                                    body=body, status="pending", attempts=0,
+                                                    next_attempt_at=utcnow(), log=[]))
+                count += 1
+        return count
 
 
 def sign(secret: str, delivery_id: str, timestamp: int, body: str) -> str:

@@ -4,7 +4,6 @@ history; search. Every model file is inspected as ONNX (never unpickled) before 
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import shutil
 import tempfile
@@ -24,7 +23,7 @@ from mlife_shared.objectstore import ObjectStore, ScopedStore, validate_key
 from mlife_shared.onnx_safety import OnnxInfo, inspect_onnx
 from msm.config import Settings
 from msm.deployment.service import DeploymentService
-from msm.notification.service import emit, fan_out
+from msm.notification.service import NotificationService
 from msm.registry import schemas as s
 from msm.registry.docker import build_context
 from msm.registry.exceptions import AliasConflict, ModelNotFound, SourceNotAllowed
@@ -70,6 +69,7 @@ class RegistryService:
     def __init__(self, session: AsyncSession, settings: Settings, store: ScopedStore) -> None:
         self.session = session
         self.repo = RegistryRepository(session)
+        self.events = NotificationService(session)
         self.settings = settings
         self.store = store
 
@@ -105,7 +105,7 @@ class RegistryService:
         model.next_version += 1
         model.updated_at = utcnow()
         await self.repo.add(version)
-        await emit(self.session, ModelRegistered(
+        await self.events.emit(ModelRegistered(
             model_version_id=version.id, name=name, version=version.version, format=fmt,
             object_key=version.object_key, task_id=task_id, function=model.function,
             test_dataset_ids=[uuid.UUID(d) for d in splits], evaluate_on_dataset_id=evaluate_on),
@@ -326,11 +326,11 @@ class RegistryService:
             versions = await self.repo.versions([v for v in (change.from_version_id, change.to_version_id) if v])
             version = versions[change.to_version_id]
             previous = versions.get(change.from_version_id) if change.from_version_id else None
-            await emit(self.session, ModelPromoted(
+            await self.events.emit(ModelPromoted(
                 model_version_id=version.id, model_name=model.name, model_version=version.version,
                 function=model.function, previous_version=previous.version if previous else None))
         elif model.function and (production := await self.repo.production_of_function(model.function)) is not None:
-            await emit(self.session, ModelPromoted(model_version_id=production.id, model_name=production.name,
+            await self.events.emit(ModelPromoted(model_version_id=production.id, model_name=production.name,
                                                    model_version=production.version, function=model.function))
         if model.function:
             await TestingService(self.session).test_production_on(
@@ -344,15 +344,12 @@ class RegistryService:
         model = await self.repo.model(change.model_id)
         versions = await self.repo.versions([v for v in (change.from_version_id, change.to_version_id) if v])
         number: dict[uuid.UUID | None, str] = {k: v.version for k, v in versions.items()}
-        event_id = new_id()
-        body = {"id": str(event_id), "type": "model.alias_moved", "source": "msm", "time": utcnow().isoformat(),
-                "data": {"model": model.name if model else None, "alias": change.alias,
-                         "from_version": number.get(change.from_version_id),
-                         "to_version": number.get(change.to_version_id),
-                         "from_version_id": str(change.from_version_id) if change.from_version_id else None,
-                         "to_version_id": str(change.to_version_id) if change.to_version_id else None,
-                         "actor": change.actor, "reason": change.reason}}
-        await fan_out(self.session, event_id, "model.alias_moved", json.dumps(body))
+        await self.events.notify("model.alias_moved", {
+            "model": model.name if model else None, "alias": change.alias,
+            "from_version": number.get(change.from_version_id), "to_version": number.get(change.to_version_id),
+            "from_version_id": str(change.from_version_id) if change.from_version_id else None,
+            "to_version_id": str(change.to_version_id) if change.to_version_id else None,
+            "actor": change.actor, "reason": change.reason})
 
     async def revert_alias(self, name: str, alias: str, *, actor: str, reason: str) -> AliasChange:
         model = await self.get_model(name)

@@ -17,7 +17,7 @@ from mlife_shared.events import Envelope
 from mlife_shared.events.contracts import DatasetGrouped, SetKind, TestingCompleted, TestingFailed, TestingRequested
 from mlife_shared.events.outcomes import outcome_lines
 from mlife_shared.objectstore import ObjectStore
-from msm.notification.service import emit
+from msm.notification.service import NotificationService
 from msm.registry.models import ModelVersion
 from msm.registry.repository import RegistryRepository
 from msm.testing.models import BadcaseTestSet, TestingFailure, TestingResult
@@ -31,6 +31,7 @@ class TestingService:
         self.session = session
         self.repo = TestingRepository(session)
         self.registry = RegistryRepository(session)
+        self.events = NotificationService(session)
 
     async def record_completed(self, store: ObjectStore, event: Envelope[TestingCompleted]) -> TestingResult | None:
         d = event.data
@@ -96,7 +97,7 @@ class TestingService:
     async def request(self, version: ModelVersion, function: str | None, dataset_id: uuid.UUID, set_kind: SetKind,
                       reason: str, correlation: dict[str, Any] | None = None) -> None:
         """testing.requested: MTT tests `version` on the dataset."""
-        await emit(self.session, TestingRequested(
+        await self.events.emit(TestingRequested(
             model_version_id=version.id, model_name=version.name, model_version=version.version,
             format=version.format, object_key=version.object_key, function=function, dataset_id=dataset_id,
             set_kind=set_kind, reason=reason), **(correlation or {}))
