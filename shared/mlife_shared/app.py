@@ -106,10 +106,9 @@ class DeadLetterRead(BaseModel):
     payload: str
 
 
-def create_app(spec: ServiceSpec[Any], settings: ServiceSettings | None = None) -> FastAPI:
-    settings = settings or spec.settings_cls()
-    configure_logging(spec.name, settings.log_level, settings.log_json)
-    metrics = ServiceMetrics(spec.name)
+def _lifespan(spec: ServiceSpec[Any], settings: ServiceSettings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """The app's resources: its database, object store and NATS connection (made in the background, so the
+    API answers while NATS is down), and the spec's own lifespan inside them."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -141,6 +140,14 @@ def create_app(spec: ServiceSpec[Any], settings: ServiceSettings | None = None) 
                     await app.state.nats.close()
             await app.state.db.dispose()
 
+    return lifespan
+
+
+def create_app(spec: ServiceSpec[Any], settings: ServiceSettings | None = None) -> FastAPI:
+    settings = settings or spec.settings_cls()
+    configure_logging(spec.name, settings.log_level, settings.log_json)
+    metrics = ServiceMetrics(spec.name)
+    lifespan = _lifespan(spec, settings)
     # No /docs here: FastAPI's page loads Swagger from a CDN; the gateway serves it offline for the merged API.
     app = FastAPI(title=spec.title, description=spec.description, version="0.1.0", lifespan=lifespan,
                   openapi_url=spec.openapi_url, docs_url=None, redoc_url=None)
@@ -209,6 +216,24 @@ async def metrics_access(request: Request) -> None:
         raise Forbidden(f"metrics need the {METRICS_ROLE} role; you are {identity.role}")
 
 
+async def _refresh_gauges(app: FastAPI, spec: ServiceSpec[Any], m: ServiceMetrics) -> None:
+    """The gauges read at scrape time: outbox backlog, dead letters and each durable consumer's lag (a
+    failing source leaves its gauge as it was)."""
+    with suppress(Exception):
+        async with app.state.db.transaction() as session:
+            m.outbox_backlog.labels(spec.name).set(await OutboxRepository(session).backlog())
+            m.dead_letters.labels(spec.name).set(await DeadLetterRepository(session).total())
+    nats: NATS | None = app.state.nats
+    if nats is None or not nats.is_connected or not spec.uses_object_store:
+        return
+    js = nats.jetstream()
+    for sub in spec.subscriptions(ServiceContext(app.state.settings, app.state.raw_store, app.state.store)):
+        with suppress(Exception):
+            durable = durable_name(spec.name, sub)
+            info = await asyncio.wait_for(js.consumer_info(stream_for_subject(sub.subject), durable), 2.0)
+            m.consumer_lag.labels(spec.name, durable).set(int(info.num_pending or 0) + int(info.num_ack_pending or 0))
+
+
 def ops_router(spec: ServiceSpec[Any]) -> APIRouter:
     router = APIRouter(tags=["ops"])
 
@@ -230,20 +255,7 @@ def ops_router(spec: ServiceSpec[Any]) -> APIRouter:
         """Prometheus metrics: requests and latency per route, outbox backlog, consumer lag, dead letters
         (`Authorization: Bearer <metrics token>`, or an engineer)."""
         m: ServiceMetrics = request.app.state.metrics
-        with suppress(Exception):
-            async with request.app.state.db.transaction() as session:
-                m.outbox_backlog.labels(spec.name).set(await OutboxRepository(session).backlog())
-                m.dead_letters.labels(spec.name).set(await DeadLetterRepository(session).total())
-        nats: NATS | None = request.app.state.nats
-        if nats is not None and nats.is_connected and spec.uses_object_store:
-            js = nats.jetstream()
-            ctx = ServiceContext(request.app.state.settings, request.app.state.raw_store, request.app.state.store)
-            for sub in spec.subscriptions(ctx):
-                with suppress(Exception):
-                    info = await asyncio.wait_for(
-                        js.consumer_info(stream_for_subject(sub.subject), durable_name(spec.name, sub)), 2.0)
-                    m.consumer_lag.labels(spec.name, durable_name(spec.name, sub)).set(
-                        int(info.num_pending or 0) + int(info.num_ack_pending or 0))
+        await _refresh_gauges(request.app, spec, m)
         return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
 
     @router.get("/dead-letters")

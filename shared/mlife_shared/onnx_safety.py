@@ -149,6 +149,23 @@ def inspect_onnx(path: Path, *, max_bytes: int | None = None) -> OnnxInfo:
     External data must be relative, without `..`, and resolve (symlinks included) inside the folder.
     """
     path = Path(path)
+    size = _checked_size(path, max_bytes)
+    model = _parse(path)
+    external, extra_size = _external_data(model, path.parent)
+    _run_checker(path)
+    initializers = {i.name for i in model.graph.initializer}
+    inputs = [_tensor_info(v) for v in model.graph.input if v.name not in initializers]
+    outputs = [_tensor_info(v) for v in model.graph.output]
+    opsets = {(o.domain or "ai.onnx"): int(o.version) for o in model.opset_import}
+    return OnnxInfo(inputs=inputs, outputs=outputs, opset=opsets.get("ai.onnx", 0), opsets=opsets,
+                    ir_version=int(model.ir_version), size=size + extra_size, producer_name=model.producer_name,
+                    producer_version=model.producer_version, external_data=external,
+                    metadata={p.key[:200]: p.value[:MAX_METADATA_VALUE] for p in model.metadata_props[:MAX_METADATA]})
+
+
+def _checked_size(path: Path, max_bytes: int | None) -> int:
+    """The file's size, once it is known to be a non-empty regular file within the limit and no pickle,
+    zip or other foreign format."""
     if not path.is_file():
         raise InvalidOnnxModel("the model file is missing or is not a regular file")
     size = path.stat().st_size
@@ -158,7 +175,11 @@ def inspect_onnx(path: Path, *, max_bytes: int | None = None) -> OnnxInfo:
         raise InvalidOnnxModel(f"the model file is {size} bytes; the limit is {max_bytes}")
     with path.open("rb") as fh:
         _reject_foreign(fh.read(16))
+    return size
 
+
+def _parse(path: Path) -> Any:
+    """The ModelProto (its external data not loaded), with the parts every real model has."""
     import onnx
     from google.protobuf.message import DecodeError
 
@@ -168,15 +189,19 @@ def inspect_onnx(path: Path, *, max_bytes: int | None = None) -> OnnxInfo:
         raise InvalidOnnxModel(f"the file does not parse as an ONNX ModelProto: {type(exc).__name__}") from exc
     except Exception as exc:  # noqa: BLE001 - any parser failure is the uploader's problem, not a 500
         raise InvalidOnnxModel(f"the file does not parse as an ONNX ModelProto: {type(exc).__name__}") from exc
-
     # Protobuf is lenient: random bytes can decode into a message full of unknown fields. Demand the
     # parts every real model has before handing it to the checker.
     if model.ir_version <= 0 or not model.HasField("graph") or not model.opset_import:
         raise InvalidOnnxModel("the file is not an ONNX model: ir_version, graph or opset_import is missing")
     if not model.graph.output or not model.graph.node:
         raise InvalidOnnxModel("the ONNX graph has no nodes or no outputs")
+    return model
 
-    base = path.parent
+
+def _external_data(model: Any, base: Path) -> tuple[list[str], int]:
+    """The external data files the model names (each checked to lie inside `base`) and their total size."""
+    import onnx
+
     external: list[str] = []
     extra_size = 0
     seen: set[Path] = set()
@@ -190,6 +215,11 @@ def inspect_onnx(path: Path, *, max_bytes: int | None = None) -> OnnxInfo:
             seen.add(target)
             external.append(entries["location"])
             extra_size += target.stat().st_size
+    return external, extra_size
+
+
+def _run_checker(path: Path) -> None:
+    import onnx
 
     try:
         # The path form lets the checker handle models > 2 GiB and verify external data files.
@@ -197,12 +227,3 @@ def inspect_onnx(path: Path, *, max_bytes: int | None = None) -> OnnxInfo:
     except Exception as exc:  # noqa: BLE001 - ValidationError and friends → 422 with the checker's message
         message = str(exc).strip().splitlines()[0][:500] if str(exc).strip() else type(exc).__name__
         raise InvalidOnnxModel(f"the ONNX checker rejected the model: {message}") from exc
-
-    initializers = {i.name for i in model.graph.initializer}
-    inputs = [_tensor_info(v) for v in model.graph.input if v.name not in initializers]
-    outputs = [_tensor_info(v) for v in model.graph.output]
-    opsets = {(o.domain or "ai.onnx"): int(o.version) for o in model.opset_import}
-    return OnnxInfo(inputs=inputs, outputs=outputs, opset=opsets.get("ai.onnx", 0), opsets=opsets,
-                    ir_version=int(model.ir_version), size=size + extra_size, producer_name=model.producer_name,
-                    producer_version=model.producer_version, external_data=external,
-                    metadata={p.key[:200]: p.value[:MAX_METADATA_VALUE] for p in model.metadata_props[:MAX_METADATA]})
