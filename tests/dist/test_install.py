@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from mlife.launcher import free_port
+from tests.support.processes import alive, descendants
 
 ROOT = Path(__file__).resolve().parents[2]
 # (source folder, import package, distribution name)
@@ -91,28 +92,6 @@ def wait_until_up(proc: subprocess.Popen[bytes], log: Path, timeout: float = 180
         assert proc.poll() is None, f"mlife up exited with {proc.returncode}:\n{text[-4000:]}"
         time.sleep(0.2)
     raise AssertionError("mlife up was not ready in time:\n" + log.read_text(errors="replace")[-4000:])
-
-
-def descendants(pid: int) -> set[int]:
-    out = subprocess.run(["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True, check=True).stdout
-    children: dict[int, list[int]] = {}
-    for line in out.splitlines():
-        p, pp = map(int, line.split())
-        children.setdefault(pp, []).append(p)
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
-
-
-def alive(pid: int) -> bool:
-    stat = Path(f"/proc/{pid}/stat")
-    try:
-        return stat.read_text().split()[2] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 @pytest.mark.timeout(1200)  # a bound on a hang (pip may fetch from the registry), never an assertion on time

@@ -25,21 +25,21 @@ if TYPE_CHECKING:  # resolvable by a type checker only: Subscription.of must not
 ROOT = Path(__file__).resolve().parents[2]
 
 # Every durable consumer of the platform as it was before Subscription.of (service, durable, subject, stream,
-# ack wait): installed JetStreams hold these consumers and deploy/nats/nats.conf grants exactly these names.
-DURABLES_BEFORE = {
-    ("bam", "bam-testing-completed", "testing.completed", "MLIFE_MTT", 120),
-    ("bam", "bam-serving-feedback", "serving.feedback", "MLIFE_MSM", 30),
-    ("bam", "bam-model-promoted", "model.promoted", "MLIFE_MSM", 120),
-    ("dam", "dam-test-data-requested", "badcase.test_data_requested", "MLIFE_BAM", 120),
-    ("mtt", "mtt-dataset-grouped", "dataset.grouped", "MLIFE_DAM", 30),
-    ("mtt", "mtt-model-registered", "model.registered", "MLIFE_MSM", 30),
-    ("mtt", "mtt-testing-requested", "testing.requested", "MLIFE_MSM", 30),
-    ("msm", "msm-model-uploaded", "model.uploaded", "MLIFE_MTT", 300),
-    ("msm", "msm-testing-completed", "testing.completed", "MLIFE_MTT", 120),
-    ("msm", "msm-testing-failed", "testing.failed", "MLIFE_MTT", 30),
-    ("msm", "msm-dataset-grouped", "dataset.grouped", "MLIFE_DAM", 30),
-    ("msm", "msm-deployment-requested", "deployment.requested", "MLIFE_MSM", 300),
-}
+# ack wait in seconds): installed JetStreams hold these consumers and deploy/nats/nats.conf grants exactly these.
+DURABLES_BEFORE = """
+bam  bam-testing-completed     testing.completed            MLIFE_MTT  120
+bam  bam-serving-feedback      serving.feedback             MLIFE_MSM   30
+bam  bam-model-promoted        model.promoted               MLIFE_MSM  120
+dam  dam-test-data-requested   badcase.test_data_requested  MLIFE_BAM  120
+mtt  mtt-dataset-grouped       dataset.grouped              MLIFE_DAM   30
+mtt  mtt-model-registered      model.registered             MLIFE_MSM   30
+mtt  mtt-testing-requested     testing.requested            MLIFE_MSM   30
+msm  msm-model-uploaded        model.uploaded               MLIFE_MTT  300
+msm  msm-testing-completed     testing.completed            MLIFE_MTT  120
+msm  msm-testing-failed        testing.failed               MLIFE_MTT   30
+msm  msm-dataset-grouped       dataset.grouped              MLIFE_DAM   30
+msm  msm-deployment-requested  deployment.requested         MLIFE_MSM  300
+"""
 
 
 async def on_grouped(event: Envelope[DatasetGrouped], session: AsyncSession, ctx: Any) -> None:
@@ -139,9 +139,9 @@ def real_subscriptions() -> dict[str, list[Subscription]]:
 
 def test_every_service_keeps_its_durable_consumer_names() -> None:
     now = {(service, durable_name(service, sub), sub.subject, stream_for_subject(sub.subject),
-            int(sub.ack_wait_seconds))
+            str(int(sub.ack_wait_seconds)))
            for service, subs in real_subscriptions().items() for sub in subs}
-    assert now == DURABLES_BEFORE
+    assert now == {tuple(line.split()) for line in DURABLES_BEFORE.strip().splitlines()}
 
 
 def test_every_service_subscribes_through_its_contracts() -> None:

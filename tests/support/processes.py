@@ -106,3 +106,26 @@ def stop(procs: Iterable[subprocess.Popen[bytes]], timeout: float = 15, *, group
         except subprocess.TimeoutExpired:
             _signal(proc, signal.SIGKILL)
             proc.wait(5)
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below `pid` now (children, their children, …)."""
+    out = subprocess.run(["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True, check=True).stdout
+    children: dict[int, list[int]] = {}
+    for line in out.splitlines():
+        p, pp = map(int, line.split())
+        children.setdefault(pp, []).append(p)
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie is not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except (OSError, IndexError):
+        return False
