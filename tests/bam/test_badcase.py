@@ -195,7 +195,7 @@ async def test_html_in_text_is_stored_as_inert_text(bam: httpx.AsyncClient) -> N
 async def test_periodic_rescore_decays_with_recency_and_follows_new_weights(bam: httpx.AsyncClient, bam_db: str) -> None:
     from datetime import timedelta
 
-    from bam.badcase.rescore import rescore_all
+    from bam.badcase.service import BadcaseService
     from mlife_shared.db import Database, utcnow
     from mlife_shared.jobs import Job, run_job
 
@@ -206,17 +206,17 @@ async def test_periodic_rescore_decays_with_recency_and_follows_new_weights(bam:
     db = Database(bam_db)
     try:
         async with db.transaction() as session:  # nothing moved: nothing written
-            assert await rescore_all(session, settings) == 0
+            assert await BadcaseService(session, settings).rescore_all() == 0
         later = utcnow() + timedelta(days=14)  # one half-life
         async with db.transaction() as session:
-            assert await rescore_all(session, settings, now=later) == 2
+            assert await BadcaseService(session, settings).rescore_all(now=later) == 2
         got = (await bam.get(f"/badcases/{plain['id']}")).json()
         assert got["priority"] == plain["priority"] / 2 and got["priority_score"] == plain["priority"] / 2
         kept = (await bam.get(f"/badcases/{manual['id']}")).json()
         assert kept["priority"] == 77 and kept["priority_is_manual"] and kept["priority_score"] == plain["priority"] / 2
         # The worker's job with a new weight for the function (as after a configuration change).
         reweighted = settings.model_copy(update={"function_weights": {"ocr": 3.0}})
-        job = Job("priority-rescore", 3600, lambda s: rescore_all(s, reweighted))
+        job = Job("priority-rescore", 3600, lambda s: BadcaseService(s, reweighted).rescore_all())
         assert await run_job(db, job) == 2
         got = (await bam.get(f"/badcases/{plain['id']}")).json()
         assert got["priority"] == plain["priority"] * 3

@@ -16,12 +16,11 @@ import pytest
 from nats.js import JetStreamContext
 from pydantic import SecretStr
 
-from bam.badcase.repository import BadcaseRepository
 from bam.badcase.schemas import BadcaseCreate
 from bam.badcase.service import BadcaseService, ReportContext
 from bam.config import Settings
-from bam.outcome.service import apply_testing_completed
-from bam.production.service import promote
+from bam.outcome.service import OutcomeService
+from bam.production.service import ProductionService
 from mlife_shared.db import Database
 from mlife_shared.events import new_envelope
 from mlife_shared.events.contracts import ModelPromoted, TestingCompleted
@@ -132,6 +131,36 @@ async def test_a_production_versions_later_results_move_statuses(bam: httpx.Asyn
     assert [h["new"] for h in history] == ["fixed", "regressed"] and history[0]["actor"] == f"testing:{task}"
 
 
+async def test_a_status_a_testing_result_sets_is_recorded_as_a_manual_triage_of_it_is(
+        bam: httpx.AsyncClient, bam_db: str, bus: JetStreamContext) -> None:
+    """One code path for a status change: the production version's result writes the history row and the
+    `badcase.updated` a tester's PATCH writes, only the actor (and the event's cause) differ."""
+    by_hand = (await bam.post("/badcases", json=report())).json()
+    by_result = (await bam.post("/badcases", json=report(ground_truth="angry"))).json()
+    version = uuid.uuid4()
+    await promoted(bus, "emotion", "4.0", version_id=version)
+    await run_consumers(bam, bam_db, bus, production_is(bam, "emotion", "4.0"))
+
+    assert (await bam.patch(f"/badcases/{by_hand['id']}", json={"status": "fixed"})).status_code == 200
+    task = await results(bam, bus, "emotion", "4.0", {by_result["id"]: True}, version_id=version)
+    await run_consumers(bam, bam_db, bus, outcomes_recorded(bam, by_result["id"], 1))
+
+    def rows(history: list[dict[str, object]]) -> list[tuple[object, ...]]:
+        return [(h["field"], h["old"], h["new"]) for h in history]
+
+    manual = (await bam.get(f"/badcases/{by_hand['id']}/history")).json()
+    decided = (await bam.get(f"/badcases/{by_result['id']}/history")).json()
+    assert rows(manual) == rows(decided) == [("status", "new", "fixed")]
+    assert (manual[0]["actor"], decided[0]["actor"]) == ("tess", f"testing:{task}")
+    for b in (by_hand, by_result):
+        read = (await bam.get(f"/badcases/{b['id']}")).json()
+        assert read["status"] == "fixed" and read["fixed_at"] is not None
+    updated = {e["data"]["badcase_id"]: e for e in await outbox_events(bam_db, "badcase.updated")}
+    assert updated[by_hand["id"]]["data"]["changes"] == updated[by_result["id"]]["data"]["changes"] == {
+        "status": "fixed"}
+    assert updated[by_hand["id"]]["causation_id"] is None and updated[by_result["id"]]["causation_id"] is not None
+
+
 async def test_one_functions_results_and_promotions_never_touch_another_functions_badcases(
         bam: httpx.AsyncClient, bam_db: str, bus: JetStreamContext) -> None:
     a = (await bam.post("/badcases", json=report(function="digits"))).json()
@@ -235,21 +264,21 @@ async def test_two_replicas_a_promotion_waits_for_its_versions_results_and_neith
                                         function="digits"))
         v1.time -= timedelta(minutes=1)
         async with db2.transaction() as s2:  # v1 is production: the function's row exists (and is committed)
-            await promote(s2, settings, v1)
+            await ProductionService(s2, settings).promote(v1)
 
         async def promote_on_replica_2() -> None:
             async with db2.transaction() as s2:
-                await promote(s2, settings, promotion)
+                await ProductionService(s2, settings).promote(promotion)
 
         async with db1.transaction() as s1:
-            counts = await apply_testing_completed(s1, settings, store, result)
+            counts = await OutcomeService(s1, settings).apply_testing_completed(store, result)
             assert counts["passed"] == 1 and not counts["fixed"], "v2 is not production yet"
             replica_2 = asyncio.create_task(promote_on_replica_2())
             await asyncio.sleep(0.5)
             assert not replica_2.done(), "the promotion waits for the function's result being applied"
         await asyncio.wait_for(replica_2, 30)
         async with db1.transaction() as s:
-            assert (await BadcaseRepository(s).get(a_id)).status == "fixed"  # type: ignore[union-attr]
+            assert (await BadcaseService(s, settings).get(a_id)).status == "fixed"
     finally:
         await db1.dispose()
         await db2.dispose()

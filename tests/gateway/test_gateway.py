@@ -11,7 +11,7 @@ import jwt
 import pytest
 
 from gateway.user.exceptions import WeakSecret
-from gateway.user.service import ensure_admin, hash_token
+from gateway.user.service import UserService
 from mlife_shared.auth import IDENTITY_HEADER, Identity, sign_identity
 from mlife_shared.db import Database
 from tests.support.auth import SECRET
@@ -101,17 +101,15 @@ async def test_admin_bootstrap_rules(make_database) -> None:  # type: ignore[no-
     try:
         async with db.transaction() as s:
             with pytest.raises(WeakSecret):
-                await ensure_admin(s, token="short", password=None)
+                await UserService(s).ensure_admin(token="short", password=None)
         async with db.transaction() as s:
-            first = await ensure_admin(s, token=None, password=None)
+            first = await UserService(s).ensure_admin(token=None, password=None)
         assert first.created and first.token and first.token.startswith("mlf_") and first.password
         async with db.transaction() as s:
-            again = await ensure_admin(s, token=None, password=None)
+            again = await UserService(s).ensure_admin(token=None, password=None)
         assert not again.created and again.token is None, "credentials are shown once"
         async with db.transaction() as s:
-            from gateway.user.repository import ApiTokenRepository
-
-            assert await ApiTokenRepository(s).get_active_by_hash(hash_token(first.token)) is not None
+            assert (await UserService(s).authenticate_token(first.token)).username == "admin"
     finally:
         await db.dispose()
 

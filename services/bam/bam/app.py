@@ -1,11 +1,10 @@
-from functools import partial
-
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bam.badcase import models as _models  # noqa: F401 - the tables, for migrations
 from bam.badcase.consumers import on_serving_feedback
-from bam.badcase.rescore import rescore_all
 from bam.badcase.router import router as badcase_router
+from bam.badcase.service import BadcaseService
 from bam.config import Settings
 from bam.importing.router import router as import_router
 from bam.outcome.consumers import on_testing_completed
@@ -30,7 +29,11 @@ def subscriptions(ctx: ServiceContext[Settings]) -> list[Subscription]:
 
 def jobs(ctx: ServiceContext[Settings]) -> list[Job]:
     settings = ctx.settings
-    return [Job("priority-rescore", settings.rescore_interval_seconds, partial(rescore_all, settings=settings))]
+
+    async def rescore(session: AsyncSession) -> int:
+        return await BadcaseService(session, settings).rescore_all()
+
+    return [Job("priority-rescore", settings.rescore_interval_seconds, rescore)]
 
 
 SPEC = ServiceSpec(

@@ -1,3 +1,4 @@
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,7 +12,7 @@ from gateway.proxy.service import Upstreams
 from gateway.session.router import router as session_router
 from gateway.ui.router import router as ui_router
 from gateway.user.router import router as user_router
-from gateway.user.service import ensure_admin
+from gateway.user.service import UserService, dummy_hash
 from mlife_shared.app import ServiceSpec, create_app
 from mlife_shared.db import Database
 
@@ -19,6 +20,9 @@ from mlife_shared.db import Database
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.upstreams = Upstreams(app.state.settings)
+    # The hash an unknown user's login is checked against, made before the first login (not at import), so
+    # that login costs what a known user's does.
+    await asyncio.to_thread(dummy_hash)
     try:
         yield
     finally:
@@ -26,7 +30,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 async def _readiness(app: FastAPI) -> dict[str, str]:
-    return await app.state.upstreams.readiness()
+    upstreams: Upstreams = app.state.upstreams
+    return await upstreams.readiness()
 
 
 async def _bootstrap_admin(settings: Settings) -> None:
@@ -35,7 +40,7 @@ async def _bootstrap_admin(settings: Settings) -> None:
         async with db.transaction() as session:
             token = settings.admin_token.get_secret_value() if settings.admin_token else None
             password = settings.admin_password.get_secret_value() if settings.admin_password else None
-            result = await ensure_admin(session, token=token, password=password)
+            result = await UserService(session).ensure_admin(token=token, password=password)
     finally:
         await db.dispose()
     if result.created:

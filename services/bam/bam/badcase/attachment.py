@@ -5,17 +5,26 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from fastapi import UploadFile
 
 from bam.badcase import dedup, media
 from bam.badcase.exceptions import DataTooLarge
-from bam.badcase.service import Attachment
 from mlife_shared.objectstore import ObjectTooLarge, ScopedStore
 from mlife_shared.objectstore.base import read_all
 
 CHUNK = 1 << 20
 MAX_HASHED_IMAGE_BYTES = 30 * 1024 * 1024
+
+
+@dataclass
+class Attachment:
+    """Data uploaded with a report, already stored in BAM's own objects."""
+
+    md5: str
+    media_type: str
+    phash: int | None
 
 
 def data_key(md5: str) -> str:

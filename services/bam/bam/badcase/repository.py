@@ -6,14 +6,31 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, func, or_, select, text, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Table,
+    TextClause,
+    and_,
+    bindparam,
+    delete,
+    false,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import defer
 
 from bam.badcase.filters import BadcaseFilter
 from bam.badcase.models import Badcase, BadcaseTag, Occurrence, TriageChange
+from mlife_shared.repository import Repository
+
+# The Core tables, for executemany statements (a mapped class's `__table__` is typed as any FromClause).
+BADCASE = cast(Table, Badcase.__table__)
 
 # Columns a page of badcases never shows: not loaded (raise if touched, so a new use is noticed in tests).
 _NOT_LISTED = [defer(c, raiseload=True) for c in (Badcase.description_norm, Badcase.search_text, Badcase.fingerprint,
@@ -28,34 +45,20 @@ def fts5_query(q: str) -> str:
     return " ".join('"' + w.replace('"', '""') + '"' for w in words[:32])
 
 
-class BadcaseRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    @property
-    def dialect(self) -> str:
-        return self.session.bind.dialect.name
-
-    async def get(self, badcase_id: uuid.UUID, *, for_update: bool = False) -> Badcase | None:
-        stmt = select(Badcase).where(Badcase.id == badcase_id)
-        if for_update and self.dialect == "postgresql":
-            stmt = stmt.with_for_update()
-        return await self.session.scalar(stmt)
-
+class BadcaseRepository(Repository):
     async def get_by_fingerprint(self, fingerprint: str) -> Badcase | None:
-        stmt = select(Badcase).where(Badcase.fingerprint == fingerprint)
-        if self.dialect == "postgresql":
-            stmt = stmt.with_for_update()
-        return await self.session.scalar(stmt)
+        """The badcase with this fingerprint, locked (PostgreSQL): the report merged into it waits for no other."""
+        found: Badcase | None = await self.one(self.lock(select(Badcase).where(Badcase.fingerprint == fingerprint)))
+        return found
 
     async def near_duplicate_candidates(self, match_key: str, limit: int = 5000) -> Sequence[tuple[uuid.UUID, int]]:
         stmt = (select(Badcase.id, Badcase.phash).where(Badcase.match_key == match_key, Badcase.phash.is_not(None))
                 .order_by(Badcase.last_seen.desc()).limit(limit))
-        return [(r[0], r[1]) for r in (await self.session.execute(stmt)).all()]
+        return [(i, phash) for i, phash in (await self.session.execute(stmt)).tuples() if phash is not None]
 
-    async def add(self, badcase: Badcase) -> Badcase:
-        self.session.add(badcase)
-        await self.session.flush()
+    async def add_badcase(self, badcase: Badcase) -> Badcase:
+        """The new badcase and its tag rows."""
+        await self.add(badcase)
         await self.set_tags(badcase.id, badcase.tags)
         return badcase
 
@@ -63,15 +66,6 @@ class BadcaseRepository:
         await self.session.execute(delete(BadcaseTag).where(BadcaseTag.badcase_id == badcase_id))
         for tag in tags:
             self.session.add(BadcaseTag(badcase_id=badcase_id, tag=tag))
-        await self.session.flush()
-
-    async def add_occurrence(self, occurrence: Occurrence) -> Occurrence:
-        self.session.add(occurrence)
-        await self.session.flush()
-        return occurrence
-
-    async def add_changes(self, changes: list[TriageChange]) -> None:
-        self.session.add_all(changes)
         await self.session.flush()
 
     async def occurrences(self, badcase_id: uuid.UUID, limit: int = 100) -> Sequence[Occurrence]:
@@ -84,8 +78,8 @@ class BadcaseRepository:
                 .order_by(TriageChange.changed_at))
         return (await self.session.scalars(stmt)).all()
 
-    def conditions(self, f: BadcaseFilter) -> list[ColumnElement[bool]]:
-        c: list[ColumnElement[bool]] = []
+    def conditions(self, f: BadcaseFilter) -> list[ColumnElement[bool] | TextClause]:
+        c: list[ColumnElement[bool] | TextClause] = []
         for name in ("function", "system_version", "model_name", "model_version", "status", "severity", "source",
                      "owner", "media_type", "task_id", "deployment_id", "model_version_id"):
             value = getattr(f, name)
@@ -107,21 +101,22 @@ class BadcaseRepository:
             c.append(self._search(f.q))
         return c
 
-    def _search(self, q: str) -> ColumnElement[bool]:
-        if self.dialect == "postgresql":
+    def _search(self, q: str) -> ColumnElement[bool] | TextClause:
+        if self.is_postgresql:
             return func.to_tsvector(text("'simple'"), Badcase.search_text).op("@@")(
                 func.websearch_to_tsquery(text("'simple'"), q))
         query = fts5_query(q)
         if not query:
-            return text("1 = 0")
+            return false()
         return text("badcase.rowid IN (SELECT rowid FROM badcase_fts WHERE badcase_fts MATCH :fts)").bindparams(
             fts=query)
 
     def filtered(self, f: BadcaseFilter) -> Select[Any]:
         return select(Badcase).where(*self.conditions(f))
 
-    async def page(self, f: BadcaseFilter, *, sort: str, limit: int,
-                   after: tuple[object, str] | None) -> Sequence[Badcase]:
+    async def page_after(self, f: BadcaseFilter, *, sort: str, limit: int,
+                         after: tuple[object, str] | None) -> Sequence[Badcase]:
+        """A page of the filtered badcases in `sort` order, after the cursor's (value, id)."""
         column = SORT_COLUMNS[sort.lstrip("-")]
         desc = sort.startswith("-")
         stmt = self.filtered(f)
@@ -150,8 +145,7 @@ class BadcaseRepository:
     async def set_scores(self, rows: Sequence[dict[str, Any]]) -> None:
         """Rows of `rid`, `score` and `effective` (the priority in force: the manual one or the score)."""
         if rows:
-            table = Badcase.__table__
-            stmt = (update(table).where(table.c.id == bindparam("rid"))  # type: ignore[attr-defined]
+            stmt = (update(BADCASE).where(BADCASE.c.id == bindparam("rid"))
                     .values(priority_score=bindparam("score"), priority=bindparam("effective")))
             await self.session.execute(stmt, list(rows))
 

@@ -3,15 +3,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 
-from bam.badcase.attachment import data_key, store_upload
-from bam.badcase.exceptions import InvalidReport, NoPreview
+from bam.badcase.exceptions import InvalidReport
 from bam.badcase.filters import FilterQuery, SortKey
 from bam.badcase.models import Badcase
-from bam.badcase.preview import preview
 from bam.badcase.schemas import (
     AddToTestData,
     BadcaseCreate,
@@ -32,13 +30,20 @@ router = APIRouter(prefix="/badcases", tags=["badcases"])
 Filter = FilterQuery
 
 
+def badcase_service(request: Request, session: SessionDep) -> BadcaseService:
+    return BadcaseService(session, request.app.state.settings)
+
+
+BadcaseServiceDep = Annotated[BadcaseService, Depends(badcase_service)]
+
+
 def to_read(b: Badcase, merged_into: uuid.UUID | None = None) -> BadcaseRead:
     return BadcaseRead(
         id=b.id, function=b.function, system_version=b.system_version, model_name=b.model_name,
-        model_version=b.model_version, source=b.source, reporter=b.reporter, client_id=b.client_id,  # type: ignore[arg-type]
+        model_version=b.model_version, source=b.source, reporter=b.reporter, client_id=b.client_id,
         device_id=b.device_id, description=b.description, tags=b.tags, data=b.data_refs, data_md5=b.data_md5,
-        media_type=b.media_type, prediction=b.prediction, ground_truth=b.ground_truth, status=b.status,  # type: ignore[arg-type]
-        severity=b.severity, priority=b.priority, priority_score=b.priority_score,  # type: ignore[arg-type]
+        media_type=b.media_type, prediction=b.prediction, ground_truth=b.ground_truth, status=b.status,
+        severity=b.severity, priority=b.priority, priority_score=b.priority_score,
         priority_is_manual=b.priority_override is not None, owner=b.owner, frequency=b.frequency,
         first_seen=b.first_seen, last_seen=b.last_seen, created_at=b.created_at, updated_at=b.updated_at,
         fixed_at=b.fixed_at, regressed_at=b.regressed_at, added_to_test_data_at=b.test_data_requested_at,
@@ -52,17 +57,16 @@ def _answer(recorded: Recorded, response: Response) -> BadcaseRead:
 
 
 @router.post("", status_code=201, responses={200: {"model": BadcaseRead, "description": "merged into an existing badcase"}})
-async def report_badcase(report: BadcaseCreate, session: SessionDep, identity: Tester, request: Request,
+async def report_badcase(report: BadcaseCreate, service: BadcaseServiceDep, identity: Tester,
                          response: Response) -> BadcaseRead:
     """Record a badcase: 201 when new, 200 with `merged_into` when it matched an existing one."""
-    service = BadcaseService(session, request.app.state.settings)
     return _answer(await service.record(report, ReportContext(identity.username, report.source)), response)
 
 
 @router.post("/with-data", status_code=201,
              responses={200: {"model": BadcaseRead, "description": "merged into an existing badcase"}})
 async def report_badcase_with_data(
-    session: SessionDep, store: StoreDep, identity: Tester, request: Request, response: Response,
+    service: BadcaseServiceDep, store: StoreDep, identity: Tester, response: Response,
     report: Annotated[str, Form(description="The report as JSON (the body of POST /badcases)")],
     file: Annotated[UploadFile, File(description="The badcase's data: image, audio, video, text or JSON")],
 ) -> BadcaseRead:
@@ -72,10 +76,8 @@ async def report_badcase_with_data(
     except (ValueError, ValidationError) as exc:
         detail = exc.errors(include_url=False) if isinstance(exc, ValidationError) else str(exc)
         raise InvalidReport(detail) from exc
-    settings = request.app.state.settings
-    attachment = await store_upload(store, file, max_bytes=settings.max_data_bytes)
-    service = BadcaseService(session, settings)
-    return _answer(await service.record(parsed, ReportContext(identity.username, parsed.source), attachment), response)
+    recorded = await service.record_with_data(parsed, ReportContext(identity.username, parsed.source), store, file)
+    return _answer(recorded, response)
 
 
 @router.post("/add-to-test-data")
@@ -86,43 +88,39 @@ async def add_badcases_to_test_data(body: AddToTestData, session: SessionDep, st
 
 
 @router.get("")
-async def list_badcases(session: SessionDep, _: Viewer, request: Request, f: Filter, sort: SortKey = "-priority",
+async def list_badcases(service: BadcaseServiceDep, _: Viewer, f: Filter, sort: SortKey = "-priority",
                         cursor: Annotated[str | None, Query(max_length=500)] = None,
                         limit: Annotated[int, Query(ge=1, le=500)] = 50) -> BadcasePage:
     """Retrieve badcases: filters on every attribute, full-text `q`, `sort`, cursor pagination."""
-    rows, next_cursor = await BadcaseService(session, request.app.state.settings).page(
-        f, sort=sort, limit=limit, cursor=cursor)
+    rows, next_cursor = await service.page(f, sort=sort, limit=limit, cursor=cursor)
     return BadcasePage(items=[to_read(b) for b in rows], next_cursor=next_cursor)
 
 
 @router.get("/{badcase_id}")
-async def get_badcase(badcase_id: uuid.UUID, session: SessionDep, _: Viewer, request: Request) -> BadcaseRead:
+async def get_badcase(badcase_id: uuid.UUID, service: BadcaseServiceDep, _: Viewer) -> BadcaseRead:
     """One badcase."""
-    return to_read(await BadcaseService(session, request.app.state.settings).get(badcase_id))
+    return to_read(await service.get(badcase_id))
 
 
 @router.patch("/{badcase_id}")
-async def triage_badcase(badcase_id: uuid.UUID, update: BadcaseUpdate, session: SessionDep, identity: Tester,
-                         request: Request) -> BadcaseRead:
+async def triage_badcase(badcase_id: uuid.UUID, update: BadcaseUpdate, service: BadcaseServiceDep,
+                         identity: Tester) -> BadcaseRead:
     """Triage: status, manual priority (null clears it), severity, owner, tags, description."""
-    service = BadcaseService(session, request.app.state.settings)
     return to_read(await service.triage(badcase_id, update, identity.username))
 
 
 @router.get("/{badcase_id}/occurrences")
-async def list_occurrences(badcase_id: uuid.UUID, session: SessionDep, _: Viewer, request: Request,
+async def list_occurrences(badcase_id: uuid.UUID, service: BadcaseServiceDep, _: Viewer,
                            limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[OccurrenceRead]:
     """Every report of this badcase, newest first."""
-    rows = await BadcaseService(session, request.app.state.settings).occurrences(badcase_id, limit)
-    return [OccurrenceRead.model_validate(o, from_attributes=True) for o in rows]
+    return [OccurrenceRead.model_validate(o, from_attributes=True)
+            for o in await service.occurrences(badcase_id, limit)]
 
 
 @router.get("/{badcase_id}/history")
-async def triage_history(badcase_id: uuid.UUID, session: SessionDep, _: Viewer,
-                         request: Request) -> list[TriageChangeRead]:
+async def triage_history(badcase_id: uuid.UUID, service: BadcaseServiceDep, _: Viewer) -> list[TriageChangeRead]:
     """Who changed what, and when."""
-    rows = await BadcaseService(session, request.app.state.settings).history(badcase_id)
-    return [TriageChangeRead.model_validate(c, from_attributes=True) for c in rows]
+    return [TriageChangeRead.model_validate(c, from_attributes=True) for c in await service.history(badcase_id)]
 
 
 SAFE_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "default-src 'none'; sandbox",
@@ -130,11 +128,9 @@ SAFE_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": 
 
 
 @router.get("/{badcase_id}/preview", responses={200: {"content": {"image/png": {}, "application/json": {}}}})
-async def preview_badcase(badcase_id: uuid.UUID, session: SessionDep, store: StoreDep, _: Viewer,
-                          request: Request) -> Response:
+async def preview_badcase(badcase_id: uuid.UUID, service: BadcaseServiceDep, store: StoreDep, _: Viewer) -> Response:
     """A PNG thumbnail for image data, or a JSON text snippet; 404 when there is nothing to preview."""
-    b = await BadcaseService(session, request.app.state.settings).get(badcase_id)
-    p = await preview(b, store)
+    b, p = await service.preview(badcase_id, store)
     if p.kind == "thumbnail":
         assert p.png is not None
         return Response(p.png, media_type="image/png", headers={
@@ -144,11 +140,9 @@ async def preview_badcase(badcase_id: uuid.UUID, session: SessionDep, store: Sto
 
 
 @router.get("/{badcase_id}/data", responses={200: {"content": {"application/octet-stream": {}}}})
-async def download_data(badcase_id: uuid.UUID, session: SessionDep, store: StoreDep, _: Viewer,
-                        request: Request) -> StreamingResponse:
+async def download_data(badcase_id: uuid.UUID, service: BadcaseServiceDep, store: StoreDep,
+                        _: Viewer) -> StreamingResponse:
     """The badcase's original data file, always as a download (never rendered by the browser)."""
-    b = await BadcaseService(session, request.app.state.settings).get(badcase_id)
-    if not b.data_md5 or await store.stat(data_key(b.data_md5)) is None:
-        raise NoPreview("this badcase's data is not stored in BAM")
-    return StreamingResponse(await store.get(data_key(b.data_md5)), media_type="application/octet-stream",
-                             headers={**SAFE_HEADERS, "Content-Disposition": f'attachment; filename="{b.data_md5}"'})
+    md5, data = await service.data(badcase_id, store)
+    return StreamingResponse(data, media_type="application/octet-stream",
+                             headers={**SAFE_HEADERS, "Content-Disposition": f'attachment; filename="{md5}"'})

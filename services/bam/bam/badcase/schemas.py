@@ -20,26 +20,26 @@ MAX_JSON_BYTES = 64 * 1024
 _MD5 = re.compile(r"^[0-9a-fA-F]{32}$")
 
 
-def _check_text(value: Any) -> None:
-    """No NUL and no lone surrogate anywhere: PostgreSQL cannot store them."""
+def check_text(value: Any) -> None:
+    """No NUL and no lone surrogate anywhere (in strings, keys, lists and objects): PostgreSQL cannot store them."""
     if isinstance(value, str):
         if "\x00" in value:
-            raise ValueError("text must not contain NUL characters")
+            raise ValueError("text must not contain NUL characters (\\u0000)")
         try:
             value.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise ValueError("text must be valid Unicode (no lone surrogates)") from exc
+        except UnicodeEncodeError:
+            raise ValueError("text must not contain unpaired surrogates (\\ud800-\\udfff)") from None
     elif isinstance(value, dict):
         for k, v in value.items():
-            _check_text(k)
-            _check_text(v)
+            check_text(k)
+            check_text(v)
     elif isinstance(value, list):
         for v in value:
-            _check_text(v)
+            check_text(v)
 
 
 def _bounded_json(value: Any) -> Any:
-    _check_text(value)
+    check_text(value)
     try:
         size = len(json.dumps(value, ensure_ascii=False, allow_nan=False))
     except ValueError as exc:
@@ -116,7 +116,7 @@ class BadcaseCreate(Strict):
     def _clean_strings(self) -> BadcaseCreate:
         for name in ("function", "system_version", "model_name", "model_version", "description", "client_id",
                      "device_id"):
-            _check_text(getattr(self, name))
+            check_text(getattr(self, name))
         return self
 
     @field_validator("tags")

@@ -3,24 +3,28 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from fastapi import UploadFile
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bam.badcase import dedup, priority
-from bam.badcase.exceptions import BadcaseNotFound, InvalidTransition
+from bam.badcase.attachment import Attachment, data_key, store_upload
+from bam.badcase.exceptions import BadcaseNotFound, InvalidTransition, NoPreview
 from bam.badcase.filters import BadcaseFilter, decode_cursor, encode_cursor
 from bam.badcase.models import Badcase, Occurrence, TriageChange
+from bam.badcase.preview import Preview, preview
 from bam.badcase.repository import BadcaseRepository
-from bam.badcase.schemas import BadcaseCreate, BadcaseUpdate
+from bam.badcase.schemas import BadcaseCreate, BadcaseUpdate, Status
 from bam.config import Settings
 from mlife_shared.db import utcnow
 from mlife_shared.events.contracts import BadcaseCreated, BadcaseMerged, BadcaseUpdated
 from mlife_shared.messaging import outbox
+from mlife_shared.objectstore import ScopedStore
 
 ALLOWED = {
     "new": {"triaged", "in_progress", "fixed", "wont_fix"},
@@ -33,6 +37,8 @@ ALLOWED = {
 
 
 UNASSIGNED = "unassigned"
+RESCORE_CHUNK = 5000
+RESCORE_TOLERANCE = 0.005  # 0.5 %
 
 
 def function_of(declared: str | None) -> str:
@@ -43,15 +49,6 @@ def function_of(declared: str | None) -> str:
 TRIAGE_FIELDS = {"status": "status", "priority": "priority_override", "severity": "severity", "owner": "owner",
                  "tags": "tags", "description": "description"}
 NULLABLE = {"priority", "owner"}
-
-
-@dataclass
-class Attachment:
-    """Data uploaded with a report, already stored in BAM's own objects."""
-
-    md5: str
-    media_type: str
-    phash: int | None
 
 
 @dataclass
@@ -74,12 +71,39 @@ class BadcaseService:
         self.settings = settings
         self.repo = BadcaseRepository(session)
 
+    def _priority_score(self, *, function: str, frequency: int, severity: str, last_seen: datetime,
+                        now: datetime) -> float:
+        return priority.score(frequency=frequency, severity=severity, last_seen=last_seen, now=now,
+                              function_weight=self.settings.function_weights.get(function, 1.0),
+                              half_life_days=self.settings.priority_half_life_days)
+
     def _score(self, b: Badcase, now: datetime) -> None:
-        b.priority_score = priority.score(
-            frequency=b.frequency, severity=b.severity, last_seen=b.last_seen, now=now,
-            function_weight=self.settings.function_weights.get(b.function, 1.0),
-            half_life_days=self.settings.priority_half_life_days)
+        b.priority_score = self._priority_score(function=b.function, frequency=b.frequency, severity=b.severity,
+                                                last_seen=b.last_seen, now=now)
         b.priority = b.priority_override if b.priority_override is not None else b.priority_score
+
+    async def rescore_all(self, now: datetime | None = None) -> int:
+        """Re-score every badcase, a chunk of rows at a time in id order; returns how many rows changed.
+
+        Recency decays while nobody touches a badcase, and function weights change with the configuration, so
+        BAM's worker runs this periodically (`MLIFE_BAM_RESCORE_INTERVAL_SECONDS`, default one hour). A row is
+        written only when its score moved by more than RESCORE_TOLERANCE, so a run over a quiet database writes
+        little. A manual priority stays in force (only `priority_score` moves). No event is sent: the score is
+        derived data, not a triage decision."""
+        now = now or utcnow()
+        changed, after = 0, None
+        while rows := await self.repo.scoring_chunk(after, RESCORE_CHUNK):
+            updates = []
+            for r in rows:
+                new = self._priority_score(function=r.function, frequency=r.frequency, severity=r.severity,
+                                           last_seen=r.last_seen, now=now)
+                if abs(new - r.priority_score) > RESCORE_TOLERANCE * max(abs(r.priority_score), 1e-6):
+                    updates.append({"rid": r.id, "score": new,
+                                    "effective": r.priority_override if r.priority_override is not None else new})
+            await self.repo.set_scores(updates)
+            changed += len(updates)
+            after = rows[-1].id
+        return changed
 
     async def record(self, report: BadcaseCreate, ctx: ReportContext,
                      attachment: Attachment | None = None) -> Recorded:
@@ -117,7 +141,7 @@ class BadcaseService:
             distance = dedup.hamming(phash, candidate_hash)
             if distance <= dedup.NEAR_DUPLICATE_BITS and (best is None or distance < best[0]):
                 best = (distance, candidate_id)
-        return await self.repo.get(best[1], for_update=True) if best else None
+        return await self.repo.get_for_update(Badcase, best[1]) if best else None
 
     async def _create(self, report: BadcaseCreate, ctx: ReportContext, refs: list[dict[str, Any]], md5: str | None,
                       media: str | None, phash: int | None, fingerprint: str, match_key: str) -> Badcase:
@@ -135,10 +159,10 @@ class BadcaseService:
             task_id=report.task_id, deployment_id=report.deployment_id, model_version_id=report.model_version_id)
         b.search_text = search_text(b.description_norm, b.tags)
         self._score(b, now)
-        await self.repo.add(b)
-        await self.repo.add_occurrence(self._occurrence(b.id, report, ctx, now))
+        await self.repo.add_badcase(b)
+        await self.repo.add(self._occurrence(b.id, report, ctx, now))
         await outbox.add(self.session, BadcaseCreated(
-            badcase_id=b.id, function=b.function, source=ctx.source, model_name=b.model_name,  # type: ignore[arg-type]
+            badcase_id=b.id, function=b.function, source=ctx.source, model_name=b.model_name,
             model_version=b.model_version, priority=b.priority, task_id=b.task_id, deployment_id=b.deployment_id,
             model_version_id=b.model_version_id), **(ctx.correlation or {}))
         return b
@@ -154,7 +178,7 @@ class BadcaseService:
             b.search_text = search_text(b.description_norm, b.tags)
             await self.repo.set_tags(b.id, b.tags)
         self._score(b, now)
-        occurrence = await self.repo.add_occurrence(self._occurrence(b.id, report, ctx, now))
+        occurrence = await self.repo.add(self._occurrence(b.id, report, ctx, now))
         await outbox.add(self.session, BadcaseMerged(badcase_id=b.id, occurrence_id=occurrence.id,
                                                      frequency=b.frequency), **(ctx.correlation or {}))
 
@@ -167,8 +191,15 @@ class BadcaseService:
                           model_version=report.model_version, description=report.description,
                           prediction=report.prediction, event_id=ctx.event_id, reported_at=now)
 
+    async def record_with_data(self, report: BadcaseCreate, ctx: ReportContext, store: ScopedStore,
+                               upload: UploadFile) -> Recorded:
+        """`record` with the report's data file: stored once by MD5 in BAM's objects, images hashed for
+        near-duplicate matching."""
+        attachment = await store_upload(store, upload, max_bytes=self.settings.max_data_bytes)
+        return await self.record(report, ctx, attachment)
+
     async def get(self, badcase_id: uuid.UUID, *, for_update: bool = False) -> Badcase:
-        b = await self.repo.get(badcase_id, for_update=for_update)
+        b = await (self.repo.get_for_update if for_update else self.repo.get)(Badcase, badcase_id)
         if b is None:
             raise BadcaseNotFound(f"no badcase {badcase_id}")
         return b
@@ -200,10 +231,15 @@ class BadcaseService:
         b.search_text = search_text(b.description_norm, b.tags)
         b.updated_at = now
         self._score(b, now)
-        await self.repo.add_changes([TriageChange(badcase_id=b.id, actor=actor, field=k, old=before[k], new=v,
+        await self.repo.add_all([TriageChange(badcase_id=b.id, actor=actor, field=k, old=before[k], new=v,
                                                   changed_at=now) for k, v in changes.items()])
         await outbox.add(self.session, BadcaseUpdated(badcase_id=b.id, changes=changes), **(correlation or {}))
         return b
+
+    async def set_status(self, b: Badcase, status: Status, actor: str, *, correlation: dict[str, Any]) -> Badcase:
+        """A decision of testing or production on a badcase already loaded (locked): the same transition, history
+        row and `badcase.updated` as a person's triage of the status."""
+        return await self.change(b, BadcaseUpdate(status=status), actor, correlation=correlation)
 
     @staticmethod
     def transition(b: Badcase, status: str, now: datetime) -> None:
@@ -216,6 +252,10 @@ class BadcaseService:
         elif status == "regressed":
             b.regressed_at = now
 
+    async def functions_of(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+        """The function of each of these badcases that exists, in one query."""
+        return await self.repo.functions_of(ids)
+
     async def occurrences(self, badcase_id: uuid.UUID, limit: int) -> Sequence[Occurrence]:
         await self.get(badcase_id)
         return await self.repo.occurrences(badcase_id, limit)
@@ -227,11 +267,22 @@ class BadcaseService:
     async def page(self, f: BadcaseFilter, *, sort: str, limit: int,
                    cursor: str | None) -> tuple[Sequence[Badcase], str | None]:
         after = decode_cursor(cursor, sort) if cursor else None
-        rows = await self.repo.page(f, sort=sort, limit=limit + 1, after=after)
+        rows = await self.repo.page_after(f, sort=sort, limit=limit + 1, after=after)
         if len(rows) <= limit:
             return rows, None
         last = rows[limit - 1]
         return rows[:limit], encode_cursor(sort, getattr(last, sort.lstrip("-")), str(last.id))
+
+    async def preview(self, badcase_id: uuid.UUID, store: ScopedStore) -> tuple[Badcase, Preview]:
+        b = await self.get(badcase_id)
+        return b, await preview(b, store)
+
+    async def data(self, badcase_id: uuid.UUID, store: ScopedStore) -> tuple[str, AsyncIterator[bytes]]:
+        """The badcase's data file as stored in BAM (its MD5 and its bytes); NoPreview when BAM holds none."""
+        b = await self.get(badcase_id)
+        if not b.data_md5 or await store.stat(data_key(b.data_md5)) is None:
+            raise NoPreview("this badcase's data is not stored in BAM")
+        return b.data_md5, await store.get(data_key(b.data_md5))
 
 
 def search_text(description_norm: str, tags: list[str]) -> str:

@@ -32,6 +32,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+from bam.badcase.schemas import check_text
 from bam.importing.exceptions import (
     ImportTooLarge,
     InvalidImport,
@@ -193,29 +194,12 @@ def _loads(text: str) -> Any:
     except RecursionError:
         raise ValueError("malformed JSON: nested too deeply") from None
     if _SUSPECT_ESCAPE.search(text):
-        _check_chars(value)
+        check_text(value)
     return value
 
 
 def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not a JSON number; use null or a string")
-
-
-def _check_chars(value: Any) -> None:
-    if isinstance(value, str):
-        if "\x00" in value:
-            raise ValueError("text must not contain NUL characters (\\u0000)")
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError("text must not contain unpaired surrogates (\\ud800-\\udfff)") from None
-    elif isinstance(value, list):
-        for item in value:
-            _check_chars(item)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _check_chars(key)
-            _check_chars(item)
 
 
 def _json_kind(value: Any) -> str:

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bam.badcase.models import Badcase, BadcaseTag, Occurrence
+from bam.badcase.repository import BADCASE
+from mlife_shared.repository import Repository
 
-BADCASE = cast(Table, Badcase.__table__)
 BADCASE_TAG = cast(Table, BadcaseTag.__table__)
 OCCURRENCE = cast(Table, Occurrence.__table__)
 MERGED_COLUMNS = ("frequency", "last_seen", "updated_at", "tags", "search_text", "priority_score", "priority")
@@ -32,18 +32,13 @@ class ExistingBadcase:
     frequency: int
 
 
-class ImportRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
+class ImportRepository(Repository):
     async def lock_by_fingerprint(self, fingerprints: Collection[str]) -> dict[str, ExistingBadcase]:
         """The stored badcases with these fingerprints, locked for the rest of the transaction (PostgreSQL),
         in fingerprint order so that two imports lock their common rows in the same order."""
-        stmt = (select(Badcase.fingerprint, Badcase.id, Badcase.function, Badcase.severity, Badcase.priority_override,
-                       Badcase.description_norm, Badcase.tags, Badcase.frequency)
-                .where(Badcase.fingerprint.in_(fingerprints)).order_by(Badcase.fingerprint))
-        if self.session.bind.dialect.name == "postgresql":
-            stmt = stmt.with_for_update()
+        stmt = self.lock(select(Badcase.fingerprint, Badcase.id, Badcase.function, Badcase.severity,
+                                Badcase.priority_override, Badcase.description_norm, Badcase.tags, Badcase.frequency)
+                         .where(Badcase.fingerprint.in_(fingerprints)).order_by(Badcase.fingerprint))
         rows = (await self.session.execute(stmt)).all()
         return {r[0]: ExistingBadcase(*r[1:]) for r in rows}
 

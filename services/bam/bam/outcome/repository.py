@@ -5,9 +5,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, and_, func, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bam.badcase.models import Badcase, Outcome
+from mlife_shared.repository import Repository
 
 OPEN = ("new", "triaged", "in_progress", "regressed")
 
@@ -32,14 +32,7 @@ class VersionRef:
         return or_(Outcome.model_version_id == self.model_version_id, by_name)
 
 
-class OutcomeRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def add_many(self, outcomes: Sequence[Outcome]) -> None:
-        self.session.add_all(outcomes)
-        await self.session.flush()
-
+class OutcomeRepository(Repository):
     async def for_badcase(self, badcase_id: uuid.UUID, limit: int = 500) -> Sequence[Outcome]:
         stmt = (select(Outcome).where(Outcome.badcase_id == badcase_id)
                 .order_by(Outcome.recorded_at.desc(), Outcome.id).limit(limit))
@@ -59,7 +52,8 @@ class OutcomeRepository:
                        or_(and_(Badcase.status.in_(OPEN), latest.c.passed.is_(True)),
                            and_(Badcase.status == "fixed", latest.c.passed.is_(False))))
                 .order_by(Badcase.id))
-        if self.session.bind.dialect.name == "postgresql":
-            # FOR NO KEY UPDATE: a status is not a key, so outcome inserts (their foreign keys) are not blocked.
+        if self.is_postgresql:
+            # Not `self.lock`: only the badcases are locked, and FOR NO KEY UPDATE: a status is not a key, so outcome
+            # inserts (their foreign keys) are not blocked.
             stmt = stmt.with_for_update(of=Badcase, key_share=True)
         return [(b, bool(passed)) for b, passed in (await self.session.execute(stmt)).all()]

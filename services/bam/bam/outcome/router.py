@@ -1,18 +1,24 @@
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 
-from bam.badcase.service import BadcaseService
 from bam.outcome.schemas import BadcaseOutcomes
-from bam.outcome.service import outcomes_of
+from bam.outcome.service import OutcomeService
 from mlife_shared.app import SessionDep
 from mlife_shared.auth import Viewer
 
 router = APIRouter(prefix="/badcases", tags=["badcases"])
 
 
+def outcome_service(request: Request, session: SessionDep) -> OutcomeService:
+    return OutcomeService(session, request.app.state.settings)
+
+
+OutcomeServiceDep = Annotated[OutcomeService, Depends(outcome_service)]
+
+
 @router.get("/{badcase_id}/outcomes")
-async def badcase_outcomes(badcase_id: uuid.UUID, session: SessionDep, _: Viewer, request: Request) -> BadcaseOutcomes:
+async def badcase_outcomes(badcase_id: uuid.UUID, service: OutcomeServiceDep, _: Viewer) -> BadcaseOutcomes:
     """The outcome of this badcase for every tested model version (latest first), with the full history."""
-    b = await BadcaseService(session, request.app.state.settings).get(badcase_id)
-    return await outcomes_of(session, badcase_id, b.function)
+    return await service.outcomes_of(badcase_id)

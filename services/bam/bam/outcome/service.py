@@ -14,14 +14,12 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bam.badcase.models import Outcome
-from bam.badcase.repository import BadcaseRepository
 from bam.badcase.schemas import BadcaseCreate, DataRef
 from bam.badcase.service import BadcaseService, ReportContext, function_of
 from bam.config import Settings
 from bam.outcome.repository import OutcomeRepository, VersionRef
 from bam.outcome.schemas import BadcaseOutcomes, ModelVersionOutcome, OutcomeRead
-from bam.production.repository import ProductionRepository
-from bam.production.service import follow_production, is_production, production_of
+from bam.production.service import ProductionService, is_production
 from mlife_shared.db import utcnow
 from mlife_shared.events import Envelope
 from mlife_shared.events.contracts import TestingCompleted, TestingOutcomeLine
@@ -44,21 +42,55 @@ def data_refs(ref: str | None) -> list[DataRef]:
     return [DataRef(kind="key", value=ref)]
 
 
-class TestingResults:
-    """One `testing.completed`, applied: never commits (the consumer runner does)."""
+class OutcomeService:
+    """Outcomes of badcases per model version: applied from `testing.completed`, read per badcase. Never commits
+    (the consumer runner and the request do)."""
 
-    def __init__(self, session: AsyncSession, settings: Settings, event: Envelope[TestingCompleted]) -> None:
-        self.session, self.settings, self.event = session, settings, event
+    def __init__(self, session: AsyncSession, settings: Settings) -> None:
+        self.repo = OutcomeRepository(session)
+        self.badcases = BadcaseService(session, settings)
+        self.production = ProductionService(session, settings)
+
+    async def apply_testing_completed(self, store: ObjectStore, event: Envelope[TestingCompleted]) -> Counter[str]:
+        counts = await _TestingResults(self, event).apply(store)
+        log.info("testing_outcomes_applied", task_id=str(event.data.task_id),
+                 function=function_of(event.data.function), **counts)
+        return counts
+
+    async def outcomes_of(self, badcase_id: uuid.UUID) -> BadcaseOutcomes:
+        """The badcase's outcome for every tested model version (latest first), with the full history."""
+        b = await self.badcases.get(badcase_id)
+        rows = await self.repo.for_badcase(badcase_id)
+        production = await self.production.production_of(b.function)
+        latest: dict[tuple[str, str], ModelVersionOutcome] = {}
+        for o in rows:  # newest first
+            key = (o.model_name, o.model_version)
+            if key in latest:
+                latest[key].tests += 1
+            else:
+                version = VersionRef(o.model_name, o.model_version, o.model_version_id)
+                latest[key] = ModelVersionOutcome(
+                    model_name=o.model_name, model_version=o.model_version, model_version_id=o.model_version_id,
+                    passed=o.passed, tests=1, last_tested_at=o.recorded_at,
+                    production=production is not None and production.same_as(version))
+        return BadcaseOutcomes(badcase_id=badcase_id, by_model_version=list(latest.values()),
+                               history=[OutcomeRead.model_validate(o, from_attributes=True) for o in rows])
+
+
+class _TestingResults:
+    """One `testing.completed`, applied."""
+
+    def __init__(self, service: OutcomeService, event: Envelope[TestingCompleted]) -> None:
+        self.service, self.event = service, event
         d = event.data
         self.function = function_of(d.function)
         self.version = VersionRef(d.model_name, d.model_version, d.model_version_id)
-        self.badcases = BadcaseService(session, settings)
         self.counts: Counter[str] = Counter()
 
     async def apply(self, store: ObjectStore) -> Counter[str]:
         # The function's production row first, as a promotion does: one lock order, and a promotion waits for
         # these outcomes (or went first, and this result is judged against its version).
-        production = await ProductionRepository(self.session).lock(self.function)
+        production = await self.service.production.lock(self.function)
         batch: list[TestingOutcomeLine] = []
         async for line in outcome_lines(store, self.event.data.outcomes_key):
             if line.badcase_id is None:
@@ -71,20 +103,20 @@ class TestingResults:
                 batch = []
         await self._record(batch)
         if is_production(production, self.version):
-            self.counts.update(await follow_production(
-                self.session, self.settings, production, actor=f"testing:{self.event.data.task_id}",
-                correlation=caused_by(self.event)))
+            # Statuses move through the badcases' own triage (`BadcaseService.set_status`), as a promotion's do.
+            self.counts.update(await self.service.production.follow(
+                production, actor=f"testing:{self.event.data.task_id}", correlation=caused_by(self.event)))
         return self.counts
 
     async def _record(self, lines: list[TestingOutcomeLine]) -> None:
         """The outcomes of a batch of lines: one query for their badcases' functions, one insert."""
         if not lines:
             return
-        functions = await BadcaseRepository(self.session).functions_of(list({ln.badcase_id for ln in lines
-                                                                             if ln.badcase_id}))
+        ids = list({ln.badcase_id for ln in lines if ln.badcase_id is not None})
+        functions = await self.service.badcases.functions_of(ids)
         d, now, outcomes = self.event.data, utcnow(), []
         for line in lines:
-            function = functions.get(line.badcase_id)  # type: ignore[arg-type]
+            function = functions.get(line.badcase_id) if line.badcase_id is not None else None
             if function is None:
                 self.counts["unknown"] += 1
             elif function != self.function:
@@ -95,7 +127,7 @@ class TestingResults:
                                         task_id=d.task_id, passed=line.correct, prediction=line.prediction,
                                         recorded_at=now))
                 self.counts["passed" if line.correct else "failed"] += 1
-        await OutcomeRepository(self.session).add_many(outcomes)
+        await self.service.repo.add_all(outcomes)
 
     async def _report(self, line: TestingOutcomeLine) -> None:
         d = self.event.data
@@ -112,32 +144,6 @@ class TestingResults:
             log.warning("testing_line_not_reportable", task_id=str(d.task_id), sample_id=line.sample_id,
                         error=str(exc)[:500])
             return
-        await self.badcases.record(report, ReportContext(reporter="mtt", source="testing", event_id=self.event.id,
-                                                         correlation=caused_by(self.event)))
+        await self.service.badcases.record(report, ReportContext(
+            reporter="mtt", source="testing", event_id=self.event.id, correlation=caused_by(self.event)))
         self.counts["reported"] += 1
-
-
-async def apply_testing_completed(session: AsyncSession, settings: Settings, store: ObjectStore,
-                                  event: Envelope[TestingCompleted]) -> Counter[str]:
-    counts = await TestingResults(session, settings, event).apply(store)
-    log.info("testing_outcomes_applied", task_id=str(event.data.task_id), function=function_of(event.data.function),
-             **counts)
-    return counts
-
-
-async def outcomes_of(session: AsyncSession, badcase_id: uuid.UUID, function: str) -> BadcaseOutcomes:
-    rows = await OutcomeRepository(session).for_badcase(badcase_id)
-    production = await production_of(session, function)
-    latest: dict[tuple[str, str], ModelVersionOutcome] = {}
-    for o in rows:  # newest first
-        key = (o.model_name, o.model_version)
-        if key in latest:
-            latest[key].tests += 1
-        else:
-            version = VersionRef(o.model_name, o.model_version, o.model_version_id)
-            latest[key] = ModelVersionOutcome(
-                model_name=o.model_name, model_version=o.model_version, model_version_id=o.model_version_id,
-                passed=o.passed, tests=1, last_tested_at=o.recorded_at,
-                production=production is not None and production.same_as(version))
-    return BadcaseOutcomes(badcase_id=badcase_id, by_model_version=list(latest.values()),
-                           history=[OutcomeRead.model_validate(o, from_attributes=True) for o in rows])

@@ -1,7 +1,7 @@
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bam.config import Settings
-from bam.production.service import promote
+from bam.production.service import ProductionService
 from mlife_shared.app import ServiceContext
 from mlife_shared.events import Envelope
 from mlife_shared.events.contracts import ModelPromoted
@@ -9,4 +9,4 @@ from mlife_shared.events.contracts import ModelPromoted
 
 async def on_model_promoted(event: Envelope[ModelPromoted], session: AsyncSession,
                             ctx: ServiceContext[Settings]) -> None:
-    await promote(session, ctx.settings, event)
+    await ProductionService(session, ctx.settings).promote(event)

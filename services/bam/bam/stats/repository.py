@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, get_args
 
 from sqlalchemy import (
     Date,
@@ -27,15 +27,15 @@ from sqlalchemy import (
     select,
     type_coerce,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import ColumnElement, TextClause
 
 from bam.badcase.filters import BadcaseFilter
 from bam.badcase.models import Badcase, BadcaseTag, Occurrence
 from bam.badcase.repository import BadcaseRepository
 from bam.badcase.schemas import Status
+from mlife_shared.repository import Repository
 
-OPEN = tuple(s for s in Status.__args__ if s not in ("fixed", "wont_fix"))  # type: ignore[attr-defined]
+OPEN = tuple(s for s in get_args(Status) if s not in ("fixed", "wont_fix"))
 Key = tuple[str | None, ...]
 
 
@@ -62,14 +62,13 @@ class GroupCounts:
     groups: int = 0
 
 
-class StatsRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-        self.badcases = BadcaseRepository(session)
+class StatsRepository(Repository):
+    def conditions(self, f: BadcaseFilter) -> list[ColumnElement[bool] | TextClause]:
+        return BadcaseRepository(self.session).conditions(f)
 
     def week_of(self, column: Any) -> ColumnElement[str]:
         # Literal SQL, not bound parameters: the same expression must match in SELECT and GROUP BY.
-        if self.badcases.dialect == "postgresql":
+        if self.is_postgresql:
             utc = func.timezone(literal_column("'UTC'"), column)
             return type_coerce(cast(func.date_trunc(literal_column("'week'"), utc), Date), WeekStart())
         return type_coerce(func.date(column, literal_column("'-6 days'"), literal_column("'weekday 1'")), WeekStart())
@@ -85,7 +84,7 @@ class StatsRepository:
         stmt = select(*keys, *extra).select_from(Badcase)
         if "tag" in attributes:
             stmt = stmt.outerjoin(BadcaseTag, BadcaseTag.badcase_id == Badcase.id)
-        return stmt.where(*self.badcases.conditions(f)).group_by(*keys), keys
+        return stmt.where(*self.conditions(f)).group_by(*keys), keys
 
     async def groups(self, f: BadcaseFilter, attributes: Sequence[str], limit: int) -> GroupCounts:
         """The `limit` largest groups, with the sum of all groups' counts and the number of groups."""
@@ -107,9 +106,8 @@ class StatsRepository:
         width = len(attributes)
         return [(tuple(r[:width]), int(r[width])) for r in (await self.session.execute(stmt)).all()]
 
-    async def count(self, f: BadcaseFilter) -> int:
-        stmt = select(func.count()).select_from(Badcase).where(*self.badcases.conditions(f))
-        return int(await self.session.scalar(stmt) or 0)
+    async def count_filtered(self, f: BadcaseFilter) -> int:
+        return int(await self.one(select(func.count()).select_from(Badcase).where(*self.conditions(f))) or 0)
 
     async def weekly(self, f: BadcaseFilter, start: datetime, end: datetime) -> Counter[tuple[str, str | None]]:
         """Counts per (kind, week) for the weeks in [start, end), and ('open', None): the badcases open now.
@@ -117,7 +115,7 @@ class StatsRepository:
         'closed' counts the badcases in their current closed status since that week: fixed since `fixed_at`,
         wont_fix since `updated_at` (no column keeps when it was decided; the last update is at or after it).
         Every condition is a range on one indexed timestamp, so only the weeks asked for are read."""
-        conditions = self.badcases.conditions(f)
+        conditions = self.conditions(f)
 
         def per_week(kind: str, column: Any, *where: Any, source: Any = Badcase) -> Select[Any, Any, Any]:
             week = self.week_of(column)

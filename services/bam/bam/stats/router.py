@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
 from bam.badcase.filters import FilterQuery
 from bam.stats.schemas import ATTRIBUTES, BadcaseStats, WeeklyStats
@@ -12,19 +12,26 @@ from mlife_shared.auth import Viewer
 
 router = APIRouter(prefix="/stats", tags=["stats"])
 Filter = FilterQuery
+
+
+def stats_service(session: SessionDep) -> StatsService:
+    return StatsService(session)
+
+
+StatsServiceDep = Annotated[StatsService, Depends(stats_service)]
 GROUP_BY = f"One attribute, or two separated by a comma for a confusion table: {', '.join(ATTRIBUTES)}"
 
 
 @router.get("")
-async def badcase_stats(session: SessionDep, _: Viewer, f: Filter,
+async def badcase_stats(service: StatsServiceDep, _: Viewer, f: Filter,
                         group_by: Annotated[str, Query(max_length=100, description=GROUP_BY)],
                         limit: Annotated[int, Query(ge=1, le=500)] = 50) -> BadcaseStats:
     """Counts and shares of the filtered badcases per attribute value, or per pair as a confusion table."""
-    return await StatsService(session).group(f, group_by, limit)
+    return await service.group(f, group_by, limit)
 
 
 @router.get("/weekly")
-async def weekly_stats(session: SessionDep, _: Viewer, f: Filter,
+async def weekly_stats(service: StatsServiceDep, _: Viewer, f: Filter,
                        weeks: Annotated[int, Query(ge=1, le=104)] = 12) -> WeeklyStats:
     """The burn-down of the filtered badcases: reported, fixed, regressed and open per ISO week (UTC)."""
-    return await StatsService(session).weekly(f, weeks)
+    return await service.weekly(f, weeks)

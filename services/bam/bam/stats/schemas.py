@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, Field
 
 Attribute = Literal["function", "system_version", "model_name", "model_version", "status", "severity", "source",
                     "owner", "media_type", "label", "prediction", "tag", "week"]
-ATTRIBUTES: tuple[Attribute, ...] = Attribute.__args__  # type: ignore[attr-defined]
+ATTRIBUTES: tuple[Attribute, ...] = get_args(Attribute)
 
 
 class StatsGroup(BaseModel):

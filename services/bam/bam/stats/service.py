@@ -17,13 +17,14 @@ from mlife_shared.db import utcnow
 
 def parse_group_by(raw: str) -> list[Attribute]:
     names = [n.strip() for n in raw.split(",")]
-    unknown = [n for n in names if n not in ATTRIBUTES]
+    known: dict[str, Attribute] = {a: a for a in ATTRIBUTES}
+    unknown = [n for n in names if n not in known]
     if unknown:
         raise InvalidGroupBy(f"cannot group by {', '.join(repr(n) for n in unknown)}; "
                              f"the attributes are: {', '.join(ATTRIBUTES)}")
     if len(names) > 2 or len(set(names)) != len(names):
         raise InvalidGroupBy("group by one attribute, or two different ones separated by a comma")
-    return names  # type: ignore[return-value]
+    return [known[n] for n in names]
 
 
 def week_start(moment: datetime) -> datetime:
@@ -40,7 +41,7 @@ class StatsService:
         attributes = parse_group_by(group_by)
         found = await self.repo.groups(f, attributes, limit)
         # Without the tag join every badcase is in exactly one group, so the groups add up to the total.
-        total = await self.repo.count(f) if "tag" in attributes else found.counted
+        total = await self.repo.count_filtered(f) if "tag" in attributes else found.counted
         shown = sum(n for _, n in found.rows)
         return BadcaseStats(
             total=total, group_by=attributes,

@@ -13,8 +13,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.config import SERVICES, Settings
 from gateway.edge.host import HostAllowList
-from gateway.session.service import authenticate_session
-from gateway.user.service import authenticate_token
+from gateway.session.service import SessionService
+from gateway.user.service import UserService
 from mlife_shared.auth import IDENTITY_HEADER, sign_identity
 from mlife_shared.errors import MLifeError, PayloadTooLarge, Unauthorized
 
@@ -48,7 +48,8 @@ async def send_error(send: Send, status: int, error: str, detail: Any, headers: 
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
-    for k, v in scope.get("headers", []):
+    headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
+    for k, v in headers:
         if k.lower() == name:
             return v.decode("latin-1")
     return None
@@ -190,7 +191,7 @@ class AuthMiddleware:
                 if scheme.lower() != "bearer" or not token.strip():
                     raise Unauthorized("send 'Authorization: Bearer <API token>'",
                                        headers={"WWW-Authenticate": "Bearer"})
-                return await authenticate_token(session, token.strip()), None
+                return await UserService(session).authenticate_token(token.strip()), None
             assert cookie is not None
-            return await authenticate_session(session, cookie, method=method,
-                                              csrf_header=_header(scope, CSRF_HEADER.encode()))
+            return await SessionService(session).authenticate(cookie, method=method,
+                                                              csrf_header=_header(scope, CSRF_HEADER.encode()))

@@ -1,6 +1,9 @@
-import re
+from __future__ import annotations
 
-from fastapi import APIRouter, Request
+import re
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
@@ -11,27 +14,32 @@ router = APIRouter()
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
+def upstreams(request: Request) -> Upstreams:
+    """The app's one proxy service (it holds the connection pool to the services)."""
+    found: Upstreams = request.app.state.upstreams
+    return found
+
+
+UpstreamsDep = Annotated[Upstreams, Depends(upstreams)]
+
+
 @router.get("/openapi.json", include_in_schema=False)
-async def openapi(request: Request) -> JSONResponse:
-    upstreams: Upstreams = request.app.state.upstreams
+async def openapi(request: Request, upstreams: UpstreamsDep) -> JSONResponse:
     return JSONResponse(await upstreams.merged_openapi(request.app.openapi()))
 
 
 @router.api_route("/api/{service}/{path:path}", methods=METHODS, include_in_schema=False)
-async def proxy(request: Request, service: str, path: str) -> Response:
+async def proxy(request: Request, service: str, path: str, upstreams: UpstreamsDep) -> Response:
     """Authentication already happened at the edge (gateway.edge.middleware); this only forwards."""
     if service == "gateway":
-        allowed = _methods_for(request)
-        if allowed:
-            raise MethodNotAllowed(f"{request.method} is not allowed here; use {', '.join(sorted(allowed))}",
-                                   headers={"Allow": ", ".join(sorted(allowed))})
+        own = _methods_for(request)
+        if own:
+            raise MethodNotAllowed.of(request.method, own)
         raise NotFound(f"the gateway has no {request.url.path}")
-    upstreams: Upstreams = request.app.state.upstreams
     upstreams.base(service)
     allowed = (await upstreams.spec_index(request.app.openapi())).allowed(service, request.url.path)
     if allowed is not None and request.method not in allowed:
-        raise MethodNotAllowed(f"{request.method} is not allowed here; use {', '.join(sorted(allowed))}",
-                               headers={"Allow": ", ".join(sorted(allowed))})
+        raise MethodNotAllowed.of(request.method, allowed)
     return await upstreams.forward(request, service, path)
 
 
@@ -39,6 +47,11 @@ class MethodNotAllowed(MLifeError):
     """This path does not take this method."""
 
     status_code = 405
+
+    @classmethod
+    def of(cls, method: str, allowed: set[str]) -> MethodNotAllowed:
+        methods = ", ".join(sorted(allowed))
+        return cls(f"{method} is not allowed here; use {methods}", headers={"Allow": methods})
 
 
 def _methods_for(request: Request) -> set[str]:

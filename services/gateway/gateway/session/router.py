@@ -1,14 +1,28 @@
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
 
 from gateway.config import Settings
 from gateway.edge.source import client_address, login_source
-from gateway.session import service
 from gateway.session.schemas import LoginRequest, LoginResponse, SessionState
+from gateway.session.service import LoginService, SessionService
 from mlife_shared.app import SessionDep
 from mlife_shared.auth import Viewer
 from mlife_shared.errors import MLifeError
 
 router = APIRouter(tags=["session"])
+
+
+def login_service(request: Request) -> LoginService:
+    return LoginService(request.app.state.db, request.app.state.settings)
+
+
+def session_service(session: SessionDep) -> SessionService:
+    return SessionService(session)
+
+
+LoginServiceDep = Annotated[LoginService, Depends(login_service)]
+SessionServiceDep = Annotated[SessionService, Depends(session_service)]
 
 
 def _client_ip(request: Request) -> str:
@@ -18,12 +32,11 @@ def _client_ip(request: Request) -> str:
 
 @router.post("/login", responses={401: {"description": "wrong user name or password"},
                                   429: {"description": "too many failed logins from your address"}})
-async def login(body: LoginRequest, request: Request, response: Response) -> LoginResponse:
+async def login(body: LoginRequest, request: Request, response: Response, service: LoginServiceDep) -> LoginResponse:
     """Log in with user name and password: sets the HttpOnly session cookie and returns the CSRF token
     to send as `X-CSRF-Token` on mutating requests."""
     settings: Settings = request.app.state.settings
-    result = await service.login(request.app.state.db, settings, username=body.username, password=body.password,
-                                 ip=_client_ip(request))
+    result = await service.login(username=body.username, password=body.password, ip=_client_ip(request))
     response.set_cookie(settings.session_cookie_name, result.cookie_value, max_age=result.max_age, path="/",
                         httponly=True, secure=settings.cookie_secure, samesite=settings.session_cookie_samesite)
     i = result.identity
@@ -31,7 +44,7 @@ async def login(body: LoginRequest, request: Request, response: Response) -> Log
 
 
 @router.get("/session")
-async def current_session(request: Request, session: SessionDep) -> SessionState:
+async def current_session(request: Request, service: SessionServiceDep) -> SessionState:
     """Public: whether this browser is logged in (and as whom, with its CSRF token). Lets the UI decide
     between the login page and the app without a 401."""
     settings: Settings = request.app.state.settings
@@ -39,7 +52,7 @@ async def current_session(request: Request, session: SessionDep) -> SessionState
     if not cookie:
         return SessionState(authenticated=False)
     try:
-        identity, csrf = await service.authenticate_session(session, cookie, method="GET", csrf_header=None)
+        identity, csrf = await service.authenticate(cookie, method="GET", csrf_header=None)
     except MLifeError:
         return SessionState(authenticated=False)
     return SessionState(authenticated=True, user=LoginResponse(id=identity.user_id, username=identity.username,
@@ -47,11 +60,11 @@ async def current_session(request: Request, session: SessionDep) -> SessionState
 
 
 @router.post("/logout", status_code=204, response_class=Response)
-async def logout(_: Viewer, request: Request, session: SessionDep) -> Response:
+async def logout(_: Viewer, request: Request, service: SessionServiceDep) -> Response:
     """Close this browser session (API tokens are revoked under /tokens)."""
     settings: Settings = request.app.state.settings
     if cookie := request.cookies.get(settings.session_cookie_name):
-        await service.logout(session, cookie)
+        await service.logout(cookie)
     response = Response(status_code=204)
     response.delete_cookie(settings.session_cookie_name, path="/", httponly=True, secure=settings.cookie_secure,
                            samesite=settings.session_cookie_samesite)
