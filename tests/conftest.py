@@ -62,6 +62,20 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
         await stop_stack(platform)
 
 
+# Under pytest-xdist with `--dist loadgroup` (make test), the tests that use one of these session platforms run on
+# one worker, which starts it once; the other worker runs the rest.
+XDIST_GROUPS = {"stack": "stack", "distributed": "e2e", "labelstudio": "labelstudio", "mlflow_server": "mlflow"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        group = next((g for fixture, g in XDIST_GROUPS.items() if fixture in fixtures), None)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """The session's template databases go when it ends."""
     try:
