@@ -150,50 +150,60 @@ class RequestBodyGuard:
             return
         kind = json_kind(scope)
         scanner = JsonDepthScanner(self.max_json_depth, sniff=kind == "maybe") if kind else None
-        refused: list[MLifeError] = []
-        started = False
-        body_done = False  # after the last chunk, `receive` only waits for a disconnect: never timed
-
-        async def _receive() -> Message:
-            nonlocal body_done
-            if refused:
-                raise _Refused(refused[0])
-            timeout = None if body_done else self.body_timeout
-            try:
-                if timeout:
-                    async with asyncio.timeout(timeout):  # no task per call, unlike wait_for: predict is hot
-                        message = await receive()
-                else:
-                    message = await receive()
-            except TimeoutError:
-                refused.append(BodyReadTimeout(
-                    f"no part of the request body arrived for {self.body_timeout:g} s; the connection is closed",
-                    headers={"Connection": "close"}))
-                raise _Refused(refused[0]) from None
-            if message["type"] != "http.request" or not message.get("more_body", False):
-                body_done = True
-            if (scanner is not None and message["type"] == "http.request"
-                    and not scanner.feed(message.get("body", b""))):
-                refused.append(JsonTooDeep(f"JSON nested deeper than {self.max_json_depth} levels: flatten the "
-                                           f"body (the limit is {self.max_json_depth})"))
-                raise _Refused(refused[0])
-            return message
-
-        async def _send(message: Message) -> None:
-            nonlocal started
-            if refused and not started:
-                return  # the app's answer to the refusal is dropped; the guard answers below
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        guarded = _GuardedExchange(receive, send, scanner, self.max_json_depth, self.body_timeout)
         try:
-            await self.app(scope, _receive, _send)
+            await self.app(scope, guarded.receive, guarded.send)
         except Exception:
-            if not refused or started:
+            if not guarded.refused or guarded.started:
                 raise
-        if refused and not started:
-            await _send_error(send, refused[0])
+        if guarded.refused and not guarded.started:
+            await _send_error(send, guarded.refused[0])
+
+
+class _GuardedExchange:
+    """One request's `receive` (timed per chunk, its JSON depth scanned) and `send` (dropping the app's
+    answer to a refusal, which the guard then answers itself)."""
+
+    __slots__ = ("_receive", "_send", "body_done", "body_timeout", "max_json_depth", "refused", "scanner", "started")
+
+    def __init__(self, receive: Receive, send: Send, scanner: JsonDepthScanner | None, max_json_depth: int,
+                 body_timeout: float | None) -> None:
+        self._receive, self._send = receive, send
+        self.scanner, self.max_json_depth, self.body_timeout = scanner, max_json_depth, body_timeout
+        self.refused: list[MLifeError] = []
+        self.started = False
+        self.body_done = False  # after the last chunk, `receive` only waits for a disconnect: never timed
+
+    async def receive(self) -> Message:
+        if self.refused:
+            raise _Refused(self.refused[0])
+        timeout = None if self.body_done else self.body_timeout
+        try:
+            if timeout:
+                async with asyncio.timeout(timeout):  # no task per call, unlike wait_for: predict is hot
+                    message = await self._receive()
+            else:
+                message = await self._receive()
+        except TimeoutError:
+            self.refused.append(BodyReadTimeout(
+                f"no part of the request body arrived for {self.body_timeout:g} s; the connection is closed",
+                headers={"Connection": "close"}))
+            raise _Refused(self.refused[0]) from None
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            self.body_done = True
+        if (self.scanner is not None and message["type"] == "http.request"
+                and not self.scanner.feed(message.get("body", b""))):
+            self.refused.append(JsonTooDeep(f"JSON nested deeper than {self.max_json_depth} levels: flatten the "
+                                            f"body (the limit is {self.max_json_depth})"))
+            raise _Refused(self.refused[0])
+        return message
+
+    async def send(self, message: Message) -> None:
+        if self.refused and not self.started:
+            return  # the app's answer to the refusal is dropped; the guard answers below
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self._send(message)
 
 
 async def _send_error(send: Send, error: MLifeError) -> None:

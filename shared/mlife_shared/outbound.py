@@ -248,23 +248,28 @@ async def fetch(method: str, url: str, *, allow: Sequence[str], what: str = "the
                         method, content = "GET", None
                         sent_headers = {k: v for k, v in sent_headers.items() if k.lower() != "content-type"}
                     continue
-                body = bytearray()
-                try:
-                    async for chunk in response.aiter_raw():
-                        body.extend(chunk)
-                        if len(body) > max_bytes:
-                            raise OutboundError(f"{what}: the answer of {target.host} is larger than {max_bytes} "
-                                                "bytes", host=target.host, upstream_status=response.status_code)
-                except httpx.HTTPError as exc:
-                    raise OutboundError(f"{what}: {target.host} failed while answering ({type(exc).__name__})",
-                                        host=target.host, upstream_status=response.status_code) from exc
-                if response.headers.get("content-encoding", "identity").lower() not in ("identity", ""):
-                    body = bytearray(_decode(bytes(body), response.headers["content-encoding"], max_bytes,
-                                             what, target.host))
-                return OutboundResponse(response.status_code, response.headers, bytes(body), target.host)
+                body = await _read_body(response, max_bytes, what, target.host)
+                return OutboundResponse(response.status_code, response.headers, body, target.host)
             finally:
                 await response.aclose()
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _read_body(response: httpx.Response, max_bytes: int, what: str, host: str) -> bytes:
+    """The answer's body, at most `max_bytes` read off the wire and at most `max_bytes` once decompressed."""
+    body = bytearray()
+    try:
+        async for chunk in response.aiter_raw():
+            body.extend(chunk)
+            if len(body) > max_bytes:
+                raise OutboundError(f"{what}: the answer of {host} is larger than {max_bytes} bytes", host=host,
+                                    upstream_status=response.status_code)
+    except httpx.HTTPError as exc:
+        raise OutboundError(f"{what}: {host} failed while answering ({type(exc).__name__})", host=host,
+                            upstream_status=response.status_code) from exc
+    if response.headers.get("content-encoding", "identity").lower() not in ("identity", ""):
+        return _decode(bytes(body), response.headers["content-encoding"], max_bytes, what, host)
+    return bytes(body)
 
 
 def _decode(body: bytes, encoding: str, max_bytes: int, what: str, host: str) -> bytes:
