@@ -5,7 +5,6 @@ the runner's transaction does."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import timedelta
 
 from mlife_shared.db import utcnow
@@ -59,10 +58,6 @@ class RunService(TaskUseCase):
         row = await self.repo.task(task_id)
         if row is not None:
             row.mlflow_experiment_id, row.mlflow_run_id = experiment_id, run_id
-
-    async def pending_requests(self, limit: int) -> Sequence[RunRequest]:
-        """Run requests not yet on the work queue (locked: one dispatcher publishes each)."""
-        return await self.repo.pending_run_requests(limit)
 
     async def finish(self, task_id: uuid.UUID, attempt: int, result: RunResult) -> None:
         """The attempt's end state, and its events: task.finished (with model.uploaded and testing.completed) or
