@@ -17,7 +17,7 @@ import os
 import socket
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 FILTERS = ("q", "function", "system_version", "model_name", "model_version", "status", "severity", "source",
            "label", "prediction", "tag", "owner", "task_id", "deployment_id", "model_version_id")
@@ -387,6 +387,9 @@ def cmd_feedback(args: argparse.Namespace) -> int:
     return 0
 
 
+Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--url", help="gateway URL (default: $MLIFE_URL, then `mlife login`'s)")
@@ -398,13 +401,29 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, default=None, help="gateway port (default: $MLIFE_PORT or 8000)")
     sub.add_parser("demo", help="the closed loop on scikit-learn's digits against a running platform "
                                 "(`mlife demo --help`)")
+    _account_commands(sub, common)
+    _badcase_commands(sub, common)
+    _data_commands(sub, common)
+    _document_commands(sub, common)
+    _dataset_commands(sub, common)
+    _task_commands(sub, common)
+    _model_commands(sub, common)
+    _gate_commands(sub, common)
+    _deploy_commands(sub, common)
+    _predict_commands(sub, common)
+    _feedback_commands(sub, common)
+    return parser
 
+
+def _account_commands(sub: Subcommands, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("login", parents=[common], help="log in and keep an API token in ~/.config/mlife")
     p.add_argument("--username")
     p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     p.set_defaults(func=cmd_login)
     sub.add_parser("whoami", parents=[common], help="who the token belongs to").set_defaults(func=cmd_whoami)
 
+
+def _badcase_commands(sub: Subcommands, common: argparse.ArgumentParser) -> None:
     bc = sub.add_parser("badcase", help="report, import, list and count badcases").add_subparsers(dest="action", required=True)
     p = bc.add_parser("add", parents=[common], help="report a badcase (merged when it is a duplicate)")
     p.add_argument("--function", required=True)
@@ -440,6 +459,8 @@ def build_parser() -> argparse.ArgumentParser:
     for parser_ in bc.choices.values():
         parser_.set_defaults(func=cmd_badcase)
 
+
+def _data_commands(sub: Subcommands, common: argparse.ArgumentParser) -> None:
     data = sub.add_parser("data", help="upload data to DAM").add_subparsers(dest="action", required=True)
     p = data.add_parser("upload", parents=[common], help="upload a folder: MD5 precheck, parallel, progress bar")
     p.add_argument("dir")
@@ -448,6 +469,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_data)
 
+
+def _document_commands(sub: Subcommands, common: argparse.ArgumentParser) -> None:
     doc = sub.add_parser("document", help="import / export DAM documents").add_subparsers(dest="action", required=True)
     p = doc.add_parser("import", parents=[common])
     p.add_argument("path")
@@ -467,6 +490,8 @@ def build_parser() -> argparse.ArgumentParser:
     for parser_ in doc.choices.values():
         parser_.set_defaults(func=cmd_document)
 
+
+def _dataset_commands(sub: Subcommands, common: argparse.ArgumentParser) -> None:
     ds = sub.add_parser("dataset", help="group items into datasets").add_subparsers(dest="action", required=True)
     p = ds.add_parser("group", parents=[common])
     p.add_argument("--name", required=True)
@@ -476,6 +501,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--function", help="the function the data is for (its training tasks and models serve it)")
     p.set_defaults(func=cmd_dataset)
 
+
+def _task_commands(sub: Subcommands, common: argparse.ArgumentParser) -> None:
     task = sub.add_parser("task", help="training and testing tasks").add_subparsers(dest="action", required=True)
     p = task.add_parser("create", parents=[common])
     p.add_argument("--kind", choices=["train", "test"], required=True)
@@ -501,6 +528,8 @@ def build_parser() -> argparse.ArgumentParser:
     for parser_ in task.choices.values():
         parser_.set_defaults(func=cmd_task)
 
+
+def _model_commands(sub: Subcommands, common: argparse.ArgumentParser) -> None:
     model = sub.add_parser("model", help="the model registry").add_subparsers(dest="action", required=True)
     model.add_parser("list", parents=[common])
     p = model.add_parser("alias", parents=[common], help="point an alias at a version")
@@ -515,6 +544,8 @@ def build_parser() -> argparse.ArgumentParser:
     for parser_ in model.choices.values():
         parser_.set_defaults(func=cmd_model)
 
+
+def _gate_commands(sub: Subcommands, common: argparse.ArgumentParser) -> None:
     gate = sub.add_parser("gate", help="the deployment gate").add_subparsers(dest="action", required=True)
     p = gate.add_parser("preview", parents=[common], help="what the gate would say about a version now (exit 3 if "
                         "it would block)")
@@ -525,6 +556,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max", type=float)
     p.set_defaults(func=cmd_gate)
 
+
+def _deploy_commands(sub: Subcommands, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("deploy", parents=[common], help="request a deployment (the gate decides), or roll one back",
                        usage="mlife deploy NAME --version ID [--version ID ...] [options]\n"
                              "       mlife deploy rollback DEPLOYMENT --reason REASON [options]")
@@ -539,11 +572,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", help="why it is rolled back (recorded)")
     p.set_defaults(func=cmd_deploy)
 
+
+def _predict_commands(sub: Subcommands, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("predict", parents=[common], help="call a deployment")
     p.add_argument("deployment")
     p.add_argument("--input", required=True, help='JSON inputs, e.g. {"x": [[1,0,0,0]]}, or @file.json')
     p.set_defaults(func=cmd_predict)
 
+
+def _feedback_commands(sub: Subcommands, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("feedback", parents=[common], help="flag a served prediction as wrong (BAM files a badcase)")
     p.add_argument("deployment", help="deployment name or id")
     given = p.add_mutually_exclusive_group()
@@ -558,7 +595,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--client-id")
     p.add_argument("--device-id")
     p.set_defaults(func=cmd_feedback)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> None:
