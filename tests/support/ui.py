@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import re
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -90,6 +91,25 @@ async def register_model(stack: Stack, name: str, function: str | None = None) -
         if function is not None:
             assert (await c.patch(f"/api/msm/models/{name}", json={"function": function})).status_code == 200
         return dict(r.json())
+
+
+async def open_new_model(p: Page, stack: Stack, role: str, prefix: str) -> tuple[Any, str]:
+    """A new model with a function of its own (`fn-<name>`) registered, its page opened as `role`: the page, the name."""
+    require(stack, "msm")
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    await register_model(stack, name, function=f"fn-{name}")
+    return await open_as(p, stack, role, f"#/models/{name}"), name
+
+
+DEPLOYMENT_FORM = "form[aria-label='Request a deployment']"
+
+
+async def fill_deployment_request(p: Any, endpoint: str, version_id: str) -> str:
+    """The deployments page's request form filled with an endpoint name and a model version; its selector."""
+    await p.wait_for_selector(DEPLOYMENT_FORM)
+    await p.fill(f"{DEPLOYMENT_FORM} input[name=name]", endpoint)
+    await p.select_option(f"{DEPLOYMENT_FORM} select[name=version]", version_id)
+    return DEPLOYMENT_FORM
 
 
 async def table_document(stack: Stack, name: str, rows: str | None = None) -> dict[str, Any]:

@@ -4,29 +4,13 @@ stays free of errors."""
 
 from __future__ import annotations
 
-import io
 import re
 import uuid
 
 import httpx
-from PIL import Image
 
 from tests.support.stack import Stack
-from tests.support.ui import Page, login
-
-
-def png(color: tuple[int, int, int], size: int = 64) -> bytes:
-    buf = io.BytesIO()
-    img = Image.new("RGB", (size, size), color)
-    for i in range(size):  # a pattern, so two colours are not near-duplicates
-        img.putpixel((i, (i * 7) % size), (255 - color[0], 255 - color[1], 255 - color[2]))
-    img.save(buf, format="PNG")
-    return buf.getvalue()
-
-
-async def chart_points(page: object, container: str) -> list[int]:
-    await page.wait_for_selector(f"{container} canvas")
-    return [int(x) for x in await page.eval_on_selector_all(f"{container} canvas", "cs => cs.map(c => c.dataset.points)")]
+from tests.support.ui import Page, chart_points, fill_deployment_request, login, png, register_model, require
 
 
 async def test_login_dashboard_and_logout(page: Page, stack: Stack) -> None:
@@ -129,17 +113,18 @@ async def test_a_viewer_sees_no_write_forms(page: Page, stack: Stack) -> None:
     await p.click("nav a[href='#/badcases']")
     await p.wait_for_selector("form[aria-label='Filter badcases']")
     assert await p.query_selector("form[aria-label='Report a badcase']") is None
+    await p.click("nav a[href='#/webhooks']")
+    await p.wait_for_selector("main h1:text('Webhooks')")
+    assert "managed by maintainers" in await p.inner_text("main")
+    assert await p.query_selector("form[aria-label='Create a webhook']") is None
     assert page.console_errors() == []
 
 
 async def test_upload_a_file_with_progress(page: Page, stack: Stack, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    require(stack, "dam")
     await login(page, stack, "tester")
     p = page.page
     await p.click("nav a[href='#/data']")
-    if "dam" not in stack.up:
-        await p.wait_for_selector("text=DAM: service not available")
-        assert page.console_errors() == []
-        return
     f = tmp_path / f"sample-{uuid.uuid4().hex[:6]}.png"
     f.write_bytes(png((10, 120, 240), size=300))
     await p.wait_for_selector("input[name=files]")
@@ -155,31 +140,15 @@ async def test_upload_a_file_with_progress(page: Page, stack: Stack, tmp_path) -
 
 
 async def test_request_a_deployment_and_see_the_gate(page: Page, stack: Stack) -> None:
+    require(stack, "msm")
     await login(page, stack, "maintainer")
     p = page.page
     await p.click("nav a[href='#/deployments']")
-    if "msm" not in stack.up:
-        await p.wait_for_selector("text=MSM: service not available")
-        assert page.console_errors() == []
-        return
-    from tests.msm.onnx_models import identity_classifier
-
     name = f"ui-model-{uuid.uuid4().hex[:6]}"
-    async with httpx.AsyncClient(base_url=stack.url, headers=stack.auth("engineer"), timeout=60) as c:
-        r = await c.post(f"/api/msm/models/{name}/versions", content=identity_classifier(4),
-                         headers={"content-type": "application/octet-stream"})
-        assert r.status_code == 201, r.text
-        # a function of its own: no badcase test set, no test split
-        r = await c.patch(f"/api/msm/models/{name}", json={"function": f"fn-{name}"})
-        assert r.status_code == 200, r.text
+    version = await register_model(stack, name, function=f"fn-{name}")  # a function of its own: nothing to test it on
     await p.reload()
-    form = "form[aria-label='Request a deployment']"
-    await p.wait_for_selector(form)
     endpoint = f"ui-{uuid.uuid4().hex[:6]}"
-    await p.fill(f"{form} input[name=name]", endpoint)
-    value = await p.eval_on_selector(f"{form} select[name=version]",
-                                     f"s => [...s.options].find(o => o.textContent.startsWith('{name} ')).value")
-    await p.select_option(f"{form} select[name=version]", value)
+    form = await fill_deployment_request(p, endpoint, version["id"])
     await p.click(f"{form} button[type=submit]")
     section = "section:has(h2:text('Request a deployment'))"
     # Nothing to test it on (no test split, no badcase test set of its function): MSM's gate blocks, and the page
@@ -200,13 +169,10 @@ async def test_request_a_deployment_and_see_the_gate(page: Page, stack: Stack) -
 
 
 async def test_documents_distributions_and_group_items(page: Page, stack: Stack, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    require(stack, "dam")
     await login(page, stack, "engineer")
     p = page.page
     await p.click("nav a[href='#/data']")
-    if "dam" not in stack.up:
-        await p.wait_for_selector("text=DAM: service not available")
-        assert page.console_errors() == []
-        return
     from mlife.client import Client
 
     folder = tmp_path / "imgs"

@@ -9,8 +9,8 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from tests.gateway.stack import Stack
-from tests.ui.conftest import Page
+from tests.support.stack import Stack
+from tests.support.ui import Page
 
 ASSET = re.compile(r"""<(?:script|link|img)\b[^>]*?\b(?:src|href)=["']([^"']+)["']""", re.IGNORECASE)
 

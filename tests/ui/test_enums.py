@@ -9,9 +9,8 @@ from typing import Any
 
 import httpx
 
-from tests.gateway.stack import Stack
-from tests.ui.conftest import Page
-from tests.ui.test_browser import login
+from tests.support.stack import Stack
+from tests.support.ui import Page, login
 
 
 def enum_of(schema: dict[str, Any], spec: dict[str, Any]) -> list[str]:

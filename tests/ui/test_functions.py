@@ -5,64 +5,38 @@ services' APIs, as a client would."""
 
 from __future__ import annotations
 
-import asyncio
-import re
 import uuid
 from typing import Any
 
-import httpx
-
 from tests.support.stack import Stack
-from tests.support.ui import Page, login
-
-NULL = re.compile(r"\bnull\b|\bundefined\b|\[object Object\]")
-
-
-def client(stack: Stack, role: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=stack.url, headers=stack.auth(role), timeout=60)
-
-
-async def model_with_function(stack: Stack, name: str, function: str | None) -> dict[str, Any]:
-    """A registered ONNX version of model `name`, its model serving `function` (none: left unset)."""
-    from tests.msm.onnx_models import identity_classifier
-
-    async with client(stack, "engineer") as c:
-        r = await c.post(f"/api/msm/models/{name}/versions", content=identity_classifier(4),
-                         headers={"content-type": "application/octet-stream"})
-        assert r.status_code == 201, r.text
-        version = r.json()
-        if function is not None:
-            r = await c.patch(f"/api/msm/models/{name}", json={"function": function})
-            assert r.status_code == 200, r.text
-    return version
+from tests.support.ui import (
+    Page,
+    client,
+    eventually,
+    fill_deployment_request,
+    group,
+    no_null_text,
+    open_as,
+    open_new_model,
+    register_model,
+    require,
+    table_document,
+)
 
 
 async def table_dataset(stack: Stack, name: str, function: str) -> dict[str, Any]:
     """A plain table document (features and a label, no files) grouped into train/test datasets of `function`."""
     rows = "f0,f1,f2,f3,label\n" + "".join(f"{i % 4},{(i * 3) % 5},{i % 2},{i},{i % 2}\n" for i in range(12))
-    async with client(stack, "engineer") as c:
-        r = await c.post("/api/dam/documents", params={"name": name, "format": "csv"}, content=rows,
-                         headers={"content-type": "text/csv"})
-        assert r.status_code == 201, r.text
-        doc = r.json()
-        assert doc["kind"] == "table", doc
-        r = await c.post("/api/dam/datasets", json={"name": name, "documents": [{"id": doc["id"]}], "function": function})
-        assert r.status_code == 201, r.text
-        return {"document": doc, **{d["purpose"]: d for d in r.json()["datasets"]}}
-
-
-async def no_null_text(p: object) -> None:
-    """Nothing on the page reads `null`, `undefined` or `[object Object]` (an empty field renders empty)."""
-    body = await p.inner_text("main")
-    assert not NULL.search(body), NULL.search(body).group(0) + " in: " + body[:3000]
+    doc = await table_document(stack, name, rows)
+    assert doc["kind"] == "table", doc
+    return {"document": doc, **await group(stack, name, doc["id"], function=function)}
 
 
 async def test_badcase_detail_links_to_its_task_and_deployment(page: Page, stack: Stack) -> None:
-    if not {"bam", "dam", "mtt", "msm"} <= set(stack.up):
-        raise AssertionError(f"every service must be up: {stack.down}")
+    require(stack, "bam", "dam", "mtt", "msm")
     marker = uuid.uuid4().hex[:6]
     function, name = f"wine-{marker}", f"wine-model-{marker}"
-    version = await model_with_function(stack, name, function)
+    version = await register_model(stack, name, function=function)
     data = await table_dataset(stack, f"wine-{marker}", function)
     async with client(stack, "engineer") as c:
         # a training task on the table (a draft: no code)
@@ -87,9 +61,7 @@ async def test_badcase_detail_links_to_its_task_and_deployment(page: Page, stack
         badcase = r.json()
         assert badcase["task_id"] == task["id"] and badcase["deployment_id"] == deployment_id
 
-    await login(page, stack, "viewer")
-    p = page.page
-    await p.goto(f"{stack.url}/#/badcases/{badcase['id']}")
+    p = await open_as(page, stack, "viewer", f"#/badcases/{badcase['id']}")
     await p.wait_for_selector(f"h1:text('Badcase: {function}')")
     details = "section:has(h2:text('Details'))"
     assert function in await p.text_content(details)
@@ -134,41 +106,33 @@ async def badcase_test_set(stack: Stack, function: str, marker: str) -> str:
         r = await c.post("/api/bam/badcases/add-to-test-data", json={"ids": [r.json()["id"]]})
         assert r.status_code == 200 and r.json()["added"] == 1, r.text
     async with client(stack, "viewer") as c:
-        for _ in range(240):
+
+        async def _frozen() -> str | None:
             r = await c.get("/api/dam/datasets", params={"function": function, "is_badcase_test_set": "true"})
-            if r.status_code == 200 and r.json():
-                return str(r.json()[0]["id"])
-            await asyncio.sleep(0.5)
-    raise AssertionError(f"no badcase test set of {function} was frozen by DAM")
+            return str(r.json()[0]["id"]) if r.status_code == 200 and r.json() else None
+
+        return await eventually(_frozen, f"DAM freezes a badcase test set of {function}")
 
 
 async def test_deployment_awaiting_tests_shows_its_progress(page: Page, stack: Stack) -> None:
-    if not {"bam", "dam", "mtt", "msm"} <= set(stack.up):
-        raise AssertionError(f"every service must be up: {stack.down}")
+    require(stack, "bam", "dam", "mtt", "msm")
     marker = uuid.uuid4().hex[:6]
     function, name = f"shapes-{marker}", f"shapes-model-{marker}"
-    version = await model_with_function(stack, name, function)
+    version = await register_model(stack, name, function=function)
     await badcase_test_set(stack, function, marker)
     async with client(stack, "viewer") as c:  # MSM knows the set once its gate would wait for a result on it
-        for _ in range(240):
-            gate = (await c.get(f"/api/msm/model-versions/{version['id']}/gate")).json()
-            if any(r.startswith("waiting for") and "badcase test set" in r for r in gate.get("reasons", [])):
-                break
-            await asyncio.sleep(0.5)
-        else:
-            raise AssertionError(f"MSM never learnt the badcase test set of {function}: {gate}")
 
-    await login(page, stack, "engineer")
-    p = page.page
-    await p.click("nav a[href='#/deployments']")
-    form = "form[aria-label='Request a deployment']"
-    await p.wait_for_selector(form)
+        async def _waiting() -> bool:
+            gate = (await c.get(f"/api/msm/model-versions/{version['id']}/gate")).json()
+            return any(r.startswith("waiting for") and "badcase test set" in r for r in gate.get("reasons", []))
+
+        await eventually(_waiting, f"MSM learns the badcase test set of {function}")
+
+    p = await open_as(page, stack, "engineer", "#/deployments")
     endpoint = f"shapes-{marker}"
-    await p.fill(f"{form} input[name=name]", endpoint)
-    option = await p.eval_on_selector(f"{form} select[name=version]",
-                                      f"s => [...s.options].find(o => o.value === '{version['id']}').textContent")
+    form = await fill_deployment_request(p, endpoint, version["id"])
+    option = await p.eval_on_selector(f"{form} select[name=version]", "s => s.selectedOptions[0].textContent")
     assert f"({function})" in option, "the version's model names its function"
-    await p.select_option(f"{form} select[name=version]", version["id"])
     # a threshold on the badcase test set, through the set selector
     await p.click(f"{form} button:text('Add a threshold')")
     await p.select_option(f"{form} .threshold select[name=t_set]", "badcase_test_set")
@@ -204,14 +168,11 @@ async def test_deployment_awaiting_tests_shows_its_progress(page: Page, stack: S
 
 
 async def test_model_function_is_shown_and_edited(page: Page, stack: Stack) -> None:
-    if "msm" not in stack.up:
-        raise AssertionError(f"MSM must be up: {stack.down}")
+    require(stack, "msm")
     marker = uuid.uuid4().hex[:6]
     name = f"faces-{marker}"
-    await model_with_function(stack, name, None)
-    await login(page, stack, "engineer")
-    p = page.page
-    await p.click("nav a[href='#/models']")
+    await register_model(stack, name)
+    p = await open_as(page, stack, "engineer", "#/models")
     await p.wait_for_selector(f"main a:text('{name}')")
     assert "not set (needed to deploy)" in await p.text_content(f"main tr:has(a:text('{name}'))")
     await p.click(f"main a:text('{name}')")
@@ -237,13 +198,7 @@ async def test_model_function_is_shown_and_edited(page: Page, stack: Stack) -> N
 
 
 async def test_a_viewer_cannot_edit_a_model_function(page: Page, stack: Stack) -> None:
-    if "msm" not in stack.up:
-        raise AssertionError(f"MSM must be up: {stack.down}")
-    name = f"viewer-{uuid.uuid4().hex[:6]}"
-    await model_with_function(stack, name, f"fn-{name}")
-    await login(page, stack, "viewer")
-    p = page.page
-    await p.goto(f"{stack.url}/#/models/{name}")
+    p, name = await open_new_model(page, stack, "viewer", "viewer")
     await p.wait_for_selector(f"[data-field=function]:has-text('fn-{name}')")
     assert await p.query_selector("form[aria-label='Set the function']") is None
     await no_null_text(p)
@@ -251,14 +206,11 @@ async def test_a_viewer_cannot_edit_a_model_function(page: Page, stack: Stack) -
 
 
 async def test_table_document_features_and_group_items_leakage(page: Page, stack: Stack, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    if not {"bam", "dam"} <= set(stack.up):
-        raise AssertionError(f"BAM and DAM must be up: {stack.down}")
+    require(stack, "bam", "dam")
     marker = uuid.uuid4().hex[:6]
     function = f"iris-{marker}"
     await badcase_test_set(stack, function, marker)  # its one row: f0=0, f1=1, f2=0, f3=0
-    await login(page, stack, "engineer")
-    p = page.page
-    await p.click("nav a[href='#/data']")
+    p = await open_as(page, stack, "engineer", "#/data")
     # the function's badcase test set is a document of that function; its tabular row shows its features
     await p.wait_for_selector(f"main a:text('badcase test set: {function}')")
     assert function in await p.text_content(f"main tr:has(a:text('badcase test set: {function}'))")
@@ -304,13 +256,7 @@ async def test_table_document_features_and_group_items_leakage(page: Page, stack
 
 
 async def test_a_maintainer_sets_the_default_thresholds_of_a_function(page: Page, stack: Stack) -> None:
-    if "msm" not in stack.up:
-        raise AssertionError(f"MSM must be up: {stack.down}")
-    name = f"digits-{uuid.uuid4().hex[:6]}"
-    await model_with_function(stack, name, f"fn-{name}")
-    await login(page, stack, "maintainer")
-    p = page.page
-    await p.goto(f"{stack.url}/#/models/{name}")
+    p, name = await open_new_model(page, stack, "maintainer", "digits")
     form = "form[aria-label='Default thresholds']"
     await p.wait_for_selector(form)
     await p.click(f"{form} button:text('Add a threshold')")

@@ -24,6 +24,7 @@ from tests.support.ui import (
     client,
     create_task,
     eventually,
+    fill_deployment_request,
     group,
     open_as,
     register_model,
@@ -90,10 +91,7 @@ async def test_request_with_user_metrics_attach_badcases_and_record_values(page:
         assert r.status_code == 201, r.text
         badcase = r.json()["id"]
     p = await open_as(page, stack, "maintainer", "#/deployments")
-    form = "form[aria-label='Request a deployment']"
-    await p.wait_for_selector(form)
-    await p.fill(f"{form} input[name=name]", name)
-    await p.select_option(f"{form} select[name=version]", version["id"])
+    form = await fill_deployment_request(p, name, version["id"])
     await p.fill(f"{form} input[name=override_reason]", "the operate page test")
     await p.fill(f"{form} input[name=metrics_schema]", "latency_ms:number, approved:boolean")
     await p.click(f"{form} button[type=submit]")
@@ -139,8 +137,12 @@ async def test_edit_a_task_and_upload_its_files(page: Page, stack: Stack, tmp_pa
     await p.fill(f"{edit} input[name=command]", "python train.py --epochs 1")
     await p.click(f"{edit} button")
     await p.wait_for_selector("dl.kv dd:text-is('python train.py --epochs 1')")
-    for label, key in (("code (.zip or .tar.gz)", "code"), ("a model", "model"), ("a result file", "result"),
-                       ("log text", "log")):
+    code_form = "form[aria-label='Upload code (.zip or .tar.gz)']"
+    await p.set_input_files(f"{code_form} input[name=file]", str(files["code"]))
+    await p.click(f"{code_form} button")
+    await p.wait_for_selector("#toast div:text('Code stored')")
+    await p.wait_for_selector("dl.kv dd:text-matches('^store:')")
+    for label, key in (("a model", "model"), ("a result file", "result"), ("log text", "log")):
         await p.set_input_files(f"form[aria-label='Upload {label}'] input[name=file]", str(files[key]))
         await p.click(f"form[aria-label='Upload {label}'] button")
         await p.wait_for_selector(f"[data-uploaded='{label}']")

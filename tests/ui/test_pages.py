@@ -5,7 +5,6 @@ dead letter, by a malformed event on the bus, as a faulty producer would send it
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
@@ -16,13 +15,19 @@ from typing import Any
 
 import httpx
 
-from tests.gateway.stack import Stack
-from tests.ui.conftest import Page
-from tests.ui.test_browser import login
-
-
-def client(stack: Stack, role: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=stack.url, headers=stack.auth(role), timeout=60)
+from tests.support.stack import Stack
+from tests.support.ui import (
+    Page,
+    client,
+    create_task,
+    eventually,
+    group,
+    login,
+    open_as,
+    register_model,
+    require,
+    table_document,
+)
 
 
 async def download(p: Any, selector: str, tmp_path: Path) -> bytes:
@@ -33,23 +38,6 @@ async def download(p: Any, selector: str, tmp_path: Path) -> bytes:
     target = tmp_path / d.suggested_filename
     await d.save_as(str(target))
     return target.read_bytes()
-
-
-async def table_document(stack: Stack, name: str) -> dict[str, Any]:
-    rows = "f0,f1,label\n" + "".join(f"{i},{(i * 7) % 5},{'cat' if i % 3 else 'dog'}\n" for i in range(12))
-    async with client(stack, "engineer") as c:
-        r = await c.post("/api/dam/documents", params={"name": name, "format": "csv"}, content=rows,
-                         headers={"content-type": "text/csv"})
-        assert r.status_code == 201, r.text
-        return r.json()
-
-
-async def group(stack: Stack, name: str, document_id: str, seed: int) -> dict[str, dict[str, Any]]:
-    async with client(stack, "engineer") as c:
-        r = await c.post("/api/dam/datasets", json={"name": name, "documents": [{"id": document_id}],
-                                                    "split": {"train": 0.5, "test": 0.5}, "seed": seed})
-        assert r.status_code == 201, r.text
-        return {d["purpose"]: d for d in r.json()["datasets"]}
 
 
 async def test_dead_letters_page_shows_a_malformed_event(page: Page, stack: Stack) -> None:
@@ -64,11 +52,12 @@ async def test_dead_letters_page_shows_a_malformed_event(page: Page, stack: Stac
     finally:
         await nc.close()
     async with client(stack, "viewer") as c:
-        for _ in range(120):
+
+        async def _dead_lettered() -> list[dict[str, Any]] | None:
             letters = (await c.get("/api/bam/dead-letters")).json()
-            if any(marker in (d["payload"] or "") for d in letters):
-                break
-            await asyncio.sleep(0.5)
+            return letters if any(marker in (d["payload"] or "") for d in letters) else None
+
+        letters = await eventually(_dead_lettered, "BAM dead-letters the malformed event")
     mine = next(d for d in letters if marker in (d["payload"] or ""))
 
     await login(page, stack, "viewer")
@@ -92,21 +81,10 @@ async def test_dead_letters_page_shows_a_malformed_event(page: Page, stack: Stac
     assert page.console_errors() == []
 
 
-async def test_webhooks_page_for_maintainers_only(page: Page, stack: Stack) -> None:
-    await login(page, stack, "viewer")
-    p = page.page
-    await p.click("nav a[href='#/webhooks']")
-    await p.wait_for_selector("main h1:text('Webhooks')")
-    assert "managed by maintainers" in await p.inner_text("main")
-    assert await p.query_selector("form[aria-label='Create a webhook']") is None
-    assert page.console_errors() == []
-
-
 async def test_webhooks_page_refuses_an_unsafe_target_and_creates_nothing(page: Page, stack: Stack) -> None:
-    """The stack's MSM allow-lists no private address (and this machine reaches no other): a webhook to this
-    machine is refused with the reason and the setting that would allow it, an unknown event is refused with
-    the known ones, and nothing is created. (Create/pause/delete succeeding needs the stack's MSM to allow-list
-    127.0.0.1: see the report.)"""
+    """The stack's MSM allow-lists only the name `localhost` (for test_model_pages' receiver): a webhook to
+    127.0.0.1 is refused with the reason and the setting that would allow it, an unknown event is refused with
+    the known ones, and nothing is created."""
     await login(page, stack, "maintainer")
     p = page.page
     await p.click("nav a[href='#/webhooks']")
@@ -131,8 +109,7 @@ async def test_webhooks_page_refuses_an_unsafe_target_and_creates_nothing(page: 
 
 
 async def test_dataset_statistics_and_leakage(page: Page, stack: Stack) -> None:
-    if "dam" not in stack.up:
-        raise AssertionError(f"DAM is down: {stack.down}")
+    require(stack, "dam")
     marker = uuid.uuid4().hex[:6]
     doc = await table_document(stack, f"leak-doc-{marker}")
     first = await group(stack, f"leak-a-{marker}", doc["id"], seed=1)
@@ -177,9 +154,7 @@ async def test_dataset_statistics_and_leakage(page: Page, stack: Stack) -> None:
 async def test_document_exports_download(page: Page, stack: Stack, tmp_path: Path) -> None:
     marker = uuid.uuid4().hex[:6]
     doc = await table_document(stack, f"export-doc-{marker}")
-    await login(page, stack, "viewer")
-    p = page.page
-    await p.goto(f"{stack.url}/#/data/documents/{doc['id']}")
+    p = await open_as(page, stack, "viewer", f"#/data/documents/{doc['id']}")
     await p.wait_for_selector("p[aria-label='export links'] a")
     async with httpx.AsyncClient(base_url=stack.url) as c:
         spec = (await c.get("/openapi.json")).json()
@@ -199,17 +174,9 @@ async def test_document_exports_download(page: Page, stack: Stack, tmp_path: Pat
 
 
 async def test_compress_a_version_and_download_its_docker_context(page: Page, stack: Stack, tmp_path: Path) -> None:
-    from tests.msm.onnx_models import identity_classifier
-
     name = f"ui-compress-{uuid.uuid4().hex[:6]}"
-    async with client(stack, "engineer") as c:
-        r = await c.post(f"/api/msm/models/{name}/versions", content=identity_classifier(4),
-                         headers={"content-type": "application/octet-stream"})
-        assert r.status_code == 201, r.text
-        v1 = r.json()
-    await login(page, stack, "maintainer")
-    p = page.page
-    await p.goto(f"{stack.url}/#/models/{name}")
+    v1 = await register_model(stack, name)
+    p = await open_as(page, stack, "maintainer", f"#/models/{name}")
     form = "form[aria-label='Compress a version']"
     await p.wait_for_selector(form)
     await p.click(f"{form} button[type=submit]")
@@ -235,28 +202,20 @@ async def test_compress_a_version_and_download_its_docker_context(page: Page, st
 
 
 async def test_predict_with_a_live_deployment_and_flag_it_wrong(page: Page, stack: Stack) -> None:
-    from tests.msm.onnx_models import identity_classifier
-
     name = f"ui-serve-{uuid.uuid4().hex[:6]}"
-    async with client(stack, "engineer") as c:
-        r = await c.post(f"/api/msm/models/{name}/versions", content=identity_classifier(4),
-                         headers={"content-type": "application/octet-stream"})
-        assert r.status_code == 201, r.text
-        assert (await c.patch(f"/api/msm/models/{name}", json={"function": f"fn-{name}"})).status_code == 200
+    version = await register_model(stack, name, function=f"fn-{name}")
     async with client(stack, "maintainer") as c:
         r = await c.post("/api/msm/deployments", json={"name": name, "target": "local", "override_reason": "serving page test",
-                                                       "versions": [{"model_version_id": r.json()["id"]}]})
+                                                       "versions": [{"model_version_id": version["id"]}]})
         assert r.status_code in (201, 202), r.text
         deployment = r.json()["id"]
-        for _ in range(120):
-            if (await c.get(f"/api/msm/deployments/{deployment}")).json()["status"] == "live":
-                break
-            await asyncio.sleep(0.5)
-        assert (await c.get(f"/api/msm/deployments/{deployment}")).json()["status"] == "live"
 
-    await login(page, stack, "tester")
-    p = page.page
-    await p.goto(f"{stack.url}/#/deployments/{deployment}")
+        async def _live() -> bool:
+            return bool((await c.get(f"/api/msm/deployments/{deployment}")).json()["status"] == "live")
+
+        await eventually(_live, "the deployment goes live", tries=120)
+
+    p = await open_as(page, stack, "tester", f"#/deployments/{deployment}")
     form = "form[aria-label='Predict']"
     await p.wait_for_selector(form)
     assert json.loads(await p.input_value(f"{form} textarea")) == {"x": [0, 0, 0, 0]}, "prefilled in the model's shape"
@@ -272,12 +231,41 @@ async def test_predict_with_a_live_deployment_and_flag_it_wrong(page: Page, stac
     await p.click("form[aria-label='Flag as wrong'] button")
     await p.wait_for_selector("[data-feedback]")
     async with client(stack, "viewer") as c:
-        for _ in range(120):  # serving.feedback → BAM files the badcase
-            found = (await c.get("/api/bam/badcases", params={"deployment_id": deployment})).json()["items"]
-            if found:
-                break
-            await asyncio.sleep(0.5)
+
+        async def _filed() -> list[dict[str, Any]]:  # serving.feedback → BAM files the badcase
+            return list((await c.get("/api/bam/badcases", params={"deployment_id": deployment})).json()["items"])
+
+        found = await eventually(_filed, "BAM files the flagged prediction", tries=120)
     assert len(found) == 1 and found[0]["source"] == "serving" and found[0]["ground_truth"] == 2, found
+    assert page.console_errors() == []
+
+
+async def test_import_badcases_from_a_csv(page: Page, stack: Stack, tmp_path: Path) -> None:
+    marker = uuid.uuid4().hex[:6]
+    f = tmp_path / "badcases.csv"
+    f.write_text("function,prediction,ground_truth,tags\n"
+                 f"import-{marker},happy,sad,ui;csv\n"
+                 f"import-{marker},sad,angry,ui\n"
+                 ",nothing,here,\n")
+    p = await open_as(page, stack, "tester", "#/badcases")
+    form = "form[aria-label='Import badcases']"
+    await p.wait_for_selector(form)
+    await p.set_input_files(f"{form} input[name=file]", str(f))
+    # Wait for the import's own answer (on a busy machine BAM may take longer than Playwright's default 30 s
+    # to dedupe and record), then for the page to show it.
+    async with p.expect_response(lambda r: "/api/bam/badcases/import" in r.url and r.request.method == "POST",
+                                 timeout=180_000) as answer:
+        await p.click(f"{form} button[type=submit]")
+    assert (await answer.value).status == 200, await (await answer.value).text()
+    summary = await p.wait_for_selector("[data-imported]")
+    assert await summary.text_content() == "3 row(s): 2 new, 0 merged, 1 failed"
+    errors = await p.inner_text("section:has(h2:text('Import badcases')) table tbody")
+    assert errors.startswith("3\t") and "function" in errors, errors
+    async with client(stack, "viewer") as c:
+        found = (await c.get("/api/bam/badcases", params={"function": f"import-{marker}"})).json()["items"]
+    assert sorted(b["ground_truth"] for b in found) == ["angry", "sad"]
+    await p.wait_for_function(f"() => [...document.querySelectorAll('main table tbody tr')]"
+                              f".filter(r => r.textContent.includes('import-{marker}')).length === 2")
     assert page.console_errors() == []
 
 
@@ -285,19 +273,9 @@ async def test_cancel_a_task(page: Page, stack: Stack) -> None:
     marker = uuid.uuid4().hex[:6]
     doc = await table_document(stack, f"cancel-doc-{marker}")
     datasets = await group(stack, f"cancel-{marker}", doc["id"], seed=0)
-    async with client(stack, "engineer") as c:
-        for _ in range(120):  # MTT learns the dataset from `dataset.grouped`
-            r = await c.post("/api/mtt/tasks", json={"kind": "test", "name": f"cancel-{marker}",
-                                                     "datasets": [{"dataset_id": datasets["test"]["id"]}]})
-            if r.status_code == 201:
-                break
-            await asyncio.sleep(0.5)
-        assert r.status_code == 201, r.text
-        task = r.json()
+    task = await create_task(stack, f"cancel-{marker}", datasets["test"]["id"])
     assert task["status"] == "draft"
-    await login(page, stack, "engineer")
-    p = page.page
-    await p.goto(f"{stack.url}/#/tasks/{task['id']}")
+    p = await open_as(page, stack, "engineer", f"#/tasks/{task['id']}")
     await p.wait_for_selector(f"main h1:text('Task: cancel-{marker}')")
     await p.click("main button:text('Cancel')")
     await p.wait_for_selector("#toast div:text('Task cancelled')")
@@ -309,20 +287,12 @@ async def test_cancel_a_task(page: Page, stack: Stack) -> None:
 
 
 async def test_annotate_a_version_with_its_test_split(page: Page, stack: Stack) -> None:
-    from tests.msm.onnx_models import identity_classifier
-
     marker = uuid.uuid4().hex[:6]
     doc = await table_document(stack, f"split-doc-{marker}")
     datasets = await group(stack, f"split-{marker}", doc["id"], seed=0)
     name = f"ui-annotate-{marker}"
-    async with client(stack, "engineer") as c:
-        r = await c.post(f"/api/msm/models/{name}/versions", content=identity_classifier(4),
-                         headers={"content-type": "application/octet-stream"})
-        assert r.status_code == 201, r.text
-        version = r.json()
-    await login(page, stack, "engineer")
-    p = page.page
-    await p.goto(f"{stack.url}/#/models/{name}")
+    version = await register_model(stack, name)
+    p = await open_as(page, stack, "engineer", f"#/models/{name}")
     form = "form[aria-label='Annotate a version']"
     await p.wait_for_selector(form)
     await p.fill(f"{form} input[name=description]", "trained on the spring data")

@@ -3,58 +3,31 @@ on a platform that holds data with missing values, and reads no `null`, `undefin
 
 from __future__ import annotations
 
-import asyncio
 import re
 import uuid
 from typing import Any
 
-import httpx
-
-from tests.gateway.stack import Stack
-from tests.ui.conftest import Page
-from tests.ui.test_browser import login
+from tests.support.stack import Stack
+from tests.support.ui import Page, client, create_task, group, login, register_model, table_document
 
 MISSING = re.compile(r"\bnull\b|\bundefined\b|\bNaN\b|\[object Object\]|\{\"")
 
 
-def client(stack: Stack, role: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=stack.url, headers=stack.auth(role), timeout=60)
-
-
 async def seed(stack: Stack) -> dict[str, Any]:
     """One of each kind of thing, most optional fields left out, and a deployment metric (an object)."""
-    from tests.msm.onnx_models import identity_classifier
-
     marker = uuid.uuid4().hex[:6]
     out: dict[str, Any] = {"function": f"viewer-fn-{marker}"}
     async with client(stack, "tester") as c:
         r = await c.post("/api/bam/badcases", json={"function": out["function"], "description": "bare"})
         assert r.status_code == 201, r.text
         out["badcase"] = r.json()["id"]
-    async with client(stack, "engineer") as c:
-        rows = "f0,f1,label\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(10))
-        r = await c.post("/api/dam/documents", params={"name": f"viewer-doc-{marker}", "format": "csv"}, content=rows,
-                         headers={"content-type": "text/csv"})
-        assert r.status_code == 201, r.text
-        out["document"] = r.json()["id"]
-        r = await c.post("/api/dam/datasets", json={"name": f"viewer-ds-{marker}", "documents": [{"id": out["document"]}],
-                                                    "function": out["function"]})
-        assert r.status_code == 201, r.text
-        out["datasets"] = {d["purpose"]: d["id"] for d in r.json()["datasets"]}
-        for _ in range(120):  # MTT learns the dataset from `dataset.grouped`
-            r = await c.post("/api/mtt/tasks", json={"kind": "test", "name": f"viewer-task-{marker}",
-                                                     "datasets": [{"dataset_id": out["datasets"]["test"]}]})
-            if r.status_code == 201:
-                break
-            await asyncio.sleep(0.5)
-        assert r.status_code == 201, r.text
-        out["task"] = r.json()["id"]
-        name = f"viewer-model-{marker}"
-        r = await c.post(f"/api/msm/models/{name}/versions", content=identity_classifier(4),
-                         headers={"content-type": "application/octet-stream"})
-        assert r.status_code == 201, r.text
-        out["model"], out["version"] = name, r.json()["id"]
-        assert (await c.patch(f"/api/msm/models/{name}", json={"function": f"{out['function']}-m"})).status_code == 200
+    rows = "f0,f1,label\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(10))
+    out["document"] = (await table_document(stack, f"viewer-doc-{marker}", rows))["id"]
+    datasets = await group(stack, f"viewer-ds-{marker}", out["document"], function=out["function"])
+    out["datasets"] = {purpose: d["id"] for purpose, d in datasets.items()}
+    out["task"] = (await create_task(stack, f"viewer-task-{marker}", out["datasets"]["test"]))["id"]
+    out["model"] = f"viewer-model-{marker}"
+    out["version"] = (await register_model(stack, out["model"], function=f"{out['function']}-m"))["id"]
     async with client(stack, "maintainer") as c:
         r = await c.post("/api/msm/deployments", json={"name": f"viewer-{marker}", "target": "local",
                                                        "versions": [{"model_version_id": out["version"]}],
@@ -75,7 +48,7 @@ async def test_a_viewer_reads_no_null_on_any_page(page: Page, stack: Stack) -> N
     nav = await p.eval_on_selector_all("header nav a", "as => as.map(a => a.getAttribute('href'))")
     details = [f"#/badcases/{things['badcase']}", f"#/data/documents/{things['document']}",
                f"#/data/datasets/{things['datasets']['train']}", f"#/data/datasets/{things['datasets']['test']}",
-               f"#/tasks/{things['task']}",
+               f"#/tasks/{things['task']}", "#/data/files",
                f"#/models/{things['model']}", f"#/deployments/{things['deployment']}"]
     assert len(nav) >= 7
     seen = []

@@ -57,7 +57,9 @@ function uploadsCard(t) {
   };
   const progress = () => {};
   return card("Uploads",
-    one("code (.zip or .tar.gz)", null, (f) => upload(`/api/mtt/tasks/${t.id}/code`, {}, fileOf(f), progress)),
+    // the code changes the task (its code location; a draft becomes ready): the page shows it anew
+    one("code (.zip or .tar.gz)", null, (f) => upload(`/api/mtt/tasks/${t.id}/code`, {}, fileOf(f), progress)
+      .then((task) => { toast(`Code stored: the task is ${text(task.status)}`); window.dispatchEvent(new HashChangeEvent("hashchange")); })),
     one("a model", field("Format", h("input", { name: "format", placeholder: "onnx" })), (f) => {
       const file = fileOf(f); const format = new FormData(f).get("format");
       return upload(`/api/mtt/tasks/${t.id}/model`, { name: file.name, format }, file, progress);
