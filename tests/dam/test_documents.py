@@ -3,14 +3,12 @@ analysis, comparison and every export format."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import uuid
 
 import httpx
 
-from tests.dam.helpers import png
+from tests.dam.helpers import png, to_csv
 
 
 async def upload(dam: httpx.AsyncClient, data: bytes, name: str | None = None) -> str:
@@ -23,21 +21,13 @@ async def three_images(dam: httpx.AsyncClient) -> list[str]:
     return [await upload(dam, png(10 + i, 20, seed=i), f"set/img{i}.png") for i in range(3)]
 
 
-def csv_doc(rows: list[list[str]], header: list[str]) -> bytes:
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(header)
-    w.writerows(rows)
-    return buf.getvalue().encode()
-
-
 async def test_csv_import_with_paths_extra_columns_and_structured_annotations(dam: httpx.AsyncClient) -> None:
     m = await three_images(dam)
-    body = csv_doc([[m[0], "", "cat", "Paris", "cam1"],
-                    ["", "set/img1.png", "dog", "Lyon", "cam2"],
-                    [m[2], "set/img2.png", json.dumps({"boxes": [{"label": "cat", "x": 1, "y": 2, "width": 3, "height": 4}]}),
-                     "Paris", "cam1"]],
-                   ["md5", "path", "annotation", "place", "device"])
+    body = to_csv(["md5", "path", "annotation", "place", "device"],
+                  [[m[0], "", "cat", "Paris", "cam1"],
+                   ["", "set/img1.png", "dog", "Lyon", "cam2"],
+                   [m[2], "set/img2.png", json.dumps({"boxes": [{"label": "cat", "x": 1, "y": 2, "width": 3, "height": 4}]}),
+                    "Paris", "cam1"]])
     r = await dam.post("/documents", params={"name": "pets"}, content=body, headers={"content-type": "text/csv"})
     assert r.status_code == 201, r.text
     doc = r.json()
@@ -67,8 +57,9 @@ async def test_csv_import_with_paths_extra_columns_and_structured_annotations(da
 
 async def test_invalid_rows_are_reported_each_and_nothing_is_written(dam: httpx.AsyncClient) -> None:
     m = await three_images(dam)
-    body = csv_doc([[m[0], "", "cat"], ["nothex", "", "dog"], ["0" * 32, "", "dog"], ["", "../etc/passwd", "x"],
-                    ["", "nowhere.png", "x"], [m[1], "", "{broken"]], ["md5", "path", "annotation"])
+    body = to_csv(["md5", "path", "annotation"],
+                  [[m[0], "", "cat"], ["nothex", "", "dog"], ["0" * 32, "", "dog"], ["", "../etc/passwd", "x"],
+                   ["", "nowhere.png", "x"], [m[1], "", "{broken"]])
     r = await dam.post("/documents", params={"name": "bad"}, content=body, headers={"content-type": "text/csv"})
     assert r.status_code == 422, r.text
     errors = r.json()["detail"]["errors"]

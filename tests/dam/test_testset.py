@@ -5,7 +5,6 @@ dead-lettered with the reason."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import uuid
@@ -27,13 +26,13 @@ from mlife_shared.events import Envelope, new_envelope
 from mlife_shared.events.contracts import BadcaseTestDataRequested
 from mlife_shared.events.contracts import TestDataItem as DataItem
 from mlife_shared.messaging.bus import provision_streams
-from mlife_shared.messaging.consumer import ConsumerRunner, Subscription
+from mlife_shared.messaging.consumer import Subscription
 from mlife_shared.objectstore import ObjectStore, ScopedStore
 from mlife_shared.objectstore.base import iterate
 from tests.dam.helpers import md5, png, random_bytes
 from tests.support.nats import publish
 from tests.support.outbox import outbox_events
-from tests.support.waiting import wait_for
+from tests.support.waiting import consume_until
 
 
 @pytest.fixture
@@ -53,18 +52,8 @@ async def run_until(dam: httpx.AsyncClient, dam_db: str, js, until, raw: Any = N
     app = dam.app  # type: ignore[attr-defined]
     ctx = (ServiceContext(app.state.settings, app.state.raw_store, app.state.store) if raw is None
            else ServiceContext(app.state.settings, raw, ScopedStore(raw, "dam")))
-    sub = Subscription(js.durable, "badcase.test_data_requested",
-                       partial(on_test_data_requested, ctx=ctx))
-    db = Database(dam_db)
-    runner = ConsumerRunner("dam", db, js, [sub], max_deliver=2, backoff=[0.1])
-    stop = asyncio.Event()
-    task = asyncio.create_task(runner.run(stop))
-    try:
-        await wait_for(until, 30, "the consumer")
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 10)
-        await db.dispose()
+    sub = Subscription(js.durable, "badcase.test_data_requested", partial(on_test_data_requested, ctx=ctx))
+    await consume_until("dam", dam_db, js, [sub], until, "the consumer")
 
 
 async def test_items_join_the_badcase_test_set_and_unresolvable_data_is_dead_lettered(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import uuid
@@ -15,11 +14,10 @@ from PIL import Image, ImageDraw
 
 from bam.app import subscriptions
 from mlife_shared.app import ServiceContext
-from mlife_shared.db import Database
 from mlife_shared.messaging.consumer import ConsumerRunner
 from mlife_shared.objectstore import LocalObjectStore
 from mlife_shared.objectstore.base import iterate
-from tests.support.waiting import wait_for
+from tests.support.waiting import consume_until
 
 MD5 = "0123456789abcdef0123456789abcdef"
 
@@ -55,15 +53,7 @@ async def run_consumers(bam: httpx.AsyncClient, bam_db: str, js: JetStreamContex
     """BAM's consumers on the bus until `until()` holds."""
     app = bam.app  # type: ignore[attr-defined]
     ctx = ServiceContext(app.state.settings, app.state.raw_store, app.state.store)
-    runner = ConsumerRunner("bam", Database(bam_db), js, subscriptions(ctx), max_deliver=2, backoff=[0.1])
-    stop = asyncio.Event()
-    task = asyncio.create_task(runner.run(stop))
-    try:
-        await wait_for(until, 30, "the consumers")
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 10)
-    return runner
+    return await consume_until("bam", bam_db, js, subscriptions(ctx), until)
 
 
 async def write_outcomes(bam: httpx.AsyncClient, lines: list[dict]) -> str:

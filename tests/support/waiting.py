@@ -7,6 +7,11 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from nats.js import JetStreamContext
+
+from mlife_shared.db import Database
+from mlife_shared.messaging.consumer import ConsumerRunner, Subscription
+
 T = TypeVar("T")
 
 
@@ -32,3 +37,19 @@ async def wait_for(check: Callable[[], Awaitable[T] | T], *how: float | str, tim
         if asyncio.get_running_loop().time() >= deadline:
             raise AssertionError(f"timed out waiting for {what or 'the condition'}")
         await asyncio.sleep(interval)
+
+
+async def consume_until(service: str, db_url: str, js: JetStreamContext, subscriptions: list[Subscription],
+                        until: Callable[[], Awaitable[Any]], what: str = "the consumers") -> ConsumerRunner:
+    """A service's consumer runner on the bus (2 deliveries, a short backoff) until `until()` holds."""
+    db = Database(db_url)
+    runner = ConsumerRunner(service, db, js, subscriptions, max_deliver=2, backoff=[0.1])
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner.run(stop))
+    try:
+        await wait_for(until, 30, what)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        await db.dispose()
+    return runner

@@ -1,4 +1,5 @@
 import asyncio
+import weakref
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -30,14 +31,17 @@ def subscriptions(ctx: ServiceContext[Settings]) -> list[Subscription]:
                             ack_wait_seconds=120)]
 
 
+_SIZED_LOOPS: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Object-store calls run in the default executor (the minio client blocks): size it for concurrent
     # uploads rather than asyncio's cpu+4 default.
     loop = asyncio.get_running_loop()
-    if not getattr(loop, "_dam_io_executor", False):
+    if loop not in _SIZED_LOOPS:  # once per loop: several apps (tests, `mlife up`) may share one
         loop.set_default_executor(ThreadPoolExecutor(app.state.settings.io_threads, thread_name_prefix="dam-io"))
-        loop._dam_io_executor = True  # type: ignore[attr-defined]
+        _SIZED_LOOPS.add(loop)
     async with reconcile_lifespan(app):
         yield
 
