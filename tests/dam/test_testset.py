@@ -150,6 +150,9 @@ async def test_bam_add_to_test_data_reaches_the_badcase_test_set(make_database, 
             badcase_id = r.json()["id"]
             r = await bam.post("/badcases/add-to-test-data", json={"ids": [badcase_id]})
             assert r.status_code in (200, 201), r.text
+    # one reference per item, with the MD5 BAM holds the data under (BAM stats nothing to send it)
+    [sent] = await outbox_events(bam_db, "badcase.test_data_requested")
+    assert [(i["data_refs"], i["md5"]) for i in sent["data"]["items"]] == [([f"key:bam/data/{md5(image)}"], md5(image))]
     db = Database(bam_db)
     try:
         assert await Relay(db, js).publish_batch() >= 1
