@@ -45,7 +45,10 @@ def _table(rows: list[dict[str, Any]], cols: list[str]) -> str:
         return "(none)"
     cells = [[str(r.get(c, "") if r.get(c) is not None else "") for c in cols] for r in rows]
     widths = [min(60, max(len(c), *(len(row[i]) for row in cells))) for i, c in enumerate(cols)]
-    line = lambda vals: "  ".join(v[:60].ljust(w) for v, w in zip(vals, widths, strict=True))  # noqa: E731
+
+    def line(vals: list[str]) -> str:
+        return "  ".join(v[:60].ljust(w) for v, w in zip(vals, widths, strict=True))
+
     return "\n".join([line(cols), line(["-" * w for w in widths]), *(line(r) for r in cells)])
 
 
@@ -362,7 +365,7 @@ def _input_name(c: Any, deployment: str, version_id: str | None) -> str:
     if len(names) != 1:
         raise CLIError(f"the model has the inputs {', '.join(names)}: give --input-name, or an .npz file with an "
                        "array per input name")
-    return names[0]
+    return str(names[0])
 
 
 def cmd_feedback(args: argparse.Namespace) -> int:
@@ -619,7 +622,7 @@ def run(args: argparse.Namespace) -> int:
     from mlife.client import MLifeAPIError
 
     try:
-        code = args.func(args)
+        code = int(args.func(args))
         sys.stdout.flush()  # here, so that a closed pipe is met below and not at exit
         return code
     except BrokenPipeError:

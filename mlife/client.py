@@ -45,9 +45,10 @@ class MLifeAPIError(Exception):
 
 def load_config() -> dict[str, str]:
     try:
-        return json.loads(CONFIG_PATH.read_text())
+        config = json.loads(CONFIG_PATH.read_text())
     except (OSError, ValueError):
         return {}
+    return {str(k): str(v) for k, v in config.items()} if isinstance(config, dict) else {}
 
 
 def save_config(url: str, token: str) -> Path:
@@ -157,6 +158,21 @@ class Client:
         r = self.http.request(method, path, **kwargs)
         return self._answer(r)
 
+    def object(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """`request` for a route that answers a JSON object."""
+        answer = self.request(method, path, **kwargs)
+        if not isinstance(answer, dict):
+            raise MLifeAPIError(502, "UnexpectedAnswer", f"{method} {path} answered {type(answer).__name__}, "
+                                "not a JSON object")
+        return answer
+
+    def objects(self, method: str, path: str, **kwargs: Any) -> list[dict[str, Any]]:
+        """`request` for a route that answers a JSON array of objects."""
+        answer = self.request(method, path, **kwargs)
+        if not isinstance(answer, list) or not all(isinstance(row, dict) for row in answer):
+            raise MLifeAPIError(502, "UnexpectedAnswer", f"{method} {path} did not answer a list of objects")
+        return answer
+
     @staticmethod
     def _answer(r: httpx.Response) -> Any:
         if r.status_code >= 400:
@@ -173,7 +189,7 @@ class Client:
         return r.text
 
     def me(self) -> dict[str, Any]:
-        return self.request("GET", "/api/gateway/me")
+        return self.object("GET", "/api/gateway/me")
 
     @staticmethod
     def login(url: str, username: str, password: str, token_name: str = "mlife-cli") -> str:
@@ -192,9 +208,9 @@ class Client:
         """201 new or 200 merged (`merged_into` set). With `file`, the data is stored by BAM."""
         report = {k: v for k, v in report.items() if v is not None}
         if file is None:
-            return self.request("POST", "/api/bam/badcases", json=report)
+            return self.object("POST", "/api/bam/badcases", json=report)
         with Path(file).open("rb") as fh:
-            return self.request("POST", "/api/bam/badcases/with-data", data={"report": json.dumps(report)},
+            return self.object("POST", "/api/bam/badcases/with-data", data={"report": json.dumps(report)},
                                 files={"file": (Path(file).name, fh)})
 
     def import_badcases(self, path: Path, format: str | None = None) -> dict[str, Any]:
@@ -203,12 +219,12 @@ class Client:
         fmt = format or ("csv" if path.suffix.lower() == ".csv" else "jsonl")
         ctype = "text/csv" if fmt == "csv" else "application/x-ndjson"
         with path.open("rb") as fh:
-            return self.request("POST", "/api/bam/badcases/import", content=_file_chunks(fh),
+            return self.object("POST", "/api/bam/badcases/import", content=_file_chunks(fh),
                                 headers={"Content-Type": ctype}, timeout=None)
 
     def list_badcases(self, *, limit: int = 50, cursor: str | None = None, sort: str | None = None,
                       **filters: Any) -> dict[str, Any]:
-        return self.request("GET", "/api/bam/badcases", params={**filters, "limit": limit, "cursor": cursor,
+        return self.object("GET", "/api/bam/badcases", params={**filters, "limit": limit, "cursor": cursor,
                                                                 "sort": sort})
 
     def iter_badcases(self, **filters: Any) -> Iterator[dict[str, Any]]:
@@ -221,16 +237,16 @@ class Client:
                 return
 
     def badcase(self, badcase_id: str) -> dict[str, Any]:
-        return self.request("GET", f"/api/bam/badcases/{badcase_id}")
+        return self.object("GET", f"/api/bam/badcases/{badcase_id}")
 
     def triage(self, badcase_id: str, **changes: Any) -> dict[str, Any]:
-        return self.request("PATCH", f"/api/bam/badcases/{badcase_id}", json=changes)
+        return self.object("PATCH", f"/api/bam/badcases/{badcase_id}", json=changes)
 
     def badcase_stats(self, group_by: str, limit: int = 50, **filters: Any) -> dict[str, Any]:
-        return self.request("GET", "/api/bam/stats", params={**filters, "group_by": group_by, "limit": limit})
+        return self.object("GET", "/api/bam/stats", params={**filters, "group_by": group_by, "limit": limit})
 
     def weekly_stats(self, weeks: int = 12, **filters: Any) -> dict[str, Any]:
-        return self.request("GET", "/api/bam/stats/weekly", params={**filters, "weeks": weeks})
+        return self.object("GET", "/api/bam/stats/weekly", params={**filters, "weeks": weeks})
 
     def add_to_test_data(self, ids: list[str] | None = None, **filters: Any) -> dict[str, Any]:
         """The badcases `ids`, or those the filters select (those of `GET /badcases`), appended to their
@@ -239,18 +255,18 @@ class Client:
         if bool(ids) == bool(filters):
             raise ValueError("give badcase ids or filters (not both)")
         body = {"ids": list(ids)} if ids else {"filter": filters}
-        return self.request("POST", "/api/bam/badcases/add-to-test-data", json=body)
+        return self.object("POST", "/api/bam/badcases/add-to-test-data", json=body)
 
     # --- DAM ---------------------------------------------------------------------------------------
 
     def check_files(self, md5s: list[str]) -> dict[str, list[str]]:
-        return self.request("POST", "/api/dam/files/check", json={"md5s": md5s})
+        return {k: list(v) for k, v in self.object("POST", "/api/dam/files/check", json={"md5s": md5s}).items()}
 
     def upload_file(self, path: Path, name: str | None = None, md5: str | None = None) -> dict[str, Any]:
         """Streamed; with `md5`, DAM verifies the content and stores nothing on a mismatch."""
         path = Path(path)
         with path.open("rb") as fh:
-            return self.request("POST", "/api/dam/files", params={"name": name or path.name, "md5": md5},
+            return self.object("POST", "/api/dam/files", params={"name": name or path.name, "md5": md5},
                                 content=_file_chunks(fh), timeout=None,
                                 headers={"Content-Type": "application/octet-stream",
                                          "Content-Length": str(path.stat().st_size)})
@@ -348,14 +364,14 @@ class Client:
                 "command": command, "params": params, "function": function, **fields}
         body = {k: v for k, v in body.items() if v is not None}
         if code_dir is None:
-            return self.request("POST", "/api/mtt/tasks", json=body)
+            return self.object("POST", "/api/mtt/tasks", json=body)
         with zip_folder(code_dir) as archive:
-            return self.request("POST", "/api/mtt/tasks", timeout=None, files={
+            return self.object("POST", "/api/mtt/tasks", timeout=None, files={
                 "task": (None, json.dumps(body), "application/json"),
                 "code": (f"{Path(code_dir).resolve().name or 'code'}.zip", archive, "application/zip")})
 
-    def list_tasks(self, **params: Any) -> Any:
-        return self.request("GET", "/api/mtt/tasks", params=params)
+    def list_tasks(self, **params: Any) -> list[dict[str, Any]]:
+        return self.objects("GET", "/api/mtt/tasks", params=params)
 
     def task(self, task_id: str) -> Any:
         return self.request("GET", f"/api/mtt/tasks/{task_id}")
@@ -381,10 +397,10 @@ class Client:
         return self.request("POST", f"/api/msm/models/{name}/aliases",
                             json={"alias": alias, "version": version, "reason": reason})
 
-    def deploy(self, name: str, version_ids: list[str], **extra: Any) -> Any:
+    def deploy(self, name: str, version_ids: list[str], **extra: Any) -> dict[str, Any]:
         body = {"name": name, "versions": [{"model_version_id": v} for v in version_ids],
                 **{k: v for k, v in extra.items() if v is not None}}
-        return self.request("POST", "/api/msm/deployments", json=body)
+        return self.object("POST", "/api/msm/deployments", json=body)
 
     def predict(self, deployment: str, inputs: dict[str, Any], **extra: Any) -> Any:
         return self.request("POST", f"/api/msm/serve/{deployment}/predict", json={"inputs": inputs, **extra})
@@ -396,12 +412,12 @@ class Client:
         prediction; `extra`: `prediction`, `model_version_id`, `client_id`, `device_id`."""
         body = {"correct_label": correct_label, "inputs": inputs, "input_ref": input_ref,
                 "prediction_id": prediction_id, **extra}
-        return self.request("POST", f"/api/msm/serve/{deployment}/feedback",
+        return self.object("POST", f"/api/msm/serve/{deployment}/feedback",
                             json={k: v for k, v in body.items() if v is not None or k == "correct_label"})
 
     def set_model_function(self, name: str, function: str) -> dict[str, Any]:
         """Declare the function a model serves (needed before it can be deployed)."""
-        return self.request("PATCH", f"/api/msm/models/{name}", json={"function": function})
+        return self.object("PATCH", f"/api/msm/models/{name}", json={"function": function})
 
     def model_version(self, name: str, version: str) -> dict[str, Any]:
         """A version of the model `name` by its number, its id, or an alias (`production`, …)."""
@@ -412,24 +428,26 @@ class Client:
         if str(wanted) not in by_id:
             raise MLifeAPIError(404, "VersionNotFound", f"model {name} has no version or alias {version!r}; "
                                 f"versions: {', '.join(v['version'] for v in by_id.values()) or 'none'}")
-        return by_id[str(wanted)]
+        version_row: dict[str, Any] = by_id[str(wanted)]
+        return version_row
 
     def gate_preview(self, version_id: str, **params: Any) -> dict[str, Any]:
         """What the deployment gate would say about this version now (nothing is recorded); `params`: MSM's
         query parameters, e.g. `metric="accuracy", min=0.9`."""
-        return self.request("GET", f"/api/msm/model-versions/{version_id}/gate", params=params)
+        return self.object("GET", f"/api/msm/model-versions/{version_id}/gate", params=params)
 
     def deployment(self, ref: str) -> dict[str, Any]:
         """A deployment by id, or by name: its live one, else its newest."""
         if _UUID.match(ref):
-            return self.request("GET", f"/api/msm/deployments/{ref}")
+            return self.object("GET", f"/api/msm/deployments/{ref}")
         found = self.request("GET", "/api/msm/deployments", params={"name": ref, "status": "live", "limit": 1}) or \
             self.request("GET", "/api/msm/deployments", params={"name": ref, "limit": 1})
         if not found:
             raise MLifeAPIError(404, "DeploymentNotFound", f"no deployment named {ref!r}")
-        return found[0]
+        deployment: dict[str, Any] = found[0]
+        return deployment
 
     def rollback(self, deployment: str, reason: str = "") -> dict[str, Any]:
         """Roll a live deployment (id or name) back to the one it replaced; returns the restored deployment."""
         deployment_id = deployment if _UUID.match(deployment) else self.deployment(deployment)["id"]
-        return self.request("POST", f"/api/msm/deployments/{deployment_id}/rollback", json={"reason": reason})
+        return self.object("POST", f"/api/msm/deployments/{deployment_id}/rollback", json={"reason": reason})

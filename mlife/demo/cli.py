@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -21,7 +22,7 @@ from mlife.demo.loop import LoopResult, Stalled
 
 
 def run_functions(url: str | None, token: str | None, names: list[str], workdir: Path, timeout: float,
-                  out=print) -> dict[str, LoopResult]:  # type: ignore[no-untyped-def]
+                  out: Callable[[str], None] = print) -> dict[str, LoopResult]:
     """Each function's loop in its own thread with its own client; the first failure is raised."""
     results: dict[str, LoopResult] = {}
     errors: list[BaseException] = []

@@ -267,10 +267,8 @@ class FunctionLoop:
             if exc.status == 404:
                 return None
             raise
-        for v in m.get("versions", []):
-            if str(v.get("task_id")) == task_id:
-                return v
-        return None
+        versions: list[dict[str, Any]] = m.get("versions", [])
+        return next((v for v in versions if str(v.get("task_id")) == task_id), None)
 
     def _badcases(self, **filters: Any) -> list[dict[str, Any]]:
         return list(self.c.iter_badcases(function=self.r.function, **filters))
@@ -302,7 +300,7 @@ class FunctionLoop:
             if exc.status != 409 or exc.error != "GateBlocked":
                 raise
             detail = exc.detail if isinstance(exc.detail, dict) else {}
-            return self.c.request("GET", f"/api/msm/deployments/{detail['deployment_id']}")
+            return self.c.object("GET", f"/api/msm/deployments/{detail['deployment_id']}")
 
     def verdict(self, d: dict[str, Any], label: str) -> dict[str, Any]:
         """The deployment once the gate has decided (it may first wait for tests)."""
@@ -474,7 +472,7 @@ class FunctionLoop:
         name = f"{BADCASE_TEST_SET}: {r.function}"
 
         def frozen() -> dict[str, Any] | None:
-            for ds in self.c.request("GET", "/api/dam/datasets", params={"name": name}):
+            for ds in self.c.objects("GET", "/api/dam/datasets", params={"name": name}):
                 if ds.get("is_badcase_test_set") and int(ds.get("item_count", 0)) >= len(ids):
                     return ds
             return None
