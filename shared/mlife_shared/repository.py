@@ -11,7 +11,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeAlias, TypeVar
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -20,6 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mlife_shared.db import dialect_name
 
 RowT = TypeVar("RowT")
+AnySelect: TypeAlias = "Select[*tuple[Any, ...]]"  # a SELECT of any columns (SQLAlchemy 2.1 types each one)
+SelectT = TypeVar("SelectT", bound=AnySelect)
 T = TypeVar("T")
 
 
@@ -70,7 +72,7 @@ class Repository:
         return await self.session.get(model, key, with_for_update=self.is_postgresql or None,
                                       populate_existing=self.is_postgresql)
 
-    def lock(self, statement: Select[Any], *, for_update: bool = True) -> Select[Any]:
+    def lock(self, statement: SelectT, *, for_update: bool = True) -> SelectT:
         """`statement … FOR UPDATE` where the dialect has row locks; unchanged otherwise."""
         return statement.with_for_update() if for_update and self.is_postgresql else statement
 
@@ -80,18 +82,18 @@ class Repository:
             return postgresql.insert(table)
         return sqlite.insert(table)
 
-    async def one(self, statement: Select[Any]) -> Any:
+    async def one(self, statement: AnySelect) -> Any:
         return await self.session.scalar(statement)
 
-    async def all(self, statement: Select[Any]) -> Sequence[Any]:
+    async def all(self, statement: AnySelect) -> Sequence[Any]:
         return (await self.session.scalars(statement)).all()
 
-    async def count(self, statement: Select[Any]) -> int:
+    async def count(self, statement: AnySelect) -> int:
         """How many rows `statement` selects (its ORDER BY/LIMIT ignored)."""
         counted = select(func.count()).select_from(statement.order_by(None).limit(None).offset(None).subquery())
         return int(await self.session.scalar(counted) or 0)
 
-    async def page(self, statement: Select[Any], *, limit: int, offset: int = 0) -> Page[Any]:
+    async def page(self, statement: AnySelect, *, limit: int, offset: int = 0) -> Page[Any]:
         """`statement` cut to one page, with the total it matched. `statement` must be ordered for stable
         pages."""
         items = (await self.session.scalars(statement.limit(limit).offset(offset))).all()
