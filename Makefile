@@ -4,6 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 # One test at a time: two xdist workers (PYTEST_ARGS="-n 2", each with its own NATS and stack) exhaust the
 # machine PostgreSQL's 100 connections ("too many clients") in the UI suites.
+TYPED    := shared/mlife_shared mlife services/bam/bam services/dam/dam services/mtt/mtt services/msm/msm services/gateway/gateway
 PACKAGES := -e shared -e services/bam -e services/dam -e services/mtt -e services/msm -e services/gateway -e ".[test]"
 
 .PHONY: up test lint bench demo venv clean dist
@@ -27,10 +28,11 @@ up: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/python -m mlife.demo
 
-## make lint: ruff (rules in pyproject.toml), the import contracts (.importlinter) and the duplicate-code budget
-## (scripts/duplicate_budget.py); make test runs it first
+## make lint: ruff (rules in pyproject.toml), mypy --strict on shared/, the services and the CLI/SDK, the import
+## contracts (.importlinter) and the duplicate-code budget (scripts/duplicate_budget.py); make test runs it first
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy $(TYPED)
 	$(VENV)/bin/lint-imports
 	$(PY) scripts/duplicate_budget.py
 

@@ -16,8 +16,12 @@ import json
 import os
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+if TYPE_CHECKING:
+    from mlife.client import Client
 
 FILTERS = ("q", "function", "system_version", "model_name", "model_version", "status", "severity", "source",
            "label", "prediction", "tag", "owner", "task_id", "deployment_id", "model_version_id")
@@ -27,7 +31,7 @@ class CLIError(Exception):
     """A mistake in the command's input: printed as `error: …`, exit 2."""
 
 
-def _client(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _client(args: argparse.Namespace) -> Client:
     from mlife.client import Client
 
     return Client.from_env(url=args.url, token=args.token)
@@ -84,7 +88,7 @@ def _label(text: str | None) -> Any:
     return _json_text(text, "the label")
 
 
-def _progress(enabled: bool):  # type: ignore[no-untyped-def]
+def _progress(enabled: bool) -> Callable[[Any, int, int], None]:
     """The upload progress bar, on standard error, and only when that is a terminal (never into a log or a pipe)."""
     enabled = enabled and sys.stderr.isatty()
 

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 import httpx
 
@@ -75,7 +75,7 @@ def _file_chunks(fh: BinaryIO) -> Iterator[bytes]:
         yield chunk
 
 
-def zip_folder(folder: str | Path) -> BinaryIO:
+def zip_folder(folder: str | Path) -> IO[bytes]:
     """`folder` (relative to the working directory, or absolute) as a .zip, paths relative to the folder;
     caches and environments (SKIPPED_IN_CODE, *.pyc) left out. Kept in memory up to 16 MiB, then on disk."""
     folder = Path(folder)
@@ -90,7 +90,7 @@ def zip_folder(folder: str | Path) -> BinaryIO:
                 if path.suffix != ".pyc" and path.is_file():
                     z.write(path, path.relative_to(folder).as_posix())
     archive.seek(0)
-    return archive  # type: ignore[return-value]
+    return archive
 
 
 def read_inputs(path: str | Path, input_name: str | None = None) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from mlife.demo.loop import FunctionLoop, Item, Stalled
 
@@ -77,7 +78,8 @@ class Digits(ImageLoop):
     feedback_with_inputs = False  # the client sends the image it was asked about: its DAM MD5
 
     def pngs(self) -> list[tuple[bytes, str]]:
-        return _module(self.example / "make_dataset.py").digits_pngs()  # type: ignore[no-any-return]
+        pngs: list[tuple[bytes, str]] = _module(self.example / "make_dataset.py").digits_pngs()
+        return pngs
 
 
 class Shapes(ImageLoop):
@@ -88,7 +90,8 @@ class Shapes(ImageLoop):
     worse = {"C": 1.0, "max_train": 20, "size": [32, 32]}
 
     def pngs(self) -> list[tuple[bytes, str]]:
-        return _module(self.example / "make_dataset.py").shapes_pngs()  # type: ignore[no-any-return]
+        pngs: list[tuple[bytes, str]] = _module(self.example / "make_dataset.py").shapes_pngs()
+        return pngs
 
 
 class Wine(FunctionLoop):
@@ -122,7 +125,7 @@ class Wine(FunctionLoop):
         self.say(f"table '{self.r.model}' imported as a document ({len(self.items)} rows, no files)",
                  f"data/documents/{self.r.document_id}")
 
-    def _manifest(self, dataset_id: str) -> list[dict]:  # type: ignore[type-arg]
+    def _manifest(self, dataset_id: str) -> list[dict[str, Any]]:
         """Manifest rows of a table carry their features: key our items by the manifest's row ids."""
         rows = super()._manifest(dataset_id)
         for it in rows:
