@@ -16,7 +16,15 @@ log = structlog.get_logger(__name__)
 
 
 class MLifeError(Exception):
+    """Base of every error a service raises on purpose: its HTTP status is `status_code` (declared with
+    `class Gone(MLifeError, status=410)`), its message the argument or, by default, the class docstring."""
+
     status_code = 500
+
+    def __init_subclass__(cls, *, status: int | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if status is not None:
+            cls.status_code = status
 
     def __init__(self, message: Any = None, *, headers: dict[str, str] | None = None) -> None:
         self.message = message if message is not None else (self.__doc__ or type(self).__name__).strip()
@@ -24,52 +32,36 @@ class MLifeError(Exception):
         super().__init__(str(self.message))
 
 
-class BadRequest(MLifeError):
+class BadRequest(MLifeError, status=400):
     """The request is malformed."""
 
-    status_code = 400
 
-
-class Unauthorized(MLifeError):
+class Unauthorized(MLifeError, status=401):
     """Authentication is required: send `Authorization: Bearer <token>`."""
 
-    status_code = 401
 
-
-class Forbidden(MLifeError):
+class Forbidden(MLifeError, status=403):
     """Your role does not allow this."""
 
-    status_code = 403
 
-
-class NotFound(MLifeError):
+class NotFound(MLifeError, status=404):
     """No such resource."""
 
-    status_code = 404
 
-
-class Conflict(MLifeError):
+class Conflict(MLifeError, status=409):
     """The resource is in a state that does not allow this."""
 
-    status_code = 409
 
-
-class PayloadTooLarge(MLifeError):
+class PayloadTooLarge(MLifeError, status=413):
     """The request body is too large."""
 
-    status_code = 413
 
-
-class Unprocessable(MLifeError):
+class Unprocessable(MLifeError, status=422):
     """The request is well-formed but its content is invalid."""
 
-    status_code = 422
 
-
-class ServiceUnavailable(MLifeError):
+class ServiceUnavailable(MLifeError, status=503):
     """A dependency is unavailable; retry later."""
-
-    status_code = 503
 
 
 _HTTP_NAMES = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 405: "MethodNotAllowed",
