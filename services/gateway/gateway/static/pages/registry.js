@@ -1,7 +1,7 @@
 // The model registry beyond browsing: register a version (an ONNX upload, or a model already in MLife's object
 // store), revert an alias, ask the gate about a version before requesting a deployment, and each function's
 // production version as BAM follows it.
-import { act, api, badge, can, card, field, fmt, fmtDate, h, has, link, select, short, table, text, toast, upload } from "/ui/lib.js";
+import { act, api, can, card, field, fmt, fmtDate, h, has, link, select, short, table, text, toast, upload } from "/ui/lib.js";
 import { gateView } from "/ui/pages/gate.js";
 
 const rerender = () => window.dispatchEvent(new HashChangeEvent("hashchange"));
@@ -74,7 +74,7 @@ export function gateCheckCard(m) {
     const f = new FormData(form);
     const g = await api("GET", `/api/msm/model-versions/${f.get("version_id")}/gate`, { query: { metric: f.get("metric"), min: f.get("min"), max: f.get("max") } });
     const verdict = g.awaiting ? "awaiting_tests" : g.passed ? "passed" : "blocked";
-    out.replaceChildren(h("p", { "data-gate": verdict }, "Would be: ", badge(verdict)), gateView({ gate: g }));
+    out.replaceChildren(h("div", { "data-gate": verdict }, gateView({ gate: g })));
   }); });
   return card("Gate check (nothing is recorded)", form, out);
 }
