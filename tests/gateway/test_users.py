@@ -178,3 +178,20 @@ async def _token_for(client: httpx.AsyncClient, username: str) -> str:
     await client.post("/api/gateway/logout", headers={"X-CSRF-Token": csrf})
     client.cookies.clear()
     return r.json()["token"]
+
+
+def test_importing_the_user_service_hashes_nothing_and_an_unknown_user_costs_a_verification() -> None:
+    """The dummy hash an unknown user's password is checked against is made on first use, not at import; that
+    check fails like a wrong password and leaves the hash made, so every later unknown user costs one verify."""
+    import asyncio
+    import subprocess
+    import sys
+
+    probe = ("import asyncio, gateway.user.service as s; before = s.dummy_hash.cache_info().currsize; "
+             "ok = asyncio.run(s.verify_password(None, 'any password')); "
+             "print(before, ok, s.dummy_hash.cache_info().currsize)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["0", "False", "1"]
+    from gateway.user.service import dummy_hash, verify_password
+
+    assert asyncio.run(verify_password(dummy_hash(), "not the dummy's password")) is False

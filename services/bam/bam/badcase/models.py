@@ -59,6 +59,14 @@ class Badcase(Base):
     features: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # a tabular badcase's row
 
 
+class OfBadcase:
+    """A row about one badcase (a report, an outcome, a triage change): its own id and the badcase's, deleted with
+    the badcase."""
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    badcase_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("badcase.id", ondelete="CASCADE"), index=True)
+
+
 class BadcaseTag(Base):
     __tablename__ = "badcase_tag"
 
@@ -67,13 +75,11 @@ class BadcaseTag(Base):
     tag: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
 
 
-class Occurrence(Base):
+class Occurrence(OfBadcase, Base):
     """One report of a badcase: who saw it, where, when, against which model."""
 
     __tablename__ = "occurrence"
 
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
-    badcase_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("badcase.id", ondelete="CASCADE"), index=True)
     source: Mapped[str] = mapped_column(String(20))
     reporter: Mapped[str | None] = mapped_column(String(100))
     client_id: Mapped[str | None] = mapped_column(String(200))
@@ -89,13 +95,11 @@ class Occurrence(Base):
     reported_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
-class Outcome(Base):
+class Outcome(OfBadcase, Base):
     """How one model version did on one badcase in one testing task (kept as history)."""
 
     __tablename__ = "outcome"
 
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
-    badcase_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("badcase.id", ondelete="CASCADE"), index=True)
     model_name: Mapped[str] = mapped_column(String(200))
     model_version: Mapped[str] = mapped_column(String(100))
     task_id: Mapped[uuid.UUID] = mapped_column(Uuid)
@@ -108,13 +112,11 @@ class Outcome(Base):
                       Index("ix_outcome_model_version_id", "model_version_id"))
 
 
-class TriageChange(Base):
+class TriageChange(OfBadcase, Base):
     """Who changed what on a badcase, and when (status, priority, owner, …)."""
 
     __tablename__ = "triage_change"
 
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
-    badcase_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("badcase.id", ondelete="CASCADE"), index=True)
     actor: Mapped[str] = mapped_column(String(100))
     field: Mapped[str] = mapped_column(String(40))
     old: Mapped[Any] = mapped_column(JSON, nullable=True)

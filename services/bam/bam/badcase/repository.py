@@ -6,12 +6,11 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     Select,
-    Table,
     TextClause,
     and_,
     bindparam,
@@ -27,10 +26,10 @@ from sqlalchemy.orm import defer
 
 from bam.badcase.filters import BadcaseFilter
 from bam.badcase.models import Badcase, BadcaseTag, Occurrence, TriageChange
+from mlife_shared.db import cast_table
 from mlife_shared.repository import Repository
 
-# The Core tables, for executemany statements (a mapped class's `__table__` is typed as any FromClause).
-BADCASE = cast(Table, Badcase.__table__)
+BADCASE = cast_table(Badcase)  # the Core table, for executemany statements
 
 # Columns a page of badcases never shows: not loaded (raise if touched, so a new use is noticed in tests).
 _NOT_LISTED = [defer(c, raiseload=True) for c in (Badcase.description_norm, Badcase.search_text, Badcase.fingerprint,

@@ -21,7 +21,7 @@ from bam.badcase.schemas import (
     TriageChangeRead,
 )
 from bam.badcase.service import BadcaseService, Recorded, ReportContext
-from bam.badcase.test_data import add_to_test_data
+from bam.badcase.test_data import TestDataService
 from mlife_shared.app import SessionDep, StoreDep
 from mlife_shared.auth import Tester, Viewer
 from mlife_shared.http_limits import loads_bounded
@@ -35,6 +35,13 @@ def badcase_service(request: Request, session: SessionDep) -> BadcaseService:
 
 
 BadcaseServiceDep = Annotated[BadcaseService, Depends(badcase_service)]
+
+
+def test_data_service(session: SessionDep, store: StoreDep) -> TestDataService:
+    return TestDataService(session, store)
+
+
+TestDataServiceDep = Annotated[TestDataService, Depends(test_data_service)]
 
 
 def to_read(b: Badcase, merged_into: uuid.UUID | None = None) -> BadcaseRead:
@@ -81,10 +88,9 @@ async def report_badcase_with_data(
 
 
 @router.post("/add-to-test-data")
-async def add_badcases_to_test_data(body: AddToTestData, session: SessionDep, store: StoreDep,
-                                    _: Tester) -> TestDataResult:
+async def add_badcases_to_test_data(body: AddToTestData, service: TestDataServiceDep, _: Tester) -> TestDataResult:
     """Send the badcases (by `ids` or `filter`) to DAM's badcase test set; they show `added_to_test_data_at`."""
-    return await add_to_test_data(session, store, body)
+    return await service.add(body)
 
 
 @router.get("")

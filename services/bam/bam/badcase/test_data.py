@@ -78,34 +78,42 @@ def chunks(items: list[TestDataItem]) -> list[list[TestDataItem]]:
     return out
 
 
-async def add_to_test_data(session: AsyncSession, store: ScopedStore, request: AddToTestData) -> TestDataResult:
-    repo = BadcaseRepository(session)
-    if request.ids is not None:
-        ids: Sequence[uuid.UUID] = list(dict.fromkeys(request.ids))
-    else:
-        assert request.filter is not None
-        ids = await repo.ids(request.filter, MAX_SELECTED + 1)
-        if len(ids) > MAX_SELECTED:
-            raise InvalidReport(f"the filter selects more than {MAX_SELECTED} badcases; narrow it")
-    badcases = {b.id: b for b in await repo.many(ids)}
-    skipped = [{"id": str(i), "reason": "no such badcase"} for i in ids if i not in badcases]
-    items: list[TestDataItem] = []
-    now = utcnow()
-    for b in badcases.values():
-        reason = not_addable(b)
-        if reason:
-            skipped.append({"id": str(b.id), "reason": reason})
-            continue
-        refs, md5 = reference_for_dam(b, store)
-        items.append(TestDataItem(badcase_id=b.id, data_refs=refs, md5=md5, features=b.features,
-                                  ground_truth=b.ground_truth, function=b.function))
-        b.test_data_requested_at = now
-    if not items:
-        raise NothingToAdd({"message": "none of the selected badcases can be added", "skipped": skipped})
-    request_ids = []
-    for chunk in chunks(items):
-        request_id = uuid.uuid4()
-        await outbox.add(session, BadcaseTestDataRequested(request_id=request_id, items=chunk))
-        request_ids.append(request_id)
-    await session.flush()
-    return TestDataResult(request_ids=request_ids, added=len(items), skipped=skipped)
+class TestDataService:
+    """"Add to test data" for the badcases selected by ids or by a filter. Never commits."""
+
+    __test__ = False  # not a pytest class, whatever its name
+
+    def __init__(self, session: AsyncSession, store: ScopedStore) -> None:
+        self.session, self.store = session, store
+        self.repo = BadcaseRepository(session)
+
+    async def add(self, request: AddToTestData) -> TestDataResult:
+        if request.ids is not None:
+            ids: Sequence[uuid.UUID] = list(dict.fromkeys(request.ids))
+        else:
+            assert request.filter is not None
+            ids = await self.repo.ids(request.filter, MAX_SELECTED + 1)
+            if len(ids) > MAX_SELECTED:
+                raise InvalidReport(f"the filter selects more than {MAX_SELECTED} badcases; narrow it")
+        badcases = {b.id: b for b in await self.repo.many(ids)}
+        skipped = [{"id": str(i), "reason": "no such badcase"} for i in ids if i not in badcases]
+        items: list[TestDataItem] = []
+        now = utcnow()
+        for b in badcases.values():
+            reason = not_addable(b)
+            if reason:
+                skipped.append({"id": str(b.id), "reason": reason})
+                continue
+            refs, md5 = reference_for_dam(b, self.store)
+            items.append(TestDataItem(badcase_id=b.id, data_refs=refs, md5=md5, features=b.features,
+                                      ground_truth=b.ground_truth, function=b.function))
+            b.test_data_requested_at = now
+        if not items:
+            raise NothingToAdd({"message": "none of the selected badcases can be added", "skipped": skipped})
+        request_ids = []
+        for chunk in chunks(items):
+            request_id = uuid.uuid4()
+            await outbox.add(self.session, BadcaseTestDataRequested(request_id=request_id, items=chunk))
+            request_ids.append(request_id)
+        await self.session.flush()
+        return TestDataResult(request_ids=request_ids, added=len(items), skipped=skipped)

@@ -6,16 +6,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from bam.badcase.models import Badcase, BadcaseTag, Occurrence
 from bam.badcase.repository import BADCASE
+from mlife_shared.db import cast_table
 from mlife_shared.repository import Repository
 
-BADCASE_TAG = cast(Table, BadcaseTag.__table__)
-OCCURRENCE = cast(Table, Occurrence.__table__)
+BADCASE_TAG = cast_table(BadcaseTag)
+OCCURRENCE = cast_table(Occurrence)
 MERGED_COLUMNS = ("frequency", "last_seen", "updated_at", "tags", "search_text", "priority_score", "priority")
 
 
