@@ -23,7 +23,6 @@ from mlife_shared.app import create_app
 from mlife_shared.auth import IDENTITY_HEADER, Identity, sign_identity
 from mlife_shared.objectstore import make_store
 from mlife_shared.objectstore.base import iterate
-from tests.dam.conftest import dam, dam_db  # noqa: F401 - fixtures
 
 SECRET = "archives-test-secret-" + uuid.uuid4().hex
 MIB = 1024 * 1024

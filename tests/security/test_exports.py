@@ -10,7 +10,6 @@ import io
 import httpx
 
 from mlife_shared.csvsafe import safe_cell
-from tests.dam.conftest import dam, dam_db  # noqa: F401 - fixtures
 from tests.dam.helpers import png
 
 HOSTILE = ["=1+1", '=HYPERLINK("http://evil","x")', "+cmd|' /C calc'!A0", "@SUM(1)", "-2+3", "\t=1", "  =1+1",

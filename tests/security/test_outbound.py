@@ -14,7 +14,6 @@ import httpx
 import pytest
 
 from mlife_shared import outbound
-from tests.dam.conftest import dam, dam_db  # noqa: F401 - fixtures
 from tests.dam.helpers import png
 from tests.support.auth import as_role
 from tests.support.outbox import outbox_events

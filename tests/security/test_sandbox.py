@@ -23,7 +23,6 @@ import uvicorn
 
 from mtt.config import Settings
 from mtt.runner.sandbox import python_prefixes
-from tests.mtt.conftest import mlflow_server, mtt, mtt_db, settings, start_runner  # noqa: F401 - fixtures
 from tests.support.auth import SECRET
 from tests.support.mtt import ROOT, digits, put_dataset, task_in
 from tests.support.processes import free_port
