@@ -397,6 +397,13 @@ def cmd_feedback(args: argparse.Namespace) -> int:
 Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
+def _group(sub: Subcommands, name: str, help: str, func: Callable[[argparse.Namespace], int]) -> Subcommands:
+    """A command with actions (`mlife model alias …`); every action runs `func`."""
+    parser = sub.add_parser(name, help=help)
+    parser.set_defaults(func=func)
+    return parser.add_subparsers(dest="action", required=True)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--url", help="gateway URL (default: $MLIFE_URL, then `mlife login`'s)")
@@ -431,7 +438,7 @@ def _account_commands(sub: Subcommands, common: argparse.ArgumentParser) -> None
 
 
 def _badcase_commands(sub: Subcommands, common: argparse.ArgumentParser) -> None:
-    bc = sub.add_parser("badcase", help="report, import, list and count badcases").add_subparsers(dest="action", required=True)
+    bc = _group(sub, "badcase", "report, import, list and count badcases", cmd_badcase)
     p = bc.add_parser("add", parents=[common], help="report a badcase (merged when it is a duplicate)")
     p.add_argument("--function", required=True)
     for name in ("prediction", "ground-truth", "description", "model-name", "model-version", "system-version",
@@ -463,8 +470,6 @@ def _badcase_commands(sub: Subcommands, common: argparse.ArgumentParser) -> None
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--weekly", action="store_true")
     p.add_argument("--weeks", type=int, default=12)
-    for parser_ in bc.choices.values():
-        parser_.set_defaults(func=cmd_badcase)
 
 
 def _data_commands(sub: Subcommands, common: argparse.ArgumentParser) -> None:
@@ -478,7 +483,7 @@ def _data_commands(sub: Subcommands, common: argparse.ArgumentParser) -> None:
 
 
 def _document_commands(sub: Subcommands, common: argparse.ArgumentParser) -> None:
-    doc = sub.add_parser("document", help="import / export DAM documents").add_subparsers(dest="action", required=True)
+    doc = _group(sub, "document", "import / export DAM documents", cmd_document)
     p = doc.add_parser("import", parents=[common])
     p.add_argument("path")
     p.add_argument("--name", required=True)
@@ -494,8 +499,6 @@ def _document_commands(sub: Subcommands, common: argparse.ArgumentParser) -> Non
     p.add_argument("--output", "-o")
     p = doc.add_parser("list", parents=[common])
     p.add_argument("--q")
-    for parser_ in doc.choices.values():
-        parser_.set_defaults(func=cmd_document)
 
 
 def _dataset_commands(sub: Subcommands, common: argparse.ArgumentParser) -> None:
@@ -510,7 +513,7 @@ def _dataset_commands(sub: Subcommands, common: argparse.ArgumentParser) -> None
 
 
 def _task_commands(sub: Subcommands, common: argparse.ArgumentParser) -> None:
-    task = sub.add_parser("task", help="training and testing tasks").add_subparsers(dest="action", required=True)
+    task = _group(sub, "task", "training and testing tasks", cmd_task)
     p = task.add_parser("create", parents=[common])
     p.add_argument("--kind", choices=["train", "test"], required=True)
     p.add_argument("--name", default="")
@@ -532,12 +535,10 @@ def _task_commands(sub: Subcommands, common: argparse.ArgumentParser) -> None:
     p.add_argument("--kind", choices=["train", "test"])
     p.add_argument("--status")
     p.add_argument("--function")
-    for parser_ in task.choices.values():
-        parser_.set_defaults(func=cmd_task)
 
 
 def _model_commands(sub: Subcommands, common: argparse.ArgumentParser) -> None:
-    model = sub.add_parser("model", help="the model registry").add_subparsers(dest="action", required=True)
+    model = _group(sub, "model", "the model registry", cmd_model)
     model.add_parser("list", parents=[common])
     p = model.add_parser("alias", parents=[common], help="point an alias at a version")
     p.add_argument("name")
@@ -548,8 +549,6 @@ def _model_commands(sub: Subcommands, common: argparse.ArgumentParser) -> None:
                          "deploy it)")
     p.add_argument("name")
     p.add_argument("function")
-    for parser_ in model.choices.values():
-        parser_.set_defaults(func=cmd_model)
 
 
 def _gate_commands(sub: Subcommands, common: argparse.ArgumentParser) -> None:
