@@ -17,6 +17,7 @@ from msm.deployment.schemas import Bound, check_thresholds
 from msm.deployment.service import DeploymentService
 from msm.inputs import reject_nul
 from msm.registry import schemas as s
+from msm.registry.alias import AliasService
 from msm.registry.compression import CompressionService
 from msm.registry.docker import DockerEngine
 from msm.registry.service import RegistryService
@@ -26,6 +27,10 @@ router = APIRouter(tags=["registry"], dependencies=[Depends(reject_nul)])
 
 def registry_service(request: Request, session: SessionDep, store: StoreDep) -> RegistryService:
     return RegistryService(session, request.app.state.settings, store)
+
+
+def alias_service(session: SessionDep) -> AliasService:
+    return AliasService(session)
 
 
 def compression_service(request: Request, session: SessionDep, store: StoreDep) -> CompressionService:
@@ -39,6 +44,7 @@ def raw_store(request: Request) -> ObjectStore:
 
 
 Service = Annotated[RegistryService, Depends(registry_service)]
+Aliases = Annotated[AliasService, Depends(alias_service)]
 Compressions = Annotated[CompressionService, Depends(compression_service)]
 RawStore = Annotated[ObjectStore, Depends(raw_store)]
 Deployments = Annotated[DeploymentService, Depends(deployment_service)]
@@ -140,19 +146,19 @@ def _may_move(alias: str, user: Engineer) -> None:
 
 
 @router.post("/models/{name}/aliases")
-async def move_alias(name: str, body: s.AliasMove, service: Service, user: Engineer) -> s.AliasChangeRead:
+async def move_alias(name: str, body: s.AliasMove, service: Aliases, user: Engineer) -> s.AliasChangeRead:
     """Point an alias at a version (recorded: who, when, why). Moving `production` needs a maintainer."""
     _may_move(body.alias, user)
-    change = await service.move_alias(name, body.alias, body.version, actor=user.username, reason=body.reason)
+    change = await service.move(name, body.alias, body.version, actor=user.username, reason=body.reason)
     return s.AliasChangeRead.model_validate(change)
 
 
 @router.post("/models/{name}/aliases/{alias}/revert")
-async def revert_alias(name: str, alias: str, body: s.AliasRevert, service: Service,
+async def revert_alias(name: str, alias: str, body: s.AliasRevert, service: Aliases,
                        user: Engineer) -> s.AliasChangeRead:
     """Move an alias back to where it pointed before its last move."""
     _may_move(alias, user)
-    change = await service.revert_alias(name, alias, actor=user.username, reason=body.reason)
+    change = await service.revert(name, alias, actor=user.username, reason=body.reason)
     return s.AliasChangeRead.model_validate(change)
 
 
