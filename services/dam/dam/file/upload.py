@@ -3,6 +3,7 @@ multipart form parsed as it arrives (python-multipart's push parser)."""
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -91,57 +92,128 @@ def _boundary(ctype: str) -> bytes:
     return boundary
 
 
-@dataclass
+def _write(parser: MultipartParser, chunk: bytes) -> None:
+    try:
+        parser.write(chunk)
+    except Exception as exc:  # noqa: BLE001 - python-multipart raises its own parse errors
+        raise InvalidUpload(f"the multipart body is malformed: {exc}") from exc
+
+
 class _FirstFile:
-    in_file: bool = False
-    seen_file: bool = False
-    name: str = ""
+    """The parser's callbacks for `incoming`: the first file part's bytes gathered in `pending` (the stream
+    yields them after each chunk), the small form fields before it into `up.fields`."""
+
+    def __init__(self, up: Incoming) -> None:
+        self.up = up
+        self.part = _PartHeaders()
+        self.in_file = False
+        self.seen_file = False
+        self.name = ""
+        self.pending: list[bytes] = []
+        self.field_value: list[bytes] = []
+
+    def parser(self, boundary: bytes) -> MultipartParser:
+        return self.part.parser(boundary, on_headers_finished=self.on_headers_finished,
+                                on_part_data=self.on_part_data, on_part_end=self.on_part_end)
+
+    def on_headers_finished(self) -> None:
+        self.field_value.clear()
+        self.name, filename = self.part.disposition()
+        if filename is not None and not self.seen_file:
+            self.in_file, self.seen_file = True, True
+            if self.up.filename is None:
+                self.up.filename = filename.decode("utf-8", "replace")
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self.in_file:
+            self.pending.append(bytes(data[start:end]))
+        elif not self.seen_file and sum(map(len, self.field_value)) < 4096:
+            self.field_value.append(bytes(data[start:end]))
+
+    def on_part_end(self) -> None:
+        if self.in_file:
+            self.in_file = False
+        elif self.field_value and self.name:
+            self.up.fields[self.name] = b"".join(self.field_value).decode("utf-8", "replace")
+
+    def take(self) -> bytes:
+        """The file bytes parsed from the last chunk, then forgotten."""
+        out = b"".join(self.pending)
+        self.pending.clear()
+        return out
 
 
 async def _multipart(request: Request, up: Incoming) -> AsyncIterator[bytes]:
-    boundary = _boundary(request.headers["content-type"])
-    part = _PartHeaders()
-    state = _FirstFile()
-    pending: list[bytes] = []
-    field_value: list[bytes] = []
-
-    def on_headers_finished() -> None:
-        field_value.clear()
-        state.name, filename = part.disposition()
-        if filename is not None and not state.seen_file:
-            state.in_file, state.seen_file = True, True
-            if up.filename is None:
-                up.filename = filename.decode("utf-8", "replace")
-
-    def on_part_data(data: bytes, start: int, end: int) -> None:
-        if state.in_file:
-            pending.append(bytes(data[start:end]))
-        elif not state.seen_file and sum(map(len, field_value)) < 4096:
-            field_value.append(bytes(data[start:end]))
-
-    def on_part_end() -> None:
-        if state.in_file:
-            state.in_file = False
-        elif field_value and state.name:
-            up.fields[state.name] = b"".join(field_value).decode("utf-8", "replace")
-
-    parser = part.parser(boundary, on_headers_finished=on_headers_finished, on_part_data=on_part_data,
-                         on_part_end=on_part_end)
+    first = _FirstFile(up)
+    parser = first.parser(_boundary(request.headers["content-type"]))
     try:
         async for chunk in request.stream():
-            try:
-                parser.write(chunk)
-            except Exception as exc:  # noqa: BLE001 - python-multipart raises its own parse errors
-                raise InvalidUpload(f"the multipart body is malformed: {exc}") from exc
-            if pending:
-                out = b"".join(pending)
-                pending.clear()
-                yield out
+            _write(parser, chunk)
+            if first.pending:
+                yield first.take()
         parser.finalize()
     except ClientDisconnect as exc:
         raise InvalidUpload("the client disconnected before the upload finished") from exc
-    if not state.seen_file:
+    if not first.seen_file:
         raise InvalidUpload("the multipart form has no file part; send the file in a field with a filename")
+
+
+# What the parser reports of the file parts: ("begin", filename), ("data", bytes) or ("end", b"")
+_Event = tuple[str, str | bytes]
+
+
+class _FileParts:
+    """The file parts of a multipart body as events, the body read and parsed only as far as the next
+    event needs; the other parts (form fields) are skipped."""
+
+    def __init__(self, request: Request, boundary: bytes) -> None:
+        self.events: deque[_Event] = deque()
+        self.in_file = False
+        self.part = _PartHeaders()
+        self.parser = self.part.parser(boundary, on_headers_finished=self.on_headers_finished,
+                                       on_part_data=self.on_part_data, on_part_end=self.on_part_end)
+        self.body = request.stream().__aiter__()
+        self.finished = False  # the current file part was read to its end
+
+    def on_headers_finished(self) -> None:
+        filename = self.part.disposition()[1]
+        self.in_file = filename is not None
+        if filename is not None:
+            self.events.append(("begin", filename.decode("utf-8", "replace")))
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self.in_file:
+            self.events.append(("data", bytes(data[start:end])))
+
+    def on_part_end(self) -> None:
+        if self.in_file:
+            self.events.append(("end", b""))
+            self.in_file = False
+
+    async def next_event(self) -> _Event | None:
+        while not self.events:
+            try:
+                chunk = await self.body.__anext__()
+            except StopAsyncIteration:
+                self.parser.finalize()
+                if not self.events:
+                    return None
+                break
+            except ClientDisconnect as exc:
+                raise InvalidUpload("the client disconnected before the upload finished") from exc
+            _write(self.parser, chunk)
+        return self.events.popleft()
+
+    async def file_part(self) -> AsyncIterator[bytes]:
+        """The bytes of the part begun, until its end."""
+        while (event := await self.next_event()) is not None:
+            kind, value = event
+            if kind == "data" and isinstance(value, bytes):
+                yield value
+            elif kind == "end":
+                self.finished = True
+                return
+        raise InvalidUpload("the multipart body ended inside a file part")
 
 
 async def multipart_parts(request: Request) -> AsyncIterator[tuple[str, AsyncIterator[bytes]]]:
@@ -151,64 +223,12 @@ async def multipart_parts(request: Request) -> AsyncIterator[tuple[str, AsyncIte
     ctype = request.headers.get("content-type", "")
     if not ctype.lower().startswith("multipart/form-data"):
         raise InvalidUpload("send a multipart/form-data body with one file part per file")
-    boundary = _boundary(ctype)
-    # ("begin", filename), ("data", bytes) or ("end", b"")
-    events: list[tuple[str, str | bytes]] = []
-    part = _PartHeaders()
-    in_file = [False]
-
-    def on_headers_finished() -> None:
-        filename = part.disposition()[1]
-        in_file[0] = filename is not None
-        if filename is not None:
-            events.append(("begin", filename.decode("utf-8", "replace")))
-
-    def on_part_data(data: bytes, start: int, end: int) -> None:
-        if in_file[0]:
-            events.append(("data", bytes(data[start:end])))
-
-    def on_part_end() -> None:
-        if in_file[0]:
-            events.append(("end", b""))
-            in_file[0] = False
-
-    parser = part.parser(boundary, on_headers_finished=on_headers_finished, on_part_data=on_part_data,
-                         on_part_end=on_part_end)
-    body = request.stream().__aiter__()
-
-    async def next_event() -> tuple[str, str | bytes] | None:
-        while not events:
-            try:
-                chunk = await body.__anext__()
-            except StopAsyncIteration:
-                parser.finalize()
-                if not events:
-                    return None
-                break
-            except ClientDisconnect as exc:
-                raise InvalidUpload("the client disconnected before the upload finished") from exc
-            try:
-                parser.write(chunk)
-            except Exception as exc:  # noqa: BLE001 - python-multipart raises its own parse errors
-                raise InvalidUpload(f"the multipart body is malformed: {exc}") from exc
-        return events.pop(0)
-
-    while (event := await next_event()) is not None:
+    parts = _FileParts(request, _boundary(ctype))
+    while (event := await parts.next_event()) is not None:
         kind, value = event
         if kind != "begin":
             continue
-        finished = False
-
-        async def file_part() -> AsyncIterator[bytes]:
-            nonlocal finished
-            while (ev := await next_event()) is not None:
-                if ev[0] == "data" and isinstance(ev[1], bytes):
-                    yield ev[1]
-                elif ev[0] == "end":
-                    finished = True
-                    return
-            raise InvalidUpload("the multipart body ended inside a file part")
-
-        yield str(value), file_part()
-        if not finished:
+        parts.finished = False
+        yield str(value), parts.file_part()
+        if not parts.finished:
             raise InvalidUpload("a file part was not read to its end")
