@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 from dam.document.models import DocumentRow
+from dam.document.service import box_labels
 from dam.file.models import File
 
 
@@ -65,49 +66,64 @@ def feature_summary(values: list[Any]) -> dict[str, Any]:
 
 def distribution(rows: Iterable[tuple[RowFacts, FileFacts | None]], columns: list[str],
                  features: list[str] | None = None) -> dict[str, Any]:
-    from dam.document.service import box_labels
-
-    by_class: Counter[str] = Counter()
-    boxes: Counter[str] = Counter()
-    types: Counter[str] = Counter()
-    sizes: Counter[str] = Counter()
-    dims: Counter[str] = Counter()
-    extra: dict[str, Counter[str]] = {c: Counter() for c in columns}
-    count = total_bytes = annotated = 0
-    files: set[str] = set()
-    feature_values: dict[str, list[Any]] = {c: [] for c in features or []}
-    table_rows = 0
+    tally = _Tally(columns, features or [])
     for r, f in rows:
-        count += 1
-        if r.features is not None:
-            table_rows += 1
-        for c, vs in feature_values.items():
-            vs.append((r.features or {}).get(c))
-        by_class[r.label if r.label is not None else "(none)"] += 1
-        annotated += r.annotation is not None
-        boxes.update(box_labels(r.annotation))
+        tally.add_row(r)
         if f is not None:
-            types[f.media_type] += 1
-            sizes[size_bucket(f.size)] += 1
-            if f.md5 not in files:
-                files.add(f.md5)
-                total_bytes += f.size
-            if f.width and f.height:
-                dims[f"{f.width}x{f.height}"] += 1
-        for c in columns:
+            tally.add_file(f)
+    return tally.summary()
+
+
+class _Tally:
+    """The counters of a distribution, filled one row at a time."""
+
+    def __init__(self, columns: list[str], features: list[str]) -> None:
+        self.columns = columns
+        self.by_class: Counter[str] = Counter()
+        self.boxes: Counter[str] = Counter()
+        self.types: Counter[str] = Counter()
+        self.sizes: Counter[str] = Counter()
+        self.dims: Counter[str] = Counter()
+        self.extra: dict[str, Counter[str]] = {c: Counter() for c in columns}
+        self.count = self.total_bytes = self.annotated = self.table_rows = 0
+        self.files: set[str] = set()
+        self.feature_values: dict[str, list[Any]] = {c: [] for c in features}
+
+    def add_row(self, r: RowFacts) -> None:
+        self.count += 1
+        if r.features is not None:
+            self.table_rows += 1
+        for c, vs in self.feature_values.items():
+            vs.append((r.features or {}).get(c))
+        self.by_class[r.label if r.label is not None else "(none)"] += 1
+        self.annotated += r.annotation is not None
+        self.boxes.update(box_labels(r.annotation))
+        for c in self.columns:
             v = r.extra.get(c)
-            extra[c]["(none)" if v is None or v == "" else str(v)] += 1
-    return {
-        "row_count": count, "table_rows": table_rows, "annotated": annotated, "distinct_files": len(files),
-        "total_bytes": total_bytes,
-        "by_class": dict(by_class.most_common()), "by_box_label": dict(boxes.most_common()),
-        "by_media_type": dict(types.most_common()),
-        "by_size": {name: sizes[name] for _, name in SIZE_BUCKETS if sizes[name]} | (
-            {">=100MB": sizes[">=100MB"]} if sizes[">=100MB"] else {}),
-        "by_dimensions": dict(dims.most_common(TOP)),
-        "by_column": {c: dict(cnt.most_common(TOP)) for c, cnt in extra.items()},
-        "by_feature": {c: feature_summary(vs) for c, vs in feature_values.items()},
-    }
+            self.extra[c]["(none)" if v is None or v == "" else str(v)] += 1
+
+    def add_file(self, f: FileFacts) -> None:
+        self.types[f.media_type] += 1
+        self.sizes[size_bucket(f.size)] += 1
+        if f.md5 not in self.files:
+            self.files.add(f.md5)
+            self.total_bytes += f.size
+        if f.width and f.height:
+            self.dims[f"{f.width}x{f.height}"] += 1
+
+    def summary(self) -> dict[str, Any]:
+        sizes = self.sizes
+        return {
+            "row_count": self.count, "table_rows": self.table_rows, "annotated": self.annotated,
+            "distinct_files": len(self.files), "total_bytes": self.total_bytes,
+            "by_class": dict(self.by_class.most_common()), "by_box_label": dict(self.boxes.most_common()),
+            "by_media_type": dict(self.types.most_common()),
+            "by_size": {name: sizes[name] for _, name in SIZE_BUCKETS if sizes[name]} | (
+                {">=100MB": sizes[">=100MB"]} if sizes[">=100MB"] else {}),
+            "by_dimensions": dict(self.dims.most_common(TOP)),
+            "by_column": {c: dict(cnt.most_common(TOP)) for c, cnt in self.extra.items()},
+            "by_feature": {c: feature_summary(vs) for c, vs in self.feature_values.items()},
+        }
 
 
 def compare(a: list[tuple[DocumentRow, File | None]], b: list[tuple[DocumentRow, File | None]]) -> dict[str, Any]:

@@ -19,3 +19,13 @@ class DocumentTooLarge(PayloadTooLarge):
 
 class UnknownColumn(Unprocessable):
     """The column is not one of the document's columns."""
+
+
+class InvalidCell(Exception):
+    """One row's bad cell, found while a document's rows are validated; every row's becomes one error of
+    the InvalidDocument that refuses the import."""
+
+    def __init__(self, column: str, message: str) -> None:
+        super().__init__(message)
+        self.column = column
+        self.message = message

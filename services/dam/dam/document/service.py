@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dam.document import parser, table
-from dam.document.exceptions import DocumentExists, DocumentNotFound, InvalidDocument, UnknownColumn
+from dam.document.exceptions import DocumentExists, DocumentNotFound, InvalidCell, InvalidDocument, UnknownColumn
 from dam.document.models import BADCASE_TEST_SET, TABLE, Document, DocumentRow, DocumentVersion
 from dam.document.repository import DocumentRepository
 from dam.document.schemas import RowFilter, SearchRequest
@@ -111,6 +111,76 @@ def search_text(path: str | None, annotation: Any, extra: dict[str, Any]) -> str
     return " ".join(parts).lower()[:4000]
 
 
+def _extra_columns(columns: list[str], allowed_columns: Sequence[str] | None) -> list[str]:
+    """The extra columns of a document of files (all but md5, path, annotation), refused if one is not a column
+    name or not one of `allowed_columns` (when given); and the document must name its files."""
+    extras = [c for c in columns if c not in parser.RESERVED]
+    bad = [c for c in extras if not parser.COLUMN_RE.match(c)]
+    if bad:
+        raise InvalidDocument(f"invalid column names {bad[:10]}: use letters, digits, '_', '.', '-' "
+                              "(up to 64, starting with a letter or '_')")
+    if allowed_columns is not None:
+        unknown = [c for c in extras if c not in allowed_columns]
+        if unknown:
+            raise UnknownColumn(f"unknown columns {unknown[:20]}; the document's columns are "
+                                f"{list(allowed_columns)} (pass allow_new_columns=true to add them)")
+    if "md5" not in columns and "path" not in columns:
+        raise InvalidDocument("the document needs an 'md5' or a 'path' column naming each row's file, "
+                              "or is a plain table of feature columns and a label (kind=table, label_column=)")
+    return extras
+
+
+def _row_file(r: dict[str, Any], known: Collection[str], paths: dict[str, str]) -> tuple[str, str | None]:
+    """(MD5, path) of the uploaded file a row names by its md5, its path or both, or InvalidCell."""
+    md5 = r.get("md5") or None
+    path = r.get("path") or None
+    if md5 is not None:
+        md5 = str(md5).strip().lower()
+        if not MD5_RE.match(md5):
+            raise InvalidCell("md5", f"{str(r.get('md5'))[:64]!r} is not an MD5 (32 hexadecimal characters)")
+        if md5 not in known:
+            raise InvalidCell("md5", f"no uploaded file has MD5 {md5}; upload it first (POST /files)")
+    if path is not None:
+        if not isinstance(path, str):
+            raise InvalidCell("path", "the path must be a string")
+        try:
+            check_path(path)
+        except MLifeError as exc:
+            raise InvalidCell("path", str(exc.message)) from exc
+        if md5 is None:
+            md5 = paths.get(path)
+            if md5 is None:
+                raise InvalidCell("path", f"no uploaded file has the path {path!r}")
+    if md5 is None:
+        raise InvalidCell("md5", "the row names no file: give an md5 or a path")
+    return md5, path
+
+
+def _row_annotation(r: dict[str, Any], decode: bool) -> Any:
+    """A row's annotation: JSON text decoded when `decode` (CSV, XML), '' as None."""
+    annotation = r.get("annotation")
+    if decode and isinstance(annotation, str):
+        try:
+            return parser.maybe_json(annotation)
+        except ValueError as exc:
+            raise InvalidCell("annotation", str(exc)) from exc
+    return None if annotation == "" else annotation
+
+
+def _row_extra(r: dict[str, Any], extras: list[str]) -> dict[str, Any]:
+    extra = {c: r.get(c) for c in extras if c in r}
+    deep = table.nested(extra)
+    if deep is not None:
+        raise InvalidCell(deep, "extra columns hold plain values (text, numbers), not objects")
+    return extra
+
+
+def _refuse_invalid_rows(errors: list[dict[str, Any]]) -> None:
+    if errors:
+        raise InvalidDocument({"message": f"{len(errors)} invalid rows; nothing was imported",
+                               "errors": errors[:MAX_ERRORS]})
+
+
 @dataclass
 class Version:
     document: Document
@@ -193,90 +263,39 @@ class DocumentService:
     async def validate(self, columns: list[str], raw: list[dict[str, Any]], *, decode_annotation: bool,
                        allowed_columns: Sequence[str] | None) -> tuple[list[str], list[dict[str, Any]]]:
         """Rows ready to insert, or InvalidDocument listing every bad row (first 100)."""
-        errors: list[dict[str, Any]] = []
-        if len(raw) > self.max_rows:
-            raise InvalidDocument(f"the document has {len(raw)} rows; the limit is {self.max_rows}")
-        extras = [c for c in columns if c not in parser.RESERVED]
-        bad = [c for c in extras if not parser.COLUMN_RE.match(c)]
-        if bad:
-            raise InvalidDocument(f"invalid column names {bad[:10]}: use letters, digits, '_', '.', '-' "
-                                  "(up to 64, starting with a letter or '_')")
-        if allowed_columns is not None:
-            unknown = [c for c in extras if c not in allowed_columns]
-            if unknown:
-                raise UnknownColumn(f"unknown columns {unknown[:20]}; the document's columns are "
-                                    f"{list(allowed_columns)} (pass allow_new_columns=true to add them)")
-        if "md5" not in columns and "path" not in columns:
-            raise InvalidDocument("the document needs an 'md5' or a 'path' column naming each row's file, "
-                                  "or is a plain table of feature columns and a label (kind=table, label_column=)")
+        self._check_row_count(raw)
+        extras = _extra_columns(columns, allowed_columns)
         require_storable_rows(raw)
         md5s = [m.strip().lower() for r in raw if isinstance(m := r.get("md5"), str) and m]
         known = await self.files.existing(md5s)
         paths = await self.files.resolve_paths([r["path"] for r in raw if isinstance(r.get("path"), str) and r["path"]])
+        errors: list[dict[str, Any]] = []
         out = []
         for n, r in enumerate(raw, start=1):
-            def err(column: str, message: str, n: int = n) -> None:
-                errors.append({"row": n, "column": column, "message": message})
-
-            md5 = r.get("md5") or None
-            path = r.get("path") or None
-            if md5 is not None:
-                md5 = str(md5).strip().lower()
-                if not MD5_RE.match(md5):
-                    err("md5", f"{str(r.get('md5'))[:64]!r} is not an MD5 (32 hexadecimal characters)")
-                    continue
-                if md5 not in known:
-                    err("md5", f"no uploaded file has MD5 {md5}; upload it first (POST /files)")
-                    continue
-            if path is not None:
-                if not isinstance(path, str):
-                    err("path", "the path must be a string")
-                    continue
-                try:
-                    check_path(path)
-                except MLifeError as exc:
-                    err("path", str(exc.message))
-                    continue
-                if md5 is None:
-                    md5 = paths.get(path)
-                    if md5 is None:
-                        err("path", f"no uploaded file has the path {path!r}")
-                        continue
-            if md5 is None:
-                err("md5", "the row names no file: give an md5 or a path")
-                continue
-            annotation = r.get("annotation")
-            if decode_annotation and isinstance(annotation, str):
-                try:
-                    annotation = parser.maybe_json(annotation)
-                except ValueError as exc:
-                    err("annotation", str(exc))
-                    continue
-            elif annotation == "":
-                annotation = None
-            extra = {c: r.get(c) for c in extras if c in r}
-            if any(isinstance(v, (dict, list)) for v in extra.values()):
-                err(next(c for c, v in extra.items() if isinstance(v, (dict, list))),
-                    "extra columns hold plain values (text, numbers), not objects")
+            try:
+                md5, path = _row_file(r, known, paths)
+                annotation = _row_annotation(r, decode_annotation)
+                extra = _row_extra(r, extras)
+            except InvalidCell as bad:
+                errors.append({"row": n, "column": bad.column, "message": bad.message})
                 continue
             out.append(dict(md5=md5, path=path, annotation=annotation, label=label_of(annotation), extra=extra,
                             search_text=search_text(path, annotation, extra)))
-        if errors:
-            raise InvalidDocument({"message": f"{len(errors)} invalid rows; nothing was imported",
-                                   "errors": errors[:MAX_ERRORS]})
+        _refuse_invalid_rows(errors)
         return extras, out
+
+    def _check_row_count(self, raw: list[dict[str, Any]]) -> None:
+        if len(raw) > self.max_rows:
+            raise InvalidDocument(f"the document has {len(raw)} rows; the limit is {self.max_rows}")
 
     def validate_table(self, columns: list[str], raw: list[dict[str, Any]], *, label_column: str | None,
                        allowed_features: list[str] | None) -> tuple[str, list[str], list[dict[str, Any]]]:
         """(label column, feature columns, rows) of a plain table, or InvalidDocument listing every bad row."""
-        if len(raw) > self.max_rows:
-            raise InvalidDocument(f"the document has {len(raw)} rows; the limit is {self.max_rows}")
+        self._check_row_count(raw)
         require_storable_rows(raw)
         label = table.pick_label_column(columns, label_column)
         features, rows, errors = table.validate(columns, raw, label_column=label, allowed_features=allowed_features)
-        if errors:
-            raise InvalidDocument({"message": f"{len(errors)} invalid rows; nothing was imported",
-                                   "errors": errors[:MAX_ERRORS]})
+        _refuse_invalid_rows(errors)
         return label, features, rows
 
     async def create(self, *, name: str, description: str, data: bytes, fmt: str, user: str | None,

@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from dam.document import parser
-from dam.document.exceptions import InvalidDocument, UnknownColumn
+from dam.document.exceptions import InvalidCell, InvalidDocument, UnknownColumn
 
 INTEGER = re.compile(r"^[+-]?\d{1,18}$")
 DECIMAL = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d{1,3})?$")
@@ -88,8 +88,24 @@ def validate(columns: list[str], raw: list[dict[str, Any]], *, label_column: str
     """(feature columns, rows ready to insert, errors by row and column) of a plain table."""
     from dam.document.service import label_of, search_text
 
-    features = [c for c in columns if c != label_column]
+    features = _feature_columns(columns, label_column, allowed_features)
     problems: list[dict[str, Any]] = []
+    out = []
+    for n, r in enumerate(raw, start=1):
+        try:
+            values, annotation = _row_cells(r, features, label_column)
+        except InvalidCell as bad:
+            problems.append({"row": n, "column": bad.column, "message": bad.message})
+            continue
+        out.append(dict(md5=None, path=None, annotation=annotation, label=label_of(annotation), extra={},
+                        features=values, search_text=search_text(None, annotation, values)))
+    return features, out, problems
+
+
+def _feature_columns(columns: list[str], label_column: str, allowed_features: list[str] | None) -> list[str]:
+    """Every column but the label: refused if one names a file, is not a column name, or is not one of
+    `allowed_features` (when given), or if there is none."""
+    features = [c for c in columns if c != label_column]
     files = [c for c in features if c in ("md5", "path")]
     if files:
         raise InvalidDocument(f"a plain table has no file column, but this one has {files}: import it as a document "
@@ -105,26 +121,22 @@ def validate(columns: list[str], raw: list[dict[str, Any]], *, label_column: str
         if unknown:
             raise UnknownColumn(f"unknown feature columns {unknown[:20]}; the table's features are "
                              f"{allowed_features} (pass allow_new_columns=true to add them)")
-    out = []
-    for n, r in enumerate(raw, start=1):
-        values = {c: cell(r.get(c)) for c in features}
-        deep = nested(values)
-        if deep is not None:
-            problems.append({"row": n, "column": deep,
-                             "message": "a feature holds a plain value (a number or text), not nested JSON"})
-            continue
-        try:
-            annotation = label_value(r.get(label_column))
-        except ValueError as exc:
-            problems.append({"row": n, "column": label_column, "message": str(exc)})
-            continue
-        # a CSV cell such as 1e999 reads as infinity, which no JSON column stores
-        infinite = next((c for c, v in [*values.items(), (label_column, annotation)]
-                         if isinstance(v, float) and not math.isfinite(v)), None)
-        if infinite is not None:
-            problems.append({"row": n, "column": infinite, "message": "the number is out of range (it reads as "
-                                                                      "infinity)"})
-            continue
-        out.append(dict(md5=None, path=None, annotation=annotation, label=label_of(annotation), extra={},
-                        features=values, search_text=search_text(None, annotation, values)))
-    return features, out, problems
+    return features
+
+
+def _row_cells(r: dict[str, Any], features: list[str], label_column: str) -> tuple[dict[str, Any], Any]:
+    """(feature values, label) of a table row, or InvalidCell for its first bad cell."""
+    values = {c: cell(r.get(c)) for c in features}
+    deep = nested(values)
+    if deep is not None:
+        raise InvalidCell(deep, "a feature holds a plain value (a number or text), not nested JSON")
+    try:
+        annotation = label_value(r.get(label_column))
+    except ValueError as exc:
+        raise InvalidCell(label_column, str(exc)) from exc
+    # a CSV cell such as 1e999 reads as infinity, which no JSON column stores
+    infinite = next((c for c, v in [*values.items(), (label_column, annotation)]
+                     if isinstance(v, float) and not math.isfinite(v)), None)
+    if infinite is not None:
+        raise InvalidCell(infinite, "the number is out of range (it reads as infinity)")
+    return values, annotation

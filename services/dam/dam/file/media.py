@@ -11,7 +11,10 @@ SNIFF_BYTES = 256 * 1024
 
 def sniff(head: bytes) -> tuple[str, str]:
     """(media type, content type) of content starting with `head`."""
-    h = head
+    return _image(head) or _audio_video(head) or _document_or_archive(head) or _text_kind(head)
+
+
+def _image(h: bytes) -> tuple[str, str] | None:
     if h.startswith(b"\xff\xd8\xff"):
         return "image", "image/jpeg"
     if h.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -24,6 +27,10 @@ def sniff(head: bytes) -> tuple[str, str]:
         return "image", "image/tiff"
     if h[:2] == b"BM" and len(h) >= 26 and h[6:10] == b"\x00\x00\x00\x00":
         return "image", "image/bmp"
+    return None
+
+
+def _audio_video(h: bytes) -> tuple[str, str] | None:
     if h[:4] == b"RIFF" and h[8:12] == b"WAVE":
         return "audio", "audio/wav"
     if h[:4] == b"RIFF" and h[8:12] == b"AVI ":
@@ -39,6 +46,10 @@ def sniff(head: bytes) -> tuple[str, str]:
         return ("audio", "audio/mp4") if brand in (b"M4A ", b"M4B ") else ("video", "video/mp4")
     if h[:4] == b"\x1a\x45\xdf\xa3":
         return "video", "video/webm"
+    return None
+
+
+def _document_or_archive(h: bytes) -> tuple[str, str] | None:
     if h[:5] == b"%PDF-":
         return "document", "application/pdf"
     if h[:6] == b"\x93NUMPY":
@@ -51,7 +62,7 @@ def sniff(head: bytes) -> tuple[str, str]:
         return "archive", "application/gzip"
     if len(h) >= 262 and h[257:262] == b"ustar":
         return "archive", "application/x-tar"
-    return _text_kind(h)
+    return None
 
 
 def _first_zip_entry(h: bytes) -> str:
