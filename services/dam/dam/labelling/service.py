@@ -7,18 +7,17 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import quote, urlsplit
 
-import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dam.config import Settings
 from dam.document.export import data_field, file_url, prediction
-from dam.document.service import DocumentService, filter_columns, label_of, search_text, unstorable
+from dam.document.models import DocumentRow
+from dam.document.service import DocumentService, Version, filter_columns, label_of, search_text, unstorable
+from dam.file.models import File
 from dam.file.service import MD5_RE, file_key
-from dam.labelling import connector
+from dam.labelling import connector, prelabel
 from dam.labelling.exceptions import (
     InvalidLabellingTask,
     LabellingTaskClosed,
@@ -27,14 +26,16 @@ from dam.labelling.exceptions import (
 )
 from dam.labelling.models import LabellingItem, LabellingTask
 from dam.labelling.repository import LabellingRepository
-from dam.labelling.schemas import AnnotationsIn, LabellingTaskCreate, Prelabel
-from mlife_shared import outbound
-from mlife_shared.auth import IDENTITY_HEADER, Identity, sign_identity
+from dam.labelling.schemas import AnnotationsIn, LabellingTaskCreate
+from mlife_shared.auth import Identity
 from mlife_shared.db import utcnow
 from mlife_shared.events.contracts import LabellingCompleted, LabellingRequested
 from mlife_shared.messaging import outbox
 from mlife_shared.objectstore import ScopedStore
 from mlife_shared.objectstore.base import iterate
+
+# an item's columns in the database (the item built for the task also holds its file and store key)
+ITEM_COLUMNS = ("id", "row_id", "position", "md5", "prelabel", "ls_task_id")
 
 
 def items_key(task_id: uuid.UUID) -> str:
@@ -45,107 +46,6 @@ def make_connector(settings: Settings) -> connector.LabelStudio | None:
     if not settings.labelstudio_url or not settings.labelstudio_token.get_secret_value():
         return None
     return connector.LabelStudio(settings.labelstudio_url, settings.labelstudio_token.get_secret_value())
-
-
-def _to_label(value: Any, labels: list[str]) -> Any:
-    """A model output as a label: class scores → the label of the highest, an index → its label, text as is."""
-    if isinstance(value, list) and value and all(isinstance(v, (int, float)) for v in value):
-        if len(value) == len(labels):
-            return labels[max(range(len(value)), key=lambda i: value[i])]
-        if len(value) == 1:
-            value = value[0]
-    if isinstance(value, (int, float)) and float(value).is_integer() and 0 <= int(value) < len(labels):
-        return labels[int(value)]
-    return value
-
-
-ALLOW_SETTING = "MLIFE_DAM_OUTBOUND_ALLOW_HOSTS"
-
-
-def model_inputs(pre: Prelabel, rows: list[Any]) -> list[Any]:
-    inputs = []
-    for r in rows:
-        value = r.extra.get(pre.input_column)
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except ValueError as exc:
-                raise InvalidLabellingTask(f"row {r.position}: {pre.input_column} is not JSON") from exc
-        if value is None:
-            raise InvalidLabellingTask(f"row {r.position} has no {pre.input_column}")
-        inputs.append(value)
-    return inputs
-
-
-def _msm_predict(settings: Settings, deployment: str,
-                 identity: Identity | None) -> Callable[[bytes], Awaitable[tuple[int, bytes]]]:
-    """MSM's predict for one deployment, inside the platform: the operator-set MSM URL (never a user URL), the
-    caller's identity signed as the gateway would, short-lived. Nothing user-supplied chooses where it goes."""
-    url = f"{settings.msm_url.rstrip('/')}/api/msm/serve/{quote(deployment, safe='')}/predict"
-    headers = {"content-type": "application/json"}
-    if identity is not None:
-        headers[IDENTITY_HEADER] = sign_identity(identity, settings.identity_secret.get_secret_value(),
-                                                 ttl_seconds=min(settings.identity_ttl_seconds, 60))
-
-    async def call(body: bytes) -> tuple[int, bytes]:
-        async with httpx.AsyncClient(timeout=settings.prelabel_timeout_seconds, trust_env=False) as client:
-            try:
-                r = await client.post(url, content=body, headers=headers)
-            except httpx.HTTPError as exc:
-                raise InvalidLabellingTask(f"MSM is unreachable for deployment {deployment!r}: "
-                                           f"{type(exc).__name__}") from exc
-            if r.status_code == 404:
-                raise InvalidLabellingTask(f"MSM serves no deployment {deployment!r}")
-            return r.status_code, r.content
-    return call
-
-
-def _endpoint(settings: Settings, pre: Prelabel) -> Callable[[bytes], Awaitable[tuple[int, bytes]]]:
-    """An outside endpoint, through the shared outbound guard: checked on every hop, no MLife credential."""
-    secret = {"authorization": pre.authorization.get_secret_value()} if pre.authorization is not None else None
-
-    async def call(body: bytes) -> tuple[int, bytes]:
-        try:
-            r = await outbound.fetch("POST", pre.endpoint or "", allow=settings.outbound_allow_hosts,
-                                     what="prelabel.endpoint", setting=ALLOW_SETTING, content=body,
-                                     headers={"content-type": "application/json"}, secret_headers=secret,
-                                     timeout=settings.prelabel_timeout_seconds,
-                                     max_bytes=settings.prelabel_max_response_bytes)
-        except outbound.OutboundError as exc:
-            raise InvalidLabellingTask(str(exc.message)) from exc
-        return r.status_code, r.content
-    return call
-
-
-async def model_prelabels(pre: Prelabel, rows: list[Any], labels: list[str], identity: Identity | None,
-                          settings: Settings) -> list[Any]:
-    """Pre-labels from a model answering MSM's predict shape (`{"inputs": {name: batch}}` →
-    `{"outputs": {...}}`), in batches of 64. The answer's body is never echoed: errors name host and status."""
-    inputs = model_inputs(pre, rows)
-    if pre.deployment is not None:
-        call, where = _msm_predict(settings, pre.deployment, identity), f"MSM deployment {pre.deployment!r}"
-    else:
-        call, where = _endpoint(settings, pre), f"the serving endpoint at {urlsplit(pre.endpoint or '').hostname}"
-    out: list[Any] = []
-    for start in range(0, len(inputs), 64):
-        batch = inputs[start:start + 64]
-        status, content = await call(json.dumps({"inputs": {pre.input_name: batch}}).encode())
-        if status != 200:
-            raise InvalidLabellingTask(f"{where} answered HTTP {status}")
-        try:
-            outputs = json.loads(content)["outputs"]
-            values = outputs[pre.output_name] if pre.output_name else next(iter(outputs.values()))
-            assert isinstance(values, list) and len(values) == len(batch)
-        except (ValueError, KeyError, TypeError, StopIteration, AssertionError) as exc:
-            raise InvalidLabellingTask(f"{where} must answer {{\"outputs\": {{name: [one per input]}}}}") from exc
-        out.extend(_to_label(v, labels) for v in values)
-    return out
-
-
-def _source_url(url: str) -> str:
-    """The endpoint as recorded on the task: without query or fragment (they may carry a key)."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"[:280]
 
 
 class LabellingService:
@@ -186,14 +86,33 @@ class LabellingService:
         why = unstorable(req.labels) or unstorable(req.title)
         if why:
             raise InvalidLabellingTask(f"a label or the title {why}")
-        if req.prelabel is not None and req.prelabel.endpoint is not None:  # refused before anything is read
-            await outbound.check_url(req.prelabel.endpoint, self.settings.outbound_allow_hosts,
-                                     what="prelabel.endpoint", setting=ALLOW_SETTING)
+        await prelabel.check(req.prelabel, self.settings)
+        v, rows = await self._rows_to_label(req)
+        pre_labels = await prelabel.prelabels(req.prelabel, [r for r, _ in rows], v.document.columns, req.labels, identity,
+                                       self.settings)
+        items = [dict(id=uuid.uuid4(), row_id=r.id, position=r.position, md5=r.md5,
+                      key=self.store.full_key(file_key(r.md5)) if r.md5 else None, file=f, prelabel=p)
+                 for (r, f), p in zip(rows, pre_labels, strict=True)]
+        task_id = uuid.uuid4()
+        field = data_field(rows[0][1])
+        config = connector.label_config(req.kind, req.labels, field)
+        await self.store.put(items_key(task_id), iterate(self._items_jsonl(items)), content_type="application/x-ndjson")
+        task = LabellingTask(id=task_id, document_id=v.document.id, document_version=v.version.version, kind=req.kind,
+                             labels=req.labels, label_config=config, prelabel_source=prelabel.source(req.prelabel),
+                             status="open", items_key=self.store.full_key(items_key(task_id)), created_by=user)
+        if req.label_studio:
+            await self._push_if_connected(task, items, req.title or f"{v.document.name} v{v.version.version}", field)
+        await self.repo.add_with_items(task, [{k: i.get(k) for k in ITEM_COLUMNS} for i in items])
+        await outbox.add(self.session, LabellingRequested(
+            labelling_task_id=task.id, document_id=task.document_id, document_version=task.document_version,
+            items_key=task.items_key, label_config=config, item_count=len(items), labels=req.labels))
+        return task
+
+    async def _rows_to_label(self, req: LabellingTaskCreate) -> tuple[Version, list[tuple[DocumentRow, File | None]]]:
+        """The document version and its rows the request selects: files only, at most `max_items`."""
         v = await self.docs.version(req.document_id, req.version)
         self.docs.check_filter(filter_columns(v.document), req.filter)
-        if req.prelabel and req.prelabel.column and req.prelabel.column != "annotation" \
-                and req.prelabel.column not in v.document.columns:
-            raise InvalidLabellingTask(f"unknown pre-label column {req.prelabel.column!r}")
+        prelabel.check_column(req.prelabel, v.document.columns)
         rows, total = await self.docs.rows([v.version], req.filter)
         if not rows:
             raise InvalidLabellingTask("the filter selects no rows to label")
@@ -203,44 +122,23 @@ class LabellingService:
                                        "labels files (select file rows with a filter)")
         if total > req.max_items:
             raise InvalidLabellingTask(f"the filter selects {total} rows; the limit is {req.max_items}")
-        task_id = uuid.uuid4()
-        field = data_field(rows[0][1])
-        items: list[dict[str, Any]] = []
-        for r, f in rows:
-            items.append(dict(id=uuid.uuid4(), row_id=r.id, position=r.position, md5=r.md5,
-                              key=self.store.full_key(file_key(r.md5)) if r.md5 else None, file=f,
-                              prelabel=None if req.prelabel is None or req.prelabel.column is None else (
-                                  r.annotation if req.prelabel.column == "annotation" else r.extra.get(req.prelabel.column))))
-        if req.prelabel and req.prelabel.column is None:
-            if req.prelabel.input_column not in v.document.columns:
-                raise InvalidLabellingTask(f"unknown input column {req.prelabel.input_column!r}")
-            preds = await model_prelabels(req.prelabel, [r for r, _ in rows], req.labels, identity, self.settings)
-            for it, pred in zip(items, preds, strict=True):
-                it["prelabel"] = pred
-        source = None if req.prelabel is None else (
-            (req.prelabel.column is not None and f"column:{req.prelabel.column}")
-            or (req.prelabel.deployment is not None and f"deployment:{req.prelabel.deployment}")
-            or f"endpoint:{_source_url(req.prelabel.endpoint or '')}")
-        config = connector.label_config(req.kind, req.labels, field)
-        lines = "".join(json.dumps({"item_id": str(i["id"]), "row_id": str(i["row_id"]), "md5": i["md5"], "key": i["key"],
-                                    "url": file_url(self.settings.public_url, i["md5"]), "prelabel": i["prelabel"]},
-                                   default=str) + "\n" for i in items)
-        await self.store.put(items_key(task_id), iterate(lines.encode()), content_type="application/x-ndjson")
-        task = LabellingTask(id=task_id, document_id=v.document.id, document_version=v.version.version, kind=req.kind,
-                             labels=req.labels, label_config=config, prelabel_source=source, status="open",
-                             items_key=self.store.full_key(items_key(task_id)), created_by=user)
-        ls = make_connector(self.settings) if req.label_studio else None
-        if ls is not None:
-            try:
-                await self._push(ls, task, items, req.title or f"{v.document.name} v{v.version.version}", field)
-            finally:
-                await ls.aclose()
-        await self.repo.add_with_items(task, [{k: i[k] for k in ("id", "row_id", "position", "md5", "prelabel", "ls_task_id")}
-                                   for i in [dict(i, ls_task_id=i.get("ls_task_id")) for i in items]])
-        await outbox.add(self.session, LabellingRequested(
-            labelling_task_id=task.id, document_id=task.document_id, document_version=task.document_version,
-            items_key=task.items_key, label_config=config, item_count=len(items), labels=req.labels))
-        return task
+        return v, rows
+
+    def _items_jsonl(self, items: list[dict[str, Any]]) -> bytes:
+        """The items as the JSON lines stored for the task (`labelling.requested` names them)."""
+        return "".join(json.dumps({"item_id": str(i["id"]), "row_id": str(i["row_id"]), "md5": i["md5"], "key": i["key"],
+                                   "url": file_url(self.settings.public_url, i["md5"]), "prelabel": i["prelabel"]},
+                                  default=str) + "\n" for i in items).encode()
+
+    async def _push_if_connected(self, task: LabellingTask, items: list[dict[str, Any]], title: str,
+                                 field: str) -> None:
+        ls = make_connector(self.settings)
+        if ls is None:
+            return
+        try:
+            await self._push(ls, task, items, title, field)
+        finally:
+            await ls.aclose()
 
     async def _push(self, ls: connector.LabelStudio, task: LabellingTask, items: list[dict[str, Any]], title: str,
                     field: str) -> None:
