@@ -78,6 +78,10 @@ async def test_dead_letters_page_shows_a_malformed_event(page: Page, stack: Stac
     await p.click("form[aria-label='Filter dead letters'] button")
     await p.wait_for_selector(f"{bam} h2:text('BAM: 0 dead-lettered')")
     assert "consumer=no-such-consumer" in p.url
+    # the way to follow these events from outside: the AsyncAPI document, served without a login
+    href = await p.get_attribute("[data-testid=asyncapi-link]", "href")
+    doc = await p.evaluate("async (u) => (await fetch(u, {credentials: 'omit'})).json()", href)
+    assert doc["asyncapi"] == "3.0.0" and "serving_feedback" in doc["channels"]
     assert page.console_errors() == []
 
 

@@ -7,6 +7,7 @@ from starlette.middleware import Middleware
 
 from gateway.config import Settings
 from gateway.edge.middleware import AuthMiddleware, BodyLimitMiddleware, HostAllowListMiddleware
+from gateway.events.router import router as events_router
 from gateway.proxy.router import router as proxy_router
 from gateway.proxy.service import Upstreams
 from gateway.session.router import router as session_router
@@ -58,7 +59,7 @@ SPEC = ServiceSpec(
     description="One API for BAM, DAM, MTT and MSM; authentication and roles.",
     settings_cls=Settings,
     migrations="gateway.migrations",
-    routers=lambda: [session_router, user_router],
+    routers=lambda: [session_router, user_router, events_router],
     root_routers=lambda: [proxy_router, ui_router],
     has_worker=False,
     uses_object_store=False,

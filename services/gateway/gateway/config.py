@@ -50,6 +50,8 @@ class Settings(ServiceSettings):
                                                 "(address; an IPv6 /64) before that source is refused for the window; "
                                                 "other sources still log in (a maintainer can unlock)")
     login_max_failures_per_ip: int = Field(30, description="Failed logins from one source, any account, in the window")
+    events_nats_url: str | None = Field(None, description="The NATS address the event API's AsyncAPI document gives "
+                                        "subscribers (default: the gateway's own nats_url, credentials removed)")
     trusted_proxies: list[str] = Field([], description="Addresses or CIDRs of reverse proxies in front of the "
                                        "gateway: only from these is X-Forwarded-For believed (e.g. [\"10.0.0.0/8\"])")
 

@@ -32,6 +32,7 @@ PUBLIC = [
     ("GET", re.compile(r"^/(ui/[A-Za-z0-9_./-]+)?$")),
     ("GET", re.compile(r"^/favicon\.ico$")),
     ("GET", re.compile(r"^/(openapi\.json|docs)$")),
+    ("GET", re.compile(r"^/api/gateway/events/asyncapi\.json$")),  # the event API's description, as OpenAPI's
 ]
 
 

@@ -33,6 +33,9 @@ export async function deadLetters(queryString) {
   }));
   return [h("h1", {}, "Dead letters"),
     h("p", { class: "muted" }, "Events a consumer could not apply (malformed, or failing after its retries): kept with the reason, never retried forever, never blocking the rest."),
+    h("p", { class: "muted" }, "Following MLife's events from another system: ",
+      h("a", { href: "/api/gateway/events/asyncapi.json", "data-testid": "asyncapi-link" }, "the event API (AsyncAPI 3.0)"),
+      " — every subject, its stream, its payload schema and an example; docs/events.md shows it for people."),
     card("Filter", filter), ...sections];
 }
 
