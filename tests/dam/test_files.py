@@ -193,6 +193,25 @@ async def test_a_browser_folder_upload_with_many_file_parts(dam: httpx.AsyncClie
     assert len(await keys(dam, "files/")) == 3
 
 
+PART = b'--b1\r\ncontent-disposition: form-data; name="file"; filename="a.bin"\r\n\r\n' + b"x" * 1000
+
+
+@pytest.mark.parametrize(("many", "ctype", "body", "says"), [
+    pytest.param(False, "multipart/form-data", PART, "no boundary", id="no-boundary"),
+    pytest.param(False, "multipart/form-data; boundary=b1", b"not a multipart body", "malformed", id="malformed"),
+    pytest.param(True, "multipart/form-data; boundary=b1", b"--b1\r\nnot a header line", "malformed",
+                 id="many-malformed"),
+    pytest.param(True, "multipart/form-data; boundary=b1", PART, "ended inside a file part", id="many-cut-short"),
+])
+async def test_a_broken_multipart_body_is_refused_and_stores_nothing(dam: httpx.AsyncClient, many: bool, ctype: str,
+                                                                     body: bytes, says: str) -> None:
+    r = await dam.post("/files", params={"many": "true"} if many else {}, content=body,
+                       headers={"content-type": ctype})
+    assert r.status_code == 400 and r.json()["error"] == "InvalidUpload", r.text
+    assert says in r.json()["detail"]
+    assert await keys(dam) == []
+
+
 @pytest.mark.parametrize("small", [pytest.param(8 * 1024 * 1024, id="buffered"), pytest.param(64 * 1024, id="streamed")])
 async def test_a_client_that_disconnects_mid_upload_leaves_nothing(dam_db: str, nats_url: str, tmp_path,  # type: ignore[no-untyped-def]
                                                                    small: int) -> None:
