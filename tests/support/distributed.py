@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tests.support.objects import s3_env
 from tests.support.platform import SERVICES, Processes
-from tests.support.processes import free_port
+from tests.support.processes import READY_TIMEOUT, free_port
 
 
 @dataclass
@@ -22,7 +22,7 @@ class Platform(Processes):
     token: str = ""
 
 
-async def _ready(platform: Platform, name: str, url: str, timeout: float = 60) -> None:
+async def _ready(platform: Platform, name: str, url: str, timeout: float = READY_TIMEOUT) -> None:
     why = await platform.ready(name, url, timeout)
     assert why is None, f"{name} was not ready ({why.split(':')[0]}):\n{platform.logs()}"
 

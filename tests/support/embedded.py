@@ -10,7 +10,7 @@ import threading
 import time
 from pathlib import Path
 
-from tests.support.processes import free_port
+from tests.support.processes import READY_TIMEOUT, free_port
 
 TOKEN = "mlf_embedded_smoke_token_0123456789"
 
@@ -32,7 +32,7 @@ def start(home: Path, port: int, log: list[str], nats_port: int | None = None) -
     return proc
 
 
-def wait_until_up(proc: subprocess.Popen[str], log: list[str], timeout: float = 120) -> None:
+def wait_until_up(proc: subprocess.Popen[str], log: list[str], timeout: float = READY_TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if any("MLife is up" in line for line in log):

@@ -90,7 +90,7 @@ async def service_process(home: Path, service: str, *, nats_url: str, secret: st
         full_env.update(env)
         argv = ("-m", service, "api", *argv, "--host", "127.0.0.1", "--port", str(port))
         proc = platform.start(service, list(argv), full_env)
-        why = await platform.ready(service, f"http://127.0.0.1:{port}", 30, path=ready_path)
+        why = await platform.ready(service, f"http://127.0.0.1:{port}", processes.READY_TIMEOUT, path=ready_path)
         assert why is None, f"{service} did not start: {why}"
         yield Service(service, port, proc, home / f"{service}.log")
     finally:

@@ -17,6 +17,10 @@ from typing import IO
 
 import httpx
 
+# How long a process the tests start may take to answer: a bound on a hang, never an assertion on time (a 2-core
+# machine running two xdist workers, each starting a platform of processes, took more than a minute).
+READY_TIMEOUT = 180.0
+
 
 def free_port() -> int:
     with socket.socket() as s:

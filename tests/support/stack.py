@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 
 from tests.support.platform import SERVICES, Processes
-from tests.support.processes import free_port
+from tests.support.processes import READY_TIMEOUT, free_port
 
 ROLES = ("viewer", "tester", "engineer", "maintainer")
 SECRET = "stack-secret-" + uuid.uuid4().hex
@@ -66,7 +66,7 @@ async def _start_services(stack: Stack, base_env: dict[str, str]) -> None:
         stack.start(service, ["-m", service, "all", "--port", str(port)], env)
         started[service] = f"http://127.0.0.1:{port}"
     for service, url in started.items():
-        why = await stack.ready(service, url, 45)
+        why = await stack.ready(service, url, READY_TIMEOUT)
         if why is None:
             stack.up[service] = url
         else:
@@ -87,7 +87,7 @@ async def _start_gateway(stack: Stack, base_env: dict[str, str]) -> None:
                **{f"MLIFE_GATEWAY_{s.upper()}_URL": stack.up.get(s, closed) for s in SERVICES})
     stack.start("gateway", ["-m", "gateway", "api", "--migrate", "--port", str(port)], env)
     stack.url = f"http://127.0.0.1:{port}"
-    why = await stack.ready("gateway", stack.url, 45)
+    why = await stack.ready("gateway", stack.url, READY_TIMEOUT)
     if why is not None:
         raise RuntimeError(f"the gateway did not start: {why}")
 
