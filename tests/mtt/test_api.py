@@ -202,3 +202,15 @@ def _uuid(value: str):  # type: ignore[no-untyped-def]
     import uuid as _u
 
     return _u.UUID(value)
+
+
+async def test_a_log_uploaded_to_a_task_that_never_ran_is_its_log(mtt: httpx.AsyncClient, settings: Settings) -> None:
+    """Uploaded logs go to the current attempt, or attempt 1 before any run; reading without an attempt shows them."""
+    ds, key = await put_dataset(settings, digits(20))
+    task = (await mtt.post("/tasks", json={"kind": "train", "datasets": [{"dataset_id": ds, "manifest_key": key}]})).json()
+    assert task["attempt"] == 0
+    r = await mtt.post(f"/tasks/{task['id']}/logs", content=b"trained on my laptop\n")
+    assert r.status_code == 201, r.text
+    log = (await mtt.get(f"/tasks/{task['id']}/logs")).json()
+    assert (log["attempt"], log["text"]) == (1, "trained on my laptop\n")
+    assert (await mtt.get(f"/tasks/{task['id']}/logs", params={"attempt": 2})).json()["text"] == ""

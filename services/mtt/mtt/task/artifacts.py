@@ -72,7 +72,7 @@ class ArtifactService(TaskUseCase):
     async def append_log(self, task_id: uuid.UUID, body: AsyncIterable[bytes]) -> StoredFile:
         """Text appended to the current attempt's log."""
         task = await self.tasks.get(task_id)
-        data = b""
+        data = bytearray()
         async for chunk in body:
             data += chunk
             if len(data) > self.settings.max_upload_bytes:
@@ -80,13 +80,14 @@ class ArtifactService(TaskUseCase):
         if not data:
             raise InvalidTask("the request body is empty")
         key = f"tasks/{task.id}/logs/{max(task.attempt, 1)}/upload-{utcnow().strftime('%Y%m%dT%H%M%S%f')}.log"
-        stored = await self.tasks.own.put(key, iterate(data), content_type="text/plain")
+        stored = await self.tasks.own.put(key, iterate(bytes(data)), content_type="text/plain")
         return StoredFile(key=self.tasks.own.full_key(key), size=stored.size, md5=stored.md5)
 
     async def log(self, task_id: uuid.UUID, offset: int, limit: int, attempt: int | None) -> LogChunk:
-        """The log of an attempt (the current one by default) from `offset`."""
+        """The log of an attempt (the current one by default: a task that never ran keeps what was uploaded
+        to it under attempt 1, where `append_log` puts it) from `offset`."""
         task = await self.tasks.get(task_id)
-        att = attempt or task.attempt
+        att = attempt or max(task.attempt, 1)
         data, nxt = await read_log(self.tasks.own, task.id, att, offset, limit)
         complete = att < task.attempt or task.status in TERMINAL
         return LogChunk(task_id=task.id, attempt=att, offset=offset, next_offset=nxt,
