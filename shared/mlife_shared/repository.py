@@ -72,9 +72,14 @@ class Repository:
         return await self.session.get(model, key, with_for_update=self.is_postgresql or None,
                                       populate_existing=self.is_postgresql)
 
-    def lock(self, statement: SelectT, *, for_update: bool = True) -> SelectT:
-        """`statement … FOR UPDATE` where the dialect has row locks; unchanged otherwise."""
-        return statement.with_for_update() if for_update and self.is_postgresql else statement
+    def lock(self, statement: SelectT, *, for_update: bool = True, skip_locked: bool = False, of: Any = None,
+             key_share: bool = False) -> SelectT:
+        """`statement … FOR UPDATE` where the dialect has row locks; unchanged otherwise. `skip_locked`: rows
+        another transaction holds are left out (a work queue shared by replicas); `of`: lock only these
+        tables' rows; `key_share`: FOR NO KEY UPDATE (inserts referencing the rows are not blocked)."""
+        if not for_update or not self.is_postgresql:
+            return statement
+        return statement.with_for_update(skip_locked=skip_locked, of=of, key_share=key_share)
 
     def insert(self, table: Any) -> postgresql.Insert | sqlite.Insert:
         """The dialect's own INSERT (both have `on_conflict_do_nothing` / `on_conflict_do_update`)."""

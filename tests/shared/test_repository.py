@@ -102,3 +102,13 @@ async def test_lock_adds_for_update_only_where_rows_lock(sessions: async_session
         sql = str(things.lock(select(Thing)).compile(session.bind))
         assert ("FOR UPDATE" in sql) is things.is_postgresql
         assert "FOR UPDATE" not in str(things.lock(select(Thing), for_update=False).compile(session.bind))
+
+
+async def test_lock_options_compile_to_postgresql_row_locks(sessions: async_sessionmaker[AsyncSession]) -> None:
+    async with sessions() as session:
+        things = Things(session)
+        sql = str(things.lock(select(Thing), skip_locked=True, key_share=True, of=Thing).compile(session.bind))
+        if things.is_postgresql:
+            assert "FOR NO KEY UPDATE OF repository_base_thing SKIP LOCKED" in sql
+        else:
+            assert "FOR" not in sql.split("FROM", 1)[1]

@@ -60,9 +60,8 @@ class OutboxRepository(Repository):
     async def claim_unpublished(self, limit: int) -> list[ClaimedEvent]:
         stmt = (select(_OUTBOX.c.seq, _OUTBOX.c.id, _OUTBOX.c.subject, cast(_OUTBOX.c.envelope, Text))
                 .where(_OUTBOX.c.published_at.is_(None)).order_by(_OUTBOX.c.seq).limit(limit))
-        if is_postgres(self.session):
-            # Two relays never publish the same row at once; each takes what the other has not locked.
-            stmt = stmt.with_for_update(skip_locked=True)
+        # Two relays never publish the same row at once; each takes what the other has not locked.
+        stmt = self.lock(stmt, skip_locked=True)
         return [ClaimedEvent(*row) for row in (await self.session.execute(stmt)).all()]
 
     async def mark_published(self, seqs: Sequence[int]) -> None:

@@ -52,8 +52,7 @@ class OutcomeRepository(Repository):
                        or_(and_(Badcase.status.in_(OPEN), latest.c.passed.is_(True)),
                            and_(Badcase.status == "fixed", latest.c.passed.is_(False))))
                 .order_by(Badcase.id))
-        if self.is_postgresql:
-            # Not `self.lock`: only the badcases are locked, and FOR NO KEY UPDATE: a status is not a key, so outcome
-            # inserts (their foreign keys) are not blocked.
-            stmt = stmt.with_for_update(of=Badcase, key_share=True)
+        # Only the badcases are locked, FOR NO KEY UPDATE: a status is not a key, so outcome inserts (their foreign
+        # keys) are not blocked.
+        stmt = self.lock(stmt, of=Badcase, key_share=True)
         return [(b, bool(passed)) for b, passed in (await self.session.execute(stmt)).all()]

@@ -34,10 +34,8 @@ class WebhookRepository(Repository):
 
     async def claim_due(self, now: datetime, limit: int) -> Sequence[WebhookDelivery]:
         """Pending deliveries whose time has come; rows locked so that replicas never send one twice (rows
-        another replica holds are skipped, which the base's `lock()` does not offer)."""
+        another replica holds are skipped)."""
         statement = (select(WebhookDelivery).where(WebhookDelivery.status == "pending",
                                                    WebhookDelivery.next_attempt_at <= now)
                      .order_by(WebhookDelivery.next_attempt_at).limit(limit))
-        if self.is_postgresql:
-            statement = statement.with_for_update(skip_locked=True)
-        return (await self.session.scalars(statement)).all()
+        return (await self.session.scalars(self.lock(statement, skip_locked=True))).all()

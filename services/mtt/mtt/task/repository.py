@@ -41,9 +41,9 @@ class TaskRepository(Repository):
         return (row[0], row[1]) if row else None
 
     def _claimable(self, statement: Select[Any]) -> Select[Any]:
-        """`FOR UPDATE SKIP LOCKED` on PostgreSQL, so that two workers take different rows (`Repository.lock` has
-        no SKIP LOCKED); SQLite serialises writers already."""
-        return statement.with_for_update(skip_locked=True) if self.is_postgresql else statement
+        """`FOR UPDATE SKIP LOCKED` on PostgreSQL, so that two workers take different rows; SQLite serialises
+        writers already."""
+        return self.lock(statement, skip_locked=True)
 
     async def stale_running(self, before: datetime, limit: int = 100) -> Sequence[Task]:
         stmt = (select(Task).where(Task.status == "running", Task.heartbeat_at < before)
