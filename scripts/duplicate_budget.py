@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PATTERNS = ("*.py", "*.js")
 EXCLUDED = ("/migrations/", "/vendor/", "/static/vendor/")
-BUDGET = 10
+BUDGET = 3  # the tree has 1 (two standalone examples open alike); issue 19 asked for at most 10
 TOO_COMMON = 8
 
 
