@@ -62,21 +62,24 @@ class JsonDepthScanner:
         self.off = False
         self.started = not sniff
 
-    def feed(self, data: bytes) -> bool:
-        if self.off:
-            return True
-        if self.sniff:
-            if not self.started:
-                head = data.lstrip(_SPACE)
-                if not head:
-                    return True
-                self.started = True
-                if head[:1] not in (b"[", b"{"):
-                    self.off = True
-                    return True
-            if _CONTROL.search(data):
+    def _sniffed_off(self, data: bytes) -> bool:
+        """For a body that only may be JSON: True (and scanning stops) once it shows it is not."""
+        if not self.started:
+            head = data.lstrip(_SPACE)
+            if not head:
+                return True
+            self.started = True
+            if head[:1] not in (b"[", b"{"):
                 self.off = True
                 return True
+        if _CONTROL.search(data):
+            self.off = True
+        return self.off
+
+    def feed(self, data: bytes) -> bool:
+        """False once the JSON nests deeper than the limit; True while it does not (or is no JSON)."""
+        if self.off or (self.sniff and self._sniffed_off(data)):
+            return True
         pos, end = 0, len(data)
         while pos < end:
             if self.in_string:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Callable, Coroutine
 from importlib import resources
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import command, context, op
@@ -49,26 +52,29 @@ def run_env() -> None:
             await conn.commit()
         await engine.dispose()
 
+    _run_on_own_loop(_main)
+
+
+def _run_on_own_loop(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """`asyncio.run(main())`, in a thread of its own when the caller already runs a loop (tests, the API)."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        asyncio.run(_main())
-    else:  # called from inside a running loop (tests): run on a fresh loop in a thread
-        import threading
+        asyncio.run(main())
+        return
+    errors: list[BaseException] = []
 
-        errors: list[BaseException] = []
+    def _thread() -> None:
+        try:
+            asyncio.run(main())
+        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
+            errors.append(exc)
 
-        def _thread() -> None:
-            try:
-                asyncio.run(_main())
-            except BaseException as exc:  # noqa: BLE001
-                errors.append(exc)
-
-        t = threading.Thread(target=_thread)
-        t.start()
-        t.join()
-        if errors:
-            raise errors[0]
+    thread = threading.Thread(target=_thread)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
 
 
 def create_backbone_tables() -> None:

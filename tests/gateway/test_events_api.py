@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import httpx
 
-from mlife_shared.events import EVENTS
+from mlife_shared.events.asyncapi import public_events
 
 
 async def test_the_asyncapi_document_is_served_without_login(gateway: httpx.AsyncClient) -> None:
@@ -13,7 +13,7 @@ async def test_the_asyncapi_document_is_served_without_login(gateway: httpx.Asyn
     assert answer.status_code == 200, answer.text
     doc = answer.json()
     assert doc["asyncapi"] == "3.0.0"
-    assert {c["address"] for c in doc["channels"].values()} == set(EVENTS)
+    assert {c["address"] for c in doc["channels"].values()} == set(public_events())
     host = doc["servers"]["nats"]["host"]
     assert "@" not in host and host.startswith("127.0.0.1:")  # the test NATS, credentials never shown
 

@@ -156,6 +156,22 @@ def _message(model: type[EventData]) -> dict[str, Any]:
     }
 
 
+def _channel_and_operation(model: type[EventData], name: str, channel: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    subject, stream = model.subject, stream_for_subject(model.subject)
+    return ({"address": subject, "title": subject, "description": (model.__doc__ or "").strip(),
+             "messages": {name: {"$ref": f"#/components/messages/{name}"}},
+             "x-mlife-stream": stream, "x-mlife-producer": model.producer},
+            {"action": "receive", "title": f"Receive {subject}",
+             "summary": f"Published by {model.producer.upper()} on stream {stream}",
+             "channel": {"$ref": f"#/channels/{channel}"},
+             "messages": [{"$ref": f"#/channels/{channel}/messages/{name}"}]})
+
+
+def public_events() -> dict[str, type[EventData]]:
+    """The platform's contracts (mlife_shared.events.contracts): not those a test or a bench registers."""
+    return {s: m for s, m in sorted(EVENTS.items()) if m.__module__.startswith("mlife_shared.")}
+
+
 def document(server: str = "nats://127.0.0.1:4222") -> dict[str, Any]:
     """The AsyncAPI 3.0 document of every registered event."""
     host = server.split("://", 1)[-1]
@@ -166,25 +182,11 @@ def document(server: str = "nats://127.0.0.1:4222") -> dict[str, Any]:
         "type": "object", "properties": {"Nats-Msg-Id": {
             "type": "string", "format": "uuid",
             "description": "The envelope id: JetStream's de-duplication key and the subscriber's idempotency key"}}}}
-    for subject, model in sorted(EVENTS.items()):
+    for subject, model in public_events().items():
         name, channel = _message_name(model), _channel_id(subject)
         messages[name] = _message(model)
         schemas[f"{name}Envelope"] = _envelope_schema(model, schemas)
-        channels[channel] = {
-            "address": subject,
-            "title": subject,
-            "description": (model.__doc__ or "").strip(),
-            "messages": {name: {"$ref": f"#/components/messages/{name}"}},
-            "x-mlife-stream": stream_for_subject(subject),
-            "x-mlife-producer": model.producer,
-        }
-        operations[f"receive_{channel}"] = {
-            "action": "receive",
-            "title": f"Receive {subject}",
-            "summary": f"Published by {model.producer.upper()} on stream {stream_for_subject(subject)}",
-            "channel": {"$ref": f"#/channels/{channel}"},
-            "messages": [{"$ref": f"#/channels/{channel}/messages/{name}"}],
-        }
+        channels[channel], operations[f"receive_{channel}"] = _channel_and_operation(model, name, channel)
     return {
         "asyncapi": "3.0.0",
         "id": "urn:mlife:events",
