@@ -8,19 +8,18 @@ import hmac
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 import structlog
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from nats.aio.client import Client as NATS
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mlife_shared.auth import IDENTITY_HEADER, Role, Viewer, verify_identity
+from mlife_shared.auth import IDENTITY_HEADER, Role, verify_identity
 from mlife_shared.db import Database
+from mlife_shared.deadletters import dead_letter_router
 from mlife_shared.errors import Forbidden, Unauthorized, install_error_handlers
 from mlife_shared.events import stream_for_subject
 from mlife_shared.http_limits import RequestBodyGuard
@@ -92,18 +91,6 @@ def get_store(request: Request) -> ScopedStore:
 
 
 StoreDep = Annotated[ScopedStore, Depends(get_store)]
-
-
-class DeadLetterRead(BaseModel):
-    id: str
-    consumer: str
-    subject: str
-    event_id: str | None
-    reason: str
-    error: str
-    deliveries: int
-    created_at: datetime
-    payload: str
 
 
 def _lifespan(spec: ServiceSpec[Any], settings: ServiceSettings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
@@ -258,13 +245,5 @@ def ops_router(spec: ServiceSpec[Any]) -> APIRouter:
         await _refresh_gauges(request.app, spec, m)
         return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @router.get("/dead-letters")
-    async def dead_letters(session: SessionDep, _: Viewer, consumer: str | None = None,
-                           limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[DeadLetterRead]:
-        """Messages that no handler could apply, newest first, with the reason."""
-        rows = await DeadLetterRepository(session).list(limit=limit, consumer=consumer)
-        return [DeadLetterRead(id=str(r.id), consumer=r.consumer, subject=r.subject, event_id=r.event_id,
-                               reason=r.reason, error=r.error, deliveries=r.deliveries, created_at=r.created_at,
-                               payload=r.payload) for r in rows]
-
+    router.include_router(dead_letter_router(spec))
     return router

@@ -77,6 +77,22 @@ def _run_on_own_loop(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
         raise errors[0]
 
 
+def add_dead_letter_redrive() -> None:
+    """The re-drive columns of `dead_letter` (every service's migration of that name calls this)."""
+    with op.batch_alter_table("dead_letter") as batch:
+        batch.add_column(sa.Column("redriven_at", UTCDateTime, nullable=True))
+        batch.add_column(sa.Column("redriven_by", sa.String(100), nullable=True))
+        batch.add_column(sa.Column("redrive_note", sa.String(200), nullable=True))
+        batch.add_column(sa.Column("redrive_error", sa.Text, nullable=True))
+        batch.add_column(sa.Column("redrives", sa.Integer, nullable=False, server_default="0"))
+
+
+def drop_dead_letter_redrive() -> None:
+    with op.batch_alter_table("dead_letter") as batch:
+        for column in ("redrives", "redrive_error", "redrive_note", "redriven_by", "redriven_at"):
+            batch.drop_column(column)
+
+
 def create_backbone_tables() -> None:
     """The outbox, inbox and dead-letter tables every service has (its first migration calls this)."""
     op.create_table(

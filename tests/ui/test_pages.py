@@ -40,7 +40,9 @@ async def download(p: Any, selector: str, tmp_path: Path) -> bytes:
     return target.read_bytes()
 
 
-async def test_dead_letters_page_shows_a_malformed_event(page: Page, stack: Stack) -> None:
+async def malformed_dead_letter(stack: Stack) -> tuple[str, list[dict[str, Any]], dict[str, Any]]:
+    """A body that is no event envelope on `serving.feedback` (MSM's event; BAM consumes it): BAM dead-letters
+    it. Returns its marker, BAM's dead letters and that one."""
     import nats
 
     marker = uuid.uuid4().hex
@@ -58,8 +60,11 @@ async def test_dead_letters_page_shows_a_malformed_event(page: Page, stack: Stac
             return letters if any(marker in (d["payload"] or "") for d in letters) else None
 
         letters = await eventually(_dead_lettered, "BAM dead-letters the malformed event")
-    mine = next(d for d in letters if marker in (d["payload"] or ""))
+    return marker, letters, next(d for d in letters if marker in (d["payload"] or ""))
 
+
+async def test_dead_letters_page_shows_a_malformed_event(page: Page, stack: Stack) -> None:
+    marker, letters, mine = await malformed_dead_letter(stack)
     await login(page, stack, "viewer")
     p = page.page
     await p.click("nav a[href='#/dead-letters']")
@@ -69,6 +74,7 @@ async def test_dead_letters_page_shows_a_malformed_event(page: Page, stack: Stac
     assert (await p.text_content(f"{bam} h2")).startswith(f"BAM: {len(letters)} dead-lettered")
     row = f"{bam} tbody tr:has-text('{mine['consumer']}')"
     assert "serving.feedback" in await p.text_content(row)
+    assert await p.query_selector(f"[data-redrive='{mine['id']}']") is None  # re-drive is for maintainers
     await p.click(f"{row} summary")
     assert marker in await p.text_content(f"{row} pre")
     for service in ("dam", "mtt", "msm"):
@@ -83,6 +89,31 @@ async def test_dead_letters_page_shows_a_malformed_event(page: Page, stack: Stac
     doc = await p.evaluate("async (u) => (await fetch(u, {credentials: 'omit'})).json()", href)
     assert doc["asyncapi"] == "3.0.0" and "serving_feedback" in doc["channels"]
     assert page.console_errors() == []
+
+
+async def test_a_maintainer_redrives_dead_letters_from_the_page(page: Page, stack: Stack) -> None:
+    """The Re-drive button and "Re-drive all pending of <consumer>" reach the service; a malformed event can never
+    be applied: the reason is shown, the letter stays pending with its failed attempts counted. (A re-drive that
+    applies a fixed event exactly once is tested on the API in tests/backbone/test_redrive.py.)"""
+    _, _, mine = await malformed_dead_letter(stack)
+    p = await open_as(page, stack, "maintainer", f"#/dead-letters?consumer={mine['consumer']}")
+    button = f"[data-redrive='{mine['id']}']"
+    await p.wait_for_selector(button)
+    async with p.expect_response(lambda r: r.url.endswith(f"/dead-letters/{mine['id']}/redrive")) as answer:
+        await p.click(button)
+    assert (await answer.value).status == 422
+    await p.wait_for_selector("#toast div:has-text('can never be applied')")
+    await p.wait_for_selector("section[data-service=bam] :text('last attempt failed (1)')")
+    async with p.expect_response(lambda r: "/dead-letters/redrive?" in r.url) as answer:
+        await p.click("[data-redrive-all=bam]")
+    results = await (await answer.value).json()
+    assert [r["outcome"] for r in results if r["id"] == mine["id"]] == ["failed"]
+    await p.wait_for_selector("#toast div:has-text('failed')")
+    async with client(stack, "viewer") as c:
+        (letter,) = [d for d in (await c.get("/api/bam/dead-letters", params={"state": "pending"})).json()
+                     if d["id"] == mine["id"]]
+    assert letter["redrives"] == 2 and letter["redriven_at"] is None
+    assert page.console_errors(expected_statuses=(422,)) == []
 
 
 async def test_webhooks_page_refuses_an_unsafe_target_and_creates_nothing(page: Page, stack: Stack) -> None:

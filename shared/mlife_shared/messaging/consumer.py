@@ -9,7 +9,7 @@ import functools
 import inspect
 import json
 import typing
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -283,10 +283,10 @@ class ConsumerRunner:
 
     async def _apply(self, consumer: str, sub: Subscription, envelope: Envelope[Any]) -> bool:
         async with self.db.transaction() as session:
-            return await self._apply_in(session, consumer, sub, envelope)
+            return await self.apply_in(session, consumer, sub, envelope)
 
     @staticmethod
-    async def _apply_in(session: AsyncSession, consumer: str, sub: Subscription, envelope: Envelope[Any]) -> bool:
+    async def apply_in(session: AsyncSession, consumer: str, sub: Subscription, envelope: Envelope[Any]) -> bool:
         # The inbox row goes first: a concurrent delivery of the same event waits on it, then skips.
         if not await InboxRepository(session).record(consumer, envelope.id, envelope.type):
             return False
@@ -334,8 +334,13 @@ class PoisonMessage(Exception):
 
 def parse(msg: Msg, *, expected: str | None = None) -> Envelope[Any]:
     """The envelope of a message, or PoisonMessage saying why it can never be handled."""
+    return parse_data(msg.data, msg.headers, expected=expected)
+
+
+def parse_data(data: bytes, headers: Mapping[str, str] | None, *, expected: str | None = None) -> Envelope[Any]:
+    """`parse` for a message's body and headers (a dead letter keeps the body of the message it was)."""
     try:
-        raw = json.loads(msg.data)
+        raw = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise PoisonMessage("malformed", f"not JSON: {exc}") from exc
     if not isinstance(raw, dict):
@@ -346,7 +351,7 @@ def parse(msg: Msg, *, expected: str | None = None) -> Envelope[Any]:
         raise PoisonMessage("unknown", f"unknown event type {subject!r}")
     if expected is not None and subject != expected:
         raise PoisonMessage("unknown", f"event type {subject!r} on a consumer of {expected!r}")
-    header_id = (msg.headers or {}).get("Nats-Msg-Id")
+    header_id = (headers or {}).get("Nats-Msg-Id")
     try:
         envelope = envelope_of(model).model_validate(raw)
     except ValidationError as exc:

@@ -59,3 +59,10 @@ class DeadLetter(Base):
     deliveries: Mapped[int] = mapped_column(Integer, default=1)
     stream_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    # Re-driving it (a maintainer, after a fix): when it was applied and by whom — the audit of the re-drive —
+    # and the last failed attempt's error.
+    redriven_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    redriven_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    redrive_note: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    redrive_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    redrives: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Text, Uuid, bindparam, cast, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -108,11 +108,25 @@ class InboxRepository(Repository):
 
 
 class DeadLetterRepository(Repository):
-    async def list(self, *, limit: int, consumer: str | None = None) -> Sequence[DeadLetter]:
+    async def list(self, *, limit: int, consumer: str | None = None,
+                   state: Literal["pending", "redriven"] | None = None) -> Sequence[DeadLetter]:
         stmt = select(DeadLetter).order_by(DeadLetter.created_at.desc()).limit(limit)
         if consumer:
             stmt = stmt.where(DeadLetter.consumer == consumer)
+        if state is not None:
+            stmt = stmt.where(DeadLetter.redriven_at.is_(None) if state == "pending" else DeadLetter.redriven_at.is_not(None))
         return (await self.session.scalars(stmt)).all()
 
     async def total(self) -> int:
-        return await self.count(select(DeadLetter))
+        """The letters still waiting for a re-drive."""
+        return await self.count(select(DeadLetter).where(DeadLetter.redriven_at.is_(None)))
+
+    async def pending_ids(self, consumer: str, limit: int) -> Sequence[uuid.UUID]:
+        """The consumer's letters not re-driven yet, oldest first (the order they failed in)."""
+        return (await self.session.scalars(select(DeadLetter.id).where(
+            DeadLetter.consumer == consumer, DeadLetter.redriven_at.is_(None))
+            .order_by(DeadLetter.created_at, DeadLetter.id).limit(limit))).all()
+
+    async def note_failed_redrive(self, letter_id: uuid.UUID, error: str) -> None:
+        await self.session.execute(update(DeadLetter).where(DeadLetter.id == letter_id).values(
+            redrives=DeadLetter.redrives + 1, redrive_error=error[:10_000]))

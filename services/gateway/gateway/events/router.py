@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Request
 from gateway.config import Settings
 from mlife_shared.events.asyncapi import document
 
-router = APIRouter(tags=["events"], include_in_schema=False)
+router = APIRouter(tags=["events"])
 
 
 def public_nats_url(request: Request) -> str:

@@ -1,0 +1,96 @@
+"""Every service's dead-letter routes (under `/api/<service>/dead-letters`): read them (viewers), and re-drive
+them after a fix (maintainers; see messaging/redrive.py for the exactly-once rules)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
+
+from mlife_shared.auth import Maintainer, Viewer
+from mlife_shared.db import Database
+from mlife_shared.messaging.models import DeadLetter
+from mlife_shared.messaging.redrive import Outcome, Redriven, Redriver
+from mlife_shared.messaging.repository import DeadLetterRepository
+from mlife_shared.objectstore import ScopedStore, make_store
+
+if TYPE_CHECKING:
+    from mlife_shared.app import ServiceSpec
+
+
+class DeadLetterRead(BaseModel):
+    id: str
+    consumer: str
+    subject: str
+    event_id: str | None
+    reason: str
+    error: str
+    deliveries: int
+    created_at: datetime
+    payload: str
+    redriven_at: datetime | None = Field(None, description="When a re-drive applied it (or found it applied)")
+    redriven_by: str | None = Field(None, description="The maintainer who re-drove it")
+    redrive_note: str | None = Field(None, description="applied | already applied")
+    redrive_error: str | None = Field(None, description="The last failed re-drive's error")
+    redrives: int = Field(0, description="Failed re-drive attempts")
+
+    @classmethod
+    def of(cls, row: DeadLetter) -> DeadLetterRead:
+        return cls(id=str(row.id), consumer=row.consumer, subject=row.subject, event_id=row.event_id,
+                   reason=row.reason, error=row.error, deliveries=row.deliveries, created_at=row.created_at,
+                   payload=row.payload, redriven_at=row.redriven_at, redriven_by=row.redriven_by,
+                   redrive_note=row.redrive_note, redrive_error=row.redrive_error, redrives=row.redrives or 0)
+
+
+class RedriveRead(BaseModel):
+    id: uuid.UUID
+    consumer: str
+    outcome: Outcome = Field(description="applied: its effect is done now; already_applied: a delivery had "
+                                         "applied it (nothing changed); failed: the handler failed again")
+    error: str | None = None
+
+    @classmethod
+    def of(cls, r: Redriven) -> RedriveRead:
+        return cls(id=r.id, consumer=r.consumer, outcome=r.outcome, error=r.error)
+
+
+def redriver(request: Request, spec: ServiceSpec[Any]) -> Redriver:
+    """The service's subscriptions, bound to a context as its worker binds them."""
+    from mlife_shared.app import ServiceContext
+
+    app = request.app
+    store = getattr(app.state, "raw_store", None) or make_store(app.state.settings)
+    ctx = ServiceContext(app.state.settings, store, ScopedStore(store, spec.name))
+    return Redriver(app.state.db, spec.name, spec.subscriptions(ctx))
+
+
+def dead_letter_router(spec: ServiceSpec[Any]) -> APIRouter:
+    router = APIRouter(tags=["ops"])
+
+    @router.get("/dead-letters")
+    async def dead_letters(request: Request, _: Viewer, consumer: str | None = None,
+                           state: Literal["pending", "redriven"] | None = None,
+                           limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[DeadLetterRead]:
+        """Messages that no handler could apply, newest first, with the reason (and, once re-driven, by whom)."""
+        db: Database = request.app.state.db
+        async with db.transaction() as session:
+            rows = await DeadLetterRepository(session).list(limit=limit, consumer=consumer, state=state)
+            return [DeadLetterRead.of(r) for r in rows]
+
+    @router.post("/dead-letters/{letter_id}/redrive", responses={409: {"description": "the handler failed again, "
+                 "or it was re-driven already"}, 422: {"description": "it can never be applied (malformed)"}})
+    async def redrive(letter_id: uuid.UUID, request: Request, who: Maintainer) -> RedriveRead:
+        """Apply a dead-lettered event again with the consumer it failed in (after a fix): exactly once."""
+        return RedriveRead.of(await redriver(request, spec).redrive(letter_id, who.username))
+
+    @router.post("/dead-letters/redrive")
+    async def redrive_consumer(request: Request, who: Maintainer, consumer: Annotated[str, Query(min_length=1)],
+                               limit: Annotated[int, Query(ge=1, le=1000)] = 500) -> list[RedriveRead]:
+        """Every pending dead letter of one consumer, oldest first; one failing again does not stop the rest."""
+        results = await redriver(request, spec).redrive_consumer(consumer, who.username, limit=limit)
+        return [RedriveRead.of(r) for r in results]
+
+    return router
