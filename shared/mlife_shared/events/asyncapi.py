@@ -243,6 +243,17 @@ async def follow(password: str) -> None:
         await nc.close()  # a pull still waiting at the server ends with the connection
 ```
 
+With the `mlife` package installed, `mlife.events.subscribe` does this for every stream a pattern spans
+(`model.>` is in two) and types each payload by its contract:
+
+```
+from mlife.events import subscribe
+
+async for event in subscribe("model.>", durable="acme-dashboard", password_file=PASSWORD_FILE):
+    print(event.type, event.payload)   # the contract's pydantic model
+    await event.ack()
+```
+
 The machine-readable form of this page is the AsyncAPI 3.0 document, served by the gateway at
 `/api/gateway/events/asyncapi.json` and printed by `python -m mlife_shared.events.asyncapi`.
 """

@@ -1,0 +1,155 @@
+"""Following MLife's events from another system (docs/events.md): `subscribe` yields typed events from every
+stream that holds the subjects you ask for, with explicit acknowledgement.
+
+    from mlife.events import subscribe
+
+    async for event in subscribe(["model.>", "badcase.created"], durable="acme-dashboard",
+                                 password_file="~/.mlife/nats/reader.password"):
+        print(event.type, event.payload)     # payload: the contract's pydantic model
+        await event.ack()                     # or event.nak(delay=30) to see it again later
+
+A pattern is matched against the published contracts, so `model.>` means every model event wherever it is
+stored (`model.uploaded` is MTT's stream, the others MSM's): one durable pull consumer per stream, named
+`<durable>-<stream>`, remembers where you stopped across restarts. `since` replays from a time (within the
+streams' retention) for a consumer made new."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import AsyncIterator, Sequence
+from contextlib import suppress
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import nats
+import nats.errors
+from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from pydantic import BaseModel
+
+from mlife_shared.events.asyncapi import public_events
+from mlife_shared.events.registry import stream_for_subject
+
+
+@dataclass
+class Event:
+    """One event: its envelope's fields, its payload typed by its contract, and where it is in its stream."""
+
+    id: str
+    type: str
+    version: int
+    source: str
+    time: str
+    data: dict[str, Any]
+    payload: BaseModel | None  # None for a subject this SDK does not know (a newer platform)
+    correlation_id: str | None
+    causation_id: str | None
+    stream: str
+    sequence: int
+    _msg: Msg = field(repr=False)
+
+    async def ack(self) -> None:
+        """Done with it: it is not delivered to this durable again."""
+        await self._msg.ack()
+
+    async def nak(self, delay: float | None = None) -> None:
+        """Not now: deliver it again (after `delay` seconds)."""
+        await self._msg.nak(delay=delay)
+
+
+def _matches(pattern: str, subject: str) -> bool:
+    p, t = pattern.split("."), subject.split(".")
+    for i, token in enumerate(p):
+        if token == ">":
+            return len(t) > i
+        if i >= len(t) or token not in ("*", t[i]):
+            return False
+    return len(p) == len(t)
+
+
+def streams_for(patterns: Sequence[str]) -> dict[str, list[str]]:
+    """Stream -> the published subjects `patterns` select in it; an unknown pattern is an error, not silence."""
+    by_stream: dict[str, list[str]] = {}
+    for pattern in patterns:
+        subjects = [s for s in public_events() if _matches(pattern, s)]
+        if not subjects:
+            raise ValueError(f"{pattern!r} matches no MLife event; the subjects are: {', '.join(public_events())}")
+        for subject in subjects:
+            by_stream.setdefault(stream_for_subject(subject), [])
+            if subject not in by_stream[stream_for_subject(subject)]:
+                by_stream[stream_for_subject(subject)].append(subject)
+    return by_stream
+
+
+def _event(msg: Msg) -> Event:
+    raw = json.loads(msg.data)
+    model = public_events().get(raw.get("type", ""))
+    payload = model.model_validate(raw["data"]) if model is not None else None
+    meta = msg.metadata
+    return Event(id=raw["id"], type=raw["type"], version=int(raw.get("version", 1)), source=raw.get("source", ""),
+                 time=raw.get("time", ""), data=raw.get("data", {}), payload=payload,
+                 correlation_id=raw.get("correlation_id"), causation_id=raw.get("causation_id"),
+                 stream=meta.stream, sequence=int(meta.sequence.stream), _msg=msg)
+
+
+def _password(password: str | None, password_file: str | os.PathLike[str] | None) -> str:
+    if password is not None:
+        return password
+    if password_file is not None:
+        return Path(password_file).expanduser().read_text().strip()
+    return os.environ.get("MLIFE_NATS_PASSWORD", "")
+
+
+async def subscribe(subjects: str | Sequence[str], *, durable: str, url: str | None = None, user: str = "reader",
+                    password: str | None = None, password_file: str | os.PathLike[str] | None = None,
+                    since: datetime | None = None, batch: int = 20, wait: float = 5.0) -> AsyncIterator[Event]:
+    """Events of `subjects` (exact or patterns: `model.>`, `badcase.*`) in stream order per stream, until the
+    loop is left. `url` defaults to $MLIFE_NATS_URL or nats://127.0.0.1:4222, the password to `password_file`
+    or $MLIFE_NATS_PASSWORD. Unacknowledged events come back after the consumers' ack wait (30 s)."""
+    patterns = [subjects] if isinstance(subjects, str) else list(subjects)
+    plan = streams_for(patterns)
+    nc = await nats.connect(url or os.environ.get("MLIFE_NATS_URL", "nats://127.0.0.1:4222"), user=user,
+                            password=_password(password, password_file), max_reconnect_attempts=-1)
+    queue: asyncio.Queue[Event | BaseException] = asyncio.Queue(maxsize=batch)
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        js = nc.jetstream()
+        for stream, stream_subjects in plan.items():
+            name = f"{durable}-{stream}"
+            config = ConsumerConfig(durable_name=name, filter_subjects=stream_subjects, ack_policy=AckPolicy.EXPLICIT,
+                                    deliver_policy=DeliverPolicy.BY_START_TIME if since else DeliverPolicy.ALL,
+                                    opt_start_time=since)
+            await js.add_consumer(stream, config)
+            sub = await js.pull_subscribe_bind(name, stream=stream)
+            tasks.append(asyncio.create_task(_pump(sub, queue, batch, wait)))
+        while True:
+            item = await queue.get()
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with suppress(BaseException):
+                await task
+        await nc.close()  # a pull still waiting at the server ends with the connection
+
+
+async def _pump(sub: Any, queue: asyncio.Queue[Event | BaseException], batch: int, wait: float) -> None:
+    try:
+        while True:
+            try:
+                msgs = await sub.fetch(batch, timeout=wait)
+            except nats.errors.TimeoutError:
+                continue
+            for msg in msgs:
+                await queue.put(_event(msg))
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - handed to the caller's loop, which raises it
+        await queue.put(exc)

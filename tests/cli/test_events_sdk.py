@@ -1,0 +1,88 @@
+"""`mlife.events.subscribe` with only the `reader` login, against NATS configured as `mlife up` configures it:
+`model.>` brings the model events of both streams that hold them (MTT's and MSM's) and nothing else, typed by
+their contracts; a restarted subscriber resumes after what it acknowledged; `since` replays for a new one."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from mlife.events import Event, streams_for, subscribe
+from mlife_shared.events import EventData, new_envelope
+from mlife_shared.events.contracts import BadcaseMerged, ModelRegistered, ModelUploaded
+from mlife_shared.messaging import natsauth
+from mlife_shared.messaging.bus import connect, provision_streams
+from tests.support.nats import serve_nats
+from tests.support.processes import free_port, stop
+
+
+async def publish(url: str, passwords: dict[str, str], data: EventData) -> str:
+    nc = await connect(url, name="producer", user=data.producer, password=passwords[data.producer])
+    try:
+        js = nc.jetstream()
+        await provision_streams(js, producer=data.producer)
+        envelope = new_envelope(data)
+        await js.publish(envelope.type, envelope.model_dump_json().encode(), headers={"Nats-Msg-Id": str(envelope.id)})
+        return str(envelope.id)
+    finally:
+        await nc.close()
+
+
+async def take(n: int, url: str, password_file: Path, **kw: object) -> list[Event]:
+    """The first `n` events of a subscription (acknowledged), then the subscriber stops."""
+    got: list[Event] = []
+
+    async def _run() -> None:
+        async for event in subscribe("model.>", url=url, password_file=password_file, wait=1, **kw):  # type: ignore[arg-type]
+            await event.ack()
+            got.append(event)
+            if len(got) == n:
+                return
+
+    await asyncio.wait_for(_run(), 30)
+    return got
+
+
+def uploaded() -> ModelUploaded:
+    return ModelUploaded(task_id=uuid.uuid4(), model_name="digits-logreg", object_key="mtt/tasks/x/model.onnx",
+                         format="onnx", md5="9e107d9d372bb6826bd81d3542a419d6", size=1024, function="digits")
+
+
+def registered(version: str) -> ModelRegistered:
+    return ModelRegistered(model_version_id=uuid.uuid4(), name="digits-logreg", version=version, format="onnx",
+                           object_key="msm/models/digits-logreg/model.onnx")
+
+
+def test_patterns_are_matched_against_the_contracts() -> None:
+    plan = streams_for(["model.>"])
+    assert set(plan) == {"MLIFE_MTT", "MLIFE_MSM"} and "model.uploaded" in plan["MLIFE_MTT"]
+    with pytest.raises(ValueError, match="matches no MLife event"):
+        streams_for(["modle.>"])
+
+
+async def test_model_events_of_two_streams_resume_and_replay(tmp_path: Path) -> None:
+    port = free_port()
+    conf, passwords = natsauth.write_embedded_config(tmp_path / "nats", port=port)
+    server = await serve_nats(tmp_path, port, ["-c", str(conf)])
+    url, reader = f"nats://127.0.0.1:{port}", conf.parent / "reader.password"
+    try:
+        before = datetime.now(UTC)
+        first = [await publish(url, passwords, uploaded()), await publish(url, passwords, registered("1"))]
+        await publish(url, passwords, BadcaseMerged(badcase_id=uuid.uuid4(), occurrence_id=uuid.uuid4(), frequency=2))
+        got = await take(2, url, reader, durable="acme")
+        assert sorted(e.id for e in got) == sorted(first)
+        assert {type(e.payload) for e in got} == {ModelUploaded, ModelRegistered}
+        assert {e.stream for e in got} == {"MLIFE_MTT", "MLIFE_MSM"}
+
+        later = await publish(url, passwords, registered("2"))
+        (resumed,) = await take(1, url, reader, durable="acme")
+        assert resumed.id == later and resumed.payload.version == "2"  # type: ignore[union-attr]
+
+        replayed = await take(3, url, reader, durable="acme-replay", since=before)
+        assert sorted(e.id for e in replayed) == sorted([*first, later])
+    finally:
+        stop([server.proc])
