@@ -353,6 +353,25 @@ def _await_verdict(c: Any, d: dict[str, Any], timeout: float) -> dict[str, Any]:
     return d
 
 
+def cmd_dead_letters(args: argparse.Namespace) -> int:
+    """List a service's dead letters, or re-drive one (by id) or all pending of a consumer; exit 1 if any failed."""
+    base = f"/api/{args.service}/dead-letters"
+    with _client(args) as c:
+        if args.action == "list":
+            rows = c.objects("GET", base, params={"consumer": args.consumer, "state": args.state, "limit": args.limit})
+            _print(args, rows, lambda rs: _table(rs, ["id", "consumer", "subject", "reason", "created_at", "redrive_note"]))
+            return 0
+        if args.id:
+            results = [c.object("POST", f"{base}/{args.id}/redrive")]
+        elif args.consumer:
+            results = c.objects("POST", f"{base}/redrive", params={"consumer": args.consumer})
+        else:
+            raise CLIError("re-drive what? give a dead letter's ID, or --consumer for all of a consumer's")
+    _print(args, results, lambda rs: "\n".join(f"{r['id']}: {r['outcome']}" + (f" ({r['error']})" if r.get("error") else "")
+                                                for r in rs) or "nothing pending")
+    return 1 if any(r["outcome"] == "failed" for r in results) else 0
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     inputs = _json_text(args.input, "--input")
     with _client(args) as c:
@@ -423,6 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
     _task_commands(sub, common)
     _model_commands(sub, common)
     _gate_commands(sub, common)
+    _dead_letter_commands(sub, common)
     _deploy_commands(sub, common)
     _predict_commands(sub, common)
     _feedback_commands(sub, common)
@@ -561,6 +581,20 @@ def _gate_commands(sub: Subcommands, common: argparse.ArgumentParser) -> None:
     p.add_argument("--min", type=float)
     p.add_argument("--max", type=float)
     p.set_defaults(func=cmd_gate)
+
+
+def _dead_letter_commands(sub: Subcommands, common: argparse.ArgumentParser) -> None:
+    letters = _group(sub, "dead-letters", "events a service could not apply; re-drive them after a fix", cmd_dead_letters)
+    for action in ("list", "redrive"):
+        p = letters.add_parser(action, parents=[common], help="list them" if action == "list" else
+                               "apply one (ID) or all pending of --consumer again, exactly once (maintainers)")
+        p.add_argument("service", choices=["bam", "dam", "mtt", "msm", "gateway"])
+        p.add_argument("--consumer", help="the durable consumer, e.g. bam-serving-feedback")
+        if action == "list":
+            p.add_argument("--state", choices=["pending", "redriven"])
+            p.add_argument("--limit", type=int, default=100)
+        else:
+            p.add_argument("id", nargs="?", help="the dead letter's id")
 
 
 def _deploy_commands(sub: Subcommands, common: argparse.ArgumentParser) -> None:

@@ -295,3 +295,34 @@ async def test_task_create_run_logs_report_end_to_end(stack: Stack, tmp_path: Pa
     assert report["confusion"] == [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]
     listed = ok(mlife(stack, tmp_path, "task", "list", "--json", role="viewer"))
     assert task["id"] in [t["id"] for t in listed]
+
+
+async def test_dead_letters_are_listed_and_redriven_from_the_command_line(stack: Stack, tmp_path: Path) -> None:
+    """A malformed event BAM dead-letters: `mlife dead-letters list` shows it; re-driving it (by id, or all of its
+    consumer's) says why it can never be applied and exits non-zero; only maintainers may re-drive."""
+    import nats
+
+    from tests.support.ui import eventually
+
+    marker = uuid.uuid4().hex
+    nc = await nats.connect(stack.nats.url)  # type: ignore[attr-defined]
+    try:
+        await nc.jetstream().publish("serving.feedback", f"not an event {marker}".encode(), headers={"Nats-Msg-Id": marker})
+    finally:
+        await nc.close()
+
+    async def _listed() -> dict[str, object] | None:
+        rows = ok(mlife(stack, tmp_path, "dead-letters", "list", "bam", "--state", "pending", "--json", role="viewer"))
+        return next((r for r in rows if marker in r["payload"]), None)  # type: ignore[union-attr]
+
+    letter = await eventually(_listed, "BAM dead-letters the malformed event")
+    denied = mlife(stack, tmp_path, "dead-letters", "redrive", "bam", str(letter["id"]), role="engineer")
+    assert denied.returncode == 2 and "maintainer" in denied.stderr
+    one = mlife(stack, tmp_path, "dead-letters", "redrive", "bam", str(letter["id"]), role="maintainer")
+    assert one.returncode == 2 and "can never be applied" in one.stderr
+    everything = mlife(stack, tmp_path, "dead-letters", "redrive", "bam", "--consumer", str(letter["consumer"]),
+                       "--json", role="maintainer")
+    assert everything.returncode == 1, everything.stderr
+    assert {r["id"]: r["outcome"] for r in json.loads(everything.stdout)}[letter["id"]] == "failed"
+    table = mlife(stack, tmp_path, "dead-letters", "list", "bam", "--consumer", str(letter["consumer"]), role="viewer")
+    assert table.returncode == 0 and str(letter["id"]) in table.stdout
