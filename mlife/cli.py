@@ -432,6 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="run NATS, the four services and the gateway on this machine (embedded)")
     up.add_argument("--port", type=int, default=None, help="gateway port (default: $MLIFE_PORT or 8000)")
+    up.add_argument("--label-studio", action="store_true",
+                    help="run the pinned Label Studio beside it, DAM's labelling connector wired to it "
+                         "(default: $MLIFE_LABEL_STUDIO=1); installed into $MLIFE_HOME/labelstudio/venv on first use")
     sub.add_parser("demo", help="the closed loop on scikit-learn's digits against a running platform "
                                 "(`mlife demo --help`)")
     _account_commands(sub, common)
@@ -647,7 +650,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "up":
         from mlife.launcher import Launcher, LauncherConfig
 
-        config = LauncherConfig.from_env(port=args.port)
+        config = LauncherConfig.from_env(port=args.port, label_studio=args.label_studio)
         sys.exit(asyncio.run(Launcher(config).run()))
     sys.exit(run(args))
 

