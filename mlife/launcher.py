@@ -88,7 +88,14 @@ class LauncherConfig:
                    nats_url=os.environ.get("MLIFE_NATS_URL"), nats_port=nats_port, service_ports=ports,
                    mlflow_bin=mlflow_binary(), mlflow_port=int(os.environ.get("MLIFE_MLFLOW_PORT") or free_port()),
                    labelstudio=label_studio or os.environ.get("MLIFE_LABEL_STUDIO", "0") not in ("", "0", "false"),
-                   labelstudio_port=int(os.environ.get("MLIFE_LABELSTUDIO_PORT") or free_port()))
+                   labelstudio_port=labelstudio_port())
+
+
+def labelstudio_port() -> int:
+    """$MLIFE_LABELSTUDIO_PORT, else Label Studio's usual 8080 when free (a stable address across restarts)."""
+    if os.environ.get("MLIFE_LABELSTUDIO_PORT"):
+        return int(os.environ["MLIFE_LABELSTUDIO_PORT"])
+    return 8080 if port_is_free(8080) else free_port()
 
 
 def mlflow_binary() -> Path | None:

@@ -42,6 +42,7 @@ def test_mlife_up_with_label_studio(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     with exclusive("venv-labelstudio"):  # as DAM's tests do: one process installs, the others wait
         labelstudio.ensure_installed(venv)
     monkeypatch.setenv("MLIFE_LABELSTUDIO_VENV", str(venv))
+    monkeypatch.setenv("MLIFE_LABELSTUDIO_PORT", str(free_port()))  # not 8080: a developer's may run there
     monkeypatch.setenv("MLIFE_LABEL_STUDIO", "1")  # what --label-studio sets (embedded.start runs a bare `mlife up`)
     home, port, log = tmp_path / "home", free_port(), []
     proc = start(home, port, log)
@@ -90,3 +91,15 @@ def test_mlife_up_with_label_studio(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert code == 0, "".join(log[-40:])
     left = [pid for pid in children if alive(pid)]
     assert not left, f"orphans after stop: {left}"
+
+    log2: list[str] = []
+    proc2 = start(home, port, log2)
+    try:  # the login, the token and the data are kept across a restart
+        wait_until_up(proc2, log2, timeout=900)
+        url2 = re.search(r"Label Studio is up at (http://127\.0\.0\.1:\d+)", "".join(log2))
+        assert url2, "".join(log2)[-3000:]
+        r = httpx.get(f"{url2.group(1)}/api/projects/{task['ls_project_id']}", timeout=60,
+                      headers={"Authorization": f"Token {token}"})
+        assert r.status_code == 200, r.text
+    finally:
+        assert stop(proc2) == 0
