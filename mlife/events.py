@@ -32,7 +32,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pydantic import BaseModel
 
 from mlife_shared.events.asyncapi import public_events
-from mlife_shared.events.registry import stream_for_subject
+from mlife_shared.events.registry import stream_for_subject, subject_matches
 
 
 @dataclass
@@ -61,21 +61,11 @@ class Event:
         await self._msg.nak(delay=delay)
 
 
-def _matches(pattern: str, subject: str) -> bool:
-    p, t = pattern.split("."), subject.split(".")
-    for i, token in enumerate(p):
-        if token == ">":
-            return len(t) > i
-        if i >= len(t) or token not in ("*", t[i]):
-            return False
-    return len(p) == len(t)
-
-
 def streams_for(patterns: Sequence[str]) -> dict[str, list[str]]:
     """Stream -> the published subjects `patterns` select in it; an unknown pattern is an error, not silence."""
     by_stream: dict[str, list[str]] = {}
     for pattern in patterns:
-        subjects = [s for s in public_events() if _matches(pattern, s)]
+        subjects = [s for s in public_events() if subject_matches(pattern, s)]
         if not subjects:
             raise ValueError(f"{pattern!r} matches no MLife event; the subjects are: {', '.join(public_events())}")
         for subject in subjects:

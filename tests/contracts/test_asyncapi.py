@@ -16,7 +16,7 @@ import pytest
 from mlife_shared.events import new_envelope
 from mlife_shared.events.asyncapi import document, example_of, markdown, public_events
 from mlife_shared.events.contracts import BadcaseCreated, DatasetGrouped
-from mlife_shared.events.registry import streams
+from mlife_shared.events.registry import streams, subject_matches
 from mlife_shared.messaging.bus import DUPLICATE_WINDOW_SECONDS
 from mlife_shared.messaging.natsauth import platform_users
 
@@ -85,25 +85,14 @@ def test_a_real_envelope_validates_and_a_wrong_one_does_not(data: Any) -> None:
     assert list(validator.iter_errors(wrong)), "an envelope without id passed"
 
 
-def _matches(pattern: str, subject: str) -> bool:
-    """NATS subject matching: `*` is one token, `>` the rest."""
-    p, t = pattern.split("."), subject.split(".")
-    for i, token in enumerate(p):
-        if token == ">":
-            return len(t) > i
-        if i >= len(t) or token not in ("*", t[i]):
-            return False
-    return len(p) == len(t)
-
-
 def test_the_guarantees_it_states_are_the_platforms() -> None:
     description = DOC["info"]["description"]
     assert f"{DUPLICATE_WINDOW_SECONDS // 60} minutes" in description
     reader = platform_users()["reader"]
     assert reader.publish, "the reader has no permissions at all"
-    published = [(p, s) for p in reader.publish for s in public_events() if _matches(p, s)]
+    published = [(p, s) for p in reader.publish for s in public_events() if subject_matches(p, s)]
     assert not published, f"the read-only user may publish events: {published}"
-    assert _matches("badcase.>", "badcase.created") and not _matches("badcase.*", "badcase.created.x")
+    assert subject_matches("badcase.>", "badcase.created") and not subject_matches("badcase.*", "badcase.created.x")
 
 
 def test_the_examples_are_stable() -> None:

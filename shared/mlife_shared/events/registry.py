@@ -39,6 +39,17 @@ def streams() -> dict[str, list[str]]:
     return out
 
 
+def subject_matches(pattern: str, subject: str) -> bool:
+    """NATS subject matching: `*` is one token, `>` one or more at the end."""
+    p, t = pattern.split("."), subject.split(".")
+    for i, token in enumerate(p):
+        if token == ">":
+            return len(t) > i
+        if i >= len(t) or token not in ("*", t[i]):
+            return False
+    return len(p) == len(t)
+
+
 def stream_for_subject(subject: str) -> str:
     model = EVENTS[subject]
     return stream_name(model.producer)
