@@ -362,7 +362,7 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
             _print(args, rows, lambda rs: _table(rs, ["id", "consumer", "subject", "reason", "created_at", "redrive_note"]))
             return 0
         if args.id:
-            results = [c.object("POST", f"{base}/{args.id}/redrive")]
+            results = c.objects("POST", f"{base}/redrive", params={"id": args.id})
         elif args.consumer:
             results = c.objects("POST", f"{base}/redrive", params={"consumer": args.consumer})
         else:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from mlife_shared.auth import Maintainer, Viewer
 from mlife_shared.db import Database
+from mlife_shared.errors import BadRequest
 from mlife_shared.messaging.models import DeadLetter
 from mlife_shared.messaging.redrive import Outcome, Redriven, Redriver
 from mlife_shared.messaging.repository import DeadLetterRepository
@@ -68,7 +69,7 @@ def redriver(request: Request, spec: ServiceSpec[Any]) -> Redriver:
 
 
 def dead_letter_router(spec: ServiceSpec[Any]) -> APIRouter:
-    router = APIRouter(tags=["ops"])
+    router = APIRouter()  # tagged "ops" by the ops router it is part of (a tag twice breaks Swagger UI)
 
     @router.get("/dead-letters")
     async def dead_letters(request: Request, _: Viewer, consumer: str | None = None,
@@ -80,17 +81,21 @@ def dead_letter_router(spec: ServiceSpec[Any]) -> APIRouter:
             rows = await DeadLetterRepository(session).list(limit=limit, consumer=consumer, state=state)
             return [DeadLetterRead.of(r) for r in rows]
 
-    @router.post("/dead-letters/{letter_id}/redrive", responses={409: {"description": "the handler failed again, "
-                 "or it was re-driven already"}, 422: {"description": "it can never be applied (malformed)"}})
-    async def redrive(letter_id: uuid.UUID, request: Request, who: Maintainer) -> RedriveRead:
-        """Apply a dead-lettered event again with the consumer it failed in (after a fix): exactly once."""
-        return RedriveRead.of(await redriver(request, spec).redrive(letter_id, who.username))
-
-    @router.post("/dead-letters/redrive")
-    async def redrive_consumer(request: Request, who: Maintainer, consumer: Annotated[str, Query(min_length=1)],
-                               limit: Annotated[int, Query(ge=1, le=1000)] = 500) -> list[RedriveRead]:
-        """Every pending dead letter of one consumer, oldest first; one failing again does not stop the rest."""
-        results = await redriver(request, spec).redrive_consumer(consumer, who.username, limit=limit)
+    # One route for both forms: the merged OpenAPI is at the size where Swagger UI (the vendored 5.x) stops
+    # rendering operations, and each route here counts five times (one per service).
+    @router.post("/dead-letters/redrive", responses={409: {"description": "(id) the handler failed again, or it "
+                 "was re-driven already"}, 422: {"description": "(id) it can never be applied (malformed)"}})
+    async def redrive(request: Request, who: Maintainer, id: uuid.UUID | None = None,  # noqa: A002 - the API's name
+                      consumer: Annotated[str | None, Query(min_length=1)] = None,
+                      limit: Annotated[int, Query(ge=1, le=1000)] = 500) -> list[RedriveRead]:
+        """Apply dead-lettered events again with the consumer they failed in (after a fix), each exactly once:
+        `id` one letter (an error if it fails again), or `consumer` every pending letter of that consumer, oldest
+        first (one failing again does not stop the rest)."""
+        if (id is None) == (consumer is None):
+            raise BadRequest("give exactly one of `id` (one dead letter) or `consumer` (all of its pending letters)")
+        if id is not None:
+            return [RedriveRead.of(await redriver(request, spec).redrive(id, who.username))]
+        results = await redriver(request, spec).redrive_consumer(str(consumer), who.username, limit=limit)
         return [RedriveRead.of(r) for r in results]
 
     return router

@@ -74,7 +74,7 @@ async def _effects(url: str, n: int) -> bool:
 
 async def test_a_poison_event_fixed_and_redriven_takes_effect_once(pair: Pair, tmp_path: Path) -> None:
     letter = await poison_dead_lettered(pair, tmp_path)
-    url = f"/api/ponger/dead-letters/{letter['id']}/redrive"
+    url = f"/api/ponger/dead-letters/redrive?id={letter['id']}"
     async with ponger_api(pair, tmp_path) as api:
         assert (await api.post(url, headers=as_role("engineer"))).status_code == 403
         still_broken = await api.post(url, headers=as_role("maintainer", "mia"))
@@ -88,7 +88,7 @@ async def test_a_poison_event_fixed_and_redriven_takes_effect_once(pair: Pair, t
         FIX["deployed"] = True
         done = await api.post(url, headers=as_role("maintainer", "mia"))
         assert done.status_code == 200, done.text
-        assert done.json()["outcome"] == "applied"
+        assert [r["outcome"] for r in done.json()] == ["applied"]
         assert await count(pair.consumer_url, effects) == 3
         again = await api.post(url, headers=as_role("maintainer", "max"))
         assert again.status_code == 409 and "re-driven" in again.json()["detail"] and "mia" in again.json()["detail"]
@@ -119,6 +119,8 @@ async def test_redriving_a_consumer_applies_each_pending_letter_once(pair: Pair,
         await db.dispose()
     FIX["deployed"] = True
     async with ponger_api(pair, tmp_path) as api:
+        neither = await api.post("/api/ponger/dead-letters/redrive", headers=as_role("maintainer"))
+        assert neither.status_code == 400 and "exactly one" in neither.json()["detail"]
         r = await api.post("/api/ponger/dead-letters/redrive", params={"consumer": "ponger-pings"},
                            headers=as_role("maintainer"))
         assert r.status_code == 200, r.text

@@ -13,7 +13,7 @@ function redriveButton(svc, r) {
   if (!can("maintainer")) return r.redrives ? h("span", { class: "muted" }, `${r.redrives} failed re-drive(s)`) : "";
   return h("span", {}, h("button", { type: "button", class: "secondary small", "data-redrive": r.id, onclick: () => act(async () => {
     try {
-      const res = await api("POST", `/api/${svc}/dead-letters/${r.id}/redrive`);
+      const [res] = await api("POST", `/api/${svc}/dead-letters/redrive`, { query: { id: r.id } });
       toast(res.outcome === "applied" ? "Re-driven: applied" : "Already applied: nothing changed");
     } finally { window.dispatchEvent(new HashChangeEvent("hashchange")); } }) }, "Re-drive"),
   r.redrive_error ? h("div", { class: "muted", title: r.redrive_error }, `last attempt failed (${r.redrives})`) : null);
