@@ -138,7 +138,12 @@ async def _pump(sub: Any, queue: asyncio.Queue[Event | BaseException], batch: in
             except nats.errors.TimeoutError:
                 continue
             for msg in msgs:
-                await queue.put(_event(msg))
+                try:
+                    event = _event(msg)
+                except (ValueError, KeyError, TypeError):  # no envelope (pydantic's ValidationError is a ValueError)
+                    await msg.term()  # never deliverable: skipped, as MLife's own consumers dead-letter it
+                    continue
+                await queue.put(event)
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # noqa: BLE001 - handed to the caller's loop, which raises it

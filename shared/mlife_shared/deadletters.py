@@ -63,6 +63,8 @@ def redriver(request: Request, spec: ServiceSpec[Any]) -> Redriver:
     from mlife_shared.app import ServiceContext
 
     app = request.app
+    if not spec.has_worker:  # no consumer, so nothing to re-drive (and no store to open for it)
+        return Redriver(app.state.db, spec.name, [])
     store = getattr(app.state, "raw_store", None) or make_store(app.state.settings)
     ctx = ServiceContext(app.state.settings, store, ScopedStore(store, spec.name))
     return Redriver(app.state.db, spec.name, spec.subscriptions(ctx))

@@ -78,6 +78,11 @@ async def test_model_events_of_two_streams_resume_and_replay(tmp_path: Path) -> 
         assert {type(e.payload) for e in got} == {ModelUploaded, ModelRegistered}
         assert {e.stream for e in got} == {"MLIFE_MTT", "MLIFE_MSM"}
 
+        nc = await connect(url, name="producer", user="msm", password=passwords["msm"])
+        try:  # a message that is no envelope: skipped, and it does not stop the subscription
+            await nc.jetstream().publish("model.registered", b"not an envelope")
+        finally:
+            await nc.close()
         later = await publish(url, passwords, registered("2"))
         (resumed,) = await take(1, url, reader, durable="acme")
         assert resumed.id == later and resumed.payload.version == "2"  # type: ignore[union-attr]
