@@ -21,7 +21,6 @@ from mlife_shared.auth import IDENTITY_HEADER, Role, verify_identity
 from mlife_shared.db import Database
 from mlife_shared.deadletters import dead_letter_router
 from mlife_shared.errors import Forbidden, Unauthorized, install_error_handlers
-from mlife_shared.events import stream_for_subject
 from mlife_shared.http_limits import RequestBodyGuard
 from mlife_shared.jobs import Job
 from mlife_shared.logging import configure_logging
@@ -217,7 +216,7 @@ async def _refresh_gauges(app: FastAPI, spec: ServiceSpec[Any], m: ServiceMetric
     for sub in spec.subscriptions(ServiceContext(app.state.settings, app.state.raw_store, app.state.store)):
         with suppress(Exception):
             durable = durable_name(spec.name, sub)
-            info = await asyncio.wait_for(js.consumer_info(stream_for_subject(sub.subject), durable), 2.0)
+            info = await asyncio.wait_for(js.consumer_info(sub.stream_name, durable), 2.0)
             m.consumer_lag.labels(spec.name, durable).set(int(info.num_pending or 0) + int(info.num_ack_pending or 0))
 
 

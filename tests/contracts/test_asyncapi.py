@@ -49,7 +49,7 @@ def test_every_contract_is_a_channel_on_the_stream_that_holds_it() -> None:
     by_address = {c["address"]: c for c in DOC["channels"].values()}
     assert set(by_address) == set(public_events())
     assert len(public_events()) >= 22 and all(s.split(".")[0] in ("badcase", "dataset", "document", "labelling",
-                                                                    "deployment", "model", "serving", "testing", "task")
+                                                                    "deployment", "model", "serving", "testing", "task", "alert")
                                                for s in public_events())
     for stream, subjects in streams().items():
         for subject in (s for s in subjects if s in by_address):  # (a test's own contracts are not public)

@@ -11,7 +11,7 @@ from mlife_shared.events import EVENTS, Envelope, streams
 from mlife_shared.events.contracts import TestingOutcomeLine as OutcomeLine
 
 SNAPSHOT = Path(__file__).with_name("events.schema.json")
-PRODUCERS = {"bam", "dam", "mtt", "msm"}
+PRODUCERS = {"bam", "dam", "mtt", "msm", "gateway"}
 ARCHITECTURE_SUBJECTS = {
     "badcase.created": "bam", "badcase.merged": "bam", "badcase.updated": "bam",
     "badcase.test_data_requested": "bam", "document.created": "dam", "labelling.requested": "dam",
@@ -22,6 +22,8 @@ ARCHITECTURE_SUBJECTS = {
     # the function as the unit of the loop (issue 12): the gate asks for the evidence it lacks, MTT says when a
     # test cannot give any, and BAM's statuses follow production
     "testing.requested": "msm", "testing.failed": "mtt", "model.promoted": "msm",
+    # the public event API (issue 14): what was webhook-only in MSM is on the bus, and the gateway's alerts
+    "deployment.blocked": "msm", "model.alias_moved": "msm", "alert.firing": "gateway", "alert.resolved": "gateway",
 }
 
 

@@ -5,6 +5,7 @@ new `version`."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -316,6 +317,7 @@ class DeploymentRequested(EventData):
     subject = "deployment.requested"
     producer = "msm"
     deployment_id: Id
+    function: str | None = Field(None, description="ML system function of the deployment's models")
     versions: list[DeployedVersion]
     target: str = Field(description="local, docker or edge")
     overridden: bool = False
@@ -329,6 +331,7 @@ class DeploymentSucceeded(EventData):
     subject = "deployment.succeeded"
     producer = "msm"
     deployment_id: Id
+    function: str | None = Field(None, description="ML system function of the deployment's models")
 
 
 @register
@@ -338,6 +341,7 @@ class DeploymentFailed(EventData):
     subject = "deployment.failed"
     producer = "msm"
     deployment_id: Id
+    function: str | None = Field(None, description="ML system function of the deployment's models")
     reason: str
 
 
@@ -348,7 +352,39 @@ class DeploymentRolledBack(EventData):
     subject = "deployment.rolled_back"
     producer = "msm"
     deployment_id: Id
+    function: str | None = Field(None, description="ML system function of the deployment's models")
     restored_deployment_id: Id | None = None
+
+
+@register
+class DeploymentBlocked(EventData):
+    """Sent when the gate blocked a deployment request: the reasons, and the badcases it would regress."""
+
+    subject = "deployment.blocked"
+    producer = "msm"
+    deployment_id: Id
+    name: str
+    function: str | None = Field(None, description="ML system function of the deployment's models")
+    reasons: list[str] = Field(default_factory=list)
+    regressed_badcases: list[Id] = Field(default_factory=list, description="Badcases fixed in production that a "
+                                         "requested version gets wrong again")
+
+
+@register
+class ModelAliasMoved(EventData):
+    """Sent when an alias of a model (e.g. `production`) moved: from which version to which, by whom and why."""
+
+    subject = "model.alias_moved"
+    producer = "msm"
+    model_name: str
+    alias: str
+    function: str | None = None
+    from_version: str | None = None
+    to_version: str | None = None
+    from_version_id: Id | None = None
+    to_version_id: Id | None = None
+    actor: str
+    reason: str = ""
 
 
 @register
@@ -368,3 +404,36 @@ class ServingFeedback(EventData):
     correct_label: Any = None
     client_id: str | None = None
     device_id: str | None = None
+
+
+class _Alert(EventData):
+    alert_id: Id
+    rule_id: Id
+    rule_name: str
+    kind: str = Field(description="critical_badcase, badcase_frequency, badcase_surge, regression or deployment")
+    function: str | None = None
+    group_key: str = Field(description="What the alert groups by (e.g. `function=ocr,model_version=2`)")
+    severity: Literal["info", "warning", "critical"] = "warning"
+    summary: str
+    count: int = Field(description="Events grouped into the alert so far")
+    started_at: datetime
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+@register
+class AlertFiring(_Alert):
+    """Sent when an alert starts firing, and again at most once per repeat interval while it fires (the
+    gateway groups repeats: a thousand failures of one model version make one alert, not a thousand)."""
+
+    subject = "alert.firing"
+    producer = "gateway"
+
+
+@register
+class AlertResolved(_Alert):
+    """Sent when a firing alert's condition cleared or a maintainer resolved it (once per alert)."""
+
+    subject = "alert.resolved"
+    producer = "gateway"
+    resolved_at: datetime
+    resolved_by: str | None = Field(None, description="The maintainer who resolved it; None: it cleared by itself")

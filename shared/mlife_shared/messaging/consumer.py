@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mlife_shared.db import Database
 from mlife_shared.events import Envelope, EventData, event_model, stream_for_subject
 from mlife_shared.events.envelope import envelope_of
+from mlife_shared.events.registry import streams
 from mlife_shared.messaging.models import DeadLetter
 from mlife_shared.messaging.repository import DeadLetterRepository, InboxRepository
 
@@ -51,6 +52,26 @@ class Subscription:
     max_deliver: int | None = None
     ack_wait_seconds: float = 30.0
     contract: type[EventData] | None = field(default=None, compare=False)
+    stream: str | None = None  # set: a consumer of every subject of that stream (`subject` is then ">")
+
+    @property
+    def stream_name(self) -> str:
+        return self.stream or stream_for_subject(self.subject)
+
+    @property
+    def expected(self) -> str | None:
+        """The subject every message must carry (None: any registered subject of the stream)."""
+        return None if self.stream else self.subject
+
+    @classmethod
+    def of_stream(cls, stream: str, handler: Handler, *, name: str | None = None, max_deliver: int | None = None,
+                  ack_wait_seconds: float = 30.0) -> Subscription:
+        """One durable consumer of every event of `stream` (e.g. the gateway's webhooks and alerts, which see
+        all public events); the handler gets `Envelope[Any]` of whichever contract each message has."""
+        if stream not in streams():
+            raise ValueError(f"{stream} is no stream of the event registry")
+        return cls(name=name or stream.lower().replace("_", "-"), subject=">", handler=handler,
+                   max_deliver=max_deliver, ack_wait_seconds=ack_wait_seconds, stream=stream)
 
     @classmethod
     def of(cls, contract: type[E], handler: Callable[[Envelope[E], AsyncSession, C], Awaitable[None]], ctx: C, *,
@@ -144,12 +165,12 @@ class ConsumerRunner:
         self.stats = ConsumerStats()
 
     async def ensure_consumer(self, sub: Subscription) -> None:
-        await self.js.add_consumer(stream_for_subject(sub.subject), self._config(sub))
+        await self.js.add_consumer(sub.stream_name, self._config(sub))
 
     def _config(self, sub: Subscription) -> ConsumerConfig:
         return ConsumerConfig(
             durable_name=durable_name(self.service, sub),
-            filter_subject=sub.subject,
+            filter_subject=None if sub.stream else sub.subject,
             ack_policy=AckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.ALL,
             ack_wait=sub.ack_wait_seconds,
@@ -160,6 +181,8 @@ class ConsumerRunner:
 
     async def run(self, stop: asyncio.Event) -> None:
         for sub in self.subscriptions:
+            if sub.stream is not None:
+                continue
             if event_model(sub.subject) is None:
                 raise ValueError(f"{sub.subject} is not a registered subject")
             if sub.contract is not None and event_model(sub.subject) is not sub.contract:
@@ -177,7 +200,7 @@ class ConsumerRunner:
                     await t
 
     async def _loop(self, sub: Subscription, stop: asyncio.Event) -> None:
-        stream = stream_for_subject(sub.subject)
+        stream = sub.stream_name
         durable = durable_name(self.service, sub)
         psub = None
         waiting = False
@@ -219,7 +242,7 @@ class ConsumerRunner:
         parsed: list[tuple[Msg, Envelope[Any]]] = []
         for msg in msgs:
             try:
-                parsed.append((msg, parse(msg, expected=sub.subject)))
+                parsed.append((msg, parse(msg, expected=sub.expected)))
             except PoisonMessage as exc:
                 await self._dead_letter(consumer, msg, reason=exc.reason, error=str(exc),
                                         deliveries=msg.metadata.num_delivered)
@@ -314,7 +337,7 @@ class ConsumerRunner:
         out: dict[str, int] = {}
         for sub in self.subscriptions:
             with suppress(Exception):
-                info = await self.js.consumer_info(stream_for_subject(sub.subject), durable_name(self.service, sub))
+                info = await self.js.consumer_info(sub.stream_name, durable_name(self.service, sub))
                 out[durable_name(self.service, sub)] = int(info.num_pending or 0) + int(info.num_ack_pending or 0)
         self.stats.lag = out
         return out

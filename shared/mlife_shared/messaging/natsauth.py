@@ -101,7 +101,7 @@ def consumer_rights(c: Consumer) -> list[str]:
 
 
 def service_consumers(service: str, subscriptions: Sequence[Subscription]) -> list[Consumer]:
-    return [Consumer(registry.stream_for_subject(sub.subject), durable_name(service, sub)) for sub in subscriptions]
+    return [Consumer(sub.stream_name, durable_name(service, sub)) for sub in subscriptions]
 
 
 def work_queue_permissions(user: str, queue: WorkQueue) -> Permissions:

@@ -93,7 +93,7 @@ class Redriver:
                                    f"{letter.redriven_by} ({letter.redrive_note})")
                 sub = self._subscription(letter.consumer)
                 try:
-                    envelope = parse_data(letter.payload.encode(), None, expected=sub.subject)
+                    envelope = parse_data(letter.payload.encode(), None, expected=sub.expected)
                 except PoisonMessage as exc:
                     raise Unprocessable(f"dead letter {letter_id} can never be applied ({exc.reason}): {exc}") from exc
                 applied = await ConsumerRunner.apply_in(session, letter.consumer, sub, envelope)
