@@ -1,13 +1,16 @@
 """Every event of ARCHITECTURE §2 is a registered pydantic contract; any change to one shows here.
-Regenerate the snapshot on purpose with `UPDATE_SNAPSHOTS=1 make test`."""
+Regenerate the snapshot on purpose with `UPDATE_SNAPSHOTS=1 make test` — which refuses a breaking change to a
+version (mlife_shared.events.compat): that needs a new `schema_version`, the old one kept until its sunset."""
 
 from __future__ import annotations
 
 import json
 import os
+from datetime import date
 from pathlib import Path
 
-from mlife_shared.events import EVENTS, Envelope, streams
+from mlife_shared.events import EVENTS, PREVIOUS, Envelope, streams
+from mlife_shared.events.compat import breaking_changes
 from mlife_shared.events.contracts import TestingOutcomeLine as OutcomeLine
 
 SNAPSHOT = Path(__file__).with_name("events.schema.json")
@@ -34,6 +37,33 @@ def current() -> dict[str, object]:
         if model.producer in PRODUCERS:
             out[subject] = {"producer": model.producer, "schema_version": model.schema_version,
                             "schema": model.model_json_schema()}
+    for (subject, version), previous in sorted(PREVIOUS.items()):
+        if previous.model.producer in PRODUCERS:
+            out[f"{subject}@v{version}"] = {"producer": previous.model.producer, "schema_version": version,
+                                            "schema": previous.model.model_json_schema(),
+                                            "sunset": previous.sunset.isoformat()}
+    return out
+
+
+def unversioned_breaks(expected: dict[str, object], schemas: dict[str, object], today: date) -> list[str]:
+    """Breaking changes made without a new version, and versions dropped before their sunset."""
+    out: list[str] = []
+    for key, old in expected.items():
+        assert isinstance(old, dict)
+        new = schemas.get(key)
+        if new is None:
+            if "sunset" in old and date.fromisoformat(old["sunset"]) <= today:
+                continue  # retired after its deprecation period
+            out.append(f"{key}: removed; keep it (registry.register_previous) until its sunset")
+            continue
+        assert isinstance(new, dict)
+        if "schema" not in old:  # the envelope and the outcomes line are schemas themselves
+            out += [f"{key}: {c}" for c in breaking_changes(old, new)]
+        elif old["schema_version"] == new["schema_version"]:
+            out += [f"{key} v{old['schema_version']}: {c}" for c in breaking_changes(old["schema"], new["schema"])]
+        elif f"{key}@v{old['schema_version']}" not in schemas:
+            out.append(f"{key}: version {old['schema_version']} replaced by {new['schema_version']} without keeping "
+                       f"it for its deprecation period (registry.register_previous)")
     return out
 
 
@@ -57,6 +87,10 @@ def test_streams_are_one_per_producer_and_never_overlap() -> None:
 
 def test_contracts_match_the_snapshot() -> None:
     schemas = current()
+    expected = json.loads(SNAPSHOT.read_text()) if SNAPSHOT.exists() else {}
+    breaks = unversioned_breaks(expected, schemas, date.today())
+    assert not breaks, ("breaking changes to published contracts (make a new schema_version and keep the old one "
+                        f"through its deprecation period, see mlife_shared.events.registry.register_previous): {breaks}")
     if os.environ.get("UPDATE_SNAPSHOTS") == "1":
         SNAPSHOT.write_text(json.dumps(schemas, indent=2, sort_keys=True) + "\n")
     assert SNAPSHOT.exists(), "no snapshot yet: run with UPDATE_SNAPSHOTS=1 once and review the file"

@@ -8,11 +8,18 @@ from mlife_shared.events import contracts  # registers every contract of ARCHITE
 from mlife_shared.events.envelope import Envelope, EventData, new_envelope
 from mlife_shared.events.registry import (
     EVENTS,
+    PREVIOUS,
+    UnknownVersion,
+    downgrade,
     event_model,
+    model_of_version,
     register,
+    register_previous,
     stream_for_subject,
     streams,
+    versions,
 )
 
-__all__ = ["EVENTS", "Envelope", "EventData", "contracts", "event_model", "new_envelope", "register",
-           "stream_for_subject", "streams"]
+__all__ = ["EVENTS", "PREVIOUS", "Envelope", "EventData", "UnknownVersion", "contracts", "downgrade", "event_model",
+           "model_of_version", "new_envelope", "register", "register_previous", "stream_for_subject", "streams",
+           "versions"]

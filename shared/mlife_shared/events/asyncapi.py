@@ -15,7 +15,7 @@ import uuid
 from typing import Any
 
 from mlife_shared.events.envelope import EventData, envelope_of
-from mlife_shared.events.registry import EVENTS, stream_for_subject
+from mlife_shared.events.registry import EVENTS, PREVIOUS, stream_for_subject
 
 API_VERSION = "1.0.0"
 DUPLICATE_WINDOW_MINUTES = 15
@@ -51,7 +51,11 @@ order per producer; there is no order across streams. Use `correlation_id` (one 
 purge, nor touch the services' consumers.
 
 **Versions.** `version` in the envelope is the payload's schema version (`x-mlife-schema-version`).
-Fields are only ever added, optional, within a version; removing or retyping one makes a new version."""
+Within a version fields are only ever added, optional (ignore fields you do not know); removing, retyping or
+requiring one makes a new version — a test refuses any other change. The bus carries the latest version; an
+earlier one is kept for at least 180 days after it is superseded (`x-mlife-deprecated` gives the dates):
+webhooks and `mlife.events.subscribe(versions=...)` pinned to it receive each event downgraded to it until
+its sunset."""
 
 
 def _example_value(schema: dict[str, Any], defs: dict[str, Any], name: str = "") -> Any:
@@ -172,8 +176,8 @@ def public_events() -> dict[str, type[EventData]]:
     return {s: m for s, m in sorted(EVENTS.items()) if m.__module__.startswith("mlife_shared.")}
 
 
-def document(server: str = "nats://127.0.0.1:4222") -> dict[str, Any]:
-    """The AsyncAPI 3.0 document of every registered event."""
+def document(server: str = "nats://127.0.0.1:4222", events: dict[str, type[EventData]] | None = None) -> dict[str, Any]:
+    """The AsyncAPI 3.0 document of every public event (or of `events`), with the earlier versions still served."""
     host = server.split("://", 1)[-1]
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
@@ -182,11 +186,21 @@ def document(server: str = "nats://127.0.0.1:4222") -> dict[str, Any]:
         "type": "object", "properties": {"Nats-Msg-Id": {
             "type": "string", "format": "uuid",
             "description": "The envelope id: JetStream's de-duplication key and the subscriber's idempotency key"}}}}
-    for subject, model in public_events().items():
+    for subject, model in (public_events() if events is None else events).items():
         name, channel = _message_name(model), _channel_id(subject)
         messages[name] = _message(model)
         schemas[f"{name}Envelope"] = _envelope_schema(model, schemas)
         channels[channel], operations[f"receive_{channel}"] = _channel_and_operation(model, name, channel)
+        for (previous_subject, version), previous in sorted(PREVIOUS.items(), reverse=True):
+            if previous_subject == subject:
+                old = f"{name}_v{version}"
+                messages[old] = _message(previous.model) | {
+                    "name": old, "payload": {"$ref": f"#/components/schemas/{old}Envelope"},
+                    "x-mlife-deprecated": {"since": previous.deprecated_on.isoformat(),
+                                           "sunset": previous.sunset.isoformat()}}
+                schemas[f"{old}Envelope"] = _envelope_schema(previous.model, schemas)
+                channels[channel]["messages"][old] = {"$ref": f"#/components/messages/{old}"}
+                operations[f"receive_{channel}"]["messages"].append({"$ref": f"#/channels/{channel}/messages/{old}"})
     return {
         "asyncapi": "3.0.0",
         "id": "urn:mlife:events",
@@ -298,15 +312,18 @@ def markdown(doc: dict[str, Any]) -> str:
     for stream, channels in sorted(by_stream.items()):
         subjects = ", ".join(f"`{c['address']}`" for c in channels)
         lines.append(f"| `{stream}` | {channels[0]['x-mlife-producer'].upper()} | {subjects} |")
-    lines += ["", "## The envelope", "", *_fields(schemas["BadcaseCreatedEnvelope"], envelope=True), "",
+    lines += ["", "## The envelope", "", *_fields(next(v for k, v in schemas.items() if k.endswith("Envelope")), envelope=True), "",
               "Header `Nats-Msg-Id` is the envelope `id`.", "", "## Events", ""]
     for channel in doc["channels"].values():
-        (message_ref,) = channel["messages"].values()
-        message = doc["components"]["messages"][message_ref["$ref"].rsplit("/", 1)[-1]]
-        payload = schemas[message["name"]]
+        latest, *earlier = (doc["components"]["messages"][ref["$ref"].rsplit("/", 1)[-1]]
+                            for ref in channel["messages"].values())
+        payload = schemas[latest["name"]]
+        kept = "".join(f" Version {m['x-mlife-schema-version']} is still served until "
+                       f"{m['x-mlife-deprecated']['sunset']} (deprecated on {m['x-mlife-deprecated']['since']})."
+                       for m in earlier)
         lines += [f"### `{channel['address']}`", "", channel["description"], "",
-                  f"Stream `{channel['x-mlife-stream']}`, schema version {message['x-mlife-schema-version']}.", "",
-                  *_fields(payload), "", "```json", json.dumps(message["examples"][0]["payload"], indent=2), "```", ""]
+                  f"Stream `{channel['x-mlife-stream']}`, schema version {latest['x-mlife-schema-version']}.{kept}", "",
+                  *_fields(payload), "", "```json", json.dumps(latest["examples"][0]["payload"], indent=2), "```", ""]
     for name, schema in sorted(schemas.items()):
         if name.endswith("Envelope") or name == "NatsHeaders" or name in doc["components"]["messages"]:
             continue

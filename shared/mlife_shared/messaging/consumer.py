@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mlife_shared.db import Database
 from mlife_shared.events import Envelope, EventData, event_model, stream_for_subject
 from mlife_shared.events.envelope import envelope_of
-from mlife_shared.events.registry import streams
+from mlife_shared.events.registry import model_of_version, streams
 from mlife_shared.messaging.models import DeadLetter
 from mlife_shared.messaging.repository import DeadLetterRepository, InboxRepository
 
@@ -374,6 +374,11 @@ def parse_data(data: bytes, headers: Mapping[str, str] | None, *, expected: str 
         raise PoisonMessage("unknown", f"unknown event type {subject!r}")
     if expected is not None and subject != expected:
         raise PoisonMessage("unknown", f"event type {subject!r} on a consumer of {expected!r}")
+    version = raw.get("version", 1)
+    if version != model.schema_version:  # published before the producer moved on: its own version's contract
+        model = model_of_version(model.subject, version) if isinstance(version, int) else None
+        if model is None:
+            raise PoisonMessage("unknown", f"{subject} version {version!r} is not a served version of its contract")
     header_id = (headers or {}).get("Nats-Msg-Id")
     try:
         envelope = envelope_of(model).model_validate(raw)
