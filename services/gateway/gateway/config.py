@@ -54,6 +54,40 @@ class Settings(ServiceSettings):
                                         "subscribers (default: the gateway's own nats_url, credentials removed)")
     trusted_proxies: list[str] = Field([], description="Addresses or CIDRs of reverse proxies in front of the "
                                        "gateway: only from these is X-Forwarded-For believed (e.g. [\"10.0.0.0/8\"])")
+    smtp_host: str | None = Field(None, description="SMTP server alert e-mails go through; unset: alerts send no "
+                                  "e-mail (their events and webhooks still go out)")
+    smtp_port: int = Field(25, ge=1, le=65535, description="SMTP port (587 with STARTTLS, typically)")
+    smtp_from: str = Field("mlife@localhost", description="The From address of alert e-mails")
+    smtp_starttls: bool = Field(False, description="Upgrade the SMTP connection with STARTTLS (certificate checked)")
+    smtp_username: str | None = Field(None, description="SMTP login user, when the server wants one")
+    smtp_password: SecretStr | None = Field(None, description="SMTP login password")
+    smtp_timeout_seconds: float = Field(10.0, gt=0, description="Bound on one SMTP conversation")
+    alert_email_max_attempts: int = Field(5, ge=1, le=100, description="Attempts to send one alert e-mail (backoff "
+                                          "30 s, doubling) before it is marked failed")
+    alerts_interval_seconds: float = Field(5.0, gt=0, description="How often the worker fires, repeats and resolves "
+                                           "alerts and sends their e-mails")
+    webhook_allow_hosts: list[str] = Field([], description="Hosts or CIDRs webhooks may reach even though they are "
+                                           "private or loopback (every other internal address is refused)")
+    webhook_timeout_seconds: float = Field(10.0, description="Timeout of one webhook delivery attempt")
+    webhook_schedule_seconds: list[float] = Field(
+        [0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0],
+        description="When each attempt of a webhook delivery is made, in seconds after the previous one (the first "
+                    "after the event): its length is the number of attempts before a delivery fails")
+    webhook_secret_rotation_hours: float = Field(24.0, description="How long a rotated webhook secret still signs "
+                                                 "deliveries (beside the new one), so receivers can switch")
+    webhook_poll_seconds: float = Field(1.0, description="How often the worker's dispatcher looks for due deliveries")
+    webhook_lease_seconds: float = Field(120.0, description="How long a delivery being sent is reserved for the "
+                                         "dispatcher sending it (longer than the timeout)")
+    webhook_replay_max_events: int = Field(10000, description="Most events one webhook replay reads from the streams")
+
+    auth_callout_seed: SecretStr | None = Field(None, description="The NATS auth callout issuer's account nkey seed "
+                                                "(`SA…`; nats-server's `auth_callout.issuer` is its public key): the "
+                                                "gateway then answers the logins of outside subscribers. `mlife up` "
+                                                "makes one; `python -m mlife_shared.messaging.natsauth "
+                                                "--callout-key` prints a new pair")
+    subscriber_login_ttl_seconds: float = Field(3600.0, gt=0, description="How long a subscriber's NATS login "
+                                                "lasts before the server disconnects it and asks again (a deleted "
+                                                "or rotated login is refused for new connections at once)")
 
     @field_validator("trusted_proxies")
     @classmethod
