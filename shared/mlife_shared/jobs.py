@@ -41,7 +41,8 @@ async def run_jobs(db: Database, jobs: list[Job], stop: asyncio.Event) -> None:
                 return
             try:
                 result = await run_job(db, job)
-                log.info("job_done", job=job.name, result=result)
+                # A frequent job that found nothing to do (the webhook dispatcher's idle ticks) logs at debug.
+                (log.info if result else log.debug)("job_done", job=job.name, result=result)
             except Exception:  # noqa: BLE001 - a job's failure waits for its next tick
                 log.exception("job_failed", job=job.name)
             delay = job.interval_seconds

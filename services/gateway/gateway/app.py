@@ -5,15 +5,21 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.middleware import Middleware
 
+from gateway import hub
+from gateway.alerts.jobs import alert_jobs
+from gateway.alerts.router import router as alerts_router
 from gateway.config import Settings
 from gateway.edge.middleware import AuthMiddleware, BodyLimitMiddleware, HostAllowListMiddleware
 from gateway.events.router import router as events_router
 from gateway.proxy.router import router as proxy_router
 from gateway.proxy.service import Upstreams
 from gateway.session.router import router as session_router
+from gateway.subscribers.callout import Responder
+from gateway.subscribers.router import router as subscribers_router
 from gateway.ui.router import router as ui_router
 from gateway.user.router import router as user_router
 from gateway.user.service import UserService, dummy_hash
+from gateway.webhooks.router import router as webhooks_router
 from mlife_shared.app import ServiceSpec, create_app
 from mlife_shared.db import Database
 
@@ -24,9 +30,18 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # The hash an unknown user's login is checked against, made before the first login (not at import), so
     # that login costs what a known user's does.
     await asyncio.to_thread(dummy_hash)
+    settings: Settings = app.state.settings
+    # The NATS auth callout for outside subscribers (gateway/subscribers/callout.py), on the API's connection.
+    responder = None
+    if settings.auth_callout_seed is not None:
+        responder = Responder(app.state.db, settings.auth_callout_seed.get_secret_value(),
+                              settings.subscriber_login_ttl_seconds)
+        responder.start(lambda: app.state.nats)
     try:
         yield
     finally:
+        if responder is not None:
+            await responder.stop()
         await app.state.upstreams.close()
 
 
@@ -59,9 +74,12 @@ SPEC = ServiceSpec(
     description="One API for BAM, DAM, MTT and MSM; authentication and roles.",
     settings_cls=Settings,
     migrations="gateway.migrations",
-    routers=lambda: [session_router, user_router, events_router],
+    routers=lambda: [session_router, user_router, events_router, webhooks_router, subscribers_router,
+                     alerts_router],
     root_routers=lambda: [proxy_router, ui_router],
-    has_worker=False,
+    subscriptions=hub.subscriptions,  # every public event: webhooks (and what else watches them all)
+    jobs=lambda ctx: hub.jobs(ctx) + alert_jobs(ctx),  # the webhook dispatcher; alert timing and e-mail
+    has_worker=True,
     uses_object_store=False,
     extra_readiness=_readiness,
     openapi_url="/api/gateway/openapi.json",
