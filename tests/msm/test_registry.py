@@ -151,7 +151,6 @@ async def test_search_by_name_tag_and_metric(msm: httpx.AsyncClient) -> None:
 
 async def test_nan_and_nul_are_422_not_500(msm: httpx.AsyncClient) -> None:
     version = (await upload(msm, "emotion", identity_classifier(4))).json()
-    maintainer = as_role("maintainer")
     raw = {"content-type": "application/json"}
     cases = [
         ("POST", "/models/emotion/versions/import", '{"source_key": "mtt/a\\u0000b"}'),
@@ -171,10 +170,6 @@ async def test_nan_and_nul_are_422_not_500(msm: httpx.AsyncClient) -> None:
         assert got.status_code == 422, (path, got.text)
     assert (await upload(msm, "emotion", identity_classifier(4), metrics='{"a": NaN}')).status_code == 422
     assert (await upload(msm, "emotion", identity_classifier(4), description="a\x00b")).status_code == 422
-    hook = await msm.post("/webhooks", json={"url": "http://[::1", "events": ["*"]}, headers=maintainer)
-    assert hook.status_code == 422
-    hook = await msm.post("/webhooks", json={"url": "http://exa\x00mple.com/", "events": ["*"]}, headers=maintainer)
-    assert hook.status_code == 422
 
 
 async def test_other_formats_from_mtt_are_tracked_but_never_served(msm: httpx.AsyncClient) -> None:

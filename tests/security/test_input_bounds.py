@@ -133,7 +133,7 @@ async def test_mtt(make_database, nats_url: str, tmp_path: Path) -> None:  # typ
 
 
 async def test_msm(make_database, nats_url: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    async for client, spec in service("msm", make_database, nats_url, tmp_path, webhook_dispatch=False):
+    async for client, spec in service("msm", make_database, nats_url, tmp_path):
         assert await walk(client, spec, {}) == []
 
 

@@ -33,10 +33,16 @@ def expected_role(method: str, path: str) -> str:
     """ARCHITECTURE §5: viewer reads; tester files and triages badcases and uploads data; engineer
     documents, datasets, labelling, tasks, models; maintainer deploys, overrides gates, manages users."""
     service = path.split("/")[2]
-    if path.startswith("/api/gateway/users") or path.startswith("/api/msm/webhooks"):
-        return "maintainer"  # managing users and notification endpoints (webhook targets and secrets)
+    if path.startswith("/api/gateway/webhooks"):  # who sees which events where (targets, deliveries): engineers
+        return "engineer" if method == "GET" else "maintainer"  # targets, secrets, tests and replays: maintainers
+    if path.startswith("/api/gateway/users"):
+        return "maintainer"  # managing users
     if method == "POST" and "/dead-letters/" in path:
         return "maintainer"  # re-driving dead letters: operating the bus, after a fix (issue 14)
+    if method == "POST" and re.match(r"^/api/gateway/alerts/[^/]+/resolve$", path):
+        return "maintainer"  # closing an alert by hand (issue 14)
+    if method != "GET" and path.startswith(("/api/gateway/alert-rules", "/api/gateway/alerts")):
+        return "engineer"  # alert rules and acknowledging an alert (issue 14)
     if method == "GET":
         return "viewer"
     if service == "gateway":

@@ -25,8 +25,7 @@ MAINTAINER = FreshRole("maintainer", "mia")
 
 def make_settings(db: str, nats_url: str, tmp: Path, **kw: Any) -> Settings:
     return Settings(environment="test", database_url=db, nats_url=nats_url, identity_secret=SECRET, home=tmp,
-                    object_store_path=tmp / "objects", webhook_dispatch=False, prediction_log_rate=1.0,
-                    webhook_backoff_seconds=[0.0], **kw)
+                    object_store_path=tmp / "objects", prediction_log_rate=1.0, **kw)
 
 
 def ctx(client: httpx.AsyncClient) -> ServiceContext:

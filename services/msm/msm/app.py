@@ -1,6 +1,5 @@
-import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from prometheus_client import Histogram
@@ -18,9 +17,6 @@ from msm.config import Settings
 from msm.deployment import models as _deployment_models  # noqa: F401 - the tables, for migrations
 from msm.deployment.consumers import on_deployment_requested
 from msm.deployment.router import router as deployment_router
-from msm.notification import models as _notification_models  # noqa: F401
-from msm.notification.dispatcher import WebhookDispatcher
-from msm.notification.router import router as webhook_router
 from msm.registry import models as _registry_models  # noqa: F401
 from msm.registry.consumers import on_model_uploaded
 from msm.registry.docker import SdkDockerEngine
@@ -51,18 +47,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                                   buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0))
     app.state.serving = serving
     app.state.docker_engine = SdkDockerEngine(settings.docker_host) if settings.docker_host else None
-    dispatcher = WebhookDispatcher(app.state.db, settings)
-    app.state.webhooks = dispatcher
-    stop = asyncio.Event()
-    task = asyncio.create_task(dispatcher.run(stop)) if settings.webhook_dispatch else None
     try:
         yield
     finally:
-        stop.set()
-        if task is not None:
-            with suppress(BaseException):
-                await asyncio.wait_for(task, 10)
-        await dispatcher.close()
         await serving.close()
 
 
@@ -74,7 +61,7 @@ SPEC = ServiceSpec(
     migrations="msm.migrations",
     subscriptions=subscriptions,
     # The serving routes first: FastAPI matches routes in order, and predict is the hot path.
-    routers=lambda: [serving_router, registry_router, deployment_router, webhook_router],
+    routers=lambda: [serving_router, registry_router, deployment_router],
     extra_lifespan=lifespan,
 )
 

@@ -28,10 +28,3 @@ class Settings(ServiceSettings):
     serving_refresh_seconds: float = Field(1.0, description="How long a predict trusts its cached deployment state")
     # Docker
     docker_host: str = Field("", description="Docker engine URL (unix:///var/run/docker.sock); empty = no builds")
-    # Webhooks
-    webhook_allow_hosts: list[str] = Field([], description="Hosts or CIDRs webhooks may reach even if private")
-    webhook_max_attempts: int = Field(6, description='Deliveries of a webhook before it is given up')
-    webhook_backoff_seconds: list[float] = Field([1.0, 5.0, 30.0, 120.0, 600.0], description='Waits between webhook retries')
-    webhook_timeout_seconds: float = Field(5.0, description='Timeout of one webhook delivery')
-    webhook_dispatch: bool = Field(True, description="Run the webhook dispatcher in the API process")
-    webhook_poll_seconds: float = Field(1.0, description='How often the dispatcher looks for due deliveries')

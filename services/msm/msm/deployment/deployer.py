@@ -17,12 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mlife_shared.app import ServiceContext
 from mlife_shared.events.contracts import DeploymentFailed, DeploymentSucceeded
+from mlife_shared.messaging import outbox
 from mlife_shared.objectstore.base import iterate
 from msm.config import Settings
 from msm.deployment.models import Deployment
 from msm.deployment.repository import DeploymentRepository
 from msm.deployment.service import DeploymentService
-from msm.notification.service import NotificationService
 from msm.registry.docker import SdkDockerEngine, build_context
 from msm.registry.models import ModelVersion
 from msm.registry.repository import RegistryRepository
@@ -60,7 +60,6 @@ class Deployer:
         self.ctx = ctx
         self.repo = DeploymentRepository(session)
         self.service = DeploymentService(session)
-        self.events = NotificationService(session)
 
     async def deploy(self, deployment_id: uuid.UUID, correlation: dict[str, Any]) -> None:
         """Bring the requested deployment up and make it live (superseding the live one of its name), or
@@ -74,7 +73,8 @@ class Deployer:
             reason = f"{type(exc).__name__}: {str(getattr(exc, 'message', exc))[:500]}"
             deployment.failure_reason = reason
             await self.service.change(deployment, "failed", "deployer", reason)
-            await self.events.emit(DeploymentFailed(deployment_id=deployment.id, reason=reason), **correlation)
+            await outbox.add(self.session, DeploymentFailed(deployment_id=deployment.id, function=deployment.function,
+                                                            reason=reason), **correlation)
             log.warning("deployment_failed", deployment_id=str(deployment.id), reason=reason)
             return
         previous = await self.repo.live_by_name(deployment.name)
@@ -82,7 +82,8 @@ class Deployer:
             deployment.previous_deployment_id = previous.id
             await self.service.change(previous, "superseded", "deployer", f"replaced by {deployment.id}")
         await self.service.change(deployment, "live", "deployer", "all versions loaded")
-        await self.events.emit(DeploymentSucceeded(deployment_id=deployment.id), **correlation)
+        await outbox.add(self.session, DeploymentSucceeded(deployment_id=deployment.id, function=deployment.function),
+                         **correlation)
 
     async def _bring_up(self, deployment: Deployment) -> str | None:
         """Every version downloaded (and loaded when servable); the artifact's full key for docker and edge."""

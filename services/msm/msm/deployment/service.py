@@ -12,7 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mlife_shared.auth import Identity
 from mlife_shared.db import utcnow
 from mlife_shared.errors import Forbidden, Unprocessable
-from mlife_shared.events.contracts import DeployedVersion, DeploymentRequested, DeploymentRolledBack
+from mlife_shared.events.contracts import (
+    DeployedVersion,
+    DeploymentBlocked,
+    DeploymentRequested,
+    DeploymentRolledBack,
+)
+from mlife_shared.messaging import outbox
 from msm.deployment.exceptions import DeploymentConflict, DeploymentNotFound, FunctionMissing
 from msm.deployment.gate import Gate
 from msm.deployment.models import Deployment, DeploymentBadcase, DeploymentChange, DeploymentMetric, FunctionThresholds
@@ -27,7 +33,6 @@ from msm.deployment.schemas import (
     FunctionThresholdsRead,
     MetricRead,
 )
-from msm.notification.service import NotificationService
 from msm.registry.models import ModelVersion
 from msm.registry.repository import RegistryRepository
 from msm.testing.service import TestingService
@@ -41,7 +46,6 @@ class DeploymentService:
         self.session = session
         self.repo = DeploymentRepository(session)
         self.registry = RegistryRepository(session)
-        self.events = NotificationService(session)
 
     async def get(self, deployment_id: uuid.UUID, *, for_update: bool = False) -> Deployment:
         row = await self.repo.deployment(deployment_id, for_update=for_update)
@@ -198,15 +202,16 @@ class DeploymentService:
                                                             for v, d in sorted(asked)]}
 
     async def _notify_blocked(self, deployment: Deployment) -> None:
-        """Webhooks only (no consumer needs it on the bus): a request the gate blocked, and why."""
-        await self.events.notify("deployment.blocked", {
-            "deployment_id": str(deployment.id), "name": deployment.name, "reasons": deployment.gate["reasons"],
-            "regressed_badcases": deployment.gate["regressed_badcases"]})
+        """A request the gate blocked, and why (the gateway's webhooks and alerts follow it)."""
+        await outbox.add(self.session, DeploymentBlocked(
+            deployment_id=deployment.id, name=deployment.name, function=deployment.function,
+            reasons=deployment.gate["reasons"], regressed_badcases=deployment.gate["regressed_badcases"]))
 
     async def _request(self, deployment: Deployment, correlation: dict[str, Any] | None = None) -> None:
         deployment.status = "requested"
-        await self.events.emit(DeploymentRequested(
-            deployment_id=deployment.id, target=deployment.target, overridden=deployment.overridden,
+        await outbox.add(self.session, DeploymentRequested(
+            deployment_id=deployment.id, function=deployment.function, target=deployment.target,
+            overridden=deployment.overridden,
             override_reason=deployment.override_reason,
             versions=[DeployedVersion(model_version_id=uuid.UUID(v["model_version_id"]), weight=v["weight"],
                                       role=v["role"]) for v in deployment.versions]), **(correlation or {}))
@@ -236,7 +241,8 @@ class DeploymentService:
             raise DeploymentConflict(f"the previous deployment is {previous.status}; it cannot be restored")
         await self.change(current, "rolled_back", user.username, reason or "rolled back")
         await self.change(previous, "live", user.username, f"restored by the rollback of {current.id}")
-        await self.events.emit(DeploymentRolledBack(deployment_id=current.id, restored_deployment_id=previous.id))
+        await outbox.add(self.session, DeploymentRolledBack(deployment_id=current.id, function=current.function,
+                                                            restored_deployment_id=previous.id))
         return previous
 
     async def attach(self, deployment: Deployment, badcase_ids: list[uuid.UUID], note: str,

@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mlife_shared.db import utcnow
 from mlife_shared.errors import Unprocessable
-from mlife_shared.events.contracts import ModelPromoted
+from mlife_shared.events.contracts import ModelAliasMoved, ModelPromoted
+from mlife_shared.messaging import outbox
 from msm.deployment.service import DeploymentService
-from msm.notification.service import NotificationService
 from msm.registry.exceptions import AliasConflict, ModelNotFound
 from msm.registry.models import AliasChange, ModelAlias, ModelVersion, RegisteredModel
 from msm.registry.repository import RegistryRepository
@@ -27,7 +27,6 @@ class AliasService:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
         self.repo = RegistryRepository(session)
-        self.events = NotificationService(session)
 
     async def _model(self, name: str) -> RegisteredModel:
         model = await self.repo.model_by_name(name)
@@ -91,11 +90,11 @@ class AliasService:
             versions = await self.repo.versions([v for v in (change.from_version_id, change.to_version_id) if v])
             version = versions[change.to_version_id]
             previous = versions.get(change.from_version_id) if change.from_version_id else None
-            await self.events.emit(ModelPromoted(
+            await outbox.add(self.session, ModelPromoted(
                 model_version_id=version.id, model_name=model.name, model_version=version.version,
                 function=model.function, previous_version=previous.version if previous else None))
         elif model.function and (production := await self.repo.production_of_function(model.function)) is not None:
-            await self.events.emit(ModelPromoted(model_version_id=production.id, model_name=production.name,
+            await outbox.add(self.session, ModelPromoted(model_version_id=production.id, model_name=production.name,
                                                    model_version=production.version, function=model.function))
         if model.function:
             await TestingService(self.session).test_production_on(
@@ -105,16 +104,16 @@ class AliasService:
             await DeploymentService(self.session).reevaluate(function=model.function)
 
     async def _notify_alias(self, change: AliasChange) -> None:
-        """Webhooks only (no consumer needs it on the bus): an alias moved, who moved it and why."""
+        """An alias moved, who moved it and why (the gateway's webhooks follow it)."""
         model = await self.repo.model(change.model_id)
+        assert model is not None
         versions = await self.repo.versions([v for v in (change.from_version_id, change.to_version_id) if v])
         number: dict[uuid.UUID | None, str] = {k: v.version for k, v in versions.items()}
-        await self.events.notify("model.alias_moved", {
-            "model": model.name if model else None, "alias": change.alias,
-            "from_version": number.get(change.from_version_id), "to_version": number.get(change.to_version_id),
-            "from_version_id": str(change.from_version_id) if change.from_version_id else None,
-            "to_version_id": str(change.to_version_id) if change.to_version_id else None,
-            "actor": change.actor, "reason": change.reason})
+        await outbox.add(self.session, ModelAliasMoved(
+            model_name=model.name, alias=change.alias, function=model.function,
+            from_version=number.get(change.from_version_id), to_version=number.get(change.to_version_id),
+            from_version_id=change.from_version_id, to_version_id=change.to_version_id, actor=change.actor,
+            reason=change.reason))
 
     async def revert(self, name: str, alias: str, *, actor: str, reason: str) -> AliasChange:
         model = await self._model(name)

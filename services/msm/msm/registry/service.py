@@ -20,10 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mlife_shared.db import new_id, utcnow
 from mlife_shared.errors import MLifeError, PayloadTooLarge, Unprocessable
 from mlife_shared.events.contracts import ModelRegistered, ModelUploaded
+from mlife_shared.messaging import outbox
 from mlife_shared.objectstore import ObjectStore, ScopedStore, validate_key
 from mlife_shared.onnx_safety import OnnxInfo, inspect_onnx
 from msm.config import Settings
-from msm.notification.service import NotificationService
 from msm.registry import schemas as s
 from msm.registry.docker import build_context
 from msm.registry.exceptions import ModelNotFound, SourceNotAllowed
@@ -68,7 +68,6 @@ class RegistryService:
     def __init__(self, session: AsyncSession, settings: Settings, store: ScopedStore) -> None:
         self.session = session
         self.repo = RegistryRepository(session)
-        self.events = NotificationService(session)
         self.settings = settings
         self.store = store
 
@@ -104,7 +103,7 @@ class RegistryService:
         model.next_version += 1
         model.updated_at = utcnow()
         await self.repo.add(version)
-        await self.events.emit(ModelRegistered(
+        await outbox.add(self.session, ModelRegistered(
             model_version_id=version.id, name=name, version=version.version, format=fmt,
             object_key=version.object_key, task_id=task_id, function=model.function,
             test_dataset_ids=[uuid.UUID(d) for d in splits], evaluate_on_dataset_id=evaluate_on),

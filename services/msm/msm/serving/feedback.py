@@ -18,10 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mlife_shared.db import utcnow
 from mlife_shared.errors import Unprocessable
 from mlife_shared.events.contracts import ServingFeedback
+from mlife_shared.messaging import outbox
 from mlife_shared.objectstore import ScopedStore, validate_key
 from mlife_shared.objectstore.base import iterate, read_all
 from msm.config import Settings
-from msm.notification.service import NotificationService
 from msm.serving.models import Feedback
 from msm.serving.repository import FeedbackRepository
 from msm.serving.runtime import DeploymentView, ServingRegistry, VersionView
@@ -37,7 +37,6 @@ class FeedbackService:
                  settings: Settings) -> None:
         self.session = session
         self.repo = FeedbackRepository(session)
-        self.events = NotificationService(session)
         self.registry = registry
         self.store = store
         self.settings = settings
@@ -63,7 +62,7 @@ class FeedbackService:
             input_ref=input_ref, prediction=body.prediction, correct_label=body.correct_label,
             client_id=body.client_id, device_id=body.device_id, created_at=utcnow()))
         # The deployment's function, never a guess: without one BAM files the badcase as `unassigned`.
-        await self.events.emit(ServingFeedback(
+        await outbox.add(self.session, ServingFeedback(
             deployment_id=view.id, model_name=version.name, model_version=version.version, function=view.function,
             model_version_id=version.id, prediction_id=body.prediction_id, input_ref=input_ref,
             prediction=body.prediction, correct_label=body.correct_label, client_id=body.client_id,

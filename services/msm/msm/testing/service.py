@@ -16,8 +16,8 @@ from mlife_shared.db import utcnow
 from mlife_shared.events import Envelope
 from mlife_shared.events.contracts import DatasetGrouped, SetKind, TestingCompleted, TestingFailed, TestingRequested
 from mlife_shared.events.outcomes import outcome_lines
+from mlife_shared.messaging import outbox
 from mlife_shared.objectstore import ObjectStore
-from msm.notification.service import NotificationService
 from msm.registry.models import ModelVersion
 from msm.registry.repository import RegistryRepository
 from msm.testing.models import BadcaseTestSet, TestingFailure, TestingResult
@@ -31,7 +31,6 @@ class TestingService:
         self.session = session
         self.repo = TestingRepository(session)
         self.registry = RegistryRepository(session)
-        self.events = NotificationService(session)
 
     async def record_completed(self, store: ObjectStore, event: Envelope[TestingCompleted]) -> TestingResult | None:
         d = event.data
@@ -97,7 +96,7 @@ class TestingService:
     async def request(self, version: ModelVersion, function: str | None, dataset_id: uuid.UUID, set_kind: SetKind,
                       reason: str, correlation: dict[str, Any] | None = None) -> None:
         """testing.requested: MTT tests `version` on the dataset."""
-        await self.events.emit(TestingRequested(
+        await outbox.add(self.session, TestingRequested(
             model_version_id=version.id, model_name=version.name, model_version=version.version,
             format=version.format, object_key=version.object_key, function=function, dataset_id=dataset_id,
             set_kind=set_kind, reason=reason), **(correlation or {}))
