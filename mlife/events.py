@@ -11,14 +11,25 @@ stream that holds the subjects you ask for, with explicit acknowledgement.
 A pattern is matched against the published contracts, so `model.>` means every model event wherever it is
 stored (`model.uploaded` is MTT's stream, the others MSM's): one durable pull consumer per stream, named
 `<durable>-<stream>`, remembers where you stopped across restarts. `since` replays from a time (within the
-streams' retention) for a consumer made new."""
+streams' retention) for a consumer made new.
+
+A subscriber a maintainer made in the gateway (`/api/gateway/subscribers`, `mlife subscribers create`) has a
+login of its own that may read its provisioned durables and nothing else: pass `bind=True` (the durables exist;
+it cannot create one), and its `filter`, which NATS cannot apply to a payload, so this function does: an event
+whose payload lacks a filter field or has another value is acknowledged and skipped.
+
+    async for event in subscribe(["model.>"], durable="sub-acme", user="sub-acme", password=..., bind=True,
+                                 filter={"function": "digits"}):
+        ...
+
+Replays of such a subscriber are made through the gateway (`POST /api/gateway/subscribers/{id}/replay`)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,6 +44,7 @@ from pydantic import BaseModel
 
 from mlife_shared.events.asyncapi import public_events
 from mlife_shared.events.registry import stream_for_subject, subject_matches
+from mlife_shared.messaging.bus import inbox_prefix
 
 
 @dataclass
@@ -94,32 +106,46 @@ def _password(password: str | None, password_file: str | os.PathLike[str] | None
     return os.environ.get("MLIFE_NATS_PASSWORD", "")
 
 
+def passes(data: Mapping[str, Any], where: Mapping[str, str]) -> bool:
+    """A subscriber's filter: every field present in the payload with that value (compared as text)."""
+    return all(key in data and str(data[key]) == value for key, value in where.items())
+
+
 async def subscribe(subjects: str | Sequence[str], *, durable: str, url: str | None = None, user: str = "reader",
                     password: str | None = None, password_file: str | os.PathLike[str] | None = None,
-                    since: datetime | None = None, batch: int = 20, wait: float = 5.0) -> AsyncIterator[Event]:
+                    since: datetime | None = None, batch: int = 20, wait: float = 5.0, bind: bool = False,
+                    filter: Mapping[str, str] | None = None) -> AsyncIterator[Event]:  # noqa: A002 - the API's name
     """Events of `subjects` (exact or patterns: `model.>`, `badcase.*`) in stream order per stream, until the
     loop is left. `url` defaults to $MLIFE_NATS_URL or nats://127.0.0.1:4222, the password to `password_file`
-    or $MLIFE_NATS_PASSWORD. Unacknowledged events come back after the consumers' ack wait (30 s)."""
+    or $MLIFE_NATS_PASSWORD. Unacknowledged events come back after the consumers' ack wait (30 s). `bind`: use
+    the durables as they are (a gateway subscriber's), never create one; `filter`: see the module docstring."""
+    if bind and since is not None:
+        raise ValueError("a provisioned subscriber replays through the gateway (POST …/subscribers/{id}/replay)")
     patterns = [subjects] if isinstance(subjects, str) else list(subjects)
     plan = streams_for(patterns)
     nc = await nats.connect(url or os.environ.get("MLIFE_NATS_URL", "nats://127.0.0.1:4222"), user=user,
-                            password=_password(password, password_file), max_reconnect_attempts=-1)
+                            password=_password(password, password_file), max_reconnect_attempts=-1,
+                            inbox_prefix=inbox_prefix(user))
     queue: asyncio.Queue[Event | BaseException] = asyncio.Queue(maxsize=batch)
     tasks: list[asyncio.Task[None]] = []
     try:
         js = nc.jetstream()
         for stream, stream_subjects in plan.items():
             name = f"{durable}-{stream}"
-            config = ConsumerConfig(durable_name=name, filter_subjects=stream_subjects, ack_policy=AckPolicy.EXPLICIT,
-                                    deliver_policy=DeliverPolicy.BY_START_TIME if since else DeliverPolicy.ALL,
-                                    opt_start_time=since)
-            await js.add_consumer(stream, config)
+            if not bind:
+                config = ConsumerConfig(durable_name=name, filter_subjects=stream_subjects,
+                                        ack_policy=AckPolicy.EXPLICIT, opt_start_time=since,
+                                        deliver_policy=DeliverPolicy.BY_START_TIME if since else DeliverPolicy.ALL)
+                await js.add_consumer(stream, config)
             sub = await js.pull_subscribe_bind(name, stream=stream)
             tasks.append(asyncio.create_task(_pump(sub, queue, batch, wait)))
         while True:
             item = await queue.get()
             if isinstance(item, BaseException):
                 raise item
+            if filter and not passes(item.data, filter):
+                await item.ack()  # not for this subscriber: NATS cannot filter on a payload
+                continue
             yield item
     finally:
         for task in tasks:

@@ -31,6 +31,7 @@ class NatsServer:
     url: str
     proc: subprocess.Popen[bytes]
     passwords: dict[str, str] = field(default_factory=dict)  # NATS user -> password (authenticated only)
+    callout_seed: str | None = None  # the auth callout issuer's seed (authenticated only): the gateway's setting
 
 
 async def start_nats(home: Path, *, authenticated: bool = False, name: str = "mlife-stack") -> NatsServer:
@@ -51,16 +52,22 @@ async def start_nats(home: Path, *, authenticated: bool = False, name: str = "ml
                                       store_dir=str(home / "nats"), monitor=f"127.0.0.1:{free_port()}"))
     users = re.findall(r'^\s*user: "([^"]+)"$', conf.read_text(), re.M)
     passwords = {user: secrets.token_hex(32) for user in users}
-    return await serve_nats(home, port, ["-c", str(conf)], passwords)
+    seed = natsauth.new_callout_seed()
+    server = await serve_nats(home, port, ["-c", str(conf)], passwords,
+                              {natsauth.CALLOUT_ISSUER_ENV: natsauth.callout_issuer(seed)})
+    server.callout_seed = seed
+    return server
 
 
-async def serve_nats(home: Path, port: int, args: list[str], passwords: dict[str, str] | None = None) -> NatsServer:
+async def serve_nats(home: Path, port: int, args: list[str], passwords: dict[str, str] | None = None,
+                     extra_env: dict[str, str] | None = None) -> NatsServer:
     """The wheel's nats-server with `args`, listening on `port`, logging to <home>/nats.log. `passwords` (user ->
-    password) go into its environment, where the committed config reads them (natsauth.password_env)."""
+    password) go into its environment, where the committed config reads them (natsauth.password_env), with
+    `extra_env` (the auth callout issuer)."""
     from mlife.launcher import nats_binary
     from mlife_shared.messaging import natsauth
 
-    env = dict(os.environ, **{natsauth.password_env(u): p for u, p in (passwords or {}).items()})
+    env = dict(os.environ, **{natsauth.password_env(u): p for u, p in (passwords or {}).items()}, **(extra_env or {}))
     proc = subprocess.Popen([nats_binary(), *args], env=env, stdout=subprocess.DEVNULL,
                             stderr=log_file(home, "nats"))
     if not await wait_port(port):

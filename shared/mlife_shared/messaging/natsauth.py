@@ -11,6 +11,13 @@ durables `mtt-runners-<queue>` for queues named at run time); `mtt-runner` is th
 that does nothing else. `reader` is for third-party subscribers: it subscribes to the event subjects and
 makes and reads consumers of its own on the event streams, and publishes nothing else.
 
+Outside subscribers made through the gateway (`/api/gateway/subscribers`) are no static users: nats-server asks
+the gateway (NATS auth callout, `$SYS.REQ.USER.AUTH`) about any login that is not one of the users above, and the
+gateway answers with a user JWT signed by the callout issuer (an account nkey; its seed is the gateway's
+`MLIFE_GATEWAY_AUTH_CALLOUT_SEED`) allowing `subscriber_permissions` only. The static users are the callout's
+`auth_users`: they never go through it. The `gateway` user also manages those subscribers' durables (any name on
+the event streams but the services' own consumers) and answers the callout.
+
 `render_config()` writes the nats-server configuration: with literal passwords (`mlife up` writes it into
 $MLIFE_HOME/nats) or with `$MLIFE_NATS_<USER>_PASSWORD` references that nats-server reads from its
 environment (deploy/nats/nats.conf, committed; `python -m mlife_shared.messaging.natsauth` rewrites it).
@@ -28,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import nkeys
+
 from mlife_shared.events import registry
 from mlife_shared.messaging.bus import inbox_prefix
 from mlife_shared.messaging.consumer import Subscription, durable_name
@@ -39,6 +48,9 @@ SERVICES = ("bam", "dam", "mtt", "msm", "gateway")
 READER = "reader"
 MTT_RUNNER = "mtt-runner"
 API = "$JS.API"
+AUTH_CALLOUT_SUBJECT = "$SYS.REQ.USER.AUTH"
+CALLOUT_ISSUER_ENV = "MLIFE_NATS_AUTH_CALLOUT_ISSUER"
+CALLOUT_SEED_FILE = "auth-callout.seed"
 DEPLOY_CONFIG = Path(__file__).resolve().parents[3] / "deploy" / "nats" / "nats.conf"
 
 
@@ -63,10 +75,12 @@ class Permissions:
     publish: list[str] = field(default_factory=list)
     subscribe: list[str] = field(default_factory=list)
     deny_publish: list[str] = field(default_factory=list)
+    allow_responses: bool = False  # may answer requests it receives (nats-server `allow_responses`)
 
     def add(self, other: Permissions) -> Permissions:
         return Permissions(_unique(self.publish + other.publish), _unique(self.subscribe + other.subscribe),
-                           _unique(self.deny_publish + other.deny_publish))
+                           _unique(self.deny_publish + other.deny_publish),
+                           self.allow_responses or other.allow_responses)
 
 
 def _unique(items: Iterable[str]) -> list[str]:
@@ -139,6 +153,42 @@ def reader_permissions(streams: Mapping[str, list[str]], service_owned: Iterable
     return Permissions(publish=publish, subscribe=subscribe, deny_publish=deny)
 
 
+def subscriber_admin_permissions(streams: Iterable[str], others_owned: Iterable[Consumer]) -> Permissions:
+    """The gateway's rights for outside subscribers: make, read and delete their durables on the event streams
+    (any name but another service's consumer, denied by name as for the reader), and answer the auth callout."""
+    publish = []
+    for stream in streams:
+        publish += [f"{API}.STREAM.INFO.{stream}", *consumer_rights(Consumer(stream, "*")),
+                    f"{API}.CONSUMER.DELETE.{stream}.*"]
+    deny = []
+    for c in others_owned:
+        deny += [*consumer_rights(c), f"{API}.CONSUMER.DELETE.{c.stream}.{c.durable}"]
+    return Permissions(publish=publish, subscribe=[AUTH_CALLOUT_SUBJECT], deny_publish=deny, allow_responses=True)
+
+
+def subscriber_user(name: str) -> str:
+    """The NATS user of the outside subscriber `name` (never one of the static users, which have no `sub-`)."""
+    return f"sub-{name}"
+
+
+def subscriber_permissions(name: str, consumers: Iterable[Consumer]) -> Permissions:
+    """An outside subscriber's rights, carried by the user JWT the callout signs: read its own durables (info,
+    fetch, ack) and its own inbox; never publish an event, never create or delete a consumer or a stream."""
+    publish = [f"{API}.INFO"]
+    for c in consumers:
+        publish += [f"{API}.CONSUMER.INFO.{c.stream}.{c.durable}", f"{API}.CONSUMER.MSG.NEXT.{c.stream}.{c.durable}",
+                    f"$JS.ACK.{c.stream}.{c.durable}.>"]
+    return Permissions(publish=publish, subscribe=[f"{inbox_prefix(subscriber_user(name))}.>"])
+
+
+def replay_permissions(streams: Iterable[str]) -> Permissions:
+    """The gateway's webhook replay: read the event streams from a time or a sequence through an ephemeral
+    consumer (`CONSUMER.CREATE.<stream>` makes unnamed ones only: no durable, no other service's consumer)
+    that pushes to the gateway's own inbox."""
+    return Permissions(publish=[right for s in streams for right in (f"{API}.STREAM.INFO.{s}",
+                                                                     f"{API}.CONSUMER.CREATE.{s}")])
+
+
 def load_specs(names: Sequence[str] = SERVICES) -> dict[str, ServiceSpec[Any]]:
     """The services' specs, found by name as `python -m <service>` finds them (shared imports no service)."""
     return {name: importlib.import_module(f"{name}.app").SPEC for name in names}
@@ -167,6 +217,11 @@ def platform_users(specs: Mapping[str, ServiceSpec[Any]] | None = None) -> dict[
         users[MTT_RUNNER] = work_queue_permissions(MTT_RUNNER, queue)
     owned = [c for name in specs for c in service_consumers(name, subs[name])]
     users[READER] = reader_permissions(event_streams(specs), owned)
+    if "gateway" in users:
+        users["gateway"] = users["gateway"].add(replay_permissions(event_streams(specs)))
+    if "gateway" in users:
+        others = [c for name in specs if name != "gateway" for c in service_consumers(name, subs[name])]
+        users["gateway"] = users["gateway"].add(subscriber_admin_permissions(event_streams(specs), others))
     return users
 
 
@@ -185,11 +240,27 @@ def _list(items: Sequence[str], indent: str) -> str:
     return "[\n" + "".join(f"{indent}  {_q(i)}\n" for i in items) + f"{indent}]"
 
 
+def _user_block(user: str, perms: Permissions, secret: str) -> list[str]:
+    pad = "        "
+    publish = f"{{ allow: {_list(perms.publish, pad)}"
+    publish += f", deny: {_list(perms.deny_publish, pad)} }}" if perms.deny_publish else " }"
+    if not perms.publish:
+        publish = '{ deny: [">"] }'
+    lines = ["    {", f"      user: {_q(user)}", f"      password: {secret}", "      permissions: {",
+             f"        publish: {publish}", f"        subscribe: {{ allow: {_list(perms.subscribe, pad)} }}"]
+    if perms.allow_responses:
+        lines.append("        allow_responses: true")
+    return [*lines, "      }", "    }"]
+
+
 def render_config(users: Mapping[str, Permissions], *, passwords: Mapping[str, str] | None, listen: str,
-                  store_dir: str, server_name: str, monitor: str | None = None) -> str:
+                  store_dir: str, server_name: str, monitor: str | None = None,
+                  callout_issuer: str | None = None) -> str:
     """The nats-server configuration: JetStream, and an authorization block with one user per entry of
     `users`. `passwords=None`: `$MLIFE_NATS_<USER>_PASSWORD` references, resolved by nats-server from its
-    environment. No user without a password, no `no_auth_user`: an anonymous connection is refused."""
+    environment. No user without a password, no `no_auth_user`: an anonymous connection is refused.
+    `callout_issuer` (an account public key, or `$VARIABLE`): any other login is asked of the auth callout
+    (the gateway), whose answers that key signs; every user above is an `auth_users` entry and never asked."""
     head = "# Generated by mlife_shared.messaging.natsauth from the event registry and the services' subscriptions.\n"
     if passwords is None:
         head += "# Do not edit: `python -m mlife_shared.messaging.natsauth` rewrites it (a test fails when it is stale).\n"
@@ -198,23 +269,19 @@ def render_config(users: Mapping[str, Permissions], *, passwords: Mapping[str, s
         lines.append(f"http: {_q(monitor)}")
     lines += ["jetstream {", f"  store_dir: {_q(store_dir)}", "}", "authorization {", "  users = ["]
     for user, perms in users.items():
-        secret = f"${password_env(user)}" if passwords is None else _q(passwords[user])
-        pad = "        "
-        publish = f"{{ allow: {_list(perms.publish, pad)}"
-        publish += f", deny: {_list(perms.deny_publish, pad)} }}" if perms.deny_publish else " }"
-        if not perms.publish:
-            publish = '{ deny: [">"] }'
-        lines += ["    {", f"      user: {_q(user)}", f"      password: {secret}", "      permissions: {",
-                  f"        publish: {publish}", f"        subscribe: {{ allow: {_list(perms.subscribe, pad)} }}",
-                  "      }", "    }"]
-    lines += ["  ]", "}", ""]
+        lines += _user_block(user, perms, f"${password_env(user)}" if passwords is None else _q(passwords[user]))
+    lines.append("  ]")
+    if callout_issuer is not None:
+        issuer = callout_issuer if callout_issuer.startswith("$") else _q(callout_issuer)
+        lines += ["  auth_callout {", f"    issuer: {issuer}", f"    auth_users: {_list(list(users), '    ')}", "  }"]
+    lines += ["}", ""]
     return "\n".join(lines)
 
 
 def render_deploy_config(users: Mapping[str, Permissions] | None = None) -> str:
     """deploy/nats/nats.conf: the compose `nats` service, passwords from its environment (.env)."""
     return render_config(users or platform_users(), passwords=None, listen="0.0.0.0:4222", store_dir="/data",
-                         server_name="mlife-nats", monitor="127.0.0.1:8222")
+                         server_name="mlife-nats", monitor="127.0.0.1:8222", callout_issuer=f"${CALLOUT_ISSUER_ENV}")
 
 
 def relocate(config: str, *, listen: str, store_dir: str, monitor: str) -> str:
@@ -245,14 +312,37 @@ def ensure_passwords(folder: Path, users: Iterable[str]) -> dict[str, str]:
     return out
 
 
+def new_callout_seed() -> str:
+    """A new auth callout issuer: an account nkey seed (`SA…`)."""
+    return str(nkeys.encode_seed(secrets.token_bytes(32), nkeys.PREFIX_BYTE_ACCOUNT).decode())
+
+
+def callout_issuer(seed: str) -> str:
+    """The public key (`A…`) of an auth callout issuer seed: what nats-server's `auth_callout.issuer` names."""
+    return str(nkeys.from_seed(seed.encode()).public_key.decode())
+
+
+def ensure_callout_seed(folder: Path) -> str:
+    """`mlife up`: the callout issuer's seed in `folder/auth-callout.seed` (0600), kept across starts."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / CALLOUT_SEED_FILE
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(new_callout_seed())
+    path.chmod(0o600)
+    return path.read_text().strip()
+
+
 def write_embedded_config(folder: Path, *, port: int, server_name: str = "mlife-embedded",
                           users: Mapping[str, Permissions] | None = None) -> tuple[Path, dict[str, str]]:
     """`mlife up`: passwords and nats.conf (0600) in `folder`, which is also the JetStream store (as before
-    authentication, so an existing home keeps its streams). Returns the config path and the passwords."""
+    authentication, so an existing home keeps its streams), with the auth callout's issuer seed
+    (`ensure_callout_seed`, handed to the gateway). Returns the config path and the passwords."""
     users = users or platform_users()
     passwords = ensure_passwords(folder, users)
     text = render_config(users, passwords=passwords, listen=f"127.0.0.1:{port}", store_dir=str(folder),
-                         server_name=server_name)
+                         server_name=server_name, callout_issuer=callout_issuer(ensure_callout_seed(folder)))
     path = folder / "nats.conf"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
@@ -262,8 +352,13 @@ def write_embedded_config(folder: Path, *, port: int, server_name: str = "mlife-
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m mlife_shared.messaging.natsauth [--check]`: rewrite (or check) deploy/nats/nats.conf."""
+    """`python -m mlife_shared.messaging.natsauth [--check]`: rewrite (or check) deploy/nats/nats.conf;
+    `--callout-key`: print a new auth callout issuer (the two .env lines)."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if "--callout-key" in args:  # for .env: the server's issuer (public) and the gateway's seed (secret)
+        seed = new_callout_seed()
+        print(f"{CALLOUT_ISSUER_ENV}={callout_issuer(seed)}\nMLIFE_GATEWAY_AUTH_CALLOUT_SEED={seed}")
+        return 0
     text = render_deploy_config()
     if "--check" in args:
         current = DEPLOY_CONFIG.read_text() if DEPLOY_CONFIG.exists() else ""
