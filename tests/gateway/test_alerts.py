@@ -81,7 +81,8 @@ class Env:
         body = {"name": f"rule {body['kind']}", "function": "ocr", "group_wait_seconds": 0, "email_to": [ONCALL], **body}
         r = await self.client.post("/api/gateway/alert-rules", json=body, headers=AUTH)
         assert r.status_code == 201, r.text
-        return r.json()
+        made: dict[str, Any] = r.json()
+        return made
 
     async def alerts(self, rule: dict[str, Any] | None = None, status: str = "all") -> list[dict[str, Any]]:
         r = await self.client.get("/api/gateway/alerts", params={"status": status}, headers=AUTH)
@@ -293,7 +294,7 @@ async def test_two_workers_racing_the_jobs_send_one_notification(env: Env) -> No
         async with env.db.transaction() as second:
             assert await EmailSender(env.settings, env.clock).run(second) == 0
     results = await asyncio.gather(env.tick(), env.tick(), env.send(), env.send())
-    assert results[:2] == [{"fired": 0, "repeated": 0, "resolved": 0}] * 2 and results[2:] == [0, 0]
+    assert list(results[:2]) == [{"fired": 0, "repeated": 0, "resolved": 0}] * 2 and list(results[2:]) == [0, 0]
     [alert] = await env.alerts(rule)
     assert len(await env.notifications(alert)) == 1 and len(await env.outbox("alert.firing")) == 1
     assert env.mailbox is not None and len(env.mailbox.messages) == 1

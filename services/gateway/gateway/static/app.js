@@ -9,6 +9,7 @@ import { datasetDetail } from "/ui/pages/datasets.js";
 import { deadLetters, webhooks } from "/ui/pages/ops.js";
 import { fileDetail, files } from "/ui/pages/files.js";
 import { labellingDetail } from "/ui/pages/labelling.js";
+import { alerts } from "/ui/pages/alerts.js";
 
 const main = document.getElementById("main");
 const routes = [
@@ -19,6 +20,7 @@ const routes = [
   [/^#\/models$/, models], [/^#\/models\/([^/]+)$/, modelDetail],
   [/^#\/deployments$/, deployments], [/^#\/deployments\/([\w-]+)$/, deploymentDetail],
   [/^#\/account$/, account], [/^#\/dead-letters$/, deadLetters], [/^#\/webhooks$/, webhooks],
+  [/^#\/alerts$/, alerts],
 ];
 
 function loginPage() {

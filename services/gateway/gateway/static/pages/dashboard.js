@@ -1,4 +1,5 @@
 import { schemaEnum, api, card, chart, fmtDate, h, has, table, text, unavailable } from "/ui/lib.js";
+import { alertsTable } from "/ui/pages/alerts.js";
 
 const OPEN = ["new", "triaged", "in_progress", "regressed"];
 
@@ -15,6 +16,11 @@ function isoWeek(d) {
 
 export async function dashboard() {
   const sections = await Promise.all([
+    section("Firing alerts", [["GET", "/api/gateway/alerts"]], async () => {
+      const firing = await api("GET", "/api/gateway/alerts", { query: { status: "firing", limit: 10 } });
+      return h("div", { "data-testid": "firing-alerts" }, alertsTable(firing.items, () => window.dispatchEvent(new HashChangeEvent("hashchange"))),
+        h("p", {}, h("a", { href: "#/alerts" }, `All alerts (${firing.total} firing)`)));
+    }),
     section("Badcase burn-down by week", [["GET", "/api/bam/stats/weekly"]], async () => {
       const w = await api("GET", "/api/bam/stats/weekly", { query: { weeks: 12 } });
       const labels = w.series.map((p) => p.week);
