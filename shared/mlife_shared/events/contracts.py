@@ -410,7 +410,8 @@ class _Alert(EventData):
     alert_id: Id
     rule_id: Id
     rule_name: str
-    kind: str = Field(description="critical_badcase, badcase_frequency, badcase_surge, regression or deployment")
+    kind: str = Field(description="critical_badcase, badcase_frequency, badcase_surge, regression, deployment or "
+                                  "failure")
     function: str | None = None
     group_key: str = Field(description="What the alert groups by (e.g. `function=ocr,model_version=2`)")
     severity: Literal["info", "warning", "critical"] = "warning"
