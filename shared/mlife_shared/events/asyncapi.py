@@ -268,6 +268,10 @@ async for event in subscribe("model.>", durable="acme-dashboard", password_file=
     await event.ack()
 ```
 
+A worked example is a labelling system that annotates every labelling task through the API and survives
+restarts without losing an event: [examples/labelling_system](../examples/labelling_system/README.md); writing
+such a subscriber step by step (logins, acks, acting through the API): [subscribing.md](subscribing.md).
+
 The machine-readable form of this page is the AsyncAPI 3.0 document, served by the gateway at
 `/api/gateway/events/asyncapi.json` and printed by `python -m mlife_shared.events.asyncapi`.
 """
