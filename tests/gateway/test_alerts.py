@@ -205,10 +205,10 @@ async def test_a_thousand_failures_of_one_model_version_in_five_minutes_notify_o
     [alert] = await env.alerts(rule)
     assert alert["count"] == 1000 and alert["status"] == "firing" and alert["group_key"] == "model_version=7"
     env.clock.advance(299)
-    assert await env.tick() == {"fired": 0, "repeated": 0, "resolved": 0}, "the condition is clear for only 299 s"
+    assert await env.tick() == {"fired": 0, "repeated": 0, "resolved": 0, "dropped": 0}, "the condition is clear for only 299 s"
     env.clock.advance(2)
     assert (await env.tick())["resolved"] == 1
-    assert await env.tick() == {"fired": 0, "repeated": 0, "resolved": 0}
+    assert await env.tick() == {"fired": 0, "repeated": 0, "resolved": 0, "dropped": 0}
     await env.send()
     assert env.mailbox is not None and len(env.mailbox.messages) == 2
     assert ["FIRING" in s for s in env.mailbox.subjects()] == [True, False] and "RESOLVED" in env.mailbox.subjects()[1]
@@ -282,6 +282,22 @@ async def test_a_maintainer_resolves_by_hand_once(env: Env) -> None:
     assert event["data"]["resolved_by"] == "admin"
 
 
+async def test_a_disabled_rule_neither_counts_nor_fires_and_its_pending_alert_closes_without_notice(env: Env) -> None:
+    rule = await env.rule(kind="deployment", group_wait_seconds=30, resolve_after_seconds=60, group_by=["function"])
+    await env.feed(deployment_failed())
+    r = await env.client.patch(f"/api/gateway/alert-rules/{rule['id']}", json={"enabled": False}, headers=AUTH)
+    assert r.status_code == 200 and r.json()["enabled"] is False
+    await env.feed(deployment_failed())
+    env.clock.advance(30)
+    assert (await env.tick())["fired"] == 0
+    env.clock.advance(30)
+    assert (await env.tick())["dropped"] == 1
+    [alert] = await env.alerts(rule)
+    assert alert["status"] == "resolved" and alert["count"] == 1 and alert["fired_at"] is None
+    assert await env.notifications(alert) == [] and await env.outbox("alert.firing") == []
+    assert await env.outbox("alert.resolved") == []
+
+
 async def test_two_workers_racing_the_jobs_send_one_notification(env: Env) -> None:
     rule = await env.rule(kind="failure")
     await env.feed(failed_testing())
@@ -294,7 +310,7 @@ async def test_two_workers_racing_the_jobs_send_one_notification(env: Env) -> No
         async with env.db.transaction() as second:
             assert await EmailSender(env.settings, env.clock).run(second) == 0
     results = await asyncio.gather(env.tick(), env.tick(), env.send(), env.send())
-    assert list(results[:2]) == [{"fired": 0, "repeated": 0, "resolved": 0}] * 2 and list(results[2:]) == [0, 0]
+    assert list(results[:2]) == [{"fired": 0, "repeated": 0, "resolved": 0, "dropped": 0}] * 2 and list(results[2:]) == [0, 0]
     [alert] = await env.alerts(rule)
     assert len(await env.notifications(alert)) == 1 and len(await env.outbox("alert.firing")) == 1
     assert env.mailbox is not None and len(env.mailbox.messages) == 1

@@ -5,7 +5,10 @@ matches opens the alert of its group (rule + the values of the rule's `group_by`
 into the one already open; nothing leaves the process there. `AlertEngine.tick` is the periodic job: a pending
 alert fires once its group wait is over (an `AlertFiring` through the outbox and an e-mail row), a firing one
 re-notifies at most once per repeat interval unless acknowledged, and resolves itself once its condition has
-been clear (no event that meets it) for `resolve_after_seconds`. The clock is injectable: tests drive time.
+been clear (no event that meets it) for `resolve_after_seconds`. A pending alert that never fired (its rule was
+disabled, or it went quiet within its group wait) closes without a notification: nobody was told of it. A
+disabled rule matches no event; its firing alerts repeat no more and resolve. The clock is injectable: tests
+drive time.
 
 What each kind counts (the parameters are in `schemas.py`):
 - critical_badcase: a badcase.created whose priority is at least `min_priority` (BAM's priority is a score; 40
@@ -31,7 +34,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.alerts.models import Alert, AlertBadcase, AlertRule, AlertSample
-from gateway.alerts.notifier import Clock, notify
+from gateway.alerts.notifier import Clock, apply_step, notify
 from gateway.alerts.repository import (
     AlertBadcaseRepository,
     AlertRepository,
@@ -185,26 +188,30 @@ class AlertEngine:
     async def tick(self, session: AsyncSession, *, email_on: bool) -> dict[str, int]:
         """Fire, repeat and resolve what is due (rows locked: a second worker skips them); prune old samples."""
         now = self.clock()
-        done = {"fired": 0, "repeated": 0, "resolved": 0}
+        done = {"fired": 0, "repeated": 0, "resolved": 0, "dropped": 0}
         for alert, rule in await AlertRepository(session).open_with_rules():
             for step in self._steps(alert, rule, now):
-                await notify(session, alert, rule, step, now, email_on=email_on)
+                if step == "dropped":  # it never fired: nobody was told, so it closes without a word
+                    apply_step(alert, "resolved", now, None)
+                else:
+                    await notify(session, alert, rule, step, now, email_on=email_on)
                 done[step] += 1
         await self._prune(session, now)
         return done
 
     @staticmethod
     def _steps(alert: Alert, rule: AlertRule, now: datetime) -> list[str]:
-        steps = []
-        if alert.status == "pending" and now - alert.started_at >= timedelta(seconds=rule.group_wait_seconds):
-            steps.append("fired")
-        firing = alert.status == "firing" or steps
-        if firing and now - alert.last_event_at >= timedelta(seconds=rule.resolve_after_seconds):
-            steps.append("resolved")
-        elif (alert.status == "firing" and alert.acknowledged_at is None and alert.last_notified_at is not None
-              and now - alert.last_notified_at >= timedelta(seconds=rule.repeat_interval_seconds)):
-            steps.append("repeated")
-        return steps
+        """What is due for one open alert. A disabled rule's alerts neither fire nor repeat; they still resolve."""
+        quiet = now - alert.last_event_at >= timedelta(seconds=rule.resolve_after_seconds)
+        if alert.status == "pending":
+            if not (rule.enabled and now - alert.started_at >= timedelta(seconds=rule.group_wait_seconds)):
+                return ["dropped"] if quiet else []
+            return ["fired", "resolved"] if quiet else ["fired"]
+        if quiet:
+            return ["resolved"]
+        due = alert.last_notified_at is not None and now - alert.last_notified_at >= timedelta(
+            seconds=rule.repeat_interval_seconds)
+        return ["repeated"] if due and rule.enabled and alert.acknowledged_at is None else []
 
     async def _prune(self, session: AsyncSession, now: datetime) -> None:
         """Samples older than the longest span any counting rule looks back (surge: its baseline windows)."""
