@@ -6,6 +6,7 @@ never sends one delivery from two dispatchers at once. Real PostgreSQL, NATS Jet
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime
@@ -20,10 +21,11 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from gateway.app import SPEC, _bootstrap_admin, create
 from gateway.config import Settings
 from gateway.webhooks.dispatcher import WebhookDispatcher
+from gateway.webhooks.replay import read_stream
 from mlife_shared.db import Database
 from mlife_shared.events import EventData, new_envelope
 from mlife_shared.events.asyncapi import example_of, public_events
-from mlife_shared.messaging.bus import provision_streams
+from mlife_shared.messaging.bus import connect, provision_streams
 from mlife_shared.worker import run_worker
 from tests.support.auth import SECRET
 from tests.support.gateway import ADMIN_TOKEN
@@ -324,3 +326,33 @@ async def test_two_dispatchers_never_send_one_delivery_twice(gw: Gateway) -> Non
         assert all(d["attempts"] <= 1 for d in log)
         assert sum(d["attempts"] for d in log) == len(sent)
         assert uuid.UUID(sent[0])
+
+
+async def test_the_gateways_nats_user_may_replay_the_streams_and_make_no_durable(tmp_path: Path) -> None:
+    """On the committed deploy config (as compose runs NATS): the gateway user reads an event stream from a time
+    through an ephemeral consumer on its own inbox, and the same right makes no durable (a service's name)."""
+    server = await start_nats(tmp_path, authenticated=True, name="webhooks-auth")
+    try:
+        msm = await connect(server.url, name="msm-test", user="msm", password=server.passwords["msm"])
+        since = datetime.now(UTC)
+        try:
+            js = msm.jetstream()
+            await provision_streams(js, producer="msm")
+            envelope = new_envelope(event("deployment.blocked"))
+            await js.publish("deployment.blocked", envelope.model_dump_json().encode(),
+                             headers={"Nats-Msg-Id": str(envelope.id)})
+        finally:
+            await msm.close()
+        gateway = await connect(server.url, name="gateway-test", user="gateway", password=server.passwords["gateway"])
+        try:
+            [stored] = await read_stream(gateway, "MLIFE_MSM", since=since, sequence=None, limit=10)
+            assert stored.event_id == envelope.id and stored.subject == "deployment.blocked"
+            config = {"stream_name": "MLIFE_MSM", "config": {"durable_name": "msm-deployment-requested",
+                                                             "ack_policy": "explicit", "deliver_policy": "all"}}
+            answer = json.loads((await gateway.request("$JS.API.CONSUMER.CREATE.MLIFE_MSM", json.dumps(config).encode(),
+                                                       timeout=5)).data)
+            assert "error" in answer, answer
+        finally:
+            await gateway.close()
+    finally:
+        stop([server.proc])

@@ -75,7 +75,7 @@ async def _start(platform: Platform) -> None:
                MLIFE_GATEWAY_ALLOWED_HOSTS=json.dumps(["127.0.0.1", "localhost"]),
                **{f"MLIFE_GATEWAY_{s.upper()}_URL": u for s, u in urls.items()})
     (home / "gateway").mkdir()
-    platform.start("gateway", ["-m", "gateway", "api", "--migrate", "--port", str(gw_port)], env)
+    platform.start("gateway", ["-m", "gateway", "all", "--migrate", "--port", str(gw_port)], env)
     platform.url = f"http://127.0.0.1:{gw_port}"
     await _ready(platform, "gateway", platform.url)
 

@@ -1,6 +1,6 @@
 """The whole platform as separate processes for the gateway, browser, CLI and security tests: every service
 that has an API (real `python -m <svc> all` processes on fresh PostgreSQL databases), its own NATS server, and
-the gateway (`python -m gateway api`). A service whose API does not come up is left down and reported: the
+the gateway (`python -m gateway all`: its API and its worker, which sends the webhooks). A service whose API does not come up is left down and reported: the
 gateway then answers 503 for it, which the tests check as such."""
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ async def _start_gateway(stack: Stack, base_env: dict[str, str]) -> None:
                # schemathesis fuzzes the login from 127.0.0.1 too; the limit itself is tested in test_users
                MLIFE_GATEWAY_LOGIN_MAX_FAILURES_PER_IP="1000000",
                **{f"MLIFE_GATEWAY_{s.upper()}_URL": stack.up.get(s, closed) for s in SERVICES})
-    stack.start("gateway", ["-m", "gateway", "api", "--migrate", "--port", str(port)], env)
+    stack.start("gateway", ["-m", "gateway", "all", "--migrate", "--port", str(port)], env)
     stack.url = f"http://127.0.0.1:{port}"
     why = await stack.ready("gateway", stack.url, READY_TIMEOUT)
     if why is not None:
@@ -128,7 +128,7 @@ async def _start(stack: Stack) -> None:
                     MLIFE_LOG_LEVEL="WARNING", MLFLOW_DISABLE_TELEMETRY="true", MLIFE_METRICS_TOKEN=METRICS_TOKEN,
                     ORT_DISABLE_TELEMETRY="1",
                     # the browser test's webhook receiver listens on this machine; 127.0.0.1 itself stays refused
-                    MLIFE_MSM_WEBHOOK_ALLOW_HOSTS=json.dumps(["localhost"]))
+                    MLIFE_GATEWAY_WEBHOOK_ALLOW_HOSTS=json.dumps(["localhost"]))
     await _start_services(stack, base_env)
     await _start_gateway(stack, base_env)
     await _users(stack)
