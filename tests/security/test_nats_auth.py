@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import re
 import shutil
 import subprocess
 import tempfile
@@ -235,7 +236,7 @@ async def test_a_consumer_may_start_before_the_producer_and_uses_its_own_durable
 
 async def test_every_service_uses_every_durable_of_its_real_subscriptions(server: Server, tmp_path: Path) -> None:
     owners = {}
-    for producer in PRODUCERS:
+    for producer in (*PRODUCERS, "gateway"):  # the gateway's worker consumes its own stream too (alerts)
         nc = await service(server, producer)
         await provision_streams(nc.jetstream(), producer=producer)
         owners[producer] = nc
@@ -246,7 +247,7 @@ async def test_every_service_uses_every_durable_of_its_real_subscriptions(server
             for sub in real_subscriptions(name):
                 await runner.ensure_consumer(sub)  # the worker's (re)bind path
                 psub = await nc.jetstream().pull_subscribe_bind(durable_name(name, sub),
-                                                                stream=stream_for_subject(sub.subject))
+                                                                stream=sub.stream_name)
                 with pytest.raises((FetchTimeoutError, NatsTimeoutError, asyncio.TimeoutError)):
                     await psub.fetch(1, timeout=0.2)
                 await psub.unsubscribe()
@@ -419,11 +420,38 @@ def test_permissions_follow_the_code_not_a_list() -> None:
         assert events == own, producer
     for name in natsauth.SERVICES:
         for sub in real_subscriptions(name):
-            stream, durable = stream_for_subject(sub.subject), durable_name(name, sub)
+            stream, durable = sub.stream_name, durable_name(name, sub)
             assert f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}" in users[name].publish
             assert f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}" in users[natsauth.READER].deny_publish
-    for perms in users.values():
-        assert not any(".DELETE." in s or ".PURGE." in s for s in perms.publish)
+            if name != "gateway":  # the gateway deletes outside subscribers' durables, never a service's
+                assert f"$JS.API.CONSUMER.DELETE.{stream}.{durable}" in users["gateway"].deny_publish
+    for user, perms in users.items():
+        assert not any(".PURGE." in s or ".STREAM.DELETE." in s for s in perms.publish), user
+        assert not any(".DELETE." in s for s in perms.publish) or user == "gateway", user
+
+
+def test_the_auth_callout_asks_the_gateway_about_every_login_but_the_static_users(tmp_path: Path) -> None:
+    """mlife up's config and the deploy config carry `auth_callout`: its issuer (the seed's public key, or the
+    variable compose sets) and every static user as `auth_users`; the gateway alone may answer it."""
+    users = natsauth.platform_users()
+    conf, _ = natsauth.write_embedded_config(tmp_path / "nats", port=free_port(), users=users)
+    seed = (tmp_path / "nats" / natsauth.CALLOUT_SEED_FILE).read_text().strip()
+    assert seed.startswith("SA") and (tmp_path / "nats" / natsauth.CALLOUT_SEED_FILE).stat().st_mode & 0o777 == 0o600
+    for text, issuer in ((conf.read_text(), f'"{natsauth.callout_issuer(seed)}"'),
+                         (natsauth.render_deploy_config(users), f"${natsauth.CALLOUT_ISSUER_ENV}")):
+        block = text[text.index("auth_callout {"):]
+        assert f"issuer: {issuer}" in block
+        assert sorted(re.findall(r'^\s+"([^"]+)"$', block, re.M)) == sorted(users)
+    answering = [u for u, p in users.items() if natsauth.AUTH_CALLOUT_SUBJECT in p.subscribe]
+    assert answering == ["gateway"] and users["gateway"].allow_responses
+
+
+def test_a_subscriber_may_read_its_own_durables_only() -> None:
+    perms = natsauth.subscriber_permissions("acme", [natsauth.Consumer("MLIFE_MSM", "sub-acme-MLIFE_MSM")])
+    assert perms.subscribe == ["_INBOX_sub-acme.>"]
+    assert sorted(perms.publish) == sorted(["$JS.API.INFO", "$JS.API.CONSUMER.INFO.MLIFE_MSM.sub-acme-MLIFE_MSM",
+                                            "$JS.API.CONSUMER.MSG.NEXT.MLIFE_MSM.sub-acme-MLIFE_MSM",
+                                            "$JS.ACK.MLIFE_MSM.sub-acme-MLIFE_MSM.>"])
 
 
 # ------------------------------------------------------------------------------------------------ settings
