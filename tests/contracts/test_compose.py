@@ -29,7 +29,7 @@ ENV_EXAMPLE = ROOT / ".env.example"
 DOCKERIGNORE = ROOT / ".dockerignore"
 
 # Which entry points each service package runs as its own container (ARCHITECTURE.md §1, §7).
-ROLES_WITHOUT_WORKER = {"gateway": {"api", "migrate"}}
+ROLES_WITHOUT_WORKER: dict[str, set[str]] = {}  # the gateway too has a worker (webhooks, alerts: issue 14)
 DEFAULT_ROLES = {"api", "worker", "migrate"}
 
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|KEY")
