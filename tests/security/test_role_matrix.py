@@ -37,6 +37,8 @@ def expected_role(method: str, path: str) -> str:
         return "engineer" if method == "GET" else "maintainer"  # targets, secrets, tests and replays: maintainers
     if path.startswith("/api/gateway/users"):
         return "maintainer"  # managing users
+    if path.startswith("/api/gateway/subscribers"):
+        return "maintainer"  # outside systems' NATS logins and durables, read or changed (issue 14)
     if method == "POST" and "/dead-letters/" in path:
         return "maintainer"  # re-driving dead letters: operating the bus, after a fix (issue 14)
     if method == "POST" and re.match(r"^/api/gateway/alerts/[^/]+/resolve$", path):

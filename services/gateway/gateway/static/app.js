@@ -10,6 +10,7 @@ import { deadLetters, webhooks } from "/ui/pages/ops.js";
 import { fileDetail, files } from "/ui/pages/files.js";
 import { labellingDetail } from "/ui/pages/labelling.js";
 import { alerts } from "/ui/pages/alerts.js";
+import { subscribers } from "/ui/pages/subscribers.js";
 
 const main = document.getElementById("main");
 const routes = [
@@ -20,7 +21,7 @@ const routes = [
   [/^#\/models$/, models], [/^#\/models\/([^/]+)$/, modelDetail],
   [/^#\/deployments$/, deployments], [/^#\/deployments\/([\w-]+)$/, deploymentDetail],
   [/^#\/account$/, account], [/^#\/dead-letters$/, deadLetters], [/^#\/webhooks$/, webhooks],
-  [/^#\/alerts$/, alerts],
+  [/^#\/alerts$/, alerts], [/^#\/subscribers$/, subscribers],
 ];
 
 function loginPage() {
