@@ -372,6 +372,55 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
     return 1 if any(r["outcome"] == "failed" for r in results) else 0
 
 
+SUBSCRIBERS = "/api/gateway/subscribers"
+
+
+def _subscriber_id(c: Any, name: str) -> str:
+    for row in c.objects("GET", SUBSCRIBERS):
+        if row["name"] == name:
+            return str(row["id"])
+    raise CLIError(f"no subscriber named {name!r} (mlife subscribers list)")
+
+
+def _credentials_text(r: dict[str, Any]) -> str:
+    c = r.get("credentials", r)
+    return (f"NATS {c['nats_url']}  user {c['nats_user']}  password {c['password']}\n"
+            "(shown once; mlife.events.subscribe(..., user=USER, password=PASSWORD, bind=True) reads its durables)")
+
+
+def _subscriber_body(args: argparse.Namespace) -> dict[str, Any]:
+    where = {}
+    for pair in args.filter or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise CLIError(f"--filter {pair!r} is not FIELD=VALUE")
+        where[key.strip()] = value.strip()
+    return {"name": args.name, "subjects": args.subject, "filter": where, "description": args.description or "",
+            "deliver": "new" if args.new else "all"}
+
+
+def cmd_subscribers(args: argparse.Namespace) -> int:
+    """Outside subscribers of the event bus (maintainers): their NATS logins and durables."""
+    with _client(args) as c:
+        if args.action == "list":
+            rows = c.objects("GET", SUBSCRIBERS)
+            for row in rows:
+                row["durables"] = ", ".join(f"{d['stream']}: {d['pending']} pending" for d in row["durables"])
+            _print(args, rows, lambda rs: _table(rs, ["name", "nats_user", "subjects", "durables", "created_by"]))
+        elif args.action == "create":
+            _print(args, c.object("POST", SUBSCRIBERS, json=_subscriber_body(args)), _credentials_text)
+        elif args.action == "rotate":
+            _print(args, c.object("POST", f"{SUBSCRIBERS}/{_subscriber_id(c, args.name)}/rotate"), _credentials_text)
+        elif args.action == "delete":
+            c.request("DELETE", f"{SUBSCRIBERS}/{_subscriber_id(c, args.name)}")
+            _print(args, {"deleted": args.name}, f"{args.name}: its durables and its NATS login are gone")
+        else:
+            body = {"since": args.since} if args.since else {"stream": args.stream, "sequence": args.sequence}
+            r = c.object("POST", f"{SUBSCRIBERS}/{_subscriber_id(c, args.name)}/replay", json=body)
+            _print(args, r, f"{args.name}: re-delivered from " + (r["since"] or f"{r['stream']} #{r['sequence']}"))
+    return 0
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     inputs = _json_text(args.input, "--input")
     with _client(args) as c:
@@ -446,6 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
     _model_commands(sub, common)
     _gate_commands(sub, common)
     _dead_letter_commands(sub, common)
+    _subscriber_commands(sub, common)
     _deploy_commands(sub, common)
     _predict_commands(sub, common)
     _feedback_commands(sub, common)
@@ -598,6 +648,28 @@ def _dead_letter_commands(sub: Subcommands, common: argparse.ArgumentParser) -> 
             p.add_argument("--limit", type=int, default=100)
         else:
             p.add_argument("id", nargs="?", help="the dead letter's id")
+
+
+def _subscriber_commands(sub: Subcommands, common: argparse.ArgumentParser) -> None:
+    subs = _group(sub, "subscribers", "outside systems following the events on NATS with logins of their own "
+                  "(maintainers)", cmd_subscribers)
+    subs.add_parser("list", parents=[common], help="every subscriber and its durables' pending counts")
+    p = subs.add_parser("create", parents=[common], help="durables for the subjects and a read-only NATS login "
+                        "(the password is printed once)")
+    p.add_argument("name")
+    p.add_argument("--subject", action="append", required=True, help="a NATS pattern over the public subjects "
+                   "(repeat), e.g. model.>")
+    p.add_argument("--filter", action="append", metavar="FIELD=VALUE", help="payload filter the SDK applies (repeat)")
+    p.add_argument("--new", action="store_true", help="only events published from now on (default: all kept)")
+    p.add_argument("--description")
+    for action, text in (("rotate", "a new password (printed once); the old one is refused"),
+                         ("delete", "remove its durables and its login")):
+        subs.add_parser(action, parents=[common], help=text).add_argument("name")
+    p = subs.add_parser("replay", parents=[common], help="re-deliver from a time, or from a stream's sequence")
+    p.add_argument("name")
+    p.add_argument("--since", help="ISO time with a zone, e.g. 2026-12-06T05:00:00Z")
+    p.add_argument("--stream")
+    p.add_argument("--sequence", type=int)
 
 
 def _deploy_commands(sub: Subcommands, common: argparse.ArgumentParser) -> None:
