@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 import httpx
 import nats
 import pytest
+from alembic import command
 from nats.aio.client import Client as NATS
 
 from gateway.app import _bootstrap_admin, create
@@ -58,8 +60,15 @@ async def bus(tmp_path: Path) -> AsyncIterator[Bus]:
 @pytest.fixture
 async def gateway(make_database: Callable[[str], Awaitable[str]], bus: Bus,
                   tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    async with gateway_on(await make_database("gateway.migrations"), bus, tmp_path) as client:
+        yield client
+
+
+@asynccontextmanager
+async def gateway_on(database_url: str, bus: Bus, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """The gateway app in process on `database_url`, answering the bus's auth callout, called as the admin."""
     closed = f"http://127.0.0.1:{free_port()}"
-    settings = Settings(environment="test", database_url=await make_database("gateway.migrations"), nats_url=bus.url,
+    settings = Settings(environment="test", database_url=database_url, nats_url=bus.url,
                         nats_user="gateway", nats_password=bus.passwords["gateway"], auth_callout_seed=bus.seed,
                         identity_secret=SECRET, home=tmp_path, bam_url=closed, dam_url=closed, mtt_url=closed,
                         msm_url=closed, admin_token=ADMIN_TOKEN, allowed_hosts=["gateway"])
@@ -272,3 +281,22 @@ async def test_static_users_log_in_without_the_callout(bus: Bus) -> None:
         assert nc.is_connected
         await nc.close()
     assert "authorization" in await refused_login(bus, "sub-acme", "whatever")
+
+
+async def test_subscribers_work_on_sqlite(bus: Bus, tmp_path: Path) -> None:
+    """The embedded default: migration gateway_0007 up, down and up again on SQLite, then a subscriber whose login
+    reads its events, a replay recorded, and its deletion."""
+    from mlife_shared.migrations import alembic_config, upgrade
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
+    await asyncio.to_thread(upgrade, "gateway.migrations", url)
+    await asyncio.to_thread(command.downgrade, alembic_config("gateway.migrations", url), "gateway_0006")
+    await asyncio.to_thread(upgrade, "gateway.migrations", url)
+    async with gateway_on(url, bus, tmp_path) as gateway:
+        sub = await create_subscriber(gateway, "lite", ["model.registered"])
+        (event,) = await take(1, bus, sub)  # the one MSM's stream already holds: deliver "all"
+        assert event.data["version"] == "0"
+        r = await gateway.post(f"/subscribers/{sub['id']}/replay", json={"stream": "MLIFE_MSM", "sequence": 1})
+        assert r.status_code == 201 and (await take(1, bus, sub))[0].id == event.id
+        assert (await gateway.delete(f"/subscribers/{sub['id']}")).status_code == 204
+        assert "authorization" in await refused_login(bus, "sub-lite", sub["credentials"]["password"])
