@@ -25,7 +25,7 @@ RuleName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
 
 
 class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class CriticalBadcaseParams(_Params):
@@ -91,7 +91,7 @@ DEFAULT_RESOLVE_AFTER = 3600  # kinds without a window of their own
 
 
 class AlertRuleCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: RuleName
     kind: Kind
@@ -110,7 +110,7 @@ class AlertRuleCreate(BaseModel):
 
 
 class AlertRuleUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: RuleName | None = None
     params: dict[str, Any] | None = None
