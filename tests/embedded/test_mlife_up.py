@@ -88,6 +88,23 @@ async def check_the_bus(home: Path, nats_port: int, base: str, old_id: str) -> N
         assert json.loads(msgs[1].data)["data"]["badcase_id"] == r.json()["id"]
     finally:
         await reader.close()
+    await check_a_subscriber_login(url, base)
+
+
+async def check_a_subscriber_login(url: str, base: str) -> None:
+    """mlife up hands the gateway the auth callout's issuer: a subscriber made through the gateway logs in to the
+    embedded NATS with its own credentials and reads its durable."""
+    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {TOKEN}"}) as c:
+        r = await c.post("/api/gateway/subscribers", json={"name": "smoke", "subjects": ["badcase.created"]})
+        assert r.status_code == 201, r.text
+    creds = r.json()["credentials"]
+    sub = await nats.connect(url, user=creds["nats_user"], password=creds["password"], allow_reconnect=False,
+                             inbox_prefix=f"_INBOX_{creds['nats_user']}")
+    try:
+        info = await sub.jetstream().consumer_info("MLIFE_BAM", "sub-smoke-MLIFE_BAM")
+        assert info.num_pending >= 2  # the event of the home from before and the badcase just filed
+    finally:
+        await sub.close()
 
 
 def test_mlife_up_serves_stops_cleanly_and_keeps_data(tmp_path: Path) -> None:
