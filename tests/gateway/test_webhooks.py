@@ -9,6 +9,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from mlife_shared.db import Database
 from mlife_shared.events import EventData, new_envelope
 from mlife_shared.events.asyncapi import example_of, public_events
 from mlife_shared.messaging.bus import connect, provision_streams
+from mlife_shared.migrations import upgrade
 from mlife_shared.worker import run_worker
 from tests.support.auth import SECRET
 from tests.support.gateway import ADMIN_TOKEN
@@ -82,17 +84,15 @@ class Gateway:
             await db.dispose()
 
 
-@pytest.fixture
-async def gw(make_database: Callable[[str], Awaitable[str]], own_nats: str,
-             tmp_path: Path) -> AsyncIterator[Gateway]:
+@asynccontextmanager
+async def gateway_app(database_url: str, nats_url: str, home: Path) -> AsyncIterator[Gateway]:
     """The gateway app in process, as a maintainer (the admin token), allowed to send webhooks to loopback,
     retrying at once (a schedule of zeros)."""
     closed = f"http://127.0.0.1:{free_port()}"
-    settings = Settings(environment="test", database_url=await make_database("gateway.migrations"),
-                        nats_url=own_nats, identity_secret=SECRET, home=tmp_path, bam_url=closed, dam_url=closed,
-                        mtt_url=closed, msm_url=closed, admin_token=ADMIN_TOKEN, allowed_hosts=["gateway"],
-                        webhook_allow_hosts=["127.0.0.1"], webhook_schedule_seconds=[0.0, 0.0, 0.0],
-                        webhook_poll_seconds=0.2)
+    settings = Settings(environment="test", database_url=database_url, nats_url=nats_url, identity_secret=SECRET,
+                        home=home, bam_url=closed, dam_url=closed, mtt_url=closed, msm_url=closed,
+                        admin_token=ADMIN_TOKEN, allowed_hosts=["gateway"], webhook_allow_hosts=["127.0.0.1"],
+                        webhook_schedule_seconds=[0.0, 0.0, 0.0], webhook_poll_seconds=0.2)
     await _bootstrap_admin(settings)
     app = create(settings)
     async with app.router.lifespan_context(app):
@@ -102,16 +102,29 @@ async def gw(make_database: Callable[[str], Awaitable[str]], own_nats: str,
             yield Gateway(client, settings)
 
 
-@pytest.fixture
-async def worker(gw: Gateway) -> AsyncIterator[None]:
+@asynccontextmanager
+async def running_worker(settings: Settings) -> AsyncIterator[None]:
     """The gateway's worker (stream consumers and the dispatcher job) in this event loop."""
     stop_event = asyncio.Event()
-    task = asyncio.create_task(run_worker(SPEC, gw.settings, stop_event, handle_signals=False))
+    task = asyncio.create_task(run_worker(SPEC, settings, stop_event, handle_signals=False))
     try:
         yield
     finally:
         stop_event.set()
         await asyncio.wait_for(task, 30)
+
+
+@pytest.fixture
+async def gw(make_database: Callable[[str], Awaitable[str]], own_nats: str,
+             tmp_path: Path) -> AsyncIterator[Gateway]:
+    async with gateway_app(await make_database("gateway.migrations"), own_nats, tmp_path) as gateway:
+        yield gateway
+
+
+@pytest.fixture
+async def worker(gw: Gateway) -> AsyncIterator[None]:
+    async with running_worker(gw.settings):
+        yield
 
 
 @pytest.fixture
@@ -237,7 +250,7 @@ async def test_subjects_must_match_public_events_and_writes_need_a_maintainer(gw
     engineer = {"Authorization": f"Bearer {token}"}
     hook = await gw.hook(receiver.url, ["badcase.*"])
     assert (await gw.client.get("/webhooks", headers=engineer)).status_code == 200
-    assert (await gw.client.get("/webhooks/subjects", headers=engineer)).status_code == 200
+    assert (await gw.client.get("/webhook-subjects", headers=engineer)).status_code == 200
     refused = await gw.client.post("/webhooks", json={"url": receiver.url, "subjects": ["badcase.*"]},
                                    headers=engineer)
     assert refused.status_code == 403
@@ -356,3 +369,21 @@ async def test_the_gateways_nats_user_may_replay_the_streams_and_make_no_durable
             await gateway.close()
     finally:
         stop([server.proc])
+
+
+async def test_the_embedded_mode_on_sqlite_consumes_queues_and_sends(own_nats: str, tmp_path: Path,
+                                                                    receiver: Receiver) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
+    await asyncio.to_thread(upgrade, "gateway.migrations", url)
+    async with gateway_app(url, own_nats, tmp_path) as gw, running_worker(gw.settings):
+        hook = await gw.hook(receiver.url, ["badcase.*"], functions=["ocr"])
+        [event_id] = await publish(own_nats, event("badcase.created", function="ocr"))
+        await wait_for(lambda: receiver.requests, 60, "the delivery")
+        [sent] = receiver.verified(hook["secret"])
+        assert sent["id"] == event_id
+        await gw.client.post(f"/webhooks/{hook['id']}/rotate-secret")
+        await gw.client.post(f"/webhooks/{hook['id']}/test", json={"subject": "badcase.updated"})
+        await wait_for(lambda: len(receiver.requests) == 2, 60, "the test delivery")
+        log: list[dict[str, Any]] = await wait_for(lambda: _all_delivered(gw, hook, 2), 30, "the delivery log")
+        assert sorted(d["test"] for d in log) == [False, True]
+        assert (await gw.client.delete(f"/webhooks/{hook['id']}")).status_code == 204

@@ -117,27 +117,28 @@ async def test_a_maintainer_redrives_dead_letters_from_the_page(page: Page, stac
 
 
 async def test_webhooks_page_refuses_an_unsafe_target_and_creates_nothing(page: Page, stack: Stack) -> None:
-    """The stack's MSM allow-lists only the name `localhost` (for test_model_pages' receiver): a webhook to
-    127.0.0.1 is refused with the reason and the setting that would allow it, an unknown event is refused with
-    the known ones, and nothing is created."""
+    """The stack's gateway allow-lists only the name `localhost` (for test_webhook_pages' receiver): a webhook to
+    127.0.0.1 is refused with the reason and the setting that would allow it, a subject pattern that matches no
+    public event is refused with the known subjects, and nothing is created."""
     await login(page, stack, "maintainer")
     p = page.page
     await p.click("nav a[href='#/webhooks']")
     form = "form[aria-label='Create a webhook']"
     await p.wait_for_selector(form)
     async with client(stack, "maintainer") as c:
-        before = (await c.get("/api/msm/webhooks")).json()
+        before = (await c.get("/api/gateway/webhooks")).json()
     await p.fill(f"{form} input[name=url]", "http://127.0.0.1:9/mlife-hook")
-    await p.fill(f"{form} input[name=events]", "model.registered, deployment.succeeded")
+    await p.fill(f"{form} input[name=subjects]", "model.registered, deployment.*")
     await p.click(f"{form} button[type=submit]")
     error = await p.wait_for_selector("#toast div.error")
-    assert "UnsafeUrl" in (await error.text_content()) and "MLIFE_MSM_WEBHOOK_ALLOW_HOSTS" in (await error.text_content())
-    await p.fill(f"{form} input[name=url]", "http://127.0.0.1:9/mlife-hook")
-    await p.fill(f"{form} input[name=events]", "no.such.event")
+    text = await error.text_content() or ""
+    assert "UnsafeUrl" in text and "MLIFE_GATEWAY_WEBHOOK_ALLOW_HOSTS" in text
+    await p.fill(f"{form} input[name=url]", "http://localhost:9/mlife-hook")
+    await p.fill(f"{form} input[name=subjects]", "no.such.event")
     await p.click(f"{form} button[type=submit]")
-    await p.wait_for_selector("#toast div.error:has-text('unknown events')")
+    await p.wait_for_selector("#toast div.error:has-text('matches no public event')")
     async with client(stack, "maintainer") as c:
-        assert (await c.get("/api/msm/webhooks")).json() == before, "a refused webhook is not created"
+        assert (await c.get("/api/gateway/webhooks")).json() == before, "a refused webhook is not created"
     rows = "section:has(h2:text('Webhooks')) tbody tr"
     assert len(await p.query_selector_all(rows)) == len(before)
     assert page.console_errors(expected_statuses=(422,)) == []

@@ -198,3 +198,15 @@ export function countBy(rows, key) {
   for (const r of rows) { const k = text(typeof key === "function" ? key(r) : r[key]) || "(none)"; m.set(k, (m.get(k) || 0) + 1); }
   return [...m.entries()].sort((a, b) => b[1] - a[1]);
 }
+
+// A "replay from" form's fields (a local time, or a stream and a sequence) and the API body they make.
+export function replayFields(streamHint = "") {
+  return [field("Since (local time)", h("input", { name: "since", type: "datetime-local", step: 1 })),
+    field("or stream", h("input", { name: "stream", placeholder: streamHint, size: 12 })),
+    field("from sequence", h("input", { name: "sequence", type: "number", min: 1, size: 8 }))];
+}
+export function replayBody(form) {
+  const f = new FormData(form);
+  return f.get("since") ? { since: new Date(String(f.get("since"))).toISOString() }
+    : { stream: f.get("stream") || null, sequence: f.get("sequence") ? Number(f.get("sequence")) : null };
+}

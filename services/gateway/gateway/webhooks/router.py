@@ -24,7 +24,7 @@ from gateway.webhooks.schemas import (
 )
 from gateway.webhooks.service import WebhookService, has_function, subject_stream
 from mlife_shared.app import SessionDep
-from mlife_shared.auth import Engineer, Maintainer
+from mlife_shared.auth import Engineer, Maintainer, Viewer
 from mlife_shared.events.asyncapi import public_events
 
 router = APIRouter(tags=["webhooks"])
@@ -49,8 +49,8 @@ def _read(webhook: Webhook) -> WebhookRead:
                        created_by=webhook.created_by, created_at=webhook.created_at, updated_at=webhook.updated_at)
 
 
-@router.get("/webhooks/subjects")
-async def webhook_subjects(_: Engineer) -> list[SubjectRead]:
+@router.get("/webhook-subjects")
+async def webhook_subjects(_: Viewer) -> list[SubjectRead]:
     """The public events a webhook can subscribe to (patterns such as `badcase.*` match among these)."""
     return [SubjectRead(subject=s, stream=subject_stream(s), description=(m.__doc__ or "").strip(),
                         has_function=has_function(s)) for s, m in public_events().items()]

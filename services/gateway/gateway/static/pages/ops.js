@@ -1,5 +1,5 @@
-// Operations: events no handler could apply (dead letters, per service) and MSM's outbound webhooks.
-import { act, api, badge, can, card, field, fmt, fmtDate, h, has, state, table, toast, unavailable } from "/ui/lib.js";
+// Operations: events no handler could apply (dead letters, per service). Webhooks: pages/webhooks.js.
+import { act, api, badge, can, card, field, fmt, fmtDate, h, state, table, toast, unavailable } from "/ui/lib.js";
 
 // Every service whose API offers dead letters, from the merged OpenAPI (`/api/<service>/dead-letters`).
 function deadLetterServices() {
@@ -61,54 +61,4 @@ export async function deadLetters(queryString) {
       h("a", { href: "/api/gateway/events/asyncapi.json", "data-testid": "asyncapi-link" }, "the event API (AsyncAPI 3.0)"),
       " — every subject, its stream, its payload schema and an example; docs/events.md shows it for people."),
     card("Filter", filter), ...sections];
-}
-
-function hooksTable(hooks, rerender, showDeliveries) {
-  return table([{ label: "URL", render: (w) => h("code", {}, fmt(w.url)) }, { label: "Events", render: (w) => (w.events || []).join(", ") },
-    { label: "State", render: (w) => badge(w.active ? "active" : "paused") }, { label: "Description", key: "description" },
-    { label: "By", key: "created_by" }, { label: "Created", render: (w) => fmtDate(w.created_at) },
-    { label: "", render: (w) => h("span", { class: "row" },
-      h("button", { type: "button", class: "secondary small", onclick: () => showDeliveries(w) }, "Deliveries"),
-      h("button", { type: "button", class: "secondary small", onclick: () => act(async () => {
-        await api("PATCH", `/api/msm/webhooks/${w.id}`, { json: { active: !w.active } }); toast(w.active ? "Paused" : "Resumed"); rerender(); }) }, w.active ? "Pause" : "Resume"),
-      h("button", { type: "button", class: "danger small", "aria-label": `delete the webhook to ${fmt(w.url)}`, onclick: () => act(async () => {
-        await api("DELETE", `/api/msm/webhooks/${w.id}`); toast("Webhook deleted"); rerender(); }) }, "Delete")) }],
-  hooks, { empty: "No webhooks." });
-}
-
-export async function webhooks() {
-  if (!has("GET", "/api/msm/webhooks")) return [h("h1", {}, "Webhooks"), unavailable("MSM")];
-  if (!can("maintainer")) return [h("h1", {}, "Webhooks"), h("p", { class: "muted" }, "Webhooks (targets and signing secrets) are managed by maintainers.")];
-  const listBox = h("div"); const secretBox = h("div", { role: "status" }); const deliveriesBox = h("div");
-  const rerender = async () => listBox.replaceChildren(hooksTable(await api("GET", "/api/msm/webhooks"), rerender, showDeliveries));
-  async function showDeliveries(w) {
-    await act(async () => {
-      // The webhook as it is now (another maintainer may have paused it) with its latest deliveries.
-      const [hook, rows] = await Promise.all([api("GET", `/api/msm/webhooks/${w.id}`),
-        api("GET", `/api/msm/webhooks/${w.id}/deliveries`, { query: { limit: 50 } })]);
-      deliveriesBox.replaceChildren(h("section", { class: "card", "data-webhook": hook.id }, h("h2", {}, `Deliveries to ${fmt(hook.url)}`),
-        h("p", { class: "row" }, badge(hook.active ? "active" : "paused"), ` events: ${fmt(hook.events)}`,
-          h("button", { type: "button", class: "secondary small", onclick: () => showDeliveries(hook) }, "Refresh")), table([{ label: "Subject", key: "subject" },
-        { label: "Status", render: (d) => badge(d.status) }, { label: "Attempts", num: true, key: "attempts" },
-        { label: "Last answer", render: (d) => fmt(d.last_status_code) || fmt(d.last_error) }, { label: "Created", render: (d) => fmtDate(d.created_at) },
-        { label: "Delivered", render: (d) => fmtDate(d.delivered_at) }], rows, { empty: "Nothing sent yet." })));
-    });
-  }
-  const form = h("form", { class: "stack", "aria-label": "Create a webhook" },
-    field("URL *", h("input", { name: "url", type: "url", required: true, maxlength: 2000, placeholder: "https://hooks.example.org/mlife" })),
-    field("Events (comma separated; * for all)", h("input", { name: "events", required: true, value: "*" })),
-    field("Description", h("input", { name: "description", maxlength: 2000 })),
-    h("div", {}, h("button", { type: "submit" }, "Create webhook")));
-  form.addEventListener("submit", (e) => { e.preventDefault(); act(async () => {
-    const f = new FormData(form);
-    const events = String(f.get("events") || "").split(",").map((x) => x.trim()).filter(Boolean);
-    const w = await api("POST", "/api/msm/webhooks", { json: { url: f.get("url"), events, description: f.get("description") || "" } });
-    secretBox.replaceChildren(h("p", {}, "Signing secret (shown once; deliveries carry webhook-signature v1,base64(HMAC-SHA256(secret, id.timestamp.body))): "),
-      h("pre", { "aria-label": "signing secret" }, fmt(w.secret)));
-    form.reset(); toast("Webhook created"); await rerender();
-  }); });
-  await rerender();
-  return [h("h1", {}, "Webhooks"),
-    h("p", { class: "muted" }, "MSM posts its events (model registered, deployments, feedback…) to these URLs, signed; a private address must be allow-listed by the operator (MLIFE_MSM_WEBHOOK_ALLOW_HOSTS)."),
-    card("Create a webhook", form, secretBox), card("Webhooks", listBox), deliveriesBox];
 }
