@@ -1,7 +1,7 @@
 """The whole platform as separate processes for the gateway, browser, CLI and security tests: every service
 that has an API (real `python -m <svc> all` processes on fresh PostgreSQL databases), its own NATS server, and
-the gateway (`python -m gateway all`: its API and its worker, which sends the webhooks). A service whose API does not come up is left down and reported: the
-gateway then answers 503 for it, which the tests check as such."""
+the gateway (`python -m gateway all`: its API and its worker, which sends the webhooks). A service whose API does
+not come up is left down and reported: the gateway then answers 503 for it, which the tests check as such."""
 
 from __future__ import annotations
 
