@@ -19,6 +19,7 @@ import pytest
 
 from gateway.alerts.engine import AlertEngine
 from gateway.alerts.notifier import EmailSender
+from gateway.alerts.repository import AlertRepository
 from gateway.app import _bootstrap_admin, create
 from gateway.config import Settings
 from mlife_shared.db import Database
@@ -266,6 +267,28 @@ async def test_an_alert_resolves_itself_once_its_condition_stays_clear_and_the_n
     assert event["data"]["resolved_by"] is None and event["data"]["count"] == 2
     await env.feed(created(priority=100))
     assert [a["status"] for a in await env.alerts(rule, "firing")] == ["pending"]
+
+
+async def test_an_event_that_meets_its_alert_resolving_counts_into_the_next_one(
+        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The job resolves the open alert between the event's insert (a no-op: the alert was open) and its count:
+    the event is not lost, it opens the group's next alert."""
+    rule = await env.rule(kind="deployment", resolve_after_seconds=60, group_by=["function"])
+    await env.feed(deployment_failed())
+    await env.tick()
+    env.clock.advance(60)
+    original = AlertRepository.open_or_find
+    raced: list[dict[str, int]] = []
+
+    async def racing(self: AlertRepository, values: dict[str, Any]) -> None:
+        await original(self, values)
+        if not raced:
+            raced.append(await env.tick())
+
+    monkeypatch.setattr(AlertRepository, "open_or_find", racing)
+    await env.feed(deployment_failed())
+    assert raced[0]["resolved"] == 1
+    assert sorted((a["status"], a["count"]) for a in await env.alerts(rule)) == [("pending", 1), ("resolved", 1)]
 
 
 async def test_a_maintainer_resolves_by_hand_once(env: Env) -> None:

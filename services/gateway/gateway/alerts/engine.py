@@ -150,11 +150,14 @@ class AlertEngine:
             summary = f"{summary}: {counted}"
         key = open_key(rule.id, group_key)
         alerts = AlertRepository(session)
-        await alerts.open_or_find({
-            "id": new_id(), "rule_id": rule.id, "open_key": key, "group_key": group_key, "labels": group,
-            "function": (labels.get("function") or rule.function or "")[:100] or None, "status": "pending", "summary": summary,
-            "count": 0, "started_at": now, "last_event_at": now})
-        await alerts.bump(key, now)
+        for _ in range(3):  # the open alert may resolve between the two statements: the event opens the next one
+            await alerts.open_or_find({
+                "id": new_id(), "rule_id": rule.id, "open_key": key, "group_key": group_key, "labels": group,
+                "function": (labels.get("function") or rule.function or "")[:100] or None, "status": "pending",
+                "summary": summary, "count": 0, "started_at": now, "last_event_at": now})
+            if await alerts.bump(key, now):
+                return
+        raise RuntimeError(f"alert group {group_key!r} of rule {rule.id} kept closing under this event")
 
     async def _counted(self, session: AsyncSession, rule: AlertRule, group_key: str, now: datetime) -> str | None:
         """For a counting rule: the sample is kept, then None when the condition does not hold, else what the

@@ -37,10 +37,12 @@ class AlertRepository(Repository):
         await self.session.execute(self.insert(cast_table(Alert)).values(**values)
                                    .on_conflict_do_nothing(index_elements=["open_key"]))
 
-    async def bump(self, open_key: str, now: datetime) -> None:
-        """One more event in the group's open alert (an atomic increment: no lock, no lost update)."""
-        await self.session.execute(update(Alert).where(Alert.open_key == open_key)
-                                   .values(count=Alert.count + 1, last_event_at=now))
+    async def bump(self, open_key: str, now: datetime) -> bool:
+        """One more event in the group's open alert (an atomic increment: no lost update); False when no alert is
+        open under the key (the job resolved it between the insert and this update)."""
+        result = await self.session.execute(update(Alert).where(Alert.open_key == open_key)
+                                            .values(count=Alert.count + 1, last_event_at=now))
+        return bool(getattr(result, "rowcount", 0))
 
     async def open_with_rules(self) -> Sequence[tuple[Alert, AlertRule]]:
         """The pending and firing alerts with their rules, locked: a second worker running the job at the same
