@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +30,7 @@ from mlife_shared.messaging.bus import connect, inbox_prefix
 from tests.cli.test_events_sdk import publish, registered, uploaded
 from tests.support.auth import SECRET
 from tests.support.gateway import ADMIN_TOKEN, AUTH
-from tests.support.nats import serve_nats
+from tests.support.nats import serve_nats, start_nats
 from tests.support.processes import free_port, stop
 from tests.support.waiting import wait_for
 
@@ -300,3 +300,49 @@ async def test_subscribers_work_on_sqlite(bus: Bus, tmp_path: Path) -> None:
         assert r.status_code == 201 and (await take(1, bus, sub))[0].id == event.id
         assert (await gateway.delete(f"/subscribers/{sub['id']}")).status_code == 204
         assert "authorization" in await refused_login(bus, "sub-lite", sub["credentials"]["password"])
+
+
+async def test_a_connected_subscriber_gets_the_replay_without_restarting(gateway: httpx.AsyncClient, bus: Bus) -> None:
+    """The replay deletes and recreates the durables under a subscriber that is reading: it goes on with the new
+    ones (a pull on a deleted consumer ends, the next one reaches its successor)."""
+    sub = await create_subscriber(gateway, "live", ["model.registered"], deliver="new")
+    before = datetime.now(UTC)
+    got: list[str] = []
+
+    async def _read() -> None:
+        async for event in subscribe(sub["subjects"], durable=sub["durable"], url=bus.url, user=sub["nats_user"],
+                                     password=sub["credentials"]["password"], bind=True, wait=1):
+            await event.ack()
+            got.append(event.id)
+
+    reading = asyncio.create_task(_read())
+    try:
+        first = await publish(bus.url, bus.passwords, registered("1"))
+        await wait_for(lambda: got == [first], 30, "the event, live")
+        r = await gateway.post(f"/subscribers/{sub['id']}/replay", json={"since": before.isoformat()})
+        assert r.status_code == 201, r.text
+        await wait_for(lambda: got == [first, first], 30, "the event again, replayed")
+        second = await publish(bus.url, bus.passwords, registered("2"))
+        await wait_for(lambda: got == [first, first, second], 30, "the next event")
+    finally:
+        reading.cancel()
+        with suppress(asyncio.CancelledError):
+            await reading
+
+
+async def test_the_deploy_config_asks_the_gateway_too(make_database: Callable[[str], Awaitable[str]],
+                                                      tmp_path: Path) -> None:
+    """As compose runs NATS (the committed deploy/nats/nats.conf, the issuer from MLIFE_NATS_AUTH_CALLOUT_ISSUER): a
+    subscriber logs in with its own credentials and reads; a wrong password is refused."""
+    server = await start_nats(tmp_path, authenticated=True, name="subscribers-deploy")
+    try:
+        assert server.callout_seed is not None
+        bus = Bus(server.url, server.passwords, server.callout_seed)
+        await publish(bus.url, bus.passwords, registered("0"))
+        async with gateway_on(await make_database("gateway.migrations"), bus, tmp_path) as gateway:
+            sub = await create_subscriber(gateway, "deployed", ["model.registered"])
+            (event,) = await take(1, bus, sub)
+            assert event.data["version"] == "0" and event.stream == "MLIFE_MSM"
+            assert "authorization" in await refused_login(bus, "sub-deployed", "wrong")
+    finally:
+        stop([server.proc])
