@@ -346,3 +346,11 @@ async def test_the_deploy_config_asks_the_gateway_too(make_database: Callable[[s
             assert "authorization" in await refused_login(bus, "sub-deployed", "wrong")
     finally:
         stop([server.proc])
+
+
+def test_a_seed_that_is_no_account_seed_is_refused_at_start() -> None:
+    with pytest.raises(ValueError, match="not an account nkey seed"):
+        Settings(environment="test", identity_secret=SECRET, auth_callout_seed="SUAnotanaccountseed")
+    seed = natsauth.new_callout_seed()
+    assert Settings(environment="test", identity_secret=SECRET, auth_callout_seed=f" {seed}\n").auth_callout_seed \
+        .get_secret_value() == seed  # type: ignore[union-attr]

@@ -4,6 +4,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from mlife_shared.messaging.natsauth import callout_issuer
 from mlife_shared.settings import ServiceSettings
 
 SERVICES = ("bam", "dam", "mtt", "msm")
@@ -88,6 +89,21 @@ class Settings(ServiceSettings):
     subscriber_login_ttl_seconds: float = Field(3600.0, gt=0, description="How long a subscriber's NATS login "
                                                 "lasts before the server disconnects it and asks again (a deleted "
                                                 "or rotated login is refused for new connections at once)")
+
+    @field_validator("auth_callout_seed")
+    @classmethod
+    def _account_seed(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            seed = value.get_secret_value().strip()
+            try:
+                ok = seed.startswith("SA") and callout_issuer(seed).startswith("A")
+            except Exception:  # noqa: BLE001 - nkeys raises several kinds for a malformed seed
+                ok = False
+            if not ok:
+                raise ValueError("MLIFE_GATEWAY_AUTH_CALLOUT_SEED is not an account nkey seed (SA…): print one with "
+                                 "python -m mlife_shared.messaging.natsauth --callout-key")
+            return SecretStr(seed)
+        return value
 
     @field_validator("trusted_proxies")
     @classmethod
