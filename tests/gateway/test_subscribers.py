@@ -269,6 +269,9 @@ async def test_bad_requests_are_refused_with_what_to_fix(gateway: httpx.AsyncCli
     r = await gateway.post(f"/subscribers/{sub['id']}/replay", json={"stream": "MLIFE_MTT", "sequence": 1})
     assert r.status_code == 422 and "MLIFE_MSM" in r.json()["detail"]
     assert (await gateway.get(f"/subscribers/{sub['id']}/replays")).json() == []
+    r = await gateway.post("/subscribers", json={"name": "early", "subjects": ["badcase.created", "model.registered"]})
+    assert r.status_code == 409 and "MLIFE_BAM does not exist yet" in r.json()["detail"]  # BAM never started here
+    assert [s["name"] for s in (await gateway.get("/subscribers")).json()] == ["acme"]
     assert (await gateway.post("/subscribers", json={"name": "x", "subjects": ["model.>"]},
                                headers={"Authorization": "Bearer nope"})).status_code == 401
 

@@ -15,3 +15,7 @@ class InvalidSubscription(Unprocessable):
 
 class BusUnavailable(ServiceUnavailable):
     """NATS cannot be reached from the gateway now: try again."""
+
+
+class StreamMissing(Conflict):
+    """A stream the subjects live in does not exist yet: its service has not started; try again once it has."""

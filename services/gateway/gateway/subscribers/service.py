@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway.subscribers.exceptions import (
     BusUnavailable,
     InvalidSubscription,
+    StreamMissing,
     SubscriberNameTaken,
     SubscriberNotFound,
 )
@@ -109,6 +110,9 @@ class Durables:
         await self.remove(durable)
         try:
             await self.js.add_consumer(durable.stream, config)
+        except NotFoundError as exc:
+            raise StreamMissing(f"the stream {durable.stream} does not exist yet: the service that publishes "
+                                f"{', '.join(durable.filter_subjects)} has not started; try again once it has") from exc
         except NATS_ERRORS as exc:
             raise BusUnavailable(f"NATS refused the durable {durable.durable}: {exc}") from exc
 
