@@ -357,3 +357,26 @@ def test_a_seed_that_is_no_account_seed_is_refused_at_start() -> None:
     seed = natsauth.new_callout_seed()
     assert Settings(environment="test", identity_secret=SECRET, auth_callout_seed=f" {seed}\n").auth_callout_seed \
         .get_secret_value() == seed  # type: ignore[union-attr]
+
+
+async def test_a_failed_create_leaves_no_durable_behind(make_database: Callable[[str], Awaitable[str]],
+                                                       tmp_path: Path) -> None:
+    """`model.>` spans MSM's stream (here) and MTT's (not yet): MSM's durable, made first, is removed again."""
+    port = free_port()
+    conf, passwords = natsauth.write_embedded_config(tmp_path / "nats", port=port)
+    server = await serve_nats(tmp_path, port, ["-c", str(conf)])
+    try:
+        bus = Bus(server.url, passwords, natsauth.ensure_callout_seed(tmp_path / "nats"))
+        await publish(bus.url, passwords, registered("0"))
+        async with gateway_on(await make_database("gateway.migrations"), bus, tmp_path) as gateway:
+            r = await gateway.post("/subscribers", json={"name": "half", "subjects": ["model.>"]})
+            assert r.status_code == 409 and "MLIFE_MTT does not exist yet" in r.json()["detail"]
+            assert (await gateway.get("/subscribers")).json() == []
+        reader = await connect(bus.url, name="check", user="reader", password=passwords["reader"])
+        try:
+            with pytest.raises(nats.js.errors.NotFoundError):
+                await reader.jetstream(timeout=2).consumer_info("MLIFE_MSM", "sub-half-MLIFE_MSM")
+        finally:
+            await reader.close()
+    finally:
+        stop([server.proc])
