@@ -202,7 +202,7 @@ async def test_rollback_restores_the_previous_deployment(msm: httpx.AsyncClient)
     assert back.json()["id"] == first["id"] and back.json()["status"] == "live"
     assert (await msm.get(f"/deployments/{second['id']}")).json()["status"] == "rolled_back"
     event = (await outbox(msm, "deployment.rolled_back"))[0]["data"]
-    assert event == {"deployment_id": second["id"], "restored_deployment_id": first["id"]}
+    assert event == {"deployment_id": second["id"], "function": "emotion", "restored_deployment_id": first["id"]}
     registry = msm.app.state.serving  # type: ignore[attr-defined]
     registry.views.clear()  # as after serving_refresh_seconds
     assert (await msm.post("/serve/emotion/predict", json={"inputs": {"x": [1, 0, 0, 0]}})).json()["model_version"] == "1"
