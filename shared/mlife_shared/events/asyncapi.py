@@ -48,7 +48,8 @@ order per producer; there is no order across streams. Use `correlation_id` (one 
 
 **Authentication.** The bus refuses anonymous connections. A third party uses the read-only user
 `reader`: it may read every stream and create consumers of its own, never publish an event, delete or
-purge, nor touch the services' consumers.
+purge, nor touch the services' consumers. Or a login of its own, made by a maintainer through the gateway
+(`/api/gateway/subscribers`): it reads only the durables made for it (docs/subscribing.md).
 
 **Versions.** `version` in the envelope is the payload's schema version (`x-mlife-schema-version`).
 Within a version fields are only ever added, optional (ignore fields you do not know); removing, retyping or
