@@ -22,6 +22,7 @@ async def test_create_inspect_replay_rotate_and_delete_a_subscriber(page: Page, 
     await p.fill(f"{form} input[name=name]", name)
     await p.fill(f"{form} input[name=subjects]", "model.>")
     await p.fill(f"{form} input[name=filter]", "function=digits")
+    await p.fill(f"{form} input[name=description]", "<b>acme</b> dashboard")
     await p.click(f"{form} button[type=submit]")
     password = str(await (await p.wait_for_selector("pre[aria-label='subscriber password']")).text_content())
     assert len(password) >= 40 and f'user="sub-{name}"' in str(await p.text_content("div[role=status]"))
@@ -29,6 +30,8 @@ async def test_create_inspect_replay_rotate_and_delete_a_subscriber(page: Page, 
     row = f"section:has(h2:text-is('Subscribers')) tbody tr:has-text('{name}')"
     await p.wait_for_selector(f"{row}:has-text('MLIFE_MSM: ')")
     assert "MLIFE_MTT: " in str(await p.text_content(row))
+    assert await p.query_selector(f"{row} td:text-is('<b>acme</b> dashboard')") is not None  # shown as text
+    assert await p.query_selector(f"{row} b") is None
 
     await p.click(f"{row} button:text('Details')")
     detail = f"section[data-subscriber='{name}']"

@@ -94,6 +94,7 @@ export async function subscribers() {
   const pending = (s) => s.durables.map((d) => `${d.stream}: ${fmt(d.pending)}`).join(", ");
   const rerender = async () => listBox.replaceChildren(table([{ label: "Name", render: (s) => h("code", {}, s.name) },
     { label: "Subjects", render: (s) => fmt(s.subjects) }, { label: "Durables (pending)", render: pending },
+    { label: "Description", key: "description" },
     { label: "Created", render: (s) => `${fmtDate(s.created_at)} by ${s.created_by}` },
     { label: "", render: (s) => actions(s, rerender, show, secretBox) }], await api("GET", "/api/gateway/subscribers"), { empty: "No subscribers." }));
   await rerender();
