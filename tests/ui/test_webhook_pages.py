@@ -21,6 +21,15 @@ LOCAL_TEN_MINUTES_AGO = """() => { const d = new Date(Date.now() - 600000), p = 
     `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`; }"""
 
 
+async def rerendered(p: Any, section: str, button: str) -> None:
+    """Click `button`, whose action re-renders `section`, and wait until the section shown is the new one (the
+    old element is gone), so that no render is pending when the test goes on."""
+    old = await p.wait_for_selector(section)
+    await p.click(button)
+    await old.wait_for_element_state("hidden")
+    await p.wait_for_selector(section)
+
+
 async def _create(p: Any, url: str, subjects: str) -> str:
     form = "form[aria-label='Create a webhook']"
     await p.fill(f"{form} input[name=url]", url)
@@ -51,20 +60,18 @@ async def test_create_deliver_test_replay_rotate_edit_and_delete(page: Page, sta
         await p.wait_for_selector(f"{log} .badge:text('active')")
 
         async def _shown() -> bool:
-            await p.click(f"{log} button:text('Refresh')")
+            await rerendered(p, log, f"{log} button:text('Refresh')")
             return await p.query_selector(f"{log} tbody tr:has(.badge:text('delivered'))") is not None
 
         await eventually(_shown, "the delivery shown as delivered")
-        await p.wait_for_load_state("networkidle")  # the last refresh has re-rendered the section
 
         await p.select_option(f"{log} form[aria-label='Send a test event'] select[name=subject]", "deployment.blocked")
-        await p.click(f"{log} button:text('Send test')")
+        await rerendered(p, log, f"{log} button:text('Send test')")
         tests = await eventually(lambda: _ready([e for e in receiver.events() if e.get("test")]), "the test event")
         assert [e["type"] for e in tests] == ["deployment.blocked"]
-        await p.wait_for_load_state("networkidle")  # the section reloaded after queueing the test
 
         await p.fill(f"{log} input[name=since]", await p.evaluate(LOCAL_TEN_MINUTES_AGO))
-        await p.click(f"{log} button:text('Replay')")
+        await rerendered(p, log, f"{log} button:text('Replay')")
         again = await eventually(lambda: _ready(mine()[1:]), "the replayed delivery")
         assert again[0]["headers"]["webhook-id"] == first["headers"]["webhook-id"]
         await p.wait_for_selector(f"{log} h3:text('Replays') + table tbody tr")
