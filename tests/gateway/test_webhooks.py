@@ -10,7 +10,8 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from gateway.config import Settings
 from gateway.webhooks.dispatcher import WebhookDispatcher
 from gateway.webhooks.replay import read_stream
 from mlife_shared.db import Database
-from mlife_shared.events import EventData, new_envelope
+from mlife_shared.events import EventData, new_envelope, registry
 from mlife_shared.events.asyncapi import example_of, public_events
 from mlife_shared.messaging.bus import connect, provision_streams
 from mlife_shared.migrations import upgrade
@@ -387,3 +388,53 @@ async def test_the_embedded_mode_on_sqlite_consumes_queues_and_sends(own_nats: s
         log: list[dict[str, Any]] = await wait_for(lambda: _all_delivered(gw, hook, 2), 30, "the delivery log")
         assert sorted(d["test"] for d in log) == [False, True]
         assert (await gw.client.delete(f"/webhooks/{hook['id']}")).status_code == 204
+
+
+class DeploymentFailedV0(EventData):
+    """Sent when a deployment could not be brought up (an earlier shape, kept for this test: `why`)."""
+
+    subject = "deployment.failed"
+    producer = "msm"
+    schema_version = 0
+    deployment_id: uuid.UUID
+    why: str
+
+
+@pytest.fixture
+def deployment_failed_v0() -> Iterator[None]:
+    """deployment.failed as if its version 1 had replaced a version 0 still in its deprecation period."""
+    registry.register_previous(DeploymentFailedV0, deprecated_on=date.today(), sunset=date.today() + timedelta(days=200),
+                               downgrade=lambda v1: {"deployment_id": v1["deployment_id"], "why": v1["reason"]})
+    try:
+        yield
+    finally:
+        registry.PREVIOUS.pop(("deployment.failed", 0), None)
+
+
+async def test_a_webhook_pinned_to_an_earlier_version_gets_events_downgraded_until_its_sunset(
+        gw: Gateway, worker: None, receiver: Receiver, own_nats: str, deployment_failed_v0: None) -> None:
+    refused = await gw.client.post("/webhooks", json={"url": receiver.url, "subjects": ["deployment.failed"],
+                                                     "versions": {"deployment.failed": 7}})
+    assert refused.status_code == 422 and "has no version 7 served" in refused.text, refused.text
+    refused = await gw.client.post("/webhooks", json={"url": receiver.url, "subjects": ["deployment.failed"],
+                                                     "versions": {"deployment.fail": 0}})
+    assert refused.status_code == 422 and "is no public event" in refused.text, refused.text
+    created = await gw.client.post("/webhooks", json={"url": receiver.url, "subjects": ["deployment.*"],
+                                                     "versions": {"deployment.failed": 0}})
+    assert created.status_code == 201 and created.json()["versions"] == {"deployment.failed": 0}, created.text
+    hook = created.json()
+    ids = await publish(own_nats, event("deployment.failed"), event("deployment.succeeded"))
+    await wait_for(lambda: len(receiver.requests) >= 2, 60, "two deliveries")
+    by_type = {e["type"]: e for e in receiver.verified(hook["secret"])}
+    failed = by_type["deployment.failed"]
+    assert failed["id"] == ids[0] and failed["version"] == 0
+    assert DeploymentFailedV0.model_validate(failed["data"]).why == "accuracy dropped below the gate's threshold"
+    assert by_type["deployment.succeeded"]["version"] == 1 and "function" in by_type["deployment.succeeded"]["data"]
+
+    # past its sunset the pin no longer holds: the latest version is sent
+    previous = registry.PREVIOUS[("deployment.failed", 0)]
+    registry.PREVIOUS[("deployment.failed", 0)] = replace(previous, sunset=date.today())
+    await publish(own_nats, event("deployment.failed"))
+    await wait_for(lambda: len(receiver.requests) >= 3, 60, "the third delivery")
+    latest = receiver.verified(hook["secret"])[2]
+    assert latest["version"] == 1 and "reason" in latest["data"]

@@ -21,6 +21,7 @@ class Webhook(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     subjects: Mapped[list[str]] = mapped_column(JSON)  # NATS patterns over the public subjects
     functions: Mapped[list[str]] = mapped_column(JSON, default=list)  # empty: any function (or none)
+    versions: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)  # subject → an earlier contract version
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     disabled_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     secret: Mapped[str] = mapped_column(String(200))

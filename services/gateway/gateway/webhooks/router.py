@@ -44,7 +44,8 @@ Replays = Annotated[ReplayService, Depends(replay_service)]
 
 def _read(webhook: Webhook) -> WebhookRead:
     return WebhookRead(id=webhook.id, url=webhook.url, description=webhook.description, subjects=webhook.subjects,
-                       filter=WebhookFilter(function=webhook.functions), active=webhook.active,
+                       filter=WebhookFilter(function=webhook.functions), versions=webhook.versions or {},
+                       active=webhook.active,
                        disabled_reason=webhook.disabled_reason, previous_secret_until=webhook.previous_secret_until,
                        created_by=webhook.created_by, created_at=webhook.created_at, updated_at=webhook.updated_at)
 

@@ -8,6 +8,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 from mlife_shared.names import FunctionName
 
 Patterns = list[str]
+VERSIONS = ("Pin subjects to an earlier version of their contract, still served through its deprecation period "
+            "(docs/events.md): e.g. {\"badcase.created\": 1}; each event is sent downgraded to it until the "
+            "version's sunset, then in the latest version")
 
 
 class _In(BaseModel):
@@ -26,6 +29,7 @@ class WebhookCreate(_In):
     subjects: Patterns = Field(min_length=1, max_length=50, description="NATS patterns over the public subjects, "
                                "e.g. [\"badcase.*\", \"model.>\"]; each must match at least one")
     filter: WebhookFilter = Field(default_factory=WebhookFilter)
+    versions: dict[str, int] = Field(default_factory=dict, max_length=100, description=VERSIONS)
 
 
 class WebhookUpdate(_In):
@@ -33,6 +37,7 @@ class WebhookUpdate(_In):
     description: str | None = Field(None, max_length=2000)
     subjects: Patterns | None = Field(None, min_length=1, max_length=50)
     filter: WebhookFilter | None = None
+    versions: dict[str, int] | None = Field(None, max_length=100, description=VERSIONS)
     active: bool | None = Field(None, description="false pauses deliveries (kept pending); true resumes them")
 
 
@@ -42,6 +47,7 @@ class WebhookRead(BaseModel):
     description: str
     subjects: list[str]
     filter: WebhookFilter
+    versions: dict[str, int] = Field(description="The subjects pinned to an earlier contract version")
     active: bool
     disabled_reason: str | None
     previous_secret_until: datetime | None = Field(description="Until when the secret before the last rotation "

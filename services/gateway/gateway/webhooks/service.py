@@ -18,6 +18,7 @@ from gateway.webhooks.repository import WebhookRepository
 from gateway.webhooks.schemas import WebhookCreate
 from gateway.webhooks.signing import new_secret
 from mlife_shared.db import new_id, utcnow
+from mlife_shared.events import registry
 from mlife_shared.events.asyncapi import example_of, public_events
 from mlife_shared.events.registry import stream_name, subject_matches
 from mlife_shared.outbound import check_url
@@ -38,6 +39,35 @@ def check_patterns(patterns: Sequence[str]) -> list[str]:
         if not any(subject_matches(pattern, s) for s in subjects):
             raise UnknownSubjects(f"{pattern!r} matches no public event; the subjects are {subjects}")
     return sorted(set(patterns))
+
+
+def check_versions(versions: dict[str, int]) -> dict[str, int]:
+    """Pins of public subjects to a version of their contract the registry still serves."""
+    for subject, version in versions.items():
+        if subject not in public_events():
+            raise UnknownSubjects(f"versions: {subject!r} is no public event; the subjects are {list(public_events())}")
+        if version not in registry.versions(subject):
+            raise UnknownSubjects(f"versions: {subject} has no version {version} served; the versions served are "
+                                  f"{registry.versions(subject)}")
+    return dict(sorted(versions.items()))
+
+
+def as_pinned(webhook: Webhook, subject: str, body: str) -> str:
+    """The event's body in the version the webhook pinned its subject to (downgraded by the registry), or as it
+    is: no pin, the event is not newer, or the pinned version reached its sunset (then the latest is sent)."""
+    pinned = (webhook.versions or {}).get(subject)
+    if pinned is None:
+        return body
+    raw = json.loads(body)
+    version = int(raw.get("version", 1))
+    if pinned >= version:
+        return body
+    try:
+        raw["data"] = registry.downgrade(subject, raw["data"], version, pinned)
+    except registry.UnknownVersion:
+        return body
+    raw["version"] = pinned
+    return json.dumps(raw)
 
 
 def matches(webhook: Webhook, subject: str, function: str | None) -> bool:
@@ -72,7 +102,8 @@ class WebhookService:
     async def create(self, body: WebhookCreate, actor: str) -> Webhook:
         await self._check_url(body.url)
         webhook = Webhook(url=body.url.strip(), description=body.description, subjects=check_patterns(body.subjects),
-                          functions=sorted(set(body.filter.function)), active=True, secret=new_secret(),
+                          functions=sorted(set(body.filter.function)), versions=check_versions(body.versions),
+                          active=True, secret=new_secret(),
                           created_by=actor)
         return await self.repo.add(webhook)
 
@@ -94,6 +125,8 @@ class WebhookService:
             webhook.subjects = check_patterns(changes["subjects"])
         if changes.get("filter") is not None:
             webhook.functions = sorted(set(changes["filter"].get("function") or []))
+        if changes.get("versions") is not None:
+            webhook.versions = check_versions(changes["versions"])
         if changes.get("description") is not None:
             webhook.description = changes["description"]
         if changes.get("active") is not None:
@@ -130,7 +163,8 @@ class WebhookService:
                       replay_id: uuid.UUID | None = None) -> WebhookDelivery:
         first = timedelta(seconds=(self.settings.webhook_schedule_seconds or [0.0])[0])
         return await self.repo.add(WebhookDelivery(
-            webhook_id=webhook.id, event_id=event_id, subject=subject, body=body, test=test, replay_id=replay_id,
+            webhook_id=webhook.id, event_id=event_id, subject=subject, body=as_pinned(webhook, subject, body), test=test,
+            replay_id=replay_id,
             status="pending", attempts=0, next_attempt_at=utcnow() + first))
 
     async def fan_out(self, *, event_id: uuid.UUID, subject: str, function: str | None, body: str,

@@ -22,6 +22,7 @@ def _webhook() -> None:
         sa.Column("description", sa.Text, nullable=False),
         sa.Column("subjects", sa.JSON, nullable=False),
         sa.Column("functions", sa.JSON, nullable=False),
+        sa.Column("versions", sa.JSON, nullable=False),
         sa.Column("active", sa.Boolean, nullable=False),
         sa.Column("disabled_reason", sa.Text, nullable=True),
         sa.Column("secret", sa.String(200), nullable=False),
