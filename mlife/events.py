@@ -29,8 +29,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import suppress
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from contextlib import aclosing, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -38,6 +38,8 @@ from typing import Any
 
 import nats
 import nats.errors
+import nats.js.errors
+from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pydantic import BaseModel
@@ -118,32 +120,44 @@ async def subscribe(subjects: str | Sequence[str], *, durable: str, url: str | N
     """Events of `subjects` (exact or patterns: `model.>`, `badcase.*`) in stream order per stream, until the
     loop is left. `url` defaults to $MLIFE_NATS_URL or nats://127.0.0.1:4222, the password to `password_file`
     or $MLIFE_NATS_PASSWORD. Unacknowledged events come back after the consumers' ack wait (30 s). `bind`: use
-    the durables as they are (a gateway subscriber's), never create one; `filter`: see the module docstring."""
+    the durables as they are (a gateway subscriber's), never create one; `filter`: see the module docstring.
+    A refused login raises PermissionError; a gateway subscriber's login that expires (the server then asks the
+    gateway again) is renewed by logging in again."""
     if bind and since is not None:
         raise ValueError("a provisioned subscriber replays through the gateway (POST …/subscribers/{id}/replay)")
-    patterns = [subjects] if isinstance(subjects, str) else list(subjects)
-    plan = streams_for(patterns)
-    nc = await nats.connect(url or os.environ.get("MLIFE_NATS_URL", "nats://127.0.0.1:4222"), user=user,
-                            password=_password(password, password_file), max_reconnect_attempts=-1,
-                            inbox_prefix=inbox_prefix(user))
+    plan = streams_for([subjects] if isinstance(subjects, str) else list(subjects))
+    login = Login(url or os.environ.get("MLIFE_NATS_URL", "nats://127.0.0.1:4222"), user,
+                  _password(password, password_file))
+    while True:  # one session per login; a session that ends without an error ended with its login's expiry
+        async with aclosing(_session(login, plan, durable, bind=bind, since=since, batch=batch, wait=wait,
+                                     where=filter or {})) as events:
+            async for event in events:
+                yield event
+
+
+@dataclass(frozen=True)
+class Login:
+    url: str
+    user: str
+    password: str = field(repr=False)
+
+
+async def _session(login: Login, plan: dict[str, list[str]], durable: str, *, bind: bool, since: datetime | None,
+                   batch: int, wait: float, where: Mapping[str, str]) -> AsyncGenerator[Event, None]:
+    """The events of one connection, until its login expires (it returns) or something fails (it raises)."""
     queue: asyncio.Queue[Event | BaseException] = asyncio.Queue(maxsize=batch)
+    nc = await _connect(login, queue)
     tasks: list[asyncio.Task[None]] = []
     try:
-        js = nc.jetstream()
-        for stream, stream_subjects in plan.items():
-            name = f"{durable}-{stream}"
-            if not bind:
-                config = ConsumerConfig(durable_name=name, filter_subjects=stream_subjects,
-                                        ack_policy=AckPolicy.EXPLICIT, opt_start_time=since,
-                                        deliver_policy=DeliverPolicy.BY_START_TIME if since else DeliverPolicy.ALL)
-                await js.add_consumer(stream, config)
-            sub = await js.pull_subscribe_bind(name, stream=stream)
-            tasks.append(asyncio.create_task(_pump(sub, queue, batch, wait)))
+        for name, sub in await _consumers(nc.jetstream(), plan, durable, bind=bind, since=since):
+            tasks.append(asyncio.create_task(_pump(sub, name, queue, batch, wait)))
         while True:
             item = await queue.get()
             if isinstance(item, BaseException):
+                if "authentication expired" in str(nc.last_error).lower():
+                    return
                 raise item
-            if filter and not passes(item.data, filter):
+            if where and not passes(item.data, where):
                 await item.ack()  # not for this subscriber: NATS cannot filter on a payload
                 continue
             yield item
@@ -156,14 +170,71 @@ async def subscribe(subjects: str | Sequence[str], *, durable: str, url: str | N
         await nc.close()  # a pull still waiting at the server ends with the connection
 
 
-async def _pump(sub: Any, queue: asyncio.Queue[Event | BaseException], batch: int, wait: float) -> None:
+async def _connect(login: Login, queue: asyncio.Queue[Event | BaseException]) -> NATS:
+    """A connection that reconnects forever after a network failure, but not after a refusal: nats-py would try a
+    refused first login for ever, and a refused reconnection (a rotated or deleted subscriber) ends the loop."""
+    nc, connected = NATS(), asyncio.Event()
+
+    async def _error(exc: Exception) -> None:
+        if "authorization violation" not in str(exc).lower():
+            return
+        refused = PermissionError(f"NATS refused the login {login.user!r} (unknown, deleted, or its password changed)")
+        if not connected.is_set():
+            raise refused  # out of nats-py's first-connect loop
+        await queue.put(refused)
+
+    try:
+        await nc.connect(login.url, user=login.user, password=login.password, max_reconnect_attempts=-1,
+                         inbox_prefix=inbox_prefix(login.user), error_cb=_error)
+    except BaseException:
+        await nc.close()
+        raise
+    connected.set()
+    return nc
+
+
+async def _consumers(js: Any, plan: dict[str, list[str]], durable: str, *, bind: bool,
+                     since: datetime | None) -> list[tuple[str, Any]]:
+    """One pull subscription per stream: on the durable made here, or (bind) on the one that exists."""
+    subs = []
+    for stream, stream_subjects in plan.items():
+        name = f"{durable}-{stream}"
+        if bind:
+            try:
+                await js.consumer_info(stream, name)
+            except (nats.js.errors.NotFoundError, nats.errors.TimeoutError):  # a login not allowed to see it: no answer
+                raise LookupError(f"no durable {name} on {stream} that this login may read: are these the subscriber's "
+                                  "subjects and durable? (mlife subscribers list)") from None
+        else:
+            config = ConsumerConfig(durable_name=name, filter_subjects=stream_subjects, ack_policy=AckPolicy.EXPLICIT,
+                                    deliver_policy=DeliverPolicy.BY_START_TIME if since else DeliverPolicy.ALL,
+                                    opt_start_time=since)
+            await js.add_consumer(stream, config)
+        subs.append((f"{name} on {stream}", await js.pull_subscribe_bind(name, stream=stream)))
+    return subs
+
+
+GONE_TRIES = 10  # fetches, a second apart, that find no durable before it counts as deleted (a replay recreates it)
+
+
+async def _fetch(sub: Any, name: str, batch: int, wait: float) -> list[Msg]:
+    """The next batch; while the durable is missing (a gateway replay deletes and recreates it) it waits for it,
+    and after GONE_TRIES it raises LookupError (the subscriber was deleted)."""
+    for _ in range(GONE_TRIES):
+        try:
+            msgs: list[Msg] = await sub.fetch(batch, timeout=wait)
+            return msgs
+        except nats.errors.TimeoutError:
+            return []
+        except (nats.js.errors.ServiceUnavailableError, nats.errors.NoRespondersError):  # no such consumer now
+            await asyncio.sleep(1)
+    raise LookupError(f"the durable {name} is gone (the subscriber was deleted?)")
+
+
+async def _pump(sub: Any, name: str, queue: asyncio.Queue[Event | BaseException], batch: int, wait: float) -> None:
     try:
         while True:
-            try:
-                msgs = await sub.fetch(batch, timeout=wait)
-            except nats.errors.TimeoutError:
-                continue
-            for msg in msgs:
+            for msg in await _fetch(sub, name, batch, wait):
                 try:
                     event = _event(msg)
                 except (ValueError, KeyError, TypeError):  # no envelope (pydantic's ValidationError is a ValueError)

@@ -23,6 +23,7 @@ from nats.aio.client import Client as NATS
 
 from gateway.app import _bootstrap_admin, create
 from gateway.config import Settings
+from gateway.subscribers.callout import decode_request
 from mlife.events import Event, subscribe
 from mlife_shared.events.contracts import BadcaseMerged
 from mlife_shared.messaging import natsauth
@@ -65,13 +66,13 @@ async def gateway(make_database: Callable[[str], Awaitable[str]], bus: Bus,
 
 
 @asynccontextmanager
-async def gateway_on(database_url: str, bus: Bus, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+async def gateway_on(database_url: str, bus: Bus, tmp_path: Path, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
     """The gateway app in process on `database_url`, answering the bus's auth callout, called as the admin."""
     closed = f"http://127.0.0.1:{free_port()}"
     settings = Settings(environment="test", database_url=database_url, nats_url=bus.url,
                         nats_user="gateway", nats_password=bus.passwords["gateway"], auth_callout_seed=bus.seed,
                         identity_secret=SECRET, home=tmp_path, bam_url=closed, dam_url=closed, mtt_url=closed,
-                        msm_url=closed, admin_token=ADMIN_TOKEN, allowed_hosts=["gateway"])
+                        msm_url=closed, admin_token=ADMIN_TOKEN, allowed_hosts=["gateway"], **overrides)
     await _bootstrap_admin(settings)
     app = create(settings)
     async with app.router.lifespan_context(app):
@@ -380,3 +381,83 @@ async def test_a_failed_create_leaves_no_durable_behind(make_database: Callable[
             await reader.close()
     finally:
         stop([server.proc])
+
+
+async def read_until_it_ends(bus: Bus, sub: dict[str, Any], ended: list[BaseException]) -> None:
+    try:
+        await take(1000, bus, sub)
+    except BaseException as exc:  # noqa: BLE001 - what ended it is the assertion
+        ended.append(exc)
+
+
+async def test_an_open_connection_ends_when_its_rotated_login_expires(make_database: Callable[[str], Awaitable[str]],
+                                                                     bus: Bus, tmp_path: Path) -> None:
+    """The user JWT expires (here after 2 s): nats-server closes the connection and asks the gateway about the
+    reconnection, which the old password of a rotated subscriber fails; the SDK ends with PermissionError. A
+    login that binds to a durable that is not its own is told so."""
+    async with gateway_on(await make_database("gateway.migrations"), bus, tmp_path,
+                          subscriber_login_ttl_seconds=2) as gateway:
+        sub = await create_subscriber(gateway, "brief", ["model.registered"], deliver="new")
+        with pytest.raises(LookupError, match="sub-brief-MLIFE_MTT"):
+            await take(1, bus, {**sub, "subjects": ["model.uploaded"]})
+        ended: list[BaseException] = []
+        reading = asyncio.create_task(read_until_it_ends(bus, sub, ended))
+        assert (await gateway.post(f"/subscribers/{sub['id']}/rotate")).status_code == 200
+        await wait_for(lambda: ended, 60, "the reader's end")
+        await reading
+        assert isinstance(ended[0], PermissionError) and "sub-brief" in str(ended[0]), ended
+
+
+async def test_a_deleted_subscribers_reader_is_told_its_durable_is_gone(gateway: httpx.AsyncClient, bus: Bus) -> None:
+    sub = await create_subscriber(gateway, "gone", ["model.registered"], deliver="new")
+    ended: list[BaseException] = []
+    reading = asyncio.create_task(read_until_it_ends(bus, sub, ended))
+    first = await publish(bus.url, bus.passwords, registered("1"))
+    detail = f"/subscribers/{sub['id']}"
+
+    async def _delivered() -> bool:
+        return any(d["delivered"] for d in (await gateway.get(detail)).json()["durables"])
+
+    await wait_for(_delivered, 30, f"{first} delivered")
+    assert (await gateway.delete(detail)).status_code == 204
+    await wait_for(lambda: ended, 60, "the reader's end")
+    await reading
+    assert isinstance(ended[0], LookupError) and "sub-gone-MLIFE_MSM" in str(ended[0]), ended
+
+
+async def test_an_expired_login_that_is_still_valid_is_renewed(make_database: Callable[[str], Awaitable[str]],
+                                                              bus: Bus, tmp_path: Path) -> None:
+    """The SDK logs in again when the server ends its login at expiry (the server asks the gateway again: seen here
+    by listening to the callout subject as the gateway user may) and reads on."""
+    asked: list[str] = []
+    watcher = await connect(bus.url, name="watch", user="gateway", password=bus.passwords["gateway"])
+
+    async def _note(msg: Any) -> None:
+        asked.append(decode_request(msg.data.decode())["nats"]["connect_opts"].get("user", ""))
+
+    await watcher.subscribe(natsauth.AUTH_CALLOUT_SUBJECT, cb=_note)
+    try:
+        async with gateway_on(await make_database("gateway.migrations"), bus, tmp_path,
+                              subscriber_login_ttl_seconds=2) as gateway:
+            sub = await create_subscriber(gateway, "renew", ["model.registered"], deliver="new")
+            got: list[str] = []
+
+            async def _read() -> None:
+                async for event in subscribe(sub["subjects"], durable=sub["durable"], url=bus.url, bind=True,
+                                             user=sub["nats_user"], password=sub["credentials"]["password"], wait=1):
+                    await event.ack()
+                    got.append(event.id)
+
+            reading = asyncio.create_task(_read())
+            try:
+                await wait_for(lambda: asked.count("sub-renew") >= 2, 60, "a second login after the expiry")
+                later = await publish(bus.url, bus.passwords, registered("1"))
+                await wait_for(lambda: got == [later] or reading.done(), 60, "the event after the renewal")
+                assert got == [later] and not reading.done()
+            finally:
+                reading.cancel()
+                with suppress(asyncio.CancelledError):
+                    await reading
+    finally:
+        await watcher.close()
+
