@@ -51,7 +51,7 @@ async def check_the_bus(home: Path, nats_port: int, base: str, old_id: str) -> N
     streams and consumers, and BAM's relay publishes (a reader's consumer of its own sees badcase.created)."""
     url = f"nats://127.0.0.1:{nats_port}"
     with pytest.raises(Exception) as refused:
-        await nats.connect(url, allow_reconnect=False, max_reconnect_attempts=0, connect_timeout=2)
+        await nats.connect(url, allow_reconnect=False, max_reconnect_attempts=0, connect_timeout=20)
     assert "authorization" in repr(refused.value).lower()
     folder = home / "nats"
     assert folder.stat().st_mode & 0o777 == 0o700

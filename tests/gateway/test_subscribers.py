@@ -130,14 +130,14 @@ async def login(bus: Bus, user: str, password: str) -> Login:
     async def _err(exc: Exception) -> None:
         errors.append(str(exc))
 
-    nc = await nats.connect(bus.url, user=user, password=password, allow_reconnect=False, connect_timeout=5,
+    nc = await nats.connect(bus.url, user=user, password=password, allow_reconnect=False, connect_timeout=20,
                             inbox_prefix=inbox_prefix(user), error_cb=_err)
     return Login(nc, errors)
 
 
 async def refused_login(bus: Bus, user: str, password: str) -> str:
     with pytest.raises(Exception) as caught:  # noqa: PT011 - nats-py raises its own errors or the server's text
-        nc = await nats.connect(bus.url, user=user, password=password, allow_reconnect=False, connect_timeout=5,
+        nc = await nats.connect(bus.url, user=user, password=password, allow_reconnect=False, connect_timeout=20,
                                 max_reconnect_attempts=0)
         await nc.close()
     return str(caught.value).lower()
