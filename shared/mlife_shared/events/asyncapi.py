@@ -317,7 +317,8 @@ def markdown(doc: dict[str, Any]) -> str:
     for stream, channels in sorted(by_stream.items()):
         subjects = ", ".join(f"`{c['address']}`" for c in channels)
         lines.append(f"| `{stream}` | {channels[0]['x-mlife-producer'].upper()} | {subjects} |")
-    lines += ["", "## The envelope", "", *_fields(next(v for k, v in schemas.items() if k.endswith("Envelope")), envelope=True), "",
+    envelope = next(v for k, v in schemas.items() if k.endswith("Envelope"))
+    lines += ["", "## The envelope", "", *_fields(envelope, envelope=True), "",
               "Header `Nats-Msg-Id` is the envelope `id`.", "", "## Events", ""]
     for channel in doc["channels"].values():
         latest, *earlier = (doc["components"]["messages"][ref["$ref"].rsplit("/", 1)[-1]]
