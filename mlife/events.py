@@ -22,14 +22,18 @@ whose payload lacks a filter field or has another value is acknowledged and skip
                                  filter={"function": "digits"}):
         ...
 
-Replays of such a subscriber are made through the gateway (`POST /api/gateway/subscribers/{id}/replay`)."""
+Replays of such a subscriber are made through the gateway (`POST /api/gateway/subscribers/{id}/replay`).
+
+Leave the loop through `contextlib.aclosing(subscribe(...))` (or let it end): the subscription then closes at
+once and gives back (nak) what it had fetched but not handed out, so the next start gets those events first and
+in order. `versions={"badcase.created": 1}` pins a subject to an earlier contract version (docs/events.md)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import aclosing, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -45,7 +49,13 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pydantic import BaseModel
 
 from mlife_shared.events.asyncapi import public_events
-from mlife_shared.events.registry import stream_for_subject, subject_matches
+from mlife_shared.events.registry import (
+    UnknownVersion,
+    downgrade,
+    model_of_version,
+    stream_for_subject,
+    subject_matches,
+)
 from mlife_shared.messaging.bus import inbox_prefix
 
 
@@ -89,15 +99,31 @@ def streams_for(patterns: Sequence[str]) -> dict[str, list[str]]:
     return by_stream
 
 
-def _event(msg: Msg) -> Event:
+def _event(msg: Msg, versions: Mapping[str, int]) -> Event:
     raw = json.loads(msg.data)
-    model = public_events().get(raw.get("type", ""))
-    payload = model.model_validate(raw["data"]) if model is not None else None
+    subject, version, data = raw["type"], int(raw.get("version", 1)), raw.get("data", {})
+    pinned = versions.get(subject)
+    if pinned is not None and pinned < version and subject in public_events():
+        with suppress(UnknownVersion):  # past its sunset the pin no longer holds: the event as it is
+            data, version = downgrade(subject, data, version, pinned), pinned
     meta = msg.metadata
-    return Event(id=raw["id"], type=raw["type"], version=int(raw.get("version", 1)), source=raw.get("source", ""),
-                 time=raw.get("time", ""), data=raw.get("data", {}), payload=payload,
+    return Event(id=raw["id"], type=subject, version=version, source=raw.get("source", ""),
+                 time=raw.get("time", ""), data=data, payload=_payload(subject, version, data),
                  correlation_id=raw.get("correlation_id"), causation_id=raw.get("causation_id"),
                  stream=meta.stream, sequence=int(meta.sequence.stream), _msg=msg)
+
+
+def _payload(subject: str, version: int, data: dict[str, Any]) -> BaseModel | None:
+    """The payload typed by its version's contract; fields this SDK does not know yet (a newer platform adds
+    optional ones within a version) are left out of it, and stay in `data`. None: a subject or version this SDK
+    does not know, or a payload it cannot read."""
+    model = model_of_version(subject, version) if subject in public_events() else None
+    if model is None:
+        return None
+    try:
+        return model.model_validate({k: v for k, v in data.items() if k in model.model_fields})
+    except ValueError:  # pydantic's ValidationError
+        return None
 
 
 def _password(password: str | None, password_file: str | os.PathLike[str] | None) -> str:
@@ -116,13 +142,17 @@ def passes(data: Mapping[str, Any], where: Mapping[str, str]) -> bool:
 async def subscribe(subjects: str | Sequence[str], *, durable: str, url: str | None = None, user: str = "reader",
                     password: str | None = None, password_file: str | os.PathLike[str] | None = None,
                     since: datetime | None = None, batch: int = 20, wait: float = 5.0, bind: bool = False,
-                    filter: Mapping[str, str] | None = None) -> AsyncIterator[Event]:  # noqa: A002 - the API's name
+                    filter: Mapping[str, str] | None = None,  # noqa: A002 - the API's name
+                    versions: Mapping[str, int] | None = None) -> AsyncGenerator[Event, None]:
     """Events of `subjects` (exact or patterns: `model.>`, `badcase.*`) in stream order per stream, until the
     loop is left. `url` defaults to $MLIFE_NATS_URL or nats://127.0.0.1:4222, the password to `password_file`
     or $MLIFE_NATS_PASSWORD. Unacknowledged events come back after the consumers' ack wait (30 s). `bind`: use
     the durables as they are (a gateway subscriber's), never create one; `filter`: see the module docstring.
     A refused login raises PermissionError; a gateway subscriber's login that expires (the server then asks the
-    gateway again) is renewed by logging in again."""
+    gateway again) is renewed by logging in again. `versions` pins subjects to an earlier version of their
+    contract ({"badcase.created": 1}): each event comes downgraded to it until that version's sunset
+    (docs/events.md, "Versions"). Events fetched but not yet handed out when the loop is left are given back
+    (nak) at once, so a restarted subscriber gets them first, in order."""
     if bind and since is not None:
         raise ValueError("a provisioned subscriber replays through the gateway (POST …/subscribers/{id}/replay)")
     plan = streams_for([subjects] if isinstance(subjects, str) else list(subjects))
@@ -130,7 +160,7 @@ async def subscribe(subjects: str | Sequence[str], *, durable: str, url: str | N
                   _password(password, password_file))
     while True:  # one session per login; a session that ends without an error ended with its login's expiry
         async with aclosing(_session(login, plan, durable, bind=bind, since=since, batch=batch, wait=wait,
-                                     where=filter or {})) as events:
+                                     where=filter or {}, versions=versions or {})) as events:
             async for event in events:
                 yield event
 
@@ -143,14 +173,18 @@ class Login:
 
 
 async def _session(login: Login, plan: dict[str, list[str]], durable: str, *, bind: bool, since: datetime | None,
-                   batch: int, wait: float, where: Mapping[str, str]) -> AsyncGenerator[Event, None]:
+                   batch: int, wait: float, where: Mapping[str, str],
+                   versions: Mapping[str, int]) -> AsyncGenerator[Event, None]:
     """The events of one connection, until its login expires (it returns) or something fails (it raises)."""
     queue: asyncio.Queue[Event | BaseException] = asyncio.Queue(maxsize=batch)
     nc = await _connect(login, queue)
     tasks: list[asyncio.Task[None]] = []
+    unsent: list[Msg] = []  # fetched by a pump, not yet queued when it stopped
+    subs: list[tuple[str, Any]] = []
     try:
-        for name, sub in await _consumers(nc.jetstream(), plan, durable, bind=bind, since=since):
-            tasks.append(asyncio.create_task(_pump(sub, name, queue, batch, wait)))
+        subs = await _consumers(nc.jetstream(), plan, durable, bind=bind, since=since)
+        for name, sub in subs:
+            tasks.append(asyncio.create_task(_pump(sub, name, queue, batch, wait, versions, unsent)))
         while True:
             item = await queue.get()
             if isinstance(item, BaseException):
@@ -167,7 +201,35 @@ async def _session(login: Login, plan: dict[str, list[str]], durable: str, *, bi
         for task in tasks:
             with suppress(BaseException):
                 await task
+        for _, sub in subs:  # no interest left in a pull still waiting: the server drops it, never fills it
+            unsent.extend(_arrived(sub))
+            with suppress(Exception):
+                await sub.unsubscribe()
+        await _give_back(nc, queue, unsent)
         await nc.close()  # a pull still waiting at the server ends with the connection
+
+
+def _arrived(sub: Any) -> list[Msg]:
+    """What a pull that was cancelled had already received (nats-py keeps it in the subscription's queue)."""
+    queue = getattr(getattr(sub, "_sub", None), "_pending_queue", None)
+    msgs: list[Msg] = []
+    while queue is not None and not queue.empty():
+        msgs.append(queue.get_nowait())
+    return msgs
+
+
+async def _give_back(nc: NATS, queue: asyncio.Queue[Event | BaseException], unsent: list[Msg]) -> None:
+    """Nak what was fetched and never handed out, oldest first (the queue, then what the pumps still held), so
+    that JetStream redelivers it at once and before newer events rather than after the ack wait."""
+    msgs = []
+    while not queue.empty():
+        item = queue.get_nowait()
+        if isinstance(item, Event):
+            msgs.append(item._msg)  # noqa: SLF001 - this module's own event
+    with suppress(Exception):  # the connection may be gone: then the ack wait brings them back
+        await nc.flush()
+        for msg in [*msgs, *unsent]:
+            await msg.nak()
 
 
 async def _connect(login: Login, queue: asyncio.Queue[Event | BaseException]) -> NATS:
@@ -231,17 +293,22 @@ async def _fetch(sub: Any, name: str, batch: int, wait: float) -> list[Msg]:
     raise LookupError(f"the durable {name} is gone (the subscriber was deleted?)")
 
 
-async def _pump(sub: Any, name: str, queue: asyncio.Queue[Event | BaseException], batch: int, wait: float) -> None:
+async def _pump(sub: Any, name: str, queue: asyncio.Queue[Event | BaseException], batch: int, wait: float,
+                versions: Mapping[str, int], unsent: list[Msg]) -> None:
+    pending: list[Msg] = []
     try:
         while True:
-            for msg in await _fetch(sub, name, batch, wait):
+            pending = await _fetch(sub, name, batch, wait)
+            while pending:
                 try:
-                    event = _event(msg)
-                except (ValueError, KeyError, TypeError):  # no envelope (pydantic's ValidationError is a ValueError)
-                    await msg.term()  # never deliverable: skipped, as MLife's own consumers dead-letter it
+                    event = _event(pending[0], versions)
+                except (ValueError, KeyError, TypeError):  # no envelope
+                    await pending.pop(0).term()  # never deliverable: skipped, as MLife's own consumers dead-letter it
                     continue
                 await queue.put(event)
+                pending.pop(0)
     except asyncio.CancelledError:
+        unsent.extend(pending)
         raise
     except Exception as exc:  # noqa: BLE001 - handed to the caller's loop, which raises it
         await queue.put(exc)
