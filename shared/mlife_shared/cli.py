@@ -8,6 +8,7 @@ import os
 from typing import Any
 
 import uvicorn
+from fastapi import FastAPI
 
 from mlife_shared.app import ServiceSpec, create_app
 from mlife_shared.http_limits import run_server, server_config
@@ -49,10 +50,12 @@ def main(spec: ServiceSpec[Any], argv: list[str] | None = None) -> None:
         migrate(spec, settings)
 
 
-async def run_api_and_worker(spec: ServiceSpec[Any], settings: ServiceSettings, host: str,
-                             port: int) -> None:
-    """One process for both roles: half the memory of two, for the embedded platform on one machine."""
-    server = uvicorn.Server(server_config(create_app(spec, settings), host=host, port=port, settings=settings))
+async def run_api_and_worker(spec: ServiceSpec[Any], settings: ServiceSettings, host: str, port: int,
+                             app: FastAPI | None = None) -> None:
+    """One process for both roles: half the memory of two, for the embedded platform on one machine. `app`: the
+    service's own app when it adds to the common one (the gateway's edge)."""
+    app = app or create_app(spec, settings)
+    server = uvicorn.Server(server_config(app, host=host, port=port, settings=settings))
     stop = asyncio.Event()
     worker = asyncio.create_task(run_worker(spec, settings, stop, handle_signals=False))
     try:

@@ -8,12 +8,10 @@ import argparse
 import asyncio
 import os
 
-import uvicorn
-
 from gateway.app import SPEC, create
 from gateway.config import Settings
-from mlife_shared.cli import migrate
-from mlife_shared.http_limits import run_server, server_config
+from mlife_shared.cli import migrate, run_api_and_worker
+from mlife_shared.http_limits import run_server
 from mlife_shared.logging import configure_logging
 from mlife_shared.worker import run_worker
 
@@ -23,17 +21,6 @@ def _serving(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str
     parser.add_argument("--host", default=os.environ.get("MLIFE_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("MLIFE_GATEWAY_PORT", "8000")))
     parser.add_argument("--migrate", action="store_true", help="upgrade the database before serving")
-
-
-async def run_api_and_worker(settings: Settings, host: str, port: int) -> None:
-    server = uvicorn.Server(server_config(create(settings), host=host, port=port, settings=settings))
-    stop = asyncio.Event()
-    worker = asyncio.create_task(run_worker(SPEC, settings, stop, handle_signals=False))
-    try:
-        await server.serve()  # returns on SIGTERM / SIGINT after a graceful shutdown
-    finally:
-        stop.set()
-        await worker
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -51,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "api":
         run_server(create(settings), host=args.host, port=args.port, settings=settings)
     elif args.command == "all":
-        asyncio.run(run_api_and_worker(settings, args.host, args.port))
+        asyncio.run(run_api_and_worker(SPEC, settings, args.host, args.port, app=create(settings)))
     elif args.command == "worker":
         configure_logging(f"{SPEC.name}-worker", settings.log_level, settings.log_json)
         asyncio.run(run_worker(SPEC, settings))

@@ -4,11 +4,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 
 from gateway.events.router import public_nats_url
+from gateway.events.schemas import ReplayRequest
 from gateway.subscribers.models import Subscriber
 from gateway.subscribers.schemas import (
     Credentials,
     ReplayRead,
-    ReplayRequest,
     SubscriberCreate,
     SubscriberCreated,
     SubscriberRead,

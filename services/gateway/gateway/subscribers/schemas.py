@@ -1,8 +1,8 @@
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal, Self
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 SubscriberName = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[a-z0-9][a-z0-9_-]*$",
                                       description="lower-case letters, digits, _ and -; names the NATS user "
@@ -58,25 +58,6 @@ class Credentials(BaseModel):
 
 class SubscriberCreated(SubscriberRead):
     credentials: Credentials
-
-
-class ReplayRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    since: datetime | None = Field(None, description="re-deliver from this time (ISO 8601 with a zone), on every "
-                                                     "durable; older than the streams keep: from their oldest")
-    stream: str | None = Field(None, description="with `sequence`: re-deliver this stream's durable from there")
-    sequence: int | None = Field(None, ge=1)
-
-    @model_validator(mode="after")
-    def _one_point(self) -> Self:
-        if (self.since is None) == (self.stream is None and self.sequence is None):
-            raise ValueError("give either `since` or both `stream` and `sequence`")
-        if self.since is None and (self.stream is None or self.sequence is None):
-            raise ValueError("`stream` and `sequence` go together")
-        if self.since is not None and self.since.tzinfo is None:
-            raise ValueError("`since` needs a time zone (e.g. 2026-12-06T05:00:00Z)")
-        return self
 
 
 class ReplayRead(BaseModel):

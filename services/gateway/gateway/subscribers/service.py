@@ -21,6 +21,7 @@ from nats.js.errors import NotFoundError
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.events.schemas import ReplayRequest
 from gateway.subscribers.exceptions import (
     BusUnavailable,
     InvalidSubscription,
@@ -30,7 +31,7 @@ from gateway.subscribers.exceptions import (
 )
 from gateway.subscribers.models import Subscriber, SubscriberDurable, SubscriberReplay
 from gateway.subscribers.repository import SubscriberRepository
-from gateway.subscribers.schemas import DurableRead, ReplayRequest, SubscriberCreate
+from gateway.subscribers.schemas import DurableRead, SubscriberCreate
 from mlife_shared.db import utcnow
 from mlife_shared.events.asyncapi import public_events
 from mlife_shared.events.registry import stream_for_subject, subject_matches

@@ -18,8 +18,8 @@ from nats.js.errors import NotFoundError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.config import Settings
+from gateway.events.schemas import ReplayRequest
 from gateway.webhooks.models import WebhookReplay
-from gateway.webhooks.schemas import ReplayRequest
 from gateway.webhooks.service import WebhookService, event_function, matches, subject_stream
 from mlife_shared.errors import ServiceUnavailable, Unprocessable
 from mlife_shared.events.asyncapi import public_events

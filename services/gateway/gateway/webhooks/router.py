@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from gateway.events.schemas import ReplayRequest
 from gateway.webhooks.models import Webhook
 from gateway.webhooks.replay import ReplayService
 from gateway.webhooks.schemas import (
@@ -12,7 +13,6 @@ from gateway.webhooks.schemas import (
     DeliveryPage,
     DeliveryRead,
     ReplayRead,
-    ReplayRequest,
     SecretRotated,
     SubjectRead,
     TestDelivery,

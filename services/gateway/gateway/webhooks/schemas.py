@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from mlife_shared.names import FunctionName
 
@@ -107,20 +107,6 @@ class DeliveryPage(BaseModel):
 
 class TestDelivery(_In):
     subject: str = Field(max_length=200, description="A public subject; its example payload is sent, marked test")
-
-
-class ReplayRequest(_In):
-    since: AwareDatetime | None = Field(None, description="Replay every matching event published since then")
-    stream: str | None = Field(None, max_length=100, description="With `sequence`: replay one stream from there")
-    sequence: int | None = Field(None, ge=1)
-
-    @model_validator(mode="after")
-    def _one_origin(self) -> ReplayRequest:
-        if (self.since is None) == (self.stream is None and self.sequence is None):
-            raise ValueError("give either `since` (an ISO time with its offset) or `stream` and `sequence`")
-        if self.since is None and (self.stream is None or self.sequence is None):
-            raise ValueError("`stream` and `sequence` go together")
-        return self
 
 
 class ReplayRead(BaseModel):
