@@ -286,7 +286,7 @@ async def _fetch(sub: Any, name: str, batch: int, wait: float) -> list[Msg]:
         try:
             msgs: list[Msg] = await sub.fetch(batch, timeout=wait)
             return msgs
-        except nats.errors.TimeoutError:
+        except (nats.errors.TimeoutError, TimeoutError):  # nats-py raises either, by how the wait ended
             return []
         except (nats.js.errors.ServiceUnavailableError, nats.errors.NoRespondersError):  # no such consumer now
             await asyncio.sleep(1)
