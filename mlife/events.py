@@ -201,6 +201,8 @@ async def _session(login: Login, plan: dict[str, list[str]], durable: str, *, bi
         for task in tasks:
             with suppress(BaseException):
                 await task
+        with suppress(Exception):  # what the server sent before this round trip has arrived: take it
+            await nc.flush()
         for _, sub in subs:  # no interest left in a pull still waiting: the server drops it, never fills it
             unsent.extend(_arrived(sub))
             with suppress(Exception):
@@ -214,7 +216,9 @@ def _arrived(sub: Any) -> list[Msg]:
     queue = getattr(getattr(sub, "_sub", None), "_pending_queue", None)
     msgs: list[Msg] = []
     while queue is not None and not queue.empty():
-        msgs.append(queue.get_nowait())
+        msg = queue.get_nowait()
+        if (msg.reply or "").startswith("$JS.ACK."):  # an event, not a status (408, 404, a heartbeat)
+            msgs.append(msg)
     return msgs
 
 
@@ -226,9 +230,8 @@ async def _give_back(nc: NATS, queue: asyncio.Queue[Event | BaseException], unse
         item = queue.get_nowait()
         if isinstance(item, Event):
             msgs.append(item._msg)  # noqa: SLF001 - this module's own event
-    with suppress(Exception):  # the connection may be gone: then the ack wait brings them back
-        await nc.flush()
-        for msg in [*msgs, *unsent]:
+    for msg in [*msgs, *unsent]:
+        with suppress(Exception):  # the connection may be gone: then the ack wait brings it back
             await msg.nak()
 
 
