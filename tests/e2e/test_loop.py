@@ -24,10 +24,12 @@ import pytest
 from mlife.client import Client
 from mlife.demo import LoopResult
 from mlife.demo.cli import run_functions
+from tests.e2e.observers import check_observers, observers
 from tests.support.distributed import Platform
 from tests.support.embedded import TOKEN as EMBEDDED_TOKEN
 from tests.support.embedded import start, stop, wait_until_up
 from tests.support.processes import free_port
+from tests.support.smtp import Mailbox
 
 FUNCTIONS = ["digits", "shapes", "wine"]
 
@@ -137,13 +139,21 @@ def check(url: str, token: str, results: dict[str, LoopResult]) -> None:
 
 
 @pytest.mark.timeout(2400)
-async def test_three_functions_on_postgresql_nats_s3(distributed: Platform, tmp_path: Path) -> None:
+async def test_three_functions_on_postgresql_nats_s3(distributed: Platform, mailbox: Mailbox, tmp_path: Path) -> None:
+    """… watched through the public event API (tests/e2e/observers.py): an outside subscriber stopped and
+    restarted in the middle, a webhook, and an alert on a badcase surge."""
     lines: list[str] = []
-    try:
-        results = await asyncio.to_thread(run_loops, distributed.url, distributed.token, tmp_path, lines)
-    except Exception as exc:
-        raise AssertionError("\n".join(lines) + "\n" + distributed.logs()) from exc
-    await asyncio.to_thread(check, distributed.url, distributed.token, results)
+    async with observers(distributed, mailbox, tmp_path) as watch:
+        restart = asyncio.create_task(watch.stop_and_restart_follower(after=40))
+        try:
+            results = await asyncio.to_thread(run_loops, distributed.url, distributed.token, tmp_path, lines)
+            await restart
+        except Exception as exc:
+            raise AssertionError("\n".join(lines) + "\n" + distributed.logs()) from exc
+        finally:
+            restart.cancel()
+        await asyncio.to_thread(check, distributed.url, distributed.token, results)
+        await check_observers(watch)
 
 
 @pytest.mark.timeout(2400)

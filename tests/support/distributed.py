@@ -14,6 +14,7 @@ from pathlib import Path
 from tests.support.objects import s3_env
 from tests.support.platform import SERVICES, Processes
 from tests.support.processes import READY_TIMEOUT, free_port
+from tests.support.smtp import Mailbox
 
 
 @dataclass
@@ -36,18 +37,19 @@ def _start_mtt(platform: Platform, port: int, env: dict[str, str], passwords: di
         platform.start(f"mtt-runner-{n}", ["-m", "mtt", "runner", "--id", f"e2e-runner-{n}"], runner_env)
 
 
-async def start_distributed(home: Path) -> Platform:
-    """Started and ready; on failure everything started is stopped again."""
+async def start_distributed(home: Path, mailbox: Mailbox | None = None) -> Platform:
+    """Started and ready; on failure everything started is stopped again. `mailbox`: the SMTP server the
+    gateway sends alert e-mails through."""
     platform = Platform(home=home, token="mlf_e2e_admin_" + uuid.uuid4().hex)
     try:
-        await _start(platform)
+        await _start(platform, mailbox)
     except BaseException:
         await platform.stop()
         raise
     return platform
 
 
-async def _start(platform: Platform) -> None:
+async def _start(platform: Platform, mailbox: Mailbox | None) -> None:
     home = platform.home
     nats = await platform.start_nats(authenticated=True)
     base = dict(os.environ, MLIFE_ENVIRONMENT="test", MLIFE_IDENTITY_SECRET="e2e-secret-" + uuid.uuid4().hex,
@@ -73,6 +75,11 @@ async def _start(platform: Platform) -> None:
                MLIFE_GATEWAY_DATABASE_URL=await platform.database("gateway.migrations", "mlife_e2e"),
                MLIFE_GATEWAY_ADMIN_TOKEN=platform.token, MLIFE_GATEWAY_NATS_PASSWORD=nats.passwords["gateway"],
                MLIFE_GATEWAY_ALLOWED_HOSTS=json.dumps(["127.0.0.1", "localhost"]),
+               # webhooks to the tests' receivers on loopback; subscribers' logins through the auth callout
+               MLIFE_GATEWAY_WEBHOOK_ALLOW_HOSTS=json.dumps(["127.0.0.1"]),
+               MLIFE_GATEWAY_AUTH_CALLOUT_SEED=nats.callout_seed or "",
+               **({"MLIFE_GATEWAY_SMTP_HOST": mailbox.host, "MLIFE_GATEWAY_SMTP_PORT": str(mailbox.port)}
+                  if mailbox else {}),
                **{f"MLIFE_GATEWAY_{s.upper()}_URL": u for s, u in urls.items()})
     (home / "gateway").mkdir()
     platform.start("gateway", ["-m", "gateway", "all", "--migrate", "--port", str(gw_port)], env)
