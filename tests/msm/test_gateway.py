@@ -42,7 +42,7 @@ async def stack(make_database: Callable[[str], Awaitable[str]], nats_url: str,
     port = free_port()
     env = dict(os.environ, MLIFE_ENVIRONMENT="test", MLIFE_IDENTITY_SECRET=SECRET, MLIFE_MSM_DATABASE_URL=msm_db,
                MLIFE_NATS_URL=nats_url, MLIFE_HOME=str(tmp_path / "msm"), MLIFE_OBJECT_STORE="local",
-               MLIFE_LOG_LEVEL="WARNING", MLIFE_MSM_WEBHOOK_DISPATCH="false", ORT_DISABLE_TELEMETRY="1")
+               MLIFE_LOG_LEVEL="WARNING", ORT_DISABLE_TELEMETRY="1")
     proc = subprocess.Popen([sys.executable, "-m", "msm", "api", "--port", str(port)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
