@@ -91,11 +91,20 @@ async def test_create_deliver_test_replay_rotate_edit_and_delete(page: Page, sta
             [hook] = [w for w in (await c.get("/api/gateway/webhooks")).json() if w["url"] == url]
         assert hook["subjects"] == ["deployment.*", "model.>"] and hook["filter"]["function"] == ["ocr"]
 
+        # a version pin the platform does not serve is refused with what to fix, and nothing changes
+        await p.click(f"{log} summary:text('Edit')")
+        await p.fill(f"{edit} input[name=versions]", "deployment.failed=7")
+        await p.click(f"{edit} button[type=submit]")
+        await p.wait_for_selector("#toast div:has-text('deployment.failed has no version 7 served')")
+        async with client(stack, "engineer") as c:
+            [hook] = [w for w in (await c.get("/api/gateway/webhooks")).json() if w["url"] == url]
+        assert hook["versions"] == {}
+
         await p.click(f"{row} button:text('Pause')")
         await p.wait_for_selector(f"{row} .badge:text('paused')")
         await p.click(f"{row} button:text('Delete')")
         await p.wait_for_selector(row, state="detached")
-    assert page.console_errors() == []
+    assert page.console_errors(expected_statuses=(422,)) == []  # the refused pin
 
 
 async def _ready(items: list[dict[str, Any]]) -> list[dict[str, Any]] | None:

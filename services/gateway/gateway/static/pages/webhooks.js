@@ -16,17 +16,22 @@ function secretShown(box, title, secret) {
     h("pre", { "aria-label": "signing secret" }, secret));
 }
 
+// {"badcase.created": 1} <-> "badcase.created=1": an earlier contract version the deliveries are downgraded to.
+const pins = (versions) => Object.entries(versions || {}).map(([k, v]) => `${k}=${v}`).join(", ");
+
 function hookForm(label, subjects, w, onSubmit) {
   const form = h("form", { class: "stack", "aria-label": label },
     field("URL *", h("input", { name: "url", type: "url", required: true, maxlength: 2000, value: w ? w.url : "", placeholder: "https://hooks.example.org/mlife" })),
     field("Subjects * (comma separated NATS patterns, e.g. badcase.*, model.>)", h("input", { name: "subjects", required: true, list: `webhook-subjects-${w ? w.id : "new"}`, value: w ? w.subjects.join(", ") : "" })),
     h("datalist", { id: `webhook-subjects-${w ? w.id : "new"}` }, subjects.map((s) => h("option", { value: s.subject }, s.description))),
     field("Only these functions (comma separated; empty: all)", h("input", { name: "functions", value: w ? w.filter.function.join(", ") : "" })),
+    field("Pin contract versions (subject=version, comma separated; empty: the latest of each)", h("input", { name: "versions", value: w ? pins(w.versions) : "", placeholder: "badcase.created=1" })),
     field("Description", h("input", { name: "description", maxlength: 2000, value: w ? w.description : "" })),
     h("div", {}, h("button", { type: "submit" }, w ? "Save" : "Create webhook")));
   form.addEventListener("submit", (e) => { e.preventDefault(); act(async () => {
     const f = new FormData(form);
     await onSubmit({ url: f.get("url"), subjects: list(f.get("subjects")), filter: { function: list(f.get("functions")) },
+      versions: Object.fromEntries(list(f.get("versions")).map((p) => { const [k, v] = p.split("="); return [k.trim(), Number(v)]; })),
       description: f.get("description") || "" }, form);
   }); });
   return form;
@@ -91,7 +96,8 @@ async function detail(box, id, subjects, rerender, offset = 0) {
     page.next_offset !== null ? h("button", { type: "button", class: "secondary small", onclick: () => act(() => detail(box, id, subjects, rerender, page.next_offset)) }, "Older") : null,
     h("button", { type: "button", class: "secondary small", onclick: () => act(reload) }, "Refresh"), ` ${page.total} deliveries`);
   box.replaceChildren(h("section", { class: "card", "data-webhook": w.id }, h("h2", {}, `Deliveries to ${w.url}`),
-    h("p", { class: "row" }, state(w), ` subjects: ${fmt(w.subjects)}`, w.filter.function.length ? ` functions: ${fmt(w.filter.function)}` : ""),
+    h("p", { class: "row" }, state(w), ` subjects: ${fmt(w.subjects)}`, w.filter.function.length ? ` functions: ${fmt(w.filter.function)}` : "",
+      Object.keys(w.versions || {}).length ? ` versions pinned: ${pins(w.versions)}` : ""),
     ...manage, secretBox, deliveriesTable(page), pager, h("h3", {}, "Replays"), replaysTable(replays)));
 }
 
