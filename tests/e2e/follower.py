@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import json
 import signal
+from contextlib import aclosing
 from pathlib import Path
 
 from mlife.events import subscribe
@@ -19,12 +20,15 @@ from mlife.events import subscribe
 
 async def follow(args: argparse.Namespace) -> None:
     out = Path(args.out)
-    async for event in subscribe(">", durable=args.durable, url=args.nats, user=args.user, password=args.password,
-                                 bind=True, wait=1.0):
-        with out.open("a") as f:
-            f.write(json.dumps({"id": event.id, "type": event.type, "stream": event.stream,
-                                "sequence": event.sequence}) + "\n")
-        await event.ack()
+    # aclosing, as docs/subscribing.md says: a stop closes the subscription at once, which gives back what it
+    # fetched and did not hand out, so the next start gets it first and in order
+    async with aclosing(subscribe(">", durable=args.durable, url=args.nats, user=args.user, password=args.password,
+                                  bind=True, wait=1.0)) as events:
+        async for event in events:
+            with out.open("a") as f:
+                f.write(json.dumps({"id": event.id, "type": event.type, "stream": event.stream,
+                                    "sequence": event.sequence}) + "\n")
+            await event.ack()
 
 
 async def main() -> None:

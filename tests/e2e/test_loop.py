@@ -153,7 +153,7 @@ async def test_three_functions_on_postgresql_nats_s3(distributed: Platform, mail
         finally:
             restart.cancel()
         await asyncio.to_thread(check, distributed.url, distributed.token, results)
-        await check_observers(watch)
+        await check_observers(watch, [r.function for r in results.values()])
 
 
 @pytest.mark.timeout(2400)

@@ -53,7 +53,8 @@ async def _start(platform: Platform, mailbox: Mailbox | None) -> None:
     home = platform.home
     nats = await platform.start_nats(authenticated=True)
     base = dict(os.environ, MLIFE_ENVIRONMENT="test", MLIFE_IDENTITY_SECRET="e2e-secret-" + uuid.uuid4().hex,
-                MLIFE_NATS_URL=nats.url, MLIFE_LOG_LEVEL="WARNING", MLFLOW_DISABLE_TELEMETRY="true",
+                MLIFE_NATS_URL=nats.url, MLFLOW_DISABLE_TELEMETRY="true",
+                MLIFE_LOG_LEVEL=os.environ.get("MLIFE_E2E_LOG_LEVEL", "WARNING"),
                 ORT_DISABLE_TELEMETRY="1", **s3_env())
     urls = {}
     for service in SERVICES:
