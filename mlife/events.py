@@ -196,11 +196,7 @@ async def _session(login: Login, plan: dict[str, list[str]], durable: str, *, bi
                 continue
             yield item
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with suppress(BaseException):
-                await task
+        await _stop(tasks, wait)
         with suppress(Exception):  # what the server sent before this round trip has arrived: take it
             await nc.flush()
         for _, sub in subs:  # no interest left in a pull still waiting: the server drops it, never fills it
@@ -209,6 +205,15 @@ async def _session(login: Login, plan: dict[str, list[str]], durable: str, *, bi
                 await sub.unsubscribe()
         await _give_back(nc, queue, unsent)
         await nc.close()  # a pull still waiting at the server ends with the connection
+
+
+async def _stop(tasks: list[asyncio.Task[None]], wait: float) -> None:
+    """Cancel the pumps and wait for them (each waits for its pull in flight, at most `wait`); one that is still
+    running after that is cancelled again, so that a stop never hangs."""
+    while pending := [t for t in tasks if not t.done()]:
+        for task in pending:
+            task.cancel()
+        await asyncio.wait(pending, timeout=wait + 2.0)
 
 
 def _arrived(sub: Any) -> list[Msg]:
@@ -298,10 +303,16 @@ async def _fetch(sub: Any, name: str, batch: int, wait: float) -> list[Msg]:
 
 async def _pump(sub: Any, name: str, queue: asyncio.Queue[Event | BaseException], batch: int, wait: float,
                 versions: Mapping[str, int], unsent: list[Msg]) -> None:
+    """Fetch and queue events until cancelled. The fetch runs shielded in a task of its own: nats-py's fetch loses
+    the messages it already holds when it is cancelled, so a stop waits for the pull in flight (at most `wait`
+    seconds) and keeps what it brought, with what was not queued yet, for `_give_back`."""
     pending: list[Msg] = []
+    fetching: asyncio.Future[list[Msg]] | None = None
     try:
         while True:
-            pending = await _fetch(sub, name, batch, wait)
+            fetching = asyncio.ensure_future(_fetch(sub, name, batch, wait))
+            pending = await asyncio.shield(fetching)
+            fetching = None
             while pending:
                 try:
                     event = _event(pending[0], versions)
@@ -312,6 +323,9 @@ async def _pump(sub: Any, name: str, queue: asyncio.Queue[Event | BaseException]
                 pending.pop(0)
     except asyncio.CancelledError:
         unsent.extend(pending)
+        if fetching is not None:
+            with suppress(Exception):
+                unsent.extend(await fetching)
         raise
     except Exception as exc:  # noqa: BLE001 - handed to the caller's loop, which raises it
         await queue.put(exc)

@@ -94,8 +94,9 @@ def server_env(data_dir: Path, login: Login) -> dict[str, str]:
 
 def server_argv(exe: Path, port: int, data_dir: Path, login: Login) -> list[str]:
     return [str(exe), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port),
-            "--data-dir", str(data_dir), "--username", login.username, "--password", login.password,
-            "--user-token", login.token, "--enable-legacy-api-token"]
+            # `--opt=value`: a generated password may begin with "-", which argparse would take for an option
+            "--data-dir", str(data_dir), f"--username={login.username}", f"--password={login.password}",
+            f"--user-token={login.token}", "--enable-legacy-api-token"]
 
 
 def ready(url: str, token: str) -> bool:

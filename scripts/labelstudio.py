@@ -28,8 +28,8 @@ def ensure_installed() -> Path:
     return labelstudio.ensure_installed(VENV)
 
 
-def start(*, timeout: float = 600.0) -> LabelStudio:
-    return labelstudio.start(VENV, timeout=timeout)
+def start(*, timeout: float = 600.0, login: labelstudio.Login | None = None) -> LabelStudio:
+    return labelstudio.start(VENV, timeout=timeout, login=login)
 
 
 def main() -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -64,7 +65,11 @@ def labelstudio():  # type: ignore[no-untyped-def]
     script = _labelstudio_module()
     with exclusive("venv-labelstudio"):  # pytest-xdist workers: one installs, the other waits
         script.ensure_installed()
-    ls = script.start()
+    # A password that begins with "-" (secrets.token_urlsafe makes one now and then): it must reach Label Studio
+    # as a value, not be taken for an option (it once failed a CI run this way).
+    from mlife.labelstudio import USERNAME, Login
+
+    ls = script.start(login=Login(USERNAME, "-" + secrets.token_urlsafe(16), secrets.token_hex(20)))
     yield ls
     ls.stop()
 

@@ -52,7 +52,7 @@ class Observers:
 
     def start_follower(self) -> None:
         self.platform.start("follower", ["-m", "tests.e2e.follower", "--nats", self.login["nats_url"], "--user",
-                                         self.login["nats_user"], "--password", self.login["password"],
+                                         self.login["nats_user"], f"--password={self.login['password']}",
                                          "--durable", self.durable, "--out", str(self.out)],
                             dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
 

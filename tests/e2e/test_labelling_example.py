@@ -34,7 +34,7 @@ class Labeller:
     def __init__(self, platform: Platform, token: str, home: Path, durable: str) -> None:
         assert platform.nats is not None
         self.argv = [sys.executable, str(EXAMPLE), "--gateway", platform.url, "--token", token,
-                     "--nats", platform.nats.url, "--user", "reader", "--password", platform.nats.passwords["reader"],
+                     "--nats", platform.nats.url, "--user", "reader", f"--password={platform.nats.passwords['reader']}",
                      "--durable", durable, "--record", str(home / "record.jsonl")]
         self.home = home
         self.proc: subprocess.Popen[bytes] | None = None
