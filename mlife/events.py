@@ -56,6 +56,9 @@ from mlife_shared.events.registry import (
     stream_for_subject,
     subject_matches,
 )
+from mlife_shared.events.registry import (
+    versions as served_versions,
+)
 from mlife_shared.messaging.bus import inbox_prefix
 
 
@@ -113,6 +116,15 @@ def _event(msg: Msg, versions: Mapping[str, int]) -> Event:
                  stream=meta.stream, sequence=int(meta.sequence.stream), _msg=msg)
 
 
+def _check_versions(versions: Mapping[str, int]) -> None:
+    """A pin names a public subject and a version of it served today: a typo is an error, not silence."""
+    for subject, version in versions.items():
+        if subject not in public_events():
+            raise ValueError(f"versions: {subject!r} is no MLife event; the subjects are: {', '.join(public_events())}")
+        if version not in served_versions(subject):
+            raise ValueError(f"versions: {subject} has no version {version} served (served: {served_versions(subject)})")
+
+
 def _payload(subject: str, version: int, data: dict[str, Any]) -> BaseModel | None:
     """The payload typed by its version's contract; fields this SDK does not know yet (a newer platform adds
     optional ones within a version) are left out of it, and stay in `data`. None: a subject or version this SDK
@@ -156,6 +168,7 @@ async def subscribe(subjects: str | Sequence[str], *, durable: str, url: str | N
     if bind and since is not None:
         raise ValueError("a provisioned subscriber replays through the gateway (POST …/subscribers/{id}/replay)")
     plan = streams_for([subjects] if isinstance(subjects, str) else list(subjects))
+    _check_versions(versions or {})
     login = Login(url or os.environ.get("MLIFE_NATS_URL", "nats://127.0.0.1:4222"), user,
                   _password(password, password_file))
     while True:  # one session per login; a session that ends without an error ended with its login's expiry

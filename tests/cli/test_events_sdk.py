@@ -123,6 +123,10 @@ async def test_versions_pins_and_unknown_fields_and_what_a_stop_gives_back(tmp_p
         got = await take(2, url, reader, durable="pinned", versions={"model.registered": 0})
         (pinned,) = [e for e in got if e.type == "model.registered"]  # (no order across streams)
         assert pinned.version == 0 and pinned.payload == ModelRegisteredV0(model="digits-logreg", number="1")
+        with pytest.raises(ValueError, match="has no version 7 served"):
+            await take(1, url, reader, durable="pinned", versions={"model.registered": 7})
+        with pytest.raises(ValueError, match="is no MLife event"):
+            await take(1, url, reader, durable="pinned", versions={"model.registerd": 0})
 
         nc = await connect(url, name="producer", user="msm", password=passwords["msm"])
         try:  # a newer platform's event: one more (optional) field than this SDK's contract
