@@ -461,3 +461,24 @@ async def test_an_expired_login_that_is_still_valid_is_renewed(make_database: Ca
     finally:
         await watcher.close()
 
+
+
+async def test_two_creates_racing_on_one_name_are_a_409_not_a_500(
+        make_database: Callable[[str], Awaitable[str]]) -> None:
+    """The name check and the insert are two statements: the second of two creates racing on one name meets the
+    unique index at its insert (before NATS is touched), which is the SubscriberNameTaken it says, not a 500."""
+    from gateway.subscribers.models import Subscriber
+    from gateway.subscribers.repository import SubscriberRepository
+    from mlife_shared.db import Database
+
+    db = Database(await make_database("gateway.migrations"))
+    try:
+        def row() -> Subscriber:
+            return Subscriber(name="acme", subjects=["model.>"], password_hash="0" * 64, created_by="admin")
+
+        async with db.transaction() as session:
+            assert await SubscriberRepository(session).add_named(row())
+        async with db.transaction() as session:
+            assert not await SubscriberRepository(session).add_named(row())
+    finally:
+        await db.dispose()

@@ -4,6 +4,7 @@ import uuid
 from collections.abc import Sequence
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from gateway.subscribers.models import Subscriber, SubscriberReplay
@@ -11,6 +12,16 @@ from mlife_shared.repository import Repository
 
 
 class SubscriberRepository(Repository):
+    async def add_named(self, subscriber: Subscriber) -> bool:
+        """Insert it; False when another subscriber took the name first (two creates racing on one name: the
+        unique index decides, before anything is made in NATS)."""
+        try:
+            async with self.session.begin_nested():  # a savepoint: the transaction stays usable either way
+                await self.add(subscriber)
+        except IntegrityError:
+            return False
+        return True
+
     async def get_with_durables(self, subscriber_id: uuid.UUID) -> Subscriber | None:
         row: Subscriber | None = await self.one(select(Subscriber).where(Subscriber.id == subscriber_id)
                                                 .options(selectinload(Subscriber.durables)))

@@ -153,9 +153,8 @@ class SubscriberService:
                                 durables=[SubscriberDurable(stream=stream, filter_subjects=subjects,
                                                             durable=f"{durable_prefix(body.name)}-{stream}")
                                           for stream, subjects in plan.items()])
-        if await self.repo.get_by_name(body.name) is not None:
+        if await self.repo.get_by_name(body.name) is not None or not await self.repo.add_named(subscriber):
             raise SubscriberNameTaken(f"a subscriber named {body.name!r} exists")
-        await self.repo.add(subscriber)
         made: list[SubscriberDurable] = []
         try:
             for durable in subscriber.durables:
