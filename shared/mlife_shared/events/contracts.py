@@ -72,6 +72,13 @@ class TestDataItem(_Part):
                             description="The MD5 of the data its reference names, when the producer knows it: DAM "
                                         "takes the object once it exists, without reading it to hash it again. "
                                         "Without it, DAM hashes what the references name")
+    segment_start: float | None = Field(None, ge=0, description="Audio/video: where in the recording the badcase "
+                                                               "starts, in seconds")
+    segment_end: float | None = Field(None, ge=0, description="Audio/video: where it ends, in seconds")
+    frame_start: int | None = Field(None, ge=0, description="Video: the first frame of the badcase (0-based), "
+                                                           "when it was reported as a frame range")
+    frame_end: int | None = Field(None, ge=0, description="Video: its last frame (inclusive)")
+    duration: float | None = Field(None, ge=0, description="The recording's duration in seconds, when known")
 
 
 @register
