@@ -168,6 +168,8 @@ def cmd_badcase(args: argparse.Namespace) -> int:
                 c.list_badcases(limit=args.limit, sort=args.sort, **_filters(args))["items"]
             _print(args, items, lambda rows: _table(rows, ["id", "function", "status", "severity", "priority",
                                                            "frequency", "description"]))
+        elif args.action == "preview":
+            return _preview(args, c)
         elif args.action == "stats":
             if args.weekly:
                 w = c.weekly_stats(weeks=args.weeks, **_filters(args))
@@ -177,6 +179,20 @@ def cmd_badcase(args: argparse.Namespace) -> int:
                 _print(args, s, lambda s: _table(
                     [{**g["key"], "count": g["count"], "share": f"{g['share']:.1%}"} for g in s["groups"]],
                     [*s["group_by"], "count", "share"]) + f"\ntotal {s['total']}")
+    return 0
+
+
+def _preview(args: argparse.Namespace, c: Client) -> int:
+    params = {k: getattr(args, k) for k in ("size", "view", "start", "end", "at", "frames")}
+    ctype, body = c.badcase_preview(args.id, **params)
+    if args.output:
+        Path(args.output).write_bytes(body)
+        _print(args, {"id": args.id, "content_type": ctype, "bytes": len(body), "output": args.output},
+               f"{ctype}, {len(body)} bytes → {args.output}")
+    elif "json" in ctype:
+        _print(args, json.loads(body))
+    else:
+        raise CLIError(f"the preview is {ctype}: give -o FILE to write it")
     return 0
 
 
@@ -537,6 +553,16 @@ def _badcase_commands(sub: Subcommands, common: argparse.ArgumentParser) -> None
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--sort")
     p.add_argument("--all", action="store_true", help="every page")
+    p = bc.add_parser("preview", parents=[common], help="the preview of a badcase's data (a PNG or JSON), from BAM "
+                      "or DAM as the badcase says; audio/video: of its segment")
+    p.add_argument("id")
+    p.add_argument("-o", "--output", help="write it to this file (needed for an image)")
+    p.add_argument("--size", type=int, help="an image's longest side in pixels")
+    p.add_argument("--view", choices=["waveform", "spectrogram", "poster", "strip"], help="audio or video: what to draw")
+    p.add_argument("--start", type=float, help="seconds (default: the badcase's segment)")
+    p.add_argument("--end", type=float, help="seconds (default: the badcase's segment)")
+    p.add_argument("--at", type=float, help="video poster: the frame at this time (default: the segment's start)")
+    p.add_argument("--frames", type=int, help="video strip: how many frames")
     p = bc.add_parser("stats", parents=[common], help="counts per attribute (or --weekly burn-down)")
     _add_filters(p)
     p.add_argument("--group-by", default="function", help="one attribute, or two separated by a comma")

@@ -257,6 +257,34 @@ class Client:
         body = {"ids": list(ids)} if ids else {"filter": filters}
         return self.object("POST", "/api/bam/badcases/add-to-test-data", json=body)
 
+    def badcase_preview(self, badcase_id: str, **params: Any) -> tuple[str, bytes]:
+        """The preview of a badcase's data, asked of the service that holds it, as the badcase's `preview` says:
+        BAM (its attachment, a served input, a tabular row) or DAM (a file by MD5). Answers (content type, bytes):
+        a PNG (an image thumbnail, a waveform or spectrogram, a poster frame or a strip of frames, a tensor drawn
+        as an image) or JSON (a text snippet, a table's rows, a tensor summary). `params` are the preview's:
+        `size`, `view` (waveform | spectrogram | poster | strip), `start`, `end`, `at`, `frames` — the segment's
+        start and end by default for audio and video. A badcase with nothing to preview is a 404 MLifeAPIError."""
+        b = self.badcase(badcase_id)
+        ref = b.get("preview")
+        if not isinstance(ref, dict) or not ref.get("source"):
+            raise MLifeAPIError(404, "NoPreview", f"badcase {badcase_id} has no data stored on the platform to preview")
+        media = ref.get("media_type") or b.get("media_type")
+        if media in ("audio", "video"):
+            segment = {"start": b.get("segment_start"), "end": b.get("segment_end")}
+            if media == "video" and params.get("view") in (None, "poster"):
+                segment = {"at": b.get("segment_start")}
+            params = {**segment, **params}
+        if ref["source"] == "dam":
+            if not ref.get("md5"):
+                raise MLifeAPIError(502, "UnexpectedAnswer", f"badcase {badcase_id}: a DAM preview without an MD5")
+            path = f"/api/dam/files/{ref['md5']}/preview"
+        else:
+            path = f"/api/bam/badcases/{badcase_id}/preview"
+        r = self.http.get(path, params={k: v for k, v in params.items() if v is not None})
+        if r.status_code >= 400:
+            self._answer(r)  # raises the API's error
+        return r.headers.get("content-type", "application/octet-stream").split(";")[0].strip(), r.content
+
     # --- DAM ---------------------------------------------------------------------------------------
 
     def check_files(self, md5s: list[str]) -> dict[str, list[str]]:

@@ -1,4 +1,5 @@
 import { schemaEnum, paramEnum, fmt, act, api, badcasesOf, badge, can, card, chart, countBy, field, fmtDate, fmtNum, h, has, link, select, short, table, text, toast, unavailable } from "/ui/lib.js";
+import { previewView, segmentText, thumbnail } from "/ui/preview.js";
 
 // Choices come from the server's OpenAPI (a value added to an enum there shows up here); "" is "any".
 const anyOf = (param) => ["", ...paramEnum("GET", "/api/bam/badcases", param)];
@@ -15,8 +16,7 @@ function thumb(b) {
     return h("span", { class: "features muted", title: cells.map(([k, v]) => `${k}=${text(v)}`).join(", ") },
       cells.slice(0, 3).map(([k, v]) => `${k}=${text(v)}`).join(", ") + (cells.length > 3 ? ", …" : ""));
   }
-  if (b.media_type !== "image" || !b.data_md5) return h("span", { class: "thumb", "aria-hidden": "true" });
-  return h("img", { class: "thumb", alt: `preview of ${b.function}`, loading: "lazy", src: `/api/bam/badcases/${b.id}/preview` });
+  return thumbnail(b);
 }
 
 function reportForm(onDone) {
@@ -185,12 +185,7 @@ export async function badcaseDetail(id) {
     api("GET", `/api/bam/badcases/${id}/occurrences`).catch(() => null),
     api("GET", `/api/bam/badcases/${id}/outcomes`).catch(() => null),
     api("GET", `/api/bam/badcases/${id}/history`).catch(() => null)]);
-  let preview = h("p", { class: "muted" }, "No stored data to preview.");
-  if (b.data_md5 && b.media_type === "image") preview = h("img", { class: "preview", alt: `data of badcase ${b.function}`, src: `/api/bam/badcases/${id}/preview` });
-  else if (b.data_md5) {
-    const p = await api("GET", `/api/bam/badcases/${id}/preview`).catch(() => null);
-    if (p) preview = h("pre", {}, text(p.snippet ?? p.text ?? p));
-  }
+  const preview = await previewView(b);
   // A registry name only when MSM's version is known (a manual report's model name is free text).
   const modelHref = b.model_name && (b.model_version_id || ["testing", "serving"].includes(b.source)) ? `#/models/${encodeURIComponent(b.model_name)}` : null;
   const model = [text(b.model_name), text(b.model_version) && `v${text(b.model_version).replace(/^v/, "")}`].filter(Boolean).join(" ");
@@ -207,7 +202,7 @@ export async function badcaseDetail(id) {
       link(badcasesOf({ deployment_id: b.deployment_id }), "badcases of this deployment")) : ""],
     ["System version", text(b.system_version)], ["Source", text(b.source)],
     ["Reporter", text(b.reporter)], ["Owner", text(b.owner)], ["Prediction", text(b.prediction)], ["Ground truth", text(b.ground_truth)],
-    ["Tags", (b.tags || []).join(", ")], ["Seen", `${fmt(b.frequency)} times, first ${fmtDate(b.first_seen)}, last ${fmtDate(b.last_seen)}`],
+    ["Segment", segmentText(b)], ["Tags", (b.tags || []).join(", ")], ["Seen", `${fmt(b.frequency)} times, first ${fmtDate(b.first_seen)}, last ${fmtDate(b.last_seen)}`],
     ["Added to test data", fmtDate(b.added_to_test_data_at) || "no"], ["Description", text(b.description)]]
     .flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
   const features = b.features && Object.keys(b.features).length
