@@ -66,6 +66,11 @@ def validate_key(key: str) -> str:
     return key
 
 
+def check_range(offset: int, length: int | None) -> None:
+    if offset < 0 or (length is not None and length < 0):
+        raise ValueError(f"a byte range needs offset >= 0 and length >= 0 (got {offset}, {length})")
+
+
 def join_key(prefix: str, key: str) -> str:
     validate_key(key)
     return f"{prefix.rstrip('/')}/{key}" if prefix else key
@@ -77,8 +82,10 @@ class ObjectStore(Protocol):
         """Store a stream under `key`, computing its MD5 while it streams; nothing is left behind if
         the stream fails or exceeds `max_size`."""
 
-    async def get(self, key: str, *, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
-        """Stream an object's bytes; ObjectNotFound if absent."""
+    async def get(self, key: str, *, chunk_size: int = 1 << 20, offset: int = 0,
+                  length: int | None = None) -> AsyncIterator[bytes]:
+        """Stream an object's bytes (`length` of them from `offset`, or to the end); ObjectNotFound if
+        absent. A range past the end yields what there is of it."""
 
     async def stat(self, key: str) -> ObjectInfo | None: ...
 
@@ -108,8 +115,11 @@ class ScopedStore:
         stored = await self.store.put(self.full_key(key), data, content_type=content_type, max_size=max_size)
         return StoredObject(key=key, size=stored.size, md5=stored.md5)
 
-    async def get(self, key: str, **kw: int) -> AsyncIterator[bytes]:
-        return await self.store.get(self.full_key(key), **kw)
+    async def get(self, key: str, *, chunk_size: int = 1 << 20, offset: int = 0,
+                  length: int | None = None) -> AsyncIterator[bytes]:
+        if offset or length is not None:
+            return await self.store.get(self.full_key(key), chunk_size=chunk_size, offset=offset, length=length)
+        return await self.store.get(self.full_key(key), chunk_size=chunk_size)
 
     async def stat(self, key: str) -> ObjectInfo | None:
         return await self.store.stat(self.full_key(key))

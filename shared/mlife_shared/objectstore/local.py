@@ -11,7 +11,15 @@ import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
 
-from mlife_shared.objectstore.base import Hasher, InvalidKey, ObjectInfo, ObjectNotFound, StoredObject, validate_key
+from mlife_shared.objectstore.base import (
+    Hasher,
+    InvalidKey,
+    ObjectInfo,
+    ObjectNotFound,
+    StoredObject,
+    check_range,
+    validate_key,
+)
 
 
 class LocalObjectStore:
@@ -44,11 +52,13 @@ class LocalObjectStore:
             raise
         return StoredObject(key=key, size=hasher.size, md5=hasher.hexdigest())
 
-    async def get(self, key: str, *, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
+    async def get(self, key: str, *, chunk_size: int = 1 << 20, offset: int = 0,
+                  length: int | None = None) -> AsyncIterator[bytes]:
+        check_range(offset, length)
         path = self._path(key)
         if not path.is_file():
             raise ObjectNotFound(f"no object {key!r}")
-        return _read(path, chunk_size)
+        return _read(path, chunk_size, offset, length)
 
     async def stat(self, key: str) -> ObjectInfo | None:
         path = self._path(key)
@@ -88,9 +98,17 @@ class LocalObjectStore:
         probe.unlink(missing_ok=True)
 
 
-async def _read(path: Path, chunk_size: int) -> AsyncIterator[bytes]:
+async def _read(path: Path, chunk_size: int, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+    left = length
     with open(path, "rb") as fh:
-        while chunk := await asyncio.to_thread(fh.read, chunk_size):
+        if offset:
+            fh.seek(offset)
+        while left is None or left > 0:
+            chunk = await asyncio.to_thread(fh.read, chunk_size if left is None else min(chunk_size, left))
+            if not chunk:
+                return
+            if left is not None:
+                left -= len(chunk)
             yield chunk
 
 

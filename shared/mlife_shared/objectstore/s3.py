@@ -12,7 +12,15 @@ from minio import Minio
 from minio.commonconfig import CopySource
 from minio.error import S3Error
 
-from mlife_shared.objectstore.base import Hasher, ObjectInfo, ObjectNotFound, StoredObject, validate_key
+from mlife_shared.objectstore.base import (
+    Hasher,
+    ObjectInfo,
+    ObjectNotFound,
+    StoredObject,
+    check_range,
+    iterate,
+    validate_key,
+)
 
 PART_SIZE = 16 * 1024 * 1024
 _END = object()
@@ -91,14 +99,24 @@ class S3ObjectStore:
             raise
         return StoredObject(key=key, size=hasher.size, md5=hasher.hexdigest())
 
-    async def get(self, key: str, *, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
+    async def get(self, key: str, *, chunk_size: int = 1 << 20, offset: int = 0,
+                  length: int | None = None) -> AsyncIterator[bytes]:
         validate_key(key)
+        check_range(offset, length)
+        if length == 0:
+            if await self.stat(key) is None:
+                raise ObjectNotFound(f"no object {key!r}")
+            return iterate(b"")
         await self.ensure_bucket()
         try:
-            response = await asyncio.to_thread(self.client.get_object, self.bucket, key)
+            # minio's length 0 means "to the end"; a Range starting past the end is S3's InvalidRange
+            response = await asyncio.to_thread(self.client.get_object, self.bucket, key, offset=offset,
+                                               length=length or 0)
         except S3Error as exc:
             if exc.code in ("NoSuchKey", "NoSuchObject"):
                 raise ObjectNotFound(f"no object {key!r}") from exc
+            if exc.code == "InvalidRange":
+                return iterate(b"")
             raise
         return _stream(response, chunk_size)
 
