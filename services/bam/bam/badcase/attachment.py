@@ -3,6 +3,7 @@ content, and a perceptual hash taken for images (for near-duplicate matching and
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from fastapi import UploadFile
 
 from bam.badcase import dedup, media
 from bam.badcase.exceptions import DataTooLarge
+from mlife_shared.media import MediaError, MediaInfo, probe
 from mlife_shared.objectstore import ObjectTooLarge, ScopedStore
 from mlife_shared.objectstore.base import read_all
 
@@ -25,6 +27,7 @@ class Attachment:
     md5: str
     media_type: str
     phash: int | None
+    info: MediaInfo | None = None  # audio/video: what probing it found (duration, frame rate, frames)
 
 
 def data_key(md5: str) -> str:
@@ -52,7 +55,20 @@ async def store_upload(store: ScopedStore, upload: UploadFile, *, max_bytes: int
     finally:
         await store.delete(temp)
     kind = media.detect(bytes(head))
-    phash = None
+    phash, info = None, None
     if kind == "image" and stored.size <= MAX_HASHED_IMAGE_BYTES:
         phash = dedup.dhash(await read_all(await store.get(key)))
-    return Attachment(md5=stored.md5, media_type=kind, phash=phash)
+    elif kind in ("audio", "video"):
+        info = await _probe(await read_all(await store.get(key)))
+        if info is not None and info.media_type in ("audio", "video"):
+            kind = info.media_type  # an MP4 of sound only is audio
+    return Attachment(md5=stored.md5, media_type=kind, phash=phash, info=info)
+
+
+async def _probe(data: bytes) -> MediaInfo | None:
+    """Duration, frame rate and frames of an audio/video file; None when it cannot be decoded (it is kept, and a
+    segment is then checked against the reported duration only)."""
+    try:
+        return await asyncio.to_thread(probe, data)
+    except MediaError:
+        return None

@@ -9,7 +9,16 @@ Rule (also in services/bam/README.md):
 2. Near-duplicate images: same function + ground truth + prediction, and the 64-bit difference hash
    (dHash) of the images differs in at most NEAR_DUPLICATE_BITS bits (≈ 90 % of the bits equal:
    re-encoded, resized or lightly edited copies of one picture) → the same badcase.
-3. The description never forks a badcase: every occurrence keeps its own wording; the badcase keeps
+3. Audio/video segments: a report with a time segment (seconds) or a frame range is the same badcase as a
+   segmented badcase with the same function, data, ground truth and prediction (its `segment_base`: rule 1's
+   fingerprint) whose segment OVERLAPS it (closed intervals: touching ends overlap); seconds are compared with
+   seconds, frames with frames. Disjoint segments of one file are different badcases, and a report without a
+   segment never merges with a segmented one (the whole recording is another case than a moment of it). The merged
+   badcase's segment becomes the UNION (the smallest interval holding both), each occurrence keeps the segment it
+   was reported with; when a report overlaps several badcases it joins the one it overlaps most (earliest first on
+   a tie), they are not fused. Reports of one base are serialised (a transaction lock on the base) so two racing
+   overlapping reports make one badcase.
+4. The description never forks a badcase: every occurrence keeps its own wording; the badcase keeps
    the first one, normalised (NFKC, lower case, collapsed whitespace) for search.
 """
 
@@ -97,3 +106,19 @@ def dhash(image_bytes: bytes) -> int | None:
 
 def hamming(a: int, b: int) -> int:
     return bin((a ^ b) & ((1 << 64) - 1)).count("1")
+
+
+def segment_fingerprint(base: str, seconds: tuple[float, float] | None, frames: tuple[int, int] | None) -> str:
+    """The unique fingerprint of a segmented badcase: its base and the segment it was first reported with."""
+    return _sha(base, "segment", json.dumps([seconds, frames]))
+
+
+def overlap(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """How much two closed intervals overlap (0 when they only touch); negative when disjoint."""
+    return min(a[1], b[1]) - max(a[0], b[0])
+
+
+def lock_id(base: str) -> int:
+    """A signed 64-bit advisory lock id for a segment base."""
+    value = int(base[:16], 16)
+    return value - (1 << 64) if value >= 1 << 63 else value

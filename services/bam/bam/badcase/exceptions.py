@@ -1,4 +1,4 @@
-from mlife_shared.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, Unprocessable
+from mlife_shared.errors import BadRequest, Conflict, MLifeError, NotFound, PayloadTooLarge, Unprocessable
 
 
 class BadcaseNotFound(NotFound):
@@ -27,3 +27,11 @@ class NoPreview(NotFound):
 
 class NothingToAdd(Unprocessable):
     """None of the selected badcases can be added to test data."""
+
+
+class InvalidPreview(Unprocessable):
+    """This preview cannot be asked of this data (a view of another kind of data, a bad segment)."""
+
+
+class RangeNotSatisfiable(MLifeError, status=416):
+    """The byte range is not within the data."""

@@ -36,6 +36,8 @@ class BadcaseFilter(BaseModel):
     task_id: uuid.UUID | None = Field(None, description="Found by this testing task")
     deployment_id: uuid.UUID | None = Field(None, description="Flagged on this deployment")
     model_version_id: uuid.UUID | None = Field(None, description="Found on this model version (MSM's id)")
+    has_segment: bool | None = Field(None, description="true: only audio/video badcases with a segment or frame "
+                                                        "range; false: only those without")
     min_priority: float | None = Field(None, ge=0)
     seen_after: datetime | None = None
     seen_before: datetime | None = None

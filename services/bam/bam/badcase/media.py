@@ -12,6 +12,10 @@ _SIGNATURES: list[tuple[bytes, int, str]] = [
 
 
 def detect(head: bytes) -> str:
+    if head.startswith(b"\x93NUMPY"):
+        return "tensor"
+    if head.startswith(b"PK\x03\x04") and _zip_member(head).endswith(".npy"):
+        return "tensor"  # an .npz: a zip whose first member is an .npy
     if head[:4] == b"RIFF" and head[8:12] in (b"WEBP", b"WAVE", b"AVI "):
         return {b"WEBP": "image", b"WAVE": "audio", b"AVI ": "video"}[head[8:12]]
     for magic, offset, kind in _SIGNATURES:
@@ -26,3 +30,9 @@ def detect(head: bytes) -> str:
         return "json"
     except ValueError:
         return "text"
+
+
+def _zip_member(head: bytes) -> str:
+    """The name of a zip's first member, from its local file header (what fits in the head)."""
+    n = int.from_bytes(head[26:28], "little")
+    return head[30:30 + n].decode("utf-8", errors="replace")

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, Uuid
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, Uuid, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mlife_shared.db import Base, UTCDateTime, utcnow
@@ -57,6 +57,16 @@ class Badcase(Base):
     deployment_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
     model_version_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
     features: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # a tabular badcase's row
+    # Audio/video: when in the recording it happens (seconds and/or a frame range) and the recording's duration.
+    # A merged report widens the segment to the union of the overlapping reports (see dedup.py).
+    segment_start: Mapped[float | None] = mapped_column(Float)
+    segment_end: Mapped[float | None] = mapped_column(Float)
+    frame_start: Mapped[int | None] = mapped_column(Integer)
+    frame_end: Mapped[int | None] = mapped_column(Integer)
+    duration: Mapped[float | None] = mapped_column(Float)
+    # A segmented badcase's fingerprint without its segment: reports sharing it and overlapping are one badcase.
+    segment_base: Mapped[str | None] = mapped_column(String(64), index=True)
+    data_stored: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # data/<md5> in BAM
 
 
 class OfBadcase:
@@ -93,6 +103,10 @@ class Occurrence(OfBadcase, Base):
     task_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
     model_version_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
     reported_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    segment_start: Mapped[float | None] = mapped_column(Float)  # this report's own segment, as it was sent
+    segment_end: Mapped[float | None] = mapped_column(Float)
+    frame_start: Mapped[int | None] = mapped_column(Integer)
+    frame_end: Mapped[int | None] = mapped_column(Integer)
 
 
 class Outcome(OfBadcase, Base):

@@ -33,7 +33,7 @@ BADCASE = cast_table(Badcase)  # the Core table, for executemany statements
 
 # Columns a page of badcases never shows: not loaded (raise if touched, so a new use is noticed in tests).
 _NOT_LISTED = [defer(c, raiseload=True) for c in (Badcase.description_norm, Badcase.search_text, Badcase.fingerprint,
-                                                  Badcase.match_key, Badcase.phash)]
+                                                  Badcase.match_key, Badcase.phash, Badcase.segment_base)]
 SORT_COLUMNS = {"priority": Badcase.priority, "last_seen": Badcase.last_seen, "first_seen": Badcase.first_seen,
                 "frequency": Badcase.frequency, "created_at": Badcase.created_at}
 
@@ -49,6 +49,26 @@ class BadcaseRepository(Repository):
         """The badcase with this fingerprint, locked (PostgreSQL): the report merged into it waits for no other."""
         found: Badcase | None = await self.one(self.lock(select(Badcase).where(Badcase.fingerprint == fingerprint)))
         return found
+
+    async def lock_segment_base(self, lock_id: int) -> None:
+        """Serialise the reports of one segment base until the transaction ends (PostgreSQL advisory lock; SQLite
+        writers are serialised already): two racing overlapping reports must find each other."""
+        if self.is_postgresql:
+            await self.session.execute(select(func.pg_advisory_xact_lock(lock_id)))
+
+    async def overlapping(self, base: str, seconds: tuple[float, float] | None,
+                          frames: tuple[int, int] | None) -> Sequence[Badcase]:
+        """The segmented badcases of this base whose segment overlaps (closed intervals), locked, oldest first."""
+        overlaps: list[ColumnElement[bool]] = []
+        if seconds is not None:
+            overlaps.append(and_(Badcase.segment_start <= seconds[1], Badcase.segment_end >= seconds[0]))
+        if frames is not None:
+            overlaps.append(and_(Badcase.frame_start <= frames[1], Badcase.frame_end >= frames[0]))
+        if not overlaps:
+            return []
+        stmt = (select(Badcase).where(Badcase.segment_base == base, or_(*overlaps))
+                .order_by(Badcase.created_at, Badcase.id))
+        return (await self.session.scalars(self.lock(stmt))).all()
 
     async def near_duplicate_candidates(self, match_key: str, limit: int = 5000) -> Sequence[tuple[uuid.UUID, int]]:
         stmt = (select(Badcase.id, Badcase.phash).where(Badcase.match_key == match_key, Badcase.phash.is_not(None))
@@ -94,6 +114,8 @@ class BadcaseRepository(Repository):
             c.append(Badcase.last_seen >= f.seen_after)
         if f.seen_before:
             c.append(Badcase.last_seen < f.seen_before)
+        if f.has_segment is not None:
+            c.append(Badcase.segment_base.is_not(None) if f.has_segment else Badcase.segment_base.is_(None))
         if f.tag:
             c.append(Badcase.id.in_(select(BadcaseTag.badcase_id).where(BadcaseTag.tag == f.tag)))
         if f.q and f.q.strip():

@@ -3,13 +3,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Response, UploadFile
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 
-from bam.badcase.exceptions import InvalidReport
+from bam.badcase.exceptions import InvalidPreview, InvalidReport
 from bam.badcase.filters import FilterQuery, SortKey
 from bam.badcase.models import Badcase
+from bam.badcase.preview import PreviewRequest, View, preview_ref
 from bam.badcase.schemas import (
     AddToTestData,
     BadcaseCreate,
@@ -55,7 +56,8 @@ def to_read(b: Badcase, merged_into: uuid.UUID | None = None) -> BadcaseRead:
         first_seen=b.first_seen, last_seen=b.last_seen, created_at=b.created_at, updated_at=b.updated_at,
         fixed_at=b.fixed_at, regressed_at=b.regressed_at, added_to_test_data_at=b.test_data_requested_at,
         features=b.features, task_id=b.task_id, deployment_id=b.deployment_id, model_version_id=b.model_version_id,
-        merged_into=merged_into)
+        merged_into=merged_into, segment_start=b.segment_start, segment_end=b.segment_end, frame_start=b.frame_start,
+        frame_end=b.frame_end, duration=b.duration, preview=preview_ref(b))
 
 
 def _answer(recorded: Recorded, response: Response) -> BadcaseRead:
@@ -134,21 +136,42 @@ SAFE_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": 
 
 
 @router.get("/{badcase_id}/preview", responses={200: {"content": {"image/png": {}, "application/json": {}}}})
-async def preview_badcase(badcase_id: uuid.UUID, service: BadcaseServiceDep, store: StoreDep, _: Viewer) -> Response:
-    """A PNG thumbnail for image data, or a JSON text snippet; 404 when there is nothing to preview."""
-    b, p = await service.preview(badcase_id, store)
-    if p.kind == "thumbnail":
+async def preview_badcase(
+    badcase_id: uuid.UUID, service: BadcaseServiceDep, store: StoreDep, _: Viewer,
+    view: Annotated[View | None, Query(description="audio: waveform (default) or spectrogram; video: poster "
+                                                   "(default) or strip")] = None,
+    size: Annotated[int | None, Query(ge=16, le=2048, description="Longer side of an image or poster, width of a "
+                                                                 "waveform, height of a strip")] = None,
+    start: Annotated[float | None, Query(ge=0, description="Segment start (s); default: the badcase's")] = None,
+    end: Annotated[float | None, Query(ge=0, description="Segment end (s); default: the badcase's")] = None,
+    at: Annotated[float | None, Query(ge=0, description="Video poster time (s); default: the segment start")] = None,
+    frames: Annotated[int, Query(ge=1, le=32, description="Frames in a video strip")] = 8,
+) -> Response:
+    """A PNG (image thumbnail, audio waveform/spectrogram with the segment marked, video poster or strip, tensor
+    image) or JSON (`snippet` of text/JSON, `table` of a tabular row, `tensor` summary); 404 when BAM holds nothing
+    to preview (`preview.source` of the badcase says where its preview is)."""
+    if start is not None and end is not None and start >= end:
+        raise InvalidPreview(f"start ({start}) must be before end ({end})")
+    request = PreviewRequest(view=view, size=size, start=start, end=end, at=at, frames=frames)
+    b, p = await service.preview(badcase_id, store, request)
+    if p.kind == "png":
         assert p.png is not None
         return Response(p.png, media_type="image/png", headers={
-            **SAFE_HEADERS, "Content-Disposition": f'inline; filename="{b.id}-thumbnail.png"'})
-    return JSONResponse({"kind": "snippet", "media_type": b.media_type, "snippet": p.snippet,
-                         "truncated": p.truncated}, headers=SAFE_HEADERS)
+            **SAFE_HEADERS, "Content-Disposition": f'inline; filename="{b.id}-preview.png"'})
+    return JSONResponse(p.body, headers=SAFE_HEADERS)
 
 
-@router.get("/{badcase_id}/data", responses={200: {"content": {"application/octet-stream": {}}}})
-async def download_data(badcase_id: uuid.UUID, service: BadcaseServiceDep, store: StoreDep,
-                        _: Viewer) -> StreamingResponse:
-    """The badcase's original data file, always as a download (never rendered by the browser)."""
-    md5, data = await service.data(badcase_id, store)
-    return StreamingResponse(data, media_type="application/octet-stream",
-                             headers={**SAFE_HEADERS, "Content-Disposition": f'attachment; filename="{md5}"'})
+@router.get("/{badcase_id}/data", responses={200: {"content": {"application/octet-stream": {}}},
+                                             206: {"description": "the byte range asked for (Range: bytes=…)"},
+                                             416: {"description": "the range is not within the data"}})
+async def download_data(badcase_id: uuid.UUID, service: BadcaseServiceDep, store: StoreDep, _: Viewer,
+                        range_header: Annotated[str | None, Header(alias="Range")] = None) -> StreamingResponse:
+    """The badcase's original data file, always as a download (never rendered by the browser); a `Range: bytes=…`
+    request gets that part (206), so players can seek."""
+    got = await service.data(badcase_id, store, range_header)
+    headers = {**SAFE_HEADERS, "Content-Disposition": f'attachment; filename="{got.md5}"', "Accept-Ranges": "bytes"}
+    if got.range is None:
+        return StreamingResponse(got.stream, media_type="application/octet-stream",
+                                 headers={**headers, "Content-Length": str(got.size)})
+    return StreamingResponse(got.stream, status_code=206, media_type="application/octet-stream", headers={
+        **headers, "Content-Range": got.range.content_range(got.size), "Content-Length": str(got.range.length)})

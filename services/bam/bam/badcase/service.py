@@ -12,14 +12,15 @@ from fastapi import UploadFile
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bam.badcase import dedup, priority
+from bam.badcase import byte_range, dedup, priority, segment
 from bam.badcase.attachment import Attachment, data_key, store_upload
-from bam.badcase.exceptions import BadcaseNotFound, InvalidTransition, NoPreview
+from bam.badcase.exceptions import BadcaseNotFound, InvalidTransition, NoPreview, RangeNotSatisfiable
 from bam.badcase.filters import BadcaseFilter, decode_cursor, encode_cursor
 from bam.badcase.models import Badcase, Occurrence, TriageChange
-from bam.badcase.preview import Preview, preview
+from bam.badcase.preview import Preview, PreviewRequest, preview
 from bam.badcase.repository import BadcaseRepository
 from bam.badcase.schemas import BadcaseCreate, BadcaseUpdate, Status
+from bam.badcase.segment import Segment, pair
 from bam.config import Settings
 from mlife_shared.db import utcnow
 from mlife_shared.events.contracts import BadcaseCreated, BadcaseMerged, BadcaseUpdated
@@ -57,6 +58,48 @@ class ReportContext:
     source: str
     event_id: uuid.UUID | None = None
     correlation: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Keys:
+    base: str  # the fingerprint without a segment (dedup rule 1)
+    match_key: str
+    fingerprint: str  # the unique one: the base, or the base and the first segment
+
+
+@dataclass(frozen=True)
+class NewData:
+    refs: list[dict[str, Any]]
+    md5: str | None
+    media: str | None
+    phash: int | None
+    stored: bool  # the file is in BAM's objects (uploaded with the report)
+    segment: Segment
+
+
+def segment_of(b: Badcase) -> Segment:
+    return Segment(seconds=pair(b.segment_start, b.segment_end), frames=pair(b.frame_start, b.frame_end),
+                   duration=b.duration)
+
+
+def set_segment(b: Badcase, seg: Segment) -> None:
+    b.segment_start, b.segment_end = seg.seconds or (None, None)
+    b.frame_start, b.frame_end = seg.frames or (None, None)
+
+
+def best_overlap(candidates: Sequence[Badcase], seg: Segment) -> Badcase | None:
+    """The candidate the report overlaps most (seconds first, then frames); the oldest on a tie."""
+    def amount(b: Badcase) -> tuple[float, float]:
+        mine = segment_of(b)
+        by_seconds = dedup.overlap(mine.seconds, seg.seconds) if mine.seconds and seg.seconds else -1.0
+        by_frames = dedup.overlap(mine.frames, seg.frames) if mine.frames and seg.frames else -1.0
+        return (by_seconds, by_frames)
+
+    best: Badcase | None = None
+    for b in candidates:  # oldest first
+        if best is None or amount(b) > amount(best):
+            best = b
+    return best
 
 
 @dataclass
@@ -113,23 +156,32 @@ class BadcaseService:
             refs.insert(0, {"kind": "md5", "value": attachment.md5, "media_type": attachment.media_type})
         media = attachment.media_type if attachment else next((r.get("media_type") for r in refs
                                                                if r.get("media_type")), None)
-        fingerprint = dedup.fingerprint(report.function, md5, refs, report.ground_truth, report.prediction,
-                                        report.features)
+        if media is None and report.frame_start is not None:
+            media = "video"  # only video has frames
+        seg = segment.of_report(report, media, attachment.info if attachment else None, has_data=bool(refs))
+        base = dedup.fingerprint(report.function, md5, refs, report.ground_truth, report.prediction,
+                                 report.features)
         match_key = dedup.match_key(report.function, report.ground_truth, report.prediction)
         phash = attachment.phash if attachment else None
+        key = Keys(base, match_key, dedup.segment_fingerprint(base, seg.seconds, seg.frames) if seg.present else base)
 
-        existing = await self._find(fingerprint, match_key, phash)
+        if seg.present:
+            await self.repo.lock_segment_base(dedup.lock_id(base))
+            existing = best_overlap(await self.repo.overlapping(base, seg.seconds, seg.frames), seg)
+        else:
+            existing = await self._find(base, match_key, phash)
         if existing is None:
             try:
                 async with self.session.begin_nested():
-                    created = await self._create(report, ctx, refs, md5, media, phash, fingerprint, match_key)
+                    created = await self._create(report, ctx, NewData(refs, md5, media, phash, attachment is not None,
+                                                                      seg), key)
                 return Recorded(created, merged=False)
             except IntegrityError:
                 # A concurrent report of the same badcase won the insert: merge into it instead.
-                existing = await self.repo.get_by_fingerprint(fingerprint)
+                existing = await self.repo.get_by_fingerprint(key.fingerprint)
                 if existing is None:
                     raise
-        await self._merge(existing, report, ctx)
+        await self._merge(existing, report, ctx, seg)
         return Recorded(existing, merged=True)
 
     async def _find(self, fingerprint: str, match_key: str, phash: int | None) -> Badcase | None:
@@ -143,9 +195,9 @@ class BadcaseService:
                 best = (distance, candidate_id)
         return await self.repo.get_for_update(Badcase, best[1]) if best else None
 
-    async def _create(self, report: BadcaseCreate, ctx: ReportContext, refs: list[dict[str, Any]], md5: str | None,
-                      media: str | None, phash: int | None, fingerprint: str, match_key: str) -> Badcase:
+    async def _create(self, report: BadcaseCreate, ctx: ReportContext, data: NewData, key: Keys) -> Badcase:
         now = utcnow()
+        refs, md5, media, phash, seg = data.refs, data.md5, data.media, data.phash, data.segment
         b = Badcase(
             id=uuid.uuid4(), function=report.function.strip(), system_version=report.system_version,
             model_name=report.model_name, model_version=report.model_version, source=ctx.source,
@@ -154,21 +206,27 @@ class BadcaseService:
             tags=report.tags, data_refs=refs, data_md5=md5, media_type=media, phash=phash,
             prediction=report.prediction, ground_truth=report.ground_truth,
             prediction_label=dedup.label_of(report.prediction), ground_truth_label=dedup.label_of(report.ground_truth),
-            fingerprint=fingerprint, match_key=match_key, status="new", severity=report.severity, frequency=1,
+            fingerprint=key.fingerprint, match_key=key.match_key, status="new", severity=report.severity, frequency=1,
             first_seen=now, last_seen=now, created_at=now, updated_at=now, features=report.features,
-            task_id=report.task_id, deployment_id=report.deployment_id, model_version_id=report.model_version_id)
+            task_id=report.task_id, deployment_id=report.deployment_id, model_version_id=report.model_version_id,
+            duration=seg.duration, segment_base=key.base if seg.present else None, data_stored=data.stored)
+        set_segment(b, seg)
         b.search_text = search_text(b.description_norm, b.tags)
         self._score(b, now)
         await self.repo.add_badcase(b)
-        await self.repo.add(self._occurrence(b.id, report, ctx, now))
+        await self.repo.add(self._occurrence(b.id, report, ctx, now, seg))
         await outbox.add(self.session, BadcaseCreated(
             badcase_id=b.id, function=b.function, source=ctx.source, model_name=b.model_name,
             model_version=b.model_version, priority=b.priority, task_id=b.task_id, deployment_id=b.deployment_id,
             model_version_id=b.model_version_id), **(ctx.correlation or {}))
         return b
 
-    async def _merge(self, b: Badcase, report: BadcaseCreate, ctx: ReportContext) -> None:
+    async def _merge(self, b: Badcase, report: BadcaseCreate, ctx: ReportContext, seg: Segment) -> None:
         now = utcnow()
+        if seg.present:
+            set_segment(b, segment_of(b).union(seg))
+        if b.duration is None and seg.duration is not None:
+            b.duration = seg.duration
         b.frequency += 1
         b.last_seen = now
         b.updated_at = now
@@ -178,13 +236,17 @@ class BadcaseService:
             b.search_text = search_text(b.description_norm, b.tags)
             await self.repo.set_tags(b.id, b.tags)
         self._score(b, now)
-        occurrence = await self.repo.add(self._occurrence(b.id, report, ctx, now))
+        occurrence = await self.repo.add(self._occurrence(b.id, report, ctx, now, seg))
         await outbox.add(self.session, BadcaseMerged(badcase_id=b.id, occurrence_id=occurrence.id,
                                                      frequency=b.frequency), **(ctx.correlation or {}))
 
     @staticmethod
-    def _occurrence(badcase_id: uuid.UUID, report: BadcaseCreate, ctx: ReportContext, now: datetime) -> Occurrence:
-        return Occurrence(badcase_id=badcase_id, source=ctx.source, reporter=ctx.reporter, client_id=report.client_id,
+    def _occurrence(badcase_id: uuid.UUID, report: BadcaseCreate, ctx: ReportContext, now: datetime,
+                    seg: Segment) -> Occurrence:
+        seconds, frames = seg.seconds or (None, None), seg.frames or (None, None)
+        return Occurrence(segment_start=seconds[0], segment_end=seconds[1], frame_start=frames[0],
+                          frame_end=frames[1], badcase_id=badcase_id, source=ctx.source, reporter=ctx.reporter,
+                          client_id=report.client_id,
                           device_id=report.device_id, model_name=report.model_name,
                           deployment_id=str(report.deployment_id) if report.deployment_id else None,
                           task_id=report.task_id, model_version_id=report.model_version_id,
@@ -273,16 +335,35 @@ class BadcaseService:
         last = rows[limit - 1]
         return rows[:limit], encode_cursor(sort, getattr(last, sort.lstrip("-")), str(last.id))
 
-    async def preview(self, badcase_id: uuid.UUID, store: ScopedStore) -> tuple[Badcase, Preview]:
+    async def preview(self, badcase_id: uuid.UUID, store: ScopedStore,
+                      request: PreviewRequest) -> tuple[Badcase, Preview]:
         b = await self.get(badcase_id)
-        return b, await preview(b, store)
+        return b, await preview(b, store, request, max_bytes=self.settings.max_data_bytes)
 
-    async def data(self, badcase_id: uuid.UUID, store: ScopedStore) -> tuple[str, AsyncIterator[bytes]]:
-        """The badcase's data file as stored in BAM (its MD5 and its bytes); NoPreview when BAM holds none."""
+    async def data(self, badcase_id: uuid.UUID, store: ScopedStore, range_header: str | None = None) -> DataAnswer:
+        """The badcase's data file as stored in BAM: its MD5, size, the range served (Range header) and the bytes;
+        NoPreview when BAM holds none, RangeNotSatisfiable (416) for a range past its end."""
         b = await self.get(badcase_id)
-        if not b.data_md5 or await store.stat(data_key(b.data_md5)) is None:
+        info = await store.stat(data_key(b.data_md5)) if b.data_md5 else None
+        if not b.data_md5 or info is None:
             raise NoPreview("this badcase's data is not stored in BAM")
-        return b.data_md5, await store.get(data_key(b.data_md5))
+        try:
+            wanted = byte_range.parse(range_header, info.size)
+        except byte_range.Unsatisfiable as exc:
+            raise RangeNotSatisfiable(f"the data has {info.size} bytes: ask for a range within them",
+                                      headers={"Content-Range": f"bytes */{info.size}"}) from exc
+        if wanted is None:
+            return DataAnswer(b.data_md5, info.size, None, await store.get(data_key(b.data_md5)))
+        stream = await store.get(data_key(b.data_md5), offset=wanted.start, length=wanted.length)
+        return DataAnswer(b.data_md5, info.size, wanted, stream)
+
+
+@dataclass
+class DataAnswer:
+    md5: str
+    size: int
+    range: byte_range.ByteRange | None
+    stream: AsyncIterator[bytes]
 
 
 def search_text(description_norm: str, tags: list[str]) -> str:

@@ -106,7 +106,9 @@ class TestDataService:
                 continue
             refs, md5 = reference_for_dam(b, self.store)
             items.append(TestDataItem(badcase_id=b.id, data_refs=refs, md5=md5, features=b.features,
-                                      ground_truth=b.ground_truth, function=b.function))
+                                      ground_truth=b.ground_truth, function=b.function,
+                                      segment_start=b.segment_start, segment_end=b.segment_end,
+                                      frame_start=b.frame_start, frame_end=b.frame_end, duration=b.duration))
             b.test_data_requested_at = now
         if not items:
             raise NothingToAdd({"message": "none of the selected badcases can be added", "skipped": skipped})

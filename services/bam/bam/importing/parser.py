@@ -12,7 +12,9 @@ Both formats are UTF-8 (a leading BOM is skipped) and use the fields of `POST /b
   a `prediction` or `ground_truth` cell that starts with `{` or `[` must be a JSON object or array, any other
   cell is a string label (so the label `7` stays "7", the same badcase as `"ground_truth": "7"` sent to
   `POST /badcases`); a `features` cell is a JSON object (a tabular badcase's row: column → value); `task_id`,
-  `deployment_id` and `model_version_id` are UUIDs. Cells other than `description` lose their surrounding
+  `deployment_id` and `model_version_id` are UUIDs; `segment_start`, `segment_end`, `duration` (seconds) and
+  `frame_start`, `frame_end` are numbers (an audio/video badcase's segment: rows with one are recorded one at a
+  time, merged with a stored badcase whose segment overlaps). Cells other than `description` lose their surrounding
   spaces. Blank rows are skipped.
   A row with the wrong number of cells, a quote error or bytes that are not UTF-8 is a row error. A row
   longer than MAX_ROW_BYTES, or a field longer than the csv module's limit (128 KiB; no valid report has
@@ -44,7 +46,7 @@ from bam.importing.schemas import ImportFormat
 
 CSV_COLUMNS = ("function", "system_version", "model_name", "model_version", "data", "prediction", "ground_truth",
                "description", "tags", "severity", "client_id", "device_id", "features", "task_id", "deployment_id",
-               "model_version_id")
+               "model_version_id", "segment_start", "segment_end", "frame_start", "frame_end", "duration")
 MAX_ROW_BYTES = 1 << 20
 MAX_ROWS = 1_000_000
 CONTENT_TYPES: dict[str, ImportFormat] = {

@@ -23,8 +23,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bam.badcase import dedup, priority
+from bam.badcase.exceptions import InvalidReport
 from bam.badcase.schemas import BadcaseCreate
-from bam.badcase.service import search_text
+from bam.badcase.service import BadcaseService, ReportContext, search_text
 from bam.config import Settings
 from bam.importing.parser import RawRow
 from bam.importing.repository import ExistingBadcase, ImportRepository
@@ -43,6 +44,7 @@ MAX_ERROR_CHARS = 1000
 @dataclass
 class _Valid:
     row: int
+    line: int
     report: BadcaseCreate
     refs: list[dict[str, Any]]
     md5: str | None
@@ -140,6 +142,12 @@ class ImportService:
         await chunks.put(None)
 
     async def _record(self, chunk: list[_Valid], reporter: str, tally: _Tally) -> None:
+        segmented = [v for v in chunk if v.report.has_segment]
+        if segmented:
+            chunk = [v for v in chunk if not v.report.has_segment]
+            await self._record_segmented(segmented, reporter, tally)
+        if not chunk:
+            return
         for attempt in range(ATTEMPTS):
             try:
                 async with self.session.begin_nested():
@@ -157,6 +165,22 @@ class ImportService:
         await outbox.add_many(self.session, plan.events)
         tally.created += plan.created
         tally.merged += plan.merged
+
+    async def _record_segmented(self, rows: list[_Valid], reporter: str, tally: _Tally) -> None:
+        """Rows with an audio/video segment, one at a time as `POST /badcases` records them: they are the same
+        badcase as a stored one when their segments overlap (`dedup` rule 3), which a fingerprint cannot tell."""
+        service = BadcaseService(self.session, self.settings)
+        for v in rows:
+            try:
+                async with self.session.begin_nested():
+                    recorded = await service.record(v.report, ReportContext(reporter=reporter, source="import"))
+            except InvalidReport as exc:
+                tally.fail(RowError(row=v.row, line=v.line, error=str(exc.message)[:MAX_ERROR_CHARS]))
+                continue
+            if recorded.merged:
+                tally.merged += 1
+            else:
+                tally.created += 1
 
     def _plan(self, chunk: list[_Valid], stored: dict[str, ExistingBadcase], reporter: str, now: datetime) -> _Plan:
         plan = _Plan()
@@ -235,7 +259,7 @@ def validate(raw: RawRow) -> _Valid | RowError:
         report = BadcaseCreate.model_validate({**raw.fields, "source": "import"})
         refs = [r.model_dump(exclude_none=True) for r in report.data]
         md5 = next((r["value"] for r in refs if r["kind"] == "md5"), None)
-        return _Valid(row=raw.row, report=report, refs=refs, md5=md5,
+        return _Valid(row=raw.row, line=raw.line, report=report, refs=refs, md5=md5,
                       media=next((r["media_type"] for r in refs if r.get("media_type")), None),
                       fingerprint=dedup.fingerprint(report.function, md5, refs, report.ground_truth, report.prediction,
                                                     report.features),
