@@ -7,8 +7,11 @@ import { fmt, h, text } from "/ui/lib.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 export const COLORS = { matched: "#1e9e3c", wrong: "#e0241b", missed: "#f29d0c" };
-const TYPE_ICONS = { image: "🖼", audio: "🔊", video: "🎞", text: "📝", json: "{ }", table: "▦", tensor: "▦", other: "📄" };
-const VISUAL = new Set(["image", "audio", "video", "tensor"]);
+// Plain letters (an emoji font is not on every machine)
+const TYPE_ICONS = { image: "IMG", audio: "AUD", video: "VID", text: "TXT", json: "{ }", table: "ROW", tensor: "ND", other: "FILE" };
+// Kinds whose preview may be a picture: a served input (JSON) is drawn when its tensor has an image's shape; when
+// the preview turns out to be JSON, the thumbnail falls back to the icon.
+const VISUAL = new Set(["image", "audio", "video", "tensor", "json"]);
 
 // Where the badcase's preview lives: {source: "bam" | "dam" | null, md5, media_type}. An older BAM without the
 // field: its own attachment when it has data.
@@ -47,6 +50,14 @@ export function segmentOf(b) {
     duration: num(b.duration) };
 }
 const secs = (v) => `${v.toFixed(2)} s`;
+// A prediction or ground truth in a few words: "2 boxes: cat, dog", "3 spans", the label.
+export function outcomeText(v) {
+  const boxes = boxesOf(v); const spans = spansOf(v);
+  if (boxes) return `${boxes.length} box${boxes.length === 1 ? "" : "es"}${boxes.length ? `: ${[...new Set(boxes.map((b) => b.label).filter(Boolean))].join(", ")}` : ""}`;
+  if (spans) return `${spans.length} span${spans.length === 1 ? "" : "s"}`;
+  const label = labelOf(v);
+  return label !== null ? label : text(v);
+}
 export function segmentText(b) {
   const s = segmentOf(b);
   const parts = [];
@@ -169,6 +180,12 @@ function overlaid(src, b, alt) {
   const frame = h("figure", { class: "overlaid", "data-preview": "image" }, img);
   const pred = boxesOf(b.prediction); const truth = boxesOf(b.ground_truth);
   const place = () => {
+    // small images are shown larger (the boxes with them), large ones fit the card
+    const nw = img.naturalWidth; const nh = img.naturalHeight;
+    let width = Math.min(560, Math.max(nw, 360));
+    if (nh * (width / nw) > 480) width = Math.max(1, Math.floor(480 * (nw / nh)));
+    img.style.width = `${width}px`;
+    if (width >= nw * 3) img.classList.add("pixelated");
     if (pred || truth) frame.append(boxLayer(img.naturalWidth, img.naturalHeight, pred || [], truth || []));
     else {
       const pl = labelOf(b.prediction); const tl = labelOf(b.ground_truth);

@@ -1,5 +1,5 @@
 import { schemaEnum, paramEnum, fmt, act, api, badcasesOf, badge, can, card, chart, countBy, field, fmtDate, fmtNum, h, has, link, select, short, table, text, toast, unavailable } from "/ui/lib.js";
-import { previewView, segmentText, thumbnail } from "/ui/preview.js";
+import { outcomeText, previewView, segmentText, thumbnail } from "/ui/preview.js";
 
 // Choices come from the server's OpenAPI (a value added to an enum there shows up here); "" is "any".
 const anyOf = (param) => ["", ...paramEnum("GET", "/api/bam/badcases", param)];
@@ -135,7 +135,7 @@ export async function badcases(queryString) {
         { label: "Preview", render: thumb },
         { label: "Function", render: (b) => h("a", { href: `#/badcases/${b.id}` }, text(b.function)) },
         { label: "Description", render: (b) => text(b.description).slice(0, 120) },
-        { label: "Prediction / truth", render: (b) => (text(b.prediction) || text(b.ground_truth) ? `${text(b.prediction)} / ${text(b.ground_truth)}` : "") },
+        { label: "Prediction / truth", render: (b) => (text(b.prediction) || text(b.ground_truth) ? `${outcomeText(b.prediction)} / ${outcomeText(b.ground_truth)}` : "") },
         { label: "Model", render: (b) => [text(b.model_name), text(b.model_version)].filter(Boolean).join(" ") },
         { label: "Status", render: (b) => badge(b.status) }, { label: "Severity", key: "severity" },
         { label: "Priority", num: true, render: (b) => fmtNum(b.priority) }, { label: "Seen", num: true, key: "frequency" },
