@@ -18,6 +18,10 @@ class Settings(ServiceSettings):
     small_upload_bytes: int = Field(8 * 1024 * 1024, description="Bodies up to this size are hashed in memory before "
                                                                  "one write; larger ones stream through a temporary "
                                                                  "object")
+    media_max_bytes: int = Field(512 * 1024 * 1024, description="Largest audio, video or tensor file DAM decodes: "
+                                                                "probed at upload, previewed and converted to "
+                                                                "test data (larger ones: no media facts, 422 on "
+                                                                "preview)")
     max_document_bytes: int = Field(64 * 1024 * 1024, description="Largest document body (CSV, JSON, XML)")
     max_document_rows: int = Field(500_000, description="Most rows in one document version")
     archive_max_entries: int = Field(10_000, description="Most entries in an uploaded archive")

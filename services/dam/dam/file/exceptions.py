@@ -1,4 +1,4 @@
-from mlife_shared.errors import BadRequest, NotFound, PayloadTooLarge, Unprocessable
+from mlife_shared.errors import BadRequest, MLifeError, NotFound, PayloadTooLarge, Unprocessable
 
 
 class FileNotFound(NotFound):
@@ -31,3 +31,19 @@ class ArchiveTooLarge(PayloadTooLarge):
 
 class InvalidPath(Unprocessable):
     """The path is not a safe relative path."""
+
+
+class NoPreview(NotFound):
+    """This file has nothing to preview; download its content instead."""
+
+
+class PreviewUndecodable(Unprocessable):
+    """The file cannot be decoded for a preview, or the preview's parameters are wrong."""
+
+
+class PreviewTooLarge(Unprocessable):
+    """The file is larger than DAM decodes for a preview."""
+
+
+class RangeNotSatisfiable(MLifeError, status=416):
+    """The requested byte range is outside the file."""

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -8,8 +9,9 @@ from fastapi.responses import StreamingResponse
 from dam.config import Settings, SettingsDep
 from dam.document.service import require_storable
 from dam.file.archive import Limits, extract
-from dam.file.exceptions import InvalidUpload, UploadTooLarge
+from dam.file.exceptions import InvalidUpload, RangeNotSatisfiable, UploadTooLarge
 from dam.file.models import File
+from dam.file.preview import PreviewQuery, PreviewService
 from dam.file.schemas import ArchiveRead, CheckRead, CheckRequest, FileRead, UploadRead
 from dam.file.service import FileService, Uploaded, check_path, file_key
 from dam.file.upload import incoming, multipart_parts
@@ -21,7 +23,8 @@ router = APIRouter(prefix="/files", tags=["files"])
 
 
 def file_service(session: SessionDep, store: StoreDep, settings: SettingsDep) -> FileService:
-    return FileService(session, store, small_bytes=settings.small_upload_bytes)
+    return FileService(session, store, small_bytes=settings.small_upload_bytes,
+                       media_max_bytes=settings.media_max_bytes)
 
 
 FileServiceDep = Annotated[FileService, Depends(file_service)]
@@ -29,7 +32,9 @@ FileServiceDep = Annotated[FileService, Depends(file_service)]
 
 def to_read(f: File, store: StoreDep) -> FileRead:
     return FileRead(md5=f.md5, size=f.size, media_type=f.media_type, content_type=f.content_type, name=f.name,
-                    width=f.width, height=f.height, key=store.full_key(file_key(f.md5)), created_at=f.created_at)
+                    width=f.width, height=f.height, duration=f.duration, sample_rate=f.sample_rate,
+                    channels=f.channels, fps=f.fps, frame_count=f.frame_count, codec=f.codec,
+                    key=store.full_key(file_key(f.md5)), created_at=f.created_at)
 
 
 def upload_read(u: Uploaded, store: StoreDep) -> UploadRead:
@@ -130,14 +135,87 @@ async def get_file(md5: str, service: FileServiceDep, store: StoreDep, _: Viewer
     return to_read(await service.get(md5), store)
 
 
+# User content: never sniffed or run as a page by the browser (an HTML or SVG upload stays inert).
+INERT = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "default-src 'none'; sandbox"}
+
+
+def inert_json(body: object) -> bytes:
+    """JSON with `<`, `>` and `&` as \\u escapes: a snippet of user text cannot read as markup anywhere."""
+    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026").encode()
+
+
+def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """(first, last) byte of a single `Range: bytes=…` within `size`; None for no range or one this does not
+    serve (several ranges, another unit: the whole file is sent, as HTTP allows); RangeNotSatisfiable when
+    it lies outside the file."""
+    if not header:
+        return None
+    unit, _, spec = header.partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first_s, dash, last_s = spec.strip().partition("-")
+    if not dash or not (first_s.isdigit() or last_s.isdigit()) or (first_s and not first_s.isdigit()) or (
+            last_s and not last_s.isdigit()):
+        return None
+    if not first_s:  # a suffix: the last N bytes
+        n = int(last_s)
+        if n == 0 or size == 0:
+            raise RangeNotSatisfiable(f"bytes=-0 is empty; the file has {size} bytes",
+                                      headers={"Content-Range": f"bytes */{size}"})
+        return max(0, size - n), size - 1
+    first = int(first_s)
+    last = min(int(last_s), size - 1) if last_s else size - 1
+    if first >= size or (last_s and int(last_s) < first):
+        raise RangeNotSatisfiable(f"the range {spec.strip()} is outside the file's {size} bytes",
+                                  headers={"Content-Range": f"bytes */{size}"})
+    return first, last
+
+
 @router.get("/{md5}/content", response_class=StreamingResponse,
             responses={200: {"description": "The file's bytes, with the type detected at upload",
-                             "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}})
-async def get_content(md5: str, service: FileServiceDep, _: Viewer) -> StreamingResponse:
-    """The file's bytes, streamed."""
+                             "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}},
+                       206: {"description": "The bytes of a single `Range: bytes=first-last` (players seek so)"},
+                       416: {"description": "The range is outside the file"}})
+async def get_content(md5: str, request: Request, service: FileServiceDep, _: Viewer) -> StreamingResponse:
+    """The file's bytes, streamed; a single HTTP Range is served as 206 (an audio/video player seeks)."""
     f = await service.get(md5)
-    # User content: never sniffed or run as a page by the browser (an HTML or SVG upload stays inert).
-    return StreamingResponse(await service.content(f), media_type=f.content_type,
-                             headers={"Content-Length": str(f.size), "ETag": f'"{f.md5}"',
-                                      "X-Content-Type-Options": "nosniff",
-                                      "Content-Security-Policy": "default-src 'none'; sandbox"})
+    headers = {"ETag": f'"{f.md5}"', "Accept-Ranges": "bytes", **INERT}
+    if_range = request.headers.get("if-range")
+    wanted = byte_range(request.headers.get("range"), f.size) if if_range in (None, f'"{f.md5}"') else None
+    if wanted is None:
+        return StreamingResponse(await service.content(f), media_type=f.content_type,
+                                 headers={"Content-Length": str(f.size), **headers})
+    first, last = wanted
+    return StreamingResponse(await service.content(f, offset=first, length=last - first + 1), status_code=206,
+                             media_type=f.content_type,
+                             headers={"Content-Length": str(last - first + 1),
+                                      "Content-Range": f"bytes {first}-{last}/{f.size}", **headers})
+
+
+@router.get("/{md5}/preview", response_model=None,
+            responses={200: {"description": "A PNG (image, image-shaped tensor, waveform, spectrogram, poster, "
+                                            "strip) or JSON: `{kind: snippet|table|tensor, …}`",
+                             "content": {"image/png": {"schema": {"type": "string", "format": "binary"}},
+                                         "application/json": {}}},
+                       404: {"description": "Nothing to preview in this file"},
+                       422: {"description": "Undecodable, too large, or parameters that do not fit the file"}})
+async def get_preview(md5: str, service: FileServiceDep, store: StoreDep, settings: SettingsDep, _: Viewer,
+                      view: Annotated[str | None, Query(description="audio: waveform (default) or spectrogram; "
+                                                                    "video: poster (default) or strip")] = None,
+                      size: Annotated[int, Query(ge=32, le=1024, description="Longest side of a thumbnail or "
+                                                                             "poster (snapped to 32..1024)")] = 256,
+                      start: Annotated[float | None, Query(ge=0, le=1e7, description="Segment start, seconds")] = None,
+                      end: Annotated[float | None, Query(ge=0, le=1e7, description="Segment end, seconds")] = None,
+                      at: Annotated[float | None, Query(ge=0, le=1e7, description="Poster time, seconds (default: "
+                                                                                 "start, else 0)")] = None,
+                      frames: Annotated[int, Query(ge=1, le=16, description="Frames in a strip")] = 8,
+                      ) -> Response:
+    """A preview of the file: PNG thumbnail, waveform/spectrogram with the segment [start, end] marked, video
+    poster or strip; JSON snippet, table rows or tensor summary. Cached per file and (rounded) parameters."""
+    f = await service.get(md5)
+    previews = PreviewService(store, max_bytes=settings.media_max_bytes)
+    p = await previews.preview(f, PreviewQuery(view=view, size=size, start=start, end=end, at=at, frames=frames))
+    if p.png is not None:
+        return Response(p.png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600", **INERT})
+    return Response(inert_json(p.body), media_type="application/json", headers=INERT)

@@ -13,6 +13,12 @@ class FileRead(BaseModel):
     name: str | None
     width: int | None
     height: int | None
+    duration: float | None = Field(None, description="Seconds, of an audio or video file (probed at upload)")
+    sample_rate: int | None = Field(None, description="Audio sample rate in Hz")
+    channels: int | None = Field(None, description="Audio channels")
+    fps: float | None = Field(None, description="Video frame rate")
+    frame_count: int | None = Field(None, description="Video frames")
+    codec: str | None = Field(None, description="Audio/video codec")
     key: str = Field(description="Object key of the content")
     created_at: datetime
 

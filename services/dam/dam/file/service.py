@@ -16,11 +16,14 @@ from dam.file import media
 from dam.file.exceptions import FileNotFound, InvalidMd5, InvalidPath, Md5Mismatch, UploadTooLarge
 from dam.file.models import File
 from dam.file.repository import FileRepository
+from mlife_shared.media import MediaError, probe
 from mlife_shared.objectstore import InvalidKey, ObjectTooLarge, ScopedStore, validate_key
-from mlife_shared.objectstore.base import iterate
+from mlife_shared.objectstore.base import iterate, read_all
 
 MD5_RE = re.compile(r"^[0-9a-f]{32}$")
 SMALL_UPLOAD = 8 * 1024 * 1024
+MEDIA_MAX_BYTES = 512 * 1024 * 1024
+PROBED = ("audio", "video")
 
 
 def file_key(md5: str) -> str:
@@ -62,8 +65,10 @@ class _Head:
 
 
 class FileService:
-    def __init__(self, session: AsyncSession, store: ScopedStore, *, small_bytes: int = SMALL_UPLOAD) -> None:
+    def __init__(self, session: AsyncSession, store: ScopedStore, *, small_bytes: int = SMALL_UPLOAD,
+                 media_max_bytes: int = MEDIA_MAX_BYTES) -> None:
         self.small_bytes = small_bytes
+        self.media_max_bytes = media_max_bytes
         self.repo = FileRepository(session)
         self.store = store
         self.created_keys: list[str] = []
@@ -108,6 +113,7 @@ class FileService:
             key = file_key(md5)
             await self.store.put(key, iterate(data))
             self.created_keys.append(key)
+            await self._probe(inserted, data)
         row = inserted
         return await self._finish(md5, name, row, inserted is not None, record_path)
 
@@ -157,6 +163,8 @@ class FileService:
                     self.created_keys.append(key)
         finally:
             await self.store.delete(temp)
+        if inserted is not None:
+            await self._probe(inserted, None)
         return await self._finish(stored.md5, name, inserted, inserted is not None, record_path)
 
     async def adopt(self, source: str, md5: str, size: int, *, uploader: str | None) -> File:
@@ -175,7 +183,24 @@ class FileService:
         if await self.store.stat(key) is None:
             await self.store.store.copy(source, self.store.full_key(key))
             self.created_keys.append(key)
+        await self._probe(inserted, None)
         return inserted
+
+    async def _probe(self, row: File, data: bytes | None) -> None:
+        """Audio/video facts on a new row (up to `media_max_bytes`; an undecodable file keeps none: it is
+        stored all the same). `data` is the content when in memory, else it is read from the store."""
+        if row.media_type not in PROBED or row.size > self.media_max_bytes:
+            return
+        if data is None:
+            data = await read_all(await self.store.get(file_key(row.md5)))
+        try:
+            info = await asyncio.to_thread(probe, data)
+        except MediaError:
+            return
+        row.duration, row.sample_rate, row.channels = info.duration, info.sample_rate, info.channels
+        row.fps, row.frame_count, row.codec = info.fps, info.frame_count, (info.codec or "")[:40] or None
+        if info.width and info.height:
+            row.width, row.height = info.width, info.height
 
     async def discard_created(self) -> None:
         """Remove the objects this unit of work created (its rows roll back with the transaction)."""
@@ -189,8 +214,8 @@ class FileService:
             raise FileNotFound(f"no file with MD5 {md5}")
         return f
 
-    async def content(self, f: File) -> AsyncIterator[bytes]:
-        return await self.store.get(file_key(f.md5))
+    async def content(self, f: File, *, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+        return await self.store.get(file_key(f.md5), offset=offset, length=length)
 
     async def find(self, *, media_type: str | None, min_size: int | None, max_size: int | None, limit: int,
                    offset: int) -> list[File]:
