@@ -175,3 +175,25 @@ async def test_content_serves_single_ranges(backend: str, dam: httpx.AsyncClient
     fresh = await client.get(url, headers={"Range": "bytes=0-3", "If-Range": f'"{md5(data)}"'})
     assert fresh.status_code == 206 and fresh.content == data[:4]
     assert json.loads((await client.get(f"/files/{body['md5']}")).text)["sample_rate"] == 8000
+
+
+async def test_document_and_dataset_statistics_have_media_distributions(dam: httpx.AsyncClient) -> None:
+    files = [make_wav(rate=16000, silence=0.5, tone=0.2), make_wav(rate=16000, silence=2.0, tone=1.0),
+             make_wav(rate=44100, silence=0.1, tone=0.5), make_video(seconds=2, fps=10, width=64, height=48),
+             make_video(seconds=6, fps=25, width=32, height=16, fmt="webm"), make_png(40, 20)]
+    md5s = [str((await upload(dam, data))["md5"]) for data in files]
+    rows = [{"md5": m, "annotation": label} for m, label in zip(md5s, "aabbcc", strict=True)]
+    doc = await dam.post("/documents", params={"name": "recordings"}, json=rows)
+    assert doc.status_code == 201, doc.text
+    stats = (await dam.get(f"/documents/{doc.json()['id']}/stats")).json()
+    expected = {"by_duration": {"<1s": 2, "1s-5s": 2, "5s-30s": 1}, "by_sample_rate": {"16000": 2, "44100": 1},
+                "by_frame_rate": {"10": 1, "25": 1}, "by_resolution": {"64x48": 1, "32x16": 1}}
+    assert {k: stats[k] for k in expected} == expected
+    assert stats["by_dimensions"] == {"64x48": 1, "32x16": 1, "40x20": 1}
+    assert stats["duration"]["count"] == 5 and stats["duration"]["min"] == pytest.approx(0.6)
+    assert stats["duration"]["total"] == pytest.approx(0.7 + 3.0 + 0.6 + 2.0 + 6.0, abs=0.2)
+    grouped = await dam.post("/datasets", json={"name": "recordings-ds", "documents": [{"id": doc.json()["id"]}],
+                                                "split": {"test": 1.0}, "stratify": False})
+    assert grouped.status_code == 201, grouped.text
+    ds = (await dam.get(f"/datasets/{grouped.json()['datasets'][0]['id']}/stats")).json()
+    assert {k: ds[k] for k in expected} == expected and ds["duration"] == stats["duration"]

@@ -48,6 +48,15 @@ class ManifestFile:
     size: int
     width: int | None
     height: int | None
+    duration: float | None = None
+    sample_rate: int | None = None
+    fps: float | None = None
+
+
+def media_facts(f: File) -> dict[str, Any]:
+    """An audio/video file's facts for its manifest line (and so for the dataset's statistics)."""
+    return {"duration": f.duration, "sample_rate": f.sample_rate, "channels": f.channels, "fps": f.fps,
+            "frame_count": f.frame_count}
 
 
 def manifest_key(dataset_id: uuid.UUID) -> str:
@@ -103,7 +112,8 @@ class DatasetService:
             return common
         return {**common, "md5": r.md5, "key": self.store.full_key(file_key(r.md5)), "path": r.path,
                 "media_type": f.media_type if f else None, "content_type": f.content_type if f else None,
-                "size": f.size if f else None, "width": f.width if f else None, "height": f.height if f else None}
+                "size": f.size if f else None, "width": f.width if f else None, "height": f.height if f else None,
+                **(media_facts(f) if f is not None and f.media_type in ("audio", "video") else {})}
 
     def function_of(self, req: GroupRequest, versions: list[Version]) -> tuple[bool, str | None]:
         """(is a badcase test set, its function): a grouping of badcase test set documents only is one, and
@@ -225,5 +235,6 @@ class DatasetService:
         rows = [(ManifestRow(label=it["label"], annotation=it["annotation"], extra=it.get("extra") or {},
                              features=it.get("features")),
                  ManifestFile(md5=it["md5"], media_type=it["media_type"], size=it["size"] or 0, width=it["width"],
-                              height=it["height"]) if it.get("media_type") else None) for it in items]
+                              height=it["height"], duration=it.get("duration"), sample_rate=it.get("sample_rate"),
+                              fps=it.get("fps")) if it.get("media_type") else None) for it in items]
         return {"dataset_id": str(ds.id), "purpose": ds.purpose, **analysis.distribution(rows, columns, features)}

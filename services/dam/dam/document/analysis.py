@@ -1,6 +1,6 @@
 """Distributions of a set of rows (a document version, a selection, a dataset): by class, file type,
-size, image dimensions, every extra column and every feature column of a table; and the comparison of
-two versions."""
+size, image dimensions, audio/video duration, sample rate, frame rate and video resolution, every extra
+column and every feature column of a table; and the comparison of two versions."""
 
 from __future__ import annotations
 
@@ -39,10 +39,30 @@ class FileFacts(Protocol):
     def width(self) -> int | None: ...
     @property
     def height(self) -> int | None: ...
+    @property
+    def duration(self) -> float | None: ...
+    @property
+    def sample_rate(self) -> int | None: ...
+    @property
+    def fps(self) -> float | None: ...
 
 SIZE_BUCKETS = [(10 * 1024, "<10KB"), (100 * 1024, "10KB-100KB"), (1024 ** 2, "100KB-1MB"),
                 (10 * 1024 ** 2, "1MB-10MB"), (100 * 1024 ** 2, "10MB-100MB")]
 TOP = 50
+DURATION_BUCKETS = [(1.0, "<1s"), (5.0, "1s-5s"), (30.0, "5s-30s"), (120.0, "30s-2min"), (600.0, "2min-10min")]
+LONGEST = ">=10min"
+
+
+def duration_bucket(seconds: float) -> str:
+    for limit, name in DURATION_BUCKETS:
+        if seconds < limit:
+            return name
+    return LONGEST
+
+
+def frame_rate(fps: float) -> str:
+    """25.0 → "25", 29.97002997 → "29.97"."""
+    return f"{fps:.2f}".rstrip("0").rstrip(".")
 
 
 def size_bucket(size: int) -> str:
@@ -84,6 +104,11 @@ class _Tally:
         self.types: Counter[str] = Counter()
         self.sizes: Counter[str] = Counter()
         self.dims: Counter[str] = Counter()
+        self.durations: Counter[str] = Counter()
+        self.rates: Counter[str] = Counter()
+        self.frame_rates: Counter[str] = Counter()
+        self.resolutions: Counter[str] = Counter()
+        self.seconds: list[float] = []
         self.extra: dict[str, Counter[str]] = {c: Counter() for c in columns}
         self.count = self.total_bytes = self.annotated = self.table_rows = 0
         self.files: set[str] = set()
@@ -110,6 +135,15 @@ class _Tally:
             self.total_bytes += f.size
         if f.width and f.height:
             self.dims[f"{f.width}x{f.height}"] += 1
+            if f.media_type == "video":
+                self.resolutions[f"{f.width}x{f.height}"] += 1
+        if f.duration is not None:
+            self.durations[duration_bucket(f.duration)] += 1
+            self.seconds.append(f.duration)
+        if f.sample_rate:
+            self.rates[str(f.sample_rate)] += 1
+        if f.fps:
+            self.frame_rates[frame_rate(f.fps)] += 1
 
     def summary(self) -> dict[str, Any]:
         sizes = self.sizes
@@ -121,6 +155,14 @@ class _Tally:
             "by_size": {name: sizes[name] for _, name in SIZE_BUCKETS if sizes[name]} | (
                 {">=100MB": sizes[">=100MB"]} if sizes[">=100MB"] else {}),
             "by_dimensions": dict(self.dims.most_common(TOP)),
+            "by_duration": {name: self.durations[name] for name in [*(n for _, n in DURATION_BUCKETS), LONGEST]
+                            if self.durations[name]},
+            "duration": ({"count": len(self.seconds), "min": min(self.seconds), "max": max(self.seconds),
+                          "mean": sum(self.seconds) / len(self.seconds), "total": sum(self.seconds)}
+                         if self.seconds else None),
+            "by_sample_rate": dict(self.rates.most_common(TOP)),
+            "by_frame_rate": dict(self.frame_rates.most_common(TOP)),
+            "by_resolution": dict(self.resolutions.most_common(TOP)),
             "by_column": {c: dict(cnt.most_common(TOP)) for c, cnt in self.extra.items()},
             "by_feature": {c: feature_summary(vs) for c, vs in self.feature_values.items()},
         }
