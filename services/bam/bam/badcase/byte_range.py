@@ -40,9 +40,8 @@ def parse(header: str | None, size: int) -> ByteRange | None:
             raise Unsatisfiable()
         return ByteRange(max(0, size - n), size - 1)
     start = int(first)
-    end = int(last) if last else size - 1
-    if end < start:
+    if last and int(last) < start:
         return None  # syntactically invalid: ignored
     if start >= size:
         raise Unsatisfiable()
-    return ByteRange(start, min(end, size - 1))
+    return ByteRange(start, min(int(last), size - 1) if last else size - 1)
