@@ -36,7 +36,8 @@ def make_wav(rate: int = 22050, silence: float = 1.0, tone: float = 1.0, freq: f
 
 
 def make_video(seconds: int = 4, fps: int = 10, width: int = 64, height: int = 48, fmt: str = "mp4") -> bytes:
-    """An MP4 (H.264) or WebM (VP8) whose frames are `VIDEO_COLOURS[second]`."""
+    """An MP4 (H.264) or WebM (VP8) whose frames are `VIDEO_COLOURS[second]`, with a small black square
+    moving along the top edge (so no two frames are alike)."""
     out = io.BytesIO()
     with av.open(out, mode="w", format=fmt) as c:
         stream = c.add_stream("libx264" if fmt == "mp4" else "libvpx", rate=Fraction(fps))
@@ -45,6 +46,8 @@ def make_video(seconds: int = 4, fps: int = 10, width: int = 64, height: int = 4
             colour = VIDEO_COLOURS[(i // fps) % len(VIDEO_COLOURS)]
             arr = np.zeros((height, width, 3), dtype=np.uint8)
             arr[:, :] = colour
+            x = (i * 4) % (width - 4)
+            arr[0:4, x:x + 4] = 0
             frame = av.VideoFrame.from_ndarray(arr, format="rgb24")
             frame.pts = i
             c.mux(stream.encode(frame))

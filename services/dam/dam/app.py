@@ -18,7 +18,9 @@ from dam.labelling import models as _labelling_models  # noqa: F401
 from dam.labelling.reconcile import reconcile_lifespan
 from dam.labelling.router import router as labelling_router
 from dam.labelling.router import webhook_router
+from dam.testset import models as _testset_models  # noqa: F401
 from dam.testset.consumers import on_test_data_requested
+from dam.testset.router import router as conversion_router
 from mlife_shared.app import ServiceContext, ServiceSpec, create_app
 from mlife_shared.events.contracts import BadcaseTestDataRequested
 from mlife_shared.messaging.consumer import Subscription
@@ -53,7 +55,8 @@ SPEC = ServiceSpec(
     settings_cls=Settings,
     migrations="dam.migrations",
     subscriptions=subscriptions,
-    routers=lambda: [file_router, document_router, search_router, dataset_router, labelling_router, webhook_router],
+    routers=lambda: [file_router, document_router, search_router, dataset_router, labelling_router, webhook_router,
+                       conversion_router],
     extra_lifespan=lifespan,
 )
 

@@ -25,13 +25,17 @@ from dam.document.models import BADCASE_TEST_SET, Document, badcase_test_set_nam
 from dam.document.repository import DocumentRepository
 from dam.document.service import DocumentService, Version, label_of, search_text, unstorable
 from dam.document.table import nested
+from dam.file.models import File
 from dam.file.repository import FileRepository
-from dam.file.service import FileService
-from dam.testset.exceptions import UnresolvableTestData
+from dam.file.service import MEDIA_MAX_BYTES, FileService, file_key
+from dam.testset.conversion import PROVENANCE, ConversionService, convert_async, has_segment, segment_of
+from dam.testset.exceptions import UnconvertibleTestData, UnresolvableTestData
+from dam.testset.schemas import ConversionSettings
 from mlife_shared.events import Envelope
 from mlife_shared.events.contracts import BadcaseTestDataRequested, TestDataItem
 from mlife_shared.messaging.outbox import caused_by
 from mlife_shared.objectstore import InvalidKey, ObjectInfo, ObjectStore, ScopedStore, validate_key
+from mlife_shared.objectstore.base import iterate, read_all
 
 HEX32 = re.compile(r"^[0-9a-fA-F]{32}$")
 COLUMNS = ["badcase_id", "function", "request_id"]
@@ -79,10 +83,15 @@ def item_problem(item: TestDataItem) -> str | None:
 
 
 class TestSetService:
-    def __init__(self, session: AsyncSession, raw_store: ObjectStore, store: ScopedStore, *, max_bytes: int) -> None:
+    def __init__(self, session: AsyncSession, raw_store: ObjectStore, store: ScopedStore, *, max_bytes: int,
+                 media_max_bytes: int = MEDIA_MAX_BYTES) -> None:
         self.session = session
         self.raw_store = raw_store
-        self.files = FileService(session, store)
+        self.store = store
+        self.files = FileService(session, store, media_max_bytes=media_max_bytes)
+        self.conversions = ConversionService(session)
+        self._settings: dict[str, ConversionSettings] = {}
+        self.media_max_bytes = media_max_bytes
         self.file_repo = FileRepository(session)
         self.doc_repo = DocumentRepository(session)
         self.docs = DocumentService(session)
@@ -176,8 +185,37 @@ class TestSetService:
             up = await self.files.store_stream(await self.raw_store.get(key), name=None, max_bytes=self.max_bytes,
                                                uploader="bam")
             md5s.append(up.file.md5)
-        return [dict(row, md5=m, features=None, search_text=search_text(None, item.ground_truth, extra))
-                for m in dict.fromkeys(md5s)]
+        out: dict[str, dict[str, Any]] = {}  # one row per file: two equal frames are one file, the first kept
+        for m in dict.fromkeys(md5s):
+            for md5, provenance in await self._converted(item, m):
+                more = {**extra, **provenance}
+                out.setdefault(md5, dict(row, md5=md5, extra=more, features=None,
+                                         search_text=search_text(None, item.ground_truth, more)))
+        return list(out.values())
+
+    async def _converted(self, item: TestDataItem, md5: str) -> list[tuple[str, dict[str, Any]]]:
+        """The files an item's file becomes in the test set, with their provenance: the file itself (no
+        provenance) unless it is audio/video and the item has a segment."""
+        if not has_segment(item):
+            return [(md5, {})]
+        f = await self.file_repo.get(File, md5)
+        seg = segment_of(item, f) if f is not None else None
+        if f is None or seg is None:
+            return [(md5, {})]
+        if f.size > self.media_max_bytes:
+            raise UnconvertibleTestData(f"badcase {item.badcase_id}: file {md5} has {f.size} bytes, more than the "
+                                        f"{self.media_max_bytes} DAM decodes (MLIFE_DAM_MEDIA_MAX_BYTES)")
+        function = function_of(item)
+        if function not in self._settings:
+            self._settings[function] = await self.conversions.settings(function)
+        data = await read_all(await self.store.get(file_key(md5)))
+        pieces = await convert_async(data, f, seg, self._settings[function], str(item.badcase_id))
+        out = []
+        for piece in pieces:
+            up = await self.files.store_stream(iterate(piece.data), name=None, max_bytes=self.max_bytes, uploader="bam",
+                                               record_path=False)
+            out.append((up.file.md5, {"source_md5": md5, **piece.provenance}))
+        return out
 
     async def standing_document(self, function: str) -> Document:
         """The function's badcase test set document, locked (appends to it happen one at a time)."""
@@ -209,13 +247,19 @@ class TestSetService:
         pending = await self._pending(data)
         resolved = await self._check([item for items in pending.values() for item in items])
         by_function: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for item, r in resolved:
-            by_function[function_of(item)] += await self._rows(item, r, str(data.request_id))
+        try:
+            for item, r in resolved:
+                by_function[function_of(item)] += await self._rows(item, r, str(data.request_id))
+        except UnconvertibleTestData:
+            await self.files.discard_created()  # nothing partial: the rows roll back, the new objects go
+            raise
         out = []
         for function in sorted(by_function):
             new_rows = by_function[function]
             doc = await self.standing_document(function)
             replaced = {row["extra"]["badcase_id"] for row in new_rows}
+            if any("source_md5" in row["extra"] for row in new_rows):
+                doc.columns = list(dict.fromkeys([*doc.columns, *PROVENANCE]))
             doc.feature_columns = list(dict.fromkeys([*(doc.feature_columns or []),
                                                       *(k for r in new_rows for k in (r["features"] or {}))]))
             v = await self.docs.append_version(doc, new_rows, replacing=("badcase_id", replaced), user="bam",
