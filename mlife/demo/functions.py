@@ -1,8 +1,10 @@
 """The example functions of `mlife demo`: two image functions of different sizes and a table.
 
 - digits: scikit-learn's 8x8 digits as PNG (examples/digits), feedback by the image's DAM MD5;
-- shapes: generated 32x32 shapes (examples/shapes), feedback with the served input tensor;
-- wine: scikit-learn's wine as a plain table (examples/wine), 13 feature columns, string labels.
+- shapes: generated 32x32 shapes (examples/shapes), feedback by the image's DAM MD5 too (the served input is a
+  flat vector of 1024 pixels: by its MD5 the badcase shows the picture in the badcase list);
+- wine: scikit-learn's wine as a plain table (examples/wine), 13 feature columns, string labels, feedback with
+  the served input tensor (the row's features).
 
 To bring your own function, subclass FunctionLoop the same way: say where the data comes from
 (`prepare`, `import_data`), how one sample becomes the model's input (`model_input`), and the parameters of a
@@ -88,6 +90,7 @@ class Shapes(ImageLoop):
     weak = {"C": 0.0001, "size": [32, 32]}
     good = {"C": 1.0, "size": [32, 32]}
     worse = {"C": 1.0, "max_train": 20, "size": [32, 32]}
+    feedback_with_inputs = False  # the image's DAM MD5: its badcases show the picture (the input is a flat vector)
 
     def pngs(self) -> list[tuple[bytes, str]]:
         pngs: list[tuple[bytes, str]] = _module(self.example / "make_dataset.py").shapes_pngs()
