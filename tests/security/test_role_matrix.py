@@ -81,6 +81,9 @@ DEVIATIONS: dict[tuple[str, str], str] = {
     ("POST", "/api/msm/models/{name}/aliases/{alias}/revert"): "maintainer",
     # A function's default gate thresholds decide what ships, as an override does: a maintainer's (issue 12).
     ("PUT", "/api/msm/functions/{function}/thresholds"): "maintainer",
+    # How a function's audio/video badcases become test data decides what its models are tested on: a
+    # maintainer's, like the thresholds (issue 15).
+    ("PUT", "/api/dam/test-data-conversions/{function}"): "maintainer",
 }
 
 
