@@ -35,13 +35,16 @@ def make_wav(rate: int = 22050, silence: float = 1.0, tone: float = 1.0, freq: f
     return out.getvalue()
 
 
-def make_video(seconds: int = 4, fps: int = 10, width: int = 64, height: int = 48, fmt: str = "mp4") -> bytes:
+def make_video(seconds: int = 4, fps: int = 10, width: int = 64, height: int = 48, fmt: str = "mp4",
+               gop: int | None = None) -> bytes:
     """An MP4 (H.264) or WebM (VP8) whose frames are `VIDEO_COLOURS[second]`, with a small black square
     moving along the top edge (so no two frames are alike)."""
     out = io.BytesIO()
     with av.open(out, mode="w", format=fmt) as c:
         stream = c.add_stream("libx264" if fmt == "mp4" else "libvpx", rate=Fraction(fps))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        if gop is not None:  # a key frame every `gop` frames: a seek lands on one
+            stream.codec_context.gop_size = gop
         for i in range(seconds * fps):
             colour = VIDEO_COLOURS[(i // fps) % len(VIDEO_COLOURS)]
             arr = np.zeros((height, width, 3), dtype=np.uint8)

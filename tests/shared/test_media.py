@@ -137,6 +137,17 @@ def test_video_poster_is_the_frame_at_that_time(fmt: str) -> None:
         assert close(img.getpixel((32, 24)), VIDEO_COLOURS[second]), (at, img.getpixel((32, 24)))
 
 
+@pytest.mark.parametrize("fmt", ["mp4", "webm"])
+def test_poster_after_a_seek_to_a_key_frame(fmt: str) -> None:
+    video = make_video(seconds=10, fps=10, fmt=fmt, gop=10)
+    for at, second in ((7.3, 7), (2.0, 2), (9.95, 9), (4.999, 4)):
+        img = _img(media.video_poster(video, at=at))
+        assert close(img.getpixel((32, 24)), VIDEO_COLOURS[second % len(VIDEO_COLOURS)]), (at, fmt)
+    strip = _img(media.video_strip(video, 5.0, 9.0, frames=4, height=48))
+    for i in range(4):
+        assert close(strip.getpixel((64 * i + 32, 24)), VIDEO_COLOURS[(5 + i) % len(VIDEO_COLOURS)])
+
+
 def test_video_strip_has_evenly_spaced_frames() -> None:
     video = make_video(seconds=4, fps=10, width=64, height=48)
     img = _img(media.video_strip(video, 0.0, 4.0, frames=4, height=24))

@@ -39,18 +39,34 @@ def frames_at(data: Source, times: list[float]) -> list[tuple[float, Image.Image
             raise MediaError("the file has no video stream")
         stream = c.streams.video[0]
         stream.thread_type = "AUTO"
-        previous: Image.Image | None = None
+        _seek(c, stream, wanted[0])
+        previous: Any = None  # the last frame decoded, made an image only when it is the one shown
+        shown: Image.Image | None = None
         for frame in c.decode(stream):
             t = _frame_time(frame, stream)
             while wanted and t > wanted[0] + EPS:
-                out.append((wanted.pop(0), previous if previous is not None else frame.to_image()))
+                if shown is None:
+                    shown = (previous if previous is not None else frame).to_image()
+                out.append((wanted.pop(0), shown))
             if not wanted:
                 break
-            previous = frame.to_image()
+            previous, shown = frame, None
         if previous is None:
             raise MediaError("the video has no decodable frame")
-        out.extend((t, previous) for t in wanted)  # asked past the last frame: the last frame
+        last = shown or previous.to_image()
+        out.extend((t, last) for t in wanted)  # asked past the last frame: the last frame
     return out
+
+
+def _seek(container: Any, stream: Any, t: float) -> None:
+    """Jump to the key frame at or before `t` (decoding resumes there), when `t` is far enough in to matter."""
+    if t < 2.0 or stream.time_base is None:
+        return
+    try:
+        container.seek(int(t / stream.time_base) + (stream.start_time or 0), stream=stream, backward=True,
+                       any_frame=False)
+    except av.FFmpegError:
+        container.seek(0, stream=stream)
 
 
 def _resize_height(img: Image.Image, height: int) -> Image.Image:
