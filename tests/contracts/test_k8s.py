@@ -161,6 +161,17 @@ def test_the_schema_check_rejects_a_broken_manifest() -> None:
         kv.validate(deployment, KUBE_VERSIONS[-1], strict=True)
 
 
+def test_the_values_schema_takes_the_defaults_and_refuses_misspelt_or_wrong_values() -> None:
+    helm = _helm()
+    with helm.Chart.load(str(CHART)) as chart:
+        chart.validate_schema({})
+        chart.validate_schema(json.loads(json.dumps(OTHER_VALUES)))
+        for bad in ({"servics": {"bam": {}}}, {"nats": {"replicas": 0}}, {"runner": {"concurency": 2}},
+                    {"services": {"bam": {"env": {"BAM_FUNCTION_WEIGHTS": "{}"}}}}, {"environment": "prod"}):
+            with pytest.raises(helm.HelmValuesError):
+                chart.validate_schema(bad)
+
+
 def test_every_service_runs_an_api_a_worker_and_a_migration_job_and_mtt_runners() -> None:
     deployments = {role_of(d) for d in of_kind("Deployment")}
     assert deployments == {(s, r) for s in SERVICES for r in ("api", "worker")} | {("mtt", "runner")}
