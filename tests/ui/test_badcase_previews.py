@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import uuid
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
@@ -188,4 +189,28 @@ async def test_a_text_badcase_highlights_its_spans(page: Page, stack: Stack) -> 
     assert marks == [["prediction", "matched", "Alice"], ["prediction", "wrong", "Paris"],
                      ["truth", "matched", "Alice"], ["truth", "missed", "Bob"]]
     assert (await p.text_content("p.spans[data-role=truth]")).startswith("AlicePER met BobPER in Paris.")
+    assert page.console_errors() == []
+
+
+async def test_a_tester_reports_an_audio_badcase_with_its_segment_in_the_form(page: Page, stack: Stack,
+                                                                               tmp_path: Path) -> None:
+    require(stack, "bam")
+    function = f"form-audio-{uuid.uuid4().hex[:6]}"
+    wav = tmp_path / "said.wav"
+    wav.write_bytes(tone_wav(burst=(0.5, 1.25), freq=523.0))
+    p = await open_as(page, stack, "tester", "#/badcases")
+    form = "form[aria-label='Report a badcase']"
+    await p.fill(f"{form} input[name=function]", function)
+    await p.set_input_files(f"{form} input[name=file]", str(wav))
+    await p.fill(f"{form} input[name=segment_start]", "0.5")
+    await p.fill(f"{form} input[name=segment_end]", "1.25")
+    await p.click(f"{form} button[type=submit]")
+    await p.click(f"{form} p[role=status] a")
+    await p.wait_for_selector(f"main h1:text('Badcase: {function}')")
+    assert "0.50 s – 1.25 s, of 3.00 s" in await p.text_content("[data-field=segment]")
+    await p.wait_for_function("""() => { const a = document.querySelector('[data-preview=audio] audio');
+        return a && a.readyState >= 1 && Math.abs(a.currentTime - 0.5) < 0.05; }""")
+    async with stack_client(stack, "viewer") as c:
+        found = (await c.get("/api/bam/badcases", params={"function": function})).json()["items"]
+    assert [(b["segment_start"], b["segment_end"], b["media_type"]) for b in found] == [(0.5, 1.25, "audio")]
     assert page.console_errors() == []

@@ -308,6 +308,7 @@ export async function previewView(b) {
   if (!p.source) return none(b.data_md5 || (b.data || []).length ? "The data is not stored on the platform (a key or a URL): nothing to preview."
     : "No stored data to preview.");
   const segment = segmentText(b) ? h("p", { class: "segment", "data-field": "segment" }, `Segment: ${segmentText(b)}`) : null;
+  if (type === "table" && b.features && Object.keys(b.features).length) return none("A tabular badcase: its feature row is below.");
   if (type === "audio") return h("div", {}, segment, audioView(b, s));
   if (type === "video") return h("div", {}, segment, videoView(b, s));
   if (type === "image") {

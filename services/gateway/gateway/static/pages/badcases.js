@@ -28,6 +28,8 @@ function reportForm(onDone) {
     field("Severity", select("severity", schemaEnum("BadcaseCreate", "severity"), "medium")),
     field("Tags (comma separated)", h("input", { name: "tags" })),
     field("Data file", h("input", { name: "file", type: "file" })),
+    field("Segment start (s, audio/video)", h("input", { name: "segment_start", type: "number", min: 0, step: "any" })),
+    field("Segment end (s)", h("input", { name: "segment_end", type: "number", min: 0, step: "any" })),
     field("Features (a tabular badcase: JSON object)", h("input", { name: "features", placeholder: '{"alcohol": 13.2, "ash": 2.4}' })),
     field("Description", h("textarea", { name: "description" })),
     h("div", {}, h("button", { type: "submit" }, "Report badcase")), out);
@@ -35,6 +37,7 @@ function reportForm(onDone) {
     const f = new FormData(form);
     const report = { function: f.get("function"), description: f.get("description") || "", severity: f.get("severity") };
     for (const k of ["model_name", "model_version", "prediction", "ground_truth"]) if (f.get(k)) report[k] = f.get(k);
+    for (const k of ["segment_start", "segment_end"]) if (f.get(k) !== "" && f.get(k) !== null) report[k] = Number(f.get(k));
     if (f.get("features")) {
       let features;
       try { features = JSON.parse(String(f.get("features"))); } catch { features = null; }
