@@ -59,7 +59,9 @@ OTHER_VALUES: dict[str, Any] = {
                  "bam": {"env": {"MLIFE_BAM_PRIORITY_HALF_LIFE_DAYS": "7"}}},
     "networkPolicy": {"gatewayFrom": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress"}}}],
                       "metricsFrom": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
-                      "internetEgress": {"services": []}},
+                      "internetEgress": {"services": []},
+                      "extraEgress": {"dam": [{"to": [{"namespaceSelector": {"matchLabels": {
+                          "kubernetes.io/metadata.name": "labelstudio"}}}], "ports": [{"protocol": "TCP", "port": 8080}]}]}},
     "postgresql": {"networkPeers": [{"ipBlock": {"cidr": "10.20.0.0/16"}}]},
 }
 
@@ -672,6 +674,16 @@ def test_webhooks_and_pre_labels_reach_the_internet_but_not_the_cluster_network(
         service = pod["labels"]["mlife.io/service"]
         assert allowed(policies, pod, internet, 443, "egress") == (service in {"gateway", "dam"}), component
         assert not allowed(policies, pod, private, 443, "egress"), component
+
+
+def test_extra_egress_opens_only_what_it_names_for_its_service() -> None:
+    docs = render(json.dumps(OTHER_VALUES))
+    policies = of_kind("NetworkPolicy", docs)
+    labelstudio = {"labels": {"app": "labelstudio"}, "namespace": {"kubernetes.io/metadata.name": "labelstudio"}}
+    for component, pod in pods(docs).items():
+        dam = pod["labels"]["mlife.io/service"] == "dam"
+        assert allowed(policies, pod, labelstudio, 8080, "egress") == dam, component
+        assert not allowed(policies, pod, labelstudio, 8081, "egress"), component
 
 
 def test_the_network_check_sees_a_missing_default_deny() -> None:
