@@ -49,7 +49,11 @@ class ServiceSettings(BaseSettings):
                                                           "open (the API, the worker and each runner have one); as "
                                                           "many more, at least 10, open under load and close when "
                                                           "returned")
-    nats_url: str = Field("nats://127.0.0.1:4222", description="NATS with JetStream (`mlife up`: its own server)")
+    nats_url: str = Field("nats://127.0.0.1:4222", description="NATS with JetStream (`mlife up`: its own server); a "
+                                                              "cluster: its nodes' URLs, comma-separated")
+    nats_replicas: int = Field(1, ge=1, le=5, description="Nodes of the JetStream cluster that hold each stream (and "
+                                                          "its consumers): 1 on one server, 3 in a three-node cluster; "
+                                                          "an existing stream is scaled to it when its worker starts")
     nats_user: str = Field("", description="This service's NATS user (permissions: mlife_shared.messaging.natsauth); "
                                            "default: the service name")
     nats_password: SecretStr = Field(SecretStr(""), description="That user's NATS password; development: read from "

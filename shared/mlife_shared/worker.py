@@ -34,7 +34,8 @@ async def run_worker(spec: ServiceSpec[SettingsT], settings: SettingsT,
                                   **settings.nats_credentials())
     try:
         js = nc.jetstream()
-        await provision_streams(js, max_age_days=settings.stream_max_age_days, producer=spec.name)
+        await provision_streams(js, max_age_days=settings.stream_max_age_days, producer=spec.name,
+                                replicas=settings.nats_replicas)
         relay = Relay(db, js, batch_size=settings.relay_batch_size, poll_seconds=settings.relay_poll_seconds)
         from mlife_shared.app import service_context
 

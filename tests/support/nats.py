@@ -48,15 +48,36 @@ async def start_nats(home: Path, *, authenticated: bool = False, name: str = "ml
         return await serve_nats(home, port, ["-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(home / "nats"),
                                              "-n", f"{name}-{port}"])
     conf = home / "nats.conf"
-    conf.write_text(natsauth.relocate(natsauth.DEPLOY_CONFIG.read_text(), listen=f"127.0.0.1:{port}",
-                                      store_dir=str(home / "nats"), monitor=f"127.0.0.1:{free_port()}"))
-    users = re.findall(r'^\s*user: "([^"]+)"$', conf.read_text(), re.M)
-    passwords = {user: secrets.token_hex(32) for user in users}
+    conf.write_text(deploy_config(port, home / "nats", free_port()))
+    passwords = new_passwords(conf.read_text())
     seed = natsauth.new_callout_seed()
     server = await serve_nats(home, port, ["-c", str(conf)], passwords,
                               {natsauth.CALLOUT_ISSUER_ENV: natsauth.callout_issuer(seed)})
     server.callout_seed = seed
     return server
+
+
+def deploy_config(port: int, store: Path, monitor: int, *, server_name: str | None = None,
+                  cluster: tuple[int, list[int]] | None = None) -> str:
+    """The committed deploy/nats/nats.conf on loopback `port`, storing in `store`, monitoring on `monitor`.
+    `cluster`: (this node's route port, every node's route ports) for a node of a JetStream cluster (each node
+    has its own `server_name`; the users, and so the accounts, are the same on every node)."""
+    from mlife_shared.messaging import natsauth
+
+    text = natsauth.relocate(natsauth.DEPLOY_CONFIG.read_text(), listen=f"127.0.0.1:{port}", store_dir=str(store),
+                             monitor=f"127.0.0.1:{monitor}")
+    if server_name:
+        text = re.sub(r'^server_name: ".*"$', f'server_name: "{server_name}"', text, count=1, flags=re.M)
+    if cluster:
+        own, routes = cluster
+        urls = ", ".join(f'"nats-route://127.0.0.1:{p}"' for p in routes if p != own)
+        text += f'cluster {{\n  name: "mlife"\n  listen: "127.0.0.1:{own}"\n  routes: [{urls}]\n}}\n'
+    return text
+
+
+def new_passwords(config: str) -> dict[str, str]:
+    """A random password for every user of a nats.conf."""
+    return {user: secrets.token_hex(32) for user in re.findall(r'^\s*user: "([^"]+)"$', config, re.M)}
 
 
 async def serve_nats(home: Path, port: int, args: list[str], passwords: dict[str, str] | None = None,

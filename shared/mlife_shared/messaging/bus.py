@@ -44,11 +44,13 @@ async def connect(url: str, *, name: str, connect_timeout: float = 2.0, user: st
         else:
             log.debug("nats_error", error=str(exc))
 
+    # A cluster is reached through any of its nodes: `url` may list them, comma-separated; the client fails over
+    servers = [u.strip() for u in url.split(",") if u.strip()]
     auth: dict[str, Any] = {}
     if user:
         auth = {"user": user, "password": password or "", "inbox_prefix": inbox_prefix(user)}
     return await nats.connect(
-        url, name=name, connect_timeout=connect_timeout, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+        servers, name=name, connect_timeout=connect_timeout, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
         allow_reconnect=True, disconnected_cb=_disconnected, reconnected_cb=_reconnected, error_cb=_error, **auth,
     )
 
@@ -67,7 +69,9 @@ async def connect_with_retry(url: str, *, name: str, stop: asyncio.Event | None 
             delay = min(delay * 2, 5.0)
 
 
-def stream_config(name: str, subjects: list[str], *, max_age_days: float) -> StreamConfig:
+def stream_config(name: str, subjects: list[str], *, max_age_days: float, replicas: int = 1) -> StreamConfig:
+    """`replicas`: the nodes of a JetStream cluster that hold the stream (1 on one server; 3 in a cluster, so one
+    node can go down); the consumers on it inherit it (their num_replicas stays 0)."""
     return StreamConfig(
         name=name,
         subjects=subjects,
@@ -76,24 +80,27 @@ def stream_config(name: str, subjects: list[str], *, max_age_days: float) -> Str
         discard=DiscardPolicy.OLD,
         max_age=max_age_days * 86400,
         duplicate_window=DUPLICATE_WINDOW_SECONDS,
+        num_replicas=replicas,
     )
 
 
-async def provision_streams(js: JetStreamContext, *, max_age_days: float = 30.0,
-                            producer: str | None = None) -> dict[str, Any]:
+async def provision_streams(js: JetStreamContext, *, max_age_days: float = 30.0, producer: str | None = None,
+                            replicas: int = 1) -> dict[str, Any]:
     """Create or update the streams of the registry; safe to run from every worker at every start.
 
     A worker passes `producer` (its service): on the authenticated bus a service may create and update only
     its own stream (natsauth). A consumer that starts first waits for the producer's stream (ConsumerRunner
-    retries), so the start order stays free. Without `producer`: every stream (tests, an open server)."""
+    retries), so the start order stays free. Without `producer`: every stream (tests, an open server). A stream
+    whose replica count differs from `replicas` is scaled to it (JetStream moves the data)."""
     done: dict[str, Any] = {}
     for name, subjects in streams().items():
         if producer is not None and name != stream_name(producer):
             continue
-        config = stream_config(name, subjects, max_age_days=max_age_days)
+        config = stream_config(name, subjects, max_age_days=max_age_days, replicas=replicas)
         try:
             info = await js.stream_info(name)
-            if sorted(info.config.subjects or []) != sorted(subjects) or info.config.max_age != config.max_age:
+            if (sorted(info.config.subjects or []) != sorted(subjects) or info.config.max_age != config.max_age
+                    or (info.config.num_replicas or 1) != replicas):
                 await js.update_stream(config)
         except NotFoundError:
             try:

@@ -122,7 +122,7 @@ def work_queue_permissions(user: str, queue: WorkQueue) -> Permissions:
     """Runners (and dispatchers) of the run queue: queues are named per task at run time, so any durable
     of that stream, which belongs to MTT alone."""
     return Permissions(
-        publish=[f"{API}.INFO", *stream_rights(queue.stream, update=False), f"{queue.subject_prefix}.>",
+        publish=[f"{API}.INFO", *stream_rights(queue.stream, update=True), f"{queue.subject_prefix}.>",
                  *consumer_rights(Consumer(queue.stream, "*"))],
         subscribe=[f"{inbox_prefix(user)}.>"])
 

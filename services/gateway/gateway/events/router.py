@@ -18,7 +18,7 @@ router = APIRouter(tags=["events"])
 def public_nats_url(request: Request) -> str:
     """The NATS address subscribers are told to use: the gateway's own setting, without any credential."""
     settings: Settings = request.app.state.settings
-    url = urlsplit(settings.events_nats_url or settings.nats_url)
+    url = urlsplit((settings.events_nats_url or settings.nats_url).split(",")[0])  # a cluster's: its first node
     return f"{url.scheme or 'nats'}://{url.hostname or '127.0.0.1'}:{url.port or 4222}"
 
 

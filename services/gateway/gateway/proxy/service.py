@@ -133,7 +133,10 @@ class Upstreams:
                 return service, f"fail: unreachable ({type(exc).__name__})"
             if r.status_code == 200:
                 return service, "ok"
-            failing = {k: v for k, v in r.json().get("checks", {}).items() if v != "ok"} if r.content else {}
+            try:  # a load balancer in front of the service answers with its own page when no replica is up
+                failing = {k: v for k, v in r.json().get("checks", {}).items() if v != "ok"} if r.content else {}
+            except (ValueError, AttributeError):
+                failing = {}
             return service, f"fail: {failing or r.status_code}"
 
         return dict(await asyncio.gather(*(_one(s) for s in SERVICES)))

@@ -50,9 +50,12 @@ def durable(queue: str) -> str:
 async def ensure_stream(js: JetStreamContext, settings: Settings) -> None:
     config = StreamConfig(name=settings.runs_stream, subjects=[f"{settings.runs_subject_prefix}.>"],
                           retention=RetentionPolicy.WORK_QUEUE, storage=StorageType.FILE,
-                          duplicate_window=DUPLICATE_WINDOW_SECONDS, max_age=7 * 86400)
+                          duplicate_window=DUPLICATE_WINDOW_SECONDS, max_age=7 * 86400,
+                          num_replicas=settings.nats_replicas)
     try:
-        await js.stream_info(settings.runs_stream)
+        info = await js.stream_info(settings.runs_stream)
+        if (info.config.num_replicas or 1) != settings.nats_replicas:  # scaled to the cluster's setting
+            await js.update_stream(config)
     except NotFoundError:
         try:
             await js.add_stream(config)

@@ -1,0 +1,123 @@
+"""Faults under load (issue 18): while three clients report badcases with their pictures and add them to the
+test data through the load balancer, one fault after another — a NATS node killed (-9) and restarted, a worker
+of every service SIGKILLed, an API replica and a gateway SIGKILLed, PostgreSQL restarted — each restarted as a
+supervisor would. Then, with the load stopped:
+
+- every event in a producer's outbox took effect exactly once: it is in the inbox of every consumer of its
+  subject (none lost), and each add-to-test-data request made exactly one version of DAM's badcase test set
+  (none lost, none duplicated); every acknowledged request is in BAM's outbox;
+- no request failed (5xx, or no answer) unless a fault explains it: in flight at a kill (started before it,
+  ended after it), or in flight during PostgreSQL's outage (from its stop until it accepts connections
+  again: no write can commit then). Anything else, and any 4xx, fails the test;
+- every consumer's lag (num_pending + num_ack_pending) comes back to zero, every outbox is published.
+
+The figures (recovery to ready per fault, failures in flight, lag and effect counts) are printed, written to
+the test's tmp dir and to bench/results/cluster-faults.json. Times are reported, never asserted."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from scripts.cluster import Cluster
+from tests.support.cluster import Fault, Workload, effects, figures, lag, measure_ready, table, unpublished
+from tests.support.processes import READY_TIMEOUT
+from tests.support.waiting import wait_for
+
+pytestmark = [pytest.mark.xdist_group("cluster"), pytest.mark.timeout(900)]
+
+RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results" / "cluster-faults.json"
+STEADY_SECONDS = 4  # load without a fault before the next one
+
+
+async def kill_nats_node(cluster: Cluster) -> Fault:
+    at = time.monotonic()
+    cluster.kill("nats-2")
+    await asyncio.sleep(2)
+    cluster.restart("nats-2")
+    await cluster.wait_nats(2)
+    return Fault("NATS node killed (-9) and restarted", at, time.monotonic())
+
+
+async def kill_workers(cluster: Cluster) -> Fault:
+    at = time.monotonic()
+    names = [f"{app}-worker-1" for app in ("bam", "dam", "mtt", "msm", "gateway")]
+    for name in names:
+        cluster.kill(name)
+    for name in names:
+        cluster.restart(name)
+    return Fault("one worker of every service SIGKILLed", at, time.monotonic())
+
+
+async def kill_api(cluster: Cluster, name: str, what: str) -> Fault:
+    at = time.monotonic()
+    cluster.kill(name)
+    cluster.restart(name)
+    return Fault(what, at, time.monotonic())
+
+
+async def restart_postgres(cluster: Cluster) -> Fault:
+    at = time.monotonic()
+    back = await cluster.restart_postgres()
+    return Fault("PostgreSQL restarted (immediate stop)", at, back, outage=True)
+
+
+async def inject_all(cluster: Cluster) -> list[Fault]:
+    faults = []
+    for inject in (kill_nats_node, kill_workers,
+                   lambda c: kill_api(c, "bam-api-1", "BAM API replica SIGKILLed"),
+                   lambda c: kill_api(c, "gateway-api-1", "gateway SIGKILLed"),
+                   restart_postgres):
+        await asyncio.sleep(STEADY_SECONDS)
+        fault = await inject(cluster)
+        fault.ready_s = await measure_ready(cluster, fault.at, READY_TIMEOUT)
+        faults.append(fault)
+    await asyncio.sleep(STEADY_SECONDS)
+    return faults
+
+
+async def test_every_event_takes_effect_once_through_faults_under_load(cluster: Cluster, tmp_path: Path) -> None:
+    async with httpx.AsyncClient(base_url=cluster.url, headers={"Authorization": f"Bearer {cluster.token}"},
+                                 timeout=60) as client:
+        load = Workload(client)
+        running = asyncio.create_task(load.run())
+        try:
+            faults = await inject_all(cluster)
+        finally:
+            load.stop.set()
+            await running
+    stopped = time.monotonic()
+
+    await wait_for(lambda: _drained(cluster), 180, "every outbox published and every consumer's lag at zero")
+    drained_s = round(time.monotonic() - stopped, 2)
+    counted = await effects(cluster)
+    unexplained = [c for c in load.calls if c.failed and not any(f.excuses(c) for f in faults)]
+    refused = [c for c in load.calls if c.status is not None and 400 <= c.status < 500]
+    summary = {
+        "requests": len(load.calls), "acknowledged_test_data_requests": len(load.request_ids),
+        "failed": sum(1 for c in load.calls if c.failed), "failed_unexplained": len(unexplained),
+        "events_applied": counted["events_applied"], "effects_lost": sum(counted["lost_by_consumer"].values()),
+        "test_data_requests": counted["test_data_requests"], "test_data_lost": counted["test_data_lost"],
+        "test_data_duplicated": counted["test_data_duplicated"], "seconds_to_zero_lag_after_load": drained_s,
+    }
+    result = figures(faults, load.calls, summary)
+    print("\n" + table(faults, load.calls, summary))
+    for path in (tmp_path / "cluster-faults.json", RESULTS):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2) + "\n")
+
+    assert load.request_ids and counted["events_applied"], "the workload wrote nothing"
+    assert not counted["lost_by_consumer"], counted["lost_by_consumer"]
+    assert counted["test_data_lost"] == 0 and counted["test_data_duplicated"] == 0, counted
+    assert set(load.request_ids) <= counted["requests_in_outbox"], "an acknowledged request left no event"
+    assert not unexplained, [vars(c) for c in unexplained[:10]]
+    assert not refused, [vars(c) for c in refused[:10]]
+
+
+async def _drained(cluster: Cluster) -> bool:
+    return await unpublished(cluster) == 0 and not await lag(cluster)
