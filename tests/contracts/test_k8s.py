@@ -530,6 +530,22 @@ def test_the_runner_holds_no_identity_key_and_logs_in_as_mtt_runner() -> None:
     assert context["capabilities"]["add"] == ["SYS_ADMIN"] and context["allowPrivilegeEscalation"] is False
 
 
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_in_a_user_namespace_every_runner_slot_s_task_uid_is_mapped(concurrency: int,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """hostUsers: false gives the pod uids 0-65535: a sandbox uid beyond them cannot be switched to."""
+    docs = render(json.dumps({"runner": {"concurrency": concurrency}}))
+    runner = next(d for d in of_kind("Deployment", docs) if role_of(d) == ("mtt", "runner"))
+    assert runner["spec"]["template"]["spec"]["hostUsers"] is False
+    (container,) = containers(runner)
+    slots = int(container["command"][container["command"].index("--concurrency") + 1])
+    assert slots == concurrency
+    settings = load_settings("mtt", "runner", container_environment(container), monkeypatch)
+    uids = [settings.sandbox_uid] + [settings.sandbox_slot_uid_base + k for k in range(1, slots)]
+    assert all(0 < uid < 65536 for uid in uids), uids
+    assert 10001 not in uids, "task code must not run as the image's own user"
+
+
 def nats_users() -> set[str]:
     return set(re.findall(r'^\s*user:\s*"([^"]+)"\s*$', NATS_CONFIG.read_text(), re.M))
 

@@ -81,6 +81,11 @@ http://{{ include "mlife.fullname" .root }}-{{ .service }}-api:8000
 {{- if eq .role "runner" }}
 - name: MLIFE_MTT_NATS_USER
   value: mtt-runner
+{{- if $v.runner.procMountUnmasked }}
+{{- /* A pod's user namespace maps uids 0-65535 only: task code of slot k > 0 runs as base + k (default 100000). */}}
+- name: MLIFE_MTT_SANDBOX_SLOT_UID_BASE
+  value: {{ $v.runner.slotUidBase | quote }}
+{{- end }}
 {{- end }}
 {{ include "mlife.secretEnv" (dict "root" $root "name" (printf "MLIFE_%s_NATS_PASSWORD" $SVC) "key" (replace "{user}" $user $keys.natsPassword)) }}
 {{- if ne .role "runner" }}
