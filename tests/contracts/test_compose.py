@@ -637,3 +637,65 @@ def test_the_worker_healthcheck_passes_while_connected_to_any_node_of_the_cluste
         accepted.close()
     finally:
         client.close()
+
+
+def _free_ports(count: int) -> list[int]:
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_three_nodes_of_the_cluster_config_form_one_jetstream_cluster(tmp_path: Path) -> None:
+    """The `cluster` profile's nodes, run here on loopback: the committed cluster.conf and nats.conf with only the
+    addresses moved (compose's host names nats-1..3 become 127.0.0.1 ports). Three distinctly named servers elect
+    one JetStream meta leader among three peers."""
+    import json
+    import time
+    import urllib.request
+
+    from mlife_shared.messaging.natsauth import relocate
+
+    ports = _free_ports(9)
+    nodes = {name: ports[3 * i: 3 * i + 3] for i, name in enumerate(CLUSTER_NODES)}  # client, route, monitor
+    procs = []
+    try:
+        for name, (client, route, monitor) in nodes.items():
+            folder = tmp_path / name
+            folder.mkdir()
+            (folder / "nats.conf").write_text(relocate(NATS_CONFIG.read_text(), listen=f"127.0.0.1:{client}",
+                                                       store_dir=str(folder / "js"), monitor=f"127.0.0.1:{monitor}"))
+            text = CLUSTER_CONFIG.read_text().replace('listen: "0.0.0.0:6222"', f'listen: "127.0.0.1:{route}"')
+            for other, (_, other_route, _) in nodes.items():
+                text = text.replace(f"nats-route://{other}:6222", f"nats-route://127.0.0.1:{other_route}")
+            (folder / "cluster.conf").write_text(text)
+            procs.append(subprocess.Popen(
+                [str(_nats_server()), "-c", str(folder / "cluster.conf"), "--server_name", name],
+                env={"PATH": os.environ.get("PATH", ""), **_node_environment()},
+                stdout=(folder / "log").open("w"), stderr=subprocess.STDOUT))
+
+        def monitor_json(port: int, path: str) -> dict[str, Any]:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
+                return dict(json.load(response))
+
+        meta: dict[str, Any] = {}
+        deadline = time.monotonic() + 60  # a bound on waiting, not a measurement
+        while time.monotonic() < deadline and not meta.get("leader"):
+            time.sleep(0.5)
+            try:
+                meta = monitor_json(nodes["nats-1"][2], "/jsz").get("meta_cluster") or {}
+            except OSError:
+                continue
+        assert meta.get("leader") in CLUSTER_NODES and meta.get("cluster_size") == 3, meta
+        names = {monitor_json(monitor, "/varz")["server_name"] for (_, _, monitor) in nodes.values()}
+        assert names == set(CLUSTER_NODES), "each node must run under its own --server_name"
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=30)
