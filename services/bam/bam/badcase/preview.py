@@ -32,6 +32,7 @@ from mlife_shared.objectstore import ScopedStore
 from mlife_shared.objectstore.base import iterate, read_all
 
 THUMBNAIL_SIZE = 256
+POINT = 0.01  # seconds: how wide a zero-length segment is drawn
 SNIPPET_CHARS = 2000
 MAX_TEXT_READ = 64 * 1024
 # Served inputs are read from these services' objects (read-only): MSM's stored feedback inputs, DAM's files.
@@ -175,6 +176,8 @@ def _params(b: Badcase, kind: str, r: PreviewRequest) -> str:
 def _span(b: Badcase, r: PreviewRequest) -> tuple[float | None, float | None]:
     if r.start is not None or r.end is not None:
         return r.start, r.end
+    if b.segment_start is not None and b.segment_end is not None and b.segment_end <= b.segment_start:
+        return b.segment_start, b.segment_start + POINT  # a moment, drawn as a thin band
     return b.segment_start, b.segment_end
 
 

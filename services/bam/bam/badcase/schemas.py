@@ -311,6 +311,10 @@ class OccurrenceRead(BaseModel):
     description: str
     prediction: Any
     reported_at: datetime
+    segment_start: float | None = Field(None, description="The segment this report was sent with (seconds)")
+    segment_end: float | None = None
+    frame_start: int | None = Field(None, description="The frame range this report was sent with (inclusive)")
+    frame_end: int | None = None
 
 
 class TriageChangeRead(BaseModel):
