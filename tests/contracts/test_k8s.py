@@ -339,7 +339,7 @@ def test_api_probes_point_at_real_routes_on_the_served_port() -> None:
             for kind, probe in probes.items():
                 host = {h["name"]: h["value"] for h in probe.get("httpHeaders", [])}.get("Host")
                 assert host and allowed.check(host) is None, f"gateway {kind}: Host {host!r} would get 400"
-            assert allowed.check("mlife.example.org") is None
+            assert allowed.check(values()["ingress"]["host"]) is None, "the Ingress's host would get 400"
 
 
 def _worker_probe(container: dict[str, Any]) -> list[str]:
@@ -518,6 +518,22 @@ def test_the_settings_check_notices_a_missing_secret(monkeypatch: pytest.MonkeyP
     del env["MLIFE_BAM_DATABASE_URL"]
     settings = load_settings("bam", "api", env, monkeypatch)
     assert not settings.database_url.startswith("postgresql")  # what the test above would catch
+
+
+def test_the_public_url_and_allowed_hosts_follow_the_ingress_host_unless_set() -> None:
+    def gateway_and_dam_env(docs: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+        by_role = {role_of(d): d for d in of_kind("Deployment", docs)}
+        return (env_of(containers(by_role[("gateway", "api")])[0]), env_of(containers(by_role[("dam", "api")])[0]))
+
+    gateway, dam = gateway_and_dam_env(render(json.dumps({"ingress": {"host": "ml.corp.example"}})))
+    assert json.loads(gateway["MLIFE_GATEWAY_ALLOWED_HOSTS"]["value"]) == ["ml.corp.example", "localhost"]
+    assert dam["MLIFE_DAM_PUBLIC_URL"]["value"] == "https://ml.corp.example"
+    gateway, dam = gateway_and_dam_env(render(json.dumps({
+        "publicUrl": "https://mlife.corp.example/", "ingress": {"tls": {"enabled": False}},
+        "services": {"gateway": {"allowedHosts": ["mlife.corp.example", "*.mlife.corp.example"]}}})))
+    assert json.loads(gateway["MLIFE_GATEWAY_ALLOWED_HOSTS"]["value"]) == [
+        "mlife.corp.example", "*.mlife.corp.example", "localhost"]
+    assert dam["MLIFE_DAM_PUBLIC_URL"]["value"] == "https://mlife.corp.example/"
 
 
 def test_the_runner_holds_no_identity_key_and_logs_in_as_mtt_runner() -> None:

@@ -109,7 +109,7 @@ http://{{ include "mlife.fullname" .root }}-{{ .service }}-api:8000
 - name: MLIFE_DAM_MSM_URL
   value: {{ include "mlife.apiUrl" (dict "root" $root "service" "msm") | quote }}
 - name: MLIFE_DAM_PUBLIC_URL
-  value: {{ $v.publicUrl | quote }}
+  value: {{ $v.publicUrl | default (printf "%s://%s" (ternary "https" "http" $v.ingress.tls.enabled) $v.ingress.host) | quote }}
 {{- with $v.services.dam.labelstudio }}
 {{- if .url }}
 - name: MLIFE_DAM_LABELSTUDIO_URL
@@ -135,7 +135,7 @@ http://{{ include "mlife.fullname" .root }}-{{ .service }}-api:8000
   value: {{ include "mlife.apiUrl" (dict "root" $root "service" $upstream) | quote }}
 {{- end }}
 - name: MLIFE_GATEWAY_ALLOWED_HOSTS
-  value: {{ concat $v.services.gateway.allowedHosts (list "localhost") | uniq | toJson | quote }}
+  value: {{ concat ($v.services.gateway.allowedHosts | default (list $v.ingress.host)) (list "localhost") | uniq | toJson | quote }}
 - name: MLIFE_GATEWAY_TRUSTED_PROXIES
   value: {{ $v.services.gateway.trustedProxies | toJson | quote }}
 {{- if $v.services.gateway.eventsNatsUrl }}
