@@ -3,6 +3,7 @@ lives, and Range on the data — checked by their pixels, on real PostgreSQL and
 
 from __future__ import annotations
 
+import hashlib
 import io
 import uuid
 
@@ -127,6 +128,14 @@ async def test_the_preview_source_says_who_holds_the_data(bam: httpx.AsyncClient
     assert dam["preview"] == {"source": "dam", "md5": MD5, "media_type": "image"}
     r = await bam.get(f"/badcases/{dam['id']}/preview")
     assert r.status_code == 404 and f"/api/dam/files/{MD5}/preview" in r.json()["detail"]
+    tensor = npy(np.zeros((4, 4), np.uint8))
+    md5 = hashlib.md5(tensor).hexdigest()
+    named = (await bam.post("/badcases", json=report(data=[{"kind": "md5", "value": md5}], ground_truth="z"))).json()
+    assert named["preview"] == {"source": "dam", "md5": md5, "media_type": None}
+    uploaded = (await upload(bam, tensor, "x.npy", ground_truth="z")).json()  # the same badcase, its file now in BAM
+    assert uploaded["merged_into"] == named["id"]
+    assert uploaded["preview"] == {"source": "bam", "md5": md5, "media_type": "tensor"}
+    assert (await bam.get(f"/badcases/{named['id']}/preview")).status_code == 200
     url = (await bam.post("/badcases", json=report(data=[{"kind": "url", "value": "https://x.test/a.png"}],
                                                    ground_truth="y"))).json()
     assert url["preview"] is None

@@ -181,6 +181,9 @@ class BadcaseService:
                 existing = await self.repo.get_by_fingerprint(key.fingerprint)
                 if existing is None:
                     raise
+        if attachment is not None and existing.data_md5 == attachment.md5:
+            existing.data_stored = True  # named by MD5 before, its file is in BAM now
+            existing.media_type = existing.media_type or attachment.media_type
         await self._merge(existing, report, ctx, seg)
         return Recorded(existing, merged=True)
 
