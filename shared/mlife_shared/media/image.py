@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 import zipfile
 from typing import Any
 
@@ -26,7 +27,10 @@ def image_thumbnail(data: Source, size: int = 256) -> bytes:
     """A PNG at most `size` pixels on its longer side (never enlarged); refuses decompression bombs."""
     raw = read_bytes(data)
     try:
-        with Image.open(io.BytesIO(raw)) as opened:
+        with warnings.catch_warnings():  # the size is checked below, before any pixel is decoded
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            opened = Image.open(io.BytesIO(raw))
+        with opened:
             img: Image.Image = opened
             if img.width * img.height > MAX_IMAGE_PIXELS:
                 raise MediaError(f"the image has {img.width}x{img.height} pixels, more than the "

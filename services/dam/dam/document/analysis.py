@@ -145,6 +145,14 @@ class _Tally:
         if f.fps:
             self.frame_rates[frame_rate(f.fps)] += 1
 
+    def _seconds(self) -> dict[str, Any] | None:
+        """Count, min, max, mean and total of the durations, to the millisecond (the same in any row order)."""
+        if not self.seconds:
+            return None
+        total = sum(sorted(self.seconds))
+        return {"count": len(self.seconds), "min": round(min(self.seconds), 3), "max": round(max(self.seconds), 3),
+                "mean": round(total / len(self.seconds), 3), "total": round(total, 3)}
+
     def summary(self) -> dict[str, Any]:
         sizes = self.sizes
         return {
@@ -157,9 +165,7 @@ class _Tally:
             "by_dimensions": dict(self.dims.most_common(TOP)),
             "by_duration": {name: self.durations[name] for name in [*(n for _, n in DURATION_BUCKETS), LONGEST]
                             if self.durations[name]},
-            "duration": ({"count": len(self.seconds), "min": min(self.seconds), "max": max(self.seconds),
-                          "mean": sum(self.seconds) / len(self.seconds), "total": sum(self.seconds)}
-                         if self.seconds else None),
+            "duration": self._seconds(),
             "by_sample_rate": dict(self.rates.most_common(TOP)),
             "by_frame_rate": dict(self.frame_rates.most_common(TOP)),
             "by_resolution": dict(self.resolutions.most_common(TOP)),

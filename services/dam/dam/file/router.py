@@ -201,7 +201,7 @@ async def get_content(md5: str, request: Request, service: FileServiceDep, _: Vi
                        404: {"description": "Nothing to preview in this file"},
                        422: {"description": "Undecodable, too large, or parameters that do not fit the file"}})
 async def get_preview(md5: str, service: FileServiceDep, store: StoreDep, settings: SettingsDep, _: Viewer,
-                      view: Annotated[str | None, Query(description="audio: waveform (default) or spectrogram; "
+                      view: Annotated[str | None, Query(max_length=20, description="audio: waveform (default) or spectrogram; "
                                                                     "video: poster (default) or strip")] = None,
                       size: Annotated[int, Query(ge=32, le=1024, description="Longest side of a thumbnail or "
                                                                              "poster (snapped to 32..1024)")] = 256,
