@@ -214,3 +214,27 @@ async def test_a_tester_reports_an_audio_badcase_with_its_segment_in_the_form(pa
         found = (await c.get("/api/bam/badcases", params={"function": function})).json()["items"]
     assert [(b["segment_start"], b["segment_end"], b["media_type"]) for b in found] == [(0.5, 1.25, "audio")]
     assert page.console_errors() == []
+
+
+async def test_a_maintainer_sets_how_a_functions_segments_become_test_data(page: Page, stack: Stack) -> None:
+    require(stack, "bam", "dam")
+    function = f"convert-{uuid.uuid4().hex[:6]}"
+    p = await open_as(page, stack, "maintainer", f"#/badcases?function={function}")
+    form = "form[aria-label='Test data conversion']"
+    await p.wait_for_selector(form)
+    assert await p.get_attribute("[data-conversion]", "data-conversion") == "frames 1 "
+    assert "(the defaults)" in await p.text_content("[data-conversion]")
+    await p.select_option(f"{form} select[name=mode]", "clip")
+    await p.fill(f"{form} input[name=sample_rate]", "16000")
+    await p.click(f"{form} button[type=submit]")
+    await p.wait_for_selector("[data-conversion='clip 1 16000']")
+    assert "set by maintainer-user" in await p.text_content("[data-conversion]")
+    async with stack_client(stack, "viewer") as c:
+        got = (await c.get(f"/api/dam/test-data-conversions/{function}")).json()
+    assert (got["video"]["mode"], got["audio"]["sample_rate"], got["is_default"]) == ("clip", 16000, False)
+    # a viewer sees the setting, not the form
+    await page.page.context.clear_cookies()
+    p = await open_as(page, stack, "viewer", f"#/badcases?function={function}")
+    await p.wait_for_selector("[data-conversion='clip 1 16000']")
+    assert await p.query_selector(form) is None
+    assert page.console_errors() == []

@@ -81,6 +81,35 @@ function importForm(onDone) {
   return h("div", {}, form, out);
 }
 
+// How a function's audio/video badcases with a segment become test data (DAM's setting, a maintainer's to change).
+async function conversion(box, fn) {
+  if (!fn || !has("GET", "/api/dam/test-data-conversions/{function}")) { box.replaceChildren(); return; }
+  const c = await api("GET", `/api/dam/test-data-conversions/${encodeURIComponent(fn)}`).catch(() => null);
+  if (!c) { box.replaceChildren(card(`Conversion to test data: ${fn}`, unavailable("DAM"))); return; }
+  const video = c.video.mode === "frames" ? `PNG frames at ${fmt(c.video.fps)} per second` : "a WebM clip of the segment";
+  const audio = c.audio.sample_rate ? `a WAV clip at ${fmt(c.audio.sample_rate)} Hz` : "a WAV clip at the recording's own rate";
+  const summary = h("p", { "data-conversion": `${c.video.mode} ${fmt(c.video.fps)} ${fmt(c.audio.sample_rate)}` },
+    `Added to test data, a video segment becomes ${video}; an audio segment ${audio}`,
+    c.is_default ? " (the defaults)." : ` (set by ${text(c.updated_by)}, ${fmtDate(c.updated_at)}).`);
+  let form = null;
+  if (can("maintainer") && has("PUT", "/api/dam/test-data-conversions/{function}")) {
+    form = h("form", { class: "inline", "aria-label": "Test data conversion" },
+      field("Video", select("mode", [["frames", "frames"], ["clip", "clip (WebM)"]], c.video.mode)),
+      field("Frames per second", h("input", { name: "fps", type: "number", min: 0.1, max: 30, step: "any", value: c.video.fps })),
+      field("Audio rate (Hz; empty: the recording's)", h("input", { name: "sample_rate", type: "number", min: 1000, max: 384000, step: 1,
+        value: c.audio.sample_rate ?? "" })),
+      h("button", { type: "submit" }, "Save conversion"));
+    form.addEventListener("submit", (e) => { e.preventDefault(); act(async () => {
+      const f = new FormData(form);
+      await api("PUT", `/api/dam/test-data-conversions/${encodeURIComponent(fn)}`, { json: {
+        video: { mode: f.get("mode"), fps: Number(f.get("fps")) },
+        audio: { sample_rate: f.get("sample_rate") ? Number(f.get("sample_rate")) : null } } });
+      toast("Conversion saved"); await conversion(box, fn);
+    }); });
+  }
+  box.replaceChildren(card(`Conversion to test data: ${fn}`, summary, form));
+}
+
 export async function badcases(queryString) {
   if (!has("GET", "/api/bam/badcases")) return [h("h1", {}, "Badcases"), unavailable("BAM")];
   // A link with a query (`#/badcases?function=…&task_id=…`) sets the filters it names and clears the others.
@@ -92,6 +121,7 @@ export async function badcases(queryString) {
   const selected = new Set();
   let rows = []; let next = null;
   const listBox = h("div"); const selStats = h("div", { class: "grid" }); const groupBox = h("div");
+  const conversionBox = h("div");
   const moreBtn = h("button", { type: "button", class: "secondary", hidden: true, onclick: () => load(true) }, "Load more");
   const selInfo = h("span", { class: "muted" }, "0 selected");
 
@@ -144,6 +174,7 @@ export async function badcases(queryString) {
         { label: "Priority", num: true, render: (b) => fmtNum(b.priority) }, { label: "Seen", num: true, key: "frequency" },
         { label: "Last seen", render: (b) => fmtDate(b.last_seen) }], rows, { empty: "No badcase matches." }));
       renderSelectionStats();
+      if (!more) await conversion(conversionBox, filters.function.trim());
     });
   }
 
@@ -176,7 +207,7 @@ export async function badcases(queryString) {
     can("tester") ? card("Report a badcase", reportForm(() => load(false))) : null,
     can("tester") && has("POST", "/api/bam/badcases/import") ? card("Import badcases (CSV or JSON lines)", importForm(() => load(false))) : null,
     card("Find badcases", form, idBox),
-    card("Badcases", h("div", { class: "row" }, selInfo, can("tester") ? addBtn : null), listBox, moreBtn),
+    card("Badcases", h("div", { class: "row" }, selInfo, can("tester") ? addBtn : null), listBox, moreBtn), conversionBox,
     h("h2", {}, "Statistics of the selection (all listed when none is selected)"), selStats, h("div", { class: "spacer" }),
     card("Grouped statistics over the filter", h("div", { class: "row" }, field("Group by", groupSel), field("and by", pairSel),
       h("button", { type: "button", onclick: grouped }, "Draw")), groupBox)];
