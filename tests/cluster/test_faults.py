@@ -100,6 +100,7 @@ async def test_every_event_takes_effect_once_through_faults_under_load(cluster: 
     refused = [c for c in load.calls if c.status is not None and 400 <= c.status < 500]
     summary = {
         "requests": len(load.calls), "acknowledged_test_data_requests": len(load.request_ids),
+        "acknowledged_datasets_grouped": len(load.datasets),
         "failed": sum(1 for c in load.calls if c.failed), "failed_unexplained": len(unexplained),
         "events_applied": counted["events_applied"], "effects_lost": sum(counted["lost_by_consumer"].values()),
         "test_data_requests": counted["test_data_requests"], "test_data_lost": counted["test_data_lost"],
@@ -115,6 +116,7 @@ async def test_every_event_takes_effect_once_through_faults_under_load(cluster: 
     assert not counted["lost_by_consumer"], counted["lost_by_consumer"]
     assert counted["test_data_lost"] == 0 and counted["test_data_duplicated"] == 0, counted
     assert set(load.request_ids) <= counted["requests_in_outbox"], "an acknowledged request left no event"
+    assert set(load.datasets) <= counted["datasets_grouped"], "an acknowledged group left no event"
     assert not unexplained, [vars(c) for c in unexplained[:10]]
     assert not refused, [vars(c) for c in refused[:10]]
 

@@ -66,14 +66,17 @@ def noise_png() -> bytes:
 
 @dataclass
 class Workload:
-    """`clients` loops, each: report a badcase with its picture (an upload to the object store, a
-    badcase.created event), then add it to the test data (badcase.test_data_requested → DAM appends the
-    badcase test set and groups it → dataset.grouped → MTT and MSM)."""
+    """Loops through the load balancer. BAM's (`clients`): report a badcase with its picture (an upload to the
+    object store, badcase.created), add it to the test data (badcase.test_data_requested → DAM appends the
+    function's badcase test set and groups it → dataset.grouped → MTT and MSM), and every fifth round import two
+    badcases (JSON lines). DAM's (one): upload a file, import a table document, group it into train and test
+    (two dataset.grouped → MTT and MSM)."""
 
     client: httpx.AsyncClient
-    clients: int = 3
+    clients: int = 2
     calls: list[Call] = field(default_factory=list)
     request_ids: list[str] = field(default_factory=list)  # acknowledged add-to-test-data requests
+    datasets: list[str] = field(default_factory=list)  # acknowledged grouped datasets
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def _call(self, kind: str, path: str, **send: Any) -> httpx.Response | None:
@@ -87,8 +90,10 @@ class Workload:
                                response.text[:300] if response.status_code >= 300 else ""))
         return response
 
-    async def _loop(self, n: int) -> None:
+    async def _bam(self, n: int) -> None:
+        rounds = 0
         while not self.stop.is_set():
+            rounds += 1
             body = report(function=f"cluster-{n}", data=[], description="faults under load")
             r = await self._call("report", "/api/bam/badcases/with-data", data={"report": json.dumps(body)},
                                  files={"file": ("frame.png", noise_png(), "image/png")})
@@ -97,10 +102,30 @@ class Workload:
                                      json={"ids": [r.json()["id"]]})
                 if r is not None and r.status_code == 200:
                     self.request_ids += r.json()["request_ids"]
+            if rounds % 5 == 0:
+                rows = [report(function=f"cluster-{n}", data=[{"kind": "md5", "value": os.urandom(16).hex(),
+                                                                "media_type": "image"}]) for _ in range(2)]
+                await self._call("import", "/api/bam/badcases/import", headers={"content-type": "application/x-ndjson"},
+                                 content="".join(json.dumps(row) + "\n" for row in rows))
             await asyncio.sleep(0.05)
 
+    async def _dam(self) -> None:
+        while not self.stop.is_set():
+            name = f"cluster/{os.urandom(8).hex()}"
+            await self._call("upload", "/api/dam/files", params={"name": name + ".png"}, content=noise_png())
+            table = "x,label\n" + "".join(f"{i},{'ab'[i % 2]}\n" for i in range(8))
+            r = await self._call("document", "/api/dam/documents", params={"name": name, "kind": "table"},
+                                 headers={"content-type": "text/csv"}, content=table)
+            if r is not None and r.status_code == 201:
+                r = await self._call("group", "/api/dam/datasets", json={
+                    "name": name, "documents": [{"id": r.json()["id"]}], "split": {"train": 0.5, "test": 0.5},
+                    "stratify": False})
+                if r is not None and r.status_code == 201:
+                    self.datasets += [d["id"] for d in r.json()["datasets"]]
+            await asyncio.sleep(0.2)
+
     async def run(self) -> None:
-        await asyncio.gather(*(self._loop(n) for n in range(self.clients)))
+        await asyncio.gather(*(self._bam(n) for n in range(self.clients)), self._dam())
 
 
 async def measure_ready(cluster: Cluster, since: float, timeout: float = 180) -> float:
@@ -162,7 +187,9 @@ async def effects(cluster: Cluster) -> dict[str, Any]:
     versions = Counter(r[0] for r in await query(
         cluster, "dam", "SELECT substring(message from 'request ([0-9a-f-]+)') FROM document_version "
                         "WHERE created_by = 'bam'"))
-    return {"events_applied": applied, "lost_by_consumer": lost,
+    grouped = {r[0] for r in await query(cluster, "dam", "SELECT envelope->'data'->>'dataset_id' FROM outbox "
+                                                         "WHERE subject = 'dataset.grouped'")}
+    return {"events_applied": applied, "lost_by_consumer": lost, "datasets_grouped": grouped,
             "test_data_requests": len(requests),
             "test_data_lost": sum(1 for r in requests if versions[r] == 0),
             "test_data_duplicated": sum(versions[r] - 1 for r in requests if versions[r] > 1),
@@ -178,5 +205,9 @@ def table(faults: list[Fault], calls: list[Call], summary: dict[str, Any]) -> st
 
 
 def figures(faults: list[Fault], calls: list[Call], summary: dict[str, Any]) -> dict[str, Any]:
-    return {**summary, "faults": [{**asdict(f), "failed_in_flight": sum(1 for c in calls if c.failed and f.excuses(c))}
-                                  for f in faults]}
+    """The summary and, per fault, its seconds since the load started (`at`, `back`), its recovery to ready and
+    the failed requests it explains."""
+    t0 = min((c.start for c in calls), default=0.0)
+    return {**summary, "requests_by_kind": dict(Counter(c.kind for c in calls)),
+            "faults": [{**asdict(f), "at": round(f.at - t0, 2), "back": round(f.back - t0, 2),
+                        "failed_in_flight": sum(1 for c in calls if c.failed and f.excuses(c))} for f in faults]}
