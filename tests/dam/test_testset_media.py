@@ -54,6 +54,10 @@ async def test_conversion_settings_defaults_put_and_roles(dam: httpx.AsyncClient
     assert put.json()["is_default"] is False and put.json()["updated_by"] == "mia"
     got = (await dam.get("/test-data-conversions/speech")).json()
     assert (got["video"], got["audio"]) == (body["video"], body["audio"])
+    again = await dam.put("/test-data-conversions/speech", json={"audio": {"sample_rate": 8000}},
+                          headers=as_role("maintainer", "max"))
+    assert again.status_code == 200 and again.json()["updated_by"] == "max"
+    assert again.json()["video"] == {"mode": "frames", "fps": 1.0} and again.json()["audio"] == {"sample_rate": 8000}
     for bad in ({"video": {"mode": "gif"}}, {"video": {"fps": 0}}, {"audio": {"sample_rate": 10}}, {"other": 1}):
         r = await dam.put("/test-data-conversions/speech", json=bad, headers=as_role("maintainer"))
         assert r.status_code == 422, bad
@@ -164,3 +168,11 @@ async def test_an_unconvertible_segment_is_dead_lettered_and_stores_nothing(
     assert {f["md5"] for f in (await dam.get("/files")).json()} == before  # the video's frames were not kept
     store = dam.app.state.store  # type: ignore[attr-defined]
     assert sorted([k async for k in store.list("files/")]) == sorted(f"files/{m}" for m in before)
+
+
+async def test_conversion_settings_on_sqlite(dam_sqlite: httpx.AsyncClient) -> None:
+    for fps in (2.0, 5.0):  # an insert, then an update of the same function
+        r = await dam_sqlite.put("/test-data-conversions/embedded", json={"video": {"mode": "frames", "fps": fps}},
+                                 headers=as_role("maintainer"))
+        assert r.status_code == 200, r.text
+        assert (await dam_sqlite.get("/test-data-conversions/embedded")).json()["video"]["fps"] == fps
