@@ -12,7 +12,9 @@ supervisor would. Then, with the load stopped:
 - every consumer's lag (num_pending + num_ack_pending) comes back to zero, every outbox is published.
 
 The figures (recovery to ready per fault, failures in flight, lag and effect counts) are printed, written to
-the test's tmp dir and to bench/results/cluster-faults.json. Times are reported, never asserted."""
+the test's tmp dir and to bench/results/cluster-faults.json. Times are reported, never asserted. A second test
+shows the count can fail: an inbox row removed and a test set version relabelled are seen as lost and
+duplicated."""
 
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ import httpx
 import pytest
 
 from scripts.cluster import Cluster
-from tests.support.cluster import Fault, Workload, effects, figures, lag, measure_ready, table, unpublished
+from tests.support.cluster import Fault, Workload, effects, figures, lag, measure_ready, query, table, unpublished
 from tests.support.processes import READY_TIMEOUT
 from tests.support.waiting import wait_for
 
@@ -123,3 +125,27 @@ async def test_every_event_takes_effect_once_through_faults_under_load(cluster: 
 
 async def _drained(cluster: Cluster) -> bool:
     return await unpublished(cluster) == 0 and not await lag(cluster)
+
+
+async def test_the_count_sees_an_effect_lost_and_one_duplicated(cluster: Cluster) -> None:
+    """The measurement above can fail: an inbox row removed is an event lost; a test set version relabelled
+    with another request's id is one request lost and another duplicated."""
+    async with httpx.AsyncClient(base_url=cluster.url, headers={"Authorization": f"Bearer {cluster.token}"},
+                                 timeout=60) as client:
+        load = Workload(client, clients=1)
+        running = asyncio.create_task(load.run())
+        await wait_for(lambda: len(load.request_ids) >= 2, 120, "two add-to-test-data requests")
+        load.stop.set()
+        await running
+    await wait_for(lambda: _drained(cluster), 180, "every outbox published and every consumer's lag at zero")
+    before = await effects(cluster)
+    assert not before["lost_by_consumer"] and before["test_data_duplicated"] == 0, before
+
+    await query(cluster, "dam", "DELETE FROM inbox WHERE ctid = (SELECT ctid FROM inbox WHERE consumer = "
+                                "'dam-test-data-requested' LIMIT 1)")
+    await query(cluster, "dam", "UPDATE document_version SET message = 'relabelled (request ' || $1 || ')' WHERE ctid ="
+                                " (SELECT ctid FROM document_version WHERE created_by = 'bam' AND message NOT LIKE "
+                                "'%' || $1 || '%' LIMIT 1)", load.request_ids[0])
+    after = await effects(cluster)
+    assert after["lost_by_consumer"] == {"dam-test-data-requested": 1}, after
+    assert (after["test_data_lost"], after["test_data_duplicated"]) == (1, 1), after
