@@ -130,11 +130,23 @@ def check_isolation(c: Client, results: dict[str, LoopResult]) -> None:
             assert {o["model_name"] for o in outcomes} == {r.model}, (r.function, outcomes)
 
 
+def check_pictures(c: Client, r: LoopResult) -> None:
+    """Every badcase of an image function shows its picture (issue 15): its preview, from BAM or DAM as the badcase
+    says, is a PNG — testing badcases name a DAM file, feedback ones the image's MD5."""
+    mine = list(c.iter_badcases(function=r.function))
+    assert mine
+    for b in mine:
+        ctype, body = c.badcase_preview(str(b["id"]), size=64)
+        assert ctype == "image/png" and body.startswith(b"\x89PNG"), (r.function, b["id"], b.get("preview"), ctype)
+
+
 def check(url: str, token: str, results: dict[str, LoopResult]) -> None:
     with Client(url, token) as c:
         assert set(results) == set(FUNCTIONS)
-        for r in results.values():
+        for name, r in results.items():
             check_function(c, r)
+            if name in ("digits", "shapes"):
+                check_pictures(c, r)
         check_isolation(c, results)
 
 

@@ -144,6 +144,7 @@ async def test_an_audio_badcase_shows_its_waveform_and_plays_from_the_segment(pa
     seeded = await seed(stack, f"audio-{uuid.uuid4().hex[:6]}")
     p = await open_badcase(page, stack, seeded["audio"]["id"])
     assert "1.00 s – 2.00 s" in await p.text_content("[data-field=segment]")
+    assert "1.00 s – 2.00 s" in await p.text_content("section:has(h2:text('Occurrences')) table")
     await p.wait_for_function("() => { const i = document.querySelector('[data-preview=audio] img.wave'); "
                               "return i && i.complete && i.naturalWidth > 0; }")
     assert "view=waveform" in await p.get_attribute("img.wave", "src")

@@ -13,11 +13,12 @@ const TYPE_ICONS = { image: "IMG", audio: "AUD", video: "VID", text: "TXT", json
 // the preview turns out to be JSON, the thumbnail falls back to the icon.
 const VISUAL = new Set(["image", "audio", "video", "tensor", "json"]);
 
-// Where the badcase's preview lives: {source: "bam" | "dam" | null, md5, media_type}. An older BAM without the
-// field: its own attachment when it has data.
+// Where the badcase's preview lives: {source: "bam" | "dam" | null, md5, media_type}; `preview: null` is nothing
+// to preview. An older BAM without the field: its own attachment when it has data.
 export function previewOf(b) {
   const p = b.preview && typeof b.preview === "object" ? b.preview : null;
   if (p) return { source: p.source || null, md5: p.md5 || b.data_md5 || null, media_type: p.media_type || b.media_type || null };
+  if ("preview" in b) return { source: null, md5: b.data_md5 || null, media_type: b.media_type || null };
   return { source: b.data_md5 ? "bam" : null, md5: b.data_md5 || null, media_type: b.media_type || null };
 }
 
@@ -63,7 +64,7 @@ export function segmentText(b) {
   const parts = [];
   if (s.start !== null) parts.push(s.end !== null ? `${secs(s.start)} – ${secs(s.end)}` : `from ${secs(s.start)}`);
   if (s.frameStart !== null) parts.push(`frames ${s.frameStart}${s.frameEnd !== null ? `–${s.frameEnd}` : ""}`);
-  if (s.duration !== null) parts.push(`of ${secs(s.duration)}`);
+  if (s.duration !== null) parts.push(parts.length ? `of ${secs(s.duration)}` : `the whole recording (${secs(s.duration)})`);
   return parts.join(", ");
 }
 

@@ -272,7 +272,8 @@ export async function badcaseDetail(id) {
     card("Occurrences", occ ? table([{ label: "When", render: (o) => fmtDate(o.reported_at) }, { label: "Source", key: "source" },
       { label: "Reporter", key: "reporter" }, { label: "Model", render: (o) => [text(o.model_name), text(o.model_version)].filter(Boolean).join(" ") },
       { label: "Deployment", render: (o) => (o.deployment_id ? link(`#/deployments/${o.deployment_id}`, short(o.deployment_id)) : "") },
-      { label: "Task", render: (o) => (o.task_id ? link(`#/tasks/${o.task_id}`, short(o.task_id)) : "") }, { label: "Prediction", render: (o) => text(o.prediction) },
+      { label: "Task", render: (o) => (o.task_id ? link(`#/tasks/${o.task_id}`, short(o.task_id)) : "") },
+      { label: "Segment", render: (o) => segmentText(o) }, { label: "Prediction", render: (o) => outcomeText(o.prediction) },
       { label: "Description", key: "description" }], occ) : unavailable("Occurrences")),
     card("Triage history", history ? table([{ label: "When", render: (c) => fmtDate(c.changed_at || c.created_at) }, { label: "Who", key: "actor" },
       { label: "Field", key: "field" }, { label: "From", render: (c) => text(c.old) }, { label: "To", render: (c) => text(c.new) }], history, { empty: "No triage yet." }) : unavailable("History"))];
