@@ -81,10 +81,10 @@ async def test_mlife_badcase_preview_writes_the_file(stack: Stack, tmp_path: Pat
         text = await report_with_file(c, {"function": f"cli-preview-{uuid.uuid4().hex[:6]}"}, "n.txt",
                                       f"cli text {uuid.uuid4()}".encode(), "text/plain")
     out = tmp_path / "thumb.png"
-    done = ok(mlife(stack, tmp_path, "badcase", "preview", named["id"], "-o", str(out), "--size", "40", "--json",
+    done = ok(mlife(stack, tmp_path, "badcase", "preview", named["id"], "-o", str(out), "--size", "32", "--json",
                     role="viewer"))
     assert done == {"id": named["id"], "content_type": "image/png", "bytes": out.stat().st_size, "output": str(out)}
-    assert max(Image.open(out).size) <= 40
+    assert max(Image.open(out).size) <= 32
     snippet = ok(mlife(stack, tmp_path, "badcase", "preview", text["id"], role="viewer"))
     assert snippet["kind"] == "snippet" and snippet["snippet"].startswith("cli text ")
     image_to_terminal = mlife(stack, tmp_path, "badcase", "preview", named["id"], role="viewer")
