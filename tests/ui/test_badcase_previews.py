@@ -136,6 +136,10 @@ async def test_a_dam_image_shows_its_classification_on_the_image(page: Page, sta
     assert await p.text_content("figure.overlaid .tag.wrong[data-role=prediction]") == "pred: cat"
     assert await p.text_content("figure.overlaid .tag.truth[data-role=truth]") == "truth: dog"
     assert await p.evaluate("() => document.querySelector('figure.overlaid img').naturalWidth") == IMAGE_SIZE[0]
+    # the original is DAM's file (BAM holds no copy)
+    md5 = seeded["dam_image"]["preview"]["md5"]
+    assert await p.get_attribute("section:has(h2:text('Preview')) a[download]", "href") == f"/api/dam/files/{md5}/content"
+    assert await p.get_attribute("section:has(h2:text('Preview')) a:text('the file in DAM')", "href") == f"#/data/files/{md5}"
     assert page.console_errors() == []
 
 
@@ -238,4 +242,41 @@ async def test_a_maintainer_sets_how_a_functions_segments_become_test_data(page:
     p = await open_as(page, stack, "viewer", f"#/badcases?function={function}")
     await p.wait_for_selector("[data-conversion='clip 1 16000']")
     assert await p.query_selector(form) is None
+    assert page.console_errors() == []
+
+
+def npy(array: Any) -> bytes:
+    import numpy as np
+
+    out = io.BytesIO()
+    np.save(out, np.asarray(array))
+    return out.getvalue()
+
+
+async def test_tensors_show_as_an_image_or_their_summary_and_a_csv_as_rows(page: Page, stack: Stack) -> None:
+    require(stack, "bam", "dam")
+    import numpy as np
+
+    function = f"tensors-{uuid.uuid4().hex[:6]}"
+    gradient = np.tile(np.linspace(0.0, 1.0, 16, dtype=np.float32), (16, 1))  # an image's shape: drawn
+    async with stack_client(stack) as c:
+        image = await report_with_file(c, {"function": function, "prediction": "3", "ground_truth": "3"}, "x.npy",
+                                       npy(gradient), "application/octet-stream")
+        vector = await report_with_file(c, {"function": function}, "v.npy", npy(np.arange(5, dtype=np.int64) - 2),
+                                        "application/octet-stream")
+        table, _ = await report_on_dam_file(c, {"function": function, "description": "a table"},
+                                            f"rows-{uuid.uuid4().hex[:6]}.csv", b"name,score\nann,0.5\nbob,0.25\n",
+                                            "text/csv", "text")
+    assert image["preview"]["media_type"] == "tensor" and table["preview"]["source"] == "dam"
+    p = await open_badcase(page, stack, image["id"])
+    await p.wait_for_selector("figure.overlaid[data-loaded=true] .tag.right[data-role=prediction]")
+    assert await p.evaluate("() => document.querySelector('figure.overlaid img').naturalWidth") >= 16
+    await p.goto(f"{stack.url}/#/badcases/{vector['id']}")
+    summary = await p.wait_for_selector("dl[data-preview=tensor]")
+    assert "shape" in await summary.text_content() and "int64" in await summary.text_content()
+    await p.goto(f"{stack.url}/#/badcases/{table['id']}")
+    await p.wait_for_selector("[data-preview=table] table")
+    cells = await p.eval_on_selector_all("[data-preview=table] tbody tr", "rs => rs.map((r) => [...r.cells].map((c) => "
+                                         "c.textContent))")
+    assert cells == [["ann", "0.5"], ["bob", "0.25"]]
     assert page.console_errors() == []

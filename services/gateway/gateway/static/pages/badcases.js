@@ -1,5 +1,5 @@
 import { schemaEnum, paramEnum, fmt, act, api, badcasesOf, badge, can, card, chart, countBy, field, fmtDate, fmtNum, h, has, link, select, short, table, text, toast, unavailable } from "/ui/lib.js";
-import { outcomeText, previewView, segmentText, thumbnail } from "/ui/preview.js";
+import { outcomeText, previewOf, previewView, segmentText, thumbnail } from "/ui/preview.js";
 
 // Choices come from the server's OpenAPI (a value added to an enum there shows up here); "" is "any".
 const anyOf = (param) => ["", ...paramEnum("GET", "/api/bam/badcases", param)];
@@ -213,6 +213,17 @@ export async function badcases(queryString) {
       h("button", { type: "button", onclick: grouped }, "Draw")), groupBox)];
 }
 
+// The original data where it is kept: BAM's copy, or the DAM file the badcase names (with its page).
+function original(b) {
+  const p = previewOf(b);
+  if (p.source === "dam" && p.md5) {
+    return h("p", {}, h("a", { href: `/api/dam/files/${p.md5}/content`, download: "" }, "Download the original data"), " — ",
+      link(`#/data/files/${p.md5}`, "the file in DAM"));
+  }
+  return b.data_md5 && has("GET", "/api/bam/badcases/{badcase_id}/data")
+    ? h("p", {}, h("a", { href: `/api/bam/badcases/${b.id}/data`, download: "" }, "Download the original data")) : null;
+}
+
 export async function badcaseDetail(id) {
   const b = await api("GET", `/api/bam/badcases/${id}`);
   const [occ, outcomes, history] = await Promise.all([
@@ -262,8 +273,7 @@ export async function badcaseDetail(id) {
   }) }, "Add to test data");
 
   return [h("p", {}, h("a", { href: "#/badcases" }, "← Badcases")), h("h1", {}, `Badcase: ${b.function}`),
-    h("div", { class: "grid" }, card("Details", kv), card("Preview", preview, b.data_md5 && has("GET", "/api/bam/badcases/{badcase_id}/data")
-      ? h("p", {}, h("a", { href: `/api/bam/badcases/${id}/data`, download: "" }, "Download the original data")) : null)), h("div", { class: "spacer" }), features,
+    h("div", { class: "grid" }, card("Details", kv), card("Preview", preview, original(b))), h("div", { class: "spacer" }), features,
     can("tester") ? card("Triage", triage, h("p", {}, addBtn)) : null,
     card("Outcome per model version (the status follows production)", outcomes ? table([{ label: "Model", render: (o) => link(`#/models/${encodeURIComponent(o.model_name)}`, o.model_name) },
       { label: "Version", render: (o) => [text(o.model_version), o.production ? " " : null, o.production ? badge("production") : null] },
