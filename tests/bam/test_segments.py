@@ -4,6 +4,8 @@ data", and the overlay shapes predictions may carry."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+from pathlib import Path
 
 import httpx
 import pytest
@@ -36,10 +38,13 @@ async def test_a_bad_segment_is_a_422_that_says_what_to_fix(bam: httpx.AsyncClie
     assert says in r.text
 
 
-async def test_an_uploaded_recording_is_probed_and_a_segment_past_its_end_refused(bam: httpx.AsyncClient) -> None:
+async def test_an_uploaded_recording_is_probed_and_a_segment_past_its_end_refused(bam: httpx.AsyncClient,
+                                                                               tmp_path: Path) -> None:
     wav = tone_wav(seconds=3.0)
     r = await upload(bam, wav, "a.wav", segment_start=2.5, segment_end=3.5, duration=10.0)
     assert r.status_code == 422 and "past the end of the recording (3.000 s)" in r.json()["detail"], r.text
+    # Nothing partial: the refused report's file is not left in BAM's objects.
+    assert not [p for p in (tmp_path / "objects").rglob("*") if hashlib.md5(wav).hexdigest() in p.name]
     r = await upload(bam, wav, "a.wav", segment_start=1.0, segment_end=2.0)
     assert r.status_code == 201, r.text
     b = r.json()

@@ -28,6 +28,7 @@ class Attachment:
     media_type: str
     phash: int | None
     info: MediaInfo | None = None  # audio/video: what probing it found (duration, frame rate, frames)
+    created: bool = False  # this upload stored `data/<md5>` (no earlier report had)
 
 
 def data_key(md5: str) -> str:
@@ -48,10 +49,12 @@ async def store_upload(store: ScopedStore, upload: UploadFile, *, max_bytes: int
         stored = await store.put(temp, chunks(), max_size=max_bytes)
     except ObjectTooLarge as exc:
         raise DataTooLarge(f"the data file is larger than {max_bytes} bytes") from exc
+    created = False
     try:
         key = data_key(stored.md5)
         if await store.stat(key) is None:
             await store.copy(temp, key)
+            created = True
     finally:
         await store.delete(temp)
     kind = media.detect(bytes(head))
@@ -62,7 +65,7 @@ async def store_upload(store: ScopedStore, upload: UploadFile, *, max_bytes: int
         info = await _probe(await read_all(await store.get(key)))
         if info is not None and info.media_type in ("audio", "video"):
             kind = info.media_type  # an MP4 of sound only is audio
-    return Attachment(md5=stored.md5, media_type=kind, phash=phash, info=info)
+    return Attachment(md5=stored.md5, media_type=kind, phash=phash, info=info, created=created)
 
 
 async def _probe(data: bytes) -> MediaInfo | None:

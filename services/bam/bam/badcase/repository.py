@@ -50,6 +50,10 @@ class BadcaseRepository(Repository):
         found: Badcase | None = await self.one(self.lock(select(Badcase).where(Badcase.fingerprint == fingerprint)))
         return found
 
+    async def data_referenced(self, md5: str) -> bool:
+        """Whether any badcase holds the data of this MD5."""
+        return (await self.session.scalar(select(Badcase.id).where(Badcase.data_md5 == md5).limit(1))) is not None
+
     async def lock_segment_base(self, lock_id: int) -> None:
         """Serialise the reports of one segment base until the transaction ends (PostgreSQL advisory lock; SQLite
         writers are serialised already): two racing overlapping reports must find each other."""

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bam.badcase import byte_range, dedup, priority, segment
 from bam.badcase.attachment import Attachment, data_key, store_upload
-from bam.badcase.exceptions import BadcaseNotFound, InvalidTransition, NoPreview, RangeNotSatisfiable
+from bam.badcase.exceptions import BadcaseNotFound, InvalidReport, InvalidTransition, NoPreview, RangeNotSatisfiable
 from bam.badcase.filters import BadcaseFilter, decode_cursor, encode_cursor
 from bam.badcase.models import Badcase, Occurrence, TriageChange
 from bam.badcase.preview import Preview, PreviewRequest, preview
@@ -261,7 +261,14 @@ class BadcaseService:
         """`record` with the report's data file: stored once by MD5 in BAM's objects, images hashed for
         near-duplicate matching."""
         attachment = await store_upload(store, upload, max_bytes=self.settings.max_data_bytes)
-        return await self.record(report, ctx, attachment)
+        try:
+            return await self.record(report, ctx, attachment)
+        except InvalidReport:
+            # Nothing partial: a report refused (its segment past the recording's end, say) leaves no file behind,
+            # unless another badcase holds the same data.
+            if attachment.created and not await self.repo.data_referenced(attachment.md5):
+                await store.delete(data_key(attachment.md5))
+            raise
 
     async def get(self, badcase_id: uuid.UUID, *, for_update: bool = False) -> Badcase:
         b = await (self.repo.get_for_update if for_update else self.repo.get)(Badcase, badcase_id)
