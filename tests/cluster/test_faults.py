@@ -26,6 +26,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from mlife_shared.messaging.bus import connect, provision_streams
 from scripts.cluster import Cluster
 from tests.support.cluster import Fault, Workload, effects, figures, lag, measure_ready, query, table, unpublished
 from tests.support.processes import READY_TIMEOUT
@@ -149,3 +150,20 @@ async def test_the_count_sees_an_effect_lost_and_one_duplicated(cluster: Cluster
     after = await effects(cluster)
     assert after["lost_by_consumer"] == {"dam-test-data-requested": 1}, after
     assert (after["test_data_lost"], after["test_data_duplicated"]) == (1, 1), after
+
+
+async def test_streams_have_three_replicas_and_a_stream_of_one_is_scaled_up(cluster: Cluster) -> None:
+    """MLIFE_NATS_REPLICAS=3: every stream (the services' and MTT's run queue) is on the three nodes; a stream
+    of one replica (made before the setting) is scaled to three when its worker provisions it again."""
+    assert set((await cluster.stream_replicas()).values()) == {3}, await cluster.stream_replicas()
+    nc = await connect(cluster.nats_url, name="cluster-test", user="bam", password=cluster.passwords["bam"])
+    try:
+        js = nc.jetstream()
+        config = (await js.stream_info("MLIFE_BAM")).config
+        config.num_replicas = 1
+        await js.update_stream(config)
+        assert (await js.stream_info("MLIFE_BAM")).config.num_replicas == 1
+        await provision_streams(js, producer="bam", replicas=3)
+        assert (await js.stream_info("MLIFE_BAM")).config.num_replicas == 3
+    finally:
+        await nc.close()
