@@ -209,5 +209,6 @@ def figures(faults: list[Fault], calls: list[Call], summary: dict[str, Any]) -> 
     the failed requests it explains."""
     t0 = min((c.start for c in calls), default=0.0)
     return {**summary, "requests_by_kind": dict(Counter(c.kind for c in calls)),
+            "failed_by_answer": dict(Counter(str(c.status or c.error) for c in calls if c.failed)),
             "faults": [{**asdict(f), "at": round(f.at - t0, 2), "back": round(f.back - t0, 2),
                         "failed_in_flight": sum(1 for c in calls if c.failed and f.excuses(c))} for f in faults]}
