@@ -1,7 +1,7 @@
 """MLife scaled out on one machine, without Docker: a three-node NATS JetStream cluster (streams and consumers
-with 3 replicas), a PostgreSQL and a SeaweedFS S3 of its own, two replicas of every service's API and worker,
-two MTT runners, and two gateways behind HAProxy (health checks on /readyz). HAProxy also fronts each service's
-two API replicas: the gateways reach a service through it.
+with 3 replicas), a PostgreSQL, a SeaweedFS S3 and an MLflow server of its own, two replicas of every service's
+API and worker, two MTT runners, and two gateways behind HAProxy (health checks on /readyz). HAProxy also fronts
+each service's two API replicas: the gateways reach a service through it.
 
     python scripts/cluster.py up [--home DIR]      start, print the gateway's URL and admin token; Ctrl-C stops
     python scripts/cluster.py status [--home DIR]  readiness through the load balancer and of every replica
@@ -74,6 +74,7 @@ class Cluster(Processes):
     api_ports: dict[str, list[int]] = field(default_factory=dict)  # app -> its replicas' ports
     lb_ports: dict[str, int] = field(default_factory=dict)  # app -> HAProxy's port for it
     s3: dict[str, str] = field(default_factory=dict)
+    mlflow_url: str = ""
     argv: dict[str, tuple[list[str], dict[str, str]]] = field(default_factory=dict)  # to restart a process
     cleanups: list[Any] = field(default_factory=list)
 
@@ -211,6 +212,32 @@ class Cluster(Processes):
         return {s["name"]: s["config"].get("num_replicas", 1) for a in r.json().get("account_details") or []
                 for s in a.get("stream_detail") or []}
 
+    # --- MLflow ----------------------------------------------------------------------------------------------
+
+    async def start_mlflow(self) -> None:
+        """`mlflow server` from its own venv (services/mtt/scripts/mlflow-venv.sh makes it when missing), SQLite
+        backend and proxied artifacts under home; MTT's runs go to it."""
+        venv = ROOT / ".venv-mlflow"
+        with processes.exclusive("venv-mlflow"):  # another test run may be making it
+            if not (venv / "bin" / "mlflow").exists():
+                await asyncio.to_thread(subprocess.run, ["sh", str(ROOT / "services/mtt/scripts/mlflow-venv.sh")],
+                                        check=True, capture_output=True)
+        port, folder = free_port(), self.home / "mlflow"
+        folder.mkdir()
+        quiet = {"MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+                 "LATEST_VERSION_CHECK": "false", "COLLECT_ANALYTICS": "false"}
+        argv = [str(venv / "bin" / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+                "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
+                "--artifacts-destination", str(folder / "artifacts")]
+        # its web server forks workers: a process group of its own, stopped as a group
+        proc = processes.start(self.home, "mlflow", argv, {**os.environ, **quiet}, group=True)
+        self.cleanups.append(lambda: processes.stop([proc], group=True))
+        self.mlflow_url = f"http://127.0.0.1:{port}"
+        why = await processes.wait_ready(self.mlflow_url, proc, self.home / "mlflow.log", READY_TIMEOUT,
+                                         path="/health")
+        if why is not None:
+            raise RuntimeError(f"mlflow server did not start: {why}")
+
     # --- HAProxy ---------------------------------------------------------------------------------------------
 
     def haproxy_config(self) -> str:
@@ -254,6 +281,8 @@ class Cluster(Processes):
                    MLFLOW_DISABLE_TELEMETRY="true", ORT_DISABLE_TELEMETRY="1", MLIFE_HOME=str(self.home / app),
                    MLIFE_LOG_LEVEL=os.environ.get("MLIFE_CLUSTER_LOG_LEVEL", "WARNING"), **self.s3,
                    **{f"{prefix}DATABASE_URL": self.database_url(app), f"{prefix}NATS_PASSWORD": self.passwords[app]})
+        if app == "mtt":
+            env[f"{prefix}MLFLOW_TRACKING_URI"] = self.mlflow_url
         if app == "gateway":
             env.update({f"{prefix}ADMIN_TOKEN": self.token, f"{prefix}AUTH_CALLOUT_SEED": self.callout_seed,
                         f"{prefix}ALLOWED_HOSTS": json.dumps(["127.0.0.1", "localhost"]),
@@ -320,7 +349,7 @@ async def start_cluster(home: Path, s3: dict[str, str]) -> Cluster:
     try:
         cluster.api_ports = {app: [free_port() for _ in range(REPLICAS)] for app in APPS}
         cluster.lb_ports = {app: free_port() for app in APPS}
-        await asyncio.gather(cluster.start_postgres(), cluster.start_nats_cluster())
+        await asyncio.gather(cluster.start_postgres(), cluster.start_nats_cluster(), cluster.start_mlflow())
         await cluster.migrate()
         cluster.start_haproxy()
         for app in APPS:
