@@ -312,8 +312,10 @@ class Cluster(Processes):
             for i in range(1, REPLICAS + 1):
                 self.launch(f"mtt-runner-{i}", ["-m", "mtt", "runner", "--id", f"cluster-runner-{i}"], runner)
 
-    async def wait_ready(self, timeout: float = READY_TIMEOUT) -> dict[str, str]:
-        """Every API replica, then the load balancer, answers /readyz with 200; {} or what is not ready."""
+    async def wait_ready(self, timeout: float = 2 * READY_TIMEOUT) -> dict[str, str]:
+        """Every API replica, then the load balancer, answers /readyz with 200; {} or what is not ready. The
+        timeout bounds a hang: 24 Python processes starting at once on a busy 2-core machine once took more
+        than 3 minutes."""
         async def one(name: str, url: str) -> tuple[str, str | None]:
             return name, await processes.wait_ready(url, self.procs[name], self.home / f"{name}.log", timeout,
                                                     path="/readyz")
