@@ -97,6 +97,37 @@ def is_integer_overflow(exc: BaseException) -> bool:
     return False
 
 
+# The database is down or restarting (connection refused or reset, "the database system is shutting down / starting
+# up", a pooled connection killed under a query): the request is refused with a 503 and Retry-After, which tells a
+# client and a load balancer to try again — not a 500 that says the service is broken.
+UNAVAILABLE_DETAIL = "the database is unavailable (restarting or unreachable); nothing was written: retry shortly"
+RETRY_AFTER_SECONDS = "2"
+_UNAVAILABLE_SQLSTATES = ("57P01", "57P02", "57P03")  # admin/crash shutdown, cannot connect now
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` (or what caused it) says the database cannot be reached right now."""
+    seen: BaseException | None = exc
+    for _ in range(6):
+        if seen is None:
+            return False
+        if isinstance(seen, ConnectionError):
+            return True
+        if isinstance(seen, DBAPIError) and seen.connection_invalidated:
+            return True
+        state = getattr(seen, "sqlstate", None)
+        if isinstance(state, str) and (state.startswith("08") or state in _UNAVAILABLE_SQLSTATES):
+            return True
+        orig = getattr(seen, "orig", None)
+        seen = orig if isinstance(orig, BaseException) else (seen.__cause__ or seen.__context__)
+    return False
+
+
+def _unavailable() -> JSONResponse:
+    return JSONResponse(error_body("ServiceUnavailable", UNAVAILABLE_DETAIL), status_code=503,
+                        headers={"Retry-After": RETRY_AFTER_SECONDS})
+
+
 def error_body(error: str, detail: Any) -> dict[str, Any]:
     return {"error": error, "detail": _json_safe(detail)}
 
@@ -122,6 +153,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OverflowError)
     @app.exception_handler(DBAPIError)
     async def _overflow(request: Request, exc: Exception) -> JSONResponse:
+        if is_database_unavailable(exc):
+            log.warning("database_unavailable", path=request.url.path, error=str(exc)[:300])
+            return _unavailable()
         if is_integer_overflow(exc):
             log.warning("integer_overflow", path=request.url.path, error=str(exc)[:300])
             return JSONResponse(error_body("Unprocessable", OVERFLOW_DETAIL), status_code=422)
@@ -129,6 +163,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+        if is_database_unavailable(exc):  # a connection refused by a database that is restarting, say
+            log.warning("database_unavailable", path=request.url.path, error=str(exc)[:300])
+            return _unavailable()
         log.exception("unhandled_error", path=request.url.path)
         return JSONResponse(error_body("InternalServerError", "an unexpected error occurred; it was logged"),
                             status_code=500)

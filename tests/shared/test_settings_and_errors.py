@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import httpx
 import pytest
 from fastapi import APIRouter
 from pydantic import BaseModel, ValidationError
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from bam.config import Settings as BamSettings
 from mlife_shared.app import ServiceSpec, create_app
@@ -75,3 +78,30 @@ async def test_every_error_has_the_same_shape(tmp_path: Path) -> None:
         r = await c.get("/api/errs/boom")
         assert r.status_code == 500 and r.json() == {"error": "InternalServerError",
                                                      "detail": "an unexpected error occurred; it was logged"}
+
+
+async def test_a_database_that_cannot_be_reached_is_a_503_with_retry_after(tmp_path: Path) -> None:
+    """A real connection attempt to a PostgreSQL port nobody listens on (a database restarting): the client is told
+    to retry (503 + Retry-After), not that the service is broken (500)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again at once: nothing listens there
+    engine = create_async_engine(f"postgresql+asyncpg://nobody@127.0.0.1:{port}/nothing")
+    router = APIRouter()
+
+    @router.post("/things")
+    async def write() -> None:
+        async with engine.begin() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    spec = ServiceSpec(name="errs", title="t", description="d", settings_cls=BamSettings, routers=lambda: [router])
+    app = create_app(spec, BamSettings(home=tmp_path, environment="test", identity_secret="s" * 40))
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            r = await c.post("/api/errs/things")
+    finally:
+        await engine.dispose()
+    assert r.status_code == 503, r.text
+    assert r.json()["error"] == "ServiceUnavailable" and "retry" in r.json()["detail"]
+    assert r.headers["retry-after"] == "2"
