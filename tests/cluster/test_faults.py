@@ -28,7 +28,19 @@ import pytest
 
 from mlife_shared.messaging.bus import connect, provision_streams
 from scripts.cluster import Cluster
-from tests.support.cluster import Fault, Workload, effects, figures, lag, measure_ready, query, table, unpublished
+from tests.support.cluster import (
+    Fault,
+    Workload,
+    effects,
+    figures,
+    lag,
+    measure_ready,
+    query,
+    serving_effects,
+    set_up_serving,
+    table,
+    unpublished,
+)
 from tests.support.processes import READY_TIMEOUT
 from tests.support.waiting import wait_for
 
@@ -87,7 +99,7 @@ async def inject_all(cluster: Cluster) -> list[Fault]:
 async def test_every_event_takes_effect_once_through_faults_under_load(cluster: Cluster, tmp_path: Path) -> None:
     async with httpx.AsyncClient(base_url=cluster.url, headers={"Authorization": f"Bearer {cluster.token}"},
                                  timeout=60) as client:
-        load = Workload(client)
+        load = Workload(client, serving=await set_up_serving(client))
         running = asyncio.create_task(load.run())
         try:
             faults = await inject_all(cluster)
@@ -98,9 +110,12 @@ async def test_every_event_takes_effect_once_through_faults_under_load(cluster: 
 
     await wait_for(lambda: _drained(cluster), 180, "every outbox published and every consumer's lag at zero")
     drained_s = round(time.monotonic() - stopped, 2)
+    await wait_for(lambda: _tasks_ended(cluster, load), 300, "every acknowledged testing task ended")
     counted = await effects(cluster)
+    served = await serving_effects(cluster, load)
     unexplained = [c for c in load.calls if c.failed and not any(f.excuses(c) for f in faults)]
-    refused = [c for c in load.calls if c.status is not None and 400 <= c.status < 500]
+    refused = [c for c in load.calls if c.status is not None and 400 <= c.status < 500
+               and (c.kind, c.status) != ("deployment", 409)]  # blocked by the gate: a decision
     summary = {
         "requests": len(load.calls), "acknowledged_test_data_requests": len(load.request_ids),
         "acknowledged_datasets_grouped": len(load.datasets),
@@ -108,6 +123,7 @@ async def test_every_event_takes_effect_once_through_faults_under_load(cluster: 
         "events_applied": counted["events_applied"], "effects_lost": sum(counted["lost_by_consumer"].values()),
         "test_data_requests": counted["test_data_requests"], "test_data_lost": counted["test_data_lost"],
         "test_data_duplicated": counted["test_data_duplicated"], "seconds_to_zero_lag_after_load": drained_s,
+        **served,
     }
     result = figures(faults, load.calls, summary)
     print("\n" + table(faults, load.calls, summary))
@@ -120,8 +136,17 @@ async def test_every_event_takes_effect_once_through_faults_under_load(cluster: 
     assert counted["test_data_lost"] == 0 and counted["test_data_duplicated"] == 0, counted
     assert set(load.request_ids) <= counted["requests_in_outbox"], "an acknowledged request left no event"
     assert set(load.datasets) <= counted["datasets_grouped"], "an acknowledged group left no event"
+    assert len(load.tasks) >= 2 and load.deployments, served
+    assert not served["tasks_not_ended_once"] and not served["tasks_misfiled"], served
+    assert not served["deployments_not_decided_once"], served
     assert not unexplained, [vars(c) for c in unexplained[:10]]
     assert not refused, [vars(c) for c in refused[:10]]
+
+
+async def _tasks_ended(cluster: Cluster, load: Workload) -> bool:
+    assert load.serving is not None
+    ended = await serving_effects(cluster, load)
+    return set(ended["tasks_by_status"]) <= {"succeeded", "failed", "cancelled"} and await _drained(cluster)
 
 
 async def _drained(cluster: Cluster) -> bool:

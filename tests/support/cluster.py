@@ -18,7 +18,9 @@ import httpx
 from PIL import Image
 
 from scripts.cluster import Cluster
+from tests.msm.onnx_models import identity_classifier
 from tests.support.bam import report
+from tests.support.waiting import wait_for
 
 SERVICE_DBS = ("bam", "dam", "mtt", "msm", "gateway")
 
@@ -64,19 +66,90 @@ def noise_png() -> bytes:
     return out.getvalue()
 
 
+SERVE = "cluster-serve"  # the model, its function and its deployment
+FINAL_TASK = ("succeeded", "failed", "cancelled")
+DECIDED = ("live", "superseded", "failed", "blocked", "rolled_back")
+
+
+@dataclass
+class Serving:
+    """What the prediction, testing and deployment clients use: an identity classifier (class = argmax of four
+    features) uploaded to MSM, live on deployment `cluster-serve`, and a DAM test split of one-hot rows labelled
+    with the next class (every sample a misprediction: a testing task files each as a badcase occurrence)."""
+
+    version_id: str
+    test_dataset_id: str
+    test_items: int
+    deployment_id: str
+    first_task: str
+
+
+def _ok(r: httpx.Response, *codes: int) -> dict[str, Any]:
+    assert r.status_code in (codes or (200, 201)), f"{r.request.method} {r.request.url}: {r.status_code} {r.text}"
+    return dict(r.json())
+
+
+async def set_up_serving(client: httpx.AsyncClient) -> Serving:
+    """Before the load: the model registered and deployed (live and answering), the test split grouped, and
+    one testing task accepted (MTT has seen the model and the dataset)."""
+    rows = "".join(f"{','.join('1' if j == i % 4 else '0' for j in range(4))},{(i + 1) % 4}\n" for i in range(8))
+    doc = _ok(await client.post("/api/dam/documents", params={"name": SERVE, "kind": "table"},
+                                headers={"content-type": "text/csv"}, content="f0,f1,f2,f3,label\n" + rows))
+    grouped = _ok(await client.post("/api/dam/datasets", json={
+        "name": SERVE, "documents": [{"id": doc["id"]}], "split": {"train": 0.5, "test": 0.5}, "stratify": False}))
+    test = next(d for d in grouped["datasets"] if d["purpose"] == "test")
+    version = _ok(await client.post(f"/api/msm/models/{SERVE}/versions", content=identity_classifier(4),
+                                    headers={"content-type": "application/octet-stream"}))
+    _ok(await client.patch(f"/api/msm/models/{SERVE}", json={"function": SERVE}))
+    deployment = _ok(await client.post("/api/msm/deployments", json=deploy_body(version["id"])), 201, 202)
+
+    async def live() -> bool:
+        return _ok(await client.get(f"/api/msm/deployments/{deployment['id']}"))["status"] == "live" and \
+            (await client.post(f"/api/msm/serve/{SERVE}/predict", json={"inputs": {"x": [1, 0, 0, 0]}})).is_success
+
+    await wait_for(live, 180, f"deployment {deployment['id']} live and answering")
+    serving = Serving(version["id"], str(test["id"]), int(test["item_count"]), deployment["id"], "")
+
+    async def accepted() -> str | None:
+        r = await client.post("/api/mtt/tasks", json=testing_task_body(serving))
+        return str(r.json()["id"]) if r.status_code == 201 else None
+
+    serving.first_task = await wait_for(accepted, 180, "MTT accepting a testing task (model and dataset known)")
+    return serving
+
+
+def deploy_body(version_id: str) -> dict[str, Any]:
+    """The model has no test split (its testing tasks are the workload's): the gate, which would block it for
+    having nothing to be tested on, is overridden with a reason (the admin is a maintainer)."""
+    return {"name": SERVE, "versions": [{"model_version_id": version_id}],
+            "override_reason": "cluster fault test: a version with no test split"}
+
+
+def testing_task_body(serving: Serving) -> dict[str, Any]:
+    """A testing task with the built-in ONNX evaluator on the test split, queued at once."""
+    return {"kind": "test", "datasets": [{"dataset_id": serving.test_dataset_id, "purpose": "test"}],
+            "model_name": SERVE, "run": True,
+            "params": {"preprocess": {"kind": "table", "columns": ["f0", "f1", "f2", "f3"],
+                                      "classes": ["0", "1", "2", "3"]}}}
+
+
 @dataclass
 class Workload:
     """Loops through the load balancer. BAM's (`clients`): report a badcase with its picture (an upload to the
     object store, badcase.created), add it to the test data (badcase.test_data_requested → DAM appends the
     function's badcase test set and groups it → dataset.grouped → MTT and MSM), and every fifth round import two
     badcases (JSON lines). DAM's (one): upload a file, import a table document, group it into train and test
-    (two dataset.grouped → MTT and MSM)."""
+    (two dataset.grouped → MTT and MSM). With `serving`: two clients call predictions, one submits testing tasks
+    (waiting for each to end) and one requests deployments of the live version."""
 
     client: httpx.AsyncClient
     clients: int = 2
+    serving: Serving | None = None
     calls: list[Call] = field(default_factory=list)
     request_ids: list[str] = field(default_factory=list)  # acknowledged add-to-test-data requests
     datasets: list[str] = field(default_factory=list)  # acknowledged grouped datasets
+    tasks: list[str] = field(default_factory=list)  # acknowledged testing tasks
+    deployments: list[str] = field(default_factory=list)  # acknowledged deployment requests
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def _call(self, kind: str, path: str, **send: Any) -> httpx.Response | None:
@@ -124,8 +197,73 @@ class Workload:
                     self.datasets += [d["id"] for d in r.json()["datasets"]]
             await asyncio.sleep(0.2)
 
+    async def _predict(self, n: int) -> None:
+        while not self.stop.is_set():
+            await self._call("predict", f"/api/msm/serve/{SERVE}/predict",
+                             json={"inputs": {"x": [1 if j == n % 4 else 0 for j in range(4)]}, "client_id": "cluster"})
+            n += 1
+            await asyncio.sleep(0.1)
+
+    async def _final(self, task_id: str) -> None:
+        while not self.stop.is_set():
+            await asyncio.sleep(0.5)
+            try:
+                if (await self.client.get(f"/api/mtt/tasks/{task_id}")).json().get("status") in FINAL_TASK:
+                    return
+            except (httpx.HTTPError, ValueError):
+                pass  # a fault: ask again
+
+    async def _test(self, serving: Serving) -> None:
+        while not self.stop.is_set():
+            r = await self._call("testing-task", "/api/mtt/tasks", json=testing_task_body(serving))
+            if r is not None and r.status_code == 201:
+                self.tasks.append(str(r.json()["id"]))
+                await self._final(self.tasks[-1])
+            await asyncio.sleep(0.5)
+
+    async def _deploy(self, serving: Serving) -> None:
+        while not self.stop.is_set():
+            r = await self._call("deployment", "/api/msm/deployments", json=deploy_body(serving.version_id))
+            if r is not None and r.status_code in (201, 202):
+                self.deployments.append(str(r.json()["id"]))
+            elif r is not None and r.status_code == 409:  # blocked by the gate: decided, and kept
+                self.deployments.append(str(r.json()["detail"]["deployment_id"]))
+            await asyncio.sleep(3)
+
     async def run(self) -> None:
-        await asyncio.gather(*(self._bam(n) for n in range(self.clients)), self._dam())
+        extra = [self._predict(0), self._predict(1), self._test(self.serving), self._deploy(self.serving)] \
+            if self.serving else []
+        await asyncio.gather(*(self._bam(n) for n in range(self.clients)), self._dam(), *extra)
+
+
+async def serving_effects(cluster: Cluster, load: Workload) -> dict[str, Any]:
+    """The acknowledged testing tasks and deployment requests: each task ended (its status, and its
+    task.finished/task.failed and testing.completed/testing.failed events in MTT's outbox: one each), each of its
+    mispredictions a badcase occurrence in BAM once; each deployment decided (its status, and one
+    deployment.succeeded/failed in MSM's outbox unless the gate blocked it)."""
+    assert load.serving is not None
+    tasks = [load.serving.first_task, *load.tasks]
+    status = dict(await query(cluster, "mtt", "SELECT id::text, status FROM mtt_task WHERE id::text = ANY($1)", tasks))
+    ended = Counter(r[0] for r in await query(
+        cluster, "mtt", "SELECT envelope->'data'->>'task_id' FROM outbox WHERE subject IN ('task.finished', "
+                        "'task.failed')"))
+    tested = Counter(r[0] for r in await query(
+        cluster, "mtt", "SELECT envelope->'data'->>'task_id' FROM outbox WHERE subject IN ('testing.completed', "
+                        "'testing.failed')"))
+    filed = dict(await query(cluster, "bam", "SELECT task_id::text, count(*) FROM occurrence WHERE task_id::text = "
+                                             "ANY($1) GROUP BY task_id", tasks))
+    decided = dict(await query(cluster, "msm", "SELECT id::text, status FROM deployment WHERE id::text = ANY($1)",
+                               load.deployments))
+    outcome = Counter(r[0] for r in await query(
+        cluster, "msm", "SELECT envelope->'data'->>'deployment_id' FROM outbox WHERE subject IN "
+                        "('deployment.succeeded', 'deployment.failed')"))
+    return {"testing_tasks": len(tasks), "tasks_by_status": dict(Counter(status.get(t, "missing") for t in tasks)),
+            "tasks_not_ended_once": [t for t in tasks if (ended[t], tested[t]) != (1, 1)],
+            "tasks_misfiled": {t: filed.get(t, 0) for t in tasks if filed.get(t, 0) != load.serving.test_items},
+            "deployment_requests": len(load.deployments),
+            "deployments_by_status": dict(Counter(decided.get(d, "missing") for d in load.deployments)),
+            "deployments_not_decided_once": [d for d in load.deployments
+                                             if decided.get(d) not in DECIDED or outcome[d] != int(decided[d] != "blocked")]}
 
 
 async def measure_ready(cluster: Cluster, since: float, timeout: float = 180) -> float:
