@@ -107,6 +107,7 @@ async def test_every_event_takes_effect_once_through_faults_under_load(cluster: 
             load.stop.set()
             await running
     stopped = time.monotonic()
+    lag_at_stop = await lag(cluster)
 
     await wait_for(lambda: _drained(cluster), 180, "every outbox published and every consumer's lag at zero")
     drained_s = round(time.monotonic() - stopped, 2)
@@ -123,6 +124,7 @@ async def test_every_event_takes_effect_once_through_faults_under_load(cluster: 
         "events_applied": counted["events_applied"], "effects_lost": sum(counted["lost_by_consumer"].values()),
         "test_data_requests": counted["test_data_requests"], "test_data_lost": counted["test_data_lost"],
         "test_data_duplicated": counted["test_data_duplicated"], "seconds_to_zero_lag_after_load": drained_s,
+        "lag_at_load_stop": lag_at_stop,
         **served,
     }
     result = figures(faults, load.calls, summary)

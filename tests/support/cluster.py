@@ -202,7 +202,7 @@ class Workload:
             await self._call("predict", f"/api/msm/serve/{SERVE}/predict",
                              json={"inputs": {"x": [1 if j == n % 4 else 0 for j in range(4)]}, "client_id": "cluster"})
             n += 1
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.2)
 
     async def _final(self, task_id: str) -> None:
         while not self.stop.is_set():
