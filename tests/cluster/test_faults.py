@@ -1,14 +1,19 @@
-"""Faults under load (issue 18): while three clients report badcases with their pictures and add them to the
-test data through the load balancer, one fault after another — a NATS node killed (-9) and restarted, a worker
-of every service SIGKILLed, an API replica and a gateway SIGKILLed, PostgreSQL restarted — each restarted as a
-supervisor would. Then, with the load stopped:
+"""Faults under load (issue 18): while two clients report badcases with their pictures and add them to the
+test data, DAM's client uploads, imports and groups, two call predictions of a live model (MSM), one submits
+testing tasks (MTT's built-in ONNX evaluator) and one requests deployments, all through the load balancer, one
+fault after another — a NATS node killed (-9) and restarted, a worker of every service SIGKILLed, an API replica
+and a gateway SIGKILLed, PostgreSQL restarted — each restarted as a supervisor would. Then, with the load stopped:
 
 - every event in a producer's outbox took effect exactly once: it is in the inbox of every consumer of its
   subject (none lost), and each add-to-test-data request made exactly one version of DAM's badcase test set
   (none lost, none duplicated); every acknowledged request is in BAM's outbox;
+- every acknowledged testing task ended, with one task.finished/failed and one testing.completed/failed event,
+  and each of its mispredictions (every sample) filed once in BAM as a badcase occurrence; every acknowledged
+  deployment request was decided once (live, superseded, ...: one deployment.succeeded/failed);
 - no request failed (5xx, or no answer) unless a fault explains it: in flight at a kill (started before it,
   ended after it), or in flight during PostgreSQL's outage (from its stop until it accepts connections
-  again: no write can commit then). Anything else, and any 4xx, fails the test;
+  again: no write can commit then). Anything else, and any 4xx but a deployment the gate blocks (409, a
+  decision), fails the test;
 - every consumer's lag (num_pending + num_ack_pending) comes back to zero, every outbox is published.
 
 The figures (recovery to ready per fault, failures in flight, lag and effect counts) are printed, written to
@@ -107,7 +112,7 @@ async def test_every_event_takes_effect_once_through_faults_under_load(cluster: 
             load.stop.set()
             await running
     stopped = time.monotonic()
-    lag_at_stop = await lag(cluster)
+    lag_at_stop, unpublished_at_stop = await lag(cluster), await unpublished(cluster)
 
     await wait_for(lambda: _drained(cluster), 180, "every outbox published and every consumer's lag at zero")
     drained_s = round(time.monotonic() - stopped, 2)
@@ -124,7 +129,7 @@ async def test_every_event_takes_effect_once_through_faults_under_load(cluster: 
         "events_applied": counted["events_applied"], "effects_lost": sum(counted["lost_by_consumer"].values()),
         "test_data_requests": counted["test_data_requests"], "test_data_lost": counted["test_data_lost"],
         "test_data_duplicated": counted["test_data_duplicated"], "seconds_to_zero_lag_after_load": drained_s,
-        "lag_at_load_stop": lag_at_stop,
+        "lag_at_load_stop": lag_at_stop, "unpublished_at_load_stop": unpublished_at_stop,
         **served,
     }
     result = figures(faults, load.calls, summary)
