@@ -76,6 +76,30 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.xdist_group(group))
 
 
+class _GroupSuffix:
+    """pytest-xdist 3.8 marks a grouped test by appending `@<group>` to `item._nodeid`, which pytest 9.2 no longer
+    reads (a node's id is `item._id` now): every group was silently spread over both workers, each starting its own
+    session platform (two stacks, two e2e platforms, two clusters). This does the same renaming on `_id`, after
+    xdist's own hook; it does nothing where xdist's renaming took (an older pytest) or without `--dist loadgroup`."""
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        if not config.getvalue("loadgroup"):
+            return
+        from _pytest.nodeid import NodeId  # pytest >= 9.2 only: where the id lives
+
+        for item in items:
+            groups = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                             for m in item.iter_markers("xdist_group")})
+            if groups and "@" not in item.nodeid:
+                item._id = NodeId.parse(f"{item.nodeid}@{'_'.join(groups)}")  # type: ignore[attr-defined]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        config.pluginmanager.register(_GroupSuffix(), "mlife-xdist-group-suffix")
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """The session's template databases go when it ends."""
     try:
