@@ -1,14 +1,16 @@
 """Faults under load (issue 18): while two clients report badcases with their pictures and add them to the
 test data, DAM's client uploads, imports and groups, two call predictions of a live model (MSM), one submits
-testing tasks (MTT's built-in ONNX evaluator) and one requests deployments, all through the load balancer, one
-fault after another — a NATS node killed (-9) and restarted, a worker of every service SIGKILLed, an API replica
-and a gateway SIGKILLed, PostgreSQL restarted — each restarted as a supervisor would. Then, with the load stopped:
+testing tasks (MTT's built-in ONNX evaluator), one training tasks (a tiny train.py uploaded with each) and one
+requests deployments, all through the load balancer, one fault after another — a NATS node killed (-9) and
+restarted, a worker of every service SIGKILLed, an API replica and a gateway SIGKILLed, PostgreSQL restarted —
+each restarted as a supervisor would. Then, with the load stopped:
 
 - every event in a producer's outbox took effect exactly once: it is in the inbox of every consumer of its
   subject (none lost), and each add-to-test-data request made exactly one version of DAM's badcase test set
   (none lost, none duplicated); every acknowledged request is in BAM's outbox;
 - every acknowledged testing task ended, with one task.finished/failed and one testing.completed/failed event,
   and each of its mispredictions (every sample) filed once in BAM as a badcase occurrence; every acknowledged
+  training task ended with one task.finished/failed event; every acknowledged
   deployment request was decided once (live, superseded, ...: one deployment.succeeded/failed);
 - no request failed (5xx, or no answer) unless a fault explains it: in flight at a kill (started before it,
   ended after it), or in flight during PostgreSQL's outage (from its stop until it accepts connections
@@ -144,6 +146,7 @@ async def test_every_event_takes_effect_once_through_faults_under_load(cluster: 
     assert set(load.request_ids) <= counted["requests_in_outbox"], "an acknowledged request left no event"
     assert set(load.datasets) <= counted["datasets_grouped"], "an acknowledged group left no event"
     assert len(load.tasks) >= 2 and load.deployments, served
+    assert load.trainings and not served["trainings_not_ended_once"], served
     assert not served["tasks_not_ended_once"] and not served["tasks_misfiled"], served
     assert not served["deployments_not_decided_once"], served
     assert not unexplained, [vars(c) for c in unexplained[:10]]
@@ -153,7 +156,8 @@ async def test_every_event_takes_effect_once_through_faults_under_load(cluster: 
 async def _tasks_ended(cluster: Cluster, load: Workload) -> bool:
     assert load.serving is not None
     ended = await serving_effects(cluster, load)
-    return set(ended["tasks_by_status"]) <= {"succeeded", "failed", "cancelled"} and await _drained(cluster)
+    final = {"succeeded", "failed", "cancelled"}
+    return set(ended["tasks_by_status"]) | set(ended["trainings_by_status"]) <= final and await _drained(cluster)
 
 
 async def _drained(cluster: Cluster) -> bool:

@@ -9,6 +9,7 @@ import io
 import json
 import os
 import time
+import zipfile
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -133,6 +134,20 @@ def testing_task_body(serving: Serving) -> dict[str, Any]:
                                       "classes": ["0", "1", "2", "3"]}}}
 
 
+TRAIN_PY = "import json\nprint(json.dumps({'loss': 0.5}))\n"  # ends at once; its outcome is MTT's to tell
+
+
+def training_task(serving: Serving) -> dict[str, Any]:
+    """A training task with a tiny train.py uploaded with it (the multipart `task` + `code` zip), queued at once."""
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("train.py", TRAIN_PY)
+    body = {"kind": "train", "datasets": [{"dataset_id": serving.test_dataset_id, "purpose": "train"}],
+            "command": "python train.py", "run": True}
+    return {"files": {"task": (None, json.dumps(body), "application/json"),
+                      "code": ("code.zip", archive.getvalue(), "application/zip")}}
+
+
 @dataclass
 class Workload:
     """Loops through the load balancer. BAM's (`clients`): report a badcase with its picture (an upload to the
@@ -149,6 +164,7 @@ class Workload:
     request_ids: list[str] = field(default_factory=list)  # acknowledged add-to-test-data requests
     datasets: list[str] = field(default_factory=list)  # acknowledged grouped datasets
     tasks: list[str] = field(default_factory=list)  # acknowledged testing tasks
+    trainings: list[str] = field(default_factory=list)  # acknowledged training tasks
     deployments: list[str] = field(default_factory=list)  # acknowledged deployment requests
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -221,6 +237,14 @@ class Workload:
                 await self._final(self.tasks[-1])
             await asyncio.sleep(0.5)
 
+    async def _train(self, serving: Serving) -> None:
+        while not self.stop.is_set():
+            r = await self._call("training-task", "/api/mtt/tasks", **training_task(serving))
+            if r is not None and r.status_code == 201:
+                self.trainings.append(str(r.json()["id"]))
+                await self._final(self.trainings[-1])
+            await asyncio.sleep(1)
+
     async def _deploy(self, serving: Serving) -> None:
         while not self.stop.is_set():
             r = await self._call("deployment", "/api/msm/deployments", json=deploy_body(serving.version_id))
@@ -231,7 +255,8 @@ class Workload:
             await asyncio.sleep(3)
 
     async def run(self) -> None:
-        extra = [self._predict(0), self._predict(1), self._test(self.serving), self._deploy(self.serving)] \
+        extra = [self._predict(0), self._predict(1), self._test(self.serving), self._train(self.serving),
+                 self._deploy(self.serving)] \
             if self.serving else []
         await asyncio.gather(*(self._bam(n) for n in range(self.clients)), self._dam(), *extra)
 
@@ -243,7 +268,8 @@ async def serving_effects(cluster: Cluster, load: Workload) -> dict[str, Any]:
     deployment.succeeded/failed in MSM's outbox unless the gate blocked it)."""
     assert load.serving is not None
     tasks = [load.serving.first_task, *load.tasks]
-    status = dict(await query(cluster, "mtt", "SELECT id::text, status FROM mtt_task WHERE id::text = ANY($1)", tasks))
+    status = dict(await query(cluster, "mtt", "SELECT id::text, status FROM mtt_task WHERE id::text = ANY($1)",
+                              tasks + load.trainings))
     ended = Counter(r[0] for r in await query(
         cluster, "mtt", "SELECT envelope->'data'->>'task_id' FROM outbox WHERE subject IN ('task.finished', "
                         "'task.failed')"))
@@ -260,6 +286,9 @@ async def serving_effects(cluster: Cluster, load: Workload) -> dict[str, Any]:
     return {"testing_tasks": len(tasks), "tasks_by_status": dict(Counter(status.get(t, "missing") for t in tasks)),
             "tasks_not_ended_once": [t for t in tasks if (ended[t], tested[t]) != (1, 1)],
             "tasks_misfiled": {t: filed.get(t, 0) for t in tasks if filed.get(t, 0) != load.serving.test_items},
+            "training_tasks": len(load.trainings),
+            "trainings_by_status": dict(Counter(status.get(t, "missing") for t in load.trainings)),
+            "trainings_not_ended_once": [t for t in load.trainings if ended[t] != 1],
             "deployment_requests": len(load.deployments),
             "deployments_by_status": dict(Counter(decided.get(d, "missing") for d in load.deployments)),
             "deployments_not_decided_once": [d for d in load.deployments
