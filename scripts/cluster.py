@@ -1,6 +1,6 @@
 """MLife scaled out on one machine, without Docker: a three-node NATS JetStream cluster (streams and consumers
 with 3 replicas), a PostgreSQL, a SeaweedFS S3 and an MLflow server of its own, two replicas of every service's
-API and worker, two MTT runners, and two gateways behind HAProxy (health checks on /readyz). HAProxy also fronts
+API and worker, two MTT runners, and two gateways behind HAProxy (health checks on /healthz). HAProxy also fronts
 each service's two API replicas: the gateways reach a service through it.
 
     python scripts/cluster.py up [--home DIR]      start, print the gateway's URL and admin token; Ctrl-C stops
@@ -241,10 +241,13 @@ class Cluster(Processes):
     # --- HAProxy ---------------------------------------------------------------------------------------------
 
     def haproxy_config(self) -> str:
-        """Round robin over the two replicas, checked on /readyz every second (out after 3 failures, back after
+        """Round robin over the two replicas, checked on /healthz every second (out after 3 failures, back after
         2 successes; a check may take 5 s: on a busy machine a probe is slow, not down). A connection refused is
         retried on the other replica (`redispatch`): never a request that reached a replica, which may have
-        written."""
+        written. Liveness, not /readyz: both replicas share their database, so when it restarts /readyz fails on
+        both at once, and a balancer that took them out would go on refusing requests (503) for its `rise` checks
+        after the database is back; live replicas answer a 503 with Retry-After themselves while it is down, and
+        serve again the moment it is up. A replica that is killed fails its check on the refused connection."""
         lines = ["global", "  maxconn 4096", "defaults", "  mode http", "  timeout connect 2s",
                  "  timeout client 120s", "  timeout server 120s", "  timeout check 5s", "  retries 3", "  option redispatch 1",
                  "  retry-on conn-failure", ""]
@@ -252,7 +255,7 @@ class Cluster(Processes):
             lines += [f"frontend {app}", f"  bind 127.0.0.1:{self.lb_ports[app]}", f"  default_backend {app}_api",
                       f"backend {app}_api", "  balance roundrobin", "  option httpchk",
                       # HTTP/1.1 with a Host the gateway allows (it refuses requests for other hosts)
-                      "  http-check send meth GET uri /readyz ver HTTP/1.1 hdr Host 127.0.0.1",
+                      "  http-check send meth GET uri /healthz ver HTTP/1.1 hdr Host 127.0.0.1",
                       "  default-server inter 1s fall 3 rise 2",
                       *(f"  server {app}-api-{i} 127.0.0.1:{port} check" for i, port in enumerate(ports, 1)), ""]
         return "\n".join(lines)

@@ -685,7 +685,8 @@ def test_three_nodes_of_the_cluster_config_form_one_jetstream_cluster(tmp_path: 
 
         meta: dict[str, Any] = {}
         deadline = time.monotonic() + 60  # a bound on waiting, not a measurement
-        while time.monotonic() < deadline and not meta.get("leader"):
+        # a leader is elected by a quorum (two nodes): wait until the third has joined too
+        while time.monotonic() < deadline and not (meta.get("leader") and meta.get("cluster_size") == 3):
             time.sleep(0.5)
             try:
                 meta = monitor_json(nodes["nats-1"][2], "/jsz").get("meta_cluster") or {}

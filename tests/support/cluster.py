@@ -285,7 +285,9 @@ async def serving_effects(cluster: Cluster, load: Workload) -> dict[str, Any]:
                         "('deployment.succeeded', 'deployment.failed')"))
     return {"testing_tasks": len(tasks), "tasks_by_status": dict(Counter(status.get(t, "missing") for t in tasks)),
             "tasks_not_ended_once": [t for t in tasks if (ended[t], tested[t]) != (1, 1)],
-            "tasks_misfiled": {t: filed.get(t, 0) for t in tasks if filed.get(t, 0) != load.serving.test_items},
+            # a succeeded task filed each misprediction once (a failed one files none)
+            "tasks_misfiled": {t: filed.get(t, 0) for t in tasks
+                               if status.get(t) == "succeeded" and filed.get(t, 0) != load.serving.test_items},
             "training_tasks": len(load.trainings),
             "trainings_by_status": dict(Counter(status.get(t, "missing") for t in load.trainings)),
             "trainings_not_ended_once": [t for t in load.trainings if ended[t] != 1],

@@ -15,7 +15,7 @@ from typing import Any
 import structlog
 from nats.aio.msg import Msg
 
-from mlife_shared.errors import MLifeError
+from mlife_shared.errors import MLifeError, is_database_unavailable
 from mtt.evaluator.evaluate import EvaluationCancelled
 from mtt.runner.command import Command, process_spec, task_env
 from mtt.runner.context import RunnerContext
@@ -31,6 +31,11 @@ from mtt.task.models import Task
 
 log = structlog.get_logger(__name__)
 HEARTBEAT_SECONDS = 5
+
+
+class RunInterrupted(Exception):  # noqa: N818 - not an error of the task's: a reason to run it again
+    """The run cannot go on for a reason outside the task (MTT's database unreachable, restarting): the task is
+    queued again, not failed."""
 
 
 class Execution:
@@ -59,6 +64,11 @@ class Execution:
             await self._stopped()
             raise
         except Exception as exc:  # noqa: BLE001 - any crash of a run is the run's failure, with its reason
+            if is_database_unavailable(exc):  # the platform's fault, not the task's: run it again
+                stop_watch.set()
+                stop_flush.set()
+                await self._stopped(f"the database is unavailable ({type(exc).__name__}); the task is queued again")
+                raise RunInterrupted(str(exc)) from exc
             self._failed(exc)
         self.sink.line("succeeded" if self.result.status == "succeeded"
                        else f"{self.result.status}: {self.result.error}")
@@ -113,8 +123,8 @@ class Execution:
             log.exception("run_failed", task_id=str(self.task.id))
             result.status, result.error = "failed", f"{type(exc).__name__}: {exc}"
 
-    async def _stopped(self) -> None:
-        self.sink.line(f"runner {self.ctx.id} stopped; the task is queued again")
+    async def _stopped(self, why: str | None = None) -> None:
+        self.sink.line(why or f"runner {self.ctx.id} stopped; the task is queued again")
         with suppress(BaseException):
             await asyncio.shield(self.sink.flush())
         if self.mlflow is not None and self.task.mlflow_run_id:

@@ -20,13 +20,14 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 
 from mlife_shared.db import Database
+from mlife_shared.errors import is_database_unavailable
 from mlife_shared.messaging.bus import connect_with_retry
 from mlife_shared.objectstore import ScopedStore, make_store
 from mtt.config import Settings
 from mtt.runner.backends import Backend
 from mtt.runner.command import SDK_DIR, make_backend
 from mtt.runner.context import RunnerContext
-from mtt.runner.execution import Execution
+from mtt.runner.execution import Execution, RunInterrupted
 from mtt.runner.queue import RunMessage, dispatch_pending, durable, ensure_consumer, ensure_stream, subject
 from mtt.runner.result import RunResult
 from mtt.task.models import Task
@@ -34,6 +35,7 @@ from mtt.task.models import Task
 __all__ = ["SDK_DIR", "Runner", "main", "make_backend"]  # SDK_DIR and make_backend: where tests look for them
 
 log = structlog.get_logger(__name__)
+REQUEUE_DELAYS = (1, 1, 2, 2, 3, 5, 5, 5, 10, 10, 10, 10)  # about a minute for a database to come back
 
 
 class Runner:
@@ -111,6 +113,9 @@ class Runner:
             except asyncio.CancelledError:  # shutting down: hand the run back to the queue at once
                 await asyncio.shield(self._requeue(task, msg))
                 raise
+            except RunInterrupted:  # the database went away under the run: queued again once it is back
+                await self._requeue_when_back(task, msg)
+                return
             await msg.ack()
         except Exception:  # noqa: BLE001 - left unacked: redelivered after ack_wait, taken over when stale
             log.exception("run_crashed", runner=self.id)
@@ -128,6 +133,25 @@ class Runner:
                 await self.ctx.runs(session).hand_back(task.id, task.attempt, self.id)
             await msg.ack()
             log.info("run_requeued", task_id=str(task.id), runner=self.id)
+
+    async def _requeue_when_back(self, task: Task, msg: Msg) -> None:
+        """`_requeue`, tried until the database answers again (the message kept in progress meanwhile); if it never
+        does here, the message is left unacked: redelivered after its ack wait, the stale run taken over."""
+        for delay in REQUEUE_DELAYS:
+            with suppress(Exception):
+                await msg.in_progress()
+            try:
+                async with self.db.transaction() as session:
+                    await self.ctx.runs(session).hand_back(task.id, task.attempt, self.id)
+            except Exception as exc:  # noqa: BLE001 - still down: wait and try again
+                if not is_database_unavailable(exc):
+                    raise
+                await asyncio.sleep(delay)
+                continue
+            await msg.ack()
+            log.info("run_requeued", task_id=str(task.id), runner=self.id, reason="database unavailable")
+            return
+        log.warning("run_requeue_gave_up", task_id=str(task.id), runner=self.id)
 
     async def _claim(self, req: RunMessage) -> Task | None:
         async with self.db.transaction() as session:
