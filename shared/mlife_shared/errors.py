@@ -100,7 +100,7 @@ def is_integer_overflow(exc: BaseException) -> bool:
 # The database is down or restarting (connection refused or reset, "the database system is shutting down / starting
 # up", a pooled connection killed under a query): the request is refused with a 503 and Retry-After, which tells a
 # client and a load balancer to try again — not a 500 that says the service is broken.
-UNAVAILABLE_DETAIL = "the database is unavailable (restarting or unreachable); nothing was written: retry shortly"
+UNAVAILABLE_DETAIL = "the database is unavailable (restarting or unreachable): retry shortly"
 RETRY_AFTER_SECONDS = "2"
 _UNAVAILABLE_SQLSTATES = ("57P01", "57P02", "57P03")  # admin/crash shutdown, cannot connect now
 

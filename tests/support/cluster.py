@@ -54,10 +54,16 @@ class Fault:
 
     def excuses(self, call: Call) -> bool:
         """A failed request this fault explains: in flight at the kill (started before it, ended after), or,
-        for an outage, in flight at any moment of it."""
+        for an outage, in flight at any moment of it or of the recovery after it, until every replica is ready
+        again: a process whose pooled database connections were cut meets the cut once, on its next request
+        (a 503 with Retry-After; `after_back` counts those)."""
         if self.outage:
-            return call.start <= self.back and call.end >= self.at
+            return call.start <= max(self.back, self.at + self.ready_s) and call.end >= self.at
         return call.start <= self.at <= call.end
+
+    def after_back(self, call: Call) -> bool:
+        """An outage's failed request that started after the server was back."""
+        return self.outage and call.start > self.back and self.excuses(call)
 
 
 def noise_png() -> bytes:
@@ -380,4 +386,5 @@ def figures(faults: list[Fault], calls: list[Call], summary: dict[str, Any]) -> 
     return {**summary, "requests_by_kind": dict(Counter(c.kind for c in calls)),
             "failed_by_answer": dict(Counter(str(c.status or c.error) for c in calls if c.failed)),
             "faults": [{**asdict(f), "at": round(f.at - t0, 2), "back": round(f.back - t0, 2),
-                        "failed_in_flight": sum(1 for c in calls if c.failed and f.excuses(c))} for f in faults]}
+                        "failed_in_flight": sum(1 for c in calls if c.failed and f.excuses(c)),
+                        "failed_after_back": sum(1 for c in calls if c.failed and f.after_back(c))} for f in faults]}
