@@ -35,7 +35,17 @@ class Page:
         """Console errors and page errors (with the failed responses that explain them). Chromium logs
         every 4xx answer as a console error: an answer the test expects (a gate's 409) is left out."""
         expected = tuple(f"status of {s} " for s in expected_statuses)
-        real = [e for e in self.errors if not e.startswith("  (HTTP") and not any(x in e for x in expected)]
+        # A list thumbnail of a badcase naming a file its store does not hold (other tests on the shared stack file
+        # such badcases) answers 404 and the list shows an icon instead: expected, one console error each.
+        missing_thumbnails = sum(1 for e in self.errors if e.startswith("  (HTTP 404 GET") and "/preview?size=" in e)
+        real = []
+        for e in self.errors:
+            if e.startswith("  (HTTP") or any(x in e for x in expected):
+                continue
+            if missing_thumbnails and "status of 404 " in e:
+                missing_thumbnails -= 1
+                continue
+            real.append(e)
         return real + [e for e in self.errors if e.startswith("  (HTTP")] if real else []
 
 
