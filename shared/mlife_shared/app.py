@@ -29,6 +29,9 @@ from mlife_shared.messaging.consumer import Subscription, durable_name
 from mlife_shared.messaging.repository import DeadLetterRepository, OutboxRepository
 from mlife_shared.metrics import RequestContextMiddleware, ServiceMetrics
 from mlife_shared.objectstore import ObjectStore, ScopedStore, make_store
+from mlife_shared.plugins import seams_of
+from mlife_shared.plugins.registry import plugins
+from mlife_shared.plugins.routes import plugin_router, record_seen
 from mlife_shared.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
@@ -104,6 +107,12 @@ def _lifespan(spec: ServiceSpec[Any], settings: ServiceSettings) -> Callable[[Fa
             app.state.raw_store = store
             app.state.store = ScopedStore(store, spec.name)
         app.state.nats = None
+        app.state.plugins = plugins(*seams_of(spec.name))
+        if app.state.plugins.seams:
+            try:  # remembered, so that one whose package is removed is listed as absent
+                await record_seen(app.state.plugins.states, app.state.db)
+            except Exception as exc:  # noqa: BLE001 - the database may be down at start; the listing still works
+                log.warning("plugins.not_recorded", error=str(exc))
         stop = asyncio.Event()
 
         async def _connect() -> None:
@@ -148,6 +157,7 @@ def create_app(spec: ServiceSpec[Any], settings: ServiceSettings | None = None) 
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     app.include_router(ops_router(spec), include_in_schema=False)
     app.include_router(ops_router(spec), prefix=f"/api/{spec.name}")
+    app.include_router(plugin_router(spec), prefix=f"/api/{spec.name}")
     for router in spec.routers():
         app.include_router(router, prefix=f"/api/{spec.name}")
     for router in spec.root_routers():

@@ -140,3 +140,22 @@ def drop_backbone_tables() -> None:
     op.drop_table("dead_letter")
     op.drop_table("inbox")
     op.drop_table("outbox")
+
+
+def create_plugin_seen() -> None:
+    """`plugin_seen` (mlife_shared.plugins.models): in every service that hosts a plugin seam."""
+    op.create_table(
+        "plugin_seen",
+        sa.Column("seam", sa.String(40), primary_key=True),
+        sa.Column("name", sa.String(100), primary_key=True),
+        sa.Column("entry_point", sa.String(300), nullable=False),
+        sa.Column("distribution", sa.String(200), nullable=True),
+        sa.Column("version", sa.String(60), nullable=True),
+        sa.Column("api", sa.String(60), nullable=True),
+        sa.Column("description", sa.String(500), nullable=False),
+        sa.Column("last_seen_at", UTCDateTime, nullable=False),
+    )
+
+
+def drop_plugin_seen() -> None:
+    op.drop_table("plugin_seen")

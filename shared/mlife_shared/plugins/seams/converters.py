@@ -1,0 +1,19 @@
+"""The converters seam (placeholder protocol: the seam's owner defines its methods)."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+
+@runtime_checkable
+class Converter(Protocol):
+    name: str
+    api: str
+    description: str
+
+
+PROTOCOL = Converter
+
+
+def conformance(plugin: Any) -> None:
+    """Behavioural checks beyond the protocol's members (raise AssertionError with what is wrong)."""
