@@ -12,6 +12,7 @@ import { fileDetail, files } from "/ui/pages/files.js";
 import { labellingDetail } from "/ui/pages/labelling.js";
 import { alerts } from "/ui/pages/alerts.js";
 import { subscribers } from "/ui/pages/subscribers.js";
+import { pluginsPage } from "/ui/pages/plugins.js";
 
 const main = document.getElementById("main");
 const routes = [
@@ -22,7 +23,7 @@ const routes = [
   [/^#\/models$/, models], [/^#\/models\/([^/]+)$/, modelDetail],
   [/^#\/deployments$/, deployments], [/^#\/deployments\/([\w-]+)$/, deploymentDetail],
   [/^#\/account$/, account], [/^#\/dead-letters$/, deadLetters], [/^#\/webhooks$/, webhooks],
-  [/^#\/alerts$/, alerts], [/^#\/subscribers$/, subscribers],
+  [/^#\/alerts$/, alerts], [/^#\/subscribers$/, subscribers], [/^#\/plugins$/, pluginsPage],
 ];
 
 function loginPage() {
