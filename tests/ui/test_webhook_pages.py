@@ -102,7 +102,10 @@ async def test_create_deliver_test_replay_rotate_edit_and_delete(page: Page, sta
 
         await p.click(f"{row} button:text('Pause')")
         await p.wait_for_selector(f"{row} .badge:text('paused')")
-        await p.click(f"{row} button:text('Delete')")
+        async with p.expect_response(lambda r: r.request.method == "DELETE" and "/api/gateway/webhooks/" in r.url) as sent:
+            await p.click(f"{row} button:text('Delete')")
+        deleted = await sent.value
+        assert deleted.status == 204, (deleted.status, await deleted.text())  # what failed, if it did
         await p.wait_for_selector(row, state="detached")
     assert page.console_errors(expected_statuses=(422,)) == []  # the refused pin
 

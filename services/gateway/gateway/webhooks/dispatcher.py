@@ -76,8 +76,9 @@ class WebhookDispatcher:
         outcomes = await asyncio.gather(*(self._send(s) for s in sends))
         async with self._transaction() as session:
             repo = WebhookRepository(session)
-            for send, outcome in zip(sends, outcomes, strict=True):
-                if (sent := await repo.delivery(send.delivery_id)) is not None:
+            # locked in id order, as deleting a webhook locks its deliveries (no deadlock between the two)
+            for send, outcome in sorted(zip(sends, outcomes, strict=True), key=lambda pair: pair[0].delivery_id):
+                if (sent := await repo.delivery_for_update(send.delivery_id)) is not None:
                     await self._record(repo, sent, outcome)
         return len(sends)
 
