@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import typing
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
@@ -52,7 +53,10 @@ def protocol_of(seam: str) -> type:
 
 def missing_members(obj: Any, protocol: type) -> list[str]:
     """The attributes and methods of `protocol` (and the common ones) that `obj` lacks."""
-    wanted = [*REQUIRED, *(n for n in getattr(protocol, "__protocol_attrs__", ()) if n not in REQUIRED)]
+    attrs = getattr(protocol, "__protocol_attrs__", None)
+    if attrs is None:  # Python 3.11 keeps a protocol's members only behind this private helper
+        attrs = typing._get_protocol_attrs(protocol)  # type: ignore[attr-defined]
+    wanted = [*REQUIRED, *(n for n in sorted(attrs) if n not in REQUIRED)]
     return sorted(n for n in wanted if not hasattr(obj, n))
 
 
