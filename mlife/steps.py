@@ -35,6 +35,13 @@ TRANSIENT = (MLifeAPIError, httpx.HTTPError, OSError)  # a service restarting: k
 BADCASE_TEST_SET = "badcase test set"
 
 
+def transient(exc: BaseException) -> bool:
+    """An error worth polling through (a service restarting, a timeout), not a refused request."""
+    if isinstance(exc, MLifeAPIError):
+        return exc.status >= 500 or exc.status in (404, 409, 429)
+    return isinstance(exc, TRANSIENT)
+
+
 class StepFailed(RuntimeError):
     """A step failed or did not complete in time; the message says which and why."""
 
@@ -61,7 +68,7 @@ def poll(what: str, check: Callable[[], T | None], *, timeout: float = 600.0, in
         except StepFailed:
             raise
         except TRANSIENT as exc:
-            if isinstance(exc, MLifeAPIError) and 400 <= exc.status < 500 and exc.status not in (404, 409, 429):
+            if not transient(exc):
                 raise  # a refused request (auth, validation) will not get better by waiting
             last = exc
         if time.monotonic() > deadline:
@@ -179,6 +186,18 @@ def wait_model_version(client: Client, model: str, task_id: str, *, tested_on: I
     wanted = list(tested_on)
     return poll(f"MSM registering the model of task {task_id}" + (f" and its tests on {wanted}" if wanted else ""),
                 lambda: check_model_version(client, model, task_id, wanted), timeout=timeout, interval=interval)
+
+
+def input_name(version: dict[str, Any]) -> str:
+    """The name of a registered version's (first) input, from its signature."""
+    inputs = (version.get("signature") or {}).get("inputs") or []
+    return str(inputs[0]["name"]) if inputs else "X"
+
+
+def testing_failures(version: dict[str, Any], dataset_id: str) -> int:
+    """How many samples of a dataset a tested version got wrong (BAM files each as a badcase)."""
+    result = next(t for t in version.get("testing", []) if str(t.get("dataset_id")) == str(dataset_id))
+    return int(result["samples"]) - int(result["passed"])
 
 
 def promote(client: Client, model: str, version: str, *, alias: str = "production", reason: str = "") -> Any:
