@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.support import processes
 from tests.support.platform import SERVICES, Processes
 from tests.support.processes import READY_TIMEOUT, free_port
 
@@ -34,6 +35,7 @@ class Stack(Processes):
     down: dict[str, str] = field(default_factory=dict)  # service -> why
     tokens: dict[str, str] = field(default_factory=dict)  # role -> API token of a user with that role
     metrics_token: str = METRICS_TOKEN
+    started: dict[str, tuple[list[str], dict[str, str]]] = field(default_factory=dict)  # service -> (argv, env)
 
     def auth(self, role: str = "maintainer") -> dict[str, str]:
         token = self.admin_token if role == "admin" else self.tokens[role]
@@ -63,8 +65,13 @@ async def _start_services(stack: Stack, base_env: dict[str, str]) -> None:
         (stack.home / service).mkdir(parents=True, exist_ok=True)
         env = dict(base_env, MLIFE_HOME=str(stack.home / service), **{f"MLIFE_{service.upper()}_DATABASE_URL": db})
         # api + worker in one process, as `mlife up` runs them: events flow (deployments come up, …)
-        stack.start(service, ["-m", service, "all", "--port", str(port)], env)
+        stack.started[service] = (["-m", service, "all", "--port", str(port)], env)
+        stack.start(service, *stack.started[service])
         started[service] = f"http://127.0.0.1:{port}"
+    await _wait_services(stack, started)
+
+
+async def _wait_services(stack: Stack, started: dict[str, str]) -> None:
     for service, url in started.items():
         why = await stack.ready(service, url, READY_TIMEOUT)
         if why is None:
@@ -72,6 +79,20 @@ async def _start_services(stack: Stack, base_env: dict[str, str]) -> None:
         else:
             stack.down[service] = why
             stack.procs[service].terminate()
+
+
+async def restart_services(stack: Stack, env: dict[str, str | None]) -> None:
+    """Stop every service that is up and start it again on its port and database, its environment changed by
+    `env` (None removes a variable): what an operator does after installing or removing a plugin package."""
+    urls = dict(stack.up)
+    processes.stop([stack.procs[s] for s in urls], timeout=30)
+    stack.up.clear()
+    for service in urls:
+        argv, old = stack.started[service]
+        new = {k: v for k, v in {**old, **env}.items() if v is not None}
+        stack.started[service] = (argv, new)
+        stack.start(service, argv, new)
+    await _wait_services(stack, urls)
 
 
 async def _start_gateway(stack: Stack, base_env: dict[str, str]) -> None:
@@ -109,18 +130,19 @@ async def _users(stack: Stack) -> None:
             stack.tokens[role] = t.json()["token"]
 
 
-async def start_stack(home: Path, nats_url: str | None = None) -> Stack:
-    """`nats_url` is ignored: the stack always runs a NATS server of its own (anonymous, as `mlife up` does)."""
+async def start_stack(home: Path, nats_url: str | None = None, env: dict[str, str] | None = None) -> Stack:
+    """`nats_url` is ignored: the stack always runs a NATS server of its own (anonymous, as `mlife up` does).
+    `env` is added to every process's environment (e.g. a PYTHONPATH holding plugin packages)."""
     stack = Stack(home=home)
     try:
-        await _start(stack)
+        await _start(stack, env or {})
     except BaseException:
         await stop_stack(stack)
         raise
     return stack
 
 
-async def _start(stack: Stack) -> None:
+async def _start(stack: Stack, env: dict[str, str]) -> None:
     home = stack.home
     nats = await stack.start_nats()
     base_env = dict(os.environ, MLIFE_ENVIRONMENT="test", MLIFE_IDENTITY_SECRET=SECRET, MLIFE_NATS_URL=nats.url,
@@ -129,6 +151,7 @@ async def _start(stack: Stack) -> None:
                     ORT_DISABLE_TELEMETRY="1",
                     # the browser test's webhook receiver listens on this machine; 127.0.0.1 itself stays refused
                     MLIFE_GATEWAY_WEBHOOK_ALLOW_HOSTS=json.dumps(["localhost"]))
+    base_env.update(env)
     await _start_services(stack, base_env)
     await _start_gateway(stack, base_env)
     await _users(stack)
