@@ -31,7 +31,11 @@ class Settings(ServiceSettings):
     runs_stream: str = Field("MLIFE_MTT_RUNS", description='JetStream work-queue stream of runs (internal to MTT)')
     runs_subject_prefix: str = Field("mtt.run", description='Subject prefix of the run queue (`<prefix>.<queue>`)')
     default_queue: str = Field("default", description='Queue of a task that names none')
-    runner_backend: Literal["subprocess", "docker"] = Field("subprocess", description='`subprocess` or `docker` (docker SDK)')
+    runner_backend: str = Field("bwrap", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$",
+                                description='The runners plugin task commands run in: `bwrap` (bubblewrap sandbox), '
+                                '`docker` (docker SDK), `unsandboxed` (needs ALLOW_UNSANDBOXED) or an installed '
+                                'plugin (GET /api/mtt/plugins); a task\'s params.runner picks another. `subprocess` '
+                                '(the old name) means `bwrap`')
     docker_image: str = Field("python:3.11-slim", description='Image for the docker backend')
     docker_cpus: float = Field(2.0, gt=0, description='CPUs a task container may use (docker backend)')
     work_root: Path | None = Field(None, description="Runners' work folders; default: home/mtt-work")
@@ -49,8 +53,8 @@ class Settings(ServiceSettings):
     # Sandbox of user code (see README "Sandbox"); the built-in evaluator is platform code and runs in the runner
     code_roots: list[Path] = Field([], description='Folders a task\'s code_location may name (JSON list of absolute '
                                    'paths); empty: only uploaded code archives (store:<key>)')
-    sandbox: Literal["bwrap", "none"] = Field("bwrap", description='How the subprocess backend runs task commands: '
-                                              '`bwrap` (bubblewrap) or `none` (needs ALLOW_UNSANDBOXED)')
+    sandbox: Literal["bwrap", "none"] = Field("bwrap", description='`none` turns the `bwrap` runner backend into '
+                                              '`unsandboxed` (which needs ALLOW_UNSANDBOXED)')
     allow_unsandboxed: bool = Field(False, description='Operator opt-out: run task commands without a sandbox, as '
                                     'the runner\'s user (with sandbox=none); never on a shared machine')
     bwrap_path: str = Field("bwrap", description='The bubblewrap binary (a name looked up in PATH, or a path)')

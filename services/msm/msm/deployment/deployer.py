@@ -1,13 +1,11 @@
-"""The deployer: brings a requested deployment up. For `local`, every version must load into
-onnxruntime here (the API processes then load them on first use, see serving/runtime.py); `docker`
-stores a build context (and builds it when an engine is configured); `edge` stores a package."""
+"""The deployer: brings a requested deployment up. Every ONNX version must load into onnxruntime here, then
+the deployment's target (a deploy_targets plugin: the built-ins `local`, `docker`, `edge` in targets.py, or an
+outside one) brings it up; the artifact it makes is stored under the deployment. A target that is not active
+(its package removed since the request) or that raises fails the deployment with the reason."""
 
 from __future__ import annotations
 
 import asyncio
-import io
-import json
-import tarfile
 import uuid
 from pathlib import Path
 from typing import Any
@@ -18,15 +16,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mlife_shared.app import ServiceContext
 from mlife_shared.events.contracts import DeploymentFailed, DeploymentSucceeded
 from mlife_shared.messaging import outbox
-from mlife_shared.objectstore.base import iterate
+from mlife_shared.plugins import seams_of
+from mlife_shared.plugins.registry import plugins
+from mlife_shared.plugins.seams.deploy_targets import DeployFailed, DeployRequest, DeployResult, DeployVersion
 from msm.config import Settings
 from msm.deployment.models import Deployment
 from msm.deployment.repository import DeploymentRepository
 from msm.deployment.service import DeploymentService
-from msm.registry.docker import SdkDockerEngine, build_context
-from msm.registry.models import ModelVersion
 from msm.registry.repository import RegistryRepository
-from msm.registry.service import download, scratch_dir
+from msm.registry.service import download, file_chunks, scratch_dir
 
 log = structlog.get_logger(__name__)
 
@@ -37,21 +35,6 @@ def _load(path: str, threads: int) -> None:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
-
-
-def edge_package(deployment: Deployment, versions: dict[uuid.UUID, ModelVersion], paths: dict[uuid.UUID, Path]) -> bytes:
-    """A gzipped tar: `manifest.json` (routing, versions, signatures) and `models/<version id>.onnx`."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        manifest = json.dumps({"deployment_id": str(deployment.id), "name": deployment.name,
-                               "routing": deployment.routing, "versions": deployment.versions,
-                               "signatures": {str(k): v.signature for k, v in versions.items()}}).encode()
-        info = tarfile.TarInfo("manifest.json")
-        info.size = len(manifest)
-        tar.addfile(info, io.BytesIO(manifest))
-        for vid, path in paths.items():
-            tar.add(str(path), arcname=f"models/{vid}.onnx")
-    return buffer.getvalue()
 
 
 class Deployer:
@@ -68,7 +51,7 @@ class Deployer:
         if deployment is None or deployment.status != "requested":
             return
         try:
-            deployment.artifact_key = await self._bring_up(deployment)
+            deployment.artifact_key, message = await self._bring_up(deployment)
         except Exception as exc:  # noqa: BLE001 - any failure to load is the deployment's failure, recorded
             reason = f"{type(exc).__name__}: {str(getattr(exc, 'message', exc))[:500]}"
             deployment.failure_reason = reason
@@ -81,37 +64,44 @@ class Deployer:
         if previous is not None and previous.id != deployment.id:
             deployment.previous_deployment_id = previous.id
             await self.service.change(previous, "superseded", "deployer", f"replaced by {deployment.id}")
-        await self.service.change(deployment, "live", "deployer", "all versions loaded")
+        await self.service.change(deployment, "live", "deployer", message)
         await outbox.add(self.session, DeploymentSucceeded(deployment_id=deployment.id, function=deployment.function),
                          **correlation)
 
-    async def _bring_up(self, deployment: Deployment) -> str | None:
-        """Every version downloaded (and loaded when servable); the artifact's full key for docker and edge."""
+    async def _bring_up(self, deployment: Deployment) -> tuple[str | None, str]:
+        """Every version downloaded (and loaded when it is ONNX), then brought up by the deployment's target;
+        → the stored artifact's full key (if the target made one) and the target's message."""
+        target = plugins(*seams_of("msm")).get("deploy_targets", deployment.target)
         versions = await RegistryRepository(self.session).versions([uuid.UUID(v["model_version_id"])
                                                                     for v in deployment.versions])
         with scratch_dir() as tmp:
-            paths = {}
-            for vid, version in versions.items():
-                paths[vid] = await download(self.ctx.store, version.object_key, tmp / f"{vid}.onnx")
+            routes = []
+            for route in deployment.versions:
+                version = versions[uuid.UUID(route["model_version_id"])]
+                path = await download(self.ctx.store, version.object_key, tmp / f"{version.id}.onnx")
                 if version.servable:
-                    await asyncio.to_thread(_load, str(paths[vid]), 1)
-            if deployment.target == "docker":
-                primary = next(versions[uuid.UUID(v["model_version_id"])] for v in deployment.versions
-                               if v["role"] == "primary")
-                return await self._docker(deployment, primary, paths[primary.id])
-            if deployment.target == "edge":
-                package = await asyncio.to_thread(edge_package, deployment, versions, paths)
-                return await self._store(f"deployments/{deployment.id}/edge-package.tar.gz", package)
-        return None
+                    await asyncio.to_thread(_load, str(path), 1)
+                routes.append(DeployVersion(
+                    model_version_id=str(version.id), name=version.name, version=version.version, role=route["role"],
+                    weight=float(route["weight"]), path=path, onnx=version.servable, md5=version.md5,
+                    signature=dict(version.signature or {})))
+            scratch = tmp / "target"
+            scratch.mkdir()
+            request = DeployRequest(deployment_id=str(deployment.id), name=deployment.name,
+                                    function=deployment.function, routing=deployment.routing,  # type: ignore[arg-type]
+                                    versions=routes, scratch=scratch,
+                                    options={"docker_host": self.ctx.settings.docker_host})
+            result = await asyncio.to_thread(target.bring_up, request)
+            if not isinstance(result, DeployResult):
+                raise DeployFailed(f"the {deployment.target} target returned {type(result).__name__}, "
+                                   "not a DeployResult")
+            key = await self._store_artifact(deployment, Path(result.artifact), scratch) if result.artifact else None
+            return key, result.message or f"brought up by the {deployment.target} target"
 
-    async def _docker(self, deployment: Deployment, primary: ModelVersion, model: Path) -> str:
-        context = await asyncio.to_thread(build_context, primary, model)
-        key = await self._store(f"deployments/{deployment.id}/docker-context.tar", context)
-        if self.ctx.settings.docker_host:
-            tag = f"mlife/{deployment.name}:{primary.version}"
-            await asyncio.to_thread(SdkDockerEngine(self.ctx.settings.docker_host).build, context, tag)
-        return key
-
-    async def _store(self, key: str, data: bytes) -> str:
-        await self.ctx.scoped.put(key, iterate(data))
+    async def _store_artifact(self, deployment: Deployment, artifact: Path, scratch: Path) -> str:
+        if not artifact.resolve().is_relative_to(scratch.resolve()) or not artifact.is_file():
+            raise DeployFailed(f"the {deployment.target} target's artifact {artifact.name!r} is no file in its "
+                               "scratch folder")
+        key = f"deployments/{deployment.id}/{artifact.name}"
+        await self.ctx.scoped.put(key, file_chunks(artifact))
         return self.ctx.scoped.full_key(key)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from mlife_shared.app import SessionDep
@@ -17,8 +17,8 @@ from msm.inputs import reject_nul
 router = APIRouter(tags=["deployments"], dependencies=[Depends(reject_nul)])
 
 
-def deployment_service(session: SessionDep) -> DeploymentService:
-    return DeploymentService(session)
+def deployment_service(session: SessionDep, request: Request) -> DeploymentService:
+    return DeploymentService(session, request.app.state.plugins)
 
 
 Service = Annotated[DeploymentService, Depends(deployment_service)]

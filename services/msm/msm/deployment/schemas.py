@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mlife_shared.names import FunctionName
+from mlife_shared.plugins.seams.deploy_targets import TARGET_NAME_PATTERN
 from msm.inputs import StrictIn
 
 
@@ -34,7 +35,9 @@ class DeploymentCreate(_In):
     function: FunctionName | None = Field(None,
                                  description="Optional check: the function of the primary versions' model (which "
                                              "the deployment serves); a different value is refused")
-    target: Literal["local", "docker", "edge"] = "local"
+    target: str = Field("local", pattern=TARGET_NAME_PATTERN,
+                        description="The deploy target (a deploy_targets plugin, GET /api/msm/plugins): `local` (served "
+                                    "here), `docker` (build context), `edge` (package) or an installed one")
     routing: Literal["single", "ab", "shadow"] = "single"
     versions: list[VersionRoute] = Field(min_length=1, max_length=10)
     thresholds: dict[str, Bound] = Field(

@@ -19,6 +19,8 @@ from mlife_shared.events.contracts import (
     DeploymentRolledBack,
 )
 from mlife_shared.messaging import outbox
+from mlife_shared.plugins import seams_of
+from mlife_shared.plugins.registry import Plugins, plugins
 from msm.deployment.exceptions import DeploymentConflict, DeploymentNotFound, FunctionMissing
 from msm.deployment.gate import Gate
 from msm.deployment.models import Deployment, DeploymentBadcase, DeploymentChange, DeploymentMetric, FunctionThresholds
@@ -42,10 +44,11 @@ _TYPES: dict[str, tuple[type, ...]] = {"string": (str,), "number": (int, float),
 
 
 class DeploymentService:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, targets: Plugins | None = None) -> None:
         self.session = session
         self.repo = DeploymentRepository(session)
         self.registry = RegistryRepository(session)
+        self.targets = targets or plugins(*seams_of("msm"))  # the deploy targets (the app's: app.state.plugins)
 
     async def get(self, deployment_id: uuid.UUID, *, for_update: bool = False) -> Deployment:
         row = await self.repo.deployment(deployment_id, for_update=for_update)
@@ -95,8 +98,10 @@ class DeploymentService:
         missing = [str(v.model_version_id) for v in body.versions if v.model_version_id not in found]
         if missing:
             raise Unprocessable(f"unknown model versions: {missing}")
-        if body.target in ("local", "docker") and not all(v.servable for v in found.values()):
-            raise Unprocessable("only ONNX versions can be served")
+        target = self.targets.get("deploy_targets", body.target)
+        if target.onnx_only and not all(v.servable for v in found.values()):
+            raise Unprocessable(f"the {body.target} target takes ONNX versions only; "
+                                f"not ONNX: {sorted(v.name + ':' + v.version for v in found.values() if not v.servable)}")
         function = await self._function_of([found[v.model_version_id] for v in body.versions if v.role == "primary"])
         if body.function is not None and body.function != function:
             raise Unprocessable(f"the deployment serves function {function!r} (its model's), not {body.function!r}")

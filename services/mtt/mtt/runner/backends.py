@@ -14,44 +14,18 @@ import signal
 import threading
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
+
+from mlife_shared.plugins.seams.runners import Launcher, Limits, ProcessSpec, RunnerUnavailable, RunningProcess
+
+__all__ = ["Backend", "ContainerLimits", "DockerBackend", "Limits", "ProcessSpec", "RefusingBackend", "RunningProcess",
+           "SubprocessBackend"]
 
 
-@dataclass
-class ProcessSpec:
-    task_id: str
-    argv: list[str]
-    workdir: Path
-    cwd: Path
-    env: dict[str, str]
-    kill_grace_seconds: float = 5.0
-    labels: dict[str, str] = field(default_factory=dict)
-    slot: int = 0  # the runner slot: a sandbox gives each slot its own uid
-
-
-class RunningProcess(Protocol):
-    async def read(self) -> bytes:
-        """Next chunk of the merged stdout/stderr; b"" at the end."""
-
-    async def wait(self) -> int: ...
-
-    def exited(self) -> int | None:
-        """The exit code once the command itself ended (its children may live on), else None."""
-
-    async def kill(self) -> None:
-        """Stop the whole process tree (graceful first, then by force)."""
-
-    async def cleanup(self) -> None: ...
-
-
-class Backend(Protocol):
-    name: str
-    workdir_inside: str | None  # where the command sees the work dir (None: at its real path, unsandboxed)
-    notice: str | None  # a line for every task log (the unsandboxed backend's warning)
-
-    async def start(self, spec: ProcessSpec) -> RunningProcess: ...
+# the runners seam's value types (mlife_shared.plugins.seams.runners): a launcher is what a backend prepared
+Backend = Launcher
+ContainerLimits = Limits
 
 
 class _Subprocess:
@@ -88,12 +62,12 @@ class _Subprocess:
 
 class SubprocessBackend:
     """No sandbox: the command runs as the runner's user and sees the runner's machine. Only with an explicit
-    operator opt-out (`MLIFE_MTT_SANDBOX=none` + `MLIFE_MTT_ALLOW_UNSANDBOXED=true`)."""
+    operator opt-out (`MLIFE_MTT_ALLOW_UNSANDBOXED=true`, with the `unsandboxed` backend or MLIFE_MTT_SANDBOX=none)."""
 
-    name = "subprocess"
+    name = "unsandboxed"
     workdir_inside: str | None = None
-    notice: str | None = ("WARNING: no sandbox (MLIFE_MTT_SANDBOX=none, MLIFE_MTT_ALLOW_UNSANDBOXED=true): this "
-                          "command runs as the runner's user and can read what the runner can read")
+    notice: str | None = ("WARNING: no sandbox (the unsandboxed runner backend, MLIFE_MTT_ALLOW_UNSANDBOXED=true): "
+                          "this command runs as the runner's user and can read what the runner can read")
 
     async def start(self, spec: ProcessSpec) -> RunningProcess:
         proc = await asyncio.create_subprocess_exec(
@@ -113,9 +87,7 @@ class RefusingBackend:
         self.reason = reason
 
     async def start(self, spec: ProcessSpec) -> RunningProcess:
-        from mtt.runner.result import RunFailed
-
-        raise RunFailed(self.reason)
+        raise RunnerUnavailable(self.reason)
 
 
 CONTAINER_WORKDIR = "/mlife/work"
@@ -158,15 +130,6 @@ class _Container:
     async def cleanup(self) -> None:
         with suppress(Exception):
             await asyncio.to_thread(self.container.remove, force=True)
-
-
-@dataclass(frozen=True)
-class ContainerLimits:
-    memory_mb: int = 8192
-    cpus: float = 2.0
-    processes: int = 512
-    cpu_seconds: int = 6 * 3600
-    file_mb: int = 8192
 
 
 class DockerBackend:

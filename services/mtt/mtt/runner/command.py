@@ -4,7 +4,6 @@ cancellation, timeout, the whole process group killed)."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import os
 import shlex
@@ -17,58 +16,18 @@ from typing import Any
 
 import structlog
 
+from mlife_shared.plugins.seams.runners import RunnerUnavailable
 from mtt.config import Settings
 from mtt.evaluator.evaluate import EvaluationCancelled
-from mtt.runner.backends import (
-    Backend,
-    ContainerLimits,
-    DockerBackend,
-    ProcessSpec,
-    RefusingBackend,
-    RunningProcess,
-    SubprocessBackend,
-)
+from mtt.runner.backends import Backend, ProcessSpec, RunningProcess
 from mtt.runner.logs import LogSink
+from mtt.runner.plugins import SDK_DIR, make_backend
 from mtt.runner.result import RunFailed, RunResult
-from mtt.runner.sandbox import SANDBOX_SDK, BwrapBackend, Limits
+from mtt.runner.sandbox import SANDBOX_SDK
 from mtt.task.models import Task
 
+__all__ = ["SDK_DIR", "Command", "make_backend", "process_spec", "task_env"]
 log = structlog.get_logger(__name__)
-
-
-def _sdk_dir() -> Path:
-    """The task SDK mounted into sandboxes: the installed `mlife` package (a wheel, or the checkout's editable
-    install), else <venv>/lib/mlife, where the MTT image copies it (deploy/Dockerfile.service)."""
-    spec = importlib.util.find_spec("mlife")
-    if spec is not None and spec.submodule_search_locations:
-        return Path(next(iter(spec.submodule_search_locations)))
-    return Path(sys.prefix) / "lib" / "mlife"
-
-
-SDK_DIR = _sdk_dir()
-
-
-def make_backend(settings: Settings) -> Backend:
-    """The sandbox user code runs in; a runner without one refuses user code unless an operator opted out."""
-    s = settings
-    sdk = SDK_DIR if SDK_DIR.is_dir() else None
-    if s.runner_backend == "docker":
-        return DockerBackend(s.docker_image, sdk_dir=sdk, user=f"{s.sandbox_uid}:{s.sandbox_uid}",
-                             network=s.sandbox_network, limits=ContainerLimits(
-                                 memory_mb=s.sandbox_memory_mb, cpus=s.docker_cpus, processes=s.sandbox_max_processes,
-                                 cpu_seconds=s.sandbox_cpu_seconds, file_mb=s.sandbox_max_file_mb))
-    if s.sandbox == "none":
-        if not s.allow_unsandboxed:
-            return RefusingBackend("MLIFE_MTT_SANDBOX=none runs task code without a sandbox, which needs the "
-                                   "operator's explicit opt-out MLIFE_MTT_ALLOW_UNSANDBOXED=true; or use "
-                                   "MLIFE_MTT_SANDBOX=bwrap (install bubblewrap)")
-        log.warning("runner_unsandboxed", hint="task code runs as the runner's user: MLIFE_MTT_SANDBOX=bwrap")
-        return SubprocessBackend()
-    return BwrapBackend(
-        s.bwrap_path, network=s.sandbox_network, sdk_dir=sdk, ro_paths=list(s.sandbox_ro_paths),
-        uid_for_slot=lambda slot: s.sandbox_uid if slot == 0 else s.sandbox_slot_uid_base + slot,
-        limits=Limits(memory_mb=s.sandbox_memory_mb, cpu_seconds=s.sandbox_cpu_seconds,
-                      processes=s.sandbox_max_processes, file_mb=s.sandbox_max_file_mb))
 
 
 def task_env(task: Task, work: Path, manifests: list[dict[str, Any]], model_path: Path | None,
@@ -115,7 +74,10 @@ class Command:
         if self.backend.notice:
             self.sink.line(self.backend.notice)
         self.sink.line(f"$ {task.command}")
-        proc = await self.backend.start(spec)
+        try:
+            proc = await self.backend.start(spec)
+        except RunnerUnavailable as exc:  # the backend cannot run code here (a tool, an engine, not allowed)
+            raise RunFailed(str(exc)) from exc
         reader = asyncio.create_task(self._pump(proc))
         waiter = asyncio.create_task(proc.wait())
         reason = await self._supervise(proc, waiter, task.timeout_seconds or self.settings.task_timeout_seconds)

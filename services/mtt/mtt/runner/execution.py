@@ -86,7 +86,7 @@ class Execution:
     async def _steps(self) -> None:
         task, work, sink = self.task, self.work, self.sink
         sink.line(f"task {task.id} attempt {task.attempt} on runner {self.ctx.id}")
-        inside = self.ctx.backend.workdir_inside if task.command else None
+        inside = self.ctx.backend_for(task).workdir_inside if task.command else None
         manifests = await resolve(self.ctx.raw_store, task, work, sink, inside=inside)
         model_path = await fetch_model(self.ctx.raw_store, task, work, sink)
         if not task.command:
@@ -105,9 +105,11 @@ class Execution:
     async def _command(self, manifests: list[dict[str, Any]], model_path: Path | None) -> None:
         ctx = self.ctx
         code = await fetch_code(ctx.raw_store, ctx.settings, self.task, self.work, self.sink, runner=ctx.id)
-        env = task_env(self.task, self.work, manifests, model_path, ctx.backend.workdir_inside)
+        backend = ctx.backend_for(self.task)
+        self.sink.line(f"runner backend {ctx.backend_name_for(self.task)}")
+        env = task_env(self.task, self.work, manifests, model_path, backend.workdir_inside)
         spec = process_spec(self.task, self.work, code, env, ctx.settings, self.slot)
-        await Command(ctx.backend, ctx.settings, self.sink, self.cancel).run(self.task, spec, self.result)
+        await Command(backend, ctx.settings, self.sink, self.cancel).run(self.task, spec, self.result)
 
     def _failed(self, exc: Exception) -> None:
         """The run's end state from what stopped it."""

@@ -25,9 +25,9 @@ from mlife_shared.messaging.bus import connect_with_retry
 from mlife_shared.objectstore import ScopedStore, make_store
 from mtt.config import Settings
 from mtt.runner.backends import Backend
-from mtt.runner.command import SDK_DIR, make_backend
 from mtt.runner.context import RunnerContext
 from mtt.runner.execution import Execution, RunInterrupted
+from mtt.runner.plugins import SDK_DIR, backend_name, make_backend
 from mtt.runner.queue import RunMessage, dispatch_pending, durable, ensure_consumer, ensure_stream, subject
 from mtt.runner.result import RunResult
 from mtt.task.models import Task
@@ -45,11 +45,13 @@ class Runner:
         self.id = runner_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.queue = queue or settings.default_queue
         self.backend = backend or make_backend(settings)
+        self.backend_name = backend_name(settings) if backend is None else str(getattr(backend, "name", "custom"))
         self.concurrency = concurrency
         self.db = Database(settings.database_url, pool_size=settings.database_pool_size)
         self.raw_store = make_store(settings)
         self.store = ScopedStore(self.raw_store, "mtt")
-        self.ctx = RunnerContext(self.id, settings, self.db, self.raw_store, self.store, self.backend)
+        self.ctx = RunnerContext(self.id, settings, self.db, self.raw_store, self.store, self.backend,
+                                 self.backend_name)
         self.nc: NATS | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -60,7 +62,7 @@ class Runner:
         await ensure_consumer(js, self.settings, self.queue)
         psub = await js.pull_subscribe(subject(self.settings, self.queue), durable=durable(self.queue),
                                        stream=self.settings.runs_stream)
-        log.info("runner_started", runner=self.id, queue=self.queue, backend=self.backend.name)
+        log.info("runner_started", runner=self.id, queue=self.queue, backend=self.backend_name)
         running: set[asyncio.Task[None]] = set()
         try:
             await self._loop(js, psub, stop, running)

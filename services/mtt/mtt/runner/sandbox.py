@@ -20,10 +20,10 @@ import signal
 import sys
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass
 from pathlib import Path
 
-from mtt.runner.backends import ProcessSpec, RunningProcess, _Subprocess
+from mlife_shared.plugins.seams.runners import Limits, ProcessSpec, RunnerUnavailable, RunningProcess
+from mtt.runner.backends import _Subprocess
 from mtt.runner.result import RunFailed
 
 SANDBOX_WORKDIR = "/mlife/work"
@@ -33,21 +33,14 @@ WORK_MOUNTS = (("code", True), ("out", True), ("home", True), ("data", False), (
 TASK_USER = "task"
 
 
-class SandboxUnavailable(RunFailed):
+class SandboxUnavailable(RunFailed, RunnerUnavailable):
     """This runner cannot run user code: no sandbox, and no explicit opt-out."""
 
 
-@dataclass(frozen=True)
-class Limits:
-    memory_mb: int
-    cpu_seconds: int
-    processes: int
-    file_mb: int
-
-    def prlimit_args(self) -> list[str]:
-        mib = 1024 * 1024
-        return [f"--as={self.memory_mb * mib}", f"--cpu={self.cpu_seconds}", f"--nproc={self.processes}",
-                f"--fsize={self.file_mb * mib}", "--core=0"]
+def prlimit_args(limits: Limits) -> list[str]:
+    mib = 1024 * 1024
+    return [f"--as={limits.memory_mb * mib}", f"--cpu={limits.cpu_seconds}", f"--nproc={limits.processes}",
+            f"--fsize={limits.file_mb * mib}", "--core=0"]
 
 
 def find_binary(name_or_path: str) -> str | None:
@@ -168,7 +161,7 @@ class BwrapBackend:
             if (spec.workdir / name).is_dir():
                 mounts.mount(spec.workdir / name, f"{SANDBOX_WORKDIR}/{name}", writable)
         cwd = f"{SANDBOX_WORKDIR}/{spec.cwd.relative_to(spec.workdir).as_posix()}"
-        args = [*mounts.args, "--chdir", cwd, "--", tools["prlimit"], *self.limits.prlimit_args(), "--"]
+        args = [*mounts.args, "--chdir", cwd, "--", tools["prlimit"], *prlimit_args(self.limits), "--"]
         if root:
             args += [tools["setpriv"], f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
                      "--bounding-set=-all", "--no-new-privs", "--"]
