@@ -15,13 +15,12 @@ from typing import Any, Protocol
 import numpy as np
 
 from mlife_shared.onnx_safety import OnnxInfo, inspect_onnx
+from mlife_shared.plugins.seams.evaluators import EvaluationCancelled
 from mtt.evaluator.inputs import Group, image_sample, load_inputs
 from mtt.evaluator.preprocess import FLOATS, METADATA_KEY, InvalidPreprocess, Preprocess, main_input, parse_preprocess
 from mtt.evaluator.tensor import item_ref
 
-
-class EvaluationCancelled(Exception):
-    pass
+__all__ = ["Evaluation", "EvaluationCancelled", "OnnxClassifier", "evaluate", "score"]
 
 
 def ground_truth(item: dict[str, Any]) -> Any:

@@ -11,7 +11,7 @@ from mtt.task.exceptions import TaskStateConflict
 from mtt.task.models import Task
 from mtt.task.service import TaskUseCase
 
-METRICS = ("precision", "recall", "f1", "ap")
+METRICS = ("precision", "recall", "f1", "ap", "iou", "nme", "pck")
 
 
 def build(task: Task) -> dict[str, Any]:
@@ -25,9 +25,16 @@ def build(task: Task) -> dict[str, Any]:
              for i in range(len(classes)) for j in range(len(classes)) if square and i != j and cm[i][j] > 0]
     pairs.sort(key=lambda p: (-p["count"], p["true"], p["predicted"]))
     weakest = sorted(({"class": c, **v} for c, v in per_class.items() if v.get("support", 0) > 0),
-                     key=lambda r: (r.get("f1", r.get("ap", 0.0)), r["class"]))
+                     key=lambda r: (_strength(r), r["class"]))
     return {"classes": classes, "confusion": cm, "per_class": per_class, "most_confused": pairs[:10],
             "weakest_classes": weakest[:5]}
+
+
+def _strength(row: dict[str, Any]) -> float:
+    """How well a class (or keypoint) does, higher is better: F1, AP, IoU, or minus its normalised error."""
+    if "nme" in row:
+        return -float(row["nme"])
+    return float(row.get("f1", row.get("ap", row.get("iou", 0.0))))
 
 
 def _class_row(name: str, a: dict[str, float], b: dict[str, float]) -> dict[str, Any]:

@@ -23,8 +23,9 @@ from mtt.task.validation import check_code_location
 
 log = structlog.get_logger(__name__)
 
-# What a version's testing tasks take over from the params of the task that trained it: how to read the items.
-EVALUATOR_PARAMS = ("preprocess", "evaluator", "detection", "target", "tolerance")
+# What a version's testing tasks take over from the params of the task that trained it: how to read the items
+# (and the named evaluator's own settings, `params[<its name>]`).
+EVALUATOR_PARAMS = ("preprocess", "evaluator", "detection", "segmentation", "keypoints", "target", "tolerance")
 
 
 @dataclass(frozen=True)
@@ -206,7 +207,9 @@ class AutomaticTasks(TaskUseCase):
         ds = await self.repo.dataset(target.dataset_id)
         params: dict[str, Any] = dict(self.settings.default_test_params)
         if source is not None:
-            params.update({k: source.params[k] for k in EVALUATOR_PARAMS if k in source.params})
+            named = source.params.get("evaluator")
+            taken = (*EVALUATOR_PARAMS, named) if isinstance(named, str) else EVALUATOR_PARAMS
+            params.update({k: source.params[k] for k in taken if k in source.params})
         body = TaskCreate(kind="test", name=test_task_name(model, ds, target.dataset_id, target.set_kind),
                           function=model.function, model=model_ref(model), params=params, run=run,
                           datasets=[DatasetRef(dataset_id=target.dataset_id, manifest_key=target.manifest_key)])

@@ -17,6 +17,9 @@ from mlife_shared.events.contracts import SetKind, TaskCreated, TaskFailed, Test
 from mlife_shared.messaging import outbox
 from mlife_shared.objectstore import ObjectStore, ScopedStore
 from mlife_shared.onnx_safety import inspect_onnx
+from mlife_shared.plugins import seams_of
+from mlife_shared.plugins.registry import plugins
+from mlife_shared.plugins.seams.evaluators import Evaluator
 from mtt.config import Settings
 from mtt.evaluator.preprocess import main_input, parse_preprocess
 from mtt.files import download, file_chunks, spool
@@ -36,6 +39,18 @@ from mtt.task.validation import (
 )
 
 ACTIVE = ("queued", "running")
+
+
+def named_evaluator(params: dict[str, Any]) -> Evaluator | None:
+    """The active evaluator plugin `params.evaluator` names (None when it names none; a 422 naming the active
+    ones when it is not active)."""
+    name = params.get("evaluator")
+    if name is None:
+        return None
+    if not isinstance(name, str) or not name:
+        raise InvalidTask(f"params.evaluator is {name!r}: name an evaluator (GET /api/mtt/plugins lists them)")
+    evaluator: Evaluator = plugins(*seams_of("mtt")).get("evaluators", name)
+    return evaluator
 
 
 def _not_active(task: Task, doing: str) -> None:
@@ -114,8 +129,13 @@ class TaskService:
     async def check_model(self, model: dict[str, Any], params: dict[str, Any]) -> None:
         """Fetch the model and inspect it (nothing in it runs): not ONNX, escaping external data or an input
         shape that the declared preprocessing cannot feed → 422 now rather than a failed run later."""
+        evaluator = named_evaluator(params)
+        formats = evaluator.model_formats if evaluator is not None else ("onnx",)
+        if model.get("format", "onnx") not in formats:
+            raise InvalidTask(f"the {evaluator.name if evaluator else 'built-in'} evaluator scores "
+                              f"{', '.join(formats)} models; this one is {model.get('format')!r}")
         if model.get("format", "onnx") != "onnx":
-            raise InvalidTask(f"the built-in evaluator runs ONNX models; this one is {model.get('format')!r}")
+            return  # nothing more MTT can look at before the run: the evaluator checks it then
         info = await self.store.stat(model["object_key"])
         if info is not None and info.size > self.settings.max_model_bytes:
             raise InvalidTask(f"the model is {info.size} bytes; the limit is {self.settings.max_model_bytes}")
@@ -172,6 +192,8 @@ class TaskService:
         await self._code_archive_exists(code)
         if "preprocess" in body.params:
             parse_preprocess(body.params["preprocess"], where="params.preprocess")
+        if origin == "api":  # a task made from an event says so when it runs (its event is not refused)
+            named_evaluator(body.params)
         return code
 
     async def _function_of(self, kind: str, datasets: list[dict[str, Any]], version_id: uuid.UUID | None) -> str | None:
