@@ -24,6 +24,7 @@ from mtt.config import Settings
 from mtt.evaluator.preprocess import main_input, parse_preprocess
 from mtt.files import download, file_chunks, spool
 from mtt.runner.mlflow_rest import run_url
+from mtt.runner.plugins import check_requested
 from mtt.task.exceptions import InvalidTask, TaskNotFound, TaskStateConflict
 from mtt.task.models import TERMINAL, RunRequest, Task
 from mtt.task.repository import TaskRepository
@@ -194,6 +195,7 @@ class TaskService:
             parse_preprocess(body.params["preprocess"], where="params.preprocess")
         if origin == "api":  # a task made from an event says so when it runs (its event is not refused)
             named_evaluator(body.params)
+            check_requested(body.params)  # params.runner names an active runner backend
         return code
 
     async def _function_of(self, kind: str, datasets: list[dict[str, Any]], version_id: uuid.UUID | None) -> str | None:
@@ -378,6 +380,7 @@ def _apply_fields(task: Task, body: TaskUpdate, fields: set[str]) -> None:
     if "params" in fields and body.params is not None:
         if "preprocess" in body.params:
             parse_preprocess(body.params["preprocess"], where="params.preprocess")
+        check_requested(body.params)
         task.params = dict(body.params)
     if "name" in fields and body.name is not None:
         task.name = body.name
