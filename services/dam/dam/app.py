@@ -18,6 +18,8 @@ from dam.labelling import models as _labelling_models  # noqa: F401
 from dam.labelling.reconcile import reconcile_lifespan
 from dam.labelling.router import router as labelling_router
 from dam.labelling.router import webhook_router
+from dam.quality import models as _quality_models  # noqa: F401
+from dam.quality.router import router as quality_router
 from dam.testset import models as _testset_models  # noqa: F401
 from dam.testset.consumers import on_test_data_requested
 from dam.testset.router import router as conversion_router
@@ -56,7 +58,7 @@ SPEC = ServiceSpec(
     migrations="dam.migrations",
     subscriptions=subscriptions,
     routers=lambda: [file_router, document_router, search_router, dataset_router, labelling_router, webhook_router,
-                       conversion_router],
+                       conversion_router, quality_router],
     extra_lifespan=lifespan,
 )
 

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, Float, Integer, String
+from sqlalchemy import JSON, BigInteger, Float, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mlife_shared.db import Base, UTCDateTime, utcnow
@@ -29,6 +30,8 @@ class File(Base):
     codec: Mapped[str | None] = mapped_column(String(40))
     uploaded_by: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # the cleaners' findings at upload ({cleaner, code, severity, message, ...}); None: never checked
+    findings: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
 
 
 class FilePath(Base):

@@ -15,6 +15,9 @@ from dam.file.preview import PreviewQuery, PreviewService
 from dam.file.schemas import ArchiveRead, CheckRead, CheckRequest, FileRead, UploadRead
 from dam.file.service import FileService, Uploaded, check_path, file_key
 from dam.file.upload import incoming, multipart_parts
+from dam.quality.router import QualityServiceDep
+from dam.quality.schemas import FindingRead
+from dam.quality.service import QualityService
 from mlife_shared.app import SessionDep, StoreDep
 from mlife_shared.auth import Identity, Tester, Viewer
 from mlife_shared.objectstore import ScopedStore
@@ -34,7 +37,8 @@ def to_read(f: File, store: StoreDep) -> FileRead:
     return FileRead(md5=f.md5, size=f.size, media_type=f.media_type, content_type=f.content_type, name=f.name,
                     width=f.width, height=f.height, duration=f.duration, sample_rate=f.sample_rate,
                     channels=f.channels, fps=f.fps, frame_count=f.frame_count, codec=f.codec,
-                    key=store.full_key(file_key(f.md5)), created_at=f.created_at)
+                    key=store.full_key(file_key(f.md5)), created_at=f.created_at,
+                    findings=None if f.findings is None else [FindingRead(**x) for x in f.findings])
 
 
 def upload_read(u: Uploaded, store: StoreDep) -> UploadRead:
@@ -50,7 +54,7 @@ def _check_length(request: Request, limit: int) -> None:
 @router.post("", status_code=201, responses={200: {"model": UploadRead, "description": "already stored"},
                                               413: {"description": "larger than the limit"}})
 async def upload_file(request: Request, service: FileServiceDep, settings: SettingsDep, store: StoreDep,
-                      identity: Tester, response: Response,
+                      identity: Tester, response: Response, quality: QualityServiceDep,
                       name: Annotated[str | None, Query(max_length=1024, description="Path to record the file under")] = None,
                       md5: Annotated[str | None, Query(description="Expected MD5: a mismatch stores nothing")] = None,
                       extract: Annotated[bool, Query(description="The body is a zip/tar of a folder: extract it "
@@ -59,22 +63,26 @@ async def upload_file(request: Request, service: FileServiceDep, settings: Setti
                                                               "(a browser folder upload; the answer is an ArchiveRead)")] = False,
                       prefix: Annotated[str | None, Query(max_length=512)] = None,
                       ) -> UploadRead | ArchiveRead:
-    """Upload one file, streamed (raw body, or a multipart form's file part): 201 new, 200 `duplicate`."""
+    """Upload one file, streamed (raw body, or a multipart form's file part): 201 new, 200 `duplicate`; the
+    cleaners' findings come with it (flags only: the file is stored all the same)."""
     if extract:
-        return await upload_archive(request, service, settings, store, identity, prefix)
+        return await upload_archive(request, service, s=settings, store=store, identity=identity, quality=quality,
+                                    prefix=prefix)
     if many:
-        return await upload_many(request, service, settings, store, identity, prefix)
+        return await upload_many(request, service, settings, store, identity, quality, prefix)
     _check_length(request, settings.max_upload_bytes)
     up = incoming(request, name)
     uploaded = await service.store_stream(up.chunks, name=name, max_bytes=settings.max_upload_bytes,
                                           uploader=identity.username, expected_md5=md5,
                                           late_name=lambda: up.filename)
+    await quality.check_uploads([uploaded.file])
     response.status_code = 200 if uploaded.duplicate else 201
     return upload_read(uploaded, store)
 
 
 @router.post("/archive", status_code=201)
 async def upload_archive(request: Request, service: FileServiceDep, s: SettingsDep, store: StoreDep, identity: Tester,
+                         quality: QualityServiceDep,
                          prefix: Annotated[str | None, Query(max_length=512, description="Folder to put the entries "
                                                                                          "under")] = None,
                          ) -> ArchiveRead:
@@ -83,13 +91,14 @@ async def upload_archive(request: Request, service: FileServiceDep, s: SettingsD
     limits = Limits(s.max_upload_bytes, s.archive_max_entries, s.archive_max_expanded_bytes, s.archive_max_ratio)
     up = incoming(request, None)
     files = await extract(service, up.chunks, prefix=prefix, limits=limits, uploader=identity.username)
+    await quality.check_uploads([u.file for u in files])
     reads = [upload_read(u, store) for u in files]
     dup = sum(1 for r in reads if r.duplicate)
     return ArchiveRead(files=reads, count=len(reads), new=len(reads) - dup, duplicates=dup)
 
 
 async def upload_many(request: Request, service: FileService, settings: Settings, store: ScopedStore,
-                      identity: Identity, prefix: str | None) -> ArchiveRead:
+                      identity: Identity, quality: QualityService, prefix: str | None) -> ArchiveRead:
     _check_length(request, settings.max_upload_bytes * 64)
     if prefix:
         check_path(prefix)
@@ -104,6 +113,7 @@ async def upload_many(request: Request, service: FileService, settings: Settings
         raise
     if not out:
         raise InvalidUpload("the multipart form has no file part")
+    await quality.check_uploads([u.file for u in out])
     reads = [upload_read(u, store) for u in out]
     dup = sum(1 for r in reads if r.duplicate)
     return ArchiveRead(files=reads, count=len(reads), new=len(reads) - dup, duplicates=dup)

@@ -4,6 +4,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from dam.quality.schemas import FindingRead
+
 
 class FileRead(BaseModel):
     md5: str
@@ -21,6 +23,8 @@ class FileRead(BaseModel):
     codec: str | None = Field(None, description="Audio/video codec")
     key: str = Field(description="Object key of the content")
     created_at: datetime
+    findings: list[FindingRead] | None = Field(None, description="What the cleaners found at upload (flags: the "
+                                                                 "file is stored all the same); None: not checked")
 
 
 class UploadRead(FileRead):

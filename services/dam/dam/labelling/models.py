@@ -24,7 +24,8 @@ class LabellingTask(Base):
     prelabel_source: Mapped[str | None] = mapped_column(String(300))
     status: Mapped[str] = mapped_column(String(20), default="open", index=True)
     items_key: Mapped[str] = mapped_column(String(1024))
-    ls_project_id: Mapped[int | None] = mapped_column(Integer)
+    connector: Mapped[str | None] = mapped_column(String(100))  # the labelling plugin; None: annotations by API only
+    external_project: Mapped[str | None] = mapped_column(String(200))  # the tool's project id
     completed_version: Mapped[int | None] = mapped_column(Integer)
     created_by: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -40,6 +41,6 @@ class LabellingItem(Base):
     position: Mapped[int] = mapped_column(Integer)
     md5: Mapped[str | None] = mapped_column(String(32))
     prelabel: Mapped[Any] = mapped_column(JSON, nullable=True)
-    ls_task_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    external_id: Mapped[str | None] = mapped_column(String(200), index=True)  # the tool's task id
     annotation: Mapped[Any] = mapped_column(JSON(none_as_null=True), nullable=True)
     annotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,7 +1,7 @@
 """The labelling work that runs outside a request, each piece a job in its own unit of work
 (`mlife_shared.jobs.run_job` commits it; the service never does): the completion a webhook made due, run
 after the webhook was answered, and the periodic reconciliation (Label Studio never retries a webhook, so
-open tasks are pulled from it)."""
+open tasks are pulled from their tool)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ log = structlog.get_logger(__name__)
 
 
 def _service(app: FastAPI, session: AsyncSession) -> LabellingService:
-    return LabellingService(session, app.state.store, app.state.settings)
+    return LabellingService(session, app.state.store, app.state.settings, app.state.plugins)
 
 
 async def complete_after_webhook(app: FastAPI, task_id: uuid.UUID) -> None:
@@ -39,7 +39,7 @@ async def reconcile_open(app: FastAPI) -> int:
     ids: list[uuid.UUID] = []
 
     async def open_tasks(session: AsyncSession) -> None:
-        ids.extend(await _service(app, session).open_in_label_studio())
+        ids.extend(await _service(app, session).open_in_a_tool())
 
     await run_job(app.state.db, Job("labelling-open-tasks", 0, open_tasks))
     for task_id in ids:
@@ -66,8 +66,9 @@ async def _loop(app: FastAPI, every: float) -> None:
 async def reconcile_lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = app.state.settings
     task = None
-    if settings.labelstudio_url and settings.labelstudio_reconcile_seconds > 0:
-        task = asyncio.create_task(_loop(app, settings.labelstudio_reconcile_seconds), name="labelstudio-reconcile")
+    outside_tools = [n for n in app.state.plugins.active("labelling") if n != "labelstudio"]
+    if (settings.labelstudio_url or outside_tools) and settings.labelstudio_reconcile_seconds > 0:
+        task = asyncio.create_task(_loop(app, settings.labelstudio_reconcile_seconds), name="labelling-reconcile")
     try:
         yield
     finally:

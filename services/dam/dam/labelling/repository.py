@@ -26,10 +26,13 @@ class LabellingRepository(Repository):
             select(func.count(), func.count(LabellingItem.annotated_at)).where(LabellingItem.task_id == task_id))).one()
         return int(total), int(done)
 
-    async def by_project_task(self, project_id: int, ls_task_id: int) -> tuple[LabellingTask, LabellingItem] | None:
+    async def by_external(self, connector: str, project: str, external_id: str
+                          ) -> tuple[LabellingTask, LabellingItem] | None:
+        """The task and item a tool's (project, task id) names."""
         row = (await self.session.execute(
             select(LabellingTask, LabellingItem).join(LabellingItem, LabellingItem.task_id == LabellingTask.id)
-            .where(LabellingTask.ls_project_id == project_id, LabellingItem.ls_task_id == ls_task_id))).first()
+            .where(LabellingItem.external_id == external_id, LabellingTask.connector == connector,
+                   LabellingTask.external_project == project))).first()
         return (row[0], row[1]) if row else None
 
     async def find(self, *, status: str | None, document_id: uuid.UUID | None, limit: int, offset: int) -> list[LabellingTask]:
@@ -40,6 +43,6 @@ class LabellingRepository(Repository):
             stmt = stmt.where(LabellingTask.document_id == document_id)
         return list(await self.session.scalars(stmt.order_by(LabellingTask.created_at.desc()).limit(limit).offset(offset)))
 
-    async def open_in_label_studio(self) -> list[uuid.UUID]:
+    async def open_in_a_tool(self) -> list[uuid.UUID]:
         return list(await self.session.scalars(select(LabellingTask.id).where(
-            LabellingTask.status == "open", LabellingTask.ls_project_id.is_not(None))))
+            LabellingTask.status == "open", LabellingTask.external_project.is_not(None))))

@@ -1,15 +1,12 @@
 from __future__ import annotations
 
-import hmac
-import json
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Path, Query, Request
 
 from dam.config import SettingsDep
 from dam.document.service import require_storable
-from dam.labelling.connector import WEBHOOK_SECRET_HEADER
 from dam.labelling.exceptions import InvalidLabellingTask, WebhookRejected
 from dam.labelling.models import LabellingTask
 from dam.labelling.reconcile import complete_after_webhook
@@ -17,16 +14,23 @@ from dam.labelling.schemas import AnnotationsIn, LabellingTaskCreate, LabellingT
 from dam.labelling.service import LabellingService
 from mlife_shared.app import SessionDep, StoreDep
 from mlife_shared.auth import Engineer, Tester, Viewer
+from mlife_shared.plugins.seams.labelling import WebhookRefused
 
 router = APIRouter(prefix="/labelling-tasks", tags=["labelling"])
 webhook_router = APIRouter(prefix="/webhooks", tags=["labelling"])
 
 
-def labelling_service(session: SessionDep, store: StoreDep, settings: SettingsDep) -> LabellingService:
-    return LabellingService(session, store, settings)
+def labelling_service(request: Request, session: SessionDep, store: StoreDep,
+                      settings: SettingsDep) -> LabellingService:
+    return LabellingService(session, store, settings, request.app.state.plugins)
 
 
 LabellingServiceDep = Annotated[LabellingService, Depends(labelling_service)]
+
+
+def label_studio_id(external: str | None) -> int | None:
+    """A tool's id as Label Studio's integer (the read shape from before connectors)."""
+    return int(external) if external is not None and external.isdigit() else None
 
 
 async def to_read(t: LabellingTask, svc: LabellingService) -> LabellingTaskRead:
@@ -34,7 +38,9 @@ async def to_read(t: LabellingTask, svc: LabellingService) -> LabellingTaskRead:
     return LabellingTaskRead(id=t.id, document_id=t.document_id, document_version=t.document_version, kind=t.kind,
                              labels=t.labels, label_config=t.label_config, prelabel_source=t.prelabel_source,
                              status=t.status, items_key=t.items_key, item_count=total, annotated_count=done,
-                             ls_project_id=t.ls_project_id, completed_version=t.completed_version,
+                             connector=t.connector, external_project=t.external_project,
+                             ls_project_id=label_studio_id(t.external_project) if t.connector == "labelstudio" else None,
+                             completed_version=t.completed_version,
                              created_at=t.created_at, completed_at=t.completed_at)
 
 
@@ -63,9 +69,10 @@ async def get_task(task_id: uuid.UUID, svc: LabellingServiceDep, _: Viewer) -> L
 
 @router.get("/{task_id}/items")
 async def get_items(task_id: uuid.UUID, svc: LabellingServiceDep, _: Viewer) -> list[dict[str, Any]]:
-    """The task's items: file, pre-label, annotation (when in) and the Label Studio task id."""
+    """The task's items: file, pre-label, annotation (when in) and the tool's task id."""
     return [{"item_id": str(i.id), "md5": i.md5, "position": i.position, "prelabel": i.prelabel,
-             "annotation": i.annotation, "annotated_at": i.annotated_at, "ls_task_id": i.ls_task_id}
+             "annotation": i.annotation, "annotated_at": i.annotated_at, "external_id": i.external_id,
+             "ls_task_id": label_studio_id(i.external_id)}
             for i in await svc.items(task_id)]
 
 
@@ -78,28 +85,26 @@ async def add_annotations(task_id: uuid.UUID, body: AnnotationsIn, svc: Labellin
 
 @router.post("/{task_id}/reconcile")
 async def reconcile(task_id: uuid.UUID, svc: LabellingServiceDep, _: Engineer) -> LabellingTaskRead:
-    """Pull the task's annotations from Label Studio now (the worker also does it periodically)."""
+    """Pull the task's annotations from its labelling tool now (the API also does it periodically)."""
     return await to_read(await svc.reconcile(task_id), svc)
 
 
-@webhook_router.post("/labelstudio")
-async def labelstudio_webhook(request: Request, svc: LabellingServiceDep, settings: SettingsDep,
-                              background: BackgroundTasks) -> dict[str, str]:
-    """Label Studio's webhook, verified by the shared-secret header; answered at once (completion follows)."""
-    secret = settings.labelstudio_webhook_secret.get_secret_value()
-    given = request.headers.get(WEBHOOK_SECRET_HEADER, "")
-    if not secret or not hmac.compare_digest(given.encode(), secret.encode()):
-        raise WebhookRejected(f"missing or wrong {WEBHOOK_SECRET_HEADER} header")
+@webhook_router.post("/{connector}")
+async def labelling_webhook(request: Request, svc: LabellingServiceDep, background: BackgroundTasks,
+                            connector: Annotated[str, Path(max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")]
+                            ) -> dict[str, str]:
+    """A labelling tool's webhook (`labelstudio`: verified by the shared-secret header), verified by its connector
+    plugin; answered at once (completion follows)."""
     body = await request.body()
     if len(body) > 16 * 1024 * 1024:
         raise InvalidLabellingTask("the webhook payload is too large")
     try:
-        payload = json.loads(body)
-    except (ValueError, RecursionError) as exc:
-        raise InvalidLabellingTask("the webhook payload is not JSON") from exc
-    if not isinstance(payload, dict):
-        raise InvalidLabellingTask("the webhook payload must be a JSON object")
+        complete = await svc.on_webhook(connector, dict(request.headers), body)
+    except WebhookRefused as exc:
+        raise WebhookRejected(str(exc) or "the webhook is not from the tool") from exc
+    except ValueError as exc:
+        raise InvalidLabellingTask(f"the webhook payload is malformed: {exc}") from exc
     # completion writes a document version: a job of its own after the answer, committed there
-    for task_id in await svc.on_webhook(payload):
+    for task_id in complete:
         background.add_task(complete_after_webhook, request.app, task_id)
     return {"status": "ok"}

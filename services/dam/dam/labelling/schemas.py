@@ -54,7 +54,12 @@ class LabellingTaskCreate(BaseModel):
     kind: Literal["classification", "detection"] = "classification"
     labels: list[str] = Field(min_length=1, max_length=500)
     prelabel: Prelabel | None = None
-    label_studio: bool = Field(True, description="Push the task to Label Studio when a connector is configured")
+    label_studio: bool = Field(True, description="Without `connector`: push the task to Label Studio when it is "
+                                                 "configured")
+    connector: str | None = Field(None, max_length=100,
+                                  description="The labelling tool to push the task to: an active labelling plugin "
+                                              "(GET /plugins lists them; 'labelstudio' is built in). Default: "
+                                              "Label Studio when configured and `label_studio`")
     title: str | None = Field(None, max_length=50)
     max_items: int = Field(10_000, ge=1, le=100_000)
 
@@ -71,7 +76,9 @@ class LabellingTaskRead(BaseModel):
     items_key: str
     item_count: int
     annotated_count: int
-    ls_project_id: int | None
+    connector: str | None = Field(description="The labelling plugin the task is run in (None: annotations by API)")
+    external_project: str | None = Field(description="The tool's project id")
+    ls_project_id: int | None = Field(description="Label Studio's project id (connector labelstudio)")
     completed_version: int | None
     created_at: datetime
     completed_at: datetime | None

@@ -1,13 +1,13 @@
 """Labelling tasks: rows of a document version with pre-labels (a column, or a serving endpoint), the
-items as JSON lines in the store, `labelling.requested`, an optional Label Studio project; annotations
-arrive by webhook, by reconciliation or by API, and a complete task becomes a new document version and
-`labelling.completed`."""
+items as JSON lines in the store, `labelling.requested`, an optional project in a labelling tool (a labelling
+connector plugin: Label Studio is the built-in); annotations arrive by webhook, by reconciliation or by API, and a
+complete task becomes a new document version and `labelling.completed`."""
 
 from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,12 +18,7 @@ from dam.document.service import DocumentService, Version, filter_columns, label
 from dam.file.models import File
 from dam.file.service import MD5_RE, file_key
 from dam.labelling import connector, prelabel
-from dam.labelling.exceptions import (
-    InvalidLabellingTask,
-    LabellingTaskClosed,
-    LabellingTaskNotFound,
-    LabelStudioUnavailable,
-)
+from dam.labelling.exceptions import InvalidLabellingTask, LabellingTaskClosed, LabellingTaskNotFound
 from dam.labelling.models import LabellingItem, LabellingTask
 from dam.labelling.repository import LabellingRepository
 from dam.labelling.schemas import AnnotationsIn, LabellingTaskCreate
@@ -33,26 +28,47 @@ from mlife_shared.events.contracts import LabellingCompleted, LabellingRequested
 from mlife_shared.messaging import outbox
 from mlife_shared.objectstore import ScopedStore
 from mlife_shared.objectstore.base import iterate
+from mlife_shared.plugins.registry import Plugins
+from mlife_shared.plugins.seams.labelling import (
+    Connection,
+    ExternalAnnotation,
+    ItemSpec,
+    Kind,
+    LabellingConnector,
+    ProjectSpec,
+)
 
 # an item's columns in the database (the item built for the task also holds its file and store key)
-ITEM_COLUMNS = ("id", "row_id", "position", "md5", "prelabel", "ls_task_id")
+ITEM_COLUMNS = ("id", "row_id", "position", "md5", "prelabel", "external_id")
+BUILTIN = "labelstudio"
 
 
 def items_key(task_id: uuid.UUID) -> str:
     return f"labelling/{task_id}/items.jsonl"
 
 
-def make_connector(settings: Settings) -> connector.LabelStudio | None:
-    if not settings.labelstudio_url or not settings.labelstudio_token.get_secret_value():
-        return None
-    return connector.LabelStudio(settings.labelstudio_url, settings.labelstudio_token.get_secret_value())
+def labelstudio_configured(settings: Settings) -> bool:
+    return bool(settings.labelstudio_url and settings.labelstudio_token.get_secret_value())
+
+
+def connection(settings: Settings, name: str) -> Connection:
+    """What a connector is told: for the built-in Label Studio, its address, token and webhook from DAM's settings;
+    for another connector, DAM's public URL and its webhook address (the tool's own settings are its own)."""
+    if name == BUILTIN:
+        return Connection(url=settings.labelstudio_url or None, token=settings.labelstudio_token.get_secret_value() or None,
+                          webhook_url=settings.labelstudio_webhook_url or None,
+                          webhook_secret=settings.labelstudio_webhook_secret.get_secret_value() or None,
+                          public_url=settings.public_url)
+    return Connection(webhook_url=f"{settings.public_url.rstrip('/')}/api/dam/webhooks/{name}",
+                      public_url=settings.public_url)
 
 
 class LabellingService:
-    def __init__(self, session: AsyncSession, store: ScopedStore, settings: Settings) -> None:
+    def __init__(self, session: AsyncSession, store: ScopedStore, settings: Settings, registry: Plugins) -> None:
         self.session = session
         self.store = store
         self.settings = settings
+        self.registry = registry
         self.repo = LabellingRepository(session)
         self.docs = DocumentService(session)
 
@@ -78,8 +94,23 @@ class LabellingService:
         """Complete the task if every item is annotated (after a webhook recorded the last annotations)."""
         return await self.maybe_complete(await self.get(task_id, lock=True))
 
-    async def open_in_label_studio(self) -> list[uuid.UUID]:
-        return await self.repo.open_in_label_studio()
+    async def open_in_a_tool(self) -> list[uuid.UUID]:
+        return await self.repo.open_in_a_tool()
+
+    def connector(self, name: str) -> LabellingConnector:
+        """The active labelling plugin of that name (a 422 naming the active ones when it is not)."""
+        plugin: LabellingConnector = self.registry.get("labelling", name)
+        return plugin
+
+    def chosen_connector(self, req: LabellingTaskCreate) -> str | None:
+        """The connector the task is pushed to: the one named, else Label Studio when asked and configured."""
+        if req.connector is not None:
+            self.connector(req.connector)
+            if req.connector == BUILTIN and not labelstudio_configured(self.settings):
+                raise InvalidLabellingTask("the labelstudio connector is not configured: set MLIFE_DAM_LABELSTUDIO_URL "
+                                           "and MLIFE_DAM_LABELSTUDIO_TOKEN, or create the task without a connector")
+            return req.connector
+        return BUILTIN if req.label_studio and labelstudio_configured(self.settings) else None
 
     async def create(self, req: LabellingTaskCreate, user: str | None,
                      identity: Identity | None = None) -> LabellingTask:
@@ -87,6 +118,7 @@ class LabellingService:
         if why:
             raise InvalidLabellingTask(f"a label or the title {why}")
         await prelabel.check(req.prelabel, self.settings)
+        tool = self.chosen_connector(req)
         v, rows = await self._rows_to_label(req)
         pre_labels = await prelabel.prelabels(req.prelabel, [r for r, _ in rows], v.document.columns, req.labels, identity,
                                        self.settings)
@@ -95,13 +127,15 @@ class LabellingService:
                  for (r, f), p in zip(rows, pre_labels, strict=True)]
         task_id = uuid.uuid4()
         field = data_field(rows[0][1])
-        config = connector.label_config(req.kind, req.labels, field)
+        spec = ProjectSpec(title=req.title or f"{v.document.name} v{v.version.version}", kind=req.kind,
+                           labels=tuple(req.labels), field=field, description="")
+        config = self.connector(tool).label_config(spec) if tool else connector.label_config(req.kind, req.labels, field)
         await self.store.put(items_key(task_id), iterate(self._items_jsonl(items)), content_type="application/x-ndjson")
         task = LabellingTask(id=task_id, document_id=v.document.id, document_version=v.version.version, kind=req.kind,
                              labels=req.labels, label_config=config, prelabel_source=prelabel.source(req.prelabel),
                              status="open", items_key=self.store.full_key(items_key(task_id)), created_by=user)
-        if req.label_studio:
-            await self._push_if_connected(task, items, req.title or f"{v.document.name} v{v.version.version}", field)
+        if tool:
+            await self._push(tool, task, items, spec)
         await self.repo.add_with_items(task, [{k: i.get(k) for k in ITEM_COLUMNS} for i in items])
         await outbox.add(self.session, LabellingRequested(
             labelling_task_id=task.id, document_id=task.document_id, document_version=task.document_version,
@@ -130,34 +164,23 @@ class LabellingService:
                                    "url": file_url(self.settings.public_url, i["md5"]), "prelabel": i["prelabel"]},
                                   default=str) + "\n" for i in items).encode()
 
-    async def _push_if_connected(self, task: LabellingTask, items: list[dict[str, Any]], title: str,
-                                 field: str) -> None:
-        ls = make_connector(self.settings)
-        if ls is None:
-            return
-        try:
-            await self._push(ls, task, items, title, field)
-        finally:
-            await ls.aclose()
-
-    async def _push(self, ls: connector.LabelStudio, task: LabellingTask, items: list[dict[str, Any]], title: str,
-                    field: str) -> None:
-        project = await ls.create_project(title, task.label_config, f"MLife DAM labelling task {task.id}")
-        if self.settings.labelstudio_webhook_url:
-            await ls.add_webhook(project, self.settings.labelstudio_webhook_url,
-                                 self.settings.labelstudio_webhook_secret.get_secret_value())
-        tasks = []
-        for i in items:
-            t: dict[str, Any] = {"data": {field: file_url(self.settings.public_url, i["md5"]), "md5": i["md5"],
-                                          "item_id": str(i["id"])}}
-            result = prediction(i["prelabel"], i["file"], task.kind) if i["prelabel"] is not None else []
-            if result:
-                t["predictions"] = [{"model_version": task.prelabel_source or "dam", "result": result}]
-            tasks.append(t)
-        ids = await ls.import_tasks(project, tasks)
-        for i, ls_id in zip(items, ids, strict=True):
-            i["ls_task_id"] = ls_id
-        task.ls_project_id = project
+    async def _push(self, name: str, task: LabellingTask, items: list[dict[str, Any]], spec: ProjectSpec) -> None:
+        """Create the tool's project and import the items; the tool's ids are kept on the task and its items."""
+        tool, conn = self.connector(name), connection(self.settings, name)
+        spec = ProjectSpec(title=spec.title, kind=spec.kind, labels=spec.labels, field=spec.field,
+                           description=f"MLife DAM labelling task {task.id}", label_config=task.label_config)
+        project = await tool.create_project(conn, spec)
+        specs = [ItemSpec(item_id=str(i["id"]), url=file_url(self.settings.public_url, i["md5"]), md5=i["md5"],
+                          width=i["file"].width if i["file"] else None, height=i["file"].height if i["file"] else None,
+                          prelabel=i["prelabel"], prelabel_source=task.prelabel_source,
+                          prediction=prediction(i["prelabel"], i["file"], task.kind) if i["prelabel"] is not None else None)
+                 for i in items]
+        ids = await tool.import_tasks(conn, project, spec, specs)
+        if len(ids) != len(items):
+            raise InvalidLabellingTask(f"the {name} connector imported {len(ids)} of {len(items)} items")
+        for i, external in zip(items, ids, strict=True):
+            i["external_id"] = str(external)[:200]
+        task.connector, task.external_project = name, str(project)[:200]
 
     # ---- annotations ---------------------------------------------------------------------------
 
@@ -191,36 +214,11 @@ class LabellingService:
         await self.maybe_complete(task, force=body.complete)
         return task
 
-    async def on_webhook(self, payload: dict[str, Any]) -> set[uuid.UUID]:
-        """Record the annotations a Label Studio webhook carries (one, or a list for ANNOTATIONS_CREATED);
-        the ids of the tasks that are now fully annotated."""
-        if payload.get("action") not in connector.ACTIONS:
-            return set()
-        raw = payload.get("annotation")
-        annotations = raw if isinstance(raw, list) else [raw]
-        ls_task: dict[str, Any] = payload["task"] if isinstance(payload.get("task"), dict) else {}
-        project_default = ls_task.get("project") or (payload.get("project") or {}).get("id")
-        touched: set[uuid.UUID] = set()
-        for annotation in annotations:
-            if not isinstance(annotation, dict) or annotation.get("was_cancelled"):
-                continue
-            task_ref = annotation.get("task")
-            ls_task_id = task_ref.get("id") if isinstance(task_ref, dict) else task_ref
-            if not isinstance(raw, list) and ls_task.get("id") is not None:
-                ls_task_id = ls_task["id"]
-            project = annotation.get("project") or project_default
-            if not isinstance(ls_task_id, int) or not isinstance(project, int):
-                continue
-            found = await self.repo.by_project_task(project, ls_task_id)
-            if found is None or found[0].status != "open":
-                continue
-            task, item = found
-            value = connector.annotation_from_result(annotation.get("result") or [], task.kind)
-            if unstorable(value):
-                raise InvalidLabellingTask(f"the annotation {unstorable(value)}")
-            await self.record(task, item, value)
-            touched.add(task.id)
-        await self.session.flush()
+    async def on_webhook(self, name: str, headers: dict[str, str], body: bytes) -> set[uuid.UUID]:
+        """Record the annotations a connector's webhook carries (the connector verifies it: WebhookRefused is a
+        401, a malformed body a 422); the ids of the tasks that are now fully annotated."""
+        found = self.connector(name).webhook(connection(self.settings, name), headers, body)
+        touched = await self._record_external(name, found, strict=True)
         complete = set()
         for task_id in touched:
             total, done = await self.repo.counts(task_id)
@@ -228,31 +226,36 @@ class LabellingService:
                 complete.add(task_id)
         return complete
 
-    async def reconcile(self, task_id: uuid.UUID) -> LabellingTask:
-        """Pull the annotations from Label Studio (a webhook may have been lost) and complete when all are in."""
-        task = await self.get(task_id, lock=True)
-        if task.status != "open" or task.ls_project_id is None:
-            return task
-        ls = make_connector(self.settings)
-        if ls is None:
-            raise LabelStudioUnavailable("no Label Studio connector is configured (MLIFE_DAM_LABELSTUDIO_URL/_TOKEN)")
-        try:
-            exported = await ls.annotated_tasks(task.ls_project_id)
-        finally:
-            await ls.aclose()
-        items = {i.ls_task_id: i for i in await self.repo.items(task.id) if i.ls_task_id is not None}
-        for t in exported:
-            ls_id = t.get("id")
-            item = items.get(ls_id) if isinstance(ls_id, int) else None
-            ann = connector.latest_annotation(t)
-            if item is None or ann is None:
+    async def _record_external(self, name: str, annotations: list[ExternalAnnotation], *,
+                               strict: bool = False) -> set[uuid.UUID]:
+        """Record the tool's annotations on the open tasks' items they name; one DAM cannot store is refused
+        (`strict`, a webhook: 422) or left out (a poll)."""
+        tool = self.connector(name)
+        touched: set[uuid.UUID] = set()
+        for a in annotations:
+            found = await self.repo.by_external(name, str(a.project), str(a.external_id))
+            if found is None or found[0].status != "open":
                 continue
-            value = connector.annotation_from_result(ann.get("result") or [], task.kind)
+            task, item = found
+            value = tool.annotation(a.result, cast(Kind, task.kind))
             if unstorable(value):
+                if strict:
+                    raise InvalidLabellingTask(f"the annotation {unstorable(value)}")
                 continue
             if item.annotated_at is None or item.annotation != value:
                 await self.record(task, item, value)
+            touched.add(task.id)
         await self.session.flush()
+        return touched
+
+    async def reconcile(self, task_id: uuid.UUID) -> LabellingTask:
+        """Pull the annotations from the task's tool (a webhook may have been lost) and complete when all are in."""
+        task = await self.get(task_id, lock=True)
+        if task.status != "open" or task.connector is None or task.external_project is None:
+            return task
+        tool = self.connector(task.connector)
+        exported = await tool.fetch_annotations(connection(self.settings, task.connector), task.external_project)
+        await self._record_external(task.connector, [a for a in exported if str(a.project) == task.external_project])
         await self.maybe_complete(task)
         return task
 
