@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, false, func, insert, or_, select, update
 
 from dam.document.models import Document, DocumentRow, DocumentVersion
-from dam.file.models import File
+from dam.file.models import File, FilePath
 from mlife_shared.repository import Repository
 
 
@@ -25,7 +25,21 @@ def in_version(v: DocumentVersion) -> ColumnElement[bool]:
                 or_(DocumentRow.retired_in.is_(None), DocumentRow.retired_in > v.version))
 
 
+def _like(text: str) -> str:
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
 class DocumentRepository(Repository):
+    async def paths_containing(self, names: Collection[str]) -> list[tuple[str, str]]:
+        """(path, md5) of the uploaded paths that contain one of `names` (the candidates of a match by stem)."""
+        keys = sorted(set(names))
+        out: list[tuple[str, str]] = []
+        for start in range(0, len(keys), 100):
+            rows = await self.session.execute(select(FilePath.path, FilePath.md5).where(
+                or_(*[FilePath.path.like(_like(k), escape="\\") for k in keys[start:start + 100]])))
+            out += [(p, m) for p, m in rows]
+        return out
+
     async def by_name(self, name: str, *, lock: bool = False) -> Document | None:
         stmt = self.lock(select(Document).where(Document.name == name), for_update=lock)
         return (await self.session.scalars(stmt)).one_or_none()

@@ -7,13 +7,12 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.requests import ClientDisconnect
 
 from dam.config import SettingsDep
-from dam.document import analysis, export, parser
+from dam.document import analysis
 from dam.document.exceptions import DocumentTooLarge, InvalidDocument
-from dam.document.models import TABLE, Document, DocumentRow, DocumentVersion
+from dam.document.models import Document, DocumentRow, DocumentVersion
 from dam.document.schemas import (
     Comparison,
     DocumentRead,
-    ExportFormat,
     RowFilter,
     RowPage,
     RowRead,
@@ -30,8 +29,8 @@ router = APIRouter(prefix="/documents", tags=["documents"])
 search_router = APIRouter(tags=["documents"])
 
 
-def document_service(session: SessionDep, settings: SettingsDep) -> DocumentService:
-    return DocumentService(session, max_rows=settings.max_document_rows)
+def document_service(request: Request, session: SessionDep, settings: SettingsDep) -> DocumentService:
+    return DocumentService(session, max_rows=settings.max_document_rows, plugins_=request.app.state.plugins)
 
 
 Service = Annotated[DocumentService, Depends(document_service)]
@@ -94,30 +93,48 @@ def row_read(r: DocumentRow, f: File | None, doc: tuple[uuid.UUID, int] | None =
                    width=f.width if f else None, height=f.height if f else None)
 
 
-def _fmt(fmt: str | None, request: Request, data: bytes) -> str:
-    if fmt is None:
-        return parser.detect_format(request.headers.get("content-type"), data)
-    if fmt not in parser.FORMATS:
-        raise InvalidDocument(f"unknown format {fmt!r}; use one of {', '.join(parser.FORMATS)}")
-    return fmt
+FORMATS = ("The converter (GET /plugins lists the active ones: csv, tsv, json, xml, labelstudio, coco, voc, yolo "
+           "built in)")
+Format = Annotated[str | None, Query(max_length=100, description=FORMATS + "; else detected from the body and "
+                                                                             "its Content-Type")]
+Classes = Annotated[str | None, Query(max_length=20000, description="The class list of formats that number their "
+                                                                      "classes (YOLO): a,b,c (else classes.txt)")]
+Options = Annotated[list[str] | None, Query(max_length=100, description="key=value options for the converter")]
+
+
+def converter_options(classes: Classes = None, option: Options = None) -> dict[str, str]:
+    out = {}
+    for o in option or []:
+        key, sep, value = o.partition("=")
+        if not sep or not key:
+            raise InvalidDocument(f"option {o[:100]!r} must be key=value")
+        out[key] = value
+    if classes is not None:
+        out["classes"] = classes
+    return out
+
+
+ConverterOptions = Annotated[dict[str, str], Depends(converter_options)]
 
 
 @router.post("", status_code=201)
 async def import_document(request: Request, svc: Service, identity: Engineer,
-                          name: Annotated[str, Query(min_length=1, max_length=200)],
+                          name: Annotated[str, Query(min_length=1, max_length=200)], options: ConverterOptions,
                           description: Annotated[str, Query(max_length=2000)] = "",
-                          format: Annotated[str | None, Query(description="csv, json or xml; else from Content-Type")] = None,
+                          format: Format = None,
                           kind: Annotated[Literal["standard", "table"] | None, Query(
                               description="standard: rows name files (md5 or path); table: rows of feature columns "
                                           "and a label, no files. Default: table when there is no md5/path column")] = None,
                           label_column: Annotated[str | None, Query(
                               max_length=64, description="A table's label column (default: label, else annotation)")] = None,
                           ) -> DocumentRead:
-    """Import a document (CSV, JSON or XML body): columns md5 or path, annotation and extra columns; or a plain
-    table: feature columns and a label column."""
+    """Import a document in any format a converter reads (CSV, TSV, JSON, XML: columns md5 or path, annotation and
+    extra columns, or a plain table of features and a label; Label Studio tasks, COCO, Pascal VOC XML or a zip of
+    them, YOLO labels zip). Nothing is written when a row is invalid."""
     data = await read_body(request)
-    v = await svc.create(name=name, description=description, data=data, fmt=_fmt(format, request, data),
-                         user=identity.username, kind=kind, label_column=label_column)
+    v = await svc.create(name=name, description=description, data=data, fmt=format, user=identity.username,
+                         kind=kind, label_column=label_column, content_type=request.headers.get("content-type"),
+                         options=options)
     return doc_read(v.document, v.version.row_count)
 
 
@@ -165,12 +182,13 @@ async def list_versions(document_id: uuid.UUID, svc: Service, _: Viewer) -> list
 @router.post("/{document_id}/versions", status_code=201)
 @router.post("/{document_id}/import", status_code=201)
 async def add_version(document_id: uuid.UUID, request: Request, svc: Service, identity: Engineer,
-                      mode: Literal["replace", "append"] = "replace", format: str | None = None,
-                      allow_new_columns: bool = False) -> DocumentRead:
-    """Import a new version: `replace` the rows, or `append` to the current ones."""
+                      options: ConverterOptions, mode: Literal["replace", "append"] = "replace",
+                      format: Format = None, allow_new_columns: bool = False) -> DocumentRead:
+    """Import a new version (any format a converter reads): `replace` the rows, or `append` to the current ones."""
     data = await read_body(request)
-    v = await svc.import_version(document_id, data=data, fmt=_fmt(format, request, data), mode=mode,
-                                 user=identity.username, allow_new_columns=allow_new_columns)
+    v = await svc.import_version(document_id, data=data, fmt=format, mode=mode, user=identity.username,
+                                 allow_new_columns=allow_new_columns, content_type=request.headers.get("content-type"),
+                                 options=options)
     return doc_read(v.document, v.version.row_count)
 
 
@@ -199,30 +217,14 @@ async def document_stats(document_id: uuid.UUID, svc: Service, _: Viewer, f: Fil
 
 @router.get("/{document_id}/export")
 async def export_document(document_id: uuid.UUID, request: Request, svc: Service, _: Viewer,
-                          format: ExportFormat = "csv",
+                          format: Annotated[str, Query(max_length=100, description=FORMATS)] = "csv",
                           version: Annotated[int | None, Query(ge=1, le=INT32_MAX)] = None) -> Response:
-    """Export a version as CSV, TSV, JSON, XML, Label Studio tasks or COCO (detection boxes). In CSV and TSV a
-    text cell starting with =, +, -, @, a tab or CR gets a leading single quote (no spreadsheet formulas)."""
-    v: Version = await svc.version(document_id, version)
-    if format in ("labelstudio", "coco") and v.document.kind == TABLE:
-        raise InvalidDocument(f"a plain table has no files to export as {format}; use csv, tsv, json or xml")
-    rows = (await svc.rows([v.version], RowFilter()))[0]
-    cols, name = v.document.columns, v.document.name
-    shape = export.Shape(cols, v.document.feature_columns or [], v.document.label_column)
-    if format in ("csv", "tsv"):
-        body = export.to_csv(shape, rows, delimiter="," if format == "csv" else "\t")
-    elif format == "json":
-        body = export.to_json(shape, rows)
-    elif format == "xml":
-        body = export.to_xml(name, v.version.version, shape, rows)
-    elif format == "labelstudio":
-        body = export.to_labelstudio(cols, rows, request.app.state.settings.public_url)
-    else:
-        body = export.to_coco(name, rows)
-    ext = "json" if format in ("labelstudio", "coco") else format
-    filename = f"{name}-v{v.version.version}.{ext}".replace('"', "")
-    return Response(body, media_type=export.MEDIA_TYPES[format],
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    """Export a version in a converter's format: CSV, TSV, JSON, XML, Label Studio tasks, COCO, Pascal VOC (zip) or
+    YOLO (zip of classes.txt and labels/*.txt), or an installed plugin's. In CSV and TSV a text cell starting with
+    =, +, -, @, a tab or CR gets a leading single quote (no spreadsheet formulas)."""
+    out = await svc.export(document_id, version, format, request.app.state.settings.public_url)
+    return Response(out.body, media_type=out.media_type,
+                    headers={"Content-Disposition": f'attachment; filename="{out.filename}"'})
 
 
 @search_router.post("/search")

@@ -2,11 +2,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-
-ExportFormat = Literal["csv", "tsv", "json", "xml", "labelstudio", "coco"]
 
 
 class RowFilter(BaseModel):

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dam.document import parser, table
+from dam.document import export, matching, parser, table
 from dam.document.exceptions import DocumentExists, DocumentNotFound, InvalidCell, InvalidDocument, UnknownColumn
 from dam.document.models import BADCASE_TEST_SET, TABLE, Document, DocumentRow, DocumentVersion
 from dam.document.repository import DocumentRepository
@@ -24,6 +24,9 @@ from mlife_shared.db import utcnow
 from mlife_shared.errors import MLifeError
 from mlife_shared.events.contracts import DocumentCreated
 from mlife_shared.messaging import outbox
+from mlife_shared.plugins import seams_of
+from mlife_shared.plugins.registry import Plugins, plugins
+from mlife_shared.plugins.seams.converters import Imported
 
 MAX_ERRORS = 100
 
@@ -130,8 +133,10 @@ def _extra_columns(columns: list[str], allowed_columns: Sequence[str] | None) ->
     return extras
 
 
-def _row_file(r: dict[str, Any], known: Collection[str], paths: dict[str, str]) -> tuple[str, str | None]:
-    """(MD5, path) of the uploaded file a row names by its md5, its path or both, or InvalidCell."""
+def _row_file(r: dict[str, Any], known: Collection[str], paths: dict[str, tuple[str, str]],
+              several: dict[str, list[str]]) -> tuple[str, str | None]:
+    """(MD5, path) of the uploaded file a row names by its md5, its path (or, matched by stem, its name without
+    extension) or both, or InvalidCell."""
     md5 = r.get("md5") or None
     path = r.get("path") or None
     if md5 is not None:
@@ -148,9 +153,12 @@ def _row_file(r: dict[str, Any], known: Collection[str], paths: dict[str, str]) 
         except MLifeError as exc:
             raise InvalidCell("path", str(exc.message)) from exc
         if md5 is None:
-            md5 = paths.get(path)
-            if md5 is None:
+            if path in several:
+                raise InvalidCell("path", f"{path!r} names {len(several[path])} or more uploads ("
+                                          f"{', '.join(several[path])}): name the file by its md5 or its full path")
+            if path not in paths:
                 raise InvalidCell("path", f"no uploaded file has the path {path!r}")
+            md5, path = paths[path]
     if md5 is None:
         raise InvalidCell("md5", "the row names no file: give an md5 or a path")
     return md5, path
@@ -188,8 +196,9 @@ class Version:
 
 
 class DocumentService:
-    def __init__(self, session: AsyncSession, *, max_rows: int = 500_000) -> None:
+    def __init__(self, session: AsyncSession, *, max_rows: int = 500_000, plugins_: Plugins | None = None) -> None:
         self.session = session
+        self.plugins = plugins_ if plugins_ is not None else plugins(*seams_of("dam"))
         self.repo = DocumentRepository(session)
         self.files = FileRepository(session)
         self.max_rows = max_rows
@@ -260,20 +269,33 @@ class DocumentService:
 
     # ---- writing ------------------------------------------------------------------------------
 
+    async def _paths(self, raw: list[dict[str, Any]], match: str
+                     ) -> tuple[dict[str, tuple[str, str]], dict[str, list[str]]]:
+        """The files the rows' paths name: ({path: (md5, upload path)}, {path: the uploads it names, if several})."""
+        wanted = {r["path"] for r in raw if isinstance(r.get("path"), str) and r["path"] and not r.get("md5")}
+        paths = {p: (m, p) for p, m in (await self.files.resolve_paths(wanted)).items()}
+        rest = wanted - set(paths)
+        if match != "stem" or not rest:
+            return paths, {}
+        candidates = await self.repo.paths_containing({matching.needle(h) for h in rest})
+        unique, several = matching.by_stem(rest, candidates)
+        return paths | unique, several
+
     async def validate(self, columns: list[str], raw: list[dict[str, Any]], *, decode_annotation: bool,
-                       allowed_columns: Sequence[str] | None) -> tuple[list[str], list[dict[str, Any]]]:
+                       allowed_columns: Sequence[str] | None, match: str = "path"
+                       ) -> tuple[list[str], list[dict[str, Any]]]:
         """Rows ready to insert, or InvalidDocument listing every bad row (first 100)."""
         self._check_row_count(raw)
         extras = _extra_columns(columns, allowed_columns)
         require_storable_rows(raw)
         md5s = [m.strip().lower() for r in raw if isinstance(m := r.get("md5"), str) and m]
         known = await self.files.existing(md5s)
-        paths = await self.files.resolve_paths([r["path"] for r in raw if isinstance(r.get("path"), str) and r["path"]])
+        paths, several = await self._paths(raw, match)
         errors: list[dict[str, Any]] = []
         out = []
         for n, r in enumerate(raw, start=1):
             try:
-                md5, path = _row_file(r, known, paths)
+                md5, path = _row_file(r, known, paths, several)
                 annotation = _row_annotation(r, decode_annotation)
                 extra = _row_extra(r, extras)
             except InvalidCell as bad:
@@ -282,7 +304,18 @@ class DocumentService:
             out.append(dict(md5=md5, path=path, annotation=annotation, label=label_of(annotation), extra=extra,
                             search_text=search_text(path, annotation, extra)))
         _refuse_invalid_rows(errors)
+        await self._pixel_boxes(out)
         return extras, out
+
+    async def _pixel_boxes(self, rows: list[dict[str, Any]]) -> None:
+        """Boxes in fractions of the image (YOLO) in pixels of the file's measured size."""
+        relative = [r for r in rows if matching.pixel_boxes(r["annotation"], None) is not r["annotation"]]
+        if not relative:
+            return
+        sizes = await self.files.many({r["md5"] for r in relative})
+        for r in relative:
+            r["annotation"] = matching.pixel_boxes(r["annotation"], sizes.get(r["md5"]))
+            r["search_text"] = search_text(r["path"], r["annotation"], r["extra"])
 
     def _check_row_count(self, raw: list[dict[str, Any]]) -> None:
         if len(raw) > self.max_rows:
@@ -298,8 +331,15 @@ class DocumentService:
         _refuse_invalid_rows(errors)
         return label, features, rows
 
-    async def create(self, *, name: str, description: str, data: bytes, fmt: str, user: str | None,
-                     kind: str | None = None, label_column: str | None = None) -> Version:
+    def read(self, data: bytes, fmt: str | None, *, content_type: str | None = None,
+             options: dict[str, str] | None = None) -> tuple[str, Imported]:
+        """(the format, its rows) of a body: the converter named, else the one most sure of the body."""
+        fmt = fmt or parser.detect(self.plugins, content_type, data)
+        return fmt, parser.read(parser.converter(self.plugins, fmt, exporting=False), data, options or {})
+
+    async def create(self, *, name: str, description: str, data: bytes, fmt: str | None, user: str | None,
+                     kind: str | None = None, label_column: str | None = None, content_type: str | None = None,
+                     options: dict[str, str] | None = None) -> Version:
         why = unstorable(name) or unstorable(description) or unstorable(label_column)
         if why or any(ord(c) < 32 for c in name):
             raise InvalidDocument(f"the name, description or label column {why or 'contains control characters'}")
@@ -308,7 +348,8 @@ class DocumentService:
                                  "BAM's badcases join (one per function); choose another name")
         if await self.repo.by_name(name) is not None:
             raise DocumentExists(f"a document named {name!r} exists; add a version to it instead")
-        columns, raw = parser.parse(data, fmt)
+        fmt, imported = self.read(data, fmt, content_type=content_type, options=options)
+        columns, raw = imported.columns, imported.rows
         if kind is None:
             kind = "standard" if "md5" in columns or "path" in columns else TABLE
         if kind == TABLE:
@@ -319,27 +360,41 @@ class DocumentService:
             if label_column is not None:
                 raise InvalidDocument("label_column names the label of a plain table (kind=table); a document of "
                                       "files has its label in the 'annotation' column")
-            extras, rows = await self.validate(columns, raw, decode_annotation=fmt != "json", allowed_columns=None)
+            extras, rows = await self.validate(columns, raw, decode_annotation=imported.text_cells,
+                                               allowed_columns=None, match=imported.match)
             doc = Document(name=name, description=description, kind=kind, columns=extras, current_version=0,
                            created_by=user)
         return await self.write_version(await self.repo.add(doc), rows, message=f"imported ({fmt})", user=user)
 
-    async def import_version(self, document_id: uuid.UUID, *, data: bytes, fmt: str, mode: str, user: str | None,
-                             allow_new_columns: bool) -> Version:
+    async def import_version(self, document_id: uuid.UUID, *, data: bytes, fmt: str | None, mode: str,
+                             user: str | None, allow_new_columns: bool, content_type: str | None = None,
+                             options: dict[str, str] | None = None) -> Version:
         doc = await self.get(document_id, lock=True)
-        columns, raw = parser.parse(data, fmt)
+        fmt, imported = self.read(data, fmt, content_type=content_type, options=options)
+        columns, raw = imported.columns, imported.rows
         if doc.kind == TABLE:
             _, features, rows = self.validate_table(
                 columns, raw, label_column=doc.label_column,
                 allowed_features=None if allow_new_columns else list(doc.feature_columns or []))
             doc.feature_columns = list(dict.fromkeys([*(doc.feature_columns or []), *features]))
         else:
-            extras, rows = await self.validate(columns, raw, decode_annotation=fmt != "json",
-                                               allowed_columns=None if allow_new_columns else doc.columns)
+            extras, rows = await self.validate(columns, raw, decode_annotation=imported.text_cells,
+                                               allowed_columns=None if allow_new_columns else doc.columns,
+                                               match=imported.match)
             doc.columns = list(dict.fromkeys([*doc.columns, *extras]))
         if mode == "append":
             rows = await self.current_rows(doc) + rows
         return await self.write_version(doc, rows, message=f"{mode} ({fmt})", user=user)
+
+    async def export(self, document_id: uuid.UUID, version: int | None, fmt: str, base_url: str) -> export.Exported:
+        """A version written by the converter `fmt` (422 when it does not export, or cannot write this document)."""
+        conv = parser.converter(self.plugins, fmt, exporting=True)
+        v = await self.version(document_id, version)
+        rows = (await self.rows([v.version], RowFilter()))[0]
+        d = v.document
+        return export.write(conv, name=d.name, version=v.version.version, kind=d.kind, columns=d.columns,
+                            features=d.feature_columns or [], label_column=d.label_column, rows=rows,
+                            base_url=base_url)
 
     async def current_rows(self, doc: Document) -> list[dict[str, Any]]:
         if doc.current_version == 0:
