@@ -23,6 +23,7 @@ import json
 import tempfile
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -85,18 +86,20 @@ def read_manifest(folder: str | Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def import_images(client: Client, folder: str | Path, *, name: str, description: str = "") -> dict[str, Any]:
+def import_images(client: Client, folder: str | Path, *, name: str, description: str = "",
+                  workers: int = 4) -> dict[str, Any]:
     """The files a folder's manifest lists uploaded to DAM (the MD5 precheck skips known ones) and one document
-    of them with their labels. Answers document_id, uploaded, skipped, items."""
+    of them with their labels; `workers` uploads at a time. Answers document_id, uploaded, skipped, items."""
     folder = Path(folder)
     rows = read_manifest(folder)
-    known = set(client.check_files([str(r["md5"]) for r in rows])["existing"]) if rows else set()
-    uploaded = 0
-    for row in rows:
-        if row["md5"] not in known:
-            client.upload_file(folder / str(row["key"]), name=str(row["key"]), md5=str(row["md5"]))
-            known.add(row["md5"])
-            uploaded += 1
+    known: set[str] = set()
+    for i in range(0, len(rows), 1000):
+        known |= set(client.check_files([str(r["md5"]) for r in rows[i:i + 1000]])["existing"])
+    todo = list({str(r["md5"]): r for r in rows if r["md5"] not in known}.values())
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(lambda r: client.upload_file(folder / str(r["key"]), name=str(r["key"]), md5=str(r["md5"])),
+                      todo))
+    uploaded = len(todo)
     with tempfile.TemporaryDirectory() as tmp:
         doc = Path(tmp) / f"{name}.jsonl"
         doc.write_text("".join(json.dumps({"md5": r["md5"], "annotation": str(r["label"])}) + "\n" for r in rows))

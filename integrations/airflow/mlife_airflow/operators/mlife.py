@@ -26,6 +26,7 @@ class MLifeBaseOperator(BaseOperator):
 
     def __init__(self, *, mlife_conn_id: str = MLifeHook.default_conn_name, deferrable: bool = True,
                  poll_interval: float = 2.0, wait_timeout: float = 3600.0, **kwargs: Any) -> None:
+        kwargs.setdefault("multiple_outputs", True)  # each key of the answer its own XCom: `op.output["id"]`
         super().__init__(**kwargs)
         self.mlife_conn_id, self.deferrable = mlife_conn_id, deferrable
         self.poll_interval, self.wait_timeout = poll_interval, wait_timeout
