@@ -56,7 +56,8 @@ class Settings(ServiceSettings):
     sandbox: Literal["bwrap", "none"] = Field("bwrap", description='`none` turns the `bwrap` runner backend into '
                                               '`unsandboxed` (which needs ALLOW_UNSANDBOXED)')
     allow_unsandboxed: bool = Field(False, description='Operator opt-out: run task commands without a sandbox, as '
-                                    'the runner\'s user (with sandbox=none); never on a shared machine')
+                                    'the runner\'s user (the `unsandboxed` backend, or sandbox=none); never on a shared '
+                                    'machine')
     bwrap_path: str = Field("bwrap", description='The bubblewrap binary (a name looked up in PATH, or a path)')
     sandbox_network: Literal["none", "host"] = Field("none", description='`none`: no network inside the sandbox; '
                                                      '`host`: the code reaches whatever the runner host reaches')
