@@ -1,6 +1,6 @@
 """Keypoints / landmarks: an ONNX model that gives K points [1, K, 2] (or [1, 2K]) as x, y for one image →
-the mean normalised error (NME) and PCK@threshold over the set, per keypoint the same, and per image its NME: an
-image whose NME exceeds `params.keypoints.max_error` (default: the PCK threshold) is a misprediction.
+the mean normalised error (`nme`) and PCK at `pck_threshold` (`pck`) over the set, per keypoint the same, and per
+image its NME: an image whose NME exceeds `params.keypoints.max_error` (default: the PCK threshold) is a misprediction.
 
 Ground truth per item (`annotation`): `{"keypoints": [[x, y], …]}` or `[[x, y, v], …]` (v = 0: not labelled, not
 scored) or COCO's flat `[x1, y1, v1, x2, …]`, in the original image's pixels. Predictions are in the model input's
@@ -117,7 +117,7 @@ class _Tally:
             "support": int(seen[:, j].sum())} for j in range(k) if seen[:, j].any()}
         nmes = [float(np.nanmean(e)) for e in self.errors if (~np.isnan(e)).any()]
         metrics = {"nme": float(np.mean(nmes)) if nmes else 0.0,
-                   f"pck@{thr:g}": float(np.mean(grid[seen] <= thr)) if seen.any() else 0.0,
+                   "pck": float(np.mean(grid[seen] <= thr)) if seen.any() else 0.0,
                    "samples": float(len(self.lines)),
                    "errors": float(sum(1 for line in self.lines if not line["correct"]))}
         return EvaluationResult(metrics=metrics, outcomes=self.lines,

@@ -14,7 +14,8 @@ task fails as incompatible), then `evaluate` (in a worker thread), which returns
 
 An outcome is a `TestingOutcomeLine` (`mlife_shared.events.contracts`): `sample_id`, `data_ref` (the item's md5 or
 key), `ground_truth`, `prediction`, `correct`, `badcase_id` (the item's, when it came from the badcase test set).
-MTT stores them and names them in `testing.completed`; BAM reports each line with `correct: false` and no badcase
+Metric names are what MLflow takes (letters, digits, `_ - . : /` and spaces). MTT stores the outcomes and names them
+in `testing.completed`; BAM reports each line with `correct: false` and no badcase
 as a new badcase (prediction and ground truth are shown with it, and are part of what makes two reports the same
 badcase: keep them small and stable, at most 64 KiB of JSON) and records the outcome of each line with a badcase.
 
@@ -63,6 +64,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import tempfile
 import threading
 from collections.abc import Mapping, Sequence
@@ -73,6 +75,7 @@ from typing import Any, Protocol, runtime_checkable
 from mlife_shared.errors import Unprocessable
 
 MAX_SHOWN_JSON_BYTES = 64 * 1024  # BAM's bound on a badcase's prediction and ground truth
+METRIC_NAME = re.compile(r"^[\w\-. :/]{1,250}$")  # what MLflow takes as a metric name
 
 
 class EvaluationRefused(Unprocessable):
@@ -209,5 +212,7 @@ def conformance(plugin: Any) -> None:
 def _check_metrics(metrics: Any) -> None:
     assert isinstance(metrics, dict) and metrics, "metrics must be a non-empty dict name → number"
     for k, v in metrics.items():
+        assert isinstance(k, str) and METRIC_NAME.match(k), \
+            f"metric name {k!r}: use letters, digits, '_', '-', '.', ' ', ':' or '/' (MLflow refuses others)"
         assert isinstance(k, str) and isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v), \
             f"metric {k!r} is {v!r}: metrics are finite numbers"
