@@ -3,12 +3,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from dam.dataset.models import Dataset
 from dam.dataset.schemas import BadcaseLeakage, DatasetRead, GroupRead, GroupRequest, Leakage
 from dam.dataset.service import DatasetService
+from dam.document.schemas import StatisticsQuery
 from mlife_shared.app import SessionDep, StoreDep
 from mlife_shared.auth import Engineer, Viewer
 
@@ -78,6 +79,8 @@ async def get_manifest(dataset_id: uuid.UUID, svc: DatasetServiceDep, _: Viewer)
 
 
 @router.get("/{dataset_id}/stats")
-async def dataset_stats(dataset_id: uuid.UUID, svc: DatasetServiceDep, _: Viewer) -> dict[str, Any]:
-    """Distribution of a dataset: class, type, size, dimensions and extra columns."""
-    return await svc.stats(await svc.get(dataset_id))
+async def dataset_stats(dataset_id: uuid.UUID, request: Request, svc: DatasetServiceDep, _: Viewer,
+                        statistics: StatisticsQuery = None) -> dict[str, Any]:
+    """Distribution of a dataset by every active statistics plugin: class, type, size, dimensions, extra columns,
+    boxes, and any installed plugin's (`statistics` says which gave what)."""
+    return await svc.stats(await svc.get(dataset_id), request.app.state.plugins, statistics)

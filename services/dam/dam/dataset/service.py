@@ -9,8 +9,7 @@ import json
 import random
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,28 +28,10 @@ from mlife_shared.events.contracts import DatasetGrouped
 from mlife_shared.messaging import outbox
 from mlife_shared.objectstore import ScopedStore
 from mlife_shared.objectstore.base import iterate, read_all
+from mlife_shared.plugins.registry import Plugins
+from mlife_shared.plugins.seams.statistics import FileInfo, Row, Sample
 
 EXAMPLES = 10
-
-
-@dataclass(frozen=True)
-class ManifestRow:
-    label: str | None
-    annotation: Any
-    extra: dict[str, Any]
-    features: dict[str, Any] | None
-
-
-@dataclass(frozen=True)
-class ManifestFile:
-    md5: str
-    media_type: str
-    size: int
-    width: int | None
-    height: int | None
-    duration: float | None = None
-    sample_rate: int | None = None
-    fps: float | None = None
 
 
 def media_facts(f: File) -> dict[str, Any]:
@@ -227,14 +208,17 @@ class DatasetService:
         raw = await read_all(await self.manifest_stream(ds))
         return [json.loads(line) for line in raw.decode().splitlines() if line.strip()]
 
-    async def stats(self, ds: Dataset) -> dict[str, Any]:
-        """The distribution of a dataset's manifest, as a document version's (its lines read as rows and files)."""
+    async def stats(self, ds: Dataset, plugins: Plugins, only: Sequence[str] | None = None) -> dict[str, Any]:
+        """The distribution of a dataset's manifest by the statistics plugins, as a document version's (its lines
+        read as rows and files)."""
         items = await self.manifest(ds)
         columns = sorted({k for it in items for k in (it.get("extra") or {})})
         features = list(dict.fromkeys(k for it in items for k in (it.get("features") or {})))
-        rows = [(ManifestRow(label=it["label"], annotation=it["annotation"], extra=it.get("extra") or {},
-                             features=it.get("features")),
-                 ManifestFile(md5=it["md5"], media_type=it["media_type"], size=it["size"] or 0, width=it["width"],
-                              height=it["height"], duration=it.get("duration"), sample_rate=it.get("sample_rate"),
-                              fps=it.get("fps")) if it.get("media_type") else None) for it in items]
-        return {"dataset_id": str(ds.id), "purpose": ds.purpose, **analysis.distribution(rows, columns, features)}
+        rows = [Row(md5=it.get("md5"), path=it.get("path"), label=it["label"], annotation=it["annotation"],
+                    extra=it.get("extra") or {}, features=it.get("features"),
+                    file=FileInfo(md5=it["md5"], media_type=it["media_type"], size=it["size"] or 0, width=it["width"],
+                                  height=it["height"], duration=it.get("duration"), sample_rate=it.get("sample_rate"),
+                                  fps=it.get("fps")) if it.get("media_type") else None) for it in items]
+        sample = Sample(rows=rows, columns=columns, features=features, source="dataset")
+        return {"dataset_id": str(ds.id), "purpose": ds.purpose,
+                **analysis.analyse(plugins, sample, only, reserved=("dataset_id", "purpose"))}

@@ -1,56 +1,30 @@
-"""Distributions of a set of rows (a document version, a selection, a dataset): by class, file type,
-size, image dimensions, audio/video duration, sample rate, frame rate and video resolution, every extra
-column and every feature column of a table; and the comparison of two versions."""
+"""Distributions of a set of rows (a document version, a selection, a dataset) through the `statistics` plugins,
+and the comparison of two versions. Built in: `classes` (by class, by box label), `files` (type, size,
+dimensions), `media` (audio/video duration, sample rate, frame rate, video resolution), `columns` (every extra
+column and every feature of a table) and `boxes` (boxes per image, box sizes). Every statistic's named results go
+into one response; a failing one is reported in `statistics_errors`, never fails the others."""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
-from typing import Any, Protocol
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from dam.document.models import DocumentRow
 from dam.document.service import box_labels
 from dam.file.models import File
+from mlife_shared.plugins.registry import Plugins
+from mlife_shared.plugins.seams.statistics import Row, Sample, Statistic
 
-
-class RowFacts(Protocol):
-    """What a distribution reads of a row: a document's row, or a dataset manifest's line."""
-
-    @property
-    def label(self) -> str | None: ...
-    @property
-    def annotation(self) -> Any: ...
-    @property
-    def extra(self) -> dict[str, Any]: ...
-    @property
-    def features(self) -> dict[str, Any] | None: ...
-
-
-class FileFacts(Protocol):
-    """What a distribution reads of a row's file."""
-
-    @property
-    def md5(self) -> str: ...
-    @property
-    def media_type(self) -> str: ...
-    @property
-    def size(self) -> int: ...
-    @property
-    def width(self) -> int | None: ...
-    @property
-    def height(self) -> int | None: ...
-    @property
-    def duration(self) -> float | None: ...
-    @property
-    def sample_rate(self) -> int | None: ...
-    @property
-    def fps(self) -> float | None: ...
-
+SEAM = "statistics"
+API = ">=1,<2"
 SIZE_BUCKETS = [(10 * 1024, "<10KB"), (100 * 1024, "10KB-100KB"), (1024 ** 2, "100KB-1MB"),
                 (10 * 1024 ** 2, "1MB-10MB"), (100 * 1024 ** 2, "10MB-100MB")]
 TOP = 50
 DURATION_BUCKETS = [(1.0, "<1s"), (5.0, "1s-5s"), (30.0, "5s-30s"), (120.0, "30s-2min"), (600.0, "2min-10min")]
 LONGEST = ">=10min"
+# COCO's small / medium / large, by a box's area in pixels
+BOX_AREAS = [(32 ** 2, "small (<32²px)"), (96 ** 2, "medium (32²-96²px)")]
 
 
 def duration_bucket(seconds: float) -> str:
@@ -84,94 +58,140 @@ def feature_summary(values: list[Any]) -> dict[str, Any]:
     return out
 
 
-def distribution(rows: Iterable[tuple[RowFacts, FileFacts | None]], columns: list[str],
-                 features: list[str] | None = None) -> dict[str, Any]:
-    tally = _Tally(columns, features or [])
-    for r, f in rows:
-        tally.add_row(r)
-        if f is not None:
-            tally.add_file(f)
-    return tally.summary()
+def _seconds(seconds: list[float]) -> dict[str, Any] | None:
+    """Count, min, max, mean and total of the durations, to the millisecond (the same in any row order)."""
+    if not seconds:
+        return None
+    total = sum(sorted(seconds))
+    return {"count": len(seconds), "min": round(min(seconds), 3), "max": round(max(seconds), 3),
+            "mean": round(total / len(seconds), 3), "total": round(total, 3)}
 
 
-class _Tally:
-    """The counters of a distribution, filled one row at a time."""
+class Classes:
+    name = "classes"
+    api = API
+    description = "rows, annotated rows, rows by class and boxes by label"
 
-    def __init__(self, columns: list[str], features: list[str]) -> None:
-        self.columns = columns
-        self.by_class: Counter[str] = Counter()
-        self.boxes: Counter[str] = Counter()
-        self.types: Counter[str] = Counter()
-        self.sizes: Counter[str] = Counter()
-        self.dims: Counter[str] = Counter()
-        self.durations: Counter[str] = Counter()
-        self.rates: Counter[str] = Counter()
-        self.frame_rates: Counter[str] = Counter()
-        self.resolutions: Counter[str] = Counter()
-        self.seconds: list[float] = []
-        self.extra: dict[str, Counter[str]] = {c: Counter() for c in columns}
-        self.count = self.total_bytes = self.annotated = self.table_rows = 0
-        self.files: set[str] = set()
-        self.feature_values: dict[str, list[Any]] = {c: [] for c in features}
+    def analyse(self, sample: Sample) -> dict[str, Any]:
+        rows = sample.rows
+        return {"row_count": len(rows), "table_rows": sum(r.features is not None for r in rows),
+                "annotated": sum(r.annotation is not None for r in rows),
+                "by_class": dict(Counter(r.label if r.label is not None else "(none)" for r in rows).most_common()),
+                "by_box_label": dict(Counter(b for r in rows for b in box_labels(r.annotation)).most_common())}
 
-    def add_row(self, r: RowFacts) -> None:
-        self.count += 1
-        if r.features is not None:
-            self.table_rows += 1
-        for c, vs in self.feature_values.items():
-            vs.append((r.features or {}).get(c))
-        self.by_class[r.label if r.label is not None else "(none)"] += 1
-        self.annotated += r.annotation is not None
-        self.boxes.update(box_labels(r.annotation))
-        for c in self.columns:
-            v = r.extra.get(c)
-            self.extra[c]["(none)" if v is None or v == "" else str(v)] += 1
 
-    def add_file(self, f: FileFacts) -> None:
-        self.types[f.media_type] += 1
-        self.sizes[size_bucket(f.size)] += 1
-        if f.md5 not in self.files:
-            self.files.add(f.md5)
-            self.total_bytes += f.size
-        if f.width and f.height:
-            self.dims[f"{f.width}x{f.height}"] += 1
-            if f.media_type == "video":
-                self.resolutions[f"{f.width}x{f.height}"] += 1
-        if f.duration is not None:
-            self.durations[duration_bucket(f.duration)] += 1
-            self.seconds.append(f.duration)
-        if f.sample_rate:
-            self.rates[str(f.sample_rate)] += 1
-        if f.fps:
-            self.frame_rates[frame_rate(f.fps)] += 1
+class Files:
+    name = "files"
+    api = API
+    description = "distinct files and bytes, rows by file type, size and image dimensions"
 
-    def _seconds(self) -> dict[str, Any] | None:
-        """Count, min, max, mean and total of the durations, to the millisecond (the same in any row order)."""
-        if not self.seconds:
-            return None
-        total = sum(sorted(self.seconds))
-        return {"count": len(self.seconds), "min": round(min(self.seconds), 3), "max": round(max(self.seconds), 3),
-                "mean": round(total / len(self.seconds), 3), "total": round(total, 3)}
+    def analyse(self, sample: Sample) -> dict[str, Any]:
+        files = [r.file for r in sample.rows if r.file is not None]
+        sizes = Counter(size_bucket(f.size) for f in files)
+        distinct = {f.md5: f.size for f in files}
+        return {"distinct_files": len(distinct), "total_bytes": sum(distinct.values()),
+                "by_media_type": dict(Counter(f.media_type for f in files).most_common()),
+                "by_size": {name: sizes[name] for name in [*(n for _, n in SIZE_BUCKETS), ">=100MB"] if sizes[name]},
+                "by_dimensions": dict(Counter(f"{f.width}x{f.height}" for f in files
+                                              if f.width and f.height).most_common(TOP))}
 
-    def summary(self) -> dict[str, Any]:
-        sizes = self.sizes
-        return {
-            "row_count": self.count, "table_rows": self.table_rows, "annotated": self.annotated,
-            "distinct_files": len(self.files), "total_bytes": self.total_bytes,
-            "by_class": dict(self.by_class.most_common()), "by_box_label": dict(self.boxes.most_common()),
-            "by_media_type": dict(self.types.most_common()),
-            "by_size": {name: sizes[name] for _, name in SIZE_BUCKETS if sizes[name]} | (
-                {">=100MB": sizes[">=100MB"]} if sizes[">=100MB"] else {}),
-            "by_dimensions": dict(self.dims.most_common(TOP)),
-            "by_duration": {name: self.durations[name] for name in [*(n for _, n in DURATION_BUCKETS), LONGEST]
-                            if self.durations[name]},
-            "duration": self._seconds(),
-            "by_sample_rate": dict(self.rates.most_common(TOP)),
-            "by_frame_rate": dict(self.frame_rates.most_common(TOP)),
-            "by_resolution": dict(self.resolutions.most_common(TOP)),
-            "by_column": {c: dict(cnt.most_common(TOP)) for c, cnt in self.extra.items()},
-            "by_feature": {c: feature_summary(vs) for c, vs in self.feature_values.items()},
-        }
+
+class Media:
+    name = "media"
+    api = API
+    description = "audio and video: duration, sample rate, frame rate, video resolution"
+
+    def analyse(self, sample: Sample) -> dict[str, Any]:
+        files = [r.file for r in sample.rows if r.file is not None]
+        seconds = [f.duration for f in files if f.duration is not None]
+        durations = Counter(duration_bucket(s) for s in seconds)
+        return {"by_duration": {n: durations[n] for n in [*(n for _, n in DURATION_BUCKETS), LONGEST] if durations[n]},
+                "duration": _seconds(seconds),
+                "by_sample_rate": dict(Counter(str(f.sample_rate) for f in files if f.sample_rate).most_common(TOP)),
+                "by_frame_rate": dict(Counter(frame_rate(f.fps) for f in files if f.fps).most_common(TOP)),
+                "by_resolution": dict(Counter(f"{f.width}x{f.height}" for f in files
+                                              if f.media_type == "video" and f.width and f.height).most_common(TOP))}
+
+
+class Columns:
+    name = "columns"
+    api = API
+    description = "every extra column's values, every table feature's summary"
+
+    def analyse(self, sample: Sample) -> dict[str, Any]:
+        by_column = {c: dict(Counter("(none)" if (v := r.extra.get(c)) is None or v == "" else str(v)
+                                     for r in sample.rows).most_common(TOP)) for c in sample.columns}
+        return {"by_column": by_column,
+                "by_feature": {c: feature_summary([(r.features or {}).get(c) for r in sample.rows])
+                               for c in sample.features}}
+
+
+def _box_area(b: dict[str, Any], r: Row) -> float | None:
+    """A box's area in pixels (None when it is relative and the image size is unknown)."""
+    try:
+        w, h = float(b.get("width", 0)), float(b.get("height", 0))
+    except (TypeError, ValueError):
+        return None
+    scale = {"percent": 100.0, "normalized": 1.0}.get(str(b.get("unit")))
+    if scale is None:
+        return w * h
+    if r.file is None or not r.file.width or not r.file.height:
+        return None
+    return w * r.file.width / scale * h * r.file.height / scale
+
+
+class Boxes:
+    name = "boxes"
+    api = API
+    description = "detection: images by their number of boxes, boxes by size (COCO's small, medium, large)"
+
+    def analyse(self, sample: Sample) -> dict[str, Any]:
+        found = [(r, r.annotation["boxes"]) for r in sample.rows
+                 if isinstance(r.annotation, dict) and isinstance(r.annotation.get("boxes"), list)]
+        if not found:
+            return {}
+        per_image = Counter(len(bs) for _, bs in found)
+        areas = Counter(_area_bucket(_box_area(b, r)) for r, bs in found for b in bs if isinstance(b, dict))
+        return {"by_boxes_per_image": {str(k): per_image[k] for k in sorted(per_image)},
+                "by_box_size": dict(areas.most_common())}
+
+
+def _area_bucket(area: float | None) -> str:
+    if area is None:
+        return "(unknown size)"
+    return next((name for limit, name in BOX_AREAS if area < limit), "large (>=96²px)")
+
+
+def rows_of(rows: Iterable[tuple[DocumentRow, File | None]]) -> list[Row]:
+    from dam.document.export import row_of
+
+    return [row_of(r, f) for r, f in rows]
+
+
+def analyse(plugins: Plugins, sample: Sample, only: Sequence[str] | None = None,
+            reserved: Iterable[str] = ()) -> dict[str, Any]:
+    """Every active statistic's results (or those named in `only`: 422 for one not active), `statistics` naming
+    which gave what, and `statistics_errors` for a failure or a name given twice."""
+    chosen: dict[str, Statistic] = ({n: plugins.get(SEAM, n) for n in dict.fromkeys(only)} if only
+                                    else plugins.active(SEAM))
+    out: dict[str, Any] = {}
+    given: dict[str, list[str]] = {}
+    errors: dict[str, str] = {}
+    taken = set(reserved) | {"statistics", "statistics_errors"}
+    for name, stat in chosen.items():
+        try:
+            results = stat.analyse(sample)
+            if not isinstance(results, dict):
+                raise TypeError(f"analyse returned {type(results).__name__}, not a dict")
+        except Exception as exc:  # noqa: BLE001 - one statistic's failure is reported, the others still answer
+            errors[name] = f"{type(exc).__name__}: {exc}"[:500]
+            continue
+        clash = sorted(k for k in results if k in taken or k in out)
+        if clash:
+            errors[name] = f"gave names already given by another statistic: {', '.join(clash)}"
+        given[name] = [k for k in results if k not in clash]
+        out.update({k: v for k, v in results.items() if k not in clash})
+    return {**out, "statistics": given, "statistics_errors": errors}
 
 
 def compare(a: list[tuple[DocumentRow, File | None]], b: list[tuple[DocumentRow, File | None]]) -> dict[str, Any]:

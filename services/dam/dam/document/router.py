@@ -17,6 +17,7 @@ from dam.document.schemas import (
     RowPage,
     RowRead,
     SearchRequest,
+    StatisticsQuery,
     VersionRead,
 )
 from dam.document.service import DocumentService, Version, filter_columns, require_storable
@@ -24,6 +25,7 @@ from dam.file.models import File
 from mlife_shared.app import SessionDep
 from mlife_shared.auth import Engineer, Viewer
 from mlife_shared.bounds import INT32_MAX
+from mlife_shared.plugins.seams.statistics import Sample
 
 router = APIRouter(prefix="/documents", tags=["documents"])
 search_router = APIRouter(tags=["documents"])
@@ -206,13 +208,17 @@ async def list_rows(document_id: uuid.UUID, svc: Service, _: Viewer, f: Filter,
 
 @router.get("/{document_id}/stats")
 async def document_stats(document_id: uuid.UUID, svc: Service, _: Viewer, f: Filter,
-                         version: Annotated[int | None, Query(ge=1, le=INT32_MAX)] = None) -> dict[str, Any]:
-    """Distribution of a version or of a selection of its rows: class, type, size, dimensions, columns."""
+                         version: Annotated[int | None, Query(ge=1, le=INT32_MAX)] = None,
+                         statistics: StatisticsQuery = None) -> dict[str, Any]:
+    """Distribution of a version or of a selection of its rows by every active statistics plugin: class, type,
+    size, dimensions, columns, boxes, and any installed plugin's (`statistics` says which gave what)."""
     v = await svc.version(document_id, version)
     svc.check_filter(filter_columns(v.document), f)
     rows = (await svc.rows([v.version], f))[0]
+    sample = Sample(rows=analysis.rows_of(rows), columns=v.document.columns,
+                    features=v.document.feature_columns or [])
     return {"document_id": str(v.document.id), "version": v.version.version,
-            **analysis.distribution(rows, v.document.columns, v.document.feature_columns or [])}
+            **analysis.analyse(svc.plugins, sample, statistics, reserved=("document_id", "version"))}
 
 
 @router.get("/{document_id}/export")

@@ -2,9 +2,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
+
+StatisticsQuery = Annotated[list[str] | None, Query(
+    max_length=50, description="Run only these statistics plugins (default: every active one; GET /plugins)")]
 
 
 class RowFilter(BaseModel):
