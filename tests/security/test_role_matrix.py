@@ -88,7 +88,8 @@ DEVIATIONS: dict[tuple[str, str], str] = {
 
 
 # Called by another system with a shared secret on top of an MLife token: no role opens them alone.
-SHARED_SECRET_ROUTES = {("POST", "/api/dam/webhooks/labelstudio"): "WebhookRejected"}
+# (a labelling tool's webhook is verified by its connector: the built-in Label Studio's is the one filled in)
+SHARED_SECRET_ROUTES = {("POST", "/api/dam/webhooks/{connector}"): "WebhookRejected"}
 
 
 def _concrete(path: str) -> str:
@@ -96,7 +97,7 @@ def _concrete(path: str) -> str:
         name = m.group(1)
         if name.endswith("id"):
             return str(uuid.uuid4())
-        return {"md5": "0" * 32, "alias": "production"}.get(name, "no-such-" + name.replace("_", "-"))
+        return {"md5": "0" * 32, "alias": "production", "connector": "labelstudio"}.get(name, "no-such-" + name.replace("_", "-"))
 
     return re.sub(r"\{([^}]+)\}", fill, path)
 

@@ -21,7 +21,8 @@ PROBES = {(m, f"/api/{s}/{p}") for s in ("bam", "dam", "mtt", "msm", "gateway") 
           (("GET", "healthz"), ("GET", "readyz"), ("GET", "metrics"))}  # liveness/readiness probes and Prometheus
 EXCLUDED = {
     **{op: "a probe for the orchestrator or Prometheus' scrape, not a page" for op in PROBES},
-    ("POST", "/api/dam/webhooks/labelstudio"): "Label Studio's own callback, authenticated by a shared secret header",
+    ("POST", "/api/dam/webhooks/{connector}"): "a labelling tool's own callback, verified by its connector (Label "
+                                               "Studio's: a shared secret header)",
     ("POST", "/api/dam/documents/{document_id}/import"): "the same handler as POST …/versions (the UI uses that one)",
 }
 
