@@ -2,6 +2,7 @@ import { paramEnum, fmt, act, api, badcasesOf, can, card, chart, field, fmtDate,
 import { datasetsTable, distributionCharts, leakageForm } from "/ui/pages/datasets.js";
 import { archiveUploader } from "/ui/pages/files.js";
 import { labellingCard } from "/ui/pages/labelling.js";
+import { findingsCard, findingsNote } from "/ui/pages/quality.js";
 
 function uploader() {
   const list = h("ul");
@@ -17,8 +18,8 @@ function uploader() {
       try {
         const r = await upload("/api/dam/files", { name: file.webkitRelativePath || file.name }, file,
           (done, total) => { bar.value = Math.round((100 * done) / total); });
-        bar.value = 100; status.textContent = r.duplicate ? `already stored (${r.md5})` : `stored (${r.md5})`;
-        status.className = "okc";
+        bar.value = 100; status.textContent = (r.duplicate ? `already stored (${r.md5})` : `stored (${r.md5})`) + findingsNote(r.findings);
+        status.className = (r.findings || []).length ? "warning" : "okc";
       } catch (err) { status.textContent = `${err.error}: ${text(err.detail)}`; status.className = "error"; }
     }
     input.value = ""; folder.value = "";
@@ -166,6 +167,7 @@ export async function documentDetail(id) {
     api("GET", `/api/dam/documents/${id}/stats`).catch(() => null),
     api("GET", `/api/dam/documents/${id}/versions`).catch(() => null)]);
   const items = rows ? rows.items || [] : [];
+  const quality = await findingsCard(doc);
   const charts = stats ? distributionCharts(stats) : [];
   const compareBox = h("div");
   const vs = versions ? (Array.isArray(versions) ? versions : versions.items || []) : [];
@@ -191,7 +193,7 @@ export async function documentDetail(id) {
     ["Label column", text(doc.label_column)], ["Feature columns", (doc.feature_columns || []).join(", ")], ["Description", text(doc.description)]]
     .filter(([, v]) => v !== "").flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
   return [h("p", {}, h("a", { href: "#/data" }, "← Data")), h("h1", {}, `Document: ${fmt(doc.name)}`), card("Document", about),
-    has("GET", "/api/dam/documents/{document_id}/export") ? exportCard(doc, vs) : null,
+    has("GET", "/api/dam/documents/{document_id}/export") ? exportCard(doc, vs) : null, quality,
     card(`Rows (first 100 of ${rows ? rows.total : "?"})`, table([{ label: "#", key: "position", num: true }, ...fileCols, { label: "Label", key: "label" },
       ...featureCols.map((c) => ({ label: c, num: true, render: (r) => text((r.features || {})[c]) })),
       ...extras.map((c) => ({ label: c, render: (r) => text((r.extra || {})[c]) }))], items, { empty: "No rows." })),

@@ -1,6 +1,7 @@
 // Stored files (DAM keeps each once, by MD5): the list with its filters, one file's metadata and content, which
 // MD5s are already stored, an archive of a folder uploaded in one go, and search across the documents' rows.
 import { act, api, can, card, field, fmt, fmtDate, h, has, link, short, table, text, toast, unavailable, upload } from "/ui/lib.js";
+import { findingsList, findingsNote } from "/ui/pages/quality.js";
 
 const fileLink = (md5) => link(`#/data/files/${md5}`, md5);
 
@@ -62,7 +63,9 @@ export function archiveUploader() {
     const bar = h("progress", { max: 100, value: 0, "aria-label": `upload of ${file.name}` });
     out.replaceChildren(bar);
     const r = await upload("/api/dam/files/archive", { prefix: f.get("prefix") }, file, (done, total) => { bar.value = Math.round((100 * done) / total); });
-    out.replaceChildren(h("p", { class: "okc", "data-archive": String(r.count) }, `${fmt(r.count)} file(s): ${fmt(r.new)} new, ${fmt(r.duplicates)} already stored`));
+    const flagged = r.files.filter((x) => (x.findings || []).length);
+    out.replaceChildren(h("p", { class: "okc", "data-archive": String(r.count) }, `${fmt(r.count)} file(s): ${fmt(r.new)} new, ${fmt(r.duplicates)} already stored`),
+      flagged.length ? h("ul", { class: "warning", "aria-label": "flagged files" }, flagged.map((x) => h("li", {}, `${text(x.path || x.md5)}${findingsNote(x.findings)}`))) : "");
     form.reset(); toast("Archive uploaded");
   }); });
   return h("div", {}, form, out);
@@ -100,5 +103,6 @@ export async function fileDetail(md5) {
   const preview = f.media_type === "image" ? h("img", { class: "preview", alt: `file ${text(f.name) || md5}`, src: content })
     : h("p", { class: "muted" }, "No preview for this type.");
   return [h("p", {}, h("a", { href: "#/data/files" }, "← Files")), h("h1", {}, `File: ${text(f.name) || md5}`),
-    h("div", { class: "grid" }, card("File", about, h("p", {}, h("a", { href: content, download: text(f.name) || md5 }, "Download"))), card("Preview", preview))];
+    h("div", { class: "grid" }, card("File", about, h("p", {}, h("a", { href: content, download: text(f.name) || md5 }, "Download")),
+      findingsList(f.findings) || h("p", { class: "muted" }, f.findings ? "The cleaners found nothing." : "Not checked by the cleaners.")), card("Preview", preview))];
 }

@@ -1,19 +1,30 @@
 // Labelling tasks (DAM): create one over a document, follow its items, annotate them here (any labelling system
-// may post annotations; this page is one), and pull what Label Studio holds now (reconcile).
+// may post annotations; this page is one), and pull what its labelling tool (Label Studio or a labelling plugin) holds
+// now (reconcile).
 import { act, api, badge, can, card, errorText, field, fmt, fmtDate, h, has, link, schemaEnum, select, short, table, text, toast, unavailable } from "/ui/lib.js";
 
 const rerender = () => window.dispatchEvent(new HashChangeEvent("hashchange"));
 
-function createForm(docs) {
+// The labelling tools (DAM's active labelling plugins) a task can be pushed to.
+async function connectors() {
+  if (!has("GET", "/api/dam/plugins")) return [];
+  const r = await api("GET", "/api/dam/plugins").catch(() => ({ plugins: [] }));
+  return r.plugins.filter((p) => p.seam === "labelling" && p.state === "active").map((p) => p.name);
+}
+
+function createForm(docs, tools) {
   const form = h("form", { class: "inline", "aria-label": "Create a labelling task" },
     field("Document", select("document_id", docs.map((d) => [d.id, d.name]))),
     field("Labels (comma separated)", h("input", { name: "labels", required: true })),
     field("Kind", select("kind", schemaEnum("LabellingTaskCreate", "kind"), "classification")),
+    field("Labelling tool", select("connector", [["", "default (Label Studio when configured)"], ["-", "none: annotate here"],
+      ...tools.map((n) => [n, n])], "")),
     h("button", { type: "submit" }, "Create labelling task"));
   form.addEventListener("submit", (e) => { e.preventDefault(); act(async () => {
-    const f = new FormData(form);
+    const f = new FormData(form); const tool = f.get("connector");
     const t = await api("POST", "/api/dam/labelling-tasks", { json: { document_id: f.get("document_id"), kind: f.get("kind"),
-      labels: String(f.get("labels")).split(",").map((x) => x.trim()).filter(Boolean) } });
+      labels: String(f.get("labels")).split(",").map((x) => x.trim()).filter(Boolean),
+      ...(tool === "-" ? { label_studio: false } : tool ? { connector: tool } : {}) } });
     toast("Labelling task created"); location.hash = `#/data/labelling/${t.id}`;
   }); });
   return form;
@@ -22,7 +33,7 @@ function createForm(docs) {
 export async function labellingCard(docs) {
   if (!has("GET", "/api/dam/labelling-tasks")) return card("Labelling tasks", unavailable("Labelling tasks"));
   const tasks = await api("GET", "/api/dam/labelling-tasks").then((r) => (Array.isArray(r) ? r : r.items || [])).catch(() => []);
-  return card("Labelling tasks", can("engineer") ? createForm(docs) : null, table([
+  return card("Labelling tasks", can("engineer") ? createForm(docs, await connectors()) : null, table([
     { label: "Task", render: (t) => link(`#/data/labelling/${t.id}`, t.title ?? t.name ?? short(t.id)) },
     { label: "Kind", key: "kind" }, { label: "Status", render: (t) => badge(t.status) },
     { label: "Annotated", num: true, render: (t) => `${fmt(t.annotated_count)} / ${fmt(t.item_count)}` },
@@ -76,14 +87,15 @@ export async function labellingDetail(id) {
   const about = h("dl", { class: "kv" }, ...[["Status", badge(t.status)], ["Kind", text(t.kind)], ["Labels", (t.labels || []).join(", ")],
     ["Document", link(`#/data/documents/${t.document_id}`, `${short(t.document_id)} v${fmt(t.document_version)}`)],
     ["Progress", h("span", { "data-annotated": String(t.annotated_count) }, `${fmt(t.annotated_count)} of ${fmt(t.item_count)} annotated`)],
-    ["Pre-labels from", text(t.prelabel_source)], ["Label Studio project", text(t.ls_project_id)],
+    ["Pre-labels from", text(t.prelabel_source)], ["Labelling tool", text(t.connector)], ["Project in the tool", text(t.external_project)],
     ["Completed", t.completed_at ? `${fmtDate(t.completed_at)} (document v${fmt(t.completed_version)})` : ""], ["Created", fmtDate(t.created_at)]]
     .filter(([, v]) => v !== "").flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+  const tool = t.connector && t.connector !== "labelstudio" ? t.connector : "Label Studio";
   const reconcile = can("engineer") && t.status === "open" ? h("button", { type: "button", class: "secondary", onclick: () => act(async () => {
     const r = await api("POST", `/api/dam/labelling-tasks/${id}/reconcile`);
-    toast(r.ls_project_id ? `Pulled from Label Studio: ${fmt(r.annotated_count)} of ${fmt(r.item_count)} annotated` : "Not in Label Studio: nothing to pull");
+    toast(r.external_project ? `Pulled from ${tool}: ${fmt(r.annotated_count)} of ${fmt(r.item_count)} annotated` : `Not in ${tool}: nothing to pull`);
     rerender();
-  }) }, "Pull annotations from Label Studio") : null;
+  }) }, `Pull annotations from ${tool}`) : null;
   return [h("p", {}, h("a", { href: "#/data" }, "← Data")), h("h1", {}, `Labelling task ${short(t.id)}`),
     card("Task", about, reconcile ? h("p", {}, reconcile) : null),
     card("Items", can("tester") && t.status === "open" ? annotateForm(t, items)
