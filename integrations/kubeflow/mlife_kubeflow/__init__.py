@@ -1,0 +1,1 @@
+"""MLife's closed loop as Kubeflow Pipelines (kfp v2) components and a pipeline."""
