@@ -77,7 +77,9 @@ class Csv:
         if self.extension in (content_type or "").lower() or "comma-separated" in (content_type or "").lower():
             return 90
         start = head(data)
-        return 10 if start[:1] not in (b"", b"{", b"[", b"<") and not start.startswith(b"PK\x03\x04") else 0
+        if b"\x00" in start or start.startswith(b"PK\x03\x04"):  # binary, a zip
+            return 0
+        return 10 if start[:1] not in (b"", b"{", b"[", b"<") else 0
 
     def read(self, data: bytes, options: dict[str, str]) -> Imported:
         body = text(data)
