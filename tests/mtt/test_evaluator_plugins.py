@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from mlife_shared.events.contracts import ModelRegistered
 from mlife_shared.objectstore import make_store
 from mlife_shared.objectstore.base import iterate, read_all
 from mlife_shared.plugins import registry
@@ -23,8 +24,9 @@ from mlife_shared.plugins.testing import check_installed, check_plugin
 from mtt.app import SPEC
 from mtt.config import Settings
 from mtt.evaluator.plugins import Classification
+from mtt.task.consumers import on_model_registered
 from tests.support.apps import asgi_client
-from tests.support.mtt import task_in
+from tests.support.mtt import deliver, task_in
 from tests.support.outbox import outbox_events
 
 BUILTINS = ["classification", "regression", "detection", "segmentation", "keypoints"]
@@ -155,6 +157,24 @@ async def test_an_outside_evaluator_runs_a_testing_task_like_a_builtin(
     assert "evaluator lookup (params.evaluator)" in logs
 
 
+async def test_a_registered_version_is_tested_by_the_evaluator_its_training_task_named(
+        mtt_with_outside: httpx.AsyncClient, settings: Settings, start_runner) -> None:  # type: ignore[no-untyped-def]
+    """A JSON model (no ONNX) is tested when its training task named an evaluator that scores JSON models."""
+    mtt, body = mtt_with_outside, await lookup_set(settings)
+    ds = body["datasets"][0]
+    train = (await mtt.post("/tasks", json={"kind": "train", "datasets": [{**ds, "purpose": "test"}],
+                                            "params": {"evaluator": "lookup", "lookup": {"any": "setting"}}})).json()
+    version = uuid.uuid4()
+    await deliver(settings, on_model_registered, ModelRegistered(
+        model_version_id=version, name="lookup", version="2", format="json", object_key=body["model"]["object_key"],
+        task_id=uuid.UUID(train["id"]), test_dataset_ids=[uuid.UUID(ds["dataset_id"])]))
+    (task,) = (await mtt.get("/tasks", params={"kind": "test", "model_version_id": str(version)})).json()
+    assert task["params"] == {"evaluator": "lookup", "lookup": {"any": "setting"}}
+    start_runner("runner-registered")
+    done = await task_in(mtt, task["id"], "succeeded", "failed")
+    assert done["status"] == "succeeded" and done["metrics"]["errors"] == 2.0, done["error"]
+
+
 async def test_a_task_naming_an_evaluator_that_is_not_active_is_refused(mtt: httpx.AsyncClient,
                                                                        settings: Settings) -> None:
     body = await lookup_set(settings)
@@ -164,4 +184,4 @@ async def test_a_task_naming_an_evaluator_that_is_not_active_is_refused(mtt: htt
                                  "detection, keypoints, regression, segmentation"
     body["model"]["format"] = "pt"
     r = await mtt.post("/tasks", json={"kind": "test", **body, "params": {"evaluator": "segmentation"}})
-    assert r.status_code == 422 and "the segmentation evaluator scores onnx models; this one is 'pt'" in r.text
+    assert r.status_code == 422 and "the segmentation evaluator scores ONNX models; this one is 'pt'" in r.text

@@ -13,12 +13,13 @@ import structlog
 from sqlalchemy.exc import IntegrityError
 
 from mlife_shared.db import utcnow
+from mlife_shared.errors import MLifeError
 from mlife_shared.events.contracts import DatasetGrouped, ModelRegistered, SetKind, TestingFailed, TestingRequested
 from mlife_shared.messaging import outbox
 from mtt.task.exceptions import DatasetNotSeenYet, InvalidTask
 from mtt.task.models import GroupedDataset, RegisteredModel, Task
 from mtt.task.schemas import DatasetRef, ModelRef, TaskCreate
-from mtt.task.service import TaskUseCase
+from mtt.task.service import TaskUseCase, named_evaluator
 from mtt.task.validation import check_code_location
 
 log = structlog.get_logger(__name__)
@@ -142,8 +143,8 @@ class AutomaticTasks(TaskUseCase):
         model, source = await self._register(
             model_version_id=d.model_version_id, name=d.name, version=d.version, format=d.format,
             object_key=d.object_key, task_id=d.task_id, function=d.function, test_dataset_ids=d.test_dataset_ids)
-        if d.format.lower() != "onnx":
-            log.info("model_not_tested", reason="the built-in evaluator runs ONNX only", format=d.format)
+        if (why := self._untestable(d.format, source)) is not None:
+            log.info("model_not_tested", reason=why, format=d.format)
             return
         targets: list[Target] = []
         if model.function:
@@ -170,9 +171,8 @@ class AutomaticTasks(TaskUseCase):
         model, source = await self._register(
             model_version_id=d.model_version_id, name=d.model_name, version=d.model_version, format=d.format,
             object_key=d.object_key, task_id=None, function=d.function, test_dataset_ids=[])
-        if d.format.lower() != "onnx":
-            await self._cannot_test(model, d, f"the built-in evaluator runs ONNX models; this one is {d.format!r}",
-                                    incompatible=True)
+        if (why := self._untestable(d.format, source)) is not None:
+            await self._cannot_test(model, d, why, incompatible=True)
             return
         if await self.repo.dataset(d.dataset_id) is None:
             if d.set_kind == "badcase_test_set":  # MSM saw its dataset.grouped: ours is on the way (retried)
@@ -188,6 +188,27 @@ class AutomaticTasks(TaskUseCase):
             await self._cannot_test(model, d, exc.message)
             return
         await self.tasks.rerun(task)  # asked again after a failure: a new attempt
+
+    def _test_params(self, source: Task | None) -> dict[str, Any]:
+        """A version's testing tasks' params: the default ones, and how its training task read the items."""
+        params: dict[str, Any] = dict(self.settings.default_test_params)
+        if source is not None:
+            named = source.params.get("evaluator")
+            taken = (*EVALUATOR_PARAMS, named) if isinstance(named, str) else EVALUATOR_PARAMS
+            params.update({k: source.params[k] for k in taken if k in source.params})
+        return params
+
+    def _untestable(self, fmt: str, source: Task | None) -> str | None:
+        """Why a model of this format cannot be tested by the evaluator its testing tasks would run, or None."""
+        try:
+            evaluator = named_evaluator(self._test_params(source))
+        except MLifeError as exc:
+            return str(exc.message)
+        formats = evaluator.model_formats if evaluator is not None else ("onnx",)
+        if fmt.lower() in formats:
+            return None
+        shown = ", ".join(f.upper() for f in formats)
+        return f"the {evaluator.name if evaluator else 'built-in'} evaluator scores {shown} models; this one is {fmt!r}"
 
     async def _cannot_test(self, model: RegisteredModel, d: TestingRequested, reason: str, *,
                            incompatible: bool = False) -> None:
@@ -205,11 +226,7 @@ class AutomaticTasks(TaskUseCase):
         if existing is not None:
             return existing
         ds = await self.repo.dataset(target.dataset_id)
-        params: dict[str, Any] = dict(self.settings.default_test_params)
-        if source is not None:
-            named = source.params.get("evaluator")
-            taken = (*EVALUATOR_PARAMS, named) if isinstance(named, str) else EVALUATOR_PARAMS
-            params.update({k: source.params[k] for k in taken if k in source.params})
+        params = self._test_params(source)
         body = TaskCreate(kind="test", name=test_task_name(model, ds, target.dataset_id, target.set_kind),
                           function=model.function, model=model_ref(model), params=params, run=run,
                           datasets=[DatasetRef(dataset_id=target.dataset_id, manifest_key=target.manifest_key)])

@@ -134,7 +134,7 @@ class TaskService:
         formats = evaluator.model_formats if evaluator is not None else ("onnx",)
         if model.get("format", "onnx") not in formats:
             raise InvalidTask(f"the {evaluator.name if evaluator else 'built-in'} evaluator scores "
-                              f"{', '.join(formats)} models; this one is {model.get('format')!r}")
+                              f"{', '.join(f.upper() for f in formats)} models; this one is {model.get('format')!r}")
         if model.get("format", "onnx") != "onnx":
             return  # nothing more MTT can look at before the run: the evaluator checks it then
         info = await self.store.stat(model["object_key"])
