@@ -77,6 +77,15 @@ def test_every_builtin_conforms_as_installed(name: str) -> None:
     assert check_installed("evaluators", name).name == name
 
 
+def test_the_seams_documented_example_conforms() -> None:
+    from mlife_shared.plugins.seams import evaluators
+
+    code = textwrap.dedent(str(evaluators.__doc__).split("something to run)::", 1)[1])
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "evaluators-docstring", "exec"), namespace)  # noqa: S102 - our own documentation
+    check_plugin("evaluators", namespace["ExactMatch"]())
+
+
 def test_the_kit_says_what_a_wrong_evaluator_does(tmp_path: Path) -> None:
     class OneShort(Classification):
         def evaluate(self, request):  # type: ignore[no-untyped-def]
