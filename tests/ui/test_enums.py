@@ -1,6 +1,6 @@
-"""The UI's choices (statuses, severities, sources, roles, deployment targets) are the enums of the merged
-OpenAPI the UI loads, not lists copied by hand: the select options equal the schema's values, and a value
-added to a server enum shows up in the UI."""
+"""The UI's choices (statuses, severities, sources, roles) are the enums of the merged OpenAPI the UI loads, not
+lists copied by hand: the select options equal the schema's values, and a value added to a server enum shows up
+in the UI. Deployment targets are plugins: the choices are the active ones MSM lists."""
 
 from __future__ import annotations
 
@@ -59,8 +59,11 @@ async def test_select_options_are_the_schema_enums(page: Page, stack: Stack) -> 
     if "msm" in stack.up:
         await p.click("nav a[href='#/deployments']")
         await p.wait_for_selector("form[aria-label='Request a deployment']")
-        assert await options(p, "form[aria-label='Request a deployment'] select[name=target]") == prop(
-            spec, "DeploymentCreate", "target")
+        async with httpx.AsyncClient(base_url=stack.url, headers=stack.auth("viewer")) as c:
+            listed = (await c.get("/api/msm/plugins")).json()["plugins"]
+        targets = [x["name"] for x in listed if x["seam"] == "deploy_targets" and x["state"] == "active"]
+        assert {"local", "docker", "edge"} <= set(targets)  # deploy targets are plugins: the active ones are offered
+        assert await options(p, "form[aria-label='Request a deployment'] select[name=target]") == targets
     assert page.console_errors() == []
 
 

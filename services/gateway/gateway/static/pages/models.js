@@ -1,4 +1,4 @@
-import { errorText, schemaEnum, fmt, act, api, badcasesOf, badge, can, card, field, fmtDate, fmtNum, h, has, link, select, short, table, text, toast, unavailable } from "/ui/lib.js";
+import { errorText, fmt, act, api, badcasesOf, badge, can, card, field, fmtDate, fmtNum, h, has, link, select, short, table, text, toast, unavailable } from "/ui/lib.js";
 import { metricsSchemaField, operateForms, readMetricsSchema } from "/ui/pages/operate.js";
 import { gateCheckCard, registryCards, revertButton } from "/ui/pages/registry.js";
 import { badcaseLinks, gateView, thresholdRows, thresholdsText, verdictOf } from "/ui/pages/gate.js";
@@ -169,16 +169,19 @@ export async function deployments() {
   const listBox = h("div", {}, deploymentTable(list(await api("GET", "/api/msm/deployments"))));
   let form = null; const result = h("div", { role: "status" });
   if (has("POST", "/api/msm/deployments") && can("engineer")) {
-    const [versions, models] = await Promise.all([
+    const [versions, models, targets] = await Promise.all([
       has("GET", "/api/msm/model-versions") ? api("GET", "/api/msm/model-versions").then(list).catch(() => []) : [],
-      api("GET", "/api/msm/models").then(list).catch(() => [])]);
+      api("GET", "/api/msm/models").then(list).catch(() => []),
+      // the deploy targets are plugins: the active ones MSM lists (built-ins first), not a schema enum
+      api("GET", "/api/msm/plugins").then((r) => r.plugins.filter((p) => p.seam === "deploy_targets" && p.state === "active")
+        .map((p) => p.name)).catch(() => ["local"])]);
     const functionOf = new Map(models.map((m) => [m.name, m.function]));
     const thresholds = thresholdRows({});
     form = h("form", { class: "stack", "aria-label": "Request a deployment" },
       field("Endpoint name *", h("input", { name: "name", required: true, pattern: "[a-z0-9][a-z0-9\\-]{0,99}" })),
       field("Model version *", select("version", versions.map((v) => [v.id,
         `${v.name} v${v.version}${functionOf.get(v.name) ? ` (${functionOf.get(v.name)})` : " (no function: set it on the model first)"}`]))),
-      field("Target", select("target", schemaEnum("DeploymentCreate", "target"), "local")),
+      field("Target", select("target", targets, "local")),
       can("maintainer") ? field("Override reason (maintainers)", h("input", { name: "override_reason" })) : null,
       h("fieldset", { class: "wide" }, h("legend", {}, "Thresholds (none: the function's defaults)"), thresholds.el), metricsSchemaField(),
       h("div", {}, h("button", { type: "submit", disabled: !versions.length }, "Request deployment")));
