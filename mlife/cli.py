@@ -706,7 +706,7 @@ def _deploy_commands(sub: Subcommands, common: argparse.ArgumentParser) -> None:
     p.add_argument("deployment", nargs="?", help="after `rollback`: the live deployment (id or name) to roll back")
     p.add_argument("--version", action="append", help="model version id (repeat for A/B)")
     p.add_argument("--function")
-    p.add_argument("--target", choices=["local", "docker", "edge"])
+    p.add_argument("--target", help="deploy target: local, docker, edge or an installed plugin's (GET /api/msm/plugins)")
     p.add_argument("--override-reason", help="maintainers: deploy even if the gate blocks")
     p.add_argument("--wait", type=float, default=0, metavar="SECONDS",
                    help="when the request waits for its tests (awaiting_tests), wait up to SECONDS for the verdict")
