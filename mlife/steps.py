@@ -282,13 +282,27 @@ def _label(outputs: dict[str, Any]) -> str:
     return str(value)
 
 
+def dataset_md5s(client: Client, dataset_id: str) -> set[str]:
+    """The MD5s of a DAM dataset's items (its manifest, JSON lines)."""
+    r = client.http.get(f"/api/dam/datasets/{dataset_id}/manifest")
+    if r.status_code >= 400:
+        client._answer(r)  # raises the API's error
+    return {str(json.loads(line).get("md5")) for line in r.text.splitlines() if line.strip()}
+
+
 def serve_and_feedback(client: Client, deployment: str, folder: str | Path, *, input_name: str = "X",
-                       traffic: int = 100, max_feedback: int = 6, client_id: str = "mlife-pipeline") -> dict[str, Any]:
-    """Predict on `traffic` images of a folder's manifest (spread over it) through the deployment `deployment`
-    and report the wrong answers (up to `max_feedback`) as feedback by the image's DAM MD5 (serving.feedback →
-    BAM files badcases). Answers predictions, wrong, reported, model_version."""
+                       traffic: int = 100, max_feedback: int = 6, from_dataset: str | None = None,
+                       client_id: str = "mlife-pipeline") -> dict[str, Any]:
+    """Predict on `traffic` images of a folder's manifest (spread over it; only those of the dataset
+    `from_dataset` if given: the train split, as `mlife demo` does, so no served image is a test split's badcase
+    already) through the deployment `deployment` and report the wrong answers (up to `max_feedback`) as feedback
+    by the image's DAM MD5 (serving.feedback → BAM files badcases). Answers predictions, wrong, reported,
+    model_version."""
     folder = Path(folder)
     rows = read_manifest(folder)
+    if from_dataset:
+        members = dataset_md5s(client, from_dataset)
+        rows = [r for r in rows if str(r["md5"]) in members]
     sample = rows[::max(1, len(rows) // max(traffic, 1))][:traffic]
     wrong: list[tuple[dict[str, Any], str, dict[str, Any]]] = []
     served = ""

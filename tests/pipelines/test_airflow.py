@@ -6,6 +6,7 @@ regressed badcases named; v3 passed and serves as `production`."""
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import uuid
 from pathlib import Path
@@ -17,8 +18,7 @@ from tests.pipelines.conftest import Airflow
 from tests.support.stack import Stack
 
 DAG_ID = "mlife_digits_loop"
-DEFERRED = ("train_v1", "v1_registered", "deploy_v1", "train_v2", "v2_registered", "test_v2", "deploy_v2",
-            "train_v3", "v3_registered", "deploy_v3")
+DEFERRED = ("train_v1", "train_v2", "test_v2", "train_v3")  # a task just queued cannot have finished yet
 
 
 def task_states(home: Path) -> dict[str, str]:
@@ -26,9 +26,10 @@ def task_states(home: Path) -> dict[str, str]:
         return dict(db.execute("SELECT task_id, state FROM task_instance WHERE dag_id = ?", (DAG_ID,)).fetchall())
 
 
-def task_logs(home: Path, task_id: str) -> str:
-    return "\n".join(p.read_text(errors="replace") for p in (home / "logs").rglob("*.log")
-                     if f"task_id={task_id}" in str(p))
+def task_output(out: str, task_id: str) -> str:
+    """What `airflow dags test` printed while it ran one task (it runs them one at a time, in process)."""
+    parts = re.split(r"\[DAG TEST\] starting task_id=(\w+)", out)
+    return "".join(text for name, text in zip(parts[1::2], parts[2::2], strict=True) if name == task_id)
 
 
 @pytest.mark.timeout(1800)
@@ -52,7 +53,7 @@ def test_dag_closes_the_loop_and_a_blocked_deployment_fails_its_task(stack: Stac
         regressed = blocked[0]["gate"]["regressed_badcases"]
         assert regressed
         # ... and the failed task says so, naming every regressed badcase (the first 20) and the gate's reason
-        failed_log = task_logs(airflow.home, "deploy_v1_again") + out
+        failed_log = task_output(out, "deploy_v1_again")
         assert f"BLOCKED deployment {blocked[0]['id']}" in failed_log
         assert all(b in failed_log for b in regressed[:20]), regressed
         assert "production v2 passes them, the candidate fails them" in failed_log
@@ -79,7 +80,6 @@ def test_dag_closes_the_loop_and_a_blocked_deployment_fails_its_task(stack: Stac
         tests = [t for t in c.list_tasks(kind="test", limit=500) if t.get("name", "").startswith(f"{name} ({DAG_ID}")]
         assert [t["status"] for t in tests] == ["succeeded"], tests
 
-    # every waiting operator handed its wait to the trigger (dags test runs triggers in line)
+    # the operators that start a task deferred to their trigger (`dags test` runs each trigger in line)
     for task_id in DEFERRED:
-        assert "MLifePollTrigger" in task_logs(airflow.home, task_id) or task_id in out
-    assert out.count("running trigger in line") >= 1, out[-3000:]
+        assert "running trigger in line" in task_output(out, task_id), task_id

@@ -49,11 +49,12 @@ def import_data() -> dict[str, Any]:
 
 @task
 def serve_and_feedback(v1: dict[str, Any], grouped: dict[str, Any]) -> dict[str, Any]:
-    """Traffic on the live v1; its wrong answers reported as feedback; waits until BAM filed them and v1's testing
-    mispredictions as badcases."""
+    """Traffic (train split images) on the live v1; its wrong answers reported as feedback; waits until BAM filed
+    them and v1's testing mispredictions as badcases."""
     params, name = get_current_context()["params"], _name()
     with MLifeHook().get_conn() as client:
-        served = steps.serve_and_feedback(client, name, params["data_dir"], input_name=steps.input_name(v1))
+        served = steps.serve_and_feedback(client, name, params["data_dir"], input_name=steps.input_name(v1),
+                                          from_dataset=grouped["train_dataset_id"])
         testing = steps.wait_badcases(client, name, steps.testing_failures(v1, grouped["test_dataset_id"]),
                                       source="testing", model_version=str(v1["version"]), timeout=TIMEOUT)
         serving = steps.wait_badcases(client, name, served["reported"], source="serving", timeout=TIMEOUT)
