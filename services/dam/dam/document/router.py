@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.requests import ClientDisconnect
 
 from dam.config import SettingsDep
-from dam.document import analysis
+from dam.document import analysis, parser
 from dam.document.exceptions import DocumentTooLarge, InvalidDocument
 from dam.document.models import Document, DocumentRow, DocumentVersion
 from dam.document.schemas import (
@@ -25,6 +26,8 @@ from dam.file.models import File
 from mlife_shared.app import SessionDep
 from mlife_shared.auth import Engineer, Viewer
 from mlife_shared.bounds import INT32_MAX
+from mlife_shared.plugins import seams_of
+from mlife_shared.plugins.registry import plugins
 from mlife_shared.plugins.seams.statistics import Sample
 
 router = APIRouter(prefix="/documents", tags=["documents"])
@@ -97,8 +100,23 @@ def row_read(r: DocumentRow, f: File | None, doc: tuple[uuid.UUID, int] | None =
 
 FORMATS = ("The converter (GET /plugins lists the active ones: csv, tsv, json, xml, labelstudio, coco, voc, yolo "
            "built in)")
-Format = Annotated[str | None, Query(max_length=100, description=FORMATS + "; else detected from the body and "
-                                                                             "its Content-Type")]
+PREFERRED = ("csv", "tsv", "json", "xml", "labelstudio", "coco", "voc", "yolo")
+
+
+def _active_formats(exporting: bool) -> Callable[[dict[str, Any]], None]:
+    """The OpenAPI `enum` of a format parameter: the converters this process has active that go that way (read
+    when the OpenAPI is made, so an installed plugin is listed; the UI offers these)."""
+
+    def extra(schema: dict[str, Any]) -> None:
+        active = plugins(*seams_of("dam")).active(parser.SEAM)
+        names = [n for n, c in active.items() if (c.exports if exporting else c.imports)]
+        schema["enum"] = sorted(names, key=lambda n: (PREFERRED.index(n) if n in PREFERRED else len(PREFERRED), n))
+
+    return extra
+
+
+Format = Annotated[str | None, Query(max_length=100, json_schema_extra=_active_formats(False),
+                                     description=FORMATS + "; else detected from the body and its Content-Type")]
 Classes = Annotated[str | None, Query(max_length=20000, description="The class list of formats that number their "
                                                                       "classes (YOLO): a,b,c (else classes.txt)")]
 Options = Annotated[list[str] | None, Query(max_length=100, description="key=value options for the converter")]
@@ -223,7 +241,8 @@ async def document_stats(document_id: uuid.UUID, svc: Service, _: Viewer, f: Fil
 
 @router.get("/{document_id}/export")
 async def export_document(document_id: uuid.UUID, request: Request, svc: Service, _: Viewer,
-                          format: Annotated[str, Query(max_length=100, description=FORMATS)] = "csv",
+                          format: Annotated[str, Query(max_length=100, description=FORMATS,
+                                                       json_schema_extra=_active_formats(True))] = "csv",
                           version: Annotated[int | None, Query(ge=1, le=INT32_MAX)] = None) -> Response:
     """Export a version in a converter's format: CSV, TSV, JSON, XML, Label Studio tasks, COCO, Pascal VOC (zip) or
     YOLO (zip of classes.txt and labels/*.txt), or an installed plugin's. In CSV and TSV a text cell starting with

@@ -28,18 +28,29 @@ function uploader() {
 }
 
 const KIND_HELP = { standard: "rows name files", table: "feature columns and a label" };
+const DOC_FILES = ".csv,.tsv,.json,.jsonl,.xml,.zip,.txt";
+// The format of a document file: the one chosen, else its extension when a converter has that name, else none
+// (the server detects it: Label Studio and COCO JSON, a VOC or YOLO zip).
+function importFormat(path, chosen, file) {
+  if (chosen) return chosen;
+  const ext = file.name.split(".").pop().toLowerCase();
+  const known = paramEnum("POST", path, "format");
+  return ext === "jsonl" ? "json" : known.includes(ext) ? ext : null;
+}
 
 function importer(onDone) {
   const form = h("form", { class: "stack", "aria-label": "Import a document" },
     field("Name *", h("input", { name: "name", required: true })), field("Description", h("input", { name: "description" })),
-    field("CSV, JSON or XML file *", h("input", { name: "file", type: "file", required: true, accept: ".csv,.json,.xml,.jsonl" })),
+    field("Document file *", h("input", { name: "file", type: "file", required: true, accept: DOC_FILES })),
+    field("Format", select("format", [["", "automatic"], ...paramEnum("POST", "/api/dam/documents", "format").map((f) => [f, f])], "")),
+    field("Classes (YOLO, when the zip has no classes.txt): a,b,c", h("input", { name: "classes" })),
     field("Kind (automatic: a table when no md5/path column)", select("kind", [["", "automatic"], ...paramEnum("POST", "/api/dam/documents", "kind").map((k) => [k, KIND_HELP[k] ? `${k}: ${KIND_HELP[k]}` : k])], "")),
     field("Label column (a table's; default label)", h("input", { name: "label_column", maxlength: 64 })),
     h("div", {}, h("button", { type: "submit" }, "Import document")));
   form.addEventListener("submit", (e) => { e.preventDefault(); act(async () => {
     const f = new FormData(form); const file = f.get("file");
-    const ext = file.name.split(".").pop().toLowerCase();
-    const d = await api("POST", "/api/dam/documents", { query: { name: f.get("name"), description: f.get("description"), format: ext === "jsonl" ? "json" : ext,
+    const d = await api("POST", "/api/dam/documents", { query: { name: f.get("name"), description: f.get("description"),
+      format: importFormat("/api/dam/documents", f.get("format"), file), classes: f.get("classes") || null,
       kind: f.get("kind"), label_column: f.get("label_column") },
       body: file, headers: { "Content-Type": file.type || "application/octet-stream" } });
     toast(`Imported ${fmt(d.name)}`); form.reset(); onDone();
@@ -133,7 +144,7 @@ function exportCard(doc, versions) {
   const links = h("p", { class: "row", "aria-label": "export links" });
   const draw = (version) => links.replaceChildren(...formats.map((f) => h("a", {
     href: `/api/dam/documents/${doc.id}/export?${new URLSearchParams({ format: f, version: String(version) })}`,
-    download: `${doc.name}-v${version}.${f === "labelstudio" || f === "coco" ? `${f}.json` : f}`, "data-format": f }, f.toUpperCase())));
+    download: "", "data-format": f }, f.toUpperCase())));  // the server names the file (its converter's extension)
   const choose = select("version", (numbers.length ? numbers : [current]).map((v) => [String(v), `v${v}`]), String(current));
   choose.setAttribute("aria-label", "version to export");
   choose.addEventListener("change", () => draw(choose.value));
@@ -146,14 +157,14 @@ function exportCard(doc, versions) {
 function versionForm(doc) {
   const modes = paramEnum("POST", "/api/dam/documents/{document_id}/versions", "mode");
   const form = h("form", { class: "inline", "aria-label": "Import a new version" },
-    field("CSV, JSON or XML file", h("input", { name: "file", type: "file", required: true, accept: ".csv,.json,.xml,.jsonl" })),
+    field("Document file", h("input", { name: "file", type: "file", required: true, accept: DOC_FILES })),
     field("Rows", select("mode", modes.map((m) => [m, m === "append" ? "append to the current rows" : `${m} the current rows`]), modes[0])),
     h("label", { class: "check" }, h("input", { type: "checkbox", name: "allow_new_columns", value: "1" }), "Allow new columns"),
     h("button", { type: "submit" }, "Import version"));
   form.addEventListener("submit", (e) => { e.preventDefault(); act(async () => {
     const f = new FormData(form); const file = f.get("file");
-    const ext = file.name.split(".").pop().toLowerCase();
-    const d = await api("POST", `/api/dam/documents/${doc.id}/versions`, { query: { mode: f.get("mode"), format: ext === "jsonl" ? "json" : ext,
+    const d = await api("POST", `/api/dam/documents/${doc.id}/versions`, { query: { mode: f.get("mode"),
+      format: importFormat("/api/dam/documents/{document_id}/versions", null, file),
       allow_new_columns: f.get("allow_new_columns") ? "true" : null }, body: file, headers: { "Content-Type": file.type || "application/octet-stream" } });
     toast(`Version ${fmt(d.current_version)}: ${fmt(d.row_count)} rows`); window.dispatchEvent(new HashChangeEvent("hashchange"));
   }); });

@@ -5,10 +5,18 @@ import { api, card, chart, field, fmt, fmtDate, fmtNum, h, has, link, select, sh
 const list = (r) => (Array.isArray(r) ? r : r.items || []);
 const SKIP = new Set(["dataset_id", "purpose"]);
 
+// Every other {bucket: count} a statistics plugin gave (the response's `statistics` names them), first 50 buckets.
+const DRAWN = new Set(["by_class", "by_media_type", "by_size", "by_dimensions", "by_box_label", "by_column", "by_feature"]);
+function pluginDistributions(stats) {
+  const isDistribution = (d) => d && typeof d === "object" && !Array.isArray(d) && Object.values(d).every((v) => typeof v === "number");
+  return Object.values(stats.statistics || {}).flat().filter((k) => !DRAWN.has(k) && isDistribution(stats[k]))
+    .map((k) => [k.replace(/^by_/, "").replaceAll("_", " "), Object.fromEntries(Object.entries(stats[k]).slice(0, 50))]);
+}
+
 export function distributionCharts(stats) {
   const groups = [["class", stats.by_class], ["media type", stats.by_media_type], ["size", stats.by_size],
     ["dimensions", stats.by_dimensions], ["box label", stats.by_box_label],
-    ...Object.entries(stats.by_column || {}).map(([c, d]) => [`column ${c}`, d])];
+    ...Object.entries(stats.by_column || {}).map(([c, d]) => [`column ${c}`, d]), ...pluginDistributions(stats)];
   return groups.filter(([, d]) => d && Object.keys(d).length).map(([name, d]) =>
     card(`Distribution by ${name}`, chart("bar", Object.keys(d), [{ label: "rows", data: Object.values(d) }], { label: `distribution by ${name}` })));
 }
