@@ -326,7 +326,7 @@ class DeploymentRequested(EventData):
     deployment_id: Id
     function: str | None = Field(None, description="ML system function of the deployment's models")
     versions: list[DeployedVersion]
-    target: str = Field(description="local, docker or edge")
+    target: str = Field(description="The deploy target (a deploy_targets plugin: local, docker, edge or an installed one)")
     overridden: bool = False
     override_reason: str | None = None
 
