@@ -43,6 +43,7 @@ COMPONENTS = {
                             "timeout"}, {"predictions", "wrong", "model_version"}),
     "add-to-test-data": ({"function", "version_id", "test_dataset_id", "timeout"}, {"Output"}),
     "fixed-by-production": ({"function", "version_id", "timeout"}, {"Output"}),
+    "test-model": ({"function", "model", "dataset_id", "timeout"}, {"task_id", "accuracy"}),
 }
 # the DAG: each task and the tasks it waits for (data it takes, or an explicit .after())
 EDGES = {
@@ -56,7 +57,8 @@ EDGES = {
     "add-to-test-data": {"serve-and-feedback", "registered-version", "group-items"},
     "train-model-2": {"add-to-test-data", "group-items"},  # v2: trained once the badcase test set is frozen
     "registered-version-2": {"train-model-2", "group-items", "add-to-test-data"},
-    "deploy-2": {"registered-version-2"},
+    "test-model": {"registered-version-2", "group-items"},  # a testing task of v2 on the test split
+    "deploy-2": {"registered-version-2", "test-model"},
     "fixed-by-production": {"deploy-2", "registered-version-2"},
     BLOCKED: {"fixed-by-production", "registered-version"},  # v1 again, once v2 fixed its badcases
     "train-model-3": {BLOCKED, "add-to-test-data", "group-items"},  # v3, after the blocked request
@@ -160,6 +162,8 @@ def test_the_pipeline_closes_the_loop_under_kfp_local_and_the_blocked_deployment
         sets = c.objects("GET", "/api/dam/datasets", params={"name": f"badcase test set: {name}"})
         of_v1 = {b for b, badcase in mine.items() if badcase["model_version"] == "1"}
         assert max(ds["item_count"] for ds in sets) >= len(of_v1) > 0
+        tests = [t for t in c.list_tasks(kind="test", limit=500) if t.get("name") == f"{name} testing (kfp)"]
+        assert [t["status"] for t in tests] == ["succeeded"], tests  # the testing component's task, of v2
         # v3 passed the gate: live, production, and what the last task was served
         v3 = c.model_version(name, "production")
         assert v3["version"] == "3" and c.deployment(name)["versions"][0]["model_version_id"] == v3["id"]

@@ -1,3 +1,5 @@
+# mypy: disable-error-code="valid-type,type-arg"
+# (kfp reads the annotations at compile and run time: `NamedTuple("Name", [...])` and a bare `dict` are its DSL)
 """The Kubeflow Pipelines components of MLife's loop (kfp v2 lightweight Python components). Each body imports
 `mlife_kubeflow.tasks` and calls one function of it (which calls `mlife.steps`), so the image a component runs in
 needs the MLife SDK and this package (see docs/pipelines.md); kfp itself is not pip-installed at run time.
@@ -7,7 +9,8 @@ Components read MLIFE_URL and MLIFE_TOKEN from their environment. Their annotati
 into the component."""
 
 import os
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Output
@@ -16,7 +19,7 @@ from kfp.dsl import Dataset, Input, Output
 IMAGE = os.environ.get("MLIFE_KFP_IMAGE", "python:3.11-slim")
 
 
-def component(func):  # type: ignore[no-untyped-def]  # kfp's decorator is untyped
+def component(func: Callable[..., Any]) -> Any:
     return dsl.component(func, base_image=IMAGE, install_kfp_package=False)
 
 
@@ -53,6 +56,16 @@ def train_model(function: str, model: str, params: dict, label: str, train_datas
     from mlife_kubeflow import tasks
 
     return tasks.train(function, model, train_dataset_id, test_dataset_id, params, label, code_dir, timeout)
+
+
+@component
+def test_model(function: str, model: str, dataset_id: str, timeout: float = 600.0
+               ) -> NamedTuple("Tested", [("task_id", str), ("accuracy", float)]):
+    """Testing: an MTT testing task of the model's latest version on a dataset (the built-in ONNX evaluator), run
+    to its end; its task id and accuracy."""
+    from mlife_kubeflow import tasks
+
+    return tasks.test(function, model, dataset_id, timeout)
 
 
 @component

@@ -2,9 +2,10 @@
 
   make-digits → import-images → group-items → v1: train, registered, deployed (production), served with
   feedback on its wrong answers → the badcases added to test data → v2: train, registered and tested on the
-  badcase test set, deployed (production) → BAM marks what v2 passes fixed → v1 requested again: the gate
-  BLOCKS it and that task FAILS, naming the regressed badcases → v3 (the good parameters again; it runs although
-  its upstream failed): train, registered, deployed (production) → it serves.
+  badcase test set, a testing task of its own on the test split, deployed (production) → BAM marks what v2
+  passes fixed → v1 requested again: the gate BLOCKS it and that task FAILS, naming the regressed badcases → v3
+  (the good parameters again; it runs although its upstream failed): train, registered, deployed (production)
+  → it serves.
 
 The blocked request is meant to fail, so a run ends Failed with that one task failed and every later task
 succeeded (`ignore_upstream_failure`). Every task has caching off: each one acts on the platform.
@@ -24,6 +25,7 @@ from mlife_kubeflow.components import (
     make_digits,
     registered_version,
     serve_and_feedback,
+    test_model,
     train_model,
 )
 
@@ -47,7 +49,7 @@ def digits_loop(function: str = "digits", model: str = "digits", deployment: str
     grouped = step(group_items(function=function, document_id=document.output, name=model), "group items")
     train_id, test_id = grouped.outputs["train_dataset_id"], grouped.outputs["test_dataset_id"]
 
-    def version(label: str, params: dict, badcase_set: dsl.PipelineTask | None = None,
+    def version(label: str, params: dict[str, float], badcase_set: dsl.PipelineTask | None = None,
                 failed: dsl.PipelineTask | None = None) -> dsl.PipelineTask:
         """Train, then wait for the registered version tested on the split (and on the badcase test set: its
         training starts only once that set is frozen, so MTT tests the new version on it). `failed`: a task the
@@ -78,7 +80,9 @@ def digits_loop(function: str = "digits", model: str = "digits", deployment: str
     badcase_set.after(served)
 
     v2 = version("v2", GOOD, badcase_set)
-    v2_live = deployed("v2", v2)
+    tested = step(test_model(function=function, model=model, dataset_id=test_id, timeout=timeout),
+                  "v2: testing task on the test split").after(v2)
+    v2_live = deployed("v2", v2).after(tested)
     fixed = step(fixed_by_production(function=function, version_id=v2.outputs["version_id"], timeout=timeout),
                  "v2 is production: badcases fixed").after(v2_live)
 

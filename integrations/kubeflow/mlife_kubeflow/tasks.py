@@ -85,6 +85,18 @@ def train(function: str, model: str, train_dataset_id: str, test_dataset_id: str
     return str(done["task_id"])
 
 
+def test(function: str, model: str, dataset_id: str, timeout: float) -> tuple[str, float]:
+    """A testing task of the model's latest version on a dataset (MTT's built-in evaluator), run to its end:
+    (task id, accuracy)."""
+    with client() as c:
+        task = steps.start_testing(c, model=model, dataset_ids=[dataset_id], function=function,
+                                   name=f"{model} testing (kfp)")
+        print(f"testing task {task['task_id']} of {model} queued on dataset {dataset_id}")
+        done = steps.wait_task(c, task["task_id"], timeout=timeout)
+    print(f"testing task {done['task_id']} succeeded: {json.dumps(done['metrics'])}")
+    return str(done["task_id"]), float(done["metrics"].get("accuracy", 0.0))
+
+
 def registered_version(model: str, task_id: str, tested_on: list[str], timeout: float) -> tuple[str, str]:
     """The version the training task registered, once tested on every dataset of `tested_on`: (id, number)."""
     with client() as c:
