@@ -51,12 +51,12 @@ async def test_a_run_over_a_document_keeps_its_findings_per_version(dam_s3: http
     a, twin, blank, other = picture(21), picture(21, fmt="JPEG", quality=75), flat(90), picture(22)
     doc = await make_document(dam, [(a, "cat"), (twin, "cat"), (blank, "dog"),
                                     (other, {"boxes": [{"label": "zebra", "x": 1, "y": 1, "width": 4, "height": 4}]})])
-    never = await dam.get(f"/documents/{doc}/findings")
-    assert never.status_code == 404 and "POST" in never.json()["detail"]
+    never = (await dam.get(f"/documents/{doc}/findings")).json()
+    assert never["checked"] is False and never["ran_at"] is None and never["findings"] == [] and never["total"] == 0
     r = await dam.post(f"/documents/{doc}/findings", json={"classes": ["cat", "dog"]})
     assert r.status_code == 200, r.text
     report = r.json()
-    assert report["version"] == 1 and report["row_count"] == 4 and report["checked_count"] == 4
+    assert report["checked"] is True and report["version"] == 1 and report["row_count"] == 4 and report["checked_count"] == 4
     assert report["classes"] == ["cat", "dog"] and "near_duplicates" in report["cleaners"]
     found = sorted((f["position"], f["code"]) for f in report["findings"])
     assert found == [(0, "near_duplicate"), (1, "near_duplicate"), (2, "blank_image"), (3, "label_outside_classes")]
@@ -69,7 +69,7 @@ async def test_a_run_over_a_document_keeps_its_findings_per_version(dam_s3: http
     assert [(f["position"], f["code"]) for f in again["findings"]] == [(2, "blank_image")]  # replaced, not added
     page = (await dam.get(f"/documents/{doc}/findings", params={"severity": "warning", "limit": 1})).json()
     assert page["total"] == 1 and page["findings"][0]["cleaner"] == "blank"
-    assert (await dam.get(f"/documents/{doc}/findings", params={"version": 2})).status_code == 404
+    assert (await dam.get(f"/documents/{doc}/findings", params={"version": 2})).status_code == 404  # no version 2
 
 
 async def test_the_class_list_defaults_to_the_latest_labelling_task(dam: httpx.AsyncClient) -> None:

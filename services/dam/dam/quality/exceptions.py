@@ -1,8 +1,4 @@
-from mlife_shared.errors import NotFound, Unprocessable
-
-
-class QualityNotChecked(NotFound):
-    """The document version was never checked by the cleaners (run them first)."""
+from mlife_shared.errors import Unprocessable
 
 
 class InvalidQualityRun(Unprocessable):

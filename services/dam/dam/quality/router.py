@@ -37,7 +37,8 @@ async def report(svc: QualityService, document_id: uuid.UUID, version: int | Non
 
 def to_report(run: QualityRun, counts: list[tuple[str, str, str, int]], total: int,
               findings: list[FindingRead]) -> QualityReport:
-    return QualityReport(document_id=run.document_id, version=run.document_version, cleaners=run.cleaners,
+    return QualityReport(document_id=run.document_id, version=run.document_version, checked=run.ran_at is not None,
+                         cleaners=run.cleaners,
                          classes=run.classes, row_count=run.row_count, checked_count=run.checked_count,
                          ran_by=run.ran_by, ran_at=run.ran_at, total=total, findings=findings,
                          counts=[FindingCount(cleaner=c, code=k, severity=s, count=n) for c, k, s, n in counts])
@@ -59,6 +60,6 @@ async def get_findings(document_id: uuid.UUID, svc: QualityServiceDep, _: Viewer
                        cleaner: Annotated[str | None, Query(max_length=100)] = None,
                        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                        offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0) -> QualityReport:
-    """The findings of the latest cleaner run over a document version (404 when it was never checked)."""
+    """The findings of the latest cleaner run over a document version (`checked` false: never run over it)."""
     require_storable("the filter", severity, cleaner)
     return await report(svc, document_id, version, severity=severity, cleaner=cleaner, limit=limit, offset=offset)

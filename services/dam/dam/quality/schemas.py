@@ -41,12 +41,13 @@ class FindingCount(BaseModel):
 class QualityReport(BaseModel):
     document_id: uuid.UUID
     version: int
+    checked: bool = Field(description="Whether the cleaners ever ran over this version (false: nothing below yet)")
     cleaners: list[str] = Field(description="The cleaners of the run")
     classes: list[str] | None = Field(description="The class list the labels were checked against")
     row_count: int = Field(description="Rows the run looked at")
     checked_count: int = Field(description="Of them, files whose content was read (images within the run's budget)")
     ran_by: str | None
-    ran_at: datetime
+    ran_at: datetime | None
     counts: list[FindingCount]
     total: int = Field(description="Findings matching the query")
     findings: list[FindingRead]

@@ -18,7 +18,7 @@ from dam.document.service import DocumentService, filter_columns, label_of, requ
 from dam.file.models import File
 from dam.file.service import file_key
 from dam.labelling.repository import LabellingRepository
-from dam.quality.exceptions import InvalidQualityRun, QualityNotChecked
+from dam.quality.exceptions import InvalidQualityRun
 from dam.quality.models import QualityFinding, QualityRun
 from dam.quality.repository import QualityRepository
 from dam.quality.schemas import QualityRunCreate
@@ -137,11 +137,13 @@ class QualityService:
     async def report(self, document_id: uuid.UUID, version: int | None, *, severity: str | None,
                      cleaner: str | None, limit: int, offset: int
                      ) -> tuple[QualityRun, list[tuple[str, str, str, int]], Page[QualityFinding]]:
+        """The latest run over the version with its counts and a page of findings; a version never checked has
+        an unsaved run of nothing (ran_at None)."""
         v = await DocumentService(self.session).version(document_id, version)
         run = await self.repo.run(document_id, v.version.version)
         if run is None:
-            raise QualityNotChecked(f"version {v.version.version} of document {document_id} was never checked: "
-                                    f"POST /documents/{document_id}/findings runs the cleaners")
+            run = QualityRun(document_id=document_id, document_version=v.version.version, cleaners=[], classes=None,
+                             row_count=0, checked_count=0, ran_by=None, ran_at=None)
         counts = await self.repo.counts(document_id, v.version.version)
         page = await self.repo.findings(document_id, v.version.version, severity=severity, cleaner=cleaner,
                                         limit=limit, offset=offset)

@@ -31,9 +31,9 @@ function report(r) {
 export async function findingsCard(doc) {
   if (!has("GET", "/api/dam/documents/{document_id}/findings")) return null;
   const box = h("div", { role: "status" });
-  const latest = await api("GET", `/api/dam/documents/${doc.id}/findings`, { query: { limit: 100 } }).catch((err) => (err.status === 404 ? null : err));
+  const latest = await api("GET", `/api/dam/documents/${doc.id}/findings`, { query: { limit: 100 } }).catch((err) => err);
   if (latest instanceof Error) box.replaceChildren(h("p", { class: "error" }, text(latest.message)));
-  else box.replaceChildren(...(latest ? report(latest) : [h("p", { class: "muted" }, "Not checked yet.")]));
+  else box.replaceChildren(...(latest.checked ? report(latest) : [h("p", { class: "muted" }, "Not checked yet.")]));
   const run = can("engineer") && has("POST", "/api/dam/documents/{document_id}/findings")
     ? h("button", { type: "button", onclick: () => act(async () => box.replaceChildren(...report(await api("POST", `/api/dam/documents/${doc.id}/findings`, { json: {} })))) }, "Run the cleaners")
     : null;
