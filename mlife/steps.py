@@ -339,11 +339,11 @@ def wait_badcases(client: Client, function: str, at_least: int, *, timeout: floa
 def add_to_test_data(client: Client, badcases: list[str]) -> dict[str, Any]:
     """Badcases appended to their function's badcase test set in DAM (badcase.test_data_requested)."""
     ids = sorted(set(badcases))
-    added: list[Any] = []
-    skipped: list[Any] = []
+    added = 0
+    skipped: list[Any] = []  # {id, reason}
     for i in range(0, len(ids), 1000):
         answer = client.add_to_test_data(ids[i:i + 1000])
-        added += answer.get("added", [])
+        added += int(answer.get("added", 0))
         skipped += answer.get("skipped", [])
     return {"requested": len(ids), "added": added, "skipped": skipped}
 
