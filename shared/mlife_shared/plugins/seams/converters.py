@@ -77,7 +77,8 @@ class FileInfo:
 @dataclass(frozen=True)
 class Row:
     """A document row: the file it names (md5, path, facts) or, in a plain table, its features; its annotation
-    (a label, `{"boxes": [...]}`, or any JSON) and `label` (the row's class as DAM reads it); its extra columns."""
+    (a label, `{"boxes": [...]}`, or any JSON) and `label` (the row's class as DAM reads it); its extra columns;
+    `id`: DAM's id of the row (on export)."""
 
     md5: str | None = None
     path: str | None = None
@@ -86,6 +87,7 @@ class Row:
     extra: Mapping[str, Any] = field(default_factory=dict)
     features: Mapping[str, Any] | None = None
     file: FileInfo | None = None
+    id: str | None = None
 
 
 @dataclass(frozen=True)
