@@ -59,7 +59,7 @@ class TopK:
         labels = [_label(i) for i in request.items]
         if None in labels:
             raise EvaluationRefused(f"item {labels.index(None)} has no label to compare with")
-        classes = [str(c) for c in own.get("classes") or sorted(set(labels))]  # type: ignore[arg-type]
+        classes = [str(c) for c in own.get("classes") or sorted(set(labels))]
         try:
             session = ort.InferenceSession(str(request.model_path), providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - any reason the runtime refuses the file is the answer
@@ -140,4 +140,4 @@ def brightest_pixel_model(pixels: int) -> bytes:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="mlife-example-plugins")
     model.ir_version = 8
     onnx.checker.check_model(model)
-    return model.SerializeToString()
+    return bytes(model.SerializeToString())
