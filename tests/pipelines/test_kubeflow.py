@@ -31,7 +31,7 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 # every component with its inputs (parameters and artifacts) and outputs, as the compiled spec declares them
 COMPONENTS = {
-    "make-digits": ({"limit", "examples_dir"}, {"Output", "data"}),
+    "make-digits": ({"limit", "code_dir"}, {"Output", "data"}),
     "import-images": ({"data", "name"}, {"Output"}),
     "group-items": ({"function", "document_id", "name", "test_fraction"}, {"train_dataset_id", "test_dataset_id"}),
     "train-model": ({"function", "model", "params", "label", "train_dataset_id", "test_dataset_id", "code_dir",

@@ -24,11 +24,12 @@ def component(func: Callable[..., Any]) -> Any:
 
 
 @component
-def make_digits(data: Output[Dataset], limit: int = 0, examples_dir: str = "") -> int:
-    """Data in: scikit-learn's digits as PNG files and a manifest.jsonl (md5, key, label) in the `data` folder."""
+def make_digits(data: Output[Dataset], limit: int = 0, code_dir: str = "") -> int:
+    """Data in: scikit-learn's digits as PNG files and a manifest.jsonl (md5, key, label) in the `data` folder, by
+    make_dataset.py of the digits example (`code_dir`, default examples/digits)."""
     from mlife_kubeflow import tasks
 
-    return tasks.make_digits(data.path, limit, examples_dir)
+    return tasks.make_digits(data.path, limit, code_dir)
 
 
 @component

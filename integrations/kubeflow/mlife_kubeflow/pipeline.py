@@ -44,7 +44,7 @@ def step(task: dsl.PipelineTask, name: str) -> dsl.PipelineTask:
               "by the gate, the better one deployed.")
 def digits_loop(function: str = "digits", model: str = "digits", deployment: str = "digits", limit: int = 0,
                 traffic: int = 100, max_feedback: int = 6, code_dir: str = "", timeout: float = 600.0) -> None:
-    data = step(make_digits(limit=limit, examples_dir=code_dir), "data in: digits as PNGs")
+    data = step(make_digits(limit=limit, code_dir=code_dir), "data in: digits as PNGs")
     document = step(import_images(data=data.outputs["data"], name=model), "import into DAM")
     grouped = step(group_items(function=function, document_id=document.output, name=model), "group items")
     train_id, test_id = grouped.outputs["train_dataset_id"], grouped.outputs["test_dataset_id"]

@@ -35,9 +35,9 @@ def example(name: str, folder: str = "") -> Path:
     return path
 
 
-def make_digits(out: str, limit: int = 0, examples_dir: str = "") -> int:
-    """scikit-learn's digits as PNGs plus their manifest.jsonl in `out` (examples/digits/make_dataset.py)."""
-    script = example("digits", examples_dir) / "make_dataset.py"
+def make_digits(out: str, limit: int = 0, code_dir: str = "") -> int:
+    """scikit-learn's digits as PNGs plus their manifest.jsonl in `out` (make_dataset.py of the digits example)."""
+    script = example("digits", code_dir) / "make_dataset.py"
     argv = [sys.executable, str(script), out] + (["--limit", str(limit)] if limit else [])
     subprocess.run(argv, check=True)
     return len(steps.read_manifest(out))
