@@ -21,11 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from PIL import Image
 
 from tests.plugins.conftest import EXAMPLE
 from tests.support.stack import Stack, restart_services, start_stack, stop_stack
 from tests.support.ui import client, create_task, eventually, group, register_model, require
+
+# both tests use the module's plugin folder: one worker installs it once
+pytestmark = pytest.mark.xdist_group("plugins")
 
 EXAMPLE_PLUGINS = {("converters", "createml"), ("cleaners", "aspect-ratio"), ("evaluators", "top-k")}
 
