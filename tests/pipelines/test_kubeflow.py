@@ -71,7 +71,9 @@ EDGES = {
 @pytest.fixture(scope="session")
 def kfp_venv() -> Path:
     with exclusive("venv-kfp"):  # pytest-xdist workers: one installs, the other waits
-        subprocess.run(["sh", str(KFP / "venv.sh")], check=True, capture_output=True)
+        made = subprocess.run(["sh", str(KFP / "venv.sh")], text=True, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, check=False)
+    assert made.returncode == 0, f"integrations/kubeflow/venv.sh failed:\n{made.stdout[-4000:]}"
     return PYTHON
 
 
