@@ -98,7 +98,8 @@ def test_the_compiled_pipeline_is_the_checked_in_yaml_with_its_components_and_da
     out = tmp_path / "pipeline.yaml"
     compiled = kfp("compile", str(out))
     assert compiled.returncode == 0, compiled.stdout
-    assert out.read_text() == (KFP / "pipeline.yaml").read_text(), "pipeline.yaml is stale: python -m mlife_kubeflow compile"
+    stale = "integrations/kubeflow/pipeline.yaml is stale: .venv-kfp/bin/python -m mlife_kubeflow compile"
+    assert out.read_text() == (KFP / "pipeline.yaml").read_text(), stale
     spec = yaml.safe_load(out.read_text())
     assert spec["pipelineInfo"]["name"] == "mlife-digits-loop"
 

@@ -73,8 +73,9 @@ def digits_loop(function: str = "digits", model: str = "digits", deployment: str
     v1 = version("v1", WEAK)
     v1_live = deployed("v1", v1)
     served = step(serve_and_feedback(function=function, deployment=deployment, version_id=v1.outputs["version_id"],
-                                     data=data.outputs["data"], dataset_id=train_id, traffic=traffic, max_feedback=max_feedback,
-                                     timeout=timeout), "v1: serve, wrong answers as feedback").after(v1_live)
+                                     data=data.outputs["data"], dataset_id=train_id, traffic=traffic,
+                                     max_feedback=max_feedback, timeout=timeout),
+                  "v1: serve, wrong answers as feedback").after(v1_live)
     badcase_set = step(add_to_test_data(function=function, version_id=v1.outputs["version_id"],
                                         test_dataset_id=test_id, timeout=timeout), "badcases to test data")
     badcase_set.after(served)
@@ -91,8 +92,8 @@ def digits_loop(function: str = "digits", model: str = "digits", deployment: str
     v3 = version("v3", GOOD, badcase_set, failed=blocked)  # the blocked request fails by design: the loop goes on
     v3_live = deployed("v3", v3)
     step(serve_and_feedback(function=function, deployment=deployment, version_id=v3.outputs["version_id"],
-                            data=data.outputs["data"], dataset_id=test_id, traffic=20, max_feedback=0, timeout=timeout),
-         "v3: serves").after(v3_live)
+                            data=data.outputs["data"], dataset_id=test_id, traffic=20, max_feedback=0,
+                            timeout=timeout), "v3: serves").after(v3_live)
 
 
 def compile_pipeline(path: str) -> None:
