@@ -12,23 +12,22 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dam.document import export, matching, parser, table
+from dam.document import export, matching, parser, table, validation
 from dam.document.exceptions import DocumentExists, DocumentNotFound, InvalidCell, InvalidDocument, UnknownColumn
 from dam.document.models import BADCASE_TEST_SET, TABLE, Document, DocumentRow, DocumentVersion
 from dam.document.repository import DocumentRepository
 from dam.document.schemas import RowFilter, SearchRequest
 from dam.file.models import File
 from dam.file.repository import FileRepository
-from dam.file.service import MD5_RE, check_path
+from dam.file.service import MD5_RE
 from mlife_shared.db import utcnow
-from mlife_shared.errors import MLifeError
 from mlife_shared.events.contracts import DocumentCreated
 from mlife_shared.messaging import outbox
 from mlife_shared.plugins import seams_of
 from mlife_shared.plugins.registry import Plugins, plugins
 from mlife_shared.plugins.seams.converters import Imported
 
-MAX_ERRORS = 100
+MAX_ERRORS = validation.MAX_ERRORS
 
 
 def unstorable(value: Any, depth: int = 0) -> str | None:
@@ -112,81 +111,6 @@ def search_text(path: str | None, annotation: Any, extra: dict[str, Any]) -> str
     parts = [path or "", annotation if isinstance(annotation, str) else json.dumps(annotation, default=str)]
     parts += [str(v) for v in extra.values() if v is not None]
     return " ".join(parts).lower()[:4000]
-
-
-def _extra_columns(columns: list[str], allowed_columns: Sequence[str] | None) -> list[str]:
-    """The extra columns of a document of files (all but md5, path, annotation), refused if one is not a column
-    name or not one of `allowed_columns` (when given); and the document must name its files."""
-    extras = [c for c in columns if c not in parser.RESERVED]
-    bad = [c for c in extras if not parser.COLUMN_RE.match(c)]
-    if bad:
-        raise InvalidDocument(f"invalid column names {bad[:10]}: use letters, digits, '_', '.', '-' "
-                              "(up to 64, starting with a letter or '_')")
-    if allowed_columns is not None:
-        unknown = [c for c in extras if c not in allowed_columns]
-        if unknown:
-            raise UnknownColumn(f"unknown columns {unknown[:20]}; the document's columns are "
-                                f"{list(allowed_columns)} (pass allow_new_columns=true to add them)")
-    if "md5" not in columns and "path" not in columns:
-        raise InvalidDocument("the document needs an 'md5' or a 'path' column naming each row's file, "
-                              "or is a plain table of feature columns and a label (kind=table, label_column=)")
-    return extras
-
-
-def _row_file(r: dict[str, Any], known: Collection[str], paths: dict[str, tuple[str, str]],
-              several: dict[str, list[str]]) -> tuple[str, str | None]:
-    """(MD5, path) of the uploaded file a row names by its md5, its path (or, matched by stem, its name without
-    extension) or both, or InvalidCell."""
-    md5 = r.get("md5") or None
-    path = r.get("path") or None
-    if md5 is not None:
-        md5 = str(md5).strip().lower()
-        if not MD5_RE.match(md5):
-            raise InvalidCell("md5", f"{str(r.get('md5'))[:64]!r} is not an MD5 (32 hexadecimal characters)")
-        if md5 not in known:
-            raise InvalidCell("md5", f"no uploaded file has MD5 {md5}; upload it first (POST /files)")
-    if path is not None:
-        if not isinstance(path, str):
-            raise InvalidCell("path", "the path must be a string")
-        try:
-            check_path(path)
-        except MLifeError as exc:
-            raise InvalidCell("path", str(exc.message)) from exc
-        if md5 is None:
-            if path in several:
-                raise InvalidCell("path", f"{path!r} names {len(several[path])} or more uploads ("
-                                          f"{', '.join(several[path])}): name the file by its md5 or its full path")
-            if path not in paths:
-                raise InvalidCell("path", f"no uploaded file has the path {path!r}")
-            md5, path = paths[path]
-    if md5 is None:
-        raise InvalidCell("md5", "the row names no file: give an md5 or a path")
-    return md5, path
-
-
-def _row_annotation(r: dict[str, Any], decode: bool) -> Any:
-    """A row's annotation: JSON text decoded when `decode` (CSV, XML), '' as None."""
-    annotation = r.get("annotation")
-    if decode and isinstance(annotation, str):
-        try:
-            return parser.maybe_json(annotation)
-        except ValueError as exc:
-            raise InvalidCell("annotation", str(exc)) from exc
-    return None if annotation == "" else annotation
-
-
-def _row_extra(r: dict[str, Any], extras: list[str]) -> dict[str, Any]:
-    extra = {c: r.get(c) for c in extras if c in r}
-    deep = table.nested(extra)
-    if deep is not None:
-        raise InvalidCell(deep, "extra columns hold plain values (text, numbers), not objects")
-    return extra
-
-
-def _refuse_invalid_rows(errors: list[dict[str, Any]]) -> None:
-    if errors:
-        raise InvalidDocument({"message": f"{len(errors)} invalid rows; nothing was imported",
-                               "errors": errors[:MAX_ERRORS]})
 
 
 @dataclass
@@ -286,7 +210,7 @@ class DocumentService:
                        ) -> tuple[list[str], list[dict[str, Any]]]:
         """Rows ready to insert, or InvalidDocument listing every bad row (first 100)."""
         self._check_row_count(raw)
-        extras = _extra_columns(columns, allowed_columns)
+        extras = validation.extra_columns(columns, allowed_columns)
         require_storable_rows(raw)
         md5s = [m.strip().lower() for r in raw if isinstance(m := r.get("md5"), str) and m]
         known = await self.files.existing(md5s)
@@ -295,15 +219,15 @@ class DocumentService:
         out = []
         for n, r in enumerate(raw, start=1):
             try:
-                md5, path = _row_file(r, known, paths, several)
-                annotation = _row_annotation(r, decode_annotation)
-                extra = _row_extra(r, extras)
+                md5, path = validation.row_file(r, known, paths, several)
+                annotation = validation.row_annotation(r, decode_annotation)
+                extra = validation.row_extra(r, extras)
             except InvalidCell as bad:
                 errors.append({"row": n, "column": bad.column, "message": bad.message})
                 continue
             out.append(dict(md5=md5, path=path, annotation=annotation, label=label_of(annotation), extra=extra,
                             search_text=search_text(path, annotation, extra)))
-        _refuse_invalid_rows(errors)
+        validation.refuse_invalid_rows(errors)
         await self._pixel_boxes(out)
         return extras, out
 
@@ -328,7 +252,7 @@ class DocumentService:
         require_storable_rows(raw)
         label = table.pick_label_column(columns, label_column)
         features, rows, errors = table.validate(columns, raw, label_column=label, allowed_features=allowed_features)
-        _refuse_invalid_rows(errors)
+        validation.refuse_invalid_rows(errors)
         return label, features, rows
 
     def read(self, data: bytes, fmt: str | None, *, content_type: str | None = None,
