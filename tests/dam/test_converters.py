@@ -202,9 +202,10 @@ async def test_label_studio_and_coco_import_what_they_export(dam: httpx.AsyncCli
         assert back[fmt][m["a"]]["annotation"]["boxes"] == [pytest.approx(BOX)], fmt
     assert back["labelstudio"][m["b"]]["annotation"] == "dog"
     assert back["labelstudio"][m["b"]]["extra"] == {"place": "Lyon"}
-    annotated = [{"data": {"image": f"http://ls/api/dam/files/{m['b']}/content"},
-                  "annotations": [{"id": 1, "result": [{"value": {"choices": ["bird"]}}]},
-                                  {"id": 2, "was_cancelled": True, "result": [{"value": {"choices": ["cow"]}}]}],
+    # as Label Studio exports them: id and annotations before data
+    annotated = [{"id": 7, "annotations": [{"id": 1, "result": [{"value": {"choices": ["bird"]}}]},
+                                           {"id": 2, "was_cancelled": True, "result": [{"value": {"choices": ["cow"]}}]}],
+                  "data": {"image": f"http://ls/api/dam/files/{m['b']}/content"},
                   "predictions": [{"result": [{"value": {"choices": ["dog"]}}]}]},
                  {"data": {"image": "/data/upload/1/a.png"}, "predictions": [{"result": [
                      {"original_width": 20, "original_height": 10, "value": {

@@ -10,7 +10,7 @@ from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from dam.document.formats.tabular import head, text
+from dam.document.formats.tabular import text
 from mlife_shared.plugins.seams.converters import ConversionError, ExportDocument, FileInfo, Imported
 
 FILE_URL = re.compile(r"/api/dam/files/([0-9a-f]{32})/content")
@@ -116,7 +116,9 @@ class LabelStudio:
     imports = exports = True
 
     def detect(self, data: bytes, content_type: str | None) -> int:
-        return 80 if re.match(rb'\[\s*\{[^\[]*?"data"\s*:\s*\{', head(data)) else 0
+        # a Label Studio export: an array of task objects, each with a "data" object (its "annotations" often first)
+        start = data[:65536].lstrip(b"\xef\xbb\xbf \t\r\n")
+        return 80 if re.match(rb"\[\s*\{", start) and re.search(rb'"data"\s*:\s*\{', start) else 0
 
     def read(self, data: bytes, options: dict[str, str]) -> Imported:
         try:
