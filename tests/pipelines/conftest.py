@@ -51,7 +51,9 @@ class Airflow:
 @pytest.fixture(scope="session")
 def airflow_venv() -> Path:
     with exclusive("venv-airflow"):  # pytest-xdist workers: one installs, the other waits
-        subprocess.run(["sh", str(ROOT / "integrations" / "airflow" / "venv.sh")], check=True, capture_output=True)
+        built = subprocess.run(["sh", str(ROOT / "integrations" / "airflow" / "venv.sh")], capture_output=True,
+                               text=True, check=False)
+    assert built.returncode == 0, f"integrations/airflow/venv.sh failed:\n{built.stdout[-2000:]}{built.stderr[-3000:]}"
     return AIRFLOW_VENV
 
 

@@ -107,7 +107,8 @@ with DAG(
     train_v2, v2 = train_and_register("v2", GOOD, grouped.output,
                                       [grouped.output["test_dataset_id"], test_set["dataset_id"]])
     test_set >> train_v2
-    test_v2 = MLifeTestingOperator(task_id="test_v2", model=NAME, function=NAME,
+    # one more test of v2 on its split, waited for in the worker (deferrable=False: no triggerer needed)
+    test_v2 = MLifeTestingOperator(task_id="test_v2", model=NAME, function=NAME, deferrable=False,
                                    dataset_ids=[grouped.output["test_dataset_id"]], wait_timeout=TIMEOUT)
     deploy_v2 = MLifeDeploymentOperator(task_id="deploy_v2", deployment_name=NAME, version_ids=[v2.output["id"]],
                                         promote_to="production", wait_timeout=TIMEOUT)
