@@ -275,7 +275,8 @@ def image_input(path: str | Path, scale: float = 1.0 / 255.0) -> list[float]:
         return [p * scale for p in im.convert("L").tobytes()]
 
 
-def _label(outputs: dict[str, Any]) -> str:
+def predicted_label(outputs: dict[str, Any]) -> str:
+    """The label a served prediction answered (its `label` output, else its first), as a string."""
     value: Any = outputs.get("label", next(iter(outputs.values())))
     while isinstance(value, list):
         value = value[0]
@@ -309,7 +310,7 @@ def serve_and_feedback(client: Client, deployment: str, folder: str | Path, *, i
     for row in sample:
         answer = client.predict(deployment, {input_name: image_input(folder / str(row["key"]))}, client_id=client_id)
         served = str(answer.get("model_version", served))
-        label = _label(answer["outputs"])
+        label = predicted_label(answer["outputs"])
         if label != str(row["label"]):
             wrong.append((row, label, answer))
     for row, label, answer in wrong[:max_feedback]:

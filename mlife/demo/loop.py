@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from mlife import steps
 from mlife.client import Client, MLifeAPIError, zip_folder
 
 T = TypeVar("T")
@@ -261,14 +262,7 @@ class FunctionLoop:
         return trained
 
     def _version_of_task(self, task_id: str) -> dict[str, Any] | None:
-        try:
-            m = self.c.model(self.r.model)
-        except MLifeAPIError as exc:
-            if exc.status == 404:
-                return None
-            raise
-        versions: list[dict[str, Any]] = m.get("versions", [])
-        return next((v for v in versions if str(v.get("task_id")) == task_id), None)
+        return steps.version_of_task(self.c, self.r.model, task_id)
 
     def _badcases(self, **filters: Any) -> list[dict[str, Any]]:
         return list(self.c.iter_badcases(function=self.r.function, **filters))
@@ -294,13 +288,7 @@ class FunctionLoop:
     def request_deployment(self, m: Trained | dict[str, Any], **extra: Any) -> dict[str, Any]:
         """POST a deployment; a blocked one (409) is returned as its record, not raised."""
         vid = str(m.version["id"] if isinstance(m, Trained) else m["id"])
-        try:
-            return self.c.deploy(self.r.deployment, [vid], **extra)
-        except MLifeAPIError as exc:
-            if exc.status != 409 or exc.error != "GateBlocked":
-                raise
-            detail = exc.detail if isinstance(exc.detail, dict) else {}
-            return self.c.object("GET", f"/api/msm/deployments/{detail['deployment_id']}")
+        return steps.request_deployment(self.c, self.r.deployment, [vid], **extra)
 
     def verdict(self, d: dict[str, Any], label: str) -> dict[str, Any]:
         """The deployment once the gate has decided (it may first wait for tests)."""
@@ -415,17 +403,10 @@ class FunctionLoop:
         inputs = m.version.get("signature", {}).get("inputs", [])
         return str(inputs[0]["name"]) if inputs else "X"
 
-    @staticmethod
-    def _label(outputs: dict[str, Any]) -> str:
-        value: Any = outputs.get("label", next(iter(outputs.values())))
-        while isinstance(value, list):
-            value = value[0]
-        return str(value)
-
     def predict(self, m: Trained, item: Item) -> tuple[str, dict[str, Any]]:
         answer = self.c.predict(self.r.deployment, {self._input_name(m): self.model_input(item)},
                                 client_id="mlife-demo")
-        return self._label(answer["outputs"]), answer
+        return steps.predicted_label(answer["outputs"]), answer
 
     def serve_and_feedback(self, m: Trained) -> None:
         r = self.r
