@@ -8,6 +8,8 @@ import re
 import uuid
 
 import httpx
+import numpy as np
+from PIL import Image
 
 from tests.support.stack import Stack
 from tests.support.ui import Page, chart_points, fill_deployment_request, login, png, register_model, require
@@ -127,7 +129,7 @@ async def test_upload_a_file_with_progress(page: Page, stack: Stack, tmp_path) -
     p = page.page
     await p.click("nav a[href='#/data']")
     f = tmp_path / f"sample-{uuid.uuid4().hex[:6]}.png"
-    f.write_bytes(png((10, 120, 240), size=300))
+    Image.fromarray(np.random.default_rng().integers(0, 256, (120, 160, 3), dtype=np.uint8)).save(f)  # clean
     await p.wait_for_selector("input[name=files]")
     await p.set_input_files("input[name=files]", str(f))
     await p.click("button:text('Upload')")
@@ -137,6 +139,13 @@ async def test_upload_a_file_with_progress(page: Page, stack: Stack, tmp_path) -
     await p.set_input_files("input[name=files]", str(f))
     await p.click("button:text('Upload')")
     await p.wait_for_selector("li span.okc:text('already stored')")
+    # a one-colour picture is stored and flagged by the cleaners, not refused
+    blank = tmp_path / f"blank-{uuid.uuid4().hex[:6]}.png"
+    blank.write_bytes(png((10, 120, 240), size=300))
+    await p.set_input_files("input[name=files]", str(blank))
+    await p.click("button:text('Upload')")
+    flagged = await p.wait_for_selector("li span.warning:text('stored (')")
+    assert "warning: blank" in str(await flagged.text_content())
     assert page.console_errors() == []
 
 

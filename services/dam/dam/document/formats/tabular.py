@@ -129,7 +129,7 @@ class Tsv(Csv):
 class Json:
     name = "json"
     api = API
-    description = 'JSON: an array of row objects, {"rows": [...]}, or JSON lines'
+    description = "JSON: an array of row objects, an object with a rows array, or JSON lines"
     media_type = "application/json"
     extension = "json"
     imports = exports = True
