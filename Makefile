@@ -7,7 +7,8 @@ STAMP  := $(VENV)/.installed-stamp
 # (issue 19, same tree, one after the other): the whole suite 12.1 min with -n 2, 14.5 serial. PYTEST_ARGS= runs one
 # test at a time.
 PYTEST_ARGS ?= -n 2 --dist loadgroup
-TYPED    := shared/mlife_shared mlife services/bam/bam services/dam/dam services/mtt/mtt services/msm/msm services/gateway/gateway
+TYPED    := shared/mlife_shared mlife services/bam/bam services/dam/dam services/mtt/mtt services/msm/msm services/gateway/gateway \
+            examples/plugins/mlife_example_plugins
 PACKAGES := -e shared -e services/bam -e services/dam -e services/mtt -e services/msm -e services/gateway -e ".[test]"
 
 .PHONY: up test lint bench demo venv clean dist
