@@ -344,8 +344,8 @@ async def test_annotate_a_version_with_its_test_split(page: Page, stack: Stack) 
     assert saved["description"] == "trained on the spring data" and saved["tags"] == ["spring", "ui"]
     assert saved["test_dataset_ids"] == [datasets["test"]["id"]]
     # the page shows it back (re-rendered from the server)
-    await p.wait_for_function(f"() => document.querySelector(\"{form} input[name=description]\").value"
-                              " === 'trained on the spring data'")
+    await p.wait_for_function(f"() => document.querySelector(\"{form} input[name=description]\")?.value"
+                              " === 'trained on the spring data'")  # (absent for a moment while it re-renders)
     assert await p.eval_on_selector(f"{form} select[name=test_dataset_ids]",
                                     "s => [...s.selectedOptions].map(o => o.value)") == [datasets["test"]["id"]]
     assert page.console_errors() == []

@@ -85,7 +85,7 @@ async def test_create_deliver_test_replay_rotate_edit_and_delete(page: Page, sta
         edit = f"{log} form[aria-label='Edit the webhook']"
         await p.fill(f"{edit} input[name=subjects]", "model.>, deployment.*")
         await p.fill(f"{edit} input[name=functions]", "ocr")
-        await p.click(f"{edit} button[type=submit]")
+        await rerendered(p, log, f"{edit} button[type=submit]")  # saving re-renders the log, its Edit closed
         await p.wait_for_selector(f"{row}:has-text('deployment.*')")
         async with client(stack, "engineer") as c:
             [hook] = [w for w in (await c.get("/api/gateway/webhooks")).json() if w["url"] == url]
