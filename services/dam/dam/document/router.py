@@ -5,6 +5,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import StringConstraints
 from starlette.requests import ClientDisconnect
 
 from dam.config import SettingsDep
@@ -117,9 +118,13 @@ def _active_formats(exporting: bool) -> Callable[[dict[str, Any]], None]:
 
 Format = Annotated[str | None, Query(max_length=100, json_schema_extra=_active_formats(False),
                                      description=FORMATS + "; else detected from the body and its Content-Type")]
-Classes = Annotated[str | None, Query(max_length=20000, description="The class list of formats that number their "
-                                                                      "classes (YOLO): a,b,c (else classes.txt)")]
-Options = Annotated[list[str] | None, Query(max_length=100, description="key=value options for the converter")]
+# Bounded so that a request line stays within what the HTTP server reads (a longer one is refused before the app);
+# a longer class list goes in the upload itself (YOLO's classes.txt).
+Classes = Annotated[str | None, Query(max_length=1000, description="The class list of formats that number their "
+                                                                     "classes (YOLO): a,b,c (else classes.txt in "
+                                                                     "the zip, for a longer list)")]
+Options = Annotated[list[Annotated[str, StringConstraints(max_length=200)]] | None,
+                    Query(max_length=10, description="key=value options for the converter")]
 
 
 def converter_options(classes: Classes = None, option: Options = None) -> dict[str, str]:
