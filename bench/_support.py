@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -13,6 +14,7 @@ import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 import httpx
 import nats
@@ -87,3 +89,31 @@ async def own_nats() -> AsyncIterator[str]:
         yield url
     finally:
         stop_and_remove(proc, store, wait=10)
+
+
+# --- the figures every bench reports (`make bench` merges them into one JSON) -----------------------------------
+
+def add_report_args(parser: Any) -> None:
+    """`--quick` (a smoke run: small sizes, seconds not minutes) and `--out PATH` (write this bench's figures as
+    JSON there), which every bench accepts so that `python -m bench` can run them all."""
+    parser.add_argument("--quick", action="store_true", help="a smoke run: small sizes, a few seconds per scenario")
+    parser.add_argument("--out", type=Path, default=None, help="write this bench's figures as JSON to this file")
+
+
+def figure(name: str, value: float | None, unit: str, goal: str, met: bool | None, *, peer: float | None = None,
+           peer_name: str = "", detail: str = "") -> dict[str, Any]:
+    """One row of the bench table. `name`: what is measured ("events: throughput MLife/raw"); `value` in `unit`
+    ("x", "ms", "req/s", "MiB"); `goal`: as the issue states it (">= 0.25x"); `met`: whether `value` meets it
+    (None: informational, no goal); `peer`: the same-run peer's figure when `value` is not already a ratio."""
+    return {"name": name, "value": value, "unit": unit, "goal": goal, "met": met, "peer": peer,
+            "peer_name": peer_name, "detail": detail}
+
+
+def write_figures(out: Path | None, bench: str, figures: list[dict[str, Any]], raw: dict[str, Any] | None = None,
+                  *, quick: bool = False) -> None:
+    """Write `{"bench", "quick", "load", "figures": [figure(...)], "raw": {...}}` to `out` (if given)."""
+    if out is None:
+        return
+    doc = {"bench": bench, "quick": quick, "load": list(os.getloadavg()), "figures": figures, "raw": raw or {}}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=2, default=str))
