@@ -46,9 +46,12 @@ test: lint
 	sh scripts/system-packages.sh
 	$(PY) scripts/testenv.py -- $(PY) -m pytest $(PYTEST_ARGS)
 
-## make bench: the side-by-side benchmarks (prints ratios; never a pass/fail)
+## make bench: every bench against its same-run peer (python -m bench), one JSON of all figures in
+## bench/results/latest.json and the README's table printed; QUICK=1 for a smoke run (bench/results/quick.json).
+## Prints ratios, never a pass/fail on a missed goal
 bench: $(STAMP)
-	$(PY) scripts/testenv.py -- $(PY) -m bench.events
+	sh services/mtt/scripts/mlflow-venv.sh >/dev/null
+	$(PY) scripts/testenv.py -- $(PY) -m bench $(if $(QUICK),--quick)
 
 ## make dist: the sdist and wheel of every package (shared, the services, the gateway, the mlife CLI/SDK) into dist/
 dist: $(STAMP)
