@@ -190,7 +190,7 @@ async def run_round(sides: list[tuple[str, int, dict[str, tuple[str, Make, float
                 start = time.perf_counter()
                 try:
                     status, body = await asyncio.wait_for(conn.call(request), 60)
-                except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError) as exc:
+                except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
                     conn.close()
                     tally.errors[f"{kind}: {type(exc).__name__}"] = tally.errors.get(f"{kind}: {type(exc).__name__}", 0) + 1
                     continue
