@@ -34,6 +34,11 @@ class Settings(ServiceSettings):
     msm_url: str = "http://127.0.0.1:8004"
     upstream_timeout_seconds: float = 60.0
     upstream_connect_timeout_seconds: float = 3.0
+    auth_cache_seconds: float = Field(2.0, ge=0, description="How long the gateway remembers an API token's or a "
+                                      "session's user (role, disabled) instead of reading it from the database on "
+                                      "every request. This process forgets them at once when a user, token or "
+                                      "session changes through it; another gateway replica within this time. 0: "
+                                      "read every time")
     admin_token: SecretStr | None = None
     admin_password: SecretStr | None = None
     # Host-header allow-list: exact names, `*.example.org` for subdomains, or `*` for any.

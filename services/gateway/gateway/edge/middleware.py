@@ -7,6 +7,7 @@ from __future__ import annotations
 import hmac
 import json
 import re
+import time
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -15,7 +16,7 @@ from gateway.config import SERVICES, Settings
 from gateway.edge.host import HostAllowList
 from gateway.session.service import SessionService
 from gateway.user.service import UserService
-from mlife_shared.auth import IDENTITY_HEADER, sign_identity
+from mlife_shared.auth import IDENTITY_HEADER, Identity, sign_identity
 from mlife_shared.errors import MLifeError, PayloadTooLarge, Unauthorized
 
 CSRF_HEADER = "x-csrf-token"
@@ -123,6 +124,62 @@ class BodyLimitMiddleware:
         await self.app(scope, _receive, send)
 
 
+_SAFE = ("GET", "HEAD", "OPTIONS")
+_OWN_PREFIX = "/api/gateway/"
+
+
+class AuthCache:
+    """Who a credential (API token, or session cookie on a safe method) belongs to, for `seconds`: without it
+    every request through the gateway costs a database transaction. A user, token or session changed through
+    this gateway (any mutating request to its own routes) empties it, once the change is committed; entries
+    read before that are dropped (the generation), so a revoked token, a disabled user or a new role applies
+    at once here and within `seconds` on another replica."""
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.generation = 0
+        self.entries: dict[tuple[str, str], tuple[float, int, Identity, str | None]] = {}
+
+    def get(self, key: tuple[str, str]) -> tuple[Identity, str | None] | None:
+        found = self.entries.get(key)
+        if found is None or found[0] < time.monotonic() or found[1] != self.generation:
+            return None
+        return found[2], found[3]
+
+    def put(self, key: tuple[str, str], generation: int, identity: Identity, csrf: str | None) -> None:
+        if self.seconds <= 0 or generation != self.generation:
+            return
+        if len(self.entries) >= self.MAX_ENTRIES:
+            self.entries.clear()
+        self.entries[key] = (time.monotonic() + self.seconds, generation, identity, csrf)
+
+    def clear(self) -> None:
+        self.generation += 1
+        self.entries.clear()
+
+
+class SignedIdentities:
+    """The signed `X-MLife-Identity` of each identity, reused for the first half of its lifetime (signing is
+    an HMAC plus JSON per request; a service that remembers verified tokens then verifies each once)."""
+
+    def __init__(self, secret: str, ttl_seconds: int) -> None:
+        self.secret, self.ttl = secret, ttl_seconds
+        self.signed: dict[Identity, tuple[float, bytes]] = {}
+
+    def __call__(self, identity: Identity) -> bytes:
+        now = time.monotonic()
+        found = self.signed.get(identity)
+        if found is not None and found[0] > now:
+            return found[1]
+        token = sign_identity(identity, self.secret, ttl_seconds=self.ttl).encode()
+        if len(self.signed) >= AuthCache.MAX_ENTRIES:
+            self.signed.clear()
+        self.signed[identity] = (now + self.ttl / 2, token)
+        return token
+
+
 class AuthMiddleware:
     """Every non-public request is authenticated here, before routing: `Authorization: Bearer <API
     token>` or the session cookie (with `X-CSRF-Token` on mutating methods). The caller's identity is
@@ -132,6 +189,8 @@ class AuthMiddleware:
         self.app = app
         self.settings = settings
         self.cookie = settings.session_cookie_name
+        self.cache = AuthCache(settings.auth_cache_seconds)
+        self.sign = SignedIdentities(settings.identity_secret.get_secret_value(), settings.identity_ttl_seconds)
 
     def _cookie(self, scope: Scope) -> str | None:
         raw = _header(scope, b"cookie")
@@ -165,10 +224,14 @@ class AuthMiddleware:
             return
         identity, csrf = found
         state["identity"], state["csrf_token"] = identity, csrf
-        signed = sign_identity(identity, self.settings.identity_secret.get_secret_value(),
-                               ttl_seconds=self.settings.identity_ttl_seconds)
-        headers.append((_IDENTITY, signed.encode()))
-        await self.app(scope, receive, send)
+        headers.append((_IDENTITY, self.sign(identity)))
+        if method in _SAFE or not scope["path"].startswith(_OWN_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        try:  # users, tokens, sessions may have changed (committed before the response): forget who is who
+            await self.app(scope, receive, send)
+        finally:
+            self.cache.clear()
 
     def _metrics_scrape(self, scope: Scope, method: str) -> bool:
         """Prometheus reads the gateway's own /metrics with the metrics token, which is no API token: it
@@ -179,20 +242,32 @@ class AuthMiddleware:
         scheme, _, token = (_header(scope, b"authorization") or "").partition(" ")
         return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), expected.encode())
 
-    async def _authenticate(self, scope: Scope, method: str) -> tuple[Any, str | None] | None:
+    async def _authenticate(self, scope: Scope, method: str) -> tuple[Identity, str | None] | None:
         authorization = _header(scope, b"authorization")
         cookie = self._cookie(scope)
         if not authorization and not cookie:
             return None
+        key: tuple[str, str] | None = None
+        if authorization:
+            scheme, _, token = authorization.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise Unauthorized("send 'Authorization: Bearer <API token>'", headers={"WWW-Authenticate": "Bearer"})
+            key = ("token", token.strip())
+        elif method in _SAFE:  # a mutating method checks the CSRF token against the session's row
+            assert cookie is not None
+            key = ("cookie", cookie)
+        if key is not None and (cached := self.cache.get(key)) is not None:
+            return cached
+        generation = self.cache.generation
         db = scope["app"].state.db
         # A short transaction of its own: no session stays open while a body streams through.
         async with db.transaction() as session:
-            if authorization:
-                scheme, _, token = authorization.partition(" ")
-                if scheme.lower() != "bearer" or not token.strip():
-                    raise Unauthorized("send 'Authorization: Bearer <API token>'",
-                                       headers={"WWW-Authenticate": "Bearer"})
-                return await UserService(session).authenticate_token(token.strip()), None
-            assert cookie is not None
-            return await SessionService(session).authenticate(cookie, method=method,
-                                                              csrf_header=_header(scope, CSRF_HEADER.encode()))
+            if key is not None and key[0] == "token":
+                found: tuple[Identity, str | None] = (await UserService(session).authenticate_token(key[1]), None)
+            else:
+                assert cookie is not None
+                found = await SessionService(session).authenticate(cookie, method=method,
+                                                                   csrf_header=_header(scope, CSRF_HEADER.encode()))
+        if key is not None:
+            self.cache.put(key, generation, *found)
+        return found
