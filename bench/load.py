@@ -60,11 +60,23 @@ class Connection:
         self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
 
     async def call(self, request: bytes) -> tuple[int, bytes]:
-        if self.writer is None or self.writer.is_closing():
+        reused = self.writer is not None and not self.writer.is_closing()
+        if not reused:
             await self.open()
         assert self.reader is not None and self.writer is not None
         self.writer.write(request)
-        head = await self.reader.readuntil(b"\r\n\r\n")
+        try:
+            head = await self.reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionResetError) as exc:
+            if not reused or getattr(exc, "partial", b""):
+                raise
+            # the server closed this idle keep-alive connection (uvicorn: after 5 s) as the request went out:
+            # what every HTTP client does, once, on a fresh connection
+            self.close()
+            await self.open()
+            assert self.reader is not None and self.writer is not None
+            self.writer.write(request)
+            head = await self.reader.readuntil(b"\r\n\r\n")
         status = int(head[9:12])
         length, chunked, close = 0, False, False
         for line in head.split(b"\r\n")[1:]:

@@ -11,6 +11,7 @@ from gateway.alerts.router import router as alerts_router
 from gateway.config import Settings
 from gateway.edge.middleware import AuthMiddleware, BodyLimitMiddleware, HostAllowListMiddleware
 from gateway.events.router import router as events_router
+from gateway.proxy.router import ProxyFastPath
 from gateway.proxy.router import router as proxy_router
 from gateway.proxy.service import Upstreams
 from gateway.session.router import router as session_router
@@ -96,5 +97,6 @@ def create(settings: Settings | None = None) -> FastAPI:
     # user_middleware[0] is the outermost; create_app added the request-context middleware there.
     app.user_middleware += [Middleware(HostAllowListMiddleware, settings=settings),
                             Middleware(BodyLimitMiddleware, settings=settings),
-                            Middleware(AuthMiddleware, settings=settings)]
+                            Middleware(AuthMiddleware, settings=settings),
+                            Middleware(ProxyFastPath)]
     return app
