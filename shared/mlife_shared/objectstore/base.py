@@ -87,6 +87,10 @@ class ObjectStore(Protocol):
         """Stream an object's bytes (`length` of them from `offset`, or to the end); ObjectNotFound if
         absent. A range past the end yields what there is of it."""
 
+    async def put_bytes(self, key: str, data: bytes, *, content_type: str | None = None,
+                        md5: str | None = None) -> StoredObject:
+        """Store bytes already in memory under `key` in one write (`md5`: their MD5 when the caller has it)."""
+
     async def stat(self, key: str) -> ObjectInfo | None: ...
 
     async def delete(self, key: str) -> None: ...
@@ -113,6 +117,12 @@ class ScopedStore:
     async def put(self, key: str, data: AsyncIterable[bytes], *, content_type: str | None = None,
                   max_size: int | None = None) -> StoredObject:
         stored = await self.store.put(self.full_key(key), data, content_type=content_type, max_size=max_size)
+        return StoredObject(key=key, size=stored.size, md5=stored.md5)
+
+    async def put_bytes(self, key: str, data: bytes, *, content_type: str | None = None,
+                        md5: str | None = None) -> StoredObject:
+        """One write of bytes in hand (a small upload): no stream, no hashing again when `md5` is given."""
+        stored = await self.store.put_bytes(self.full_key(key), data, content_type=content_type, md5=md5)
         return StoredObject(key=key, size=stored.size, md5=stored.md5)
 
     async def get(self, key: str, *, chunk_size: int = 1 << 20, offset: int = 0,
@@ -155,6 +165,10 @@ class Hasher:
 
     def hexdigest(self) -> str:
         return self.md5.hexdigest()
+
+
+def md5_of(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
 async def read_all(stream: AsyncIterator[bytes]) -> bytes:

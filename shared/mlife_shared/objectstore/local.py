@@ -18,6 +18,7 @@ from mlife_shared.objectstore.base import (
     ObjectNotFound,
     StoredObject,
     check_range,
+    iterate,
     validate_key,
 )
 
@@ -51,6 +52,10 @@ class LocalObjectStore:
                 os.unlink(tmp)
             raise
         return StoredObject(key=key, size=hasher.size, md5=hasher.hexdigest())
+
+    async def put_bytes(self, key: str, data: bytes, *, content_type: str | None = None,
+                        md5: str | None = None) -> StoredObject:
+        return await self.put(key, iterate(data), content_type=content_type)
 
     async def get(self, key: str, *, chunk_size: int = 1 << 20, offset: int = 0,
                   length: int | None = None) -> AsyncIterator[bytes]:

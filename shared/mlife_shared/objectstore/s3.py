@@ -4,6 +4,7 @@ computed here while streaming, never taken from the ETag (a multipart ETag is no
 from __future__ import annotations
 
 import asyncio
+import io
 import queue
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any, BinaryIO, cast
@@ -19,6 +20,7 @@ from mlife_shared.objectstore.base import (
     StoredObject,
     check_range,
     iterate,
+    md5_of,
     validate_key,
 )
 
@@ -98,6 +100,15 @@ class S3ObjectStore:
                 pass
             raise
         return StoredObject(key=key, size=hasher.size, md5=hasher.hexdigest())
+
+    async def put_bytes(self, key: str, data: bytes, *, content_type: str | None = None,
+                        md5: str | None = None) -> StoredObject:
+        """One PUT of bytes in hand, its length known: one worker-thread hop, no queue, no part buffering."""
+        validate_key(key)
+        await self.ensure_bucket()
+        await asyncio.to_thread(self.client.put_object, self.bucket, key, io.BytesIO(data), len(data),
+                                content_type=content_type or "application/octet-stream")
+        return StoredObject(key=key, size=len(data), md5=md5 or md5_of(data))
 
     async def get(self, key: str, *, chunk_size: int = 1 << 20, offset: int = 0,
                   length: int | None = None) -> AsyncIterator[bytes]:

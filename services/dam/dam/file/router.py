@@ -25,7 +25,7 @@ from mlife_shared.objectstore import ScopedStore
 router = APIRouter(prefix="/files", tags=["files"])
 
 
-def file_service(session: SessionDep, store: StoreDep, settings: SettingsDep) -> FileService:
+async def file_service(session: SessionDep, store: StoreDep, settings: SettingsDep) -> FileService:
     return FileService(session, store, small_bytes=settings.small_upload_bytes,
                        media_max_bytes=settings.media_max_bytes)
 
@@ -43,6 +43,11 @@ def to_read(f: File, store: StoreDep) -> FileRead:
 
 def upload_read(u: Uploaded, store: StoreDep) -> UploadRead:
     return UploadRead(**to_read(u.file, store).model_dump(), duplicate=u.duplicate, path=u.path)
+
+
+def in_hand(u: Uploaded) -> dict[str, bytes]:
+    """The content still in memory (a small new image), for the cleaners to read instead of the store."""
+    return {} if u.data is None else {u.file.md5: u.data}
 
 
 def _check_length(request: Request, limit: int) -> None:
@@ -74,8 +79,8 @@ async def upload_file(request: Request, service: FileServiceDep, settings: Setti
     up = incoming(request, name)
     uploaded = await service.store_stream(up.chunks, name=name, max_bytes=settings.max_upload_bytes,
                                           uploader=identity.username, expected_md5=md5,
-                                          late_name=lambda: up.filename)
-    await quality.check_uploads([uploaded.file])
+                                          late_name=lambda: up.filename, keep_data=True)
+    await quality.check_uploads([uploaded.file], in_hand(uploaded))
     response.status_code = 200 if uploaded.duplicate else 201
     return upload_read(uploaded, store)
 

@@ -18,7 +18,7 @@ from dam.file.models import File
 from dam.file.repository import FileRepository
 from mlife_shared.media import MediaError, probe
 from mlife_shared.objectstore import InvalidKey, ObjectTooLarge, ScopedStore, validate_key
-from mlife_shared.objectstore.base import iterate, read_all
+from mlife_shared.objectstore.base import read_all
 
 MD5_RE = re.compile(r"^[0-9a-f]{32}$")
 SMALL_UPLOAD = 8 * 1024 * 1024
@@ -49,6 +49,7 @@ class Uploaded:
     file: File
     duplicate: bool
     path: str | None
+    data: bytes | None = None  # the content when it was in memory (a small upload): the cleaners read it here
 
 
 class _Head:
@@ -75,11 +76,13 @@ class FileService:
 
     async def store_stream(self, chunks: AsyncIterator[bytes], *, name: str | None, max_bytes: int,
                            uploader: str | None, expected_md5: str | None = None,
-                           record_path: bool = True, late_name: Callable[[], str | None] | None = None) -> Uploaded:
+                           record_path: bool = True, late_name: Callable[[], str | None] | None = None,
+                           keep_data: bool = False) -> Uploaded:
         """Store a stream once by MD5. A small body (up to `small_bytes`) is hashed before anything is
         written, so a duplicate costs no write and a new one is one write at its final key; a larger body
         streams into a temporary key (the MD5 is known only at its end) and is then copied to `files/<md5>`.
-        `late_name` gives the name once the stream is read (a multipart part's filename)."""
+        `late_name` gives the name once the stream is read (a multipart part's filename); `keep_data`: a new small
+        image's bytes stay on the answer (`Uploaded.data`) for the cleaners."""
         if name is not None:
             check_path(name)
         if expected_md5 is not None:
@@ -111,11 +114,13 @@ class FileService:
                                                                  name, uploader))
         if inserted is not None:
             key = file_key(md5)
-            await self.store.put(key, iterate(data))
+            await self.store.put_bytes(key, data, md5=md5)
             self.created_keys.append(key)
             await self._probe(inserted, data)
-        row = inserted
-        return await self._finish(md5, name, row, inserted is not None, record_path)
+        uploaded = await self._finish(md5, name, inserted, inserted is not None, record_path)
+        if keep_data and inserted is not None and inserted.media_type == "image":
+            uploaded.data = data
+        return uploaded
 
     def _late(self, name: str | None, late_name: Callable[[], str | None] | None) -> str | None:
         if name is None and late_name is not None:

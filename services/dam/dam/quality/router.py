@@ -16,7 +16,7 @@ from mlife_shared.bounds import INT32_MAX
 router = APIRouter(prefix="/documents", tags=["quality"])
 
 
-def quality_service(request: Request, session: SessionDep, store: StoreDep) -> QualityService:
+async def quality_service(request: Request, session: SessionDep, store: StoreDep) -> QualityService:
     return QualityService(session, store, request.app.state.plugins)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -72,17 +72,19 @@ class QualityService:
             return dict(sorted(self.registry.active("cleaners").items()))
         return {n: self.registry.get("cleaners", n) for n in dict.fromkeys(names)}
 
-    async def _content(self, f: File | None, budget: list[int]) -> bytes | None:
+    async def _content(self, f: File | None, budget: list[int], in_hand: Mapping[str, bytes]) -> bytes | None:
         if f is None or f.media_type != "image" or f.size > IMAGE_MAX_BYTES or f.size > budget[0]:
             return None
         budget[0] -= f.size
-        return await read_all(await self.store.get(file_key(f.md5)))
+        data = in_hand.get(f.md5)
+        return data if data is not None else await read_all(await self.store.get(file_key(f.md5)))
 
-    async def _items(self, pairs: Sequence[tuple[File | None, DocumentRow | None]]) -> list[Item]:
+    async def _items(self, pairs: Sequence[tuple[File | None, DocumentRow | None]],
+                     in_hand: Mapping[str, bytes] | None = None) -> list[Item]:
         budget = [RUN_IMAGE_BUDGET]
         out = []
         for f, row in pairs:
-            data = await self._content(f, budget)
+            data = await self._content(f, budget, in_hand or {})
             out.append(Item(md5=f.md5 if f else (row.md5 if row else None),
                             path=(row.path if row else None) or (f.name if f else None),
                             media_type=f.media_type if f else "table", size=f.size if f else 0,
@@ -96,14 +98,15 @@ class QualityService:
         context = Context(scope=scope, classes=classes)
         return await asyncio.to_thread(run_cleaners, cleaners, items, context)
 
-    async def check_uploads(self, files: Sequence[File]) -> None:
+    async def check_uploads(self, files: Sequence[File], in_hand: Mapping[str, bytes] | None = None) -> None:
         """Run every active cleaner over the files never checked (new ones, or ones stored before cleaners ran);
-        their findings go on the file rows (an empty list: checked, nothing found)."""
+        their findings go on the file rows (an empty list: checked, nothing found). `in_hand`: MD5 -> content
+        of the files the caller still holds in memory (a small upload's body), not read back from the store."""
         todo = list({f.md5: f for f in files if f.findings is None}.values())
         cleaners = self.cleaners()
         if not todo or not cleaners:
             return
-        found = await self._run(cleaners, await self._items([(f, None) for f in todo]), "upload", None)
+        found = await self._run(cleaners, await self._items([(f, None) for f in todo], in_hand), "upload", None)
         by_md5: dict[str | None, list[dict[str, Any]]] = defaultdict(list)
         for finding in found:
             by_md5[finding.md5].append(finding.as_dict() | {"position": None})
