@@ -16,7 +16,8 @@ against the same SQL run directly.
     replayed with asyncpg on the same database (goal: API p95 - SQL p95 <= 10 ms).
 Databases on MLIFE_TEST_PG_HOST/PORT/USER (127.0.0.1:5432 postgres), dropped at the end; the API subprocesses
 are stopped. Run: .venv/bin/python -m bench.bam [--rows 100000] [--query-rows 1000000] [--runs 50]
-[--budget 60] [--format jsonl|csv] [--explain] [--json]. It prints the numbers and whether the goals are met;
+[--budget 60] [--format jsonl|csv] [--explain] [--json] [--quick] [--out PATH]. --quick: 5k import rows,
+50k query badcases, 20 calls. It prints the numbers and whether the goals are met;
 it never exits non-zero on a miss.
 """
 
@@ -50,7 +51,7 @@ from bam.badcase.filters import BadcaseFilter
 from bam.badcase.models import Badcase
 from bam.badcase.service import BadcaseService, search_text
 from bam.config import Settings
-from bench._support import service_api
+from bench._support import add_report_args, figure, service_api, write_figures
 from mlife_shared.auth import IDENTITY_HEADER, Identity, sign_identity
 from mlife_shared.db import Database
 from mlife_shared.migrations import upgrade
@@ -155,11 +156,11 @@ def badcase_record(report: dict[str, Any], *, now: datetime, reporter: str, sour
         "last_seen": last_seen, "created_at": first_seen, "updated_at": last_seen,
         "fixed_at": last_seen if status == "fixed" else None,
         "regressed_at": last_seen if status == "regressed" else None, "test_data_requested_at": None,
-        "search_text": search_text(norm, report["tags"])}
+        "search_text": search_text(norm, report["tags"]), "data_stored": False}
 
 
 def as_copy_tuple(record: dict[str, Any]) -> tuple[Any, ...]:
-    return tuple(json.dumps(record[c]) if c in JSON_COLUMNS else record[c] for c in COLUMNS)
+    return tuple(json.dumps(record[c]) if c in JSON_COLUMNS else record.get(c) for c in COLUMNS)
 
 
 # ---- databases and the API process ---------------------------------------------------------------------------
@@ -444,11 +445,30 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         summary["import"] = await bench_import(args, secret)
     if args.query_rows:
         summary["queries"] = await bench_queries(args, secret)
+    summary["load"] = list(os.getloadavg())
     if args.json:
-        print(json.dumps(summary, indent=2))
+        print(json.dumps(summary, indent=2, default=str))
     else:
         report(summary)
+        print(f"    load average: {' '.join(f'{x:.2f}' for x in summary['load'])}")
+    write_figures(args.out, "bam", figures(summary), summary, quick=args.quick)
     return summary
+
+
+def figures(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """The bench-table rows: the import ratio, and API p95 - SQL p95 of each query."""
+    rows = []
+    if (a := summary.get("import")) is not None:
+        rows.append(figure("bam: import rows/s API/COPY", a["ratio"], "x", f">= {GOAL_RATIO}x", a["goal_met"],
+                           peer=a["copy_rows_per_s"], peer_name="asyncpg copy_records_to_table",
+                           detail=f"{a['rows']} rows ({a['format']}), API {a['api_rows_per_s']:.0f} rows/s"))
+    for r in (summary.get("queries") or {}).get("results", []):
+        rows.append(figure(f"bam: {r['query']} API p95 - SQL p95", r["overhead_p95"], "ms",
+                           f"<= {GOAL_OVERHEAD_MS:g} ms", r["overhead_p95"] <= GOAL_OVERHEAD_MS, peer=r["sql_p95"],
+                           peer_name="the same SQL with asyncpg",
+                           detail=f"{summary['queries']['badcases']} badcases, API p95 {r['api_p95']:.1f} ms, "
+                                  f"{r['runs']} runs"))
+    return rows
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -460,7 +480,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--format", choices=["jsonl", "csv"], default="jsonl", help="the import body's format")
     p.add_argument("--explain", action="store_true", help="print EXPLAIN ANALYZE of every query's SQL to stderr")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of the text")
-    return p.parse_args(argv)
+    add_report_args(p)
+    args = p.parse_args(argv)
+    if args.quick:  # a smoke run: 5k imported rows, 50k queried badcases, a few calls each
+        given = {a.split("=")[0] for a in (argv if argv is not None else sys.argv[1:])}
+        if "--rows" not in given:
+            args.rows = min(args.rows, 5_000)
+        if "--query-rows" not in given:
+            args.query_rows = min(args.query_rows, 50_000)
+        if "--runs" not in given:
+            args.runs = min(args.runs, 20)
+        if "--budget" not in given:
+            args.budget = min(args.budget, 5.0)
+    return args
 
 
 if __name__ == "__main__":
