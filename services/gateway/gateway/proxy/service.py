@@ -32,7 +32,7 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authoriza
               "transfer-encoding", "upgrade", "host", "authorization", "cookie", "x-csrf-token",
               "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-request-id"}
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
-MAX_CONNECTIONS = 400  # to all the services together
+KEEPALIVE_EXPIRY = 2.0  # seconds; uvicorn closes an idle connection after 5
 # An answer up to this size (by its Content-Length) is read whole and sent in one piece; a larger one, or one
 # of unknown length, streams through.
 MAX_BUFFERED_ANSWER = 64 * 1024
@@ -83,15 +83,21 @@ class Upstreams:
         # `read` bounds the wait for each chunk (and for the response head), not the whole transfer:
         # a long upload or download keeps going as long as bytes move.
         timeout = httpx.Timeout(settings.upstream_timeout_seconds, connect=settings.upstream_connect_timeout_seconds)
-        # Every connection may be kept alive: with fewer keep-alive slots than concurrent callers, each burst
-        # closes connections and opens new ones (a TCP handshake and a new uvicorn connection per request).
-        self.client = httpx.AsyncClient(timeout=timeout,
-                                        limits=httpx.Limits(max_connections=MAX_CONNECTIONS,
-                                                            max_keepalive_connections=MAX_CONNECTIONS),
-                                        follow_redirects=False)
+        # A pool per service, every connection kept alive: with fewer keep-alive slots than concurrent callers,
+        # each burst closed connections and opened new ones. httpcore looks at every connection of its pool (a
+        # getpeername and a poll each, and a count of the idle ones per idle one) for every request: one pool for
+        # all services, or a large one, costs more CPU than queueing for a connection (upstream_connections).
+        # Idle connections are dropped here before the service drops them (uvicorn: after 5 s), so a request is
+        # never sent on a connection the service is closing (a 502 ReadError).
+        connections = settings.upstream_connections
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections,
+                              keepalive_expiry=KEEPALIVE_EXPIRY)
+        self.clients = {s: httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=False)
+                        for s in SERVICES}
 
     async def close(self) -> None:
-        await self.client.aclose()
+        for client in self.clients.values():
+            await client.aclose()
 
     def base(self, service: str) -> str:
         if service not in SERVICES:
@@ -122,10 +128,11 @@ class Upstreams:
         if rid := request.scope.get("state", {}).get("request_id"):
             headers.append(("x-request-id", rid))
         has_body = "content-length" in request.headers or "transfer-encoding" in request.headers
-        upstream = self.client.build_request(request.method, url, params=request.url.query or None,
+        client = self.clients[service]
+        upstream = client.build_request(request.method, url, params=request.url.query or None,
                                              headers=headers, content=request.stream() if has_body else None)
         try:
-            response = await self.client.send(upstream, stream=True)
+            response = await client.send(upstream, stream=True)
         except MLifeError:  # a refusal raised while the body streamed up (too large, too deep, stalled)
             raise
         except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
@@ -153,7 +160,7 @@ class Upstreams:
     async def readiness(self) -> dict[str, str]:
         async def _one(service: str) -> tuple[str, str]:
             try:
-                r = await self.client.get(f"{self.base(service)}/readyz", timeout=3.0)
+                r = await self.clients[service].get(f"{self.base(service)}/readyz", timeout=3.0)
             except httpx.HTTPError as exc:
                 return service, f"fail: unreachable ({type(exc).__name__})"
             if r.status_code == 200:
@@ -171,7 +178,7 @@ class Upstreams:
 
         async def _fetch(service: str) -> tuple[str, dict[str, Any] | None]:
             try:
-                r = await self.client.get(f"{self.base(service)}/openapi.json", timeout=5.0)
+                r = await self.clients[service].get(f"{self.base(service)}/openapi.json", timeout=5.0)
                 r.raise_for_status()
                 return service, r.json()
             except (httpx.HTTPError, ValueError):
