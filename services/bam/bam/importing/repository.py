@@ -1,5 +1,8 @@
-"""Every query of a bulk import, a chunk of rows at a time: one SELECT for the chunk's fingerprints, then
-executemany INSERTs and UPDATEs (SQLAlchemy Core, so no ORM objects are built for the rows)."""
+"""Every query of a bulk import, a chunk of rows at a time: one SELECT for the chunk's fingerprints, then the new
+rows (badcases, tags, occurrences) and the merges. On PostgreSQL the new rows are COPYed (asyncpg
+`copy_records_to_table` on the session's own connection, so in the request's transaction and savepoint), each value
+converted by its column type's bind processor exactly as an INSERT would send it; elsewhere (SQLite) they are
+executemany INSERTs. Merges are executemany UPDATEs (SQLAlchemy Core, so no ORM objects are built for the rows)."""
 
 from __future__ import annotations
 
@@ -8,7 +11,9 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+import asyncpg
+from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from bam.badcase.models import Badcase, BadcaseTag, Occurrence
 from bam.badcase.repository import BADCASE
@@ -44,13 +49,13 @@ class ImportRepository(Repository):
         return {r[0]: ExistingBadcase(*r[1:]) for r in rows}
 
     async def add_badcases(self, rows: Sequence[dict[str, Any]]) -> None:
-        await self._many(insert(BADCASE), rows)
+        await self._insert_many(BADCASE, rows)
 
     async def add_tags(self, rows: Sequence[dict[str, Any]]) -> None:
-        await self._many(insert(BADCASE_TAG), rows)
+        await self._insert_many(BADCASE_TAG, rows)
 
     async def add_occurrences(self, rows: Sequence[dict[str, Any]]) -> None:
-        await self._many(insert(OCCURRENCE), rows)
+        await self._insert_many(OCCURRENCE, rows)
 
     async def update_merged(self, rows: Sequence[dict[str, Any]]) -> None:
         """Rows of `merged_id` and the MERGED_COLUMNS."""
@@ -62,3 +67,30 @@ class ImportRepository(Repository):
     async def _many(self, stmt: Any, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
             await self.session.execute(stmt, list(rows))
+
+    async def _insert_many(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+        """INSERT the rows (every row has the same keys); COPY on PostgreSQL. A duplicate key is IntegrityError
+        either way (the import plans again, merging into the row a concurrent report created)."""
+        if not rows:
+            return
+        if not self.is_postgresql:
+            await self._many(insert(table), rows)
+            return
+        connection = await self.session.connection()
+        dialect = connection.dialect
+        columns = list(rows[0])
+        converters = [(i, p) for i, c in enumerate(columns)
+                      if (p := table.c[c].type.dialect_impl(dialect).bind_processor(dialect)) is not None]
+        records = []
+        for row in rows:
+            values = [row[c] for c in columns]
+            for i, convert in converters:
+                values[i] = convert(values[i])
+            records.append(tuple(values))
+        driver = (await connection.get_raw_connection()).driver_connection
+        assert driver is not None
+        try:
+            await driver.copy_records_to_table(table.name, records=records, columns=columns)
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise IntegrityError(f"COPY {table.name}", None, exc) from exc
+
