@@ -158,10 +158,14 @@ class Hasher:
         self.max_size = max_size
 
     def update(self, chunk: bytes) -> None:
-        self.size += len(chunk)
+        self.count(len(chunk))
+        self.md5.update(chunk)
+
+    def count(self, n: int) -> None:
+        """Only the size (the MD5 is updated elsewhere, e.g. in the thread that sends the bytes)."""
+        self.size += n
         if self.max_size is not None and self.size > self.max_size:
             raise ObjectTooLarge(f"the object is larger than the limit of {self.max_size} bytes")
-        self.md5.update(chunk)
 
     def hexdigest(self) -> str:
         return self.md5.hexdigest()

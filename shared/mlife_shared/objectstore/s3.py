@@ -25,31 +25,42 @@ from mlife_shared.objectstore.base import (
 )
 
 PART_SIZE = 16 * 1024 * 1024
+BUFFER_BYTES = 32 * 1024 * 1024  # how far the event loop may run ahead of minio's reader
 _END = object()
 
 
 class _QueueReader:
-    """A file-like `read()` over chunks that the event loop pushes into a bounded queue."""
+    """A file-like `read()` over chunks that the event loop pushes into a bounded queue. The MD5 is updated here,
+    in minio's thread, as the chunks are taken (hashlib releases the GIL: it runs beside the event loop)."""
 
-    def __init__(self) -> None:
-        self.q: queue.Queue[Any] = queue.Queue(maxsize=8)
-        self.buf = bytearray()
+    def __init__(self, md5: Any) -> None:
+        self.q: queue.Queue[Any] = queue.Queue()
+        self.md5 = md5
+        self.sent = 0  # bytes queued (written by the event loop only)
+        self.taken = 0  # bytes read (written by the reader thread only)
+        self.rest = b""
         self.done = False
 
     def read(self, n: int = -1) -> bytes:
-        while not self.done and (n < 0 or len(self.buf) < n):
+        parts = [self.rest] if self.rest else []
+        have = len(self.rest)
+        self.rest = b""
+        while not self.done and (n < 0 or have < n):
             item = self.q.get()
             if item is _END:
                 self.done = True
             elif isinstance(item, BaseException):
                 raise item
             else:
-                self.buf += item
-        if n < 0:
-            n = len(self.buf)
-        out = bytes(self.buf[:n])
-        del self.buf[:n]
-        return out
+                self.md5.update(item)
+                self.taken += len(item)
+                parts.append(item)
+                have += len(item)
+        if 0 <= n < have:  # split only the last chunk: the part is joined once, never sliced whole
+            last = parts[-1]
+            keep = len(last) - (have - n)
+            parts[-1], self.rest = last[:keep], last[keep:]
+        return b"".join(parts)
 
 
 class S3ObjectStore:
@@ -79,7 +90,7 @@ class S3ObjectStore:
         validate_key(key)
         await self.ensure_bucket()
         hasher = Hasher(max_size)
-        reader = _QueueReader()
+        reader = _QueueReader(hasher.md5)
         loop = asyncio.get_running_loop()
         upload = loop.run_in_executor(None, lambda: self.client.put_object(
             self.bucket, key, cast(BinaryIO, reader), length=-1,  # minio only calls read() on it
@@ -87,13 +98,13 @@ class S3ObjectStore:
             content_type=content_type or "application/octet-stream"))
         try:
             async for chunk in data:
-                hasher.update(chunk)
-                await _put(reader.q, chunk, upload)
-            await _put(reader.q, _END, upload)
+                hasher.count(len(chunk))
+                await _put(reader, chunk, upload)
+            await _put(reader, _END, upload)
             await upload
         except BaseException as exc:
             # Abort the upload thread (an incomplete multipart upload is dropped by minio) and leave no object.
-            await _put(reader.q, exc if isinstance(exc, Exception) else RuntimeError("cancelled"), upload)
+            await _put(reader, exc if isinstance(exc, Exception) else RuntimeError("cancelled"), upload)
             try:
                 await upload
             except BaseException:  # noqa: BLE001 - the original error is the one that matters
@@ -166,16 +177,18 @@ class S3ObjectStore:
         await self.ensure_bucket()
 
 
-async def _put(q: queue.Queue[Any], item: Any, upload: asyncio.Future[Any]) -> None:
+async def _put(reader: _QueueReader, item: Any, upload: asyncio.Future[Any]) -> None:
+    """Queue a chunk (or the end, or an error) for the reader thread, once it is less than BUFFER_BYTES behind."""
     while True:
         if upload.done() and item is not _END:
             upload.result()  # the upload thread failed: surface its error
             return
-        try:
-            q.put_nowait(item)
+        if not isinstance(item, bytes) or reader.sent - reader.taken < BUFFER_BYTES:
+            reader.q.put_nowait(item)
+            if isinstance(item, bytes):
+                reader.sent += len(item)
             return
-        except queue.Full:
-            await asyncio.sleep(0.001)
+        await asyncio.sleep(0.001)
 
 
 async def _stream(response: Any, chunk_size: int) -> AsyncIterator[bytes]:

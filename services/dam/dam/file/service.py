@@ -100,6 +100,13 @@ class FileService:
             if size > max_bytes:
                 raise UploadTooLarge(f"the upload is larger than the limit of {max_bytes} bytes")
         else:
+            head = b"".join(first)[: media.SNIFF_BYTES]
+            if expected_md5 is not None and len(head) == media.SNIFF_BYTES:
+                direct = await self._store_at_address(_chain(first, it), head, expected_md5, name=name,
+                                                      max_bytes=max_bytes, uploader=uploader,
+                                                      record_path=record_path, late_name=late_name)
+                if direct is not None:
+                    return direct
             return await self._store_large(_chain(first, it), name=name, max_bytes=max_bytes, uploader=uploader,
                                            expected_md5=expected_md5, record_path=record_path, late_name=late_name)
         data = b"".join(first)
@@ -145,6 +152,31 @@ class FileService:
         row = row or await self.repo.get(File, md5)
         assert row is not None
         return Uploaded(file=row, duplicate=not inserted, path=name)
+
+    async def _store_at_address(self, chunks: AsyncIterator[bytes], head: bytes, md5: str, *, name: str | None,
+                                max_bytes: int, uploader: str | None, record_path: bool,
+                                late_name: Callable[[], str | None] | None) -> Uploaded | None:
+        """A large body whose MD5 the client sent: streamed straight to `files/<md5>` (no temporary key, no
+        copy). The row is inserted first (unseen until the commit; a concurrent upload of the same content waits
+        on it); on a mismatch or an oversize body the object is removed and the row rolls back with the error.
+        None, without reading the stream, when the content is already stored (the caller verifies it)."""
+        name = self._late(name, late_name)
+        inserted = await self.repo.insert_if_absent(self._values(md5, 0, head, name, uploader))
+        if inserted is None:
+            return None
+        key = file_key(md5)
+        try:
+            stored = await self.store.put(key, chunks, max_size=max_bytes)
+        except ObjectTooLarge as exc:
+            raise UploadTooLarge(f"the upload is larger than the limit of {max_bytes} bytes") from exc
+        self.created_keys.append(key)
+        if stored.md5 != md5:
+            await self.store.delete(key)
+            self.created_keys.remove(key)
+            raise Md5Mismatch(f"the content's MD5 is {stored.md5}, not {md5}; nothing was stored")
+        inserted.size = stored.size
+        await self._probe(inserted, None)
+        return await self._finish(md5, name, inserted, True, record_path)
 
     async def _store_large(self, chunks: AsyncIterator[bytes], *, name: str | None, max_bytes: int,
                            uploader: str | None, expected_md5: str | None, record_path: bool,
