@@ -278,7 +278,7 @@ def load_arrays(items: list[dict[str, Any]], prep: Preprocess) -> np.ndarray:
         path = it.get("local_path")
         if not path:
             raise InvalidPreprocess(f"{item_ref(it, i)} has no data file")
-        out[i] = image_sample(prep, path, item_ref(it, i))
+        image_sample(prep, path, item_ref(it, i), out[i])
     return out
 
 

@@ -33,12 +33,13 @@ def declared(prep: Preprocess | None, kind: str, where: str) -> Preprocess:
     return prep
 
 
-def image_sample(prep: Preprocess, fh: IO[bytes] | str, where: str) -> np.ndarray:
+def image_sample(prep: Preprocess, fh: IO[bytes] | str, where: str, out: np.ndarray | None = None) -> np.ndarray:
+    """One image file → one sample (written into `out` when given)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(fh) as img:
-            return prep.to_array(img)
+            return prep.to_array(img, out)
     except (UnidentifiedImageError, OSError) as exc:
         raise InvalidPreprocess(f"{where} is not a readable image: {exc}") from exc
 
@@ -53,6 +54,10 @@ class _Declared:
 
     def add(self, i: int, sample: np.ndarray) -> None:
         self.x[len(self.index)] = sample
+        self.index.append(i)
+
+    def add_image(self, i: int, prep: Preprocess, fh: IO[bytes], where: str) -> None:
+        image_sample(prep, fh, where, self.x[len(self.index)])
         self.index.append(i)
 
 
@@ -77,7 +82,7 @@ def load_inputs(items: list[dict[str, Any]], prep: Preprocess | None, inputs: li
             if fmt is None:
                 p = declared(prep, "image", where)
                 rows = rows or _Declared(p, len(items))
-                rows.add(i, image_sample(p, fh, where))
+                rows.add_image(i, p, fh, where)
                 continue
             shapes = tensor_shapes(fh, where) or {}  # checked on the headers before any data is read
             binding = bind({k: shape for k, (shape, _) in shapes.items()}, inputs, hint, where)

@@ -101,26 +101,40 @@ class Preprocess(BaseModel):
                 raise InvalidPreprocess(f"{where}: column {col!r} is {v!r}, not a number") from exc
         return out
 
-    def to_array(self, image: Any) -> np.ndarray:
-        """A PIL image → one sample (without the batch dimension)."""
+    def to_array(self, image: Any, out: np.ndarray | None = None) -> np.ndarray:
+        """A PIL image → one sample (without the batch dimension), written into `out` when given (an array of
+        the sample's shape and dtype: no temporary arrays on the evaluator's path)."""
         from PIL import Image
 
-        img = image.convert(self.mode)
+        # convert() to the mode the image already has is a copy: skip it
+        img = image if image.mode == self.mode else image.convert(self.mode)
         h, w = self.sample_size()
         if img.size != (w, h):
             if not self.resize:
                 raise InvalidPreprocess(f"an image is {img.size[1]}x{img.size[0]} (h x w); the declared size is "
                                         f"{h}x{w} (set preprocess.resize to resize)")
             img = img.resize((w, h), Image.Resampling.BILINEAR)
-        arr = np.asarray(img, dtype=np.float32)
-        if arr.ndim == 2:
-            arr = arr[:, :, None]
-        arr = arr * np.float32(self.scale) + np.float32(self.offset)
+        pixels = np.asarray(img)
+        if pixels.ndim == 2:
+            pixels = pixels[:, :, None]
         if self.layout == "flat":
-            arr = arr.reshape(-1)
+            pixels = pixels.reshape(-1)
         elif self.layout == "nchw":
-            arr = arr.transpose(2, 0, 1)
-        return arr.astype(self.dtype, copy=False)
+            pixels = pixels.transpose(2, 0, 1)
+        if out is None or self.dtype != "float32":
+            # float32 arithmetic, then the declared dtype (float64 samples hold the float32 values)
+            arr: np.ndarray = np.multiply(pixels, np.float32(self.scale), dtype=np.float32)
+            if self.offset:
+                arr += np.float32(self.offset)
+            arr = arr.astype(self.dtype, copy=False)
+            if out is None:
+                return arr
+            out[...] = arr
+            return out
+        np.multiply(pixels, np.float32(self.scale), out=out, dtype=np.float32)
+        if self.offset:
+            out += np.float32(self.offset)
+        return out
 
 
 def parse_preprocess(value: Any, *, where: str) -> Preprocess:
