@@ -15,7 +15,10 @@ The load generator (a minimal keep-alive HTTP/1.1 client, the same for both serv
 both servers stay up and are measured in `--rounds` alternating rounds of `--seconds` per scenario (after
 a warm-up), since the machine is shared and its load drifts; the median round's req/s is reported, with
 p50/p99 over all rounds. Goal: MSM >= 3x MLflow's throughput. Never exits non-zero on a miss.
+`--quick`: 2 rounds of 1.5 s (a smoke run, about a minute with the servers' start); `--out PATH`: the figures
+(ratio at c=1 and c=16, goal >= 3x; MSM p99 at c=16, goal <= 10 ms) as JSON. The load average is printed.
 Run: .venv/bin/python scripts/testenv.py -- .venv/bin/python -m bench.msm [--seconds 4] [--rounds 3] [--json]
+[--quick] [--out PATH]
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ if __package__ in (None, ""):
 import httpx
 import numpy as np
 
+from bench._support import add_report_args, figure, write_figures  # noqa: E402
 from mlife_shared.auth import IDENTITY_HEADER, Identity, sign_identity
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,6 +55,7 @@ MLFLOW_VENV = ROOT / ".venv-mlflow"
 MLFLOW_PINS = ["mlflow==3.17.2", "onnx==1.23.2", "onnxruntime==1.31.1"]
 FEATURES, HIDDEN, CLASSES = 64, 128, 16
 GOAL = 3.0
+P99_GOAL_MS = 10.0
 QUIET = {"MLFLOW_DISABLE_TELEMETRY": "true", "ORT_DISABLE_TELEMETRY": "1", "LATEST_VERSION_CHECK": "false",
          "COLLECT_ANALYTICS": "false", "DO_NOT_TRACK": "1"}
 
@@ -223,10 +228,14 @@ async def msm_target(work: Path, model: bytes, sample: list[float]) -> AsyncIter
             version = await client.post(f"/models/{name}/versions", content=model,
                                         headers={**auth("engineer"), "content-type": "application/octet-stream"})
             version.raise_for_status()
+            # A deployment serves a function: the model gets one first.
+            (await client.patch(f"/models/{name}", json={"function": "bench"}, headers=auth("engineer"))
+             ).raise_for_status()
             dep = await client.post("/deployments", headers=auth("maintainer"), json={
                 "name": name, "versions": [{"model_version_id": version.json()["id"]}],
                 "override_reason": "benchmark: no testing results"})
-            dep.raise_for_status()
+            if dep.status_code >= 400:
+                raise RuntimeError(f"deploying answered {dep.status_code}: {dep.text[:1000]}")
             deadline = time.time() + 60
             while (status := (await client.get(f"/deployments/{dep.json()['id']}", headers=auth("viewer"))
                               ).json()["status"]) != "live":
@@ -360,8 +369,27 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             results["msm"]["batching"] = await targets["msm"].stats()
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    results["load"] = list(os.getloadavg())
     report(results) if not args.json else print(json.dumps(results, indent=2))
     return results
+
+
+def figures(r: dict[str, Any]) -> list[dict[str, Any]]:
+    """The bench contract's rows: the throughput ratio at c=1 and c=16, and MSM's p99 at c=16."""
+    rows = []
+    for c in ("c1", "c16"):
+        msm, peer = r["msm"][c]["rps"], r["mlflow"][c]["rps"] if "mlflow" in r else None
+        ratio = msm / peer if peer else None
+        rows.append(figure(f"predict: throughput MSM/MLflow at concurrency {c[1:]}", ratio, "x", f">= {GOAL:g}x",
+                           None if ratio is None else ratio >= GOAL, peer=peer, peer_name="mlflow models serve",
+                           detail=f"MSM {msm:.0f} req/s, p50 {r['msm'][c]['p50_ms']:.2f} ms"
+                           + ("" if peer else f"; MLflow failed: {r.get('mlflow_error', '')[:200]}")))
+    p99 = r["msm"]["c16"]["p99_ms"]
+    rows.append(figure("predict: MSM p99 at concurrency 16", p99, "ms", f"<= {P99_GOAL_MS:g} ms", p99 <= P99_GOAL_MS,
+                       peer=r["mlflow"]["c16"]["p99_ms"] if "mlflow" in r else None, peer_name="mlflow models serve"))
+    rows.append(figure("predict: bare onnxruntime 1-row runs (the limit without HTTP)", r["ort"]["rows1"]["rps"],
+                       "runs/s", "", None, detail=f"16-row runs: {r['ort']['rows16']['rows_per_s']:.0f} rows/s"))
+    return rows
 
 
 def report(r: dict[str, Any]) -> None:
@@ -380,6 +408,7 @@ def report(r: dict[str, Any]) -> None:
         print(f"  {'onnxruntime in-process, ' + rows[4:] + ' row(s)/run':<34}{'-':>5}{x['rps']:>10.0f}"
               f"{x['p50_ms']:>9.3f}{x['p99_ms']:>9.3f}   ({x['rows_per_s']:.0f} rows/s)")
     print(f"  MSM micro-batching: {r['msm'].get('batching')}")
+    print(f"  load average (1, 5, 15 min): {', '.join(f'{x:.2f}' for x in r['load'])}")
     if "mlflow" in r:
         for c in ("c1", "c16"):
             ratio = r["msm"][c]["rps"] / r["mlflow"][c]["rps"]
@@ -397,4 +426,9 @@ if __name__ == "__main__":
     p.add_argument("--seconds", type=float, default=4.0, help="measured seconds per scenario and round")
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds (median req/s is reported)")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of the text")
-    asyncio.run(main(p.parse_args()))
+    add_report_args(p)
+    args = p.parse_args()
+    if args.quick:
+        args.seconds, args.rounds = min(args.seconds, 1.5), min(args.rounds, 2)
+    out = asyncio.run(main(args))
+    write_figures(args.out, "msm", figures(out), out, quick=args.quick)
