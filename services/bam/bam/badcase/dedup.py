@@ -24,6 +24,7 @@ Rule (also in services/bam/README.md):
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -38,8 +39,17 @@ MAX_IMAGE_PIXELS = 50_000_000
 
 
 def normalise_text(text: str) -> str:
+    # A bulk import normalises the same functions and labels over and over: short texts are remembered.
+    return _normalise_short(text) if len(text) <= 200 else _normalise(text)
+
+
+def _normalise(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).casefold()
-    return re.sub(r"\s+", " ", text).strip()
+    return _SPACES.sub(" ", text).strip()
+
+
+_SPACES = re.compile(r"\s+")
+_normalise_short = functools.lru_cache(maxsize=4096)(_normalise)
 
 
 def normalise_function(function: str) -> str:

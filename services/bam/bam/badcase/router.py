@@ -23,6 +23,7 @@ from bam.badcase.schemas import (
 )
 from bam.badcase.service import BadcaseService, Recorded, ReportContext
 from bam.badcase.test_data import TestDataService
+from bam.responses import json_answer
 from mlife_shared.app import SessionDep, StoreDep
 from mlife_shared.auth import Tester, Viewer
 from mlife_shared.http_limits import loads_bounded
@@ -95,13 +96,13 @@ async def add_badcases_to_test_data(body: AddToTestData, service: TestDataServic
     return await service.add(body)
 
 
-@router.get("")
+@router.get("", response_model=BadcasePage)
 async def list_badcases(service: BadcaseServiceDep, _: Viewer, f: Filter, sort: SortKey = "-priority",
                         cursor: Annotated[str | None, Query(max_length=500)] = None,
-                        limit: Annotated[int, Query(ge=1, le=500)] = 50) -> BadcasePage:
+                        limit: Annotated[int, Query(ge=1, le=500)] = 50) -> Response:
     """Retrieve badcases: filters on every attribute, full-text `q`, `sort`, cursor pagination."""
     rows, next_cursor = await service.page(f, sort=sort, limit=limit, cursor=cursor)
-    return BadcasePage(items=[to_read(b) for b in rows], next_cursor=next_cursor)
+    return json_answer(BadcasePage(items=[to_read(b) for b in rows], next_cursor=next_cursor))
 
 
 @router.get("/{badcase_id}")

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import String, Table, any_, bindparam, insert, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 
 from bam.badcase.models import Badcase, BadcaseTag, Occurrence
@@ -42,9 +43,12 @@ class ImportRepository(Repository):
     async def lock_by_fingerprint(self, fingerprints: Collection[str]) -> dict[str, ExistingBadcase]:
         """The stored badcases with these fingerprints, locked for the rest of the transaction (PostgreSQL),
         in fingerprint order so that two imports lock their common rows in the same order."""
+        # PostgreSQL: one array parameter (`= ANY($1)`), not one parameter per fingerprint of the chunk.
+        wanted = (Badcase.fingerprint == any_(bindparam("fingerprints", sorted(fingerprints), type_=ARRAY(String)))
+                  if self.is_postgresql else Badcase.fingerprint.in_(fingerprints))
         stmt = self.lock(select(Badcase.fingerprint, Badcase.id, Badcase.function, Badcase.severity,
                                 Badcase.priority_override, Badcase.description_norm, Badcase.tags, Badcase.frequency)
-                         .where(Badcase.fingerprint.in_(fingerprints)).order_by(Badcase.fingerprint))
+                         .where(wanted).order_by(Badcase.fingerprint))
         rows = (await self.session.execute(stmt)).all()
         return {r[0]: ExistingBadcase(*r[1:]) for r in rows}
 

@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 
 from bam.badcase.filters import FilterQuery
+from bam.responses import json_answer
 from bam.stats.schemas import ATTRIBUTES, BadcaseStats, WeeklyStats
 from bam.stats.service import StatsService
 from mlife_shared.app import SessionDep
@@ -22,12 +23,12 @@ StatsServiceDep = Annotated[StatsService, Depends(stats_service)]
 GROUP_BY = f"One attribute, or two separated by a comma for a confusion table: {', '.join(ATTRIBUTES)}"
 
 
-@router.get("")
+@router.get("", response_model=BadcaseStats)
 async def badcase_stats(service: StatsServiceDep, _: Viewer, f: Filter,
                         group_by: Annotated[str, Query(max_length=100, description=GROUP_BY)],
-                        limit: Annotated[int, Query(ge=1, le=500)] = 50) -> BadcaseStats:
+                        limit: Annotated[int, Query(ge=1, le=500)] = 50) -> Response:
     """Counts and shares of the filtered badcases per attribute value, or per pair as a confusion table."""
-    return await service.group(f, group_by, limit)
+    return json_answer(await service.group(f, group_by, limit))
 
 
 @router.get("/weekly")
