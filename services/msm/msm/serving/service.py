@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import random
 import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 from mlife_shared.objectstore import ScopedStore
 from mlife_shared.objectstore.base import iterate
@@ -47,7 +48,7 @@ class PredictionService:
                 "batch": is_batch, "outputs": named, "logged": logged, "latency_ms": elapsed * 1000}
 
     async def _write(self, key: str, record: dict[str, Any]) -> None:
-        await self.store.put(key, iterate(json.dumps(record).encode()), content_type="application/json")
+        await self.store.put(key, iterate(orjson.dumps(record)), content_type="application/json")
 
     async def _shadow(self, view: DeploymentView, primary: VersionView, prediction_id: uuid.UUID,
                       body: dict[str, Any], arrays: dict[str, Any]) -> None:
