@@ -89,3 +89,30 @@ async def test_a_client_sent_identity_header_is_replaced(edge: httpx.AsyncClient
 async def test_invalid_content_length_is_400(edge: httpx.AsyncClient) -> None:
     r = await edge.post("/api/mtt/tasks", content=b"{}", headers={**AUTH, "Content-Length": "abc"})
     assert r.status_code == 400
+
+
+async def test_proxied_requests_keep_the_proxy_route_in_the_metrics(edge: httpx.AsyncClient) -> None:
+    """Service requests skip the gateway's router (ProxyFastPath); they are still counted per route template,
+    refused with 405 where the service's API has no such method, and answered in the error shape."""
+    assert (await edge.get("/api/mtt/echo", headers=AUTH)).status_code == 200
+    metrics = (await edge.get("/api/gateway/metrics", headers=AUTH)).text
+    assert 'route="/api/{service}/{path:path}"' in metrics and 'status="200"' in metrics
+    missing = await edge.get("/api/nosuch/thing", headers=AUTH)
+    assert missing.status_code == 404 and missing.json()["error"] == "NotFound"
+
+
+async def test_a_revoked_token_is_refused_at_once_although_just_used(edge: httpx.AsyncClient) -> None:
+    """The edge remembers who a token is for (auth_cache_seconds), and forgets on any change made through it."""
+    password = "correct horse battery"
+    r = await edge.post("/api/gateway/users", json={"username": "carl", "password": password, "role": "viewer"},
+                        headers=AUTH)
+    assert r.status_code == 201, r.text
+    csrf = (await edge.post("/api/gateway/login", json={"username": "carl", "password": password})).json()["csrf_token"]
+    created = (await edge.post("/api/gateway/tokens", json={"name": "cached"}, headers={"X-CSRF-Token": csrf})).json()
+    edge.cookies.clear()
+    bearer = {"Authorization": f"Bearer {created['token']}"}
+    for _ in range(3):  # the first reads the database, the others the cache
+        assert (await edge.get("/api/mtt/echo", headers=bearer)).status_code == 200
+    assert (await edge.delete(f"/api/gateway/tokens/{created['id']}", headers=bearer)).status_code == 204
+    r = await edge.get("/api/mtt/echo", headers=bearer)
+    assert r.status_code == 401 and r.json()["error"] == "InvalidToken"

@@ -207,7 +207,7 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() != _IDENTITY]
-        scope = dict(scope, headers=headers)
+        scope["headers"] = headers  # in place: the route the router records is read by the metrics outside
         state = scope.setdefault("state", {})
         method = scope.get("method", "GET")
         if is_public(method, scope["path"]) or self._metrics_scrape(scope, method):
