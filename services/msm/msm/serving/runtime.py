@@ -309,7 +309,6 @@ class ServingRegistry:
         return self.models[version.id]
 
     async def _load(self, version: VersionView) -> LoadedModel:
-        import onnxruntime as ort
 
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         path = self.cache_dir / f"{version.id}.onnx"
@@ -317,24 +316,32 @@ class ServingRegistry:
             partial = path.with_suffix(f".{uuid.uuid4().hex}.part")
             await download(self.store, version.object_key, partial)
             os.replace(partial, path)
+        session = await asyncio.to_thread(self._session, path, self.threads)
+        inputs = version.signature.get("inputs", [])
+        outputs = version.signature.get("outputs", [])
+        batchable = bool(inputs) and all(t["shape"] and not isinstance(t["shape"][0], int)
+                                         for t in inputs + outputs)
+        inline = await asyncio.to_thread(_run_time_us, session, version.signature) <= self.settings.inline_run_us
+        if inline and self.threads > 1:
+            # A model this small runs on the event loop single-threaded: waking onnxruntime's intra-op pool for
+            # each run (its threads sleep, spinning is off) costs more than its ops, and competes for the cores.
+            session = await asyncio.to_thread(self._session, path, 1)
+        batcher = Batcher(session, batchable, self.settings.max_batch_size, self.settings.batch_wait_ms,
+                          inline=inline)
+        return LoadedModel(version, session, batcher, [o.name for o in session.get_outputs()])
+
+    def _session(self, path: Path, threads: int) -> Any:
+        import onnxruntime as ort
+
         options = ort.SessionOptions()
-        options.intra_op_num_threads = self.threads
+        options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         if not self.settings.ort_allow_spinning:
             # Idle intra-op threads otherwise busy-wait for work and take the cores the event loop
             # (HTTP parsing, JSON, validation) needs between runs.
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        session = await asyncio.to_thread(ort.InferenceSession, str(path), sess_options=options,
-                                          providers=["CPUExecutionProvider"])
-        inputs = version.signature.get("inputs", [])
-        outputs = version.signature.get("outputs", [])
-        batchable = bool(inputs) and all(t["shape"] and not isinstance(t["shape"][0], int)
-                                         for t in inputs + outputs)
-        inline = await asyncio.to_thread(_run_time_us, session, version.signature) <= self.settings.inline_run_us
-        batcher = Batcher(session, batchable, self.settings.max_batch_size, self.settings.batch_wait_ms,
-                          inline=inline)
-        return LoadedModel(version, session, batcher, [o.name for o in session.get_outputs()])
+        return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
 
     def spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
