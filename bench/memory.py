@@ -71,14 +71,14 @@ def label(pid: int) -> str:
     except OSError:
         return "?"
     words = [a.decode(errors="replace") for a in argv if a]
+    joined = " ".join(words)
+    if "mlflow" in joined:
+        return "mlflow: " + " ".join(Path(w).name for w in words[:4])[:50]
     if "-m" in words:
         i = words.index("-m")
         return " ".join(words[i + 1:i + 3])
     if words and words[0].endswith("nats-server"):
         return "nats-server"
-    joined = " ".join(words)
-    if "mlflow" in joined or "uvicorn" in joined or "gunicorn" in joined or "huey" in joined:
-        return "mlflow: " + " ".join(Path(w).name for w in words[:3])[:60]
     if words and words[0].endswith("/mlife"):
         return "mlife up (launcher)"
     return " ".join(Path(w).name for w in words[:3])[:60]

@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import json
 import os
 import secrets
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import time
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -107,6 +110,14 @@ def mlflow_binary() -> Path | None:
     return candidate if candidate.is_file() else None
 
 
+def mlflow_command(mlflow_bin: Path) -> list[str]:
+    """`mlflow` as one process (mlife/mlflow_server.py) when its venv's Python sits beside it, else as it is."""
+    python = mlflow_bin.parent / "python"
+    if python.is_file():
+        return [str(python), str(Path(__file__).with_name("mlflow_server.py"))]
+    return [str(mlflow_bin)]
+
+
 @dataclass
 class Child:
     name: str
@@ -128,16 +139,27 @@ class Launcher:
         self.nats_passwords: dict[str, str] = {}
         self.pumps: set[asyncio.Task[None]] = set()
         self.labelstudio_exe: Path | None = None
+        self.prepared: dict[str, Any] | None = None
+
+    def prepare(self) -> dict[str, Any]:
+        """The identity secret, and for the embedded NATS its users' passwords (natsauth: each service may publish
+        only its own events and use only its own consumers) in $MLIFE_HOME/nats (0700, files 0600), the server's
+        config beside them and the auth callout's issuer seed. A home from before authentication gets them on its
+        next start; its JetStream store (the same folder) is kept. Computed once, by a short-lived child
+        (`prepared`): natsauth reads every service's subscriptions from its app, which imports all five services
+        (~100 MiB), and the launcher stays up as long as the platform does."""
+        if self.prepared is None:
+            nats_port = 0 if self.config.nats_url else self.config.nats_port
+            argv = [sys.executable, "-m", "mlife.launcher", "prepare", str(self.config.home), str(nats_port)]
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=180, check=False)
+            if done.returncode != 0:
+                raise SystemExit(f"mlife: preparing {self.config.home} failed:\n{done.stderr}{done.stdout}")
+            self.prepared = json.loads(done.stdout.strip().splitlines()[-1])
+        return self.prepared
 
     def prepare_nats(self) -> None:
-        """The embedded NATS runs with authorization: a password per user (natsauth: each service may publish
-        only its own events and use only its own consumers) in $MLIFE_HOME/nats (0700, files 0600), and the
-        server's config beside them. A home from before authentication gets them on its next start; its
-        JetStream store (the same folder) is kept."""
-        from mlife_shared.messaging.natsauth import write_embedded_config
-
-        self.nats_conf, self.nats_passwords = write_embedded_config(self.config.home / "nats",
-                                                                    port=self.config.nats_port)
+        prepared = self.prepare()
+        self.nats_conf, self.nats_passwords = Path(prepared["nats_conf"]), prepared["passwords"]
 
     def credentials(self, service: str) -> dict[str, str]:
         """A service child's own NATS login (and no other's)."""
@@ -149,11 +171,9 @@ class Launcher:
     def callout(self) -> dict[str, str]:
         """The gateway answers the embedded NATS's auth callout (outside subscribers' logins) with the issuer
         seed natsauth keeps beside the passwords; an outside NATS (MLIFE_NATS_URL) is configured by its owner."""
-        from mlife_shared.messaging.natsauth import ensure_callout_seed
-
         if self.nats_conf is None:
             return {}
-        return {"MLIFE_GATEWAY_AUTH_CALLOUT_SEED": ensure_callout_seed(self.nats_conf.parent)}
+        return {"MLIFE_GATEWAY_AUTH_CALLOUT_SEED": self.prepare()["callout_seed"]}
 
     @property
     def labelstudio_folder(self) -> Path:
@@ -198,17 +218,17 @@ class Launcher:
                 "MLIFE_DAM_PUBLIC_URL": os.environ.get("MLIFE_DAM_PUBLIC_URL") or f"http://127.0.0.1:{self.config.port}"}
 
     def env(self) -> dict[str, str]:
-        from mlife_shared.settings import development_secret
-
         c = self.config
         env = dict(os.environ)
         env.update({
             "MLIFE_HOME": str(c.home),
             "MLIFE_NATS_URL": c.nats_url or f"nats://127.0.0.1:{c.nats_port}",
-            "MLIFE_IDENTITY_SECRET": os.environ.get("MLIFE_IDENTITY_SECRET")
-            or development_secret(c.home, "identity.key"),
+            "MLIFE_IDENTITY_SECRET": os.environ.get("MLIFE_IDENTITY_SECRET") or self.prepare()["identity_secret"],
             "MLIFE_LOG_JSON": os.environ.get("MLIFE_LOG_JSON", "false"),
             "PYTHONUNBUFFERED": "1",
+            # two malloc arenas, not 8 per core: the services are asyncio (a thread pool for files and hashing),
+            # and idle arenas of threads keep their freed memory resident
+            "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2"),
         })
         for s in SERVICES:
             env[f"MLIFE_GATEWAY_{s.upper()}_URL"] = f"http://127.0.0.1:{c.service_ports[s]}"
@@ -229,7 +249,7 @@ class Launcher:
         if self.config.mlflow_bin is not None:
             folder = self.config.home / "mlflow"
             folder.mkdir(parents=True, exist_ok=True)
-            children.append(Child("mlflow", [str(self.config.mlflow_bin), "server", "--host", "127.0.0.1", "--port",
+            children.append(Child("mlflow", [*mlflow_command(self.config.mlflow_bin), "server", "--host", "127.0.0.1", "--port",
                                              str(self.config.mlflow_port), "--workers", "1",
                                              "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
                                              "--artifacts-destination", str(folder / "artifacts")],
@@ -422,3 +442,21 @@ class Launcher:
                 if child.group and child.process:
                     await self.reap_group(child.process.pid)
         print("mlife: stopped", flush=True)
+
+
+def prepared(home: Path, nats_port: int) -> dict[str, Any]:
+    """What `Launcher.prepare` asks its child for (`python -m mlife.launcher prepare HOME NATS_PORT`, one JSON line
+    on stdout): the identity secret kept in the home and, with a NATS port, the embedded NATS's config."""
+    from mlife_shared.settings import development_secret
+
+    answer: dict[str, Any] = {"identity_secret": development_secret(home, "identity.key")}
+    if nats_port:
+        from mlife_shared.messaging.natsauth import ensure_callout_seed, write_embedded_config
+
+        conf, passwords = write_embedded_config(home / "nats", port=nats_port)
+        answer.update(nats_conf=str(conf), passwords=passwords, callout_seed=ensure_callout_seed(conf.parent))
+    return answer
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["prepare"]:
+    print(json.dumps(prepared(Path(sys.argv[2]), int(sys.argv[3]))), flush=True)
