@@ -267,3 +267,28 @@ async def test_add_many_writes_a_batch_that_commits_or_rolls_back_whole(pair: Pa
     msg = await pair.js.get_last_msg(STREAM, "ping.recorded")  # type: ignore[attr-defined]
     body = json.loads(msg.data)
     assert body["id"] == str(envelopes[-1].id) and body["data"]["n"] == 4
+
+
+async def test_a_row_whose_publish_fails_stays_unpublished_and_the_rest_of_its_batch_is_published(pair: Pair) -> None:
+    # The relay claims and marks a batch in one statement; a row JetStream refuses (no stream takes its
+    # subject) is given back in the same transaction, with the failure recorded, and is tried again later.
+    good, stray = new_envelope(PingRecorded(ping_id=uuid.uuid4(), n=1)), uuid.uuid4()
+    db = Database(pair.producer_url)
+    try:
+        async with db.transaction() as s:
+            repo = OutboxRepository(s)
+            await repo.add_event(stray, "nowhere.no_stream", json.dumps({"id": str(stray)}), notify=False)
+            await repo.add_event(good.id, good.type, good.model_dump_json(), notify=False)
+        relay = pair.relay(publish_timeout=2.0)
+        assert await relay.publish_batch() == 1
+        assert await stream_messages(pair.js) == 1
+        async with db.transaction() as s:
+            rows = (await s.execute(sa.text("SELECT id, published_at IS NOT NULL, attempts, last_error "
+                                            "FROM outbox ORDER BY seq"))).all()
+        assert [(r[0], r[1], r[2]) for r in rows] == [(stray, False, 1), (good.id, True, 0)]
+        assert rows[0][3]
+        with suppress(ConnectionError):  # only the failing row is left: the batch fails as a whole
+            await relay.publish_batch()
+        assert await backlog(pair.producer_url) == 1
+    finally:
+        await db.dispose()

@@ -40,24 +40,28 @@ class Relay:
         """Publish at most one batch; returns how many rows were published."""
         async with self.db.transaction() as session:
             repo = OutboxRepository(session)
-            rows = await repo.claim_unpublished(self.batch_size)
+            # PostgreSQL: claimed and marked in one statement (failed rows are un-marked below); elsewhere a
+            # SELECT … FOR UPDATE SKIP LOCKED then an UPDATE of the acked rows.
+            marked = is_postgres(session)
+            rows = await (repo.claim_and_mark if marked else repo.claim_unpublished)(self.batch_size)
             if not rows:
                 return 0
-            futures = []
-            for row in rows:
-                futures.append(await self.js.publish_async(row.subject, row.envelope_json.encode(),
-                                                           headers={"Nats-Msg-Id": str(row.id)}))
+            publish = self.js.publish_async
+            futures = [await publish(row.subject, row.envelope_json.encode(), headers={"Nats-Msg-Id": str(row.id)})
+                       for row in rows]  # in seq order: one connection keeps it
             await asyncio.wait(futures, timeout=self.publish_timeout)
             results = [_outcome(f) for f in futures]
             ok = [row.seq for row, r in zip(rows, results, strict=True) if not isinstance(r, BaseException)]
             failed = [(row.seq, r) for row, r in zip(rows, results, strict=True) if isinstance(r, BaseException)]
-            await repo.mark_published(ok)
-            if failed:
-                await repo.record_failure([seq for seq, _ in failed], repr(failed[0][1]))
-                log.warning("relay_publish_failed", failed=len(failed), error=repr(failed[0][1]))
-            self.published += len(ok)
-            if failed and not ok:
+            if failed and not ok:  # the transaction rolls back: every row stays unpublished
                 raise ConnectionError(f"could not publish: {failed[0][1]!r}")
+            if not marked:
+                await repo.mark_published(ok)
+            if failed:
+                error = repr(failed[0][1])
+                await (repo.unmark if marked else repo.record_failure)([seq for seq, _ in failed], error)
+                log.warning("relay_publish_failed", failed=len(failed), error=error)
+            self.published += len(ok)
             return len(ok)
 
     async def run(self, stop: asyncio.Event) -> None:

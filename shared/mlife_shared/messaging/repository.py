@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Text, Uuid, bindparam, cast, delete, func, select, text, update
+from sqlalchemy import BigInteger, Text, Uuid, bindparam, cast, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import CursorResult
@@ -32,6 +32,16 @@ _INSERT = text("INSERT INTO outbox (id, subject, envelope, created_at, attempts)
 _INSERT_PG = text("INSERT INTO outbox (id, subject, envelope, created_at, attempts) "
                   "VALUES (:id, :subject, CAST(:envelope AS json), :created_at, 0)").bindparams(
     bindparam("id", type_=Uuid), bindparam("created_at", type_=UTCDateTime))
+
+
+# PostgreSQL: claim the oldest unpublished rows no other relay holds AND mark them published, in one statement
+# (one round trip instead of a SELECT then an UPDATE). The relay un-marks, in the same transaction, the rows
+# whose PubAck failed; if none was acked it rolls the whole transaction back.
+_CLAIM_AND_MARK = text(
+    "UPDATE outbox AS o SET published_at = :now FROM ("
+    "SELECT seq FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT :limit FOR UPDATE SKIP LOCKED) AS c "
+    "WHERE o.seq = c.seq RETURNING o.seq, o.id, o.subject, CAST(o.envelope AS text)").bindparams(
+    bindparam("now", type_=UTCDateTime)).columns(seq=BigInteger, id=Uuid, subject=Text, envelope=Text)
 
 
 @dataclass(frozen=True)
@@ -63,6 +73,18 @@ class OutboxRepository(Repository):
         # Two relays never publish the same row at once; each takes what the other has not locked.
         stmt = self.lock(stmt, skip_locked=True)
         return [ClaimedEvent(*row) for row in (await self.session.execute(stmt)).all()]
+
+    async def claim_and_mark(self, limit: int) -> list[ClaimedEvent]:
+        """PostgreSQL only: `claim_unpublished` and `mark_published` of the claimed rows in one statement,
+        oldest first. A row whose publication then fails must be given back with `unmark`."""
+        rows = (await self.session.execute(_CLAIM_AND_MARK, {"now": utcnow(), "limit": limit})).all()
+        return sorted((ClaimedEvent(*row) for row in rows), key=lambda e: e.seq)
+
+    async def unmark(self, seqs: Sequence[int], error: str) -> None:
+        """Rows `claim_and_mark` marked but that were not published: unpublished again, the failure recorded."""
+        if seqs:
+            await self.session.execute(update(OutboxEvent).where(OutboxEvent.seq.in_(seqs)).values(
+                published_at=None, attempts=OutboxEvent.attempts + 1, last_error=error[:2000]))
 
     async def mark_published(self, seqs: Sequence[int]) -> None:
         if seqs:
