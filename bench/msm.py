@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import shutil
@@ -81,7 +82,7 @@ def model_bytes() -> bytes:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.checker.check_model(model)
-    return model.SerializeToString()
+    return bytes(model.SerializeToString())
 
 
 def free_port() -> int:
@@ -120,6 +121,20 @@ class Connection:
         self.writer.close()
 
 
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU seconds of every process in a process group (the server and its workers), from
+    /proc: the cost per request that the machine's load does not change, unlike req/s."""
+    tick, total = os.sysconf("SC_CLK_TCK"), 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # fields after the name: state, ppid, pgrp, ..., utime (12), stime (13)
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
 def build_request(url: str, body: bytes, headers: dict[str, str]) -> tuple[str, int, bytes]:
     parts = httpx.URL(url)
     lines = [f"POST {parts.raw_path.decode()} HTTP/1.1", f"Host: {parts.host}:{parts.port}",
@@ -129,7 +144,7 @@ def build_request(url: str, body: bytes, headers: dict[str, str]) -> tuple[str, 
 
 
 async def load(url: str, body: bytes, headers: dict[str, str], concurrency: int, seconds: float,
-               check: Any) -> dict[str, float]:
+               check: Any, cpu: Callable[[], float] = lambda: float("nan")) -> dict[str, float]:
     host, port, request = build_request(url, body, headers)
     connections = [Connection(host, port) for _ in range(concurrency)]
     await asyncio.gather(*(c.open() for c in connections))
@@ -155,14 +170,15 @@ async def load(url: str, body: bytes, headers: dict[str, str], concurrency: int,
                 else:
                     errors += 1
 
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), cpu()
         await asyncio.gather(*(worker(c) for c in connections))
-        elapsed = time.perf_counter() - start
+        elapsed, cpu_s = time.perf_counter() - start, cpu() - cpu_start
     finally:
         for c in connections:
             c.close()
     result: dict[str, Any] = summary(latencies, elapsed)
     result["errors"] = errors
+    result["cpu_s"] = cpu_s  # the server's CPU seconds over the measured window
     result["latencies"] = latencies
     return result
 
@@ -198,6 +214,7 @@ class Target:
     headers: dict[str, str]
     check: Callable[[dict[str, Any]], None]
     stats: Callable[[], Awaitable[Any]] | None = None
+    pgid: int | None = None
 
 
 # ---- MSM -----------------------------------------------------------------------------------------
@@ -251,7 +268,7 @@ async def msm_target(work: Path, model: bytes, sample: list[float]) -> AsyncIter
                 return (await client.get(f"/serve/{name}/stats", headers=auth("viewer"))).json()["batching"]
 
         yield Target(f"{base}/serve/{name}/predict", json.dumps({"inputs": {"x": sample}}).encode(),
-                     auth("viewer"), check, stats)
+                     auth("viewer"), check, stats, proc.pid)
     finally:
         stop(proc)
 
@@ -296,7 +313,7 @@ async def mlflow_target(work: Path, model: bytes, sample: list[float]) -> AsyncI
             assert len(np.asarray(probs).reshape(-1)) == CLASSES
 
         yield Target(f"http://127.0.0.1:{port}/invocations", json.dumps({"inputs": {"x": [sample]}}).encode(), {},
-                     check)
+                     check, pgid=proc.pid)
     finally:
         stop(proc)
 
@@ -311,14 +328,16 @@ async def rounds(targets: dict[str, Target], rounds_: int, seconds: float) -> di
         for c in (1, 16):
             for name in (names if r % 2 == 0 else names[::-1]):
                 t = targets[name]
-                runs.setdefault((name, c), []).append(await load(t.url, t.body, t.headers, c, seconds, t.check))
+                cpu = functools.partial(group_cpu_seconds, t.pgid) if t.pgid else (lambda: float("nan"))
+                runs.setdefault((name, c), []).append(await load(t.url, t.body, t.headers, c, seconds, t.check, cpu))
     out: dict[str, Any] = {name: {} for name in names}
     for (name, c), results in runs.items():
         latencies = [x for res in results for x in res.pop("latencies")]
-        cell = summary(latencies, 1.0)
+        cell: dict[str, Any] = dict(summary(latencies, 1.0))
         cell["rps"] = float(np.median([res["rps"] for res in results]))
         cell["rps_rounds"] = [round(res["rps"]) for res in results]
         cell["errors"] = sum(res["errors"] for res in results)
+        cell["cpu_us_per_request"] = 1e6 * sum(r["cpu_s"] for r in results) / max(1, sum(r["requests"] for r in results))
         out[name][f"c{c}"] = cell
     return out
 
@@ -382,7 +401,9 @@ def figures(r: dict[str, Any]) -> list[dict[str, Any]]:
         ratio = msm / peer if peer else None
         rows.append(figure(f"predict: throughput MSM/MLflow at concurrency {c[1:]}", ratio, "x", f">= {GOAL:g}x",
                            None if ratio is None else ratio >= GOAL, peer=peer, peer_name="mlflow models serve",
-                           detail=f"MSM {msm:.0f} req/s, p50 {r['msm'][c]['p50_ms']:.2f} ms"
+                           detail=f"MSM {msm:.0f} req/s, p50 {r['msm'][c]['p50_ms']:.2f} ms, server CPU "
+                           f"{r['msm'][c]['cpu_us_per_request']:.0f} us/request"
+                           + (f" (MLflow {r['mlflow'][c]['cpu_us_per_request']:.0f})" if peer else "")
                            + ("" if peer else f"; MLflow failed: {r.get('mlflow_error', '')[:200]}")))
     p99 = r["msm"]["c16"]["p99_ms"]
     rows.append(figure("predict: MSM p99 at concurrency 16", p99, "ms", f"<= {P99_GOAL_MS:g} ms", p99 <= P99_GOAL_MS,
@@ -396,13 +417,14 @@ def report(r: dict[str, Any]) -> None:
     print(f"ONNX MLP {FEATURES}->{HIDDEN}->{CLASSES} ({r['model_bytes']} bytes), one sample per request, "
           f"{r['rounds']} alternating rounds of {r['seconds']:g} s per scenario, {os.cpu_count()} cores shared by "
           "servers and client")
-    print(f"  {'server':<34}{'conc':>5}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}  req/s per round")
+    print(f"  {'server':<34}{'conc':>5}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'CPU us/req':>11}"
+          "  req/s per round")
     for c in ("c1", "c16"):
         for server in ("msm", "mlflow"):
             if server in r:
                 x = r[server][c]
                 print(f"  {server:<34}{c[1:]:>5}{x['rps']:>10.0f}{x['p50_ms']:>9.2f}{x['p99_ms']:>9.2f}"
-                      f"{x['errors']:>8}  {x['rps_rounds']}")
+                      f"{x['errors']:>8}{x['cpu_us_per_request']:>11.0f}  {x['rps_rounds']}")
     for rows in ("rows1", "rows16"):
         x = r["ort"][rows]
         print(f"  {'onnxruntime in-process, ' + rows[4:] + ' row(s)/run':<34}{'-':>5}{x['rps']:>10.0f}"
