@@ -104,8 +104,6 @@ class Preprocess(BaseModel):
     def to_array(self, image: Any, out: np.ndarray | None = None) -> np.ndarray:
         """A PIL image → one sample (without the batch dimension), written into `out` when given (an array of
         the sample's shape and dtype: no temporary arrays on the evaluator's path)."""
-        from PIL import Image
-
         # convert() to the mode the image already has is a copy: skip it
         img = image if image.mode == self.mode else image.convert(self.mode)
         h, w = self.sample_size()
@@ -113,6 +111,8 @@ class Preprocess(BaseModel):
             if not self.resize:
                 raise InvalidPreprocess(f"an image is {img.size[1]}x{img.size[0]} (h x w); the declared size is "
                                         f"{h}x{w} (set preprocess.resize to resize)")
+            from PIL import Image
+
             img = img.resize((w, h), Image.Resampling.BILINEAR)
         pixels = np.asarray(img)
         if pixels.ndim == 2:
