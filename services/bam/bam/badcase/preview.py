@@ -12,6 +12,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from sqlalchemy import Row
+
 from bam.badcase import media
 from bam.badcase.attachment import data_key
 from bam.badcase.exceptions import InvalidPreview, NoPreview
@@ -71,7 +73,7 @@ class _Data:
     size: int
 
 
-def served_input(b: Badcase) -> str | None:
+def served_input(b: Badcase | Row[Any]) -> str | None:
     """The object key of the served input (or other platform object) a badcase names, when BAM may read it."""
     for ref in b.data_refs:
         if ref.get("kind") == "key" and str(ref.get("value", "")).startswith(SERVED_INPUT_PREFIXES):
@@ -83,8 +85,9 @@ def guess_media(key: str) -> str | None:
     return _EXTENSIONS.get(key.rsplit(".", 1)[-1].lower()) if "." in key.rsplit("/", 1)[-1] else None
 
 
-def preview_ref(b: Badcase) -> PreviewRef | None:
-    """Where the badcase's preview lives, from its row alone (no store lookup, so a list page stays one query)."""
+def preview_ref(b: Badcase | Row[Any]) -> PreviewRef | None:
+    """Where the badcase's preview lives, from its row alone (no store lookup, so a list page stays one query);
+    the badcase or a Core row of its listed columns."""
     if b.data_stored and b.data_md5:
         return PreviewRef(source="bam", md5=b.data_md5, media_type=b.media_type)
     key = served_input(b)

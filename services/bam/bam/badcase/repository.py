@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Row,
     Select,
     TextClause,
     and_,
@@ -22,7 +23,6 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.orm import defer
 
 from bam.badcase.filters import BadcaseFilter
 from bam.badcase.models import Badcase, BadcaseTag, Occurrence, TriageChange
@@ -31,9 +31,9 @@ from mlife_shared.repository import Repository
 
 BADCASE = cast_table(Badcase)  # the Core table, for executemany statements
 
-# Columns a page of badcases never shows: not loaded (raise if touched, so a new use is noticed in tests).
-_NOT_LISTED = [defer(c, raiseload=True) for c in (Badcase.description_norm, Badcase.search_text, Badcase.fingerprint,
-                                                  Badcase.match_key, Badcase.phash, Badcase.segment_base)]
+# Columns a page of badcases never shows: not loaded (a Core row without them: touching one raises).
+_NOT_LISTED = {"description_norm", "search_text", "fingerprint", "match_key", "phash", "segment_base"}
+LISTED = [c for c in BADCASE.c if c.name not in _NOT_LISTED]
 SORT_COLUMNS = {"priority": Badcase.priority, "last_seen": Badcase.last_seen, "first_seen": Badcase.first_seen,
                 "frequency": Badcase.frequency, "created_at": Badcase.created_at}
 
@@ -140,11 +140,12 @@ class BadcaseRepository(Repository):
         return select(Badcase).where(*self.conditions(f))
 
     async def page_after(self, f: BadcaseFilter, *, sort: str, limit: int,
-                         after: tuple[object, str] | None) -> Sequence[Badcase]:
-        """A page of the filtered badcases in `sort` order, after the cursor's (value, id)."""
+                         after: tuple[object, str] | None) -> Sequence[Row[Any]]:
+        """A page of the filtered badcases in `sort` order, after the cursor's (value, id): Core rows of the LISTED
+        columns (read like a Badcase: `row.function`), no ORM objects built for a read-only page."""
         column = SORT_COLUMNS[sort.lstrip("-")]
         desc = sort.startswith("-")
-        stmt = self.filtered(f)
+        stmt = select(*LISTED).where(*self.conditions(f))
         if after is not None:
             value, last_id = after
             last = uuid.UUID(last_id)
@@ -153,7 +154,7 @@ class BadcaseRepository(Repository):
             else:
                 stmt = stmt.where(or_(column > value, and_(column == value, Badcase.id > last)))
         order = (column.desc(), Badcase.id.desc()) if desc else (column.asc(), Badcase.id.asc())
-        return (await self.session.scalars(stmt.options(*_NOT_LISTED).order_by(*order).limit(limit))).all()
+        return (await self.session.execute(stmt.order_by(*order).limit(limit))).all()
 
     async def ids(self, f: BadcaseFilter, limit: int) -> Sequence[uuid.UUID]:
         stmt = select(Badcase.id).where(*self.conditions(f)).order_by(Badcase.id).limit(limit)

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Response, UploadFile
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
+from sqlalchemy import Row
 
 from bam.badcase.exceptions import InvalidPreview, InvalidReport
 from bam.badcase.filters import FilterQuery, SortKey
@@ -46,7 +47,8 @@ def test_data_service(session: SessionDep, store: StoreDep) -> TestDataService:
 TestDataServiceDep = Annotated[TestDataService, Depends(test_data_service)]
 
 
-def to_read(b: Badcase, merged_into: uuid.UUID | None = None) -> BadcaseRead:
+def to_read(b: Badcase | Row[Any], merged_into: uuid.UUID | None = None) -> BadcaseRead:
+    """The badcase, or a Core row of its listed columns (a page)."""
     return BadcaseRead(
         id=b.id, function=b.function, system_version=b.system_version, model_name=b.model_name,
         model_version=b.model_version, source=b.source, reporter=b.reporter, client_id=b.client_id,

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import UploadFile
+from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -337,7 +338,7 @@ class BadcaseService:
         return await self.repo.history(badcase_id)
 
     async def page(self, f: BadcaseFilter, *, sort: str, limit: int,
-                   cursor: str | None) -> tuple[Sequence[Badcase], str | None]:
+                   cursor: str | None) -> tuple[Sequence[Row[Any]], str | None]:
         after = decode_cursor(cursor, sort) if cursor else None
         rows = await self.repo.page_after(f, sort=sort, limit=limit + 1, after=after)
         if len(rows) <= limit:
