@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
@@ -240,3 +241,22 @@ async def test_stats_on_sqlite(bam_sqlite: tuple[httpx.AsyncClient, str]) -> Non
     assert [p["week"] for p in series] == [weeks[1], weeks[2], weeks[0]]
     assert [(p["reported"], p["occurrences"], p["fixed"], p["regressed"], p["open"]) for p in series] == [
         (1, 1, 0, 0, 1), (1, 1, 0, 0, 1), (4, 4, 2, 1, 4)]
+
+
+async def test_import_and_list_on_sqlite(bam_sqlite: tuple[httpx.AsyncClient, str]) -> None:
+    """The embedded default takes the import's executemany path (PostgreSQL COPYs) and lists with the same answer."""
+    bam, _ = bam_sqlite
+    rows = [report(description="Wet tunnel", tags=["night"]), report(function="ocr", ground_truth="7")]
+    rows.append({**rows[0], "tags": ["rain"]})  # the same badcase again: merged, its tag added
+    body = "".join(json.dumps(r) + "\n" for r in rows)
+    r = await bam.post("/badcases/import", content=body, headers={"content-type": "application/x-ndjson"})
+    assert r.status_code == 200, r.text
+    assert (r.json()["created"], r.json()["merged"], r.json()["failed"]) == (2, 1, 0)
+    page = (await bam.get("/badcases", params={"q": "tunnel"})).json()
+    assert [(b["frequency"], b["tags"], b["description"], b["prediction"], b["ground_truth"]) for b in page["items"]] == [
+        (2, ["night", "rain"], "Wet tunnel", "happy", "sad")]
+    assert page["next_cursor"] is None and page["items"][0]["source"] == "import"
+    first = (await bam.get("/badcases", params={"limit": 1})).json()
+    assert len(first["items"]) == 1 and first["next_cursor"]
+    rest = (await bam.get("/badcases", params={"limit": 1, "cursor": first["next_cursor"]})).json()
+    assert rest["items"][0]["id"] != first["items"][0]["id"]
