@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-import json
 import typing
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
@@ -15,6 +14,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any, TypeVar
 
+import orjson
 import structlog
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
@@ -363,8 +363,8 @@ def parse(msg: Msg, *, expected: str | None = None) -> Envelope[Any]:
 def parse_data(data: bytes, headers: Mapping[str, str] | None, *, expected: str | None = None) -> Envelope[Any]:
     """`parse` for a message's body and headers (a dead letter keeps the body of the message it was)."""
     try:
-        raw = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
+        raw = orjson.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:  # orjson.JSONDecodeError is a ValueError
         raise PoisonMessage("malformed", f"not JSON: {exc}") from exc
     if not isinstance(raw, dict):
         raise PoisonMessage("malformed", "the envelope is not a JSON object")

@@ -111,9 +111,22 @@ _INBOX_INSERT = {True: pg_insert(cast_table(InboxEvent)).on_conflict_do_nothing(
                  False: sqlite_insert(cast_table(InboxEvent)).on_conflict_do_nothing()}
 
 
+# PostgreSQL: a batch's inbox rows as two array parameters, so the statement is the same (prepared once) for
+# every batch size; a multi-row VALUES was compiled anew for each batch.
+_INBOX_INSERT_MANY = text(
+    "INSERT INTO inbox (consumer, event_id, subject, processed_at) "
+    "SELECT :consumer, u.id, u.subject, :now FROM unnest(CAST(:ids AS uuid[]), CAST(:subjects AS text[])) "
+    "AS u(id, subject) ON CONFLICT DO NOTHING RETURNING event_id").bindparams(
+    bindparam("now", type_=UTCDateTime)).columns(event_id=Uuid)
+
+
 class InboxRepository(Repository):
     async def record_many(self, consumer: str, events: Sequence[tuple[uuid.UUID, str]]) -> set[uuid.UUID]:
         """Insert the inbox rows of a batch in one statement; returns the ids that were new."""
+        if self.is_postgresql:
+            params = {"consumer": consumer, "now": utcnow(), "ids": [i for i, _ in events],
+                      "subjects": [s for _, s in events]}
+            return set((await self.session.execute(_INBOX_INSERT_MANY, params)).scalars().all())
         table = cast_table(InboxEvent)
         now = utcnow()
         stmt = (self.insert(table).values([{"consumer": consumer, "event_id": i, "subject": s, "processed_at": now}
