@@ -171,12 +171,34 @@ def bench_model(path: Path, items: list[dict[str, Any]], runs: int, batch: int) 
             "ratio_files_rounds": [b / f for b, f in zip(times["bare_files"], times["files"], strict=True)]}
 
 
+def profile(which: str, path: Path, items: list[dict[str, Any]], batch: int) -> None:
+    import cProfile
+    import pstats
+
+    def run() -> None:
+        if which == "evaluator":
+            evaluate(path, items, PREP, batch_size=batch).outcomes_jsonl()
+        else:
+            bare_from_files(ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]), items, batch)
+
+    run()  # warm-up
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(3):
+        run()
+    prof.disable()
+    pstats.Stats(prof).sort_stats("tottime").print_stats(25)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--batch", type=int, default=1024)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--profile", choices=["evaluator", "bare"], default=None,
+                        help="instead of the bench: cProfile 3 end-to-end runs from the PNG files (first model), "
+                             "top 25 functions by self time")
     add_report_args(parser)
     args = parser.parse_args()
     if args.quick:
@@ -188,6 +210,9 @@ def main() -> None:
         models = train_models(folder)
         print(f"{len(items)} PNG samples and {len(models)} models ready in {time.perf_counter() - t:.1f} s "
               f"(batch {args.batch}, median of {args.runs} runs)", file=sys.stderr)
+        if args.profile:
+            profile(args.profile, next(iter(models.values())), items, args.batch)
+            return
         results = [bench_model(p, items, args.runs, args.batch) for p in models.values()]
     load = os.getloadavg()
     print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (2 shared cores: ratios, not absolutes)",
