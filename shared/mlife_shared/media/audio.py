@@ -7,15 +7,14 @@ to x(end) and `BACKGROUND_RGB` elsewhere; in the waveform the whole band behind 
 from __future__ import annotations
 
 import io
-from typing import Any
-
-import av
-import numpy as np
-import soundfile  # type: ignore[import-untyped]
-from PIL import Image, ImageDraw
+from typing import TYPE_CHECKING, Any
 
 from mlife_shared.media.errors import MediaError
 from mlife_shared.media.source import MAX_DECODE_SECONDS, Source, check_segment, open_container
+
+if TYPE_CHECKING:
+    import numpy as np
+    from PIL import Image
 
 SEGMENT_RGB = (255, 210, 80)
 BACKGROUND_RGB = (255, 255, 255)
@@ -26,6 +25,8 @@ MARK_ROWS = 6
 def decode_audio(data: Source, start: float = 0.0, end: float | None = None,
                  sample_rate: int | None = None) -> tuple[np.ndarray, int, float]:
     """(samples as float32 frames x channels, sample rate, duration of the whole file) of [start, end)."""
+    import av
+    import numpy as np
     with open_container(data) as c:
         if not c.streams.audio:
             raise MediaError("the file has no audio stream")
@@ -57,6 +58,7 @@ def _x(t: float, duration: float, width: int) -> int:
 
 
 def _mark(img: Image.Image, start: float | None, end: float | None, duration: float, full_band: bool) -> None:
+    from PIL import ImageDraw
     if start is None and end is None:
         return
     x0 = _x(start or 0.0, duration, img.width)
@@ -68,6 +70,8 @@ def _mark(img: Image.Image, start: float | None, end: float | None, duration: fl
 def waveform_png(data: Source, start: float | None = None, end: float | None = None,
                  width: int = 800, height: int = 160) -> bytes:
     """The whole recording's waveform (min/max per column), the segment [start, end] shaded."""
+    import numpy as np
+    from PIL import Image, ImageDraw
     if start is not None or end is not None:
         check_segment(start, end)
     samples, _rate, duration = decode_audio(data)
@@ -88,6 +92,7 @@ def waveform_png(data: Source, start: float | None = None, end: float | None = N
 
 def _colormap(v: np.ndarray) -> np.ndarray:
     """0..1 to a dark-blue → magenta → yellow ramp (uint8 RGB)."""
+    import numpy as np
     stops = np.array([[0, 0, 30], [80, 20, 120], [200, 50, 100], [250, 150, 40], [250, 250, 160]], float)
     pos = np.clip(v, 0, 1) * (len(stops) - 1)
     i = np.minimum(pos.astype(int), len(stops) - 2)
@@ -99,6 +104,8 @@ def _colormap(v: np.ndarray) -> np.ndarray:
 def spectrogram_png(data: Source, start: float | None = None, end: float | None = None,
                     width: int = 800, height: int = 160, n_fft: int = 512) -> bytes:
     """A log-magnitude spectrogram (low frequencies at the bottom); the segment marked on the top rows."""
+    import numpy as np
+    from PIL import Image, ImageDraw
     if start is not None or end is not None:
         check_segment(start, end)
     samples, _rate, duration = decode_audio(data)
@@ -122,6 +129,7 @@ def spectrogram_png(data: Source, start: float | None = None, end: float | None 
 
 def audio_clip(data: Source, start: float, end: float, sample_rate: int | None = None) -> bytes:
     """A 16-bit PCM WAV of [start, end), resampled to `sample_rate` when given."""
+    import soundfile  # type: ignore[import-untyped]
     s, e = check_segment(start, end)
     if sample_rate is not None and not 1000 <= sample_rate <= 384_000:
         raise MediaError(f"sample_rate must be within 1000..384000 Hz (got {sample_rate})")
@@ -141,5 +149,6 @@ def _png(img: Image.Image) -> bytes:
 
 def wav_info(data: bytes) -> dict[str, Any]:
     """Sample rate, channels and frames of a WAV (what a converted clip is)."""
+    import soundfile
     with soundfile.SoundFile(io.BytesIO(data)) as f:
         return {"sample_rate": int(f.samplerate), "channels": int(f.channels), "frames": int(f.frames)}

@@ -5,14 +5,15 @@ from __future__ import annotations
 import io
 import warnings
 import zipfile
-from typing import Any
-
-import numpy as np
-from PIL import Image, UnidentifiedImageError
+from typing import TYPE_CHECKING, Any
 
 from mlife_shared.media.errors import MediaError
 from mlife_shared.media.info import MAX_IMAGE_PIXELS
 from mlife_shared.media.source import Source, read_bytes
+
+if TYPE_CHECKING:
+    import numpy as np
+    from PIL import Image
 
 MAX_TENSOR_BYTES = 256 * 1024 * 1024
 
@@ -25,6 +26,7 @@ def png(img: Image.Image) -> bytes:
 
 def image_thumbnail(data: Source, size: int = 256) -> bytes:
     """A PNG at most `size` pixels on its longer side (never enlarged); refuses decompression bombs."""
+    from PIL import Image, UnidentifiedImageError
     raw = read_bytes(data)
     try:
         with warnings.catch_warnings():  # the size is checked below, before any pixel is decoded
@@ -47,6 +49,7 @@ def image_thumbnail(data: Source, size: int = 256) -> bytes:
 
 def load_tensor(data: Any) -> np.ndarray:
     """An array from an ndarray, `.npy` bytes or `.npz` bytes (its first array); never unpickles."""
+    import numpy as np
     if isinstance(data, np.ndarray):
         return data
     raw = read_bytes(data)
@@ -69,6 +72,7 @@ def load_tensor(data: Any) -> np.ndarray:
 
 def tensor_summary(data: Any) -> dict[str, Any]:
     """Shape, dtype and (for numbers) min/max of a tensor."""
+    import numpy as np
     arr = load_tensor(data)
     out: dict[str, Any] = {"shape": list(arr.shape), "dtype": str(arr.dtype), "min": None, "max": None}
     if arr.size and (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
@@ -80,6 +84,7 @@ def tensor_summary(data: Any) -> dict[str, Any]:
 
 def _as_hwc(arr: np.ndarray) -> np.ndarray | None:
     """HxW, HxWxC (C in 1,3,4), CxHxW, 1xCxHxW / 1xHxWxC as HxWxC; None when not image-shaped."""
+    import numpy as np
     if arr.ndim == 4 and arr.shape[0] == 1:
         arr = arr[0]
     if arr.ndim == 2:
@@ -94,6 +99,7 @@ def _as_hwc(arr: np.ndarray) -> np.ndarray | None:
 
 
 def _to_uint8(arr: np.ndarray) -> np.ndarray:
+    import numpy as np
     if arr.dtype == np.uint8:
         return arr
     a = arr.astype(np.float64)
@@ -111,6 +117,8 @@ def _to_uint8(arr: np.ndarray) -> np.ndarray:
 def tensor_image(data: Any, size: int = 256) -> bytes | None:
     """A PNG thumbnail when the tensor's shape is an image (floats in 0..1 are scaled by 255, other
     ranges stretched to 0..255); None otherwise."""
+    import numpy as np
+    from PIL import Image
     arr = load_tensor(data)
     if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_) or np.iscomplexobj(arr):
         return None

@@ -6,8 +6,6 @@ import io
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from PIL import Image, UnidentifiedImageError
-
 from mlife_shared.media.errors import MediaError
 from mlife_shared.media.source import Source, open_container, read_bytes
 
@@ -31,6 +29,7 @@ class MediaInfo:
 
 
 def _image_info(raw: bytes) -> MediaInfo | None:
+    from PIL import Image, UnidentifiedImageError
     try:
         with Image.open(io.BytesIO(raw)) as img:
             return MediaInfo(media_type="image", width=int(img.width), height=int(img.height),

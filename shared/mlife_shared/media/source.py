@@ -8,8 +8,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import av
-
 from mlife_shared.media.errors import MediaError
 
 Source = bytes | str | Path
@@ -37,6 +35,7 @@ def read_bytes(data: Source) -> bytes:
 
 @contextmanager
 def open_container(data: Source) -> Iterator[Any]:
+    import av
     try:
         container = av.open(as_file(data), mode="r")
     except (av.FFmpegError, OSError, ValueError) as exc:

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import io
 from fractions import Fraction
-from typing import Any
-
-import av
-from PIL import Image
+from typing import TYPE_CHECKING, Any
 
 from mlife_shared.media.errors import MediaError
 from mlife_shared.media.image import png
 from mlife_shared.media.source import MAX_FRAMES, Source, check_segment, open_container
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 CLIP_CONTAINER = "webm"
 CLIP_CODEC = "libvpx"  # VP8: plays in every Chromium build, unlike H.264
@@ -60,6 +60,7 @@ def frames_at(data: Source, times: list[float]) -> list[tuple[float, Image.Image
 
 def _seek(container: Any, stream: Any, t: float) -> None:
     """Jump to the key frame at or before `t` (decoding resumes there), when `t` is far enough in to matter."""
+    import av
     if t < 2.0 or stream.time_base is None:
         return
     try:
@@ -70,6 +71,7 @@ def _seek(container: Any, stream: Any, t: float) -> None:
 
 
 def _resize_height(img: Image.Image, height: int) -> Image.Image:
+    from PIL import Image
     width = max(1, round(img.width * height / img.height))
     return img.resize((width, height), Image.Resampling.BILINEAR)
 
@@ -92,6 +94,7 @@ def strip_times(start: float, end: float, frames: int) -> list[float]:
 def video_strip(data: Source, start: float, end: float, frames: int = 8, height: int = 96) -> bytes:
     """A PNG of `frames` evenly spaced frames of [start, end] side by side, each `height` pixels high
     (strip width = frames x one frame's width)."""
+    from PIL import Image
     s, e = check_segment(start, end)
     if e is None or not 1 <= frames <= 64:
         raise MediaError(f"a strip needs an end and 1..64 frames (got end={end}, frames={frames})")
@@ -121,6 +124,7 @@ def video_frames(data: Source, start: float, end: float, fps: float) -> list[byt
 
 def video_clip(data: Source, start: float, end: float) -> bytes:
     """A WebM (VP8, no audio) of [start, end) at the source's frame rate, timestamps from 0."""
+    import av
     s, e = check_segment(start, end)
     if e is None:
         raise MediaError("a clip needs an end")
