@@ -187,3 +187,25 @@ async def test_feedback_keeps_the_image_a_client_names_by_md5(msm: httpx.AsyncCl
     assert event["input_ref"] == md5 and event["function"] == "emotion-function"
     assert (await msm.post("/serve/emotion/feedback", json={"input_ref": md5, "correct_label": 1},
                            headers=as_role("viewer"))).status_code == 403
+
+
+async def test_predict_bodies_outside_the_usual_shape_get_the_model_errors(msm: httpx.AsyncClient) -> None:
+    """The usual predict body is taken without building PredictRequest; every other shape still gets its 422s."""
+    await serve(msm, "emotion", identity_classifier(4))
+    sample = [0, 0, 1, 0]
+    ok = await msm.post("/serve/emotion/predict", json={"inputs": {"x": sample}, "client_id": "c" * 200,
+                                                        "device_id": None})
+    assert ok.status_code == 200, ok.text
+    bad = {"client_id too long": {"inputs": {"x": sample}, "client_id": "c" * 201},
+           "client_id not text": {"inputs": {"x": sample}, "client_id": 7},
+           "inputs not an object": {"inputs": [sample]},
+           "no inputs": {"client_id": "c"},
+           "not an object": [sample]}
+    for what, body in bad.items():
+        got = await msm.post("/serve/emotion/predict", json=body)
+        assert got.status_code == 422, (what, got.text)
+    for raw in (b'{"inputs": {"x": [NaN, 0, 0, 0]}}', b'{"inputs": {"x": [1e999, 0, 0, 0]}}',
+                b'{"inputs": {"x": ' + b"[" * 2000 + b"]" * 2000 + b"}}"):
+        got = await msm.post("/serve/emotion/predict", content=raw, headers={"content-type": "application/json"})
+        assert got.status_code == 422, (raw[:40], got.text)
+    assert (await msm.post("/serve/emotion/predict?q=%00", json={"inputs": {"x": sample}})).status_code == 422
