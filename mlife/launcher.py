@@ -21,8 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 SERVICES = ("bam", "dam", "mtt", "msm")
 PR_SET_PDEATHSIG = 1
 
@@ -65,6 +63,19 @@ def _die_with_parent() -> None:
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     os.setpgrp()
+
+
+async def http_status(port: int, path: str) -> int:
+    """The status of a GET on 127.0.0.1:`port` (HTTP/1.0, connection closed after): the launcher's one HTTP need,
+    met without an HTTP client library (httpx alone is ~9 MiB resident in a process up as long as the platform)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+        await writer.drain()
+        parts = (await reader.readline()).split()
+        return int(parts[1]) if len(parts) >= 2 and parts[1].isdigit() else 0
+    finally:
+        writer.close()
 
 
 @dataclass
@@ -375,15 +386,11 @@ class Launcher:
 
     async def wait_ready(self, timeout: float = 120) -> bool:
         deadline = time.monotonic() + timeout
-        async with httpx.AsyncClient() as client:
-            while time.monotonic() < deadline and not self.stop.is_set():
-                try:
-                    r = await client.get(f"http://127.0.0.1:{self.config.port}/readyz", timeout=5)
-                    if r.status_code == 200:
-                        return True
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.2)
+        while time.monotonic() < deadline and not self.stop.is_set():
+            with suppress(OSError, TimeoutError):
+                if await asyncio.wait_for(http_status(self.config.port, "/readyz"), 5) == 200:
+                    return True
+            await asyncio.sleep(0.2)
         print("mlife: the platform did not become ready; see the logs above", file=sys.stderr, flush=True)
         return False
 
