@@ -86,7 +86,9 @@ class LauncherConfig:
     nats_port: int
     service_ports: dict[str, int] = field(default_factory=dict)
     mlflow_bin: Path | None = None  # MLflow's server (its own venv, `.venv-mlflow`), when tasks are tracked
-    mlflow_port: int = 0
+    mlflow_port: int = 0  # where MTT and the UI reach MLflow (the launcher's lazy proxy unless mlflow_lazy is off)
+    mlflow_lazy: bool = True  # started on the first connection to mlflow_port: ~200 MiB spared until a task runs
+    mlflow_own_port: int = 0  # MLflow's own port behind the proxy
     labelstudio: bool = False  # Label Studio beside the services (mlife/labelstudio.py)
     labelstudio_port: int = 0
 
@@ -101,6 +103,7 @@ class LauncherConfig:
         return cls(home=home, port=port or int(os.environ.get("MLIFE_PORT", "8000")),
                    nats_url=os.environ.get("MLIFE_NATS_URL"), nats_port=nats_port, service_ports=ports,
                    mlflow_bin=mlflow_binary(), mlflow_port=int(os.environ.get("MLIFE_MLFLOW_PORT") or free_port()),
+                   mlflow_lazy=os.environ.get("MLIFE_MLFLOW_LAZY", "1") not in ("0", "false"),
                    labelstudio=label_studio or os.environ.get("MLIFE_LABEL_STUDIO", "0") not in ("", "0", "false"),
                    labelstudio_port=labelstudio_port())
 
@@ -260,8 +263,11 @@ class Launcher:
         if self.config.mlflow_bin is not None:
             folder = self.config.home / "mlflow"
             folder.mkdir(parents=True, exist_ok=True)
+            if self.config.mlflow_lazy and not self.config.mlflow_own_port:
+                self.config.mlflow_own_port = free_port()
+            port = self.config.mlflow_own_port if self.config.mlflow_lazy else self.config.mlflow_port
             children.append(Child("mlflow", [*mlflow_command(self.config.mlflow_bin), "server", "--host", "127.0.0.1", "--port",
-                                             str(self.config.mlflow_port), "--workers", "1",
+                                             str(port), "--workers", "1",
                                              "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
                                              "--artifacts-destination", str(folder / "artifacts")],
                                   group=True))
@@ -293,9 +299,14 @@ class Launcher:
             print(f"mlife: NATS at nats://127.0.0.1:{c.nats_port} refuses anonymous connections; read-only access "
                   f"for other subscribers: user `reader`, password in {self.nats_conf.parent / 'reader.password'}",
                   flush=True)
-        supervisors = []
+        supervisors: list[asyncio.Task[None]] = []
+        proxy: asyncio.Server | None = None
         try:
             for child in self.children:
+                if child.name == "mlflow" and c.mlflow_lazy:
+                    proxy = await self.mlflow_proxy(child, env, supervisors)
+                    print(f"mlife: MLflow at http://127.0.0.1:{c.mlflow_port} (started on its first use)", flush=True)
+                    continue
                 await self.start(child, env)
                 if child.name == "nats":
                     await self.wait_port(c.nats_port, "nats")
@@ -315,10 +326,49 @@ class Launcher:
                       flush=True)
             await self.stop.wait()
         finally:
+            if proxy is not None:
+                proxy.close()
             for t in supervisors:
                 t.cancel()
             await self.shutdown()
         return 0
+
+    async def mlflow_proxy(self, child: Child, env: dict[str, str],
+                           supervisors: list[asyncio.Task[None]]) -> asyncio.Server:
+        """MLflow (one MLflow interpreter: ~200 MiB) starts on the first connection to its port, which the launcher
+        holds and relays (bytes both ways) to MLflow's own port; an idle platform, or one whose tasks are not
+        tracked yet, does without it. A connection during the start waits for it (up to 120 s)."""
+        started: asyncio.Future[None] | None = None
+
+        async def ensure() -> None:
+            await self.start(child, env)
+            supervisors.append(asyncio.create_task(self.supervise(child, env)))
+            await self.wait_port(self.config.mlflow_own_port, "mlflow", timeout=120)
+
+        async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+            if writer.can_write_eof():
+                writer.write_eof()
+
+        async def serve(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+            nonlocal started
+            try:
+                if started is None or (started.done() and started.exception() is not None):
+                    started = asyncio.ensure_future(ensure())
+                await asyncio.shield(started)
+                server_r, server_w = await asyncio.open_connection("127.0.0.1", self.config.mlflow_own_port)
+                try:
+                    await asyncio.gather(relay(client_r, server_w), relay(server_r, client_w))
+                finally:
+                    server_w.close()
+            except (OSError, RuntimeError) as exc:
+                print(f"mlife: MLflow: {exc}", file=sys.stderr, flush=True)
+            finally:
+                client_w.close()
+
+        return await asyncio.start_server(serve, "127.0.0.1", self.config.mlflow_port, reuse_address=True)
 
     async def start(self, child: Child, env: dict[str, str]) -> None:
         # Each child leads a process group of its own (_die_with_parent): MLflow's server runs its app in a
