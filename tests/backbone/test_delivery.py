@@ -17,6 +17,8 @@ import sqlalchemy as sa
 
 from mlife_shared.db import Database
 from mlife_shared.events import new_envelope
+from mlife_shared.messaging import outbox
+from mlife_shared.messaging.relay import Relay
 from mlife_shared.messaging.repository import DeadLetterRepository, OutboxRepository
 from tests.backbone.kill_after_commit import ACK_WAIT
 from tests.backbone.pinger import PingRecorded, count, effects, pings
@@ -291,4 +293,26 @@ async def test_a_row_whose_publish_fails_stays_unpublished_and_the_rest_of_its_b
             await relay.publish_batch()
         assert await backlog(pair.producer_url) == 1
     finally:
+        await db.dispose()
+
+
+async def test_back_to_back_commits_of_one_process_are_all_published_without_waiting_for_the_poll(pair: Pair) -> None:
+    # A process sends at most one NOTIFY per outbox.NOTIFY_EVERY (NOTIFY serialises PostgreSQL commits); the
+    # relay keeps polling for a while after each batch, so the commits in between are published too, long
+    # before its 60 s poll would find them.
+    db = Database(pair.producer_url)
+    relay, stop = Relay(Database(pair.producer_url), pair.js, poll_seconds=60.0), asyncio.Event()
+    running = asyncio.create_task(relay.run(stop))
+    try:
+        await asyncio.sleep(0.5)  # LISTEN is set up
+        for n in range(6):
+            async with db.transaction() as s:
+                await outbox.add(s, PingRecorded(ping_id=uuid.uuid4(), n=n))
+        await wait_for(lambda: relay.published == 6, 30, "the six events to be published")
+        assert await stream_messages(pair.js) == 6
+        assert await backlog(pair.producer_url) == 0
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 10)
+        await relay.db.dispose()
         await db.dispose()

@@ -19,6 +19,10 @@ from mlife_shared.messaging.repository import NOTIFY_CHANNEL, OutboxRepository
 
 log = structlog.get_logger(__name__)
 
+# After publishing a batch the relay polls every HOT_POLL for HOT_SECONDS (a NOTIFY also wakes it): producers
+# send at most one NOTIFY per outbox.NOTIFY_EVERY, counting on this to pick up the commits in between.
+HOT_SECONDS, HOT_POLL = 0.25, 0.004
+
 
 class Relay:
     def __init__(self, db: Database, js: JetStreamContext, *, batch_size: int = 256, poll_seconds: float = 0.5,
@@ -69,6 +73,7 @@ class Relay:
         loop = asyncio.get_running_loop()
         purge_every, last_purge = 3600.0, loop.time()
         backoff = self.poll_seconds
+        hot_until = float("-inf")
         try:
             while not stop.is_set():
                 # Clear before reading: a NOTIFY that lands during the batch wakes the next wait at once.
@@ -84,8 +89,11 @@ class Relay:
                     continue
                 if n >= self.batch_size:
                     continue
+                if n:
+                    hot_until = loop.time() + HOT_SECONDS
+                wait = min(HOT_POLL, self.poll_seconds) if loop.time() < hot_until else self.poll_seconds
                 with suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(_first(self._wake.wait(), stop.wait()), self.poll_seconds)
+                    await asyncio.wait_for(_first(self._wake.wait(), stop.wait()), wait)
                 if loop.time() - last_purge > purge_every:
                     last_purge = loop.time()
                     async with self.db.transaction() as session:
