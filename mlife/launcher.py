@@ -360,7 +360,8 @@ class Launcher:
                 await asyncio.shield(started)
                 server_r, server_w = await asyncio.open_connection("127.0.0.1", self.config.mlflow_own_port)
                 try:
-                    await asyncio.gather(relay(client_r, server_w), relay(server_r, client_w))
+                    # a reset on either side ends that connection only: its errors are its ends' business
+                    await asyncio.gather(relay(client_r, server_w), relay(server_r, client_w), return_exceptions=True)
                 finally:
                     server_w.close()
             except (OSError, RuntimeError) as exc:
