@@ -22,7 +22,7 @@ def _images() -> list[Image.Image]:
 @pytest.mark.parametrize("layout", ["flat", "nchw", "nhwc"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_sample_into_a_row_equals_the_returned_sample(mode: str, layout: str, dtype: str) -> None:
-    prep = Preprocess(size=(6, 5), mode=mode, layout=layout, dtype=dtype, scale=1 / 58.3, offset=-0.485)  # type: ignore[arg-type]
+    prep = Preprocess(size=(6, 5), mode=mode, layout=layout, dtype=dtype, scale=1 / 58.3, offset=-0.485)
     for img in _images():
         expected = np.asarray(img.convert(mode), dtype=np.float32)
         expected = (expected if expected.ndim == 3 else expected[:, :, None]) * np.float32(prep.scale) + \
