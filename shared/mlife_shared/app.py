@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass, field
@@ -87,7 +88,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
-def get_store(request: Request) -> ScopedStore:
+async def get_store(request: Request) -> ScopedStore:
     store: ScopedStore = request.app.state.store
     return store
 
@@ -144,8 +145,13 @@ def create_app(spec: ServiceSpec[Any], settings: ServiceSettings | None = None) 
     metrics = ServiceMetrics(spec.name)
     lifespan = _lifespan(spec, settings)
     # No /docs here: FastAPI's page loads Swagger from a CDN; the gateway serves it offline for the merged API.
+    # FastAPI's native OpenTelemetry looks up the global providers on every request (~10 % of a small route's CPU,
+    # bench/profiles/msm.md); it stays on where OpenTelemetry is configured (an OTLP endpoint or exporter is set).
+    otel = any(os.environ.get(name) for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_TRACES_EXPORTER",
+                                                   "FASTAPI_OTEL_AUTO_CONFIGURE"))
     app = FastAPI(title=spec.title, description=spec.description, version="0.1.0", lifespan=lifespan,
-                  openapi_url=spec.openapi_url, docs_url=None, redoc_url=None)
+                  openapi_url=spec.openapi_url, docs_url=None, redoc_url=None,
+                  telemetry=None if otel else {"tracing": False, "metrics": False, "logs": False})
     app.state.settings = settings
     app.state.spec = spec
     app.state.metrics = metrics

@@ -45,7 +45,7 @@ class Settings(ServiceSettings):
     public_url: str = Field("http://127.0.0.1:8000", description="The gateway's URL, for links in labelling tasks")
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """DAM's settings in a route (the app holds the ones it was created with)."""
     settings: Settings = request.app.state.settings
     return settings

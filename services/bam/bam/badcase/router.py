@@ -33,14 +33,14 @@ router = APIRouter(prefix="/badcases", tags=["badcases"])
 Filter = FilterQuery
 
 
-def badcase_service(request: Request, session: SessionDep) -> BadcaseService:
+async def badcase_service(request: Request, session: SessionDep) -> BadcaseService:
     return BadcaseService(session, request.app.state.settings)
 
 
 BadcaseServiceDep = Annotated[BadcaseService, Depends(badcase_service)]
 
 
-def test_data_service(session: SessionDep, store: StoreDep) -> TestDataService:
+async def test_data_service(session: SessionDep, store: StoreDep) -> TestDataService:
     return TestDataService(session, store)
 
 

@@ -15,7 +15,7 @@ from mlife_shared.auth import Tester
 router = APIRouter(prefix="/badcases", tags=["badcases"])
 
 
-def import_service(request: Request, session: SessionDep) -> ImportService:
+async def import_service(request: Request, session: SessionDep) -> ImportService:
     return ImportService(session, request.app.state.settings)
 
 

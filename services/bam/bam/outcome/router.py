@@ -11,7 +11,7 @@ from mlife_shared.auth import Viewer
 router = APIRouter(prefix="/badcases", tags=["badcases"])
 
 
-def outcome_service(request: Request, session: SessionDep) -> OutcomeService:
+async def outcome_service(request: Request, session: SessionDep) -> OutcomeService:
     return OutcomeService(session, request.app.state.settings)
 
 

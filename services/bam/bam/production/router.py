@@ -10,7 +10,7 @@ from mlife_shared.auth import Viewer
 router = APIRouter(prefix="/production", tags=["production"])
 
 
-def production_service(request: Request, session: SessionDep) -> ProductionService:
+async def production_service(request: Request, session: SessionDep) -> ProductionService:
     return ProductionService(session, request.app.state.settings)
 
 

@@ -15,7 +15,7 @@ router = APIRouter(prefix="/stats", tags=["stats"])
 Filter = FilterQuery
 
 
-def stats_service(session: SessionDep) -> StatsService:
+async def stats_service(session: SessionDep) -> StatsService:
     return StatsService(session)
 
 

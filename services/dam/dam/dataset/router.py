@@ -16,7 +16,7 @@ from mlife_shared.auth import Engineer, Viewer
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
 
-def dataset_service(session: SessionDep, store: StoreDep) -> DatasetService:
+async def dataset_service(session: SessionDep, store: StoreDep) -> DatasetService:
     return DatasetService(session, store)
 
 

@@ -35,14 +35,14 @@ router = APIRouter(prefix="/documents", tags=["documents"])
 search_router = APIRouter(tags=["documents"])
 
 
-def document_service(request: Request, session: SessionDep, settings: SettingsDep) -> DocumentService:
+async def document_service(request: Request, session: SessionDep, settings: SettingsDep) -> DocumentService:
     return DocumentService(session, max_rows=settings.max_document_rows, plugins_=request.app.state.plugins)
 
 
 Service = Annotated[DocumentService, Depends(document_service)]
 
 
-def filter_query(labels: Annotated[list[str] | None, Query()] = None, has_annotation: bool | None = None,
+async def filter_query(labels: Annotated[list[str] | None, Query()] = None, has_annotation: bool | None = None,
                  media_types: Annotated[list[str] | None, Query()] = None,
                  min_size: Annotated[int | None, Query(ge=0, le=2**62)] = None,
                  max_size: Annotated[int | None, Query(ge=0, le=2**62)] = None,
@@ -127,7 +127,7 @@ Options = Annotated[list[Annotated[str, StringConstraints(max_length=200)]] | No
                     Query(max_length=10, description="key=value options for the converter")]
 
 
-def converter_options(classes: Classes = None, option: Options = None) -> dict[str, str]:
+async def converter_options(classes: Classes = None, option: Options = None) -> dict[str, str]:
     out = {}
     for o in option or []:
         key, sep, value = o.partition("=")

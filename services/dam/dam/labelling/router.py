@@ -20,7 +20,7 @@ router = APIRouter(prefix="/labelling-tasks", tags=["labelling"])
 webhook_router = APIRouter(prefix="/webhooks", tags=["labelling"])
 
 
-def labelling_service(request: Request, session: SessionDep, store: StoreDep,
+async def labelling_service(request: Request, session: SessionDep, store: StoreDep,
                       settings: SettingsDep) -> LabellingService:
     return LabellingService(session, store, settings, request.app.state.plugins)
 

@@ -14,7 +14,7 @@ from mlife_shared.auth import Maintainer, Viewer
 router = APIRouter(prefix="/test-data-conversions", tags=["test data"])
 
 
-def conversion_service(session: SessionDep) -> ConversionService:
+async def conversion_service(session: SessionDep) -> ConversionService:
     return ConversionService(session)
 
 

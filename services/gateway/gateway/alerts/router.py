@@ -23,7 +23,7 @@ from mlife_shared.names import FunctionName
 router = APIRouter(tags=["alerts"])
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -31,11 +31,11 @@ def _settings(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(_settings)]
 
 
-def rule_service(session: SessionDep) -> AlertRuleService:
+async def rule_service(session: SessionDep) -> AlertRuleService:
     return AlertRuleService(session)
 
 
-def alert_service(session: SessionDep, settings: SettingsDep) -> AlertService:
+async def alert_service(session: SessionDep, settings: SettingsDep) -> AlertService:
     return AlertService(session, email_on=bool(settings.smtp_host))
 
 

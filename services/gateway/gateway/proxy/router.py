@@ -16,7 +16,7 @@ router = APIRouter()
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
-def upstreams(request: Request) -> Upstreams:
+async def upstreams(request: Request) -> Upstreams:
     """The app's one proxy service (it holds the connection pool to the services)."""
     found: Upstreams = request.app.state.upstreams
     return found

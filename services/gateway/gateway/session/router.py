@@ -13,11 +13,11 @@ from mlife_shared.errors import MLifeError
 router = APIRouter(tags=["session"])
 
 
-def login_service(request: Request) -> LoginService:
+async def login_service(request: Request) -> LoginService:
     return LoginService(request.app.state.db, request.app.state.settings)
 
 
-def session_service(session: SessionDep) -> SessionService:
+async def session_service(session: SessionDep) -> SessionService:
     return SessionService(session)
 
 

@@ -21,7 +21,7 @@ from mlife_shared.messaging.natsauth import subscriber_user
 router = APIRouter(tags=["subscribers"])
 
 
-def subscriber_service(session: SessionDep, request: Request) -> SubscriberService:
+async def subscriber_service(session: SessionDep, request: Request) -> SubscriberService:
     nc = request.app.state.nats
     return SubscriberService(session, nc.jetstream() if nc is not None and nc.is_connected else None)
 

@@ -21,7 +21,7 @@ from mlife_shared.auth import Maintainer, Viewer
 router = APIRouter(tags=["users"])
 
 
-def user_service(session: SessionDep) -> UserService:
+async def user_service(session: SessionDep) -> UserService:
     return UserService(session)
 
 

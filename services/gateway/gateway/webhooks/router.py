@@ -30,11 +30,11 @@ from mlife_shared.events.asyncapi import public_events
 router = APIRouter(tags=["webhooks"])
 
 
-def webhook_service(request: Request, session: SessionDep) -> WebhookService:
+async def webhook_service(request: Request, session: SessionDep) -> WebhookService:
     return WebhookService(session, request.app.state.settings)
 
 
-def replay_service(request: Request, session: SessionDep) -> ReplayService:
+async def replay_service(request: Request, session: SessionDep) -> ReplayService:
     return ReplayService(session, request.app.state.settings, request.app.state.nats)
 
 

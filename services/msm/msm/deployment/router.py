@@ -17,7 +17,7 @@ from msm.inputs import reject_nul
 router = APIRouter(tags=["deployments"], dependencies=[Depends(reject_nul)])
 
 
-def deployment_service(session: SessionDep, request: Request) -> DeploymentService:
+async def deployment_service(session: SessionDep, request: Request) -> DeploymentService:
     return DeploymentService(session, request.app.state.plugins)
 
 

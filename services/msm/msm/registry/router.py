@@ -25,19 +25,19 @@ from msm.registry.service import RegistryService
 router = APIRouter(tags=["registry"], dependencies=[Depends(reject_nul)])
 
 
-def registry_service(request: Request, session: SessionDep, store: StoreDep) -> RegistryService:
+async def registry_service(request: Request, session: SessionDep, store: StoreDep) -> RegistryService:
     return RegistryService(session, request.app.state.settings, store)
 
 
-def alias_service(session: SessionDep) -> AliasService:
+async def alias_service(session: SessionDep) -> AliasService:
     return AliasService(session)
 
 
-def compression_service(request: Request, session: SessionDep, store: StoreDep) -> CompressionService:
+async def compression_service(request: Request, session: SessionDep, store: StoreDep) -> CompressionService:
     return CompressionService(session, request.app.state.settings, store, request.app.state.raw_store)
 
 
-def raw_store(request: Request) -> ObjectStore:
+async def raw_store(request: Request) -> ObjectStore:
     """The unscoped object store: models are imported from (and read under) other services' prefixes too."""
     store: ObjectStore = request.app.state.raw_store
     return store

@@ -21,7 +21,7 @@ router = APIRouter(tags=["serving"])
 BodyT = TypeVar("BodyT", bound=BaseModel)
 
 
-def feedback_service(request: Request, session: SessionDep, store: StoreDep) -> FeedbackService:
+async def feedback_service(request: Request, session: SessionDep, store: StoreDep) -> FeedbackService:
     return FeedbackService(session, request.app.state.serving, store, request.app.state.settings)
 
 

@@ -10,7 +10,7 @@ from mlife_shared.app import SessionDep
 from mtt.report.service import ReportService
 
 
-def report_service(request: Request, session: SessionDep) -> ReportService:
+async def report_service(request: Request, session: SessionDep) -> ReportService:
     return ReportService(session, request.app.state.settings, request.app.state.raw_store)
 
 

@@ -11,11 +11,11 @@ from mtt.task.artifacts import ArtifactService
 from mtt.task.service import TaskService
 
 
-def task_service(request: Request, session: SessionDep) -> TaskService:
+async def task_service(request: Request, session: SessionDep) -> TaskService:
     return TaskService(session, request.app.state.settings, request.app.state.raw_store)
 
 
-def artifact_service(request: Request, session: SessionDep) -> ArtifactService:
+async def artifact_service(request: Request, session: SessionDep) -> ArtifactService:
     return ArtifactService(session, request.app.state.settings, request.app.state.raw_store)
 
 
