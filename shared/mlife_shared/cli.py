@@ -13,7 +13,6 @@ from fastapi import FastAPI
 from mlife_shared.app import ServiceSpec, create_app
 from mlife_shared.http_limits import run_server, server_config
 from mlife_shared.logging import configure_logging
-from mlife_shared.migrations import upgrade
 from mlife_shared.settings import ServiceSettings
 from mlife_shared.worker import run_worker
 
@@ -70,6 +69,8 @@ def migrate(spec: ServiceSpec[Any], settings: ServiceSettings) -> None:
         path = settings.database_url.split(":///", 1)[-1].split("?", 1)[0]
         if path and path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    from mlife_shared.migrations import upgrade  # alembic: ~7 MiB a process that only serves (issue 17)
+
     upgrade(spec.migrations, settings.database_url)
     if spec.after_migrate is not None:
         asyncio.run(spec.after_migrate(settings))

@@ -27,9 +27,12 @@ def _object(value: Any, endpoint: str) -> dict[str, Any]:
 
 
 class MlflowRest:
-    def __init__(self, tracking_uri: str, *, timeout: float = 30.0) -> None:
+    def __init__(self, tracking_uri: str, *, timeout: float = 30.0, first_answer: float = 120.0) -> None:
+        """`first_answer`: how long a read may wait. `mlife up` starts MLflow on the first connection to its port
+        (idle memory, issue 17), so the first task's first call waits for MLflow's start, 14 s on a quiet
+        2-core machine and longer under load; a connection or a write still times out after `timeout`."""
         self.base = tracking_uri.rstrip("/")
-        self.client = httpx.AsyncClient(base_url=self.base, timeout=timeout)
+        self.client = httpx.AsyncClient(base_url=self.base, timeout=httpx.Timeout(timeout, read=max(timeout, first_answer)))
 
     async def close(self) -> None:
         await self.client.aclose()
