@@ -366,7 +366,10 @@ def parse_data(data: bytes, headers: Mapping[str, str] | None, *, expected: str 
     """`parse` for a message's body and headers (a dead letter keeps the body of the message it was)."""
     try:
         raw = orjson.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:  # orjson.JSONDecodeError is a ValueError
+    except orjson.JSONDecodeError as exc:  # its own words name the literal it hoped for ("expected 'null'")
+        raise PoisonMessage("malformed", f"not JSON: it breaks at line {exc.lineno} column {exc.colno} "
+                                         f"(char {exc.pos})") from exc
+    except (ValueError, UnicodeDecodeError) as exc:
         raise PoisonMessage("malformed", f"not JSON: {exc}") from exc
     if not isinstance(raw, dict):
         raise PoisonMessage("malformed", "the envelope is not a JSON object")
