@@ -2,7 +2,8 @@
 the same S3 server, dedup re-upload against the first upload, and the server's MD5 against hashlib.
 
 (a) `--images` files of ~`--image-kb` KB (a small PNG padded with random bytes), `--concurrency` at a time,
-    as raw `POST /api/dam/files` to `python -m dam api` (a subprocess on a fresh migrated PostgreSQL
+    as raw `POST /api/dam/files` (urllib3 from `--concurrency` threads: the peer's own HTTP client, so both sides
+    pay the same client cost on the shared cores) to `python -m dam api` (a subprocess on a fresh migrated PostgreSQL
     database, object store = the S3 server of scripts/testenv.py). Peer: `Minio.put_object` of the same
     bytes with the same concurrency (threads) into the same bucket. objects/s and ratio (goal >= 0.7).
 (b) one file of `--big-mb` MB (random, from a temporary file) streamed as one `POST /files?md5=<its MD5>` (the
@@ -44,6 +45,7 @@ if __package__ in (None, ""):
 
 import asyncpg
 import httpx
+import urllib3
 from minio import Minio
 from PIL import Image
 
@@ -98,6 +100,17 @@ async def upload_all(client: httpx.AsyncClient, blobs: list[bytes], concurrency:
 
     start = time.perf_counter()
     await asyncio.gather(*[one(b) for b in blobs])
+    return time.perf_counter() - start, codes
+
+
+def api_put_all(base: str, headers: dict[str, str], blobs: list[bytes], concurrency: int) -> tuple[float, list[int]]:
+    """(a)'s API side with the peer's HTTP client: urllib3 (what `minio` sends with) from `concurrency` threads,
+    keep-alive, so both sides pay the same client cost on the shared cores (httpx cost ~2x more CPU a request)."""
+    pool = urllib3.PoolManager(maxsize=concurrency, retries=False, timeout=600)
+    head = {**headers, "content-type": "application/octet-stream"}
+    start = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as threads:
+        codes = list(threads.map(lambda b: pool.request("POST", f"{base}/files", body=b, headers=head).status, blobs))
     return time.perf_counter() - start, codes
 
 
@@ -170,7 +183,7 @@ async def run(args: argparse.Namespace) -> None:
             for r in range(rounds):
                 part = blobs[r::rounds]
                 p = await asyncio.to_thread(peer_put_all, part, args.concurrency, f"{prefix}/{r}")
-                a, codes = await upload_all(client, part, args.concurrency)
+                a, codes = await asyncio.to_thread(api_put_all, base, headers, part, args.concurrency)
                 assert codes.count(201) == len(part), f"unexpected answers: {set(codes)}"
                 per_round.append((len(part) / a, len(part) / p))
                 api_s, peer_s = api_s + a, peer_s + p
