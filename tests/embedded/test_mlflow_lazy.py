@@ -4,15 +4,25 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import httpx
-import pytest
 
+from tests.support import processes
 from tests.support.embedded import start, stop, wait_until_up
 from tests.support.processes import alive, descendants, free_port
 
-MLFLOW = Path(__file__).resolve().parents[2] / ".venv-mlflow/bin/mlflow"
+ROOT = Path(__file__).resolve().parents[2]
+MLFLOW = ROOT / ".venv-mlflow/bin/mlflow"
+
+
+def ensure_mlflow() -> None:
+    """`make up` creates `.venv-mlflow`; here the test does (as tests/mtt's `mlflow_server`), one xdist worker at
+    a time."""
+    with processes.exclusive("venv-mlflow"):
+        if not MLFLOW.is_file():
+            subprocess.run([str(ROOT / "services" / "mtt" / "scripts" / "mlflow-venv.sh")], check=True)
 
 
 def mlflow_pids(root: int) -> list[int]:
@@ -27,8 +37,8 @@ def mlflow_pids(root: int) -> list[int]:
     return found
 
 
-@pytest.mark.skipif(not MLFLOW.is_file(), reason="no .venv-mlflow (sh services/mtt/scripts/mlflow-venv.sh)")
 def test_mlflow_starts_on_its_first_use(tmp_path: Path) -> None:
+    ensure_mlflow()
     log: list[str] = []
     proc = start(tmp_path / "home", free_port(), log)
     started: list[int] = []
