@@ -33,6 +33,16 @@ def _probe() -> socket.socket:
     return s
 
 
+def reserved_port() -> int:
+    """A free port below the kernel's ephemeral range (32768+), for a server that starts long after its port is
+    chosen (MLflow behind the lazy proxy): a port from bind(0) could meanwhile go to any other process."""
+    for port in secrets.SystemRandom().sample(range(20000, 32000), 200):
+        with socket.socket() as s, suppress(OSError):
+            s.bind(("127.0.0.1", port))
+            return port
+    return free_port()
+
+
 def free_port() -> int:
     with _probe() as s:
         s.bind(("127.0.0.1", 0))
@@ -264,7 +274,7 @@ class Launcher:
             folder = self.config.home / "mlflow"
             folder.mkdir(parents=True, exist_ok=True)
             if self.config.mlflow_lazy and not self.config.mlflow_own_port:
-                self.config.mlflow_own_port = free_port()
+                self.config.mlflow_own_port = reserved_port()
             port = self.config.mlflow_own_port if self.config.mlflow_lazy else self.config.mlflow_port
             children.append(Child("mlflow", [*mlflow_command(self.config.mlflow_bin), "server", "--host", "127.0.0.1", "--port",
                                              str(port), "--workers", "1",
