@@ -99,6 +99,7 @@ class LauncherConfig:
     mlflow_port: int = 0  # where MTT and the UI reach MLflow (the launcher's lazy proxy unless mlflow_lazy is off)
     mlflow_lazy: bool = True  # started on the first connection to mlflow_port: ~200 MiB spared until a task runs
     mlflow_own_port: int = 0  # MLflow's own port behind the proxy
+    mlflow_idle_seconds: float = 600.0  # a lazy MLflow idle this long is stopped (its next use starts it); 0: never
     labelstudio: bool = False  # Label Studio beside the services (mlife/labelstudio.py)
     labelstudio_port: int = 0
 
@@ -114,6 +115,7 @@ class LauncherConfig:
                    nats_url=os.environ.get("MLIFE_NATS_URL"), nats_port=nats_port, service_ports=ports,
                    mlflow_bin=mlflow_binary(), mlflow_port=int(os.environ.get("MLIFE_MLFLOW_PORT") or free_port()),
                    mlflow_lazy=os.environ.get("MLIFE_MLFLOW_LAZY", "1") not in ("0", "false"),
+                   mlflow_idle_seconds=float(os.environ.get("MLIFE_MLFLOW_IDLE_SECONDS") or 600),
                    labelstudio=label_studio or os.environ.get("MLIFE_LABEL_STUDIO", "0") not in ("", "0", "false"),
                    labelstudio_port=labelstudio_port())
 
@@ -347,36 +349,105 @@ class Launcher:
                            supervisors: list[asyncio.Task[None]]) -> asyncio.Server:
         """MLflow (one MLflow interpreter: ~200 MiB) starts on the first connection to its port, which the launcher
         holds and relays (bytes both ways) to MLflow's own port; an idle platform, or one whose tasks are not
-        tracked yet, does without it. A connection during the start waits for it (up to 120 s)."""
+        tracked yet, does without it. A connection during the start waits for it (up to 120 s).
+
+        Once MLflow has relayed nothing and held no connection for `mlflow_idle_seconds` (0: never), the launcher
+        stops it (its process group, as at shutdown; its supervisor first, so no restart) and the port is lazy
+        again: the next connection starts it anew (its state is in its sqlite file and artifacts folder). A
+        connection arriving while it stops waits for the stop, then for the new start."""
+        loop = asyncio.get_running_loop()
+        idle = self.config.mlflow_idle_seconds
         started: asyncio.Future[None] | None = None
+        stopping: asyncio.Future[None] | None = None  # set while an idle stop is under way
+        supervisor: asyncio.Task[None] | None = None
+        busy = 0  # connections accepted whose MLflow side has not ended yet
+        last = time.monotonic()  # of the last byte relayed or connection ended
+
+        def keep(task: asyncio.Task[None]) -> asyncio.Task[None]:
+            supervisors.append(task)  # cancelled by run() at its end; dropped from the list once done
+            task.add_done_callback(lambda t: supervisors.remove(t) if t in supervisors else None)
+            return task
 
         async def ensure() -> None:
-            await self.start(child, env)
-            supervisors.append(asyncio.create_task(self.supervise(child, env)))
+            nonlocal supervisor, last
+            if self.stop.is_set():
+                raise RuntimeError("mlife up is stopping")
+            if supervisor is None or supervisor.done():  # else a start that timed out: its process is still ours
+                await self.start(child, env)
+                supervisor = keep(asyncio.create_task(self.supervise(child, env)))
+                if idle > 0:
+                    keep(asyncio.create_task(watch()))
             await self.wait_port(self.config.mlflow_own_port, "mlflow", timeout=120)
+            last = time.monotonic()
+
+        async def watch() -> None:
+            """Stop MLflow once idle; ends with that stop (the next start starts another watch)."""
+            nonlocal started, stopping, supervisor
+            while True:
+                wait = last + idle - time.monotonic()
+                # not running: it died and its supervisor restarts it (or gives up and stops mlife up)
+                running = child.process is not None and child.process.returncode is None
+                if wait > 0 or busy or not running or started is None or not started.done():
+                    await asyncio.sleep(wait if wait > 0 else min(idle, 1.0))
+                    continue
+                if self.stop.is_set():
+                    return
+                quiet, stopping, started = time.monotonic() - last, loop.create_future(), None
+                try:
+                    if supervisor is not None:
+                        supervisor.cancel()  # it waits on the process: the stop below is no crash to restart
+                        await asyncio.wait([supervisor])
+                        supervisor = None
+                    await self.halt(child)
+                    print(f"mlife: MLflow stopped after {quiet:.0f} s idle (starts again on its next use)", flush=True)
+                finally:
+                    stopping.set_result(None)
+                    stopping = None
+                return
 
         async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            nonlocal last
             while data := await reader.read(65536):
+                last = time.monotonic()
                 writer.write(data)
                 await writer.drain()
             if writer.can_write_eof():
                 writer.write_eof()
 
         async def serve(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-            nonlocal started
+            nonlocal started, busy, last
+            busy += 1  # from the accept on: no idle stop while this one waits for a start
+            counted = True
+
+            def ended() -> None:
+                nonlocal busy, counted, last
+                if counted:
+                    busy, counted, last = busy - 1, False, time.monotonic()
+
+            async def answers(server_r: asyncio.StreamReader) -> None:
+                # MLflow closing its side (its keep-alive timeout) ends the connection for the idle count, even
+                # while a client keeps its half in a pool: MLflow would answer nothing more on it
+                try:
+                    await relay(server_r, client_w)
+                finally:
+                    ended()
+
             try:
-                if started is None or (started.done() and started.exception() is not None):
+                while stopping is not None:
+                    await asyncio.shield(stopping)
+                if started is None or (started.done() and (started.cancelled() or started.exception() is not None)):
                     started = asyncio.ensure_future(ensure())
                 await asyncio.shield(started)
                 server_r, server_w = await asyncio.open_connection("127.0.0.1", self.config.mlflow_own_port)
                 try:
                     # a reset on either side ends that connection only: its errors are its ends' business
-                    await asyncio.gather(relay(client_r, server_w), relay(server_r, client_w), return_exceptions=True)
+                    await asyncio.gather(relay(client_r, server_w), answers(server_r), return_exceptions=True)
                 finally:
                     server_w.close()
             except (OSError, RuntimeError) as exc:
                 print(f"mlife: MLflow: {exc}", file=sys.stderr, flush=True)
             finally:
+                ended()
                 client_w.close()
 
         return await asyncio.start_server(serve, "127.0.0.1", self.config.mlflow_port, reuse_address=True)
@@ -494,6 +565,19 @@ class Launcher:
                 killed = True
             await asyncio.sleep(0.1)
 
+    async def halt(self, child: Child, signalled: bool = False) -> None:
+        """Stop one child (SIGTERM, SIGKILL after 15 s) and, for a group, wait until none of its processes is left."""
+        if child.process and child.process.returncode is None:
+            if not signalled:
+                self.signal(child, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(child.process.wait(), 15)
+            except TimeoutError:
+                child.process.kill()
+                await child.process.wait()
+        if child.group and child.process:
+            await self.reap_group(child.process.pid)
+
     async def shutdown(self) -> None:
         order = [c for c in reversed(self.children)]  # gateway, apis/workers, labelstudio, mlflow, then nats
         for group in (order[:-1], order[-1:]) if order and order[-1].name == "nats" else (order,):
@@ -501,14 +585,7 @@ class Launcher:
                 if child.process and child.process.returncode is None:
                     self.signal(child, signal.SIGTERM)
             for child in group:
-                if child.process and child.process.returncode is None:
-                    try:
-                        await asyncio.wait_for(child.process.wait(), 15)
-                    except TimeoutError:
-                        child.process.kill()
-                        await child.process.wait()
-                if child.group and child.process:
-                    await self.reap_group(child.process.pid)
+                await self.halt(child, signalled=True)
         print("mlife: stopped", flush=True)
 
 

@@ -29,6 +29,8 @@ LAUNCHER = [
     ("MLIFE_MLFLOW_PORT", "a free port", "the embedded MLflow server's port"),
     ("MLIFE_MLFLOW_BIN", "`.venv-mlflow/bin/mlflow`", "the MLflow executable `mlife up` starts"),
     ("MLIFE_MLFLOW_LAZY", "`1`", "`mlife up` starts MLflow on the first connection to its port (`0`: with the platform)"),
+    ("MLIFE_MLFLOW_IDLE_SECONDS", "`600`", "a lazy MLflow that relayed nothing and held no connection this long is "
+                                           "stopped; its next use starts it again (`0`: never stopped)"),
     ("MLIFE_ADMIN_TOKEN`, `MLIFE_ADMIN_PASSWORD", "generated, printed once", "the first-start admin (≥ 24 / ≥ 12 characters)"),
     ("MLIFE_URL`, `MLIFE_TOKEN", "`http://127.0.0.1:8000`, –", "where the `mlife` CLI and SDK find the platform, and "
                                                                "their API token"),
