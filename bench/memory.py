@@ -6,6 +6,8 @@ Per process (every descendant of the launcher, and the launcher itself) it reads
 RSS (resident, shared pages counted in every process that maps them), PSS (proportional: a shared page is
 split between the processes mapping it, so the sum is the honest total) and USS (private pages only).
 Goal row: PSS total <= 600 MiB, with MLflow. The RSS total is printed too, as `mlife up` itself prints it.
+With a lazy MLflow: measured once its first use has started it, and (when the launcher stops an idle MLflow:
+MLIFE_MLFLOW_IDLE_SECONDS, set short for the run) again once it has been stopped for idleness.
 Run: .venv/bin/python -m bench.memory [--idle 10] [--no-requests] [--quick] [--out PATH]
 (no database or NATS of the test environment is needed: `mlife up` brings its own.)
 """
@@ -13,6 +15,7 @@ Run: .venv/bin/python -m bench.memory [--idle 10] [--no-requests] [--quick] [--o
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import re
 import shutil
@@ -109,12 +112,19 @@ def show(title: str, rows: list[dict[str, Any]]) -> None:
     print("(RSS total counts shared pages once per process: an overstatement; PSS total is the honest sum)")
 
 
-def start(home: Path, port: int, log: list[str]) -> subprocess.Popen[str]:
+def idle_stop_supported() -> bool:
+    """Whether this `mlife up` stops an idle MLflow (MLIFE_MLFLOW_IDLE_SECONDS)."""
+    from mlife.launcher import LauncherConfig
+
+    return "mlflow_idle_seconds" in {f.name for f in dataclasses.fields(LauncherConfig)}
+
+
+def start(home: Path, port: int, log: list[str], extra_env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("MLIFE_TEST_", "MLIFE_NATS_URL", "MLIFE_DATABASE_URL"))}
     env.update(MLIFE_HOME=str(home), MLIFE_PORT=str(port), MLIFE_NATS_PORT=str(free_port()),
                MLIFE_ADMIN_TOKEN=TOKEN, MLFLOW_DISABLE_TELEMETRY="true", ORT_DISABLE_TELEMETRY="1",
-               MLIFE_LOG_LEVEL=os.environ.get("MLIFE_LOG_LEVEL", "WARNING"))
+               MLIFE_LOG_LEVEL=os.environ.get("MLIFE_LOG_LEVEL", "WARNING"), **(extra_env or {}))
     mlflow = ROOT / ".venv-mlflow/bin/mlflow"
     if mlflow.is_file():
         env.setdefault("MLIFE_MLFLOW_BIN", str(mlflow))
@@ -166,10 +176,23 @@ def start_mlflow(url: str, timeout: float = 180) -> float:
     raise RuntimeError("MLflow did not answer through mlife up's proxy")
 
 
+def mlflow_gone(root: int, log: list[str], timeout: float) -> float:
+    """Seconds until mlife up has stopped its idle MLflow (its line printed, no MLflow process left)."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        stopped = any("MLflow stopped after" in line for line in log)
+        if stopped and not any(label(pid).startswith("mlflow") for pid in tree(root)):
+            return time.monotonic() - t0
+        time.sleep(0.5)
+    raise RuntimeError("mlife up did not stop its idle MLflow:\n" + "".join(log[-60:]))
+
+
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     home = Path(tempfile.mkdtemp(prefix="mlife-bench-memory-"))
-    port, log = free_port(), []
-    proc = start(home, port, log)
+    port, log = free_port(), list[str]()
+    # long enough for the measure once MLflow is started (args.idle / 2 after its start), short for the run
+    idle_stop = args.idle + 5 if idle_stop_supported() else 0.0
+    proc = start(home, port, log, {"MLIFE_MLFLOW_IDLE_SECONDS": f"{idle_stop:g}"} if idle_stop else None)
     try:
         ready_s = wait_up(proc, log)
         time.sleep(args.idle)
@@ -190,9 +213,17 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             started = snapshot(proc.pid)
             show(f"MLflow started by a GET /health through its lazy proxy ({started_s:.1f} s), "
                  f"then {args.idle / 2:.0f} s idle", started)
+        stopped: list[dict[str, Any]] = []
+        if lazy and idle_stop:
+            gone_s = mlflow_gone(proc.pid, log, timeout=idle_stop + 120)
+            time.sleep(args.idle / 2)
+            stopped = snapshot(proc.pid)
+            show(f"MLflow stopped after {idle_stop:g} s idle (MLIFE_MLFLOW_IDLE_SECONDS; gone {gone_s:.1f} s "
+                 f"after the measure above), then {args.idle / 2:.0f} s idle", stopped)
         mlflow = bool(lazy) or any("mlflow" in r["process"] for r in idle)
         return {"ready_s": ready_s, "idle": idle, "after": after, "answered": answered, "mlflow": mlflow,
-                "mlflow_lazy": bool(lazy), "mlflow_started": started}
+                "mlflow_lazy": bool(lazy), "mlflow_started": started, "mlflow_idle_stop_s": idle_stop,
+                "mlflow_stopped": stopped}
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -236,6 +267,12 @@ def main(argv: list[str] | None = None) -> None:
         figures.append(figure("memory: mlife up PSS total once MLflow is started", started["pss"], "MiB",
                               f"<= {GOAL_MIB:.0f} MiB", started["pss"] <= GOAL_MIB,
                               detail="MLflow starts on its first use (a task tracked, its UI opened)"))
+    if raw["mlflow_stopped"]:
+        stopped = totals(raw["mlflow_stopped"])
+        figures.append(figure("memory: mlife up PSS after MLflow's idle stop", stopped["pss"], "MiB",
+                              f"<= {GOAL_MIB:.0f} MiB", stopped["pss"] <= GOAL_MIB,
+                              detail=f"MLflow stopped once idle (MLIFE_MLFLOW_IDLE_SECONDS={raw['mlflow_idle_stop_s']:g} "
+                                     "for the run, 600 by default); its next use starts it again"))
     if raw["mlflow_lazy"]:
         with_mlflow += " (configured; started on its first use)"
     print(f"\nGOAL: idle PSS total {idle['pss']:.1f} MiB (goal <= {GOAL_MIB:.0f}) {with_mlflow}; "
