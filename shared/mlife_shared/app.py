@@ -22,6 +22,7 @@ from mlife_shared.auth import IDENTITY_HEADER, Role, verify_identity
 from mlife_shared.db import Database
 from mlife_shared.deadletters import dead_letter_router
 from mlife_shared.errors import Forbidden, Unauthorized, install_error_handlers
+from mlife_shared.heap import freeze_startup_heap
 from mlife_shared.http_limits import RequestBodyGuard
 from mlife_shared.jobs import Job
 from mlife_shared.logging import configure_logging
@@ -125,6 +126,7 @@ def _lifespan(spec: ServiceSpec[Any], settings: ServiceSettings) -> Callable[[Fa
             async with AsyncExitStack() as stack:
                 if spec.extra_lifespan is not None:
                     await stack.enter_async_context(spec.extra_lifespan(app))
+                freeze_startup_heap()
                 yield
         finally:
             stop.set()

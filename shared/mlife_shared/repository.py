@@ -9,12 +9,16 @@ Repositories only `flush()`; the edge (request dependency, consumer runner, rela
 from __future__ import annotations
 
 import builtins
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeAlias, TypeVar
 
-from sqlalchemy import Select, func, select
+import asyncpg
+import orjson
+from sqlalchemy import JSON, Select, Table, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mlife_shared.db import dialect_name
@@ -87,6 +91,46 @@ class Repository:
             return postgresql.insert(table)
         return sqlite.insert(table)
 
+    async def copy_insert(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+        """INSERT many rows (every row has the same keys) in the session's transaction: on PostgreSQL one COPY
+        on the session's own connection (a bulk import's thousands of rows: ~5x faster than executemany), each
+        value converted by its column type's bind processor as an INSERT would send it (JSON columns with orjson:
+        the same JSON value, compact); elsewhere (SQLite) an executemany INSERT. A duplicate key is IntegrityError
+        either way."""
+        if not rows:
+            return
+        if not self.is_postgresql:
+            await self.session.execute(insert(table), list(rows))
+            return
+        connection = await self.session.connection()
+        dialect = connection.dialect
+        columns = list(rows[0])
+        converters = []
+        for i, name in enumerate(columns):
+            kind = table.c[name].type
+            if isinstance(kind, JSON) and not kind.none_as_null:
+                converters.append((i, _json_text))
+            elif (process := kind.dialect_impl(dialect).bind_processor(dialect)) is not None:
+                converters.append((i, process))
+        records = []
+        last: list[tuple[Any, Any]] = [(_UNSET, None)] * len(converters)  # rows of a chunk share `now` etc.
+        for row in rows:
+            values = [row[c] for c in columns]
+            for k, (i, convert) in enumerate(converters):
+                value = values[i]
+                seen, converted = last[k]
+                if value is not seen:
+                    converted = convert(value)
+                    last[k] = (value, converted)
+                values[i] = converted
+            records.append(tuple(values))
+        driver = (await connection.get_raw_connection()).driver_connection
+        assert driver is not None
+        try:
+            await driver.copy_records_to_table(table.name, records=records, columns=columns)
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise IntegrityError(f"COPY {table.name}", None, exc) from exc
+
     async def one(self, statement: AnySelect) -> Any:
         return await self.session.scalar(statement)
 
@@ -104,3 +148,15 @@ class Repository:
         items = (await self.session.scalars(statement.limit(limit).offset(offset))).all()
         total = offset + len(items) if len(items) < limit and (items or offset == 0) else await self.count(statement)
         return Page(items=items, total=total, offset=offset, limit=limit)
+
+
+_UNSET = object()
+
+
+def _json_text(value: Any) -> str:
+    """A JSON column's value as JSON text (None is JSON null, as SQLAlchemy's JSON type stores it); orjson, with
+    the standard library for what orjson refuses (integers over 64 bits, non-string keys)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from mlife_shared.db import Database
+from mlife_shared.heap import freeze_startup_heap
 from mlife_shared.jobs import run_jobs
 from mlife_shared.messaging.bus import connect_with_retry, provision_streams
 from mlife_shared.messaging.consumer import ConsumerRunner
@@ -44,6 +45,7 @@ async def run_worker(spec: ServiceSpec[SettingsT], settings: SettingsT,
         runner = ConsumerRunner(spec.name, db, js, subscriptions, max_deliver=settings.consumer_max_deliver,
                                 backoff=settings.consumer_backoff_seconds)
         log.info("worker_started", subscriptions=[s.subject for s in runner.subscriptions])
+        freeze_startup_heap()
         await asyncio.gather(relay.run(stop), runner.run(stop), run_jobs(db, spec.jobs(ctx), stop))
     finally:
         with suppress(Exception):

@@ -58,11 +58,18 @@ def normalise_function(function: str) -> str:
 
 def canonical(value: Any) -> str:
     """One string for equal JSON values; a bare label and {"label": label} are equal."""
-    if isinstance(value, dict) and set(value) == {"label"}:
+    if isinstance(value, dict) and len(value) == 1 and "label" in value:
         value = value["label"]
     if isinstance(value, str):
-        value = normalise_text(value)
+        return _canonical_short(value) if len(value) <= 200 else _canonical_text(value)
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _canonical_text(value: str) -> str:
+    return json.dumps(normalise_text(value), ensure_ascii=False)
+
+
+_canonical_short = functools.lru_cache(maxsize=4096)(_canonical_text)  # labels repeat on every row of an import
 
 
 def label_of(value: Any) -> str | None:
@@ -91,6 +98,13 @@ def fingerprint(function: str, md5: str | None, refs: list[dict[str, Any]], grou
                 prediction: Any, features: dict[str, Any] | None = None) -> str:
     return _sha(normalise_function(function), data_key(md5, refs, features), canonical(ground_truth),
                 canonical(prediction))
+
+
+def keys(function: str, md5: str | None, refs: list[dict[str, Any]], ground_truth: Any, prediction: Any,
+         features: dict[str, Any] | None = None) -> tuple[str, str]:
+    """`fingerprint(...)` and `match_key(...)` together, each part computed once."""
+    name, truth, predicted = normalise_function(function), canonical(ground_truth), canonical(prediction)
+    return _sha(name, data_key(md5, refs, features), truth, predicted), _sha(name, truth, predicted)
 
 
 def match_key(function: str, ground_truth: Any, prediction: Any) -> str:

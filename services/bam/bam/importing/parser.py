@@ -34,6 +34,8 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+import orjson
+
 from bam.badcase.schemas import check_text
 from bam.importing.exceptions import (
     ImportTooLarge,
@@ -189,15 +191,23 @@ def _json_row(row: int, line: int, text: str) -> RawRow:
 
 def _loads(text: str) -> Any:
     """JSON as PostgreSQL can store it: no NaN/Infinity, no NUL, no lone surrogates (ValueError otherwise)."""
+    try:  # orjson for the common row (about 3x faster); anything it refuses is read again below, for the message
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        value = _strict_loads(text)
+    if _SUSPECT_ESCAPE.search(text):
+        check_text(value)
+    return value
+
+
+def _strict_loads(text: str) -> Any:
+    """The standard library's reading: integers over 64 bits are JSON too, and its errors say where the row breaks."""
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise ValueError(f"malformed JSON: {exc.msg} at column {exc.colno}") from None
     except RecursionError:
         raise ValueError("malformed JSON: nested too deeply") from None
-    if _SUSPECT_ESCAPE.search(text):
-        check_text(value)
-    return value
 
 
 def _reject_constant(name: str) -> NoReturn:

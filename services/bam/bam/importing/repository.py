@@ -11,10 +11,8 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
-from sqlalchemy import String, Table, any_, bindparam, insert, select, update
+from sqlalchemy import String, Table, any_, bindparam, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.exc import IntegrityError
 
 from bam.badcase.models import Badcase, BadcaseTag, Occurrence
 from bam.badcase.repository import BADCASE
@@ -73,28 +71,6 @@ class ImportRepository(Repository):
             await self.session.execute(stmt, list(rows))
 
     async def _insert_many(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-        """INSERT the rows (every row has the same keys); COPY on PostgreSQL. A duplicate key is IntegrityError
-        either way (the import plans again, merging into the row a concurrent report created)."""
-        if not rows:
-            return
-        if not self.is_postgresql:
-            await self._many(insert(table), rows)
-            return
-        connection = await self.session.connection()
-        dialect = connection.dialect
-        columns = list(rows[0])
-        converters = [(i, p) for i, c in enumerate(columns)
-                      if (p := table.c[c].type.dialect_impl(dialect).bind_processor(dialect)) is not None]
-        records = []
-        for row in rows:
-            values = [row[c] for c in columns]
-            for i, convert in converters:
-                values[i] = convert(values[i])
-            records.append(tuple(values))
-        driver = (await connection.get_raw_connection()).driver_connection
-        assert driver is not None
-        try:
-            await driver.copy_records_to_table(table.name, records=records, columns=columns)
-        except asyncpg.IntegrityConstraintViolationError as exc:
-            raise IntegrityError(f"COPY {table.name}", None, exc) from exc
-
+        """COPY on PostgreSQL, executemany INSERTs elsewhere (`Repository.copy_insert`). A duplicate key is
+        IntegrityError either way (the import plans again, merging into the row a concurrent report created)."""
+        await self.copy_insert(table, rows)

@@ -1,7 +1,8 @@
 """Bulk import: every valid row is recorded as `BadcaseService.record` records one report (same fingerprint;
 a match is merged: frequency + 1, the occurrence kept, new tags added, `badcase.merged`; otherwise a new badcase
 and `badcase.created`; the same priority score), a chunk of rows at a time: one query finds the chunk's stored
-badcases, then the new badcases, tags, occurrences and merges are written with executemany.
+badcases, then the new badcases, tags, occurrences and events are COPYed and merges written with executemany;
+a chunk is planned while the previous one is written (`ImportService.run`).
 
 Rows of one file that are the same badcase are merged too, in file order. Near-duplicate images do not apply:
 an import carries no image bytes. Never commits: the request does, so an import is all of its valid rows or
@@ -95,6 +96,16 @@ class _Tally:
                             errors=self.errors, errors_not_shown=self.failed - len(self.errors))
 
 
+@dataclass
+class _Planned:
+    """A chunk planned against the database as it was before its own writes: what to write, and the targets the
+    chunk leaves behind (copies: a plan never changes the targets it was given)."""
+
+    chunk: list[_Valid]
+    plan: _Plan
+    targets: dict[str, _Target]
+
+
 class ImportService:
     def __init__(self, session: AsyncSession, settings: Settings, *, chunk_rows: int = CHUNK_ROWS) -> None:
         self.session = session
@@ -103,19 +114,54 @@ class ImportService:
         self.chunk_rows = chunk_rows
 
     async def run(self, rows: AsyncIterator[RawRow], reporter: str) -> ImportResult:
+        """Three stages overlap on the one connection: the next chunk is read and validated while this one is
+        planned, and a chunk is planned while the previous one's rows are written (PostgreSQL works while the
+        process plans). Writes keep chunk order: chunk n+1's lookup runs before chunk n's writes, so the badcases
+        chunk n creates or merges are taken from its plan, not looked up."""
         tally = _Tally()
-        # Reading and validating the next chunk overlaps with the database writing this one: one chunk ahead.
         chunks: asyncio.Queue[list[_Valid] | BaseException | None] = asyncio.Queue(maxsize=1)
         reader = asyncio.create_task(self._read(rows, tally, chunks))
+        pending: _Planned | None = None  # planned, not written yet
+        writing: asyncio.Task[None] | None = None
         try:
             while (chunk := await chunks.get()) is not None:
                 if isinstance(chunk, BaseException):
                     raise chunk
-                await self._record(chunk, reporter, tally)
+                segmented = [v for v in chunk if v.report.has_segment]
+                if segmented:  # recorded one by one against the database as written so far
+                    if pending is not None:
+                        await self._write_or_redo(pending, reporter, tally)
+                        pending = None
+                    await self._record_segmented(segmented, reporter, tally)
+                    chunk = [v for v in chunk if not v.report.has_segment]
+                if not chunk:
+                    continue
+                known = pending.targets if pending is not None else {}
+                stored = await self.repo.lock_by_fingerprint({v.fingerprint for v in chunk} - known.keys())
+                if pending is None:
+                    pending = await self._plan(chunk, {**stored, **known}, reporter, utcnow())
+                    continue
+                writing = asyncio.create_task(self._write(pending, tally))
+                planned = await self._plan(chunk, {**stored, **known}, reporter, utcnow())
+                try:
+                    await writing
+                except IntegrityError:
+                    # A concurrent report created one of the pending chunk's badcases after its lookup: that
+                    # chunk again on its own (its savepoint is rolled back), then this one against it.
+                    written = await self._record(pending.chunk, reporter, tally)
+                    stored = await self.repo.lock_by_fingerprint({v.fingerprint for v in chunk} - written.keys())
+                    planned = await self._plan(chunk, {**stored, **written}, reporter, utcnow())
+                pending = planned
+            if pending is not None:
+                await self._write_or_redo(pending, reporter, tally)
         finally:
             reader.cancel()
             with suppress(asyncio.CancelledError):
                 await reader
+            if writing is not None and not writing.done():  # planning failed while the previous chunk was written
+                writing.cancel()
+                with suppress(BaseException):
+                    await writing
         return tally.result()
 
     async def _read(self, rows: AsyncIterator[RawRow], tally: _Tally,
@@ -141,30 +187,37 @@ class ImportService:
             await chunks.put(chunk)
         await chunks.put(None)
 
-    async def _record(self, chunk: list[_Valid], reporter: str, tally: _Tally) -> None:
-        segmented = [v for v in chunk if v.report.has_segment]
-        if segmented:
-            chunk = [v for v in chunk if not v.report.has_segment]
-            await self._record_segmented(segmented, reporter, tally)
-        if not chunk:
-            return
-        for attempt in range(ATTEMPTS):
-            try:
-                async with self.session.begin_nested():
-                    stored = await self.repo.lock_by_fingerprint({v.fingerprint for v in chunk})
-                    plan = self._plan(chunk, stored, reporter, utcnow())
-                    await self.repo.add_badcases(plan.badcases)
-                    await self.repo.add_tags(plan.tags)
-                    await self.repo.update_merged(plan.merges)
-                    await self.repo.add_occurrences(plan.occurrences)
-                break
-            except IntegrityError:
-                # A concurrent report created one of these badcases after our lookup: plan again, merging into it.
-                if attempt == ATTEMPTS - 1:
-                    raise
+    async def _write(self, planned: _Planned, tally: _Tally) -> None:
+        """The chunk's rows in a savepoint of its own (IntegrityError: nothing of it is written), then its events."""
+        plan = planned.plan
+        async with self.session.begin_nested():
+            await self.repo.add_badcases(plan.badcases)
+            await self.repo.add_tags(plan.tags)
+            await self.repo.update_merged(plan.merges)
+            await self.repo.add_occurrences(plan.occurrences)
         await outbox.add_many(self.session, plan.events)
         tally.created += plan.created
         tally.merged += plan.merged
+
+    async def _write_or_redo(self, planned: _Planned, reporter: str, tally: _Tally) -> None:
+        try:
+            await self._write(planned, tally)
+        except IntegrityError:
+            await self._record(planned.chunk, reporter, tally)
+
+    async def _record(self, chunk: list[_Valid], reporter: str, tally: _Tally) -> dict[str, _Target]:
+        """One chunk on its own: looked up, planned and written, planned again after a concurrent creation.
+        Returns the targets it leaves behind."""
+        for attempt in range(ATTEMPTS):
+            stored = await self.repo.lock_by_fingerprint({v.fingerprint for v in chunk})
+            planned = await self._plan(chunk, stored, reporter, utcnow())
+            try:
+                await self._write(planned, tally)
+                return planned.targets
+            except IntegrityError:
+                if attempt == ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     async def _record_segmented(self, rows: list[_Valid], reporter: str, tally: _Tally) -> None:
         """Rows with an audio/video segment, one at a time as `POST /badcases` records them: they are the same
@@ -182,13 +235,21 @@ class ImportService:
             else:
                 tally.created += 1
 
-    def _plan(self, chunk: list[_Valid], stored: dict[str, ExistingBadcase], reporter: str, now: datetime) -> _Plan:
+    async def _plan(self, chunk: list[_Valid], stored: dict[str, ExistingBadcase], reporter: str,
+                    now: datetime) -> _Planned:
+        """Pure computation (no query): yields now and then, so the previous chunk's writes and the reader move on."""
         plan = _Plan()
         targets: dict[str, _Target] = {}
-        for v in chunk:
+        for n, v in enumerate(chunk, 1):
+            if n % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
             target = targets.get(v.fingerprint)
             if target is None and (found := stored.get(v.fingerprint)) is not None:
-                target = targets[v.fingerprint] = _Target(**{**vars(found), "tags": list(found.tags)})
+                # a copy, as stored (a target of the previous chunk: as that chunk leaves it, written before this one)
+                target = targets[v.fingerprint] = _Target(
+                    id=found.id, function=found.function, severity=found.severity,
+                    priority_override=found.priority_override, description_norm=found.description_norm,
+                    tags=list(found.tags), frequency=found.frequency)
             if target is None:
                 target = targets[v.fingerprint] = self._new(v, reporter, now)
                 plan.occurrences.append(_occurrence(uuid.uuid4(), target.id, v.report, reporter, now))
@@ -208,7 +269,7 @@ class ImportService:
             plan.merged += 1
         for target in targets.values():
             self._settle(target, plan, now)
-        return plan
+        return _Planned(chunk, plan, targets)
 
     def _new(self, v: _Valid, reporter: str, now: datetime) -> _Target:
         r = v.report
@@ -259,11 +320,11 @@ def validate(raw: RawRow) -> _Valid | RowError:
         report = BadcaseCreate.model_validate({**raw.fields, "source": "import"})
         refs = [r.model_dump(exclude_none=True) for r in report.data]
         md5 = next((r["value"] for r in refs if r["kind"] == "md5"), None)
+        fingerprint, match_key = dedup.keys(report.function, md5, refs, report.ground_truth, report.prediction,
+                                            report.features)
         return _Valid(row=raw.row, line=raw.line, report=report, refs=refs, md5=md5,
                       media=next((r["media_type"] for r in refs if r.get("media_type")), None),
-                      fingerprint=dedup.fingerprint(report.function, md5, refs, report.ground_truth, report.prediction,
-                                                    report.features),
-                      match_key=dedup.match_key(report.function, report.ground_truth, report.prediction))
+                      fingerprint=fingerprint, match_key=match_key)
     except ValidationError as exc:
         return RowError(row=raw.row, line=raw.line, error=describe(exc))
     except RecursionError:
