@@ -60,6 +60,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bench._support import add_report_args, figure, own_nats, write_figures
 from mlife_shared.db import Database
 from mlife_shared.events import Envelope, EventData, new_envelope, register
+from mlife_shared.heap import freeze_startup_heap
 from mlife_shared.messaging import outbox
 from mlife_shared.messaging.bus import provision_streams
 from mlife_shared.messaging.consumer import ConsumerRunner, Subscription
@@ -116,6 +117,7 @@ class Control:
         self.stop.set()
 
     def ready(self) -> None:
+        freeze_startup_heap()  # as every MLife process does once started (raw children too: same treatment)
         self.cpu0 = time.process_time()
         print("ready", flush=True)
 
