@@ -12,10 +12,17 @@ from __future__ import annotations
 import gc
 
 YOUNG_THRESHOLD = 10_000
+_frozen = False
 
 
 def freeze_startup_heap() -> None:
-    """Call once the process has started (its app's lifespan up to `yield`, a worker before its loops)."""
+    """Call once the process has started (its app's lifespan up to `yield`, a worker before its loops). Only the
+    first call of a process freezes: a frozen object is never collected, so a process that starts many apps (the
+    tests) must not freeze each one's objects, which are garbage once that app stops."""
+    global _frozen
+    if _frozen:
+        return
+    _frozen = True
     gc.collect()
     gc.freeze()
     _, older, oldest = gc.get_threshold()
