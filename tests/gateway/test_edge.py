@@ -116,3 +116,13 @@ async def test_a_revoked_token_is_refused_at_once_although_just_used(edge: httpx
     assert (await edge.delete(f"/api/gateway/tokens/{created['id']}", headers=bearer)).status_code == 204
     r = await edge.get("/api/mtt/echo", headers=bearer)
     assert r.status_code == 401 and r.json()["error"] == "InvalidToken"
+
+
+async def test_a_cookie_an_upstream_sets_reaches_its_caller_and_never_goes_up_with_other_requests(
+        edge: httpx.AsyncClient) -> None:
+    first = await edge.get("/api/mtt/set-cookie", headers=AUTH)
+    assert first.status_code == 200 and "upstream_session=one-callers-secret" in first.headers.get("set-cookie", "")
+    edge.cookies.clear()  # the next caller has no cookie of its own
+    later = await edge.get("/api/mtt/echo", headers=AUTH)
+    assert later.status_code == 200
+    assert "cookie" not in later.json()["headers"], later.json()["headers"]

@@ -35,7 +35,8 @@ async def _app(scope, receive, send):  # type: ignore[no-untyped-def]
     else:
         status, ctype = 200, b"application/json"
         body = json.dumps({"path": path, "headers": headers, "size": size}).encode()
-    await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", ctype)]})
+    extra = [(b"set-cookie", b"upstream_session=one-callers-secret; Path=/")] if path.endswith("/set-cookie") else []
+    await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", ctype), *extra]})
     await send({"type": "http.response.body", "body": body})
 
 
