@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import random
 import time
-import uuid
 from typing import Any
 
 import structlog
@@ -36,6 +37,7 @@ class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
         self.app = app
         self.metrics = metrics
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}  # bounded by routes x methods x codes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -49,7 +51,7 @@ class RequestContextMiddleware:
             await send({"type": "http.response.body", "body": body})
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        request_id = _safe_id(headers.get(REQUEST_ID_HEADER)) or uuid.uuid4().hex
+        request_id = _safe_id(headers.get(REQUEST_ID_HEADER)) or _new_request_id()
         correlation_id = _safe_id(headers.get(CORRELATION_HEADER)) or request_id
         scope.setdefault("state", {})["request_id"] = request_id
         status = {"code": 500}
@@ -69,9 +71,24 @@ class RequestContextMiddleware:
                 route: Any = scope.get("route")
                 template = getattr(route, "path", None) or "unmatched"
                 method = scope.get("method", "GET")
-                self.metrics.requests.labels(self.metrics.service, method, template, str(status["code"])).inc()
-                self.metrics.latency.labels(self.metrics.service, method, template).observe(
-                    time.perf_counter() - start)
+                key = (method, template, status["code"])
+                children = self._children.get(key)
+                if children is None:  # `labels()` locks and builds the key on every call: a route's pair is kept
+                    m = self.metrics
+                    children = self._children[key] = (m.requests.labels(m.service, method, template, str(key[2])),
+                                                      m.latency.labels(m.service, method, template))
+                children[0].inc()
+                children[1].observe(time.perf_counter() - start)
+
+
+_ids = random.Random(os.urandom(16))
+os.register_at_fork(after_in_child=lambda: _ids.seed(os.urandom(16)))  # a forked worker draws its own ids
+
+
+def _new_request_id() -> str:
+    """32 hex digits, as `uuid4().hex` gave, without its system call per request (~3 % of a small request's CPU):
+    a request id traces, it is no secret."""
+    return f"{_ids.getrandbits(128):032x}"
 
 
 def _safe_id(value: str | None) -> str | None:
