@@ -5,12 +5,11 @@ worker consumes every public event (webhooks) and runs the webhook dispatcher; `
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 
 from gateway.app import SPEC, create
 from gateway.config import Settings
-from mlife_shared.cli import migrate, run_api_and_worker
+from mlife_shared.cli import migrate, run_api_and_worker, run_on_uvloop
 from mlife_shared.http_limits import run_server
 from mlife_shared.logging import configure_logging
 from mlife_shared.worker import run_worker
@@ -38,10 +37,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "api":
         run_server(create(settings), host=args.host, port=args.port, settings=settings)
     elif args.command == "all":
-        asyncio.run(run_api_and_worker(SPEC, settings, args.host, args.port, app=create(settings)))
+        run_on_uvloop(run_api_and_worker(SPEC, settings, args.host, args.port, app=create(settings)))
     elif args.command == "worker":
         configure_logging(f"{SPEC.name}-worker", settings.log_level, settings.log_json)
-        asyncio.run(run_worker(SPEC, settings))
+        run_on_uvloop(run_worker(SPEC, settings))
 
 
 if __name__ == "__main__":
