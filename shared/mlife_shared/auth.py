@@ -53,7 +53,7 @@ def verify_identity(token: str, secret: str) -> Identity:
     if known is not None:
         if time.time() <= known[1] + LEEWAY_SECONDS:
             return known[0]
-        del _VERIFIED[(token, secret)]
+        _VERIFIED.pop((token, secret), None)
         raise Unauthorized("the forwarded identity has expired")
     try:
         claims = jwt.decode(token, secret, algorithms=["HS256"], audience=AUDIENCE, issuer=ISSUER,

@@ -96,20 +96,19 @@ def data_key(md5: str | None, refs: list[dict[str, Any]], features: dict[str, An
 
 def fingerprint(function: str, md5: str | None, refs: list[dict[str, Any]], ground_truth: Any,
                 prediction: Any, features: dict[str, Any] | None = None) -> str:
-    return _sha(normalise_function(function), data_key(md5, refs, features), canonical(ground_truth),
-                canonical(prediction))
+    return keys(function, md5, refs, ground_truth, prediction, features)[0]
 
 
 def keys(function: str, md5: str | None, refs: list[dict[str, Any]], ground_truth: Any, prediction: Any,
          features: dict[str, Any] | None = None) -> tuple[str, str]:
-    """`fingerprint(...)` and `match_key(...)` together, each part computed once."""
+    """(`fingerprint`, `match_key`): each part computed once, both keys defined here only."""
     name, truth, predicted = normalise_function(function), canonical(ground_truth), canonical(prediction)
     return _sha(name, data_key(md5, refs, features), truth, predicted), _sha(name, truth, predicted)
 
 
 def match_key(function: str, ground_truth: Any, prediction: Any) -> str:
     """What near-duplicate candidates share: everything but the data."""
-    return _sha(normalise_function(function), canonical(ground_truth), canonical(prediction))
+    return keys(function, None, [], ground_truth, prediction)[1]
 
 
 def dhash(image_bytes: bytes) -> int | None:
