@@ -106,14 +106,24 @@ class LauncherConfig:
     @classmethod
     def from_env(cls, port: int | None = None, label_studio: bool = False) -> LauncherConfig:
         home = Path(os.environ.get("MLIFE_HOME", ".mlife")).resolve()
+        taken: set[int] = set()
+
+        def fresh() -> int:
+            # Each bind(0) socket is closed before the next one: the kernel may hand out the same port twice (bam and
+            # MLflow's proxy once got one port, and the proxy answered the gateway's /readyz for bam).
+            while (chosen := free_port()) in taken:
+                pass
+            taken.add(chosen)
+            return chosen
+
         nats_port = int(os.environ.get("MLIFE_NATS_PORT", "4223"))
         if not os.environ.get("MLIFE_NATS_URL") and (nats_port == 0 or not port_is_free(nats_port)):
-            nats_port = free_port()  # 0 is "any": nats-server would read it as its own default, 4222
+            nats_port = fresh()  # 0 is "any": nats-server would read it as its own default, 4222
         ports = {s: int(os.environ[f"MLIFE_{s.upper()}_PORT"]) if os.environ.get(f"MLIFE_{s.upper()}_PORT")
-                 else free_port() for s in SERVICES}
+                 else fresh() for s in SERVICES}
         return cls(home=home, port=port or int(os.environ.get("MLIFE_PORT", "8000")),
                    nats_url=os.environ.get("MLIFE_NATS_URL"), nats_port=nats_port, service_ports=ports,
-                   mlflow_bin=mlflow_binary(), mlflow_port=int(os.environ.get("MLIFE_MLFLOW_PORT") or free_port()),
+                   mlflow_bin=mlflow_binary(), mlflow_port=int(os.environ.get("MLIFE_MLFLOW_PORT") or fresh()),
                    mlflow_lazy=os.environ.get("MLIFE_MLFLOW_LAZY", "1") not in ("0", "false"),
                    mlflow_idle_seconds=float(os.environ.get("MLIFE_MLFLOW_IDLE_SECONDS") or 600),
                    labelstudio=label_studio or os.environ.get("MLIFE_LABEL_STUDIO", "0") not in ("", "0", "false"),
