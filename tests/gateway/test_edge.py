@@ -121,8 +121,21 @@ async def test_a_revoked_token_is_refused_at_once_although_just_used(edge: httpx
 async def test_a_cookie_an_upstream_sets_reaches_its_caller_and_never_goes_up_with_other_requests(
         edge: httpx.AsyncClient) -> None:
     first = await edge.get("/api/mtt/set-cookie", headers=AUTH)
-    assert first.status_code == 200 and "upstream_session=one-callers-secret" in first.headers.get("set-cookie", "")
+    cookies = first.headers.get_list("set-cookie")
+    assert first.status_code == 200 and len(cookies) == 2 and "upstream_session=one-callers-secret" in cookies[0]
     edge.cookies.clear()  # the next caller has no cookie of its own
     later = await edge.get("/api/mtt/echo", headers=AUTH)
     assert later.status_code == 200
     assert "cookie" not in later.json()["headers"], later.json()["headers"]
+
+
+async def test_the_query_path_and_forwarding_headers_reach_the_service_as_sent(edge: httpx.AsyncClient) -> None:
+    r = await edge.get("/api/mtt/a%2Fb/echo?q=dusk%20road&tag=x&tag=y&empty=", headers=AUTH)
+    seen = r.json()
+    assert r.status_code == 200 and seen["query"] == "q=dusk%20road&tag=x&tag=y&empty="
+    assert seen["path"] == "/api/mtt/a/b/echo"  # decoded by the service's server, from the raw path sent
+    assert seen["headers"]["x-forwarded-host"] == "gateway" and seen["headers"]["x-forwarded-proto"] == "https"
+    assert "authorization" not in seen["headers"] and seen["headers"]["x-mlife-identity"]
+    assert "date" not in r.headers and "server" not in r.headers  # the gateway's own server adds its own
+    head = await edge.head("/api/mtt/echo", headers=AUTH)
+    assert head.status_code == 200 and head.content == b""

@@ -34,8 +34,10 @@ async def _app(scope, receive, send):  # type: ignore[no-untyped-def]
         status, ctype, body = 409, b"application/json", json.dumps({"detail": "bare detail"}).encode()
     else:
         status, ctype = 200, b"application/json"
-        body = json.dumps({"path": path, "headers": headers, "size": size}).encode()
-    extra = [(b"set-cookie", b"upstream_session=one-callers-secret; Path=/")] if path.endswith("/set-cookie") else []
+        body = json.dumps({"path": path, "query": scope["query_string"].decode("latin-1"), "headers": headers,
+                           "size": size}).encode()
+    extra = [(b"set-cookie", b"upstream_session=one-callers-secret; Path=/"), (b"set-cookie", b"second=2; Path=/")
+             ] if path.endswith("/set-cookie") else []
     await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", ctype), *extra]})
     await send({"type": "http.response.body", "body": body})
 

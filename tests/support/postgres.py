@@ -47,7 +47,17 @@ async def _execute(*statements: str) -> None:
 
 
 async def _drop_stale_templates(conn: asyncpg.Connection) -> None:
-    """Templates of earlier runs on this host whose process is gone (a run killed before its teardown)."""
+    """Templates of earlier runs on this host whose process is gone (a run killed before its teardown). Under an
+    advisory lock: two test workers starting together would otherwise drop the same one ("tuple concurrently
+    updated")."""
+    await conn.execute("SELECT pg_advisory_lock(hashtext('mlife-test-stale-templates'))")
+    try:
+        await _drop_stale_templates_locked(conn)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock(hashtext('mlife-test-stale-templates'))")
+
+
+async def _drop_stale_templates_locked(conn: asyncpg.Connection) -> None:
     names = await conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE $1", f"{_TEMPLATE_PREFIX}%_{_HOST_TAG}_%")
     for (name,) in names:
         pid = int(name.rsplit("_", 1)[-1])

@@ -13,7 +13,7 @@ from gateway.proxy.service import Upstreams
 from mlife_shared.errors import MLifeError, NotFound, error_body
 
 router = APIRouter()
-METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 async def upstreams(request: Request) -> Upstreams:

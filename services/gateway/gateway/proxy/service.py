@@ -18,6 +18,14 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from gateway.config import SERVICES, Settings
 from gateway.edge.source import client_address
+from gateway.proxy.upstream import (
+    ConnectFailed,
+    Disconnected,
+    ReadTimeout,
+    UpstreamError,
+    UpstreamPool,
+    UpstreamResponse,
+)
 from mlife_shared.errors import MLifeError, NotFound, ServiceUnavailable
 
 try:
@@ -32,6 +40,12 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authoriza
               "transfer-encoding", "upgrade", "host", "authorization", "cookie", "x-csrf-token",
               "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-request-id"}
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
+_QUERY_SAFE = "/?%:@!$&'()*+,;=-._~"
+# Request headers not sent up as they came: Host, Content-Length and Transfer-Encoding are the client's own
+# (`upstream.py` sets them), Expect was answered by the gateway's server, the rest are set by the gateway.
+_HOP_BY_HOP_RAW = frozenset(h.encode() for h in HOP_BY_HOP) | {b"content-length", b"expect"}
+# Answer headers not sent down: hop-by-hop ones, and Date and Server, which the gateway's server adds itself.
+_ANSWER_DROPPED = frozenset(h.encode() for h in HOP_BY_HOP) | {b"date", b"server"}
 KEEPALIVE_EXPIRY = 2.0  # seconds; uvicorn closes an idle connection after 5
 # An answer up to this size (by its Content-Length) is read whole and sent in one piece; a larger one, or one
 # of unknown length, streams through.
@@ -95,14 +109,19 @@ class Upstreams:
         # The proxy sends on the transport itself (`forward`): a client's layers (its cookie jar, default headers,
         # auth and redirect hooks) are what a reverse proxy must not apply to its callers' requests — a cookie an
         # upstream set would have gone up again with everyone's requests — and cost ~20 % of a proxied call's CPU.
-        self.transports = {s: httpx.AsyncHTTPTransport(limits=limits) for s in SERVICES}
-        self.clients = {s: httpx.AsyncClient(transport=self.transports[s], timeout=timeout, follow_redirects=False)
+        self.pools = {s: UpstreamPool(settings.upstream(s), max_connections=connections,
+                                      keepalive_expiry=KEEPALIVE_EXPIRY,
+                                      connect_timeout=settings.upstream_connect_timeout_seconds,
+                                      read_timeout=settings.upstream_timeout_seconds) for s in SERVICES}
+        # Readiness and the merged OpenAPI (a few calls a minute) keep httpx, on connections of their own.
+        self.clients = {s: httpx.AsyncClient(timeout=timeout, follow_redirects=False, limits=limits)
                         for s in SERVICES}
-        self.timeout = timeout.as_dict()
 
     async def close(self) -> None:
         for client in self.clients.values():
             await client.aclose()
+        for pool in self.pools.values():
+            await pool.close()
 
     def base(self, service: str) -> str:
         if service not in SERVICES:
@@ -122,45 +141,63 @@ class Upstreams:
     async def forward(self, request: Request, service: str, path: str) -> Response:
         """Streams the body up and the answer down. The identity header was signed by the edge
         middleware (any client-sent one was dropped there)."""
+        pool = self.pools.get(service)
+        if pool is None:
+            self.base(service)  # the unknown service's 404
+            raise NotFound(f"no service {service!r}")
+        scope = request.scope
         # The path as the client encoded it (a decoded one may hold control characters no URL can carry).
-        raw_path = request.scope.get("raw_path") or request.url.path.encode()
-        url = self.base(service) + quote(raw_path.decode("latin-1"), safe=_PATH_SAFE)
-        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
-        headers.append(("x-forwarded-for", client_address(request.scope, self.trusted)))
-        headers.append(("x-forwarded-proto", request.url.scheme))
-        if host := request.headers.get("host"):
-            headers.append(("x-forwarded-host", host))
-        if rid := request.scope.get("state", {}).get("request_id"):
-            headers.append(("x-request-id", rid))
-        has_body = "content-length" in request.headers or "transfer-encoding" in request.headers
-        upstream = httpx.Request(request.method, url, params=request.url.query or None, headers=headers,
-                                 content=request.stream() if has_body else None, extensions={"timeout": self.timeout})
+        raw_path = scope.get("raw_path") or scope["path"].encode()
+        target = pool.target(quote(raw_path.decode("latin-1"), safe=_PATH_SAFE).encode("ascii"),
+                             quote(scope.get("query_string", b"").decode("latin-1"), safe=_QUERY_SAFE).encode("ascii"))
+        headers: list[tuple[bytes, bytes]] = []
+        host = length = None
+        chunked = False
+        for name, value in scope["headers"]:
+            if name not in _HOP_BY_HOP_RAW:
+                headers.append((name, value))
+            elif name == b"host":
+                host = value
+            elif name == b"content-length":
+                length = value
+            elif name == b"transfer-encoding":
+                chunked = True
+        headers.append((b"x-forwarded-for", client_address(scope, self.trusted).encode("latin-1")))
+        headers.append((b"x-forwarded-proto", scope.get("scheme", "http").encode("latin-1")))
+        if host is not None:
+            headers.append((b"x-forwarded-host", host))
+        if rid := scope.get("state", {}).get("request_id"):
+            headers.append((b"x-request-id", rid.encode("latin-1")))
+        body = request.stream() if length is not None or chunked else None
+        content_length = int(length) if length is not None and not chunked else None
         try:
-            response = await self.transports[service].handle_async_request(upstream)
-            response.request = upstream
+            response = await pool.request(scope["method"].encode("ascii"), target, headers, body, content_length)
         except MLifeError:  # a refusal raised while the body streamed up (too large, too deep, stalled)
             raise
-        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+        except (ConnectFailed, Disconnected) as exc:
             raise ServiceUnavailable(f"the {service} service is unavailable; retry in a moment") from exc
-        except httpx.TimeoutException as exc:
+        except ReadTimeout as exc:
             raise GatewayTimeout(f"the {service} service did not answer within "
                                  f"{self.settings.upstream_timeout_seconds:g} s") from exc
-        except httpx.HTTPError as exc:
-            raise BadGateway(f"the {service} service broke the connection ({type(exc).__name__})") from exc
-        out_headers = {k: v for k, v in response.headers.items() if k.lower() not in HOP_BY_HOP}
-        if response.status_code >= 400:
+        except UpstreamError as exc:
+            raise BadGateway(f"the {service} service broke the connection ({exc})") from exc
+        out_headers = [(k, v) for k, v in response.headers if k not in _ANSWER_DROPPED]
+        if response.status >= 400:
             return await _error_response(service, response, out_headers)
-        length = response.headers.get("content-length", "")
-        if length.isdigit() and int(length) <= MAX_BUFFERED_ANSWER:
+        length = response.header(b"content-length")
+        if length is not None and length.isdigit() and int(length) <= MAX_BUFFERED_ANSWER:
             try:  # raw: an encoded (gzip) answer passes as it came
-                body = b"".join([chunk async for chunk in response.aiter_raw()])
-            except httpx.HTTPError as exc:
-                raise BadGateway(f"the {service} service broke the connection ({type(exc).__name__})") from exc
-            finally:
-                await response.aclose()
-            return Response(body, status_code=response.status_code, headers=out_headers)
-        return StreamingResponse(response.aiter_raw(), status_code=response.status_code, headers=out_headers,
-                                 background=BackgroundTask(response.aclose))
+                answer = await response.read()
+            except UpstreamError as exc:
+                raise BadGateway(f"the {service} service broke the connection ({exc})") from exc
+            whole = Response(status_code=response.status)
+            whole.body = answer
+            whole.raw_headers = out_headers
+            return whole
+        streamed = StreamingResponse(response.aiter_raw(), status_code=response.status,
+                                     background=BackgroundTask(response.aclose))
+        streamed.raw_headers = out_headers
+        return streamed
 
     async def readiness(self) -> dict[str, str]:
         async def _one(service: str) -> tuple[str, str]:
@@ -220,37 +257,40 @@ class BadGateway(MLifeError):
     status_code = 502
 
 
-async def _error_response(service: str, response: httpx.Response, headers: dict[str, str]) -> Response:
+async def _error_response(service: str, response: UpstreamResponse, headers: list[tuple[bytes, bytes]]) -> Response:
     """An upstream error in the `{"error", "detail"}` shape: passed through as is when it has it,
     wrapped otherwise (a proxy's HTML 502, a plain-text 500, FastAPI's bare `{"detail"}`)."""
     body = bytearray()
     try:
-        async for chunk in response.aiter_bytes():
+        async for chunk in response.aiter_raw():
             body += chunk
             if len(body) > MAX_ERROR_BODY:
                 break
-    except httpx.HTTPError:
+    except UpstreamError:
         pass
     finally:
         await response.aclose()
-    for name in ("content-length", "content-encoding", "content-type"):
-        headers.pop(name, None)
-    status = response.status_code
+    kept = {k.decode("latin-1"): v.decode("latin-1") for k, v in headers
+            if k not in (b"content-length", b"content-encoding", b"content-type", b"set-cookie")}
+    status = response.status
     try:
         parsed = json.loads(bytes(body)) if len(body) <= MAX_ERROR_BODY else None
     except ValueError:
         parsed = None
     if isinstance(parsed, dict) and "error" in parsed and "detail" in parsed:
-        return JSONResponse(parsed, status_code=status, headers=headers)
-    if isinstance(parsed, dict) and set(parsed) == {"detail"}:
-        detail = parsed["detail"]
-    elif parsed is not None:
-        detail = parsed
+        out = JSONResponse(parsed, status_code=status, headers=kept)
     else:
-        text = bytes(body[:2000]).decode("utf-8", "replace").strip()
-        detail = f"the {service} service answered {status}" + (f": {text}" if text else "")
-    return JSONResponse({"error": _ERROR_NAMES.get(status, "UpstreamError"), "detail": detail},
-                        status_code=status, headers=headers)
+        if isinstance(parsed, dict) and set(parsed) == {"detail"}:
+            detail = parsed["detail"]
+        elif parsed is not None:
+            detail = parsed
+        else:
+            text = bytes(body[:2000]).decode("utf-8", "replace").strip()
+            detail = f"the {service} service answered {status}" + (f": {text}" if text else "")
+        out = JSONResponse({"error": _ERROR_NAMES.get(status, "UpstreamError"), "detail": detail},
+                           status_code=status, headers=kept)
+    out.raw_headers += [(k, v) for k, v in headers if k == b"set-cookie"]  # every cookie, not the last one
+    return out
 
 
 ERROR_SCHEMA = {"type": "object", "required": ["error", "detail"], "title": "MLifeError",
