@@ -305,7 +305,7 @@ async def test_a_silent_service_times_out_and_a_closed_port_fails_to_connect() -
 
 
 async def test_two_services_have_pools_of_their_own(echo: tuple[Echo, str]) -> None:
-    app, url = echo
+    _, url = echo
     other_app = Echo()
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(other_app, host="127.0.0.1", port=port, log_level="warning",
