@@ -365,7 +365,7 @@ class UpstreamPool:
         chunked = body is not None and content_length is None
         if chunked:
             lines.append(b"transfer-encoding: chunked\r\n")
-        elif body is not None:
+        elif content_length is not None:
             lines.append(b"content-length: %d\r\n" % content_length)
         lines.append(b"\r\n")
         head = b"".join(lines)
