@@ -274,3 +274,34 @@ async def created_events(db_url: str) -> list[dict[str, Any]]:
                                            "ORDER BY seq"))).scalars().all()
     await engine.dispose()
     return [(r if isinstance(r, dict) else json.loads(r))["data"] for r in rows]
+
+
+async def test_a_list_page_shows_each_badcase_as_reading_it_alone_does(bam: httpx.AsyncClient) -> None:
+    """The list builds its page from the rows in one validation (bam.badcase.router.page_answer), one badcase at a
+    time reads the ORM object (to_read): every field of every kind of badcase must come out the same."""
+    from tests.support.bam import png, report
+
+    made = [
+        (await bam.post("/badcases", json=report())).json(),  # a DAM file by MD5
+        (await bam.post("/badcases", json=report(function="wine", data=[], features={"alcohol": 9.5, "ph": 3.1},
+                                                 prediction="5", ground_truth="7"))).json(),  # a tabular row
+        (await bam.post("/badcases", json=report(data=[{"kind": "key", "value": "served-inputs/d/x.png"}],
+                                                 tags=["night", "rain"], severity="critical"))).json(),
+        (await bam.post("/badcases/with-data", data={"report": json.dumps(report(data=[]))},
+                        files={"file": ("a.png", png(), "image/png")})).json(),  # data BAM holds
+        (await bam.post("/badcases", json=report(data=[{"kind": "url", "value": "https://example.com/clip.wav",
+                                                        "media_type": "audio"}],
+                                                 segment_start=1.5, segment_end=2.0))).json(),
+    ]
+    assert all("id" in m for m in made), made
+    triaged = await bam.patch(f"/badcases/{made[0]['id']}", json={"priority": 42, "owner": "olga"})
+    sent = await bam.post("/badcases/add-to-test-data", json={"ids": [made[1]["id"]]})
+    assert triaged.status_code == 200 and sent.status_code == 200, (triaged.text, sent.text)
+    listed = {b["id"]: b for b in (await bam.get("/badcases", params={"limit": 50})).json()["items"]}
+    assert set(listed) == {m["id"] for m in made}
+    for m in made:
+        alone = (await bam.get(f"/badcases/{m['id']}")).json()
+        assert listed[m["id"]] == alone
+    assert {(b["preview"] or {}).get("source") for b in listed.values()} == {"bam", "dam", None}
+    assert listed[made[4]["id"]]["segment_start"] == 1.5 and listed[made[2]["id"]]["tags"] == ["night", "rain"]
+    assert listed[made[0]["id"]]["priority_is_manual"] and listed[made[1]["id"]]["added_to_test_data_at"]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Response, UploadFile
@@ -63,6 +64,23 @@ def to_read(b: Badcase | Row[Any], merged_into: uuid.UUID | None = None) -> Badc
         frame_end=b.frame_end, duration=b.duration, preview=preview_ref(b))
 
 
+def page_answer(rows: Sequence[Row[Any]], next_cursor: str | None) -> Response:
+    """A list page as `to_read` of each row would give it, validated in one call: each Core row becomes a dict by
+    its column names (`to_read`'s keyword arguments, one by one, were a quarter of a list request's CPU); the
+    few fields named or derived differently are set on it; columns BadcaseRead does not have are ignored."""
+    items: list[dict[str, Any]] = []
+    if rows:
+        names = rows[0]._fields
+        for row in rows:
+            item = dict(zip(names, row, strict=True))
+            item["data"] = item["data_refs"]
+            item["added_to_test_data_at"] = item["test_data_requested_at"]
+            item["priority_is_manual"] = item["priority_override"] is not None
+            item["preview"] = preview_ref(row)
+            items.append(item)
+    return json_answer(BadcasePage.model_validate({"items": items, "next_cursor": next_cursor}))
+
+
 def _answer(recorded: Recorded, response: Response) -> BadcaseRead:
     response.status_code = 200 if recorded.merged else 201
     return to_read(recorded.badcase, merged_into=recorded.badcase.id if recorded.merged else None)
@@ -104,7 +122,7 @@ async def list_badcases(service: BadcaseServiceDep, _: Viewer, f: Filter, sort: 
                         limit: Annotated[int, Query(ge=1, le=500)] = 50) -> Response:
     """Retrieve badcases: filters on every attribute, full-text `q`, `sort`, cursor pagination."""
     rows, next_cursor = await service.page(f, sort=sort, limit=limit, cursor=cursor)
-    return json_answer(BadcasePage(items=[to_read(b) for b in rows], next_cursor=next_cursor))
+    return page_answer(rows, next_cursor)
 
 
 @router.get("/{badcase_id}")
