@@ -36,9 +36,9 @@ class Settings(ServiceSettings):
     upstream_connect_timeout_seconds: float = 3.0
     upstream_connections: int = Field(20, ge=1, description="Connections the gateway keeps open to each service; "
                                       "more concurrent requests for one service wait for one (at most the upstream "
-                                      "timeout). httpcore scans its whole pool on every request (quadratically in "
-                                      "idle connections), so a larger pool costs CPU per request; raise it when "
-                                      "many long uploads or downloads run at once")
+                                      "timeout): the bound on one service's concurrent requests through this gateway. "
+                                      "Idle connections cost nothing per request; raise it when many long uploads or "
+                                      "downloads run at once")
     auth_cache_seconds: float = Field(2.0, ge=0, description="How long the gateway remembers an API token's or a "
                                       "session's user (role, disabled) instead of reading it from the database on "
                                       "every request. This process forgets them at once when a user, token or "

@@ -97,18 +97,14 @@ class Upstreams:
         # `read` bounds the wait for each chunk (and for the response head), not the whole transfer:
         # a long upload or download keeps going as long as bytes move.
         timeout = httpx.Timeout(settings.upstream_timeout_seconds, connect=settings.upstream_connect_timeout_seconds)
-        # A pool per service, every connection kept alive: with fewer keep-alive slots than concurrent callers,
-        # each burst closed connections and opened new ones. httpcore looks at every connection of its pool (a
-        # getpeername and a poll each, and a count of the idle ones per idle one) for every request: one pool for
-        # all services, or a large one, costs more CPU than queueing for a connection (upstream_connections).
-        # Idle connections are dropped here before the service drops them (uvicorn: after 5 s), so a request is
-        # never sent on a connection the service is closing (a 502 ReadError).
+        # A pool per service (gateway.proxy.upstream), at most `upstream_connections` requests in flight to it, every
+        # connection kept alive. Idle connections are dropped here before the service drops them (uvicorn: after
+        # 5 s), so a request is rarely sent on a connection the service is closing (a GET is then retried once).
         connections = settings.upstream_connections
         limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections,
                               keepalive_expiry=KEEPALIVE_EXPIRY)
-        # The proxy sends on the transport itself (`forward`): a client's layers (its cookie jar, default headers,
-        # auth and redirect hooks) are what a reverse proxy must not apply to its callers' requests — a cookie an
-        # upstream set would have gone up again with everyone's requests — and cost ~20 % of a proxied call's CPU.
+        # No client layers (cookie jar, default headers, auth and redirect hooks) between callers and services: a
+        # cookie an upstream set would go up again with everyone's requests.
         self.pools = {s: UpstreamPool(settings.upstream(s), max_connections=connections,
                                       keepalive_expiry=KEEPALIVE_EXPIRY,
                                       connect_timeout=settings.upstream_connect_timeout_seconds,
