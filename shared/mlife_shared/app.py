@@ -80,9 +80,14 @@ class ServiceSpec(Generic[SettingsT]):
     jobs: Callable[[ServiceContext[SettingsT]], list[Job]] = lambda ctx: []  # periodic, run by the worker
 
 
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request's unit of work: committed after the route returns and before the response is sent."""
-    async with request.app.state.db.transaction() as session:
+    """The request's unit of work: committed after the route returns and before the response is sent. A GET or
+    HEAD only reads (`Database.reading`: no BEGIN/COMMIT round trips; a write there is refused)."""
+    db = request.app.state.db
+    async with (db.reading() if request.scope["method"] in _READS else db.transaction()) as session:
         yield session
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import DateTime, MetaData, Table, TypeDecorator, event, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, ORMExecuteState, Session
 from sqlalchemy.pool import NullPool
 
 NAMING_CONVENTION = {
@@ -101,11 +101,33 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
                                connect_args={"server_settings": {"jit": "off"}})
 
 
+class WriteInReadOnlySession(RuntimeError):
+    """A write through a session of `Database.reading()`: a programming error (a GET route that writes)."""
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _refuse_statement_writes(state: ORMExecuteState) -> None:
+    if state.session.info.get("read_only") and (state.is_insert or state.is_update or state.is_delete):
+        raise WriteInReadOnlySession("a read-only unit of work (a GET or HEAD request) tried to write")
+
+
+@event.listens_for(Session, "before_flush")
+def _refuse_flushed_writes(session: Session, *_: Any) -> None:
+    if session.info.get("read_only") and (session.new or session.dirty or session.deleted):
+        raise WriteInReadOnlySession("a read-only unit of work (a GET or HEAD request) tried to write")
+
+
 class Database:
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
         self.engine = make_engine(url, pool_size=pool_size)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        # Reads on PostgreSQL: the same pool, each connection in autocommit while the session holds it, so a read
+        # costs no BEGIN and COMMIT round trips (under READ COMMITTED each statement had its own snapshot anyway).
+        # Writes through such a session are refused before they reach the database (the listeners above).
+        self.readers = (async_sessionmaker(self.engine.execution_options(isolation_level="AUTOCOMMIT"),
+                                           expire_on_commit=False, autoflush=False, info={"read_only": True})
+                        if not url.startswith("sqlite") else None)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -117,6 +139,17 @@ class Database:
             except BaseException:
                 await session.rollback()
                 raise
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncSession]:
+        """A unit of work that only reads: no transaction on PostgreSQL (see `readers`), `transaction()` on
+        SQLite."""
+        if self.readers is None:
+            async with self.transaction() as session:
+                yield session
+            return
+        async with self.readers() as session:
+            yield session
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
