@@ -84,6 +84,17 @@ async def raw_server(handler: Handler) -> tuple[asyncio.Server, str]:
     return server, f"http://127.0.0.1:{port}"
 
 
+def answering(answer: bytes) -> Handler:
+    """A server that reads a request head, sends `answer` as it is and hangs up."""
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+
+    return handler
+
+
 def pool(url: str, **kw: float) -> UpstreamPool:
     args = {"max_connections": 4, "keepalive_expiry": 2.0, "connect_timeout": 2.0, "read_timeout": 5.0, **kw}
     return UpstreamPool(url, **args)  # type: ignore[arg-type]
@@ -224,13 +235,8 @@ async def test_a_request_the_service_hung_up_on_is_retried_only_without_a_body()
 
 
 async def test_an_early_answer_is_returned_and_the_rest_of_the_body_not_sent() -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b'HTTP/1.1 413 Payload Too Large\r\ncontent-length: 9\r\nconnection: close\r\n\r\ntoo large')
-        await writer.drain()
-        writer.close()
-
-    server, url = await raw_server(handler)
+    server, url = await raw_server(answering(
+        b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 9\r\nconnection: close\r\n\r\ntoo large"))
     p = pool(url)
     sent = 0
 
@@ -249,13 +255,8 @@ async def test_an_early_answer_is_returned_and_the_rest_of_the_body_not_sent() -
 
 
 async def test_informational_answers_are_skipped_and_a_body_may_end_with_the_connection() -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nx-a: 1\r\n\r\nuntil the end")
-        await writer.drain()
-        writer.close()
-
-    server, url = await raw_server(handler)
+    server, url = await raw_server(answering(
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nx-a: 1\r\n\r\nuntil the end"))
     p = pool(url)
     r = await p.request(b"GET", b"/", [])
     assert r.status == 200 and r.headers == [(b"x-a", b"1")] and await r.read() == b"until the end"
@@ -270,13 +271,7 @@ async def test_informational_answers_are_skipped_and_a_body_may_end_with_the_con
     (b"", Disconnected),
 ])
 async def test_broken_answers_are_named(answer: bytes, error: type[Exception]) -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(answer)
-        await writer.drain()
-        writer.close()
-
-    server, url = await raw_server(handler)
+    server, url = await raw_server(answering(answer))
     p = pool(url)
     with pytest.raises(error):
         r = await p.request(b"GET", b"/", [])
