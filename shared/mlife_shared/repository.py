@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeAlias, TypeVar
 
 import asyncpg
 import orjson
-from sqlalchemy import JSON, Select, Table, func, insert, select
+from sqlalchemy import JSON, Row, Select, Table, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -130,6 +130,12 @@ class Repository:
             await driver.copy_records_to_table(table.name, records=records, columns=columns)
         except asyncpg.IntegrityConstraintViolationError as exc:
             raise IntegrityError(f"COPY {table.name}", None, exc) from exc
+
+    async def core_rows(self, statement: AnySelect) -> Sequence[Row[Any]]:
+        """The rows of a select of Core columns, run on the session's connection as a Core statement: no ORM
+        compile state or row loading (on a 50-row page of 40 columns those were a tenth of the request's CPU)."""
+        connection = await self.session.connection()
+        return (await connection.execute(statement)).all()
 
     async def one(self, statement: AnySelect) -> Any:
         return await self.session.scalar(statement)

@@ -11,6 +11,7 @@ import httpx
 import sqlalchemy as sa
 from PIL import Image, ImageDraw
 
+from bam.badcase.filters import BadcaseFilter
 from mlife_shared.db import make_engine
 from tests.support.auth import as_role
 from tests.support.bam import png, post_with_data, report
@@ -149,6 +150,36 @@ async def test_cursor_pagination_walks_every_badcase_once(bam: httpx.AsyncClient
     assert len(seen) == 23 == len(set(seen))
     bad = await bam.get("/badcases", params={"cursor": "garbage!!"})
     assert bad.status_code == 400 and bad.json()["error"] == "InvalidCursor"
+
+
+async def test_the_filter_in_the_query_string_is_checked_and_documented_on_each_route(bam: httpx.AsyncClient) -> None:
+    """The filter is read from the query string in one validation (not FastAPI's field-by-field spreading): a bad
+    value is FastAPI's 422 naming the parameter, on the list, the stats and the weekly stats alike; parameters of
+    the route itself and unknown ones are not the filter's; a repeated one counts with its last value; and the
+    OpenAPI document still lists every filter parameter with its schema."""
+    await bam.post("/badcases", json=report(function="ocr", severity="high"))
+    await bam.post("/badcases", json=report(function="emotion", severity="low"))
+    for path, extra in (("/badcases", {}), ("/stats", {"group_by": "function"}), ("/stats/weekly", {})):
+        for bad in ({"status": "bogus"}, {"min_priority": "-1"}, {"task_id": "not-a-uuid"},
+                    {"seen_after": "yesterday"}, {"function": "x" * 201}):
+            r = await bam.get(path, params={**extra, **bad})
+            assert r.status_code == 422, (path, bad, r.text)
+            assert [e["loc"] for e in r.json()["detail"]] == [["query", *bad]], (bad, r.text)
+        assert (await bam.get(path, params={**extra, "q": "a\x00b"})).status_code == 422  # the edge's own check
+        assert (await bam.get(path, params={**extra, "severity": "high", "whatever": "1"})).status_code == 200
+    listed = (await bam.get("/badcases", params=[("function", "emotion"), ("function", "ocr"),
+                                                  ("sort", "-priority"), ("limit", "5")])).json()["items"]
+    assert [b["function"] for b in listed] == ["ocr"]
+    counts = (await bam.get("/stats", params={"group_by": "function", "severity": "low"})).json()
+    assert [g["key"] for g in counts["groups"]] == [{"function": "emotion"}] and counts["total"] == 1, counts
+    spec = (await bam.get(str(bam.base_url.copy_with(path="/openapi.json")))).json()
+    wanted = set(BadcaseFilter.model_fields)
+    for path, route_own in (("/badcases", {"sort", "cursor", "limit"}), ("/stats", {"group_by", "limit"}),
+                            ("/stats/weekly", {"weeks"})):
+        parameters = {p["name"]: p for p in spec["paths"][f"/api/bam{path}"]["get"]["parameters"]}
+        assert set(parameters) == wanted | route_own, path
+        assert parameters["status"]["in"] == "query" and "bogus" not in str(parameters["status"]["schema"])
+        assert "new" in str(parameters["status"]["schema"]) and parameters["task_id"]["schema"]
 
 
 async def test_bad_input_is_a_clear_4xx_and_writes_nothing(bam: httpx.AsyncClient, bam_db: str) -> None:

@@ -6,10 +6,11 @@ import base64
 import json
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import Query
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bam.badcase.exceptions import InvalidCursor
 
@@ -59,8 +60,37 @@ class FilterBody(BadcaseFilter):
     model_config = ConfigDict(extra="forbid")
 
 
-# As query parameters (FastAPI spreads the model's fields; other parameters such as `sort` stay beside it).
-FilterQuery = Annotated[BadcaseFilter, Query()]
+def _documented_parameters() -> list[dict[str, Any]]:
+    """The OpenAPI parameters FastAPI writes for the filter spread over query parameters."""
+    app = FastAPI()
+
+    @app.get("/")
+    def documented(f: Annotated[BadcaseFilter, Query()]) -> None:
+        """Only documents the parameters."""
+
+    parameters: list[dict[str, Any]] = app.openapi()["paths"]["/"]["get"]["parameters"]
+    return parameters
+
+
+# The routes taking the filter as query parameters pass this as `openapi_extra`: the parameters are documented
+# as FastAPI documents `Annotated[BadcaseFilter, Query()]`.
+FILTER_PARAMETERS: dict[str, Any] = {"parameters": _documented_parameters()}
+
+
+async def _filter_query(request: Request) -> BadcaseFilter:
+    """The filter from the query string in one validation, with FastAPI's 422 for a bad value. FastAPI's own
+    spreading of a query model looks up and checks each of its 20 fields on every request: 8 % of a list page's
+    CPU. Parameters the filter does not have (`sort`, `cursor`, `limit`, ...) are left to their route; a repeated
+    parameter counts with its last value, as in FastAPI."""
+    try:
+        return BadcaseFilter.model_validate(dict(request.query_params))
+    except ValidationError as exc:
+        raise RequestValidationError([{**error, "loc": ("query", *error["loc"])}
+                                      for error in exc.errors(include_url=False)]) from None
+
+
+# As query parameters (documented by FILTER_PARAMETERS; other parameters such as `sort` stay beside it).
+FilterQuery = Annotated[BadcaseFilter, Depends(_filter_query)]
 
 
 def encode_cursor(sort: str, value: object, id_: str) -> str:

@@ -75,7 +75,11 @@ class _Data:
 
 def served_input(b: Badcase | Row[Any]) -> str | None:
     """The object key of the served input (or other platform object) a badcase names, when BAM may read it."""
-    for ref in b.data_refs:
+    return _served_key(b.data_refs)
+
+
+def _served_key(data_refs: list[dict[str, Any]]) -> str | None:
+    for ref in data_refs:
         if ref.get("kind") == "key" and str(ref.get("value", "")).startswith(SERVED_INPUT_PREFIXES):
             return str(ref["value"])
     return None
@@ -85,20 +89,30 @@ def guess_media(key: str) -> str | None:
     return _EXTENSIONS.get(key.rsplit(".", 1)[-1].lower()) if "." in key.rsplit("/", 1)[-1] else None
 
 
-def preview_ref(b: Badcase | Row[Any]) -> PreviewRef | None:
-    """Where the badcase's preview lives, from its row alone (no store lookup, so a list page stays one query);
-    the badcase or a Core row of its listed columns."""
-    if b.data_stored and b.data_md5:
-        return PreviewRef(source="bam", md5=b.data_md5, media_type=b.media_type)
-    key = served_input(b)
+_PREVIEW_COLUMNS = ("data_md5", "data_stored", "media_type", "data_refs", "features")
+
+
+def preview_fields(row: dict[str, Any]) -> dict[str, Any] | None:
+    """Where the badcase's preview lives, from its row alone (no store lookup, so a list page stays one query):
+    PreviewRef's fields, from a page's row as a dict of its columns (a page validates them all at once)."""
+    md5 = row["data_md5"]
+    if row["data_stored"] and md5:
+        return {"source": "bam", "md5": md5, "media_type": row["media_type"]}
+    key = _served_key(row["data_refs"])
     if key is not None:
-        ref_media = next((r.get("media_type") for r in b.data_refs if r.get("value") == key), None)
-        return PreviewRef(source="bam", md5=None, media_type=ref_media or guess_media(key))
-    if b.features:
-        return PreviewRef(source="bam", md5=None, media_type="table")
-    if b.data_md5:
-        return PreviewRef(source="dam", md5=b.data_md5, media_type=b.media_type)
+        ref_media = next((r.get("media_type") for r in row["data_refs"] if r.get("value") == key), None)
+        return {"source": "bam", "md5": None, "media_type": ref_media or guess_media(key)}
+    if row["features"]:
+        return {"source": "bam", "md5": None, "media_type": "table"}
+    if md5:
+        return {"source": "dam", "md5": md5, "media_type": row["media_type"]}
     return None
+
+
+def preview_ref(b: Badcase) -> PreviewRef | None:
+    """The same, of a badcase."""
+    fields = preview_fields({name: getattr(b, name) for name in _PREVIEW_COLUMNS})
+    return None if fields is None else PreviewRef(**fields)
 
 
 async def preview(b: Badcase, store: ScopedStore, request: PreviewRequest, *, max_bytes: int) -> Preview:

@@ -34,8 +34,17 @@ BADCASE = cast_table(Badcase)  # the Core table, for executemany statements
 # Columns a page of badcases never shows: not loaded (a Core row without them: touching one raises).
 _NOT_LISTED = {"description_norm", "search_text", "fingerprint", "match_key", "phash", "segment_base"}
 LISTED = [c for c in BADCASE.c if c.name not in _NOT_LISTED]
-SORT_COLUMNS = {"priority": Badcase.priority, "last_seen": Badcase.last_seen, "first_seen": Badcase.first_seen,
-                "frequency": Badcase.frequency, "created_at": Badcase.created_at}
+# Filters and sort keys on the Core columns: ORM attributes in a Core page query cost their annotation and
+# comparator layers on every request and pull in the ORM's compile state.
+_COLUMNS = BADCASE.c
+_EQUAL_FILTERS = {name: _COLUMNS[name] for name in (
+    "function", "system_version", "model_name", "model_version", "status", "severity", "source", "owner",
+    "media_type", "task_id", "deployment_id", "model_version_id")} | {
+    "label": _COLUMNS.ground_truth_label, "prediction": _COLUMNS.prediction_label}
+SORT_COLUMNS = {name: _COLUMNS[name] for name in ("priority", "last_seen", "first_seen", "frequency", "created_at")}
+_TAGGED = select(BadcaseTag.badcase_id)
+_SEARCHED = func.to_tsvector(text("'simple'"), _COLUMNS.search_text)
+_PAGE = select(*LISTED)  # statements are immutable: each page adds its WHERE, ORDER BY and LIMIT to a copy
 
 
 def fts5_query(q: str) -> str:
@@ -103,33 +112,27 @@ class BadcaseRepository(Repository):
 
     def conditions(self, f: BadcaseFilter) -> list[ColumnElement[bool] | TextClause]:
         c: list[ColumnElement[bool] | TextClause] = []
-        for name in ("function", "system_version", "model_name", "model_version", "status", "severity", "source",
-                     "owner", "media_type", "task_id", "deployment_id", "model_version_id"):
+        for name, column in _EQUAL_FILTERS.items():
             value = getattr(f, name)
             if value:
-                c.append(getattr(Badcase, name) == value)
-        if f.label:
-            c.append(Badcase.ground_truth_label == f.label)
-        if f.prediction:
-            c.append(Badcase.prediction_label == f.prediction)
+                c.append(column == value)
         if f.min_priority is not None:
-            c.append(Badcase.priority >= f.min_priority)
+            c.append(_COLUMNS.priority >= f.min_priority)
         if f.seen_after:
-            c.append(Badcase.last_seen >= f.seen_after)
+            c.append(_COLUMNS.last_seen >= f.seen_after)
         if f.seen_before:
-            c.append(Badcase.last_seen < f.seen_before)
+            c.append(_COLUMNS.last_seen < f.seen_before)
         if f.has_segment is not None:
-            c.append(Badcase.segment_base.is_not(None) if f.has_segment else Badcase.segment_base.is_(None))
+            c.append(_COLUMNS.segment_base.is_not(None) if f.has_segment else _COLUMNS.segment_base.is_(None))
         if f.tag:
-            c.append(Badcase.id.in_(select(BadcaseTag.badcase_id).where(BadcaseTag.tag == f.tag)))
+            c.append(_COLUMNS.id.in_(_TAGGED.where(BadcaseTag.tag == f.tag)))
         if f.q and f.q.strip():
             c.append(self._search(f.q))
         return c
 
     def _search(self, q: str) -> ColumnElement[bool] | TextClause:
         if self.is_postgresql:
-            return func.to_tsvector(text("'simple'"), Badcase.search_text).op("@@")(
-                func.websearch_to_tsquery(text("'simple'"), q))
+            return _SEARCHED.op("@@")(func.websearch_to_tsquery(text("'simple'"), q))
         query = fts5_query(q)
         if not query:
             return false()
@@ -145,16 +148,16 @@ class BadcaseRepository(Repository):
         columns (read like a Badcase: `row.function`), no ORM objects built for a read-only page."""
         column = SORT_COLUMNS[sort.lstrip("-")]
         desc = sort.startswith("-")
-        stmt = select(*LISTED).where(*self.conditions(f))
+        stmt = _PAGE.where(*self.conditions(f))
         if after is not None:
             value, last_id = after
             last = uuid.UUID(last_id)
             if desc:
-                stmt = stmt.where(or_(column < value, and_(column == value, Badcase.id < last)))
+                stmt = stmt.where(or_(column < value, and_(column == value, _COLUMNS.id < last)))
             else:
-                stmt = stmt.where(or_(column > value, and_(column == value, Badcase.id > last)))
-        order = (column.desc(), Badcase.id.desc()) if desc else (column.asc(), Badcase.id.asc())
-        return (await self.session.execute(stmt.order_by(*order).limit(limit))).all()
+                stmt = stmt.where(or_(column > value, and_(column == value, _COLUMNS.id > last)))
+        order = (column.desc(), _COLUMNS.id.desc()) if desc else (column.asc(), _COLUMNS.id.asc())
+        return await self.core_rows(stmt.order_by(*order).limit(limit))
 
     async def ids(self, f: BadcaseFilter, limit: int) -> Sequence[uuid.UUID]:
         stmt = select(Badcase.id).where(*self.conditions(f)).order_by(Badcase.id).limit(limit)

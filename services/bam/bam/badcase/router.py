@@ -10,9 +10,9 @@ from pydantic import ValidationError
 from sqlalchemy import Row
 
 from bam.badcase.exceptions import InvalidPreview, InvalidReport
-from bam.badcase.filters import FilterQuery, SortKey
+from bam.badcase.filters import FILTER_PARAMETERS, FilterQuery, SortKey
 from bam.badcase.models import Badcase
-from bam.badcase.preview import PreviewRequest, View, preview_ref
+from bam.badcase.preview import PreviewRequest, View, preview_fields, preview_ref
 from bam.badcase.schemas import (
     AddToTestData,
     BadcaseCreate,
@@ -48,8 +48,8 @@ async def test_data_service(session: SessionDep, store: StoreDep) -> TestDataSer
 TestDataServiceDep = Annotated[TestDataService, Depends(test_data_service)]
 
 
-def to_read(b: Badcase | Row[Any], merged_into: uuid.UUID | None = None) -> BadcaseRead:
-    """The badcase, or a Core row of its listed columns (a page)."""
+def to_read(b: Badcase, merged_into: uuid.UUID | None = None) -> BadcaseRead:
+    """The badcase (a page's Core rows go through `page_answer`)."""
     return BadcaseRead(
         id=b.id, function=b.function, system_version=b.system_version, model_name=b.model_name,
         model_version=b.model_version, source=b.source, reporter=b.reporter, client_id=b.client_id,
@@ -76,7 +76,7 @@ def page_answer(rows: Sequence[Row[Any]], next_cursor: str | None) -> Response:
             item["data"] = item["data_refs"]
             item["added_to_test_data_at"] = item["test_data_requested_at"]
             item["priority_is_manual"] = item["priority_override"] is not None
-            item["preview"] = preview_ref(row)
+            item["preview"] = preview_fields(item)
             items.append(item)
     return json_answer(BadcasePage.model_validate({"items": items, "next_cursor": next_cursor}))
 
@@ -116,7 +116,7 @@ async def add_badcases_to_test_data(body: AddToTestData, service: TestDataServic
     return await service.add(body)
 
 
-@router.get("", response_model=BadcasePage)
+@router.get("", response_model=BadcasePage, openapi_extra=FILTER_PARAMETERS)
 async def list_badcases(service: BadcaseServiceDep, _: Viewer, f: Filter, sort: SortKey = "-priority",
                         cursor: Annotated[str | None, Query(max_length=500)] = None,
                         limit: Annotated[int, Query(ge=1, le=500)] = 50) -> Response:
