@@ -6,8 +6,9 @@ the same S3 server, dedup re-upload against the first upload, and the server's M
     pay the same client cost on the shared cores) to `python -m dam api` (a subprocess on a fresh migrated PostgreSQL
     database, object store = the S3 server of scripts/testenv.py). Peer: `Minio.put_object` of the same
     bytes with the same concurrency (threads) into the same bucket. objects/s and ratio (goal >= 0.7).
-(b) one file of `--big-mb` MB (random, from a temporary file) streamed as one `POST /files?md5=<its MD5>` (the
-    client's way after `/files/check`: DAM streams it straight to `dam/files/<md5>`) vs `Minio.fput_object` of
+(b) one file of `--big-mb` MB (random, from a temporary file) streamed as one `POST /files?md5=<its MD5>` with
+    its Content-Length (the SDK's way after `/files/check`: DAM streams it straight to `dam/files/<md5>` in
+    whole parts) vs `Minio.fput_object` of
     the same file (16 MiB parts); MB/s and ratio, the worst of the rounds (goal >= 0.8 every run). The same
     upload without `md5` (a temporary key, then a server-side copy to `files/<md5>`, the content address being
     known only at the end) is printed beside it.
@@ -16,8 +17,8 @@ the same S3 server, dedup re-upload against the first upload, and the server's M
     (goal: check-based re-upload >= 10x faster than the first upload).
 (d) MD5: the store's streaming hasher (`mlife_shared.objectstore.base.Hasher`, 64 KiB chunks as the
     server receives them) vs `hashlib.md5` over the same bytes in one call; MB/s and ratio.
-(a) and (b) run in `--rounds` alternating rounds (peer, then DAM; default 2) and print os.getloadavg(): the
-machine is shared, compare the ratios of one run only.
+(a) and (b) run in `--rounds` alternating rounds (default 2; (b): the peer first in odd rounds, DAM first in
+even ones) and print os.getloadavg(): the machine is shared, compare the ratios of one run only.
 Run: .venv/bin/python scripts/testenv.py -- .venv/bin/python -m bench.dam [--images 2000] [--image-kb 100]
 [--big-mb 1024] [--concurrency 8] [--rounds 2] [--quick] [--out PATH]. It prints the numbers and whether the
 goals are met; never exits non-zero. --quick: 300 images, 64 MB, one round.
@@ -143,8 +144,10 @@ async def stream_file(path: Path, chunk: int = 1 << 20) -> AsyncIterator[bytes]:
 
 async def upload_big(client: httpx.AsyncClient, path: Path, md5: str | None) -> float:
     start = time.perf_counter()
+    # The SDK's way (mlife.client.upload_file): the file streamed with its Content-Length.
     r = await client.post("/files", params={"md5": md5} if md5 else None, content=stream_file(path),
-                          headers={"content-type": "application/octet-stream"})
+                          headers={"content-type": "application/octet-stream",
+                                   "content-length": str(path.stat().st_size)})
     assert r.status_code == 201, r.text
     return time.perf_counter() - start
 
@@ -226,11 +229,21 @@ async def run(args: argparse.Namespace) -> None:
                 big = tmp / f"big{r}.bin"
                 md5 = await asyncio.to_thread(write_big, big, args.big_mb)
                 big_mb = big.stat().st_size / 1e6
-                start = time.perf_counter()
-                await asyncio.to_thread(mc.fput_object, S3["bucket"], f"{prefix}/big{r}.bin", str(big),
-                                        part_size=16 * 1024 * 1024)
-                peer_big = time.perf_counter() - start
-                api_big = await upload_big(client, big, md5)
+
+                async def peer(r: int = r, big: Path = big) -> float:
+                    start = time.perf_counter()
+                    await asyncio.to_thread(mc.fput_object, S3["bucket"], f"{prefix}/big{r}.bin", str(big),
+                                            part_size=16 * 1024 * 1024)
+                    return time.perf_counter() - start
+
+                # Alternating which side goes first: the second one shares the disk with the store still
+                # writing back the first one's gigabyte.
+                if r % 2 == 0:
+                    peer_big = await peer()
+                    api_big = await upload_big(client, big, md5)
+                else:
+                    api_big = await upload_big(client, big, md5)
+                    peer_big = await peer()
                 big.unlink()
                 big = tmp / f"plain{r}.bin"
                 await asyncio.to_thread(write_big, big, args.big_mb)

@@ -20,7 +20,7 @@ from mlife_shared.objectstore import (
     ScopedStore,
     validate_key,
 )
-from mlife_shared.objectstore.base import iterate, read_all
+from mlife_shared.objectstore.base import ObjectSizeMismatch, iterate, read_all
 
 TRAVERSAL = ["../etc/passwd", "a/../../b", "/abs/path", "a//b", "a/./b", "..%2Fsecret", "%2e%2e/x",
              "%252e%252e%252fx", "a\\..\\b", "C:/windows", "a/\x00b", "", "a/b/", ".."]
@@ -63,6 +63,36 @@ async def test_multipart_sized_object_keeps_a_true_md5(store: ObjectStore) -> No
     data = os.urandom(40 * 1024 * 1024)  # above the 16 MiB part size: the S3 ETag is not an MD5 here
     stored = await store.put(key(), iterate(data))
     assert stored.md5 == hashlib.md5(data).hexdigest()
+
+
+async def test_a_stream_of_announced_size_is_stored_in_whole_parts(store: ObjectStore) -> None:
+    """With its size known (a request's Content-Length), a 40 MiB stream in odd chunks is stored in parts of the
+    part size (S3), exactly, with its true MD5; small and empty ones too; through a scoped store as well."""
+    for n, chunk in ((40 * 1024 * 1024 + 5, 300_001), (16 * 1024 * 1024, 1 << 20), (1000, 7), (0, 1)):
+        data = os.urandom(n)
+        k = key()
+        stored = await ScopedStore(store, "sized").put(k, iterate(data, chunk), size=n)
+        assert (stored.size, stored.md5) == (n, hashlib.md5(data).hexdigest())
+        assert await read_all(await store.get(f"sized/{k}")) == data
+
+
+async def test_a_stream_longer_or_shorter_than_announced_leaves_nothing(store: ObjectStore) -> None:
+    async def exactly_then_more(n: int) -> AsyncIterator[bytes]:
+        yield b"a" * n  # the store has had every announced byte (S3: the object may be complete) ...
+        yield b"b"  # ... and then the stream goes on
+
+    size = 17 * 1024 * 1024  # two parts on S3
+    cases = [iterate(b"x" * (size - 1), 1 << 20), iterate(b"x" * (size + 1), 1 << 20), exactly_then_more(size),
+             exactly_then_more(10)]
+    for data, announced in zip(cases, (size, size, size, 10), strict=True):
+        k = key()
+        with pytest.raises(ObjectSizeMismatch):
+            await store.put(k, data, size=announced)
+        assert await store.stat(k) is None
+    k = key()
+    with pytest.raises(ObjectTooLarge):  # announced past the limit: refused before a byte is read
+        await store.put(k, iterate(b"x" * 10), size=5000, max_size=4096)
+    assert await store.stat(k) is None
 
 
 async def test_oversized_upload_leaves_nothing(store: ObjectStore) -> None:

@@ -28,6 +28,10 @@ class ObjectTooLarge(PayloadTooLarge):
     """The object is larger than allowed."""
 
 
+class ObjectSizeMismatch(Unprocessable):
+    """The stream was longer or shorter than the size it was announced with."""
+
+
 @dataclass(frozen=True)
 class StoredObject:
     key: str
@@ -78,9 +82,11 @@ def join_key(prefix: str, key: str) -> str:
 
 class ObjectStore(Protocol):
     async def put(self, key: str, data: AsyncIterable[bytes], *, content_type: str | None = None,
-                  max_size: int | None = None) -> StoredObject:
+                  max_size: int | None = None, size: int | None = None) -> StoredObject:
         """Store a stream under `key`, computing its MD5 while it streams; nothing is left behind if
-        the stream fails or exceeds `max_size`."""
+        the stream fails or exceeds `max_size`. `size`: the stream's exact length when the caller knows it (a
+        request's Content-Length), so that a store can send it in parts of a known size; a stream that turns out
+        longer or shorter fails (ObjectSizeMismatch) and leaves nothing."""
 
     async def get(self, key: str, *, chunk_size: int = 1 << 20, offset: int = 0,
                   length: int | None = None) -> AsyncIterator[bytes]:
@@ -115,8 +121,9 @@ class ScopedStore:
         return join_key(self.prefix, key)
 
     async def put(self, key: str, data: AsyncIterable[bytes], *, content_type: str | None = None,
-                  max_size: int | None = None) -> StoredObject:
-        stored = await self.store.put(self.full_key(key), data, content_type=content_type, max_size=max_size)
+                  max_size: int | None = None, size: int | None = None) -> StoredObject:
+        stored = await self.store.put(self.full_key(key), data, content_type=content_type, max_size=max_size,
+                                      size=size)
         return StoredObject(key=key, size=stored.size, md5=stored.md5)
 
     async def put_bytes(self, key: str, data: bytes, *, content_type: str | None = None,
@@ -150,12 +157,16 @@ class ScopedStore:
 
 
 class Hasher:
-    """MD5 and size of a stream as it passes; raises ObjectTooLarge past `max_size`."""
+    """MD5 and size of a stream as it passes; raises ObjectTooLarge past `max_size`, and ObjectSizeMismatch past
+    the announced `expected` size or (`finish`) short of it."""
 
-    def __init__(self, max_size: int | None) -> None:
+    def __init__(self, max_size: int | None, expected: int | None = None) -> None:
         self.md5 = hashlib.md5(usedforsecurity=False)
         self.size = 0
         self.max_size = max_size
+        self.expected = expected
+        if expected is not None and max_size is not None and expected > max_size:
+            raise ObjectTooLarge(f"the object is larger than the limit of {max_size} bytes")
 
     def update(self, chunk: bytes) -> None:
         self.count(len(chunk))
@@ -166,6 +177,13 @@ class Hasher:
         self.size += n
         if self.max_size is not None and self.size > self.max_size:
             raise ObjectTooLarge(f"the object is larger than the limit of {self.max_size} bytes")
+        if self.expected is not None and self.size > self.expected:
+            raise ObjectSizeMismatch(f"the stream is longer than its announced {self.expected} bytes")
+
+    def finish(self) -> None:
+        """The stream has ended: it must have been as long as announced."""
+        if self.expected is not None and self.size != self.expected:
+            raise ObjectSizeMismatch(f"the stream ended after {self.size} of its announced {self.expected} bytes")
 
     def hexdigest(self) -> str:
         return self.md5.hexdigest()

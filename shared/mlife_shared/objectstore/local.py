@@ -36,16 +36,17 @@ class LocalObjectStore:
         return path
 
     async def put(self, key: str, data: AsyncIterable[bytes], *, content_type: str | None = None,
-                  max_size: int | None = None) -> StoredObject:
+                  max_size: int | None = None, size: int | None = None) -> StoredObject:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        hasher = Hasher(max_size)
+        hasher = Hasher(max_size, size)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
         try:
             with os.fdopen(fd, "wb") as fh:
                 async for chunk in data:
                     hasher.update(chunk)
                     await asyncio.to_thread(fh.write, chunk) if len(chunk) > 1 << 20 else fh.write(chunk)
+            hasher.finish()
             os.replace(tmp, path)
         except BaseException:
             with _suppress():

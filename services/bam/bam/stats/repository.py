@@ -33,9 +33,13 @@ from bam.badcase.filters import BadcaseFilter
 from bam.badcase.models import Badcase, BadcaseTag, Occurrence
 from bam.badcase.repository import BadcaseRepository
 from bam.badcase.schemas import Status
+from mlife_shared.db import cast_table
 from mlife_shared.repository import Repository
 
 OPEN = tuple(s for s in get_args(Status) if s not in ("fixed", "wont_fix"))
+_BADCASE, _TAG = cast_table(Badcase), cast_table(BadcaseTag)
+_SPECIAL: dict[str, SQLColumnExpression[Any]] = {
+    "label": _BADCASE.c.ground_truth_label, "prediction": _BADCASE.c.prediction_label, "tag": _TAG.c.tag}
 Key = tuple[str | None, ...]
 
 
@@ -74,24 +78,22 @@ class StatsRepository(Repository):
         return type_coerce(func.date(column, literal_column("'-6 days'"), literal_column("'weekday 1'")), WeekStart())
 
     def attribute(self, name: str) -> SQLColumnExpression[Any]:
-        special: dict[str, SQLColumnExpression[Any]] = {
-            "label": Badcase.ground_truth_label, "prediction": Badcase.prediction_label, "tag": BadcaseTag.tag,
-            "week": self.week_of(Badcase.first_seen)}
-        return special[name] if name in special else getattr(Badcase, name)
+        """The attribute's Core column (groups are Core queries: no ORM compile state or row loading)."""
+        if name == "week":
+            return self.week_of(_BADCASE.c.first_seen)
+        return _SPECIAL[name] if name in _SPECIAL else _BADCASE.c[name]
 
     def _grouped(self, f: BadcaseFilter, attributes: Sequence[str], *extra: Any) -> tuple[Select[Any], list[Any]]:
         keys = [self.attribute(a) for a in attributes]
-        stmt = select(*keys, *extra).select_from(Badcase)
-        if "tag" in attributes:
-            stmt = stmt.outerjoin(BadcaseTag, BadcaseTag.badcase_id == Badcase.id)
-        return stmt.where(*self.conditions(f)).group_by(*keys), keys
+        source = _BADCASE.outerjoin(_TAG, _TAG.c.badcase_id == _BADCASE.c.id) if "tag" in attributes else _BADCASE
+        return select(*keys, *extra).select_from(source).where(*self.conditions(f)).group_by(*keys), keys
 
     async def groups(self, f: BadcaseFilter, attributes: Sequence[str], limit: int) -> GroupCounts:
         """The `limit` largest groups, with the sum of all groups' counts and the number of groups."""
         n = func.count()
         stmt, keys = self._grouped(f, attributes, n, func.sum(func.count()).over(), func.count().over())
         stmt = stmt.order_by(n.desc(), *(k.asc().nulls_last() for k in keys)).limit(limit)
-        rows = (await self.session.execute(stmt)).all()
+        rows = await self.core_rows(stmt)
         if not rows:
             return GroupCounts(rows=[])
         width = len(attributes)
@@ -104,7 +106,7 @@ class StatsRepository(Repository):
         stmt, keys = self._grouped(f, attributes, func.count())
         stmt = stmt.where(*(_one_of(k, v) for k, v in zip(keys, values, strict=True)))
         width = len(attributes)
-        return [(tuple(r[:width]), int(r[width])) for r in (await self.session.execute(stmt)).all()]
+        return [(tuple(r[:width]), int(r[width])) for r in await self.core_rows(stmt)]
 
     async def count_filtered(self, f: BadcaseFilter) -> int:
         return int(await self.one(select(func.count()).select_from(Badcase).where(*self.conditions(f))) or 0)

@@ -79,7 +79,7 @@ async def upload_file(request: Request, service: FileServiceDep, settings: Setti
     up = incoming(request, name)
     uploaded = await service.store_stream(up.chunks, name=name, max_bytes=settings.max_upload_bytes,
                                           uploader=identity.username, expected_md5=md5,
-                                          late_name=lambda: up.filename, keep_data=True)
+                                          late_name=lambda: up.filename, keep_data=True, length=up.size)
     await quality.check_uploads([uploaded.file], in_hand(uploaded))
     response.status_code = 200 if uploaded.duplicate else 201
     return upload_read(uploaded, store)

@@ -77,12 +77,13 @@ class FileService:
     async def store_stream(self, chunks: AsyncIterator[bytes], *, name: str | None, max_bytes: int,
                            uploader: str | None, expected_md5: str | None = None,
                            record_path: bool = True, late_name: Callable[[], str | None] | None = None,
-                           keep_data: bool = False) -> Uploaded:
+                           keep_data: bool = False, length: int | None = None) -> Uploaded:
         """Store a stream once by MD5. A small body (up to `small_bytes`) is hashed before anything is
         written, so a duplicate costs no write and a new one is one write at its final key; a larger body
         streams into a temporary key (the MD5 is known only at its end) and is then copied to `files/<md5>`.
         `late_name` gives the name once the stream is read (a multipart part's filename); `keep_data`: a new small
-        image's bytes stay on the answer (`Uploaded.data`) for the cleaners."""
+        image's bytes stay on the answer (`Uploaded.data`) for the cleaners; `length`: the body's exact length when
+        known (its Content-Length), passed on to the store for a large one."""
         if name is not None:
             check_path(name)
         if expected_md5 is not None:
@@ -104,11 +105,12 @@ class FileService:
             if expected_md5 is not None and len(head) == media.SNIFF_BYTES:
                 direct = await self._store_at_address(_chain(first, it), head, expected_md5, name=name,
                                                       max_bytes=max_bytes, uploader=uploader,
-                                                      record_path=record_path, late_name=late_name)
+                                                      record_path=record_path, late_name=late_name, size=length)
                 if direct is not None:
                     return direct
             return await self._store_large(_chain(first, it), name=name, max_bytes=max_bytes, uploader=uploader,
-                                           expected_md5=expected_md5, record_path=record_path, late_name=late_name)
+                                           expected_md5=expected_md5, record_path=record_path, late_name=late_name,
+                                           size=length)
         data = b"".join(first)
         del first
         md5 = (await asyncio.to_thread(_md5, data)) if len(data) > 1 << 20 else _md5(data)
@@ -155,7 +157,7 @@ class FileService:
 
     async def _store_at_address(self, chunks: AsyncIterator[bytes], head: bytes, md5: str, *, name: str | None,
                                 max_bytes: int, uploader: str | None, record_path: bool,
-                                late_name: Callable[[], str | None] | None) -> Uploaded | None:
+                                late_name: Callable[[], str | None] | None, size: int | None) -> Uploaded | None:
         """A large body whose MD5 the client sent: streamed straight to `files/<md5>` (no temporary key, no
         copy). The row is inserted first (unseen until the commit; a concurrent upload of the same content waits
         on it); on a mismatch or an oversize body the object is removed and the row rolls back with the error.
@@ -166,7 +168,7 @@ class FileService:
             return None
         key = file_key(md5)
         try:
-            stored = await self.store.put(key, chunks, max_size=max_bytes)
+            stored = await self.store.put(key, chunks, max_size=max_bytes, size=size)
         except ObjectTooLarge as exc:
             raise UploadTooLarge(f"the upload is larger than the limit of {max_bytes} bytes") from exc
         self.created_keys.append(key)
@@ -180,11 +182,11 @@ class FileService:
 
     async def _store_large(self, chunks: AsyncIterator[bytes], *, name: str | None, max_bytes: int,
                            uploader: str | None, expected_md5: str | None, record_path: bool,
-                           late_name: Callable[[], str | None] | None) -> Uploaded:
+                           late_name: Callable[[], str | None] | None, size: int | None = None) -> Uploaded:
         head = _Head()
         temp = f"incoming/{uuid.uuid4().hex}"
         try:
-            stored = await self.store.put(temp, head.wrap(chunks), max_size=max_bytes)
+            stored = await self.store.put(temp, head.wrap(chunks), max_size=max_bytes, size=size)
         except ObjectTooLarge as exc:
             raise UploadTooLarge(f"the upload is larger than the limit of {max_bytes} bytes") from exc
         try:

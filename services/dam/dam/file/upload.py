@@ -25,6 +25,7 @@ class Incoming:
     chunks: AsyncIterator[bytes]
     filename: str | None = None
     fields: dict[str, str] = field(default_factory=dict)
+    size: int | None = None  # a raw body's Content-Length (the server delivers exactly that many bytes)
 
 
 def incoming(request: Request, name: str | None) -> Incoming:
@@ -33,7 +34,10 @@ def incoming(request: Request, name: str | None) -> Incoming:
         up = Incoming(chunks=_empty(), filename=name)
         up.chunks = _multipart(request, up)
         return up
-    return Incoming(chunks=_raw(request), filename=name)
+    length = request.headers.get("content-length")
+    chunked = "transfer-encoding" in request.headers
+    size = int(length) if length is not None and length.isdigit() and not chunked else None
+    return Incoming(chunks=_raw(request), filename=name, size=size)
 
 
 async def _empty() -> AsyncIterator[bytes]:
