@@ -19,6 +19,17 @@ from typing import Any
 import httpx
 import nats
 
+PIDS: dict[str, int] = {}  # base URL of a running service_api -> its process id (for CPU accounting)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc), 0.0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
 
 @asynccontextmanager
 async def service_api(service: str, database_url: str, secret: str,
@@ -44,8 +55,10 @@ async def service_api(service: str, database_url: str, secret: str,
                 await asyncio.sleep(0.1)
             else:
                 raise RuntimeError(f"{service} api did not start")
+        PIDS[base] = proc.pid
         yield base
     finally:
+        PIDS.pop(base, None)
         stop_and_remove(proc, home, wait=15)
 
 

@@ -33,13 +33,31 @@ class _QueueReader:
     """A file-like `read()` over chunks that the event loop pushes into a bounded queue. The MD5 is updated here,
     in minio's thread, as the chunks are taken (hashlib releases the GIL: it runs beside the event loop)."""
 
-    def __init__(self, md5: Any) -> None:
+    def __init__(self, md5: Any, loop: asyncio.AbstractEventLoop) -> None:
         self.q: queue.Queue[Any] = queue.Queue()
         self.md5 = md5
+        self.loop = loop
         self.sent = 0  # bytes queued (written by the event loop only)
         self.taken = 0  # bytes read (written by the reader thread only)
         self.rest = b""
         self.done = False
+        self.waiter: asyncio.Future[None] | None = None  # the event loop waiting for room (set and cleared by it)
+
+    async def room(self, upload: asyncio.Future[Any]) -> None:
+        """Until the reader thread has taken the buffer down to half (or the upload has ended): woken by the
+        thread, no polling. The thread sees `waiter` set, or this sees what the thread took: never neither."""
+        waiter = self.waiter = self.loop.create_future()
+        try:
+            if self.sent - self.taken < BUFFER_BYTES // 2 or upload.done():
+                return
+            await waiter
+        finally:
+            self.waiter = None
+
+    def wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def read(self, n: int = -1) -> bytes:
         parts = [self.rest] if self.rest else []
@@ -56,6 +74,8 @@ class _QueueReader:
                 self.taken += len(item)
                 parts.append(item)
                 have += len(item)
+                if self.waiter is not None and self.sent - self.taken < BUFFER_BYTES // 2:
+                    self.loop.call_soon_threadsafe(self.wake)
         if 0 <= n < have:  # split only the last chunk: the part is joined once, never sliced whole
             last = parts[-1]
             keep = len(last) - (have - n)
@@ -93,12 +113,13 @@ class S3ObjectStore:
         validate_key(key)
         await self.ensure_bucket()
         hasher = Hasher(max_size, size)
-        reader = _QueueReader(hasher.md5)
         loop = asyncio.get_running_loop()
+        reader = _QueueReader(hasher.md5, loop)
         upload = loop.run_in_executor(None, lambda: self.client.put_object(
             self.bucket, key, cast(BinaryIO, reader), length=-1 if size is None else size,  # minio only calls read()
             part_size=PART_SIZE,
             content_type=content_type or "application/octet-stream"))
+        upload.add_done_callback(lambda _: reader.wake())  # a failed upload wakes a waiting writer
         try:
             async for chunk in data:
                 hasher.count(len(chunk))
@@ -194,7 +215,7 @@ async def _put(reader: _QueueReader, item: Any, upload: asyncio.Future[Any]) -> 
             if isinstance(item, bytes):
                 reader.sent += len(item)
             return
-        await asyncio.sleep(0.001)
+        await reader.room(upload)
 
 
 async def _stream(response: Any, chunk_size: int) -> AsyncIterator[bytes]:
