@@ -31,9 +31,15 @@ def venv_dir(home: Path) -> Path:
     return Path(os.environ.get("MLIFE_LABELSTUDIO_VENV") or home / "labelstudio" / "venv")
 
 
+# Label Studio leaves these dependencies unpinned, and a release of one broke it: label-studio 1.23.2 calls
+# sentry_sdk.init(send_default_pii=...), an option sentry-sdk 3.0 no longer takes (it then exits at start).
+COMPANION_PINS = ("sentry-sdk<3",)
+_PINS_TAG = "sentry2"  # in the install stamp: a venv installed before the pins is installed again
+
+
 def ensure_installed(venv: Path) -> Path:
     """The `label-studio` executable, installing the pinned version into its own venv if needed."""
-    exe, stamp = venv / "bin" / "label-studio", venv / f".installed-label-studio-{VERSION}"
+    exe, stamp = venv / "bin" / "label-studio", venv / f".installed-label-studio-{VERSION}-{_PINS_TAG}"
     if stamp.exists() and exe.exists():
         return exe
     print(f"labelstudio: installing label-studio=={VERSION} into {venv} (takes a few minutes)", file=sys.stderr,
@@ -41,7 +47,7 @@ def ensure_installed(venv: Path) -> Path:
     if not (venv / "bin" / "python").exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                    f"label-studio=={VERSION}"], check=True)
+                    f"label-studio=={VERSION}", *COMPANION_PINS], check=True)
     stamp.touch()
     return exe
 
