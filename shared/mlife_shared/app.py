@@ -78,6 +78,7 @@ class ServiceSpec(Generic[SettingsT]):
     extra_lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None
     after_migrate: Callable[[SettingsT], Coroutine[Any, Any, None]] | None = None
     jobs: Callable[[ServiceContext[SettingsT]], list[Job]] = lambda ctx: []  # periodic, run by the worker
+    customize: Callable[[FastAPI], None] | None = None  # the service's own additions, once the app is built
 
 
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -175,6 +176,8 @@ def create_app(spec: ServiceSpec[Any], settings: ServiceSettings | None = None) 
         app.include_router(router, prefix=f"/api/{spec.name}")
     for router in spec.root_routers():
         app.include_router(router)
+    if spec.customize is not None:
+        spec.customize(app)
     return app
 
 

@@ -76,9 +76,13 @@ class JsonDepthScanner:
             self.off = True
         return self.off
 
-    def feed(self, data: bytes) -> bool:
-        """False once the JSON nests deeper than the limit; True while it does not (or is no JSON)."""
+    def feed(self, data: bytes, *, last: bool = False) -> bool:
+        """False once the JSON nests deeper than the limit; True while it does not (or is no JSON). `last`: no
+        chunk follows, so a chunk that opens too few brackets to pass the limit needs no scan (the count includes
+        brackets in strings: it can only send a chunk to the scan, never let a deep one through)."""
         if self.off or (self.sniff and self._sniffed_off(data)):
+            return True
+        if last and self.depth + data.count(b"[") + data.count(b"{") <= self.limit:
             return True
         pos, end = 0, len(data)
         while pos < end:
@@ -117,7 +121,7 @@ def loads_bounded(text: str | bytes, *, limit: int = DEFAULT_MAX_JSON_DEPTH, wha
     import json
 
     raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
-    if not JsonDepthScanner(limit).feed(raw):
+    if not JsonDepthScanner(limit).feed(raw, last=True):
         raise JsonTooDeep(f"{what} is nested deeper than {limit} levels: flatten it (the limit is {limit})")
     return json.loads(text)
 
@@ -131,7 +135,10 @@ def json_kind(scope: Scope) -> str | None:
     return "maybe"
 
 
-class _Refused(Exception):
+class BodyRefused(Exception):
+    """Raised from the guarded `receive` once the body is refused (too deep, stalled): whoever reads the body
+    lets it through, and the guard answers."""
+
     def __init__(self, error: MLifeError) -> None:
         self.error = error
 
@@ -179,7 +186,7 @@ class _GuardedExchange:
 
     async def receive(self) -> Message:
         if self.refused:
-            raise _Refused(self.refused[0])
+            raise BodyRefused(self.refused[0])
         timeout = None if self.body_done else self.body_timeout
         try:
             if timeout:
@@ -191,14 +198,14 @@ class _GuardedExchange:
             self.refused.append(BodyReadTimeout(
                 f"no part of the request body arrived for {self.body_timeout:g} s; the connection is closed",
                 headers={"Connection": "close"}))
-            raise _Refused(self.refused[0]) from None
+            raise BodyRefused(self.refused[0]) from None
         if message["type"] != "http.request" or not message.get("more_body", False):
             self.body_done = True
         if (self.scanner is not None and message["type"] == "http.request"
-                and not self.scanner.feed(message.get("body", b""))):
+                and not self.scanner.feed(message.get("body", b""), last=self.body_done)):
             self.refused.append(JsonTooDeep(f"JSON nested deeper than {self.max_json_depth} levels: flatten the "
                                             f"body (the limit is {self.max_json_depth})"))
-            raise _Refused(self.refused[0])
+            raise BodyRefused(self.refused[0])
         return message
 
     async def send(self, message: Message) -> None:

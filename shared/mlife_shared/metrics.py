@@ -68,8 +68,7 @@ class RequestContextMiddleware:
             try:
                 await self.app(scope, receive, _send)
             finally:
-                route: Any = scope.get("route")
-                template = getattr(route, "path", None) or "unmatched"
+                template = route_template(scope)
                 method = scope.get("method", "GET")
                 key = (method, template, status["code"])
                 children = self._children.get(key)
@@ -79,6 +78,16 @@ class RequestContextMiddleware:
                                                       m.latency.labels(m.service, method, template))
                 children[0].inc()
                 children[1].observe(time.perf_counter() - start)
+
+
+def route_template(scope: Scope) -> str:
+    """The template of the route that took the request, with the prefix it was included under. FastAPI 0.16x
+    routes through the included routers themselves: `scope["route"]` is then the route as declared (no prefix), or
+    missing for a plain Starlette route; the route as included is its "effective route context" (`path` for a
+    FastAPI route, `starlette_route.path` for a plain one)."""
+    context: Any = scope.get("fastapi", {}).get("effective_route_context")
+    return (getattr(context, "path", None) or getattr(getattr(context, "starlette_route", None), "path", None)
+            or getattr(scope.get("route"), "path", None) or "unmatched")
 
 
 _ids = random.Random(os.urandom(16))

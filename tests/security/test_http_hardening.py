@@ -67,6 +67,9 @@ def test_the_depth_scanner_counts_only_structure(text: bytes, ok: bool) -> None:
     assert whole is ok
     byte_by_byte = JsonDepthScanner(LIMIT)  # state carries across chunks of any size (escapes included)
     assert all(byte_by_byte.feed(text[i:i + 1]) for i in range(len(text))) is ok
+    assert JsonDepthScanner(LIMIT).feed(text, last=True) is ok  # a whole body (its brackets counted first)
+    head, tail = JsonDepthScanner(LIMIT), len(text) // 2  # the last chunk counted on top of the depth before it
+    assert (head.feed(text[:tail]) and head.feed(text[tail:], last=True)) is ok
 
 
 # --- JSON depth through the gateway and at each service's own port ---------------------------------------

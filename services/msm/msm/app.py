@@ -21,6 +21,7 @@ from msm.registry import models as _registry_models  # noqa: F401
 from msm.registry.consumers import on_model_uploaded
 from msm.registry.docker import SdkDockerEngine
 from msm.registry.router import router as registry_router
+from msm.serving import lane as predict_lane
 from msm.serving import models as _serving_models  # noqa: F401
 from msm.serving.router import router as serving_router
 from msm.serving.runtime import ServingRegistry
@@ -63,6 +64,7 @@ SPEC = ServiceSpec(
     # The serving routes first: FastAPI matches routes in order, and predict is the hot path.
     routers=lambda: [serving_router, registry_router, deployment_router],
     extra_lifespan=lifespan,
+    customize=predict_lane.install,  # predict answered in front of the router (msm.serving.lane)
 )
 
 

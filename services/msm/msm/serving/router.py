@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 
 from mlife_shared.app import SessionDep, StoreDep
-from mlife_shared.auth import IDENTITY_HEADER, Identity, Tester, Viewer, current_identity
+from mlife_shared.auth import IDENTITY_HEADER, Identity, Tester, Viewer, current_identity, verify_identity
 from mlife_shared.errors import Forbidden, PayloadTooLarge, Unprocessable
 from msm.inputs import reject_nul
 from msm.serving.feedback import FeedbackService
@@ -27,15 +27,22 @@ async def feedback_service(request: Request, session: SessionDep, store: StoreDe
 
 async def serving_viewer(request: Request) -> Identity:
     """`Viewer`, as an async dependency: FastAPI runs sync dependencies in a thread pool, which costs
-    more than the inference itself on the predict path. A verified identity token is remembered until
-    it expires (tokens are short-lived), so a client's burst verifies its signature once."""
+    more than the inference itself on the predict path."""
     token = request.headers.get(IDENTITY_HEADER, "")
-    verified: dict[str, tuple[float, Identity]] = request.app.state.serving.identities
+    if not token:
+        await current_identity(request)  # raises the usual 401
+    return serving_identity(request.app.state, token)
+
+
+def serving_identity(state: Any, token: str) -> Identity:
+    """The viewer a (non-empty) identity token names. A verified token is remembered until it expires (tokens are
+    short-lived), so a client's burst verifies its signature once."""
+    verified: dict[str, tuple[float, Identity]] = state.serving.identities
     cached = verified.get(token)
     if cached is not None and cached[0] > time.time():
         identity = cached[1]
     else:
-        identity = await current_identity(request)
+        identity = verify_identity(token, state.settings.identity_secret.get_secret_value())
         if len(verified) > 10_000:
             verified.clear()
         claims = jwt.decode(token, options={"verify_signature": False})  # verified just above
@@ -45,11 +52,15 @@ async def serving_viewer(request: Request) -> Identity:
     return identity
 
 
+def check_declared_size(declared: str | None, limit: int) -> None:
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the body is larger than {limit} bytes")
+
+
 async def _body(request: Request) -> bytes:
     limit = request.app.state.settings.max_request_bytes
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"the body is larger than {limit} bytes")
+    check_declared_size(declared, limit)
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
@@ -94,22 +105,27 @@ def _predict_body(raw: bytes) -> dict[str, Any]:
     return _validate(data, PredictRequest).model_dump()
 
 
-async def _predict(request: Request) -> Response:
+async def predict_endpoint(request: Request) -> Response:
     await serving_viewer(request)
     # reject_nul's check on the raw scope (request.url and the parsed query cost more than a small model's run)
     query: bytes = request.scope["query_string"]
     if "\x00" in request.scope["path"] or (query and (b"\x00" in query or b"%00" in query)):
         raise Unprocessable("the path or the query contains a NUL character")
-    body = _predict_body(await _body(request))
-    result = await PredictionService(request.app.state.serving, request.app.state.store).predict(
-        request.path_params["deployment"], body)
-    return Response(orjson.dumps(result), media_type="application/json")
+    answer = await predict_answer(request.app.state, request.path_params["deployment"], await _body(request))
+    return Response(answer, media_type="application/json")
 
 
-# The hot path is a plain Starlette route, registered first so it takes the requests: FastAPI's
-# dependency solving and response handling cost several times the inference of a small model. The
-# FastAPI route below has the same contract and stays for the OpenAPI document.
-router.add_route("/serve/{deployment}/predict", _predict, methods=["POST"], include_in_schema=False)
+async def predict_answer(state: Any, deployment: str, raw: bytes) -> bytes:
+    """The answer to a predict body, as JSON bytes: shared by this route and the lane in front of it."""
+    result = await PredictionService(state.serving, state.store).predict(deployment, _predict_body(raw))
+    return orjson.dumps(result)
+
+
+# A plain Starlette route, registered first so it takes the requests: FastAPI's dependency solving and response
+# handling cost several times the inference of a small model. The FastAPI route below has the same contract and
+# stays for the OpenAPI document. In front of both, `msm.serving.lane.PredictLane` answers the usual predict
+# itself and hands this route everything else (errors included), which this route answers as it always did.
+router.add_route("/serve/{deployment}/predict", predict_endpoint, methods=["POST"], include_in_schema=False)
 
 
 @router.post("/serve/{deployment}/predict", response_model=PredictResponse,
@@ -119,7 +135,7 @@ async def predict(deployment: str, request: Request,
                   _: Annotated[Identity, Depends(serving_viewer)]) -> Response:
     """Predict with a live deployment (by name or id): one sample or a batch, validated against the model.
     One sample has the model's rank minus the batch axis; the answer names the version that served it."""
-    return await _predict(request)
+    return await predict_endpoint(request)
 
 
 @router.post("/serve/{deployment}/feedback", status_code=201,

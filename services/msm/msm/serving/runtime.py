@@ -196,6 +196,7 @@ class Latency:
     def __init__(self, size: int = 10_000) -> None:
         self.samples: deque[float] = deque(maxlen=size)
         self.count = 0
+        self.histogram: Any = None  # the Prometheus histogram's child of this deployment and version
 
     def add(self, seconds: float) -> None:
         self.samples.append(seconds)
@@ -349,9 +350,15 @@ class ServingRegistry:
         task.add_done_callback(self.background.discard)
 
     def record(self, deployment: str, version: str, seconds: float) -> None:
-        self.latency.setdefault((deployment, version), Latency()).add(seconds)
-        if self.histogram is not None:
-            self.histogram.labels(deployment, version).observe(seconds)
+        key = (deployment, version)
+        latency = self.latency.get(key)
+        if latency is None:
+            latency = self.latency[key] = Latency()
+            # `labels()` locks and builds the key on every call: each pair's child is kept with its latencies
+            latency.histogram = None if self.histogram is None else self.histogram.labels(deployment, version)
+        latency.add(seconds)
+        if latency.histogram is not None:
+            latency.histogram.observe(seconds)
 
     async def close(self) -> None:
         for task in list(self.background):
