@@ -37,9 +37,10 @@ class BodyReadTimeout(MLifeError):
     status_code = 408
 
 
-_OUTSIDE = re.compile(rb'["\[\]{}]')  # what changes the state outside a string
-_INSIDE = re.compile(rb'["\\]')  # ... and inside one
-# Never in JSON text, and in binary data almost at once (NUL aside: json.loads reads UTF-16 and UTF-32 too).
+_INSIDE = re.compile(rb'["\\]')  # what changes the state inside a string
+# Everything up to the next bracket, whole strings included (escapes followed), in one call: what is left is a
+# bracket, or the quote of a string that runs past the chunk (then followed by the state machine).
+_SKIP = re.compile(rb'[^"\[\]{}]*(?:"[^"\\]*(?:\\.[^"\\]*)*"[^"\[\]{}]*)*', re.S)
 _CONTROL = re.compile(rb"[\x01-\x08\x0b\x0c\x0e-\x1f]")
 _SPACE = b" \t\r\n\x00\xef\xbb\xbf\xff\xfe"  # JSON whitespace, NULs and byte-order marks of any UTF
 
@@ -99,19 +100,19 @@ class JsonDepthScanner:
                     self.in_string = False
                 pos = m.end()
                 continue
-            m = _OUTSIDE.search(data, pos)
-            if m is None:
+            pos = _SKIP.match(data, pos).end()  # type: ignore[union-attr]  # (it matches the empty string too)
+            if pos >= end:
                 return True
-            c = m.group()
-            if c == b'"':
+            c = data[pos]
+            if c == 0x22:  # '"'
                 self.in_string = True
-            elif c in (b"[", b"{"):
+            elif c == 0x5B or c == 0x7B:  # '[' '{'
                 self.depth += 1
                 if self.depth > self.limit:
                     return False
             elif self.depth > 0:
                 self.depth -= 1
-            pos = m.end()
+            pos += 1
         return True
 
 

@@ -5,6 +5,7 @@ authority, and header / body read timeouts against slow-loris clients (real sock
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.edge.host import HostAllowList, InvalidHostHeader, parse_host
 from mlife_shared.auth import IDENTITY_HEADER, Identity, Role, sign_identity
@@ -70,6 +73,41 @@ def test_the_depth_scanner_counts_only_structure(text: bytes, ok: bool) -> None:
     assert JsonDepthScanner(LIMIT).feed(text, last=True) is ok  # a whole body (its brackets counted first)
     head, tail = JsonDepthScanner(LIMIT), len(text) // 2  # the last chunk counted on top of the depth before it
     assert (head.feed(text[:tail]) and head.feed(text[tail:], last=True)) is ok
+
+
+def _true_depth(text: bytes) -> int:
+    """The deepest nesting of a JSON text, byte by byte: the scanner's reference."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for c in text.decode("latin-1"):
+        if in_string:
+            escaped, in_string = (False, True) if escaped else (c == "\\", c != '"')
+        elif c == '"':
+            in_string = True
+        elif c in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in "]}":
+            depth = max(0, depth - 1)
+    return deepest
+
+
+_TEXT = st.text(alphabet='ab[]{}"\\ \n', max_size=12)  # strings full of what the scanner must not count
+_JSON = st.recursive(st.none() | st.integers() | _TEXT,
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_TEXT, inner, max_size=3),
+                     max_leaves=25)
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(_JSON, min_size=1, max_size=3), cuts=st.lists(st.integers(0, 400), max_size=6),
+       limit=st.integers(2, 6))
+def test_the_depth_scanner_agrees_with_a_byte_by_byte_count_in_any_chunks(values: list[object], cuts: list[int],
+                                                                          limit: int) -> None:
+    text = "\n".join(json.dumps(v) for v in values).encode()  # JSON lines, strings with brackets and escapes
+    bounds = sorted({0, len(text), *(c for c in cuts if c < len(text))})
+    scanner = JsonDepthScanner(limit)
+    fed = all(scanner.feed(text[a:b], last=b == len(text)) for a, b in itertools.pairwise(bounds))
+    assert fed is (_true_depth(text) <= limit), text
 
 
 # --- JSON depth through the gateway and at each service's own port ---------------------------------------

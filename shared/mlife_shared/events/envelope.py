@@ -8,6 +8,8 @@ from typing import Any, ClassVar, Generic, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mlife_shared.ids import random_uuid
+
 
 class EventData(BaseModel):
     """Base of every payload. Subclasses set `subject`, `producer` and `schema_version` and document
@@ -55,7 +57,7 @@ def envelope_of(model: type[E]) -> type[Envelope[E]]:
 
 def new_envelope(data: EventData, *, correlation_id: uuid.UUID | None = None,
                  causation_id: uuid.UUID | None = None) -> Envelope[Any]:
-    event_id = uuid.uuid4()
+    event_id = random_uuid()
     return envelope_of(type(data))(
         id=event_id,
         type=data.subject,

@@ -34,6 +34,7 @@ from bam.importing.schemas import MAX_ERRORS_SHOWN, ImportResult, RowError
 from mlife_shared.db import utcnow
 from mlife_shared.events import EventData
 from mlife_shared.events.contracts import BadcaseCreated, BadcaseMerged
+from mlife_shared.ids import random_uuid
 from mlife_shared.messaging import outbox
 
 CHUNK_ROWS = 2000
@@ -252,7 +253,7 @@ class ImportService:
                     tags=list(found.tags), frequency=found.frequency)
             if target is None:
                 target = targets[v.fingerprint] = self._new(v, reporter, now)
-                plan.occurrences.append(_occurrence(uuid.uuid4(), target.id, v.report, reporter, now))
+                plan.occurrences.append(_occurrence(random_uuid(), target.id, v.report, reporter, now))
                 plan.events.append(BadcaseCreated(
                     badcase_id=target.id, function=target.function, source="import", model_name=v.report.model_name,
                     model_version=v.report.model_version, priority=self._priority(target, now),
@@ -262,7 +263,7 @@ class ImportService:
                 continue
             target.frequency += 1
             target.add_tags(v.report.tags)
-            occurrence_id = uuid.uuid4()
+            occurrence_id = random_uuid()
             plan.occurrences.append(_occurrence(occurrence_id, target.id, v.report, reporter, now))
             plan.events.append(BadcaseMerged(badcase_id=target.id, occurrence_id=occurrence_id,
                                              frequency=target.frequency))
@@ -275,7 +276,7 @@ class ImportService:
         r = v.report
         description_norm = dedup.normalise_text(r.description)
         row = dict(
-            id=uuid.uuid4(), function=r.function.strip(), system_version=r.system_version, model_name=r.model_name,
+            id=random_uuid(), function=r.function.strip(), system_version=r.system_version, model_name=r.model_name,
             model_version=r.model_version, source="import", reporter=reporter, client_id=r.client_id,
             device_id=r.device_id, description=r.description, description_norm=description_norm, data_refs=v.refs,
             data_md5=v.md5, media_type=v.media, phash=None, prediction=r.prediction, ground_truth=r.ground_truth,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 import time
 import uuid
@@ -11,33 +10,11 @@ from typing import Any
 
 import orjson
 
+from mlife_shared.ids import random_uuid
 from mlife_shared.objectstore import ScopedStore
 from mlife_shared.objectstore.base import iterate
 from msm.serving.runtime import DeploymentView, ServingRegistry, VersionView
 from msm.serving.validation import to_arrays, to_json
-
-
-class _RandomIds:
-    """Version-4 UUIDs from a pool of `os.urandom` bytes: `uuid4()` makes one system call per id (2-3 % of a small
-    model's predict). A forked process starts a pool of its own."""
-
-    def __init__(self, count: int = 256) -> None:
-        self.count = count
-        self.pool = b""
-        self.pos = 0
-        os.register_at_fork(after_in_child=self.reset)
-
-    def reset(self) -> None:
-        self.pool, self.pos = b"", 0
-
-    def __call__(self) -> uuid.UUID:
-        if self.pos >= len(self.pool):
-            self.pool, self.pos = os.urandom(16 * self.count), 0
-        self.pos += 16
-        return uuid.UUID(bytes=self.pool[self.pos - 16:self.pos], version=4)
-
-
-random_uuid = _RandomIds()
 
 
 def log_key(deployment_id: uuid.UUID, prediction_id: uuid.UUID) -> str:
