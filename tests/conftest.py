@@ -63,8 +63,11 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
 
 
 # Under pytest-xdist with `--dist loadgroup` (make test), the tests that use one of these session platforms run on
-# one worker, which starts it once; the other worker runs the rest.
-XDIST_GROUPS = {"stack": "stack", "distributed": "e2e", "labelstudio": "labelstudio", "mlflow_server": "mlflow"}
+# one worker, which starts it once; the other worker runs the rest. `dam_s3`: DAM on the shared test bucket, whose
+# tests assert that no temporary upload is left under `incoming/` — beside each other, one's uploads in flight were
+# the other's leftovers (a fresh-clone CI run failed so).
+XDIST_GROUPS = {"stack": "stack", "distributed": "e2e", "labelstudio": "labelstudio", "mlflow_server": "mlflow",
+                "dam_s3": "dam-s3"}
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups
