@@ -41,6 +41,7 @@ _INSIDE = re.compile(rb'["\\]')  # what changes the state inside a string
 # Everything up to the next bracket, whole strings included (escapes followed), in one call: what is left is a
 # bracket, or the quote of a string that runs past the chunk (then followed by the state machine).
 _SKIP = re.compile(rb'[^"\[\]{}]*(?:"[^"\\]*(?:\\.[^"\\]*)*"[^"\[\]{}]*)*', re.S)
+# Never in JSON text, and in binary data almost at once (NUL aside: json.loads reads UTF-16 and UTF-32 too).
 _CONTROL = re.compile(rb"[\x01-\x08\x0b\x0c\x0e-\x1f]")
 _SPACE = b" \t\r\n\x00\xef\xbb\xbf\xff\xfe"  # JSON whitespace, NULs and byte-order marks of any UTF
 
