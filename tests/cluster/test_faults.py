@@ -52,7 +52,7 @@ from tests.support.cluster import (
 from tests.support.processes import READY_TIMEOUT
 from tests.support.waiting import wait_for
 
-pytestmark = [pytest.mark.xdist_group("cluster"), pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.xdist_group("cluster"), pytest.mark.timeout(1500)]
 
 RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results" / "cluster-faults.json"
 STEADY_SECONDS = 4  # load without a fault before the next one
@@ -117,7 +117,13 @@ async def test_every_event_takes_effect_once_through_faults_under_load(cluster: 
     stopped = time.monotonic()
     lag_at_stop, unpublished_at_stop = await lag(cluster), await unpublished(cluster)
 
-    await wait_for(lambda: _drained(cluster), 180, "every outbox published and every consumer's lag at zero")
+    try:
+        # DAM appends one version of the badcase test set per add-to-test-data request and freezes it whole as
+        # the function's test dataset, so the ~100 requests behind when the load stops take 70 s here alone and
+        # more than 180 s beside the rest of make test on two cores: the bound is for a failing run only
+        await wait_for(lambda: _drained(cluster), 600, "every outbox published and every consumer's lag at zero")
+    except AssertionError as timed_out:
+        raise AssertionError(f"{timed_out}; still behind: {_last_behind}") from None
     drained_s = round(time.monotonic() - stopped, 2)
     await wait_for(lambda: _tasks_ended(cluster, load), 300, "every acknowledged testing task ended")
     counted = await effects(cluster)
@@ -162,8 +168,15 @@ async def _tasks_ended(cluster: Cluster, load: Workload) -> bool:
     return set(ended["tasks_by_status"]) | set(ended["trainings_by_status"]) <= final and await _drained(cluster)
 
 
+_last_behind: dict[str, object] = {}
+
+
 async def _drained(cluster: Cluster) -> bool:
-    return await unpublished(cluster) == 0 and not await lag(cluster)
+    """Nothing left to publish and no consumer behind; what was left at the last look stays in _last_behind
+    (a timed-out wait names it)."""
+    _last_behind.clear()
+    _last_behind.update(unpublished=await unpublished(cluster), lag=await lag(cluster))
+    return _last_behind["unpublished"] == 0 and not _last_behind["lag"]
 
 
 async def test_the_count_sees_an_effect_lost_and_one_duplicated(cluster: Cluster) -> None:
