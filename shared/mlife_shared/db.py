@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -136,6 +136,39 @@ def _refuse_flushed_writes(session: Session, *_: Any) -> None:
         raise WriteInReadOnlySession("a read-only unit of work (a GET or HEAD request) tried to write")
 
 
+_DEFERRED = "mlife_deferred"
+
+
+class DeferredWorkNotRun(RuntimeError):
+    """A session committed with deferred work pending: commit through `Database.transaction()`."""
+
+
+def defer(session: AsyncSession, key: Hashable, work: Callable[[], Awaitable[None]]) -> None:
+    """`work` to run once at the end of this unit of work, in its transaction, just before it commits. A later
+    deferral under the same key replaces the earlier one and takes its turn after the work deferred before it:
+    a consumer's batch of events that each append to one standing set freezes it once, at its last version,
+    instead of once an event. Its failure rolls the whole unit back, as the handler's own would."""
+    pending: dict[Hashable, Callable[[], Awaitable[None]]] = session.info.setdefault(_DEFERRED, {})
+    pending.pop(key, None)
+    pending[key] = work
+
+
+async def run_deferred(session: AsyncSession) -> None:
+    """Run the unit's deferred work (work may defer more); `Database.transaction()` calls it before commit."""
+    pending: dict[Hashable, Callable[[], Awaitable[None]]] | None = session.info.get(_DEFERRED)
+    while pending:
+        await session.flush()
+        work = pending.pop(next(iter(pending)))
+        await work()
+
+
+@event.listens_for(Session, "before_commit")
+def _refuse_unrun_deferred(session: Session) -> None:
+    if session.info.get(_DEFERRED):
+        raise DeferredWorkNotRun(f"{len(session.info[_DEFERRED])} deferred work(s) pending at commit: a unit of "
+                                 "work with deferred work commits through Database.transaction()")
+
+
 class Database:
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
@@ -154,6 +187,7 @@ class Database:
         async with self.sessionmaker() as session:
             try:
                 yield session
+                await run_deferred(session)
                 await session.commit()
             except BaseException:
                 await session.rollback()

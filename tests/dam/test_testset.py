@@ -1,7 +1,7 @@
 """The consumer of `badcase.test_data_requested` on real NATS JetStream and PostgreSQL: items join the
 standing badcase test set of their function as a new version (BAM's keyed objects copied into DAM's
-content-addressed store), frozen at once as that function's test dataset; unresolvable data is
-dead-lettered with the reason."""
+content-addressed store), the latest version frozen in the same transaction as that function's test dataset
+(once for a batch of requests); unresolvable data is dead-lettered with the reason."""
 
 from __future__ import annotations
 
@@ -461,3 +461,53 @@ async def test_a_request_appends_its_rows_and_the_same_request_twice_appends_onc
     # search across documents names each row's document and current version, old rows included
     found = (await dam.post("/search", json={"q": "happy"})).json()["items"]
     assert [(r["document_id"], r["document_version"], r["id"]) for r in found] == [(doc["id"], 2, v1["happy"])]
+
+
+async def test_a_batch_of_requests_makes_a_version_each_and_one_freeze_a_function(
+        dam: httpx.AsyncClient, dam_db: str, js) -> None:  # type: ignore[no-untyped-def]
+    """Requests applied in one unit of work (the consumer's batch when a backlog builds up): each request is a
+    version of its function's document, and each function's latest version is frozen once, as the test dataset
+    of every row, with the last request's correlation; freezing every version would write the whole set again
+    each time. Then the same through the consumer on NATS: nothing lost, the set frozen at the latest version."""
+    app = dam.app  # type: ignore[attr-defined]
+    ctx = ServiceContext(app.state.settings, app.state.raw_store, app.state.store)
+    images = [png(5, 5, seed=300 + i) for i in range(6)]
+    md5s = [(await dam.post("/files", content=im)).json()["md5"] for im in images]
+
+    def request(i: int, function: str) -> Envelope[BadcaseTestDataRequested]:
+        return new_envelope(BadcaseTestDataRequested(request_id=uuid.uuid4(), items=[DataItem(
+            badcase_id=uuid.uuid4(), data_refs=[f"md5:{md5s[i]}"], md5=md5s[i], ground_truth=f"l{i}",
+            function=function)]))
+
+    batch = [request(0, "faces"), request(1, "cars"), request(2, "faces"), request(3, "faces")]
+    db = Database(dam_db)
+    try:
+        async with db.transaction() as session:
+            for event in batch:
+                await on_test_data_requested(event, session, ctx)
+    finally:
+        await db.dispose()
+    docs = {d["function"]: d for d in (await dam.get("/documents", params={"kind": "badcase test set"})).json()}
+    assert {f: (d["current_version"], d["row_count"]) for f, d in docs.items()} == {"faces": (3, 3), "cars": (1, 1)}
+    grouped = await outbox_events(dam_db, "dataset.grouped")
+    assert sorted((e["data"]["function"], e["data"]["version"], e["data"]["item_count"]) for e in grouped) == [
+        ("cars", 1, 1), ("faces", 1, 3)]
+    faces = next(e for e in grouped if e["data"]["function"] == "faces")
+    assert faces["correlation_id"] == str(batch[3].correlation_id)
+    shown = (await dam.get(f"/datasets/{faces['data']['dataset_id']}")).json()
+    assert shown["spec"]["documents"] == [{"id": docs["faces"]["id"], "version": 3}]
+    manifest = (await dam.get(f"/datasets/{faces['data']['dataset_id']}/manifest")).text.splitlines()
+    assert sorted(json.loads(x)["label"] for x in manifest) == ["l0", "l2", "l3"]
+
+    # the consumer on NATS: two more requests for faces, however they are batched, end at version 5 frozen
+    for i in (4, 5):
+        await publish(js, request(i, "faces").data)
+
+    async def _frozen_at_5() -> bool:
+        sets = (await dam.get("/datasets", params={"function": "faces"})).json()
+        return bool(sets) and sets[0]["spec"]["documents"][0]["version"] == 5
+
+    await run_until(dam, dam_db, js, _frozen_at_5)
+    sets = (await dam.get("/datasets", params={"function": "faces"})).json()
+    assert sets[0]["item_count"] == 5 and 2 <= len(sets) <= 3
+    assert (await dam.get(f"/documents/{docs['faces']['id']}")).json()["current_version"] == 5

@@ -1,8 +1,10 @@
 """The badcase test set, one per function: BAM's "add to test data" items join the standing document
 `badcase test set: <function>` of their own function as a new version (one per function an event
 touches) that appends their rows — the rows already there are not written again — with their ground truth
-as annotation, and DAM freezes that version at once as the function's test dataset (`dataset.grouped`,
-`is_badcase_test_set`). An item's data is a file named by a DAM MD5 or an object key in the shared store
+as annotation, and DAM freezes the function's latest version as its test dataset (`dataset.grouped`,
+`is_badcase_test_set`) in the same transaction: once a unit of work, so a consumer's batch of requests (a backlog)
+makes one version each and one freeze a function (freezing writes every item of the set, each version's would
+make a backlog quadratic). An item's data is a file named by a DAM MD5 or an object key in the shared store
 (BAM's `bam/data/<md5>`, MSM's `msm/feedback/<id>/input.npy`), or, for a tabular badcase, its feature row.
 A keyed object is copied into DAM's content-addressed store: under the MD5 its producer sent once a stat
 shows it exists (never read whole to hash it again), else hashed as it is copied. When any item cannot be
@@ -14,6 +16,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,6 +34,7 @@ from dam.file.service import MEDIA_MAX_BYTES, FileService, file_key
 from dam.testset.conversion import PROVENANCE, ConversionService, convert_async, has_segment, segment_of
 from dam.testset.exceptions import UnconvertibleTestData, UnresolvableTestData
 from dam.testset.schemas import ConversionSettings
+from mlife_shared.db import defer
 from mlife_shared.events import Envelope
 from mlife_shared.events.contracts import BadcaseTestDataRequested, TestDataItem
 from mlife_shared.messaging.outbox import caused_by
@@ -40,6 +44,7 @@ from mlife_shared.objectstore.base import iterate, read_all
 HEX32 = re.compile(r"^[0-9a-fA-F]{32}$")
 COLUMNS = ["badcase_id", "function", "request_id"]
 UNASSIGNED = "unassigned"
+FREEZE = "freeze the badcase test set"  # the key of a function's deferred freeze
 
 
 @dataclass
@@ -241,8 +246,9 @@ class TestSetService:
         return pending
 
     async def append(self, event: Envelope[BadcaseTestDataRequested]) -> list[Version]:
-        """One new version per function the event's items belong to, each frozen as that function's test set.
-        A version appends the new rows (and retires the rows of badcases added again); it rewrites nothing."""
+        """One new version per function the event's items belong to, the function's latest frozen as its test set
+        when the unit of work ends. A version appends the new rows (and retires the rows of badcases added again);
+        it rewrites nothing."""
         data = event.data
         pending = await self._pending(data)
         resolved = await self._check([item for items in pending.values() for item in items])
@@ -265,8 +271,12 @@ class TestSetService:
             v = await self.docs.append_version(doc, new_rows, replacing=("badcase_id", replaced), user="bam",
                                                correlation=caused_by(event),
                                                message=f"{len(replaced)} badcases added (request {data.request_id})")
-            await self.datasets.group(GroupRequest(
-                name=doc.name, documents=[DocumentRef(id=doc.id, version=v.version.version)], split={"test": 1.0},
-                stratify=False, function=function), "bam", correlation=caused_by(event))
+            defer(self.session, (FREEZE, function), partial(self._freeze, doc, v.version.version, function,
+                                                             caused_by(event)))
             out.append(v)
         return out
+
+    async def _freeze(self, doc: Document, version: int, function: str, correlation: dict[str, Any]) -> None:
+        await self.datasets.group(GroupRequest(
+            name=doc.name, documents=[DocumentRef(id=doc.id, version=version)], split={"test": 1.0},
+            stratify=False, function=function), "bam", correlation=correlation)
