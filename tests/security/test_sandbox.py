@@ -416,3 +416,37 @@ async def test_sandbox_network_setting(tmp_path: Path, network: str) -> None:
     listener.close()
     assert await proc.wait() == 0, out
     assert out.decode().strip() == ("CONNECTED" if network == "host" else "ERR ConnectionRefusedError")
+
+
+LEAVE_CHILDREN = ("import os, time\nfor _ in range(22):\n    if os.fork() == 0:\n        time.sleep(600)\n"
+                  "        os._exit(0)\nprint('left 22 children', flush=True)\n")
+FORK_AND_REAP = ("import os\nn = 0\nfor _ in range(22):\n    pid = os.fork()\n    if pid == 0:\n        os._exit(0)\n"
+                 "    n += 1\nwhile True:\n    try:\n        os.wait()\n    except ChildProcessError:\n        break\n"
+                 "print('forked', n, flush=True)\n")
+
+
+async def test_an_attempt_ends_once_its_sandbox_has_no_process_left(tmp_path: Path) -> None:
+    """Killing a pid namespace is asynchronous; an attempt is over only once none of its processes is left, so
+    the next attempt of the slot's uid has the whole process limit (RLIMIT_NPROC is per uid): an attempt that
+    leaves 22 children, then one that forks 22 under a limit of 24."""
+    from mtt.runner.backends import ProcessSpec
+    from mtt.runner.sandbox import BwrapBackend, Limits, members_of
+
+    uid = 200000 + os.getpid() % 50000 + 1  # a uid no other process on this machine has
+    backend = BwrapBackend("bwrap", network="none", uid_for_slot=lambda slot: uid,
+                           limits=Limits(memory_mb=1024, cpu_seconds=60, processes=24, file_mb=16))
+    outputs = []
+    for name, script in (("leave", LEAVE_CHILDREN), ("fork", FORK_AND_REAP)):
+        (tmp_path / name / "code").mkdir(parents=True)
+        proc = await backend.start(ProcessSpec(
+            task_id=name, argv=["python", "-c", script], workdir=tmp_path / name, cwd=tmp_path / name / "code",
+            env={"PATH": f"{Path(sys.executable).parent}:/usr/bin"}))
+        out = b""
+        while chunk := await proc.read():
+            out += chunk
+        code = await proc.wait()
+        await proc.cleanup()
+        namespace = proc.namespace  # type: ignore[attr-defined]
+        assert namespace is not None and members_of(namespace) == [], (name, namespace)
+        outputs.append((code, out.decode().strip()))
+    assert outputs == [(0, "left 22 children"), (0, "forked 22")]

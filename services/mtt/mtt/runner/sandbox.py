@@ -18,19 +18,27 @@ import os
 import shutil
 import signal
 import sys
+import time
 from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 
+import structlog
+
 from mlife_shared.plugins.seams.runners import Limits, ProcessSpec, RunnerUnavailable, RunningProcess
 from mtt.runner.backends import _Subprocess
 from mtt.runner.result import RunFailed
+
+log = structlog.get_logger(__name__)
 
 SANDBOX_WORKDIR = "/mlife/work"
 SANDBOX_SDK = "/mlife/sdk"
 # the attempt's folders the command sees: (name, writable)
 WORK_MOUNTS = (("code", True), ("out", True), ("home", True), ("data", False), ("model", False))
 TASK_USER = "task"
+# How long an ended attempt waits for the last processes of its pid namespace to be gone (the kernel kills them
+# asynchronously once the namespace's init is gone); past it the runner goes on with a warning.
+RELEASE_SECONDS = 10.0
 
 
 class SandboxUnavailable(RunFailed, RunnerUnavailable):
@@ -200,26 +208,60 @@ class BwrapBackend:
         proc = await asyncio.create_subprocess_exec(
             *self.argv(spec, uid, etc, tools), env=spec.env, stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True)
-        return _Sandboxed(proc, spec.kill_grace_seconds)
+        sandboxed = _Sandboxed(proc, spec.kill_grace_seconds)
+        await sandboxed.find_namespace()
+        return sandboxed
+
+
+def members_of(namespace: str, but: str | None = None) -> list[int]:
+    """Host pids of the processes in a pid namespace (`pid:[inode]`), `but` one pid excluded."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and entry != but:
+            with suppress(OSError):
+                if os.readlink(f"/proc/{entry}/ns/pid") == namespace:
+                    out.append(int(entry))
+    return out
 
 
 class _Sandboxed(_Subprocess):
     """bwrap's own process: when it ends, its pid namespace (the command and all it started) is killed."""
 
+    def __init__(self, proc: asyncio.subprocess.Process, grace: float) -> None:
+        super().__init__(proc, grace)
+        self.init: str | None = None  # the host pid of the namespace's init (bwrap's child)
+        self.namespace: str | None = None
+
+    async def find_namespace(self) -> None:
+        """bwrap's child (the namespace's init) and its pid namespace, as soon as bwrap has cloned it."""
+        deadline = time.monotonic() + 5
+        while self.namespace is None and self.proc.returncode is None and time.monotonic() < deadline:
+            with suppress(OSError, IndexError):
+                init = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()[0]
+                namespace = os.readlink(f"/proc/{init}/ns/pid")
+                if namespace != os.readlink("/proc/self/ns/pid"):  # never the runner's own
+                    self.namespace, self.init = namespace, init
+                    return
+            await asyncio.sleep(0.005)
+
     def _members(self) -> list[int]:
         """Host pids of the processes inside the sandbox's pid namespace, its init excluded."""
-        try:
-            inits = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
-            ns = os.readlink(f"/proc/{inits[0]}/ns/pid")
-        except (OSError, IndexError):
-            return []
-        out = []
-        for entry in os.listdir("/proc"):
-            if entry.isdigit() and entry != inits[0]:
-                with suppress(OSError):
-                    if os.readlink(f"/proc/{entry}/ns/pid") == ns:
-                        out.append(int(entry))
-        return out
+        return members_of(self.namespace, but=self.init) if self.namespace else []
+
+    async def _released(self) -> None:
+        """Wait until the namespace has no process left. Killing a namespace is asynchronous, and what is still
+        dying counts against the next attempt's process limit (RLIMIT_NPROC is per uid, the slot's uid is reused):
+        a fork bomb started right after a task that left 23 children could not fork once and ended with code 2.
+        (A namespace id can be reused once freed; a new sandbox under the old id only makes this wait longer,
+        bounded by RELEASE_SECONDS.)"""
+        if self.namespace is None:
+            return
+        deadline = time.monotonic() + RELEASE_SECONDS
+        while left := await asyncio.to_thread(members_of, self.namespace):
+            if time.monotonic() > deadline:
+                log.warning("sandbox_processes_left", namespace=self.namespace, processes=len(left))
+                return
+            await asyncio.sleep(0.02)
 
     async def kill(self) -> None:
         for pid in self._members():  # a graceful stop first: the command gets SIGTERM
@@ -231,3 +273,8 @@ class _Sandboxed(_Subprocess):
             pass
         self._signal(signal.SIGKILL)  # bwrap gone → its init gets SIGKILL → the whole namespace goes
         await self.proc.wait()
+        await self._released()
+
+    async def cleanup(self) -> None:
+        await super().cleanup()
+        await self._released()
