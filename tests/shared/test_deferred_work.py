@@ -4,45 +4,25 @@ whole unit), and a session committed any other way with work pending is refused.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import String, select
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import select
 
-from mlife_shared.db import Database, DeferredWorkNotRun, defer, new_id
-from tests.support.postgres import create_database, drop_databases, pg_url
-
-
-class _Base(DeclarativeBase):
-    pass
-
-
-class Entry(_Base):
-    __tablename__ = "deferred_work_entry"
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
-    text: Mapped[str] = mapped_column(String(50))
+from mlife_shared.db import Database, DeferredWorkNotRun, defer
+from tests.support.postgres import Note, scratch_database
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
 async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    created = [await create_database()] if request.param == "postgresql" else []
-    database = Database(pg_url(created[0]) if created else f"sqlite+aiosqlite:///{tmp_path / 'entries.db'}",
-                        pool_size=1)
-    async with database.engine.begin() as conn:
-        await conn.run_sync(Entry.metadata.create_all, tables=[Entry.__table__])
-    try:
+    async with scratch_database(request.param, tmp_path, Note) as database:
         yield database
-    finally:
-        await database.dispose()
-        await drop_databases(created)
 
 
 async def _texts(db: Database) -> list[str]:
     async with db.transaction() as session:
-        return sorted((await session.execute(select(Entry.text))).scalars().all())
+        return sorted((await session.execute(select(Note.text))).scalars().all())
 
 
 async def test_the_latest_deferral_of_a_key_runs_once_in_its_place_and_sees_the_unit_s_writes(
@@ -51,13 +31,13 @@ async def test_the_latest_deferral_of_a_key_runs_once_in_its_place_and_sees_the_
 
     async with db.transaction() as session:
         for i in range(3):
-            session.add(Entry(text=f"version {i}"))
+            session.add(Note(text=f"version {i}"))
 
             async def freeze(i: int = i) -> None:
                 # the unit's rows are flushed before deferred work runs: it sees all three
-                seen = (await session.execute(select(Entry.text))).scalars().all()
+                seen = (await session.execute(select(Note.text))).scalars().all()
                 ran.append(f"freeze at version {i} seeing {len(seen)}")
-                session.add(Entry(text=f"frozen {i}"))
+                session.add(Note(text=f"frozen {i}"))
 
             defer(session, ("freeze", "digits"), freeze)
 
@@ -75,10 +55,10 @@ async def test_the_latest_deferral_of_a_key_runs_once_in_its_place_and_sees_the_
 async def test_deferred_work_may_defer_more_and_its_failure_rolls_the_whole_unit_back(db: Database) -> None:
     async with db.transaction() as session:
         async def second() -> None:
-            session.add(Entry(text="second"))
+            session.add(Note(text="second"))
 
         async def first() -> None:
-            session.add(Entry(text="first"))
+            session.add(Note(text="first"))
             defer(session, "second", second)
 
         defer(session, "first", first)
@@ -89,7 +69,7 @@ async def test_deferred_work_may_defer_more_and_its_failure_rolls_the_whole_unit
 
     with pytest.raises(ValueError, match="the freeze failed"):
         async with db.transaction() as session:
-            session.add(Entry(text="written before the failure"))
+            session.add(Note(text="written before the failure"))
             defer(session, "freeze", fails)
     assert await _texts(db) == ["first", "second"]
 
@@ -99,7 +79,7 @@ async def test_a_session_committed_outside_database_transaction_with_work_pendin
         pass
 
     async with db.sessionmaker() as session:
-        session.add(Entry(text="never committed"))
+        session.add(Note(text="never committed"))
         defer(session, "freeze", work)
         with pytest.raises(DeferredWorkNotRun, match="Database.transaction"):
             await session.commit()

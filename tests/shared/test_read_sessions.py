@@ -4,42 +4,22 @@ trips), the same pool, and any write refused before it reaches the database; on 
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import String, insert, select, text, update
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import insert, select, text, update
 
 from mlife_shared.db import Database, WriteInReadOnlySession, new_id
-from tests.support.postgres import create_database, drop_databases, pg_url
-
-
-class _Base(DeclarativeBase):
-    pass
-
-
-class Note(_Base):
-    __tablename__ = "read_session_note"
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
-    text: Mapped[str] = mapped_column(String(50))
+from tests.support.postgres import Note, scratch_database
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
 async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    created = [await create_database()] if request.param == "postgresql" else []
-    database = Database(pg_url(created[0]) if created else f"sqlite+aiosqlite:///{tmp_path / 'notes.db'}",
-                        pool_size=1)
-    async with database.engine.begin() as conn:
-        await conn.run_sync(Note.metadata.create_all, tables=[Note.__table__])
-    async with database.transaction() as session:
-        session.add(Note(text="kept"))
-    try:
+    async with scratch_database(request.param, tmp_path, Note) as database:
+        async with database.transaction() as session:
+            session.add(Note(text="kept"))
         yield database
-    finally:
-        await database.dispose()
-        await drop_databases(created)
 
 
 async def _now_twice(session) -> tuple[object, object]:  # type: ignore[no-untyped-def]

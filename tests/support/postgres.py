@@ -12,10 +12,15 @@ import os
 import socket
 import uuid
 import zlib
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path
 
 import asyncpg
+from sqlalchemy import String, Table
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from mlife_shared.db import Database, new_id
 from mlife_shared.migrations import upgrade
 
 PG_HOST = os.environ.get("MLIFE_TEST_PG_HOST", "127.0.0.1")
@@ -129,3 +134,34 @@ async def drop_templates() -> None:
     finally:
         await conn.close()
     _templates.clear()
+
+
+class _Scratch(DeclarativeBase):
+    pass
+
+
+class Note(_Scratch):
+    """A row of text: the table of the shared data layer's own tests."""
+
+    __tablename__ = "scratch_note"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    text: Mapped[str] = mapped_column(String(50))
+
+
+@asynccontextmanager
+async def scratch_database(dialect: str, folder: Path, *models: type[DeclarativeBase]) -> AsyncIterator[Database]:
+    """A one-connection `Database` with the tables of `models` created, on a new PostgreSQL database (`postgresql`, dropped
+    after) or a SQLite file in `folder` (`sqlite`): for tests of the shared data layer on both dialects."""
+    created = [await create_database()] if dialect == "postgresql" else []
+    database = Database(pg_url(created[0]) if created else f"sqlite+aiosqlite:///{folder / 'scratch.db'}",
+                        pool_size=1)
+    try:
+        async with database.engine.begin() as conn:
+            for model in models:
+                table = model.__table__
+                assert isinstance(table, Table)
+                await conn.run_sync(table.create)
+        yield database
+    finally:
+        await database.dispose()
+        await drop_databases(created)
