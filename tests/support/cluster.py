@@ -327,6 +327,13 @@ async def unpublished(cluster: Cluster) -> int:
                 for app in SERVICE_DBS])
 
 
+async def outbox_rows(cluster: Cluster) -> tuple[int, int]:
+    """(rows, rows not published yet) of every service's outbox."""
+    counts = [(await query(cluster, app, "SELECT count(*), count(*) FILTER (WHERE published_at IS NULL) FROM outbox"))[0]
+              for app in SERVICE_DBS]
+    return sum(c[0] for c in counts), sum(c[1] for c in counts)
+
+
 async def lag(cluster: Cluster) -> dict[str, int]:
     """Every consumer's num_pending + num_ack_pending, as its leader reports it (a consumer with lag only)."""
     out = {}
@@ -342,6 +349,7 @@ async def effects(cluster: Cluster) -> dict[str, Any]:
     JetStream config filters one subject), and the DAM test set versions per add-to-test-data request (the
     effect with no unique key to stop a duplicate: a duplicate there would be a second version)."""
     lost: dict[str, int] = {}
+    why: dict[str, Any] = {}  # per consumer with a loss: a few of the events lost, and their dead letters if any
     applied = 0
     for (stream, durable), info in (await cluster.jsz()).items():
         subject = (info.get("config") or {}).get("filter_subject")
@@ -357,6 +365,10 @@ async def effects(cluster: Cluster) -> dict[str, Any]:
         applied += len(sent & done)
         if sent - done:
             lost[durable] = len(sent - done)
+            missing = [str(e) for e in sorted(sent - done)[:5]]
+            letters = await query(cluster, consumer_app, "SELECT event_id, reason, deliveries, left(error, 300) "
+                                                         "FROM dead_letter WHERE event_id = ANY($1::text[])", missing)
+            why[durable] = {"events": missing, "dead_letters": [tuple(r) for r in letters]}
     requests = [r[0] for r in await query(cluster, "bam", "SELECT envelope->'data'->>'request_id' FROM outbox "
                                                           "WHERE subject = 'badcase.test_data_requested'")]
     versions = Counter(r[0] for r in await query(
@@ -364,7 +376,7 @@ async def effects(cluster: Cluster) -> dict[str, Any]:
                         "WHERE created_by = 'bam'"))
     grouped = {r[0] for r in await query(cluster, "dam", "SELECT envelope->'data'->>'dataset_id' FROM outbox "
                                                          "WHERE subject = 'dataset.grouped'")}
-    return {"events_applied": applied, "lost_by_consumer": lost, "datasets_grouped": grouped,
+    return {"events_applied": applied, "lost_by_consumer": lost, "lost_detail": why, "datasets_grouped": grouped,
             "test_data_requests": len(requests),
             "test_data_lost": sum(1 for r in requests if versions[r] == 0),
             "test_data_duplicated": sum(versions[r] - 1 for r in requests if versions[r] > 1),
