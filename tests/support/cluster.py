@@ -321,12 +321,6 @@ async def query(cluster: Cluster, app: str, sql: str, *args: Any) -> list[asyncp
         await conn.close()
 
 
-async def unpublished(cluster: Cluster) -> int:
-    """Outbox rows of every service the relays have not published yet."""
-    return sum([(await query(cluster, app, "SELECT count(*) FROM outbox WHERE published_at IS NULL"))[0][0]
-                for app in SERVICE_DBS])
-
-
 async def outbox_rows(cluster: Cluster) -> tuple[int, int]:
     """(rows, rows not published yet) of every service's outbox."""
     counts = [(await query(cluster, app, "SELECT count(*), count(*) FILTER (WHERE published_at IS NULL) FROM outbox"))[0]
